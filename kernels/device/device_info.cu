@@ -1,0 +1,29 @@
+#include <cuda_runtime.h>
+
+#include "device/device_info.h"
+
+namespace empiric {
+
+GpuInfo gpu_info() {
+  GpuInfo info;
+  if (cudaGetDeviceCount(&info.count) != cudaSuccess) {
+    cudaGetLastError();  // no driver or no device: not an error for a CPU machine
+    info.count = 0;
+    return info;
+  }
+  int version = 0;
+  if (cudaRuntimeGetVersion(&version) == cudaSuccess)
+    info.runtime = std::to_string(version / 1000) + "." + std::to_string((version % 1000) / 10);
+  if (info.count > 0) {
+    cudaDeviceProp prop{};
+    if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
+      info.name = prop.name;
+      info.sm_major = prop.major;
+      info.sm_minor = prop.minor;
+      info.memory_gib = double(prop.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0);
+    }
+  }
+  return info;
+}
+
+}  // namespace empiric

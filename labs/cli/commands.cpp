@@ -1,0 +1,192 @@
+#include "cli/commands.h"
+
+#include <fmt/core.h>
+
+#include <filesystem>
+#include <iostream>
+
+#include "core/bank.h"
+#include "core/config.h"
+#include "core/errors.h"
+#include "core/schema.h"
+#include "core/store.h"
+
+namespace empiric::cli {
+namespace {
+
+std::string bank_path(const Context& ctx) { return ctx.home + "/questions/bank.json"; }
+
+std::string csv_cell(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += (c == '"' ? std::string("\"\"") : std::string(1, c));
+  return out + "\"";
+}
+
+std::string summary_number(const json& summary, const char* key, const char* format) {
+  if (!summary.contains(key) || !summary[key].is_number()) return "-";
+  return fmt::format(fmt::runtime(format), summary[key].get<double>());
+}
+
+}  // namespace
+
+int list_questions(const Context& ctx, int section, const std::string& kind, bool as_json) {
+  Bank bank = load_bank(bank_path(ctx));
+  if (section != 0 && !bank.section(section))
+    throw UserError(fmt::format("--section {}: no such section; allowed: 1 to {}", section, bank.sections.size()));
+  if (!kind.empty() && kind != "empirical" && kind != "discussion")
+    throw UserError("--kind " + kind + ": allowed: empirical, discussion");
+  json out = json::array();
+  int last_section = -1;
+  for (const auto& q : bank.questions) {
+    if ((section && q.section != section) || (!kind.empty() && q.kind != kind)) continue;
+    if (as_json) {
+      out.push_back({{"number", q.number}, {"section", q.section},
+                     {"section_title", bank.section(q.section)->title}, {"text", q.text},
+                     {"tags", q.tags}, {"kind", q.kind}, {"informed_by", q.informed_by},
+                     {"claims", q.claims.size()}});
+      continue;
+    }
+    if (q.section != last_section) {
+      fmt::print("{}{:>2}. {}\n", last_section == -1 ? "" : "\n", q.section, bank.section(q.section)->title);
+      last_section = q.section;
+    }
+    std::string mark = q.kind == "empirical" ? (q.claims.empty() ? "E " : "E*") : "  ";
+    fmt::print("  {} Q{:<3} {}\n", mark, q.number, q.text);
+  }
+  if (as_json) {
+    std::cout << out.dump(2) << "\n";
+  } else {
+    fmt::print("\nE: empirical (an experiment can answer it), E*: has a lab with claims.\n");
+  }
+  return 0;
+}
+
+int show_question(const Context& ctx, int number, bool as_json) {
+  Bank bank = load_bank(bank_path(ctx));
+  const Question* q = bank.find(number);
+  if (!q) throw UserError(fmt::format("question {}: no such question; allowed: 1 to {}", number, bank.questions.size()));
+  std::vector<TrialRecord> trials;
+  std::vector<BenchRecord> bench;
+  if (std::filesystem::exists(ctx.db)) {
+    Store store(ctx.db);
+    trials = store.trials(number);
+    bench = store.bench_records(number);
+  }
+  if (as_json) {
+    json out = {{"number", q->number}, {"section", q->section}, {"text", q->text},
+                {"kind", q->kind}, {"tags", q->tags}, {"informed_by", q->informed_by},
+                {"claims", q->claims}, {"trials_in_store", trials.size()},
+                {"bench_records", bench.size()}};
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  fmt::print("Q{} [{}. {}] ({})\n  {}\n", q->number, q->section, bank.section(q->section)->title,
+             q->kind, q->text);
+  if (!q->tags.empty()) {
+    std::string tags;
+    for (const auto& t : q->tags) tags += (tags.empty() ? "" : ", ") + t;
+    fmt::print("  tags: {}\n", tags);
+  }
+  if (!q->informed_by.empty()) {
+    std::string refs;
+    for (int r : q->informed_by) refs += (refs.empty() ? "Q" : ", Q") + std::to_string(r);
+    fmt::print("  labs that inform it: {}\n", refs);
+  }
+  if (q->claims.empty()) {
+    fmt::print("\nClaims: none yet{}\n", q->kind == "empirical" ? " (its lab has not landed)" : "");
+  } else {
+    fmt::print("\nClaims:\n");
+    for (const auto& c : q->claims)
+      fmt::print("  - {}: {}\n    config: {}\n", c.value("id", "?"), c.value("statement", ""), c.value("config", ""));
+  }
+  fmt::print("\nTrials in {}: {}", ctx.db, trials.size());
+  if (!trials.empty()) {
+    int diverged = 0;
+    for (const auto& t : trials) diverged += t.status == "diverged";
+    fmt::print(" ({} diverged; latest {})", diverged, trials.front().finished_at);
+  }
+  fmt::print("\n");
+  if (!bench.empty()) {
+    fmt::print("\nBenchmarks serving Q{}:\n", number);
+    for (const auto& b : bench)
+      fmt::print("  {:<48} {:>12.3f} us  {:>10.3f} GB/s  {}\n", b.name, b.time_s * 1e6, b.bytes_per_s / 1e9, b.created_at);
+  }
+  return 0;
+}
+
+int show_config(const Context& ctx, const std::string& file, const std::string& preset,
+                const std::vector<std::string>& overrides, bool trials) {
+  (void)ctx;
+  ResolvedConfig r = resolve_config(file, preset, overrides);
+  if (!trials) {
+    std::cout << r.config.dump(2) << "\n";
+    return 0;
+  }
+  auto list = expand_trials(r);
+  for (const auto& t : list) fmt::print("{}  seed={}  {}\n", t.hash.substr(0, 12), t.seed, t.axes.dump());
+  fmt::print("{} trials\n", list.size());
+  return 0;
+}
+
+int print_keys(bool markdown) {
+  if (markdown) {
+    std::cout << schema_markdown();
+    return 0;
+  }
+  for (const auto& s : config_schema()) {
+    fmt::print("{}\n", s.name.empty() ? "(top level)" : s.name);
+    for (const auto& f : s.fields)
+      fmt::print("  {:<22} default {:<16} {}\n", f.key, f.default_value.dump(), f.doc);
+  }
+  return 0;
+}
+
+int print_results(const Context& ctx, int question, const std::string& format) {
+  if (format != "table" && format != "jsonl" && format != "csv")
+    throw UserError("--format " + format + ": allowed: table, jsonl, csv");
+  if (!std::filesystem::exists(ctx.db)) throw UserError(ctx.db + ": no results database yet (run a lab first, or pass --db)");
+  Store store(ctx.db);
+  auto trials = store.trials(question);
+  if (format == "jsonl") {
+    for (const auto& t : trials) {
+      json row = {{"hash", t.hash}, {"run_id", t.run_id}, {"question", t.question},
+                  {"config_file", t.config_file}, {"status", t.status}, {"seed", t.seed},
+                  {"axes", t.axes}, {"summary", t.summary}, {"measures", t.measures},
+                  {"wall_s", t.wall_s}, {"finished_at", t.finished_at}, {"config", t.config}};
+      if (t.status == "diverged") row["diverged_step"] = t.diverged_step;
+      std::cout << row.dump() << "\n";
+    }
+    return 0;
+  }
+  if (format == "csv") {
+    fmt::print("hash,question,config_file,status,diverged_step,seed,axes,test_acc,test_loss,train_loss,wall_s,finished_at\n");
+    for (const auto& t : trials)
+      fmt::print("{},{},{},{},{},{},{},{},{},{},{},{}\n", t.hash, t.question, csv_cell(t.config_file), t.status,
+                 t.status == "diverged" ? std::to_string(t.diverged_step) : "", t.seed, csv_cell(t.axes.dump()),
+                 summary_number(t.summary, "test_acc", "{:.6f}"), summary_number(t.summary, "test_loss", "{:.6f}"),
+                 summary_number(t.summary, "train_loss", "{:.6f}"), t.wall_s, t.finished_at);
+    return 0;
+  }
+  fmt::print("{:<12} {:>3} {:<28} {:<9} {:>4} {:>8} {:>9} {:>8}  {}\n", "trial", "Q", "config", "status",
+             "seed", "test_acc", "train_loss", "wall_s", "axes");
+  for (const auto& t : trials) {
+    std::string file = std::filesystem::path(t.config_file).filename().string();
+    fmt::print("{:<12} {:>3} {:<28} {:<9} {:>4} {:>8} {:>9} {:>8.1f}  {}\n", t.hash.substr(0, 12), t.question,
+               file.substr(0, 28), t.status, t.seed, summary_number(t.summary, "test_acc", "{:.4f}"),
+               summary_number(t.summary, "train_loss", "{:.4f}"), t.wall_s, t.axes.dump());
+  }
+  fmt::print("{} trials\n", trials.size());
+  return 0;
+}
+
+int merge_results(const Context& ctx, const std::vector<std::string>& others) {
+  Store store(ctx.db);
+  for (const auto& o : others) {
+    long long added = store.merge_from(o);
+    fmt::print("{}: {} trials added to {}\n", o, added, ctx.db);
+  }
+  return 0;
+}
+
+}  // namespace empiric::cli

@@ -1,0 +1,35 @@
+// The CLI's commands, one function each; main.cpp only parses arguments and calls them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace empiric::cli {
+
+struct Context {
+  std::string home;  // the checkout: questions/, configs/
+  std::string db;    // results database
+};
+
+int list_questions(const Context& ctx, int section, const std::string& kind, bool as_json);
+int show_question(const Context& ctx, int number, bool as_json);
+int show_config(const Context& ctx, const std::string& file, const std::string& preset,
+                const std::vector<std::string>& overrides, bool trials);
+int print_keys(bool markdown);
+int print_results(const Context& ctx, int question, const std::string& format);
+int merge_results(const Context& ctx, const std::vector<std::string>& others);
+
+struct RunOptions {
+  std::string config;
+  std::string preset;
+  std::vector<std::string> overrides;
+  std::string device = "auto";
+  bool force = false;
+  int jobs = 1;
+  int shard_index = 0;
+  int shard_count = 1;
+  bool progress = true;
+};
+int run_config(const Context& ctx, const RunOptions& opts);
+
+}  // namespace empiric::cli

@@ -1,0 +1,121 @@
+// empiric: the command-line front of the lab. Parses arguments, calls one command, and turns
+// every user error into one line on stderr and exit status 2.
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+#include <unistd.h>
+
+#include "cli/commands.h"
+#include "core/errors.h"
+
+#ifndef EMPIRIC_SOURCE_DIR
+#define EMPIRIC_SOURCE_DIR "."
+#endif
+
+namespace {
+
+std::string default_home() {
+  if (const char* h = std::getenv("EMPIRIC_HOME")) return h;
+  return EMPIRIC_SOURCE_DIR;
+}
+
+// "2/8" -> {2, 8}
+std::pair<int, int> parse_shard(const std::string& s) {
+  auto slash = s.find('/');
+  try {
+    if (slash != std::string::npos) {
+      int i = std::stoi(s.substr(0, slash)), n = std::stoi(s.substr(slash + 1));
+      if (n >= 1 && i >= 0 && i < n) return {i, n};
+    }
+  } catch (const std::exception&) {
+  }
+  throw empiric::UserError("--shard " + s + ": expected i/n with 0 <= i < n, e.g. 0/4");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace empiric;
+  CLI::App app{"empiric: a training lab that answers ML questions with experiments"};
+  app.require_subcommand(1);
+  cli::Context ctx;
+  ctx.home = default_home();
+  ctx.db.clear();
+  app.add_option("--home", ctx.home, "the empiric checkout (questions/, configs/); env EMPIRIC_HOME");
+  app.add_option("--db", ctx.db, "results database (default: HOME/results/empiric.db)");
+
+  int section = 0, question = 0;
+  std::string kind, format = "table";
+  bool as_json = false, markdown = false, list_trials = false;
+  auto* list = app.add_subcommand("list", "list the questions");
+  list->add_option("--section", section, "only this section (1-15)");
+  list->add_option("--kind", kind, "empirical or discussion");
+  list->add_flag("--json", as_json, "JSON output");
+
+  auto* show = app.add_subcommand("show", "a question, its claims, verdicts and benchmarks");
+  show->add_option("question", question, "question number")->required();
+  show->add_flag("--json", as_json, "JSON output");
+
+  cli::RunOptions run_opts;
+  auto* config = app.add_subcommand("config", "validate a config and print it resolved");
+  config->add_option("file", run_opts.config, "config file")->required();
+  config->add_option("overrides", run_opts.overrides, "key.path=value overrides");
+  config->add_option("--preset", run_opts.preset, "preset to merge (quick, full)");
+  config->add_flag("--trials", list_trials, "list the trials (hash, seed, sweep values) instead");
+
+  auto* keys = app.add_subcommand("keys", "every config key with its type, default and meaning");
+  keys->add_flag("--markdown", markdown, "print docs/CONFIG.md");
+
+  std::string shard = "0/1";
+  bool no_progress = false;
+  auto* run = app.add_subcommand("run", "run a config: its sweep x seeds, resuming finished trials");
+  run->add_option("file", run_opts.config, "config file")->required();
+  run->add_option("overrides", run_opts.overrides, "key.path=value overrides");
+  run->add_option("--preset", run_opts.preset, "preset to merge (quick, full)");
+  run->add_option("--device", run_opts.device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  run->add_flag("--force", run_opts.force, "rerun trials that are already in the store");
+  run->add_option("--jobs", run_opts.jobs, "trials at once (CPU)")->check(CLI::Range(1, 64));
+  run->add_option("--shard", shard, "run only shard i of n of the trials (i/n)");
+  run->add_flag("--no-progress", no_progress, "plain lines instead of a progress bar");
+
+  std::vector<std::string> merge_files;
+  auto* results = app.add_subcommand("results", "query the results store");
+  results->add_option("--question", question, "only this question");
+  results->add_option("--format", format, "table, jsonl or csv");
+  auto* merge = results->add_subcommand("merge", "merge other stores (e.g. from shards) into --db");
+  merge->add_option("files", merge_files, "databases to merge")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "empiric: " << e.what() << " (see empiric --help)\n";
+    return 2;
+  }
+  if (ctx.db.empty()) ctx.db = ctx.home + "/results/empiric.db";
+
+  try {
+    if (*list) return cli::list_questions(ctx, section, kind, as_json);
+    if (*show) return cli::show_question(ctx, question, as_json);
+    if (*config) return cli::show_config(ctx, run_opts.config, run_opts.preset, run_opts.overrides, list_trials);
+    if (*keys) return cli::print_keys(markdown);
+    if (*merge) return cli::merge_results(ctx, merge_files);
+    if (*results) return cli::print_results(ctx, question, format);
+    if (*run) {
+      std::tie(run_opts.shard_index, run_opts.shard_count) = parse_shard(shard);
+      run_opts.progress = !no_progress && isatty(STDERR_FILENO) && !std::getenv("CI");
+      return cli::run_config(ctx, run_opts);
+    }
+  } catch (const UserError& e) {
+    std::cerr << "empiric: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "empiric: internal error: " << e.what() << "\n";
+    return 3;
+  }
+  return 0;
+}

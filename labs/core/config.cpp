@@ -1,0 +1,371 @@
+#include "core/config.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "core/errors.h"
+#include "core/hash.h"
+#include "core/schema.h"
+
+namespace empiric {
+namespace {
+
+std::string shown(const json& v) {
+  std::string s = v.dump();
+  return s.size() > 80 ? s.substr(0, 77) + "..." : s;
+}
+
+[[noreturn]] void fail(const std::string& source, const std::string& pointer, const json& found,
+                       const std::string& allowed) {
+  throw ConfigError(source, pointer, found.is_discarded() ? "" : shown(found), allowed);
+}
+
+std::vector<std::string> keys_of(const Section& s) {
+  std::vector<std::string> out;
+  for (const auto& f : s.fields) out.push_back(f.key);
+  return out;
+}
+
+std::string unknown_key_message(const std::string& key, const std::vector<std::string>& known) {
+  std::string msg = "unknown key";
+  std::string guess = did_you_mean(key, known);
+  if (!guess.empty()) msg += " (did you mean \"" + guess + "\"?)";
+  msg += "; allowed: ";
+  for (size_t i = 0; i < known.size(); ++i) msg += (i ? ", " : "") + known[i];
+  return msg;
+}
+
+bool in_bounds(const Field& f, double v) {
+  return std::isfinite(v) && (!f.min || v >= *f.min) && (!f.max || v <= *f.max);
+}
+
+// Checks one value against its field and coerces numbers to the declared type.
+void check_value(const Field& f, json& v, const std::string& source, const std::string& ptr) {
+  auto bad = [&]() { fail(source, ptr, v, "expected " + describe_allowed(f)); };
+  auto integral = [](const json& x) {
+    return x.is_number_integer() ||
+           (x.is_number_float() && std::floor(x.get<double>()) == x.get<double>() &&
+            std::abs(x.get<double>()) < 9e15);
+  };
+  switch (f.type) {
+    case FieldType::Int:
+      if (!integral(v) || !in_bounds(f, v.get<double>())) bad();
+      v = static_cast<long long>(v.get<double>());
+      return;
+    case FieldType::Number:
+      if (!v.is_number() || !in_bounds(f, v.get<double>())) bad();
+      v = v.get<double>();
+      return;
+    case FieldType::Bool:
+      if (!v.is_boolean()) bad();
+      return;
+    case FieldType::String:
+      if (!v.is_string()) bad();
+      if (!f.choices.empty() &&
+          std::find(f.choices.begin(), f.choices.end(), v.get<std::string>()) == f.choices.end())
+        bad();
+      return;
+    case FieldType::IntList:
+    case FieldType::NumberList:
+    case FieldType::StringList:
+      if (!v.is_array()) bad();
+      for (size_t i = 0; i < v.size(); ++i) {
+        json& item = v[i];
+        std::string item_ptr = ptr + "/" + std::to_string(i);
+        if (f.type == FieldType::StringList) {
+          if (!item.is_string()) fail(source, item_ptr, item, "expected " + describe_allowed(f));
+        } else if (!item.is_number() || !in_bounds(f, item.get<double>()) ||
+                   (f.type == FieldType::IntList && !integral(item))) {
+          fail(source, item_ptr, item, "expected " + describe_allowed(f));
+        } else if (f.type == FieldType::IntList) {
+          item = static_cast<long long>(item.get<double>());
+        } else {
+          item = item.get<double>();
+        }
+      }
+      return;
+    case FieldType::NumberMap:
+      if (!v.is_object()) bad();
+      for (auto& [k, item] : v.items()) {
+        if (!item.is_number() || !in_bounds(f, item.get<double>()))
+          fail(source, ptr + "/" + k, item, "expected " + describe_allowed(f));
+        item = item.get<double>();
+      }
+      return;
+    case FieldType::Seeds: {
+      if (integral(v)) {
+        long long n = static_cast<long long>(v.get<double>());
+        if (n < 1 || n > 100000) bad();
+        json seeds = json::array();
+        for (long long i = 0; i < n; ++i) seeds.push_back(i);
+        v = seeds;
+        return;
+      }
+      if (!v.is_array() || v.empty()) bad();
+      std::set<long long> seen;
+      for (auto& item : v) {
+        if (!integral(item) || item.get<double>() < 0 || !seen.insert(item.get<long long>()).second)
+          bad();
+        item = static_cast<long long>(item.get<double>());
+      }
+      return;
+    }
+  }
+}
+
+std::vector<std::string> top_level_keys() {
+  std::vector<std::string> keys = keys_of(*find_section(""));
+  for (const auto& s : config_schema())
+    if (!s.name.empty()) keys.push_back(s.name);
+  keys.push_back("sweep");
+  keys.push_back("presets");
+  return keys;
+}
+
+void validate_section(const Section& s, json& obj, const std::string& source) {
+  const std::string base = "/" + s.name;
+  if (!obj.is_object()) fail(source, base, obj, "expected an object with keys of section " + s.name);
+  std::string variant;
+  if (!s.variant_key.empty()) {
+    const Field* vf = s.find(s.variant_key);
+    if (!obj.contains(s.variant_key)) obj[s.variant_key] = vf->default_value;
+    check_value(*vf, obj[s.variant_key], source, base + "/" + s.variant_key);
+    variant = obj[s.variant_key].get<std::string>();
+  }
+  for (auto& [key, value] : obj.items()) {
+    const Field* f = s.find(key);
+    if (!f) fail(source, base + "/" + key, json(json::value_t::discarded), unknown_key_message(key, keys_of(s)));
+    if (!f->only_for.empty() &&
+        std::find(f->only_for.begin(), f->only_for.end(), variant) == f->only_for.end()) {
+      std::string names;
+      for (const auto& n : f->only_for) names += (names.empty() ? "" : ", ") + n;
+      fail(source, base + "/" + key, value,
+           "this key applies only when /" + s.name + "/" + s.variant_key + " is one of: " + names +
+               " (it is \"" + variant + "\")");
+    }
+    check_value(*f, value, source, base + "/" + key);
+  }
+  if (s.name == "optim" && obj.contains("betas") && obj["betas"].size() != 2)
+    fail(source, base + "/betas", obj["betas"], "expected two numbers [beta1, beta2] in [0, 1)");
+  if (s.name == "optim" && obj.contains("betas"))
+    for (size_t i = 0; i < obj["betas"].size(); ++i)
+      if (obj["betas"][i].get<double>() >= 1.0)
+        fail(source, base + "/betas/" + std::to_string(i), obj["betas"][i], "expected a number in [0, 1)");
+  for (const auto& f : s.fields) {
+    bool applies = f.only_for.empty() ||
+                   std::find(f.only_for.begin(), f.only_for.end(), variant) != f.only_for.end();
+    if (applies && !obj.contains(f.key) && !f.default_value.is_null()) obj[f.key] = f.default_value;
+  }
+}
+
+// The field a dotted key ("optim.lr", "seeds") names, or a ConfigError.
+const Field& field_for_dotted(const std::string& dotted, const std::string& source,
+                              const std::string& pointer, const json& value) {
+  auto dot = dotted.find('.');
+  const Section* top = find_section("");
+  if (dot == std::string::npos) {
+    if (const Field* f = top->find(dotted)) return *f;
+    fail(source, pointer, value, unknown_key_message(dotted, top_level_keys()));
+  }
+  std::string section = dotted.substr(0, dot), key = dotted.substr(dot + 1);
+  const Section* s = find_section(section);
+  if (!s || section.empty()) {
+    std::vector<std::string> names;
+    for (const auto& sec : config_schema())
+      if (!sec.name.empty()) names.push_back(sec.name);
+    fail(source, "/" + section, json(json::value_t::discarded), unknown_key_message(section, names));
+  }
+  const Field* f = s->find(key);
+  if (!f) fail(source, pointer, json(json::value_t::discarded), unknown_key_message(key, keys_of(*s)));
+  return *f;
+}
+
+void validate_sweep(json& sweep, const std::string& source) {
+  if (!sweep.is_object()) fail(source, "/sweep", sweep, "expected an object: dotted key -> list of values");
+  for (auto& [key, values] : sweep.items()) {
+    std::string ptr = "/sweep/" + key;
+    if (key == "seeds") fail(source, ptr, values, "seeds are not a sweep axis; set the top-level \"seeds\"");
+    const Field& f = field_for_dotted(key, source, ptr, values);
+    if (!values.is_array() || values.empty()) fail(source, ptr, values, "expected a non-empty list of values");
+    for (size_t i = 0; i < values.size(); ++i) check_value(f, values[i], source, ptr + "/" + std::to_string(i));
+  }
+}
+
+void deep_merge(json& into, const json& patch) {
+  if (!into.is_object() || !patch.is_object()) {
+    into = patch;
+    return;
+  }
+  for (const auto& [k, v] : patch.items()) {
+    if (into.contains(k) && into[k].is_object() && v.is_object()) deep_merge(into[k], v);
+    else into[k] = v;
+  }
+}
+
+}  // namespace
+
+std::string dotted_to_pointer(const std::string& dotted) {
+  std::string out = "/";
+  for (char c : dotted) out += (c == '.' ? '/' : c);
+  return out;
+}
+
+json load_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw UserError(path + ": cannot open: " + std::strerror(errno));
+  std::stringstream buf;
+  buf << in.rdbuf();
+  try {
+    return json::parse(buf.str());
+  } catch (const json::parse_error& e) {
+    std::string what = e.what();
+    auto pos = what.find("] ");
+    throw UserError(path + ": invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos + 2)));
+  }
+}
+
+void apply_override(json& config, const std::string& assignment) {
+  const std::string source = "override \"" + assignment + "\"";
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw UserError(source + ": expected key.path=value, e.g. optim.lr=0.05");
+  std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  json value = json::parse(text, nullptr, false);
+  if (value.is_discarded()) value = text;
+  std::string ptr = dotted_to_pointer(key);
+
+  if (key.rfind("sweep.", 0) == 0) {  // sweep.optim.lr=[0.1,0.01]
+    std::string axis = key.substr(6);
+    json sweep = config.value("sweep", json::object());
+    sweep[axis] = value;
+    json check = json::object({{axis, value}});
+    validate_sweep(check, source);
+    sweep[axis] = check[axis];
+    config["sweep"] = sweep;
+    return;
+  }
+  const Field& f = field_for_dotted(key, source, ptr, value);
+  check_value(f, value, source, ptr);
+  config[json::json_pointer(ptr)] = value;
+}
+
+void validate_and_fill(json& config, const std::string& source) {
+  if (!config.is_object()) fail(source, "", config, "expected a JSON object with the config's sections");
+  const Section* top = find_section("");
+  for (auto& [key, value] : config.items()) {
+    if (key == "sweep") {
+      validate_sweep(value, source);
+    } else if (key == "presets" || key == "seed") {
+      // presets are merged before validation; "seed" is set on trials by expand_trials
+      if (key == "seed" && !value.is_number_integer()) fail(source, "/seed", value, "expected an integer");
+    } else if (const Section* s = find_section(key); s && !key.empty()) {
+      validate_section(*s, value, source);
+    } else if (const Field* f = top->find(key)) {
+      check_value(*f, value, source, "/" + key);
+    } else {
+      fail(source, "/" + key, json(json::value_t::discarded), unknown_key_message(key, top_level_keys()));
+    }
+  }
+  for (const auto& f : top->fields)
+    if (!config.contains(f.key)) config[f.key] = f.default_value;
+  for (const auto& s : config_schema()) {
+    if (s.name.empty() || config.contains(s.name)) continue;
+    config[s.name] = json::object();
+    validate_section(s, config[s.name], source);
+  }
+}
+
+ResolvedConfig resolve_config_json(json doc, const std::string& source, const std::string& preset,
+                                   const std::vector<std::string>& overrides) {
+  if (!doc.is_object()) fail(source, "", doc, "expected a JSON object with the config's sections");
+  json presets = doc.contains("presets") ? doc["presets"] : json::object();
+  doc.erase("presets");
+  if (!presets.is_object()) fail(source, "/presets", presets, "expected an object: preset name -> partial config");
+  if (!preset.empty()) {
+    if (presets.contains(preset)) {
+      deep_merge(doc, presets[preset]);
+    } else if (!presets.empty()) {
+      std::string names;
+      for (const auto& [k, v] : presets.items()) names += (names.empty() ? "" : ", ") + k;
+      fail(source, "/presets", json(preset), "no such preset; this config has: " + names);
+    }
+  }
+  for (const auto& o : overrides) apply_override(doc, o);
+  ResolvedConfig r;
+  r.file = source;
+  r.preset = preset;
+  r.raw = doc;
+  r.config = doc;
+  validate_and_fill(r.config, source);
+  return r;
+}
+
+ResolvedConfig resolve_config(const std::string& path, const std::string& preset,
+                              const std::vector<std::string>& overrides) {
+  return resolve_config_json(load_json_file(path), path, preset, overrides);
+}
+
+std::string canonical_json(const json& value) { return value.dump(); }
+
+std::string trial_hash(const json& trial_config) {
+  json identity = trial_config;
+  identity.erase("title");        // words about a trial are not part of what it computes
+  identity.erase("description");
+  if (identity.contains("train")) {  // where and how fast it runs is not what it computes
+    identity["train"].erase("device");
+    identity["train"].erase("threads");
+    identity["train"].erase("checkpoint");
+  }
+  return sha256_hex(canonical_json(identity) + "|" + kLabVersion);
+}
+
+std::vector<Trial> expand_trials(const ResolvedConfig& resolved) {
+  json base = resolved.raw;
+  json sweep = base.value("sweep", json::object());
+  json seeds = resolved.config["seeds"];
+  base.erase("sweep");
+  base.erase("seeds");
+
+  std::vector<std::pair<std::string, json>> axes;
+  for (const auto& [key, values] : sweep.items()) axes.emplace_back(key, values);
+  std::vector<json> combos = {json::object()};
+  for (const auto& [key, values] : axes) {
+    std::vector<json> next;
+    for (const auto& combo : combos)
+      for (const auto& v : values) {
+        json c = combo;
+        c[key] = v;
+        next.push_back(c);
+      }
+    combos = std::move(next);
+  }
+
+  std::vector<Trial> trials;
+  for (const auto& combo : combos) {
+    json cfg = base;
+    std::string where = resolved.file;
+    for (const auto& [key, v] : combo.items()) {
+      cfg[json::json_pointer(dotted_to_pointer(key))] = v;
+      where += (where == resolved.file ? " (sweep " : ", ") + key + "=" + v.dump();
+    }
+    if (!combo.empty()) where += ")";
+    validate_and_fill(cfg, where);
+    cfg.erase("seeds");
+    for (const auto& s : seeds) {
+      Trial t;
+      t.seed = s.get<int>();
+      t.config = cfg;
+      t.config["seed"] = t.seed;
+      t.axes = combo;
+      t.hash = trial_hash(t.config);
+      trials.push_back(std::move(t));
+    }
+  }
+  return trials;
+}
+
+}  // namespace empiric

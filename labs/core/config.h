@@ -1,0 +1,65 @@
+// Lab configs: file + preset + key=value overrides -> validated, defaults filled -> trials.
+//
+// A trial is the resolved config with one value per sweep axis and one seed; its identity is the
+// SHA-256 of its canonical JSON (sorted keys, fixed number format) plus the lab code's version, so
+// rerunning a sweep finds the trials it already finished instead of repeating them.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace empiric {
+
+using json = nlohmann::json;
+
+// Bumped when a change to the training code changes what a trial computes: old results then no
+// longer count as finished.
+inline constexpr const char* kLabVersion = "lab-1";
+
+struct ResolvedConfig {
+  std::string file;    // where it came from (for messages and records)
+  std::string preset;  // "" when none
+  json config;         // every key present, validated; no "presets"
+  json raw;            // merged and overridden but before defaults: what trials expand from
+};
+
+struct Trial {
+  json config;          // resolved, with "seed" set and no "sweep"/"seeds"
+  std::string hash;     // identity
+  json axes;            // the sweep values of this trial, dotted key -> value
+  int seed = 0;
+};
+
+// Parses a JSON file; a missing file or a syntax error is a UserError naming the file (and line).
+json load_json_file(const std::string& path);
+
+// Applies `key.path=value` to `config`. The value is parsed as JSON when it parses, else taken
+// as a string. Unknown keys and wrong types are ConfigErrors naming the override.
+void apply_override(json& config, const std::string& assignment);
+
+// The whole pipeline: load, merge the preset, apply overrides, fill defaults, validate.
+ResolvedConfig resolve_config(const std::string& path, const std::string& preset,
+                              const std::vector<std::string>& overrides);
+// The same from a document already in memory; `source` names it in messages.
+ResolvedConfig resolve_config_json(json doc, const std::string& source, const std::string& preset,
+                                   const std::vector<std::string>& overrides);
+
+// Validates a complete config in place (coercing numbers to the declared type) and fills
+// defaults. Throws ConfigError with the file, JSON pointer, value and what is allowed.
+void validate_and_fill(json& config, const std::string& source);
+
+// Grid over the sweep axes times the seeds, each trial validated and hashed. Order: axes in
+// key order, values in listed order, seeds innermost.
+std::vector<Trial> expand_trials(const ResolvedConfig& resolved);
+
+// Canonical text of a JSON value: object keys sorted, no whitespace, numbers in shortest
+// round-trip form (1.0 and 1 differ only when the schema types differ, and validation
+// coerces them).
+std::string canonical_json(const json& value);
+std::string trial_hash(const json& trial_config);
+
+// "optim.lr" -> "/optim/lr"
+std::string dotted_to_pointer(const std::string& dotted);
+
+}  // namespace empiric

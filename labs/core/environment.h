@@ -1,0 +1,18 @@
+// The environment a result was produced in: code version, libraries, machine, device.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace empiric {
+
+using json = nlohmann::json;
+
+// The git commit of the checkout at `home` (with "-dirty" when it has uncommitted changes to
+// tracked files), or "unknown" outside a checkout.
+std::string git_commit(const std::string& home);
+
+// Machine and build facts that need no torch: host, CPU model and core count, compiler, build type.
+json host_environment(const std::string& home);
+
+}  // namespace empiric

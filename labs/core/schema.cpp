@@ -1,0 +1,293 @@
+#include "core/schema.h"
+
+#include <algorithm>
+#include <sstream>
+
+namespace empiric {
+namespace {
+
+using Choices = std::vector<std::string>;
+using Only = std::vector<std::string>;
+constexpr double kTiny = 1e-12;  // "> 0" for numbers
+
+Field num(std::string key, double def, std::optional<double> lo, std::optional<double> hi,
+          std::string doc, Only only = {}) {
+  return {std::move(key), FieldType::Number, def, lo, hi, {}, std::move(doc), std::move(only)};
+}
+Field integer(std::string key, long long def, std::optional<double> lo, std::optional<double> hi,
+              std::string doc, Only only = {}) {
+  return {std::move(key), FieldType::Int, def, lo, hi, {}, std::move(doc), std::move(only)};
+}
+Field boolean(std::string key, bool def, std::string doc, Only only = {}) {
+  return {std::move(key), FieldType::Bool, def, {}, {}, {}, std::move(doc), std::move(only)};
+}
+Field choice(std::string key, std::string def, Choices choices, std::string doc, Only only = {}) {
+  return {std::move(key), FieldType::String, def, {}, {}, std::move(choices), std::move(doc),
+          std::move(only)};
+}
+Field text(std::string key, std::string def, std::string doc, Only only = {}) {
+  return {std::move(key), FieldType::String, def, {}, {}, {}, std::move(doc), std::move(only)};
+}
+Field list(std::string key, FieldType type, json def, std::optional<double> lo, std::string doc,
+           Only only = {}) {
+  return {std::move(key), type, std::move(def), lo, {}, {}, std::move(doc), std::move(only)};
+}
+
+const Choices kImageSets = {"fashion_mnist", "mnist", "cifar10"};
+const Choices kSynthetic = {"xor", "spirals", "blobs", "teacher", "linear"};
+const Choices kActivations = {"relu", "leaky_relu", "prelu", "tanh", "sigmoid", "gelu", "swish"};
+
+Choices concat(Choices a, const Choices& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+std::vector<Section> build() {
+  std::vector<Section> s;
+  s.push_back({"", "Top-level keys", "",
+               {
+                   choice("lab", "train", {"train"}, "lab driver that runs the trials"),
+                   integer("question", 0, 0, 102, "question number this config answers (0: none)"),
+                   text("title", "", "one-line title shown in reports"),
+                   text("description", "", "what the lab does and why"),
+                   {"seeds", FieldType::Seeds, json::array({0}), 0, {}, {},
+                    "seed list, or a count n meaning seeds 0..n-1", {}},
+               }});
+  s.push_back(
+      {"data", "Dataset and its transformations", "name",
+       {
+           choice("name", "fashion_mnist", concat(kImageSets, kSynthetic), "dataset"),
+           text("path", "",
+                "directory holding the dataset files (default for fashion_mnist: the "
+                "dataset-fashion-mnist package)",
+                kImageSets),
+           integer("train_subset", 0, 0, {}, "use the first n training examples after a seeded "
+                                                "shuffle (0: all)"),
+           integer("test_subset", 0, 0, {}, "use n test examples (0: all)"),
+           integer("validation", 0, 0, {}, "examples carved from the training split for early "
+                                              "stopping and validation metrics"),
+           num("label_noise", 0.0, 0.0, 1.0,
+               "fraction of training labels flipped to a different class (recorded)"),
+           num("random_labels", 0.0, 0.0, 1.0,
+               "fraction of training labels replaced by uniformly random labels"),
+           num("imbalance", 1.0, kTiny, 1.0,
+               "ratio of the rarest to the most frequent class count in training (1: as is)"),
+           boolean("standardize", true,
+                   "standardize inputs with statistics of the training split only"),
+           integer("n_train", 1000, 4, {}, "training examples of a synthetic task", kSynthetic),
+           integer("n_test", 1000, 4, {}, "test examples of a synthetic task", kSynthetic),
+           integer("dim", 2, 1, {}, "input dimension",
+                   {"blobs", "teacher", "linear"}),
+           integer("classes", 3, 2, {}, "number of classes", {"blobs", "spirals"}),
+           num("noise", 0.1, 0.0, {}, "noise level of a synthetic task", kSynthetic),
+           integer("teacher_width", 32, 1, {}, "hidden width of the teacher MLP", {"teacher"}),
+       }});
+  s.push_back(
+      {"model", "Model (name -> factory)", "name",
+       {
+           choice("name", "lenet_300_100", {"mlp", "lenet_300_100", "convnet", "linear"}, "model"),
+           list("widths", FieldType::IntList, json::array({300, 100}), 1, "hidden layer widths",
+                {"mlp"}),
+           choice("activation", "relu", kActivations, "hidden activation",
+                  {"mlp", "lenet_300_100", "convnet"}),
+           boolean("bias", true, "layers have biases"),
+           num("dropout", 0.0, 0.0, 0.95, "dropout probability after each hidden activation",
+               {"mlp", "lenet_300_100", "convnet"}),
+           boolean("batch_norm", false, "batch norm before each hidden activation",
+                   {"mlp", "lenet_300_100", "convnet"}),
+           choice("init", "default", {"default", "xavier", "kaiming", "zeros", "normal"},
+                  "weight initialization (default: torch's)"),
+           num("init_scale", 1.0, 0.0, {},
+               "multiplier on the initial weights; the std for init=normal"),
+           list("channels", FieldType::IntList, json::array({64, 64}), 1,
+                "conv channels; a 2x2 max-pool follows every second conv (Conv-2: [64,64], "
+                "Conv-4: [64,64,128,128])",
+                {"convnet"}),
+           list("dense", FieldType::IntList, json::array({256, 256}), 1,
+                "widths of the dense layers after the convs", {"convnet"}),
+       }});
+  s.push_back(
+      {"optim", "Optimizer", "name",
+       {
+           choice("name", "sgd", {"sgd", "adam", "adamw", "rmsprop"}, "optimizer"),
+           num("lr", 0.1, kTiny, {}, "base learning rate (before schedule and batch scaling)"),
+           num("momentum", 0.0, 0.0, 0.999999, "momentum", {"sgd", "rmsprop"}),
+           boolean("nesterov", false, "Nesterov momentum", {"sgd"}),
+           num("weight_decay", 0.0, 0.0, {}, "L2 weight decay (decoupled for adamw)"),
+           num("l1", 0.0, 0.0, {}, "L1 penalty on the weights, added to the gradient"),
+           list("betas", FieldType::NumberList, json::array({0.9, 0.999}), 0.0,
+                "Adam betas [beta1, beta2]", {"adam", "adamw"}),
+           num("eps", 1e-8, kTiny, {}, "denominator epsilon", {"adam", "adamw", "rmsprop"}),
+           num("alpha", 0.99, 0.0, 1.0, "RMSProp smoothing constant", {"rmsprop"}),
+           num("clip_norm", 0.0, 0.0, {}, "clip the global gradient norm to this (0: off)"),
+           {"lr_mult", FieldType::NumberMap, json::object(), 0.0, {}, {},
+            "per-layer LR multipliers: parameter-name prefix -> multiplier", {}},
+       }});
+  s.push_back(
+      {"schedule", "Learning-rate schedule (times in epochs; fractions of the whole run)", "name",
+       {
+           choice("name", "constant",
+                  {"constant", "step", "multistep", "exponential", "cosine", "onecycle", "wsd"},
+                  "schedule after warmup"),
+           num("warmup_epochs", 0.0, 0.0, {}, "linear warmup from 0 to the base LR"),
+           num("step_epochs", 30.0, kTiny, {}, "epochs between decays", {"step"}),
+           num("gamma", 0.1, kTiny, 1.0, "decay factor (per step, milestone or epoch)",
+               {"step", "multistep", "exponential"}),
+           list("milestones", FieldType::NumberList, json::array(), 0.0,
+                "epochs at which the LR is multiplied by gamma", {"multistep"}),
+           num("min_lr_frac", 0.0, 0.0, 1.0, "final LR as a fraction of the base LR",
+               {"cosine", "wsd"}),
+           num("pct_start", 0.3, 0.0, 1.0, "fraction of the run spent rising", {"onecycle"}),
+           num("div_factor", 25.0, 1.0, {}, "initial LR = max LR / div_factor", {"onecycle"}),
+           num("final_div_factor", 1e4, 1.0, {}, "final LR = initial LR / final_div_factor",
+               {"onecycle"}),
+           num("decay_frac", 0.2, 0.0, 1.0, "fraction of the run spent in the final linear decay",
+               {"wsd"}),
+           choice("scale_rule", "none", {"none", "linear", "sqrt"},
+                  "scale the base LR with batch_size / base_batch"),
+           integer("base_batch", 128, 1, {}, "batch size the base LR is given for"),
+       }});
+  s.push_back(
+      {"train", "Training loop", "",
+       {
+           integer("epochs", 10, 0, {}, "epochs to train (ignored when steps > 0)"),
+           integer("steps", 0, 0, {}, "train exactly this many steps instead of epochs (0: off)"),
+           integer("batch_size", 128, 1, {}, "mini-batch size"),
+           integer("eval_batch_size", 2000, 1, {}, "batch size for evaluation passes"),
+           integer("eval_every_steps", 0, 0, {}, "also evaluate every n steps (0: epoch ends only)"),
+           integer("early_stop_patience", 0, 0, {},
+                   "stop after n evaluations without a better validation loss (0: off; needs "
+                   "data.validation > 0)"),
+           num("divergence_loss", 1e3, kTiny, {},
+               "a training loss above this (or NaN/Inf) ends the trial as diverged"),
+           boolean("checkpoint", true, "checkpoint every epoch so a killed trial resumes"),
+           choice("device", "auto", {"auto", "cpu", "cuda"}, "where to train"),
+           integer("threads", 0, 0, 256, "CPU threads for torch (0: torch's default)"),
+       }});
+  return s;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string number_text(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+std::string join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
+  return out;
+}
+
+std::string type_name(FieldType t) {
+  switch (t) {
+    case FieldType::Int: return "int";
+    case FieldType::Number: return "number";
+    case FieldType::Bool: return "bool";
+    case FieldType::String: return "string";
+    case FieldType::IntList: return "int list";
+    case FieldType::NumberList: return "number list";
+    case FieldType::StringList: return "string list";
+    case FieldType::NumberMap: return "object of numbers";
+    case FieldType::Seeds: return "int or int list";
+  }
+  return "?";
+}
+
+}  // namespace
+
+const Field* Section::find(const std::string& key) const {
+  for (const auto& f : fields)
+    if (f.key == key) return &f;
+  return nullptr;
+}
+
+const std::vector<Section>& config_schema() {
+  static const std::vector<Section> schema = build();
+  return schema;
+}
+
+const Section* find_section(const std::string& name) {
+  for (const auto& s : config_schema())
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+std::string describe_allowed(const Field& f) {
+  std::string range;
+  if (f.min && *f.min == kTiny && !f.max) {
+    range = " > 0";
+  } else if (f.min && f.max) {
+    range = " in [" + number_text(*f.min) + ", " + number_text(*f.max) + "]";
+  } else if (f.min) {
+    range = " >= " + number_text(*f.min);
+  } else if (f.max) {
+    range = " <= " + number_text(*f.max);
+  }
+  switch (f.type) {
+    case FieldType::Int: return "an integer" + range;
+    case FieldType::Number: return "a number" + range;
+    case FieldType::Bool: return "true or false";
+    case FieldType::String:
+      return f.choices.empty() ? "a string" : "one of: " + join(f.choices, ", ");
+    case FieldType::IntList: return "a list of integers" + range;
+    case FieldType::NumberList: return "a list of numbers" + range;
+    case FieldType::StringList: return "a list of strings";
+    case FieldType::NumberMap: return "an object mapping names to numbers" + range;
+    case FieldType::Seeds: return "a seed count n >= 1 or a list of integer seeds >= 0";
+  }
+  return "";
+}
+
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = std::max<size_t>(2, word.size() / 3) + 1;
+  for (const auto& c : candidates) {
+    // "optimizer" for "optim": a known key that the word starts with (or the other way round).
+    if (c.size() >= 3 && word.size() >= 3 && (word.rfind(c, 0) == 0 || c.rfind(word, 0) == 0)) return c;
+  }
+  for (const auto& c : candidates) {
+    size_t d = edit_distance(word, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  return best;
+}
+
+std::string schema_markdown() {
+  std::ostringstream os;
+  os << "# Config keys\n\nGenerated by `empiric keys --markdown` from the schema in "
+        "labs/core/schema.cpp; a test checks that this file matches it.\n";
+  for (const auto& s : config_schema()) {
+    os << "\n## " << (s.name.empty() ? "(top level)" : s.name) << "\n\n" << s.doc << ".";
+    if (!s.variant_key.empty()) os << " Keys marked *only* apply to some values of `" << s.variant_key << "`.";
+    os << "\n\n| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n";
+    for (const auto& f : s.fields) {
+      os << "| `" << f.key << "` | " << type_name(f.type) << " | `" << f.default_value.dump()
+         << "` | " << describe_allowed(f) << " | " << f.doc;
+      if (!f.only_for.empty()) os << " (*only* " << join(f.only_for, ", ") << ")";
+      os << " |\n";
+    }
+  }
+  os << "\n## sweep\n\nAn object mapping a dotted key (`optim.lr`) to the list of values a grid "
+        "takes there; trials are the grid times the seeds.\n\n## presets\n\nAn object mapping a "
+        "preset name (`quick`, `full`) to a partial config merged over the base before "
+        "overrides.\n";
+  return os.str();
+}
+
+}  // namespace empiric

@@ -1,0 +1,360 @@
+#include "core/store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <utility>
+
+#include "core/errors.h"
+
+namespace empiric {
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS environments (
+  id INTEGER PRIMARY KEY, json TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS runs (
+  id INTEGER PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, command TEXT NOT NULL,
+  config_file TEXT, question INTEGER, preset TEXT, env_id INTEGER REFERENCES environments(id),
+  status TEXT NOT NULL DEFAULT 'running');
+CREATE TABLE IF NOT EXISTS trials (
+  hash TEXT PRIMARY KEY, run_id INTEGER REFERENCES runs(id), question INTEGER,
+  config_file TEXT, status TEXT NOT NULL, diverged_step INTEGER, seed INTEGER,
+  config TEXT NOT NULL, axes TEXT NOT NULL, summary TEXT NOT NULL, measures TEXT NOT NULL,
+  wall_s REAL, finished_at TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS trials_question ON trials(question);
+CREATE TABLE IF NOT EXISTS metrics (
+  trial_hash TEXT NOT NULL, epoch INTEGER NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL,
+  value REAL, PRIMARY KEY (trial_hash, step, name));
+CREATE TABLE IF NOT EXISTS bench_records (
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL, questions TEXT NOT NULL, time_s REAL,
+  items_per_s REAL, bytes_per_s REAL, counters TEXT NOT NULL, env_id INTEGER, created_at TEXT NOT NULL);
+)sql";
+
+constexpr const char* kNow = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
+
+// One prepared statement; binds by position, steps, and finalizes on scope exit.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const std::string& sql, const std::string& where) : db_(db), where_(where) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st_, nullptr) != SQLITE_OK) raise();
+  }
+  ~Stmt() { sqlite3_finalize(st_); }
+  Stmt& bind(int i, long long v) { return check(sqlite3_bind_int64(st_, i, v)); }
+  Stmt& bind(int i, int v) { return check(sqlite3_bind_int64(st_, i, v)); }
+  Stmt& bind(int i, double v) { return check(sqlite3_bind_double(st_, i, v)); }
+  Stmt& bind(int i, const std::string& v) {
+    return check(sqlite3_bind_text(st_, i, v.c_str(), int(v.size()), SQLITE_TRANSIENT));
+  }
+  // true while a row is available
+  bool step() {
+    int rc = sqlite3_step(st_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    raise();
+  }
+  void reset() {
+    sqlite3_reset(st_);
+    sqlite3_clear_bindings(st_);
+  }
+  long long i64(int c) { return sqlite3_column_int64(st_, c); }
+  double f64(int c) { return sqlite3_column_double(st_, c); }
+  std::string text(int c) {
+    auto p = sqlite3_column_text(st_, c);
+    return p ? reinterpret_cast<const char*>(p) : "";
+  }
+  json js(int c) { return json::parse(text(c), nullptr, false); }
+
+ private:
+  Stmt& check(int rc) {
+    if (rc != SQLITE_OK) raise();
+    return *this;
+  }
+  [[noreturn]] void raise() { throw UserError(where_ + ": database error: " + sqlite3_errmsg(db_)); }
+  sqlite3* db_;
+  sqlite3_stmt* st_ = nullptr;
+  std::string where_;
+};
+
+// BEGIN IMMEDIATE takes the write lock up front, so concurrent writers queue on the busy timeout
+// instead of failing with SQLITE_BUSY at COMMIT.
+class WriteTxn {
+ public:
+  explicit WriteTxn(Store& s, sqlite3* db) : db_(db) { (void)s; run("BEGIN IMMEDIATE"); }
+  ~WriteTxn() {
+    if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  void commit() {
+    run("COMMIT");
+    done_ = true;
+  }
+
+ private:
+  void run(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : "?";
+      sqlite3_free(err);
+      throw UserError(std::string(sqlite3_db_filename(db_, "main")) + ": database error: " + msg);
+    }
+  }
+  sqlite3* db_;
+  bool done_ = false;
+};
+
+TrialRecord read_trial(Stmt& q) {
+  TrialRecord r;
+  r.hash = q.text(0);
+  r.run_id = q.i64(1);
+  r.question = int(q.i64(2));
+  r.config_file = q.text(3);
+  r.status = q.text(4);
+  r.diverged_step = q.i64(5);
+  r.seed = int(q.i64(6));
+  r.config = q.js(7);
+  r.axes = q.js(8);
+  r.summary = q.js(9);
+  r.measures = q.js(10);
+  r.wall_s = q.f64(11);
+  r.finished_at = q.text(12);
+  return r;
+}
+
+constexpr const char* kTrialColumns =
+    "hash, run_id, question, config_file, status, diverged_step, seed, config, axes, summary, "
+    "measures, wall_s, finished_at";
+
+}  // namespace
+
+Store::Store(const std::string& path) : path_(path) {
+  auto parent = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw UserError(path + ": cannot open results database: " + msg);
+  }
+  sqlite3_busy_timeout(db_, 60000);
+  try {
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    exec("PRAGMA foreign_keys=ON");
+    exec(kSchema);
+  } catch (const UserError& e) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw UserError(path + ": not a usable results database (" + e.what() + ")");
+  }
+}
+
+Store::~Store() {
+  if (db_) sqlite3_close(db_);
+}
+
+void Store::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
+    throw UserError(path_ + ": database error: " + msg);
+  }
+}
+
+long long Store::put_environment(const json& env) {
+  std::string text = env.dump();
+  WriteTxn txn(*this, db_);
+  Stmt(db_, "INSERT OR IGNORE INTO environments(json) VALUES (?)", path_).bind(1, text).step();
+  Stmt q(db_, "SELECT id FROM environments WHERE json = ?", path_);
+  q.bind(1, text).step();
+  long long id = q.i64(0);
+  txn.commit();
+  return id;
+}
+
+long long Store::begin_run(const std::string& command, const std::string& config_file,
+                           int question, const std::string& preset, long long env_id) {
+  WriteTxn txn(*this, db_);
+  Stmt(db_,
+       std::string("INSERT INTO runs(started_at, command, config_file, question, preset, env_id) "
+                   "VALUES (") + kNow + ", ?, ?, ?, ?, ?)",
+       path_)
+      .bind(1, command).bind(2, config_file).bind(3, question).bind(4, preset).bind(5, env_id).step();
+  long long id = sqlite3_last_insert_rowid(db_);
+  txn.commit();
+  return id;
+}
+
+void Store::end_run(long long run_id, const std::string& status) {
+  WriteTxn txn(*this, db_);
+  Stmt(db_, std::string("UPDATE runs SET status = ?, ended_at = ") + kNow + " WHERE id = ?", path_)
+      .bind(1, status).bind(2, run_id).step();
+  txn.commit();
+}
+
+bool Store::has_trial(const std::string& hash) {
+  Stmt q(db_, "SELECT 1 FROM trials WHERE hash = ?", path_);
+  return q.bind(1, hash).step();
+}
+
+std::optional<TrialRecord> Store::trial(const std::string& hash) {
+  Stmt q(db_, std::string("SELECT ") + kTrialColumns + " FROM trials WHERE hash = ?", path_);
+  if (!q.bind(1, hash).step()) return std::nullopt;
+  return read_trial(q);
+}
+
+std::vector<TrialRecord> Store::trials(int question, const std::string& config_file) {
+  Stmt q(db_,
+         std::string("SELECT ") + kTrialColumns +
+             " FROM trials WHERE (?1 = 0 OR question = ?1) AND (?2 = '' OR config_file = ?2) "
+             "ORDER BY finished_at DESC, hash",
+         path_);
+  q.bind(1, question).bind(2, config_file);
+  std::vector<TrialRecord> out;
+  while (q.step()) out.push_back(read_trial(q));
+  return out;
+}
+
+void Store::forget_trial(const std::string& hash) {
+  WriteTxn txn(*this, db_);
+  Stmt(db_, "DELETE FROM trials WHERE hash = ?", path_).bind(1, hash).step();
+  Stmt(db_, "DELETE FROM metrics WHERE trial_hash = ?", path_).bind(1, hash).step();
+  txn.commit();
+}
+
+void Store::put_metrics(const std::string& hash, int epoch, long long step,
+                        const std::vector<std::pair<std::string, double>>& values) {
+  WriteTxn txn(*this, db_);
+  Stmt ins(db_, "INSERT OR REPLACE INTO metrics(trial_hash, epoch, step, name, value) VALUES (?, ?, ?, ?, ?)",
+           path_);
+  for (const auto& [name, value] : values) {
+    ins.bind(1, hash).bind(2, epoch).bind(3, step).bind(4, name).bind(5, value).step();
+    ins.reset();
+  }
+  txn.commit();
+}
+
+void Store::clear_metrics(const std::string& hash) {
+  WriteTxn txn(*this, db_);
+  Stmt(db_, "DELETE FROM metrics WHERE trial_hash = ?", path_).bind(1, hash).step();
+  txn.commit();
+}
+
+std::vector<MetricRow> Store::metrics(const std::string& hash) {
+  Stmt q(db_, "SELECT epoch, step, name, value FROM metrics WHERE trial_hash = ? ORDER BY step, name",
+         path_);
+  q.bind(1, hash);
+  std::vector<MetricRow> out;
+  while (q.step()) out.push_back({int(q.i64(0)), q.i64(1), q.text(2), q.f64(3)});
+  return out;
+}
+
+void Store::put_trial(const TrialRecord& r) {
+  WriteTxn txn(*this, db_);
+  Stmt(db_,
+       std::string("INSERT OR REPLACE INTO trials(") + kTrialColumns +
+           ") VALUES (?, NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " + kNow + ")",
+       path_)
+      .bind(1, r.hash).bind(2, r.run_id).bind(3, r.question).bind(4, r.config_file)
+      .bind(5, r.status).bind(6, r.diverged_step).bind(7, r.seed).bind(8, r.config.dump())
+      .bind(9, r.axes.dump()).bind(10, r.summary.dump()).bind(11, r.measures.dump())
+      .bind(12, r.wall_s).step();
+  txn.commit();
+}
+
+long long Store::put_bench(const BenchRecord& r) {
+  json qs = r.questions;
+  WriteTxn txn(*this, db_);
+  Stmt(db_,
+       std::string("INSERT INTO bench_records(name, questions, time_s, items_per_s, bytes_per_s, "
+                   "counters, env_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ") + kNow + ")",
+       path_)
+      .bind(1, r.name).bind(2, qs.dump()).bind(3, r.time_s).bind(4, r.items_per_s)
+      .bind(5, r.bytes_per_s).bind(6, r.counters.dump()).bind(7, r.env_id).step();
+  long long id = sqlite3_last_insert_rowid(db_);
+  txn.commit();
+  return id;
+}
+
+std::vector<BenchRecord> Store::bench_records(int question) {
+  Stmt q(db_,
+         "SELECT name, questions, time_s, items_per_s, bytes_per_s, counters, env_id, created_at "
+         "FROM bench_records ORDER BY id",
+         path_);
+  std::vector<BenchRecord> out;
+  while (q.step()) {
+    BenchRecord r;
+    r.name = q.text(0);
+    r.questions = q.js(1).get<std::vector<int>>();
+    r.time_s = q.f64(2);
+    r.items_per_s = q.f64(3);
+    r.bytes_per_s = q.f64(4);
+    r.counters = q.js(5);
+    r.env_id = q.i64(6);
+    r.created_at = q.text(7);
+    if (question == 0 || std::find(r.questions.begin(), r.questions.end(), question) != r.questions.end())
+      out.push_back(std::move(r));
+  }
+  return out;
+}
+
+long long Store::merge_from(const std::string& other_path) {
+  if (!std::filesystem::exists(other_path)) throw UserError(other_path + ": no such results database");
+  Stmt(db_, "ATTACH DATABASE ? AS other", path_).bind(1, other_path).step();
+  long long before = 0, after = 0;
+  try {
+    {
+      Stmt c(db_, "SELECT count(*) FROM trials", path_);
+      c.step();
+      before = c.i64(0);
+    }
+    WriteTxn txn(*this, db_);
+    // Environments and runs get new ids here; trials keep their hash, runs their content.
+    exec("INSERT OR IGNORE INTO environments(json) SELECT json FROM other.environments");
+    exec("CREATE TEMP TABLE run_map AS SELECT id AS old_id, NULL AS new_id FROM other.runs WHERE 0");
+    Stmt runs(db_,
+              "SELECT r.id, r.started_at, r.ended_at, r.command, r.config_file, r.question, r.preset, "
+              "e.json, r.status FROM other.runs r LEFT JOIN other.environments e ON e.id = r.env_id",
+              path_);
+    while (runs.step()) {
+      long long env_id = 0;
+      {
+        Stmt e(db_, "SELECT id FROM main.environments WHERE json = ?", path_);
+        if (e.bind(1, runs.text(7)).step()) env_id = e.i64(0);
+      }
+      Stmt(db_,
+           "INSERT INTO main.runs(started_at, ended_at, command, config_file, question, preset, "
+           "env_id, status) VALUES (?, ?, ?, ?, ?, ?, NULLIF(?, 0), ?)",
+           path_)
+          .bind(1, runs.text(1)).bind(2, runs.text(2)).bind(3, runs.text(3)).bind(4, runs.text(4))
+          .bind(5, runs.i64(5)).bind(6, runs.text(6)).bind(7, env_id).bind(8, runs.text(8)).step();
+      Stmt(db_, "INSERT INTO run_map(old_id, new_id) VALUES (?, ?)", path_)
+          .bind(1, runs.i64(0)).bind(2, (long long)sqlite3_last_insert_rowid(db_)).step();
+    }
+    exec(
+        "INSERT OR IGNORE INTO main.trials SELECT t.hash, m.new_id, t.question, t.config_file, "
+        "t.status, t.diverged_step, t.seed, t.config, t.axes, t.summary, t.measures, t.wall_s, "
+        "t.finished_at FROM other.trials t LEFT JOIN run_map m ON m.old_id = t.run_id");
+    exec("INSERT OR IGNORE INTO main.metrics SELECT * FROM other.metrics");
+    exec(
+        "INSERT INTO main.bench_records(name, questions, time_s, items_per_s, bytes_per_s, counters, "
+        "env_id, created_at) SELECT b.name, b.questions, b.time_s, b.items_per_s, b.bytes_per_s, "
+        "b.counters, (SELECT id FROM main.environments me WHERE me.json = e.json), b.created_at "
+        "FROM other.bench_records b LEFT JOIN other.environments e ON e.id = b.env_id");
+    exec("DROP TABLE run_map");
+    txn.commit();
+    Stmt c(db_, "SELECT count(*) FROM trials", path_);
+    c.step();
+    after = c.i64(0);
+  } catch (...) {
+    sqlite3_exec(db_, "DETACH DATABASE other", nullptr, nullptr, nullptr);
+    throw;
+  }
+  exec("DETACH DATABASE other");
+  return after - before;
+}
+
+}  // namespace empiric

@@ -1,0 +1,99 @@
+// The results store: one SQLite database in WAL mode (results/empiric.db by default).
+//
+// Many processes may write at once: every write is a short IMMEDIATE transaction with a generous
+// busy timeout. A finished trial is written in one transaction, so a killed run loses at most the
+// trial in flight; per-epoch metrics are written as they come and replaced when a trial restarts.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+struct sqlite3;
+
+namespace empiric {
+
+using json = nlohmann::json;
+
+struct TrialRecord {
+  std::string hash;
+  long long run_id = 0;
+  int question = 0;
+  std::string config_file;
+  std::string status;       // "finished" | "diverged" | "failed"
+  long long diverged_step = -1;
+  int seed = 0;
+  json config;              // resolved trial config
+  json axes;                // sweep values
+  json summary;             // final metrics (test_acc, train_loss, ...)
+  json measures;            // name -> value
+  double wall_s = 0;
+  std::string finished_at;  // filled by the store
+};
+
+struct MetricRow {
+  int epoch = 0;
+  long long step = 0;
+  std::string name;
+  double value = 0;
+};
+
+struct BenchRecord {
+  std::string name;
+  std::vector<int> questions;
+  double time_s = 0;         // per iteration
+  double items_per_s = 0;
+  double bytes_per_s = 0;
+  json counters;
+  std::string created_at;    // filled by the store
+  long long env_id = 0;
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) the database and its tables. A file that is not a database, or a
+  // corrupt one, is a UserError naming it.
+  explicit Store(const std::string& path);
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::string& path() const { return path_; }
+
+  // Environments are deduplicated by their JSON; returns the row id.
+  long long put_environment(const json& env);
+  long long begin_run(const std::string& command, const std::string& config_file, int question,
+                      const std::string& preset, long long env_id);
+  void end_run(long long run_id, const std::string& status);
+
+  bool has_trial(const std::string& hash);
+  std::optional<TrialRecord> trial(const std::string& hash);
+  // All trials, newest first; question 0 means every question, config_file "" every file.
+  std::vector<TrialRecord> trials(int question = 0, const std::string& config_file = "");
+  // Removes a trial and its metrics (for --force).
+  void forget_trial(const std::string& hash);
+
+  // Metrics of one evaluation, in one transaction.
+  void put_metrics(const std::string& hash, int epoch, long long step,
+                   const std::vector<std::pair<std::string, double>>& values);
+  void clear_metrics(const std::string& hash);
+  std::vector<MetricRow> metrics(const std::string& hash);
+
+  // A finished (or diverged/failed) trial, in one transaction.
+  void put_trial(const TrialRecord& record);
+
+  long long put_bench(const BenchRecord& record);
+  std::vector<BenchRecord> bench_records(int question = 0);
+
+  // Copies every run, trial, metric and benchmark record of another store into this one
+  // (trials already present by hash are kept). Returns the number of trials added.
+  long long merge_from(const std::string& other_path);
+
+ private:
+  void exec(const char* sql);
+  sqlite3* db_ = nullptr;
+  std::string path_;
+};
+
+}  // namespace empiric

@@ -1,0 +1,213 @@
+#include "core/config.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "core/hash.h"
+#include "core/errors.h"
+#include "core/schema.h"
+#include "support/temp_dir.h"
+
+namespace empiric {
+namespace {
+
+json base() {
+  return json::parse(R"({
+    "data": {"name": "blobs", "n_train": 64, "n_test": 32},
+    "model": {"name": "mlp", "widths": [8]},
+    "optim": {"name": "sgd", "lr": 0.1},
+    "train": {"epochs": 2, "batch_size": 16},
+    "seeds": 2,
+    "sweep": {"optim.lr": [0.1, 0.01]},
+    "presets": {"quick": {"train": {"epochs": 1}}, "full": {"train": {"epochs": 5}, "seeds": 3}}
+  })");
+}
+
+// Runs the pipeline and returns the ConfigError's message ("" when it passes).
+std::string error_of(json doc, const std::vector<std::string>& overrides = {}, const std::string& preset = "") {
+  try {
+    resolve_config_json(std::move(doc), "lab.json", preset, overrides);
+  } catch (const ConfigError& e) {
+    return e.what();
+  } catch (const UserError& e) {
+    return std::string("UserError: ") + e.what();
+  }
+  return "";
+}
+
+TEST(Config, FillsDefaultsAndCoercesNumbers) {
+  auto r = resolve_config_json(base(), "lab.json", "", {});
+  EXPECT_EQ(r.config["optim"]["momentum"], 0.0);
+  EXPECT_TRUE(r.config["optim"]["momentum"].is_number_float());
+  EXPECT_EQ(r.config["train"]["eval_batch_size"], 2000);
+  EXPECT_EQ(r.config["seeds"], json::parse("[0, 1]"));
+  EXPECT_FALSE(r.config.contains("presets"));
+  // Keys of other variants are not filled in: an mlp has no "channels".
+  EXPECT_FALSE(r.config["model"].contains("channels"));
+}
+
+TEST(Config, UnknownKeyNamesPointerAndSuggests) {
+  json doc = base();
+  doc["optim"]["lrr"] = 0.1;
+  std::string msg = error_of(doc);
+  EXPECT_NE(msg.find("lab.json: /optim/lrr"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("did you mean \"lr\""), std::string::npos) << msg;
+}
+
+TEST(Config, UnknownSectionSuggests) {
+  json doc = base();
+  doc["optimizer"] = json::object();
+  std::string msg = error_of(doc);
+  EXPECT_NE(msg.find("/optimizer"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("did you mean \"optim\""), std::string::npos) << msg;
+}
+
+TEST(Config, WrongTypeNamesValueAndAllowed) {
+  json doc = base();
+  doc["train"]["batch_size"] = "big";
+  EXPECT_EQ(error_of(doc), "lab.json: /train/batch_size = \"big\": expected an integer >= 1");
+}
+
+TEST(Config, OutOfRangeNamesBounds) {
+  json doc = base();
+  doc["data"]["label_noise"] = 1.5;
+  EXPECT_EQ(error_of(doc), "lab.json: /data/label_noise = 1.5: expected a number in [0, 1]");
+}
+
+TEST(Config, BadChoiceListsChoices) {
+  json doc = base();
+  doc["optim"]["name"] = "adagrad";
+  EXPECT_EQ(error_of(doc), "lab.json: /optim/name = \"adagrad\": expected one of: sgd, adam, adamw, rmsprop");
+}
+
+TEST(Config, ListItemErrorPointsIntoTheList) {
+  json doc = base();
+  doc["model"]["widths"] = json::parse("[8, -3]");
+  EXPECT_EQ(error_of(doc), "lab.json: /model/widths/1 = -3: expected a list of integers >= 1");
+}
+
+TEST(Config, KeyOfAnotherVariantIsRejected) {
+  json doc = base();
+  doc["optim"]["betas"] = json::parse("[0.9, 0.99]");  // Adam's, but this is SGD
+  std::string msg = error_of(doc);
+  EXPECT_NE(msg.find("/optim/betas"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("applies only when /optim/name is one of: adam, adamw"), std::string::npos) << msg;
+}
+
+TEST(Config, SweepAxisMustBeAKnownKeyWithValidValues) {
+  json doc = base();
+  doc["sweep"] = json::parse(R"({"optim.lr": [0.1, -1]})");
+  EXPECT_EQ(error_of(doc), "lab.json: /sweep/optim.lr/1 = -1: expected a number > 0");
+  doc["sweep"] = json::parse(R"({"optim.learning_rate": [0.1]})");
+  EXPECT_NE(error_of(doc).find("/sweep/optim.learning_rate"), std::string::npos);
+}
+
+TEST(Config, OverrideIsTypeCheckedAndNamed) {
+  std::string msg = error_of(base(), {"optim.lr=fast"});
+  EXPECT_EQ(msg, "override \"optim.lr=fast\": /optim/lr = \"fast\": expected a number > 0");
+  msg = error_of(base(), {"train.epoch=3"});
+  EXPECT_NE(msg.find("override \"train.epoch=3\": /train/epoch"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("did you mean \"epochs\""), std::string::npos) << msg;
+  EXPECT_NE(error_of(base(), {"no_equals_sign"}).find("expected key.path=value"), std::string::npos);
+}
+
+TEST(Config, OverridesPresetsAndSweepApplyInOrder) {
+  auto r = resolve_config_json(base(), "lab.json", "full", {"optim.momentum=0.9", "sweep.train.batch_size=[8,16]"});
+  EXPECT_EQ(r.config["train"]["epochs"], 5);
+  EXPECT_EQ(r.config["seeds"].size(), 3u);
+  EXPECT_EQ(r.config["optim"]["momentum"], 0.9);
+  EXPECT_EQ(expand_trials(r).size(), 2u * 2u * 3u);
+}
+
+TEST(Config, UnknownPresetListsTheOnesThere) {
+  std::string msg = error_of(base(), {}, "huge");
+  EXPECT_NE(msg.find("/presets = \"huge\": no such preset; this config has: full, quick"), std::string::npos) << msg;
+}
+
+TEST(Config, LoadReportsMissingFileAndSyntaxErrorWithLine) {
+  testing::TempDir dir;
+  try {
+    load_json_file(dir.file("nope.json"));
+    FAIL();
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("nope.json: cannot open"), std::string::npos);
+  }
+  std::string bad = dir.write("bad.json", "{\n  \"a\": 1,\n  \"b\": \n}\n");
+  try {
+    load_json_file(bad);
+    FAIL();
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.json: invalid JSON"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("line 4"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ConfigHash, IgnoresKeyOrderAndWhitespace) {
+  json a = json::parse(R"({"optim": {"lr": 0.1, "name": "sgd"}, "train": {"epochs": 2}})");
+  json b = json::parse("{ \"train\" : {\"epochs\":2},\n \"optim\":{\"name\":\"sgd\",   \"lr\":0.1} }");
+  auto ta = expand_trials(resolve_config_json(a, "a", "", {}));
+  auto tb = expand_trials(resolve_config_json(b, "b", "", {}));
+  ASSERT_EQ(ta.size(), 1u);
+  EXPECT_EQ(ta[0].hash, tb[0].hash);
+  EXPECT_EQ(ta[0].hash.size(), 64u);
+}
+
+TEST(ConfigHash, ChangesWithAValueButNotWithWordsOrDevice) {
+  json a = base();
+  auto h = [](json doc) { return expand_trials(resolve_config_json(doc, "x", "", {}))[0].hash; };
+  std::string h0 = h(a);
+  json b = a;
+  b["optim"]["momentum"] = 0.5;
+  EXPECT_NE(h(b), h0);
+  json c = a;
+  c["train"]["epochs"] = 2.0;  // the same value written as a float: coerced to the declared int
+  EXPECT_EQ(h(c), h0);
+  json d = a;
+  d["description"] = "words";
+  d["train"]["device"] = "cpu";
+  EXPECT_EQ(h(d), h0);
+}
+
+TEST(ConfigHash, TrialsDifferBySeedAndAxis) {
+  auto trials = expand_trials(resolve_config_json(base(), "x", "", {}));
+  ASSERT_EQ(trials.size(), 4u);
+  std::set<std::string> hashes;
+  for (const auto& t : trials) hashes.insert(t.hash);
+  EXPECT_EQ(hashes.size(), 4u);
+  EXPECT_EQ(trials[0].config["optim"]["lr"], 0.1);
+  EXPECT_EQ(trials[0].seed, 0);
+  EXPECT_EQ(trials[1].seed, 1);
+  EXPECT_EQ(trials[2].config["optim"]["lr"], 0.01);
+}
+
+TEST(ConfigHash, SweepingAVariantFillsThatVariantsDefaults) {
+  json doc = base();
+  doc["sweep"] = json::parse(R"({"optim.name": ["sgd", "adam"]})");
+  auto trials = expand_trials(resolve_config_json(doc, "x", "", {}));
+  ASSERT_EQ(trials.size(), 4u);
+  EXPECT_TRUE(trials[2].config["optim"].contains("betas"));
+  EXPECT_FALSE(trials[2].config["optim"].contains("momentum"));
+}
+
+TEST(Sha256, MatchesFipsTestVectors) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  // 56 bytes: the padding spills into a second block.
+  EXPECT_EQ(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(sha256_hex(std::string(1000000, 'a')),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(Schema, DocsMatchTheDeclaration) {
+  std::ifstream in(std::string(EMPIRIC_SOURCE_DIR) + "/docs/CONFIG.md");
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_EQ(text.str(), schema_markdown()) << "regenerate with: empiric keys --markdown > docs/CONFIG.md";
+}
+
+}  // namespace
+}  // namespace empiric

@@ -1,0 +1,188 @@
+#include "core/store.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <set>
+
+#include "core/errors.h"
+#include "support/temp_dir.h"
+
+namespace empiric {
+namespace {
+
+TrialRecord make_trial(const std::string& hash, int seed) {
+  TrialRecord r;
+  r.hash = hash;
+  r.question = 99;
+  r.config_file = "configs/x.json";
+  r.status = "finished";
+  r.seed = seed;
+  r.config = {{"seed", seed}, {"optim", {{"lr", 0.1}}}};
+  r.axes = {{"optim.lr", 0.1}};
+  r.summary = {{"test_acc", 0.5 + seed * 1e-4}};
+  r.measures = json::object();
+  r.wall_s = 1.5;
+  return r;
+}
+
+// Writes `n` trials (with two metric rows each) as process `p`; used from forked children.
+void write_trials(const std::string& db, int p, int n) {
+  Store store(db);
+  long long env = store.put_environment({{"host", "test"}});
+  long long run = store.begin_run("test", "configs/x.json", 99, "", env);
+  for (int i = 0; i < n; ++i) {
+    std::string hash = "p" + std::to_string(p) + "-" + std::to_string(i);
+    store.put_metrics(hash, 1, 10, {{"train_loss", 1.0}, {"test_acc", 0.5}});
+    auto r = make_trial(hash, i);
+    r.run_id = run;
+    store.put_trial(r);
+  }
+  store.end_run(run, "finished");
+}
+
+TEST(Store, RoundTripsATrial) {
+  testing::TempDir dir;
+  Store store(dir.file("r.db"));
+  EXPECT_FALSE(store.has_trial("abc"));
+  store.put_trial(make_trial("abc", 3));
+  ASSERT_TRUE(store.has_trial("abc"));
+  auto t = store.trial("abc");
+  ASSERT_TRUE(t);
+  EXPECT_EQ(t->seed, 3);
+  EXPECT_EQ(t->config["optim"]["lr"], 0.1);
+  EXPECT_DOUBLE_EQ(t->summary["test_acc"].get<double>(), 0.5003);
+  EXPECT_EQ(store.trials(99).size(), 1u);
+  EXPECT_EQ(store.trials(98).size(), 0u);
+  store.forget_trial("abc");
+  EXPECT_FALSE(store.has_trial("abc"));
+}
+
+TEST(Store, MetricsAreReplacedNotDuplicated) {
+  testing::TempDir dir;
+  Store store(dir.file("r.db"));
+  store.put_metrics("h", 1, 100, {{"loss", 2.0}});
+  store.put_metrics("h", 1, 100, {{"loss", 1.0}});
+  store.put_metrics("h", 2, 200, {{"loss", 0.5}});
+  auto rows = store.metrics("h");
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_DOUBLE_EQ(rows[0].value, 1.0);
+  store.clear_metrics("h");
+  EXPECT_TRUE(store.metrics("h").empty());
+}
+
+TEST(Store, FourProcessesWritingAThousandTrialsEachLoseNothing) {
+  testing::TempDir dir;
+  const std::string db = dir.file("r.db");
+  { Store init(db); }
+  std::vector<pid_t> children;
+  for (int p = 0; p < 4; ++p) {
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      try {
+        write_trials(db, p, 1000);
+      } catch (...) {
+        _exit(1);
+      }
+      _exit(0);
+    }
+    children.push_back(pid);
+  }
+  for (pid_t pid : children) {
+    int status = 0;
+    waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  Store store(db);
+  auto trials = store.trials();
+  ASSERT_EQ(trials.size(), 4000u);
+  std::set<std::string> hashes;
+  for (const auto& t : trials) {
+    hashes.insert(t.hash);
+    EXPECT_EQ(t.status, "finished");
+    EXPECT_EQ(t.config["seed"], t.seed);  // intact, not mixed between processes
+  }
+  EXPECT_EQ(hashes.size(), 4000u);
+  EXPECT_EQ(store.metrics("p3-999").size(), 2u);
+}
+
+TEST(Store, AProcessKilledMidWriteLeavesAReadableDatabase) {
+  testing::TempDir dir;
+  const std::string db = dir.file("r.db");
+  { Store init(db); }
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    write_trials(db, 0, 1000000);  // killed long before it ends
+    _exit(0);
+  }
+  // Wait until it has written something, then kill it without warning.
+  for (int i = 0; i < 500; ++i) {
+    usleep(10000);
+    Store peek(db);
+    if (peek.trials().size() >= 50) break;
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open(db.c_str(), &raw), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(raw, "PRAGMA integrity_check", -1, &st, nullptr);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)), "ok");
+  sqlite3_finalize(st);
+  sqlite3_close(raw);
+
+  Store store(db);
+  auto trials = store.trials();
+  EXPECT_GE(trials.size(), 50u);
+  for (const auto& t : trials) EXPECT_EQ(t.summary["test_acc"].get<double>(), 0.5 + t.seed * 1e-4);
+  store.put_trial(make_trial("after", 1));  // and still writable
+  EXPECT_TRUE(store.has_trial("after"));
+}
+
+TEST(Store, NotADatabaseIsAClearError) {
+  testing::TempDir dir;
+  std::string path = dir.write("junk.db", std::string(4096, 'x'));
+  try {
+    Store store(path);
+    FAIL();
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("junk.db"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Store, MergeAddsTrialsOfAnotherStoreOnce) {
+  testing::TempDir dir;
+  write_trials(dir.file("a.db"), 0, 10);
+  write_trials(dir.file("b.db"), 1, 5);
+  write_trials(dir.file("c.db"), 0, 3);  // the same hashes as a.db's first three
+  Store a(dir.file("a.db"));
+  EXPECT_EQ(a.merge_from(dir.file("b.db")), 5);
+  EXPECT_EQ(a.merge_from(dir.file("c.db")), 0);
+  EXPECT_EQ(a.trials().size(), 15u);
+  EXPECT_EQ(a.metrics("p1-4").size(), 2u);
+}
+
+TEST(Store, BenchRecordsAreFoundByQuestion) {
+  testing::TempDir dir;
+  Store store(dir.file("r.db"));
+  BenchRecord r;
+  r.name = "fused_adam/10M";
+  r.questions = {71, 97};
+  r.time_s = 1e-3;
+  r.bytes_per_s = 1e11;
+  r.counters = {{"params", 1e7}};
+  store.put_bench(r);
+  EXPECT_EQ(store.bench_records(97).size(), 1u);
+  EXPECT_EQ(store.bench_records(99).size(), 0u);
+  EXPECT_EQ(store.bench_records(0)[0].counters["params"], 1e7);
+}
+
+}  // namespace
+}  // namespace empiric
