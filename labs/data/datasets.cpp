@@ -1,0 +1,221 @@
+#include "data/datasets.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "core/errors.h"
+#include "data/idx.h"
+
+namespace empiric {
+namespace {
+
+namespace fs = std::filesystem;
+using torch::indexing::Slice;
+
+struct Split {
+  torch::Tensor x, y;
+};
+
+torch::Tensor to_float_images(const RawImages& img) {
+  auto t = torch::from_blob(const_cast<uint8_t*>(img.pixels.data()),
+                            {img.count, img.channels, img.rows, img.cols}, torch::kUInt8);
+  return t.to(torch::kFloat32).div_(255.0);
+}
+
+torch::Tensor to_labels(const std::vector<uint8_t>& labels) {
+  return torch::from_blob(const_cast<uint8_t*>(labels.data()), {int64_t(labels.size())}, torch::kUInt8)
+      .to(torch::kInt64);
+}
+
+std::string find_file(const std::string& dir, const std::string& base) {
+  for (const std::string& name : {base, base + ".gz"}) {
+    fs::path p = fs::path(dir) / name;
+    if (fs::is_regular_file(p)) return p.string();
+  }
+  throw UserError(dir + ": neither " + base + " nor " + base + ".gz found (data.path must hold the dataset's files)");
+}
+
+Split load_idx(const std::string& dir, const std::string& prefix) {
+  auto images = read_idx_images(find_file(dir, prefix + "-images-idx3-ubyte"));
+  std::string label_path = find_file(dir, prefix + "-labels-idx1-ubyte");
+  auto labels = read_idx_labels(label_path);
+  if (int64_t(labels.size()) != images.count)
+    throw UserError(label_path + ": " + std::to_string(labels.size()) + " labels for " +
+                    std::to_string(images.count) + " images");
+  return {to_float_images(images), to_labels(labels)};
+}
+
+Split load_cifar(const std::string& dir, bool train) {
+  std::string root = dir;
+  if (fs::is_directory(fs::path(dir) / "cifar-10-batches-bin")) root = (fs::path(dir) / "cifar-10-batches-bin").string();
+  RawImages images;
+  std::vector<uint8_t> labels;
+  if (train) {
+    for (int i = 1; i <= 5; ++i) read_cifar10_batch(find_file(root, "data_batch_" + std::to_string(i) + ".bin"), images, labels);
+  } else {
+    read_cifar10_batch(find_file(root, "test_batch.bin"), images, labels);
+  }
+  return {to_float_images(images), to_labels(labels)};
+}
+
+// Train and test of a synthetic task come from one draw, so they share the task (centers,
+// teacher weights) and differ only in their samples.
+std::pair<Split, Split> make_synthetic(const json& d, at::Generator& gen, bool& regression, int64_t& outputs) {
+  const std::string name = d["name"];
+  const int64_t n_train = d["n_train"], n_test = d["n_test"], n = n_train + n_test;
+  const double noise = d["noise"];
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+  torch::Tensor x, y;
+  regression = false;
+  if (name == "xor") {
+    auto corners = torch::randint(0, 2, {n, 2}, gen, torch::kInt64).to(torch::kFloat32).mul_(2).sub_(1);
+    x = corners + noise * torch::randn({n, 2}, gen, opts);
+    y = (corners.select(1, 0) * corners.select(1, 1) < 0).to(torch::kInt64);
+    outputs = 2;
+  } else if (name == "spirals") {
+    const int64_t k = d["classes"];
+    y = torch::randint(0, k, {n}, gen, torch::kInt64);
+    auto t = torch::rand({n}, gen, opts);
+    auto angle = y.to(torch::kFloat32) * (2 * M_PI / double(k)) + t * (3 * M_PI);
+    x = torch::stack({t * torch::cos(angle), t * torch::sin(angle)}, 1) + noise * torch::randn({n, 2}, gen, opts);
+    outputs = k;
+  } else if (name == "blobs") {
+    const int64_t k = d["classes"], dim = d["dim"];
+    auto centers = 3.0 * torch::randn({k, dim}, gen, opts);
+    y = torch::randint(0, k, {n}, gen, torch::kInt64);
+    x = centers.index_select(0, y) + noise * torch::randn({n, dim}, gen, opts);
+    outputs = k;
+  } else if (name == "teacher") {
+    const int64_t dim = d["dim"], width = d["teacher_width"];
+    auto w1 = torch::randn({dim, width}, gen, opts) / std::sqrt(double(dim));
+    auto w2 = torch::randn({width, 1}, gen, opts) / std::sqrt(double(width));
+    x = torch::randn({n, dim}, gen, opts);
+    y = torch::tanh(x.matmul(w1)).matmul(w2) + noise * torch::randn({n, 1}, gen, opts);
+    regression = true;
+    outputs = 1;
+  } else {  // linear
+    const int64_t dim = d["dim"];
+    auto w = torch::randn({dim, 1}, gen, opts) / std::sqrt(double(dim));
+    x = torch::randn({n, dim}, gen, opts);
+    y = x.matmul(w) + noise * torch::randn({n, 1}, gen, opts);
+    regression = true;
+    outputs = 1;
+  }
+  return {{x.slice(0, 0, n_train), y.slice(0, 0, n_train)}, {x.slice(0, n_train), y.slice(0, n_train)}};
+}
+
+Split take(const Split& s, const torch::Tensor& idx) { return {s.x.index_select(0, idx), s.y.index_select(0, idx)}; }
+
+}  // namespace
+
+Dataset load_dataset(const json& d, uint64_t seed, const torch::Device& device, const std::string& source,
+                     const std::string& default_dir) {
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  const std::string name = d["name"];
+  Dataset out;
+  Split train, test;
+  if (name == "fashion_mnist" || name == "mnist" || name == "cifar10") {
+    std::string dir = d.value("path", "");
+    if (dir.empty()) {
+      if (name != "fashion_mnist")
+        throw ConfigError(source, "/data/path", "\"\"", name + " has no embedded copy: set data.path to the directory with its files");
+      dir = default_dir;
+    }
+    if (!fs::is_directory(dir)) throw ConfigError(source, "/data/path", "\"" + dir + "\"", "expected an existing directory");
+    if (name == "cifar10") {
+      train = load_cifar(dir, true);
+      test = load_cifar(dir, false);
+    } else {
+      train = load_idx(dir, "train");
+      test = load_idx(dir, "t10k");
+    }
+    out.outputs = 10;
+    out.info["path"] = dir;
+  } else {
+    auto [tr, te] = make_synthetic(d, gen, out.regression, out.outputs);
+    train = tr;
+    test = te;
+  }
+
+  const int64_t subset = d["train_subset"];
+  if (subset > 0 && subset < train.x.size(0)) train = take(train, torch::randperm(train.x.size(0), gen).slice(0, 0, subset));
+  const int64_t test_subset = d["test_subset"];
+  if (test_subset > 0 && test_subset < test.x.size(0)) test = take(test, torch::randperm(test.x.size(0), gen).slice(0, 0, test_subset));
+
+  Split val;
+  const int64_t n_val = d["validation"];
+  if (n_val > 0) {
+    if (n_val >= train.x.size(0))
+      throw ConfigError(source, "/data/validation", std::to_string(n_val),
+                        "expected fewer than the " + std::to_string(train.x.size(0)) + " training examples");
+    auto perm = torch::randperm(train.x.size(0), gen);
+    val = take(train, perm.slice(0, 0, n_val));
+    train = take(train, perm.slice(0, n_val));
+  }
+
+  const double imbalance = d["imbalance"];
+  const double noise = d["label_noise"], randomized = d["random_labels"];
+  if (out.regression && (imbalance < 1.0 || noise > 0 || randomized > 0))
+    throw ConfigError(source, "/data", "\"" + name + "\"", "imbalance, label_noise and random_labels need a classification dataset");
+  if (imbalance < 1.0) {
+    // Class c keeps imbalance^(c/(K-1)) of its examples: class 0 whole, the last class the rarest.
+    std::vector<torch::Tensor> keep;
+    for (int64_t c = 0; c < out.outputs; ++c) {
+      auto idx = (train.y == c).nonzero().squeeze(1);
+      int64_t k = std::max<int64_t>(1, std::llround(idx.size(0) * std::pow(imbalance, double(c) / double(out.outputs - 1))));
+      keep.push_back(idx.index_select(0, torch::randperm(idx.size(0), gen).slice(0, 0, k)));
+    }
+    train = take(train, std::get<0>(torch::sort(torch::cat(keep))));
+  }
+
+  const int64_t n = train.x.size(0);
+  torch::Tensor original = train.y.clone();
+  if (noise > 0) {
+    // Exactly round(noise * n) labels move to a different class, chosen uniformly.
+    const int64_t k = std::llround(noise * double(n));
+    auto idx = torch::randperm(n, gen).slice(0, 0, k);
+    auto shift = torch::randint(1, out.outputs, {k}, gen, torch::kInt64);
+    train.y.index_put_({idx}, (train.y.index_select(0, idx) + shift).remainder(out.outputs));
+    out.info["label_noise_count"] = k;
+  }
+  if (randomized > 0) {
+    // Exactly round(randomized * n) labels are redrawn uniformly (they may land on the old label).
+    const int64_t k = std::llround(randomized * double(n));
+    auto idx = torch::randperm(n, gen).slice(0, 0, k);
+    train.y.index_put_({idx}, torch::randint(0, out.outputs, {k}, gen, torch::kInt64));
+    out.info["random_labels_count"] = k;
+  }
+  out.flipped = out.regression ? torch::empty({0}, torch::kInt64) : (train.y != original).nonzero().squeeze(1);
+  out.info["flipped"] = out.flipped.size(0);
+
+  if (d["standardize"].get<bool>()) {
+    // Statistics from the training split only: per channel for images, per feature otherwise.
+    std::vector<int64_t> dims = {0};
+    for (int64_t i = 2; i < train.x.dim(); ++i) dims.push_back(i);
+    auto mean = train.x.mean(dims, true);
+    auto std = train.x.std(dims, /*unbiased=*/false, true).clamp_min(1e-8);
+    train.x = (train.x - mean) / std;
+    test.x = (test.x - mean) / std;
+    if (val.x.defined()) val.x = (val.x - mean) / std;
+    out.info["mean"] = std::vector<float>(mean.data_ptr<float>(), mean.data_ptr<float>() + mean.numel());
+    out.info["std"] = std::vector<float>(std.data_ptr<float>(), std.data_ptr<float>() + std.numel());
+  }
+
+  auto to_dev = [&](const torch::Tensor& t) { return t.defined() ? t.contiguous().to(device) : t; };
+  out.x_train = to_dev(train.x);
+  out.y_train = to_dev(train.y);
+  out.x_test = to_dev(test.x);
+  out.y_test = to_dev(test.y);
+  out.x_val = to_dev(val.x);
+  out.y_val = to_dev(val.y);
+  out.input_shape.assign(train.x.sizes().begin() + 1, train.x.sizes().end());
+  out.info["name"] = name;
+  out.info["train"] = out.x_train.size(0);
+  out.info["test"] = out.x_test.size(0);
+  out.info["validation"] = val.x.defined() ? val.x.size(0) : 0;
+  return out;
+}
+
+}  // namespace empiric

@@ -1,0 +1,192 @@
+// The train-sweep lab: every trial of a config (sweep grid x seeds), skipping the ones already in
+// the store, each written to the store in one transaction when it ends.
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <mutex>
+#include <thread>
+
+#include "cli/commands.h"
+#include "core/config.h"
+#include "core/environment.h"
+#include "core/errors.h"
+#include "core/progress.h"
+#include "core/store.h"
+#include "device/device_info.h"
+#include "train/trainer.h"
+
+#ifndef EMPIRIC_TORCH_VERSION
+#define EMPIRIC_TORCH_VERSION "unknown"
+#endif
+
+namespace empiric::cli {
+namespace {
+
+json run_environment(const std::string& home, const torch::Device& device) {
+  json env = host_environment(home);
+  env["torch"] = EMPIRIC_TORCH_VERSION;
+  env["device"] = device.str();
+  env["torch_threads"] = torch::get_num_threads();
+  env["cuda_kernels"] = built_with_cuda();
+  GpuInfo gpu = gpu_info();
+  if (gpu.count > 0) {
+    env["gpu"] = gpu.name;
+    env["gpu_sm"] = fmt::format("{}.{}", gpu.sm_major, gpu.sm_minor);
+    env["cuda_runtime"] = gpu.runtime;
+  }
+  return env;
+}
+
+std::string command_line(const RunOptions& o) {
+  std::string cmd = "empiric run " + o.config;
+  if (!o.preset.empty()) cmd += " --preset " + o.preset;
+  for (const auto& v : o.overrides) cmd += " " + v;
+  return cmd;
+}
+
+std::string metric(const json& summary, const char* key, const char* format) {
+  if (!summary.contains(key) || !summary[key].is_number()) return "-";
+  return fmt::format(fmt::runtime(format), summary[key].get<double>());
+}
+
+std::string axes_text(const json& axes) {
+  std::string out;
+  for (const auto& [k, v] : axes.items()) out += (out.empty() ? "" : " ") + k.substr(k.find('.') + 1) + "=" + v.dump();
+  return out.empty() ? "-" : out;
+}
+
+std::string outcome_text(const TrialRecord& r) {
+  if (r.status == "diverged") return fmt::format("diverged at step {}", r.diverged_step);
+  if (r.status == "failed") return "failed: " + r.summary.value("error", std::string("?"));
+  return fmt::format("test_acc {}  train_loss {}  {:.1f}s", metric(r.summary, "test_acc", "{:.4f}"),
+                     metric(r.summary, "train_loss", "{:.4f}"), r.wall_s);
+}
+
+}  // namespace
+
+int run_config(const Context& ctx, const RunOptions& o) {
+  ResolvedConfig resolved = resolve_config(o.config, o.preset, o.overrides);
+  std::vector<Trial> all = expand_trials(resolved);
+  std::vector<Trial> mine;
+  for (size_t i = 0; i < all.size(); ++i)
+    if (int(i % size_t(o.shard_count)) == o.shard_index) mine.push_back(all[i]);
+
+  const std::string requested = o.device != "auto" ? o.device : resolved.config["train"]["device"].get<std::string>();
+  const torch::Device device = pick_device(requested);
+  const int question = resolved.config["question"];
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  const int jobs = device.is_cuda() ? 1 : std::min<int>(o.jobs, std::max<size_t>(1, mine.size()));
+  int threads = resolved.config["train"]["threads"];
+  if (threads == 0 && jobs > 1) threads = std::max(1, cores / jobs);
+  if (threads > 0) torch::set_num_threads(threads);
+
+  Store store(ctx.db);
+  const long long env_id = store.put_environment(run_environment(ctx.home, device));
+  const long long run_id = store.begin_run(command_line(o), o.config, question, o.preset, env_id);
+  const std::string ckpt_dir = (std::filesystem::path(ctx.db).parent_path() / "checkpoints").string();
+  std::filesystem::create_directories(ckpt_dir);
+
+  std::vector<const Trial*> pending;
+  for (const auto& t : mine) {
+    if (store.has_trial(t.hash) && !o.force) continue;
+    pending.push_back(&t);
+  }
+  fmt::print("{}{}: {} trials{} on {}, {} already in {}, {} to run{}\n", o.config,
+             o.preset.empty() ? "" : " (preset " + o.preset + ")", mine.size(),
+             o.shard_count > 1 ? fmt::format(" in shard {}/{}", o.shard_index, o.shard_count) : "", device.str(),
+             mine.size() - pending.size(), ctx.db, pending.size(), jobs > 1 ? fmt::format(" ({} at once)", jobs) : "");
+  std::fflush(stdout);
+
+  Progress progress(o.progress);
+  std::mutex store_mu;
+  std::atomic<size_t> next{0};
+  std::atomic<int> done{0};
+  std::exception_ptr user_error;
+  auto worker = [&]() {
+    for (size_t i; (i = next.fetch_add(1)) < pending.size();) {
+      const Trial& trial = *pending[i];
+      const std::string label = axes_text(trial.axes) + " seed=" + std::to_string(trial.seed);
+      TrainHooks hooks;
+      hooks.checkpoint_path = resolved.config["train"]["checkpoint"].get<bool>() ? ckpt_dir + "/" + trial.hash + ".pt" : "";
+      {
+        std::lock_guard<std::mutex> lock(store_mu);
+        if (o.force) store.forget_trial(trial.hash);
+        // Metrics of a trial killed earlier are kept only when its checkpoint resumes it.
+        if (hooks.checkpoint_path.empty() || !std::filesystem::exists(hooks.checkpoint_path)) store.clear_metrics(trial.hash);
+      }
+      hooks.on_eval = [&](const Evaluation& ev) {
+        std::lock_guard<std::mutex> lock(store_mu);
+        store.put_metrics(trial.hash, ev.epoch, ev.step, ev.values);
+      };
+      const int number = int(i) + 1;
+      hooks.on_progress = [&, number](long long step, long long total) {
+        progress.update(number, int(pending.size()), step, total, label);
+      };
+      TrialRecord rec;
+      rec.hash = trial.hash;
+      rec.run_id = run_id;
+      rec.question = question;
+      rec.config_file = o.config;
+      rec.seed = trial.seed;
+      rec.config = trial.config;
+      rec.axes = trial.axes;
+      rec.measures = json::object();
+      auto t0 = std::chrono::steady_clock::now();
+      try {
+        TrainOutcome out = run_trial(trial.config, device, hooks, o.config);
+        rec.status = out.status;
+        rec.diverged_step = out.diverged_step;
+        rec.summary = out.summary;
+        if (out.resumed_from_epoch > 0) rec.summary["resumed_from_epoch"] = out.resumed_from_epoch;
+      } catch (const UserError&) {
+        // A config or data problem affects every trial: stop the sweep with its message.
+        std::lock_guard<std::mutex> lock(store_mu);
+        if (!user_error) user_error = std::current_exception();
+        next = pending.size();
+        return;
+      } catch (const std::exception& e) {
+        // A failure inside torch (out of memory, a shape the model cannot take) ends this trial only.
+        rec.status = "failed";
+        rec.summary = {{"error", std::string(e.what()).substr(0, 500)}};
+      }
+      rec.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      {
+        std::lock_guard<std::mutex> lock(store_mu);
+        store.put_trial(rec);
+      }
+      progress.line(fmt::format("  [{}/{}] {} {}: {}", ++done, pending.size(), trial.hash.substr(0, 8), label, outcome_text(rec)));
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int j = 1; j < jobs; ++j) pool.emplace_back(worker);
+  worker();
+  for (auto& th : pool) th.join();
+  if (user_error) {
+    store.end_run(run_id, "failed");
+    std::rethrow_exception(user_error);
+  }
+  store.end_run(run_id, "finished");
+
+  // Summary of every trial of this config (shard), from the store.
+  fmt::print("\n{:<8}  {:<34} {:>4}  {:<9} {:>8} {:>9} {:>8} {:>6} {:>8}\n", "trial", "sweep", "seed", "status",
+             "test_acc", "train_acc", "gen_gap", "epochs", "wall_s");
+  int diverged = 0, failed = 0;
+  for (const auto& t : mine) {
+    auto rec = store.trial(t.hash);
+    if (!rec) continue;
+    diverged += rec->status == "diverged";
+    failed += rec->status == "failed";
+    std::string status = rec->status == "diverged" ? fmt::format("div@{}", rec->diverged_step) : rec->status;
+    fmt::print("{:<8}  {:<34} {:>4}  {:<9} {:>8} {:>9} {:>8} {:>6} {:>8.1f}\n", t.hash.substr(0, 8),
+               axes_text(t.axes).substr(0, 34), t.seed, status, metric(rec->summary, "test_acc", "{:.4f}"),
+               metric(rec->summary, "train_acc", "{:.4f}"), metric(rec->summary, "gen_gap", "{:+.4f}"),
+               metric(rec->summary, "epochs", "{:.0f}"), rec->wall_s);
+  }
+  fmt::print("{} trials: {} finished, {} diverged, {} failed. Store: {}\n", mine.size(),
+             int(mine.size()) - diverged - failed, diverged, failed, ctx.db);
+  return 0;
+}
+
+}  // namespace empiric::cli

@@ -1,0 +1,31 @@
+// Models built by name from a validated "model" section: mlp, lenet_300_100 (an MLP with hidden
+// widths 300 and 100), convnet (Conv-2/Conv-4 style) and linear. Plain torch::nn modules, so a
+// PyTorch user recognizes everything.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace empiric {
+
+using json = nlohmann::json;
+
+// Every model maps a batch of inputs (N x input_shape) to N x outputs logits (or predictions).
+struct NetImpl : torch::nn::Module {
+  explicit NetImpl(torch::nn::Sequential body) : body(register_module("body", body)) {}
+  torch::Tensor forward(torch::Tensor x) { return body->forward(x); }
+  torch::nn::Sequential body;
+};
+TORCH_MODULE(Net);
+
+// The model names the registry knows.
+std::vector<std::string> model_names();
+
+Net make_model(const json& model, const std::vector<int64_t>& input_shape, int64_t outputs);
+
+int64_t count_parameters(const torch::nn::Module& m);
+
+}  // namespace empiric

@@ -1,0 +1,62 @@
+#include "train/schedule.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+namespace empiric {
+
+double scaled_base_lr(double lr, const std::string& rule, long long batch, long long base_batch) {
+  double ratio = double(batch) / double(base_batch);
+  if (rule == "linear") return lr * ratio;
+  if (rule == "sqrt") return lr * std::sqrt(ratio);
+  return lr;
+}
+
+double lr_at(const json& s, double base, long long step, long long total, long long spe) {
+  const std::string name = s.value("name", "constant");
+  const long long warmup = std::llround(s.value("warmup_epochs", 0.0) * double(spe));
+  if (step < warmup) return base * double(step + 1) / double(warmup);
+
+  // Decays counted in epochs use the absolute epoch; shapes over the run use the post-warmup part.
+  const double epoch = std::floor(double(step) / double(spe));
+  const double t = double(step - warmup);
+  const double span = std::max(1.0, double(total - warmup));
+  const double pi = std::acos(-1.0);
+  if (name == "constant") return base;
+  if (name == "step") {
+    const double every = s.value("step_epochs", 30.0);
+    return base * std::pow(s.value("gamma", 0.1), std::floor(epoch / every));
+  }
+  if (name == "multistep") {
+    int passed = 0;
+    for (const auto& m : s.value("milestones", json::array())) passed += epoch >= m.get<double>();
+    return base * std::pow(s.value("gamma", 0.1), passed);
+  }
+  if (name == "exponential") return base * std::pow(s.value("gamma", 0.1), epoch);
+  if (name == "cosine") {
+    const double lo = base * s.value("min_lr_frac", 0.0);
+    return lo + (base - lo) * 0.5 * (1.0 + std::cos(pi * std::min(t / span, 1.0)));
+  }
+  if (name == "onecycle") {
+    // As torch.optim.lr_scheduler.OneCycleLR with cosine annealing: base is the peak.
+    const double start = base / s.value("div_factor", 25.0);
+    const double end = start / s.value("final_div_factor", 1e4);
+    const double rise = std::max(1.0, s.value("pct_start", 0.3) * span - 1.0);
+    auto cos_anneal = [&](double from, double to, double frac) {
+      return to + (from - to) * 0.5 * (1.0 + std::cos(pi * std::clamp(frac, 0.0, 1.0)));
+    };
+    if (t <= rise) return cos_anneal(start, base, t / rise);
+    return cos_anneal(base, end, (t - rise) / std::max(1.0, span - 1.0 - rise));
+  }
+  if (name == "wsd") {
+    const double lo = base * s.value("min_lr_frac", 0.0);
+    const double decay_start = (1.0 - s.value("decay_frac", 0.2)) * span;
+    if (t < decay_start) return base;
+    const double frac = (t - decay_start) / std::max(1.0, span - decay_start);
+    return base + (lo - base) * std::min(frac, 1.0);
+  }
+  return base;
+}
+
+}  // namespace empiric

@@ -1,0 +1,282 @@
+#include "train/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "core/errors.h"
+#include "train/optim.h"
+#include "train/schedule.h"
+
+namespace empiric {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+torch::Tensor loss_of(const torch::Tensor& out, const torch::Tensor& y, bool regression) {
+  return regression ? torch::mse_loss(out, y) : torch::cross_entropy_loss(out, y);
+}
+
+void sync(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+// What a checkpoint restores besides model and optimizer.
+struct LoopState {
+  int epoch = 0;  // epochs completed
+  long long step = 0;
+  double best_val = INFINITY;
+  long long best_val_step = -1;
+  double test_acc_at_best = NAN;
+  int evals_since_best = 0;
+  double compute_s = 0, eval_s = 0;
+  json to_json() const {
+    return {{"epoch", epoch}, {"step", step}, {"best_val", std::isfinite(best_val) ? json(best_val) : json()},
+            {"best_val_step", best_val_step}, {"test_acc_at_best", std::isnan(test_acc_at_best) ? json() : json(test_acc_at_best)},
+            {"evals_since_best", evals_since_best}, {"compute_s", compute_s}, {"eval_s", eval_s}};
+  }
+  void from_json(const json& j) {
+    epoch = j["epoch"];
+    step = j["step"];
+    best_val = j["best_val"].is_null() ? INFINITY : j["best_val"].get<double>();
+    best_val_step = j["best_val_step"];
+    test_acc_at_best = j["test_acc_at_best"].is_null() ? NAN : j["test_acc_at_best"].get<double>();
+    evals_since_best = j["evals_since_best"];
+    compute_s = j["compute_s"];
+    eval_s = j["eval_s"];
+  }
+};
+
+torch::Tensor string_tensor(const std::string& s) {
+  return torch::from_blob(const_cast<char*>(s.data()), {int64_t(s.size())}, torch::kUInt8).clone();
+}
+std::string tensor_string(const torch::Tensor& t) {
+  auto c = t.contiguous();
+  return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), size_t(c.numel()));
+}
+
+void save_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Generator& order_gen,
+                     const LoopState& state) {
+  torch::serialize::OutputArchive archive, model_archive, optim_archive;
+  model->save(model_archive);
+  opt.torch_optimizer().save(optim_archive);
+  archive.write("model", model_archive);
+  archive.write("optimizer", optim_archive);
+  archive.write("order_rng", order_gen.get_state());
+  archive.write("torch_rng", at::detail::getDefaultCPUGenerator().get_state());
+  archive.write("state", string_tensor(state.to_json().dump()));
+  // Write then rename, so a kill mid-save leaves the previous checkpoint intact.
+  std::string tmp = path + ".tmp";
+  archive.save_to(tmp);
+  std::filesystem::rename(tmp, path);
+}
+
+bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Generator& order_gen,
+                     LoopState& state, const torch::Device& device) {
+  if (path.empty() || !std::filesystem::exists(path)) return false;
+  torch::serialize::InputArchive archive, model_archive, optim_archive;
+  try {
+    archive.load_from(path, device);
+  } catch (const c10::Error&) {
+    std::filesystem::remove(path);  // unreadable (e.g. killed mid-write before rename): start over
+    return false;
+  }
+  archive.read("model", model_archive);
+  archive.read("optimizer", optim_archive);
+  model->load(model_archive);
+  opt.torch_optimizer().load(optim_archive);
+  torch::Tensor rng, torch_rng, s;
+  archive.read("order_rng", rng);
+  archive.read("torch_rng", torch_rng);
+  archive.read("state", s);
+  order_gen.set_state(rng.cpu());
+  at::Generator global = at::detail::getDefaultCPUGenerator();
+  global.set_state(torch_rng.cpu());
+  state.from_json(json::parse(tensor_string(s.cpu())));
+  return true;
+}
+
+}  // namespace
+
+torch::Device pick_device(const std::string& requested) {
+  if (requested == "cpu") return torch::kCPU;
+  if (torch::cuda::is_available()) return torch::Device(torch::kCUDA, 0);
+  if (requested == "cuda") throw UserError("--device cuda: torch sees no CUDA GPU on this machine; allowed here: cpu, auto");
+  return torch::kCPU;
+}
+
+std::pair<double, double> evaluate(Net& model, const torch::Tensor& x, const torch::Tensor& y, bool regression,
+                                   int64_t batch) {
+  torch::NoGradGuard guard;
+  const bool was_training = model->is_training();
+  model->eval();
+  const int64_t n = x.size(0);
+  auto loss_sum = torch::zeros({}, x.options());
+  auto correct = torch::zeros({}, x.options().dtype(torch::kInt64));
+  for (int64_t i = 0; i < n; i += batch) {
+    auto xb = x.slice(0, i, std::min(n, i + batch)), yb = y.slice(0, i, std::min(n, i + batch));
+    auto out = model->forward(xb);
+    loss_sum += regression ? torch::mse_loss(out, yb, at::Reduction::Sum)
+                           : torch::cross_entropy_loss(out, yb, {}, at::Reduction::Sum);
+    if (!regression) correct += out.argmax(1).eq(yb).sum();
+  }
+  model->train(was_training);
+  double loss = loss_sum.item<double>() / double(std::max<int64_t>(n, 1));
+  double acc = regression ? NAN : correct.item<double>() / double(std::max<int64_t>(n, 1));
+  return {loss, acc};
+}
+
+TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model, const torch::Device& device,
+                         const TrainHooks& hooks) {
+  const json& t = cfg["train"];
+  const int64_t n = data.x_train.size(0);
+  const int64_t batch = std::min<int64_t>(t["batch_size"].get<int64_t>(), n);
+  const int64_t spe = (n + batch - 1) / batch;  // the last, smaller batch is kept
+  const long long total = t["steps"].get<long long>() > 0 ? t["steps"].get<long long>()
+                                                           : t["epochs"].get<long long>() * spe;
+  const int64_t eval_batch = t["eval_batch_size"];
+  const long long eval_every = t["eval_every_steps"];
+  const int patience = t["early_stop_patience"];
+  const double bound = t["divergence_loss"];
+  const bool has_val = data.x_val.defined() && data.x_val.size(0) > 0;
+  const bool regression = data.regression;
+
+  const json& sched = cfg["schedule"];
+  const double base_lr = scaled_base_lr(cfg["optim"]["lr"], sched["scale_rule"], batch, sched["base_batch"]);
+  Optimizer opt(cfg["optim"], *model);
+  at::Generator order_gen = at::detail::createCPUGenerator(cfg.value("seed", 0) * 1000003ULL + 17);
+
+  TrainOutcome outcome;
+  LoopState st;
+  if (load_checkpoint(hooks.checkpoint_path, model, opt, order_gen, st, device)) outcome.resumed_from_epoch = st.epoch;
+
+  // Divergence is tracked on the device (the first bad step, -1 while none) and read back every
+  // `check_every` steps: every step on the CPU, where reading is free; rarely on a GPU.
+  const long long check_every = device.is_cuda() ? 25 : 1;
+  auto first_bad = torch::full({}, -1, torch::TensorOptions().dtype(torch::kInt64).device(device));
+  auto running = torch::zeros({}, data.x_train.options());
+  long long running_n = 0;
+  std::vector<std::pair<std::string, double>> last_values;
+  model->train();
+
+  auto take_evaluation = [&](bool epoch_end) {
+    auto t0 = Clock::now();
+    Evaluation ev;
+    ev.epoch = st.epoch;
+    ev.step = st.step;
+    auto [train_loss, train_acc] = evaluate(model, data.x_train, data.y_train, regression, eval_batch);
+    auto [test_loss, test_acc] = evaluate(model, data.x_test, data.y_test, regression, eval_batch);
+    ev.values = {{"train_loss", train_loss}, {"test_loss", test_loss}, {"lr", opt.lr()}};
+    if (!regression) {
+      ev.values.push_back({"train_acc", train_acc});
+      ev.values.push_back({"test_acc", test_acc});
+      ev.values.push_back({"gen_gap", train_acc - test_acc});
+    }
+    if (running_n > 0) ev.values.push_back({"train_loss_running", running.item<double>() / double(running_n)});
+    if (has_val) {
+      auto [val_loss, val_acc] = evaluate(model, data.x_val, data.y_val, regression, eval_batch);
+      ev.values.push_back({"val_loss", val_loss});
+      if (!regression) ev.values.push_back({"val_acc", val_acc});
+      if (val_loss < st.best_val) {
+        st.best_val = val_loss;
+        st.best_val_step = st.step;
+        st.test_acc_at_best = test_acc;
+        st.evals_since_best = 0;
+      } else {
+        st.evals_since_best++;
+      }
+    }
+    st.eval_s += seconds_since(t0);
+    ev.values.push_back({"compute_s", st.compute_s});
+    ev.values.push_back({"eval_s", st.eval_s});
+    if (st.compute_s > 0) ev.values.push_back({"samples_per_s", double(st.step) * double(batch) / st.compute_s});
+    (void)epoch_end;
+    last_values = ev.values;
+    if (hooks.on_eval) hooks.on_eval(ev);
+  };
+
+  bool stop = false;
+  while (st.step < total && !stop) {
+    auto t0 = Clock::now();
+    auto perm = torch::randperm(n, order_gen).to(device);
+    running.zero_();
+    running_n = 0;
+    for (int64_t b = 0; b < spe && st.step < total; ++b) {
+      auto idx = perm.slice(0, b * batch, std::min(n, (b + 1) * batch));
+      auto xb = data.x_train.index_select(0, idx), yb = data.y_train.index_select(0, idx);
+      opt.set_lr(lr_at(sched, base_lr, st.step, total, spe));
+      opt.zero_grad();
+      auto loss = loss_of(model->forward(xb), yb, regression);
+      loss.backward();
+      opt.step();
+      auto l = loss.detach();
+      auto bad = l.isnan().logical_or(l.isinf()).logical_or(l.gt(bound)).logical_and(first_bad.lt(0));
+      first_bad.masked_fill_(bad, st.step);
+      running += l * double(idx.size(0));
+      running_n += idx.size(0);
+      st.step++;
+      if (st.step % check_every == 0 || st.step == total) {
+        long long bad_step = first_bad.item<int64_t>();
+        if (bad_step >= 0) {
+          outcome.status = "diverged";
+          outcome.diverged_step = bad_step;
+          stop = true;
+          break;
+        }
+      }
+      if (hooks.on_progress && (st.step % 16 == 0)) hooks.on_progress(st.step, total);
+      if (eval_every > 0 && st.step % eval_every == 0 && b + 1 < spe) {
+        sync(device);
+        st.compute_s += seconds_since(t0);
+        take_evaluation(false);
+        t0 = Clock::now();
+      }
+    }
+    sync(device);
+    st.compute_s += seconds_since(t0);
+    if (stop) break;
+    st.epoch++;
+    take_evaluation(true);
+    if (has_val && patience > 0 && st.evals_since_best >= patience) {
+      outcome.summary["early_stopped"] = true;
+      stop = true;
+    }
+    if (!hooks.checkpoint_path.empty() && !stop && st.step < total)
+      save_checkpoint(hooks.checkpoint_path, model, opt, order_gen, st);
+  }
+  if (hooks.on_progress) hooks.on_progress(st.step, total);
+
+  for (const auto& [k, v] : last_values) outcome.summary[k] = std::isfinite(v) ? json(v) : json();
+  outcome.summary["epochs"] = st.epoch;
+  outcome.summary["steps"] = st.step;
+  outcome.summary["steps_per_epoch"] = spe;
+  outcome.summary["base_lr"] = base_lr;
+  outcome.summary["compute_s"] = st.compute_s;
+  outcome.summary["eval_s"] = st.eval_s;
+  outcome.summary["params"] = count_parameters(*model);
+  if (has_val) {
+    outcome.summary["best_val_loss"] = std::isfinite(st.best_val) ? json(st.best_val) : json();
+    outcome.summary["best_val_step"] = st.best_val_step;
+    outcome.summary["test_acc_at_best_val"] = std::isnan(st.test_acc_at_best) ? json() : json(st.test_acc_at_best);
+  }
+  if (outcome.status == "diverged") outcome.summary["diverged_step"] = outcome.diverged_step;
+  if (!hooks.checkpoint_path.empty()) std::filesystem::remove(hooks.checkpoint_path);
+  return outcome;
+}
+
+TrainOutcome run_trial(const json& cfg, const torch::Device& device, const TrainHooks& hooks, const std::string& source) {
+  const uint64_t seed = cfg.value("seed", 0);
+  torch::manual_seed(seed);
+  Dataset data = load_dataset(cfg["data"], seed, device, source);
+  Net model = make_model(cfg["model"], data.input_shape, data.outputs);
+  model->to(device);
+  TrainOutcome out = train_model(cfg, data, model, device, hooks);
+  out.summary["data"] = data.info;
+  return out;
+}
+
+}  // namespace empiric

@@ -1,0 +1,59 @@
+// The trainer: one trial from a resolved trial config. Data stays whole on the device; each epoch
+// is a seeded permutation cut into index slices. Evaluations (every epoch end, and every
+// train.eval_every_steps) report through a callback as they happen; a trial ends finished or
+// diverged (NaN/Inf or a loss over train.divergence_loss, with the step it happened).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "data/datasets.h"
+#include "models/models.h"
+
+namespace empiric {
+
+using json = nlohmann::json;
+
+struct Evaluation {
+  int epoch = 0;          // epochs completed when it was taken (fractional epochs round down)
+  long long step = 0;     // optimizer steps taken
+  std::vector<std::pair<std::string, double>> values;
+};
+
+struct TrainHooks {
+  std::function<void(const Evaluation&)> on_eval;
+  // Called now and then with (steps done, total steps); cheap, never synchronizes the device.
+  std::function<void(long long, long long)> on_progress;
+  // Where to checkpoint at epoch ends and resume from if present ("" = never).
+  std::string checkpoint_path;
+};
+
+struct TrainOutcome {
+  std::string status = "finished";  // finished | diverged
+  long long diverged_step = -1;
+  json summary;                     // final metrics and timings
+  int resumed_from_epoch = 0;       // 0: started fresh
+};
+
+// Loss and accuracy of `model` on (x, y), evaluated in chunks without gradients.
+std::pair<double, double> evaluate(Net& model, const torch::Tensor& x, const torch::Tensor& y, bool regression,
+                                   int64_t batch);
+
+// Trains `model` on `data` for the trial config `cfg`. The model must already be on `device`.
+TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model, const torch::Device& device,
+                         const TrainHooks& hooks);
+
+// Seeds torch, builds the dataset and the model from `cfg`, then trains: one whole trial.
+// `source` names the config in error messages.
+TrainOutcome run_trial(const json& cfg, const torch::Device& device, const TrainHooks& hooks,
+                       const std::string& source);
+
+// "auto" -> cuda when torch sees a GPU, else cpu; "cuda" without a GPU is a UserError.
+torch::Device pick_device(const std::string& requested);
+
+}  // namespace empiric

@@ -1,0 +1,161 @@
+// `empiric run` end to end, through the real binary: resume, divergence, errors.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "core/config.h"
+#include "core/store.h"
+#include "support/temp_dir.h"
+
+namespace empiric {
+namespace {
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+Result empiric(const testing::TempDir& dir, const std::string& args) {
+  std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + EMPIRIC_SOURCE_DIR + " --db " + dir.file("r.db") + " " + args +
+                    " > " + dir.file("out.txt") + " 2> " + dir.file("err.txt");
+  int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir.file("out.txt")), slurp(dir.file("err.txt"))};
+}
+
+const char* kSweep = R"({
+  "question": 99,
+  "data": {"name": "blobs", "n_train": 256, "n_test": 128, "classes": 3, "dim": 4, "noise": 1.0},
+  "model": {"name": "mlp", "widths": [16]},
+  "optim": {"name": "sgd", "lr": 0.1},
+  "train": {"epochs": 3, "batch_size": 32},
+  "sweep": {"optim.lr": [0.1, 0.03]},
+  "seeds": 2
+})";
+
+TEST(Sweep, RunsEveryTrialOnceAndSkipsThemOnRerun) {
+  testing::TempDir dir;
+  std::string cfg = dir.write("lab.json", kSweep);
+  Result first = empiric(dir, "run " + cfg);
+  ASSERT_EQ(first.code, 0) << first.err;
+  EXPECT_NE(first.out.find("4 trials: 4 finished, 0 diverged"), std::string::npos) << first.out;
+  Result again = empiric(dir, "run " + cfg);
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.out.find("4 already in"), std::string::npos) << again.out;
+  EXPECT_NE(again.out.find("0 to run"), std::string::npos) << again.out;
+  Store store(dir.file("r.db"));
+  auto trials = store.trials(99);
+  EXPECT_EQ(trials.size(), 4u);
+  EXPECT_FALSE(store.metrics(trials[0].hash).empty());
+  EXPECT_FALSE(empiric(dir, "run " + cfg + " --force").out.empty());
+  EXPECT_EQ(Store(dir.file("r.db")).trials(99).size(), 4u);
+}
+
+TEST(Sweep, AKilledSweepResumesWithEveryTrialPresentOnce) {
+  testing::TempDir dir;
+  json doc = json::parse(kSweep);
+  doc["train"]["epochs"] = 40;
+  doc["data"]["n_train"] = 2000;
+  doc["seeds"] = 3;
+  std::string cfg = dir.write("lab.json", doc.dump());
+  auto expected = expand_trials(resolve_config(cfg, "", {}));
+
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    std::string db = dir.file("r.db");
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    execl(EMPIRIC_BINARY, "empiric", "--db", db.c_str(), "run", cfg.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  bool some_done = false;
+  for (int i = 0; i < 3000 && !some_done; ++i) {
+    usleep(20000);
+    if (std::filesystem::exists(dir.file("r.db"))) some_done = !Store(dir.file("r.db")).trials().empty();
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  ASSERT_TRUE(some_done);
+  size_t before = Store(dir.file("r.db")).trials().size();
+  EXPECT_LT(before, expected.size());
+
+  Result rest = empiric(dir, "run " + cfg);
+  ASSERT_EQ(rest.code, 0) << rest.err;
+  Store store(dir.file("r.db"));
+  auto trials = store.trials();
+  std::set<std::string> got, want;
+  for (const auto& t : trials) got.insert(t.hash);
+  for (const auto& t : expected) want.insert(t.hash);
+  EXPECT_EQ(trials.size(), expected.size());
+  EXPECT_EQ(got, want);
+}
+
+TEST(Sweep, ADivergingTrialIsRecordedAndTheSweepGoesOn) {
+  testing::TempDir dir;
+  json doc = json::parse(kSweep);
+  doc["sweep"]["optim.lr"] = json::parse("[0.05, 100000.0]");
+  doc["seeds"] = 1;
+  Result r = empiric(dir, "run " + dir.write("lab.json", doc.dump()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("2 trials: 1 finished, 1 diverged"), std::string::npos) << r.out;
+  int diverged = 0;
+  for (const auto& t : Store(dir.file("r.db")).trials()) {
+    if (t.status != "diverged") continue;
+    ++diverged;
+    EXPECT_EQ(t.config["optim"]["lr"], 100000.0);
+    EXPECT_GE(t.diverged_step, 0);
+  }
+  EXPECT_EQ(diverged, 1);
+}
+
+TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
+  testing::TempDir dir;
+  std::string cfg = dir.write("lab.json", kSweep);
+  for (const std::string& args : std::vector<std::string>{"run " + cfg + " optim.lr=-1", "run " + dir.file("missing.json"), "show 103",
+                                  "list --kind maybe", "run " + cfg + " --shard 3/2", "run " + cfg + " --jobs zero",
+                                  "results --format xml"}) {
+    Result r = empiric(dir, args);
+    EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << r.err;
+    EXPECT_EQ(r.err.rfind("empiric: ", 0), 0u) << r.err;
+  }
+  Result r = empiric(dir, "run " + cfg + " optim.lr=-1");
+  EXPECT_NE(r.err.find("override \"optim.lr=-1\": /optim/lr = -1: expected a number > 0"), std::string::npos) << r.err;
+  std::string broken = dir.write("broken.json", "{\"data\": {\"name\": \"blobs\", \"n_train\": 8}, \"model\": {\"name\": \"mlp\"}");
+  r = empiric(dir, "run " + broken);
+  EXPECT_NE(r.err.find("broken.json: invalid JSON"), std::string::npos) << r.err;
+}
+
+TEST(Cli, ListAndShowAnswerFromTheBank) {
+  testing::TempDir dir;
+  Result list = empiric(dir, "list --json");
+  ASSERT_EQ(list.code, 0) << list.err;
+  json all = json::parse(list.out);
+  EXPECT_EQ(all.size(), 102u);
+  Result master = empiric(dir, "list --section 15 --json");
+  EXPECT_EQ(json::parse(master.out).size(), 7u);
+  Result show = empiric(dir, "show 99");
+  ASSERT_EQ(show.code, 0) << show.err;
+  EXPECT_NE(show.out.find("How does batch size affect generalization?"), std::string::npos);
+  EXPECT_EQ(json::parse(empiric(dir, "show 99 --json").out)["number"], 99);
+}
+
+}  // namespace
+}  // namespace empiric

@@ -1,0 +1,117 @@
+#include "data/idx.h"
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <fstream>
+#include <functional>
+
+#include "core/errors.h"
+#include "support/temp_dir.h"
+
+namespace empiric {
+namespace {
+
+std::string be32(uint32_t v) {
+  return {char(v >> 24), char((v >> 16) & 0xff), char((v >> 8) & 0xff), char(v & 0xff)};
+}
+
+// An IDX image file of n images of r x c whose pixel i is i % 251.
+std::string idx_images(uint32_t n, uint32_t r, uint32_t c) {
+  std::string s = be32(0x803) + be32(n) + be32(r) + be32(c);
+  for (uint32_t i = 0; i < n * r * c; ++i) s += char(i % 251);
+  return s;
+}
+
+std::string idx_labels(const std::string& labels) { return be32(0x801) + be32(uint32_t(labels.size())) + labels; }
+
+void write_gz(const std::string& path, const std::string& bytes) {
+  gzFile f = gzopen(path.c_str(), "wb");
+  gzwrite(f, bytes.data(), unsigned(bytes.size()));
+  gzclose(f);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const UserError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Idx, ReadsPlainImagesAndLabels) {
+  testing::TempDir dir;
+  auto img = read_idx_images(dir.write("img", idx_images(3, 2, 4)));
+  EXPECT_EQ(img.count, 3);
+  EXPECT_EQ(img.rows, 2);
+  EXPECT_EQ(img.cols, 4);
+  ASSERT_EQ(img.pixels.size(), 24u);
+  EXPECT_EQ(img.pixels[23], 23);
+  auto labels = read_idx_labels(dir.write("lab", idx_labels({1, 7, 9})));
+  EXPECT_EQ(labels, (std::vector<uint8_t>{1, 7, 9}));
+}
+
+TEST(Idx, ReadsGzipTheSame) {
+  testing::TempDir dir;
+  write_gz(dir.file("img.gz"), idx_images(5, 3, 3));
+  auto img = read_idx_images(dir.file("img.gz"));
+  EXPECT_EQ(img.count, 5);
+  EXPECT_EQ(img.pixels[44], 44);
+}
+
+TEST(Idx, WrongMagicIsNamed) {
+  testing::TempDir dir;
+  std::string path = dir.write("lab", idx_labels({1, 2}));
+  std::string msg = error_of([&] { read_idx_images(path); });
+  EXPECT_NE(msg.find("magic number 0x00000801 is not an IDX image file's (0x00000803)"), std::string::npos) << msg;
+}
+
+TEST(Idx, TruncatedFileSaysExpectedAndFoundSizes) {
+  testing::TempDir dir;
+  std::string bytes = idx_images(4, 2, 2);
+  std::string path = dir.write("img", bytes.substr(0, bytes.size() - 3));
+  std::string msg = error_of([&] { read_idx_images(path); });
+  EXPECT_NE(msg.find("header says 4 images of 2x2 (32 bytes), file has 29 bytes"), std::string::npos) << msg;
+  std::string lab = dir.write("lab", idx_labels({1, 2, 3}).substr(0, 9));
+  EXPECT_NE(error_of([&] { read_idx_labels(lab); }).find("header says 3 labels"), std::string::npos);
+}
+
+TEST(Idx, TruncatedGzipIsAnError) {
+  testing::TempDir dir;
+  write_gz(dir.file("full.gz"), idx_images(50, 8, 8));
+  std::ifstream in(dir.file("full.gz"), std::ios::binary);
+  std::string gz((std::istreambuf_iterator<char>(in)), {});
+  std::string path = dir.write("cut.gz", gz.substr(0, gz.size() / 2));
+  EXPECT_FALSE(error_of([&] { read_idx_images(path); }).empty());
+}
+
+TEST(Idx, MissingFileIsNamed) {
+  EXPECT_NE(error_of([] { read_idx_images("/no/such/file"); }).find("/no/such/file: no such data file"), std::string::npos);
+}
+
+TEST(Cifar, ReadsRecordsAndChecksThem) {
+  testing::TempDir dir;
+  std::string rec;
+  for (int r = 0; r < 2; ++r) {
+    rec += char(r == 0 ? 3 : 9);
+    for (int i = 0; i < 3072; ++i) rec += char((i + r) % 256);
+  }
+  RawImages img;
+  std::vector<uint8_t> labels;
+  read_cifar10_batch(dir.write("b.bin", rec), img, labels);
+  EXPECT_EQ(img.count, 2);
+  EXPECT_EQ(img.channels, 3);
+  EXPECT_EQ(labels, (std::vector<uint8_t>{3, 9}));
+  EXPECT_EQ(img.pixels[3072 + 5], 6);
+  std::string cut = dir.write("cut.bin", rec.substr(0, 4000));
+  EXPECT_NE(error_of([&] { read_cifar10_batch(cut, img, labels); }).find("not a whole number of CIFAR-10 records"),
+            std::string::npos);
+  std::string bad = rec;
+  bad[0] = 12;
+  std::string badp = dir.write("bad.bin", bad);
+  EXPECT_NE(error_of([&] { read_cifar10_batch(badp, img, labels); }).find("label 12"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace empiric

@@ -1,0 +1,199 @@
+// Datasets, models and the trainer on tiny data.
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include "core/config.h"
+#include "core/errors.h"
+#include "data/datasets.h"
+#include "models/models.h"
+#include "support/temp_dir.h"
+#include "train/trainer.h"
+
+namespace empiric {
+namespace {
+
+json config(const std::string& patch) {
+  json doc = json::parse(R"({"data": {"name": "blobs", "n_train": 512, "n_test": 256, "classes": 4, "dim": 5, "noise": 1.0},
+    "model": {"name": "mlp", "widths": [32]}, "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+    "train": {"epochs": 3, "batch_size": 32, "checkpoint": false}})");
+  doc.merge_patch(json::parse(patch));
+  auto trials = expand_trials(resolve_config_json(doc, "test.json", "", {}));
+  return trials.at(0).config;
+}
+
+Dataset data_of(const json& cfg) { return load_dataset(cfg["data"], cfg["seed"].get<uint64_t>(), torch::kCPU, "test.json"); }
+
+TEST(Data, LabelNoiseFlipsExactlyTheFractionToOtherClasses) {
+  json cfg = config(R"({"data": {"label_noise": 0.2}})");
+  Dataset noisy = data_of(cfg);
+  cfg["data"]["label_noise"] = 0.0;
+  Dataset clean = data_of(cfg);
+  EXPECT_EQ(noisy.info["label_noise_count"], 102);  // round(0.2 * 512)
+  EXPECT_EQ(noisy.flipped.size(0), 102);
+  auto changed = (noisy.y_train != clean.y_train).nonzero().squeeze(1);
+  EXPECT_TRUE(torch::equal(changed, noisy.flipped));
+  EXPECT_TRUE(torch::equal(noisy.x_train, clean.x_train));
+}
+
+TEST(Data, RandomLabelsRedrawExactlyTheFraction) {
+  Dataset d = data_of(config(R"({"data": {"random_labels": 0.5}})"));
+  EXPECT_EQ(d.info["random_labels_count"], 256);
+  // About 3/4 of the redrawn labels land on another of the 4 classes.
+  EXPECT_GT(d.flipped.size(0), 150);
+  EXPECT_LT(d.flipped.size(0), 230);
+}
+
+TEST(Data, ValidationIsCarvedFromTraining) {
+  Dataset d = data_of(config(R"({"data": {"validation": 100}})"));
+  EXPECT_EQ(d.x_val.size(0), 100);
+  EXPECT_EQ(d.x_train.size(0), 412);
+  EXPECT_EQ(d.x_test.size(0), 256);
+}
+
+TEST(Data, StandardizesWithTrainingStatisticsOnly) {
+  Dataset d = data_of(config("{}"));
+  auto mean = d.x_train.mean(0), std = d.x_train.std(0, false);
+  EXPECT_TRUE(torch::allclose(mean, torch::zeros_like(mean), 0, 1e-5));
+  EXPECT_TRUE(torch::allclose(std, torch::ones_like(std), 0, 1e-4));
+  EXPECT_FALSE(torch::allclose(d.x_test.mean(0), torch::zeros_like(mean), 0, 1e-5));
+}
+
+TEST(Data, ImbalanceMakesTheLastClassRarest) {
+  Dataset d = data_of(config(R"({"data": {"imbalance": 0.1}})"));
+  auto counts = torch::bincount(d.y_train, {}, 4);
+  EXPECT_NEAR(counts[3].item<double>() / counts[0].item<double>(), 0.1, 0.05);
+}
+
+TEST(Data, SameSeedSameDataOtherSeedOtherData) {
+  json cfg = config("{}");
+  EXPECT_TRUE(torch::equal(data_of(cfg).x_train, data_of(cfg).x_train));
+  cfg["seed"] = 1;
+  EXPECT_FALSE(torch::equal(data_of(cfg).x_train, data_of(config("{}")).x_train));
+}
+
+std::string be32(uint32_t v) { return {char(v >> 24), char((v >> 16) & 0xff), char((v >> 8) & 0xff), char(v & 0xff)}; }
+
+TEST(Data, LoadsAnMnistDirectoryOfTinyIdxFiles) {
+  testing::TempDir dir;
+  auto write = [&](const std::string& prefix, uint32_t n) {
+    std::string img = be32(0x803) + be32(n) + be32(28) + be32(28), lab = be32(0x801) + be32(n);
+    for (uint32_t i = 0; i < n * 784; ++i) img += char((i * 7) % 256);
+    for (uint32_t i = 0; i < n; ++i) lab += char(i % 10);
+    gzFile f = gzopen(dir.file(prefix + "-images-idx3-ubyte.gz").c_str(), "wb");
+    gzwrite(f, img.data(), unsigned(img.size()));
+    gzclose(f);
+    dir.write(prefix + "-labels-idx1-ubyte", lab);  // plain and gzip may mix
+  };
+  write("train", 20);
+  write("t10k", 10);
+  json cfg = config(R"({"data": {"name": "mnist", "n_train": null, "n_test": null, "classes": null, "dim": null, "noise": null}})");
+  cfg["data"]["path"] = dir.path();
+  Dataset d = data_of(cfg);
+  EXPECT_EQ(d.x_train.sizes(), (std::vector<int64_t>{20, 1, 28, 28}));
+  EXPECT_EQ(d.y_test.size(0), 10);
+  EXPECT_EQ(d.outputs, 10);
+  cfg["data"]["path"] = dir.file("missing");
+  EXPECT_THROW(data_of(cfg), UserError);
+}
+
+TEST(Models, LeNetHasTheClassicParameterCount) {
+  Net net = make_model(json::parse(R"({"name": "lenet_300_100", "activation": "relu", "bias": true, "dropout": 0.0,
+                                        "batch_norm": false, "init": "default", "init_scale": 1.0})"),
+                       {1, 28, 28}, 10);
+  EXPECT_EQ(count_parameters(*net), 784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10);
+  EXPECT_EQ(net->forward(torch::zeros({3, 1, 28, 28})).sizes(), (std::vector<int64_t>{3, 10}));
+}
+
+TEST(Models, EveryActivationAndTheConvnetRun) {
+  for (const char* act : {"relu", "leaky_relu", "prelu", "tanh", "sigmoid", "gelu", "swish"}) {
+    json m = config("{}")["model"];
+    m["activation"] = act;
+    m["batch_norm"] = true;
+    m["dropout"] = 0.1;
+    EXPECT_EQ(make_model(m, {5}, 4)->forward(torch::randn({6, 5})).sizes(), (std::vector<int64_t>{6, 4})) << act;
+  }
+  json conv = config(R"({"model": {"name": "convnet", "widths": null, "channels": [4, 4, 8, 8], "dense": [16]}})")["model"];
+  EXPECT_EQ(make_model(conv, {3, 32, 32}, 10)->forward(torch::randn({2, 3, 32, 32})).sizes(), (std::vector<int64_t>{2, 10}));
+}
+
+TEST(Models, InitZerosAndNormalScale) {
+  json m = config("{}")["model"];
+  m["init"] = "zeros";
+  for (const auto& p : make_model(m, {5}, 4)->parameters()) EXPECT_EQ(p.abs().sum().item<float>(), 0.0f);
+  m["init"] = "normal";
+  m["init_scale"] = 0.01;
+  auto w = make_model(m, {500}, 400)->parameters()[0];
+  EXPECT_NEAR(w.std().item<double>(), 0.01, 0.001);
+}
+
+TrainOutcome train_cfg(const json& cfg, const TrainHooks& hooks = {}) { return run_trial(cfg, torch::kCPU, hooks, "test.json"); }
+
+TEST(Trainer, XorIsLearnedByATwoLayerMlpAndNotByALinearModel) {
+  const std::string data = R"("data": {"name": "xor", "n_train": 512, "n_test": 512, "noise": 0.2, "classes": null, "dim": null})";
+  auto mlp = train_cfg(config("{" + data + R"(, "model": {"name": "mlp", "widths": [16]}, "train": {"epochs": 40}})"));
+  auto lin = train_cfg(config("{" + data + R"(, "model": {"name": "linear", "widths": null}, "train": {"epochs": 40}})"));
+  EXPECT_GT(mlp.summary["test_acc"].get<double>(), 0.95);
+  EXPECT_LT(lin.summary["test_acc"].get<double>(), 0.70);
+}
+
+TEST(Trainer, SameConfigAndSeedGiveBitIdenticalMetrics) {
+  json cfg = config(R"({"model": {"dropout": 0.2}})");
+  std::vector<std::vector<std::pair<std::string, double>>> a, b;
+  TrainHooks ha, hb;
+  ha.on_eval = [&](const Evaluation& e) { a.push_back(e.values); };
+  hb.on_eval = [&](const Evaluation& e) { b.push_back(e.values); };
+  train_cfg(cfg, ha);
+  train_cfg(cfg, hb);
+  ASSERT_EQ(a.size(), 3u);
+  for (size_t i = 0; i < a.size(); ++i)
+    for (size_t j = 0; j < a[i].size(); ++j)
+      if (a[i][j].first.find("_s") == std::string::npos) {  // timings differ, numbers must not
+        EXPECT_EQ(a[i][j].second, b[i][j].second) << a[i][j].first;
+      }
+}
+
+TEST(Trainer, DivergenceIsRecordedWithItsStep) {
+  auto out = train_cfg(config(R"({"optim": {"lr": 1e6}, "data": {"noise": 5.0}})"));
+  EXPECT_EQ(out.status, "diverged");
+  EXPECT_GE(out.diverged_step, 0);
+  EXPECT_LT(out.diverged_step, 20);  // within the first epoch, where it happened
+}
+
+TEST(Trainer, StepsBudgetOverridesEpochs) {
+  auto out = train_cfg(config(R"({"train": {"steps": 37}})"));
+  EXPECT_EQ(out.summary["steps"], 37);
+  EXPECT_EQ(out.summary["steps_per_epoch"], 16);
+}
+
+TEST(Trainer, EarlyStoppingRecordsTheBestValidationStep) {
+  auto out = train_cfg(config(R"({"data": {"validation": 128, "label_noise": 0.4}, "train": {"epochs": 60, "early_stop_patience": 3},
+                                   "model": {"widths": [256, 256]}, "optim": {"lr": 0.05}})"));
+  EXPECT_TRUE(out.summary.value("early_stopped", false));
+  EXPECT_LT(out.summary["epochs"].get<int>(), 60);
+  EXPECT_GE(out.summary["best_val_step"].get<int>(), 0);
+}
+
+TEST(Trainer, AKilledTrialResumesFromItsCheckpointToTheSameResult) {
+  testing::TempDir dir;
+  json cfg = config(R"({"train": {"epochs": 4}, "model": {"dropout": 0.2}})");
+  auto whole = train_cfg(cfg);
+
+  TrainHooks dying;
+  dying.checkpoint_path = dir.file("t.pt");
+  dying.on_eval = [](const Evaluation& e) {
+    if (e.epoch == 3) throw std::runtime_error("killed");
+  };
+  EXPECT_THROW(train_cfg(cfg, dying), std::runtime_error);
+  ASSERT_TRUE(std::filesystem::exists(dir.file("t.pt")));
+
+  TrainHooks resumed;
+  resumed.checkpoint_path = dir.file("t.pt");
+  auto out = train_cfg(cfg, resumed);
+  EXPECT_EQ(out.resumed_from_epoch, 2);
+  EXPECT_EQ(out.summary["test_acc"], whole.summary["test_acc"]);
+  EXPECT_EQ(out.summary["train_loss"], whole.summary["train_loss"]);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("t.pt")));  // removed once the trial ends
+}
+
+}  // namespace
+}  // namespace empiric

@@ -1,0 +1,84 @@
+#include "train/schedule.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+namespace empiric {
+namespace {
+
+// 10 steps per epoch, 100 steps in all, base LR 1 unless said.
+double at(const std::string& json_text, long long step, double base = 1.0) {
+  return lr_at(json::parse(json_text), base, step, 100, 10);
+}
+
+TEST(Schedule, ConstantIsTheBase) {
+  EXPECT_DOUBLE_EQ(at(R"({"name":"constant"})", 0, 0.3), 0.3);
+  EXPECT_DOUBLE_EQ(at(R"({"name":"constant"})", 99, 0.3), 0.3);
+}
+
+TEST(Schedule, LinearWarmupEdges) {
+  const char* s = R"({"name":"constant","warmup_epochs":2})";  // 20 warmup steps
+  EXPECT_DOUBLE_EQ(at(s, 0), 1.0 / 20);
+  EXPECT_DOUBLE_EQ(at(s, 9), 10.0 / 20);
+  EXPECT_DOUBLE_EQ(at(s, 19), 1.0);
+  EXPECT_DOUBLE_EQ(at(s, 20), 1.0);
+}
+
+TEST(Schedule, StepDecaysEveryStepEpochs) {
+  const char* s = R"({"name":"step","step_epochs":3,"gamma":0.1})";
+  EXPECT_DOUBLE_EQ(at(s, 29), 1.0);
+  EXPECT_NEAR(at(s, 30), 0.1, 1e-15);
+  EXPECT_NEAR(at(s, 60), 0.01, 1e-15);
+}
+
+TEST(Schedule, MultistepAtMilestones) {
+  const char* s = R"({"name":"multistep","milestones":[2,5],"gamma":0.5})";
+  EXPECT_DOUBLE_EQ(at(s, 19), 1.0);
+  EXPECT_DOUBLE_EQ(at(s, 20), 0.5);
+  EXPECT_DOUBLE_EQ(at(s, 49), 0.5);
+  EXPECT_DOUBLE_EQ(at(s, 50), 0.25);
+}
+
+TEST(Schedule, ExponentialPerEpoch) {
+  EXPECT_NEAR(at(R"({"name":"exponential","gamma":0.9})", 35), std::pow(0.9, 3), 1e-15);
+}
+
+TEST(Schedule, CosineFromBaseToFloor) {
+  const char* s = R"({"name":"cosine","min_lr_frac":0.1})";
+  EXPECT_DOUBLE_EQ(at(s, 0), 1.0);
+  EXPECT_NEAR(at(s, 50), 0.1 + 0.9 * 0.5, 1e-12);  // half way: the mean of the two ends
+  EXPECT_NEAR(at(s, 100), 0.1, 1e-12);
+}
+
+TEST(Schedule, CosineRunsOverThePostWarmupSteps) {
+  const char* s = R"({"name":"cosine","warmup_epochs":2})";  // 20 warmup, 80 cosine
+  EXPECT_DOUBLE_EQ(at(s, 20), 1.0);
+  EXPECT_NEAR(at(s, 60), 0.5, 1e-12);
+}
+
+TEST(Schedule, OneCyclePeaksAtPctStart) {
+  const char* s = R"({"name":"onecycle","pct_start":0.3,"div_factor":25,"final_div_factor":10000})";
+  EXPECT_NEAR(at(s, 0), 1.0 / 25, 1e-12);
+  EXPECT_NEAR(at(s, 29), 1.0, 1e-12);  // peak at step pct_start * total - 1, as torch's OneCycleLR
+  EXPECT_NEAR(at(s, 99), 1.0 / 25 / 10000, 1e-12);
+  EXPECT_LT(at(s, 15), at(s, 25));
+  EXPECT_GT(at(s, 40), at(s, 80));
+}
+
+TEST(Schedule, WsdIsStableThenDecaysLinearly) {
+  const char* s = R"({"name":"wsd","decay_frac":0.2,"min_lr_frac":0.0})";
+  EXPECT_DOUBLE_EQ(at(s, 79), 1.0);  // decay starts at 80
+  EXPECT_DOUBLE_EQ(at(s, 80), 1.0);
+  EXPECT_NEAR(at(s, 90), 0.5, 1e-12);
+  EXPECT_NEAR(at(s, 100), 0.0, 1e-12);
+}
+
+TEST(Schedule, BatchScalingRules) {
+  EXPECT_DOUBLE_EQ(scaled_base_lr(0.1, "none", 1024, 128), 0.1);
+  EXPECT_DOUBLE_EQ(scaled_base_lr(0.1, "linear", 1024, 128), 0.8);
+  EXPECT_NEAR(scaled_base_lr(0.1, "sqrt", 512, 128), 0.2, 1e-15);
+}
+
+}  // namespace
+}  // namespace empiric
