@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# There (the GPU machine, through the device tool, with .deps carried): runs the tests (the CUDA
+# ones included, which skip elsewhere) and the training benchmarks, and writes a table to $OUT.
+#   device run: bash scripts/gpu_run.sh        carry: [".deps"]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-/tmp/empiric-gpu}
+mkdir -p "$OUT"
+PY=${PY:-python3}
+deps=$PWD/.deps/gpu
+torch_lib=$($PY -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+export LD_LIBRARY_PATH="$torch_lib:$deps/lib:${LD_LIBRARY_PATH:-}"
+# The binaries carry absolute paths of the dev checkout (tests find questions/ and the binary
+# through them) and the default data directory: make both exist here.
+mkdir -p /work /usr/share/datasets
+[ -e /work/main ] || ln -s "$PWD" /work/main
+mkdir -p /work/main/build/bin && cp "$deps/bin/empiric" /work/main/build/bin/empiric 2>/dev/null
+[ -e /usr/share/datasets/fashion-mnist ] || ln -s "$deps/data/fashion-mnist" /usr/share/datasets/fashion-mnist
+
+{
+  echo "# empiric on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
+  echo "torch: $($PY -c 'import torch; print(torch.__version__)')"
+  date -u
+} | tee "$OUT/env.txt"
+
+status=0
+for t in core_tests lab_tests; do
+  "$deps/bin/$t" --gtest_output="json:$OUT/$t.json" >"$OUT/$t.log" 2>&1 || status=1
+  echo "$t: $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/$t.log" | tr '\n' ' ')"
+done
+
+EMPIRIC="$deps/bin/empiric" PY=$PY REPS=${REPS:-3} scripts/bench_lenet.sh --device cuda | tee "$OUT/bench_lenet_cuda.md"
+exit $status
