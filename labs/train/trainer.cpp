@@ -59,8 +59,13 @@ std::string tensor_string(const torch::Tensor& t) {
   return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), size_t(c.numel()));
 }
 
+// torch's default generator on `device`: init and dropout draw from it.
+at::Generator device_generator(const torch::Device& device) {
+  return at::globalContext().defaultGenerator(device.is_cuda() ? device : torch::Device(torch::kCPU));
+}
+
 void save_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Generator& order_gen,
-                     const LoopState& state) {
+                     const LoopState& state, const torch::Device& device) {
   torch::serialize::OutputArchive archive, model_archive, optim_archive;
   model->save(model_archive);
   opt.torch_optimizer().save(optim_archive);
@@ -68,6 +73,7 @@ void save_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
   archive.write("optimizer", optim_archive);
   archive.write("order_rng", order_gen.get_state());
   archive.write("torch_rng", at::detail::getDefaultCPUGenerator().get_state());
+  if (device.is_cuda()) archive.write("device_rng", device_generator(device).get_state());
   archive.write("state", string_tensor(state.to_json().dump()));
   // Write then rename, so a kill mid-save leaves the previous checkpoint intact.
   std::string tmp = path + ".tmp";
@@ -96,6 +102,11 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
   order_gen.set_state(rng.cpu());
   at::Generator global = at::detail::getDefaultCPUGenerator();
   global.set_state(torch_rng.cpu());
+  if (device.is_cuda()) {
+    torch::Tensor device_rng;
+    archive.read("device_rng", device_rng);
+    device_generator(device).set_state(device_rng.cpu());
+  }
   state.from_json(json::parse(tensor_string(s.cpu())));
   return true;
 }
@@ -246,7 +257,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model, const
       stop = true;
     }
     if (!hooks.checkpoint_path.empty() && !stop && st.step < total)
-      save_checkpoint(hooks.checkpoint_path, model, opt, order_gen, st);
+      save_checkpoint(hooks.checkpoint_path, model, opt, order_gen, st, device);
   }
   if (hooks.on_progress) hooks.on_progress(st.step, total);
 

@@ -1,6 +1,8 @@
 // The trainer on a GPU: the same trial as on the CPU, to float tolerance. Skips without a GPU.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "core/config.h"
 #include "train/trainer.h"
 
@@ -37,12 +39,25 @@ TEST(CudaTrainer, DivergenceIsDetectedOnTheDevice) {
   EXPECT_LT(out.diverged_step, 16);  // one epoch: the first bad step is kept on the device
 }
 
-TEST(CudaTrainer, SpiralsTrainOnTheGpu) {
+TEST(CudaTrainer, AKilledTrialResumesOnTheGpuToTheSameResult) {
   SKIP_WITHOUT_GPU();
-  json cfg = trial_config(R"({"data": {"name": "spirals", "dim": null, "classes": 3, "noise": 0.05}})");
-  auto out = run_trial(cfg, torch::Device(torch::kCUDA, 0), {}, "cuda_test.json");
-  EXPECT_EQ(out.status, "finished");
-  EXPECT_GT(out.summary["test_acc"].get<double>(), 0.5);
+  const torch::Device gpu(torch::kCUDA, 0);
+  json cfg = trial_config(R"({"model": {"dropout": 0.3}})");  // dropout draws from the CUDA generator
+  auto whole = run_trial(cfg, gpu, {}, "cuda_test.json");
+  std::string ckpt = (std::filesystem::temp_directory_path() / "empiric-cuda-resume.pt").string();
+  std::filesystem::remove(ckpt);
+  TrainHooks dying;
+  dying.checkpoint_path = ckpt;
+  dying.on_eval = [](const Evaluation& e) {
+    if (e.epoch == 4) throw std::runtime_error("killed");
+  };
+  EXPECT_THROW(run_trial(cfg, gpu, dying, "cuda_test.json"), std::runtime_error);
+  TrainHooks resumed;
+  resumed.checkpoint_path = ckpt;
+  auto out = run_trial(cfg, gpu, resumed, "cuda_test.json");
+  EXPECT_EQ(out.resumed_from_epoch, 3);
+  EXPECT_NEAR(out.summary["train_loss"].get<double>(), whole.summary["train_loss"].get<double>(), 1e-6);
+  EXPECT_EQ(out.summary["test_acc"], whole.summary["test_acc"]);
 }
 
 }  // namespace
