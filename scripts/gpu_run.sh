@@ -30,4 +30,11 @@ for t in core_tests lab_tests; do
 done
 
 EMPIRIC="$deps/bin/empiric" PY=$PY REPS=${REPS:-3} scripts/bench_lenet.sh --device cuda | tee "$OUT/bench_lenet_cuda.md"
+
+# Kernels: empiric's CUDA kernels beside torch::optim and the copy bandwidth (same process), then
+# the PyTorch Python peer (AdamW(fused=True) + mask multiply) in the same session.
+"$deps/bin/kernels_bench" --benchmark_filter='cuda:1' --benchmark_repetitions=5 \
+  --benchmark_report_aggregates_only=true --benchmark_out="$OUT/kernels_cuda.json" --benchmark_out_format=json >"$OUT/kernels_cuda.txt" 2>&1
+$PY bench/peers/adam_step.py --device cuda >"$OUT/adam_peer_cuda.jsonl"
+$PY scripts/kernel_table.py "$OUT/kernels_cuda.json" "$OUT/adam_peer_cuda.jsonl" | tee "$OUT/kernels_cuda.md"
 exit $status

@@ -122,6 +122,9 @@ std::vector<Section> build() {
            num("clip_norm", 0.0, 0.0, {}, "clip the global gradient norm to this (0: off)"),
            {"lr_mult", FieldType::NumberMap, json::object(), 0.0, {}, {},
             "per-layer LR multipliers: parameter-name prefix -> multiplier", {}},
+           choice("impl", "fused", {"fused", "torch"},
+                  "fused: empiric's multi-tensor kernels (CPU or CUDA); torch: torch::optim",
+                  {"sgd", "adam", "adamw"}),
        }});
   s.push_back(
       {"schedule", "Learning-rate schedule (times in epochs; fractions of the whole run)", "name",

@@ -2,6 +2,8 @@
 
 #include <map>
 
+#include "fused_optim/fused_optim.h"
+
 namespace empiric {
 namespace {
 
@@ -30,7 +32,7 @@ std::unique_ptr<optim::Optimizer> build(std::vector<optim::OptimizerParamGroup> 
 }  // namespace
 
 Optimizer::Optimizer(const json& o, torch::nn::Module& model)
-    : l1_(o["l1"]), clip_(o["clip_norm"]), lr_(o["lr"]) {
+    : name_(o["name"]), cfg_(o), l1_(o["l1"]), clip_(o["clip_norm"]), lr_(o["lr"]) {
   auto base = options_for(o);
   // Group parameters by the longest lr_mult prefix that matches their name ("" = the rest).
   const json mult = o.value("lr_mult", json::object());
@@ -55,14 +57,35 @@ Optimizer::Optimizer(const json& o, torch::nn::Module& model)
     multipliers_.push_back(m);
   }
   const std::string name = o["name"];
+  if (o.value("impl", "torch") == "fused") {
+    for (auto& group : groups) {
+      std::vector<torch::Tensor> params = group.params(), s1, s2;
+      for (auto& p : params) {
+        s1.push_back(torch::zeros_like(p));
+        if (name != "sgd") s2.push_back(torch::zeros_like(p));
+      }
+      group_params_.push_back(params);
+      group_state1_.push_back(s1);
+      group_state2_.push_back(s2);
+    }
+    return;
+  }
   if (name == "sgd") opt_ = build<optim::SGD, optim::SGDOptions>(std::move(groups), *base);
   else if (name == "adam") opt_ = build<optim::Adam, optim::AdamOptions>(std::move(groups), *base);
   else if (name == "adamw") opt_ = build<optim::AdamW, optim::AdamWOptions>(std::move(groups), *base);
   else opt_ = build<optim::RMSprop, optim::RMSpropOptions>(std::move(groups), *base);
 }
 
+void Optimizer::zero_grad() {
+  if (opt_) return opt_->zero_grad();
+  for (auto& params : group_params_)
+    for (auto& p : params)
+      if (p.mutable_grad().defined()) p.mutable_grad().zero_();
+}
+
 void Optimizer::set_lr(double lr) {
   lr_ = lr;
+  if (!opt_) return;
   auto& groups = opt_->param_groups();
   for (size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(lr * multipliers_[i]);
 }
@@ -74,7 +97,54 @@ void Optimizer::step() {
       if (w.grad().defined()) w.mutable_grad().add_(torch::sign(w), l1_);
   }
   if (clip_ > 0) torch::nn::utils::clip_grad_norm_(params_, clip_);
-  opt_->step();
+  if (opt_) opt_->step();
+  else fused_step();
+}
+
+void Optimizer::fused_step() {
+  ++steps_;
+  torch::NoGradGuard guard;
+  for (size_t gi = 0; gi < group_params_.size(); ++gi) {
+    std::vector<torch::Tensor> grads;
+    for (auto& p : group_params_[gi]) grads.push_back(p.grad().defined() ? p.grad() : torch::zeros_like(p));
+    const double lr = lr_ * multipliers_[gi];
+    if (name_ == "sgd") {
+      kernels::SgdConfig c{lr, cfg_["momentum"].get<double>(), cfg_["weight_decay"].get<double>(), cfg_["nesterov"].get<bool>()};
+      kernels::fused_sgd_(group_params_[gi], grads, group_state1_[gi], {}, c, steps_ == 1);
+    } else {
+      kernels::AdamConfig c{lr, cfg_["betas"][0].get<double>(), cfg_["betas"][1].get<double>(), cfg_["eps"].get<double>(),
+                            cfg_["weight_decay"].get<double>(), name_ == "adamw"};
+      kernels::fused_adam_(group_params_[gi], grads, group_state1_[gi], group_state2_[gi], {}, c, steps_);
+    }
+  }
+}
+
+void Optimizer::save(torch::serialize::OutputArchive& archive) const {
+  if (opt_) return opt_->save(archive);
+  archive.write("fused_steps", torch::tensor(steps_));
+  for (size_t g = 0; g < group_state1_.size(); ++g)
+    for (size_t k = 0; k < group_state1_[g].size(); ++k) {
+      archive.write("s1_" + std::to_string(g) + "_" + std::to_string(k), group_state1_[g][k]);
+      if (!group_state2_[g].empty()) archive.write("s2_" + std::to_string(g) + "_" + std::to_string(k), group_state2_[g][k]);
+    }
+}
+
+void Optimizer::load(torch::serialize::InputArchive& archive) {
+  if (opt_) return opt_->load(archive);
+  torch::Tensor steps;
+  archive.read("fused_steps", steps);
+  steps_ = steps.item<int64_t>();
+  torch::NoGradGuard guard;
+  for (size_t g = 0; g < group_state1_.size(); ++g)
+    for (size_t k = 0; k < group_state1_[g].size(); ++k) {
+      torch::Tensor t;
+      archive.read("s1_" + std::to_string(g) + "_" + std::to_string(k), t);
+      group_state1_[g][k].copy_(t);
+      if (!group_state2_[g].empty()) {
+        archive.read("s2_" + std::to_string(g) + "_" + std::to_string(k), t);
+        group_state2_[g][k].copy_(t);
+      }
+    }
 }
 
 }  // namespace empiric

@@ -1,5 +1,7 @@
-// Optimizers from a validated "optim" section, on torch::optim, with per-layer LR multipliers as
-// parameter groups, L1 added to the gradient, and global-norm gradient clipping.
+// Optimizers from a validated "optim" section, with per-layer LR multipliers as parameter groups,
+// L1 added to the gradient, and global-norm gradient clipping. optim.impl picks torch::optim or
+// empiric's fused multi-tensor kernels (kernels/fused_optim: SGD, Adam, AdamW), which compute the
+// same step in one pass per chunk set.
 #pragma once
 
 #include <torch/torch.h>
@@ -18,14 +20,25 @@ class Optimizer {
 
   // Applies L1 and clipping to the gradients, then steps.
   void step();
-  void zero_grad() { opt_->zero_grad(); }
+  void zero_grad();
   // Sets every group's LR to lr times the group's multiplier.
   void set_lr(double lr);
   double lr() const { return lr_; }
-  torch::optim::Optimizer& torch_optimizer() { return *opt_; }
+  bool fused() const { return !opt_; }
+  torch::optim::Optimizer* torch_optimizer() { return opt_.get(); }  // null when fused
+
+  void save(torch::serialize::OutputArchive& archive) const;
+  void load(torch::serialize::InputArchive& archive);
 
  private:
-  std::unique_ptr<torch::optim::Optimizer> opt_;
+  void fused_step();
+
+  std::unique_ptr<torch::optim::Optimizer> opt_;  // null when fused
+  // Fused: the groups' parameters and their state (Adam: exp_avg, exp_avg_sq; SGD: momentum).
+  std::string name_;
+  json cfg_;
+  std::vector<std::vector<torch::Tensor>> group_params_, group_state1_, group_state2_;
+  int64_t steps_ = 0;
   std::vector<double> multipliers_;  // one per parameter group
   std::vector<torch::Tensor> weights_;  // parameters of dim >= 2 (L1 applies to these)
   std::vector<torch::Tensor> params_;

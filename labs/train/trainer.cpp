@@ -68,7 +68,7 @@ void save_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
                      const LoopState& state, const torch::Device& device) {
   torch::serialize::OutputArchive archive, model_archive, optim_archive;
   model->save(model_archive);
-  opt.torch_optimizer().save(optim_archive);
+  opt.save(optim_archive);
   archive.write("model", model_archive);
   archive.write("optimizer", optim_archive);
   archive.write("order_rng", order_gen.get_state());
@@ -94,7 +94,7 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
   archive.read("model", model_archive);
   archive.read("optimizer", optim_archive);
   model->load(model_archive);
-  opt.torch_optimizer().load(optim_archive);
+  opt.load(optim_archive);
   torch::Tensor rng, torch_rng, s;
   archive.read("order_rng", rng);
   archive.read("torch_rng", torch_rng);

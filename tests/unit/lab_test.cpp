@@ -197,3 +197,23 @@ TEST(Trainer, AKilledTrialResumesFromItsCheckpointToTheSameResult) {
 
 }  // namespace
 }  // namespace empiric
+
+namespace empiric {
+namespace {
+
+TEST(Trainer, FusedOptimizerMatchesTorchOptimOverAHundredSteps) {
+  for (const char* optim : {R"({"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": true, "weight_decay": 1e-4})",
+                            R"({"name": "adamw", "lr": 0.003, "weight_decay": 0.01, "momentum": null})"}) {
+    json base = config(std::string(R"({"train": {"steps": 100}, "optim": )") + optim + "}");
+    base["optim"]["impl"] = "torch";
+    json fused = base;
+    fused["optim"]["impl"] = "fused";
+    auto a = train_cfg(base), b = train_cfg(fused);
+    EXPECT_NEAR(b.summary["train_loss"].get<double>(), a.summary["train_loss"].get<double>(),
+                1e-4 * a.summary["train_loss"].get<double>()) << optim;
+    EXPECT_NEAR(b.summary["test_acc"].get<double>(), a.summary["test_acc"].get<double>(), 1.0 / 256) << optim;
+  }
+}
+
+}  // namespace
+}  // namespace empiric

@@ -1,0 +1,203 @@
+// Google Benchmark suites for the kernels, each beside the work it replaces:
+//   adam/*      fused masked Adam (CPU fallback; CUDA kernel where a GPU is) vs torch::optim::Adam
+//               (+ a separate mask multiply when masked) vs the ATen composite reference
+//   copy/*      a plain device copy of one parameter list: the memory-bandwidth limit, same run
+//   axpby/*     multi-tensor axpby vs the ATen composite
+// Sizes: LeNet-300-100's six tensors (266,610 parameters) and ten 1M tensors (10M parameters).
+// Counters: bytes/s of the traffic each op must move (Adam: read w, g, m, v[, mask]; write w, m,
+// v), items/s = parameters/s. On a GPU, time is measured with CUDA events (manual time).
+// Each benchmark's label names the question numbers it serves (fused step: 71, 97; axpby: 98).
+#include <benchmark/benchmark.h>
+#include <torch/torch.h>
+
+#include <chrono>
+
+#ifdef EMPIRIC_WITH_CUDA
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime.h>
+#endif
+
+#include "axpby/axpby.h"
+#include "fused_optim/fused_optim.h"
+
+namespace {
+
+using namespace empiric::kernels;
+using Lists = std::vector<torch::Tensor>;
+
+enum Shape { kLeNet = 0, k10M = 1 };
+
+std::vector<int64_t> shape_sizes(int shape) {
+  if (shape == kLeNet) return {784 * 300, 300, 300 * 100, 100, 100 * 10, 10};
+  return std::vector<int64_t>(10, 1 << 20);
+}
+
+int64_t total(const std::vector<int64_t>& sizes) {
+  int64_t n = 0;
+  for (auto s : sizes) n += s;
+  return n;
+}
+
+torch::Device device_of(int d) { return d ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU); }
+
+Lists make(const std::vector<int64_t>& sizes, torch::Device d, double scale) {
+  Lists out;
+  for (auto n : sizes) out.push_back(torch::randn({n}, torch::TensorOptions().device(d)) * scale);
+  return out;
+}
+
+// Times `body` per iteration: wall clock on the CPU, CUDA events on a GPU.
+template <class Body>
+void run_timed(benchmark::State& state, torch::Device d, Body body) {
+  body();  // warm-up (allocations, first launch)
+#ifdef EMPIRIC_WITH_CUDA
+  if (d.is_cuda()) {
+    cudaEvent_t start, stop;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    for (auto _ : state) {
+      cudaEventRecord(start, c10::cuda::getCurrentCUDAStream().stream());
+      body();
+      cudaEventRecord(stop, c10::cuda::getCurrentCUDAStream().stream());
+      cudaEventSynchronize(stop);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, start, stop);
+      state.SetIterationTime(ms / 1e3);
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    return;
+  }
+#endif
+  for (auto _ : state) {
+    auto t0 = std::chrono::steady_clock::now();
+    body();
+    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+}
+
+void counters(benchmark::State& state, int64_t params, int64_t bytes_per_param, const char* questions) {
+  state.SetItemsProcessed(state.iterations() * params);
+  state.SetBytesProcessed(state.iterations() * params * bytes_per_param);
+  state.counters["params"] = double(params);
+  state.SetLabel(questions);
+}
+
+bool skip_without_gpu(benchmark::State& state, int d) {
+  if (d && !torch::cuda::is_available()) {
+    state.SkipWithError("no CUDA GPU");
+    return true;
+  }
+  return false;
+}
+
+// args: {device 0/1, shape, masked 0/1}
+void BM_FusedAdam(benchmark::State& state) {
+  const int d = int(state.range(0)), masked = int(state.range(2));
+  if (skip_without_gpu(state, d)) return;
+  auto sizes = shape_sizes(int(state.range(1)));
+  auto dev = device_of(d);
+  Lists w = make(sizes, dev, 1), g = make(sizes, dev, 1e-3), m = make(sizes, dev, 0), v = make(sizes, dev, 0);
+  Lists masks = masked ? make(sizes, dev, 0) : Lists{};
+  for (auto& k : masks) k.fill_(1.0).bernoulli_(0.8);
+  int64_t step = 0;
+  AdamConfig c{1e-3, 0.9, 0.999, 1e-8, 0.0, true};
+  run_timed(state, dev, [&] { fused_adam_(w, g, m, v, masks, c, ++step); });
+  counters(state, total(sizes), (7 + masked) * 4, "Q71 Q97");
+}
+
+void BM_TorchOptimAdam(benchmark::State& state) {
+  const int d = int(state.range(0)), masked = int(state.range(2));
+  if (skip_without_gpu(state, d)) return;
+  auto sizes = shape_sizes(int(state.range(1)));
+  auto dev = device_of(d);
+  Lists w = make(sizes, dev, 1), masks = masked ? make(sizes, dev, 0) : Lists{};
+  for (auto& k : masks) k.fill_(1.0).bernoulli_(0.8);
+  for (auto& p : w) {
+    p.set_requires_grad(true);
+    p.mutable_grad() = torch::randn_like(p) * 1e-3;
+  }
+  torch::optim::AdamW opt(w, torch::optim::AdamWOptions(1e-3).weight_decay(0));
+  run_timed(state, dev, [&] {
+    opt.step();
+    if (masked) {
+      torch::NoGradGuard guard;
+      for (size_t k = 0; k < w.size(); ++k) w[k].mul_(masks[k]);
+    }
+  });
+  counters(state, total(sizes), (7 + masked) * 4, "Q71 Q97");
+}
+
+void BM_ReferenceAdam(benchmark::State& state) {
+  const int d = int(state.range(0)), masked = int(state.range(2));
+  if (skip_without_gpu(state, d)) return;
+  auto sizes = shape_sizes(int(state.range(1)));
+  auto dev = device_of(d);
+  Lists w = make(sizes, dev, 1), g = make(sizes, dev, 1e-3), m = make(sizes, dev, 0), v = make(sizes, dev, 0);
+  Lists masks = masked ? make(sizes, dev, 0) : Lists{};
+  for (auto& k : masks) k.fill_(1.0).bernoulli_(0.8);
+  int64_t step = 0;
+  AdamConfig c{1e-3, 0.9, 0.999, 1e-8, 0.0, true};
+  run_timed(state, dev, [&] { reference_adam_(w, g, m, v, masks, c, ++step); });
+  counters(state, total(sizes), (7 + masked) * 4, "Q71 Q97");
+}
+
+// The physical limit: read one parameter list and write another, nothing else.
+void BM_Copy(benchmark::State& state) {
+  const int d = int(state.range(0));
+  if (skip_without_gpu(state, d)) return;
+  auto sizes = shape_sizes(int(state.range(1)));
+  auto dev = device_of(d);
+  Lists a = make(sizes, dev, 1), b = make(sizes, dev, 0);
+  run_timed(state, dev, [&] {
+    for (size_t k = 0; k < a.size(); ++k) b[k].copy_(a[k]);
+  });
+  counters(state, total(sizes), 2 * 4, "");
+}
+
+void BM_FusedAxpby(benchmark::State& state) {
+  const int d = int(state.range(0));
+  if (skip_without_gpu(state, d)) return;
+  auto sizes = shape_sizes(int(state.range(1)));
+  auto dev = device_of(d);
+  Lists out = make(sizes, dev, 0), w0 = make(sizes, dev, 1), d1 = make(sizes, dev, 1), d2 = make(sizes, dev, 1);
+  run_timed(state, dev, [&] { multi_axpby_(out, w0, d1, d2, 0.25, -0.5); });
+  counters(state, total(sizes), 4 * 4, "Q98");
+}
+
+void BM_ReferenceAxpby(benchmark::State& state) {
+  const int d = int(state.range(0));
+  if (skip_without_gpu(state, d)) return;
+  auto sizes = shape_sizes(int(state.range(1)));
+  auto dev = device_of(d);
+  Lists out = make(sizes, dev, 0), w0 = make(sizes, dev, 1), d1 = make(sizes, dev, 1), d2 = make(sizes, dev, 1);
+  run_timed(state, dev, [&] {
+    for (size_t k = 0; k < out.size(); ++k) out[k].copy_(w0[k] + 0.25 * d1[k] - 0.5 * d2[k]);
+  });
+  counters(state, total(sizes), 4 * 4, "Q98");
+}
+
+void adam_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"cuda", "shape", "masked"});
+  for (int d : {0, 1})
+    for (int shape : {kLeNet, k10M})
+      for (int masked : {0, 1}) b->Args({d, shape, masked});
+  b->UseManualTime();  // run_timed sets it: CUDA events on a GPU, the wall clock on the CPU
+}
+
+void two_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"cuda", "shape"});
+  for (int d : {0, 1})
+    for (int shape : {kLeNet, k10M}) b->Args({d, shape});
+  b->UseManualTime();
+}
+
+}  // namespace
+
+BENCHMARK(BM_FusedAdam)->Apply(adam_args);
+BENCHMARK(BM_TorchOptimAdam)->Apply(adam_args);
+BENCHMARK(BM_ReferenceAdam)->Apply(adam_args);
+BENCHMARK(BM_Copy)->Apply(two_args);
+BENCHMARK(BM_FusedAxpby)->Apply(two_args);
+BENCHMARK(BM_ReferenceAxpby)->Apply(two_args);
+BENCHMARK_MAIN();

@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""The masked Adam step in PyTorch Python, for side-by-side runs with kernels_bench's BM_FusedAdam:
+torch.optim.AdamW(fused=True) (or foreach on the CPU) followed by a separate mask multiply
+(torch._foreach_mul_), on the same shapes: LeNet-300-100's six tensors and ten 1M tensors.
+Time per step: CUDA events on a GPU, the wall clock on the CPU; median of `--reps` blocks.
+Prints one JSON line per case."""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+SHAPES = {"lenet": [784 * 300, 300, 300 * 100, 100, 100 * 10, 10], "10M": [1 << 20] * 10}
+
+
+def bench(device, shape, masked, iters, reps):
+    sizes = SHAPES[shape]
+    params = [torch.randn(n, device=device, requires_grad=True) for n in sizes]
+    for p in params:
+        p.grad = torch.randn_like(p) * 1e-3
+    masks = [torch.bernoulli(torch.full((n,), 0.8, device=device)) for n in sizes]
+    fused = device == "cuda"
+    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0, fused=fused, foreach=not fused)
+
+    def step():
+        opt.step()
+        if masked:
+            with torch.no_grad():
+                torch._foreach_mul_(params, masks)
+
+    for _ in range(5):
+        step()
+    times = []
+    for _ in range(reps):
+        if device == "cuda":
+            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            for _ in range(iters):
+                step()
+            stop.record()
+            stop.synchronize()
+            times.append(start.elapsed_time(stop) / 1e3 / iters)
+        else:
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                step()
+            times.append((time.perf_counter() - t0) / iters)
+    t = statistics.median(times)
+    n = sum(sizes)
+    return {"peer": f"pytorch-AdamW({'fused' if fused else 'foreach'}){'+mask' if masked else ''}", "device": device,
+            "shape": shape, "params": n, "time_s": t, "bytes_per_s": n * (7 + masked) * 4 / t, "torch": torch.__version__}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--iters", type=int, default=50)
+    p.add_argument("--reps", type=int, default=5)
+    args = p.parse_args()
+    for shape in SHAPES:
+        for masked in (0, 1):
+            print(json.dumps(bench(args.device, shape, masked, args.iters, args.reps)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

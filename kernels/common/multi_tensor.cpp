@@ -1,0 +1,20 @@
+#include "common/multi_tensor.h"
+
+namespace empiric::kernels {
+
+bool SpanLists::aligned16() const {
+  for (int d = 0; d < depth; ++d)
+    for (float* p : ptr[d])
+      if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+  return true;
+}
+
+#ifndef EMPIRIC_WITH_CUDA
+// Built without nvcc: the dispatch layer never reaches these (no CUDA tensors can exist for it),
+// but they must link.
+void launch_fused_adam(const SpanLists&, const AdamStep&, bool, void*) {}
+void launch_fused_sgd(const SpanLists&, const SgdStep&, bool, void*) {}
+void launch_axpby(const SpanLists&, float, float, void*) {}
+#endif
+
+}  // namespace empiric::kernels

@@ -1,0 +1,46 @@
+// Lists of float32 tensors as raw spans, for the kernels' CPU fallbacks and CUDA launchers, which
+// stay free of torch headers. The dispatch layer (C++, with ATen) checks the contract and fills
+// these; the launchers only see pointers and lengths.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace empiric::kernels {
+
+// Up to 5 aligned lists of the same length: slot k of list d is ptr[d][k], with n[k] elements.
+struct SpanLists {
+  int depth = 0;
+  std::vector<float*> ptr[5];
+  std::vector<int64_t> n;
+  bool aligned16() const;  // every pointer 16-byte aligned (the float4 path)
+};
+
+// Scalars of one optimizer step, in the precision the kernels use.
+struct AdamStep {
+  float lr, beta1, beta2, eps, weight_decay;
+  // 1 - beta, computed in double: 1 - 0.999f in float is off by 5e-5 relative, which the bias
+  // correction (computed from the exact beta) would turn into a 2e-5 error in every step.
+  float one_minus_beta1, one_minus_beta2;
+  float step_size;   // lr / (1 - beta1^t)
+  float bc2_sqrt;    // sqrt(1 - beta2^t)
+  bool decoupled;    // AdamW: decay the weights, not the gradient
+};
+
+struct SgdStep {
+  float lr, momentum, weight_decay;
+  bool nesterov, first_step;  // first step: the momentum buffer starts as the gradient
+};
+
+// CUDA launchers (kernels/*/ *.cu), on the given cudaStream_t. Lists: Adam {w, g, m, v[, mask]},
+// SGD {w, g, buf[, mask]} (buf unused when momentum == 0), axpby {out, w0, d1, d2}.
+void launch_fused_adam(const SpanLists& lists, const AdamStep& s, bool masked, void* stream);
+void launch_fused_sgd(const SpanLists& lists, const SgdStep& s, bool masked, void* stream);
+void launch_axpby(const SpanLists& lists, float a, float b, void* stream);
+
+// The same on the CPU, parallel over spans of the flattened lists.
+void cpu_fused_adam(const SpanLists& lists, const AdamStep& s, bool masked);
+void cpu_fused_sgd(const SpanLists& lists, const SgdStep& s, bool masked);
+void cpu_axpby(const SpanLists& lists, float a, float b);
+
+}  // namespace empiric::kernels

@@ -1,0 +1,84 @@
+// Dispatch of the fused optimizer steps on the tensors' device, and their ATen references.
+#include "fused_optim/fused_optim.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "common/dispatch.h"
+
+namespace empiric::kernels {
+
+void fused_adam_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
+                 const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c, int64_t step) {
+  if (params.empty()) return;
+  const bool masked = !masks.empty();
+  std::vector<const TensorList*> lists = {&params, &grads, &exp_avgs, &exp_avg_sqs};
+  std::vector<const char*> names = {"params", "grads", "exp_avgs", "exp_avg_sqs"};
+  if (masked) lists.push_back(&masks), names.push_back("masks");
+  check_lists("fused_adam_", lists, names);
+  AdamStep s;
+  s.lr = float(c.lr);
+  s.beta1 = float(c.beta1);
+  s.beta2 = float(c.beta2);
+  s.eps = float(c.eps);
+  s.one_minus_beta1 = float(1.0 - c.beta1);
+  s.one_minus_beta2 = float(1.0 - c.beta2);
+  s.weight_decay = float(c.weight_decay);
+  s.step_size = float(c.lr / (1.0 - std::pow(c.beta1, double(step))));
+  s.bc2_sqrt = float(std::sqrt(1.0 - std::pow(c.beta2, double(step))));
+  s.decoupled = c.decoupled;
+  SpanLists spans = spans_of(lists);
+  if (params[0].is_cuda()) launch_fused_adam(spans, s, masked, current_stream(params[0]));
+  else cpu_fused_adam(spans, s, masked);
+}
+
+void fused_sgd_(const TensorList& params, const TensorList& grads, const TensorList& momentum_bufs,
+                const TensorList& masks, const SgdConfig& c, bool first_step) {
+  if (params.empty()) return;
+  const bool masked = !masks.empty();
+  // Without momentum there is no buffer: the params stand in for it (never read or written).
+  const TensorList& bufs = c.momentum != 0 ? momentum_bufs : params;
+  std::vector<const TensorList*> lists = {&params, &grads, &bufs};
+  std::vector<const char*> names = {"params", "grads", "momentum_bufs"};
+  if (masked) lists.push_back(&bufs), lists.push_back(&masks), names.push_back("(unused)"), names.push_back("masks");
+  check_lists("fused_sgd_", lists, names);
+  SgdStep s{float(c.lr), float(c.momentum), float(c.weight_decay), c.nesterov, first_step};
+  SpanLists spans = spans_of(lists);
+  if (params[0].is_cuda()) launch_fused_sgd(spans, s, masked, current_stream(params[0]));
+  else cpu_fused_sgd(spans, s, masked);
+}
+
+void reference_adam_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
+                     const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c, int64_t step) {
+  const double bc1 = 1.0 - std::pow(c.beta1, double(step)), bc2 = 1.0 - std::pow(c.beta2, double(step));
+  for (size_t k = 0; k < params.size(); ++k) {
+    at::Tensor g = grads[k];
+    if (c.decoupled) params[k].mul_(1.0 - c.lr * c.weight_decay);
+    else if (c.weight_decay != 0) g = g + c.weight_decay * params[k];
+    if (!masks.empty()) g = g * masks[k];
+    exp_avgs[k].mul_(c.beta1).add_(g, 1.0 - c.beta1);
+    exp_avg_sqs[k].mul_(c.beta2).addcmul_(g, g, 1.0 - c.beta2);
+    at::Tensor denom = (exp_avg_sqs[k].sqrt() / std::sqrt(bc2)).add_(c.eps);
+    params[k].addcdiv_(exp_avgs[k], denom, -c.lr / bc1);
+    if (!masks.empty()) params[k].mul_(masks[k]);
+  }
+}
+
+void reference_sgd_(const TensorList& params, const TensorList& grads, const TensorList& momentum_bufs,
+                    const TensorList& masks, const SgdConfig& c, bool first_step) {
+  for (size_t k = 0; k < params.size(); ++k) {
+    at::Tensor g = grads[k].clone();
+    if (c.weight_decay != 0) g.add_(params[k], c.weight_decay);
+    if (!masks.empty()) g.mul_(masks[k]);
+    if (c.momentum != 0) {
+      if (first_step) momentum_bufs[k].copy_(g);
+      else momentum_bufs[k].mul_(c.momentum).add_(g);
+      g = c.nesterov ? g.add(momentum_bufs[k], c.momentum) : momentum_bufs[k];
+    }
+    params[k].add_(g, -c.lr);
+    if (!masks.empty()) params[k].mul_(masks[k]);
+  }
+}
+
+}  // namespace empiric::kernels

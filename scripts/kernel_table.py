@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""Markdown table from kernels_bench's JSON (--benchmark_out) and, optionally, the PyTorch Python
+peer's JSON lines (bench/peers/adam_step.py): time per call, GB/s, and the fraction of the copy
+bandwidth measured in the same run.
+    python3 scripts/kernel_table.py kernels.json [peer.jsonl]"""
+import json
+import re
+import sys
+
+SHAPE = {"0": "lenet", "1": "10M"}
+
+
+def main():
+    bench = json.load(open(sys.argv[1]))
+    rows, copy_bw = [], {}
+    for b in bench["benchmarks"]:
+        if b.get("aggregate_name", "median") != "median" or "error_occurred" in b:
+            continue
+        m = re.match(r"BM_(\w+)/cuda:(\d)/shape:(\d)(?:/masked:(\d))?", b["name"])
+        if not m:
+            continue
+        op, dev, shape, masked = m.group(1), "cuda" if m.group(2) == "1" else "cpu", SHAPE[m.group(3)], m.group(4) == "1"
+        t = b["real_time"] * {"ns": 1e-9, "us": 1e-6, "ms": 1e-3}[b["time_unit"]]
+        bw = b.get("bytes_per_second", 0)
+        if op == "Copy":
+            copy_bw[(dev, shape)] = bw
+        rows.append((f"{op}{' masked' if masked else ''}", dev, shape, t, bw))
+    if len(sys.argv) > 2:
+        for line in open(sys.argv[2]):
+            d = json.loads(line)
+            rows.append((d["peer"], d["device"], d["shape"], d["time_s"], d["bytes_per_s"]))
+    print("| op | device | params | time per call | GB/s | of copy GB/s |")
+    print("|---|---|---|---:|---:|---:|")
+    for op, dev, shape, t, bw in rows:
+        frac = bw / copy_bw[(dev, shape)] if copy_bw.get((dev, shape)) else float("nan")
+        print(f"| {op} | {dev} | {shape} | {t * 1e6:,.1f} us | {bw / 1e9:,.1f} | {frac:.0%} |")
+
+
+if __name__ == "__main__":
+    main()
