@@ -9,7 +9,7 @@ dest=.deps/gpu
 rm -rf "$dest" && mkdir -p "$dest/bin" "$dest/lib" "$dest/data"
 cp "$BUILD_DIR/bin/empiric" "$BUILD_DIR/tests/core_tests" "$BUILD_DIR/tests/lab_tests" "$dest/bin/"
 [ -d "$BUILD_DIR/bench" ] && find "$BUILD_DIR/bench" -maxdepth 1 -type f -executable -exec cp {} "$dest/bin/" \;
-for lib in libfmt.so.9 libsqlite3.so.0 libbenchmark.so.1; do
+for lib in libfmt.so.9 libsqlite3.so.0 libbenchmark.so.1debian; do
   [ -e "/usr/lib/x86_64-linux-gnu/$lib" ] && cp -L "/usr/lib/x86_64-linux-gnu/$lib" "$dest/lib/"
 done
 cp -r /usr/share/datasets/fashion-mnist "$dest/data/"
