@@ -165,16 +165,19 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model, const
   LoopState st;
   if (load_checkpoint(hooks.checkpoint_path, model, opt, order_gen, st, device)) outcome.resumed_from_epoch = st.epoch;
 
-  // Divergence is tracked on the device (the first bad step, -1 while none) and read back every
-  // `check_every` steps: every step on the CPU, where reading is free; rarely on a GPU.
+  // Each step writes its loss into a device buffer (one small copy, no host sync); every
+  // `check_every` steps the unchecked part is scanned for NaN/Inf or a loss over the bound, so the
+  // recorded divergence step is exact. Checking is free on the CPU (every step) and a sync on a
+  // GPU (every 25 steps). The same buffer gives the epoch's running training loss.
   const long long check_every = device.is_cuda() ? 25 : 1;
-  auto first_bad = torch::full({}, -1, torch::TensorOptions().dtype(torch::kInt64).device(device));
-  auto running = torch::zeros({}, data.x_train.options());
-  long long running_n = 0;
+  auto step_losses = torch::zeros({spe}, data.x_train.options());
+  auto batch_sizes = torch::full({spe}, double(batch), data.x_train.options());
+  batch_sizes[spe - 1] = double(n - (spe - 1) * batch);
+  int64_t epoch_steps = 0;
   std::vector<std::pair<std::string, double>> last_values;
   model->train();
 
-  auto take_evaluation = [&](bool epoch_end) {
+  auto take_evaluation = [&]() {
     auto t0 = Clock::now();
     Evaluation ev;
     ev.epoch = st.epoch;
@@ -187,7 +190,10 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model, const
       ev.values.push_back({"test_acc", test_acc});
       ev.values.push_back({"gen_gap", train_acc - test_acc});
     }
-    if (running_n > 0) ev.values.push_back({"train_loss_running", running.item<double>() / double(running_n)});
+    if (epoch_steps > 0) {
+      auto w = batch_sizes.slice(0, 0, epoch_steps);
+      ev.values.push_back({"train_loss_running", ((step_losses.slice(0, 0, epoch_steps) * w).sum() / w.sum()).item<double>()});
+    }
     if (has_val) {
       auto [val_loss, val_acc] = evaluate(model, data.x_val, data.y_val, regression, eval_batch);
       ev.values.push_back({"val_loss", val_loss});
@@ -205,7 +211,6 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model, const
     ev.values.push_back({"compute_s", st.compute_s});
     ev.values.push_back({"eval_s", st.eval_s});
     if (st.compute_s > 0) ev.values.push_back({"samples_per_s", double(st.step) * double(batch) / st.compute_s});
-    (void)epoch_end;
     last_values = ev.values;
     if (hooks.on_eval) hooks.on_eval(ev);
   };
@@ -214,8 +219,9 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model, const
   while (st.step < total && !stop) {
     auto t0 = Clock::now();
     auto perm = torch::randperm(n, order_gen).to(device);
-    running.zero_();
-    running_n = 0;
+    const long long epoch_start = st.step;
+    int64_t checked = 0;
+    epoch_steps = 0;
     for (int64_t b = 0; b < spe && st.step < total; ++b) {
       auto idx = perm.slice(0, b * batch, std::min(n, (b + 1) * batch));
       auto xb = data.x_train.index_select(0, idx), yb = data.y_train.index_select(0, idx);
@@ -224,26 +230,25 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model, const
       auto loss = loss_of(model->forward(xb), yb, regression);
       loss.backward();
       opt.step();
-      auto l = loss.detach();
-      auto bad = l.isnan().logical_or(l.isinf()).logical_or(l.gt(bound)).logical_and(first_bad.lt(0));
-      first_bad.masked_fill_(bad, st.step);
-      running += l * double(idx.size(0));
-      running_n += idx.size(0);
+      step_losses.select(0, b).copy_(loss.detach());
       st.step++;
-      if (st.step % check_every == 0 || st.step == total) {
-        long long bad_step = first_bad.item<int64_t>();
-        if (bad_step >= 0) {
+      epoch_steps = b + 1;
+      if (st.step % check_every == 0 || st.step == total || b + 1 == spe) {
+        auto window = step_losses.slice(0, checked, b + 1);
+        auto bad = window.isnan().logical_or_(window.isinf()).logical_or_(window.gt(bound));
+        if (bad.any().item<bool>()) {
           outcome.status = "diverged";
-          outcome.diverged_step = bad_step;
+          outcome.diverged_step = epoch_start + checked + bad.nonzero()[0][0].item<int64_t>();
           stop = true;
           break;
         }
+        checked = b + 1;
       }
       if (hooks.on_progress && (st.step % 16 == 0)) hooks.on_progress(st.step, total);
       if (eval_every > 0 && st.step % eval_every == 0 && b + 1 < spe) {
         sync(device);
         st.compute_s += seconds_since(t0);
-        take_evaluation(false);
+        take_evaluation();
         t0 = Clock::now();
       }
     }
@@ -251,7 +256,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model, const
     st.compute_s += seconds_since(t0);
     if (stop) break;
     st.epoch++;
-    take_evaluation(true);
+    take_evaluation();
     if (has_val && patience > 0 && st.evals_since_best >= patience) {
       outcome.summary["early_stopped"] = true;
       stop = true;
