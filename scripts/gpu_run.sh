@@ -24,12 +24,13 @@ mkdir -p /work/main/build/bin && cp "$deps/bin/empiric" /work/main/build/bin/emp
 } | tee "$OUT/env.txt"
 
 status=0
-for t in core_tests lab_tests; do
+# ONLY=kernels skips the tests and the training benchmark.
+[ "${ONLY:-}" = kernels ] || for t in core_tests lab_tests; do
   "$deps/bin/$t" --gtest_output="json:$OUT/$t.json" >"$OUT/$t.log" 2>&1 || status=1
   echo "$t: $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/$t.log" | tr '\n' ' ')"
 done
 
-EMPIRIC="$deps/bin/empiric" PY=$PY REPS=${REPS:-3} scripts/bench_lenet.sh --device cuda | tee "$OUT/bench_lenet_cuda.md"
+[ "${ONLY:-}" = kernels ] || EMPIRIC="$deps/bin/empiric" PY=$PY REPS=${REPS:-3} scripts/bench_lenet.sh --device cuda | tee "$OUT/bench_lenet_cuda.md"
 
 # Kernels: empiric's CUDA kernels beside torch::optim and the copy bandwidth (same process), then
 # the PyTorch Python peer (AdamW(fused=True) + mask multiply) in the same session.

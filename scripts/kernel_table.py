@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Markdown table from kernels_bench's JSON (--benchmark_out) and, optionally, the PyTorch Python
 peer's JSON lines (bench/peers/adam_step.py): time per call, GB/s, and the fraction of the copy
-bandwidth measured in the same run.
+bandwidth (a flat copy of at least 256 MiB, out of cache) measured in the same run.
     python3 scripts/kernel_table.py kernels.json [peer.jsonl]"""
 import json
 import re
