@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One LeNet-300-100 Fashion-MNIST training (configs/fmnist_lenet.json, batch 128, 3 epochs), timed in
-# empiric and in the PyTorch Python peers (bench/peers/lenet_fmnist.py) in the same session, each
+# empiric (with the fused optimizer, its default, and with torch::optim) and in the PyTorch Python peers (bench/peers/lenet_fmnist.py) in the same session, each
 # repeated REPS times; prints the median training time per epoch and the test accuracy of each.
 #   scripts/bench_lenet.sh [--device cpu|cuda]
 set -euo pipefail
@@ -16,15 +16,18 @@ trap 'rm -rf "$tmp"' EXIT
 for i in $(seq "$REPS"); do
   "$EMPIRIC" --db "$tmp/r$i.db" run configs/fmnist_lenet.json --preset quick --device "$DEVICE" --no-progress >/dev/null 2>&1
   "$EMPIRIC" --db "$tmp/r$i.db" results --format jsonl >>"$tmp/empiric.jsonl"
+  "$EMPIRIC" --db "$tmp/t$i.db" run configs/fmnist_lenet.json optim.impl=torch --preset quick --device "$DEVICE" --no-progress >/dev/null 2>&1
+  "$EMPIRIC" --db "$tmp/t$i.db" results --format jsonl >>"$tmp/empiric_torch.jsonl"
   "$PY" bench/peers/lenet_fmnist.py --epochs 3 --device "$DEVICE" >>"$tmp/peers.jsonl"
 done
 "$PY" - "$tmp" "$DEVICE" <<'PY'
 import json, statistics, sys
 tmp, device = sys.argv[1], sys.argv[2]
-rows = {"empiric": []}
-for l in open(f"{tmp}/empiric.jsonl"):
-    s = json.loads(l)["summary"]
-    rows["empiric"].append((s["compute_s"] / s["epochs"], s["test_acc"]))
+rows = {"empiric": [], "empiric optim.impl=torch": []}
+for name, path in (("empiric", "empiric.jsonl"), ("empiric optim.impl=torch", "empiric_torch.jsonl")):
+    for l in open(f"{tmp}/{path}"):
+        s = json.loads(l)["summary"]
+        rows[name].append((s["compute_s"] / s["epochs"], s["test_acc"]))
 for l in open(f"{tmp}/peers.jsonl"):
     d = json.loads(l)
     rows.setdefault(d["peer"], []).append((d["epoch_s"], d["test_acc"]))

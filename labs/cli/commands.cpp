@@ -2,14 +2,19 @@
 
 #include <fmt/core.h>
 
+#include <array>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <regex>
 
 #include "core/bank.h"
 #include "core/config.h"
 #include "core/errors.h"
 #include "core/schema.h"
+#include "core/environment.h"
 #include "core/store.h"
+#include "device/device_info.h"
 
 namespace empiric::cli {
 namespace {
@@ -186,6 +191,69 @@ int merge_results(const Context& ctx, const std::vector<std::string>& others) {
     long long added = store.merge_from(o);
     fmt::print("{}: {} trials added to {}\n", o, added, ctx.db);
   }
+  return 0;
+}
+
+int run_benchmarks(const Context& ctx, const std::string& filter, int repetitions, const std::string& binary) {
+  std::string bin = binary;
+  if (bin.empty()) {
+    std::error_code ec;
+    auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    bin = (self.parent_path().parent_path() / "bench" / "kernels_bench").string();
+  }
+  if (!std::filesystem::exists(bin))
+    throw UserError(bin + ": no benchmark binary (build with -DEMPIRIC_BENCH=ON, or pass --binary)");
+  if (repetitions < 1) throw UserError("--repetitions " + std::to_string(repetitions) + ": allowed: 1 or more");
+  std::string quoted_filter;
+  for (char c : filter) quoted_filter += (c == '\'' ? std::string("'\\''") : std::string(1, c));
+  std::string cmd = "'" + bin + "' --benchmark_format=json --benchmark_filter='" + quoted_filter +
+                    "' --benchmark_repetitions=" + std::to_string(repetitions) +
+                    (repetitions > 1 ? " --benchmark_report_aggregates_only=true" : "") + " 2>/dev/null";
+  fmt::print(stderr, "running {}\n", cmd);
+  std::string out;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) throw UserError(bin + ": cannot run");
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+  int rc = pclose(pipe);
+  json doc = json::parse(out, nullptr, false);
+  if (rc != 0 || doc.is_discarded() || !doc.contains("benchmarks"))
+    throw UserError(bin + ": benchmark run failed (exit status " + std::to_string(rc) + ", no JSON report)");
+
+  json env = host_environment(ctx.home);
+  env["benchmark_context"] = doc["context"];
+  GpuInfo gpu = gpu_info();
+  if (gpu.count > 0) env["gpu"] = gpu.name;
+  Store store(ctx.db);
+  const long long env_id = store.put_environment(env);
+  const std::regex question("Q(\\d+)");
+  int stored = 0;
+  fmt::print("{:<56} {:>12} {:>10} {:>12}  {}\n", "benchmark", "time", "GB/s", "items/s", "questions");
+  for (const auto& b : doc["benchmarks"]) {
+    if (b.contains("error_occurred") && b["error_occurred"].get<bool>()) continue;
+    if (b.value("run_type", "") == "aggregate" && b.value("aggregate_name", "") != "median") continue;
+    BenchRecord r;
+    r.name = b.value("run_name", b.value("name", ""));
+    std::string label = b.value("label", "");
+    for (std::sregex_iterator it(label.begin(), label.end(), question), end; it != end; ++it)
+      r.questions.push_back(std::stoi((*it)[1]));
+    const std::string unit = b.value("time_unit", "ns");
+    const double scale = unit == "ns" ? 1e-9 : unit == "us" ? 1e-6 : unit == "ms" ? 1e-3 : 1.0;
+    r.time_s = b.value("real_time", 0.0) * scale;
+    r.items_per_s = b.value("items_per_second", 0.0);
+    r.bytes_per_s = b.value("bytes_per_second", 0.0);
+    r.counters = {{"iterations", b.value("iterations", 0)}, {"repetitions", repetitions}};
+    if (b.contains("params")) r.counters["params"] = b["params"];
+    r.env_id = env_id;
+    store.put_bench(r);
+    ++stored;
+    std::string qs;
+    for (int q : r.questions) qs += (qs.empty() ? "Q" : " Q") + std::to_string(q);
+    fmt::print("{:<56} {:>9.1f} us {:>10.1f} {:>12.3g}  {}\n", r.name.substr(0, 56), r.time_s * 1e6, r.bytes_per_s / 1e9,
+               r.items_per_s, qs);
+  }
+  fmt::print("{} records stored in {}\n", stored, ctx.db);
   return 0;
 }
 

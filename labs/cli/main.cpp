@@ -79,6 +79,13 @@ int main(int argc, char** argv) {
   run->add_option("--shard", shard, "run only shard i of n of the trials (i/n)");
   run->add_flag("--no-progress", no_progress, "plain lines instead of a progress bar");
 
+  std::string bench_filter = ".", bench_binary;
+  int bench_reps = 1;
+  auto* bench = app.add_subcommand("bench", "run the kernel benchmarks and store their records");
+  bench->add_option("--filter", bench_filter, "regex over benchmark names (Google Benchmark's filter)");
+  bench->add_option("--repetitions", bench_reps, "repetitions (the median is stored)");
+  bench->add_option("--binary", bench_binary, "benchmark binary (default: BUILD/bench/kernels_bench)");
+
   std::vector<std::string> merge_files;
   auto* results = app.add_subcommand("results", "query the results store");
   results->add_option("--question", question, "only this question");
@@ -104,6 +111,7 @@ int main(int argc, char** argv) {
     if (*config) return cli::show_config(ctx, run_opts.config, run_opts.preset, run_opts.overrides, list_trials);
     if (*keys) return cli::print_keys(markdown);
     if (*merge) return cli::merge_results(ctx, merge_files);
+    if (*bench) return cli::run_benchmarks(ctx, bench_filter, bench_reps, bench_binary);
     if (*results) return cli::print_results(ctx, question, format);
     if (*run) {
       std::tie(run_opts.shard_index, run_opts.shard_count) = parse_shard(shard);
