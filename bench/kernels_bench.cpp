@@ -3,10 +3,15 @@
 //               (+ a separate mask multiply when masked) vs the ATen composite reference
 //   copy/*      a plain device copy of one parameter list: the memory-bandwidth limit, same run
 //   axpby/*     multi-tensor axpby vs the ATen composite
+//   kth/*       global magnitude threshold (radix select, 4 passes) vs torch::kthvalue on the
+//               concatenated magnitudes, k = 20 % of the parameters (one IMP round)
+//   per_example per-example gradient norms of LeNet's first layer (batch 256) vs materializing
+//               the per-example gradients
 // Sizes: LeNet-300-100's six tensors (266,610 parameters) and ten 1M tensors (10M parameters).
 // Counters: bytes/s of the traffic each op must move (Adam: read w, g, m, v[, mask]; write w, m,
 // v), items/s = parameters/s. On a GPU, time is measured with CUDA events (manual time).
-// Each benchmark's label names the question numbers it serves (fused step: 71, 97; axpby: 98).
+// Each benchmark's label names the question numbers it serves (fused step: 71, 97; axpby: 98;
+// threshold: 97; per-example norms: 99, 100).
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -19,6 +24,8 @@
 
 #include "axpby/axpby.h"
 #include "fused_optim/fused_optim.h"
+#include "magnitude/magnitude.h"
+#include "per_example/per_example.h"
 
 namespace {
 
@@ -178,6 +185,45 @@ void BM_ReferenceAxpby(benchmark::State& state) {
   counters(state, total(sizes), 4 * 4, "Q98");
 }
 
+void BM_KthMagnitude(benchmark::State& state) {
+  const int d = int(state.range(0));
+  if (skip_without_gpu(state, d)) return;
+  auto sizes = shape_sizes(int(state.range(1)));
+  auto dev = device_of(d);
+  Lists w = make(sizes, dev, 1);
+  const int64_t k = total(sizes) / 5;
+  float t = 0;
+  run_timed(state, dev, [&] { t = kth_smallest_magnitude(w, k); });
+  benchmark::DoNotOptimize(t);
+  counters(state, total(sizes), 4, "Q97");  // bytes: one read of the weights (each of 4 passes reads them again)
+}
+
+void BM_TorchKthvalue(benchmark::State& state) {
+  const int d = int(state.range(0));
+  if (skip_without_gpu(state, d)) return;
+  auto sizes = shape_sizes(int(state.range(1)));
+  auto dev = device_of(d);
+  Lists w = make(sizes, dev, 1);
+  const int64_t k = total(sizes) / 5;
+  float t = 0;
+  run_timed(state, dev, [&] { t = reference_kth_smallest_magnitude(w, k); });
+  benchmark::DoNotOptimize(t);
+  counters(state, total(sizes), 4, "Q97");
+}
+
+// args: {device, materialize 0/1}: LeNet's first layer, batch 256.
+void BM_PerExampleNorms(benchmark::State& state) {
+  const int d = int(state.range(0));
+  if (skip_without_gpu(state, d)) return;
+  auto dev = device_of(d);
+  auto x = torch::randn({256, 784}, torch::TensorOptions().device(dev));
+  auto delta = torch::randn({256, 300}, torch::TensorOptions().device(dev));
+  torch::Tensor out;
+  if (state.range(1)) run_timed(state, dev, [&] { out = reference_per_example_sq_norms(x, delta, true); });
+  else run_timed(state, dev, [&] { out = per_example_sq_norms(x, delta, true); });
+  counters(state, 256, (784 + 300) * 4, "Q99 Q100");  // items: examples; bytes: one read of x and delta
+}
+
 void adam_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"cuda", "shape", "masked"});
   for (int d : {0, 1})
@@ -201,4 +247,7 @@ BENCHMARK(BM_ReferenceAdam)->Apply(adam_args);
 BENCHMARK(BM_Copy)->Apply(two_args);
 BENCHMARK(BM_FusedAxpby)->Apply(two_args);
 BENCHMARK(BM_ReferenceAxpby)->Apply(two_args);
+BENCHMARK(BM_KthMagnitude)->Apply(two_args);
+BENCHMARK(BM_TorchKthvalue)->Apply(two_args);
+BENCHMARK(BM_PerExampleNorms)->ArgNames({"cuda", "materialized"})->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1})->UseManualTime();
 BENCHMARK_MAIN();

@@ -38,6 +38,20 @@ void launch_fused_adam(const SpanLists& lists, const AdamStep& s, bool masked, v
 void launch_fused_sgd(const SpanLists& lists, const SgdStep& s, bool masked, void* stream);
 void launch_axpby(const SpanLists& lists, float a, float b, void* stream);
 
+// Radix-select pass: counts, into hist[256], the elements of list 0 (weights; list 1 = masks when
+// masked, elements with mask 0 skipped) whose |w| bit pattern matches `prefix` on the bits of
+// `prefix_mask`, by the byte at `shift`. hist is 256 uint64 (device memory for the launcher).
+void launch_magnitude_histogram(const SpanLists& lists, bool masked, uint32_t prefix, uint32_t prefix_mask,
+                                int shift, unsigned long long* hist, void* stream);
+void cpu_magnitude_histogram(const SpanLists& lists, bool masked, uint32_t prefix, uint32_t prefix_mask,
+                             int shift, unsigned long long* hist);
+
+// Squared norms of the rows of two row-major matrices, multiplied: out[i] = |a_i|^2 * (|b_i|^2 + add).
+void launch_row_norm_product(const float* a, int64_t a_cols, const float* b, int64_t b_cols, int64_t rows,
+                             float add, float* out, void* stream);
+void cpu_row_norm_product(const float* a, int64_t a_cols, const float* b, int64_t b_cols, int64_t rows, float add,
+                          float* out);
+
 // The same on the CPU, parallel over spans of the flattened lists.
 void cpu_fused_adam(const SpanLists& lists, const AdamStep& s, bool masked);
 void cpu_fused_sgd(const SpanLists& lists, const SgdStep& s, bool masked);

@@ -7,6 +7,8 @@
 
 #include "axpby/axpby.h"
 #include "fused_optim/fused_optim.h"
+#include "magnitude/magnitude.h"
+#include "per_example/per_example.h"
 
 namespace empiric::kernels {
 namespace {
@@ -139,6 +141,90 @@ TEST(KernelContract, MismatchedListsAreRejectedWithTheirName) {
   Lists strided = {torch::zeros({4, 4}).t()};
   EXPECT_THROW(multi_axpby_(strided, strided, strided, strided, 1, 1), std::invalid_argument);
 }
+
+}  // namespace
+}  // namespace empiric::kernels
+
+namespace empiric::kernels {
+namespace {
+
+class Selection : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "cuda" && !torch::cuda::is_available()) GTEST_SKIP() << "no CUDA GPU visible to torch";
+    device_ = GetParam() == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+    torch::manual_seed(99);
+  }
+  torch::Device device_ = torch::kCPU;
+};
+
+TEST_P(Selection, KthSmallestMagnitudeIsExact) {
+  for (const auto& sizes : std::vector<std::vector<int64_t>>{{1}, {3, 1}, {1023}, {(1 << 20) + 7, 5, 300}}) {
+    Lists w = randn(sizes, device_);
+    int64_t total = 0;
+    for (auto n : sizes) total += n;
+    for (int64_t k : {int64_t(1), (total + 1) / 2, total}) {
+      EXPECT_EQ(kth_smallest_magnitude(w, k), reference_kth_smallest_magnitude(w, k)) << "k=" << k << " of " << total;
+    }
+  }
+}
+
+TEST_P(Selection, MaskedSelectionCountsOnlyTheRemainingWeights) {
+  std::vector<int64_t> sizes = {1000, 4097, 10};
+  Lists w = randn(sizes, device_), masks = masks_for(sizes, device_);
+  w[0][0] = 0.0f;  // an exact zero and a tie must not confuse it
+  w[1][1] = w[1][2];
+  for (int64_t k : {1, 100, 2000})
+    EXPECT_EQ(kth_smallest_magnitude(w, k, masks), reference_kth_smallest_magnitude(w, k, masks)) << k;
+}
+
+TEST_P(Selection, GlobalAndLayerwisePruningRemoveTheRequestedFraction) {
+  std::vector<int64_t> sizes = {1000, 3000};
+  Lists w = randn(sizes, device_), masks;
+  for (auto n : sizes) masks.push_back(torch::ones({n}, torch::TensorOptions().device(device_)));
+  EXPECT_EQ(prune_by_magnitude_(w, masks, 0.2, /*global=*/true), 3200);
+  // Then half of each layer's remaining weights (rounded per layer).
+  const int64_t a = int64_t(masks[0].sum().item<float>()), b = int64_t(masks[1].sum().item<float>());
+  const int64_t expected = a - std::llround(0.5 * a) + b - std::llround(0.5 * b);
+  EXPECT_EQ(prune_by_magnitude_(w, masks, 0.5, /*global=*/false), expected);
+  EXPECT_EQ(int64_t(masks[0].sum().item<float>() + masks[1].sum().item<float>()), expected);
+  for (size_t k = 0; k < w.size(); ++k) {
+    EXPECT_EQ(w[k].masked_select(masks[k] == 0).abs().sum().item<float>(), 0.0f);
+    // Every surviving weight is at least as large as every pruned one in its layer (layer-wise last).
+    auto survivors = w[k].masked_select(masks[k] != 0).abs();
+    EXPECT_GT(survivors.min().item<float>(), 0.0f);
+  }
+}
+
+TEST_P(Selection, PerExampleNormsMatchTheMaterializedGradients) {
+  for (auto [batch, in, out] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 1, 1}, {7, 784, 300}, {300, 33, 10}}) {
+    auto x = torch::randn({batch, in}, torch::TensorOptions().device(device_));
+    auto delta = torch::randn({batch, out}, torch::TensorOptions().device(device_));
+    for (bool bias : {false, true}) {
+      auto got = per_example_sq_norms(x, delta, bias), want = reference_per_example_sq_norms(x, delta, bias);
+      expect_close({got}, {want}, 1e-5, 1e-6, "per-example norms");
+    }
+  }
+}
+
+TEST(PerExampleNorms, AgreeWithAutogradPerExample) {
+  // The definition, checked against autograd: the gradient of example i's loss alone.
+  torch::manual_seed(3);
+  torch::nn::Linear layer(6, 4);
+  auto x = torch::randn({5, 6});
+  auto y = layer(x);
+  auto delta = torch::randn({5, 4});
+  auto norms = per_example_sq_norms(x, delta, true);
+  for (int64_t i = 0; i < 5; ++i) {
+    layer->zero_grad();
+    (layer(x[i].unsqueeze(0)) * delta[i].unsqueeze(0)).sum().backward();
+    double sq = layer->weight.grad().pow(2).sum().item<double>() + layer->bias.grad().pow(2).sum().item<double>();
+    EXPECT_NEAR(norms[i].item<double>(), sq, 1e-4 * sq);
+  }
+  (void)y;
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, Selection, ::testing::Values("cpu", "cuda"));
 
 }  // namespace
 }  // namespace empiric::kernels
