@@ -45,7 +45,9 @@ int64_t total(const std::vector<int64_t>& sizes) {
   return n;
 }
 
-torch::Device device_of(int d) { return d ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU); }
+torch::Device device_of(int d) {
+  return d ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+}
 
 Lists make(const std::vector<int64_t>& sizes, torch::Device d, double scale) {
   Lists out;
@@ -79,11 +81,13 @@ void run_timed(benchmark::State& state, torch::Device d, Body body) {
   for (auto _ : state) {
     auto t0 = std::chrono::steady_clock::now();
     body();
-    state.SetIterationTime(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    state.SetIterationTime(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
 }
 
-void counters(benchmark::State& state, int64_t params, int64_t bytes_per_param, const char* questions) {
+void counters(benchmark::State& state, int64_t params, int64_t bytes_per_param,
+              const char* questions) {
   state.SetItemsProcessed(state.iterations() * params);
   state.SetBytesProcessed(state.iterations() * params * bytes_per_param);
   state.counters["params"] = double(params);
@@ -104,7 +108,8 @@ void BM_FusedAdam(benchmark::State& state) {
   if (skip_without_gpu(state, d)) return;
   auto sizes = shape_sizes(int(state.range(1)));
   auto dev = device_of(d);
-  Lists w = make(sizes, dev, 1), g = make(sizes, dev, 1e-3), m = make(sizes, dev, 0), v = make(sizes, dev, 0);
+  Lists w = make(sizes, dev, 1), g = make(sizes, dev, 1e-3), m = make(sizes, dev, 0),
+        v = make(sizes, dev, 0);
   Lists masks = masked ? make(sizes, dev, 0) : Lists{};
   for (auto& k : masks) k.fill_(1.0).bernoulli_(0.8);
   int64_t step = 0;
@@ -140,7 +145,8 @@ void BM_ReferenceAdam(benchmark::State& state) {
   if (skip_without_gpu(state, d)) return;
   auto sizes = shape_sizes(int(state.range(1)));
   auto dev = device_of(d);
-  Lists w = make(sizes, dev, 1), g = make(sizes, dev, 1e-3), m = make(sizes, dev, 0), v = make(sizes, dev, 0);
+  Lists w = make(sizes, dev, 1), g = make(sizes, dev, 1e-3), m = make(sizes, dev, 0),
+        v = make(sizes, dev, 0);
   Lists masks = masked ? make(sizes, dev, 0) : Lists{};
   for (auto& k : masks) k.fill_(1.0).bernoulli_(0.8);
   int64_t step = 0;
@@ -168,7 +174,8 @@ void BM_FusedAxpby(benchmark::State& state) {
   if (skip_without_gpu(state, d)) return;
   auto sizes = shape_sizes(int(state.range(1)));
   auto dev = device_of(d);
-  Lists out = make(sizes, dev, 0), w0 = make(sizes, dev, 1), d1 = make(sizes, dev, 1), d2 = make(sizes, dev, 1);
+  Lists out = make(sizes, dev, 0), w0 = make(sizes, dev, 1), d1 = make(sizes, dev, 1),
+        d2 = make(sizes, dev, 1);
   run_timed(state, dev, [&] { multi_axpby_(out, w0, d1, d2, 0.25, -0.5); });
   counters(state, total(sizes), 4 * 4, "Q98");
 }
@@ -178,7 +185,8 @@ void BM_ReferenceAxpby(benchmark::State& state) {
   if (skip_without_gpu(state, d)) return;
   auto sizes = shape_sizes(int(state.range(1)));
   auto dev = device_of(d);
-  Lists out = make(sizes, dev, 0), w0 = make(sizes, dev, 1), d1 = make(sizes, dev, 1), d2 = make(sizes, dev, 1);
+  Lists out = make(sizes, dev, 0), w0 = make(sizes, dev, 1), d1 = make(sizes, dev, 1),
+        d2 = make(sizes, dev, 1);
   run_timed(state, dev, [&] {
     for (size_t k = 0; k < out.size(); ++k) out[k].copy_(w0[k] + 0.25 * d1[k] - 0.5 * d2[k]);
   });
@@ -195,7 +203,8 @@ void BM_KthMagnitude(benchmark::State& state) {
   float t = 0;
   run_timed(state, dev, [&] { t = kth_smallest_magnitude(w, k); });
   benchmark::DoNotOptimize(t);
-  counters(state, total(sizes), 4, "Q97");  // bytes: one read of the weights (each of 4 passes reads them again)
+  counters(state, total(sizes), 4,
+           "Q97");  // bytes: one read of the weights (each of 4 passes reads them again)
 }
 
 void BM_TorchKthvalue(benchmark::State& state) {
@@ -219,9 +228,12 @@ void BM_PerExampleNorms(benchmark::State& state) {
   auto x = torch::randn({256, 784}, torch::TensorOptions().device(dev));
   auto delta = torch::randn({256, 300}, torch::TensorOptions().device(dev));
   torch::Tensor out;
-  if (state.range(1)) run_timed(state, dev, [&] { out = reference_per_example_sq_norms(x, delta, true); });
-  else run_timed(state, dev, [&] { out = per_example_sq_norms(x, delta, true); });
-  counters(state, 256, (784 + 300) * 4, "Q99 Q100");  // items: examples; bytes: one read of x and delta
+  if (state.range(1))
+    run_timed(state, dev, [&] { out = reference_per_example_sq_norms(x, delta, true); });
+  else
+    run_timed(state, dev, [&] { out = per_example_sq_norms(x, delta, true); });
+  counters(state, 256, (784 + 300) * 4,
+           "Q99 Q100");  // items: examples; bytes: one read of x and delta
 }
 
 void adam_args(benchmark::internal::Benchmark* b) {
@@ -249,5 +261,11 @@ BENCHMARK(BM_FusedAxpby)->Apply(two_args);
 BENCHMARK(BM_ReferenceAxpby)->Apply(two_args);
 BENCHMARK(BM_KthMagnitude)->Apply(two_args);
 BENCHMARK(BM_TorchKthvalue)->Apply(two_args);
-BENCHMARK(BM_PerExampleNorms)->ArgNames({"cuda", "materialized"})->Args({0, 0})->Args({0, 1})->Args({1, 0})->Args({1, 1})->UseManualTime();
+BENCHMARK(BM_PerExampleNorms)
+    ->ArgNames({"cuda", "materialized"})
+    ->Args({0, 0})
+    ->Args({0, 1})
+    ->Args({1, 0})
+    ->Args({1, 1})
+    ->UseManualTime();
 BENCHMARK_MAIN();

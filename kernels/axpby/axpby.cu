@@ -13,7 +13,8 @@ __global__ void __launch_bounds__(kThreads) axpby_kernel(ChunkMeta<4> meta, floa
   const float* __restrict__ w0 = meta.ptr[1][t];
   const float* __restrict__ d1 = meta.ptr[2][t];
   const float* __restrict__ d2 = meta.ptr[3][t];
-  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) out[i] = w0[i] + a * d1[i] + b * d2[i];
+  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
+    out[i] = w0[i] + a * d1[i] + b * d2[i];
 }
 
 }  // namespace

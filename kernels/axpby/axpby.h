@@ -13,6 +13,7 @@
 namespace empiric::kernels {
 
 void multi_axpby_(const std::vector<at::Tensor>& out, const std::vector<at::Tensor>& w0,
-                  const std::vector<at::Tensor>& d1, const std::vector<at::Tensor>& d2, double a, double b);
+                  const std::vector<at::Tensor>& d1, const std::vector<at::Tensor>& d2, double a,
+                  double b);
 
 }  // namespace empiric::kernels

@@ -24,9 +24,11 @@ void for_each_span(const SpanLists& lists, Fn fn) {
   };
   std::vector<Span> spans;
   for (size_t k = 0; k < lists.n.size(); ++k)
-    for (int64_t b = 0; b < lists.n[k]; b += kCpuSpan) spans.push_back({int(k), b, std::min(lists.n[k], b + kCpuSpan)});
+    for (int64_t b = 0; b < lists.n[k]; b += kCpuSpan)
+      spans.push_back({int(k), b, std::min(lists.n[k], b + kCpuSpan)});
   at::parallel_for(0, int64_t(spans.size()), 1, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) fn(spans[size_t(i)].k, spans[size_t(i)].begin, spans[size_t(i)].end);
+    for (int64_t i = lo; i < hi; ++i)
+      fn(spans[size_t(i)].k, spans[size_t(i)].begin, spans[size_t(i)].end);
   });
 }
 

@@ -13,18 +13,25 @@ void check_lists(const char* op, const std::vector<const std::vector<at::Tensor>
                  const std::vector<const char*>& names) {
   const auto& params = *lists[0];
   auto fail = [&](size_t l, size_t k, const std::string& why) {
-    throw std::invalid_argument(std::string(op) + ": " + names[l] + "[" + std::to_string(k) + "] " + why);
+    throw std::invalid_argument(std::string(op) + ": " + names[l] + "[" + std::to_string(k) + "] " +
+                                why);
   };
   for (size_t l = 0; l < lists.size(); ++l) {
     if (lists[l]->size() != params.size())
-      fail(l, 0, "list has " + std::to_string(lists[l]->size()) + " tensors, expected " + std::to_string(params.size()));
+      fail(l, 0,
+           "list has " + std::to_string(lists[l]->size()) + " tensors, expected " +
+               std::to_string(params.size()));
     for (size_t k = 0; k < params.size(); ++k) {
       const at::Tensor& t = (*lists[l])[k];
       if (!t.defined()) fail(l, k, "is undefined");
       if (t.scalar_type() != at::kFloat) fail(l, k, "is not float32");
       if (!t.is_contiguous()) fail(l, k, "is not contiguous");
-      if (t.device() != params[0].device()) fail(l, k, "is on " + t.device().str() + ", not " + params[0].device().str());
-      if (t.numel() != params[k].numel()) fail(l, k, "has " + std::to_string(t.numel()) + " elements, its param " + std::to_string(params[k].numel()));
+      if (t.device() != params[0].device())
+        fail(l, k, "is on " + t.device().str() + ", not " + params[0].device().str());
+      if (t.numel() != params[k].numel())
+        fail(l, k,
+             "has " + std::to_string(t.numel()) + " elements, its param " +
+                 std::to_string(params[k].numel()));
     }
   }
 }

@@ -15,8 +15,10 @@ bool SpanLists::aligned16() const {
 void launch_fused_adam(const SpanLists&, const AdamStep&, bool, void*) {}
 void launch_fused_sgd(const SpanLists&, const SgdStep&, bool, void*) {}
 void launch_axpby(const SpanLists&, float, float, void*) {}
-void launch_magnitude_histogram(const SpanLists&, bool, uint32_t, uint32_t, int, unsigned long long*, void*) {}
-void launch_row_norm_product(const float*, int64_t, const float*, int64_t, int64_t, float, float*, void*) {}
+void launch_magnitude_histogram(const SpanLists&, bool, uint32_t, uint32_t, int,
+                                unsigned long long*, void*) {}
+void launch_row_norm_product(const float*, int64_t, const float*, int64_t, int64_t, float, float*,
+                             void*) {}
 #endif
 
 }  // namespace empiric::kernels

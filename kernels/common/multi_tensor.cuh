@@ -30,7 +30,9 @@ struct ChunkMeta {
 
 inline void check_launch(const char* what) {
   cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": CUDA launch failed: " + cudaGetErrorString(err));
+  if (err != cudaSuccess)
+    throw std::runtime_error(std::string(what) +
+                             ": CUDA launch failed: " + cudaGetErrorString(err));
 }
 
 // Calls launch(meta, blocks) for each full set of chunks; a tensor whose chunks do not fit in one

@@ -22,9 +22,9 @@ struct AdamStep {
   // 1 - beta, computed in double: 1 - 0.999f in float is off by 5e-5 relative, which the bias
   // correction (computed from the exact beta) would turn into a 2e-5 error in every step.
   float one_minus_beta1, one_minus_beta2;
-  float step_size;   // lr / (1 - beta1^t)
-  float bc2_sqrt;    // sqrt(1 - beta2^t)
-  bool decoupled;    // AdamW: decay the weights, not the gradient
+  float step_size;  // lr / (1 - beta1^t)
+  float bc2_sqrt;   // sqrt(1 - beta2^t)
+  bool decoupled;   // AdamW: decay the weights, not the gradient
 };
 
 struct SgdStep {
@@ -41,16 +41,18 @@ void launch_axpby(const SpanLists& lists, float a, float b, void* stream);
 // Radix-select pass: counts, into hist[256], the elements of list 0 (weights; list 1 = masks when
 // masked, elements with mask 0 skipped) whose |w| bit pattern matches `prefix` on the bits of
 // `prefix_mask`, by the byte at `shift`. hist is 256 uint64 (device memory for the launcher).
-void launch_magnitude_histogram(const SpanLists& lists, bool masked, uint32_t prefix, uint32_t prefix_mask,
-                                int shift, unsigned long long* hist, void* stream);
-void cpu_magnitude_histogram(const SpanLists& lists, bool masked, uint32_t prefix, uint32_t prefix_mask,
-                             int shift, unsigned long long* hist);
+void launch_magnitude_histogram(const SpanLists& lists, bool masked, uint32_t prefix,
+                                uint32_t prefix_mask, int shift, unsigned long long* hist,
+                                void* stream);
+void cpu_magnitude_histogram(const SpanLists& lists, bool masked, uint32_t prefix,
+                             uint32_t prefix_mask, int shift, unsigned long long* hist);
 
-// Squared norms of the rows of two row-major matrices, multiplied: out[i] = |a_i|^2 * (|b_i|^2 + add).
-void launch_row_norm_product(const float* a, int64_t a_cols, const float* b, int64_t b_cols, int64_t rows,
-                             float add, float* out, void* stream);
-void cpu_row_norm_product(const float* a, int64_t a_cols, const float* b, int64_t b_cols, int64_t rows, float add,
-                          float* out);
+// Squared norms of the rows of two row-major matrices, multiplied: out[i] = |a_i|^2 * (|b_i|^2 +
+// add).
+void launch_row_norm_product(const float* a, int64_t a_cols, const float* b, int64_t b_cols,
+                             int64_t rows, float add, float* out, void* stream);
+void cpu_row_norm_product(const float* a, int64_t a_cols, const float* b, int64_t b_cols,
+                          int64_t rows, float add, float* out);
 
 // The same on the CPU, parallel over spans of the flattened lists.
 void cpu_fused_adam(const SpanLists& lists, const AdamStep& s, bool masked);

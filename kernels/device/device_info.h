@@ -6,11 +6,11 @@
 namespace empiric {
 
 struct GpuInfo {
-  int count = 0;           // 0 without CUDA or without a GPU
-  std::string name;        // of device 0
+  int count = 0;     // 0 without CUDA or without a GPU
+  std::string name;  // of device 0
   int sm_major = 0, sm_minor = 0;
   double memory_gib = 0;
-  std::string runtime;     // CUDA runtime version, e.g. "13.0"
+  std::string runtime;  // CUDA runtime version, e.g. "13.0"
 };
 
 GpuInfo gpu_info();

@@ -10,7 +10,8 @@
 namespace empiric::kernels {
 
 void fused_adam_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
-                 const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c, int64_t step) {
+                 const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c,
+                 int64_t step) {
   if (params.empty()) return;
   const bool masked = !masks.empty();
   std::vector<const TensorList*> lists = {&params, &grads, &exp_avgs, &exp_avg_sqs};
@@ -29,8 +30,10 @@ void fused_adam_(const TensorList& params, const TensorList& grads, const Tensor
   s.bc2_sqrt = float(std::sqrt(1.0 - std::pow(c.beta2, double(step))));
   s.decoupled = c.decoupled;
   SpanLists spans = spans_of(lists);
-  if (params[0].is_cuda()) launch_fused_adam(spans, s, masked, current_stream(params[0]));
-  else cpu_fused_adam(spans, s, masked);
+  if (params[0].is_cuda())
+    launch_fused_adam(spans, s, masked, current_stream(params[0]));
+  else
+    cpu_fused_adam(spans, s, masked);
 }
 
 void fused_sgd_(const TensorList& params, const TensorList& grads, const TensorList& momentum_bufs,
@@ -41,21 +44,29 @@ void fused_sgd_(const TensorList& params, const TensorList& grads, const TensorL
   const TensorList& bufs = c.momentum != 0 ? momentum_bufs : params;
   std::vector<const TensorList*> lists = {&params, &grads, &bufs};
   std::vector<const char*> names = {"params", "grads", "momentum_bufs"};
-  if (masked) lists.push_back(&bufs), lists.push_back(&masks), names.push_back("(unused)"), names.push_back("masks");
+  if (masked)
+    lists.push_back(&bufs), lists.push_back(&masks), names.push_back("(unused)"),
+        names.push_back("masks");
   check_lists("fused_sgd_", lists, names);
   SgdStep s{float(c.lr), float(c.momentum), float(c.weight_decay), c.nesterov, first_step};
   SpanLists spans = spans_of(lists);
-  if (params[0].is_cuda()) launch_fused_sgd(spans, s, masked, current_stream(params[0]));
-  else cpu_fused_sgd(spans, s, masked);
+  if (params[0].is_cuda())
+    launch_fused_sgd(spans, s, masked, current_stream(params[0]));
+  else
+    cpu_fused_sgd(spans, s, masked);
 }
 
 void reference_adam_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
-                     const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c, int64_t step) {
-  const double bc1 = 1.0 - std::pow(c.beta1, double(step)), bc2 = 1.0 - std::pow(c.beta2, double(step));
+                     const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c,
+                     int64_t step) {
+  const double bc1 = 1.0 - std::pow(c.beta1, double(step)),
+               bc2 = 1.0 - std::pow(c.beta2, double(step));
   for (size_t k = 0; k < params.size(); ++k) {
     at::Tensor g = grads[k];
-    if (c.decoupled) params[k].mul_(1.0 - c.lr * c.weight_decay);
-    else if (c.weight_decay != 0) g = g + c.weight_decay * params[k];
+    if (c.decoupled)
+      params[k].mul_(1.0 - c.lr * c.weight_decay);
+    else if (c.weight_decay != 0)
+      g = g + c.weight_decay * params[k];
     if (!masks.empty()) g = g * masks[k];
     exp_avgs[k].mul_(c.beta1).add_(g, 1.0 - c.beta1);
     exp_avg_sqs[k].mul_(c.beta2).addcmul_(g, g, 1.0 - c.beta2);
@@ -65,15 +76,18 @@ void reference_adam_(const TensorList& params, const TensorList& grads, const Te
   }
 }
 
-void reference_sgd_(const TensorList& params, const TensorList& grads, const TensorList& momentum_bufs,
-                    const TensorList& masks, const SgdConfig& c, bool first_step) {
+void reference_sgd_(const TensorList& params, const TensorList& grads,
+                    const TensorList& momentum_bufs, const TensorList& masks, const SgdConfig& c,
+                    bool first_step) {
   for (size_t k = 0; k < params.size(); ++k) {
     at::Tensor g = grads[k].clone();
     if (c.weight_decay != 0) g.add_(params[k], c.weight_decay);
     if (!masks.empty()) g.mul_(masks[k]);
     if (c.momentum != 0) {
-      if (first_step) momentum_bufs[k].copy_(g);
-      else momentum_bufs[k].mul_(c.momentum).add_(g);
+      if (first_step)
+        momentum_bufs[k].copy_(g);
+      else
+        momentum_bufs[k].mul_(c.momentum).add_(g);
       g = c.nesterov ? g.add(momentum_bufs[k], c.momentum) : momentum_bufs[k];
     }
     params[k].add_(g, -c.lr);

@@ -7,7 +7,8 @@
 namespace empiric::kernels {
 namespace {
 
-__device__ __forceinline__ float adam_update(float& w, float g, float& m, float& v, float mask, const AdamStep& s) {
+__device__ __forceinline__ float adam_update(float& w, float g, float& m, float& v, float mask,
+                                             const AdamStep& s) {
   if (s.decoupled) {
     w *= 1.0f - s.lr * s.weight_decay;
   } else {
@@ -38,7 +39,8 @@ __global__ void __launch_bounds__(kThreads) adam_kernel(ChunkMeta<5> meta, AdamS
       float4 w4 = *reinterpret_cast<float4*>(w + i), m4 = *reinterpret_cast<float4*>(m + i);
       float4 v4 = *reinterpret_cast<float4*>(v + i);
       const float4 g4 = *reinterpret_cast<const float4*>(g + i);
-      const float4 k4 = Masked ? *reinterpret_cast<const float4*>(mask + i) : make_float4(1.f, 1.f, 1.f, 1.f);
+      const float4 k4 =
+          Masked ? *reinterpret_cast<const float4*>(mask + i) : make_float4(1.f, 1.f, 1.f, 1.f);
       adam_update(w4.x, g4.x, m4.x, v4.x, k4.x, s);
       adam_update(w4.y, g4.y, m4.y, v4.y, k4.y, s);
       adam_update(w4.z, g4.z, m4.z, v4.z, k4.z, s);
@@ -59,7 +61,8 @@ __global__ void __launch_bounds__(kThreads) adam_kernel(ChunkMeta<5> meta, AdamS
   }
 }
 
-__device__ __forceinline__ void sgd_update(float& w, float g, float& buf, float mask, const SgdStep& s) {
+__device__ __forceinline__ void sgd_update(float& w, float g, float& buf, float mask,
+                                           const SgdStep& s) {
   g = (g + s.weight_decay * w) * mask;
   if (s.momentum != 0.0f) {
     buf = s.first_step ? g : s.momentum * buf + g;
@@ -99,10 +102,14 @@ void launch_fused_adam(const SpanLists& lists, const AdamStep& s, bool masked, v
   const bool vec = lists.aligned16();
   auto st = static_cast<cudaStream_t>(stream);
   for_each_chunk_set<5>(padded(lists), [&](const ChunkMeta<5>& meta, int blocks) {
-    if (masked && vec) adam_kernel<true, true><<<blocks, kThreads, 0, st>>>(meta, s);
-    else if (masked) adam_kernel<true, false><<<blocks, kThreads, 0, st>>>(meta, s);
-    else if (vec) adam_kernel<false, true><<<blocks, kThreads, 0, st>>>(meta, s);
-    else adam_kernel<false, false><<<blocks, kThreads, 0, st>>>(meta, s);
+    if (masked && vec)
+      adam_kernel<true, true><<<blocks, kThreads, 0, st>>>(meta, s);
+    else if (masked)
+      adam_kernel<true, false><<<blocks, kThreads, 0, st>>>(meta, s);
+    else if (vec)
+      adam_kernel<false, true><<<blocks, kThreads, 0, st>>>(meta, s);
+    else
+      adam_kernel<false, false><<<blocks, kThreads, 0, st>>>(meta, s);
     check_launch("fused_adam");
   });
 }
@@ -110,8 +117,10 @@ void launch_fused_adam(const SpanLists& lists, const AdamStep& s, bool masked, v
 void launch_fused_sgd(const SpanLists& lists, const SgdStep& s, bool masked, void* stream) {
   auto st = static_cast<cudaStream_t>(stream);
   for_each_chunk_set<5>(padded(lists), [&](const ChunkMeta<5>& meta, int blocks) {
-    if (masked) sgd_kernel<true><<<blocks, kThreads, 0, st>>>(meta, s);
-    else sgd_kernel<false><<<blocks, kThreads, 0, st>>>(meta, s);
+    if (masked)
+      sgd_kernel<true><<<blocks, kThreads, 0, st>>>(meta, s);
+    else
+      sgd_kernel<false><<<blocks, kThreads, 0, st>>>(meta, s);
     check_launch("fused_sgd");
   });
 }

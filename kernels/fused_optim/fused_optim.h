@@ -10,8 +10,9 @@
 //     m  = beta1 * m + (1 - beta1) * g
 //     v  = beta2 * v + (1 - beta2) * g^2
 //     w  = (w - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)) * mask
-//   AdamW (decoupled = true): g = grad * mask, and w is first multiplied by (1 - lr * weight_decay).
-//   SGD:  g = (grad + weight_decay * w) * mask;  buf = first ? g : momentum * buf + g;
+//   AdamW (decoupled = true): g = grad * mask, and w is first multiplied by (1 - lr *
+//   weight_decay). SGD:  g = (grad + weight_decay * w) * mask;  buf = first ? g : momentum * buf +
+//   g;
 //         g = nesterov ? g + momentum * buf : buf  (when momentum != 0);  w = (w - lr * g) * mask
 //   With a mask, pruned weights (mask 0) end every step at exactly 0, and their moments stay at 0.
 //
@@ -38,14 +39,17 @@ struct SgdConfig {
 };
 
 void fused_adam_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
-                 const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c, int64_t step);
+                 const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c,
+                 int64_t step);
 // momentum_bufs may be empty when momentum == 0; first_step starts the buffers from the gradient.
 void fused_sgd_(const TensorList& params, const TensorList& grads, const TensorList& momentum_bufs,
                 const TensorList& masks, const SgdConfig& c, bool first_step);
 
 void reference_adam_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
-                     const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c, int64_t step);
-void reference_sgd_(const TensorList& params, const TensorList& grads, const TensorList& momentum_bufs,
-                    const TensorList& masks, const SgdConfig& c, bool first_step);
+                     const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c,
+                     int64_t step);
+void reference_sgd_(const TensorList& params, const TensorList& grads,
+                    const TensorList& momentum_bufs, const TensorList& masks, const SgdConfig& c,
+                    bool first_step);
 
 }  // namespace empiric::kernels

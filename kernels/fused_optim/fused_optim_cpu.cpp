@@ -21,8 +21,9 @@ namespace empiric::kernels {
 namespace {
 
 template <bool Masked>
-EMPIRIC_CLONES void adam_span(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ m,
-                              float* __restrict__ v, const float* __restrict__ mask, int64_t begin, int64_t end,
+EMPIRIC_CLONES void adam_span(float* __restrict__ w, const float* __restrict__ g,
+                              float* __restrict__ m, float* __restrict__ v,
+                              const float* __restrict__ mask, int64_t begin, int64_t end,
                               AdamStep s) {
   const float decay = s.decoupled ? 1.0f - s.lr * s.weight_decay : 1.0f;
   const float l2 = s.decoupled ? 0.0f : s.weight_decay;
@@ -38,8 +39,9 @@ EMPIRIC_CLONES void adam_span(float* __restrict__ w, const float* __restrict__ g
 }
 
 template <bool Masked, bool Momentum>
-EMPIRIC_CLONES void sgd_span(float* __restrict__ w, const float* __restrict__ g, float* __restrict__ buf,
-                             const float* __restrict__ mask, int64_t begin, int64_t end, SgdStep s) {
+EMPIRIC_CLONES void sgd_span(float* __restrict__ w, const float* __restrict__ g,
+                             float* __restrict__ buf, const float* __restrict__ mask, int64_t begin,
+                             int64_t end, SgdStep s) {
   for (int64_t i = begin; i < end; ++i) {
     const float keep = Masked ? mask[i] : 1.0f;
     float gi = (g[i] + s.weight_decay * w[i]) * keep;
@@ -56,8 +58,11 @@ EMPIRIC_CLONES void sgd_span(float* __restrict__ w, const float* __restrict__ g,
 
 void cpu_fused_adam(const SpanLists& l, const AdamStep& s, bool masked) {
   for_each_span(l, [&](int k, int64_t begin, int64_t end) {
-    if (masked) adam_span<true>(l.ptr[0][k], l.ptr[1][k], l.ptr[2][k], l.ptr[3][k], l.ptr[4][k], begin, end, s);
-    else adam_span<false>(l.ptr[0][k], l.ptr[1][k], l.ptr[2][k], l.ptr[3][k], nullptr, begin, end, s);
+    if (masked)
+      adam_span<true>(l.ptr[0][k], l.ptr[1][k], l.ptr[2][k], l.ptr[3][k], l.ptr[4][k], begin, end,
+                      s);
+    else
+      adam_span<false>(l.ptr[0][k], l.ptr[1][k], l.ptr[2][k], l.ptr[3][k], nullptr, begin, end, s);
   });
 }
 
@@ -68,10 +73,14 @@ void cpu_fused_sgd(const SpanLists& l, const SgdStep& s, bool masked) {
     const float* g = l.ptr[1][k];
     float* buf = momentum ? l.ptr[2][k] : nullptr;
     const float* mask = masked ? l.ptr[4][k] : nullptr;
-    if (masked && momentum) sgd_span<true, true>(w, g, buf, mask, begin, end, s);
-    else if (masked) sgd_span<true, false>(w, g, buf, mask, begin, end, s);
-    else if (momentum) sgd_span<false, true>(w, g, buf, mask, begin, end, s);
-    else sgd_span<false, false>(w, g, buf, mask, begin, end, s);
+    if (masked && momentum)
+      sgd_span<true, true>(w, g, buf, mask, begin, end, s);
+    else if (masked)
+      sgd_span<true, false>(w, g, buf, mask, begin, end, s);
+    else if (momentum)
+      sgd_span<false, true>(w, g, buf, mask, begin, end, s);
+    else
+      sgd_span<false, false>(w, g, buf, mask, begin, end, s);
   });
 }
 

@@ -7,8 +7,9 @@ namespace empiric::kernels {
 namespace {
 
 template <bool Masked>
-__global__ void __launch_bounds__(kThreads) histogram_kernel(ChunkMeta<2> meta, uint32_t prefix, uint32_t prefix_mask,
-                                                             int shift, unsigned long long* hist) {
+__global__ void __launch_bounds__(kThreads)
+    histogram_kernel(ChunkMeta<2> meta, uint32_t prefix, uint32_t prefix_mask, int shift,
+                     unsigned long long* hist) {
   __shared__ unsigned int local[256];
   for (int b = threadIdx.x; b < 256; b += blockDim.x) local[b] = 0;
   __syncthreads();
@@ -29,15 +30,18 @@ __global__ void __launch_bounds__(kThreads) histogram_kernel(ChunkMeta<2> meta, 
 
 }  // namespace
 
-void launch_magnitude_histogram(const SpanLists& lists, bool masked, uint32_t prefix, uint32_t prefix_mask, int shift,
-                                unsigned long long* hist, void* stream) {
+void launch_magnitude_histogram(const SpanLists& lists, bool masked, uint32_t prefix,
+                                uint32_t prefix_mask, int shift, unsigned long long* hist,
+                                void* stream) {
   SpanLists two = lists;
   if (!masked) two.ptr[1] = lists.ptr[0];  // never read
   two.depth = 2;
   auto st = static_cast<cudaStream_t>(stream);
   for_each_chunk_set<2>(two, [&](const ChunkMeta<2>& meta, int blocks) {
-    if (masked) histogram_kernel<true><<<blocks, kThreads, 0, st>>>(meta, prefix, prefix_mask, shift, hist);
-    else histogram_kernel<false><<<blocks, kThreads, 0, st>>>(meta, prefix, prefix_mask, shift, hist);
+    if (masked)
+      histogram_kernel<true><<<blocks, kThreads, 0, st>>>(meta, prefix, prefix_mask, shift, hist);
+    else
+      histogram_kernel<false><<<blocks, kThreads, 0, st>>>(meta, prefix, prefix_mask, shift, hist);
     check_launch("magnitude_histogram");
   });
 }

@@ -20,10 +20,11 @@
 
 namespace empiric::kernels {
 
-float kth_smallest_magnitude(const std::vector<at::Tensor>& weights, int64_t k, const std::vector<at::Tensor>& masks = {});
+float kth_smallest_magnitude(const std::vector<at::Tensor>& weights, int64_t k,
+                             const std::vector<at::Tensor>& masks = {});
 
-int64_t prune_by_magnitude_(const std::vector<at::Tensor>& weights, const std::vector<at::Tensor>& masks, double fraction,
-                            bool global);
+int64_t prune_by_magnitude_(const std::vector<at::Tensor>& weights,
+                            const std::vector<at::Tensor>& masks, double fraction, bool global);
 
 float reference_kth_smallest_magnitude(const std::vector<at::Tensor>& weights, int64_t k,
                                        const std::vector<at::Tensor>& masks = {});

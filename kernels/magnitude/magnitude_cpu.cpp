@@ -6,8 +6,8 @@
 
 namespace empiric::kernels {
 
-void cpu_magnitude_histogram(const SpanLists& l, bool masked, uint32_t prefix, uint32_t prefix_mask, int shift,
-                             unsigned long long* hist) {
+void cpu_magnitude_histogram(const SpanLists& l, bool masked, uint32_t prefix, uint32_t prefix_mask,
+                             int shift, unsigned long long* hist) {
   std::mutex mu;
   for_each_span(l, [&](int k, int64_t begin, int64_t end) {
     unsigned long long local[256] = {0};

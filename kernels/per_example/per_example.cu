@@ -10,8 +10,9 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-__global__ void row_norm_product_kernel(const float* __restrict__ a, int64_t a_cols, const float* __restrict__ b,
-                                        int64_t b_cols, int64_t rows, float add, float* __restrict__ out) {
+__global__ void row_norm_product_kernel(const float* __restrict__ a, int64_t a_cols,
+                                        const float* __restrict__ b, int64_t b_cols, int64_t rows,
+                                        float add, float* __restrict__ out) {
   const int64_t row = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
   const int lane = threadIdx.x % 32;
   if (row >= rows) return;
@@ -25,12 +26,12 @@ __global__ void row_norm_product_kernel(const float* __restrict__ a, int64_t a_c
 
 }  // namespace
 
-void launch_row_norm_product(const float* a, int64_t a_cols, const float* b, int64_t b_cols, int64_t rows, float add,
-                             float* out, void* stream) {
+void launch_row_norm_product(const float* a, int64_t a_cols, const float* b, int64_t b_cols,
+                             int64_t rows, float add, float* out, void* stream) {
   constexpr int kRowsPerBlock = 8;
   const int64_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
-  row_norm_product_kernel<<<blocks, kRowsPerBlock * 32, 0, static_cast<cudaStream_t>(stream)>>>(a, a_cols, b, b_cols,
-                                                                                                 rows, add, out);
+  row_norm_product_kernel<<<blocks, kRowsPerBlock * 32, 0, static_cast<cudaStream_t>(stream)>>>(
+      a, a_cols, b, b_cols, rows, add, out);
   check_launch("row_norm_product");
 }
 

@@ -15,8 +15,10 @@
 
 namespace empiric::kernels {
 
-at::Tensor per_example_sq_norms(const at::Tensor& inputs, const at::Tensor& grad_outputs, bool bias);
+at::Tensor per_example_sq_norms(const at::Tensor& inputs, const at::Tensor& grad_outputs,
+                                bool bias);
 
-at::Tensor reference_per_example_sq_norms(const at::Tensor& inputs, const at::Tensor& grad_outputs, bool bias);
+at::Tensor reference_per_example_sq_norms(const at::Tensor& inputs, const at::Tensor& grad_outputs,
+                                          bool bias);
 
 }  // namespace empiric::kernels

@@ -5,8 +5,8 @@
 
 namespace empiric::kernels {
 
-void cpu_row_norm_product(const float* a, int64_t a_cols, const float* b, int64_t b_cols, int64_t rows, float add,
-                          float* out) {
+void cpu_row_norm_product(const float* a, int64_t a_cols, const float* b, int64_t b_cols,
+                          int64_t rows, float add, float* out) {
   at::parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) {
     for (int64_t r = lo; r < hi; ++r) {
       float sa = 0, sb = 0;

@@ -10,9 +10,9 @@
 
 #include "core/bank.h"
 #include "core/config.h"
+#include "core/environment.h"
 #include "core/errors.h"
 #include "core/schema.h"
-#include "core/environment.h"
 #include "core/store.h"
 #include "device/device_info.h"
 
@@ -38,7 +38,8 @@ std::string summary_number(const json& summary, const char* key, const char* for
 int list_questions(const Context& ctx, int section, const std::string& kind, bool as_json) {
   Bank bank = load_bank(bank_path(ctx));
   if (section != 0 && !bank.section(section))
-    throw UserError(fmt::format("--section {}: no such section; allowed: 1 to {}", section, bank.sections.size()));
+    throw UserError(fmt::format("--section {}: no such section; allowed: 1 to {}", section,
+                                bank.sections.size()));
   if (!kind.empty() && kind != "empirical" && kind != "discussion")
     throw UserError("--kind " + kind + ": allowed: empirical, discussion");
   json out = json::array();
@@ -46,14 +47,19 @@ int list_questions(const Context& ctx, int section, const std::string& kind, boo
   for (const auto& q : bank.questions) {
     if ((section && q.section != section) || (!kind.empty() && q.kind != kind)) continue;
     if (as_json) {
-      out.push_back({{"number", q.number}, {"section", q.section},
-                     {"section_title", bank.section(q.section)->title}, {"text", q.text},
-                     {"tags", q.tags}, {"kind", q.kind}, {"informed_by", q.informed_by},
+      out.push_back({{"number", q.number},
+                     {"section", q.section},
+                     {"section_title", bank.section(q.section)->title},
+                     {"text", q.text},
+                     {"tags", q.tags},
+                     {"kind", q.kind},
+                     {"informed_by", q.informed_by},
                      {"claims", q.claims.size()}});
       continue;
     }
     if (q.section != last_section) {
-      fmt::print("{}{:>2}. {}\n", last_section == -1 ? "" : "\n", q.section, bank.section(q.section)->title);
+      fmt::print("{}{:>2}. {}\n", last_section == -1 ? "" : "\n", q.section,
+                 bank.section(q.section)->title);
       last_section = q.section;
     }
     std::string mark = q.kind == "empirical" ? (q.claims.empty() ? "E " : "E*") : "  ";
@@ -70,7 +76,9 @@ int list_questions(const Context& ctx, int section, const std::string& kind, boo
 int show_question(const Context& ctx, int number, bool as_json) {
   Bank bank = load_bank(bank_path(ctx));
   const Question* q = bank.find(number);
-  if (!q) throw UserError(fmt::format("question {}: no such question; allowed: 1 to {}", number, bank.questions.size()));
+  if (!q)
+    throw UserError(fmt::format("question {}: no such question; allowed: 1 to {}", number,
+                                bank.questions.size()));
   std::vector<TrialRecord> trials;
   std::vector<BenchRecord> bench;
   if (std::filesystem::exists(ctx.db)) {
@@ -79,9 +87,14 @@ int show_question(const Context& ctx, int number, bool as_json) {
     bench = store.bench_records(number);
   }
   if (as_json) {
-    json out = {{"number", q->number}, {"section", q->section}, {"text", q->text},
-                {"kind", q->kind}, {"tags", q->tags}, {"informed_by", q->informed_by},
-                {"claims", q->claims}, {"trials_in_store", trials.size()},
+    json out = {{"number", q->number},
+                {"section", q->section},
+                {"text", q->text},
+                {"kind", q->kind},
+                {"tags", q->tags},
+                {"informed_by", q->informed_by},
+                {"claims", q->claims},
+                {"trials_in_store", trials.size()},
                 {"bench_records", bench.size()}};
     std::cout << out.dump(2) << "\n";
     return 0;
@@ -103,7 +116,8 @@ int show_question(const Context& ctx, int number, bool as_json) {
   } else {
     fmt::print("\nClaims:\n");
     for (const auto& c : q->claims)
-      fmt::print("  - {}: {}\n    config: {}\n", c.value("id", "?"), c.value("statement", ""), c.value("config", ""));
+      fmt::print("  - {}: {}\n    config: {}\n", c.value("id", "?"), c.value("statement", ""),
+                 c.value("config", ""));
   }
   fmt::print("\nTrials in {}: {}", ctx.db, trials.size());
   if (!trials.empty()) {
@@ -115,7 +129,8 @@ int show_question(const Context& ctx, int number, bool as_json) {
   if (!bench.empty()) {
     fmt::print("\nBenchmarks serving Q{}:\n", number);
     for (const auto& b : bench)
-      fmt::print("  {:<48} {:>12.3f} us  {:>10.3f} GB/s  {}\n", b.name, b.time_s * 1e6, b.bytes_per_s / 1e9, b.created_at);
+      fmt::print("  {:<48} {:>12.3f} us  {:>10.3f} GB/s  {}\n", b.name, b.time_s * 1e6,
+                 b.bytes_per_s / 1e9, b.created_at);
   }
   return 0;
 }
@@ -129,7 +144,8 @@ int show_config(const Context& ctx, const std::string& file, const std::string& 
     return 0;
   }
   auto list = expand_trials(r);
-  for (const auto& t : list) fmt::print("{}  seed={}  {}\n", t.hash.substr(0, 12), t.seed, t.axes.dump());
+  for (const auto& t : list)
+    fmt::print("{}  seed={}  {}\n", t.hash.substr(0, 12), t.seed, t.axes.dump());
   fmt::print("{} trials\n", list.size());
   return 0;
 }
@@ -150,35 +166,49 @@ int print_keys(bool markdown) {
 int print_results(const Context& ctx, int question, const std::string& format) {
   if (format != "table" && format != "jsonl" && format != "csv")
     throw UserError("--format " + format + ": allowed: table, jsonl, csv");
-  if (!std::filesystem::exists(ctx.db)) throw UserError(ctx.db + ": no results database yet (run a lab first, or pass --db)");
+  if (!std::filesystem::exists(ctx.db))
+    throw UserError(ctx.db + ": no results database yet (run a lab first, or pass --db)");
   Store store(ctx.db);
   auto trials = store.trials(question);
   if (format == "jsonl") {
     for (const auto& t : trials) {
-      json row = {{"hash", t.hash}, {"run_id", t.run_id}, {"question", t.question},
-                  {"config_file", t.config_file}, {"status", t.status}, {"seed", t.seed},
-                  {"axes", t.axes}, {"summary", t.summary}, {"measures", t.measures},
-                  {"wall_s", t.wall_s}, {"finished_at", t.finished_at}, {"config", t.config}};
+      json row = {{"hash", t.hash},
+                  {"run_id", t.run_id},
+                  {"question", t.question},
+                  {"config_file", t.config_file},
+                  {"status", t.status},
+                  {"seed", t.seed},
+                  {"axes", t.axes},
+                  {"summary", t.summary},
+                  {"measures", t.measures},
+                  {"wall_s", t.wall_s},
+                  {"finished_at", t.finished_at},
+                  {"config", t.config}};
       if (t.status == "diverged") row["diverged_step"] = t.diverged_step;
       std::cout << row.dump() << "\n";
     }
     return 0;
   }
   if (format == "csv") {
-    fmt::print("hash,question,config_file,status,diverged_step,seed,axes,test_acc,test_loss,train_loss,wall_s,finished_at\n");
+    fmt::print(
+        "hash,question,config_file,status,diverged_step,seed,axes,test_acc,test_loss,train_loss,"
+        "wall_s,finished_at\n");
     for (const auto& t : trials)
-      fmt::print("{},{},{},{},{},{},{},{},{},{},{},{}\n", t.hash, t.question, csv_cell(t.config_file), t.status,
-                 t.status == "diverged" ? std::to_string(t.diverged_step) : "", t.seed, csv_cell(t.axes.dump()),
-                 summary_number(t.summary, "test_acc", "{:.6f}"), summary_number(t.summary, "test_loss", "{:.6f}"),
+      fmt::print("{},{},{},{},{},{},{},{},{},{},{},{}\n", t.hash, t.question,
+                 csv_cell(t.config_file), t.status,
+                 t.status == "diverged" ? std::to_string(t.diverged_step) : "", t.seed,
+                 csv_cell(t.axes.dump()), summary_number(t.summary, "test_acc", "{:.6f}"),
+                 summary_number(t.summary, "test_loss", "{:.6f}"),
                  summary_number(t.summary, "train_loss", "{:.6f}"), t.wall_s, t.finished_at);
     return 0;
   }
-  fmt::print("{:<12} {:>3} {:<28} {:<9} {:>4} {:>8} {:>9} {:>8}  {}\n", "trial", "Q", "config", "status",
-             "seed", "test_acc", "train_loss", "wall_s", "axes");
+  fmt::print("{:<12} {:>3} {:<28} {:<9} {:>4} {:>8} {:>9} {:>8}  {}\n", "trial", "Q", "config",
+             "status", "seed", "test_acc", "train_loss", "wall_s", "axes");
   for (const auto& t : trials) {
     std::string file = std::filesystem::path(t.config_file).filename().string();
-    fmt::print("{:<12} {:>3} {:<28} {:<9} {:>4} {:>8} {:>9} {:>8.1f}  {}\n", t.hash.substr(0, 12), t.question,
-               file.substr(0, 28), t.status, t.seed, summary_number(t.summary, "test_acc", "{:.4f}"),
+    fmt::print("{:<12} {:>3} {:<28} {:<9} {:>4} {:>8} {:>9} {:>8.1f}  {}\n", t.hash.substr(0, 12),
+               t.question, file.substr(0, 28), t.status, t.seed,
+               summary_number(t.summary, "test_acc", "{:.4f}"),
                summary_number(t.summary, "train_loss", "{:.4f}"), t.wall_s, t.axes.dump());
   }
   fmt::print("{} trials\n", trials.size());
@@ -194,7 +224,8 @@ int merge_results(const Context& ctx, const std::vector<std::string>& others) {
   return 0;
 }
 
-int run_benchmarks(const Context& ctx, const std::string& filter, int repetitions, const std::string& binary) {
+int run_benchmarks(const Context& ctx, const std::string& filter, int repetitions,
+                   const std::string& binary) {
   std::string bin = binary;
   if (bin.empty()) {
     std::error_code ec;
@@ -202,13 +233,16 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
     bin = (self.parent_path().parent_path() / "bench" / "kernels_bench").string();
   }
   if (!std::filesystem::exists(bin))
-    throw UserError(bin + ": no benchmark binary (build with -DEMPIRIC_BENCH=ON, or pass --binary)");
-  if (repetitions < 1) throw UserError("--repetitions " + std::to_string(repetitions) + ": allowed: 1 or more");
+    throw UserError(bin +
+                    ": no benchmark binary (build with -DEMPIRIC_BENCH=ON, or pass --binary)");
+  if (repetitions < 1)
+    throw UserError("--repetitions " + std::to_string(repetitions) + ": allowed: 1 or more");
   std::string quoted_filter;
   for (char c : filter) quoted_filter += (c == '\'' ? std::string("'\\''") : std::string(1, c));
   std::string cmd = "'" + bin + "' --benchmark_format=json --benchmark_filter='" + quoted_filter +
                     "' --benchmark_repetitions=" + std::to_string(repetitions) +
-                    (repetitions > 1 ? " --benchmark_report_aggregates_only=true" : "") + " 2>/dev/null";
+                    (repetitions > 1 ? " --benchmark_report_aggregates_only=true" : "") +
+                    " 2>/dev/null";
   fmt::print(stderr, "running {}\n", cmd);
   std::string out;
   FILE* pipe = popen(cmd.c_str(), "r");
@@ -219,7 +253,8 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
   int rc = pclose(pipe);
   json doc = json::parse(out, nullptr, false);
   if (rc != 0 || doc.is_discarded() || !doc.contains("benchmarks"))
-    throw UserError(bin + ": benchmark run failed (exit status " + std::to_string(rc) + ", no JSON report)");
+    throw UserError(bin + ": benchmark run failed (exit status " + std::to_string(rc) +
+                    ", no JSON report)");
 
   json env = host_environment(ctx.home);
   env["benchmark_context"] = doc["context"];
@@ -229,10 +264,12 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
   const long long env_id = store.put_environment(env);
   const std::regex question("Q(\\d+)");
   int stored = 0;
-  fmt::print("{:<56} {:>12} {:>10} {:>12}  {}\n", "benchmark", "time", "GB/s", "items/s", "questions");
+  fmt::print("{:<56} {:>12} {:>10} {:>12}  {}\n", "benchmark", "time", "GB/s", "items/s",
+             "questions");
   for (const auto& b : doc["benchmarks"]) {
     if (b.contains("error_occurred") && b["error_occurred"].get<bool>()) continue;
-    if (b.value("run_type", "") == "aggregate" && b.value("aggregate_name", "") != "median") continue;
+    if (b.value("run_type", "") == "aggregate" && b.value("aggregate_name", "") != "median")
+      continue;
     BenchRecord r;
     r.name = b.value("run_name", b.value("name", ""));
     std::string label = b.value("label", "");
@@ -250,8 +287,8 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
     ++stored;
     std::string qs;
     for (int q : r.questions) qs += (qs.empty() ? "Q" : " Q") + std::to_string(q);
-    fmt::print("{:<56} {:>9.1f} us {:>10.1f} {:>12.3g}  {}\n", r.name.substr(0, 56), r.time_s * 1e6, r.bytes_per_s / 1e9,
-               r.items_per_s, qs);
+    fmt::print("{:<56} {:>9.1f} us {:>10.1f} {:>12.3g}  {}\n", r.name.substr(0, 56), r.time_s * 1e6,
+               r.bytes_per_s / 1e9, r.items_per_s, qs);
   }
   fmt::print("{} records stored in {}\n", stored, ctx.db);
   return 0;

@@ -20,7 +20,8 @@ int print_results(const Context& ctx, int question, const std::string& format);
 int merge_results(const Context& ctx, const std::vector<std::string>& others);
 // Runs the Google Benchmark suite (bench/kernels_bench) and stores every record, with the
 // question numbers it serves and the environment, in the results store.
-int run_benchmarks(const Context& ctx, const std::string& filter, int repetitions, const std::string& binary);
+int run_benchmarks(const Context& ctx, const std::string& filter, int repetitions,
+                   const std::string& binary);
 
 struct RunOptions {
   std::string config;

@@ -1,10 +1,11 @@
 // empiric: the command-line front of the lab. Parses arguments, calls one command, and turns
 // every user error into one line on stderr and exit status 2.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
-#include <unistd.h>
 
 #include "cli/commands.h"
 #include "core/errors.h"
@@ -42,7 +43,8 @@ int main(int argc, char** argv) {
   cli::Context ctx;
   ctx.home = default_home();
   ctx.db.clear();
-  app.add_option("--home", ctx.home, "the empiric checkout (questions/, configs/); env EMPIRIC_HOME");
+  app.add_option("--home", ctx.home,
+                 "the empiric checkout (questions/, configs/); env EMPIRIC_HOME");
   app.add_option("--db", ctx.db, "results database (default: HOME/results/empiric.db)");
 
   int section = 0, question = 0;
@@ -69,11 +71,13 @@ int main(int argc, char** argv) {
 
   std::string shard = "0/1";
   bool no_progress = false;
-  auto* run = app.add_subcommand("run", "run a config: its sweep x seeds, resuming finished trials");
+  auto* run =
+      app.add_subcommand("run", "run a config: its sweep x seeds, resuming finished trials");
   run->add_option("file", run_opts.config, "config file")->required();
   run->add_option("overrides", run_opts.overrides, "key.path=value overrides");
   run->add_option("--preset", run_opts.preset, "preset to merge (quick, full)");
-  run->add_option("--device", run_opts.device, "auto, cpu or cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  run->add_option("--device", run_opts.device, "auto, cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   run->add_flag("--force", run_opts.force, "rerun trials that are already in the store");
   run->add_option("--jobs", run_opts.jobs, "trials at once (CPU)")->check(CLI::Range(1, 64));
   run->add_option("--shard", shard, "run only shard i of n of the trials (i/n)");
@@ -82,9 +86,11 @@ int main(int argc, char** argv) {
   std::string bench_filter = ".", bench_binary;
   int bench_reps = 1;
   auto* bench = app.add_subcommand("bench", "run the kernel benchmarks and store their records");
-  bench->add_option("--filter", bench_filter, "regex over benchmark names (Google Benchmark's filter)");
+  bench->add_option("--filter", bench_filter,
+                    "regex over benchmark names (Google Benchmark's filter)");
   bench->add_option("--repetitions", bench_reps, "repetitions (the median is stored)");
-  bench->add_option("--binary", bench_binary, "benchmark binary (default: BUILD/bench/kernels_bench)");
+  bench->add_option("--binary", bench_binary,
+                    "benchmark binary (default: BUILD/bench/kernels_bench)");
 
   std::vector<std::string> merge_files;
   auto* results = app.add_subcommand("results", "query the results store");
@@ -108,7 +114,9 @@ int main(int argc, char** argv) {
   try {
     if (*list) return cli::list_questions(ctx, section, kind, as_json);
     if (*show) return cli::show_question(ctx, question, as_json);
-    if (*config) return cli::show_config(ctx, run_opts.config, run_opts.preset, run_opts.overrides, list_trials);
+    if (*config)
+      return cli::show_config(ctx, run_opts.config, run_opts.preset, run_opts.overrides,
+                              list_trials);
     if (*keys) return cli::print_keys(markdown);
     if (*merge) return cli::merge_results(ctx, merge_files);
     if (*bench) return cli::run_benchmarks(ctx, bench_filter, bench_reps, bench_binary);

@@ -29,7 +29,8 @@ Bank load_bank(const std::string& path) {
     const json& sections = doc.at("sections");
     for (size_t i = 0; i < sections.size(); ++i) {
       ptr = "/sections/" + std::to_string(i);
-      bank.sections.push_back({sections[i].at("number").get<int>(), sections[i].at("title").get<std::string>()});
+      bank.sections.push_back(
+          {sections[i].at("number").get<int>(), sections[i].at("title").get<std::string>()});
     }
     const json& questions = doc.at("questions");
     std::set<int> seen;
@@ -45,17 +46,22 @@ Bank load_bank(const std::string& path) {
       out.informed_by = q.value("informed_by", std::vector<int>{});
       out.claims = q.value("claims", json::array());
       if (out.kind != "empirical" && out.kind != "discussion")
-        throw ConfigError(path, ptr + "/kind", json(out.kind).dump(), "expected empirical or discussion");
+        throw ConfigError(path, ptr + "/kind", json(out.kind).dump(),
+                          "expected empirical or discussion");
       if (!bank.section(out.section))
-        throw ConfigError(path, ptr + "/section", std::to_string(out.section), "expected a section number listed in /sections");
+        throw ConfigError(path, ptr + "/section", std::to_string(out.section),
+                          "expected a section number listed in /sections");
       if (!seen.insert(out.number).second)
-        throw ConfigError(path, ptr + "/number", std::to_string(out.number), "expected a number not used before");
+        throw ConfigError(path, ptr + "/number", std::to_string(out.number),
+                          "expected a number not used before");
       bank.questions.push_back(std::move(out));
     }
   } catch (const json::exception& e) {
     std::string what = e.what();
     auto pos = what.find("] ");
-    throw ConfigError(path, ptr, "", "malformed question bank: " + (pos == std::string::npos ? what : what.substr(pos + 2)));
+    throw ConfigError(
+        path, ptr, "",
+        "malformed question bank: " + (pos == std::string::npos ? what : what.substr(pos + 2)));
   }
   return bank;
 }

@@ -128,7 +128,8 @@ std::vector<std::string> top_level_keys() {
 
 void validate_section(const Section& s, json& obj, const std::string& source) {
   const std::string base = "/" + s.name;
-  if (!obj.is_object()) fail(source, base, obj, "expected an object with keys of section " + s.name);
+  if (!obj.is_object())
+    fail(source, base, obj, "expected an object with keys of section " + s.name);
   std::string variant;
   if (!s.variant_key.empty()) {
     const Field* vf = s.find(s.variant_key);
@@ -138,7 +139,9 @@ void validate_section(const Section& s, json& obj, const std::string& source) {
   }
   for (auto& [key, value] : obj.items()) {
     const Field* f = s.find(key);
-    if (!f) fail(source, base + "/" + key, json(json::value_t::discarded), unknown_key_message(key, keys_of(s)));
+    if (!f)
+      fail(source, base + "/" + key, json(json::value_t::discarded),
+           unknown_key_message(key, keys_of(s)));
     if (!f->only_for.empty() &&
         std::find(f->only_for.begin(), f->only_for.end(), variant) == f->only_for.end()) {
       std::string names;
@@ -154,7 +157,8 @@ void validate_section(const Section& s, json& obj, const std::string& source) {
   if (s.name == "optim" && obj.contains("betas"))
     for (size_t i = 0; i < obj["betas"].size(); ++i)
       if (obj["betas"][i].get<double>() >= 1.0)
-        fail(source, base + "/betas/" + std::to_string(i), obj["betas"][i], "expected a number in [0, 1)");
+        fail(source, base + "/betas/" + std::to_string(i), obj["betas"][i],
+             "expected a number in [0, 1)");
   for (const auto& f : s.fields) {
     bool applies = f.only_for.empty() ||
                    std::find(f.only_for.begin(), f.only_for.end(), variant) != f.only_for.end();
@@ -177,21 +181,27 @@ const Field& field_for_dotted(const std::string& dotted, const std::string& sour
     std::vector<std::string> names;
     for (const auto& sec : config_schema())
       if (!sec.name.empty()) names.push_back(sec.name);
-    fail(source, "/" + section, json(json::value_t::discarded), unknown_key_message(section, names));
+    fail(source, "/" + section, json(json::value_t::discarded),
+         unknown_key_message(section, names));
   }
   const Field* f = s->find(key);
-  if (!f) fail(source, pointer, json(json::value_t::discarded), unknown_key_message(key, keys_of(*s)));
+  if (!f)
+    fail(source, pointer, json(json::value_t::discarded), unknown_key_message(key, keys_of(*s)));
   return *f;
 }
 
 void validate_sweep(json& sweep, const std::string& source) {
-  if (!sweep.is_object()) fail(source, "/sweep", sweep, "expected an object: dotted key -> list of values");
+  if (!sweep.is_object())
+    fail(source, "/sweep", sweep, "expected an object: dotted key -> list of values");
   for (auto& [key, values] : sweep.items()) {
     std::string ptr = "/sweep/" + key;
-    if (key == "seeds") fail(source, ptr, values, "seeds are not a sweep axis; set the top-level \"seeds\"");
+    if (key == "seeds")
+      fail(source, ptr, values, "seeds are not a sweep axis; set the top-level \"seeds\"");
     const Field& f = field_for_dotted(key, source, ptr, values);
-    if (!values.is_array() || values.empty()) fail(source, ptr, values, "expected a non-empty list of values");
-    for (size_t i = 0; i < values.size(); ++i) check_value(f, values[i], source, ptr + "/" + std::to_string(i));
+    if (!values.is_array() || values.empty())
+      fail(source, ptr, values, "expected a non-empty list of values");
+    for (size_t i = 0; i < values.size(); ++i)
+      check_value(f, values[i], source, ptr + "/" + std::to_string(i));
   }
 }
 
@@ -201,8 +211,10 @@ void deep_merge(json& into, const json& patch) {
     return;
   }
   for (const auto& [k, v] : patch.items()) {
-    if (into.contains(k) && into[k].is_object() && v.is_object()) deep_merge(into[k], v);
-    else into[k] = v;
+    if (into.contains(k) && into[k].is_object() && v.is_object())
+      deep_merge(into[k], v);
+    else
+      into[k] = v;
   }
 }
 
@@ -224,7 +236,8 @@ json load_json_file(const std::string& path) {
   } catch (const json::parse_error& e) {
     std::string what = e.what();
     auto pos = what.find("] ");
-    throw UserError(path + ": invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos + 2)));
+    throw UserError(path +
+                    ": invalid JSON: " + (pos == std::string::npos ? what : what.substr(pos + 2)));
   }
 }
 
@@ -254,20 +267,23 @@ void apply_override(json& config, const std::string& assignment) {
 }
 
 void validate_and_fill(json& config, const std::string& source) {
-  if (!config.is_object()) fail(source, "", config, "expected a JSON object with the config's sections");
+  if (!config.is_object())
+    fail(source, "", config, "expected a JSON object with the config's sections");
   const Section* top = find_section("");
   for (auto& [key, value] : config.items()) {
     if (key == "sweep") {
       validate_sweep(value, source);
     } else if (key == "presets" || key == "seed") {
       // presets are merged before validation; "seed" is set on trials by expand_trials
-      if (key == "seed" && !value.is_number_integer()) fail(source, "/seed", value, "expected an integer");
+      if (key == "seed" && !value.is_number_integer())
+        fail(source, "/seed", value, "expected an integer");
     } else if (const Section* s = find_section(key); s && !key.empty()) {
       validate_section(*s, value, source);
     } else if (const Field* f = top->find(key)) {
       check_value(*f, value, source, "/" + key);
     } else {
-      fail(source, "/" + key, json(json::value_t::discarded), unknown_key_message(key, top_level_keys()));
+      fail(source, "/" + key, json(json::value_t::discarded),
+           unknown_key_message(key, top_level_keys()));
     }
   }
   for (const auto& f : top->fields)
@@ -284,7 +300,8 @@ ResolvedConfig resolve_config_json(json doc, const std::string& source, const st
   if (!doc.is_object()) fail(source, "", doc, "expected a JSON object with the config's sections");
   json presets = doc.contains("presets") ? doc["presets"] : json::object();
   doc.erase("presets");
-  if (!presets.is_object()) fail(source, "/presets", presets, "expected an object: preset name -> partial config");
+  if (!presets.is_object())
+    fail(source, "/presets", presets, "expected an object: preset name -> partial config");
   if (!preset.empty()) {
     if (presets.contains(preset)) {
       deep_merge(doc, presets[preset]);
@@ -313,7 +330,7 @@ std::string canonical_json(const json& value) { return value.dump(); }
 
 std::string trial_hash(const json& trial_config) {
   json identity = trial_config;
-  identity.erase("title");        // words about a trial are not part of what it computes
+  identity.erase("title");  // words about a trial are not part of what it computes
   identity.erase("description");
   if (identity.contains("train")) {  // where and how fast it runs is not what it computes
     identity["train"].erase("device");

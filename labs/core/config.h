@@ -25,9 +25,9 @@ struct ResolvedConfig {
 };
 
 struct Trial {
-  json config;          // resolved, with "seed" set and no "sweep"/"seeds"
-  std::string hash;     // identity
-  json axes;            // the sweep values of this trial, dotted key -> value
+  json config;       // resolved, with "seed" set and no "sweep"/"seeds"
+  std::string hash;  // identity
+  json axes;         // the sweep values of this trial, dotted key -> value
   int seed = 0;
 };
 

@@ -33,7 +33,8 @@ std::string git_commit(const std::string& home) {
   std::string dir = quoted(home);
   std::string commit = run_capture("git -C " + dir + " rev-parse HEAD 2>/dev/null");
   if (commit.empty()) return "unknown";
-  std::string dirty = run_capture("git -C " + dir + " status --porcelain --untracked-files=no 2>/dev/null");
+  std::string dirty =
+      run_capture("git -C " + dir + " status --porcelain --untracked-files=no 2>/dev/null");
   return dirty.empty() ? commit : commit + "-dirty";
 }
 

@@ -24,8 +24,8 @@ class Progress {
     int filled = total > 0 ? int(width * double(step) / double(total)) : 0;
     std::string bar(size_t(filled), '#');
     bar.resize(width, '.');
-    std::fprintf(stderr, "\r[%s] trial %d/%d  step %lld/%lld  %-40.40s", bar.c_str(), trial, trials, step, total,
-                 label.c_str());
+    std::fprintf(stderr, "\r[%s] trial %d/%d  step %lld/%lld  %-40.40s", bar.c_str(), trial, trials,
+                 step, total, label.c_str());
     std::fflush(stderr);
   }
 

@@ -22,8 +22,8 @@ Field boolean(std::string key, bool def, std::string doc, Only only = {}) {
   return {std::move(key), FieldType::Bool, def, {}, {}, {}, std::move(doc), std::move(only)};
 }
 Field choice(std::string key, std::string def, Choices choices, std::string doc, Only only = {}) {
-  return {std::move(key), FieldType::String, def, {}, {}, std::move(choices), std::move(doc),
-          std::move(only)};
+  return {std::move(key), FieldType::String, def, {}, {}, std::move(choices),
+          std::move(doc), std::move(only)};
 }
 Field text(std::string key, std::string def, std::string doc, Only only = {}) {
   return {std::move(key), FieldType::String, def, {}, {}, {}, std::move(doc), std::move(only)};
@@ -44,28 +44,40 @@ Choices concat(Choices a, const Choices& b) {
 
 std::vector<Section> build() {
   std::vector<Section> s;
-  s.push_back({"", "Top-level keys", "",
+  s.push_back({"",
+               "Top-level keys",
+               "",
                {
                    choice("lab", "train", {"train"}, "lab driver that runs the trials"),
                    integer("question", 0, 0, 102, "question number this config answers (0: none)"),
                    text("title", "", "one-line title shown in reports"),
                    text("description", "", "what the lab does and why"),
-                   {"seeds", FieldType::Seeds, json::array({0}), 0, {}, {},
-                    "seed list, or a count n meaning seeds 0..n-1", {}},
+                   {"seeds",
+                    FieldType::Seeds,
+                    json::array({0}),
+                    0,
+                    {},
+                    {},
+                    "seed list, or a count n meaning seeds 0..n-1",
+                    {}},
                }});
   s.push_back(
-      {"data", "Dataset and its transformations", "name",
+      {"data",
+       "Dataset and its transformations",
+       "name",
        {
            choice("name", "fashion_mnist", concat(kImageSets, kSynthetic), "dataset"),
            text("path", "",
                 "directory holding the dataset files (default for fashion_mnist: the "
                 "dataset-fashion-mnist package)",
                 kImageSets),
-           integer("train_subset", 0, 0, {}, "use the first n training examples after a seeded "
-                                                "shuffle (0: all)"),
+           integer("train_subset", 0, 0, {},
+                   "use the first n training examples after a seeded "
+                   "shuffle (0: all)"),
            integer("test_subset", 0, 0, {}, "use n test examples (0: all)"),
-           integer("validation", 0, 0, {}, "examples carved from the training split for early "
-                                              "stopping and validation metrics"),
+           integer("validation", 0, 0, {},
+                   "examples carved from the training split for early "
+                   "stopping and validation metrics"),
            num("label_noise", 0.0, 0.0, 1.0,
                "fraction of training labels flipped to a different class (recorded)"),
            num("random_labels", 0.0, 0.0, 1.0,
@@ -76,14 +88,15 @@ std::vector<Section> build() {
                    "standardize inputs with statistics of the training split only"),
            integer("n_train", 1000, 4, {}, "training examples of a synthetic task", kSynthetic),
            integer("n_test", 1000, 4, {}, "test examples of a synthetic task", kSynthetic),
-           integer("dim", 2, 1, {}, "input dimension",
-                   {"blobs", "teacher", "linear"}),
+           integer("dim", 2, 1, {}, "input dimension", {"blobs", "teacher", "linear"}),
            integer("classes", 3, 2, {}, "number of classes", {"blobs", "spirals"}),
            num("noise", 0.1, 0.0, {}, "noise level of a synthetic task", kSynthetic),
            integer("teacher_width", 32, 1, {}, "hidden width of the teacher MLP", {"teacher"}),
        }});
   s.push_back(
-      {"model", "Model (name -> factory)", "name",
+      {"model",
+       "Model (name -> factory)",
+       "name",
        {
            choice("name", "lenet_300_100", {"mlp", "lenet_300_100", "convnet", "linear"}, "model"),
            list("widths", FieldType::IntList, json::array({300, 100}), 1, "hidden layer widths",
@@ -107,7 +120,9 @@ std::vector<Section> build() {
                 "widths of the dense layers after the convs", {"convnet"}),
        }});
   s.push_back(
-      {"optim", "Optimizer", "name",
+      {"optim",
+       "Optimizer",
+       "name",
        {
            choice("name", "sgd", {"sgd", "adam", "adamw", "rmsprop"}, "optimizer"),
            num("lr", 0.1, kTiny, {}, "base learning rate (before schedule and batch scaling)"),
@@ -120,14 +135,22 @@ std::vector<Section> build() {
            num("eps", 1e-8, kTiny, {}, "denominator epsilon", {"adam", "adamw", "rmsprop"}),
            num("alpha", 0.99, 0.0, 1.0, "RMSProp smoothing constant", {"rmsprop"}),
            num("clip_norm", 0.0, 0.0, {}, "clip the global gradient norm to this (0: off)"),
-           {"lr_mult", FieldType::NumberMap, json::object(), 0.0, {}, {},
-            "per-layer LR multipliers: parameter-name prefix -> multiplier", {}},
+           {"lr_mult",
+            FieldType::NumberMap,
+            json::object(),
+            0.0,
+            {},
+            {},
+            "per-layer LR multipliers: parameter-name prefix -> multiplier",
+            {}},
            choice("impl", "fused", {"fused", "torch"},
                   "fused: empiric's multi-tensor kernels (CPU or CUDA); torch: torch::optim",
                   {"sgd", "adam", "adamw"}),
        }});
   s.push_back(
-      {"schedule", "Learning-rate schedule (times in epochs; fractions of the whole run)", "name",
+      {"schedule",
+       "Learning-rate schedule (times in epochs; fractions of the whole run)",
+       "name",
        {
            choice("name", "constant",
                   {"constant", "step", "multistep", "exponential", "cosine", "onecycle", "wsd"},
@@ -151,13 +174,16 @@ std::vector<Section> build() {
            integer("base_batch", 128, 1, {}, "batch size the base LR is given for"),
        }});
   s.push_back(
-      {"train", "Training loop", "",
+      {"train",
+       "Training loop",
+       "",
        {
            integer("epochs", 10, 0, {}, "epochs to train (ignored when steps > 0)"),
            integer("steps", 0, 0, {}, "train exactly this many steps instead of epochs (0: off)"),
            integer("batch_size", 128, 1, {}, "mini-batch size"),
            integer("eval_batch_size", 2000, 1, {}, "batch size for evaluation passes"),
-           integer("eval_every_steps", 0, 0, {}, "also evaluate every n steps (0: epoch ends only)"),
+           integer("eval_every_steps", 0, 0, {},
+                   "also evaluate every n steps (0: epoch ends only)"),
            integer("early_stop_patience", 0, 0, {},
                    "stop after n evaluations without a better validation loss (0: off; needs "
                    "data.validation > 0)"),
@@ -199,15 +225,24 @@ std::string join(const std::vector<std::string>& items, const std::string& sep) 
 
 std::string type_name(FieldType t) {
   switch (t) {
-    case FieldType::Int: return "int";
-    case FieldType::Number: return "number";
-    case FieldType::Bool: return "bool";
-    case FieldType::String: return "string";
-    case FieldType::IntList: return "int list";
-    case FieldType::NumberList: return "number list";
-    case FieldType::StringList: return "string list";
-    case FieldType::NumberMap: return "object of numbers";
-    case FieldType::Seeds: return "int or int list";
+    case FieldType::Int:
+      return "int";
+    case FieldType::Number:
+      return "number";
+    case FieldType::Bool:
+      return "bool";
+    case FieldType::String:
+      return "string";
+    case FieldType::IntList:
+      return "int list";
+    case FieldType::NumberList:
+      return "number list";
+    case FieldType::StringList:
+      return "string list";
+    case FieldType::NumberMap:
+      return "object of numbers";
+    case FieldType::Seeds:
+      return "int or int list";
   }
   return "?";
 }
@@ -243,16 +278,24 @@ std::string describe_allowed(const Field& f) {
     range = " <= " + number_text(*f.max);
   }
   switch (f.type) {
-    case FieldType::Int: return "an integer" + range;
-    case FieldType::Number: return "a number" + range;
-    case FieldType::Bool: return "true or false";
+    case FieldType::Int:
+      return "an integer" + range;
+    case FieldType::Number:
+      return "a number" + range;
+    case FieldType::Bool:
+      return "true or false";
     case FieldType::String:
       return f.choices.empty() ? "a string" : "one of: " + join(f.choices, ", ");
-    case FieldType::IntList: return "a list of integers" + range;
-    case FieldType::NumberList: return "a list of numbers" + range;
-    case FieldType::StringList: return "a list of strings";
-    case FieldType::NumberMap: return "an object mapping names to numbers" + range;
-    case FieldType::Seeds: return "a seed count n >= 1 or a list of integer seeds >= 0";
+    case FieldType::IntList:
+      return "a list of integers" + range;
+    case FieldType::NumberList:
+      return "a list of numbers" + range;
+    case FieldType::StringList:
+      return "a list of strings";
+    case FieldType::NumberMap:
+      return "an object mapping names to numbers" + range;
+    case FieldType::Seeds:
+      return "a seed count n >= 1 or a list of integer seeds >= 0";
   }
   return "";
 }
@@ -262,7 +305,8 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
   size_t best_d = std::max<size_t>(2, word.size() / 3) + 1;
   for (const auto& c : candidates) {
     // "optimizer" for "optim": a known key that the word starts with (or the other way round).
-    if (c.size() >= 3 && word.size() >= 3 && (word.rfind(c, 0) == 0 || c.rfind(word, 0) == 0)) return c;
+    if (c.size() >= 3 && word.size() >= 3 && (word.rfind(c, 0) == 0 || c.rfind(word, 0) == 0))
+      return c;
   }
   for (const auto& c : candidates) {
     size_t d = edit_distance(word, c);
@@ -277,7 +321,8 @@ std::string schema_markdown() {
         "labs/core/schema.cpp; a test checks that this file matches it.\n";
   for (const auto& s : config_schema()) {
     os << "\n## " << (s.name.empty() ? "(top level)" : s.name) << "\n\n" << s.doc << ".";
-    if (!s.variant_key.empty()) os << " Keys marked *only* apply to some values of `" << s.variant_key << "`.";
+    if (!s.variant_key.empty())
+      os << " Keys marked *only* apply to some values of `" << s.variant_key << "`.";
     os << "\n\n| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n";
     for (const auto& f : s.fields) {
       os << "| `" << f.key << "` | " << type_name(f.type) << " | `" << f.default_value.dump()

@@ -12,23 +12,33 @@ namespace empiric {
 
 using json = nlohmann::json;
 
-enum class FieldType { Int, Number, Bool, String, IntList, NumberList, StringList, NumberMap, Seeds };
+enum class FieldType {
+  Int,
+  Number,
+  Bool,
+  String,
+  IntList,
+  NumberList,
+  StringList,
+  NumberMap,
+  Seeds
+};
 
 struct Field {
   std::string key;
   FieldType type;
-  json default_value;                  // null: no default (the key may stay absent)
-  std::optional<double> min;           // inclusive bounds for numbers, list items and list lengths
+  json default_value;         // null: no default (the key may stay absent)
+  std::optional<double> min;  // inclusive bounds for numbers, list items and list lengths
   std::optional<double> max;
-  std::vector<std::string> choices;    // for strings: the allowed values
+  std::vector<std::string> choices;  // for strings: the allowed values
   std::string doc;
-  std::vector<std::string> only_for;   // names of the section's variants that use it; empty: all
+  std::vector<std::string> only_for;  // names of the section's variants that use it; empty: all
 };
 
 struct Section {
   std::string name;
   std::string doc;
-  std::string variant_key;             // e.g. "name" in data/model/optim; empty if none
+  std::string variant_key;  // e.g. "name" in data/model/optim; empty if none
   std::vector<Field> fields;
   const Field* find(const std::string& key) const;
 };

@@ -71,7 +71,9 @@ class Stmt {
     if (rc != SQLITE_OK) raise();
     return *this;
   }
-  [[noreturn]] void raise() { throw UserError(where_ + ": database error: " + sqlite3_errmsg(db_)); }
+  [[noreturn]] void raise() {
+    throw UserError(where_ + ": database error: " + sqlite3_errmsg(db_));
+  }
   sqlite3* db_;
   sqlite3_stmt* st_ = nullptr;
   std::string where_;
@@ -81,7 +83,10 @@ class Stmt {
 // instead of failing with SQLITE_BUSY at COMMIT.
 class WriteTxn {
  public:
-  explicit WriteTxn(Store& s, sqlite3* db) : db_(db) { (void)s; run("BEGIN IMMEDIATE"); }
+  explicit WriteTxn(Store& s, sqlite3* db) : db_(db) {
+    (void)s;
+    run("BEGIN IMMEDIATE");
+  }
   ~WriteTxn() {
     if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   }
@@ -175,14 +180,20 @@ long long Store::put_environment(const json& env) {
   return id;
 }
 
-long long Store::begin_run(const std::string& command, const std::string& config_file,
-                           int question, const std::string& preset, long long env_id) {
+long long Store::begin_run(const std::string& command, const std::string& config_file, int question,
+                           const std::string& preset, long long env_id) {
   WriteTxn txn(*this, db_);
   Stmt(db_,
        std::string("INSERT INTO runs(started_at, command, config_file, question, preset, env_id) "
-                   "VALUES (") + kNow + ", ?, ?, ?, ?, ?)",
+                   "VALUES (") +
+           kNow + ", ?, ?, ?, ?, ?)",
        path_)
-      .bind(1, command).bind(2, config_file).bind(3, question).bind(4, preset).bind(5, env_id).step();
+      .bind(1, command)
+      .bind(2, config_file)
+      .bind(3, question)
+      .bind(4, preset)
+      .bind(5, env_id)
+      .step();
   long long id = sqlite3_last_insert_rowid(db_);
   txn.commit();
   return id;
@@ -191,7 +202,9 @@ long long Store::begin_run(const std::string& command, const std::string& config
 void Store::end_run(long long run_id, const std::string& status) {
   WriteTxn txn(*this, db_);
   Stmt(db_, std::string("UPDATE runs SET status = ?, ended_at = ") + kNow + " WHERE id = ?", path_)
-      .bind(1, status).bind(2, run_id).step();
+      .bind(1, status)
+      .bind(2, run_id)
+      .step();
   txn.commit();
 }
 
@@ -228,8 +241,10 @@ void Store::forget_trial(const std::string& hash) {
 void Store::put_metrics(const std::string& hash, int epoch, long long step,
                         const std::vector<std::pair<std::string, double>>& values) {
   WriteTxn txn(*this, db_);
-  Stmt ins(db_, "INSERT OR REPLACE INTO metrics(trial_hash, epoch, step, name, value) VALUES (?, ?, ?, ?, ?)",
-           path_);
+  Stmt ins(
+      db_,
+      "INSERT OR REPLACE INTO metrics(trial_hash, epoch, step, name, value) VALUES (?, ?, ?, ?, ?)",
+      path_);
   for (const auto& [name, value] : values) {
     ins.bind(1, hash).bind(2, epoch).bind(3, step).bind(4, name).bind(5, value).step();
     ins.reset();
@@ -244,7 +259,8 @@ void Store::clear_metrics(const std::string& hash) {
 }
 
 std::vector<MetricRow> Store::metrics(const std::string& hash) {
-  Stmt q(db_, "SELECT epoch, step, name, value FROM metrics WHERE trial_hash = ? ORDER BY step, name",
+  Stmt q(db_,
+         "SELECT epoch, step, name, value FROM metrics WHERE trial_hash = ? ORDER BY step, name",
          path_);
   q.bind(1, hash);
   std::vector<MetricRow> out;
@@ -258,10 +274,19 @@ void Store::put_trial(const TrialRecord& r) {
        std::string("INSERT OR REPLACE INTO trials(") + kTrialColumns +
            ") VALUES (?, NULLIF(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, " + kNow + ")",
        path_)
-      .bind(1, r.hash).bind(2, r.run_id).bind(3, r.question).bind(4, r.config_file)
-      .bind(5, r.status).bind(6, r.diverged_step).bind(7, r.seed).bind(8, r.config.dump())
-      .bind(9, r.axes.dump()).bind(10, r.summary.dump()).bind(11, r.measures.dump())
-      .bind(12, r.wall_s).step();
+      .bind(1, r.hash)
+      .bind(2, r.run_id)
+      .bind(3, r.question)
+      .bind(4, r.config_file)
+      .bind(5, r.status)
+      .bind(6, r.diverged_step)
+      .bind(7, r.seed)
+      .bind(8, r.config.dump())
+      .bind(9, r.axes.dump())
+      .bind(10, r.summary.dump())
+      .bind(11, r.measures.dump())
+      .bind(12, r.wall_s)
+      .step();
   txn.commit();
 }
 
@@ -270,10 +295,17 @@ long long Store::put_bench(const BenchRecord& r) {
   WriteTxn txn(*this, db_);
   Stmt(db_,
        std::string("INSERT INTO bench_records(name, questions, time_s, items_per_s, bytes_per_s, "
-                   "counters, env_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ") + kNow + ")",
+                   "counters, env_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ") +
+           kNow + ")",
        path_)
-      .bind(1, r.name).bind(2, qs.dump()).bind(3, r.time_s).bind(4, r.items_per_s)
-      .bind(5, r.bytes_per_s).bind(6, r.counters.dump()).bind(7, r.env_id).step();
+      .bind(1, r.name)
+      .bind(2, qs.dump())
+      .bind(3, r.time_s)
+      .bind(4, r.items_per_s)
+      .bind(5, r.bytes_per_s)
+      .bind(6, r.counters.dump())
+      .bind(7, r.env_id)
+      .step();
   long long id = sqlite3_last_insert_rowid(db_);
   txn.commit();
   return id;
@@ -295,14 +327,16 @@ std::vector<BenchRecord> Store::bench_records(int question) {
     r.counters = q.js(5);
     r.env_id = q.i64(6);
     r.created_at = q.text(7);
-    if (question == 0 || std::find(r.questions.begin(), r.questions.end(), question) != r.questions.end())
+    if (question == 0 ||
+        std::find(r.questions.begin(), r.questions.end(), question) != r.questions.end())
       out.push_back(std::move(r));
   }
   return out;
 }
 
 long long Store::merge_from(const std::string& other_path) {
-  if (!std::filesystem::exists(other_path)) throw UserError(other_path + ": no such results database");
+  if (!std::filesystem::exists(other_path))
+    throw UserError(other_path + ": no such results database");
   Stmt(db_, "ATTACH DATABASE ? AS other", path_).bind(1, other_path).step();
   long long before = 0, after = 0;
   try {
@@ -314,11 +348,13 @@ long long Store::merge_from(const std::string& other_path) {
     WriteTxn txn(*this, db_);
     // Environments and runs get new ids here; trials keep their hash, runs their content.
     exec("INSERT OR IGNORE INTO environments(json) SELECT json FROM other.environments");
-    exec("CREATE TEMP TABLE run_map AS SELECT id AS old_id, NULL AS new_id FROM other.runs WHERE 0");
-    Stmt runs(db_,
-              "SELECT r.id, r.started_at, r.ended_at, r.command, r.config_file, r.question, r.preset, "
-              "e.json, r.status FROM other.runs r LEFT JOIN other.environments e ON e.id = r.env_id",
-              path_);
+    exec(
+        "CREATE TEMP TABLE run_map AS SELECT id AS old_id, NULL AS new_id FROM other.runs WHERE 0");
+    Stmt runs(
+        db_,
+        "SELECT r.id, r.started_at, r.ended_at, r.command, r.config_file, r.question, r.preset, "
+        "e.json, r.status FROM other.runs r LEFT JOIN other.environments e ON e.id = r.env_id",
+        path_);
     while (runs.step()) {
       long long env_id = 0;
       {
@@ -329,10 +365,19 @@ long long Store::merge_from(const std::string& other_path) {
            "INSERT INTO main.runs(started_at, ended_at, command, config_file, question, preset, "
            "env_id, status) VALUES (?, ?, ?, ?, ?, ?, NULLIF(?, 0), ?)",
            path_)
-          .bind(1, runs.text(1)).bind(2, runs.text(2)).bind(3, runs.text(3)).bind(4, runs.text(4))
-          .bind(5, runs.i64(5)).bind(6, runs.text(6)).bind(7, env_id).bind(8, runs.text(8)).step();
+          .bind(1, runs.text(1))
+          .bind(2, runs.text(2))
+          .bind(3, runs.text(3))
+          .bind(4, runs.text(4))
+          .bind(5, runs.i64(5))
+          .bind(6, runs.text(6))
+          .bind(7, env_id)
+          .bind(8, runs.text(8))
+          .step();
       Stmt(db_, "INSERT INTO run_map(old_id, new_id) VALUES (?, ?)", path_)
-          .bind(1, runs.i64(0)).bind(2, (long long)sqlite3_last_insert_rowid(db_)).step();
+          .bind(1, runs.i64(0))
+          .bind(2, (long long)sqlite3_last_insert_rowid(db_))
+          .step();
     }
     exec(
         "INSERT OR IGNORE INTO main.trials SELECT t.hash, m.new_id, t.question, t.config_file, "
@@ -340,7 +385,8 @@ long long Store::merge_from(const std::string& other_path) {
         "t.finished_at FROM other.trials t LEFT JOIN run_map m ON m.old_id = t.run_id");
     exec("INSERT OR IGNORE INTO main.metrics SELECT * FROM other.metrics");
     exec(
-        "INSERT INTO main.bench_records(name, questions, time_s, items_per_s, bytes_per_s, counters, "
+        "INSERT INTO main.bench_records(name, questions, time_s, items_per_s, bytes_per_s, "
+        "counters, "
         "env_id, created_at) SELECT b.name, b.questions, b.time_s, b.items_per_s, b.bytes_per_s, "
         "b.counters, (SELECT id FROM main.environments me WHERE me.json = e.json), b.created_at "
         "FROM other.bench_records b LEFT JOIN other.environments e ON e.id = b.env_id");

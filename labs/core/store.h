@@ -21,13 +21,13 @@ struct TrialRecord {
   long long run_id = 0;
   int question = 0;
   std::string config_file;
-  std::string status;       // "finished" | "diverged" | "failed"
+  std::string status;  // "finished" | "diverged" | "failed"
   long long diverged_step = -1;
   int seed = 0;
-  json config;              // resolved trial config
-  json axes;                // sweep values
-  json summary;             // final metrics (test_acc, train_loss, ...)
-  json measures;            // name -> value
+  json config;    // resolved trial config
+  json axes;      // sweep values
+  json summary;   // final metrics (test_acc, train_loss, ...)
+  json measures;  // name -> value
   double wall_s = 0;
   std::string finished_at;  // filled by the store
 };
@@ -42,11 +42,11 @@ struct MetricRow {
 struct BenchRecord {
   std::string name;
   std::vector<int> questions;
-  double time_s = 0;         // per iteration
+  double time_s = 0;  // per iteration
   double items_per_s = 0;
   double bytes_per_s = 0;
   json counters;
-  std::string created_at;    // filled by the store
+  std::string created_at;  // filled by the store
   long long env_id = 0;
 };
 

@@ -25,7 +25,8 @@ torch::Tensor to_float_images(const RawImages& img) {
 }
 
 torch::Tensor to_labels(const std::vector<uint8_t>& labels) {
-  return torch::from_blob(const_cast<uint8_t*>(labels.data()), {int64_t(labels.size())}, torch::kUInt8)
+  return torch::from_blob(const_cast<uint8_t*>(labels.data()), {int64_t(labels.size())},
+                          torch::kUInt8)
       .to(torch::kInt64);
 }
 
@@ -34,7 +35,8 @@ std::string find_file(const std::string& dir, const std::string& base) {
     fs::path p = fs::path(dir) / name;
     if (fs::is_regular_file(p)) return p.string();
   }
-  throw UserError(dir + ": neither " + base + " nor " + base + ".gz found (data.path must hold the dataset's files)");
+  throw UserError(dir + ": neither " + base + " nor " + base +
+                  ".gz found (data.path must hold the dataset's files)");
 }
 
 Split load_idx(const std::string& dir, const std::string& prefix) {
@@ -49,11 +51,14 @@ Split load_idx(const std::string& dir, const std::string& prefix) {
 
 Split load_cifar(const std::string& dir, bool train) {
   std::string root = dir;
-  if (fs::is_directory(fs::path(dir) / "cifar-10-batches-bin")) root = (fs::path(dir) / "cifar-10-batches-bin").string();
+  if (fs::is_directory(fs::path(dir) / "cifar-10-batches-bin"))
+    root = (fs::path(dir) / "cifar-10-batches-bin").string();
   RawImages images;
   std::vector<uint8_t> labels;
   if (train) {
-    for (int i = 1; i <= 5; ++i) read_cifar10_batch(find_file(root, "data_batch_" + std::to_string(i) + ".bin"), images, labels);
+    for (int i = 1; i <= 5; ++i)
+      read_cifar10_batch(find_file(root, "data_batch_" + std::to_string(i) + ".bin"), images,
+                         labels);
   } else {
     read_cifar10_batch(find_file(root, "test_batch.bin"), images, labels);
   }
@@ -62,7 +67,8 @@ Split load_cifar(const std::string& dir, bool train) {
 
 // Train and test of a synthetic task come from one draw, so they share the task (centers,
 // teacher weights) and differ only in their samples.
-std::pair<Split, Split> make_synthetic(const json& d, at::Generator& gen, bool& regression, int64_t& outputs) {
+std::pair<Split, Split> make_synthetic(const json& d, at::Generator& gen, bool& regression,
+                                       int64_t& outputs) {
   const std::string name = d["name"];
   const int64_t n_train = d["n_train"], n_test = d["n_test"], n = n_train + n_test;
   const double noise = d["noise"];
@@ -70,7 +76,8 @@ std::pair<Split, Split> make_synthetic(const json& d, at::Generator& gen, bool& 
   torch::Tensor x, y;
   regression = false;
   if (name == "xor") {
-    auto corners = torch::randint(0, 2, {n, 2}, gen, torch::kInt64).to(torch::kFloat32).mul_(2).sub_(1);
+    auto corners =
+        torch::randint(0, 2, {n, 2}, gen, torch::kInt64).to(torch::kFloat32).mul_(2).sub_(1);
     x = corners + noise * torch::randn({n, 2}, gen, opts);
     y = (corners.select(1, 0) * corners.select(1, 1) < 0).to(torch::kInt64);
     outputs = 2;
@@ -79,7 +86,8 @@ std::pair<Split, Split> make_synthetic(const json& d, at::Generator& gen, bool& 
     y = torch::randint(0, k, {n}, gen, torch::kInt64);
     auto t = torch::rand({n}, gen, opts);
     auto angle = y.to(torch::kFloat32) * (2 * M_PI / double(k)) + t * (3 * M_PI);
-    x = torch::stack({t * torch::cos(angle), t * torch::sin(angle)}, 1) + noise * torch::randn({n, 2}, gen, opts);
+    x = torch::stack({t * torch::cos(angle), t * torch::sin(angle)}, 1) +
+        noise * torch::randn({n, 2}, gen, opts);
     outputs = k;
   } else if (name == "blobs") {
     const int64_t k = d["classes"], dim = d["dim"];
@@ -103,15 +111,18 @@ std::pair<Split, Split> make_synthetic(const json& d, at::Generator& gen, bool& 
     regression = true;
     outputs = 1;
   }
-  return {{x.slice(0, 0, n_train), y.slice(0, 0, n_train)}, {x.slice(0, n_train), y.slice(0, n_train)}};
+  return {{x.slice(0, 0, n_train), y.slice(0, 0, n_train)},
+          {x.slice(0, n_train), y.slice(0, n_train)}};
 }
 
-Split take(const Split& s, const torch::Tensor& idx) { return {s.x.index_select(0, idx), s.y.index_select(0, idx)}; }
+Split take(const Split& s, const torch::Tensor& idx) {
+  return {s.x.index_select(0, idx), s.y.index_select(0, idx)};
+}
 
 }  // namespace
 
-Dataset load_dataset(const json& d, uint64_t seed, const torch::Device& device, const std::string& source,
-                     const std::string& default_dir) {
+Dataset load_dataset(const json& d, uint64_t seed, const torch::Device& device,
+                     const std::string& source, const std::string& default_dir) {
   at::Generator gen = at::detail::createCPUGenerator(seed);
   const std::string name = d["name"];
   Dataset out;
@@ -120,10 +131,13 @@ Dataset load_dataset(const json& d, uint64_t seed, const torch::Device& device, 
     std::string dir = d.value("path", "");
     if (dir.empty()) {
       if (name != "fashion_mnist")
-        throw ConfigError(source, "/data/path", "\"\"", name + " has no embedded copy: set data.path to the directory with its files");
+        throw ConfigError(
+            source, "/data/path", "\"\"",
+            name + " has no embedded copy: set data.path to the directory with its files");
       dir = default_dir;
     }
-    if (!fs::is_directory(dir)) throw ConfigError(source, "/data/path", "\"" + dir + "\"", "expected an existing directory");
+    if (!fs::is_directory(dir))
+      throw ConfigError(source, "/data/path", "\"" + dir + "\"", "expected an existing directory");
     if (name == "cifar10") {
       train = load_cifar(dir, true);
       test = load_cifar(dir, false);
@@ -140,16 +154,19 @@ Dataset load_dataset(const json& d, uint64_t seed, const torch::Device& device, 
   }
 
   const int64_t subset = d["train_subset"];
-  if (subset > 0 && subset < train.x.size(0)) train = take(train, torch::randperm(train.x.size(0), gen).slice(0, 0, subset));
+  if (subset > 0 && subset < train.x.size(0))
+    train = take(train, torch::randperm(train.x.size(0), gen).slice(0, 0, subset));
   const int64_t test_subset = d["test_subset"];
-  if (test_subset > 0 && test_subset < test.x.size(0)) test = take(test, torch::randperm(test.x.size(0), gen).slice(0, 0, test_subset));
+  if (test_subset > 0 && test_subset < test.x.size(0))
+    test = take(test, torch::randperm(test.x.size(0), gen).slice(0, 0, test_subset));
 
   Split val;
   const int64_t n_val = d["validation"];
   if (n_val > 0) {
     if (n_val >= train.x.size(0))
-      throw ConfigError(source, "/data/validation", std::to_string(n_val),
-                        "expected fewer than the " + std::to_string(train.x.size(0)) + " training examples");
+      throw ConfigError(
+          source, "/data/validation", std::to_string(n_val),
+          "expected fewer than the " + std::to_string(train.x.size(0)) + " training examples");
     auto perm = torch::randperm(train.x.size(0), gen);
     val = take(train, perm.slice(0, 0, n_val));
     train = take(train, perm.slice(0, n_val));
@@ -158,13 +175,15 @@ Dataset load_dataset(const json& d, uint64_t seed, const torch::Device& device, 
   const double imbalance = d["imbalance"];
   const double noise = d["label_noise"], randomized = d["random_labels"];
   if (out.regression && (imbalance < 1.0 || noise > 0 || randomized > 0))
-    throw ConfigError(source, "/data", "\"" + name + "\"", "imbalance, label_noise and random_labels need a classification dataset");
+    throw ConfigError(source, "/data", "\"" + name + "\"",
+                      "imbalance, label_noise and random_labels need a classification dataset");
   if (imbalance < 1.0) {
     // Class c keeps imbalance^(c/(K-1)) of its examples: class 0 whole, the last class the rarest.
     std::vector<torch::Tensor> keep;
     for (int64_t c = 0; c < out.outputs; ++c) {
       auto idx = (train.y == c).nonzero().squeeze(1);
-      int64_t k = std::max<int64_t>(1, std::llround(idx.size(0) * std::pow(imbalance, double(c) / double(out.outputs - 1))));
+      int64_t k = std::max<int64_t>(
+          1, std::llround(idx.size(0) * std::pow(imbalance, double(c) / double(out.outputs - 1))));
       keep.push_back(idx.index_select(0, torch::randperm(idx.size(0), gen).slice(0, 0, k)));
     }
     train = take(train, std::get<0>(torch::sort(torch::cat(keep))));
@@ -187,7 +206,8 @@ Dataset load_dataset(const json& d, uint64_t seed, const torch::Device& device, 
     train.y.index_put_({idx}, torch::randint(0, out.outputs, {k}, gen, torch::kInt64));
     out.info["random_labels_count"] = k;
   }
-  out.flipped = out.regression ? torch::empty({0}, torch::kInt64) : (train.y != original).nonzero().squeeze(1);
+  out.flipped = out.regression ? torch::empty({0}, torch::kInt64)
+                               : (train.y != original).nonzero().squeeze(1);
   out.info["flipped"] = out.flipped.size(0);
 
   if (d["standardize"].get<bool>()) {
@@ -199,8 +219,10 @@ Dataset load_dataset(const json& d, uint64_t seed, const torch::Device& device, 
     train.x = (train.x - mean) / std;
     test.x = (test.x - mean) / std;
     if (val.x.defined()) val.x = (val.x - mean) / std;
-    out.info["mean"] = std::vector<float>(mean.data_ptr<float>(), mean.data_ptr<float>() + mean.numel());
-    out.info["std"] = std::vector<float>(std.data_ptr<float>(), std.data_ptr<float>() + std.numel());
+    out.info["mean"] =
+        std::vector<float>(mean.data_ptr<float>(), mean.data_ptr<float>() + mean.numel());
+    out.info["std"] =
+        std::vector<float>(std.data_ptr<float>(), std.data_ptr<float>() + std.numel());
   }
 
   auto to_dev = [&](const torch::Tensor& t) { return t.defined() ? t.contiguous().to(device) : t; };

@@ -20,13 +20,15 @@ struct Dataset {
   std::vector<int64_t> input_shape;  // per example, e.g. {1, 28, 28} or {2}
   int64_t outputs = 0;               // classes, or 1 for regression
   bool regression = false;
-  torch::Tensor flipped;             // indices into the training split whose label was changed
-  json info;                         // sizes, where it came from, flips, standardization stats
+  torch::Tensor flipped;  // indices into the training split whose label was changed
+  json info;              // sizes, where it came from, flips, standardization stats
 };
 
 // Builds the dataset a validated "data" section describes. All randomness comes from `seed`.
-// `source` names the config in messages; `default_dir` is where fashion_mnist lives when data.path is empty.
-Dataset load_dataset(const json& data, uint64_t seed, const torch::Device& device, const std::string& source,
+// `source` names the config in messages; `default_dir` is where fashion_mnist lives when data.path
+// is empty.
+Dataset load_dataset(const json& data, uint64_t seed, const torch::Device& device,
+                     const std::string& source,
                      const std::string& default_dir = "/usr/share/datasets/fashion-mnist");
 
 }  // namespace empiric

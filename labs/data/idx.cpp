@@ -12,7 +12,8 @@ namespace empiric {
 namespace {
 
 uint32_t big_endian(const std::vector<uint8_t>& b, size_t at) {
-  return uint32_t(b[at]) << 24 | uint32_t(b[at + 1]) << 16 | uint32_t(b[at + 2]) << 8 | uint32_t(b[at + 3]);
+  return uint32_t(b[at]) << 24 | uint32_t(b[at + 1]) << 16 | uint32_t(b[at + 2]) << 8 |
+         uint32_t(b[at + 3]);
 }
 
 std::string hex(uint32_t v) {
@@ -49,17 +50,21 @@ RawImages read_idx_images(const std::string& path) {
   auto b = read_file_maybe_gz(path);
   uint32_t magic = b.size() >= 4 ? big_endian(b, 0) : 0;
   if (magic != 0x00000803)
-    throw UserError(path + ": magic number " + hex(magic) + " is not an IDX image file's (0x00000803)");
-  if (b.size() < 16) throw UserError(path + ": too short for an IDX image header (16 bytes), has " + std::to_string(b.size()));
+    throw UserError(path + ": magic number " + hex(magic) +
+                    " is not an IDX image file's (0x00000803)");
+  if (b.size() < 16)
+    throw UserError(path + ": too short for an IDX image header (16 bytes), has " +
+                    std::to_string(b.size()));
   RawImages img;
   img.count = big_endian(b, 4);
   img.rows = big_endian(b, 8);
   img.cols = big_endian(b, 12);
   size_t expected = 16 + size_t(img.count) * img.rows * img.cols;
   if (b.size() != expected)
-    throw UserError(path + ": header says " + std::to_string(img.count) + " images of " + std::to_string(img.rows) +
-                    "x" + std::to_string(img.cols) + " (" + std::to_string(expected) + " bytes), file has " +
-                    std::to_string(b.size()) + " bytes (truncated or wrong file)");
+    throw UserError(path + ": header says " + std::to_string(img.count) + " images of " +
+                    std::to_string(img.rows) + "x" + std::to_string(img.cols) + " (" +
+                    std::to_string(expected) + " bytes), file has " + std::to_string(b.size()) +
+                    " bytes (truncated or wrong file)");
   img.pixels.assign(b.begin() + 16, b.end());
   return img;
 }
@@ -68,12 +73,16 @@ std::vector<uint8_t> read_idx_labels(const std::string& path) {
   auto b = read_file_maybe_gz(path);
   uint32_t magic = b.size() >= 4 ? big_endian(b, 0) : 0;
   if (magic != 0x00000801)
-    throw UserError(path + ": magic number " + hex(magic) + " is not an IDX label file's (0x00000801)");
-  if (b.size() < 8) throw UserError(path + ": too short for an IDX label header (8 bytes), has " + std::to_string(b.size()));
+    throw UserError(path + ": magic number " + hex(magic) +
+                    " is not an IDX label file's (0x00000801)");
+  if (b.size() < 8)
+    throw UserError(path + ": too short for an IDX label header (8 bytes), has " +
+                    std::to_string(b.size()));
   size_t count = big_endian(b, 4);
   if (b.size() != 8 + count)
-    throw UserError(path + ": header says " + std::to_string(count) + " labels (" + std::to_string(8 + count) +
-                    " bytes), file has " + std::to_string(b.size()) + " bytes (truncated or wrong file)");
+    throw UserError(path + ": header says " + std::to_string(count) + " labels (" +
+                    std::to_string(8 + count) + " bytes), file has " + std::to_string(b.size()) +
+                    " bytes (truncated or wrong file)");
   return std::vector<uint8_t>(b.begin() + 8, b.end());
 }
 
@@ -81,16 +90,20 @@ void read_cifar10_batch(const std::string& path, RawImages& images, std::vector<
   constexpr size_t kRecord = 1 + 3 * 32 * 32;
   auto b = read_file_maybe_gz(path);
   if (b.empty() || b.size() % kRecord != 0)
-    throw UserError(path + ": " + std::to_string(b.size()) + " bytes is not a whole number of CIFAR-10 records (" +
-                    std::to_string(kRecord) + " bytes each)");
+    throw UserError(path + ": " + std::to_string(b.size()) +
+                    " bytes is not a whole number of CIFAR-10 records (" + std::to_string(kRecord) +
+                    " bytes each)");
   images.channels = 3;
   images.rows = images.cols = 32;
   size_t n = b.size() / kRecord;
   for (size_t i = 0; i < n; ++i) {
     uint8_t label = b[i * kRecord];
-    if (label > 9) throw UserError(path + ": record " + std::to_string(i) + " has label " + std::to_string(label) + "; CIFAR-10 labels are 0-9");
+    if (label > 9)
+      throw UserError(path + ": record " + std::to_string(i) + " has label " +
+                      std::to_string(label) + "; CIFAR-10 labels are 0-9");
     labels.push_back(label);
-    images.pixels.insert(images.pixels.end(), b.begin() + i * kRecord + 1, b.begin() + (i + 1) * kRecord);
+    images.pixels.insert(images.pixels.end(), b.begin() + i * kRecord + 1,
+                         b.begin() + (i + 1) * kRecord);
   }
   images.count += n;
 }

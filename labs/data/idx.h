@@ -17,7 +17,7 @@ struct RawImages {
 // The whole file, gunzipped when it is gzip (gzip is detected by content, not by name).
 std::vector<uint8_t> read_file_maybe_gz(const std::string& path);
 
-RawImages read_idx_images(const std::string& path);            // magic 0x00000803
+RawImages read_idx_images(const std::string& path);             // magic 0x00000803
 std::vector<uint8_t> read_idx_labels(const std::string& path);  // magic 0x00000801
 
 // One or more CIFAR-10 binary batches (data_batch_1.bin, ...): records of 1 label + 3072 pixels.

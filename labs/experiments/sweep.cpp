@@ -53,7 +53,8 @@ std::string metric(const json& summary, const char* key, const char* format) {
 
 std::string axes_text(const json& axes) {
   std::string out;
-  for (const auto& [k, v] : axes.items()) out += (out.empty() ? "" : " ") + k.substr(k.find('.') + 1) + "=" + v.dump();
+  for (const auto& [k, v] : axes.items())
+    out += (out.empty() ? "" : " ") + k.substr(k.find('.') + 1) + "=" + v.dump();
   return out.empty() ? "-" : out;
 }
 
@@ -73,7 +74,8 @@ int run_config(const Context& ctx, const RunOptions& o) {
   for (size_t i = 0; i < all.size(); ++i)
     if (int(i % size_t(o.shard_count)) == o.shard_index) mine.push_back(all[i]);
 
-  const std::string requested = o.device != "auto" ? o.device : resolved.config["train"]["device"].get<std::string>();
+  const std::string requested =
+      o.device != "auto" ? o.device : resolved.config["train"]["device"].get<std::string>();
   const torch::Device device = pick_device(requested);
   const int question = resolved.config["question"];
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
@@ -85,7 +87,8 @@ int run_config(const Context& ctx, const RunOptions& o) {
   Store store(ctx.db);
   const long long env_id = store.put_environment(run_environment(ctx.home, device));
   const long long run_id = store.begin_run(command_line(o), o.config, question, o.preset, env_id);
-  const std::string ckpt_dir = (std::filesystem::path(ctx.db).parent_path() / "checkpoints").string();
+  const std::string ckpt_dir =
+      (std::filesystem::path(ctx.db).parent_path() / "checkpoints").string();
   std::filesystem::create_directories(ckpt_dir);
 
   std::vector<const Trial*> pending;
@@ -95,8 +98,9 @@ int run_config(const Context& ctx, const RunOptions& o) {
   }
   fmt::print("{}{}: {} trials{} on {}, {} already in {}, {} to run{}\n", o.config,
              o.preset.empty() ? "" : " (preset " + o.preset + ")", mine.size(),
-             o.shard_count > 1 ? fmt::format(" in shard {}/{}", o.shard_index, o.shard_count) : "", device.str(),
-             mine.size() - pending.size(), ctx.db, pending.size(), jobs > 1 ? fmt::format(" ({} at once)", jobs) : "");
+             o.shard_count > 1 ? fmt::format(" in shard {}/{}", o.shard_index, o.shard_count) : "",
+             device.str(), mine.size() - pending.size(), ctx.db, pending.size(),
+             jobs > 1 ? fmt::format(" ({} at once)", jobs) : "");
   std::fflush(stdout);
 
   Progress progress(o.progress);
@@ -109,12 +113,15 @@ int run_config(const Context& ctx, const RunOptions& o) {
       const Trial& trial = *pending[i];
       const std::string label = axes_text(trial.axes) + " seed=" + std::to_string(trial.seed);
       TrainHooks hooks;
-      hooks.checkpoint_path = resolved.config["train"]["checkpoint"].get<bool>() ? ckpt_dir + "/" + trial.hash + ".pt" : "";
+      hooks.checkpoint_path = resolved.config["train"]["checkpoint"].get<bool>()
+                                  ? ckpt_dir + "/" + trial.hash + ".pt"
+                                  : "";
       {
         std::lock_guard<std::mutex> lock(store_mu);
         if (o.force) store.forget_trial(trial.hash);
         // Metrics of a trial killed earlier are kept only when its checkpoint resumes it.
-        if (hooks.checkpoint_path.empty() || !std::filesystem::exists(hooks.checkpoint_path)) store.clear_metrics(trial.hash);
+        if (hooks.checkpoint_path.empty() || !std::filesystem::exists(hooks.checkpoint_path))
+          store.clear_metrics(trial.hash);
       }
       hooks.on_eval = [&](const Evaluation& ev) {
         std::lock_guard<std::mutex> lock(store_mu);
@@ -147,7 +154,8 @@ int run_config(const Context& ctx, const RunOptions& o) {
         next = pending.size();
         return;
       } catch (const std::exception& e) {
-        // A failure inside torch (out of memory, a shape the model cannot take) ends this trial only.
+        // A failure inside torch (out of memory, a shape the model cannot take) ends this trial
+        // only.
         rec.status = "failed";
         rec.summary = {{"error", std::string(e.what()).substr(0, 500)}};
       }
@@ -156,7 +164,8 @@ int run_config(const Context& ctx, const RunOptions& o) {
         std::lock_guard<std::mutex> lock(store_mu);
         store.put_trial(rec);
       }
-      progress.line(fmt::format("  [{}/{}] {} {}: {}", ++done, pending.size(), trial.hash.substr(0, 8), label, outcome_text(rec)));
+      progress.line(fmt::format("  [{}/{}] {} {}: {}", ++done, pending.size(),
+                                trial.hash.substr(0, 8), label, outcome_text(rec)));
     }
   };
   std::vector<std::thread> pool;
@@ -170,19 +179,21 @@ int run_config(const Context& ctx, const RunOptions& o) {
   store.end_run(run_id, "finished");
 
   // Summary of every trial of this config (shard), from the store.
-  fmt::print("\n{:<8}  {:<34} {:>4}  {:<9} {:>8} {:>9} {:>8} {:>6} {:>8}\n", "trial", "sweep", "seed", "status",
-             "test_acc", "train_acc", "gen_gap", "epochs", "wall_s");
+  fmt::print("\n{:<8}  {:<34} {:>4}  {:<9} {:>8} {:>9} {:>8} {:>6} {:>8}\n", "trial", "sweep",
+             "seed", "status", "test_acc", "train_acc", "gen_gap", "epochs", "wall_s");
   int diverged = 0, failed = 0;
   for (const auto& t : mine) {
     auto rec = store.trial(t.hash);
     if (!rec) continue;
     diverged += rec->status == "diverged";
     failed += rec->status == "failed";
-    std::string status = rec->status == "diverged" ? fmt::format("div@{}", rec->diverged_step) : rec->status;
-    fmt::print("{:<8}  {:<34} {:>4}  {:<9} {:>8} {:>9} {:>8} {:>6} {:>8.1f}\n", t.hash.substr(0, 8),
-               axes_text(t.axes).substr(0, 34), t.seed, status, metric(rec->summary, "test_acc", "{:.4f}"),
-               metric(rec->summary, "train_acc", "{:.4f}"), metric(rec->summary, "gen_gap", "{:+.4f}"),
-               metric(rec->summary, "epochs", "{:.0f}"), rec->wall_s);
+    std::string status =
+        rec->status == "diverged" ? fmt::format("div@{}", rec->diverged_step) : rec->status;
+    fmt::print(
+        "{:<8}  {:<34} {:>4}  {:<9} {:>8} {:>9} {:>8} {:>6} {:>8.1f}\n", t.hash.substr(0, 8),
+        axes_text(t.axes).substr(0, 34), t.seed, status, metric(rec->summary, "test_acc", "{:.4f}"),
+        metric(rec->summary, "train_acc", "{:.4f}"), metric(rec->summary, "gen_gap", "{:+.4f}"),
+        metric(rec->summary, "epochs", "{:.0f}"), rec->wall_s);
   }
   fmt::print("{} trials: {} finished, {} diverged, {} failed. Store: {}\n", mine.size(),
              int(mine.size()) - diverged - failed, diverged, failed, ctx.db);

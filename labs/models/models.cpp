@@ -11,14 +11,22 @@ namespace {
 namespace nn = torch::nn;
 
 void add_activation(nn::Sequential& seq, const std::string& act) {
-  if (act == "relu") seq->push_back(nn::ReLU());
-  else if (act == "leaky_relu") seq->push_back(nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(0.01)));
-  else if (act == "prelu") seq->push_back(nn::PReLU());
-  else if (act == "tanh") seq->push_back(nn::Tanh());
-  else if (act == "sigmoid") seq->push_back(nn::Sigmoid());
-  else if (act == "gelu") seq->push_back(nn::GELU());
-  else if (act == "swish") seq->push_back(nn::SiLU());
-  else throw UserError("model.activation: unknown activation " + act);
+  if (act == "relu")
+    seq->push_back(nn::ReLU());
+  else if (act == "leaky_relu")
+    seq->push_back(nn::LeakyReLU(nn::LeakyReLUOptions().negative_slope(0.01)));
+  else if (act == "prelu")
+    seq->push_back(nn::PReLU());
+  else if (act == "tanh")
+    seq->push_back(nn::Tanh());
+  else if (act == "sigmoid")
+    seq->push_back(nn::Sigmoid());
+  else if (act == "gelu")
+    seq->push_back(nn::GELU());
+  else if (act == "swish")
+    seq->push_back(nn::SiLU());
+  else
+    throw UserError("model.activation: unknown activation " + act);
 }
 
 int64_t product(const std::vector<int64_t>& shape) {
@@ -28,8 +36,8 @@ int64_t product(const std::vector<int64_t>& shape) {
 }
 
 // Hidden blocks Linear -> [BatchNorm] -> activation -> [Dropout], then the output layer.
-void add_dense_stack(nn::Sequential& seq, int64_t in, const std::vector<int64_t>& widths, int64_t outputs,
-                     const json& m) {
+void add_dense_stack(nn::Sequential& seq, int64_t in, const std::vector<int64_t>& widths,
+                     int64_t outputs, const json& m) {
   const bool bias = m.value("bias", true), bn = m.value("batch_norm", false);
   const double dropout = m.value("dropout", 0.0);
   for (int64_t w : widths) {
@@ -42,7 +50,8 @@ void add_dense_stack(nn::Sequential& seq, int64_t in, const std::vector<int64_t>
   seq->push_back(nn::Linear(nn::LinearOptions(in, outputs).bias(bias)));
 }
 
-nn::Sequential mlp(const json& m, const std::vector<int64_t>& shape, int64_t outputs, std::vector<int64_t> widths) {
+nn::Sequential mlp(const json& m, const std::vector<int64_t>& shape, int64_t outputs,
+                   std::vector<int64_t> widths) {
   nn::Sequential seq;
   seq->push_back(nn::Flatten());
   add_dense_stack(seq, product(shape), widths, outputs, m);
@@ -51,7 +60,8 @@ nn::Sequential mlp(const json& m, const std::vector<int64_t>& shape, int64_t out
 
 nn::Sequential convnet(const json& m, const std::vector<int64_t>& shape, int64_t outputs) {
   if (shape.size() != 3)
-    throw ConfigError("config", "/model/name", "\"convnet\"", "convnet needs image inputs (C x H x W); this dataset's are 1-D");
+    throw ConfigError("config", "/model/name", "\"convnet\"",
+                      "convnet needs image inputs (C x H x W); this dataset's are 1-D");
   const auto channels = m["channels"].get<std::vector<int64_t>>();
   const bool bias = m.value("bias", true), bn = m.value("batch_norm", false);
   nn::Sequential seq;
@@ -83,10 +93,14 @@ void initialize(nn::Module& model, const json& m) {
       if (init == "zeros") p.zero_();
       continue;
     }
-    if (init == "xavier") nn::init::xavier_uniform_(p);
-    else if (init == "kaiming") nn::init::kaiming_normal_(p, 0.0, torch::kFanIn, torch::kReLU);
-    else if (init == "zeros") p.zero_();
-    else if (init == "normal") nn::init::normal_(p, 0.0, scale);
+    if (init == "xavier")
+      nn::init::xavier_uniform_(p);
+    else if (init == "kaiming")
+      nn::init::kaiming_normal_(p, 0.0, torch::kFanIn, torch::kReLU);
+    else if (init == "zeros")
+      p.zero_();
+    else if (init == "normal")
+      nn::init::normal_(p, 0.0, scale);
     if (init != "normal" && scale != 1.0) p.mul_(scale);
   }
 }
@@ -99,7 +113,10 @@ Net make_model(const json& m, const std::vector<int64_t>& shape, int64_t outputs
   using Factory = std::function<nn::Sequential()>;
   const std::map<std::string, Factory> registry = {
       {"mlp", [&] { return mlp(m, shape, outputs, m["widths"].get<std::vector<int64_t>>()); }},
-      {"lenet_300_100", [&] { return mlp(m, shape, outputs, {300, 100}); }},
+      {"lenet_300_100",
+       [&] {
+         return mlp(m, shape, outputs, {300, 100});
+       }},
       {"convnet", [&] { return convnet(m, shape, outputs); }},
       {"linear", [&] { return mlp(m, shape, outputs, {}); }},
   };

@@ -17,15 +17,22 @@ std::unique_ptr<optim::OptimizerOptions> options_for(const json& o) {
         optim::SGDOptions(lr).momentum(o["momentum"]).nesterov(o["nesterov"]).weight_decay(wd));
   if (name == "adam" || name == "adamw") {
     auto betas = std::make_tuple(o["betas"][0].get<double>(), o["betas"][1].get<double>());
-    if (name == "adam") return std::make_unique<optim::AdamOptions>(optim::AdamOptions(lr).betas(betas).eps(o["eps"]).weight_decay(wd));
-    return std::make_unique<optim::AdamWOptions>(optim::AdamWOptions(lr).betas(betas).eps(o["eps"]).weight_decay(wd));
+    if (name == "adam")
+      return std::make_unique<optim::AdamOptions>(
+          optim::AdamOptions(lr).betas(betas).eps(o["eps"]).weight_decay(wd));
+    return std::make_unique<optim::AdamWOptions>(
+        optim::AdamWOptions(lr).betas(betas).eps(o["eps"]).weight_decay(wd));
   }
-  return std::make_unique<optim::RMSpropOptions>(
-      optim::RMSpropOptions(lr).alpha(o["alpha"]).eps(o["eps"]).momentum(o["momentum"]).weight_decay(wd));
+  return std::make_unique<optim::RMSpropOptions>(optim::RMSpropOptions(lr)
+                                                     .alpha(o["alpha"])
+                                                     .eps(o["eps"])
+                                                     .momentum(o["momentum"])
+                                                     .weight_decay(wd));
 }
 
 template <class Opt, class Options>
-std::unique_ptr<optim::Optimizer> build(std::vector<optim::OptimizerParamGroup> groups, const optim::OptimizerOptions& base) {
+std::unique_ptr<optim::Optimizer> build(std::vector<optim::OptimizerParamGroup> groups,
+                                        const optim::OptimizerOptions& base) {
   return std::make_unique<Opt>(std::move(groups), static_cast<const Options&>(base));
 }
 
@@ -43,7 +50,8 @@ Optimizer::Optimizer(const json& o, torch::nn::Module& model)
     std::string best;
     bool found = false;
     for (const auto& [prefix, m] : mult.items())
-      if (name.rfind(prefix, 0) == 0 && (!found || prefix.size() > best.size())) best = prefix, found = true;
+      if (name.rfind(prefix, 0) == 0 && (!found || prefix.size() > best.size()))
+        best = prefix, found = true;
     by_prefix[found ? best : std::string("\x01rest")].push_back(p);
     params_.push_back(p);
     if (p.dim() >= 2) weights_.push_back(p);
@@ -70,10 +78,14 @@ Optimizer::Optimizer(const json& o, torch::nn::Module& model)
     }
     return;
   }
-  if (name == "sgd") opt_ = build<optim::SGD, optim::SGDOptions>(std::move(groups), *base);
-  else if (name == "adam") opt_ = build<optim::Adam, optim::AdamOptions>(std::move(groups), *base);
-  else if (name == "adamw") opt_ = build<optim::AdamW, optim::AdamWOptions>(std::move(groups), *base);
-  else opt_ = build<optim::RMSprop, optim::RMSpropOptions>(std::move(groups), *base);
+  if (name == "sgd")
+    opt_ = build<optim::SGD, optim::SGDOptions>(std::move(groups), *base);
+  else if (name == "adam")
+    opt_ = build<optim::Adam, optim::AdamOptions>(std::move(groups), *base);
+  else if (name == "adamw")
+    opt_ = build<optim::AdamW, optim::AdamWOptions>(std::move(groups), *base);
+  else
+    opt_ = build<optim::RMSprop, optim::RMSpropOptions>(std::move(groups), *base);
 }
 
 void Optimizer::zero_grad() {
@@ -97,8 +109,10 @@ void Optimizer::step() {
       if (w.grad().defined()) w.mutable_grad().add_(torch::sign(w), l1_);
   }
   if (clip_ > 0) torch::nn::utils::clip_grad_norm_(params_, clip_);
-  if (opt_) opt_->step();
-  else fused_step();
+  if (opt_)
+    opt_->step();
+  else
+    fused_step();
 }
 
 void Optimizer::fused_step() {
@@ -106,15 +120,22 @@ void Optimizer::fused_step() {
   torch::NoGradGuard guard;
   for (size_t gi = 0; gi < group_params_.size(); ++gi) {
     std::vector<torch::Tensor> grads;
-    for (auto& p : group_params_[gi]) grads.push_back(p.grad().defined() ? p.grad() : torch::zeros_like(p));
+    for (auto& p : group_params_[gi])
+      grads.push_back(p.grad().defined() ? p.grad() : torch::zeros_like(p));
     const double lr = lr_ * multipliers_[gi];
     if (name_ == "sgd") {
-      kernels::SgdConfig c{lr, cfg_["momentum"].get<double>(), cfg_["weight_decay"].get<double>(), cfg_["nesterov"].get<bool>()};
+      kernels::SgdConfig c{lr, cfg_["momentum"].get<double>(), cfg_["weight_decay"].get<double>(),
+                           cfg_["nesterov"].get<bool>()};
       kernels::fused_sgd_(group_params_[gi], grads, group_state1_[gi], {}, c, steps_ == 1);
     } else {
-      kernels::AdamConfig c{lr, cfg_["betas"][0].get<double>(), cfg_["betas"][1].get<double>(), cfg_["eps"].get<double>(),
-                            cfg_["weight_decay"].get<double>(), name_ == "adamw"};
-      kernels::fused_adam_(group_params_[gi], grads, group_state1_[gi], group_state2_[gi], {}, c, steps_);
+      kernels::AdamConfig c{lr,
+                            cfg_["betas"][0].get<double>(),
+                            cfg_["betas"][1].get<double>(),
+                            cfg_["eps"].get<double>(),
+                            cfg_["weight_decay"].get<double>(),
+                            name_ == "adamw"};
+      kernels::fused_adam_(group_params_[gi], grads, group_state1_[gi], group_state2_[gi], {}, c,
+                           steps_);
     }
   }
 }
@@ -125,7 +146,8 @@ void Optimizer::save(torch::serialize::OutputArchive& archive) const {
   for (size_t g = 0; g < group_state1_.size(); ++g)
     for (size_t k = 0; k < group_state1_[g].size(); ++k) {
       archive.write("s1_" + std::to_string(g) + "_" + std::to_string(k), group_state1_[g][k]);
-      if (!group_state2_[g].empty()) archive.write("s2_" + std::to_string(g) + "_" + std::to_string(k), group_state2_[g][k]);
+      if (!group_state2_[g].empty())
+        archive.write("s2_" + std::to_string(g) + "_" + std::to_string(k), group_state2_[g][k]);
     }
 }
 

@@ -39,7 +39,7 @@ class Optimizer {
   json cfg_;
   std::vector<std::vector<torch::Tensor>> group_params_, group_state1_, group_state2_;
   int64_t steps_ = 0;
-  std::vector<double> multipliers_;  // one per parameter group
+  std::vector<double> multipliers_;     // one per parameter group
   std::vector<torch::Tensor> weights_;  // parameters of dim >= 2 (L1 applies to these)
   std::vector<torch::Tensor> params_;
   double l1_ = 0, clip_ = 0, lr_ = 0;

@@ -8,7 +8,8 @@ namespace empiric {
 
 using json = nlohmann::json;
 
-// Base LR after the batch-size scaling rule: none, linear (lr * b / b0) or sqrt (lr * sqrt(b / b0)).
+// Base LR after the batch-size scaling rule: none, linear (lr * b / b0) or sqrt (lr * sqrt(b /
+// b0)).
 double scaled_base_lr(double lr, const std::string& rule, long long batch, long long base_batch);
 
 // The LR at `step` (0-based) of a run of `total_steps`, for a validated "schedule" section.

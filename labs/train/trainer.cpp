@@ -15,7 +15,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 torch::Tensor loss_of(const torch::Tensor& out, const torch::Tensor& y, bool regression) {
   return regression ? torch::mse_loss(out, y) : torch::cross_entropy_loss(out, y);
@@ -35,9 +37,14 @@ struct LoopState {
   int evals_since_best = 0;
   double compute_s = 0, eval_s = 0;
   json to_json() const {
-    return {{"epoch", epoch}, {"step", step}, {"best_val", std::isfinite(best_val) ? json(best_val) : json()},
-            {"best_val_step", best_val_step}, {"test_acc_at_best", std::isnan(test_acc_at_best) ? json() : json(test_acc_at_best)},
-            {"evals_since_best", evals_since_best}, {"compute_s", compute_s}, {"eval_s", eval_s}};
+    return {{"epoch", epoch},
+            {"step", step},
+            {"best_val", std::isfinite(best_val) ? json(best_val) : json()},
+            {"best_val_step", best_val_step},
+            {"test_acc_at_best", std::isnan(test_acc_at_best) ? json() : json(test_acc_at_best)},
+            {"evals_since_best", evals_since_best},
+            {"compute_s", compute_s},
+            {"eval_s", eval_s}};
   }
   void from_json(const json& j) {
     epoch = j["epoch"];
@@ -61,7 +68,8 @@ std::string tensor_string(const torch::Tensor& t) {
 
 // torch's default generator on `device`: init and dropout draw from it.
 at::Generator device_generator(const torch::Device& device) {
-  return at::globalContext().defaultGenerator(device.is_cuda() ? device : torch::Device(torch::kCPU));
+  return at::globalContext().defaultGenerator(device.is_cuda() ? device
+                                                               : torch::Device(torch::kCPU));
 }
 
 void save_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Generator& order_gen,
@@ -116,12 +124,14 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
 torch::Device pick_device(const std::string& requested) {
   if (requested == "cpu") return torch::kCPU;
   if (torch::cuda::is_available()) return torch::Device(torch::kCUDA, 0);
-  if (requested == "cuda") throw UserError("--device cuda: torch sees no CUDA GPU on this machine; allowed here: cpu, auto");
+  if (requested == "cuda")
+    throw UserError(
+        "--device cuda: torch sees no CUDA GPU on this machine; allowed here: cpu, auto");
   return torch::kCPU;
 }
 
-std::pair<double, double> evaluate(Net& model, const torch::Tensor& x, const torch::Tensor& y, bool regression,
-                                   int64_t batch) {
+std::pair<double, double> evaluate(Net& model, const torch::Tensor& x, const torch::Tensor& y,
+                                   bool regression, int64_t batch) {
   torch::NoGradGuard guard;
   const bool was_training = model->is_training();
   model->eval();
@@ -141,14 +151,14 @@ std::pair<double, double> evaluate(Net& model, const torch::Tensor& x, const tor
   return {loss, acc};
 }
 
-TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model, const torch::Device& device,
-                         const TrainHooks& hooks) {
+TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
+                         const torch::Device& device, const TrainHooks& hooks) {
   const json& t = cfg["train"];
   const int64_t n = data.x_train.size(0);
   const int64_t batch = std::min<int64_t>(t["batch_size"].get<int64_t>(), n);
   const int64_t spe = (n + batch - 1) / batch;  // the last, smaller batch is kept
   const long long total = t["steps"].get<long long>() > 0 ? t["steps"].get<long long>()
-                                                           : t["epochs"].get<long long>() * spe;
+                                                          : t["epochs"].get<long long>() * spe;
   const int64_t eval_batch = t["eval_batch_size"];
   const long long eval_every = t["eval_every_steps"];
   const int patience = t["early_stop_patience"];
@@ -157,13 +167,15 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model, const
   const bool regression = data.regression;
 
   const json& sched = cfg["schedule"];
-  const double base_lr = scaled_base_lr(cfg["optim"]["lr"], sched["scale_rule"], batch, sched["base_batch"]);
+  const double base_lr =
+      scaled_base_lr(cfg["optim"]["lr"], sched["scale_rule"], batch, sched["base_batch"]);
   Optimizer opt(cfg["optim"], *model);
   at::Generator order_gen = at::detail::createCPUGenerator(cfg.value("seed", 0) * 1000003ULL + 17);
 
   TrainOutcome outcome;
   LoopState st;
-  if (load_checkpoint(hooks.checkpoint_path, model, opt, order_gen, st, device)) outcome.resumed_from_epoch = st.epoch;
+  if (load_checkpoint(hooks.checkpoint_path, model, opt, order_gen, st, device))
+    outcome.resumed_from_epoch = st.epoch;
 
   // Each step writes its loss into a device buffer (one small copy, no host sync); every
   // `check_every` steps the unchecked part is scanned for NaN/Inf or a loss over the bound, so the
@@ -182,7 +194,8 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model, const
     Evaluation ev;
     ev.epoch = st.epoch;
     ev.step = st.step;
-    auto [train_loss, train_acc] = evaluate(model, data.x_train, data.y_train, regression, eval_batch);
+    auto [train_loss, train_acc] =
+        evaluate(model, data.x_train, data.y_train, regression, eval_batch);
     auto [test_loss, test_acc] = evaluate(model, data.x_test, data.y_test, regression, eval_batch);
     ev.values = {{"train_loss", train_loss}, {"test_loss", test_loss}, {"lr", opt.lr()}};
     if (!regression) {
@@ -192,7 +205,9 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model, const
     }
     if (epoch_steps > 0) {
       auto w = batch_sizes.slice(0, 0, epoch_steps);
-      ev.values.push_back({"train_loss_running", ((step_losses.slice(0, 0, epoch_steps) * w).sum() / w.sum()).item<double>()});
+      ev.values.push_back(
+          {"train_loss_running",
+           ((step_losses.slice(0, 0, epoch_steps) * w).sum() / w.sum()).item<double>()});
     }
     if (has_val) {
       auto [val_loss, val_acc] = evaluate(model, data.x_val, data.y_val, regression, eval_batch);
@@ -210,7 +225,8 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model, const
     st.eval_s += seconds_since(t0);
     ev.values.push_back({"compute_s", st.compute_s});
     ev.values.push_back({"eval_s", st.eval_s});
-    if (st.compute_s > 0) ev.values.push_back({"samples_per_s", double(st.step) * double(batch) / st.compute_s});
+    if (st.compute_s > 0)
+      ev.values.push_back({"samples_per_s", double(st.step) * double(batch) / st.compute_s});
     last_values = ev.values;
     if (hooks.on_eval) hooks.on_eval(ev);
   };
@@ -277,14 +293,16 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model, const
   if (has_val) {
     outcome.summary["best_val_loss"] = std::isfinite(st.best_val) ? json(st.best_val) : json();
     outcome.summary["best_val_step"] = st.best_val_step;
-    outcome.summary["test_acc_at_best_val"] = std::isnan(st.test_acc_at_best) ? json() : json(st.test_acc_at_best);
+    outcome.summary["test_acc_at_best_val"] =
+        std::isnan(st.test_acc_at_best) ? json() : json(st.test_acc_at_best);
   }
   if (outcome.status == "diverged") outcome.summary["diverged_step"] = outcome.diverged_step;
   if (!hooks.checkpoint_path.empty()) std::filesystem::remove(hooks.checkpoint_path);
   return outcome;
 }
 
-TrainOutcome run_trial(const json& cfg, const torch::Device& device, const TrainHooks& hooks, const std::string& source) {
+TrainOutcome run_trial(const json& cfg, const torch::Device& device, const TrainHooks& hooks,
+                       const std::string& source) {
   const uint64_t seed = cfg.value("seed", 0);
   torch::manual_seed(seed);
   Dataset data = load_dataset(cfg["data"], seed, device, source);

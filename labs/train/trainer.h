@@ -20,8 +20,8 @@ namespace empiric {
 using json = nlohmann::json;
 
 struct Evaluation {
-  int epoch = 0;          // epochs completed when it was taken (fractional epochs round down)
-  long long step = 0;     // optimizer steps taken
+  int epoch = 0;       // epochs completed when it was taken (fractional epochs round down)
+  long long step = 0;  // optimizer steps taken
   std::vector<std::pair<std::string, double>> values;
 };
 
@@ -36,17 +36,17 @@ struct TrainHooks {
 struct TrainOutcome {
   std::string status = "finished";  // finished | diverged
   long long diverged_step = -1;
-  json summary;                     // final metrics and timings
-  int resumed_from_epoch = 0;       // 0: started fresh
+  json summary;                // final metrics and timings
+  int resumed_from_epoch = 0;  // 0: started fresh
 };
 
 // Loss and accuracy of `model` on (x, y), evaluated in chunks without gradients.
-std::pair<double, double> evaluate(Net& model, const torch::Tensor& x, const torch::Tensor& y, bool regression,
-                                   int64_t batch);
+std::pair<double, double> evaluate(Net& model, const torch::Tensor& x, const torch::Tensor& y,
+                                   bool regression, int64_t batch);
 
 // Trains `model` on `data` for the trial config `cfg`. The model must already be on `device`.
-TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model, const torch::Device& device,
-                         const TrainHooks& hooks);
+TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
+                         const torch::Device& device, const TrainHooks& hooks);
 
 // Seeds torch, builds the dataset and the model from `cfg`, then trains: one whole trial.
 // `source` names the config in error messages.

@@ -10,7 +10,8 @@ namespace empiric {
 namespace {
 
 json trial_config(const std::string& patch) {
-  json doc = json::parse(R"({"data": {"name": "blobs", "n_train": 1024, "n_test": 512, "classes": 4, "dim": 8, "noise": 1.5},
+  json doc = json::parse(
+      R"({"data": {"name": "blobs", "n_train": 1024, "n_test": 512, "classes": 4, "dim": 8, "noise": 1.5},
     "model": {"name": "mlp", "widths": [64, 64]}, "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
     "train": {"epochs": 5, "batch_size": 64, "checkpoint": false}})");
   doc.merge_patch(json::parse(patch));
@@ -27,13 +28,15 @@ TEST(CudaTrainer, MatchesTheCpuRunToTolerance) {
   auto gpu = run_trial(cfg, torch::Device(torch::kCUDA, 0), {}, "cuda_test.json");
   ASSERT_EQ(gpu.status, "finished");
   // Same data, init and order; only the float arithmetic differs (cuBLAS vs MKL summation order).
-  EXPECT_NEAR(gpu.summary["train_loss"].get<double>(), cpu.summary["train_loss"].get<double>(), 2e-2);
+  EXPECT_NEAR(gpu.summary["train_loss"].get<double>(), cpu.summary["train_loss"].get<double>(),
+              2e-2);
   EXPECT_NEAR(gpu.summary["test_acc"].get<double>(), cpu.summary["test_acc"].get<double>(), 2e-2);
 }
 
 TEST(CudaTrainer, DivergenceIsDetectedOnTheDevice) {
   SKIP_WITHOUT_GPU();
-  auto out = run_trial(trial_config(R"({"optim": {"lr": 1e6}})"), torch::Device(torch::kCUDA, 0), {}, "cuda_test.json");
+  auto out = run_trial(trial_config(R"({"optim": {"lr": 1e6}})"), torch::Device(torch::kCUDA, 0),
+                       {}, "cuda_test.json");
   EXPECT_EQ(out.status, "diverged");
   EXPECT_GE(out.diverged_step, 0);
   EXPECT_LT(out.diverged_step, 16);  // one epoch: the first bad step is kept on the device
@@ -42,7 +45,8 @@ TEST(CudaTrainer, DivergenceIsDetectedOnTheDevice) {
 TEST(CudaTrainer, AKilledTrialResumesOnTheGpuToTheSameResult) {
   SKIP_WITHOUT_GPU();
   const torch::Device gpu(torch::kCUDA, 0);
-  json cfg = trial_config(R"({"model": {"dropout": 0.3}})");  // dropout draws from the CUDA generator
+  json cfg =
+      trial_config(R"({"model": {"dropout": 0.3}})");  // dropout draws from the CUDA generator
   auto whole = run_trial(cfg, gpu, {}, "cuda_test.json");
   std::string ckpt = (std::filesystem::temp_directory_path() / "empiric-cuda-resume.pt").string();
   std::filesystem::remove(ckpt);
@@ -56,7 +60,8 @@ TEST(CudaTrainer, AKilledTrialResumesOnTheGpuToTheSameResult) {
   resumed.checkpoint_path = ckpt;
   auto out = run_trial(cfg, gpu, resumed, "cuda_test.json");
   EXPECT_EQ(out.resumed_from_epoch, 3);
-  EXPECT_NEAR(out.summary["train_loss"].get<double>(), whole.summary["train_loss"].get<double>(), 1e-6);
+  EXPECT_NEAR(out.summary["train_loss"].get<double>(), whole.summary["train_loss"].get<double>(),
+              1e-6);
   EXPECT_EQ(out.summary["test_acc"], whole.summary["test_acc"]);
 }
 

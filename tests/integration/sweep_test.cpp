@@ -1,13 +1,12 @@
 // `empiric run` end to end, through the real binary: resume, divergence, errors.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
-
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -32,10 +31,12 @@ std::string slurp(const std::string& path) {
 }
 
 Result empiric(const testing::TempDir& dir, const std::string& args) {
-  std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + EMPIRIC_SOURCE_DIR + " --db " + dir.file("r.db") + " " + args +
-                    " > " + dir.file("out.txt") + " 2> " + dir.file("err.txt");
+  std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + EMPIRIC_SOURCE_DIR + " --db " +
+                    dir.file("r.db") + " " + args + " > " + dir.file("out.txt") + " 2> " +
+                    dir.file("err.txt");
   int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir.file("out.txt")), slurp(dir.file("err.txt"))};
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir.file("out.txt")),
+          slurp(dir.file("err.txt"))};
 }
 
 const char* kSweep = R"({
@@ -82,13 +83,15 @@ TEST(Sweep, AKilledSweepResumesWithEveryTrialPresentOnce) {
     int devnull = open("/dev/null", O_WRONLY);
     dup2(devnull, 1);
     dup2(devnull, 2);
-    execl(EMPIRIC_BINARY, "empiric", "--db", db.c_str(), "run", cfg.c_str(), static_cast<char*>(nullptr));
+    execl(EMPIRIC_BINARY, "empiric", "--db", db.c_str(), "run", cfg.c_str(),
+          static_cast<char*>(nullptr));
     _exit(127);
   }
   bool some_done = false;
   for (int i = 0; i < 3000 && !some_done; ++i) {
     usleep(20000);
-    if (std::filesystem::exists(dir.file("r.db"))) some_done = !Store(dir.file("r.db")).trials().empty();
+    if (std::filesystem::exists(dir.file("r.db")))
+      some_done = !Store(dir.file("r.db")).trials().empty();
   }
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
@@ -128,17 +131,22 @@ TEST(Sweep, ADivergingTrialIsRecordedAndTheSweepGoesOn) {
 TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
   testing::TempDir dir;
   std::string cfg = dir.write("lab.json", kSweep);
-  for (const std::string& args : std::vector<std::string>{"run " + cfg + " optim.lr=-1", "run " + dir.file("missing.json"), "show 103",
-                                  "list --kind maybe", "run " + cfg + " --shard 3/2", "run " + cfg + " --jobs zero",
-                                  "results --format xml"}) {
+  for (const std::string& args :
+       std::vector<std::string>{"run " + cfg + " optim.lr=-1", "run " + dir.file("missing.json"),
+                                "show 103", "list --kind maybe", "run " + cfg + " --shard 3/2",
+                                "run " + cfg + " --jobs zero", "results --format xml"}) {
     Result r = empiric(dir, args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << r.err;
     EXPECT_EQ(r.err.rfind("empiric: ", 0), 0u) << r.err;
   }
   Result r = empiric(dir, "run " + cfg + " optim.lr=-1");
-  EXPECT_NE(r.err.find("override \"optim.lr=-1\": /optim/lr = -1: expected a number > 0"), std::string::npos) << r.err;
-  std::string broken = dir.write("broken.json", "{\"data\": {\"name\": \"blobs\", \"n_train\": 8}, \"model\": {\"name\": \"mlp\"}");
+  EXPECT_NE(r.err.find("override \"optim.lr=-1\": /optim/lr = -1: expected a number > 0"),
+            std::string::npos)
+      << r.err;
+  std::string broken =
+      dir.write("broken.json",
+                "{\"data\": {\"name\": \"blobs\", \"n_train\": 8}, \"model\": {\"name\": \"mlp\"}");
   r = empiric(dir, "run " + broken);
   EXPECT_NE(r.err.find("broken.json: invalid JSON"), std::string::npos) << r.err;
 }

@@ -23,7 +23,8 @@ struct Case {
 std::vector<Case> cases() {
   std::vector<int64_t> many;
   for (int i = 0; i < 60; ++i) many.push_back(1 + (i * 37) % 500);
-  return {{"one", {1}}, {"three", {3}}, {"n1023", {1023}}, {"n2p20p7", {(1 << 20) + 7}},
+  return {{"one", {1}},          {"three", {3}},
+          {"n1023", {1023}},     {"n2p20p7", {(1 << 20) + 7}},
           {"sixty_small", many}, {"mixed", {5, (1 << 18) + 1, 2, 70000}}};
 }
 
@@ -39,24 +40,29 @@ Lists clone(const Lists& l) {
 }
 Lists masks_for(const std::vector<int64_t>& sizes, const torch::Device& d) {
   Lists out;
-  for (auto n : sizes) out.push_back(torch::bernoulli(torch::full({n}, 0.5, torch::TensorOptions().device(d))));
+  for (auto n : sizes)
+    out.push_back(torch::bernoulli(torch::full({n}, 0.5, torch::TensorOptions().device(d))));
   return out;
 }
 
-void expect_close(const Lists& got, const Lists& want, double rtol, double atol, const std::string& what) {
+void expect_close(const Lists& got, const Lists& want, double rtol, double atol,
+                  const std::string& what) {
   for (size_t k = 0; k < got.size(); ++k) {
     auto err = (got[k] - want[k]).abs();
     auto bound = want[k].abs() * rtol + atol;
     auto bad = (err > bound).logical_or(got[k].isnan());
-    ASSERT_EQ(bad.sum().item<int64_t>(), 0) << what << " tensor " << k << ": max error " << err.max().item<double>();
+    ASSERT_EQ(bad.sum().item<int64_t>(), 0)
+        << what << " tensor " << k << ": max error " << err.max().item<double>();
   }
 }
 
 class Kernels : public ::testing::TestWithParam<std::tuple<std::string, Case>> {
  protected:
   void SetUp() override {
-    if (std::get<0>(GetParam()) == "cuda" && !torch::cuda::is_available()) GTEST_SKIP() << "no CUDA GPU visible to torch";
-    device_ = std::get<0>(GetParam()) == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+    if (std::get<0>(GetParam()) == "cuda" && !torch::cuda::is_available())
+      GTEST_SKIP() << "no CUDA GPU visible to torch";
+    device_ = std::get<0>(GetParam()) == "cuda" ? torch::Device(torch::kCUDA, 0)
+                                                : torch::Device(torch::kCPU);
     sizes_ = std::get<1>(GetParam()).sizes;
     torch::manual_seed(1234);
   }
@@ -68,7 +74,8 @@ TEST_P(Kernels, AdamAndAdamWMatchTheReferenceOverSteps) {
   for (bool decoupled : {false, true}) {
     for (bool masked : {false, true}) {
       AdamConfig c{1e-2, 0.9, 0.999, 1e-8, 0.05, decoupled};
-      Lists w = randn(sizes_, device_), m = randn(sizes_, device_, 0.0), v = randn(sizes_, device_, 0.0);
+      Lists w = randn(sizes_, device_), m = randn(sizes_, device_, 0.0),
+            v = randn(sizes_, device_, 0.0);
       Lists rw = clone(w), rm = clone(m), rv = clone(v);
       Lists masks = masked ? masks_for(sizes_, device_) : Lists{};
       for (int step = 1; step <= 3; ++step) {
@@ -83,7 +90,8 @@ TEST_P(Kernels, AdamAndAdamWMatchTheReferenceOverSteps) {
       if (masked)
         for (size_t k = 0; k < w.size(); ++k) {
           auto pruned = masks[k] == 0;
-          EXPECT_EQ(w[k].masked_select(pruned).abs().sum().item<float>(), 0.0f) << what;  // exactly zero
+          EXPECT_EQ(w[k].masked_select(pruned).abs().sum().item<float>(), 0.0f)
+              << what;  // exactly zero
           EXPECT_EQ(m[k].masked_select(pruned).abs().sum().item<float>(), 0.0f) << what;
           EXPECT_EQ(v[k].masked_select(pruned).abs().sum().item<float>(), 0.0f) << what;
         }
@@ -92,7 +100,8 @@ TEST_P(Kernels, AdamAndAdamWMatchTheReferenceOverSteps) {
 }
 
 TEST_P(Kernels, SgdMomentumNesterovAndPlainMatchTheReference) {
-  for (auto [momentum, nesterov] : std::vector<std::pair<double, bool>>{{0.0, false}, {0.9, false}, {0.9, true}}) {
+  for (auto [momentum, nesterov] :
+       std::vector<std::pair<double, bool>>{{0.0, false}, {0.9, false}, {0.9, true}}) {
     for (bool masked : {false, true}) {
       SgdConfig c{0.05, momentum, 1e-3, nesterov};
       Lists w = randn(sizes_, device_), buf = randn(sizes_, device_, 0.0);
@@ -103,11 +112,13 @@ TEST_P(Kernels, SgdMomentumNesterovAndPlainMatchTheReference) {
         fused_sgd_(w, g, buf, masks, c, step == 0);
         reference_sgd_(rw, g, rbuf, masks, c, step == 0);
       }
-      std::string what = "sgd momentum " + std::to_string(momentum) + (nesterov ? " nesterov" : "") + (masked ? " masked" : "");
+      std::string what = "sgd momentum " + std::to_string(momentum) +
+                         (nesterov ? " nesterov" : "") + (masked ? " masked" : "");
       expect_close(w, rw, 1e-5, 1e-6, what);
       if (momentum != 0) expect_close(buf, rbuf, 1e-5, 1e-6, what + " buffers");
       if (masked)
-        for (size_t k = 0; k < w.size(); ++k) EXPECT_EQ(w[k].masked_select(masks[k] == 0).abs().sum().item<float>(), 0.0f);
+        for (size_t k = 0; k < w.size(); ++k)
+          EXPECT_EQ(w[k].masked_select(masks[k] == 0).abs().sum().item<float>(), 0.0f);
     }
   }
 }
@@ -115,7 +126,8 @@ TEST_P(Kernels, SgdMomentumNesterovAndPlainMatchTheReference) {
 TEST_P(Kernels, AxpbyWritesEveryElement) {
   Lists w0 = randn(sizes_, device_), d1 = randn(sizes_, device_), d2 = randn(sizes_, device_);
   Lists out;
-  for (auto n : sizes_) out.push_back(torch::full({n}, NAN, torch::TensorOptions().device(device_)));  // poisoned
+  for (auto n : sizes_)
+    out.push_back(torch::full({n}, NAN, torch::TensorOptions().device(device_)));  // poisoned
   multi_axpby_(out, w0, d1, d2, 0.5, -2.0);
   Lists want;
   for (size_t k = 0; k < w0.size(); ++k) want.push_back(w0[k] + 0.5 * d1[k] - 2.0 * d2[k]);
@@ -125,16 +137,21 @@ TEST_P(Kernels, AxpbyWritesEveryElement) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, Kernels,
-                         ::testing::Combine(::testing::Values("cpu", "cuda"), ::testing::ValuesIn(cases())),
-                         [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param).name; });
+                         ::testing::Combine(::testing::Values("cpu", "cuda"),
+                                            ::testing::ValuesIn(cases())),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_" + std::get<1>(info.param).name;
+                         });
 
 TEST(KernelContract, MismatchedListsAreRejectedWithTheirName) {
-  Lists w = {torch::zeros({4})}, g = {torch::zeros({5})}, m = {torch::zeros({4})}, v = {torch::zeros({4})};
+  Lists w = {torch::zeros({4})}, g = {torch::zeros({5})}, m = {torch::zeros({4})},
+        v = {torch::zeros({4})};
   try {
     fused_adam_(w, g, m, v, {}, AdamConfig{}, 1);
     FAIL();
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("fused_adam_: grads[0] has 5 elements"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("fused_adam_: grads[0] has 5 elements"), std::string::npos)
+        << e.what();
   }
   Lists wd = {torch::zeros({4}, torch::kFloat64)};
   EXPECT_THROW(fused_adam_(wd, wd, wd, wd, {}, AdamConfig{}, 1), std::invalid_argument);
@@ -151,7 +168,8 @@ namespace {
 class Selection : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "cuda" && !torch::cuda::is_available()) GTEST_SKIP() << "no CUDA GPU visible to torch";
+    if (GetParam() == "cuda" && !torch::cuda::is_available())
+      GTEST_SKIP() << "no CUDA GPU visible to torch";
     device_ = GetParam() == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
     torch::manual_seed(99);
   }
@@ -159,12 +177,14 @@ class Selection : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(Selection, KthSmallestMagnitudeIsExact) {
-  for (const auto& sizes : std::vector<std::vector<int64_t>>{{1}, {3, 1}, {1023}, {(1 << 20) + 7, 5, 300}}) {
+  for (const auto& sizes :
+       std::vector<std::vector<int64_t>>{{1}, {3, 1}, {1023}, {(1 << 20) + 7, 5, 300}}) {
     Lists w = randn(sizes, device_);
     int64_t total = 0;
     for (auto n : sizes) total += n;
     for (int64_t k : {int64_t(1), (total + 1) / 2, total}) {
-      EXPECT_EQ(kth_smallest_magnitude(w, k), reference_kth_smallest_magnitude(w, k)) << "k=" << k << " of " << total;
+      EXPECT_EQ(kth_smallest_magnitude(w, k), reference_kth_smallest_magnitude(w, k))
+          << "k=" << k << " of " << total;
     }
   }
 }
@@ -175,7 +195,8 @@ TEST_P(Selection, MaskedSelectionCountsOnlyTheRemainingWeights) {
   w[0][0] = 0.0f;  // an exact zero and a tie must not confuse it
   w[1][1] = w[1][2];
   for (int64_t k : {1, 100, 2000})
-    EXPECT_EQ(kth_smallest_magnitude(w, k, masks), reference_kth_smallest_magnitude(w, k, masks)) << k;
+    EXPECT_EQ(kth_smallest_magnitude(w, k, masks), reference_kth_smallest_magnitude(w, k, masks))
+        << k;
 }
 
 TEST_P(Selection, GlobalAndLayerwisePruningRemoveTheRequestedFraction) {
@@ -184,24 +205,28 @@ TEST_P(Selection, GlobalAndLayerwisePruningRemoveTheRequestedFraction) {
   for (auto n : sizes) masks.push_back(torch::ones({n}, torch::TensorOptions().device(device_)));
   EXPECT_EQ(prune_by_magnitude_(w, masks, 0.2, /*global=*/true), 3200);
   // Then half of each layer's remaining weights (rounded per layer).
-  const int64_t a = int64_t(masks[0].sum().item<float>()), b = int64_t(masks[1].sum().item<float>());
+  const int64_t a = int64_t(masks[0].sum().item<float>()),
+                b = int64_t(masks[1].sum().item<float>());
   const int64_t expected = a - std::llround(0.5 * a) + b - std::llround(0.5 * b);
   EXPECT_EQ(prune_by_magnitude_(w, masks, 0.5, /*global=*/false), expected);
   EXPECT_EQ(int64_t(masks[0].sum().item<float>() + masks[1].sum().item<float>()), expected);
   for (size_t k = 0; k < w.size(); ++k) {
     EXPECT_EQ(w[k].masked_select(masks[k] == 0).abs().sum().item<float>(), 0.0f);
-    // Every surviving weight is at least as large as every pruned one in its layer (layer-wise last).
+    // Every surviving weight is at least as large as every pruned one in its layer (layer-wise
+    // last).
     auto survivors = w[k].masked_select(masks[k] != 0).abs();
     EXPECT_GT(survivors.min().item<float>(), 0.0f);
   }
 }
 
 TEST_P(Selection, PerExampleNormsMatchTheMaterializedGradients) {
-  for (auto [batch, in, out] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{{1, 1, 1}, {7, 784, 300}, {300, 33, 10}}) {
+  for (auto [batch, in, out] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 1, 1}, {7, 784, 300}, {300, 33, 10}}) {
     auto x = torch::randn({batch, in}, torch::TensorOptions().device(device_));
     auto delta = torch::randn({batch, out}, torch::TensorOptions().device(device_));
     for (bool bias : {false, true}) {
-      auto got = per_example_sq_norms(x, delta, bias), want = reference_per_example_sq_norms(x, delta, bias);
+      auto got = per_example_sq_norms(x, delta, bias),
+           want = reference_per_example_sq_norms(x, delta, bias);
       expect_close({got}, {want}, 1e-5, 1e-6, "per-example norms");
     }
   }
@@ -218,7 +243,8 @@ TEST(PerExampleNorms, AgreeWithAutogradPerExample) {
   for (int64_t i = 0; i < 5; ++i) {
     layer->zero_grad();
     (layer(x[i].unsqueeze(0)) * delta[i].unsqueeze(0)).sum().backward();
-    double sq = layer->weight.grad().pow(2).sum().item<double>() + layer->bias.grad().pow(2).sum().item<double>();
+    double sq = layer->weight.grad().pow(2).sum().item<double>() +
+                layer->bias.grad().pow(2).sum().item<double>();
     EXPECT_NEAR(norms[i].item<double>(), sq, 1e-4 * sq);
   }
   (void)y;

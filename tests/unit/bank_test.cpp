@@ -37,21 +37,25 @@ TEST(Bank, TextIsFreeOfMisdecodedCharacters) {
   buf << in.rdbuf();
   const std::string text = buf.str();
   // UTF-8 read as Mac Roman turns punctuation and emoji into these.
-  for (const char* junk : {"\u201A", "\u00C4", "\u00D4", "\u220F", "\u221A", "\u00FC", "\u00EE", "\u2260", "\u00C9", "\u00A3"})
+  for (const char* junk : {"\u201A", "\u00C4", "\u00D4", "\u220F", "\u221A", "\u00FC", "\u00EE",
+                           "\u2260", "\u00C9", "\u00A3"})
     EXPECT_EQ(text.find(junk), std::string::npos) << "found " << junk;
   Bank bank = load_bank(kBank);
-  EXPECT_NE(bank.find(17)->text.find("\u2014"), std::string::npos);  // "Random Forest vs Gradient Boosting — ..."
+  EXPECT_NE(bank.find(17)->text.find("\u2014"),
+            std::string::npos);  // "Random Forest vs Gradient Boosting — ..."
 }
 
 TEST(Bank, MalformedBankNamesThePointer) {
   testing::TempDir dir;
-  std::string path = dir.write("bank.json", R"({"source": {}, "sections": [{"number": 1, "title": "A"}],
+  std::string path =
+      dir.write("bank.json", R"({"source": {}, "sections": [{"number": 1, "title": "A"}],
     "questions": [{"number": 1, "section": 2, "text": "x", "tags": [], "kind": "empirical"}]})");
   try {
     load_bank(path);
     FAIL();
   } catch (const ConfigError& e) {
-    EXPECT_NE(std::string(e.what()).find("/questions/0/section = 2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("/questions/0/section = 2"), std::string::npos)
+        << e.what();
   }
 }
 

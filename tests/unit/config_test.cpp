@@ -6,8 +6,8 @@
 #include <set>
 #include <sstream>
 
-#include "core/hash.h"
 #include "core/errors.h"
+#include "core/hash.h"
 #include "core/schema.h"
 #include "support/temp_dir.h"
 
@@ -27,7 +27,8 @@ json base() {
 }
 
 // Runs the pipeline and returns the ConfigError's message ("" when it passes).
-std::string error_of(json doc, const std::vector<std::string>& overrides = {}, const std::string& preset = "") {
+std::string error_of(json doc, const std::vector<std::string>& overrides = {},
+                     const std::string& preset = "") {
   try {
     resolve_config_json(std::move(doc), "lab.json", preset, overrides);
   } catch (const ConfigError& e) {
@@ -80,7 +81,8 @@ TEST(Config, OutOfRangeNamesBounds) {
 TEST(Config, BadChoiceListsChoices) {
   json doc = base();
   doc["optim"]["name"] = "adagrad";
-  EXPECT_EQ(error_of(doc), "lab.json: /optim/name = \"adagrad\": expected one of: sgd, adam, adamw, rmsprop");
+  EXPECT_EQ(error_of(doc),
+            "lab.json: /optim/name = \"adagrad\": expected one of: sgd, adam, adamw, rmsprop");
 }
 
 TEST(Config, ListItemErrorPointsIntoTheList) {
@@ -94,7 +96,8 @@ TEST(Config, KeyOfAnotherVariantIsRejected) {
   doc["optim"]["betas"] = json::parse("[0.9, 0.99]");  // Adam's, but this is SGD
   std::string msg = error_of(doc);
   EXPECT_NE(msg.find("/optim/betas"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("applies only when /optim/name is one of: adam, adamw"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("applies only when /optim/name is one of: adam, adamw"), std::string::npos)
+      << msg;
 }
 
 TEST(Config, SweepAxisMustBeAKnownKeyWithValidValues) {
@@ -111,11 +114,13 @@ TEST(Config, OverrideIsTypeCheckedAndNamed) {
   msg = error_of(base(), {"train.epoch=3"});
   EXPECT_NE(msg.find("override \"train.epoch=3\": /train/epoch"), std::string::npos) << msg;
   EXPECT_NE(msg.find("did you mean \"epochs\""), std::string::npos) << msg;
-  EXPECT_NE(error_of(base(), {"no_equals_sign"}).find("expected key.path=value"), std::string::npos);
+  EXPECT_NE(error_of(base(), {"no_equals_sign"}).find("expected key.path=value"),
+            std::string::npos);
 }
 
 TEST(Config, OverridesPresetsAndSweepApplyInOrder) {
-  auto r = resolve_config_json(base(), "lab.json", "full", {"optim.momentum=0.9", "sweep.train.batch_size=[8,16]"});
+  auto r = resolve_config_json(base(), "lab.json", "full",
+                               {"optim.momentum=0.9", "sweep.train.batch_size=[8,16]"});
   EXPECT_EQ(r.config["train"]["epochs"], 5);
   EXPECT_EQ(r.config["seeds"].size(), 3u);
   EXPECT_EQ(r.config["optim"]["momentum"], 0.9);
@@ -124,7 +129,9 @@ TEST(Config, OverridesPresetsAndSweepApplyInOrder) {
 
 TEST(Config, UnknownPresetListsTheOnesThere) {
   std::string msg = error_of(base(), {}, "huge");
-  EXPECT_NE(msg.find("/presets = \"huge\": no such preset; this config has: full, quick"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("/presets = \"huge\": no such preset; this config has: full, quick"),
+            std::string::npos)
+      << msg;
 }
 
 TEST(Config, LoadReportsMissingFileAndSyntaxErrorWithLine) {
@@ -147,7 +154,8 @@ TEST(Config, LoadReportsMissingFileAndSyntaxErrorWithLine) {
 
 TEST(ConfigHash, IgnoresKeyOrderAndWhitespace) {
   json a = json::parse(R"({"optim": {"lr": 0.1, "name": "sgd"}, "train": {"epochs": 2}})");
-  json b = json::parse("{ \"train\" : {\"epochs\":2},\n \"optim\":{\"name\":\"sgd\",   \"lr\":0.1} }");
+  json b =
+      json::parse("{ \"train\" : {\"epochs\":2},\n \"optim\":{\"name\":\"sgd\",   \"lr\":0.1} }");
   auto ta = expand_trials(resolve_config_json(a, "a", "", {}));
   auto tb = expand_trials(resolve_config_json(b, "b", "", {}));
   ASSERT_EQ(ta.size(), 1u);
@@ -206,7 +214,8 @@ TEST(Schema, DocsMatchTheDeclaration) {
   std::ifstream in(std::string(EMPIRIC_SOURCE_DIR) + "/docs/CONFIG.md");
   std::stringstream text;
   text << in.rdbuf();
-  EXPECT_EQ(text.str(), schema_markdown()) << "regenerate with: empiric keys --markdown > docs/CONFIG.md";
+  EXPECT_EQ(text.str(), schema_markdown())
+      << "regenerate with: empiric keys --markdown > docs/CONFIG.md";
 }
 
 }  // namespace

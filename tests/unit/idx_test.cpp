@@ -23,7 +23,9 @@ std::string idx_images(uint32_t n, uint32_t r, uint32_t c) {
   return s;
 }
 
-std::string idx_labels(const std::string& labels) { return be32(0x801) + be32(uint32_t(labels.size())) + labels; }
+std::string idx_labels(const std::string& labels) {
+  return be32(0x801) + be32(uint32_t(labels.size())) + labels;
+}
 
 void write_gz(const std::string& path, const std::string& bytes) {
   gzFile f = gzopen(path.c_str(), "wb");
@@ -64,7 +66,9 @@ TEST(Idx, WrongMagicIsNamed) {
   testing::TempDir dir;
   std::string path = dir.write("lab", idx_labels({1, 2}));
   std::string msg = error_of([&] { read_idx_images(path); });
-  EXPECT_NE(msg.find("magic number 0x00000801 is not an IDX image file's (0x00000803)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("magic number 0x00000801 is not an IDX image file's (0x00000803)"),
+            std::string::npos)
+      << msg;
 }
 
 TEST(Idx, TruncatedFileSaysExpectedAndFoundSizes) {
@@ -72,9 +76,12 @@ TEST(Idx, TruncatedFileSaysExpectedAndFoundSizes) {
   std::string bytes = idx_images(4, 2, 2);
   std::string path = dir.write("img", bytes.substr(0, bytes.size() - 3));
   std::string msg = error_of([&] { read_idx_images(path); });
-  EXPECT_NE(msg.find("header says 4 images of 2x2 (32 bytes), file has 29 bytes"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("header says 4 images of 2x2 (32 bytes), file has 29 bytes"),
+            std::string::npos)
+      << msg;
   std::string lab = dir.write("lab", idx_labels({1, 2, 3}).substr(0, 9));
-  EXPECT_NE(error_of([&] { read_idx_labels(lab); }).find("header says 3 labels"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_idx_labels(lab); }).find("header says 3 labels"),
+            std::string::npos);
 }
 
 TEST(Idx, TruncatedGzipIsAnError) {
@@ -87,7 +94,9 @@ TEST(Idx, TruncatedGzipIsAnError) {
 }
 
 TEST(Idx, MissingFileIsNamed) {
-  EXPECT_NE(error_of([] { read_idx_images("/no/such/file"); }).find("/no/such/file: no such data file"), std::string::npos);
+  EXPECT_NE(
+      error_of([] { read_idx_images("/no/such/file"); }).find("/no/such/file: no such data file"),
+      std::string::npos);
 }
 
 TEST(Cifar, ReadsRecordsAndChecksThem) {
@@ -105,12 +114,15 @@ TEST(Cifar, ReadsRecordsAndChecksThem) {
   EXPECT_EQ(labels, (std::vector<uint8_t>{3, 9}));
   EXPECT_EQ(img.pixels[3072 + 5], 6);
   std::string cut = dir.write("cut.bin", rec.substr(0, 4000));
-  EXPECT_NE(error_of([&] { read_cifar10_batch(cut, img, labels); }).find("not a whole number of CIFAR-10 records"),
+  EXPECT_NE(error_of([&] {
+              read_cifar10_batch(cut, img, labels);
+            }).find("not a whole number of CIFAR-10 records"),
             std::string::npos);
   std::string bad = rec;
   bad[0] = 12;
   std::string badp = dir.write("bad.bin", bad);
-  EXPECT_NE(error_of([&] { read_cifar10_batch(badp, img, labels); }).find("label 12"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_cifar10_batch(badp, img, labels); }).find("label 12"),
+            std::string::npos);
 }
 
 }  // namespace

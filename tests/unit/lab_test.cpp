@@ -13,7 +13,8 @@ namespace empiric {
 namespace {
 
 json config(const std::string& patch) {
-  json doc = json::parse(R"({"data": {"name": "blobs", "n_train": 512, "n_test": 256, "classes": 4, "dim": 5, "noise": 1.0},
+  json doc = json::parse(
+      R"({"data": {"name": "blobs", "n_train": 512, "n_test": 256, "classes": 4, "dim": 5, "noise": 1.0},
     "model": {"name": "mlp", "widths": [32]}, "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
     "train": {"epochs": 3, "batch_size": 32, "checkpoint": false}})");
   doc.merge_patch(json::parse(patch));
@@ -21,7 +22,9 @@ json config(const std::string& patch) {
   return trials.at(0).config;
 }
 
-Dataset data_of(const json& cfg) { return load_dataset(cfg["data"], cfg["seed"].get<uint64_t>(), torch::kCPU, "test.json"); }
+Dataset data_of(const json& cfg) {
+  return load_dataset(cfg["data"], cfg["seed"].get<uint64_t>(), torch::kCPU, "test.json");
+}
 
 TEST(Data, LabelNoiseFlipsExactlyTheFractionToOtherClasses) {
   json cfg = config(R"({"data": {"label_noise": 0.2}})");
@@ -71,7 +74,9 @@ TEST(Data, SameSeedSameDataOtherSeedOtherData) {
   EXPECT_FALSE(torch::equal(data_of(cfg).x_train, data_of(config("{}")).x_train));
 }
 
-std::string be32(uint32_t v) { return {char(v >> 24), char((v >> 16) & 0xff), char((v >> 8) & 0xff), char(v & 0xff)}; }
+std::string be32(uint32_t v) {
+  return {char(v >> 24), char((v >> 16) & 0xff), char((v >> 8) & 0xff), char(v & 0xff)};
+}
 
 TEST(Data, LoadsAnMnistDirectoryOfTinyIdxFiles) {
   testing::TempDir dir;
@@ -86,7 +91,8 @@ TEST(Data, LoadsAnMnistDirectoryOfTinyIdxFiles) {
   };
   write("train", 20);
   write("t10k", 10);
-  json cfg = config(R"({"data": {"name": "mnist", "n_train": null, "n_test": null, "classes": null, "dim": null, "noise": null}})");
+  json cfg = config(
+      R"({"data": {"name": "mnist", "n_train": null, "n_test": null, "classes": null, "dim": null, "noise": null}})");
   cfg["data"]["path"] = dir.path();
   Dataset d = data_of(cfg);
   EXPECT_EQ(d.x_train.sizes(), (std::vector<int64_t>{20, 1, 28, 28}));
@@ -97,9 +103,10 @@ TEST(Data, LoadsAnMnistDirectoryOfTinyIdxFiles) {
 }
 
 TEST(Models, LeNetHasTheClassicParameterCount) {
-  Net net = make_model(json::parse(R"({"name": "lenet_300_100", "activation": "relu", "bias": true, "dropout": 0.0,
+  Net net = make_model(
+      json::parse(R"({"name": "lenet_300_100", "activation": "relu", "bias": true, "dropout": 0.0,
                                         "batch_norm": false, "init": "default", "init_scale": 1.0})"),
-                       {1, 28, 28}, 10);
+      {1, 28, 28}, 10);
   EXPECT_EQ(count_parameters(*net), 784 * 300 + 300 + 300 * 100 + 100 + 100 * 10 + 10);
   EXPECT_EQ(net->forward(torch::zeros({3, 1, 28, 28})).sizes(), (std::vector<int64_t>{3, 10}));
 }
@@ -110,28 +117,39 @@ TEST(Models, EveryActivationAndTheConvnetRun) {
     m["activation"] = act;
     m["batch_norm"] = true;
     m["dropout"] = 0.1;
-    EXPECT_EQ(make_model(m, {5}, 4)->forward(torch::randn({6, 5})).sizes(), (std::vector<int64_t>{6, 4})) << act;
+    EXPECT_EQ(make_model(m, {5}, 4)->forward(torch::randn({6, 5})).sizes(),
+              (std::vector<int64_t>{6, 4}))
+        << act;
   }
-  json conv = config(R"({"model": {"name": "convnet", "widths": null, "channels": [4, 4, 8, 8], "dense": [16]}})")["model"];
-  EXPECT_EQ(make_model(conv, {3, 32, 32}, 10)->forward(torch::randn({2, 3, 32, 32})).sizes(), (std::vector<int64_t>{2, 10}));
+  json conv = config(
+      R"({"model": {"name": "convnet", "widths": null, "channels": [4, 4, 8, 8], "dense": [16]}})")
+      ["model"];
+  EXPECT_EQ(make_model(conv, {3, 32, 32}, 10)->forward(torch::randn({2, 3, 32, 32})).sizes(),
+            (std::vector<int64_t>{2, 10}));
 }
 
 TEST(Models, InitZerosAndNormalScale) {
   json m = config("{}")["model"];
   m["init"] = "zeros";
-  for (const auto& p : make_model(m, {5}, 4)->parameters()) EXPECT_EQ(p.abs().sum().item<float>(), 0.0f);
+  for (const auto& p : make_model(m, {5}, 4)->parameters())
+    EXPECT_EQ(p.abs().sum().item<float>(), 0.0f);
   m["init"] = "normal";
   m["init_scale"] = 0.01;
   auto w = make_model(m, {500}, 400)->parameters()[0];
   EXPECT_NEAR(w.std().item<double>(), 0.01, 0.001);
 }
 
-TrainOutcome train_cfg(const json& cfg, const TrainHooks& hooks = {}) { return run_trial(cfg, torch::kCPU, hooks, "test.json"); }
+TrainOutcome train_cfg(const json& cfg, const TrainHooks& hooks = {}) {
+  return run_trial(cfg, torch::kCPU, hooks, "test.json");
+}
 
 TEST(Trainer, XorIsLearnedByATwoLayerMlpAndNotByALinearModel) {
-  const std::string data = R"("data": {"name": "xor", "n_train": 512, "n_test": 512, "noise": 0.2, "classes": null, "dim": null})";
-  auto mlp = train_cfg(config("{" + data + R"(, "model": {"name": "mlp", "widths": [16]}, "train": {"epochs": 40}})"));
-  auto lin = train_cfg(config("{" + data + R"(, "model": {"name": "linear", "widths": null}, "train": {"epochs": 40}})"));
+  const std::string data =
+      R"("data": {"name": "xor", "n_train": 512, "n_test": 512, "noise": 0.2, "classes": null, "dim": null})";
+  auto mlp = train_cfg(config(
+      "{" + data + R"(, "model": {"name": "mlp", "widths": [16]}, "train": {"epochs": 40}})"));
+  auto lin = train_cfg(config(
+      "{" + data + R"(, "model": {"name": "linear", "widths": null}, "train": {"epochs": 40}})"));
   EXPECT_GT(mlp.summary["test_acc"].get<double>(), 0.95);
   EXPECT_LT(lin.summary["test_acc"].get<double>(), 0.70);
 }
@@ -166,7 +184,8 @@ TEST(Trainer, StepsBudgetOverridesEpochs) {
 }
 
 TEST(Trainer, EarlyStoppingRecordsTheBestValidationStep) {
-  auto out = train_cfg(config(R"({"data": {"validation": 128, "label_noise": 0.4}, "train": {"epochs": 60, "early_stop_patience": 3},
+  auto out = train_cfg(config(
+      R"({"data": {"validation": 128, "label_noise": 0.4}, "train": {"epochs": 60, "early_stop_patience": 3},
                                    "model": {"widths": [256, 256]}, "optim": {"lr": 0.05}})"));
   EXPECT_TRUE(out.summary.value("early_stopped", false));
   EXPECT_LT(out.summary["epochs"].get<int>(), 60);
@@ -202,16 +221,19 @@ namespace empiric {
 namespace {
 
 TEST(Trainer, FusedOptimizerMatchesTorchOptimOverAHundredSteps) {
-  for (const char* optim : {R"({"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": true, "weight_decay": 1e-4})",
-                            R"({"name": "adamw", "lr": 0.003, "weight_decay": 0.01, "momentum": null})"}) {
+  for (const char* optim :
+       {R"({"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": true, "weight_decay": 1e-4})",
+        R"({"name": "adamw", "lr": 0.003, "weight_decay": 0.01, "momentum": null})"}) {
     json base = config(std::string(R"({"train": {"steps": 100}, "optim": )") + optim + "}");
     base["optim"]["impl"] = "torch";
     json fused = base;
     fused["optim"]["impl"] = "fused";
     auto a = train_cfg(base), b = train_cfg(fused);
     EXPECT_NEAR(b.summary["train_loss"].get<double>(), a.summary["train_loss"].get<double>(),
-                1e-4 * a.summary["train_loss"].get<double>()) << optim;
-    EXPECT_NEAR(b.summary["test_acc"].get<double>(), a.summary["test_acc"].get<double>(), 1.0 / 256) << optim;
+                1e-4 * a.summary["train_loss"].get<double>())
+        << optim;
+    EXPECT_NEAR(b.summary["test_acc"].get<double>(), a.summary["test_acc"].get<double>(), 1.0 / 256)
+        << optim;
   }
 }
 

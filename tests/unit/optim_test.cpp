@@ -23,7 +23,8 @@ const torch::Tensor g = torch::tensor({{0.5f, -0.25f}});
 std::string impl = "torch";  // set by the fixture below
 
 json optim_cfg(const std::string& extra) {
-  json base = json::parse(R"({"lr": 0.1, "momentum": 0.0, "nesterov": false, "weight_decay": 0.0, "l1": 0.0,
+  json base =
+      json::parse(R"({"lr": 0.1, "momentum": 0.0, "nesterov": false, "weight_decay": 0.0, "l1": 0.0,
     "betas": [0.9, 0.999], "eps": 1e-8, "alpha": 0.99, "clip_norm": 0.0, "lr_mult": {}})");
   base.merge_patch(json::parse(extra));
   if (base["name"] != "rmsprop") base["impl"] = impl;
@@ -42,7 +43,8 @@ torch::Tensor steps_of(const json& cfg, int steps, Toy& toy) {
 }
 
 void expect_near(const torch::Tensor& a, const torch::Tensor& b, double tol = 1e-6) {
-  EXPECT_TRUE(torch::allclose(a, b, 0, tol)) << impl << ": max difference " << (a - b).abs().max().item<double>();
+  EXPECT_TRUE(torch::allclose(a, b, 0, tol))
+      << impl << ": max difference " << (a - b).abs().max().item<double>();
 }
 
 class Optim : public ::testing::TestWithParam<std::string> {
@@ -61,13 +63,15 @@ TEST_P(Optim, SgdNesterov) {
   Toy toy;
   auto w0 = toy.w.detach().clone();
   // d1 = g + 0.9 g = 1.9 g; buf2 = 1.9 g, d2 = g + 0.9 * 1.9 g = 2.71 g
-  expect_near(steps_of(optim_cfg(R"({"name":"sgd","momentum":0.9,"nesterov":true})"), 2, toy), w0 - 0.1 * (1.9 + 2.71) * g);
+  expect_near(steps_of(optim_cfg(R"({"name":"sgd","momentum":0.9,"nesterov":true})"), 2, toy),
+              w0 - 0.1 * (1.9 + 2.71) * g);
 }
 
 TEST_P(Optim, SgdWeightDecayAddsToTheGradient) {
   Toy toy;
   auto w0 = toy.w.detach().clone();
-  expect_near(steps_of(optim_cfg(R"({"name":"sgd","weight_decay":0.5})"), 1, toy), w0 - 0.1 * (g + 0.5 * w0));
+  expect_near(steps_of(optim_cfg(R"({"name":"sgd","weight_decay":0.5})"), 1, toy),
+              w0 - 0.1 * (g + 0.5 * w0));
 }
 
 TEST_P(Optim, AdamFirstStepsMoveByLrTimesSign) {
@@ -82,7 +86,8 @@ TEST_P(Optim, AdamL2VersusAdamWDecoupled) {
   Toy a, b;
   auto w0 = a.w.detach().clone();
   auto g1 = g + 0.1 * w0;  // Adam: decay enters the gradient
-  expect_near(steps_of(optim_cfg(R"({"name":"adam","weight_decay":0.1})"), 1, a), w0 - 0.1 * g1 / (g1.abs() + 1e-8));
+  expect_near(steps_of(optim_cfg(R"({"name":"adam","weight_decay":0.1})"), 1, a),
+              w0 - 0.1 * g1 / (g1.abs() + 1e-8));
   // AdamW: w <- w (1 - lr wd) - lr mhat / (sqrt(vhat) + eps)
   expect_near(steps_of(optim_cfg(R"({"name":"adamw","weight_decay":0.1})"), 1, b),
               w0 * (1 - 0.1 * 0.1) - 0.1 * g / (g.abs() + 1e-8));
@@ -92,13 +97,15 @@ TEST(OptimTorch, RmsProp) {
   Toy toy;
   auto w0 = toy.w.detach().clone();
   auto v = 0.01 * g * g;  // (1 - alpha) g^2
-  expect_near(steps_of(optim_cfg(R"({"name":"rmsprop"})"), 1, toy), w0 - 0.1 * g / (v.sqrt() + 1e-8), 1e-5);
+  expect_near(steps_of(optim_cfg(R"({"name":"rmsprop"})"), 1, toy),
+              w0 - 0.1 * g / (v.sqrt() + 1e-8), 1e-5);
 }
 
 TEST_P(Optim, L1AddsSignOfTheWeights) {
   Toy toy;
   auto w0 = toy.w.detach().clone();
-  expect_near(steps_of(optim_cfg(R"({"name":"sgd","l1":0.5})"), 1, toy), w0 - 0.1 * (g + 0.5 * w0.sign()));
+  expect_near(steps_of(optim_cfg(R"({"name":"sgd","l1":0.5})"), 1, toy),
+              w0 - 0.1 * (g + 0.5 * w0.sign()));
   EXPECT_FLOAT_EQ(toy.b.item<float>(), 0.5f);  // L1 applies to weights (dim >= 2), not biases
 }
 
@@ -106,7 +113,8 @@ TEST_P(Optim, ClipScalesTheGlobalNorm) {
   Toy toy;
   auto w0 = toy.w.detach().clone();
   double norm = g.norm().item<double>();  // b's gradient is 0
-  expect_near(steps_of(optim_cfg(R"({"name":"sgd","clip_norm":0.1})"), 1, toy), w0 - 0.1 * g * (0.1 / norm), 1e-5);
+  expect_near(steps_of(optim_cfg(R"({"name":"sgd","clip_norm":0.1})"), 1, toy),
+              w0 - 0.1 * g * (0.1 / norm), 1e-5);
 }
 
 TEST_P(Optim, LayerMultipliersAndSchedulesSetEachGroup) {
