@@ -102,57 +102,62 @@ bool skip_without_gpu(benchmark::State& state, int d) {
   return false;
 }
 
-// args: {device 0/1, shape, masked 0/1}
-void BM_FusedAdam(benchmark::State& state) {
-  const int d = int(state.range(0)), masked = int(state.range(2));
-  if (skip_without_gpu(state, d)) return;
-  auto sizes = shape_sizes(int(state.range(1)));
-  auto dev = device_of(d);
-  Lists w = make(sizes, dev, 1), g = make(sizes, dev, 1e-3), m = make(sizes, dev, 0),
-        v = make(sizes, dev, 0);
-  Lists masks = masked ? make(sizes, dev, 0) : Lists{};
-  for (auto& k : masks) k.fill_(1.0).bernoulli_(0.8);
-  int64_t step = 0;
-  AdamConfig c{1e-3, 0.9, 0.999, 1e-8, 0.0, true};
-  run_timed(state, dev, [&] { fused_adam_(w, g, m, v, masks, c, ++step); });
-  counters(state, total(sizes), (7 + masked) * 4, "Q71 Q97");
-}
+// Inputs of one Adam benchmark case; args: {device 0/1, shape, masked 0/1}.
+struct AdamCase {
+  torch::Device dev = torch::kCPU;
+  std::vector<int64_t> sizes;
+  bool masked = false;
+  Lists w, g, m, v, masks;  // masks: 80 % ones, or empty
 
-void BM_TorchOptimAdam(benchmark::State& state) {
-  const int d = int(state.range(0)), masked = int(state.range(2));
-  if (skip_without_gpu(state, d)) return;
-  auto sizes = shape_sizes(int(state.range(1)));
-  auto dev = device_of(d);
-  Lists w = make(sizes, dev, 1), masks = masked ? make(sizes, dev, 0) : Lists{};
-  for (auto& k : masks) k.fill_(1.0).bernoulli_(0.8);
-  for (auto& p : w) {
-    p.set_requires_grad(true);
-    p.mutable_grad() = torch::randn_like(p) * 1e-3;
+  explicit AdamCase(benchmark::State& state)
+      : dev(device_of(int(state.range(0)))),
+        sizes(shape_sizes(int(state.range(1)))),
+        masked(state.range(2) != 0) {
+    w = make(sizes, dev, 1);
+    g = make(sizes, dev, 1e-3);
+    m = make(sizes, dev, 0);
+    v = make(sizes, dev, 0);
+    if (masked) masks = make(sizes, dev, 0);
+    for (auto& k : masks) k.fill_(1.0).bernoulli_(0.8);
   }
-  torch::optim::AdamW opt(w, torch::optim::AdamWOptions(1e-3).weight_decay(0));
-  run_timed(state, dev, [&] {
-    opt.step();
-    if (masked) {
-      torch::NoGradGuard guard;
-      for (size_t k = 0; k < w.size(); ++k) w[k].mul_(masks[k]);
-    }
-  });
-  counters(state, total(sizes), (7 + masked) * 4, "Q71 Q97");
+  void report(benchmark::State& state) const {
+    counters(state, total(sizes), (7 + int(masked)) * 4, "Q71 Q97");
+  }
+};
+
+const AdamConfig kAdamW{1e-3, 0.9, 0.999, 1e-8, 0.0, true};
+
+void BM_FusedAdam(benchmark::State& state) {
+  if (skip_without_gpu(state, int(state.range(0)))) return;
+  AdamCase a(state);
+  int64_t step = 0;
+  run_timed(state, a.dev, [&] { fused_adam_(a.w, a.g, a.m, a.v, a.masks, kAdamW, ++step); });
+  a.report(state);
 }
 
 void BM_ReferenceAdam(benchmark::State& state) {
-  const int d = int(state.range(0)), masked = int(state.range(2));
-  if (skip_without_gpu(state, d)) return;
-  auto sizes = shape_sizes(int(state.range(1)));
-  auto dev = device_of(d);
-  Lists w = make(sizes, dev, 1), g = make(sizes, dev, 1e-3), m = make(sizes, dev, 0),
-        v = make(sizes, dev, 0);
-  Lists masks = masked ? make(sizes, dev, 0) : Lists{};
-  for (auto& k : masks) k.fill_(1.0).bernoulli_(0.8);
+  if (skip_without_gpu(state, int(state.range(0)))) return;
+  AdamCase a(state);
   int64_t step = 0;
-  AdamConfig c{1e-3, 0.9, 0.999, 1e-8, 0.0, true};
-  run_timed(state, dev, [&] { reference_adam_(w, g, m, v, masks, c, ++step); });
-  counters(state, total(sizes), (7 + masked) * 4, "Q71 Q97");
+  run_timed(state, a.dev, [&] { reference_adam_(a.w, a.g, a.m, a.v, a.masks, kAdamW, ++step); });
+  a.report(state);
+}
+
+// torch::optim::AdamW, then (when masked) the separate mask multiply a PyTorch user would add.
+void BM_TorchOptimAdam(benchmark::State& state) {
+  if (skip_without_gpu(state, int(state.range(0)))) return;
+  AdamCase a(state);
+  for (size_t k = 0; k < a.w.size(); ++k) {
+    a.w[k].set_requires_grad(true);
+    a.w[k].mutable_grad() = a.g[k].clone();
+  }
+  torch::optim::AdamW opt(a.w, torch::optim::AdamWOptions(1e-3).weight_decay(0));
+  run_timed(state, a.dev, [&] {
+    opt.step();
+    torch::NoGradGuard guard;
+    for (size_t k = 0; k < a.masks.size(); ++k) a.w[k].mul_(a.masks[k]);
+  });
+  a.report(state);
 }
 
 // The physical limit: one flat copy, read once and written once, of at least 256 MiB per buffer, so
