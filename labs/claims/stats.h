@@ -1,0 +1,36 @@
+// Statistics behind the claims' verdicts: rank correlations and seeded bootstrap intervals.
+// No torch: plain vectors of doubles, so every rule is testable on tables with known answers.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace empiric::claims {
+
+struct Interval {
+  double lo = 0, hi = 0;
+};
+
+// Average ranks (1-based; ties share the mean of their ranks).
+std::vector<double> ranks(const std::vector<double>& v);
+double pearson(const std::vector<double>& x, const std::vector<double>& y);
+double spearman(const std::vector<double>& x, const std::vector<double>& y);
+// Kendall's tau-b (tie-corrected); 0 when either side is constant.
+double kendall_tau(const std::vector<double>& x, const std::vector<double>& y);
+double mean(const std::vector<double>& v);
+
+struct BootstrapOptions {
+  int resamples = 2000;
+  double level = 0.95;
+  uint64_t seed = 0;
+};
+
+// Percentile bootstrap: `statistic` is called with a resampling (a vector of indices into each of
+// `group_sizes` groups, drawn with replacement within its group) and its result's
+// (1 - level)/2 and (1 + level)/2 quantiles form the interval. Deterministic for a seed.
+Interval bootstrap(const std::vector<int>& group_sizes,
+                   const std::function<double(const std::vector<std::vector<int>>&)>& statistic,
+                   const BootstrapOptions& options);
+
+}  // namespace empiric::claims

@@ -1,0 +1,51 @@
+// A claim's test over finished trials, and its verdict.
+//
+// Test kinds (as in ../shared/DESIGN.md, Claims and verdicts):
+//   trend      Spearman correlation of a metric (y) with a swept value (x); the bootstrap resamples
+//              seeds within each swept value, so the design stays balanced.
+//   compare    mean(y | group b) - mean(y | group a); resampled within each group.
+//   correlate  Kendall's tau between two metrics (x, y) across trials; trials resampled.
+//   threshold  mean(y) - threshold; resampled.
+// Verdict: supported when the interval excludes zero in the claimed direction and the effect
+// reaches the claim's minimum; refuted when it excludes zero the other way; otherwise
+// inconclusive, with the number of seeds per group that would make the interval exclude zero if
+// the effect stayed as measured (half-widths shrink like 1/sqrt(n)). Diverged trials are counted
+// and reported, never silently dropped; they carry no metric, so they do not enter the statistic.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "claims/stats.h"
+
+namespace empiric::claims {
+
+struct Observation {
+  double x = 0;           // swept value (trend) or first metric (correlate)
+  double y = 0;           // the metric
+  std::string group;      // compare: "a" or "b"
+  bool diverged = false;  // then x and y are ignored
+};
+
+struct ClaimTest {
+  std::string kind = "trend";  // trend | compare | correlate | threshold
+  int direction = +1;          // the claimed sign of the effect
+  double min_effect = 0;       // the smallest effect (in the claimed direction) that supports it
+  double threshold = 0;        // threshold tests only
+  BootstrapOptions bootstrap;
+};
+
+struct Verdict {
+  std::string verdict;  // supported | refuted | inconclusive
+  double effect = 0;
+  Interval ci;
+  int n = 0;         // observations used
+  int diverged = 0;  // observations left out because their trial diverged
+  int seeds_needed =
+      0;  // inconclusive only: seeds per group that would likely decide it (0: none would)
+  std::string reason;  // one line a reader can follow
+};
+
+Verdict evaluate_claim(const ClaimTest& test, const std::vector<Observation>& observations);
+
+}  // namespace empiric::claims
