@@ -159,6 +159,11 @@ void validate_section(const Section& s, json& obj, const std::string& source) {
       if (obj["betas"][i].get<double>() >= 1.0)
         fail(source, base + "/betas/" + std::to_string(i), obj["betas"][i],
              "expected a number in [0, 1)");
+  if (s.name == "measure" && obj.contains("noise_batches") &&
+      (obj["noise_batches"].size() != 2 ||
+       obj["noise_batches"][0].get<long long>() >= obj["noise_batches"][1].get<long long>()))
+    fail(source, base + "/noise_batches", obj["noise_batches"],
+         "expected two batch sizes [small, big] with small < big");
   for (const auto& f : s.fields) {
     bool applies = f.only_for.empty() ||
                    std::find(f.only_for.begin(), f.only_for.end(), variant) != f.only_for.end();

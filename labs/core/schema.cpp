@@ -193,6 +193,24 @@ std::vector<Section> build() {
            choice("device", "auto", {"auto", "cpu", "cuda"}, "where to train"),
            integer("threads", 0, 0, 256, "CPU threads for torch (0: torch's default)"),
        }});
+  s.push_back(
+      {"measure",
+       "Measures computed at the end of each finished trial and stored with it",
+       "",
+       {
+           boolean("hessian_top", false,
+                   "top eigenvalue of the training loss's Hessian (power iteration on "
+                   "Hessian-vector products)"),
+           integer("hessian_samples", 1000, 1, {}, "training examples the Hessian is taken on"),
+           num("hessian_tol", 1e-3, kTiny, 1.0,
+               "stop when the estimate changes by less (relative)"),
+           integer("hessian_max_iter", 100, 1, {}, "most power iterations"),
+           boolean("noise_scale", false,
+                   "gradient noise scale B_simple = tr(Sigma)/|G|^2 from two batch sizes"),
+           list("noise_batches", FieldType::IntList, json::array({32, 1024}), 1,
+                "the two batch sizes [small, big]"),
+           integer("noise_repeats", 20, 1, {}, "gradients averaged per batch size"),
+       }});
   return s;
 }
 

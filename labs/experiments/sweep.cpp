@@ -146,6 +146,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
         rec.status = out.status;
         rec.diverged_step = out.diverged_step;
         rec.summary = out.summary;
+        rec.measures = out.measures;
         if (out.resumed_from_epoch > 0) rec.summary["resumed_from_epoch"] = out.resumed_from_epoch;
       } catch (const UserError&) {
         // A config or data problem affects every trial: stop the sweep with its message.

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "core/errors.h"
+#include "measures/measures.h"
 #include "train/optim.h"
 #include "train/schedule.h"
 
@@ -310,6 +311,8 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
   model->to(device);
   TrainOutcome out = train_model(cfg, data, model, device, hooks);
   out.summary["data"] = data.info;
+  if (out.status == "finished" && cfg.contains("measure"))
+    out.measures = compute_measures(cfg["measure"], model, data, seed);
   return out;
 }
 

@@ -36,8 +36,9 @@ struct TrainHooks {
 struct TrainOutcome {
   std::string status = "finished";  // finished | diverged
   long long diverged_step = -1;
-  json summary;                // final metrics and timings
-  int resumed_from_epoch = 0;  // 0: started fresh
+  json summary;                    // final metrics and timings
+  json measures = json::object();  // the "measure" section's results (finished trials)
+  int resumed_from_epoch = 0;      // 0: started fresh
 };
 
 // Loss and accuracy of `model` on (x, y), evaluated in chunks without gradients.
