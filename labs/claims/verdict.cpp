@@ -8,6 +8,8 @@
 namespace empiric::claims {
 namespace {
 
+constexpr int kMinPerGroup = 3;
+
 std::string fmt_num(double v) {
   std::ostringstream os;
   os.precision(3);
@@ -37,8 +39,14 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   } else if (t.kind == "compare") {
     std::map<std::string, std::vector<const Observation*>> by_group;
     for (const auto& o : obs) by_group[o.group].push_back(&o);
-    if (by_group.size() != 2 || !by_group.count("a") || !by_group.count("b"))
-      throw std::invalid_argument("compare test needs observations in groups \"a\" and \"b\"");
+    if (!by_group.count("a") || !by_group.count("b")) {
+      v.verdict = "inconclusive";
+      v.reason = std::string("no finished trial at the ") +
+                 (by_group.count("a") ? "second (b)" : "first (a)") + " end of the comparison";
+      if (v.diverged > 0)
+        v.reason += "; " + std::to_string(v.diverged) + " diverged trial(s) there or elsewhere";
+      return v;
+    }
     groups = {by_group["a"], by_group["b"]};
   } else if (t.kind == "correlate" || t.kind == "threshold") {
     groups.emplace_back();
@@ -72,10 +80,14 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   }
   int smallest = obs.empty() ? 0 : int(obs.size());
   for (int s : sizes) smallest = std::min(smallest, s);
-  if (obs.size() < 2 || smallest < 1 || (t.kind == "trend" && groups.size() < 2)) {
+  // A percentile bootstrap over fewer than 3 values per group cannot say how much the groups vary.
+  if (obs.size() < 2 || smallest < kMinPerGroup || (t.kind == "trend" && groups.size() < 2)) {
     v.verdict = "inconclusive";
     v.reason = "too few finished trials to test (" + std::to_string(v.n) + " usable, " +
-               std::to_string(v.diverged) + " diverged)";
+               std::to_string(v.diverged) + " diverged; at least " + std::to_string(kMinPerGroup) +
+               " per group needed)";
+    if (v.n >= 2 && smallest >= 1 && (t.kind != "trend" || groups.size() >= 2))
+      v.effect = statistic(identity);
     return v;
   }
   v.effect = statistic(identity);
@@ -110,6 +122,8 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     }
   }
   if (v.diverged > 0) v.reason += "; " + std::to_string(v.diverged) + " diverged trial(s) left out";
+  if (v.missing > 0)
+    v.reason += "; " + std::to_string(v.missing) + " trial(s) without the metric left out";
   return v;
 }
 

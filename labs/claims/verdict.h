@@ -11,6 +11,7 @@
 // inconclusive, with the number of seeds per group that would make the interval exclude zero if
 // the effect stayed as measured (half-widths shrink like 1/sqrt(n)). Diverged trials are counted
 // and reported, never silently dropped; they carry no metric, so they do not enter the statistic.
+// Fewer than 3 usable trials in a group (a swept value, or a compared end) give no verdict.
 #pragma once
 
 #include <string>
@@ -25,6 +26,7 @@ struct Observation {
   double y = 0;           // the metric
   std::string group;      // compare: "a" or "b"
   bool diverged = false;  // then x and y are ignored
+  bool missing = false;   // finished, but without the metric (ignored too, and reported)
 };
 
 struct ClaimTest {
@@ -41,6 +43,7 @@ struct Verdict {
   Interval ci;
   int n = 0;         // observations used
   int diverged = 0;  // observations left out because their trial diverged
+  int missing = 0;   // observations left out because the metric was not recorded
   int seeds_needed =
       0;  // inconclusive only: seeds per group that would likely decide it (0: none would)
   std::string reason;  // one line a reader can follow

@@ -2,12 +2,15 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <regex>
 
+#include "claims/claim.h"
 #include "core/bank.h"
 #include "core/config.h"
 #include "core/environment.h"
@@ -15,6 +18,7 @@
 #include "core/schema.h"
 #include "core/store.h"
 #include "device/device_info.h"
+#include "report/report.h"
 
 namespace empiric::cli {
 namespace {
@@ -221,6 +225,74 @@ int merge_results(const Context& ctx, const std::vector<std::string>& others) {
     long long added = store.merge_from(o);
     fmt::print("{}: {} trials added to {}\n", o, added, ctx.db);
   }
+  return 0;
+}
+
+int answer_question(const Context& ctx, int number, const RunOptions& opts, bool run) {
+  const std::string bank_file = bank_path(ctx);
+  Bank bank = load_bank(bank_file);
+  const Question* q = bank.find(number);
+  if (!q)
+    throw UserError(fmt::format("question {}: no such question; allowed: 1 to {}", number,
+                                bank.questions.size()));
+  if (q->claims.empty()) {
+    std::string with;
+    for (const auto& other : bank.questions)
+      if (!other.claims.empty()) with += (with.empty() ? "" : ", ") + std::to_string(other.number);
+    throw UserError(
+        fmt::format("question {} has no lab with claims yet ({}); questions with labs: {}", number,
+                    q->kind, with.empty() ? "none" : with));
+  }
+  for (size_t i = 0; i < q->claims.size(); ++i)
+    claims::check_claim(q->claims[i],
+                        fmt::format("{}: question {} claim {}", bank_file, number, i));
+
+  fmt::print("Q{}: {}\n\n", q->number, q->text);
+  std::vector<std::string> configs;
+  for (const auto& c : q->claims)
+    if (std::find(configs.begin(), configs.end(), c["config"].get<std::string>()) == configs.end())
+      configs.push_back(c["config"]);
+  if (run) {
+    for (const auto& cfg : configs) {
+      RunOptions o = opts;
+      o.config = ctx.home + "/" + cfg;
+      run_config(ctx, o);
+      fmt::print("\n");
+    }
+  }
+
+  Store store(ctx.db);
+  std::vector<ClaimOutcome> outcomes;
+  for (const auto& c : q->claims) {
+    ClaimOutcome o;
+    o.claim = c;
+    ResolvedConfig resolved = resolve_config(ctx.home + "/" + c["config"].get<std::string>(),
+                                             opts.preset, opts.overrides);
+    o.resolved_config = resolved.config;
+    for (const auto& t : expand_trials(resolved))
+      if (auto rec = store.trial(t.hash)) o.trials.push_back(*rec);
+    o.verdict = claims::evaluate(c, o.trials);
+    const auto& v = o.verdict;
+    json details = {{"statement", c["statement"]},    {"n", v.n},
+                    {"diverged", v.diverged},         {"missing", v.missing},
+                    {"seeds_needed", v.seeds_needed}, {"reason", v.reason},
+                    {"trials", o.trials.size()}};
+    for (auto [key, value] :
+         {std::pair<const char*, double>{"effect", v.effect}, {"lo", v.ci.lo}, {"hi", v.ci.hi}})
+      if (std::isfinite(value)) details[key] = value;
+    if (!o.trials.empty()) store.put_verdict(number, c["id"], opts.preset, v.verdict, details);
+    fmt::print(
+        "{}\n  {}\n  verdict: {}  effect {:+.3f}  95% CI [{:+.3f}, {:+.3f}]  n {}  diverged {}\n  "
+        "{}\n\n",
+        c["id"].get<std::string>(), c["statement"].get<std::string>(), v.verdict, v.effect, v.ci.lo,
+        v.ci.hi, v.n, v.diverged, v.reason);
+    outcomes.push_back(std::move(o));
+  }
+  const std::string python =
+      std::filesystem::exists(ctx.home + "/.venv/bin/python") ? ctx.home + "/.venv/bin/python" : "";
+  std::string report = write_report(ctx.home, *q, opts.preset, outcomes, store, python);
+  write_report_index(ctx.home, bank, store);
+  fmt::print("Report: {}\n", report);
   return 0;
 }
 

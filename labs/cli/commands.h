@@ -36,4 +36,8 @@ struct RunOptions {
 };
 int run_config(const Context& ctx, const RunOptions& opts);
 
+// Runs (or resumes) every config behind question Q's claims, evaluates the claims, prints the
+// verdicts and writes the report. With run = false (empiric report), only evaluates and writes.
+int answer_question(const Context& ctx, int number, const RunOptions& opts, bool run);
+
 }  // namespace empiric::cli

@@ -92,6 +92,20 @@ int main(int argc, char** argv) {
   bench->add_option("--binary", bench_binary,
                     "benchmark binary (default: BUILD/bench/kernels_bench)");
 
+  int answer_q = 0;
+  auto* answer =
+      app.add_subcommand("answer", "run the labs behind a question and print the verdicts");
+  answer->add_option("question", answer_q, "question number")->required();
+  answer->add_option("--preset", run_opts.preset, "preset to merge (quick, full)");
+  answer->add_option("--device", run_opts.device, "auto, cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  answer->add_option("--jobs", run_opts.jobs, "trials at once (CPU)")->check(CLI::Range(1, 64));
+  answer->add_flag("--no-progress", no_progress, "plain lines instead of a progress bar");
+  auto* report = app.add_subcommand(
+      "report", "evaluate a question's claims on the store and write reports/qNNN/");
+  report->add_option("question", answer_q, "question number")->required();
+  report->add_option("--preset", run_opts.preset, "the preset whose trials to use");
+
   std::vector<std::string> merge_files;
   auto* results = app.add_subcommand("results", "query the results store");
   results->add_option("--question", question, "only this question");
@@ -119,6 +133,10 @@ int main(int argc, char** argv) {
                               list_trials);
     if (*keys) return cli::print_keys(markdown);
     if (*merge) return cli::merge_results(ctx, merge_files);
+    if (*answer || *report) {
+      run_opts.progress = !no_progress && isatty(STDERR_FILENO) && !std::getenv("CI");
+      return cli::answer_question(ctx, answer_q, run_opts, bool(*answer));
+    }
     if (*bench) return cli::run_benchmarks(ctx, bench_filter, bench_reps, bench_binary);
     if (*results) return cli::print_results(ctx, question, format);
     if (*run) {

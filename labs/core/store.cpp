@@ -27,6 +27,9 @@ CREATE INDEX IF NOT EXISTS trials_question ON trials(question);
 CREATE TABLE IF NOT EXISTS metrics (
   trial_hash TEXT NOT NULL, epoch INTEGER NOT NULL, step INTEGER NOT NULL, name TEXT NOT NULL,
   value REAL, PRIMARY KEY (trial_hash, step, name));
+CREATE TABLE IF NOT EXISTS verdicts (
+  id INTEGER PRIMARY KEY, question INTEGER NOT NULL, claim TEXT NOT NULL, preset TEXT,
+  verdict TEXT NOT NULL, json TEXT NOT NULL, created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS bench_records (
   id INTEGER PRIMARY KEY, name TEXT NOT NULL, questions TEXT NOT NULL, time_s REAL,
   items_per_s REAL, bytes_per_s REAL, counters TEXT NOT NULL, env_id INTEGER, created_at TEXT NOT NULL);
@@ -334,6 +337,43 @@ std::vector<BenchRecord> Store::bench_records(int question) {
   return out;
 }
 
+json Store::run_environment(long long run_id) {
+  Stmt q(db_, "SELECT e.json FROM runs r JOIN environments e ON e.id = r.env_id WHERE r.id = ?",
+         path_);
+  if (!q.bind(1, run_id).step()) return json::object();
+  return q.js(0);
+}
+
+void Store::put_verdict(int question, const std::string& claim, const std::string& preset,
+                        const std::string& verdict, const json& details) {
+  WriteTxn txn(*this, db_);
+  Stmt(db_,
+       std::string("INSERT INTO verdicts(question, claim, preset, verdict, json, created_at) "
+                   "VALUES (?, ?, ?, ?, ?, ") +
+           kNow + ")",
+       path_)
+      .bind(1, question)
+      .bind(2, claim)
+      .bind(3, preset)
+      .bind(4, verdict)
+      .bind(5, details.dump())
+      .step();
+  txn.commit();
+}
+
+std::vector<VerdictRecord> Store::latest_verdicts(int question) {
+  Stmt q(
+      db_,
+      "SELECT claim, preset, verdict, json, created_at FROM verdicts v WHERE question = ? AND id = "
+      "(SELECT max(id) FROM verdicts w WHERE w.question = v.question AND w.claim = v.claim) ORDER "
+      "BY claim",
+      path_);
+  q.bind(1, question);
+  std::vector<VerdictRecord> out;
+  while (q.step()) out.push_back({q.text(0), q.text(1), q.text(2), q.js(3), q.text(4)});
+  return out;
+}
+
 long long Store::merge_from(const std::string& other_path) {
   if (!std::filesystem::exists(other_path))
     throw UserError(other_path + ": no such results database");
@@ -390,6 +430,10 @@ long long Store::merge_from(const std::string& other_path) {
         "env_id, created_at) SELECT b.name, b.questions, b.time_s, b.items_per_s, b.bytes_per_s, "
         "b.counters, (SELECT id FROM main.environments me WHERE me.json = e.json), b.created_at "
         "FROM other.bench_records b LEFT JOIN other.environments e ON e.id = b.env_id");
+    exec(
+        "INSERT INTO main.verdicts(question, claim, preset, verdict, json, created_at) SELECT "
+        "question, claim, "
+        "preset, verdict, json, created_at FROM other.verdicts");
     exec("DROP TABLE run_map");
     txn.commit();
     Stmt c(db_, "SELECT count(*) FROM trials", path_);

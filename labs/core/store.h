@@ -50,6 +50,12 @@ struct BenchRecord {
   long long env_id = 0;
 };
 
+struct VerdictRecord {
+  std::string claim, preset, verdict;
+  json details;  // effect, ci, n, diverged, seeds_needed, reason, statement
+  std::string created_at;
+};
+
 class Store {
  public:
   // Opens (creating if needed) the database and its tables. A file that is not a database, or a
@@ -84,6 +90,14 @@ class Store {
   void put_trial(const TrialRecord& record);
 
   long long put_bench(const BenchRecord& record);
+
+  // The environment a run was recorded with (empty object if unknown).
+  json run_environment(long long run_id);
+
+  // Verdicts are appended; the latest per (question, claim) is the current one.
+  void put_verdict(int question, const std::string& claim, const std::string& preset,
+                   const std::string& verdict, const json& details);
+  std::vector<VerdictRecord> latest_verdicts(int question);
   std::vector<BenchRecord> bench_records(int question = 0);
 
   // Copies every run, trial, metric and benchmark record of another store into this one

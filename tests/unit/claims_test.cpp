@@ -128,6 +128,22 @@ TEST(Verdict, DivergedTrialsAreCountedAndReported) {
   EXPECT_NE(v.reason.find("2 diverged trial(s) left out"), std::string::npos) << v.reason;
 }
 
+TEST(Verdict, ACompareWhoseOneSideAllDivergedIsInconclusiveAndSaysSo) {
+  Verdict v = evaluate_claim(make("compare", +1, 0.0),
+                             {{0, 1.0, "a"}, {0, 1.1, "a"}, {0, 0, "b", true}, {0, 0, "b", true}});
+  EXPECT_EQ(v.verdict, "inconclusive");
+  EXPECT_EQ(v.diverged, 2);
+  EXPECT_NE(v.reason.find("no finished trial at the second (b) end"), std::string::npos)
+      << v.reason;
+}
+
+TEST(Verdict, TwoSeedsPerLevelGiveNoVerdictHoweverClearTheTrend) {
+  Verdict v = evaluate_claim(make("trend", -1, 0.3), trend_table(-1.0, 0.01, 5, 2));
+  EXPECT_EQ(v.verdict, "inconclusive");
+  EXPECT_NE(v.reason.find("at least 3 per group"), std::string::npos) << v.reason;
+  EXPECT_LT(v.effect, -0.9);  // the point estimate is still reported
+}
+
 TEST(Verdict, TooFewTrialsIsInconclusiveNotACrash) {
   Verdict v = evaluate_claim(make("trend", +1, 0.0), {{1, 1.0, ""}, {0, 0, "", true}});
   EXPECT_EQ(v.verdict, "inconclusive");
