@@ -118,10 +118,24 @@ int show_question(const Context& ctx, int number, bool as_json) {
   if (q->claims.empty()) {
     fmt::print("\nClaims: none yet{}\n", q->kind == "empirical" ? " (its lab has not landed)" : "");
   } else {
+    std::vector<VerdictRecord> verdicts;
+    if (std::filesystem::exists(ctx.db)) verdicts = Store(ctx.db).latest_verdicts(number);
     fmt::print("\nClaims:\n");
-    for (const auto& c : q->claims)
+    for (const auto& c : q->claims) {
       fmt::print("  - {}: {}\n    config: {}\n", c.value("id", "?"), c.value("statement", ""),
                  c.value("config", ""));
+      bool shown = false;
+      for (const auto& v : verdicts) {
+        if (v.claim != c.value("id", "")) continue;
+        fmt::print("    latest verdict: {} (effect {}; {}; preset {}, {})\n", v.verdict,
+                   v.details.contains("effect")
+                       ? fmt::format("{:+.3g}", v.details["effect"].get<double>())
+                       : "-",
+                   v.details.value("reason", ""), v.preset.empty() ? "-" : v.preset, v.created_at);
+        shown = true;
+      }
+      if (!shown) fmt::print("    latest verdict: none yet (empiric answer {})\n", number);
+    }
   }
   fmt::print("\nTrials in {}: {}", ctx.db, trials.size());
   if (!trials.empty()) {

@@ -151,6 +151,46 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
   EXPECT_NE(r.err.find("broken.json: invalid JSON"), std::string::npos) << r.err;
 }
 
+TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
+  testing::TempDir home;
+  std::filesystem::create_directories(home.file("questions"));
+  std::filesystem::create_directories(home.file("configs"));
+  std::filesystem::create_directories(home.file("scripts"));
+  std::filesystem::copy_file(std::string(EMPIRIC_SOURCE_DIR) + "/scripts/plot_report.py",
+                             home.file("scripts/plot_report.py"));
+  json lab = json::parse(kSweep);
+  lab["question"] = 1;
+  lab["seeds"] = 3;
+  lab["sweep"] = json::parse(R"({"optim.lr": [0.001, 0.01, 0.1]})");
+  home.write("configs/tiny.json", lab.dump());
+  home.write("questions/bank.json",
+             R"({"source": {}, "sections": [{"number": 1, "title": "Training"}],
+    "questions": [{"number": 1, "section": 1, "text": "Does a larger learning rate train faster here?", "tags": ["lr"],
+      "kind": "empirical", "claims": [{"id": "q1.lr", "statement": "final training loss falls as the LR rises",
+      "config": "configs/tiny.json",
+      "test": {"kind": "trend", "x": "optim.lr", "metric": "train_loss", "direction": -1, "min_effect": 0.3}}]}]})");
+  auto run = [&](const std::string& args) {
+    std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + home.path() + " --db " +
+                      home.file("r.db") + " " + args + " > " + home.file("out.txt") + " 2> " +
+                      home.file("err.txt");
+    int status = std::system(cmd.c_str());
+    return Result{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(home.file("out.txt")),
+                  slurp(home.file("err.txt"))};
+  };
+  Result a = run("answer 1");
+  ASSERT_EQ(a.code, 0) << a.err << a.out;
+  EXPECT_NE(a.out.find("q1.lr"), std::string::npos);
+  EXPECT_NE(a.out.find("verdict: supported"), std::string::npos)
+      << a.out;  // 3 orders of magnitude of LR: clear
+  EXPECT_TRUE(std::filesystem::exists(home.file("reports/q001/README.md")));
+  EXPECT_TRUE(std::filesystem::exists(home.file("reports/README.md")));
+  Result show = run("show 1");
+  EXPECT_NE(show.out.find("latest verdict: supported"), std::string::npos) << show.out;
+  Result again = run("answer 1");  // resumes: nothing to run
+  EXPECT_NE(again.out.find("9 already in"), std::string::npos) << again.out;
+  EXPECT_EQ(run("answer 2").code, 2);
+}
+
 TEST(Cli, ListAndShowAnswerFromTheBank) {
   testing::TempDir dir;
   Result list = empiric(dir, "list --json");

@@ -1,0 +1,94 @@
+// The report writer on a tiny synthetic run: files exist, tables match the store, plots are PNGs.
+#include "report/report.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "claims/claim.h"
+#include "support/temp_dir.h"
+
+namespace empiric {
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
+  testing::TempDir home;
+  std::filesystem::create_directories(home.file("scripts"));
+  std::filesystem::copy_file(std::string(EMPIRIC_SOURCE_DIR) + "/scripts/plot_report.py",
+                             home.file("scripts/plot_report.py"));
+  Store store(home.file("r.db"));
+
+  Question q;
+  q.number = 99;
+  q.text = "How does batch size affect generalization?";
+  json claim = json::parse(
+      R"({"id": "q99.t", "statement": "accuracy falls with batch size", "config": "configs/x.json",
+    "test": {"kind": "trend", "x": "train.batch_size", "metric": "test_acc", "direction": -1, "min_effect": 0.3}})");
+  ClaimOutcome o;
+  o.claim = claim;
+  o.resolved_config = {{"description", "a tiny sweep"}};
+  int i = 0;
+  for (int batch : {32, 256, 2048})
+    for (int seed = 0; seed < 3; ++seed) {
+      TrialRecord t;
+      t.hash = "h" + std::to_string(i++) + std::string(20, '0');
+      t.status = batch == 2048 && seed == 2 ? "diverged" : "finished";
+      t.seed = seed;
+      t.config = {{"train", {{"batch_size", batch}}}};
+      t.summary = {{"test_acc", 0.9 - batch / 10000.0 + seed * 0.001}};
+      t.measures = json::object();
+      store.put_trial(t);
+      o.trials.push_back(*store.trial(t.hash));
+    }
+  o.verdict = claims::evaluate(claim, o.trials);
+  const std::string venv_python = std::string(EMPIRIC_SOURCE_DIR) + "/.venv/bin/python";
+  const bool have_python = std::filesystem::exists(venv_python);
+  std::string readme =
+      write_report(home.path(), q, "quick", {o}, store, have_python ? venv_python : "");
+
+  const std::string md = slurp(readme);
+  EXPECT_NE(md.find("# Q99: How does batch size affect generalization?"), std::string::npos);
+  EXPECT_NE(md.find("| q99.t | **" + o.verdict.verdict + "** |"), std::string::npos) << md;
+  EXPECT_NE(md.find("9 trials (8 finished, 1 diverged)"), std::string::npos) << md;
+  EXPECT_NE(md.find("What it does not show"), std::string::npos);
+
+  const std::string csv = slurp(home.file("reports/q099/claim_q99_t.csv"));
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 9);  // header + one row per trial
+  EXPECT_NE(csv.find(",diverged,"), std::string::npos);
+  if (!have_python) GTEST_SKIP() << "no .venv: plots not drawn (run scripts/setup.sh)";
+  const std::string png = slurp(home.file("reports/q099/claim_q99_t.png"));
+  ASSERT_GT(png.size(), 1000u);
+  EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+}
+
+TEST(Report, IndexListsTheLatestVerdicts) {
+  testing::TempDir home;
+  Store store(home.file("r.db"));
+  store.put_verdict(99, "q99.t", "quick", "refuted", {{"effect", 0.5}, {"lo", 0.1}, {"hi", 0.9}});
+  store.put_verdict(99, "q99.t", "full", "supported",
+                    {{"effect", -0.5}, {"lo", -0.9}, {"hi", -0.1}});
+  Bank bank;
+  Question q;
+  q.number = 99;
+  q.claims = json::array({{{"id", "q99.t"}}});
+  bank.questions.push_back(q);
+  write_report_index(home.path(), bank, store);
+  const std::string md = slurp(home.file("reports/README.md"));
+  EXPECT_NE(
+      md.find("| [Q99](q099/README.md) | q99.t | **supported** | -0.5 | [-0.9, -0.1] | full |"),
+      std::string::npos)
+      << md;
+  EXPECT_EQ(md.find("refuted"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace empiric
