@@ -24,6 +24,11 @@ mkdir -p /work/main/build/bin && cp "$deps/bin/empiric" /work/main/build/bin/emp
 } | tee "$OUT/env.txt"
 
 status=0
+# ONLY=answer: only `empiric answer 99 --preset quick` on the GPU (the claims path end to end).
+if [ "${ONLY:-}" = answer ]; then
+  "$deps/bin/empiric" --db "$OUT/q99.db" answer 99 --preset quick --device cuda --no-progress 2>&1 | tee "$OUT/answer99.txt"
+  exit "${PIPESTATUS[0]}"
+fi
 # ONLY=kernels skips the tests and the training benchmark.
 [ "${ONLY:-}" = kernels ] || for t in core_tests lab_tests; do
   "$deps/bin/$t" --gtest_output="json:$OUT/$t.json" >"$OUT/$t.log" 2>&1 || status=1
