@@ -116,9 +116,10 @@ TEST_P(Kernels, SgdMomentumNesterovAndPlainMatchTheReference) {
                          (nesterov ? " nesterov" : "") + (masked ? " masked" : "");
       expect_close(w, rw, 1e-5, 1e-6, what);
       if (momentum != 0) expect_close(buf, rbuf, 1e-5, 1e-6, what + " buffers");
-      if (masked)
+      if (masked) {
         for (size_t k = 0; k < w.size(); ++k)
           EXPECT_EQ(w[k].masked_select(masks[k] == 0).abs().sum().item<float>(), 0.0f);
+      }
     }
   }
 }
