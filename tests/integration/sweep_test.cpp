@@ -191,6 +191,25 @@ TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
   EXPECT_EQ(run("answer 2").code, 2);
 }
 
+TEST(Cli, BenchStoresRecordsWithTheQuestionsTheyServe) {
+  const std::string bench = EMPIRIC_BENCH_BINARY;
+  if (bench.empty() || !std::filesystem::exists(bench))
+    GTEST_SKIP() << "built without EMPIRIC_BENCH";
+  testing::TempDir dir;
+  Result r =
+      empiric(dir, "bench --binary " + bench + " --filter 'FusedAdam/cuda:0/shape:0/masked:1'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  Store store(dir.file("r.db"));
+  auto records = store.bench_records(97);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].questions, (std::vector<int>{71, 97}));
+  EXPECT_GT(records[0].bytes_per_s, 0);
+  EXPECT_EQ(records[0].counters["params"], 266610);
+  EXPECT_TRUE(store.bench_records(99).empty());
+  EXPECT_NE(empiric(dir, "show 97").out.find("FusedAdam"), std::string::npos);
+  EXPECT_EQ(empiric(dir, "bench --binary /no/such/bench").code, 2);
+}
+
 TEST(Cli, ListAndShowAnswerFromTheBank) {
   testing::TempDir dir;
   Result list = empiric(dir, "list --json");
