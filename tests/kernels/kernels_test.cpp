@@ -20,6 +20,9 @@ struct Case {
   std::vector<int64_t> sizes;
 };
 
+// Test names and ctest's listing show the case's name, not the struct's bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
+
 std::vector<Case> cases() {
   std::vector<int64_t> many;
   for (int i = 0; i < 60; ++i) many.push_back(1 + (i * 37) % 500);
