@@ -136,6 +136,37 @@ std::string write_report(const std::string& home, const Question& q, const std::
     std::ofstream(dir / (base + ".json")) << meta.dump(2) << "\n";
     md << "\n### " << id << "\n\n" << o.claim["statement"].get<std::string>() << "\n\n";
     md << "**" << o.verdict.verdict << "**: " << o.verdict.reason << ".\n\n";
+    if (test.contains("x")) {
+      // The numbers per swept value: what the plot shows, as a table.
+      const std::string x = test["x"], metric = test["metric"];
+      std::map<double, std::vector<double>> by_x;
+      std::map<double, int> diverged_at;
+      for (const auto& t : o.trials) {
+        const double xv = claims::config_value(t.config, x);
+        auto& ys = by_x[xv];
+        if (t.status != "finished") {
+          diverged_at[xv]++;
+          continue;
+        }
+        for (const json* source : {&t.summary, &t.measures})
+          if (source->contains(metric) && (*source)[metric].is_number()) {
+            ys.push_back((*source)[metric].get<double>());
+            break;
+          }
+      }
+      md << "| " << x << " | mean " << metric
+         << " | std | finished | diverged |\n|---:|---:|---:|---:|---:|\n";
+      for (const auto& [xv, ys] : by_x) {
+        double m = 0, sd = 0;
+        for (double y : ys) m += y;
+        m = ys.empty() ? NAN : m / double(ys.size());
+        for (double y : ys) sd += (y - m) * (y - m);
+        sd = ys.size() > 1 ? std::sqrt(sd / double(ys.size() - 1)) : NAN;
+        md << "| " << num(xv) << " | " << num(m) << " | " << num(sd) << " | " << ys.size() << " | "
+           << diverged_at[xv] << " |\n";
+      }
+      md << "\n";
+    }
     md << "![" << id << "](" << base << ".png)\n\nThe numbers behind the plot: [" << base
        << ".csv](" << base << ".csv).\n\n";
     md << "*What it does not show.* " << caveat(test, preset) << "\n";
