@@ -110,6 +110,34 @@ TEST(Sweep, AKilledSweepResumesWithEveryTrialPresentOnce) {
   EXPECT_EQ(got, want);
 }
 
+TEST(Sweep, JobsAndShardsCoverEveryTrialOnce) {
+  testing::TempDir dir;
+  std::string cfg = dir.write("lab.json", kSweep);
+  auto want = expand_trials(resolve_config(cfg, "", {}));
+  // Two trials at a time in one process.
+  Result jobs = empiric(dir, "run " + cfg + " --jobs 2");
+  ASSERT_EQ(jobs.code, 0) << jobs.err;
+  EXPECT_EQ(Store(dir.file("r.db")).trials().size(), want.size());
+  // Two shards into two stores (two machines of a job array), merged into a third.
+  for (int i = 0; i < 2; ++i) {
+    std::string cmd = std::string(EMPIRIC_BINARY) + " --db " +
+                      dir.file("shard" + std::to_string(i) + ".db") + " run " + cfg + " --shard " +
+                      std::to_string(i) + "/2 > /dev/null 2>&1";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+  std::string merge = std::string(EMPIRIC_BINARY) + " --db " + dir.file("all.db") +
+                      " results merge " + dir.file("shard0.db") + " " + dir.file("shard1.db") +
+                      " > /dev/null 2>&1";
+  ASSERT_EQ(std::system(merge.c_str()), 0);
+  Store all(dir.file("all.db"));
+  std::set<std::string> got;
+  for (const auto& t : all.trials()) got.insert(t.hash);
+  EXPECT_EQ(all.trials().size(), want.size());
+  for (const auto& t : want) EXPECT_TRUE(got.count(t.hash)) << t.hash;
+  EXPECT_LT(Store(dir.file("shard0.db")).trials().size(),
+            want.size());  // each shard ran only its part
+}
+
 TEST(Sweep, ADivergingTrialIsRecordedAndTheSweepGoesOn) {
   testing::TempDir dir;
   json doc = json::parse(kSweep);
