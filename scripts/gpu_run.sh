@@ -29,6 +29,13 @@ if [ "${ONLY:-}" = answer ]; then
   "$deps/bin/empiric" --db "$OUT/q99.db" answer 99 --preset quick --device cuda --no-progress 2>&1 | tee "$OUT/answer99.txt"
   exit "${PIPESTATUS[0]}"
 fi
+# ONLY=run: `empiric run $RUN_ARGS --device cuda` into $OUT/run.db (merge it here with
+# `empiric results merge`); trials finish one by one, so a run cut off by the time limit keeps them.
+if [ "${ONLY:-}" = run ]; then
+  # shellcheck disable=SC2086
+  "$deps/bin/empiric" --db "$OUT/run.db" run $RUN_ARGS --device cuda --no-progress 2>&1 | tee "$OUT/run.txt"
+  exit "${PIPESTATUS[0]}"
+fi
 # ONLY=kernels skips the tests and the training benchmark.
 [ "${ONLY:-}" = kernels ] || for t in core_tests lab_tests; do
   "$deps/bin/$t" --gtest_output="json:$OUT/$t.json" >"$OUT/$t.log" 2>&1 || status=1
