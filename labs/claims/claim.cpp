@@ -7,15 +7,12 @@
 #include "core/errors.h"
 
 namespace empiric::claims {
-namespace {
 
-double metric_of(const TrialRecord& t, const std::string& name) {
+double metric_value(const TrialRecord& t, const std::string& name) {
   for (const json* source : {&t.summary, &t.measures})
     if (source->contains(name) && (*source)[name].is_number()) return (*source)[name].get<double>();
   return NAN;
 }
-
-}  // namespace
 
 double config_value(const json& config, const std::string& dotted) {
   const json* node = &config;
@@ -61,7 +58,8 @@ void check_claim(const json& c, const std::string& where) {
     throw ConfigError(where, "/test/direction", t["direction"].dump(), "expected 1 or -1");
 }
 
-std::vector<Observation> observations_for(const json& c, const std::vector<TrialRecord>& trials) {
+std::vector<Observation> observations_for(const json& c, const std::vector<TrialRecord>& trials,
+                                          std::vector<size_t>* sources) {
   const json& t = c["test"];
   const std::string kind = t["kind"], metric = t["metric"];
   std::vector<Observation> out;
@@ -79,14 +77,16 @@ std::vector<Observation> observations_for(const json& c, const std::vector<Trial
     a_value = pick(t["a"]);
     b_value = pick(t["b"]);
   }
-  for (const auto& tr : trials) {
+  for (size_t i = 0; i < trials.size(); ++i) {
+    const TrialRecord& tr = trials[i];
     Observation o;
     o.diverged = tr.status != "finished";
-    o.y = metric_of(tr, metric);
+    o.y = metric_value(tr, metric);
     if (kind == "trend") o.x = config_value(tr.config, t["x"]);
-    if (kind == "correlate") o.x = metric_of(tr, t["x_metric"]);
+    if (kind == "correlate") o.x = metric_value(tr, t["x_metric"]);
     if (kind == "compare") {
       const double x = config_value(tr.config, t["x"]);
+      o.x = x;
       if (x == a_value)
         o.group = "a";
       else if (x == b_value)
@@ -97,6 +97,7 @@ std::vector<Observation> observations_for(const json& c, const std::vector<Trial
     }
     if (!o.diverged && !(std::isfinite(o.y) && std::isfinite(o.x))) o.missing = true;
     out.push_back(o);
+    if (sources) sources->push_back(i);
   }
   return out;
 }

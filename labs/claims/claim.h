@@ -27,9 +27,14 @@ using json = nlohmann::json;
 // Checks a claim's shape; a malformed one is a ConfigError naming `where` (file and pointer).
 void check_claim(const json& claim, const std::string& where);
 
+// A metric of a trial: its summary's, else its measures', else NaN.
+double metric_value(const TrialRecord& trial, const std::string& name);
+
 // The observations a claim's test needs, from the trials of its config (diverged ones marked).
-std::vector<Observation> observations_for(const json& claim,
-                                          const std::vector<TrialRecord>& trials);
+// When `sources` is given, it receives the index into `trials` of each observation (a compare
+// leaves out the trials at neither end).
+std::vector<Observation> observations_for(const json& claim, const std::vector<TrialRecord>& trials,
+                                          std::vector<size_t>* sources = nullptr);
 
 Verdict evaluate(const json& claim, const std::vector<TrialRecord>& trials);
 

@@ -119,13 +119,14 @@ std::string write_report(const std::string& home, const Question& q, const std::
     // The numbers behind the plot: one row per trial.
     std::ofstream csv(dir / (base + ".csv"));
     csv << "trial,seed,status,x,group,y\n";
-    for (const auto& t : o.trials) {
-      auto one = claims::observations_for(o.claim, {t});
-      if (one.empty()) continue;
-      const auto& ob = one[0];
-      csv << t.hash.substr(0, 12) << "," << t.seed << "," << t.status << ","
-          << (ob.diverged ? NAN : ob.x) << "," << ob.group << ","
-          << (ob.diverged || ob.missing ? NAN : ob.y) << "\n";
+    const std::string metric = test["metric"];
+    std::vector<size_t> sources;
+    const auto obs = claims::observations_for(o.claim, o.trials, &sources);
+    for (size_t i = 0; i < obs.size(); ++i) {
+      const TrialRecord& t = o.trials[sources[i]];
+      const bool finished = t.status == "finished";
+      csv << t.hash.substr(0, 12) << "," << t.seed << "," << t.status << "," << obs[i].x << ","
+          << obs[i].group << "," << (finished ? claims::metric_value(t, metric) : NAN) << "\n";
     }
     json meta = {{"id", id},
                  {"kind", test["kind"]},
@@ -138,7 +139,7 @@ std::string write_report(const std::string& home, const Question& q, const std::
     md << "**" << o.verdict.verdict << "**: " << o.verdict.reason << ".\n\n";
     if (test.contains("x")) {
       // The numbers per swept value: what the plot shows, as a table.
-      const std::string x = test["x"], metric = test["metric"];
+      const std::string x = test["x"];
       std::map<double, std::vector<double>> by_x;
       std::map<double, int> diverged_at;
       for (const auto& t : o.trials) {
@@ -148,11 +149,8 @@ std::string write_report(const std::string& home, const Question& q, const std::
           diverged_at[xv]++;
           continue;
         }
-        for (const json* source : {&t.summary, &t.measures})
-          if (source->contains(metric) && (*source)[metric].is_number()) {
-            ys.push_back((*source)[metric].get<double>());
-            break;
-          }
+        const double y = claims::metric_value(t, metric);
+        if (std::isfinite(y)) ys.push_back(y);
       }
       md << "| " << x << " | mean " << metric
          << " | std | finished | diverged |\n|---:|---:|---:|---:|---:|\n";
