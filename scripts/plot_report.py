@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """Draws one PNG per claim in a report folder (reports/qNNN/) from the CSV and JSON that
 `empiric report` wrote beside it: a trend as the metric against the swept value (seeds as points,
-the mean as a line; log scale when the values span more than 8x), a comparison as two strips, a
-correlation as a scatter, a threshold as points with the line.
+the mean as a line; log scale when the values span more than 8x), a comparison as two strips, an
+interaction as the two groups' means across x, a "within" test as the metric against x with the
+range marked, a correlation as a scatter, a threshold as points with the line. Then one PNG per
+config's curves: training runs as test accuracy, training loss and LR against the step (mean over
+seeds, band from min to max), range tests as the smoothed loss against the LR (log) with each
+seed's suggested range shaded.
     python3 scripts/plot_report.py reports/q099"""
 import csv
 import glob
@@ -29,18 +33,34 @@ def floats(rows, key):
 
 def plot(meta, rows, path):
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
-    ok = [r for r in rows if r["status"] == "finished" and not math.isnan(float(r["y"] or "nan"))]
+    # Diverged trials have a y only when the claim enters them (diverged_as, or a metric such as
+    # "diverged" that every trial has).
+    ok = [r for r in rows if not math.isnan(float(r["y"] or "nan"))]
     ys = floats(ok, "y")
     kind = meta["kind"]
-    if kind in ("trend", "correlate"):
+    if kind in ("trend", "correlate", "within", "interaction"):
         xs = floats(ok, "x")
         ax.scatter(xs, ys, s=18, alpha=0.7, label="trials")
-        if kind == "trend" and xs:
+        if kind == "interaction":
+            ax.cla()
+            for g, color in (("a", "C0"), ("b", "C1")):
+                pts = [(x, y) for r, x, y in zip(ok, xs, ys) if r["group"] == g]
+                levels = sorted(set(x for x, _ in pts))
+                ax.scatter([x for x, _ in pts], [y for _, y in pts], s=14, alpha=0.5, color=color)
+                means = [sum(y for x, y in pts if x == lv) / sum(1 for x, _ in pts if x == lv) for lv in levels]
+                ax.plot(levels, means, "-o", color=color, label=f"{meta.get('factor', '')} = {meta.get(g + '_label', g)}")
+            if xs and min(xs) > 0 and max(xs) / min(xs) > 8:
+                ax.set_xscale("log", base=2)
+        if kind == "within" and meta.get("bounds_lo"):
+            lo = sorted(meta["bounds_lo"])[len(meta["bounds_lo"]) // 2]
+            hi = sorted(meta["bounds_hi"])[len(meta["bounds_hi"]) // 2]
+            ax.axvspan(lo, hi, color="C2", alpha=0.15, label="range test's suggestion (median)")
+        if kind in ("trend", "within") and xs:
             levels = sorted(set(xs))
             means = [sum(y for x, y in zip(xs, ys) if x == lv) / sum(1 for x in xs if x == lv) for lv in levels]
             ax.plot(levels, means, "-o", color="C1", label="mean over seeds")
             if min(levels) > 0 and max(levels) / min(levels) > 8:
-                ax.set_xscale("log", base=2)
+                ax.set_xscale("log", base=10 if max(levels) / min(levels) > 1000 else 2)
         ax.set_xlabel(meta["x"])
     elif kind == "compare":
         groups = {"a": [], "b": []}
@@ -50,7 +70,8 @@ def plot(meta, rows, path):
             ax.scatter([i] * len(groups[g]), groups[g], s=18, alpha=0.7)
             if groups[g]:
                 ax.hlines(sum(groups[g]) / len(groups[g]), i - 0.2, i + 0.2, color="C1")
-        ax.set_xticks([0, 1], [f"{meta['x']} = min", f"{meta['x']} = max"])
+        ax.set_xticks([0, 1], [f"{meta['x']} = {meta.get('a_label', 'min')}",
+                               f"{meta['x']} = {meta.get('b_label', 'max')}"], fontsize=7)
     else:
         ax.scatter(range(len(ys)), ys, s=18)
         ax.axhline(meta.get("threshold", 0), color="C3", linestyle="--", label="threshold")
@@ -65,6 +86,88 @@ def plot(meta, rows, path):
     plt.close(fig)
 
 
+def band(ax, series, color, label):
+    """series: {seed: [(step, value)]} -> the mean line and the min-max band over seeds."""
+    steps = sorted(set(st for pts in series.values() for st, _ in pts))
+    by_step = {st: [] for st in steps}
+    for pts in series.values():
+        for st, v in pts:
+            if math.isfinite(v):
+                by_step[st].append(v)
+    steps = [st for st in steps if by_step[st]]
+    if not steps:
+        return
+    mean = [sum(by_step[st]) / len(by_step[st]) for st in steps]
+    ax.plot(steps, mean, color=color, label=label, linewidth=1.2)
+    ax.fill_between(steps, [min(by_step[st]) for st in steps], [max(by_step[st]) for st in steps],
+                    color=color, alpha=0.2, linewidth=0)
+
+
+def plot_curves(meta, rows, path):
+    if meta["lab"] == "lr_range":
+        fig, ax = plt.subplots(figsize=(6, 3.8), dpi=120)
+        by_trial = {}
+        for r in rows:
+            by_trial.setdefault((r["label"], r["seed"]), {}).setdefault(r["name"], {})[int(r["step"])] = float(r["value"])
+        for i, ((label, seed), m) in enumerate(sorted(by_trial.items())):
+            steps = sorted(m.get("range_loss_smoothed", {}))
+            ax.plot([m["lr"][s] for s in steps], [m["range_loss_smoothed"][s] for s in steps],
+                    color=f"C{i % 10}", linewidth=1, label=f"{label} seed {seed}".strip())
+        for rg in meta["ranges"]:
+            ax.axvspan(rg["lo"], rg["hi"], color="C2", alpha=0.08)
+            ax.axvline(rg["steepest"], color="C3", linewidth=0.6, linestyle=":")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate (rising each step)")
+        ax.set_ylabel("training loss (smoothed)")
+        lows = [v for (_, m) in by_trial.items() for v in m.get("range_loss_smoothed", {}).values()]
+        if lows:
+            ax.set_ylim(min(lows) * 0.9, min(max(lows), 4 * min(lows)) * 1.1)
+        ax.set_title(f"{meta['config']}: shaded = suggested range, dotted = steepest", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6)
+        fig.tight_layout()
+        fig.savefig(path)
+        plt.close(fig)
+        return
+    series = {}
+    for r in rows:
+        series.setdefault(r["name"], {}).setdefault(r["label"], {}).setdefault(r["seed"], []).append(
+            (int(r["step"]), float(r["value"])))
+    panels = [n for n in ("test_acc", "train_loss", "lr") if n in series]
+    if not panels:
+        return
+    labels = sorted(set(lb for n in panels for lb in series[n]))
+    # Many runs varying on two or more axes: one row per value of the first axis, so that each
+    # row's lines (the other axes) stay few enough to tell apart.
+    facets = {"": labels}
+    if len(labels) > 8 and all(len(lb.split(" ")) > 1 for lb in labels):
+        facets = {}
+        for lb in labels:
+            head, rest = lb.split(" ", 1)
+            facets.setdefault(head, []).append(lb)
+    rows_n = len(facets)
+    fig, grid = plt.subplots(rows_n, len(panels), figsize=(4.2 * len(panels), 3.0 * rows_n + 0.6),
+                             dpi=110, squeeze=False)
+    for row, (head, members) in enumerate(sorted(facets.items())):
+        for ax, name in zip(grid[row], panels):
+            for i, lb in enumerate(members):
+                if lb in series[name]:
+                    short = lb[len(head):].strip() if head else lb
+                    band(ax, series[name][lb], f"C{i % 10}", short or "all")
+            ax.set_xlabel("step")
+            ax.set_ylabel(name)
+            if name == "train_loss":
+                ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+            if head:
+                ax.set_title(head, fontsize=8)
+        grid[row][-1].legend(fontsize=6, loc="best")
+    fig.suptitle(meta["config"] + " (mean over seeds, band: min to max)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main():
     folder = sys.argv[1]
     for meta_path in sorted(glob.glob(os.path.join(folder, "claim_*.json"))):
@@ -72,6 +175,11 @@ def main():
         with open(base + ".csv") as f:
             rows = list(csv.DictReader(f))
         plot(json.load(open(meta_path)), rows, base + ".png")
+    for meta_path in sorted(glob.glob(os.path.join(folder, "curves_*.json"))):
+        base = meta_path[:-5]
+        with open(base + ".csv") as f:
+            rows = list(csv.DictReader(f))
+        plot_curves(json.load(open(meta_path)), rows, base + ".png")
 
 
 if __name__ == "__main__":

@@ -2,31 +2,92 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "core/errors.h"
 
 namespace empiric::claims {
+namespace {
 
-double metric_value(const TrialRecord& t, const std::string& name) {
-  for (const json* source : {&t.summary, &t.measures})
-    if (source->contains(name) && (*source)[name].is_number()) return (*source)[name].get<double>();
-  return NAN;
-}
-
-double config_value(const json& config, const std::string& dotted) {
+// The node a dotted key names in a config, or null.
+json config_node(const json& config, const std::string& dotted) {
   const json* node = &config;
   size_t start = 0;
   while (true) {
     size_t dot = dotted.find('.', start);
     std::string key =
         dotted.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (!node->is_object() || !node->contains(key)) return NAN;
+    if (!node->is_object() || !node->contains(key)) return json();
     node = &(*node)[key];
     if (dot == std::string::npos) break;
     start = dot + 1;
   }
-  return node->is_number() ? node->get<double>() : NAN;
+  return *node;
+}
+
+// A key's value for a trial: its config's, else a metric (as a number), else null.
+json trial_value(const TrialRecord& t, const std::string& key) {
+  json node = config_node(t.config, key);
+  if (!node.is_null()) return node;
+  const double m = metric_value(t, key);
+  return std::isfinite(m) ? json(m) : json();
+}
+
+bool same(const json& value, const json& want) {
+  if (value.is_number() && want.is_number()) return value.get<double>() == want.get<double>();
+  return value == want;
+}
+
+// {"optim.name": "sgd", "lr_x_hessian_init": {"max": 1.9}}: every condition holds.
+bool matches(const TrialRecord& t, const json& conditions) {
+  for (const auto& [key, want] : conditions.items()) {
+    const json value = trial_value(t, key);
+    if (want.is_object()) {
+      if (!value.is_number()) return false;
+      const double v = value.get<double>();
+      if (want.contains("min") && v < want["min"].get<double>()) return false;
+      if (want.contains("max") && v > want["max"].get<double>()) return false;
+    } else if (!same(value, want)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return NAN;
+  std::sort(v.begin(), v.end());
+  const size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+}  // namespace
+
+double metric_value(const TrialRecord& t, const std::string& name) {
+  if (name == "diverged") return t.status == "diverged" ? 1.0 : 0.0;
+  if (name == "failed") {
+    if (t.status != "finished") return 1.0;
+    const double loss = metric_value(t, "train_loss"), chance = metric_value(t, "chance_loss");
+    if (!std::isfinite(loss)) return 1.0;
+    return std::isfinite(chance) && loss >= chance ? 1.0 : 0.0;
+  }
+  for (const json* source : {&t.summary, &t.measures})
+    if (source->contains(name) && (*source)[name].is_number()) return (*source)[name].get<double>();
+  return NAN;
+}
+
+double config_value(const json& config, const std::string& dotted) {
+  const json node = config_node(config, dotted);
+  return node.is_number() ? node.get<double>() : NAN;
+}
+
+std::vector<std::string> claim_configs(const json& c) {
+  std::vector<std::string> out = {c["config"].get<std::string>()};
+  const json& t = c["test"];
+  if (t.contains("bounds") && t["bounds"].contains("config"))
+    out.push_back(t["bounds"]["config"].get<std::string>());
+  return out;
 }
 
 void check_claim(const json& c, const std::string& where) {
@@ -42,77 +103,163 @@ void check_claim(const json& c, const std::string& where) {
   const json& t = c["test"];
   need(t, "kind", "/test");
   need(t, "metric", "/test");
-  static const std::set<std::string> kinds = {"trend", "compare", "correlate", "threshold"};
+  static const std::set<std::string> kinds = {"trend",     "compare",     "correlate",
+                                              "threshold", "interaction", "within"};
   if (!t["kind"].is_string() || !kinds.count(t["kind"].get<std::string>()))
     throw ConfigError(where, "/test/kind", t["kind"].dump(),
-                      "expected one of: trend, compare, correlate, threshold");
+                      "expected one of: trend, compare, correlate, threshold, interaction, within");
   const std::string kind = t["kind"];
-  if (kind == "trend" || kind == "compare") need(t, "x", "/test");
-  if (kind == "compare") {
+  if (kind == "trend" || kind == "compare" || kind == "interaction" || kind == "within")
+    need(t, "x", "/test");
+  if (kind == "compare" || kind == "interaction") {
     need(t, "a", "/test");
     need(t, "b", "/test");
   }
+  if (kind == "interaction") need(t, "factor", "/test");
   if (kind == "correlate") need(t, "x_metric", "/test");
   if (kind == "threshold") need(t, "threshold", "/test");
+  if (kind == "within") {
+    need(t, "bounds", "/test");
+    for (const char* k : {"config", "lo", "hi"}) need(t["bounds"], k, "/test/bounds");
+  }
   if (t.contains("direction") && !(t["direction"] == 1 || t["direction"] == -1))
     throw ConfigError(where, "/test/direction", t["direction"].dump(), "expected 1 or -1");
+  if (t.contains("where") && !t["where"].is_object())
+    throw ConfigError(where, "/test/where", t["where"].dump(),
+                      "expected an object: key -> value or {\"min\": v, \"max\": v}");
+  if (t.contains("best") && !(t["best"] == "max" || t["best"] == "min"))
+    throw ConfigError(where, "/test/best", t["best"].dump(), "expected \"max\" or \"min\"");
+  if (t.contains("diverged_as") && !t["diverged_as"].is_number())
+    throw ConfigError(where, "/test/diverged_as", t["diverged_as"].dump(), "expected a number");
 }
 
-std::vector<Observation> observations_for(const json& c, const std::vector<TrialRecord>& trials,
-                                          std::vector<size_t>* sources) {
+ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& trials) {
   const json& t = c["test"];
   const std::string kind = t["kind"], metric = t["metric"];
-  std::vector<Observation> out;
-  // compare: resolve "min"/"max" over the x values present.
-  double a_value = NAN, b_value = NAN;
-  if (kind == "compare") {
+  const bool always_defined = metric == "diverged" || metric == "failed";
+  const bool best_max = t.value("best", std::string("max")) == "max";
+  ObservationSet set;
+
+  std::vector<size_t> kept;
+  for (size_t i = 0; i < trials.size(); ++i)
+    if (!t.contains("where") || matches(trials[i], t["where"])) kept.push_back(i);
+
+  // compare / interaction: the key the groups are taken on, and "min"/"max" resolved over it.
+  const std::string group_key =
+      kind == "interaction" ? t["factor"].get<std::string>() : t.value("x", std::string());
+  auto resolve = [&](const json& sel) -> json {
+    if (!(sel == "min" || sel == "max")) return sel;
     std::vector<double> xs;
-    for (const auto& tr : trials) xs.push_back(config_value(tr.config, t["x"]));
-    auto pick = [&](const json& sel) {
-      if (sel.is_number()) return sel.get<double>();
-      if (xs.empty()) return double(NAN);
-      return sel == "min" ? *std::min_element(xs.begin(), xs.end())
-                          : *std::max_element(xs.begin(), xs.end());
-    };
-    a_value = pick(t["a"]);
-    b_value = pick(t["b"]);
+    for (size_t i : kept) {
+      const double x = config_value(trials[i].config, group_key);
+      if (std::isfinite(x)) xs.push_back(x);
+    }
+    if (xs.empty()) return json();
+    return sel == "min" ? *std::min_element(xs.begin(), xs.end())
+                        : *std::max_element(xs.begin(), xs.end());
+  };
+  const bool grouped = kind == "compare" || kind == "interaction";
+  const json a_sel = grouped ? resolve(t["a"]) : json(), b_sel = grouped ? resolve(t["b"]) : json();
+  auto group_of = [&](const TrialRecord& tr) -> std::string {
+    for (const auto& [name, sel] : {std::pair<const char*, const json*>{"a", &a_sel}, {"b", &b_sel}})
+      if (sel->is_object() ? matches(tr, *sel) : same(config_node(tr.config, group_key), *sel))
+        return name;
+    return "";
+  };
+  auto y_of = [&](const TrialRecord& tr) {
+    if (tr.status != "finished" && !always_defined && t.contains("diverged_as"))
+      return t["diverged_as"].get<double>();
+    return metric_value(tr, metric);
+  };
+
+  // best_over: within each group, keep the trials at the value with the best mean metric.
+  std::map<std::string, std::string> best_value;  // group -> dumped value of the best_over key
+  if (kind == "compare" && t.contains("best_over")) {
+    const std::string key = t["best_over"];
+    std::map<std::string, std::map<std::string, std::vector<double>>> ys;
+    for (size_t i : kept) {
+      const TrialRecord& tr = trials[i];
+      const std::string g = group_of(tr);
+      if (g.empty()) continue;
+      auto& cell = ys[g][config_node(tr.config, key).dump()];
+      const double y = y_of(tr);
+      const bool usable = tr.status == "finished" || always_defined || t.contains("diverged_as");
+      if (usable && std::isfinite(y)) cell.push_back(y);
+    }
+    for (auto& [g, by_value] : ys) {
+      double best = NAN;
+      for (auto& [value, list] : by_value) {
+        if (list.empty()) continue;
+        const double m = mean(list);
+        if (std::isnan(best) || (best_max ? m > best : m < best))
+          best = m, best_value[g] = value;
+      }
+      if (best_value.count(g)) set.notes[std::string("best_") + g] = json::parse(best_value[g]);
+    }
   }
-  for (size_t i = 0; i < trials.size(); ++i) {
+
+  for (size_t i : kept) {
     const TrialRecord& tr = trials[i];
     Observation o;
     o.diverged = tr.status != "finished";
-    o.y = metric_value(tr, metric);
-    if (kind == "trend") o.x = config_value(tr.config, t["x"]);
+    o.y = y_of(tr);
+    if (o.diverged && (always_defined || t.contains("diverged_as"))) {
+      o.imputed = !always_defined;
+      o.diverged = false;
+    }
+    if (kind == "trend" || kind == "within" || kind == "interaction")
+      o.x = config_value(tr.config, t["x"]);
     if (kind == "correlate") o.x = metric_value(tr, t["x_metric"]);
-    if (kind == "compare") {
-      const double x = config_value(tr.config, t["x"]);
-      o.x = x;
-      if (x == a_value)
-        o.group = "a";
-      else if (x == b_value)
-        o.group = "b";
-      else
-        continue;  // neither end: not part of this comparison
-      if (!o.diverged) o.y += t.value("margin", 0.0) * (o.group == "b" ? 1.0 : 0.0);
+    if (grouped) {
+      o.group = group_of(tr);
+      if (o.group.empty()) continue;  // in neither group: not part of this comparison
+      if (kind == "compare") {
+        const double x = config_value(tr.config, group_key);
+        o.x = std::isfinite(x) ? x : 0.0;
+        if (best_value.count(o.group) &&
+            config_node(tr.config, t["best_over"]).dump() != best_value[o.group])
+          continue;
+        if (!o.diverged) o.y += t.value("margin", 0.0) * (o.group == "b" ? 1.0 : 0.0);
+      }
     }
     if (!o.diverged && !(std::isfinite(o.y) && std::isfinite(o.x))) o.missing = true;
-    out.push_back(o);
-    if (sources) sources->push_back(i);
+    set.observations.push_back(o);
+    set.sources.push_back(i);
   }
-  return out;
+  return set;
 }
 
-Verdict evaluate(const json& c, const std::vector<TrialRecord>& trials) {
+Verdict evaluate(const json& c, const std::vector<TrialRecord>& trials,
+                 const std::vector<TrialRecord>& bound_trials) {
   const json& t = c["test"];
   ClaimTest test;
   test.kind = t["kind"];
   test.direction = t.value("direction", 1);
   test.min_effect = t.value("min_effect", 0.0);
   test.threshold = t.value("threshold", 0.0);
+  test.best_is_max = t.value("best", std::string("max")) == "max";
   test.bootstrap.resamples = t.value("resamples", 2000);
   test.bootstrap.level = t.value("level", 0.95);
   test.bootstrap.seed = t.value("seed", 0);
-  return evaluate_claim(test, observations_for(c, trials));
+  if (test.kind == "within") {
+    std::vector<double> los, his;
+    for (const auto& b : bound_trials) {
+      if (t["bounds"].contains("where") && !matches(b, t["bounds"]["where"])) continue;
+      const double lo = metric_value(b, t["bounds"]["lo"]), hi = metric_value(b, t["bounds"]["hi"]);
+      if (std::isfinite(lo) && std::isfinite(hi)) los.push_back(lo), his.push_back(hi);
+    }
+    if (los.empty()) {
+      Verdict v;
+      v.verdict = "inconclusive";
+      v.reason = "no trial of " + t["bounds"]["config"].get<std::string>() +
+                 " recorded the bounds " + t["bounds"]["lo"].get<std::string>() + " and " +
+                 t["bounds"]["hi"].get<std::string>();
+      return v;
+    }
+    test.lo = median(los);
+    test.hi = median(his);
+  }
+  return evaluate_claim(test, observations_for(c, trials).observations);
 }
 
 }  // namespace empiric::claims

@@ -4,13 +4,26 @@
 //   {"id": "q99.a.test_acc", "statement": "...", "config": "configs/q99_same_epochs.json",
 //    "test": {"kind": "trend", "x": "train.batch_size", "metric": "test_acc", "direction": -1,
 //             "min_effect": 0.3}}
-//   trend:     x (a dotted config key that the sweep varies) against metric.
-//   compare:   "a" and "b" select trials by x: "min" or "max" of x, or a value; the effect is
-//              mean(metric | b) - mean(metric | a) + margin ("margin": 0.01 states "b is not worse
-//              than a by more than 0.01").
-//   correlate: "x_metric" against metric across trials (Kendall's tau).
-//   threshold: metric against "threshold".
-//   Metrics are looked up in a trial's summary, then its measures.
+//   trend:       x (a dotted config key that the sweep varies) against metric.
+//   compare:     "a" and "b" select trials by x: "min" or "max" of x, a number or a string equal
+//                to it, or an object of conditions (below); the effect is mean(metric | b) -
+//                mean(metric | a) + margin ("margin": 0.01 states "b is not worse than a by more
+//                than 0.01"). "best_over": a dotted key; within each group only the trials at
+//                its value with the best mean metric ("best": "max" or "min") are kept, so a
+//                tuned a meets a tuned b.
+//   correlate:   "x_metric" against metric across trials (Kendall's tau).
+//   threshold:   metric against "threshold".
+//   interaction: "factor" (a dotted key) with "a" and "b" selectors as in compare, across x: how
+//                much the b - a difference grows from the smallest x to the largest.
+//   within:      the x with the best mean metric against a range read from the trials of another
+//                config: "bounds": {"config": "...", "lo": metric, "hi": metric, "where": {...}}
+//                (medians over the bounds trials that match).
+// Any test may have "where": {key: value or {"min": v, "max": v}} restricting the trials; a key
+// is a dotted config key or, failing that, a metric. "diverged_as": v enters diverged trials
+// with metric value v (stated in the verdict) instead of leaving them out.
+// Metrics are looked up in a trial's summary, then its measures; "diverged" (1 for a diverged
+// trial, else 0) and "failed" (diverged, or a final training loss no better than chance) are
+// defined for every trial.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -27,16 +40,26 @@ using json = nlohmann::json;
 // Checks a claim's shape; a malformed one is a ConfigError naming `where` (file and pointer).
 void check_claim(const json& claim, const std::string& where);
 
-// A metric of a trial: its summary's, else its measures', else NaN.
+// The configs a claim reads trials from: its own, then its bounds' (within tests).
+std::vector<std::string> claim_configs(const json& claim);
+
+// A metric of a trial: its summary's, else its measures', else NaN; "diverged" and "failed" as
+// above.
 double metric_value(const TrialRecord& trial, const std::string& name);
 
-// The observations a claim's test needs, from the trials of its config (diverged ones marked).
-// When `sources` is given, it receives the index into `trials` of each observation (a compare
-// leaves out the trials at neither end).
-std::vector<Observation> observations_for(const json& claim, const std::vector<TrialRecord>& trials,
-                                          std::vector<size_t>* sources = nullptr);
+struct ObservationSet {
+  std::vector<Observation> observations;
+  std::vector<size_t> sources;  // index into the trials of each observation
+  json notes = json::object();  // e.g. which value best_over chose for each group
+};
 
-Verdict evaluate(const json& claim, const std::vector<TrialRecord>& trials);
+// The observations a claim's test needs, from the trials of its config (diverged ones marked).
+// A compare leaves out the trials in neither group; "where" leaves out the trials it excludes.
+ObservationSet observations_for(const json& claim, const std::vector<TrialRecord>& trials);
+
+// `bound_trials` are the trials of a within test's bounds config.
+Verdict evaluate(const json& claim, const std::vector<TrialRecord>& trials,
+                 const std::vector<TrialRecord>& bound_trials = {});
 
 // The value of a dotted key in a trial's config ("train.batch_size"), or NaN.
 double config_value(const json& config, const std::string& dotted);

@@ -1,5 +1,6 @@
 #include "claims/verdict.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <sstream>
@@ -22,11 +23,15 @@ std::string fmt_num(double v) {
 Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) {
   Verdict v;
   std::vector<Observation> obs;
+  int imputed = 0;
   for (const auto& o : all) {
     if (o.diverged)
       ++v.diverged;
+    else if (o.missing)
+      ++v.missing;
     else
       obs.push_back(o);
+    imputed += o.imputed;
   }
   v.n = int(obs.size());
 
@@ -48,6 +53,20 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
       return v;
     }
     groups = {by_group["a"], by_group["b"]};
+  } else if (t.kind == "interaction") {
+    // Cells: (min x, a), (min x, b), (max x, a), (max x, b).
+    std::map<std::pair<double, std::string>, std::vector<const Observation*>> cells;
+    double lo_x = INFINITY, hi_x = -INFINITY;
+    for (const auto& o : obs) lo_x = std::min(lo_x, o.x), hi_x = std::max(hi_x, o.x);
+    for (const auto& o : obs)
+      if (o.x == lo_x || o.x == hi_x) cells[{o.x, o.group}].push_back(&o);
+    for (double x : {lo_x, hi_x})
+      for (const char* g : {"a", "b"}) groups.push_back(cells[{x, g}]);
+    if (!(lo_x < hi_x)) groups.resize(1);  // one x value: nothing to compare across
+  } else if (t.kind == "within") {
+    std::map<double, std::vector<const Observation*>> by_x;
+    for (const auto& o : obs) by_x[o.x].push_back(&o);
+    for (auto& [x, g] : by_x) groups.push_back(g);
   } else if (t.kind == "correlate" || t.kind == "threshold") {
     groups.emplace_back();
     for (const auto& o : obs) groups[0].push_back(&o);
@@ -67,6 +86,24 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
       }
     if (t.kind == "trend") return spearman(xs, ys);
     if (t.kind == "compare") return mean(b) - mean(a);
+    if (t.kind == "interaction") {
+      std::vector<double> cell[4];
+      for (size_t g = 0; g < groups.size() && g < 4; ++g)
+        for (int i : pick[g]) cell[g].push_back(groups[g][size_t(i)]->y);
+      return (mean(cell[3]) - mean(cell[2])) - (mean(cell[1]) - mean(cell[0]));
+    }
+    if (t.kind == "within") {
+      double best_x = NAN, best_y = NAN;
+      for (size_t g = 0; g < groups.size(); ++g) {
+        std::vector<double> ys;
+        for (int i : pick[g]) ys.push_back(groups[g][size_t(i)]->y);
+        const double m = mean(ys);
+        if (std::isnan(best_y) || (t.best_is_max ? m > best_y : m < best_y))
+          best_y = m, best_x = groups[g][0]->x;
+      }
+      const double l = std::log10(best_x);
+      return l - std::clamp(l, std::log10(t.lo), std::log10(t.hi));
+    }
     if (t.kind == "correlate") return kendall_tau(xs, ys);
     return mean(ys) - t.threshold;
   };
@@ -81,17 +118,44 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   int smallest = obs.empty() ? 0 : int(obs.size());
   for (int s : sizes) smallest = std::min(smallest, s);
   // A percentile bootstrap over fewer than 3 values per group cannot say how much the groups vary.
-  if (obs.size() < 2 || smallest < kMinPerGroup || (t.kind == "trend" && groups.size() < 2)) {
+  const size_t needed_groups = t.kind == "interaction" ? 4 : t.kind == "trend" ? 2 : 1;
+  if (obs.size() < 2 || smallest < kMinPerGroup || groups.size() < needed_groups) {
     v.verdict = "inconclusive";
     v.reason = "too few finished trials to test (" + std::to_string(v.n) + " usable, " +
                std::to_string(v.diverged) + " diverged; at least " + std::to_string(kMinPerGroup) +
                " per group needed)";
-    if (v.n >= 2 && smallest >= 1 && (t.kind != "trend" || groups.size() >= 2))
+    if (v.n >= 2 && smallest >= 1 && groups.size() >= needed_groups)
       v.effect = statistic(identity);
     return v;
   }
   v.effect = statistic(identity);
   v.ci = bootstrap(sizes, statistic, t.bootstrap);
+  auto notes = [&]() {
+    if (v.diverged > 0)
+      v.reason += "; " + std::to_string(v.diverged) + " diverged trial(s) left out";
+    if (imputed > 0)
+      v.reason += "; " + std::to_string(imputed) +
+                  " diverged trial(s) entered with the claim's diverged_as value";
+    if (v.missing > 0)
+      v.reason += "; " + std::to_string(v.missing) + " trial(s) without the metric left out";
+  };
+  if (t.kind == "within") {
+    const std::string range = "[" + fmt_num(t.lo) + ", " + fmt_num(t.hi) + "]";
+    if (v.ci.lo >= 0 && v.ci.hi <= 0) {
+      v.verdict = "supported";
+      v.reason = "the best x lies inside " + range + " in at least " +
+                 fmt_num(t.bootstrap.level * 100) + "% of the resamples";
+    } else if (v.ci.lo > 0 || v.ci.hi < 0) {
+      v.verdict = "refuted";
+      v.reason = "the best x lies " + std::string(v.ci.lo > 0 ? "above " : "below ") + range +
+                 " in at least " + fmt_num(t.bootstrap.level * 100) + "% of the resamples";
+    } else {
+      v.verdict = "inconclusive";
+      v.reason = "the best x falls inside " + range + " in some resamples and outside in others";
+    }
+    notes();
+    return v;
+  }
 
   const double d = t.direction >= 0 ? 1.0 : -1.0;
   const bool excludes_zero_claimed = d > 0 ? v.ci.lo > 0 : v.ci.hi < 0;
@@ -121,9 +185,7 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
       v.reason = "the interval " + interval + " contains 0 and the effect points against the claim";
     }
   }
-  if (v.diverged > 0) v.reason += "; " + std::to_string(v.diverged) + " diverged trial(s) left out";
-  if (v.missing > 0)
-    v.reason += "; " + std::to_string(v.missing) + " trial(s) without the metric left out";
+  notes();
   return v;
 }
 

@@ -6,6 +6,12 @@
 //   compare    mean(y | group b) - mean(y | group a); resampled within each group.
 //   correlate  Kendall's tau between two metrics (x, y) across trials; trials resampled.
 //   threshold  mean(y) - threshold; resampled.
+//   interaction  how much the b-minus-a difference grows from the smallest x to the largest:
+//              (mean b - mean a at max x) - (mean b - mean a at min x); resampled in the 4 cells.
+//   within     whether the x with the best mean y lies inside [lo, hi] (log scale): the effect is
+//              how many decades it lies outside (0 inside, + above, - below); resampled within
+//              each x. Supported when the interval is [0, 0] (inside in nearly every
+//              resample), refuted when it excludes 0.
 // Verdict: supported when the interval excludes zero in the claimed direction and the effect
 // reaches the claim's minimum; refuted when it excludes zero the other way; otherwise
 // inconclusive, with the number of seeds per group that would make the interval exclude zero if
@@ -27,13 +33,16 @@ struct Observation {
   std::string group;      // compare: "a" or "b"
   bool diverged = false;  // then x and y are ignored
   bool missing = false;   // finished, but without the metric (ignored too, and reported)
+  bool imputed = false;   // diverged, entered with the claim's diverged_as value (reported)
 };
 
 struct ClaimTest {
-  std::string kind = "trend";  // trend | compare | correlate | threshold
+  std::string kind = "trend";  // trend | compare | correlate | threshold | interaction | within
   int direction = +1;          // the claimed sign of the effect
   double min_effect = 0;       // the smallest effect (in the claimed direction) that supports it
   double threshold = 0;        // threshold tests only
+  double lo = 0, hi = 0;       // within tests: the range the best x should lie in
+  bool best_is_max = true;     // within tests: the best x has the highest mean y (else lowest)
   BootstrapOptions bootstrap;
 };
 

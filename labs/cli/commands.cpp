@@ -264,8 +264,8 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
   fmt::print("Q{}: {}\n\n", q->number, q->text);
   std::vector<std::string> configs;
   for (const auto& c : q->claims)
-    if (std::find(configs.begin(), configs.end(), c["config"].get<std::string>()) == configs.end())
-      configs.push_back(c["config"]);
+    for (const auto& cfg : claims::claim_configs(c))
+      if (std::find(configs.begin(), configs.end(), cfg) == configs.end()) configs.push_back(cfg);
   if (run) {
     for (const auto& cfg : configs) {
       RunOptions o = opts;
@@ -285,7 +285,14 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
     o.resolved_config = resolved.config;
     for (const auto& t : expand_trials(resolved))
       if (auto rec = store.trial(t.hash)) o.trials.push_back(*rec);
-    o.verdict = claims::evaluate(c, o.trials);
+    const auto sources = claims::claim_configs(c);
+    if (sources.size() > 1) {
+      ResolvedConfig bounds =
+          resolve_config(ctx.home + "/" + sources[1], opts.preset, opts.overrides);
+      for (const auto& t : expand_trials(bounds))
+        if (auto rec = store.trial(t.hash)) o.bound_trials.push_back(*rec);
+    }
+    o.verdict = claims::evaluate(c, o.trials, o.bound_trials);
     const auto& v = o.verdict;
     json details = {{"statement", c["statement"]},    {"n", v.n},
                     {"diverged", v.diverged},         {"missing", v.missing},

@@ -164,6 +164,10 @@ void validate_section(const Section& s, json& obj, const std::string& source) {
        obj["noise_batches"][0].get<long long>() >= obj["noise_batches"][1].get<long long>()))
     fail(source, base + "/noise_batches", obj["noise_batches"],
          "expected two batch sizes [small, big] with small < big");
+  if (s.name == "range" && obj.contains("start_lr") && obj.contains("end_lr") &&
+      obj["end_lr"].get<double>() <= obj["start_lr"].get<double>())
+    fail(source, base + "/end_lr", obj["end_lr"],
+         "expected a number above /range/start_lr (" + obj["start_lr"].dump() + ")");
   for (const auto& f : s.fields) {
     bool applies = f.only_for.empty() ||
                    std::find(f.only_for.begin(), f.only_for.end(), variant) != f.only_for.end();
@@ -202,6 +206,25 @@ void validate_sweep(json& sweep, const std::string& source) {
     std::string ptr = "/sweep/" + key;
     if (key == "seeds")
       fail(source, ptr, values, "seeds are not a sweep axis; set the top-level \"seeds\"");
+    if (const Section* sec = find_section(key); sec && !key.empty()) {
+      // A whole-section axis: each value is a partial section merged over the base one, so that
+      // keys that belong together (a schedule and its warmup) vary together.
+      if (!values.is_array() || values.empty())
+        fail(source, ptr, values, "expected a non-empty list of partial " + key + " sections");
+      for (size_t i = 0; i < values.size(); ++i) {
+        const std::string item = ptr + "/" + std::to_string(i);
+        if (!values[i].is_object())
+          fail(source, item, values[i], "expected an object with keys of section " + key);
+        for (auto& [k, v] : values[i].items()) {
+          const Field* f = sec->find(k);
+          if (!f)
+            fail(source, item + "/" + k, json(json::value_t::discarded),
+                 unknown_key_message(k, keys_of(*sec)));
+          check_value(*f, v, source, item + "/" + k);
+        }
+      }
+      continue;
+    }
     const Field& f = field_for_dotted(key, source, ptr, values);
     if (!values.is_array() || values.empty())
       fail(source, ptr, values, "expected a non-empty list of values");
@@ -371,7 +394,10 @@ std::vector<Trial> expand_trials(const ResolvedConfig& resolved) {
     json cfg = base;
     std::string where = resolved.file;
     for (const auto& [key, v] : combo.items()) {
-      cfg[json::json_pointer(dotted_to_pointer(key))] = v;
+      if (v.is_object())  // a whole-section axis
+        deep_merge(cfg[key], v);
+      else
+        cfg[json::json_pointer(dotted_to_pointer(key))] = v;
       where += (where == resolved.file ? " (sweep " : ", ") + key + "=" + v.dump();
     }
     if (!combo.empty()) where += ")";

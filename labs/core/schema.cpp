@@ -48,7 +48,9 @@ std::vector<Section> build() {
                "Top-level keys",
                "",
                {
-                   choice("lab", "train", {"train"}, "lab driver that runs the trials"),
+                   choice("lab", "train", {"train", "lr_range"},
+                          "lab driver: train (a training run per trial) or lr_range (Smith's LR "
+                          "range test per trial, set in section range)"),
                    integer("question", 0, 0, 102, "question number this config answers (0: none)"),
                    text("title", "", "one-line title shown in reports"),
                    text("description", "", "what the lab does and why"),
@@ -153,7 +155,8 @@ std::vector<Section> build() {
        "name",
        {
            choice("name", "constant",
-                  {"constant", "step", "multistep", "exponential", "cosine", "onecycle", "wsd"},
+                  {"constant", "step", "multistep", "exponential", "cosine", "cosine_restarts", "onecycle",
+                   "wsd"},
                   "schedule after warmup"),
            num("warmup_epochs", 0.0, 0.0, {}, "linear warmup from 0 to the base LR"),
            num("step_epochs", 30.0, kTiny, {}, "epochs between decays", {"step"}),
@@ -162,7 +165,11 @@ std::vector<Section> build() {
            list("milestones", FieldType::NumberList, json::array(), 0.0,
                 "epochs at which the LR is multiplied by gamma", {"multistep"}),
            num("min_lr_frac", 0.0, 0.0, 1.0, "final LR as a fraction of the base LR",
-               {"cosine", "wsd"}),
+               {"cosine", "cosine_restarts", "wsd"}),
+           num("restart_epochs", 1.0, kTiny, {}, "length of the first cosine period (SGDR)",
+               {"cosine_restarts"}),
+           num("restart_mult", 1.0, 1.0, {}, "each period is this many times the one before",
+               {"cosine_restarts"}),
            num("pct_start", 0.3, 0.0, 1.0, "fraction of the run spent rising", {"onecycle"}),
            num("div_factor", 25.0, 1.0, {}, "initial LR = max LR / div_factor", {"onecycle"}),
            num("final_div_factor", 1e4, 1.0, {}, "final LR = initial LR / final_div_factor",
@@ -210,6 +217,23 @@ std::vector<Section> build() {
            list("noise_batches", FieldType::IntList, json::array({32, 1024}), 1,
                 "the two batch sizes [small, big]"),
            integer("noise_repeats", 20, 1, {}, "gradients averaged per batch size"),
+           boolean("hessian_init", false,
+                   "also the top Hessian eigenvalue at initialization, stored in the summary with "
+                   "lr_x_hessian_init = base LR x that eigenvalue (GD on a quadratic is stable "
+                   "below 2); kept for diverged trials too"),
+       }});
+  s.push_back(
+      {"range",
+       "LR range test (lab lr_range): one run whose LR rises exponentially, one step per LR",
+       "",
+       {
+           num("start_lr", 1e-6, kTiny, {}, "LR of the first step"),
+           num("end_lr", 10.0, kTiny, {}, "LR of the last step"),
+           integer("steps", 300, 2, {}, "steps from start_lr to end_lr"),
+           num("smoothing", 0.9, 0.0, 0.999, "beta of the loss's moving average (0: raw)"),
+           num("stop_factor", 4.0, 1.0, {},
+               "stop when the smoothed loss exceeds this times its lowest value (or is not "
+               "finite): the divergence that ends a range test"),
        }});
   return s;
 }

@@ -53,14 +53,27 @@ std::string metric(const json& summary, const char* key, const char* format) {
 
 std::string axes_text(const json& axes) {
   std::string out;
-  for (const auto& [k, v] : axes.items())
-    out += (out.empty() ? "" : " ") + k.substr(k.find('.') + 1) + "=" + v.dump();
+  for (const auto& [k, v] : axes.items()) {
+    std::string value = v.dump();
+    if (v.is_object()) {  // a whole-section axis: name(key=value,...)
+      value = v.value("name", std::string());
+      std::string rest;
+      for (const auto& [kk, vv] : v.items())
+        if (kk != "name") rest += (rest.empty() ? "" : ",") + kk + "=" + vv.dump();
+      if (!rest.empty()) value += "(" + rest + ")";
+    }
+    out += (out.empty() ? "" : " ") + k.substr(k.find('.') + 1) + "=" + value;
+  }
   return out.empty() ? "-" : out;
 }
 
 std::string outcome_text(const TrialRecord& r) {
   if (r.status == "diverged") return fmt::format("diverged at step {}", r.diverged_step);
   if (r.status == "failed") return "failed: " + r.summary.value("error", std::string("?"));
+  if (r.summary.contains("range_hi"))
+    return fmt::format("suggested range [{:.3g}, {:.3g}], steepest at {:.3g}, stopped at {}",
+                       r.summary["range_lo"].get<double>(), r.summary["range_hi"].get<double>(),
+                       r.summary["lr_steepest"].get<double>(), metric(r.summary, "lr_stopped", "{:.3g}"));
   return fmt::format("test_acc {}  train_loss {}  {:.1f}s", metric(r.summary, "test_acc", "{:.4f}"),
                      metric(r.summary, "train_loss", "{:.4f}"), r.wall_s);
 }

@@ -56,6 +56,56 @@ std::string caveat(const json& test, const std::string& preset) {
   return text;
 }
 
+// Training curves (or range-test curves) of every trial of each config the claims read, one CSV
+// per config with what the plots need: curves_<config>.csv (one row per recorded value) and
+// curves_<config>.json (the config's lab and the trials' suggested ranges).
+void write_curves(std::ostream& md, const fs::path& dir, const std::vector<ClaimOutcome>& outcomes,
+                  Store& store) {
+  std::set<std::string> done;
+  bool header = false;
+  auto one = [&](const std::string& cfg, const std::vector<TrialRecord>& trials) {
+    if (trials.empty() || !done.insert(cfg).second) return;
+    const std::string base = "curves_" + slug(fs::path(cfg).stem().string());
+    std::ofstream csv(dir / (base + ".csv"));
+    csv << "trial,seed,status,label,step,name,value\n";
+    json meta = {{"config", cfg}, {"lab", trials[0].config.value("lab", "train")},
+                 {"ranges", json::array()}};
+    for (const auto& t : trials) {
+      std::string label;
+      for (const auto& [k, v] : t.axes.items()) {
+        // A whole-section value reads name(key=value,...); no spaces, so labels split on them.
+        std::string value = v.is_object() ? v.value("name", std::string()) : v.dump();
+        if (v.is_object()) {
+          std::string rest;
+          for (const auto& [kk, vv] : v.items())
+            if (kk != "name" && kk != "milestones")
+              rest += (rest.empty() ? "" : ",") + kk + "=" + vv.dump();
+          if (!rest.empty()) value += "(" + rest + ")";
+        }
+        label += (label.empty() ? "" : " ") + k.substr(k.find('.') + 1) + "=" + value;
+      }
+      for (const auto& m : store.metrics(t.hash))
+        csv << t.hash.substr(0, 12) << "," << t.seed << "," << t.status << ",\"" << label
+            << "\"," << m.step << "," << m.name << "," << m.value << "\n";
+      if (t.summary.contains("range_hi"))
+        meta["ranges"].push_back({{"seed", t.seed},
+                                  {"lo", t.summary["range_lo"]},
+                                  {"hi", t.summary["range_hi"]},
+                                  {"steepest", t.summary["lr_steepest"]}});
+    }
+    std::ofstream(dir / (base + ".json")) << meta.dump(2) << "\n";
+    if (!header) md << "\n## Curves\n\n";
+    header = true;
+    md << "### `" << cfg << "`\n\n![" << base << "](" << base << ".png)\n\nThe numbers: [" << base
+       << ".csv](" << base << ".csv).\n\n";
+  };
+  for (const auto& o : outcomes) {
+    const auto configs = claims::claim_configs(o.claim);
+    one(configs[0], o.trials);
+    if (configs.size() > 1) one(configs[1], o.bound_trials);
+  }
+}
+
 }  // namespace
 
 std::string write_report(const std::string& home, const Question& q, const std::string& preset,
@@ -78,29 +128,32 @@ std::string write_report(const std::string& home, const Question& q, const std::
 
   md << "\n## What was done\n\n";
   std::set<std::string> configs_done;
-  for (const auto& o : outcomes) {
-    const std::string cfg = o.claim["config"];
+  for (const auto& o : outcomes)
+   for (size_t which = 0; which < claims::claim_configs(o.claim).size(); ++which) {
+    const std::string cfg = claims::claim_configs(o.claim)[which];
+    const auto& trials = which == 0 ? o.trials : o.bound_trials;
     if (!configs_done.insert(cfg).second) continue;
+    const json resolved =
+        which == 0 ? o.resolved_config : (trials.empty() ? json::object() : trials[0].config);
     md << "### `" << cfg << "`\n\n";
-    if (o.resolved_config.contains("description"))
-      md << o.resolved_config.value("description", "") << "\n\n";
+    if (resolved.contains("description")) md << resolved.value("description", "") << "\n\n";
     double wall = 0;
     int finished = 0, diverged = 0;
     json env = json::object();
-    for (const auto& t : o.trials) {
+    for (const auto& t : trials) {
       wall += t.wall_s;
       finished += t.status == "finished";
       diverged += t.status == "diverged";
       if (env.empty()) env = store.run_environment(t.run_id);
     }
     md << fmt::format("{} trials ({} finished, {} diverged), {:.0f} s of training in all",
-                      o.trials.size(), finished, diverged, wall);
+                      trials.size(), finished, diverged, wall);
     if (!env.empty())
       md << fmt::format(", on {} ({}), commit `{}`, torch {}", env.value("device", "?"),
                         env.value("gpu", env.value("cpu", "?")), env.value("git_commit", "?"),
                         env.value("torch", "?"));
-    md << ".\n\n<details><summary>resolved config</summary>\n\n```json\n"
-       << o.resolved_config.dump(2) << "\n```\n</details>\n\n";
+    md << ".\n\n<details><summary>" << (which == 0 ? "resolved config" : "config of its first trial")
+       << "</summary>\n\n```json\n" << resolved.dump(2) << "\n```\n</details>\n\n";
   }
 
   md << "## What came out\n\n";
@@ -120,13 +173,14 @@ std::string write_report(const std::string& home, const Question& q, const std::
     std::ofstream csv(dir / (base + ".csv"));
     csv << "trial,seed,status,x,group,y\n";
     const std::string metric = test["metric"];
-    std::vector<size_t> sources;
-    const auto obs = claims::observations_for(o.claim, o.trials, &sources);
+    const auto set = claims::observations_for(o.claim, o.trials);
+    const auto& obs = set.observations;
+    const auto& sources = set.sources;
     for (size_t i = 0; i < obs.size(); ++i) {
       const TrialRecord& t = o.trials[sources[i]];
-      const bool finished = t.status == "finished";
+      const double margin = obs[i].group == "b" ? test.value("margin", 0.0) : 0.0;
       csv << t.hash.substr(0, 12) << "," << t.seed << "," << t.status << "," << obs[i].x << ","
-          << obs[i].group << "," << (finished ? claims::metric_value(t, metric) : NAN) << "\n";
+          << obs[i].group << "," << (obs[i].diverged ? NAN : obs[i].y - margin) << "\n";
     }
     json meta = {{"id", id},
                  {"kind", test["kind"]},
@@ -134,15 +188,41 @@ std::string write_report(const std::string& home, const Question& q, const std::
                  {"x", test.value("x", test.value("x_metric", ""))},
                  {"verdict", o.verdict.verdict},
                  {"threshold", test.value("threshold", 0.0)}};
+    for (const char* g : {"a", "b"})
+      if (test.contains(g)) {
+        std::string label = test[g].is_string() ? test[g].get<std::string>() : test[g].dump();
+        if (set.notes.contains(std::string("best_") + g))
+          label += " (best " + test["best_over"].get<std::string>() + " " +
+                   set.notes[std::string("best_") + g].dump() + ")";
+        meta[std::string(g) + "_label"] = label;
+      }
+    if (test.contains("factor")) meta["factor"] = test["factor"];
+    if (test["kind"] == "within" && o.verdict.n > 0) {
+      // The range the best x was tested against, as evaluate() read it.
+      std::vector<double> los, his;
+      for (const auto& b : o.bound_trials) {
+        if (test["bounds"].contains("where") &&
+            claims::observations_for({{"test", {{"kind", "threshold"}, {"metric", "steps"},
+                                                {"where", test["bounds"]["where"]}}}},
+                                     {b})
+                .observations.empty())
+          continue;
+        los.push_back(claims::metric_value(b, test["bounds"]["lo"]));
+        his.push_back(claims::metric_value(b, test["bounds"]["hi"]));
+      }
+      meta["bounds_lo"] = los;
+      meta["bounds_hi"] = his;
+    }
     std::ofstream(dir / (base + ".json")) << meta.dump(2) << "\n";
     md << "\n### " << id << "\n\n" << o.claim["statement"].get<std::string>() << "\n\n";
     md << "**" << o.verdict.verdict << "**: " << o.verdict.reason << ".\n\n";
-    if (test.contains("x")) {
+    if (test.contains("x") && test["kind"] != "compare") {
       // The numbers per swept value: what the plot shows, as a table.
       const std::string x = test["x"];
       std::map<double, std::vector<double>> by_x;
       std::map<double, int> diverged_at;
-      for (const auto& t : o.trials) {
+      for (size_t i : sources) {
+        const TrialRecord& t = o.trials[i];
         const double xv = claims::config_value(t.config, x);
         auto& ys = by_x[xv];
         if (t.status != "finished") {
@@ -165,10 +245,26 @@ std::string write_report(const std::string& home, const Question& q, const std::
       }
       md << "\n";
     }
+    if (test["kind"] == "compare" || test["kind"] == "interaction") {
+      // Mean per group (and per x for an interaction), as the test saw them.
+      std::map<std::pair<std::string, double>, std::vector<double>> cells;
+      for (const auto& ob : obs)
+        if (!ob.diverged && !ob.missing)
+          cells[{ob.group, test["kind"] == "interaction" ? ob.x : 0.0}].push_back(
+              ob.y - (ob.group == "b" ? test.value("margin", 0.0) : 0.0));
+      md << "| group | " << (test["kind"] == "interaction" ? test["x"].get<std::string>() : "")
+         << " | mean " << metric << " | n |\n|---|---:|---:|---:|\n";
+      for (const auto& [key, ys] : cells)
+        md << "| " << key.first << ": " << meta.value(key.first + "_label", std::string()) << " | "
+           << (test["kind"] == "interaction" ? num(key.second) : "") << " | "
+           << num(claims::mean(ys)) << " | " << ys.size() << " |\n";
+      md << "\n";
+    }
     md << "![" << id << "](" << base << ".png)\n\nThe numbers behind the plot: [" << base
        << ".csv](" << base << ".csv).\n\n";
     md << "*What it does not show.* " << caveat(test, preset) << "\n";
   }
+  write_curves(md, dir, outcomes, store);
   md.close();
 
   if (!python.empty()) {

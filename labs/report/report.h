@@ -17,7 +17,8 @@ namespace empiric {
 struct ClaimOutcome {
   json claim;
   claims::Verdict verdict;
-  std::vector<TrialRecord> trials;  // the trials of the claim's config and preset
+  std::vector<TrialRecord> trials;        // the trials of the claim's config and preset
+  std::vector<TrialRecord> bound_trials;  // a within test's bounds config's trials
   json resolved_config;             // the config as run (base, with the sweep)
 };
 

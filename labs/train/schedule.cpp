@@ -38,6 +38,15 @@ double lr_at(const json& s, double base, long long step, long long total, long l
     const double lo = base * s.value("min_lr_frac", 0.0);
     return lo + (base - lo) * 0.5 * (1.0 + std::cos(pi * std::min(t / span, 1.0)));
   }
+  if (name == "cosine_restarts") {
+    // SGDR (Loshchilov & Hutter 2017): cosine from base to the floor over a period that starts at
+    // restart_epochs and grows by restart_mult after each restart, counted after warmup.
+    const double lo = base * s.value("min_lr_frac", 0.0);
+    const double mult = s.value("restart_mult", 1.0);
+    double period = std::max(1.0, s.value("restart_epochs", 1.0) * double(spe)), start = 0;
+    while (t >= start + period) start += period, period *= mult;
+    return lo + (base - lo) * 0.5 * (1.0 + std::cos(pi * (t - start) / period));
+  }
   if (name == "onecycle") {
     // As torch.optim.lr_scheduler.OneCycleLR with cosine annealing: base is the peak.
     const double start = base / s.value("div_factor", 25.0);

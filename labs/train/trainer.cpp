@@ -8,6 +8,7 @@
 
 #include "core/errors.h"
 #include "measures/measures.h"
+#include "train/lr_range.h"
 #include "train/optim.h"
 #include "train/schedule.h"
 
@@ -37,6 +38,7 @@ struct LoopState {
   double test_acc_at_best = NAN;
   int evals_since_best = 0;
   double compute_s = 0, eval_s = 0;
+  json marks = json::object();  // test metrics taken at schedule landmarks (wsd's decay start)
   json to_json() const {
     return {{"epoch", epoch},
             {"step", step},
@@ -45,7 +47,8 @@ struct LoopState {
             {"test_acc_at_best", std::isnan(test_acc_at_best) ? json() : json(test_acc_at_best)},
             {"evals_since_best", evals_since_best},
             {"compute_s", compute_s},
-            {"eval_s", eval_s}};
+            {"eval_s", eval_s},
+            {"marks", marks}};
   }
   void from_json(const json& j) {
     epoch = j["epoch"];
@@ -56,6 +59,7 @@ struct LoopState {
     evals_since_best = j["evals_since_best"];
     compute_s = j["compute_s"];
     eval_s = j["eval_s"];
+    marks = j.value("marks", json::object());
   }
 };
 
@@ -232,6 +236,28 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     if (hooks.on_eval) hooks.on_eval(ev);
   };
 
+  // Warmup-stable-decay: the test metrics where the decay starts and one decay-length before it,
+  // so a report can set the decay phase's gain beside the stable phase's over as many steps.
+  std::vector<std::pair<long long, std::string>> marks;
+  if (sched["name"] == "wsd") {
+    const long long warm = std::llround(sched["warmup_epochs"].get<double>() * double(spe));
+    const long long decay_start =
+        warm + (long long)std::ceil((1.0 - sched["decay_frac"].get<double>()) *
+                                    double(std::max(1LL, total - warm)));
+    const long long window = decay_start - (total - decay_start);
+    if (window > 0 && decay_start < total)
+      marks = {{window, "window_start"}, {decay_start, "decay_start"}};
+  }
+  auto take_marks = [&]() {
+    for (const auto& [at, name] : marks)
+      if (st.step == at && !st.marks.contains(name)) {
+        auto t0 = Clock::now();
+        auto [loss, acc] = evaluate(model, data.x_test, data.y_test, regression, eval_batch);
+        st.marks[name] = {{"step", at}, {"test_loss", loss}, {"test_acc", acc}};
+        st.eval_s += seconds_since(t0);
+      }
+  };
+
   bool stop = false;
   while (st.step < total && !stop) {
     auto t0 = Clock::now();
@@ -261,6 +287,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
         }
         checked = b + 1;
       }
+      if (!marks.empty()) take_marks();
       if (hooks.on_progress && (st.step % 16 == 0)) hooks.on_progress(st.step, total);
       if (eval_every > 0 && st.step % eval_every == 0 && b + 1 < spe) {
         sync(device);
@@ -297,8 +324,87 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     outcome.summary["test_acc_at_best_val"] =
         std::isnan(st.test_acc_at_best) ? json() : json(st.test_acc_at_best);
   }
+  if (!regression) outcome.summary["chance_loss"] = std::log(double(data.outputs));
+  if (st.marks.contains("decay_start") && st.marks.contains("window_start") &&
+      outcome.status == "finished" && !regression) {
+    // Test-accuracy gains over equal numbers of steps: the decay phase, and the stable stretch
+    // just before it.
+    const double end = outcome.summary.value("test_acc", NAN);
+    const double at_decay = st.marks["decay_start"]["test_acc"], at_window =
+                                                                     st.marks["window_start"]["test_acc"];
+    outcome.summary["test_acc_decay_start"] = at_decay;
+    outcome.summary["wsd_decay_gain"] = end - at_decay;
+    outcome.summary["wsd_stable_gain"] = at_decay - at_window;
+    outcome.summary["wsd_decay_minus_stable"] = (end - at_decay) - (at_decay - at_window);
+  }
   if (outcome.status == "diverged") outcome.summary["diverged_step"] = outcome.diverged_step;
   if (!hooks.checkpoint_path.empty()) std::filesystem::remove(hooks.checkpoint_path);
+  return outcome;
+}
+
+TrainOutcome run_lr_range(const json& cfg, const Dataset& data, Net& model,
+                          const torch::Device& device, const TrainHooks& hooks) {
+  const json& r = cfg["range"];
+  const int64_t n = data.x_train.size(0);
+  const int64_t batch = std::min<int64_t>(cfg["train"]["batch_size"].get<int64_t>(), n);
+  const long long steps = r["steps"];
+  const double start = r["start_lr"], end = r["end_lr"], beta = r["smoothing"],
+               stop_factor = r["stop_factor"];
+  Optimizer opt(cfg["optim"], *model);
+  at::Generator order_gen = at::detail::createCPUGenerator(cfg.value("seed", 0) * 1000003ULL + 17);
+  model->train();
+
+  std::vector<double> lrs, losses;
+  torch::Tensor perm;
+  int64_t offset = n;
+  double avg = 0, lowest = INFINITY;
+  TrainOutcome outcome;
+  auto t0 = Clock::now();
+  for (long long step = 0; step < steps; ++step) {
+    if (offset + batch > n) {  // a fresh permutation when the next full batch does not fit
+      perm = torch::randperm(n, order_gen).to(device);
+      offset = 0;
+    }
+    auto idx = perm.slice(0, offset, offset + batch);
+    offset += batch;
+    const double lr = range_test_lr(start, end, step, steps);
+    opt.set_lr(lr);
+    opt.zero_grad();
+    auto loss = loss_of(model->forward(data.x_train.index_select(0, idx)),
+                        data.y_train.index_select(0, idx), data.regression);
+    loss.backward();
+    const double value = loss.item<double>();  // the test is short: a sync per step is fine
+    lrs.push_back(lr);
+    losses.push_back(value);
+    avg = beta * avg + (1 - beta) * value;
+    const double smoothed = avg / (1 - std::pow(beta, double(step + 1)));
+    if (hooks.on_eval) {
+      Evaluation ev;
+      ev.step = step;
+      ev.values = {{"lr", lr}, {"range_loss", value}, {"range_loss_smoothed", smoothed}};
+      hooks.on_eval(ev);
+    }
+    if (hooks.on_progress && step % 16 == 0) hooks.on_progress(step, steps);
+    if (!std::isfinite(smoothed) || smoothed > stop_factor * lowest) {
+      outcome.summary["stopped_step"] = step;
+      outcome.summary["lr_stopped"] = lr;
+      break;
+    }
+    lowest = std::min(lowest, smoothed);
+    opt.step();
+  }
+  if (hooks.on_progress) hooks.on_progress(steps, steps);
+  const LrRangeSuggestion s = suggest_lr_range(lrs, losses, beta);
+  outcome.summary["compute_s"] = seconds_since(t0);
+  outcome.summary["steps"] = (long long)lrs.size();
+  outcome.summary["params"] = count_parameters(*model);
+  outcome.summary["suggestion_valid"] = s.valid;
+  if (s.valid) {
+    outcome.summary["range_lo"] = s.range_lo;
+    outcome.summary["range_hi"] = s.lr_min_loss;
+    outcome.summary["lr_steepest"] = s.lr_steepest;
+    outcome.summary["range_min_loss"] = s.smoothed[size_t(s.min_step)];
+  }
   return outcome;
 }
 
@@ -309,8 +415,28 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
   Dataset data = load_dataset(cfg["data"], seed, device, source);
   Net model = make_model(cfg["model"], data.input_shape, data.outputs);
   model->to(device);
+  if (cfg.value("lab", "train") == "lr_range") {
+    TrainOutcome out = run_lr_range(cfg, data, model, device, hooks);
+    out.summary["data"] = data.info;
+    return out;
+  }
+  double hessian_init = NAN;
+  if (cfg.contains("measure") && cfg["measure"].value("hessian_init", false)) {
+    // Taken on the same examples as the final measure. Power iteration draws from its own
+    // seeded generator, so training is the same with or without it.
+    const json& m = cfg["measure"];
+    const int64_t k = std::min<int64_t>(data.x_train.size(0), m["hessian_samples"].get<int64_t>());
+    hessian_init = top_hessian_eigenvalue(model, data.x_train.slice(0, 0, k),
+                                          data.y_train.slice(0, 0, k), data.regression,
+                                          m["hessian_max_iter"], m["hessian_tol"], seed)
+                       .value;
+  }
   TrainOutcome out = train_model(cfg, data, model, device, hooks);
   out.summary["data"] = data.info;
+  if (std::isfinite(hessian_init)) {
+    out.summary["hessian_top_init"] = hessian_init;
+    out.summary["lr_x_hessian_init"] = out.summary["base_lr"].get<double>() * hessian_init;
+  }
   if (out.status == "finished" && cfg.contains("measure"))
     out.measures = compute_measures(cfg["measure"], model, data, seed);
   return out;

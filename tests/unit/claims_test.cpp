@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 
+#include "claims/claim.h"
 #include "claims/stats.h"
 #include "claims/verdict.h"
 
@@ -148,6 +149,150 @@ TEST(Verdict, TooFewTrialsIsInconclusiveNotACrash) {
   Verdict v = evaluate_claim(make("trend", +1, 0.0), {{1, 1.0, ""}, {0, 0, "", true}});
   EXPECT_EQ(v.verdict, "inconclusive");
   EXPECT_NE(v.reason.find("too few"), std::string::npos);
+}
+
+TEST(Verdict, InteractionIsTheGrowthOfTheDifferenceAcrossX) {
+  // Warmup (b) gains 0 at x = 1 and 0.3 at x = 4; the middle x is ignored.
+  std::vector<Observation> cells;
+  for (int s = 0; s < 4; ++s) {
+    const double e = 0.01 * (s - 1.5);
+    cells.push_back({1, 0.80 + e, "a"});
+    cells.push_back({1, 0.80 - e, "b"});
+    cells.push_back({2, 0.10, "a"});
+    cells.push_back({2, 0.90, "b"});
+    cells.push_back({4, 0.50 + e, "a"});
+    cells.push_back({4, 0.80 - e, "b"});
+  }
+  Verdict v = evaluate_claim(make("interaction", +1, 0.0), cells);
+  EXPECT_EQ(v.verdict, "supported") << v.reason;
+  EXPECT_NEAR(v.effect, 0.3, 1e-12);
+  EXPECT_EQ(evaluate_claim(make("interaction", -1, 0.0), cells).verdict, "refuted");
+  cells.resize(6);  // one seed per cell: no verdict
+  EXPECT_EQ(evaluate_claim(make("interaction", +1, 0.0), cells).verdict, "inconclusive");
+}
+
+TEST(Verdict, WithinSaysWhereTheBestXLiesAgainstARange) {
+  // Accuracy peaks at x = 0.1 clearly.
+  std::vector<Observation> sweep;
+  for (int s = 0; s < 3; ++s)
+    for (auto [x, y] : {std::pair{0.01, 0.6}, {0.1, 0.9}, {1.0, 0.5}})
+      sweep.push_back({x, y + 0.001 * s, ""});
+  ClaimTest t = make("within", +1, 0.0);
+  t.lo = 0.02, t.hi = 0.5;
+  Verdict inside = evaluate_claim(t, sweep);
+  EXPECT_EQ(inside.verdict, "supported") << inside.reason;
+  EXPECT_EQ(inside.effect, 0.0);
+  t.lo = 0.001, t.hi = 0.01;  // one decade below the best
+  Verdict above = evaluate_claim(t, sweep);
+  EXPECT_EQ(above.verdict, "refuted") << above.reason;
+  EXPECT_NEAR(above.effect, 1.0, 1e-12);
+  EXPECT_NE(above.reason.find("above"), std::string::npos);
+  t.best_is_max = false;  // the best is the lowest y: x = 1, two decades above
+  EXPECT_NEAR(evaluate_claim(t, sweep).effect, 2.0, 1e-12);
+}
+
+TrialRecord record(const std::string& status, json config, json summary) {
+  TrialRecord r;
+  r.status = status;
+  r.config = std::move(config);
+  r.summary = std::move(summary);
+  r.measures = json::object();
+  return r;
+}
+
+TEST(Claim, WhereSelectsByConfigKeyAndByMetricRange) {
+  std::vector<TrialRecord> trials;
+  for (double lr : {0.1, 0.2, 0.3, 0.4})
+    for (const char* model : {"linear", "mlp"})
+      trials.push_back(record(lr > 0.25 ? "diverged" : "finished",
+                              {{"model", {{"name", model}}}, {"optim", {{"lr", lr}}}},
+                              {{"lr_x_hessian_init", lr * 10}}));
+  json claim = {{"test",
+                 {{"kind", "threshold"},
+                  {"metric", "diverged"},
+                  {"where", {{"model.name", "linear"}, {"lr_x_hessian_init", {{"max", 2.5}}}}}}}};
+  auto set = observations_for(claim, trials);
+  ASSERT_EQ(set.observations.size(), 2u);  // linear at lr 0.1 and 0.2
+  EXPECT_EQ(set.sources, (std::vector<size_t>{0, 2}));
+  claim["test"]["where"]["lr_x_hessian_init"] = {{"min", 2.5}};
+  set = observations_for(claim, trials);
+  ASSERT_EQ(set.observations.size(), 2u);
+  // "diverged" is a metric every trial has: diverged trials are observations with y = 1.
+  for (const auto& o : set.observations) {
+    EXPECT_FALSE(o.diverged);
+    EXPECT_EQ(o.y, 1.0);
+  }
+}
+
+TEST(Claim, CompareByStringValueWithBestOverAndDivergedAs) {
+  std::vector<TrialRecord> trials;
+  // constant: best at lr 0.1 (0.80); cosine: best at lr 0.3 (0.85); cosine at lr 0.9 diverged.
+  const std::vector<std::tuple<const char*, double, double>> cells = {
+      {"constant", 0.1, 0.80}, {"constant", 0.3, 0.70}, {"cosine", 0.1, 0.82},
+      {"cosine", 0.3, 0.85},   {"cosine", 0.9, NAN}};
+  for (const auto& [name, lr, acc] : cells)
+    for (int s = 0; s < 3; ++s)
+      trials.push_back(record(std::isnan(acc) ? "diverged" : "finished",
+                              {{"schedule", {{"name", name}}}, {"optim", {{"lr", lr}}}},
+                              {{"test_acc", std::isnan(acc) ? json() : json(acc + 0.001 * s)}}));
+  json claim = {{"test",
+                 {{"kind", "compare"},
+                  {"x", "schedule.name"},
+                  {"a", "constant"},
+                  {"b", "cosine"},
+                  {"best_over", "optim.lr"},
+                  {"metric", "test_acc"}}}};
+  auto set = observations_for(claim, trials);
+  EXPECT_EQ(set.notes["best_a"], 0.1);
+  EXPECT_EQ(set.notes["best_b"], 0.3);
+  ASSERT_EQ(set.observations.size(), 6u);
+  Verdict v = evaluate(claim, trials);
+  EXPECT_NEAR(v.effect, 0.05, 1e-12);
+  EXPECT_EQ(v.verdict, "supported");
+  // Entered as chance, the diverged cosine runs are never the best: same choice.
+  claim["test"]["diverged_as"] = 0.1;
+  EXPECT_EQ(observations_for(claim, trials).notes["best_b"], 0.3);
+  // Without best_over all of each group's finished trials count, and the diverged ones are noted.
+  claim["test"].erase("best_over");
+  claim["test"].erase("diverged_as");
+  Verdict all = evaluate(claim, trials);
+  EXPECT_EQ(all.diverged, 3);
+  EXPECT_NEAR(all.effect, (0.82 + 0.85) / 2 - (0.80 + 0.70) / 2, 1e-9);
+}
+
+TEST(Claim, WithinReadsItsBoundsFromTheOtherConfigsTrials) {
+  std::vector<TrialRecord> sweep, ranges;
+  for (double lr : {0.01, 0.1, 1.0})
+    for (int s = 0; s < 3; ++s)
+      sweep.push_back(record("finished", {{"optim", {{"lr", lr}, {"name", "sgd"}}}},
+                             {{"test_acc", lr == 0.1 ? 0.9 : 0.5}}));
+  for (double lo : {0.02, 0.03, 0.5})
+    ranges.push_back(record("finished", {{"optim", {{"name", "sgd"}}}},
+                            {{"range_lo", lo}, {"range_hi", lo * 10}}));
+  json claim = {{"config", "s.json"},
+                {"test",
+                 {{"kind", "within"},
+                  {"x", "optim.lr"},
+                  {"metric", "test_acc"},
+                  {"bounds", {{"config", "r.json"}, {"lo", "range_lo"}, {"hi", "range_hi"}}}}}};
+  EXPECT_EQ(claim_configs(claim), (std::vector<std::string>{"s.json", "r.json"}));
+  Verdict v = evaluate(claim, sweep, ranges);  // medians: [0.03, 0.3]
+  EXPECT_EQ(v.verdict, "supported") << v.reason;
+  EXPECT_NE(v.reason.find("[0.03, 0.3]"), std::string::npos) << v.reason;
+  claim["test"]["bounds"]["where"] = {{"optim.name", "adam"}};
+  EXPECT_EQ(evaluate(claim, sweep, ranges).verdict, "inconclusive");  // no bounds match
+}
+
+TEST(Claim, FailedMeansDivergedOrNoBetterThanChance) {
+  EXPECT_EQ(metric_value(record("diverged", json::object(), json::object()), "failed"), 1.0);
+  EXPECT_EQ(metric_value(record("finished", json::object(),
+                                {{"train_loss", 2.31}, {"chance_loss", std::log(10.0)}}),
+                         "failed"),
+            1.0);
+  EXPECT_EQ(metric_value(record("finished", json::object(),
+                                {{"train_loss", 0.5}, {"chance_loss", std::log(10.0)}}),
+                         "failed"),
+            0.0);
 }
 
 }  // namespace

@@ -108,6 +108,49 @@ TEST(Config, SweepAxisMustBeAKnownKeyWithValidValues) {
   EXPECT_NE(error_of(doc).find("/sweep/optim.learning_rate"), std::string::npos);
 }
 
+TEST(Config, ASectionAxisMergesEachPartialSectionOverTheBase) {
+  json doc = base();
+  doc["schedule"] = json::parse(R"({"name": "constant", "scale_rule": "linear"})");
+  doc["seeds"] = 1;
+  doc["sweep"] = json::parse(
+      R"({"schedule": [{"name": "constant"}, {"name": "cosine", "warmup_epochs": 2}]})");
+  auto trials = expand_trials(resolve_config_json(doc, "lab.json", "", {}));
+  ASSERT_EQ(trials.size(), 2u);
+  EXPECT_EQ(trials[0].config["schedule"]["name"], "constant");
+  EXPECT_EQ(trials[1].config["schedule"]["name"], "cosine");
+  EXPECT_EQ(trials[1].config["schedule"]["warmup_epochs"], 2);
+  EXPECT_EQ(trials[1].config["schedule"]["scale_rule"], "linear");  // kept from the base
+  EXPECT_EQ(trials[1].config["schedule"]["min_lr_frac"], 0.0);      // the variant's default
+  EXPECT_NE(trials[0].hash, trials[1].hash);
+
+  doc["sweep"] = json::parse(R"({"schedule": [{"name": "cosine", "warmup": 2}]})");
+  EXPECT_NE(error_of(doc).find("/sweep/schedule/0/warmup"), std::string::npos) << error_of(doc);
+  doc["sweep"] = json::parse(R"({"schedule": ["cosine"]})");
+  EXPECT_EQ(error_of(doc),
+            "lab.json: /sweep/schedule/0 = \"cosine\": expected an object with keys of section "
+            "schedule");
+  // A merged section that breaks a variant rule is named with the trial's sweep values.
+  doc["optim"] = json::parse(R"({"name": "sgd", "momentum": 0.9})");
+  doc["sweep"] = json::parse(R"({"optim": [{"name": "adam"}]})");
+  std::string msg;
+  try {
+    expand_trials(resolve_config_json(doc, "lab.json", "", {}));
+  } catch (const ConfigError& e) {
+    msg = e.what();
+  }
+  EXPECT_EQ(msg,
+            "lab.json (sweep optim={\"name\":\"adam\"}): /optim/momentum = 0.9: this key applies "
+            "only when /optim/name is one of: sgd, rmsprop (it is \"adam\")");
+}
+
+TEST(Config, RangeTestNeedsEndAboveStart) {
+  json doc = base();
+  doc["lab"] = "lr_range";
+  doc["range"] = json::parse(R"({"start_lr": 1.0, "end_lr": 0.1})");
+  EXPECT_EQ(error_of(doc),
+            "lab.json: /range/end_lr = 0.1: expected a number above /range/start_lr (1.0)");
+}
+
 TEST(Config, OverrideIsTypeCheckedAndNamed) {
   std::string msg = error_of(base(), {"optim.lr=fast"});
   EXPECT_EQ(msg, "override \"optim.lr=fast\": /optim/lr = \"fast\": expected a number > 0");

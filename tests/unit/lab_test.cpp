@@ -5,6 +5,7 @@
 #include "core/config.h"
 #include "core/errors.h"
 #include "data/datasets.h"
+#include "measures/measures.h"
 #include "models/models.h"
 #include "support/temp_dir.h"
 #include "train/trainer.h"
@@ -175,6 +176,99 @@ TEST(Trainer, DivergenceIsRecordedWithItsStep) {
   EXPECT_EQ(out.status, "diverged");
   EXPECT_GE(out.diverged_step, 0);
   EXPECT_LT(out.diverged_step, 20);  // within the first epoch, where it happened
+}
+
+// Full-batch GD on linear regression: the loss is a quadratic with Hessian (2/n) X^T X.
+json quadratic(const std::string& patch) {
+  json cfg = config(R"({"data": {"name": "linear", "dim": 10, "n_train": 100, "n_test": 50,
+      "noise": 0.1, "classes": null}, "model": {"name": "linear", "widths": null},
+      "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.0}, "train": {"batch_size": 100}})");
+  cfg.merge_patch(json::parse(patch));
+  return cfg;
+}
+
+double lambda_max_at_init(const json& cfg) {
+  torch::manual_seed(cfg["seed"].get<uint64_t>());
+  Dataset data = data_of(cfg);
+  Net model = make_model(cfg["model"], data.input_shape, data.outputs);
+  return top_hessian_eigenvalue(model, data.x_train, data.y_train, true, 500, 1e-7, 0).value;
+}
+
+TEST(Trainer, DivergenceIsRecordedAtTheStepItHappened) {
+  // Every step is evaluated, so the evaluation at step s is the loss the step with index s sees.
+  json cfg = quadratic(R"({"optim": {"lr": 1.5}, "train": {"steps": 200, "eval_every_steps": 1,
+                            "divergence_loss": 100.0}})");
+  std::vector<std::pair<long long, double>> losses;
+  TrainHooks hooks;
+  hooks.on_eval = [&](const Evaluation& e) {
+    for (const auto& [k, v] : e.values)
+      if (k == "train_loss") losses.push_back({e.step, v});
+  };
+  auto out = train_cfg(cfg, hooks);
+  ASSERT_EQ(out.status, "diverged");
+  long long first_bad = -1;
+  for (const auto& [step, loss] : losses)
+    if (first_bad < 0 && !(loss <= 100.0)) first_bad = step;
+  EXPECT_EQ(out.diverged_step, first_bad);
+  EXPECT_GT(first_bad, 0);
+}
+
+TEST(Trainer, GdOnAQuadraticConvergesBelowTwoOverLambdaAndDivergesAbove) {
+  json cfg = quadratic(R"({"train": {"steps": 400, "divergence_loss": 1e4},
+                            "measure": {"hessian_init": true, "hessian_samples": 100,
+                                        "hessian_tol": 1e-7, "hessian_max_iter": 500}})");
+  const double lambda = lambda_max_at_init(cfg);
+  cfg["optim"]["lr"] = 1.9 / lambda;
+  auto below = train_cfg(cfg);
+  EXPECT_EQ(below.status, "finished");
+  EXPECT_NEAR(below.summary["lr_x_hessian_init"].get<double>(), 1.9, 1e-3);
+  EXPECT_NEAR(below.summary["hessian_top_init"].get<double>(), lambda, 1e-3 * lambda);
+  cfg["optim"]["lr"] = 2.2 / lambda;
+  auto above = train_cfg(cfg);
+  EXPECT_EQ(above.status, "diverged");
+  EXPECT_NEAR(above.summary["lr_x_hessian_init"].get<double>(), 2.2, 1e-3);  // kept when diverged
+}
+
+TEST(Trainer, HessianAtInitDoesNotChangeTraining) {
+  json cfg = config("{}");
+  auto plain = train_cfg(cfg);
+  cfg["measure"]["hessian_init"] = true;
+  auto measured = train_cfg(cfg);
+  EXPECT_EQ(plain.summary["train_loss"], measured.summary["train_loss"]);
+  EXPECT_GT(measured.summary["hessian_top_init"].get<double>(), 0.0);
+  EXPECT_FALSE(plain.summary.contains("hessian_top_init"));
+}
+
+TEST(Trainer, WsdRecordsTheGainOfItsDecayPhaseAndOfTheStretchBefore) {
+  // 16 steps per epoch, 3 epochs = 48 steps; decay_frac 0.25: decay from step 36, window from 24.
+  json cfg = config(R"({"schedule": {"name": "wsd", "decay_frac": 0.25}})");
+  auto out = train_cfg(cfg);
+  const double end = out.summary["test_acc"], at_decay = out.summary["test_acc_decay_start"];
+  EXPECT_DOUBLE_EQ(out.summary["wsd_decay_gain"].get<double>(), end - at_decay);
+  EXPECT_DOUBLE_EQ(out.summary["wsd_decay_minus_stable"].get<double>(),
+                   out.summary["wsd_decay_gain"].get<double>() -
+                       out.summary["wsd_stable_gain"].get<double>());
+  EXPECT_FALSE(train_cfg(config("{}")).summary.contains("wsd_decay_gain"));
+}
+
+TEST(LrRangeLab, OnAQuadraticTheLossFallsUpToTheStabilityEdgeAndBlowsUpAfter) {
+  json cfg = quadratic(R"({"lab": "lr_range", "range": {"start_lr": 1e-4, "end_lr": 10.0,
+                            "steps": 300, "smoothing": 0.0, "stop_factor": 4.0}})");
+  const double edge = 2.0 / lambda_max_at_init(cfg);
+  std::vector<double> lrs;
+  TrainHooks hooks;
+  hooks.on_eval = [&](const Evaluation& e) { lrs.push_back(e.values.at(0).second); };
+  auto out = train_cfg(cfg, hooks);
+  ASSERT_TRUE(out.summary["suggestion_valid"].get<bool>());
+  // Full-batch GD on a quadratic decreases the loss at every lr below the edge: it reaches the
+  // noise floor somewhat before the edge (where the float32 loss stops moving) and blows up only
+  // beyond it, once the top direction has regrown.
+  EXPECT_GE(out.summary["range_hi"].get<double>(), 0.5 * edge);
+  EXPECT_LE(out.summary["range_hi"].get<double>(), 3.0 * edge);
+  EXPECT_GT(out.summary["lr_stopped"].get<double>(), edge);
+  EXPECT_LT(out.summary["range_lo"].get<double>(), out.summary["range_hi"].get<double>());
+  EXPECT_EQ(lrs.size(), out.summary["steps"].get<size_t>());  // one record per step taken
+  EXPECT_DOUBLE_EQ(lrs.front(), 1e-4);
 }
 
 TEST(Trainer, StepsBudgetOverridesEpochs) {

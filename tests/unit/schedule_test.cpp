@@ -74,6 +74,29 @@ TEST(Schedule, WsdIsStableThenDecaysLinearly) {
   EXPECT_NEAR(at(s, 100), 0.0, 1e-12);
 }
 
+TEST(Schedule, CosineRestartsStartOverAtEachPeriod) {
+  // Periods of 20, 40 steps after a 10-step warmup: restarts at steps 30 and 70.
+  const char* s =
+      R"({"name":"cosine_restarts","warmup_epochs":1,"restart_epochs":2,"restart_mult":2})";
+  EXPECT_DOUBLE_EQ(at(s, 9), 1.0);    // warmup's last step reaches the base
+  EXPECT_DOUBLE_EQ(at(s, 10), 1.0);   // first period starts at the base
+  EXPECT_NEAR(at(s, 20), 0.5, 1e-12);  // half of the first period
+  EXPECT_NEAR(at(s, 29), 0.5 * (1 + std::cos(M_PI * 19 / 20)), 1e-12);
+  EXPECT_DOUBLE_EQ(at(s, 30), 1.0);    // restart
+  EXPECT_NEAR(at(s, 50), 0.5, 1e-12);  // half of the 40-step second period
+  EXPECT_DOUBLE_EQ(at(s, 70), 1.0);    // second restart
+}
+
+TEST(Schedule, WarmupThenWsdDecayStartsAfterTheStablePart) {
+  // 10 warmup steps, then 90 steps: stable for 72, linear decay over the last 18 (decay_frac 0.2).
+  const char* s = R"({"name":"wsd","warmup_epochs":1,"decay_frac":0.2,"min_lr_frac":0.1})";
+  EXPECT_DOUBLE_EQ(at(s, 0), 0.1);
+  EXPECT_DOUBLE_EQ(at(s, 81), 1.0);  // t = 71 < 72
+  EXPECT_DOUBLE_EQ(at(s, 82), 1.0);  // t = 72: decay starts, still the base
+  EXPECT_NEAR(at(s, 91), 1.0 - 0.9 * 0.5, 1e-12);  // half way through the decay
+  EXPECT_NEAR(at(s, 100), 0.1, 1e-12);
+}
+
 TEST(Schedule, BatchScalingRules) {
   EXPECT_DOUBLE_EQ(scaled_base_lr(0.1, "none", 1024, 128), 0.1);
   EXPECT_DOUBLE_EQ(scaled_base_lr(0.1, "linear", 1024, 128), 0.8);

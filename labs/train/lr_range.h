@@ -1,0 +1,34 @@
+// The learning-rate range test (Smith 2017, "Cyclical learning rates", section 3.3) as pure
+// functions of the recorded losses, so its suggestion can be checked on sequences with known
+// answers.
+//
+// One short run raises the LR exponentially from start to end, one step at each LR; the loss is
+// smoothed with a bias-corrected exponential moving average. The suggestion follows Smith's
+// reading of the curve: the range starts where the loss starts to fall (the first LR at which the
+// smoothed loss has dropped by 10 % of its total drop) and ends where it stops falling (the LR of
+// the lowest smoothed loss). The steepest descent (most negative slope of the smoothed loss
+// against log LR, before the minimum) is reported as a single suggested LR.
+#pragma once
+
+#include <vector>
+
+namespace empiric {
+
+// The LR at `step` (0-based) of a `steps`-step range test from `start` to `end`.
+double range_test_lr(double start, double end, long long step, long long steps);
+
+struct LrRangeSuggestion {
+  std::vector<double> smoothed;  // the smoothed loss, one per recorded step
+  long long min_step = -1;       // step of the lowest smoothed loss
+  double lr_min_loss = 0;        // the range's upper end
+  double range_lo = 0;           // where the loss starts to fall
+  double lr_steepest = 0;        // steepest descent of the smoothed loss against log LR
+  bool valid = false;            // false when the loss never fell
+};
+
+// `lrs` and `losses` are the recorded steps (a run stopped by divergence simply has fewer).
+// `smoothing` is the EMA's beta in [0, 1) (0: raw losses).
+LrRangeSuggestion suggest_lr_range(const std::vector<double>& lrs,
+                                   const std::vector<double>& losses, double smoothing);
+
+}  // namespace empiric

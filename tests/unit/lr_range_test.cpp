@@ -1,0 +1,81 @@
+#include "train/lr_range.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+namespace empiric {
+namespace {
+
+TEST(LrRange, LrRisesExponentiallyFromStartToEnd) {
+  EXPECT_DOUBLE_EQ(range_test_lr(1e-4, 1.0, 0, 101), 1e-4);
+  EXPECT_NEAR(range_test_lr(1e-4, 1.0, 50, 101), 1e-2, 1e-15);
+  EXPECT_NEAR(range_test_lr(1e-4, 1.0, 100, 101), 1.0, 1e-12);
+}
+
+// Gradient descent on the quadratic L(w) = 1/2 sum_i lambda_i w_i^2 with the range test's rising
+// LR: every component shrinks while lr < 2 / lambda_max, and the top one grows by |1 - lr
+// lambda_max| > 1 per step beyond it, so theory puts the loss minimum at 2 / lambda_max. With
+// `noise` (a small Gaussian kick per step, as SGD gives) the top component never vanishes: its
+// stationary variance grows like 1 / (1 - (1 - lr lambda)^2) as lr nears the edge, so the minimum
+// lands somewhat before the edge or at it; without noise the minimum lags the edge (the top component has to
+// regrow from nearly zero first) but can never precede it.
+struct QuadraticRun {
+  std::vector<double> lrs, losses;
+};
+QuadraticRun range_test_on_quadratic(const std::vector<double>& lambdas, long long steps,
+                                     double noise = 0.0, unsigned seed = 0) {
+  QuadraticRun r;
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<double> normal;
+  std::vector<double> w(lambdas.size(), 1.0);
+  for (long long t = 0; t < steps; ++t) {
+    const double lr = range_test_lr(1e-4, 10.0, t, steps);
+    double loss = 0;
+    for (size_t i = 0; i < w.size(); ++i) loss += 0.5 * lambdas[i] * w[i] * w[i];
+    r.lrs.push_back(lr);
+    r.losses.push_back(loss);
+    if (!std::isfinite(loss) || loss > 1e6) break;  // the run stops when the loss blows up
+    for (size_t i = 0; i < w.size(); ++i) w[i] += -lr * lambdas[i] * w[i] + noise * normal(gen);
+  }
+  return r;
+}
+
+TEST(LrRange, SuggestionOnANoisyQuadraticSitsAtTwoOverLambdaMax) {
+  const double lambda_max = 4.0, edge = 2.0 / lambda_max;  // GD is stable below lr = 0.5
+  for (unsigned seed : {0u, 1u, 2u})
+    for (double smoothing : {0.0, 0.9}) {
+      auto run = range_test_on_quadratic({0.5, 1.0, 2.0, lambda_max}, 400, 1e-3, seed);
+      auto s = suggest_lr_range(run.lrs, run.losses, smoothing);
+      ASSERT_TRUE(s.valid);
+      EXPECT_GE(s.lr_min_loss, 0.5 * edge) << "seed " << seed << " smoothing " << smoothing;
+      EXPECT_LE(s.lr_min_loss, 1.5 * edge) << "seed " << seed << " smoothing " << smoothing;
+      EXPECT_LT(s.range_lo, s.lr_min_loss);
+      EXPECT_GT(s.range_lo, 3e-4);  // the loss does not fall measurably at the smallest LRs
+      EXPECT_GE(s.lr_steepest, s.range_lo);
+      EXPECT_LE(s.lr_steepest, s.lr_min_loss);
+    }
+}
+
+TEST(LrRange, WithoutNoiseTheMinimumNeverPrecedesTheStabilityEdge) {
+  auto run = range_test_on_quadratic({1.0, 4.0}, 400);
+  auto raw = suggest_lr_range(run.lrs, run.losses, 0.0);
+  auto smooth = suggest_lr_range(run.lrs, run.losses, 0.9);
+  ASSERT_TRUE(raw.valid && smooth.valid);
+  EXPECT_GE(raw.lr_min_loss, 0.5);  // monotone decrease below 2 / 4
+  EXPECT_GE(smooth.min_step, raw.min_step);  // the moving average lags
+  // Bias correction: the first smoothed value is the first loss, not (1 - beta) of it.
+  EXPECT_DOUBLE_EQ(smooth.smoothed.front(), run.losses.front());
+}
+
+TEST(LrRange, ALossThatNeverFallsGivesNoSuggestion) {
+  std::vector<double> lrs = {1e-3, 1e-2, 1e-1, 1.0}, losses = {1.0, 1.5, 2.0, NAN};
+  auto s = suggest_lr_range(lrs, losses, 0.0);
+  EXPECT_FALSE(s.valid);
+  EXPECT_EQ(s.smoothed.size(), 3u);  // stops at the first non-finite loss
+}
+
+}  // namespace
+}  // namespace empiric
