@@ -168,6 +168,49 @@ def plot_curves(meta, rows, path):
     plt.close(fig)
 
 
+def plot_lottery(rows, path):
+    """Frankle & Carbin's figures: test accuracy (at the end and at early stopping) and the
+    early-stopping iteration against the percentage of weights remaining, per control, seed band."""
+    data = {}
+    for r in rows:
+        if r["status"] != "finished":
+            continue
+        data.setdefault(r["control"], {}).setdefault(float(r["weights_remaining"]), []).append(r)
+    dense = data.get("ticket", {}).get(1.0, [])
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), dpi=110)
+    panels = (("test_acc", "test accuracy (end of training)"),
+              ("test_acc_at_best_val", "test accuracy at early stopping"),
+              ("best_val_step", "early-stopping iteration"))
+    colors = {"ticket": "C0", "reinit": "C3", "random_prune": "C2"}
+    for ax, (key, title) in zip(axes, panels):
+        for control, by_w in sorted(data.items()):
+            pts = sorted(by_w.items())
+            if control != "ticket":  # the controls share round 0 with the ticket: the dense net
+                pts = sorted(list(by_w.items()) + ([(1.0, dense)] if dense else []))
+            xs, mean, lo, hi = [], [], [], []
+            for w, rs in pts:
+                vals = [float(r[key]) for r in rs if r[key] not in ("", "nan")]
+                if vals:
+                    xs.append(100 * w)
+                    mean.append(sum(vals) / len(vals))
+                    lo.append(min(vals))
+                    hi.append(max(vals))
+            ax.plot(xs, mean, "-o", markersize=3, color=colors.get(control, "C7"), label=control)
+            ax.fill_between(xs, lo, hi, color=colors.get(control, "C7"), alpha=0.15, linewidth=0)
+        ax.set_xscale("log")
+        ticks = [t for t in (100, 50, 20, 10, 5, 2, 1, 0.5) if min(xs or [100]) * 0.9 <= t]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+        ax.invert_xaxis()
+        ax.set_xlabel("% of weights remaining")
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main():
     folder = sys.argv[1]
     for meta_path in sorted(glob.glob(os.path.join(folder, "claim_*.json"))):
@@ -175,6 +218,9 @@ def main():
         with open(base + ".csv") as f:
             rows = list(csv.DictReader(f))
         plot(json.load(open(meta_path)), rows, base + ".png")
+    for csv_path in sorted(glob.glob(os.path.join(folder, "lottery_*.csv"))):
+        with open(csv_path) as f:
+            plot_lottery(list(csv.DictReader(f)), csv_path[:-4] + ".png")
     for meta_path in sorted(glob.glob(os.path.join(folder, "curves_*.json"))):
         base = meta_path[:-5]
         with open(base + ".csv") as f:

@@ -101,10 +101,13 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   answer->add_option("--jobs", run_opts.jobs, "trials at once (CPU)")->check(CLI::Range(1, 64));
   answer->add_flag("--no-progress", no_progress, "plain lines instead of a progress bar");
+  answer->add_option("overrides", run_opts.overrides,
+                     "key.path=value overrides, applied to every config behind the question");
   auto* report = app.add_subcommand(
       "report", "evaluate a question's claims on the store and write reports/qNNN/");
   report->add_option("question", answer_q, "question number")->required();
   report->add_option("--preset", run_opts.preset, "the preset whose trials to use");
+  report->add_option("overrides", run_opts.overrides, "the overrides the trials ran with");
 
   std::vector<std::string> merge_files;
   auto* results = app.add_subcommand("results", "query the results store");

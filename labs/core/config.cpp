@@ -389,6 +389,26 @@ std::vector<Trial> expand_trials(const ResolvedConfig& resolved) {
     combos = std::move(next);
   }
 
+  // The lottery lab: every round of a chain is its own trial. Round 0 (the dense network) is
+  // the same for every control, so it is kept once, under "ticket".
+  if (resolved.config.value("lab", "train") == "lottery") {
+    const int rounds = resolved.config["lottery"]["rounds"];
+    std::vector<json> next;
+    for (const auto& combo : combos)
+      for (int r = 0; r <= rounds; ++r) {
+        json c = combo;
+        c["lottery.round"] = r;
+        if (r == 0) {
+          if (c.contains("lottery.control") && c["lottery.control"] != "ticket") continue;
+          json base_lottery = base.value("lottery", json::object());
+          if (!c.contains("lottery.control") && base_lottery.value("control", "ticket") != "ticket")
+            c["lottery.control"] = "ticket";
+        }
+        next.push_back(c);
+      }
+    combos = std::move(next);
+  }
+
   std::vector<Trial> trials;
   for (const auto& combo : combos) {
     json cfg = base;

@@ -48,9 +48,10 @@ std::vector<Section> build() {
                "Top-level keys",
                "",
                {
-                   choice("lab", "train", {"train", "lr_range"},
-                          "lab driver: train (a training run per trial) or lr_range (Smith's LR "
-                          "range test per trial, set in section range)"),
+                   choice("lab", "train", {"train", "lr_range", "lottery"},
+                          "lab driver: train (a training run per trial), lr_range (Smith's LR "
+                          "range test per trial, section range) or lottery (iterative magnitude "
+                          "pruning with rewinding and controls, section lottery)"),
                    integer("question", 0, 0, 102, "question number this config answers (0: none)"),
                    text("title", "", "one-line title shown in reports"),
                    text("description", "", "what the lab does and why"),
@@ -199,6 +200,9 @@ std::vector<Section> build() {
            boolean("checkpoint", true, "checkpoint every epoch so a killed trial resumes"),
            choice("device", "auto", {"auto", "cpu", "cuda"}, "where to train"),
            integer("threads", 0, 0, 256, "CPU threads for torch (0: torch's default)"),
+           text("mask_file", "",
+                "train with the masks (and from the init) in this file, e.g. a lottery ticket: "
+                "results/artifacts/<chain>/round_N.pt"),
        }});
   s.push_back(
       {"measure",
@@ -221,6 +225,33 @@ std::vector<Section> build() {
                    "also the top Hessian eigenvalue at initialization, stored in the summary with "
                    "lr_x_hessian_init = base LR x that eigenvalue (GD on a quadratic is stable "
                    "below 2); kept for diverged trials too"),
+       }});
+  s.push_back(
+      {"lottery",
+       "Lottery tickets (lab lottery): iterative magnitude pruning with rewinding; every round is "
+       "a trial",
+       "",
+       {
+           integer("rounds", 10, 1, 60, "pruning rounds after the dense round 0"),
+           num("rate", 0.2, 0.0, 0.99,
+               "fraction of the remaining weights pruned per round (hidden layers; every layer "
+               "when global)"),
+           num("output_rate", 0.1, 0.0, 0.99,
+               "fraction of the output layer's remaining weights pruned per round (layer-wise)"),
+           choice("scope", "layerwise", {"layerwise", "global"},
+                  "prune each weight tensor by its own magnitudes, or all by one threshold"),
+           integer("rewind_step", 0, 0, {},
+                   "surviving weights go back to their values after this many steps of the "
+                   "dense run (0: the initialization, Frankle & Carbin 2019; > 0: late "
+                   "rewinding, Frankle et al. 2020)"),
+           boolean("one_shot", false,
+                   "prune the dense network's trained weights straight to each round's "
+                   "sparsity instead of iteratively"),
+           choice("control", "ticket", {"ticket", "reinit", "random_prune"},
+                  "ticket: the pruned, rewound network; reinit: the ticket's mask on a new "
+                  "initialization; random_prune: a random mask with the ticket's per-layer "
+                  "sparsity"),
+           integer("round", 0, 0, 60, "set on each trial: its round (0: the dense network)"),
        }});
   s.push_back(
       {"range",

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -15,6 +16,7 @@
 #include "core/progress.h"
 #include "core/store.h"
 #include "device/device_info.h"
+#include "experiments/lottery.h"
 #include "train/trainer.h"
 
 #ifndef EMPIRIC_TORCH_VERSION
@@ -70,6 +72,12 @@ std::string axes_text(const json& axes) {
 std::string outcome_text(const TrialRecord& r) {
   if (r.status == "diverged") return fmt::format("diverged at step {}", r.diverged_step);
   if (r.status == "failed") return "failed: " + r.summary.value("error", std::string("?"));
+  if (r.summary.contains("round") && r.status == "finished")
+    return fmt::format("round {}, {:.1f}% of weights: test_acc {}  early stop at step {}  {:.1f}s",
+                       r.summary["round"].get<int>(),
+                       100 * r.summary.value("weights_remaining", 1.0),
+                       metric(r.summary, "test_acc", "{:.4f}"),
+                       metric(r.summary, "best_val_step", "{:.0f}"), r.wall_s);
   if (r.summary.contains("range_hi"))
     return fmt::format("suggested range [{:.3g}, {:.3g}], steepest at {:.3g}, stopped at {}",
                        r.summary["range_lo"].get<double>(), r.summary["range_hi"].get<double>(),
@@ -83,9 +91,19 @@ std::string outcome_text(const TrialRecord& r) {
 int run_config(const Context& ctx, const RunOptions& o) {
   ResolvedConfig resolved = resolve_config(o.config, o.preset, o.overrides);
   std::vector<Trial> all = expand_trials(resolved);
+  const bool lottery = resolved.config["lab"] == "lottery";
   std::vector<Trial> mine;
-  for (size_t i = 0; i < all.size(); ++i)
-    if (int(i % size_t(o.shard_count)) == o.shard_index) mine.push_back(all[i]);
+  if (lottery) {  // a chain's rounds depend on each other: shards take whole chains
+    std::map<std::string, int> chain_index;
+    for (const auto& t : all) {
+      const std::string key = lottery_chain_key(t.config);
+      if (!chain_index.count(key)) chain_index[key] = int(chain_index.size());
+      if (chain_index[key] % o.shard_count == o.shard_index) mine.push_back(t);
+    }
+  } else {
+    for (size_t i = 0; i < all.size(); ++i)
+      if (int(i % size_t(o.shard_count)) == o.shard_index) mine.push_back(all[i]);
+  }
 
   const std::string requested =
       o.device != "auto" ? o.device : resolved.config["train"]["device"].get<std::string>();
@@ -116,74 +134,132 @@ int run_config(const Context& ctx, const RunOptions& o) {
              jobs > 1 ? fmt::format(" ({} at once)", jobs) : "");
   std::fflush(stdout);
 
+  // Units of work: a trial, or for the lottery lab a whole chain (its rounds depend on each
+  // other); workers take units.
+  std::vector<std::vector<const Trial*>> units;
+  if (lottery) {
+    std::map<std::string, std::vector<const Trial*>> chains;
+    std::vector<std::string> order;
+    for (const auto& t : mine) {
+      const std::string key = lottery_chain_key(t.config);
+      if (!chains.count(key)) order.push_back(key);
+      chains[key].push_back(&t);
+    }
+    for (const auto& key : order) {
+      bool any = false;
+      for (const Trial* t : chains[key]) any = any || std::count(pending.begin(), pending.end(), t);
+      if (any) units.push_back(chains[key]);
+    }
+  } else {
+    for (const Trial* t : pending) units.push_back({t});
+  }
+
   Progress progress(o.progress);
   std::mutex store_mu;
   std::atomic<size_t> next{0};
-  std::atomic<int> done{0};
+  std::atomic<int> done{0}, started{0};
   std::exception_ptr user_error;
+  const std::string artifact_dir =
+      (std::filesystem::path(ctx.db).parent_path() / "artifacts").string();
+
+  auto hooks_for = [&](const Trial& trial) {
+    const std::string label = axes_text(trial.axes) + " seed=" + std::to_string(trial.seed);
+    TrainHooks hooks;
+    hooks.checkpoint_path = resolved.config["train"]["checkpoint"].get<bool>()
+                                ? ckpt_dir + "/" + trial.hash + ".pt"
+                                : "";
+    {
+      std::lock_guard<std::mutex> lock(store_mu);
+      // Metrics of a trial killed earlier are kept only when its checkpoint resumes it.
+      if (hooks.checkpoint_path.empty() || !std::filesystem::exists(hooks.checkpoint_path))
+        store.clear_metrics(trial.hash);
+    }
+    const std::string hash = trial.hash;
+    hooks.on_eval = [&, hash](const Evaluation& ev) {
+      std::lock_guard<std::mutex> lock(store_mu);
+      store.put_metrics(hash, ev.epoch, ev.step, ev.values);
+    };
+    const int number = ++started;
+    hooks.on_progress = [&, number, label](long long step, long long total) {
+      progress.update(number, int(pending.size()), step, total, label);
+    };
+    return hooks;
+  };
+  auto record = [&](const Trial& trial, const TrainOutcome& out, double wall_s) {
+    TrialRecord rec;
+    rec.hash = trial.hash;
+    rec.run_id = run_id;
+    rec.question = question;
+    rec.config_file = o.config;
+    rec.seed = trial.seed;
+    rec.config = trial.config;
+    rec.axes = trial.axes;
+    rec.status = out.status;
+    rec.diverged_step = out.diverged_step;
+    rec.summary = out.summary;
+    rec.measures = out.measures.is_null() ? json::object() : out.measures;
+    if (out.resumed_from_epoch > 0) rec.summary["resumed_from_epoch"] = out.resumed_from_epoch;
+    rec.wall_s = wall_s;
+    {
+      std::lock_guard<std::mutex> lock(store_mu);
+      store.put_trial(rec);
+    }
+    const std::string label = axes_text(trial.axes) + " seed=" + std::to_string(trial.seed);
+    progress.line(fmt::format("  [{}/{}] {} {}: {}", ++done, pending.size(),
+                              trial.hash.substr(0, 8), label, outcome_text(rec)));
+  };
+  auto stop_with = [&](std::exception_ptr e) {
+    std::lock_guard<std::mutex> lock(store_mu);
+    if (!user_error) user_error = e;
+    next = units.size();
+  };
+
   auto worker = [&]() {
-    for (size_t i; (i = next.fetch_add(1)) < pending.size();) {
-      const Trial& trial = *pending[i];
-      const std::string label = axes_text(trial.axes) + " seed=" + std::to_string(trial.seed);
-      TrainHooks hooks;
-      hooks.checkpoint_path = resolved.config["train"]["checkpoint"].get<bool>()
-                                  ? ckpt_dir + "/" + trial.hash + ".pt"
-                                  : "";
-      {
-        std::lock_guard<std::mutex> lock(store_mu);
-        if (o.force) store.forget_trial(trial.hash);
-        // Metrics of a trial killed earlier are kept only when its checkpoint resumes it.
-        if (hooks.checkpoint_path.empty() || !std::filesystem::exists(hooks.checkpoint_path))
-          store.clear_metrics(trial.hash);
+    for (size_t i; (i = next.fetch_add(1)) < units.size();) {
+      if (lottery) {
+        LotteryCallbacks cb;
+        cb.done = [&](const Trial& t) {
+          std::lock_guard<std::mutex> lock(store_mu);
+          return store.has_trial(t.hash);
+        };
+        cb.hooks = hooks_for;
+        cb.record = record;
+        if (o.force) {
+          std::lock_guard<std::mutex> lock(store_mu);
+          for (const Trial* t : units[i]) store.forget_trial(t->hash);
+        }
+        try {
+          run_lottery_chain(units[i], artifact_dir, device, cb, o.config);
+        } catch (const UserError&) {
+          return stop_with(std::current_exception());
+        }
+        continue;
       }
-      hooks.on_eval = [&](const Evaluation& ev) {
+      const Trial& trial = *units[i][0];
+      if (o.force) {
         std::lock_guard<std::mutex> lock(store_mu);
-        store.put_metrics(trial.hash, ev.epoch, ev.step, ev.values);
-      };
-      const int number = int(i) + 1;
-      hooks.on_progress = [&, number](long long step, long long total) {
-        progress.update(number, int(pending.size()), step, total, label);
-      };
-      TrialRecord rec;
-      rec.hash = trial.hash;
-      rec.run_id = run_id;
-      rec.question = question;
-      rec.config_file = o.config;
-      rec.seed = trial.seed;
-      rec.config = trial.config;
-      rec.axes = trial.axes;
-      rec.measures = json::object();
+        store.forget_trial(trial.hash);
+      }
+      TrainHooks hooks = hooks_for(trial);
       auto t0 = std::chrono::steady_clock::now();
+      TrainOutcome out;
       try {
-        TrainOutcome out = run_trial(trial.config, device, hooks, o.config);
-        rec.status = out.status;
-        rec.diverged_step = out.diverged_step;
-        rec.summary = out.summary;
-        rec.measures = out.measures;
-        if (out.resumed_from_epoch > 0) rec.summary["resumed_from_epoch"] = out.resumed_from_epoch;
+        out = run_trial(trial.config, device, hooks, o.config);
       } catch (const UserError&) {
         // A config or data problem affects every trial: stop the sweep with its message.
-        std::lock_guard<std::mutex> lock(store_mu);
-        if (!user_error) user_error = std::current_exception();
-        next = pending.size();
-        return;
+        return stop_with(std::current_exception());
       } catch (const std::exception& e) {
         // A failure inside torch (out of memory, a shape the model cannot take) ends this trial
         // only.
-        rec.status = "failed";
-        rec.summary = {{"error", std::string(e.what()).substr(0, 500)}};
+        out = TrainOutcome();
+        out.status = "failed";
+        out.summary = {{"error", std::string(e.what()).substr(0, 500)}};
       }
-      rec.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      {
-        std::lock_guard<std::mutex> lock(store_mu);
-        store.put_trial(rec);
-      }
-      progress.line(fmt::format("  [{}/{}] {} {}: {}", ++done, pending.size(),
-                                trial.hash.substr(0, 8), label, outcome_text(rec)));
+      record(trial, out, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
   };
   std::vector<std::thread> pool;
-  for (int j = 1; j < jobs; ++j) pool.emplace_back(worker);
+  for (int j = 1; j < std::min<int>(jobs, int(units.size())); ++j) pool.emplace_back(worker);
   worker();
   for (auto& th : pool) th.join();
   if (user_error) {

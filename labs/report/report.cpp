@@ -96,6 +96,23 @@ void write_curves(std::ostream& md, const fs::path& dir, const std::vector<Claim
     std::ofstream(dir / (base + ".json")) << meta.dump(2) << "\n";
     if (!header) md << "\n## Curves\n\n";
     header = true;
+    if (meta["lab"] == "lottery") {
+      // One row per round and control: the paper's plots are drawn from these.
+      const std::string lot = "lottery_" + slug(fs::path(cfg).stem().string());
+      std::ofstream rows(dir / (lot + ".csv"));
+      rows << "trial,seed,status,control,round,weights_remaining,test_acc,test_acc_at_best_val,"
+              "best_val_step\n";
+      for (const auto& t : trials)
+        rows << t.hash.substr(0, 12) << "," << t.seed << "," << t.status << ","
+             << t.config["lottery"]["control"].get<std::string>() << ","
+             << t.config["lottery"]["round"].get<int>() << ","
+             << claims::metric_value(t, "weights_remaining") << ","
+             << claims::metric_value(t, "test_acc") << ","
+             << claims::metric_value(t, "test_acc_at_best_val") << ","
+             << claims::metric_value(t, "best_val_step") << "\n";
+      md << "### Test accuracy and early-stopping iteration against the weights left\n\n![" << lot
+         << "](" << lot << ".png)\n\nThe numbers: [" << lot << ".csv](" << lot << ".csv).\n\n";
+    }
     md << "### `" << cfg << "`\n\n![" << base << "](" << base << ".png)\n\nThe numbers: [" << base
        << ".csv](" << base << ".csv).\n\n";
   };

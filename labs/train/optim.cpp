@@ -102,6 +102,32 @@ void Optimizer::set_lr(double lr) {
   for (size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(lr * multipliers_[i]);
 }
 
+void Optimizer::set_masks(const std::vector<torch::Tensor>& masks) {
+  TORCH_CHECK(masks.size() == params_.size(), "set_masks: ", masks.size(), " masks for ",
+              params_.size(), " parameters");
+  torch::NoGradGuard guard;
+  torch_masks_.clear();
+  group_masks_.clear();
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (masks[i].defined()) {
+      TORCH_CHECK(masks[i].sizes() == params_[i].sizes(), "set_masks: mask ", i, " has shape ",
+                  masks[i].sizes(), ", its parameter ", params_[i].sizes());
+      torch_masks_.push_back({params_[i], masks[i].to(params_[i].options())});
+      params_[i].mul_(torch_masks_.back().second);
+    }
+  if (opt_ || torch_masks_.empty()) return;
+  for (const auto& params : group_params_) {
+    std::vector<torch::Tensor> group;
+    for (const auto& p : params) {
+      torch::Tensor mask;
+      for (const auto& [q, m] : torch_masks_)
+        if (q.is_same(p)) mask = m;
+      group.push_back(mask.defined() ? mask : torch::ones_like(p));
+    }
+    group_masks_.push_back(group);
+  }
+}
+
 void Optimizer::step() {
   if (l1_ > 0) {
     torch::NoGradGuard guard;
@@ -109,10 +135,13 @@ void Optimizer::step() {
       if (w.grad().defined()) w.mutable_grad().add_(torch::sign(w), l1_);
   }
   if (clip_ > 0) torch::nn::utils::clip_grad_norm_(params_, clip_);
-  if (opt_)
+  if (opt_) {
     opt_->step();
-  else
+    torch::NoGradGuard guard;
+    for (auto& [p, m] : torch_masks_) p.mul_(m);
+  } else {
     fused_step();
+  }
 }
 
 void Optimizer::fused_step() {
@@ -123,10 +152,12 @@ void Optimizer::fused_step() {
     for (auto& p : group_params_[gi])
       grads.push_back(p.grad().defined() ? p.grad() : torch::zeros_like(p));
     const double lr = lr_ * multipliers_[gi];
+    const std::vector<torch::Tensor> masks =
+        group_masks_.empty() ? std::vector<torch::Tensor>{} : group_masks_[gi];
     if (name_ == "sgd") {
       kernels::SgdConfig c{lr, cfg_["momentum"].get<double>(), cfg_["weight_decay"].get<double>(),
                            cfg_["nesterov"].get<bool>()};
-      kernels::fused_sgd_(group_params_[gi], grads, group_state1_[gi], {}, c, steps_ == 1);
+      kernels::fused_sgd_(group_params_[gi], grads, group_state1_[gi], masks, c, steps_ == 1);
     } else {
       kernels::AdamConfig c{lr,
                             cfg_["betas"][0].get<double>(),
@@ -134,8 +165,8 @@ void Optimizer::fused_step() {
                             cfg_["eps"].get<double>(),
                             cfg_["weight_decay"].get<double>(),
                             name_ == "adamw"};
-      kernels::fused_adam_(group_params_[gi], grads, group_state1_[gi], group_state2_[gi], {}, c,
-                           steps_);
+      kernels::fused_adam_(group_params_[gi], grads, group_state1_[gi], group_state2_[gi], masks,
+                           c, steps_);
     }
   }
 }

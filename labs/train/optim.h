@@ -21,6 +21,11 @@ class Optimizer {
   // Applies L1 and clipping to the gradients, then steps.
   void step();
   void zero_grad();
+  // Holds 0/1 masks on parameters (pruning): one per parameter in model.parameters() order, an
+  // undefined tensor for an unmasked one. Fused: masked weights end every step at exactly 0 and
+  // their optimizer state stays 0 (the kernels' masks). torch::optim: the weights are multiplied
+  // by their masks after each step (its state is not masked).
+  void set_masks(const std::vector<torch::Tensor>& masks);
   // Sets every group's LR to lr times the group's multiplier.
   void set_lr(double lr);
   double lr() const { return lr_; }
@@ -38,6 +43,8 @@ class Optimizer {
   std::string name_;
   json cfg_;
   std::vector<std::vector<torch::Tensor>> group_params_, group_state1_, group_state2_;
+  std::vector<std::vector<torch::Tensor>> group_masks_;  // fused, when masks are set
+  std::vector<std::pair<torch::Tensor, torch::Tensor>> torch_masks_;  // torch::optim: (param, mask)
   int64_t steps_ = 0;
   std::vector<double> multipliers_;     // one per parameter group
   std::vector<torch::Tensor> weights_;  // parameters of dim >= 2 (L1 applies to these)

@@ -126,6 +126,64 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
 
 }  // namespace
 
+void save_masks(const std::string& path, Net& model, const std::vector<torch::Tensor>& masks) {
+  torch::serialize::OutputArchive archive;
+  size_t i = 0;
+  for (const auto& item : model->named_parameters()) {
+    if (i < masks.size() && masks[i].defined()) {
+      archive.write("mask." + item.key(), masks[i].cpu());
+      archive.write("init." + item.key(), item.value().detach().cpu());
+    }
+    ++i;
+  }
+  const std::string tmp = path + ".tmp";
+  archive.save_to(tmp);
+  std::filesystem::rename(tmp, path);
+}
+
+std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
+                                      const std::string& source) {
+  if (!std::filesystem::exists(path))
+    throw UserError(source + ": /train/mask_file = \"" + path +
+                    "\": no such file; expected a mask file written by the lottery lab "
+                    "(results/artifacts/.../round_N.pt)");
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path);
+  } catch (const c10::Error&) {
+    throw UserError(source + ": /train/mask_file = \"" + path +
+                    "\": not a mask file (a torch archive with mask.<parameter> entries)");
+  }
+  std::vector<torch::Tensor> masks;
+  torch::NoGradGuard guard;
+  int found = 0;
+  for (auto& item : model->named_parameters()) {
+    torch::Tensor mask, init;
+    if (archive.try_read("mask." + item.key(), mask)) {
+      if (mask.sizes() != item.value().sizes())
+        throw UserError(source + ": /train/mask_file = \"" + path + "\": mask of " + item.key() +
+                        " has shape " + c10::str(mask.sizes()) + ", the model's is " +
+                        c10::str(item.value().sizes()) + "; expected a mask for this model");
+      ++found;
+      if (archive.try_read("init." + item.key(), init)) item.value().copy_(init);
+      masks.push_back(mask.to(item.value().options()));
+    } else {
+      masks.emplace_back();
+    }
+  }
+  if (found == 0)
+    throw UserError(source + ": /train/mask_file = \"" + path +
+                    "\": no mask matches a parameter of this model");
+  return masks;
+}
+
+double remaining_fraction(const std::vector<torch::Tensor>& masks) {
+  double kept = 0, total = 0;
+  for (const auto& m : masks)
+    if (m.defined()) kept += m.sum().item<double>(), total += double(m.numel());
+  return total > 0 ? kept / total : 1.0;
+}
+
 torch::Device pick_device(const std::string& requested) {
   if (requested == "cpu") return torch::kCPU;
   if (torch::cuda::is_available()) return torch::Device(torch::kCUDA, 0);
@@ -175,6 +233,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   const double base_lr =
       scaled_base_lr(cfg["optim"]["lr"], sched["scale_rule"], batch, sched["base_batch"]);
   Optimizer opt(cfg["optim"], *model);
+  if (!hooks.masks.empty()) opt.set_masks(hooks.masks);
   at::Generator order_gen = at::detail::createCPUGenerator(cfg.value("seed", 0) * 1000003ULL + 17);
 
   TrainOutcome outcome;
@@ -288,6 +347,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
         checked = b + 1;
       }
       if (!marks.empty()) take_marks();
+      if (hooks.on_step) hooks.on_step(st.step);
       if (hooks.on_progress && (st.step % 16 == 0)) hooks.on_progress(st.step, total);
       if (eval_every > 0 && st.step % eval_every == 0 && b + 1 < spe) {
         sync(device);
@@ -420,6 +480,9 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
     out.summary["data"] = data.info;
     return out;
   }
+  TrainHooks with_masks = hooks;
+  const std::string mask_file = cfg["train"].value("mask_file", std::string());
+  if (!mask_file.empty()) with_masks.masks = load_masks(mask_file, model, source);
   double hessian_init = NAN;
   if (cfg.contains("measure") && cfg["measure"].value("hessian_init", false)) {
     // Taken on the same examples as the final measure. Power iteration draws from its own
@@ -431,8 +494,9 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
                                           m["hessian_max_iter"], m["hessian_tol"], seed)
                        .value;
   }
-  TrainOutcome out = train_model(cfg, data, model, device, hooks);
+  TrainOutcome out = train_model(cfg, data, model, device, with_masks);
   out.summary["data"] = data.info;
+  if (!with_masks.masks.empty()) out.summary["weights_remaining"] = remaining_fraction(with_masks.masks);
   if (std::isfinite(hessian_init)) {
     out.summary["hessian_top_init"] = hessian_init;
     out.summary["lr_x_hessian_init"] = out.summary["base_lr"].get<double>() * hessian_init;

@@ -31,6 +31,12 @@ struct TrainHooks {
   std::function<void(long long, long long)> on_progress;
   // Where to checkpoint at epoch ends and resume from if present ("" = never).
   std::string checkpoint_path;
+  // Called after every optimizer step with the steps taken so far (e.g. to snapshot the weights
+  // a lottery ticket rewinds to).
+  std::function<void(long long)> on_step;
+  // Pruning masks held through training, one per model parameter (undefined: unmasked); see
+  // Optimizer::set_masks.
+  std::vector<torch::Tensor> masks;
 };
 
 struct TrainOutcome {
@@ -53,6 +59,15 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
 // `source` names the config in error messages.
 TrainOutcome run_trial(const json& cfg, const torch::Device& device, const TrainHooks& hooks,
                        const std::string& source);
+
+// Mask files: "mask.<parameter name>" (0/1) and "init.<parameter name>" (the weights training
+// starts from) for each masked parameter. load_masks sets the model's masked parameters to their
+// init and returns the masks in parameter order (undefined where none); errors name `source`.
+void save_masks(const std::string& path, Net& model, const std::vector<torch::Tensor>& masks);
+std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
+                                      const std::string& source);
+// Kept fraction of the masked parameters' elements.
+double remaining_fraction(const std::vector<torch::Tensor>& masks);
 
 // "auto" -> cuda when torch sees a GPU, else cpu; "cuda" without a GPU is a UserError.
 torch::Device pick_device(const std::string& requested);

@@ -39,6 +39,21 @@ Result empiric(const testing::TempDir& dir, const std::string& args) {
           slurp(dir.file("err.txt"))};
 }
 
+// `empiric run CFG` in a child process (output discarded), to be killed midway.
+pid_t spawn_run(const testing::TempDir& dir, const std::string& cfg) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    std::string db = dir.file("r.db");
+    int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    execl(EMPIRIC_BINARY, "empiric", "--db", db.c_str(), "run", cfg.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
 const char* kSweep = R"({
   "question": 99,
   "data": {"name": "blobs", "n_train": 256, "n_test": 128, "classes": 3, "dim": 4, "noise": 1.0},
@@ -76,17 +91,8 @@ TEST(Sweep, AKilledSweepResumesWithEveryTrialPresentOnce) {
   std::string cfg = dir.write("lab.json", doc.dump());
   auto expected = expand_trials(resolve_config(cfg, "", {}));
 
-  pid_t pid = fork();
+  pid_t pid = spawn_run(dir, cfg);
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    std::string db = dir.file("r.db");
-    int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 1);
-    dup2(devnull, 2);
-    execl(EMPIRIC_BINARY, "empiric", "--db", db.c_str(), "run", cfg.c_str(),
-          static_cast<char*>(nullptr));
-    _exit(127);
-  }
   bool some_done = false;
   for (int i = 0; i < 3000 && !some_done; ++i) {
     usleep(20000);
@@ -108,6 +114,45 @@ TEST(Sweep, AKilledSweepResumesWithEveryTrialPresentOnce) {
   for (const auto& t : expected) want.insert(t.hash);
   EXPECT_EQ(trials.size(), expected.size());
   EXPECT_EQ(got, want);
+}
+
+TEST(Sweep, AKilledLotteryChainResumesAtItsLastFinishedRound) {
+  testing::TempDir dir;
+  json doc = json::parse(R"({
+    "question": 97, "lab": "lottery",
+    "data": {"name": "blobs", "n_train": 1000, "n_test": 200, "classes": 4, "dim": 8, "noise": 2.0},
+    "model": {"name": "mlp", "widths": [64, 32]},
+    "optim": {"name": "adam", "lr": 0.003},
+    "train": {"epochs": 10, "batch_size": 50},
+    "lottery": {"rounds": 4},
+    "sweep": {"lottery.control": ["ticket", "reinit"]}
+  })");
+  std::string cfg = dir.write("lab.json", doc.dump());
+  const size_t expected = expand_trials(resolve_config(cfg, "", {})).size();  // 1 + 4 x 2
+
+  pid_t pid = spawn_run(dir, cfg);
+  ASSERT_GE(pid, 0);
+  size_t before = 0;
+  for (int i = 0; i < 30000 && before < 3; ++i) {
+    usleep(10000);
+    if (std::filesystem::exists(dir.file("r.db"))) before = Store(dir.file("r.db")).trials().size();
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  before = Store(dir.file("r.db")).trials().size();
+  ASSERT_GE(before, 3u);
+  ASSERT_LT(before, expected);
+
+  Result rest = empiric(dir, "run " + cfg + " --no-progress");
+  ASSERT_EQ(rest.code, 0) << rest.err;
+  EXPECT_NE(rest.out.find(std::to_string(before) + " already in"), std::string::npos) << rest.out;
+  EXPECT_NE(rest.err.find("[" + std::to_string(expected - before) + "/" +
+                          std::to_string(expected - before) + "]"),
+            std::string::npos)
+      << rest.err;  // only the missing rounds ran
+  auto trials = Store(dir.file("r.db")).trials();
+  EXPECT_EQ(trials.size(), expected);
+  for (const auto& t : trials) EXPECT_EQ(t.status, "finished") << t.summary.dump();
 }
 
 TEST(Sweep, JobsAndShardsCoverEveryTrialOnce) {

@@ -1,0 +1,218 @@
+// The lottery lab's pieces: masks held through training, the pruning schedule, rewinding, the
+// controls, and retraining a ticket from its mask file.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <set>
+
+#include "core/config.h"
+#include "core/errors.h"
+#include "data/datasets.h"
+#include "experiments/lottery.h"
+#include "support/temp_dir.h"
+#include "train/trainer.h"
+
+namespace empiric {
+namespace {
+
+json lottery_doc(const std::string& patch = "{}") {
+  json doc = json::parse(R"({
+    "lab": "lottery",
+    "data": {"name": "blobs", "n_train": 400, "n_test": 200, "classes": 4, "dim": 8, "noise": 2.0,
+             "validation": 100},
+    "model": {"name": "mlp", "widths": [64, 32]},
+    "optim": {"name": "adam", "lr": 0.003},
+    "train": {"epochs": 4, "batch_size": 50, "checkpoint": false},
+    "lottery": {"rounds": 3, "rate": 0.2, "output_rate": 0.1},
+    "sweep": {"lottery.control": ["ticket", "reinit", "random_prune"]}
+  })");
+  doc.merge_patch(json::parse(patch));
+  return doc;
+}
+
+std::vector<Trial> trials_of(const json& doc) {
+  return expand_trials(resolve_config_json(doc, "lottery.json", "", {}));
+}
+
+struct ChainRun {
+  std::map<std::string, TrainOutcome> by_hash;
+  std::vector<std::string> order;
+};
+
+ChainRun run_chain(const std::vector<Trial>& trials, const std::string& artifacts,
+                   ChainRun previous = {}) {
+  ChainRun run = previous;
+  std::vector<const Trial*> chain;
+  for (const auto& t : trials) chain.push_back(&t);
+  LotteryCallbacks cb;
+  cb.done = [&](const Trial& t) { return run.by_hash.count(t.hash) > 0; };
+  cb.hooks = [](const Trial&) { return TrainHooks(); };
+  cb.record = [&](const Trial& t, const TrainOutcome& out, double) {
+    run.by_hash[t.hash] = out;
+    run.order.push_back(t.hash);
+  };
+  run_lottery_chain(chain, artifacts, torch::kCPU, cb, "lottery.json");
+  return run;
+}
+
+const Trial& find(const std::vector<Trial>& trials, int round, const std::string& control) {
+  for (const auto& t : trials)
+    if (t.config["lottery"]["round"] == round && t.config["lottery"]["control"] == control) return t;
+  throw std::runtime_error("no such trial");
+}
+
+TEST(Lottery, ExpansionHasOneDenseRoundAndEveryControlAfterIt) {
+  auto trials = trials_of(lottery_doc());
+  EXPECT_EQ(trials.size(), 1u + 3u * 3u);
+  std::set<std::string> chains;
+  for (const auto& t : trials) chains.insert(lottery_chain_key(t.config));
+  EXPECT_EQ(chains.size(), 1u);
+  EXPECT_EQ(find(trials, 0, "ticket").config["lottery"]["round"], 0);
+}
+
+TEST(Lottery, MasksHoldThroughTrainingForSgdAndAdamFusedAndTorch) {
+  for (const char* optim : {R"({"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.01})",
+                            R"({"name": "adam", "lr": 0.01})", R"({"name": "adamw", "lr": 0.01})"})
+    for (const char* impl : {"fused", "torch"}) {
+      json doc = lottery_doc();
+      doc["lab"] = "train";
+      doc.erase("lottery");
+      doc.erase("sweep");
+      doc["optim"] = json::parse(optim);
+      doc["optim"]["impl"] = impl;
+      json cfg = trials_of(doc).at(0).config;
+      torch::manual_seed(0);
+      Dataset data = load_dataset(cfg["data"], 0, torch::kCPU, "t.json");
+      Net model = make_model(cfg["model"], data.input_shape, data.outputs);
+      TrainHooks hooks;
+      hooks.masks = prunable_masks_like(model);
+      for (auto& m : hooks.masks)
+        if (m.defined()) m = (torch::rand(m.sizes()) > 0.6).to(torch::kFloat32);
+      train_model(cfg, data, model, torch::kCPU, hooks);
+      auto params = model->parameters();
+      for (size_t i = 0; i < params.size(); ++i)
+        if (hooks.masks[i].defined()) {
+          auto pruned = params[i].masked_select(hooks.masks[i] == 0);
+          EXPECT_GT(pruned.numel(), 0);
+          EXPECT_EQ(pruned.abs().max().item<float>(), 0.0f) << optim << " " << impl << " " << i;
+          EXPECT_GT(params[i].masked_select(hooks.masks[i] == 1).abs().min().item<float>(), 0.0f);
+        }
+    }
+}
+
+TEST(Lottery, TheSparsityScheduleIsExact) {
+  json cfg = trials_of(lottery_doc()).at(0).config;
+  torch::manual_seed(0);
+  Net model = make_model(cfg["model"], {8}, 4);
+  auto masks = prunable_masks_like(model);
+  std::vector<int64_t> expected;
+  for (const auto& m : masks)
+    if (m.defined()) expected.push_back(m.numel());
+  for (int r = 1; r <= 5; ++r) {
+    prune_round(model, masks, cfg["lottery"], 0.2, 0.1);
+    size_t k = 0;
+    for (const auto& m : masks)
+      if (m.defined()) {
+        const double f = k + 1 == expected.size() ? 0.1 : 0.2;
+        expected[k] -= std::llround(f * double(expected[k]));
+        EXPECT_EQ(m.sum().item<int64_t>(), expected[k]) << "round " << r << " tensor " << k;
+        ++k;
+      }
+  }
+  // Global: one threshold, 20 % of all remaining weights per round.
+  json global = cfg["lottery"];
+  global["scope"] = "global";
+  auto g = prunable_masks_like(model);
+  int64_t total = 0;
+  for (const auto& m : g)
+    if (m.defined()) total += m.numel();
+  prune_round(model, g, global, 0.2, 0.1);
+  int64_t kept = 0;
+  for (const auto& m : g)
+    if (m.defined()) kept += m.sum().item<int64_t>();
+  EXPECT_EQ(kept, total - std::llround(0.2 * double(total)));
+}
+
+TEST(Lottery, RewindingRestoresTheSavedValuesBitForBitAndControlsShareTheSparsity) {
+  testing::TempDir dir;
+  for (int k : {0, 7}) {
+    auto trials = trials_of(lottery_doc(R"({"lottery": {"rewind_step": )" + std::to_string(k) + "}}"));
+    ChainRun run = run_chain(trials, dir.path());
+    ASSERT_EQ(run.by_hash.size(), trials.size());
+    const std::string chain_dir = dir.file(lottery_chain_key(trials[0].config));
+    torch::serialize::InputArchive chain, round1;
+    chain.load_from(chain_dir + "/chain.pt");
+    round1.load_from(chain_dir + "/round_1.pt");
+    torch::manual_seed(0);
+    Net fresh = make_model(trials[0].config["model"], {8}, 4);
+    for (const auto& item : fresh->named_parameters()) {
+      torch::Tensor init, rewind, start, mask;
+      chain.read("init." + item.key(), init);
+      chain.read("rewind." + item.key(), rewind);
+      round1.read("init." + item.key(), start);
+      EXPECT_TRUE(torch::equal(init, item.value())) << item.key();  // the seeded initialization
+      EXPECT_EQ(torch::equal(rewind, init), k == 0) << item.key();
+      if (round1.try_read("mask." + item.key(), mask))
+        EXPECT_TRUE(torch::equal(start, rewind * mask)) << item.key();
+      else
+        EXPECT_TRUE(torch::equal(start, rewind)) << item.key();  // biases are not pruned
+    }
+    for (int r = 1; r <= 3; ++r) {
+      const auto& ticket = run.by_hash[find(trials, r, "ticket").hash].summary;
+      for (const char* control : {"reinit", "random_prune"}) {
+        const auto& other = run.by_hash[find(trials, r, control).hash].summary;
+        EXPECT_EQ(other["layer_remaining"], ticket["layer_remaining"]) << control << " " << r;
+        EXPECT_EQ(other["weights_remaining"], ticket["weights_remaining"]);
+      }
+    }
+  }
+}
+
+TEST(Lottery, AChainResumesAtItsLastFinishedRoundWithTheSameResults) {
+  testing::TempDir whole, parts;
+  auto trials = trials_of(lottery_doc());
+  ChainRun full = run_chain(trials, whole.path());
+  // Interrupted after round 1: its trials are in the "store", its artifacts on disk.
+  std::vector<Trial> upto1;
+  for (const auto& t : trials)
+    if (t.config["lottery"]["round"].get<int>() <= 1) upto1.push_back(t);
+  ChainRun first = run_chain(upto1, parts.path());
+  EXPECT_EQ(first.order.size(), 4u);
+  ChainRun rest = run_chain(trials, parts.path(), first);
+  // Only rounds 2 and 3 ran again, and they match the uninterrupted chain exactly.
+  EXPECT_EQ(rest.order.size(), first.order.size() + 6u);
+  for (size_t i = first.order.size(); i < rest.order.size(); ++i) {
+    const std::string& h = rest.order[i];
+    EXPECT_EQ(rest.by_hash[h].summary["test_acc"], full.by_hash[h].summary["test_acc"]);
+    EXPECT_EQ(rest.by_hash[h].summary["layer_remaining"], full.by_hash[h].summary["layer_remaining"]);
+  }
+}
+
+TEST(Lottery, ATicketRetrainsFromItsMaskFile) {
+  testing::TempDir dir;
+  auto trials = trials_of(lottery_doc());
+  ChainRun run = run_chain(trials, dir.path());
+  const std::string file =
+      dir.file(lottery_chain_key(trials[0].config)) + "/round_2.pt";
+  json doc = lottery_doc();
+  doc["lab"] = "train";
+  doc.erase("sweep");
+  doc["train"]["mask_file"] = file;
+  json cfg = trials_of(doc).at(0).config;
+  TrainOutcome again = run_trial(cfg, torch::kCPU, {}, "t.json");
+  const auto& ticket = run.by_hash[find(trials, 2, "ticket").hash].summary;
+  EXPECT_EQ(again.summary["test_acc"], ticket["test_acc"]);
+  EXPECT_DOUBLE_EQ(again.summary["weights_remaining"].get<double>(),
+                   ticket["weights_remaining"].get<double>());
+
+  doc["train"]["mask_file"] = dir.file("missing.pt");
+  try {
+    run_trial(trials_of(doc).at(0).config, torch::kCPU, {}, "t.json");
+    ADD_FAILURE() << "expected a UserError";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("/train/mask_file"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace empiric
