@@ -187,9 +187,12 @@ void run_lottery_chain(const std::vector<const Trial*>& chain, const std::string
   model->to(device);
   Params init = snapshot(model), rewind, dense_trained;
 
-  auto train = [&](const Trial& trial, Net& net, const Params& masks) {
+  // Trains one round's network; the outcome carries the round and its sparsity.
+  auto train = [&](const Trial& trial, Net& net, const Params& masks,
+                   std::function<void(long long)> on_step = {}) {
     TrainHooks hooks = cb.hooks(trial);
     hooks.masks = masks;
+    hooks.on_step = std::move(on_step);
     torch::manual_seed(seed);  // dropout draws the same in every round
     auto t0 = std::chrono::steady_clock::now();
     TrainOutcome out;
@@ -210,7 +213,8 @@ void run_lottery_chain(const std::vector<const Trial*>& chain, const std::string
     } else {
       out.summary["weights_remaining"] = 1.0;
     }
-    return std::make_pair(out, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return std::make_pair(out, wall);
   };
   auto fail_rest = [&](int from_round, const std::string& why) {
     for (const Trial* t : chain)
@@ -229,21 +233,9 @@ void run_lottery_chain(const std::vector<const Trial*>& chain, const std::string
                      {{"init", &init}, {"rewind", &rewind}, {"trained", &dense_trained}}))) {
     restore(model, init);
     rewind = init;
-    auto [out, wall] = [&]() {
-      TrainHooks hooks = cb.hooks(*dense_trial);
-      hooks.on_step = [&](long long step) {
-        if (step == k) rewind = snapshot(model);
-      };
-      torch::manual_seed(seed);
-      auto t0 = std::chrono::steady_clock::now();
-      TrainOutcome o = train_model(dense_trial->config, data, model, device, hooks);
-      o.summary["data"] = data.info;
-      o.summary["round"] = 0;
-      o.summary["control"] = "ticket";
-      o.summary["weights_remaining"] = 1.0;
-      return std::make_pair(
-          o, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }();
+    auto [out, wall] = train(*dense_trial, model, {}, [&](long long step) {
+      if (step == k) rewind = snapshot(model);
+    });
     if (k > 0 && out.summary.value("steps", 0LL) < k) {
       out.status = "failed";
       out.summary["error"] = fmt::format(
