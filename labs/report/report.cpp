@@ -46,6 +46,15 @@ std::string caveat(const json& test, const std::string& preset) {
     text =
         "Kendall's tau across trials is an association across this population of runs, not a "
         "causal effect.";
+  else if (kind == "interaction")
+    text = "A difference of differences between the smallest and the largest `" +
+           test["x"].get<std::string>() + "` only: it says the effect of `" +
+           test["factor"].get<std::string>() +
+           "` changes across that range, not how it changes in between.";
+  else if (kind == "within")
+    text =
+        "Which value is best depends on the budget and the protocol; the range comes from one short "
+        "range-test run per seed (the median over seeds is used).";
   else
     text = "A threshold verdict depends on the threshold chosen for the claim.";
   if (preset == "quick")
