@@ -4,6 +4,8 @@
 #include <filesystem>
 
 #include "core/config.h"
+#include "data/datasets.h"
+#include "experiments/lottery.h"
 #include "train/trainer.h"
 
 namespace empiric {
@@ -31,6 +33,32 @@ TEST(CudaTrainer, MatchesTheCpuRunToTolerance) {
   EXPECT_NEAR(gpu.summary["train_loss"].get<double>(), cpu.summary["train_loss"].get<double>(),
               2e-2);
   EXPECT_NEAR(gpu.summary["test_acc"].get<double>(), cpu.summary["test_acc"].get<double>(), 2e-2);
+}
+
+TEST(CudaTrainer, PruningMasksHoldThroughFusedSgdAndAdamSteps) {
+  SKIP_WITHOUT_GPU();
+  const torch::Device gpu(torch::kCUDA, 0);
+  for (const char* optim : {R"({"optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9}})",
+                            R"({"optim": {"name": "adam", "lr": 0.003, "momentum": null}})"}) {
+    json cfg = trial_config(optim);
+    torch::manual_seed(0);
+    Dataset data = load_dataset(cfg["data"], 0, gpu, "cuda_test.json");
+    Net model = make_model(cfg["model"], data.input_shape, data.outputs);
+    model->to(gpu);
+    TrainHooks hooks;
+    hooks.masks = prunable_masks_like(model);
+    for (auto& m : hooks.masks)
+      if (m.defined()) m = (torch::rand(m.sizes(), m.options()) > 0.6).to(torch::kFloat32);
+    auto out = train_model(cfg, data, model, gpu, hooks);
+    ASSERT_EQ(out.status, "finished");
+    auto params = model->parameters();
+    for (size_t i = 0; i < params.size(); ++i)
+      if (hooks.masks[i].defined()) {
+        EXPECT_EQ(params[i].masked_select(hooks.masks[i] == 0).abs().max().item<float>(), 0.0f)
+            << optim << " parameter " << i;
+        EXPECT_GT(params[i].masked_select(hooks.masks[i] == 1).abs().min().item<float>(), 0.0f);
+      }
+  }
 }
 
 TEST(CudaTrainer, DivergenceIsDetectedOnTheDevice) {
