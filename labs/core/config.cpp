@@ -357,7 +357,27 @@ ResolvedConfig resolve_config(const std::string& path, const std::string& preset
 std::string canonical_json(const json& value) { return value.dump(); }
 
 std::string trial_hash(const json& trial_config) {
+  // Keys added to the schema after trials were stored whose defaults change nothing that is
+  // computed: at their defaults they stay out of the identity, so stored trials keep their hashes.
+  // A default here must never change.
+  static const std::vector<std::pair<json::json_pointer, json>> later_keys = {
+      {json::json_pointer("/optim/sam_rho"), 0.0},
+      {json::json_pointer("/measure/hessian_trace"), false},
+      {json::json_pointer("/measure/trace_samples"), 30},
+      {json::json_pointer("/measure/eps_sharpness"), false},
+      {json::json_pointer("/measure/eps"), 1e-3},
+      {json::json_pointer("/measure/eps_steps"), 10},
+      {json::json_pointer("/measure/sigma_sharpness"), false},
+      {json::json_pointer("/measure/sigma"), 0.05},
+      {json::json_pointer("/measure/sigma_samples"), 20},
+      {json::json_pointer("/measure/dinh_alpha"), 0.0},
+      {json::json_pointer("/measure/surface_grid"), 0},
+      {json::json_pointer("/measure/surface_span"), 1.0},
+  };
   json identity = trial_config;
+  for (const auto& [ptr, value] : later_keys)
+    if (identity.contains(ptr) && identity[ptr] == value)
+      identity[ptr.parent_pointer()].erase(ptr.back());
   identity.erase("title");  // words about a trial are not part of what it computes
   identity.erase("description");
   if (identity.contains("train")) {  // where and how fast it runs is not what it computes

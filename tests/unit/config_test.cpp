@@ -222,6 +222,22 @@ TEST(ConfigHash, ChangesWithAValueButNotWithWordsOrDevice) {
   EXPECT_EQ(h(d), h0);
 }
 
+TEST(ConfigHash, KeysAddedLaterLeaveStoredTrialsTheirHashes) {
+  // The hash of configs/fmnist_lenet.json's trial as the build before optim.sam_rho and the
+  // sharpness measures computed it. If this changes, every stored trial is orphaned: change it
+  // only on purpose (a new kLabVersion), never as a side effect of a new key.
+  auto trials = expand_trials(resolve_config(std::string(EMPIRIC_SOURCE_DIR) +
+                                                 "/configs/fmnist_lenet.json",
+                                             "", {}));
+  ASSERT_EQ(trials.size(), 1u);
+  EXPECT_EQ(trials[0].hash.substr(0, 12), "36800ee77213");
+  // A new key at a value other than its default is part of the identity.
+  auto sam = expand_trials(resolve_config(std::string(EMPIRIC_SOURCE_DIR) +
+                                              "/configs/fmnist_lenet.json",
+                                          "", {"optim.sam_rho=0.05"}));
+  EXPECT_NE(sam[0].hash, trials[0].hash);
+}
+
 TEST(ConfigHash, TrialsDifferBySeedAndAxis) {
   auto trials = expand_trials(resolve_config_json(base(), "x", "", {}));
   ASSERT_EQ(trials.size(), 4u);
