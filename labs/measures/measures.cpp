@@ -4,6 +4,9 @@
 
 #include <cmath>
 
+#include "core/errors.h"
+#include "axpby/axpby.h"
+
 namespace empiric {
 namespace {
 
@@ -26,7 +29,175 @@ double dot(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>
   return s.item<double>();
 }
 
+std::vector<torch::Tensor> copies(const std::vector<torch::Tensor>& params) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : params) out.push_back(p.detach().clone());
+  return out;
+}
+
+void assign(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& values) {
+  torch::NoGradGuard guard;
+  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(values[i]);
+}
+
+double value_of(const LossFn& loss) {
+  torch::NoGradGuard guard;
+  return loss().item<double>();
+}
+
+// Mean and standard error of the mean.
+std::pair<double, double> mean_and_se(const std::vector<double>& xs) {
+  double mean = 0, ss = 0;
+  for (double x : xs) mean += x;
+  mean /= double(xs.size());
+  for (double x : xs) ss += (x - mean) * (x - mean);
+  const double se = xs.size() > 1 ? std::sqrt(ss / double(xs.size() - 1) / double(xs.size())) : 0.0;
+  return {mean, se};
+}
+
 }  // namespace
+
+TraceEstimate hutchinson_trace(const std::vector<torch::Tensor>& params, const LossFn& loss,
+                               int samples, uint64_t seed) {
+  auto grads = torch::autograd::grad({loss()}, params, {}, /*retain_graph=*/true,
+                                     /*create_graph=*/true);
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  std::vector<double> quads;
+  for (int s = 0; s < samples; ++s) {
+    std::vector<torch::Tensor> v;
+    torch::Tensor gv = torch::zeros({}, grads[0].options());
+    for (size_t i = 0; i < params.size(); ++i) {
+      // Rademacher: +-1 with equal probability.
+      auto r = torch::randint(0, 2, params[i].sizes(), gen, torch::kFloat32).mul_(2).sub_(1);
+      v.push_back(r.to(params[i].device()));
+      gv = gv + (grads[i] * v.back()).sum();
+    }
+    auto hv = torch::autograd::grad({gv}, params, {}, /*retain_graph=*/true);
+    quads.push_back(dot(v, hv));
+  }
+  auto [mean, se] = mean_and_se(quads);
+  return {mean, se, samples};
+}
+
+double eps_sharpness(const std::vector<torch::Tensor>& params, const LossFn& loss, double eps,
+                     int steps, uint64_t seed) {
+  const auto w0 = copies(params);
+  const double base = value_of(loss);
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  std::vector<torch::Tensor> box, delta;
+  for (const auto& w : w0) {
+    box.push_back(w.abs().add(1.0).mul(eps));
+    delta.push_back((torch::rand(w.sizes(), gen, torch::kFloat32).to(w.device()) * 2 - 1) *
+                    box.back());
+  }
+  double worst = base;
+  for (int k = 0; k <= steps; ++k) {
+    {
+      torch::NoGradGuard guard;
+      for (size_t i = 0; i < params.size(); ++i) params[i].copy_(w0[i] + delta[i]);
+    }
+    auto l = loss();
+    worst = std::max(worst, l.item<double>());
+    if (k == steps) break;
+    auto g = torch::autograd::grad({l}, params);
+    // Half a box per step: a convex quadratic reaches its maximizing corner in two steps.
+    torch::NoGradGuard guard;
+    for (size_t i = 0; i < params.size(); ++i)
+      delta[i] = torch::clamp(delta[i] + 0.5 * box[i] * g[i].sign(), -box[i], box[i]);
+  }
+  assign(params, w0);
+  return 100.0 * (worst - base) / (1.0 + base);
+}
+
+SigmaSharpness sigma_sharpness(const std::vector<torch::Tensor>& params, const LossFn& loss,
+                               double sigma, int samples, uint64_t seed) {
+  const auto w0 = copies(params);
+  const double base = value_of(loss);
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  std::vector<double> rises;
+  for (int s = 0; s < samples; ++s) {
+    {
+      torch::NoGradGuard guard;
+      for (size_t i = 0; i < params.size(); ++i)
+        params[i].copy_(w0[i] + sigma * w0[i].abs() *
+                                    torch::randn(w0[i].sizes(), gen, torch::kFloat32)
+                                        .to(w0[i].device()));
+    }
+    rises.push_back(value_of(loss) - base);
+  }
+  assign(params, w0);
+  auto [mean, se] = mean_and_se(rises);
+  return {mean, se};
+}
+
+std::vector<torch::Tensor> filter_normalized_direction(const std::vector<torch::Tensor>& params,
+                                                       at::Generator& gen) {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : params) {
+    auto w = p.detach();
+    if (w.dim() < 2) {
+      out.push_back(torch::zeros_like(w));
+      continue;
+    }
+    auto d = torch::randn(w.sizes(), gen, torch::kFloat32).to(w.device());
+    auto dims = std::vector<int64_t>();
+    for (int64_t k = 1; k < w.dim(); ++k) dims.push_back(k);
+    auto wn = w.norm(2, dims, /*keepdim=*/true), dn = d.norm(2, dims, /*keepdim=*/true);
+    out.push_back((d * (wn / dn.clamp_min(1e-12))).contiguous());
+  }
+  return out;
+}
+
+std::vector<double> loss_surface(const std::vector<torch::Tensor>& params, const LossFn& loss,
+                                 const std::vector<torch::Tensor>& d1,
+                                 const std::vector<torch::Tensor>& d2, double span, int n) {
+  const auto w0 = copies(params);
+  std::vector<torch::Tensor> out;
+  for (const auto& p : params) out.push_back(p.data());
+  std::vector<double> grid;
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      const double a = n == 1 ? 0.0 : -span + 2.0 * span * i / (n - 1);
+      const double b = n == 1 ? 0.0 : -span + 2.0 * span * j / (n - 1);
+      kernels::multi_axpby_(out, w0, d1, d2, a, b);
+      grid.push_back(value_of(loss));
+    }
+  assign(params, w0);
+  return grid;
+}
+
+std::vector<double> interpolate_losses(const std::vector<torch::Tensor>& params,
+                                       const LossFn& loss, const std::vector<torch::Tensor>& from,
+                                       const std::vector<torch::Tensor>& to, double t_lo,
+                                       double t_hi, int points) {
+  // (1 - t) from + t to = from + t (to - from): one axpby along the difference.
+  const auto start = copies(from), end = copies(to);  // either may alias params
+  std::vector<torch::Tensor> out, diff, zero;
+  for (size_t i = 0; i < params.size(); ++i) {
+    out.push_back(params[i].data());
+    diff.push_back((end[i] - start[i]).contiguous());
+    zero.push_back(torch::zeros_like(diff.back()));
+  }
+  std::vector<double> losses;
+  for (int k = 0; k < points; ++k) {
+    const double t = points == 1 ? t_lo : t_lo + (t_hi - t_lo) * k / (points - 1);
+    kernels::multi_axpby_(out, start, diff, zero, t, 0.0);
+    losses.push_back(value_of(loss));
+  }
+  assign(params, end);
+  return losses;
+}
+
+void rescale_relu_layers(Net& model, double alpha) {
+  std::vector<torch::nn::Module*> layers;
+  for (auto& m : model->body->modules(/*include_self=*/false))
+    if (m->as<torch::nn::Linear>() || m->as<torch::nn::Conv2d>()) layers.push_back(m.get());
+  if (layers.size() < 2)
+    throw UserError("measure.dinh_alpha: the model needs two Linear or Conv layers to rescale");
+  torch::NoGradGuard guard;
+  for (auto& p : layers[0]->parameters(/*recurse=*/false)) p.mul_(alpha);
+  layers[1]->named_parameters(false)["weight"].div_(alpha);
+}
 
 EigenEstimate top_hessian_eigenvalue(Net& model, const torch::Tensor& x, const torch::Tensor& y,
                                      bool regression, int max_iterations, double tol,
@@ -97,15 +268,77 @@ json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t s
   json out = json::object();
   auto finite = [](double v) { return std::isfinite(v) ? json(v) : json(); };
   const int64_t n = data.x_train.size(0);
-  if (m.value("hessian_top", false)) {
-    const int64_t k = std::min<int64_t>(n, m["hessian_samples"].get<int64_t>());
-    auto est =
-        top_hessian_eigenvalue(model, data.x_train.slice(0, 0, k), data.y_train.slice(0, 0, k),
-                               data.regression, m["hessian_max_iter"], m["hessian_tol"], seed);
-    out["hessian_top"] = finite(est.value);
-    out["hessian_top_iterations"] = est.iterations;
-    out["hessian_top_converged"] = est.converged;
+  const int64_t k = std::min<int64_t>(n, m.value("hessian_samples", int64_t(1000)));
+  const auto xs = data.x_train.slice(0, 0, k), ys = data.y_train.slice(0, 0, k);
+  const bool was_training = model->is_training();
+  model->eval();  // every measure is of the fixed function: dropout off, batch norm frozen
+  const auto params = trainable(model);
+  const LossFn loss = [&] { return loss_on(model, xs, ys, data.regression); };
+
+  // The curvature and sharpness measures, under names ending in `suffix`.
+  auto sharpness = [&](const std::string& suffix) {
+    if (m.value("hessian_top", false)) {
+      auto est = top_hessian_eigenvalue(model, xs, ys, data.regression, m["hessian_max_iter"],
+                                        m["hessian_tol"], seed);
+      out["hessian_top" + suffix] = finite(est.value);
+      if (suffix.empty()) {
+        out["hessian_top_iterations"] = est.iterations;
+        out["hessian_top_converged"] = est.converged;
+      }
+    }
+    if (m.value("hessian_trace", false)) {
+      auto tr = hutchinson_trace(params, loss, m["trace_samples"], seed + 2);
+      out["hessian_trace" + suffix] = finite(tr.value);
+      out["hessian_trace_se" + suffix] = finite(tr.std_error);
+    }
+    if (m.value("eps_sharpness", false))
+      out["eps_sharpness" + suffix] =
+          finite(eps_sharpness(params, loss, m["eps"], m["eps_steps"], seed + 3));
+    if (m.value("sigma_sharpness", false)) {
+      auto ss = sigma_sharpness(params, loss, m["sigma"], m["sigma_samples"], seed + 4);
+      out["sigma_sharpness" + suffix] = finite(ss.mean_rise);
+      out["sigma_sharpness_se" + suffix] = finite(ss.std_error);
+    }
+  };
+  sharpness("");
+
+  if (m.value("dinh_alpha", 0.0) > 0) {
+    // The same function under another parametrization: the outputs must not move, the measures
+    // may. The weights are restored exactly afterwards (a copy, not a division by alpha).
+    const double alpha = m["dinh_alpha"];
+    const auto saved = copies(params);
+    torch::Tensor before;
+    {
+      torch::NoGradGuard guard;
+      before = model->forward(xs);
+    }
+    rescale_relu_layers(model, alpha);
+    {
+      torch::NoGradGuard guard;
+      out["dinh_output_change"] =
+          finite((model->forward(xs) - before).abs().max().item<double>() /
+                 std::max(1e-12, before.abs().max().item<double>()));
+    }
+    sharpness("_dinh");
+    assign(params, saved);
+    for (const char* name : {"hessian_top", "hessian_trace", "eps_sharpness", "sigma_sharpness"})
+      if (out.contains(name) && out.contains(std::string(name) + "_dinh") &&
+          out[name].is_number() && out[std::string(name) + "_dinh"].is_number())
+        out[std::string(name) + "_dinh_ratio"] =
+            finite(out[std::string(name) + "_dinh"].get<double>() / out[name].get<double>());
   }
+
+  if (m.value("surface_grid", 0) > 0) {
+    const int g = m["surface_grid"];
+    const double span = m["surface_span"];
+    at::Generator gen = at::detail::createCPUGenerator(seed + 5);
+    auto d1 = filter_normalized_direction(params, gen), d2 = filter_normalized_direction(params, gen);
+    auto grid = loss_surface(params, loss, d1, d2, span, g);
+    json values = json::array();
+    for (double v : grid) values.push_back(finite(v));
+    out["surface"] = {{"n", g}, {"span", span}, {"loss", values}};
+  }
+
   if (m.value("noise_scale", false)) {
     const auto batches = m["noise_batches"].get<std::vector<int64_t>>();
     auto ns = gradient_noise_scale(model, data.x_train, data.y_train, data.regression,
@@ -117,6 +350,7 @@ json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t s
     out["gradient_sq"] = finite(ns.gradient_sq);
     out["trace_sigma"] = finite(ns.trace_sigma);
   }
+  model->train(was_training);
   return out;
 }
 

@@ -6,11 +6,27 @@
 //   gradient_noise_scale    B_simple = tr(Sigma) / |G|^2 (McCandlish et al. 2018, appendix A),
 //                           from mean squared gradient norms at two batch sizes:
 //                           E|G_B|^2 = |G|^2 + tr(Sigma) / B, solved for |G|^2 and tr(Sigma).
+//   hessian_trace           Hutchinson's estimator E[v^T H v] = tr H over Rademacher v, with the
+//                           standard error of the mean over its samples.
+//   eps_sharpness           Keskar et al. 2017: the largest loss rise in the box
+//                           |delta_i| <= eps (|w_i| + 1), found by projected sign-gradient ascent
+//                           from a random point of the box, as 100 (L_max - L) / (1 + L).
+//   sigma_sharpness         the mean loss rise under w_i + sigma |w_i| z_i, z ~ N(0, 1): a
+//                           magnitude-aware PAC-Bayes style measure (Jiang et al. 2020). It is
+//                           unchanged by the ReLU rescaling of Dinh et al. 2017; the Hessian
+//                           measures are not.
+//   landscape               filter-normalized random directions (Li et al. 2018), the loss on a
+//                           2-D grid along two of them and on the line between two solutions.
+//
+// The algorithms take the parameters and a closure that evaluates the loss at their current
+// values, so they are tested on plain quadratics; the Net overloads bind a model and a data set.
 #pragma once
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 #include "data/datasets.h"
 #include "models/models.h"
@@ -36,6 +52,52 @@ struct NoiseScale {
 NoiseScale gradient_noise_scale(Net& model, const torch::Tensor& x, const torch::Tensor& y,
                                 bool regression, int64_t small_batch, int64_t big_batch,
                                 int repeats, uint64_t seed);
+
+// The loss at the parameters' current values, with its autograd graph.
+using LossFn = std::function<torch::Tensor()>;
+
+struct TraceEstimate {
+  double value = 0, std_error = 0;
+  int samples = 0;
+};
+
+TraceEstimate hutchinson_trace(const std::vector<torch::Tensor>& params, const LossFn& loss,
+                               int samples, uint64_t seed);
+
+// Leaves the parameters as they were.
+double eps_sharpness(const std::vector<torch::Tensor>& params, const LossFn& loss, double eps,
+                     int steps, uint64_t seed);
+
+struct SigmaSharpness {
+  double mean_rise = 0, std_error = 0;
+};
+SigmaSharpness sigma_sharpness(const std::vector<torch::Tensor>& params, const LossFn& loss,
+                               double sigma, int samples, uint64_t seed);
+
+// One direction per parameter: random normal, then each filter (a slice along dim 0: a Linear
+// row, a conv output channel) rescaled to the norm of the same filter of the weights; parameters
+// of dim < 2 (biases, batch norm) get zeros, as in Li et al. 2018.
+std::vector<torch::Tensor> filter_normalized_direction(const std::vector<torch::Tensor>& params,
+                                                       at::Generator& gen);
+
+// loss(w0 + a d1 + b d2) for a, b on an n x n grid over [-span, span]^2 (row-major, a slowest),
+// each point set with one multi-tensor axpby pass. Leaves the parameters at w0.
+std::vector<double> loss_surface(const std::vector<torch::Tensor>& params, const LossFn& loss,
+                                 const std::vector<torch::Tensor>& d1,
+                                 const std::vector<torch::Tensor>& d2, double span, int n);
+
+// loss((1 - t) from + t to) for `points` values of t from t_lo to t_hi; the parameters end at
+// `to`'s values.
+std::vector<double> interpolate_losses(const std::vector<torch::Tensor>& params,
+                                       const LossFn& loss, const std::vector<torch::Tensor>& from,
+                                       const std::vector<torch::Tensor>& to, double t_lo,
+                                       double t_hi, int points);
+
+// Dinh et al. 2017: multiplies the first Linear (or Conv) layer's weights and bias by alpha and
+// the next one's weights by 1 / alpha. For alpha > 0 and a ReLU (positively homogeneous)
+// activation between them the network computes exactly the same function. Throws UserError when
+// the model has fewer than two such layers.
+void rescale_relu_layers(Net& model, double alpha);
 
 // The measures a validated "measure" section asks for, as name -> value (JSON null when a
 // measure could not be computed: a non-finite model, or B_simple when the |G|^2 estimate is not

@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+
 namespace empiric {
 namespace {
 
@@ -46,6 +50,150 @@ TEST(Measures, GradientNoiseScaleMatchesTheExactPerExampleStatistics) {
   auto ns = gradient_noise_scale(model, x, y, true, 16, 256, 400, 1);
   EXPECT_NEAR(ns.b_simple, exact, 0.2 * exact) << "exact " << exact;
   EXPECT_NEAR(ns.trace_sigma, trace_sigma, 0.2 * trace_sigma);
+}
+
+// 0.5 (w - c)^T A (w - c) for one parameter vector w: Hessian A everywhere, minimum at c.
+struct Quadratic {
+  explicit Quadratic(torch::Tensor a_, torch::Tensor c_) : a(a_), c(c_) {
+    w = c.clone().requires_grad_(true);
+  }
+  torch::Tensor operator()() const {
+    auto d = w - c;
+    return 0.5 * d.matmul(a.matmul(d));
+  }
+  torch::Tensor a, c, w;
+};
+
+TEST(Measures, HutchinsonTraceIsExactForADiagonalHessianAndUnbiasedForADenseOne) {
+  Quadratic diag(torch::diag(torch::tensor({1.0f, 4.0f, 9.0f})), torch::tensor({1.0f, 2.0f, 3.0f}));
+  // Rademacher probes: v^T A v = sum A_ii exactly when A is diagonal.
+  auto tr = hutchinson_trace({diag.w}, diag, 10, 0);
+  EXPECT_NEAR(tr.value, 14.0, 1e-4);
+  EXPECT_NEAR(tr.std_error, 0.0, 1e-5);
+
+  torch::manual_seed(1);
+  auto m = torch::randn({8, 8});
+  Quadratic dense(m.matmul(m.t()), torch::zeros({8}));
+  const double exact = dense.a.trace().item<double>();
+  auto est = hutchinson_trace({dense.w}, dense, 400, 3);
+  EXPECT_GT(est.std_error, 0.0);
+  EXPECT_NEAR(est.value, exact, 4 * est.std_error) << "exact " << exact;
+  // Its variance is 2 sum_{i != j} A_ij^2: the standard error must match it.
+  const double off = (dense.a.pow(2).sum() - dense.a.diag().pow(2).sum()).item<double>();
+  EXPECT_NEAR(est.std_error, std::sqrt(2 * off / 400), 0.25 * std::sqrt(2 * off / 400));
+}
+
+TEST(Measures, EpsSharpnessOfADiagonalQuadraticIsItsWorstCorner) {
+  const auto h = torch::tensor({2.0f, 0.5f, 8.0f}), c = torch::tensor({1.0f, -3.0f, 0.0f});
+  Quadratic q(torch::diag(h), c);
+  const double eps = 1e-2;
+  // At the minimum (loss 0) every corner of the box |d_i| <= eps (|c_i| + 1) is a maximum:
+  // 0.5 sum h_i eps^2 (|c_i| + 1)^2.
+  const double worst = 0.5 * (h * (c.abs() + 1).pow(2)).sum().item<double>() * eps * eps;
+  EXPECT_NEAR(eps_sharpness({q.w}, q, eps, 3, 7), 100.0 * worst, 1e-3 * 100.0 * worst);
+  EXPECT_TRUE(torch::equal(q.w.detach(), c)) << "the weights are restored";
+}
+
+TEST(Measures, SigmaSharpnessOfAQuadraticIsHalfTheMagnitudeWeightedCurvature) {
+  const auto h = torch::tensor({2.0f, 0.5f, 8.0f}), c = torch::tensor({1.0f, -3.0f, 0.5f});
+  Quadratic q(torch::diag(h), c);
+  const double sigma = 0.1;
+  // E[0.5 sum h_i (sigma c_i z_i)^2] = 0.5 sigma^2 sum h_i c_i^2.
+  const double exact = 0.5 * sigma * sigma * (h * c.pow(2)).sum().item<double>();
+  auto s = sigma_sharpness({q.w}, q, sigma, 2000, 2);
+  EXPECT_NEAR(s.mean_rise, exact, 4 * s.std_error) << "exact " << exact;
+  EXPECT_LT(s.std_error, 0.05 * exact);
+  EXPECT_TRUE(torch::equal(q.w.detach(), c));
+}
+
+TEST(Measures, FilterNormalizedDirectionsMatchEachFiltersNorm) {
+  torch::manual_seed(3);
+  auto conv = torch::randn({4, 3, 5, 5}), linear = torch::randn({7, 12}) * 3, bias = torch::randn({7});
+  at::Generator gen = at::detail::createCPUGenerator(11);
+  auto d = filter_normalized_direction({conv, linear, bias}, gen);
+  ASSERT_EQ(d.size(), 3u);
+  for (int64_t f = 0; f < 4; ++f)
+    EXPECT_NEAR(d[0][f].norm().item<double>(), conv[f].norm().item<double>(), 1e-4);
+  for (int64_t f = 0; f < 7; ++f)
+    EXPECT_NEAR(d[1][f].norm().item<double>(), linear[f].norm().item<double>(), 1e-4);
+  EXPECT_EQ(d[2].abs().sum().item<double>(), 0.0) << "biases are not moved";
+  EXPECT_FALSE(torch::allclose(d[1], linear)) << "a random direction, not the weights";
+}
+
+TEST(Measures, LossSurfaceAndInterpolationOfAQuadraticAreExact) {
+  Quadratic q(torch::diag(torch::tensor({1.0f, 3.0f})), torch::zeros({2}));
+  std::vector<torch::Tensor> d1 = {torch::tensor({1.0f, 0.0f})}, d2 = {torch::tensor({0.0f, 1.0f})};
+  auto grid = loss_surface({q.w}, q, d1, d2, 2.0, 5);  // a, b in {-2, -1, 0, 1, 2}
+  ASSERT_EQ(grid.size(), 25u);
+  for (int i = 0; i < 5; ++i)
+    for (int j = 0; j < 5; ++j) {
+      const double a = i - 2, b = j - 2;
+      EXPECT_NEAR(grid[i * 5 + j], 0.5 * (a * a + 3 * b * b), 1e-5) << a << "," << b;
+    }
+  EXPECT_EQ(q.w.abs().sum().item<double>(), 0.0);
+  auto line = interpolate_losses({q.w}, q, {torch::tensor({-1.0f, 0.0f})},
+                                 {torch::tensor({1.0f, 2.0f})}, 0.0, 1.0, 3);
+  // t = 0, 0.5, 1: w = (-1, 0), (0, 1), (1, 2).
+  EXPECT_NEAR(line[0], 0.5, 1e-6);
+  EXPECT_NEAR(line[1], 1.5, 1e-6);
+  EXPECT_NEAR(line[2], 0.5 + 6.0, 1e-6);
+  EXPECT_TRUE(torch::equal(q.w.detach(), torch::tensor({1.0f, 2.0f})));
+}
+
+// The full Hessian of a tiny model's loss, one Hessian-vector product per coordinate.
+torch::Tensor full_hessian(Net& model, const torch::Tensor& x, const torch::Tensor& y) {
+  auto params = model->parameters();
+  auto loss = torch::cross_entropy_loss(model->forward(x), y);
+  auto g = torch::autograd::grad({loss}, params, {}, true, true);
+  auto flat_g = torch::cat([&] {
+    std::vector<torch::Tensor> f;
+    for (auto& t : g) f.push_back(t.reshape(-1));
+    return f;
+  }());
+  const int64_t n = flat_g.size(0);
+  auto h = torch::zeros({n, n}, torch::kFloat64);
+  for (int64_t i = 0; i < n; ++i) {
+    auto row = torch::autograd::grad({flat_g[i]}, params, {}, true);
+    std::vector<torch::Tensor> f;
+    for (auto& t : row) f.push_back(t.reshape(-1));
+    h[i] = torch::cat(f).to(torch::kFloat64);
+  }
+  return h;
+}
+
+TEST(Measures, DinhRescalingKeepsTheFunctionAndMovesTheHessianAsPredicted) {
+  torch::manual_seed(4);
+  Net model = make_model(json::parse(R"({"name": "mlp", "widths": [6], "activation": "relu",
+      "bias": true, "batch_norm": false, "dropout": 0.0, "init": "default", "init_scale": 1.0})"),
+                         {4}, 3);
+  auto x = torch::randn({32, 4});
+  auto y = torch::randint(0, 3, {32});
+  auto before = model->forward(x).detach();
+  auto h = full_hessian(model, x, y);
+  const double alpha = 10.0;
+  rescale_relu_layers(model, alpha);
+  auto after = model->forward(x).detach();
+  EXPECT_TRUE(torch::allclose(after, before, 1e-5, 1e-5)) << "the same function";
+  // w' = D w with D = alpha on layer 1 (weight and bias), 1/alpha on layer 2's weight, 1 on its
+  // bias; L'(w') = L(D^-1 w'), so H' = D^-1 H D^-1.
+  std::vector<torch::Tensor> scale;
+  for (auto& item : model->named_parameters()) {
+    const std::string& name = item.key();
+    const auto& p = item.value();
+    const double s = name.rfind("body.1.", 0) == 0 ? 1.0 / alpha
+                     : name == "body.3.weight"      ? alpha
+                                                    : 1.0;
+    scale.push_back(torch::full({p.numel()}, s, torch::kFloat64));
+  }
+  auto dinv = torch::cat(scale);
+  auto predicted = dinv.unsqueeze(1) * h * dinv.unsqueeze(0);
+  auto h_after = full_hessian(model, x, y);
+  EXPECT_TRUE(torch::allclose(h_after, predicted, 1e-3, 1e-4 * h.abs().max().item<double>()));
+  const double top_before = torch::linalg_eigvalsh(h).max().item<double>();
+  const double top_predicted = torch::linalg_eigvalsh(predicted).max().item<double>();
+  auto est = top_hessian_eigenvalue(model, x, y, false, 500, 1e-7, 0);
+  EXPECT_NEAR(est.value, top_predicted, 0.01 * top_predicted);
+  EXPECT_GT(top_predicted, 10 * top_before) << "orders of magnitude, not a rounding change";
 }
 
 }  // namespace
