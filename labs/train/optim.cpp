@@ -39,7 +39,12 @@ std::unique_ptr<optim::Optimizer> build(std::vector<optim::OptimizerParamGroup> 
 }  // namespace
 
 Optimizer::Optimizer(const json& o, torch::nn::Module& model)
-    : name_(o["name"]), cfg_(o), l1_(o["l1"]), clip_(o["clip_norm"]), lr_(o["lr"]) {
+    : name_(o["name"]),
+      cfg_(o),
+      l1_(o["l1"]),
+      clip_(o["clip_norm"]),
+      lr_(o["lr"]),
+      sam_rho_(o.value("sam_rho", 0.0)) {
   auto base = options_for(o);
   // Group parameters by the longest lr_mult prefix that matches their name ("" = the rest).
   const json mult = o.value("lr_mult", json::object());
@@ -126,6 +131,31 @@ void Optimizer::set_masks(const std::vector<torch::Tensor>& masks) {
     }
     group_masks_.push_back(group);
   }
+}
+
+void Optimizer::sam_regrade(const std::function<torch::Tensor()>& loss) {
+  std::vector<torch::Tensor> with_grad, saved;
+  torch::Tensor sq;
+  for (auto& p : params_)
+    if (p.grad().defined()) {
+      with_grad.push_back(p);
+      auto s = p.grad().pow(2).sum();
+      sq = sq.defined() ? sq + s : s;
+    }
+  if (with_grad.empty()) return;
+  {
+    torch::NoGradGuard guard;
+    // A zero gradient moves nothing (the 1e-12 keeps 0/0 out).
+    auto scale = sam_rho_ / (sq.sqrt() + 1e-12);
+    for (auto& p : with_grad) {
+      saved.push_back(p.detach().clone());
+      p.add_(p.grad() * scale);
+    }
+  }
+  zero_grad();
+  loss().backward();
+  torch::NoGradGuard guard;
+  for (size_t i = 0; i < with_grad.size(); ++i) with_grad[i].copy_(saved[i]);
 }
 
 void Optimizer::step() {

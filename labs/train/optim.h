@@ -6,6 +6,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -21,6 +22,12 @@ class Optimizer {
   // Applies L1 and clipping to the gradients, then steps.
   void step();
   void zero_grad();
+  // SAM (Foret et al. 2021), for optim.sam_rho > 0: replaces the gradients g in .grad(), taken at
+  // the weights w, by those at w + rho g / |g| (|.|: the global L2 norm), which `loss` computes on
+  // the same batch; the weights are then restored exactly. Call between backward() and step():
+  // the step (any optimizer, with L1, clipping and masks) then uses the sharpness-aware gradient.
+  void sam_regrade(const std::function<torch::Tensor()>& loss);
+  double sam_rho() const { return sam_rho_; }
   // Holds 0/1 masks on parameters (pruning): one per parameter in model.parameters() order, an
   // undefined tensor for an unmasked one. Fused: masked weights end every step at exactly 0 and
   // their optimizer state stays 0 (the kernels' masks). torch::optim: the weights are multiplied
@@ -49,7 +56,7 @@ class Optimizer {
   std::vector<double> multipliers_;     // one per parameter group
   std::vector<torch::Tensor> weights_;  // parameters of dim >= 2 (L1 applies to these)
   std::vector<torch::Tensor> params_;
-  double l1_ = 0, clip_ = 0, lr_ = 0;
+  double l1_ = 0, clip_ = 0, lr_ = 0, sam_rho_ = 0;
 };
 
 }  // namespace empiric

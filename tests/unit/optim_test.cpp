@@ -130,6 +130,27 @@ TEST_P(Optim, LayerMultipliersAndSchedulesSetEachGroup) {
   expect_near(toy.b.detach(), b0 - 2.0);
 }
 
+TEST_P(Optim, SamStepsWithTheGradientAtTheAscentPoint) {
+  // loss = 0.5 sum h w^2 on w (b untouched): g = h w, e = rho g / |g|, and SAM's SGD step is
+  // w - lr h (w + e). The weights the step starts from are w itself, restored exactly.
+  Toy toy;
+  const auto h = torch::tensor({{2.0f, 0.5f}});
+  const auto w0 = toy.w.detach().clone();
+  const double rho = 0.05;
+  Optimizer opt(optim_cfg(R"({"name":"sgd","sam_rho":0.05})"), toy);
+  auto loss = [&] { return 0.5 * (h * toy.w * toy.w).sum() + 0 * toy.b.sum(); };
+  opt.zero_grad();
+  loss().backward();
+  opt.sam_regrade(loss);
+  EXPECT_TRUE(torch::equal(toy.w.detach(), w0)) << "back at w before the step";
+  auto g = h * w0;
+  auto e = rho * g / g.norm();
+  expect_near(toy.w.grad(), h * (w0 + e), 1e-6);
+  opt.step();
+  expect_near(toy.w.detach(), w0 - 0.1 * h * (w0 + e), 1e-6);
+  EXPECT_FLOAT_EQ(toy.b.item<float>(), 0.5f);
+}
+
 INSTANTIATE_TEST_SUITE_P(BothImpls, Optim, ::testing::Values("torch", "fused"));
 
 }  // namespace
