@@ -138,6 +138,9 @@ std::vector<Section> build() {
            num("eps", 1e-8, kTiny, {}, "denominator epsilon", {"adam", "adamw", "rmsprop"}),
            num("alpha", 0.99, 0.0, 1.0, "RMSProp smoothing constant", {"rmsprop"}),
            num("clip_norm", 0.0, 0.0, {}, "clip the global gradient norm to this (0: off)"),
+           num("sam_rho", 0.0, 0.0, {},
+               "sharpness-aware minimization (Foret et al. 2021): step with the gradient at "
+               "w + rho g/|g|, two forward/backward passes per step (0: off)"),
            {"lr_mult",
             FieldType::NumberMap,
             json::object(),
@@ -195,6 +198,10 @@ std::vector<Section> build() {
            integer("early_stop_patience", 0, 0, {},
                    "stop after n evaluations without a better validation loss (0: off; needs "
                    "data.validation > 0)"),
+           num("stop_train_loss", 0.0, 0.0, {},
+               "stop at the first epoch end whose training loss is at or below this, up to "
+               "epochs (Jiang et al. 2020 train every model to the same loss; summary "
+               "reached_train_loss says whether it got there; 0: off)"),
            num("divergence_loss", 1e3, kTiny, {},
                "a training loss above this (or NaN/Inf) ends the trial as diverged"),
            boolean("checkpoint", true, "checkpoint every epoch so a killed trial resumes"),
@@ -212,7 +219,8 @@ std::vector<Section> build() {
            boolean("hessian_top", false,
                    "top eigenvalue of the training loss's Hessian (power iteration on "
                    "Hessian-vector products)"),
-           integer("hessian_samples", 1000, 1, {}, "training examples the Hessian is taken on"),
+           integer("hessian_samples", 1000, 1, {},
+                   "training examples the Hessian, sharpness and surface measures are taken on"),
            num("hessian_tol", 1e-3, kTiny, 1.0,
                "stop when the estimate changes by less (relative)"),
            integer("hessian_max_iter", 100, 1, {}, "most power iterations"),
@@ -221,6 +229,28 @@ std::vector<Section> build() {
            list("noise_batches", FieldType::IntList, json::array({32, 1024}), 1,
                 "the two batch sizes [small, big]"),
            integer("noise_repeats", 20, 1, {}, "gradients averaged per batch size"),
+           boolean("hessian_trace", false,
+                   "trace of the Hessian by Hutchinson's estimator (Rademacher probes), with its "
+                   "standard error"),
+           integer("trace_samples", 30, 2, {}, "Hutchinson probes"),
+           boolean("eps_sharpness", false,
+                   "Keskar et al. 2017: 100 (max loss in the box |d_i| <= eps (|w_i| + 1) - loss) "
+                   "/ (1 + loss), by projected ascent"),
+           num("eps", 1e-3, kTiny, 1.0, "the box's relative size"),
+           integer("eps_steps", 10, 1, {}, "projected sign-gradient ascent steps"),
+           boolean("sigma_sharpness", false,
+                   "mean loss rise under w_i + sigma |w_i| z_i, z ~ N(0, 1) (magnitude-aware, "
+                   "PAC-Bayes style)"),
+           num("sigma", 0.05, kTiny, {}, "relative size of the Gaussian perturbation"),
+           integer("sigma_samples", 20, 2, {}, "perturbations averaged"),
+           num("dinh_alpha", 0.0, 0.0, {},
+               "Dinh et al. 2017: also take the measures after scaling the first layer by alpha "
+               "and the second by 1/alpha (the same function), stored as <measure>_dinh and "
+               "<measure>_dinh_ratio with dinh_output_change (0: off)"),
+           integer("surface_grid", 0, 0, 101,
+                   "the loss on an n x n grid along two filter-normalized random directions (Li et "
+                   "al. 2018), stored as the measure surface (0: off)"),
+           num("surface_span", 1.0, kTiny, {}, "the grid covers [-span, span] in each direction"),
            boolean("hessian_init", false,
                    "also the top Hessian eigenvalue at initialization, stored in the summary with "
                    "lr_x_hessian_init = base LR x that eigenvalue (GD on a quadratic is stable "

@@ -225,6 +225,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   const int64_t eval_batch = t["eval_batch_size"];
   const long long eval_every = t["eval_every_steps"];
   const int patience = t["early_stop_patience"];
+  const double stop_train_loss = t.value("stop_train_loss", 0.0);
   const double bound = t["divergence_loss"];
   const bool has_val = data.x_val.defined() && data.x_val.size(0) > 0;
   const bool regression = data.regression;
@@ -331,6 +332,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
       opt.zero_grad();
       auto loss = loss_of(model->forward(xb), yb, regression);
       loss.backward();
+      if (opt.sam_rho() > 0) opt.sam_regrade([&] { return loss_of(model->forward(xb), yb, regression); });
       opt.step();
       step_losses.select(0, b).copy_(loss.detach());
       st.step++;
@@ -365,12 +367,21 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
       outcome.summary["early_stopped"] = true;
       stop = true;
     }
+    if (stop_train_loss > 0)
+      for (const auto& [name, value] : last_values)
+        if (name == "train_loss" && value <= stop_train_loss) stop = true;
     if (!hooks.checkpoint_path.empty() && !stop && st.step < total)
       save_checkpoint(hooks.checkpoint_path, model, opt, order_gen, st, device);
   }
   if (hooks.on_progress) hooks.on_progress(st.step, total);
 
   for (const auto& [k, v] : last_values) outcome.summary[k] = std::isfinite(v) ? json(v) : json();
+  if (stop_train_loss > 0) {
+    double reached = NAN;
+    for (const auto& [name, value] : last_values)
+      if (name == "train_loss") reached = value;
+    outcome.summary["reached_train_loss"] = reached <= stop_train_loss;
+  }
   outcome.summary["epochs"] = st.epoch;
   outcome.summary["steps"] = st.step;
   outcome.summary["steps_per_epoch"] = spe;

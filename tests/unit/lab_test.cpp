@@ -277,6 +277,31 @@ TEST(Trainer, StepsBudgetOverridesEpochs) {
   EXPECT_EQ(out.summary["steps_per_epoch"], 16);
 }
 
+TEST(Trainer, StopTrainLossEndsAtTheFirstEpochThatReachesIt) {
+  // Every epoch end's training loss is recorded; the run must stop at the first one at or below
+  // the target, and say whether it got there.
+  auto full = train_cfg(config(R"({"train": {"epochs": 12}})"));
+  ASSERT_EQ(full.summary["epochs"], 12);
+  ASSERT_FALSE(full.summary.contains("reached_train_loss"));
+  const double target = full.summary["train_loss"].get<double>() * 1.5;
+  auto out = train_cfg(config(R"({"train": {"epochs": 12, "stop_train_loss": )" +
+                              std::to_string(target) + "}}"));
+  EXPECT_TRUE(out.summary["reached_train_loss"].get<bool>());
+  EXPECT_LT(out.summary["epochs"].get<int>(), 12);
+  EXPECT_LE(out.summary["train_loss"].get<double>(), target);
+  auto never = train_cfg(config(R"({"train": {"epochs": 2, "stop_train_loss": 1e-9}})"));
+  EXPECT_FALSE(never.summary["reached_train_loss"].get<bool>());
+  EXPECT_EQ(never.summary["epochs"], 2);
+}
+
+TEST(Trainer, SamTrainsAndDiffersFromPlainSgd) {
+  auto plain = train_cfg(config("{}"));
+  auto sam = train_cfg(config(R"({"optim": {"sam_rho": 0.05}})"));
+  EXPECT_EQ(sam.status, "finished");
+  EXPECT_GT(sam.summary["test_acc"].get<double>(), 0.5);
+  EXPECT_NE(sam.summary["train_loss"].get<double>(), plain.summary["train_loss"].get<double>());
+}
+
 TEST(Trainer, EarlyStoppingRecordsTheBestValidationStep) {
   auto out = train_cfg(config(
       R"({"data": {"validation": 128, "label_noise": 0.4}, "train": {"epochs": 60, "early_stop_patience": 3},
