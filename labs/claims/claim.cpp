@@ -36,6 +36,7 @@ json trial_value(const TrialRecord& t, const std::string& key) {
 
 bool same(const json& value, const json& want) {
   if (value.is_number() && want.is_number()) return value.get<double>() == want.get<double>();
+  if (value.is_number() && want.is_boolean()) return value.get<double>() == (want.get<bool>() ? 1 : 0);
   return value == want;
 }
 
@@ -73,7 +74,11 @@ double metric_value(const TrialRecord& t, const std::string& name) {
     return std::isfinite(chance) && loss >= chance ? 1.0 : 0.0;
   }
   for (const json* source : {&t.summary, &t.measures})
-    if (source->contains(name) && (*source)[name].is_number()) return (*source)[name].get<double>();
+    if (source->contains(name)) {
+      const json& v = (*source)[name];
+      if (v.is_number()) return v.get<double>();
+      if (v.is_boolean()) return v.get<bool>() ? 1.0 : 0.0;  // flags such as reached_train_loss
+    }
   return NAN;
 }
 

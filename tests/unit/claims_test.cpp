@@ -200,6 +200,21 @@ TrialRecord record(const std::string& status, json config, json summary) {
   return r;
 }
 
+TEST(Claim, FlagsReadAsOneAndZeroAndWhereMatchesThem) {
+  std::vector<TrialRecord> trials;
+  for (bool reached : {true, false, true})
+    trials.push_back(record("finished", {{"optim", {{"lr", 0.1}}}},
+                            {{"reached_train_loss", reached}, {"gen_gap", reached ? 0.1 : 0.3}}));
+  EXPECT_EQ(metric_value(trials[0], "reached_train_loss"), 1.0);
+  EXPECT_EQ(metric_value(trials[1], "reached_train_loss"), 0.0);
+  json claim = {{"test", {{"kind", "threshold"}, {"metric", "gen_gap"},
+                          {"where", {{"reached_train_loss", true}}}}}};
+  auto set = observations_for(claim, trials);
+  EXPECT_EQ(set.sources, (std::vector<size_t>{0, 2}));
+  claim["test"]["where"]["reached_train_loss"] = 0;
+  EXPECT_EQ(observations_for(claim, trials).sources, (std::vector<size_t>{1}));
+}
+
 TEST(Claim, WhereSelectsByConfigKeyAndByMetricRange) {
   std::vector<TrialRecord> trials;
   for (double lr : {0.1, 0.2, 0.3, 0.4})
