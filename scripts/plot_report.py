@@ -211,6 +211,41 @@ def plot_lottery(rows, path):
     plt.close(fig)
 
 
+def plot_surfaces(meta, path):
+    """Contours of the loss around each solution of the first seed, on shared log-spaced levels,
+    so a sharp minimum (tight rings) and a flat one (wide basin) read apart at a glance."""
+    import math
+    surfaces = meta["surfaces"]
+    seed = min(s["seed"] for s in surfaces)
+    panels = [s for s in surfaces if s["seed"] == seed][:16]
+    values = [v for s in panels for v in s["surface"]["loss"] if v is not None and v > 0]
+    if not values:
+        return
+    lo, hi = min(values), min(max(values), 50 * min(values) + 10)
+    levels = [lo * (hi / lo) ** (k / 14) for k in range(15)] if hi > lo else [lo, lo * 1.01]
+    cols = min(4, len(panels))
+    rows = (len(panels) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), dpi=100, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, s in zip(axes.flat, panels):
+        n, span = s["surface"]["n"], s["surface"]["span"]
+        grid = [[(v if v is not None else math.nan) for v in s["surface"]["loss"][i * n:(i + 1) * n]]
+                for i in range(n)]
+        coords = [-span + 2 * span * k / max(1, n - 1) for k in range(n)]
+        ax.axis("on")
+        # grid[i][j] is the loss at (a_i, b_j): rows are the first direction.
+        cs = ax.contour(coords, coords, grid, levels=levels, cmap="viridis", linewidths=0.8)
+        ax.plot([0], [0], "r+", markersize=8)
+        ax.set_title(s["label"].replace(" ", "\n", 2), fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.set_aspect("equal")
+    fig.colorbar(cs, ax=axes.ravel().tolist(), shrink=0.6, label="training loss")
+    fig.suptitle(meta["config"] + f" (seed {seed}; + marks the solution)", fontsize=9)
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main():
     folder = sys.argv[1]
     for meta_path in sorted(glob.glob(os.path.join(folder, "claim_*.json"))):
@@ -221,6 +256,8 @@ def main():
     for csv_path in sorted(glob.glob(os.path.join(folder, "lottery_*.csv"))):
         with open(csv_path) as f:
             plot_lottery(list(csv.DictReader(f)), csv_path[:-4] + ".png")
+    for meta_path in sorted(glob.glob(os.path.join(folder, "surface_*.json"))):
+        plot_surfaces(json.load(open(meta_path)), meta_path[:-5] + ".png")
     for meta_path in sorted(glob.glob(os.path.join(folder, "curves_*.json"))):
         base = meta_path[:-5]
         with open(base + ".csv") as f:

@@ -65,6 +65,24 @@ std::string caveat(const json& test, const std::string& preset) {
   return text;
 }
 
+// A trial's sweep axes as one label, "key=value key=value"; a whole-section value reads
+// name(key=value,...), with no spaces, so labels split on them.
+std::string axes_label(const TrialRecord& t) {
+  std::string label;
+  for (const auto& [k, v] : t.axes.items()) {
+    std::string value = v.is_object() ? v.value("name", std::string()) : v.dump();
+    if (v.is_object()) {
+      std::string rest;
+      for (const auto& [kk, vv] : v.items())
+        if (kk != "name" && kk != "milestones")
+          rest += (rest.empty() ? "" : ",") + kk + "=" + vv.dump();
+      if (!rest.empty()) value += "(" + rest + ")";
+    }
+    label += (label.empty() ? "" : " ") + k.substr(k.find('.') + 1) + "=" + value;
+  }
+  return label;
+}
+
 // Training curves (or range-test curves) of every trial of each config the claims read, one CSV
 // per config with what the plots need: curves_<config>.csv (one row per recorded value) and
 // curves_<config>.json (the config's lab and the trials' suggested ranges).
@@ -80,19 +98,7 @@ void write_curves(std::ostream& md, const fs::path& dir, const std::vector<Claim
     json meta = {{"config", cfg}, {"lab", trials[0].config.value("lab", "train")},
                  {"ranges", json::array()}};
     for (const auto& t : trials) {
-      std::string label;
-      for (const auto& [k, v] : t.axes.items()) {
-        // A whole-section value reads name(key=value,...); no spaces, so labels split on them.
-        std::string value = v.is_object() ? v.value("name", std::string()) : v.dump();
-        if (v.is_object()) {
-          std::string rest;
-          for (const auto& [kk, vv] : v.items())
-            if (kk != "name" && kk != "milestones")
-              rest += (rest.empty() ? "" : ",") + kk + "=" + vv.dump();
-          if (!rest.empty()) value += "(" + rest + ")";
-        }
-        label += (label.empty() ? "" : " ") + k.substr(k.find('.') + 1) + "=" + value;
-      }
+      const std::string label = axes_label(t);
       for (const auto& m : store.metrics(t.hash))
         csv << t.hash.substr(0, 12) << "," << t.seed << "," << t.status << ",\"" << label
             << "\"," << m.step << "," << m.name << "," << m.value << "\n";
@@ -124,6 +130,22 @@ void write_curves(std::ostream& md, const fs::path& dir, const std::vector<Claim
     }
     md << "### `" << cfg << "`\n\n![" << base << "](" << base << ".png)\n\nThe numbers: [" << base
        << ".csv](" << base << ".csv).\n\n";
+    // Loss surfaces around the solutions (measure.surface_grid), one contour panel per trial.
+    json surfaces = json::array();
+    for (const auto& t : trials)
+      if (t.measures.contains("surface") && t.measures["surface"].is_object())
+        surfaces.push_back({{"label", axes_label(t)}, {"seed", t.seed}, {"trial", t.hash.substr(0, 12)},
+                            {"surface", t.measures["surface"]}});
+    if (!surfaces.empty()) {
+      const std::string surf = "surface_" + slug(fs::path(cfg).stem().string());
+      std::ofstream(dir / (surf + ".json"))
+          << json({{"config", cfg}, {"surfaces", surfaces}}).dump() << "\n";
+      md << "### Loss surfaces around the solutions\n\nThe training loss on a grid along two "
+            "filter-normalized random directions (Li et al. 2018), first seed, one panel per "
+            "trial, shared contour levels:\n\n!["
+         << surf << "](" << surf << ".png)\n\nThe numbers: [" << surf << ".json](" << surf
+         << ".json).\n\n";
+    }
   };
   for (const auto& o : outcomes) {
     const auto configs = claims::claim_configs(o.claim);
