@@ -164,6 +164,11 @@ void validate_section(const Section& s, json& obj, const std::string& source) {
        obj["noise_batches"][0].get<long long>() >= obj["noise_batches"][1].get<long long>()))
     fail(source, base + "/noise_batches", obj["noise_batches"],
          "expected two batch sizes [small, big] with small < big");
+  if (s.name == "measure" && obj.contains("interpolate_range") &&
+      (obj["interpolate_range"].size() != 2 ||
+       obj["interpolate_range"][0].get<double>() >= obj["interpolate_range"][1].get<double>()))
+    fail(source, base + "/interpolate_range", obj["interpolate_range"],
+         "expected two numbers [t_lo, t_hi] with t_lo < t_hi (0 is this solution, 1 the partner)");
   if (s.name == "range" && obj.contains("start_lr") && obj.contains("end_lr") &&
       obj["end_lr"].get<double>() <= obj["start_lr"].get<double>())
     fail(source, base + "/end_lr", obj["end_lr"],
@@ -374,6 +379,9 @@ std::string trial_hash(const json& trial_config) {
       {json::json_pointer("/measure/dinh_alpha"), 0.0},
       {json::json_pointer("/measure/surface_grid"), 0},
       {json::json_pointer("/measure/surface_span"), 1.0},
+      {json::json_pointer("/measure/interpolate_batch"), 0},
+      {json::json_pointer("/measure/interpolate_points"), 25},
+      {json::json_pointer("/measure/interpolate_range"), json::array({-0.5, 1.5})},
   };
   json identity = trial_config;
   for (const auto& [ptr, value] : later_keys)

@@ -251,6 +251,16 @@ std::vector<Section> build() {
                    "the loss on an n x n grid along two filter-normalized random directions (Li et "
                    "al. 2018), stored as the measure surface (0: off)"),
            num("surface_span", 1.0, kTiny, {}, "the grid covers [-span, span] in each direction"),
+           integer("interpolate_batch", 0, 0, {},
+                   "Keskar et al. 2017's line: also train the same config, seed and init at this "
+                   "batch size, and store the loss and accuracy (training and test, "
+                   "hessian_samples examples each) on the line from this solution (t = 0) through "
+                   "that one (t = 1) as the measure interpolation, with interp_rise_here and "
+                   "interp_rise_partner, the training-loss rises a quarter segment beyond each "
+                   "end (0: off)"),
+           integer("interpolate_points", 25, 2, 1001, "points on the line"),
+           list("interpolate_range", FieldType::NumberList, json::array({-0.5, 1.5}), {},
+                "[t_lo, t_hi]"),
            boolean("hessian_init", false,
                    "also the top Hessian eigenvalue at initialization, stored in the summary with "
                    "lr_x_hessian_init = base LR x that eigenvalue (GD on a quadratic is stable "

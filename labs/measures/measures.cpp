@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "core/errors.h"
 #include "axpby/axpby.h"
@@ -166,10 +167,9 @@ std::vector<double> loss_surface(const std::vector<torch::Tensor>& params, const
   return grid;
 }
 
-std::vector<double> interpolate_losses(const std::vector<torch::Tensor>& params,
-                                       const LossFn& loss, const std::vector<torch::Tensor>& from,
-                                       const std::vector<torch::Tensor>& to, double t_lo,
-                                       double t_hi, int points) {
+void along_line(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& from,
+                const std::vector<torch::Tensor>& to, double t_lo, double t_hi, int points,
+                const std::function<void(double)>& at) {
   // (1 - t) from + t to = from + t (to - from): one axpby along the difference.
   const auto start = copies(from), end = copies(to);  // either may alias params
   std::vector<torch::Tensor> out, diff, zero;
@@ -178,14 +178,59 @@ std::vector<double> interpolate_losses(const std::vector<torch::Tensor>& params,
     diff.push_back((end[i] - start[i]).contiguous());
     zero.push_back(torch::zeros_like(diff.back()));
   }
-  std::vector<double> losses;
   for (int k = 0; k < points; ++k) {
     const double t = points == 1 ? t_lo : t_lo + (t_hi - t_lo) * k / (points - 1);
     kernels::multi_axpby_(out, start, diff, zero, t, 0.0);
-    losses.push_back(value_of(loss));
+    at(t);
   }
   assign(params, end);
-  return losses;
+}
+
+json interpolation_curve(Net& model, Net& partner, const Dataset& data, int64_t samples,
+                         double t_lo, double t_hi, int points) {
+  const bool was_training = model->is_training();
+  model->eval();
+  const auto params = trainable(model), here = copies(params);
+  const auto there = trainable(partner);
+  auto first = [&](const torch::Tensor& t) { return t.slice(0, 0, std::min<int64_t>(samples, t.size(0))); };
+  const auto xtr = first(data.x_train), ytr = first(data.y_train);
+  const auto xte = first(data.x_test), yte = first(data.y_test);
+  json curve = {{"t", json::array()},         {"train_loss", json::array()},
+                {"test_loss", json::array()}, {"train_acc", json::array()},
+                {"test_acc", json::array()}};
+  auto finite = [](double v) { return std::isfinite(v) ? json(v) : json(); };
+  auto point = [&](double t) {
+    torch::NoGradGuard guard;
+    curve["t"].push_back(t);
+    for (const auto& [name, x, y] : {std::tuple{"train", xtr, ytr}, std::tuple{"test", xte, yte}}) {
+      auto out = model->forward(x);
+      curve[std::string(name) + "_loss"].push_back(
+          finite((data.regression ? torch::mse_loss(out, y) : torch::cross_entropy_loss(out, y))
+                     .item<double>()));
+      if (!data.regression)
+        curve[std::string(name) + "_acc"].push_back(
+            out.argmax(1).eq(y).to(torch::kFloat64).mean().item<double>());
+    }
+  };
+  along_line(params, here, there, t_lo, t_hi, points, point);
+  // The rises a quarter of the segment beyond each end (t = -0.25 and t = 1.25).
+  double at_end[2] = {NAN, NAN}, beyond[2] = {NAN, NAN};
+  along_line(params, here, there, -0.25, 1.25, 7, [&](double t) {
+    torch::NoGradGuard guard;
+    auto out = model->forward(xtr);
+    const double l = (data.regression ? torch::mse_loss(out, ytr)
+                                      : torch::cross_entropy_loss(out, ytr))
+                         .item<double>();
+    if (std::abs(t) < 1e-9) at_end[0] = l;
+    if (std::abs(t - 1) < 1e-9) at_end[1] = l;
+    if (std::abs(t + 0.25) < 1e-9) beyond[0] = l;
+    if (std::abs(t - 1.25) < 1e-9) beyond[1] = l;
+  });
+  assign(params, here);
+  model->train(was_training);
+  curve["rise_here"] = finite(beyond[0] - at_end[0]);
+  curve["rise_partner"] = finite(beyond[1] - at_end[1]);
+  return curve;
 }
 
 void rescale_relu_layers(Net& model, double alpha) {

@@ -86,18 +86,24 @@ std::vector<double> loss_surface(const std::vector<torch::Tensor>& params, const
                                  const std::vector<torch::Tensor>& d1,
                                  const std::vector<torch::Tensor>& d2, double span, int n);
 
-// loss((1 - t) from + t to) for `points` values of t from t_lo to t_hi; the parameters end at
-// `to`'s values.
-std::vector<double> interpolate_losses(const std::vector<torch::Tensor>& params,
-                                       const LossFn& loss, const std::vector<torch::Tensor>& from,
-                                       const std::vector<torch::Tensor>& to, double t_lo,
-                                       double t_hi, int points);
+// Sets the parameters to (1 - t) from + t to, one axpby pass each, for `points` values of t
+// evenly from t_lo to t_hi, and calls at(t) at each; the parameters end at `to`'s values.
+void along_line(const std::vector<torch::Tensor>& params, const std::vector<torch::Tensor>& from,
+                const std::vector<torch::Tensor>& to, double t_lo, double t_hi, int points,
+                const std::function<void(double)>& at);
 
 // Dinh et al. 2017: multiplies the first Linear (or Conv) layer's weights and bias by alpha and
 // the next one's weights by 1 / alpha. For alpha > 0 and a ReLU (positively homogeneous)
 // activation between them the network computes exactly the same function. Throws UserError when
 // the model has fewer than two such layers.
 void rescale_relu_layers(Net& model, double alpha);
+
+// Keskar et al. 2017's figure: the line from a trained model (t = 0) through `partner` (t = 1),
+// another solution of the same architecture, with loss and accuracy on training and test
+// examples at each point, and how much the training loss rises a quarter of the segment beyond
+// each end.
+json interpolation_curve(Net& model, Net& partner, const Dataset& data, int64_t samples,
+                         double t_lo, double t_hi, int points);
 
 // The measures a validated "measure" section asks for, as name -> value (JSON null when a
 // measure could not be computed: a non-finite model, or B_simple when the |G|^2 estimate is not

@@ -514,6 +514,38 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
   }
   if (out.status == "finished" && cfg.contains("measure"))
     out.measures = compute_measures(cfg["measure"], model, data, seed);
+  const int64_t partner_batch = cfg.contains("measure") ? cfg["measure"].value("interpolate_batch", 0) : 0;
+  if (out.status == "finished" && partner_batch > 0) {
+    // Keskar et al.'s line: the same config, seed and init trained at another batch size, then
+    // the loss along the line from this solution through that one. Not checkpointed: a killed
+    // trial retrains its partner.
+    json other = cfg;
+    other["train"]["batch_size"] = partner_batch;
+    torch::manual_seed(seed);
+    Net partner = make_model(cfg["model"], data.input_shape, data.outputs);
+    partner->to(device);
+    TrainHooks quiet;
+    quiet.masks = with_masks.masks;
+    if (!mask_file.empty()) load_masks(mask_file, partner, source);
+    TrainOutcome po = train_model(other, data, partner, device, quiet);
+    if (po.status != "finished") {
+      out.measures["interpolation"] = {{"partner_status", po.status}};
+    } else {
+      const json& m = cfg["measure"];
+      json curve = interpolation_curve(model, partner, data, m["hessian_samples"],
+                                       m["interpolate_range"][0], m["interpolate_range"][1],
+                                       m["interpolate_points"]);
+      curve["partner_batch"] = partner_batch;
+      curve["partner_test_acc"] = po.summary.value("test_acc", json());
+      curve["partner_train_loss"] = po.summary.value("train_loss", json());
+      out.measures["interp_rise_here"] = curve["rise_here"];
+      out.measures["interp_rise_partner"] = curve["rise_partner"];
+      if (curve["rise_here"].is_number() && curve["rise_partner"].is_number())
+        out.measures["interp_rise_partner_minus_here"] =
+            curve["rise_partner"].get<double>() - curve["rise_here"].get<double>();
+      out.measures["interpolation"] = curve;
+    }
+  }
   return out;
 }
 

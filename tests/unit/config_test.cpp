@@ -151,6 +151,14 @@ TEST(Config, RangeTestNeedsEndAboveStart) {
             "lab.json: /range/end_lr = 0.1: expected a number above /range/start_lr (1.0)");
 }
 
+TEST(Config, InterpolationRangeMustRunForward) {
+  json doc = base();
+  doc["measure"] = json::parse(R"({"interpolate_batch": 512, "interpolate_range": [1.5, -0.5]})");
+  EXPECT_EQ(error_of(doc),
+            "lab.json: /measure/interpolate_range = [1.5,-0.5]: expected two numbers [t_lo, t_hi] "
+            "with t_lo < t_hi (0 is this solution, 1 the partner)");
+}
+
 TEST(Config, OverrideIsTypeCheckedAndNamed) {
   std::string msg = error_of(base(), {"optim.lr=fast"});
   EXPECT_EQ(msg, "override \"optim.lr=fast\": /optim/lr = \"fast\": expected a number > 0");

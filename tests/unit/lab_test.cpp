@@ -302,6 +302,24 @@ TEST(Trainer, SamTrainsAndDiffersFromPlainSgd) {
   EXPECT_NE(sam.summary["train_loss"].get<double>(), plain.summary["train_loss"].get<double>());
 }
 
+TEST(Trainer, InterpolationRunsThroughBothSolutions) {
+  // 512 training and 256 test examples, all inside hessian_samples: the curve's points at t = 0
+  // and t = 1 are this trial's and its partner's own final accuracies.
+  auto out = train_cfg(config(R"({"measure": {"interpolate_batch": 128, "interpolate_points": 5,
+      "interpolate_range": [-0.5, 1.5], "hessian_samples": 1000}})"));
+  ASSERT_EQ(out.status, "finished");
+  const json& c = out.measures["interpolation"];
+  ASSERT_EQ(c["t"].size(), 5u);
+  EXPECT_EQ(c["t"], json::parse("[-0.5, 0.0, 0.5, 1.0, 1.5]"));
+  EXPECT_EQ(c["partner_batch"], 128);
+  EXPECT_DOUBLE_EQ(c["train_acc"][1].get<double>(), out.summary["train_acc"].get<double>());
+  EXPECT_DOUBLE_EQ(c["test_acc"][1].get<double>(), out.summary["test_acc"].get<double>());
+  EXPECT_DOUBLE_EQ(c["test_acc"][3].get<double>(), c["partner_test_acc"].get<double>());
+  EXPECT_TRUE(out.measures["interp_rise_here"].is_number());
+  EXPECT_NEAR(out.measures["interp_rise_partner_minus_here"].get<double>(),
+              c["rise_partner"].get<double>() - c["rise_here"].get<double>(), 1e-12);
+}
+
 TEST(Trainer, EarlyStoppingRecordsTheBestValidationStep) {
   auto out = train_cfg(config(
       R"({"data": {"validation": 128, "label_noise": 0.4}, "train": {"epochs": 60, "early_stop_patience": 3},

@@ -131,8 +131,13 @@ TEST(Measures, LossSurfaceAndInterpolationOfAQuadraticAreExact) {
       EXPECT_NEAR(grid[i * 5 + j], 0.5 * (a * a + 3 * b * b), 1e-5) << a << "," << b;
     }
   EXPECT_EQ(q.w.abs().sum().item<double>(), 0.0);
-  auto line = interpolate_losses({q.w}, q, {torch::tensor({-1.0f, 0.0f})},
-                                 {torch::tensor({1.0f, 2.0f})}, 0.0, 1.0, 3);
+  std::vector<double> ts, line;
+  along_line({q.w}, {torch::tensor({-1.0f, 0.0f})}, {torch::tensor({1.0f, 2.0f})}, 0.0, 1.0, 3,
+             [&](double t) {
+               ts.push_back(t);
+               line.push_back(q().item<double>());
+             });
+  EXPECT_EQ(ts, (std::vector<double>{0.0, 0.5, 1.0}));
   // t = 0, 0.5, 1: w = (-1, 0), (0, 1), (1, 2).
   EXPECT_NEAR(line[0], 0.5, 1e-6);
   EXPECT_NEAR(line[1], 1.5, 1e-6);
