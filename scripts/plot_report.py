@@ -215,7 +215,7 @@ def plot_surfaces(meta, path):
     """Contours of the loss around each solution of the first seed, on shared log-spaced levels,
     so a sharp minimum (tight rings) and a flat one (wide basin) read apart at a glance."""
     import math
-    surfaces = meta["surfaces"]
+    surfaces = meta["items"]
     seed = min(s["seed"] for s in surfaces)
     panels = [s for s in surfaces if s["seed"] == seed][:16]
     values = [v for s in panels for v in s["surface"]["loss"] if v is not None and v > 0]
@@ -246,6 +246,34 @@ def plot_surfaces(meta, path):
     plt.close(fig)
 
 
+def plot_interpolation(meta, path):
+    """Keskar et al.'s figure 3: loss (log scale) and accuracy along the line from a solution
+    (t = 0) through its partner (t = 1), training solid and test dashed, one colour per seed."""
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
+    for k, line in enumerate(meta["items"]):
+        c, color = line["interpolation"], f"C{k % 10}"
+        label = f"seed {line['seed']}"
+        for split, style in (("train", "-"), ("test", "--")):
+            ax_loss.plot(c["t"], c[split + "_loss"], style, color=color,
+                         label=f"{label} {split}" if k < 3 else None)
+            if c.get(split + "_acc"):
+                ax_acc.plot(c["t"], c[split + "_acc"], style, color=color)
+    first = meta["items"][0]
+    for ax in (ax_loss, ax_acc):
+        for t in (0, 1):
+            ax.axvline(t, color="0.6", linewidth=0.8)
+        ax.set_xlabel(f"t (0: batch {first['batch']}, 1: batch {first['interpolation'].get('partner_batch', '?')})")
+        ax.grid(alpha=0.3)
+    ax_loss.set_yscale("log")
+    ax_loss.set_ylabel("cross-entropy")
+    ax_acc.set_ylabel("accuracy")
+    ax_loss.legend(fontsize=7)
+    fig.suptitle(meta["config"] + " (solid: training, dashed: test)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def main():
     folder = sys.argv[1]
     for meta_path in sorted(glob.glob(os.path.join(folder, "claim_*.json"))):
@@ -256,6 +284,8 @@ def main():
     for csv_path in sorted(glob.glob(os.path.join(folder, "lottery_*.csv"))):
         with open(csv_path) as f:
             plot_lottery(list(csv.DictReader(f)), csv_path[:-4] + ".png")
+    for meta_path in sorted(glob.glob(os.path.join(folder, "interpolation_*.json"))):
+        plot_interpolation(json.load(open(meta_path)), meta_path[:-5] + ".png")
     for meta_path in sorted(glob.glob(os.path.join(folder, "surface_*.json"))):
         plot_surfaces(json.load(open(meta_path)), meta_path[:-5] + ".png")
     for meta_path in sorted(glob.glob(os.path.join(folder, "curves_*.json"))):

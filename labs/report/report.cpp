@@ -130,22 +130,32 @@ void write_curves(std::ostream& md, const fs::path& dir, const std::vector<Claim
     }
     md << "### `" << cfg << "`\n\n![" << base << "](" << base << ".png)\n\nThe numbers: [" << base
        << ".csv](" << base << ".csv).\n\n";
-    // Loss surfaces around the solutions (measure.surface_grid), one contour panel per trial.
-    json surfaces = json::array();
-    for (const auto& t : trials)
-      if (t.measures.contains("surface") && t.measures["surface"].is_object())
-        surfaces.push_back({{"label", axes_label(t)}, {"seed", t.seed}, {"trial", t.hash.substr(0, 12)},
-                            {"surface", t.measures["surface"]}});
-    if (!surfaces.empty()) {
-      const std::string surf = "surface_" + slug(fs::path(cfg).stem().string());
-      std::ofstream(dir / (surf + ".json"))
-          << json({{"config", cfg}, {"surfaces", surfaces}}).dump() << "\n";
-      md << "### Loss surfaces around the solutions\n\nThe training loss on a grid along two "
-            "filter-normalized random directions (Li et al. 2018), first seed, one panel per "
-            "trial, shared contour levels:\n\n!["
-         << surf << "](" << surf << ".png)\n\nThe numbers: [" << surf << ".json](" << surf
-         << ".json).\n\n";
-    }
+    // Per-trial measures that are figures (a surface, a line), gathered into one JSON per
+    // config for scripts/plot_report.py, with a heading and a link.
+    auto figure = [&](const std::string& measure, const std::string& prefix, const std::string& text) {
+      json items = json::array();
+      for (const auto& t : trials)
+        if (t.measures.contains(measure) && t.measures[measure].is_object() &&
+            !t.measures[measure].contains("partner_status"))
+          items.push_back({{"label", axes_label(t)}, {"seed", t.seed},
+                           {"trial", t.hash.substr(0, 12)},
+                           {"batch", t.config["train"]["batch_size"]},
+                           {measure, t.measures[measure]}});
+      if (items.empty()) return;
+      const std::string name = prefix + "_" + slug(fs::path(cfg).stem().string());
+      std::ofstream(dir / (name + ".json"))
+          << json({{"config", cfg}, {"items", items}}).dump() << "\n";
+      md << text << "\n\n![" << name << "](" << name << ".png)\n\nThe numbers: [" << name
+         << ".json](" << name << ".json).\n\n";
+    };
+    figure("interpolation", "interpolation",
+           "### Loss and accuracy on the line between two solutions\n\nt = 0 is the trial's "
+           "solution, t = 1 its partner trained at another batch size from the same "
+           "initialization (Keskar et al. 2017, figure 3):");
+    figure("surface", "surface",
+           "### Loss surfaces around the solutions\n\nThe training loss on a grid along two "
+           "filter-normalized random directions (Li et al. 2018), first seed, one panel per "
+           "trial, shared contour levels:");
   };
   for (const auto& o : outcomes) {
     const auto configs = claims::claim_configs(o.claim);

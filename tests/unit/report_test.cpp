@@ -70,6 +70,53 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
 }
 
+TEST(Report, DrawsTheSurfacesAndLinesThatTrialsMeasured) {
+  testing::TempDir home;
+  std::filesystem::create_directories(home.file("scripts"));
+  std::filesystem::copy_file(std::string(EMPIRIC_SOURCE_DIR) + "/scripts/plot_report.py",
+                             home.file("scripts/plot_report.py"));
+  Store store(home.file("r.db"));
+  Question q;
+  q.number = 98;
+  q.text = "Why do flat minima generalize better?";
+  json claim = json::parse(
+      R"({"id": "q98.t", "statement": "s", "config": "configs/flat.json",
+    "test": {"kind": "threshold", "metric": "interp_rise_here", "threshold": 0.0, "direction": 1}})");
+  ClaimOutcome o;
+  o.claim = claim;
+  o.resolved_config = {{"description", "surfaces and lines"}};
+  for (int seed = 0; seed < 3; ++seed) {
+    TrialRecord t;
+    t.hash = "s" + std::to_string(seed) + std::string(20, '0');
+    t.seed = seed;
+    t.config = {{"train", {{"batch_size", 64}}}};
+    t.summary = json::object();
+    t.measures = {{"interp_rise_here", 0.1 * (seed + 1)},
+                  {"surface", {{"n", 3}, {"span", 1.0},
+                               {"loss", {2.0, 1.5, 2.0, 1.5, 0.1, 1.5, 2.0, 1.5, 2.0}}}},
+                  {"interpolation", {{"t", {0.0, 1.0}}, {"train_loss", {0.1, 0.2}},
+                                     {"test_loss", {0.3, 0.4}}, {"partner_batch", 512}}}};
+    if (seed == 2) t.measures["interpolation"] = {{"partner_status", "diverged"}};
+    store.put_trial(t);
+    o.trials.push_back(*store.trial(t.hash));
+  }
+  o.verdict = claims::evaluate(claim, o.trials);
+  const std::string venv_python = std::string(EMPIRIC_SOURCE_DIR) + "/.venv/bin/python";
+  const bool have_python = std::filesystem::exists(venv_python);
+  const std::string md = slurp(
+      write_report(home.path(), q, "quick", {o}, store, have_python ? venv_python : ""));
+  EXPECT_NE(md.find("![surface_flat](surface_flat.png)"), std::string::npos) << md;
+  EXPECT_NE(md.find("![interpolation_flat](interpolation_flat.png)"), std::string::npos);
+  json surfaces = json::parse(slurp(home.file("reports/q098/surface_flat.json")));
+  EXPECT_EQ(surfaces["items"].size(), 3u);
+  EXPECT_EQ(surfaces["items"][1]["surface"]["loss"][4], 0.1);
+  json lines = json::parse(slurp(home.file("reports/q098/interpolation_flat.json")));
+  EXPECT_EQ(lines["items"].size(), 2u) << "the trial whose partner failed has no line";
+  if (!have_python) GTEST_SKIP() << "no .venv: plots not drawn (run scripts/setup.sh)";
+  for (const char* png : {"reports/q098/surface_flat.png", "reports/q098/interpolation_flat.png"})
+    EXPECT_EQ(slurp(home.file(png)).substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8)) << png;
+}
+
 TEST(Report, IndexListsTheLatestVerdicts) {
   testing::TempDir home;
   Store store(home.file("r.db"));
