@@ -84,8 +84,12 @@ std::string axes_label(const TrialRecord& t) {
 }
 
 // Training curves (or range-test curves) of every trial of each config the claims read, one CSV
-// per config with what the plots need: curves_<config>.csv (one row per recorded value) and
-// curves_<config>.json (the config's lab and the trials' suggested ranges).
+// per config with what the plots need: curves_<config>.csv and curves_<config>.json (the config's
+// lab and the trials' suggested ranges). The CSV keeps the learning metrics, not the timings
+// (the store has those), at most about kCurvePoints steps per trial and kCurveRows rows per
+// config: every k-th recorded step, k the same for the whole config so seeds stay aligned, plus
+// each trial's last step. A 200-run sweep recorded every step stays a few MB.
+constexpr size_t kCurvePoints = 300, kCurveRows = 40000;
 void write_curves(std::ostream& md, const fs::path& dir, const std::vector<ClaimOutcome>& outcomes,
                   Store& store) {
   std::set<std::string> done;
@@ -97,11 +101,33 @@ void write_curves(std::ostream& md, const fs::path& dir, const std::vector<Claim
     csv << "trial,seed,status,label,step,name,value\n";
     json meta = {{"config", cfg}, {"lab", trials[0].config.value("lab", "train")},
                  {"ranges", json::array()}};
+    static const std::set<std::string> timings = {"compute_s", "eval_s", "samples_per_s"};
+    std::vector<std::vector<MetricRow>> rows;
+    size_t most_steps = 0, learning_rows = 0;
     for (const auto& t : trials) {
+      rows.push_back(store.metrics(t.hash));
+      std::set<long long> steps;
+      for (const auto& m : rows.back()) {
+        steps.insert(m.step);
+        learning_rows += !timings.count(m.name);
+      }
+      most_steps = std::max(most_steps, steps.size());
+    }
+    const size_t stride = std::max<size_t>({1, (most_steps + kCurvePoints - 1) / kCurvePoints,
+                                            (learning_rows + kCurveRows - 1) / kCurveRows});
+    for (size_t i = 0; i < trials.size(); ++i) {
+      const auto& t = trials[i];
       const std::string label = axes_label(t);
-      for (const auto& m : store.metrics(t.hash))
-        csv << t.hash.substr(0, 12) << "," << t.seed << "," << t.status << ",\"" << label
-            << "\"," << m.step << "," << m.name << "," << m.value << "\n";
+      std::vector<long long> steps;  // the trial's recorded steps, in order (rows are by step)
+      for (const auto& m : rows[i])
+        if (steps.empty() || steps.back() != m.step) steps.push_back(m.step);
+      std::set<long long> kept;
+      for (size_t k = 0; k < steps.size(); k += stride) kept.insert(steps[k]);
+      if (!steps.empty()) kept.insert(steps.back());
+      for (const auto& m : rows[i])
+        if (kept.count(m.step) && !timings.count(m.name))
+          csv << t.hash.substr(0, 12) << "," << t.seed << "," << t.status << ",\"" << label
+              << "\"," << m.step << "," << m.name << "," << m.value << "\n";
       if (t.summary.contains("range_hi"))
         meta["ranges"].push_back({{"seed", t.seed},
                                   {"lo", t.summary["range_lo"]},

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "claims/claim.h"
@@ -20,12 +22,23 @@ std::string slurp(const std::string& path) {
   return s.str();
 }
 
-TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
-  testing::TempDir home;
+// A checkout in `home` with the plot script, and its results store.
+Store report_home(testing::TempDir& home) {
   std::filesystem::create_directories(home.file("scripts"));
   std::filesystem::copy_file(std::string(EMPIRIC_SOURCE_DIR) + "/scripts/plot_report.py",
                              home.file("scripts/plot_report.py"));
-  Store store(home.file("r.db"));
+  return Store(home.file("r.db"));
+}
+
+// The venv's python, or "" (no plots) when there is none.
+std::string plot_python() {
+  const std::string venv_python = std::string(EMPIRIC_SOURCE_DIR) + "/.venv/bin/python";
+  return std::filesystem::exists(venv_python) ? venv_python : "";
+}
+
+TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
+  testing::TempDir home;
+  Store store = report_home(home);
 
   Question q;
   q.number = 99;
@@ -50,10 +63,9 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
       o.trials.push_back(*store.trial(t.hash));
     }
   o.verdict = claims::evaluate(claim, o.trials);
-  const std::string venv_python = std::string(EMPIRIC_SOURCE_DIR) + "/.venv/bin/python";
-  const bool have_python = std::filesystem::exists(venv_python);
-  std::string readme =
-      write_report(home.path(), q, "quick", {o}, store, have_python ? venv_python : "");
+  const std::string python = plot_python();
+  const bool have_python = !python.empty();
+  std::string readme = write_report(home.path(), q, "quick", {o}, store, python);
 
   const std::string md = slurp(readme);
   EXPECT_NE(md.find("# Q99: How does batch size affect generalization?"), std::string::npos);
@@ -72,10 +84,7 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
 
 TEST(Report, DrawsTheSurfacesAndLinesThatTrialsMeasured) {
   testing::TempDir home;
-  std::filesystem::create_directories(home.file("scripts"));
-  std::filesystem::copy_file(std::string(EMPIRIC_SOURCE_DIR) + "/scripts/plot_report.py",
-                             home.file("scripts/plot_report.py"));
-  Store store(home.file("r.db"));
+  Store store = report_home(home);
   Question q;
   q.number = 98;
   q.text = "Why do flat minima generalize better?";
@@ -101,10 +110,9 @@ TEST(Report, DrawsTheSurfacesAndLinesThatTrialsMeasured) {
     o.trials.push_back(*store.trial(t.hash));
   }
   o.verdict = claims::evaluate(claim, o.trials);
-  const std::string venv_python = std::string(EMPIRIC_SOURCE_DIR) + "/.venv/bin/python";
-  const bool have_python = std::filesystem::exists(venv_python);
-  const std::string md = slurp(
-      write_report(home.path(), q, "quick", {o}, store, have_python ? venv_python : ""));
+  const std::string python = plot_python();
+  const bool have_python = !python.empty();
+  const std::string md = slurp(write_report(home.path(), q, "quick", {o}, store, python));
   EXPECT_NE(md.find("![surface_flat](surface_flat.png)"), std::string::npos) << md;
   EXPECT_NE(md.find("![interpolation_flat](interpolation_flat.png)"), std::string::npos);
   json surfaces = json::parse(slurp(home.file("reports/q098/surface_flat.json")));
@@ -115,6 +123,52 @@ TEST(Report, DrawsTheSurfacesAndLinesThatTrialsMeasured) {
   if (!have_python) GTEST_SKIP() << "no .venv: plots not drawn (run scripts/setup.sh)";
   for (const char* png : {"reports/q098/surface_flat.png", "reports/q098/interpolation_flat.png"})
     EXPECT_EQ(slurp(home.file(png)).substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8)) << png;
+}
+
+TEST(Report, CurvesKeepLearningMetricsAtAlignedThinnedSteps) {
+  testing::TempDir home;
+  Store store = report_home(home);
+  Question q;
+  q.number = 35;
+  q.text = "long runs";
+  json claim = json::parse(
+      R"({"id": "q35.t", "statement": "s", "config": "configs/long.json",
+    "test": {"kind": "threshold", "metric": "test_acc", "threshold": 0.0, "direction": 1}})");
+  ClaimOutcome o;
+  o.claim = claim;
+  o.resolved_config = {{"description", "3,000 recorded steps, one run stopped early"}};
+  for (int seed = 0; seed < 3; ++seed) {
+    TrialRecord t;
+    t.hash = "l" + std::to_string(seed) + std::string(20, '0');
+    t.seed = seed;
+    t.config = json::object();
+    t.summary = {{"test_acc", 0.5}};
+    t.measures = json::object();
+    store.put_trial(t);
+    const long long last = seed == 2 ? 1001 : 3000;  // the third stopped early, off the stride
+    for (long long step = 1; step <= last; ++step)
+      store.put_metrics(t.hash, 0, step, {{"train_loss", 1.0 / step}, {"compute_s", 0.1}});
+    o.trials.push_back(*store.trial(t.hash));
+  }
+  o.verdict = claims::evaluate(claim, o.trials);
+  write_report(home.path(), q, "quick", {o}, store, "");
+  std::ifstream in(home.file("reports/q035/curves_long.csv"));
+  std::string line;
+  std::getline(in, line);
+  std::map<std::string, std::set<long long>> steps;
+  while (std::getline(in, line)) {
+    EXPECT_EQ(line.find("compute_s"), std::string::npos) << "timings stay in the store";
+    const auto step_at = line.find("\",") + 2;
+    steps[line.substr(0, 12)].insert(std::stoll(line.substr(step_at, line.find(',', step_at) - step_at)));
+  }
+  ASSERT_EQ(steps.size(), 3u);
+  const auto& full = steps["l00000000000"];
+  EXPECT_LE(full.size(), 301u);
+  EXPECT_GE(full.size(), 250u);
+  EXPECT_TRUE(full.count(1) && full.count(3000)) << "the first and the last step";
+  for (long long s : steps["l20000000000"])  // the same steps as the full runs, plus its last
+    EXPECT_TRUE(full.count(s) || s == 1001) << s;
+  EXPECT_TRUE(steps["l20000000000"].count(1001));
 }
 
 TEST(Report, IndexListsTheLatestVerdicts) {
