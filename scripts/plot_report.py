@@ -38,7 +38,7 @@ def plot(meta, rows, path):
     ok = [r for r in rows if not math.isnan(float(r["y"] or "nan"))]
     ys = floats(ok, "y")
     kind = meta["kind"]
-    if kind in ("trend", "correlate", "within", "interaction"):
+    if kind in ("trend", "correlate", "within", "interaction", "peak"):
         xs = floats(ok, "x")
         ax.scatter(xs, ys, s=18, alpha=0.7, label="trials")
         if kind == "interaction":
@@ -55,12 +55,19 @@ def plot(meta, rows, path):
             lo = sorted(meta["bounds_lo"])[len(meta["bounds_lo"]) // 2]
             hi = sorted(meta["bounds_hi"])[len(meta["bounds_hi"]) // 2]
             ax.axvspan(lo, hi, color="C2", alpha=0.15, label="range test's suggestion (median)")
-        if kind in ("trend", "within") and xs:
+        if kind in ("trend", "within", "peak") and xs:
             levels = sorted(set(xs))
             means = [sum(y for x, y in zip(xs, ys) if x == lv) / sum(1 for x in xs if x == lv) for lv in levels]
             ax.plot(levels, means, "-o", color="C1", label="mean over seeds")
             if min(levels) > 0 and max(levels) / min(levels) > 8:
                 ax.set_xscale("log", base=10 if max(levels) / min(levels) > 1000 else 2)
+        if meta.get("peak_x") is not None:
+            ax.axvline(meta["peak_x"], color="C3", linewidth=0.8, label=f"peak ({meta['x']} = {meta['peak_x']:g})")
+        if meta.get("mark_x") is not None:
+            mk = meta["mark"]
+            level = f">= {mk['at_least']:g}" if "at_least" in mk else f"<= {mk['at_most']:g}"
+            ax.axvline(meta["mark_x"], color="C2", linestyle="--", linewidth=0.8,
+                       label=f"{mk['metric']} {level} from here")
         ax.set_xlabel(meta["x"])
     elif kind == "compare":
         groups = {"a": [], "b": []}
@@ -133,7 +140,10 @@ def plot_curves(meta, rows, path):
     for r in rows:
         series.setdefault(r["name"], {}).setdefault(r["label"], {}).setdefault(r["seed"], []).append(
             (int(r["step"]), float(r["value"])))
-    panels = [n for n in ("test_acc", "train_loss", "lr") if n in series]
+    implicit = meta["lab"] == "implicit"
+    names = ("angle_deg", "margin_ratio", "w_norm", "rel_dist_min_norm", "rel_dist_predicted", "residual") \
+        if implicit else ("test_acc", "train_loss", "lr")
+    panels = [n for n in names if n in series]
     if not panels:
         return
     labels = sorted(set(lb for n in panels for lb in series[n]))
@@ -156,8 +166,10 @@ def plot_curves(meta, rows, path):
                     band(ax, series[name][lb], f"C{i % 10}", short or "all")
             ax.set_xlabel("step")
             ax.set_ylabel(name)
-            if name == "train_loss":
+            if name == "train_loss" or (implicit and name != "margin_ratio"):
                 ax.set_yscale("log")
+            if implicit:
+                ax.set_xscale("log")
             ax.grid(alpha=0.3)
             if head:
                 ax.set_title(head, fontsize=8)

@@ -84,6 +84,7 @@ double metric_value(const TrialRecord& t, const std::string& name) {
 
 double config_value(const json& config, const std::string& dotted) {
   const json node = config_node(config, dotted);
+  if (node.is_array() && node.size() == 1 && node[0].is_number()) return node[0].get<double>();
   return node.is_number() ? node.get<double>() : NAN;
 }
 
@@ -108,14 +109,21 @@ void check_claim(const json& c, const std::string& where) {
   const json& t = c["test"];
   need(t, "kind", "/test");
   need(t, "metric", "/test");
-  static const std::set<std::string> kinds = {"trend",     "compare",     "correlate",
-                                              "threshold", "interaction", "within"};
+  static const std::set<std::string> kinds = {"trend",       "compare", "correlate", "threshold",
+                                              "interaction", "within",  "peak"};
   if (!t["kind"].is_string() || !kinds.count(t["kind"].get<std::string>()))
-    throw ConfigError(where, "/test/kind", t["kind"].dump(),
-                      "expected one of: trend, compare, correlate, threshold, interaction, within");
+    throw ConfigError(
+        where, "/test/kind", t["kind"].dump(),
+        "expected one of: trend, compare, correlate, threshold, interaction, within, peak");
   const std::string kind = t["kind"];
-  if (kind == "trend" || kind == "compare" || kind == "interaction" || kind == "within")
+  if (kind == "trend" || kind == "compare" || kind == "interaction" || kind == "within" ||
+      kind == "peak")
     need(t, "x", "/test");
+  if (t.contains("mark") &&
+      !(t["mark"].is_object() && t["mark"].contains("metric") &&
+        (t["mark"].contains("at_least") || t["mark"].contains("at_most"))))
+    throw ConfigError(where, "/test/mark", t["mark"].dump(),
+                      "expected {\"metric\": name, \"at_least\" or \"at_most\": value}");
   if (kind == "compare" || kind == "interaction") {
     need(t, "a", "/test");
     need(t, "b", "/test");
@@ -134,6 +142,9 @@ void check_claim(const json& c, const std::string& where) {
                       "expected an object: key -> value or {\"min\": v, \"max\": v}");
   if (t.contains("best") && !(t["best"] == "max" || t["best"] == "min"))
     throw ConfigError(where, "/test/best", t["best"].dump(), "expected \"max\" or \"min\"");
+  if (t.contains("best_by") && !(t["best_by"].is_string() && t.contains("best_over")))
+    throw ConfigError(where, "/test/best_by", t["best_by"].dump(),
+                      "expected a metric name, with best_over naming the key it chooses");
   if (t.contains("diverged_as") && !t["diverged_as"].is_number())
     throw ConfigError(where, "/test/diverged_as", t["diverged_as"].dump(), "expected a number");
 }
@@ -187,7 +198,7 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
       const std::string g = group_of(tr);
       if (g.empty()) continue;
       auto& cell = ys[g][config_node(tr.config, key).dump()];
-      const double y = y_of(tr);
+      const double y = t.contains("best_by") ? metric_value(tr, t["best_by"]) : y_of(tr);
       const bool usable = tr.status == "finished" || always_defined || t.contains("diverged_as");
       if (usable && std::isfinite(y)) cell.push_back(y);
     }
@@ -212,7 +223,7 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
       o.imputed = !always_defined;
       o.diverged = false;
     }
-    if (kind == "trend" || kind == "within" || kind == "interaction")
+    if (kind == "trend" || kind == "within" || kind == "interaction" || kind == "peak")
       o.x = config_value(tr.config, t["x"]);
     if (kind == "correlate") o.x = metric_value(tr, t["x_metric"]);
     if (grouped) {
@@ -230,6 +241,40 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
     if (!o.diverged && !(std::isfinite(o.y) && std::isfinite(o.x))) o.missing = true;
     set.observations.push_back(o);
     set.sources.push_back(i);
+  }
+  // Where the mean metric peaks, and where a marking metric first crosses its level (double
+  // descent's interpolation threshold: the smallest x whose mean training accuracy reaches ~1).
+  if (kind == "peak" || t.contains("mark")) {
+    std::map<double, std::vector<double>> ys, marks;
+    for (size_t j = 0; j < set.observations.size(); ++j) {
+      const Observation& o = set.observations[j];
+      if (o.diverged || o.missing) continue;
+      ys[o.x].push_back(o.y);
+      if (t.contains("mark")) {
+        const double m = metric_value(trials[set.sources[j]], t["mark"]["metric"]);
+        if (std::isfinite(m)) marks[o.x].push_back(m);
+      }
+    }
+    if (kind == "peak" && ys.size() >= 3) {
+      double best = -INFINITY, at = NAN;
+      size_t g = 0;
+      for (const auto& [x, list] : ys) {
+        if (g > 0 && g + 1 < ys.size() && mean(list) > best) best = mean(list), at = x;
+        ++g;
+      }
+      set.notes["peak_x"] = at;
+    }
+    if (t.contains("mark")) {
+      const json& mk = t["mark"];
+      for (const auto& [x, list] : marks) {
+        const double m = mean(list);
+        if (mk.contains("at_least") ? m >= mk["at_least"].get<double>()
+                                    : m <= mk["at_most"].get<double>()) {
+          set.notes["mark_x"] = x;
+          break;
+        }
+      }
+    }
   }
   return set;
 }

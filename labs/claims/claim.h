@@ -10,11 +10,16 @@
 //                mean(metric | a) + margin ("margin": 0.01 states "b is not worse than a by more
 //                than 0.01"). "best_over": a dotted key; within each group only the trials at
 //                its value with the best mean metric ("best": "max" or "min") are kept, so a
-//                tuned a meets a tuned b.
+//                tuned a meets a tuned b. "best_by": another metric that chooses (e.g. val_acc,
+//                so that the test metric is not also the one the choice was made on).
 //   correlate:   "x_metric" against metric across trials (Kendall's tau).
 //   threshold:   metric against "threshold".
 //   interaction: "factor" (a dotted key) with "a" and "b" selectors as in compare, across x: how
 //                much the b - a difference grows from the smallest x to the largest.
+//   peak:        metric against x rises to an inner maximum and falls again (see verdict.h).
+//                "mark": {"metric": m, "at_least" or "at_most": v} notes the smallest x whose
+//                mean m crosses v (report: a vertical line), e.g. where training accuracy reaches
+//                1, double descent's interpolation threshold.
 //   within:      the x with the best mean metric against a range read from the trials of another
 //                config: "bounds": {"config": "...", "lo": metric, "hi": metric, "where": {...}}
 //                (medians over the bounds trials that match).
@@ -61,7 +66,8 @@ ObservationSet observations_for(const json& claim, const std::vector<TrialRecord
 Verdict evaluate(const json& claim, const std::vector<TrialRecord>& trials,
                  const std::vector<TrialRecord>& bound_trials = {});
 
-// The value of a dotted key in a trial's config ("train.batch_size"), or NaN.
+// The value of a dotted key in a trial's config ("train.batch_size"), or NaN; a one-number list
+// (model.widths = [64]) reads as that number.
 double config_value(const json& config, const std::string& dotted);
 
 }  // namespace empiric::claims

@@ -37,7 +37,7 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
 
   // Groups for the stratified bootstrap, and the statistic of a resampling.
   std::vector<std::vector<const Observation*>> groups;
-  if (t.kind == "trend") {
+  if (t.kind == "trend" || t.kind == "peak") {
     std::map<double, std::vector<const Observation*>> by_x;
     for (const auto& o : obs) by_x[o.x].push_back(&o);
     for (auto& [x, g] : by_x) groups.push_back(g);
@@ -85,6 +85,21 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
         (g == 0 ? a : b).push_back(o->y);
       }
     if (t.kind == "trend") return spearman(xs, ys);
+    if (t.kind == "peak") {
+      // The highest mean at an inner x, minus the higher of the lowest means on its two sides.
+      std::vector<double> m;
+      for (size_t g = 0; g < groups.size(); ++g) {
+        std::vector<double> ys_g;
+        for (int i : pick[g]) ys_g.push_back(groups[g][size_t(i)]->y);
+        m.push_back(mean(ys_g));
+      }
+      size_t k = 1;
+      for (size_t g = 1; g + 1 < m.size(); ++g)
+        if (m[g] > m[k]) k = g;
+      const double left = *std::min_element(m.begin(), m.begin() + long(k));
+      const double right = *std::min_element(m.begin() + long(k) + 1, m.end());
+      return m[k] - std::max(left, right);
+    }
     if (t.kind == "compare") return mean(b) - mean(a);
     if (t.kind == "interaction") {
       std::vector<double> cell[4];
@@ -118,7 +133,8 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   int smallest = obs.empty() ? 0 : int(obs.size());
   for (int s : sizes) smallest = std::min(smallest, s);
   // A percentile bootstrap over fewer than 3 values per group cannot say how much the groups vary.
-  const size_t needed_groups = t.kind == "interaction" ? 4 : t.kind == "trend" ? 2 : 1;
+  const size_t needed_groups =
+      t.kind == "interaction" ? 4 : t.kind == "peak" ? 3 : t.kind == "trend" ? 2 : 1;
   if (obs.size() < 2 || smallest < kMinPerGroup || groups.size() < needed_groups) {
     v.verdict = "inconclusive";
     v.reason = "too few finished trials to test (" + std::to_string(v.n) + " usable, " +

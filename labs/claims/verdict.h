@@ -6,6 +6,10 @@
 //   compare    mean(y | group b) - mean(y | group a); resampled within each group.
 //   correlate  Kendall's tau between two metrics (x, y) across trials; trials resampled.
 //   threshold  mean(y) - threshold; resampled.
+//   peak       a rise and fall of y across x (double descent's peak): the highest mean y at an
+//              inner x, minus the higher of the lowest means to its left and to its right; the
+//              peak is found again in every resampling (seeds resampled within each x). Positive:
+//              a peak; negative: y is monotone or U-shaped.
 //   interaction  how much the b-minus-a difference grows from the smallest x to the largest:
 //              (mean b - mean a at max x) - (mean b - mean a at min x); resampled in the 4 cells.
 //   within     whether the x with the best mean y lies inside [lo, hi] (log scale): the effect is
@@ -37,7 +41,7 @@ struct Observation {
 };
 
 struct ClaimTest {
-  std::string kind = "trend";  // trend | compare | correlate | threshold | interaction | within
+  std::string kind = "trend";  // trend | compare | correlate | threshold | interaction | within | peak
   int direction = +1;          // the claimed sign of the effect
   double min_effect = 0;       // the smallest effect (in the claimed direction) that supports it
   double threshold = 0;        // threshold tests only

@@ -178,6 +178,11 @@ void validate_section(const Section& s, json& obj, const std::string& source) {
                    std::find(f.only_for.begin(), f.only_for.end(), variant) != f.only_for.end();
     if (applies && !obj.contains(f.key) && !f.default_value.is_null()) obj[f.key] = f.default_value;
   }
+  if (s.name == "implicit" && obj["problem"] == "least_squares" &&
+      obj["n"].get<long long>() >= obj["dim"].get<long long>())
+    fail(source, base + "/n", obj["n"],
+         "expected fewer examples than /implicit/dim (" + obj["dim"].dump() +
+             "): the least-squares problem must be under-determined");
 }
 
 // The field a dotted key ("optim.lr", "seeds") names, or a ConfigError.
@@ -382,11 +387,19 @@ std::string trial_hash(const json& trial_config) {
       {json::json_pointer("/measure/interpolate_batch"), 0},
       {json::json_pointer("/measure/interpolate_points"), 25},
       {json::json_pointer("/measure/interpolate_range"), json::array({-0.5, 1.5})},
+      {json::json_pointer("/optim/grad_noise"), 0.0},
+      {json::json_pointer("/optim/grad_noise_gamma"), 0.55},
+      {json::json_pointer("/train/target_train_loss"), 0.0},
+      {json::json_pointer("/train/target_train_acc"), 0.0},
+      {json::json_pointer("/train/target_test_acc"), 0.0},
+      {json::json_pointer("/train/stop_at_targets"), false},
   };
   json identity = trial_config;
   for (const auto& [ptr, value] : later_keys)
     if (identity.contains(ptr) && identity[ptr] == value)
       identity[ptr.parent_pointer()].erase(ptr.back());
+  // A section added later that only its own lab reads.
+  if (identity.value("lab", "train") != "implicit") identity.erase("implicit");
   identity.erase("title");  // words about a trial are not part of what it computes
   identity.erase("description");
   if (identity.contains("train")) {  // where and how fast it runs is not what it computes

@@ -48,10 +48,12 @@ std::vector<Section> build() {
                "Top-level keys",
                "",
                {
-                   choice("lab", "train", {"train", "lr_range", "lottery"},
+                   choice("lab", "train", {"train", "lr_range", "lottery", "implicit"},
                           "lab driver: train (a training run per trial), lr_range (Smith's LR "
-                          "range test per trial, section range) or lottery (iterative magnitude "
-                          "pruning with rewinding and controls, section lottery)"),
+                          "range test per trial, section range), lottery (iterative magnitude "
+                          "pruning with rewinding and controls, section lottery) or implicit "
+                          "(gradient descent on a linear model, in double precision, against "
+                          "its closed-form implicit bias; section implicit)"),
                    integer("question", 0, 0, 102, "question number this config answers (0: none)"),
                    text("title", "", "one-line title shown in reports"),
                    text("description", "", "what the lab does and why"),
@@ -138,6 +140,11 @@ std::vector<Section> build() {
            num("eps", 1e-8, kTiny, {}, "denominator epsilon", {"adam", "adamw", "rmsprop"}),
            num("alpha", 0.99, 0.0, 1.0, "RMSProp smoothing constant", {"rmsprop"}),
            num("clip_norm", 0.0, 0.0, {}, "clip the global gradient norm to this (0: off)"),
+           num("grad_noise", 0.0, 0.0, {},
+               "annealed Gaussian gradient noise (Neelakantan et al. 2015): after L1 and "
+               "clipping, every gradient element gets N(0, eta / (1 + t)^gamma) at step t; this "
+               "is eta (0: off)"),
+           num("grad_noise_gamma", 0.55, 0.0, {}, "the noise variance's decay exponent gamma"),
            num("sam_rho", 0.0, 0.0, {},
                "sharpness-aware minimization (Foret et al. 2021): step with the gradient at "
                "w + rho g/|g|, two forward/backward passes per step (0: off)"),
@@ -202,6 +209,15 @@ std::vector<Section> build() {
                "stop at the first epoch end whose training loss is at or below this, up to "
                "epochs (Jiang et al. 2020 train every model to the same loss; summary "
                "reached_train_loss says whether it got there; 0: off)"),
+           num("target_train_loss", 0.0, 0.0, {},
+               "record the first evaluation whose training loss is at or below this: summary "
+               "steps_to_train_loss, samples_to_train_loss, flops_to_train_loss (0: off)"),
+           num("target_train_acc", 0.0, 0.0, 1.0,
+               "likewise for a training accuracy at or above this (steps_to_train_acc, ...)"),
+           num("target_test_acc", 0.0, 0.0, 1.0,
+               "likewise for a test accuracy at or above this (steps_to_test_acc, ...)"),
+           boolean("stop_at_targets", false,
+                   "end the trial at the evaluation where every set target has been reached"),
            num("divergence_loss", 1e3, kTiny, {},
                "a training loss above this (or NaN/Inf) ends the trial as diverged"),
            boolean("checkpoint", true, "checkpoint every epoch so a killed trial resumes"),
@@ -292,6 +308,32 @@ std::vector<Section> build() {
                   "initialization; random_prune: a random mask with the ticket's per-layer "
                   "sparsity"),
            integer("round", 0, 0, 60, "set on each trial: its round (0: the dense network)"),
+       }});
+  s.push_back(
+      {"implicit",
+       "Implicit bias of gradient descent (lab implicit): a linear model trained by full-batch "
+       "GD in double precision on a synthetic problem drawn from the trial's seed, against the "
+       "solution the theory says GD picks",
+       "",
+       {
+           choice("problem", "least_squares", {"least_squares", "separable"},
+                  "least_squares: an under-determined regression (n < dim), compared with the "
+                  "minimum-norm (pseudo-inverse) solution; separable: logistic loss on linearly "
+                  "separable data, compared with the hard-margin SVM direction (Soudry et al. "
+                  "2018)"),
+           integer("n", 50, 2, {}, "training examples"),
+           integer("dim", 200, 1, {}, "input dimension"),
+           integer("steps", 10000, 1, {}, "gradient-descent steps"),
+           num("lr", 0.0, 0.0, {},
+               "step size (0: 1 / the loss's smoothness constant, the largest step the "
+               "convergence proofs allow)"),
+           num("init_scale", 0.0, 0.0, {},
+               "std of the Gaussian initial weights (0: start from zero, as the theorems do)"),
+           num("noise", 0.1, 0.0, {}, "std of the label noise (least_squares)"),
+           num("margin", 0.1, 0.0, {},
+               "separable: points closer than this to the true separator are redrawn"),
+           integer("log_points", 40, 2, 1000,
+                   "log-spaced steps at which the iterate is compared with the solution (fewer where rounding merges early steps)"),
        }});
   s.push_back(
       {"range",

@@ -133,4 +133,40 @@ int64_t count_parameters(const torch::nn::Module& m) {
   return n;
 }
 
+FlopCount count_flops(Net& model, const std::vector<int64_t>& input_shape) {
+  torch::NoGradGuard guard;
+  const bool was_training = model->is_training();
+  model->eval();
+  std::vector<int64_t> shape = {1};
+  shape.insert(shape.end(), input_shape.begin(), input_shape.end());
+  auto params = model->parameters();
+  auto x = torch::zeros(shape, params.empty() ? torch::TensorOptions()
+                                              : torch::TensorOptions().device(params[0].device()));
+  FlopCount f;
+  bool first = true;
+  for (auto& m : *model->body) {
+    auto y = m.forward(x);
+    int64_t products = 0, bias_adds = 0;  // multiply-adds, bias additions
+    if (auto* lin = m.ptr()->as<nn::LinearImpl>()) {
+      const int64_t in = lin->weight.size(1), out = lin->weight.size(0);
+      const int64_t rows = x.numel() / in;
+      products = rows * in * out;
+      bias_adds = lin->bias.defined() ? rows * out : 0;
+    } else if (auto* conv = m.ptr()->as<nn::Conv2dImpl>()) {
+      const auto& w = conv->weight;  // out x in/groups x kh x kw
+      const int64_t per_output = w.size(1) * w.size(2) * w.size(3);
+      products = y.numel() * per_output;
+      bias_adds = conv->bias.defined() ? y.numel() : 0;
+    }
+    if (products > 0) {
+      f.forward += 2 * products + bias_adds;
+      f.backward += 2 * products + bias_adds + (first ? 0 : 2 * products);
+      first = false;
+    }
+    x = y;
+  }
+  model->train(was_training);
+  return f;
+}
+
 }  // namespace empiric

@@ -28,4 +28,16 @@ Net make_model(const json& model, const std::vector<int64_t>& input_shape, int64
 
 int64_t count_parameters(const torch::nn::Module& m);
 
+// Floating-point operations per example for one training step, counted layer by layer: a
+// multiply-add of a Linear or Conv2d is 2 FLOPs and a bias add 1 per output element; the backward
+// pass computes the weight gradient (as many FLOPs as the forward product, plus one per bias
+// gradient element) and the input gradient (as many again), except for the first layer, whose
+// input needs no gradient. Elementwise work (activations, pooling, batch norm, dropout, the loss)
+// is not counted: it is a small fraction for these models and depends on the kernels.
+struct FlopCount {
+  int64_t forward = 0, backward = 0;
+  int64_t training() const { return forward + backward; }
+};
+FlopCount count_flops(Net& model, const std::vector<int64_t>& input_shape);
+
 }  // namespace empiric

@@ -281,6 +281,9 @@ std::string write_report(const std::string& home, const Question& q, const std::
         meta[std::string(g) + "_label"] = label;
       }
     if (test.contains("factor")) meta["factor"] = test["factor"];
+    for (const char* k : {"peak_x", "mark_x"})
+      if (set.notes.contains(k)) meta[k] = set.notes[k];
+    if (test.contains("mark")) meta["mark"] = test["mark"];
     if (test["kind"] == "within" && o.verdict.n > 0) {
       // The range the best x was tested against, as evaluate() read it.
       std::vector<double> los, his;
@@ -299,7 +302,22 @@ std::string write_report(const std::string& home, const Question& q, const std::
     }
     std::ofstream(dir / (base + ".json")) << meta.dump(2) << "\n";
     md << "\n### " << id << "\n\n" << o.claim["statement"].get<std::string>() << "\n\n";
-    md << "**" << o.verdict.verdict << "**: " << o.verdict.reason << ".\n\n";
+    md << "**" << o.verdict.verdict << "**: " << o.verdict.reason << ".";
+    if (set.notes.contains("peak_x"))
+      md << " The mean " << metric << " peaks at " << test["x"].get<std::string>() << " = "
+         << num(set.notes["peak_x"].get<double>()) << ".";
+    if (test.contains("mark")) {
+      const json& mk = test["mark"];
+      const bool least = mk.contains("at_least");
+      md << " The mean " << mk["metric"].get<std::string>() << " first reaches "
+         << (least ? ">= " : "<= ") << num((least ? mk["at_least"] : mk["at_most"]).get<double>());
+      if (set.notes.contains("mark_x"))
+        md << " at " << test["x"].get<std::string>() << " = " << num(set.notes["mark_x"].get<double>())
+           << " (dashed line in the plot).";
+      else
+        md << " at no swept value.";
+    }
+    md << "\n\n";
     if (test.contains("x") && test["kind"] != "compare") {
       // The numbers per swept value: what the plot shows, as a table.
       const std::string x = test["x"];

@@ -1,5 +1,7 @@
 #include "train/optim.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <map>
 
 #include "fused_optim/fused_optim.h"
@@ -44,7 +46,10 @@ Optimizer::Optimizer(const json& o, torch::nn::Module& model)
       l1_(o["l1"]),
       clip_(o["clip_norm"]),
       lr_(o["lr"]),
-      sam_rho_(o.value("sam_rho", 0.0)) {
+      sam_rho_(o.value("sam_rho", 0.0)),
+      noise_eta_(o.value("grad_noise", 0.0)),
+      noise_gamma_(o.value("grad_noise_gamma", 0.55)),
+      noise_gen_(at::detail::createCPUGenerator(0)) {
   auto base = options_for(o);
   // Group parameters by the longest lr_mult prefix that matches their name ("" = the rest).
   const json mult = o.value("lr_mult", json::object());
@@ -165,6 +170,18 @@ void Optimizer::step() {
       if (w.grad().defined()) w.mutable_grad().add_(torch::sign(w), l1_);
   }
   if (clip_ > 0) torch::nn::utils::clip_grad_norm_(params_, clip_);
+  if (noise_eta_ > 0) {
+    // Neelakantan et al. 2015: variance eta / (1 + t)^gamma at step t = 0, 1, ...
+    torch::NoGradGuard guard;
+    const double sd = std::sqrt(noise_eta_ / std::pow(1.0 + double(noise_steps_), noise_gamma_));
+    for (auto& p : params_)
+      if (p.grad().defined())
+        p.mutable_grad().add_(
+            torch::randn(p.sizes(), noise_gen_, torch::TensorOptions().dtype(p.dtype()))
+                .to(p.device()),
+            sd);
+    ++noise_steps_;
+  }
   if (opt_) {
     opt_->step();
     torch::NoGradGuard guard;
@@ -201,7 +218,15 @@ void Optimizer::fused_step() {
   }
 }
 
+void Optimizer::seed_noise(uint64_t seed) {
+  noise_gen_ = at::detail::createCPUGenerator(seed * 7919ULL + 100);
+}
+
 void Optimizer::save(torch::serialize::OutputArchive& archive) const {
+  if (noise_eta_ > 0) {
+    archive.write("noise_steps", torch::tensor(noise_steps_));
+    archive.write("noise_rng", noise_gen_.get_state());
+  }
   if (opt_) return opt_->save(archive);
   archive.write("fused_steps", torch::tensor(steps_));
   for (size_t g = 0; g < group_state1_.size(); ++g)
@@ -213,6 +238,13 @@ void Optimizer::save(torch::serialize::OutputArchive& archive) const {
 }
 
 void Optimizer::load(torch::serialize::InputArchive& archive) {
+  if (noise_eta_ > 0) {
+    torch::Tensor t, rng;
+    archive.read("noise_steps", t);
+    archive.read("noise_rng", rng);
+    noise_steps_ = t.item<int64_t>();
+    noise_gen_.set_state(rng.cpu());
+  }
   if (opt_) return opt_->load(archive);
   torch::Tensor steps;
   archive.read("fused_steps", steps);

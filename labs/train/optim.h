@@ -28,6 +28,9 @@ class Optimizer {
   // the step (any optimizer, with L1, clipping and masks) then uses the sharpness-aware gradient.
   void sam_regrade(const std::function<torch::Tensor()>& loss);
   double sam_rho() const { return sam_rho_; }
+  // optim.grad_noise > 0: the annealed Gaussian gradient noise draws from a generator seeded here
+  // (the trial's seed), so a run is reproducible and resumes with the same draws.
+  void seed_noise(uint64_t seed);
   // Holds 0/1 masks on parameters (pruning): one per parameter in model.parameters() order, an
   // undefined tensor for an unmasked one. Fused: masked weights end every step at exactly 0 and
   // their optimizer state stays 0 (the kernels' masks). torch::optim: the weights are multiplied
@@ -57,6 +60,9 @@ class Optimizer {
   std::vector<torch::Tensor> weights_;  // parameters of dim >= 2 (L1 applies to these)
   std::vector<torch::Tensor> params_;
   double l1_ = 0, clip_ = 0, lr_ = 0, sam_rho_ = 0;
+  double noise_eta_ = 0, noise_gamma_ = 0;
+  int64_t noise_steps_ = 0;
+  at::Generator noise_gen_;
 };
 
 }  // namespace empiric

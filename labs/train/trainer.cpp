@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "core/errors.h"
+#include "experiments/implicit.h"
 #include "measures/measures.h"
 #include "train/lr_range.h"
 #include "train/optim.h"
@@ -33,6 +34,7 @@ void sync(const torch::Device& device) {
 struct LoopState {
   int epoch = 0;  // epochs completed
   long long step = 0;
+  long long samples = 0;  // training examples seen (the last batch of an epoch may be smaller)
   double best_val = INFINITY;
   long long best_val_step = -1;
   double test_acc_at_best = NAN;
@@ -42,6 +44,7 @@ struct LoopState {
   json to_json() const {
     return {{"epoch", epoch},
             {"step", step},
+            {"samples", samples},
             {"best_val", std::isfinite(best_val) ? json(best_val) : json()},
             {"best_val_step", best_val_step},
             {"test_acc_at_best", std::isnan(test_acc_at_best) ? json() : json(test_acc_at_best)},
@@ -53,6 +56,7 @@ struct LoopState {
   void from_json(const json& j) {
     epoch = j["epoch"];
     step = j["step"];
+    samples = j.value("samples", 0LL);
     best_val = j["best_val"].is_null() ? INFINITY : j["best_val"].get<double>();
     best_val_step = j["best_val_step"];
     test_acc_at_best = j["test_acc_at_best"].is_null() ? NAN : j["test_acc_at_best"].get<double>();
@@ -229,11 +233,21 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   const double bound = t["divergence_loss"];
   const bool has_val = data.x_val.defined() && data.x_val.size(0) > 0;
   const bool regression = data.regression;
+  const FlopCount flops = count_flops(model, data.input_shape);
+  // Targets: (metric, value, at least?) recorded at the first evaluation that reaches them.
+  std::vector<std::tuple<std::string, double, bool>> targets;
+  for (const auto& [metric, at_least] : {std::pair<const char*, bool>{"train_loss", false},
+                                         {"train_acc", true},
+                                         {"test_acc", true}})
+    if (const double v = t.value(std::string("target_") + metric, 0.0); v > 0)
+      targets.emplace_back(metric, v, at_least);
+  const bool stop_at_targets = t.value("stop_at_targets", false) && !targets.empty();
 
   const json& sched = cfg["schedule"];
   const double base_lr =
       scaled_base_lr(cfg["optim"]["lr"], sched["scale_rule"], batch, sched["base_batch"]);
   Optimizer opt(cfg["optim"], *model);
+  opt.seed_noise(cfg.value("seed", 0));
   if (!hooks.masks.empty()) opt.set_masks(hooks.masks);
   at::Generator order_gen = at::detail::createCPUGenerator(cfg.value("seed", 0) * 1000003ULL + 17);
 
@@ -292,8 +306,20 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     ev.values.push_back({"eval_s", st.eval_s});
     if (st.compute_s > 0)
       ev.values.push_back({"samples_per_s", double(st.step) * double(batch) / st.compute_s});
+    for (const auto& [metric, target, at_least] : targets) {
+      const std::string key = "reach_" + metric;
+      if (st.marks.contains(key)) continue;
+      for (const auto& [name, value] : ev.values)
+        if (name == metric && (at_least ? value >= target : value <= target))
+          st.marks[key] = {{"step", st.step}, {"samples", st.samples}};
+    }
     last_values = ev.values;
     if (hooks.on_eval) hooks.on_eval(ev);
+  };
+  auto targets_reached = [&]() {
+    for (const auto& [metric, target, at_least] : targets)
+      if (!st.marks.contains("reach_" + metric)) return false;
+    return true;
   };
 
   // Warmup-stable-decay: the test metrics where the decay starts and one decay-length before it,
@@ -336,6 +362,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
       opt.step();
       step_losses.select(0, b).copy_(loss.detach());
       st.step++;
+      st.samples += idx.size(0);
       epoch_steps = b + 1;
       if (st.step % check_every == 0 || st.step == total || b + 1 == spe) {
         auto window = step_losses.slice(0, checked, b + 1);
@@ -356,6 +383,10 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
         st.compute_s += seconds_since(t0);
         take_evaluation();
         t0 = Clock::now();
+        if (stop_at_targets && targets_reached()) {
+          stop = true;
+          break;
+        }
       }
     }
     sync(device);
@@ -363,6 +394,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     if (stop) break;
     st.epoch++;
     take_evaluation();
+    if (stop_at_targets && targets_reached()) stop = true;
     if (has_val && patience > 0 && st.evals_since_best >= patience) {
       outcome.summary["early_stopped"] = true;
       stop = true;
@@ -389,6 +421,29 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   outcome.summary["compute_s"] = st.compute_s;
   outcome.summary["eval_s"] = st.eval_s;
   outcome.summary["params"] = count_parameters(*model);
+  outcome.summary["samples"] = st.samples;
+  outcome.summary["flops_per_example"] = flops.training();
+  outcome.summary["train_flops"] = double(flops.training()) * double(st.samples);
+  {
+    torch::NoGradGuard guard;
+    double sq = 0;
+    for (const auto& p : model->parameters()) sq += p.detach().pow(2).sum().item<double>();
+    outcome.summary["weight_norm"] = std::sqrt(sq);
+  }
+  for (const auto& [metric, target, at_least] : targets) {
+    const std::string key = "reach_" + metric;
+    const bool reached = st.marks.contains(key);
+    outcome.summary["reached_" + metric] = reached;
+    const long long steps = reached ? st.marks[key]["step"].get<long long>() : st.step;
+    const long long samples = reached ? st.marks[key]["samples"].get<long long>() : st.samples;
+    // Censored: a trial that never got there enters with what it ran, a lower bound.
+    outcome.summary["steps_to_" + metric + "_censored"] = steps;
+    if (reached) {
+      outcome.summary["steps_to_" + metric] = steps;
+      outcome.summary["samples_to_" + metric] = samples;
+      outcome.summary["flops_to_" + metric] = double(flops.training()) * double(samples);
+    }
+  }
   if (has_val) {
     outcome.summary["best_val_loss"] = std::isfinite(st.best_val) ? json(st.best_val) : json();
     outcome.summary["best_val_step"] = st.best_val_step;
@@ -482,6 +537,26 @@ TrainOutcome run_lr_range(const json& cfg, const Dataset& data, Net& model,
 TrainOutcome run_trial(const json& cfg, const torch::Device& device, const TrainHooks& hooks,
                        const std::string& source) {
   const uint64_t seed = cfg.value("seed", 0);
+  if (cfg.value("lab", "train") == "implicit") {
+    TrainOutcome out;
+    const auto t0 = Clock::now();
+    out.summary = run_implicit(
+        cfg["implicit"], seed,
+        [&](long long step, const std::vector<std::pair<std::string, double>>& values) {
+          if (!hooks.on_eval) return;
+          Evaluation ev;
+          ev.step = step;
+          ev.values = values;
+          hooks.on_eval(ev);
+        },
+        hooks.on_progress);
+    out.summary["compute_s"] = seconds_since(t0);
+    if (out.summary.contains("diverged_step")) {  // a NaN/Inf iterate: a step size too large
+      out.status = "diverged";
+      out.diverged_step = out.summary["diverged_step"];
+    }
+    return out;
+  }
   torch::manual_seed(seed);
   Dataset data = load_dataset(cfg["data"], seed, device, source);
   Net model = make_model(cfg["model"], data.input_shape, data.outputs);

@@ -7,6 +7,7 @@
 #include "claims/claim.h"
 #include "claims/stats.h"
 #include "claims/verdict.h"
+#include "core/errors.h"
 
 namespace empiric::claims {
 namespace {
@@ -275,6 +276,27 @@ TEST(Claim, CompareByStringValueWithBestOverAndDivergedAs) {
   EXPECT_NEAR(all.effect, (0.82 + 0.85) / 2 - (0.80 + 0.70) / 2, 1e-9);
 }
 
+TEST(Claim, BestByChoosesOnAnotherMetric) {
+  // The validation accuracy prefers lr 0.3 for both groups; the test accuracy would prefer 0.1.
+  std::vector<TrialRecord> trials;
+  for (const char* name : {"constant", "cosine"})
+    for (double lr : {0.1, 0.3})
+      for (int s = 0; s < 3; ++s)
+        trials.push_back(record("finished", {{"schedule", {{"name", name}}}, {"optim", {{"lr", lr}}}},
+                                {{"test_acc", lr == 0.1 ? 0.9 : 0.8}, {"val_acc", lr == 0.1 ? 0.7 : 0.75}}));
+  json claim = {{"id", "c"}, {"statement", "s"}, {"config", "c.json"},
+                {"test", {{"kind", "compare"}, {"x", "schedule.name"}, {"a", "constant"},
+                          {"b", "cosine"}, {"best_over", "optim.lr"}, {"best_by", "val_acc"},
+                          {"metric", "test_acc"}}}};
+  EXPECT_NO_THROW(check_claim(claim, "bank.json"));
+  auto set = observations_for(claim, trials);
+  EXPECT_EQ(set.notes["best_a"], 0.3);
+  EXPECT_EQ(set.notes["best_b"], 0.3);
+  for (const auto& o : set.observations) EXPECT_DOUBLE_EQ(o.y, 0.8);
+  claim["test"].erase("best_over");
+  EXPECT_THROW(check_claim(claim, "bank.json"), ConfigError);
+}
+
 TEST(Claim, WithinReadsItsBoundsFromTheOtherConfigsTrials) {
   std::vector<TrialRecord> sweep, ranges;
   for (double lr : {0.01, 0.1, 1.0})
@@ -308,6 +330,46 @@ TEST(Claim, FailedMeansDivergedOrNoBetterThanChance) {
                                 {{"train_loss", 0.5}, {"chance_loss", std::log(10.0)}}),
                          "failed"),
             0.0);
+}
+
+TEST(Verdict, PeakFindsARiseAndFallAndRefutesAMonotoneCurve) {
+  // Test error against width: falls, peaks at x = 4, falls again (double descent).
+  const std::vector<double> curve = {0.30, 0.25, 0.28, 0.40, 0.26, 0.20, 0.18};
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> eps(0.0, 0.01);
+  std::vector<Observation> peaked, monotone;
+  for (size_t i = 0; i < curve.size(); ++i)
+    for (int s = 0; s < 4; ++s) {
+      peaked.push_back({double(i + 1), curve[i] + eps(rng), "", false});
+      monotone.push_back({double(i + 1), 0.4 - 0.03 * double(i) + eps(rng), "", false});
+    }
+  Verdict v = evaluate_claim(make("peak", 1, 0.02), peaked);
+  EXPECT_EQ(v.verdict, "supported") << v.reason;
+  EXPECT_NEAR(v.effect, 0.40 - 0.25, 0.02);  // the peak over the higher of its two valleys
+  Verdict m = evaluate_claim(make("peak", 1, 0.02), monotone);
+  EXPECT_EQ(m.verdict, "refuted") << m.reason;
+  EXPECT_LT(m.effect, 0);
+}
+
+TEST(Claim, PeakNotesWhereTheMeanPeaksAndWhereTheMarkIsCrossed) {
+  std::vector<TrialRecord> trials;
+  const std::vector<std::pair<double, double>> by_width = {
+      {2, 0.3}, {4, 0.35}, {8, 0.45}, {16, 0.3}, {32, 0.25}};
+  for (const auto& [w, err] : by_width)
+    for (int s = 0; s < 3; ++s)
+      trials.push_back(record("finished", {{"model", {{"widths", {w}}}}},
+                              {{"test_err", err + 0.001 * s}, {"train_acc", w >= 8 ? 1.0 : 0.9}}));
+  json claim = {{"id", "q.peak"}, {"statement", "s"}, {"config", "c.json"},
+                {"test", {{"kind", "peak"}, {"x", "model.widths"}, {"metric", "test_err"},
+                          {"mark", {{"metric", "train_acc"}, {"at_least", 0.99}}}}}};
+  EXPECT_NO_THROW(check_claim(claim, "bank.json"));
+  // A one-element list (a single hidden width) reads as its number.
+  EXPECT_EQ(config_value(trials[0].config, "model.widths"), 2.0);
+  auto set = observations_for(claim, trials);
+  EXPECT_EQ(set.notes["peak_x"], 8.0);
+  EXPECT_EQ(set.notes["mark_x"], 8.0);
+  claim["test"]["mark"] = {{"metric", "train_acc"}};
+  EXPECT_THROW(check_claim(claim, "bank.json"), std::exception);
 }
 
 }  // namespace

@@ -40,11 +40,23 @@ TEST(Data, LabelNoiseFlipsExactlyTheFractionToOtherClasses) {
 }
 
 TEST(Data, RandomLabelsRedrawExactlyTheFraction) {
-  Dataset d = data_of(config(R"({"data": {"random_labels": 0.5}})"));
+  json cfg = config(R"({"data": {"random_labels": 0.5}})");
+  Dataset d = data_of(cfg);
   EXPECT_EQ(d.info["random_labels_count"], 256);
   // About 3/4 of the redrawn labels land on another of the 4 classes.
   EXPECT_GT(d.flipped.size(0), 150);
   EXPECT_LT(d.flipped.size(0), 230);
+  // All of them at 1.0: every label redrawn, a quarter landing back on its class by chance; the
+  // inputs and the test split are untouched.
+  cfg["data"]["random_labels"] = 1.0;
+  Dataset all = data_of(cfg);
+  cfg["data"]["random_labels"] = 0.0;
+  Dataset clean = data_of(cfg);
+  EXPECT_EQ(all.info["random_labels_count"], 512);
+  const double same = (all.y_train == clean.y_train).sum().item<double>() / 512.0;
+  EXPECT_NEAR(same, 0.25, 0.06);
+  EXPECT_TRUE(torch::equal(all.x_train, clean.x_train));
+  EXPECT_TRUE(torch::equal(all.y_test, clean.y_test));
 }
 
 TEST(Data, ValidationIsCarvedFromTraining) {
@@ -329,26 +341,104 @@ TEST(Trainer, EarlyStoppingRecordsTheBestValidationStep) {
   EXPECT_GE(out.summary["best_val_step"].get<int>(), 0);
 }
 
-TEST(Trainer, AKilledTrialResumesFromItsCheckpointToTheSameResult) {
-  testing::TempDir dir;
-  json cfg = config(R"({"train": {"epochs": 4}, "model": {"dropout": 0.2}})");
-  auto whole = train_cfg(cfg);
-
+// Runs `cfg` until its third epoch's evaluation (a kill: the checkpoint of epoch 2 stays), then
+// again from the checkpoint to the end.
+TrainOutcome killed_and_resumed(const json& cfg, const std::string& checkpoint) {
   TrainHooks dying;
-  dying.checkpoint_path = dir.file("t.pt");
+  dying.checkpoint_path = checkpoint;
   dying.on_eval = [](const Evaluation& e) {
     if (e.epoch == 3) throw std::runtime_error("killed");
   };
   EXPECT_THROW(train_cfg(cfg, dying), std::runtime_error);
-  ASSERT_TRUE(std::filesystem::exists(dir.file("t.pt")));
-
+  EXPECT_TRUE(std::filesystem::exists(checkpoint));
   TrainHooks resumed;
-  resumed.checkpoint_path = dir.file("t.pt");
-  auto out = train_cfg(cfg, resumed);
+  resumed.checkpoint_path = checkpoint;
+  return train_cfg(cfg, resumed);
+}
+
+TEST(Trainer, AKilledTrialResumesFromItsCheckpointToTheSameResult) {
+  testing::TempDir dir;
+  json cfg = config(R"({"train": {"epochs": 4}, "model": {"dropout": 0.2}})");
+  auto whole = train_cfg(cfg);
+  auto out = killed_and_resumed(cfg, dir.file("t.pt"));
   EXPECT_EQ(out.resumed_from_epoch, 2);
   EXPECT_EQ(out.summary["test_acc"], whole.summary["test_acc"]);
   EXPECT_EQ(out.summary["train_loss"], whole.summary["train_loss"]);
   EXPECT_FALSE(std::filesystem::exists(dir.file("t.pt")));  // removed once the trial ends
+}
+
+TEST(Trainer, GradientNoiseResumesWithTheSameDraws) {
+  testing::TempDir dir;
+  json cfg = config(R"({"train": {"epochs": 4}, "optim": {"grad_noise": 0.01}})");
+  auto whole = train_cfg(cfg);
+  auto out = killed_and_resumed(cfg, dir.file("n.pt"));
+  EXPECT_EQ(out.resumed_from_epoch, 2);
+  EXPECT_EQ(out.summary["train_loss"], whole.summary["train_loss"]);
+  cfg["optim"]["grad_noise"] = 0.0;
+  EXPECT_NE(train_cfg(cfg).summary["train_loss"], whole.summary["train_loss"]);
+}
+
+TEST(Models, FlopCounterMatchesACountByHand) {
+  // mlp 2 -> 3 -> 4. Forward: 2*2*3 + 3 (bias) = 15 and 2*3*4 + 4 = 28. Backward: the first
+  // layer's weight and bias gradients only (12 + 3), the second's weight, bias and input
+  // gradients (24 + 4 + 24).
+  json m = config("{}")["model"];
+  m["widths"] = {3};
+  Net mlp = make_model(m, {2}, 4);
+  FlopCount f = count_flops(mlp, {2});
+  EXPECT_EQ(f.forward, 43);
+  EXPECT_EQ(f.backward, 67);
+  EXPECT_EQ(f.training(), 110);
+  // convnet on 1 x 4 x 4: conv 1 -> 2 channels, 3x3, padding 1 (32 outputs x 9 multiply-adds,
+  // 32 bias adds), no pool after a single conv, then dense 32 -> 3 -> 5.
+  json c = {{"name", "convnet"}, {"channels", {2}}, {"dense", {3}}, {"activation", "relu"},
+            {"bias", true}, {"dropout", 0.0}, {"batch_norm", false}, {"init", "default"},
+            {"init_scale", 1.0}};
+  Net conv = make_model(c, {1, 4, 4}, 5);
+  FlopCount g = count_flops(conv, {1, 4, 4});
+  EXPECT_EQ(g.forward, (2 * 288 + 32) + (2 * 96 + 3) + (2 * 15 + 5));
+  EXPECT_EQ(g.backward, (2 * 288 + 32) + (2 * 96 + 3 + 2 * 96) + (2 * 15 + 5 + 2 * 15));
+}
+
+TEST(Trainer, TargetsRecordWhenTheyWereReachedAndCanEndTheRun) {
+  json cfg = config(R"({"train": {"epochs": 20, "eval_every_steps": 4, "target_train_acc": 0.8,
+                                  "target_train_loss": 1e-9, "stop_at_targets": false}})");
+  auto out = train_cfg(cfg);
+  ASSERT_TRUE(out.summary["reached_train_acc"].get<bool>());
+  EXPECT_FALSE(out.summary["reached_train_loss"].get<bool>());
+  EXPECT_FALSE(out.summary.contains("steps_to_train_loss"));  // never reached: no value ...
+  EXPECT_EQ(out.summary["steps_to_train_loss_censored"], out.summary["steps"]);  // ... but a bound
+  const long long at = out.summary["steps_to_train_acc"];
+  EXPECT_EQ(at % 4, 0);  // an evaluation step
+  EXPECT_EQ(out.summary["samples_to_train_acc"].get<long long>(), at * 32);  // 512 = 16 x 32
+  EXPECT_DOUBLE_EQ(out.summary["flops_to_train_acc"].get<double>(),
+                   out.summary["flops_per_example"].get<double>() * double(at * 32));
+  EXPECT_EQ(out.summary["samples"].get<long long>(), 20 * 512);
+  EXPECT_GT(out.summary["weight_norm"].get<double>(), 0.0);
+
+  cfg["train"]["target_train_loss"] = 0.0;
+  cfg["train"]["stop_at_targets"] = true;
+  auto stopped = train_cfg(cfg);
+  EXPECT_EQ(stopped.summary["steps"].get<long long>(), at);
+  EXPECT_EQ(stopped.summary["steps_to_train_acc"].get<long long>(), at);
+}
+
+TEST(Trainer, TheImplicitLabRunsThroughRunTrialAndReportsEachPoint) {
+  json doc = {{"lab", "implicit"},
+              {"implicit", {{"problem", "least_squares"}, {"n", 10}, {"dim", 30}, {"steps", 2000},
+                            {"log_points", 12}}}};
+  json cfg = expand_trials(resolve_config_json(doc, "test.json", "", {})).at(0).config;
+  int evals = 0;
+  TrainHooks hooks;
+  hooks.on_eval = [&](const Evaluation&) { ++evals; };
+  auto out = train_cfg(cfg, hooks);
+  EXPECT_EQ(out.status, "finished");
+  EXPECT_EQ(evals, 12);
+  EXPECT_LT(out.summary["rel_dist_min_norm"].get<double>(), 1e-9);
+  cfg["implicit"]["lr"] = 1e3;
+  auto bad = train_cfg(cfg);
+  EXPECT_EQ(bad.status, "diverged");
+  EXPECT_GT(bad.diverged_step, 0);
 }
 
 }  // namespace
