@@ -29,6 +29,7 @@ json config_node(const json& config, const std::string& dotted) {
 // A key's value for a trial: its config's, else a metric (as a number), else null.
 json trial_value(const TrialRecord& t, const std::string& key) {
   json node = config_node(t.config, key);
+  if (node.is_array() && node.size() == 1 && node[0].is_number()) return node[0];  // widths [64]
   if (!node.is_null()) return node;
   const double m = metric_value(t, key);
   return std::isfinite(m) ? json(m) : json();
@@ -79,6 +80,12 @@ double metric_value(const TrialRecord& t, const std::string& name) {
       if (v.is_number()) return v.get<double>();
       if (v.is_boolean()) return v.get<bool>() ? 1.0 : 0.0;  // flags such as reached_train_loss
     }
+  // test_error, train_error, val_error: 1 - the accuracy.
+  const std::string suffix = "_error";
+  if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    const double acc = metric_value(t, name.substr(0, name.size() - suffix.size()) + "_acc");
+    return std::isfinite(acc) ? 1.0 - acc : NAN;
+  }
   return NAN;
 }
 

@@ -28,7 +28,7 @@
 // with metric value v (stated in the verdict) instead of leaving them out.
 // Metrics are looked up in a trial's summary, then its measures; "diverged" (1 for a diverged
 // trial, else 0) and "failed" (diverged, or a final training loss no better than chance) are
-// defined for every trial.
+// defined for every trial, and "<split>_error" is 1 - "<split>_acc".
 #pragma once
 
 #include <nlohmann/json.hpp>

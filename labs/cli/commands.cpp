@@ -303,7 +303,7 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
       if (std::isfinite(value)) details[key] = value;
     if (!o.trials.empty()) store.put_verdict(number, c["id"], opts.preset, v.verdict, details);
     fmt::print(
-        "{}\n  {}\n  verdict: {}  effect {:+.3f}  95% CI [{:+.3f}, {:+.3f}]  n {}  diverged {}\n  "
+        "{}\n  {}\n  verdict: {}  effect {:+.3g}  95% CI [{:+.3g}, {:+.3g}]  n {}  diverged {}\n  "
         "{}\n\n",
         c["id"].get<std::string>(), c["statement"].get<std::string>(), v.verdict, v.effect, v.ci.lo,
         v.ci.hi, v.n, v.diverged, v.reason);

@@ -3,6 +3,7 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <filesystem>
 #include <map>
@@ -82,8 +83,33 @@ std::string outcome_text(const TrialRecord& r) {
     return fmt::format("suggested range [{:.3g}, {:.3g}], steepest at {:.3g}, stopped at {}",
                        r.summary["range_lo"].get<double>(), r.summary["range_hi"].get<double>(),
                        r.summary["lr_steepest"].get<double>(), metric(r.summary, "lr_stopped", "{:.3g}"));
+  if (r.summary.contains("rel_dist_min_norm"))
+    return fmt::format("distance to the pseudo-inverse solution {} (relative), residual {}  {:.1f}s",
+                       metric(r.summary, "rel_dist_min_norm", "{:.3g}"),
+                       metric(r.summary, "residual", "{:.3g}"), r.wall_s);
+  if (r.summary.contains("angle_end"))
+    return fmt::format("angle to the max-margin direction {} deg, margin {} of the SVM's  {:.1f}s",
+                       metric(r.summary, "angle_end", "{:.3g}"),
+                       metric(r.summary, "margin_ratio", "{:.3f}"), r.wall_s);
   return fmt::format("test_acc {}  train_loss {}  {:.1f}s", metric(r.summary, "test_acc", "{:.4f}"),
                      metric(r.summary, "train_loss", "{:.4f}"), r.wall_s);
+}
+
+// The summary table's metric columns: (header, summary key, format) for the config's lab.
+std::vector<std::array<std::string, 3>> table_columns(const json& config) {
+  if (config.value("lab", "train") == "implicit") {
+    if (config["implicit"]["problem"] == "least_squares")
+      return {{"to_min_norm", "rel_dist_min_norm", "{:.3g}"},
+              {"to_predicted", "rel_dist_predicted", "{:.3g}"},
+              {"norm_ratio", "norm_ratio", "{:.4f}"}};
+    return {{"angle_end", "angle_end", "{:.4g}"},
+            {"angle_drop", "angle_drop", "{:+.4g}"},
+            {"margin_ratio", "margin_ratio", "{:.4f}"}};
+  }
+  return {{"test_acc", "test_acc", "{:.4f}"},
+          {"train_acc", "train_acc", "{:.4f}"},
+          {"gen_gap", "gen_gap", "{:+.4f}"},
+          {"epochs", "epochs", "{:.0f}"}};
 }
 
 }  // namespace
@@ -269,8 +295,10 @@ int run_config(const Context& ctx, const RunOptions& o) {
   store.end_run(run_id, "finished");
 
   // Summary of every trial of this config (shard), from the store.
-  fmt::print("\n{:<8}  {:<34} {:>4}  {:<9} {:>8} {:>9} {:>8} {:>6} {:>8}\n", "trial", "sweep",
-             "seed", "status", "test_acc", "train_acc", "gen_gap", "epochs", "wall_s");
+  const auto columns = table_columns(resolved.config);
+  fmt::print("\n{:<8}  {:<34} {:>4}  {:<9}", "trial", "sweep", "seed", "status");
+  for (const auto& c : columns) fmt::print(" {:>{}}", c[0], std::max<size_t>(9, c[0].size()));
+  fmt::print(" {:>8}\n", "wall_s");
   int diverged = 0, failed = 0;
   for (const auto& t : mine) {
     auto rec = store.trial(t.hash);
@@ -279,11 +307,12 @@ int run_config(const Context& ctx, const RunOptions& o) {
     failed += rec->status == "failed";
     std::string status =
         rec->status == "diverged" ? fmt::format("div@{}", rec->diverged_step) : rec->status;
-    fmt::print(
-        "{:<8}  {:<34} {:>4}  {:<9} {:>8} {:>9} {:>8} {:>6} {:>8.1f}\n", t.hash.substr(0, 8),
-        axes_text(t.axes).substr(0, 34), t.seed, status, metric(rec->summary, "test_acc", "{:.4f}"),
-        metric(rec->summary, "train_acc", "{:.4f}"), metric(rec->summary, "gen_gap", "{:+.4f}"),
-        metric(rec->summary, "epochs", "{:.0f}"), rec->wall_s);
+    fmt::print("{:<8}  {:<34} {:>4}  {:<9}", t.hash.substr(0, 8), axes_text(t.axes).substr(0, 34),
+               t.seed, status);
+    for (const auto& c : columns)
+      fmt::print(" {:>{}}", metric(rec->summary, c[1].c_str(), c[2].c_str()),
+                 std::max<size_t>(9, c[0].size()));
+    fmt::print(" {:>8.1f}\n", rec->wall_s);
   }
   fmt::print("{} trials: {} finished, {} diverged, {} failed. Store: {}\n", mine.size(),
              int(mine.size()) - diverged - failed, diverged, failed, ctx.db);

@@ -208,6 +208,8 @@ TEST(Claim, FlagsReadAsOneAndZeroAndWhereMatchesThem) {
                             {{"reached_train_loss", reached}, {"gen_gap", reached ? 0.1 : 0.3}}));
   EXPECT_EQ(metric_value(trials[0], "reached_train_loss"), 1.0);
   EXPECT_EQ(metric_value(trials[1], "reached_train_loss"), 0.0);
+  EXPECT_DOUBLE_EQ(metric_value(record("finished", {}, {{"test_acc", 0.8}}), "test_error"), 0.2);
+  EXPECT_TRUE(std::isnan(metric_value(trials[0], "test_error")));
   json claim = {{"test", {{"kind", "threshold"}, {"metric", "gen_gap"},
                           {"where", {{"reached_train_loss", true}}}}}};
   auto set = observations_for(claim, trials);
@@ -367,6 +369,9 @@ TEST(Claim, PeakNotesWhereTheMeanPeaksAndWhereTheMarkIsCrossed) {
   EXPECT_EQ(config_value(trials[0].config, "model.widths"), 2.0);
   auto set = observations_for(claim, trials);
   EXPECT_EQ(set.notes["peak_x"], 8.0);
+  json wide = claim;
+  wide["test"]["where"] = {{"model.widths", {{"min", 16}}}};
+  EXPECT_EQ(observations_for(wide, trials).observations.size(), 6u);  // widths 16 and 32
   EXPECT_EQ(set.notes["mark_x"], 8.0);
   claim["test"]["mark"] = {{"metric", "train_acc"}};
   EXPECT_THROW(check_claim(claim, "bank.json"), std::exception);
