@@ -62,7 +62,7 @@ def plot(meta, rows, path):
             if min(levels) > 0 and max(levels) / min(levels) > 8:
                 ax.set_xscale("log", base=10 if max(levels) / min(levels) > 1000 else 2)
         if meta.get("peak_x") is not None:
-            ax.axvline(meta["peak_x"], color="C3", linewidth=0.8, label=f"peak ({meta['x']} = {meta['peak_x']:g})")
+            ax.axvline(meta["peak_x"], color="C3", linewidth=0.8, label=f"highest inner mean ({meta['x']} = {meta['peak_x']:g})")
         if meta.get("mark_x") is not None:
             mk = meta["mark"]
             level = f">= {mk['at_least']:g}" if "at_least" in mk else f"<= {mk['at_most']:g}"

@@ -304,8 +304,8 @@ std::string write_report(const std::string& home, const Question& q, const std::
     md << "\n### " << id << "\n\n" << o.claim["statement"].get<std::string>() << "\n\n";
     md << "**" << o.verdict.verdict << "**: " << o.verdict.reason << ".";
     if (set.notes.contains("peak_x"))
-      md << " The mean " << metric << " peaks at " << test["x"].get<std::string>() << " = "
-         << num(set.notes["peak_x"].get<double>()) << ".";
+      md << " Among the inner values of " << test["x"].get<std::string>() << ", the mean " << metric
+         << " is highest at " << num(set.notes["peak_x"].get<double>()) << ".";
     if (test.contains("mark")) {
       const json& mk = test["mark"];
       const bool least = mk.contains("at_least");
