@@ -64,6 +64,15 @@ void check_value(const Field& f, json& v, const std::string& source, const std::
       if (!v.is_boolean()) bad();
       return;
     case FieldType::String:
+      if (f.key == "population") {  // "auto", "off" or a member count, given as text or a number
+        if (integral(v) && v.get<double>() >= 1) v = std::to_string(static_cast<long long>(v.get<double>()));
+        const std::string text = v.is_string() ? v.get<std::string>() : "";
+        const bool count = !text.empty() && text.find_first_not_of("0123456789") == std::string::npos &&
+                           std::atoll(text.c_str()) >= 1;
+        if (!(text == "auto" || text == "off" || count))
+          fail(source, ptr, v, "expected \"auto\", \"off\" or a member count >= 1");
+        return;
+      }
       if (!v.is_string()) bad();
       if (!f.choices.empty() &&
           std::find(f.choices.begin(), f.choices.end(), v.get<std::string>()) == f.choices.end())
@@ -406,6 +415,7 @@ std::string trial_hash(const json& trial_config) {
     identity["train"].erase("device");
     identity["train"].erase("threads");
     identity["train"].erase("checkpoint");
+    identity["train"].erase("population");  // batched or alone: the same run to float rounding
   }
   return sha256_hex(canonical_json(identity) + "|" + kLabVersion);
 }

@@ -223,6 +223,12 @@ std::vector<Section> build() {
            boolean("checkpoint", true, "checkpoint every epoch so a killed trial resumes"),
            choice("device", "auto", {"auto", "cpu", "cuda"}, "where to train"),
            integer("threads", 0, 0, 256, "CPU threads for torch (0: torch's default)"),
+           text("population", "off",
+                "train trials that differ only in seed, optim.lr/momentum/weight_decay, "
+                "model.init_scale and label noise as one batched model (dense stacks, fused SGD "
+                "or Adam; no measures, targets or early stopping): \"auto\" (up to 16 members "
+                "on a CPU, 64 on a GPU), \"off\", or at most N members; each member's results "
+                "equal training it alone to float rounding"),
            text("mask_file", "",
                 "train with the masks (and from the init) in this file, e.g. a lottery ticket: "
                 "results/artifacts/<chain>/round_N.pt"),

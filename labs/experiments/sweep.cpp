@@ -18,6 +18,7 @@
 #include "core/store.h"
 #include "device/device_info.h"
 #include "experiments/lottery.h"
+#include "train/population.h"
 #include "train/trainer.h"
 
 #ifndef EMPIRIC_TORCH_VERSION
@@ -177,7 +178,26 @@ int run_config(const Context& ctx, const RunOptions& o) {
       if (any) units.push_back(chains[key]);
     }
   } else {
-    for (const Trial* t : pending) units.push_back({t});
+    // Compatible trials train as batched populations when train.population allows it.
+    const int limit = population_limit(resolved.config, device.is_cuda());
+    std::vector<json> cfgs;
+    for (const Trial* t : pending) cfgs.push_back(t->config);
+    for (const auto& unit : group_population(cfgs, limit)) {
+      units.emplace_back();
+      for (size_t k : unit) units.back().push_back(pending[k]);
+    }
+    if (limit > 1 && !pending.empty()) {
+      size_t batched = 0, populations = 0;
+      for (const auto& u : units)
+        if (u.size() > 1) batched += u.size(), ++populations;
+      fmt::print("population: {} of {} trials train in {} batched population(s)\n", batched,
+                 pending.size(), populations);
+      for (const auto& c : cfgs)
+        if (const std::string why = population_incompatibility(c); !why.empty()) {
+          fmt::print("population: some trials train alone: {}\n", why);
+          break;
+        }
+    }
   }
 
   Progress progress(o.progress);
@@ -259,6 +279,44 @@ int run_config(const Context& ctx, const RunOptions& o) {
         } catch (const UserError&) {
           return stop_with(std::current_exception());
         }
+        continue;
+      }
+      if (units[i].size() > 1) {
+        std::vector<json> cfgs;
+        std::vector<TrainHooks> member_hooks;
+        for (const Trial* t : units[i]) {
+          if (o.force) {
+            std::lock_guard<std::mutex> lock(store_mu);
+            store.forget_trial(t->hash);
+          }
+          TrainHooks h = hooks_for(*t);
+          if (!h.checkpoint_path.empty() && std::filesystem::exists(h.checkpoint_path)) {
+            // A population does not resume a solo checkpoint: it starts this trial over.
+            std::lock_guard<std::mutex> lock(store_mu);
+            std::filesystem::remove(h.checkpoint_path);
+            store.clear_metrics(t->hash);
+          }
+          h.checkpoint_path.clear();
+          cfgs.push_back(t->config);
+          member_hooks.push_back(h);
+        }
+        auto t0 = std::chrono::steady_clock::now();
+        std::vector<TrainOutcome> outs;
+        try {
+          outs = run_population(cfgs, device, member_hooks, o.config);
+        } catch (const UserError&) {
+          return stop_with(std::current_exception());
+        } catch (const std::exception& e) {
+          outs.assign(units[i].size(), TrainOutcome());
+          for (auto& out : outs) {
+            out.status = "failed";
+            out.summary = {{"error", std::string(e.what()).substr(0, 500)}};
+          }
+        }
+        const double wall =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        for (size_t k = 0; k < units[i].size(); ++k)
+          record(*units[i][k], outs[k], wall / double(units[i].size()));
         continue;
       }
       const Trial& trial = *units[i][0];

@@ -82,6 +82,33 @@ TEST(Sweep, RunsEveryTrialOnceAndSkipsThemOnRerun) {
   EXPECT_EQ(Store(dir.file("r.db")).trials(99).size(), 4u);
 }
 
+TEST(Sweep, APopulationStoresEveryMemberAsTheTrialItWouldBeAlone) {
+  testing::TempDir solo_dir, pop_dir;
+  json doc = json::parse(kSweep);
+  doc["model"]["dropout"] = 0.0;
+  doc["sweep"]["model.dropout"] = {0.0, 0.1};  // the dropout trials cannot join a population
+  std::string cfg = pop_dir.write("lab.json", doc.dump());
+  Result alone = empiric(solo_dir, "run " + cfg);
+  ASSERT_EQ(alone.code, 0) << alone.err;
+  Result together = empiric(pop_dir, "run " + cfg + " train.population=auto");
+  ASSERT_EQ(together.code, 0) << together.err;
+  EXPECT_NE(together.out.find("population: 4 of 8 trials train in 1 batched population(s)"),
+            std::string::npos)
+      << together.out;
+  EXPECT_NE(together.out.find("some trials train alone: model.dropout > 0"), std::string::npos);
+  auto solo = Store(solo_dir.file("r.db")).trials(99), pop = Store(pop_dir.file("r.db")).trials(99);
+  ASSERT_EQ(pop.size(), 8u);
+  int batched = 0;
+  for (const auto& t : pop) {
+    auto it = std::find_if(solo.begin(), solo.end(), [&](const TrialRecord& r) { return r.hash == t.hash; });
+    ASSERT_NE(it, solo.end());  // the same trial identity
+    batched += t.summary.contains("population");
+    EXPECT_NEAR(t.summary["train_loss"].get<double>(), it->summary["train_loss"].get<double>(), 1e-4);
+    EXPECT_FALSE(Store(pop_dir.file("r.db")).metrics(t.hash).empty());
+  }
+  EXPECT_EQ(batched, 4);
+}
+
 TEST(Sweep, AKilledSweepResumesWithEveryTrialPresentOnce) {
   testing::TempDir dir;
   json doc = json::parse(kSweep);

@@ -1,0 +1,483 @@
+#include "train/population.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+
+#include "core/config.h"
+#include "core/errors.h"
+#include "fused_optim/fused_optim.h"
+#include "train/schedule.h"
+
+namespace empiric {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+void sync(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+// Erases a dotted key ("optim.lr") from a config copy.
+void erase_dotted(json& cfg, const std::string& dotted) {
+  json* node = &cfg;
+  size_t start = 0;
+  while (true) {
+    const size_t dot = dotted.find('.', start);
+    const std::string key = dotted.substr(start, dot == std::string::npos ? dot : dot - start);
+    if (!node->is_object() || !node->contains(key)) return;
+    if (dot == std::string::npos) {
+      node->erase(key);
+      return;
+    }
+    node = &(*node)[key];
+    start = dot + 1;
+  }
+}
+
+bool seed_independent_data(const json& d) {
+  static const std::vector<std::string> images = {"fashion_mnist", "mnist", "cifar10"};
+  return std::count(images.begin(), images.end(), d["name"].get<std::string>()) &&
+         d["train_subset"] == 0 && d["test_subset"] == 0 && d["validation"] == 0 &&
+         d["label_noise"] == 0.0 && d["random_labels"] == 0.0 && d["imbalance"] == 1.0;
+}
+
+// One dense layer of the population: the members' weights transposed, P x in x out (so that a
+// batched matmul needs no transposed copy; the optimizer's elementwise step does not care about
+// the layout), bias P x out (or undefined).
+struct Layer {
+  torch::Tensor weight_t, bias;
+};
+
+// A member's summary keys, as train_model writes them for a trial of its own.
+struct MemberState {
+  long long diverged_step = -1;
+  double base_lr = 0;
+  double best_val = INFINITY;
+  long long best_val_step = -1;
+  double test_acc_at_best = NAN;
+  std::vector<std::pair<std::string, double>> last_values;
+};
+
+bool same_sgd(const kernels::SgdConfig& a, const kernels::SgdConfig& b) {
+  return a.lr == b.lr && a.momentum == b.momentum && a.weight_decay == b.weight_decay &&
+         a.nesterov == b.nesterov;
+}
+bool same_adam(const kernels::AdamConfig& a, const kernels::AdamConfig& b) {
+  return a.lr == b.lr && a.beta1 == b.beta1 && a.beta2 == b.beta2 && a.eps == b.eps &&
+         a.weight_decay == b.weight_decay && a.decoupled == b.decoupled;
+}
+
+}  // namespace
+
+const std::vector<std::string>& population_member_keys() {
+  static const std::vector<std::string> keys = {
+      "seed",          "optim.lr",         "optim.momentum",      "optim.weight_decay",
+      "model.init_scale", "data.label_noise", "data.random_labels"};
+  return keys;
+}
+
+std::string population_incompatibility(const json& c) {
+  if (c.value("lab", "train") != "train") return "lab is " + c["lab"].get<std::string>();
+  const json &m = c["model"], &o = c["optim"], &t = c["train"], &d = c["data"];
+  const std::string model = m["name"];
+  if (model != "mlp" && model != "lenet_300_100" && model != "linear")
+    return "model.name is " + model + " (populations batch dense stacks: mlp, lenet_300_100, linear)";
+  if (m.value("dropout", 0.0) > 0) return "model.dropout > 0";
+  if (m.value("batch_norm", false)) return "model.batch_norm is on";
+  if (m.value("activation", "relu") == "prelu") return "model.activation is prelu (it has weights)";
+  const std::string data = d["name"];
+  if (data == "teacher" || data == "linear") return "data." + data + " is a regression task";
+  const std::string opt = o["name"];
+  if (opt == "rmsprop") return "optim.name is rmsprop";
+  if (o.value("impl", "fused") != "fused") return "optim.impl is torch";
+  if (o.value("sam_rho", 0.0) > 0) return "optim.sam_rho > 0";
+  if (o.value("grad_noise", 0.0) > 0) return "optim.grad_noise > 0";
+  if (o.value("l1", 0.0) > 0) return "optim.l1 > 0";
+  if (o.value("clip_norm", 0.0) > 0) return "optim.clip_norm > 0";
+  if (!o.value("lr_mult", json::object()).empty()) return "optim.lr_mult is set";
+  if (c["schedule"]["name"] == "wsd") return "schedule.name is wsd";
+  if (t.value("early_stop_patience", 0) > 0) return "train.early_stop_patience > 0";
+  if (t.value("stop_train_loss", 0.0) > 0) return "train.stop_train_loss > 0";
+  for (const char* k : {"target_train_loss", "target_train_acc", "target_test_acc"})
+    if (t.value(k, 0.0) > 0) return std::string("train.") + k + " > 0";
+  if (t.value("eval_every_steps", 0) > 0) return "train.eval_every_steps > 0";
+  if (!t.value("mask_file", std::string()).empty()) return "train.mask_file is set";
+  const json& me = c["measure"];
+  for (const char* k : {"hessian_top", "noise_scale", "hessian_trace", "eps_sharpness",
+                        "sigma_sharpness", "hessian_init"})
+    if (me.value(k, false)) return std::string("measure.") + k + " is on";
+  for (const char* k : {"dinh_alpha", "surface_grid", "interpolate_batch"})
+    if (me.value(k, 0.0) > 0) return std::string("measure.") + k + " is set";
+  return "";
+}
+
+std::string population_group_key(const json& cfg) {
+  json key = cfg;
+  for (const auto& k : population_member_keys()) erase_dotted(key, k);
+  for (const char* k : {"title", "description"}) key.erase(k);
+  for (const char* k : {"population", "threads", "checkpoint", "device"}) key["train"].erase(k);
+  return canonical_json(key);
+}
+
+int population_limit(const json& cfg, bool cuda) {
+  const json& p = cfg["train"].value("population", json("off"));
+  const std::string v = p.is_string() ? p.get<std::string>() : p.dump();
+  if (v == "off") return 0;
+  if (v == "auto") return cuda ? 64 : 16;
+  return std::max(0, std::atoi(v.c_str()));
+}
+
+std::vector<std::vector<size_t>> group_population(const std::vector<json>& cfgs, int limit) {
+  std::vector<std::vector<size_t>> units;
+  std::map<std::string, size_t> open;  // group key -> the unit still taking members
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    if (limit <= 1 || !population_incompatibility(cfgs[i]).empty()) {
+      units.push_back({i});
+      continue;
+    }
+    const std::string key = population_group_key(cfgs[i]);
+    auto it = open.find(key);
+    if (it != open.end() && units[it->second].size() < size_t(limit)) {
+      units[it->second].push_back(i);
+    } else {
+      open[key] = units.size();
+      units.push_back({i});
+    }
+  }
+  return units;
+}
+
+std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const torch::Device& device,
+                                         const std::vector<TrainHooks>& hooks,
+                                         const std::string& source) {
+  const int64_t P = int64_t(cfgs.size());
+  const json& c0 = cfgs[0];
+  for (const auto& c : cfgs) {
+    const std::string why = population_incompatibility(c);
+    if (!why.empty() || population_group_key(c) != population_group_key(c0))
+      throw UserError(source + ": trials cannot train as one population" +
+                      (why.empty() ? std::string(": they differ in more than ") +
+                                         "seed, optim.lr/momentum/weight_decay, model.init_scale "
+                                         "and label noise"
+                                   : ": " + why));
+  }
+
+  // Each member's data and initialization exactly as run_trial draws them for a trial alone.
+  std::vector<Dataset> owned;
+  std::map<std::string, size_t> cache;
+  std::vector<size_t> data_of(static_cast<size_t>(P));
+  std::vector<Net> nets;
+  for (int64_t p = 0; p < P; ++p) {
+    const uint64_t seed = cfgs[p].value("seed", 0);
+    torch::manual_seed(seed);
+    const json& d = cfgs[p]["data"];
+    const std::string key = d.dump() + (seed_independent_data(d) ? "" : "|" + std::to_string(seed));
+    if (!cache.count(key)) {
+      cache[key] = owned.size();
+      owned.push_back(load_dataset(d, seed, device, source));
+    }
+    data_of[p] = cache[key];
+    nets.push_back(make_model(cfgs[p]["model"], owned[data_of[p]].input_shape,
+                              owned[data_of[p]].outputs));
+    nets.back()->to(device);
+  }
+  const Dataset& d0 = owned[0];
+  if (d0.regression) throw UserError(source + ": populations train classifiers only");
+
+  // Stack the members' layers: Linear modules in order; the activation of the reference net.
+  std::vector<Layer> layers;
+  std::vector<torch::nn::AnyModule> after;  // what follows layer l (identity when none)
+  std::vector<bool> has_activation;
+  {
+    torch::NoGradGuard guard;
+    std::vector<std::vector<torch::nn::LinearImpl*>> linear(static_cast<size_t>(P));
+    for (int64_t p = 0; p < P; ++p)
+      for (auto& m : *nets[p]->body)
+        if (auto* lin = m.ptr()->as<torch::nn::LinearImpl>()) linear[p].push_back(lin);
+    for (size_t l = 0; l < linear[0].size(); ++l) {
+      std::vector<torch::Tensor> w, b;
+      for (int64_t p = 0; p < P; ++p) {
+        w.push_back(linear[p][l]->weight.t());
+        if (linear[p][l]->bias.defined()) b.push_back(linear[p][l]->bias);
+      }
+      Layer layer;
+      layer.weight_t = torch::stack(w).contiguous().set_requires_grad(true);
+      if (!b.empty()) layer.bias = torch::stack(b).contiguous().set_requires_grad(true);
+      layers.push_back(layer);
+    }
+    // The module after each Linear in the reference body (an activation, or nothing).
+    bool pending = false;
+    for (auto& m : *nets[0]->body) {
+      if (m.ptr()->as<torch::nn::LinearImpl>()) {
+        if (pending) has_activation.push_back(false);
+        pending = true;
+      } else if (pending && !m.ptr()->as<torch::nn::FlattenImpl>()) {
+        after.push_back(m);
+        has_activation.push_back(true);
+        pending = false;
+      }
+    }
+    if (pending) has_activation.push_back(false);
+    // Keep AnyModules aligned with layers (a placeholder where there is no activation).
+    std::vector<torch::nn::AnyModule> aligned;
+    size_t k = 0;
+    for (bool a : has_activation) aligned.push_back(a ? after[k++] : torch::nn::AnyModule());
+    after = aligned;
+  }
+  const FlopCount flops = count_flops(nets[0], d0.input_shape);
+  const int64_t params = count_parameters(*nets[0]);
+
+  // x: P x B x features -> P x B x outputs.
+  auto forward = [&](torch::Tensor h) {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const auto& L = layers[l];
+      h = L.bias.defined() ? torch::baddbmm(L.bias.unsqueeze(1), h, L.weight_t)
+                           : torch::bmm(h, L.weight_t);
+      if (has_activation[l]) h = after[l].forward(h);
+    }
+    return h;
+  };
+  // Member p alone on x (N x features), the product nn::Linear computes.
+  auto member_forward = [&](int64_t p, torch::Tensor h) {
+    for (size_t l = 0; l < layers.size(); ++l) {
+      const auto& L = layers[l];
+      h = L.bias.defined() ? torch::addmm(L.bias[p], h, L.weight_t[p]) : torch::mm(h, L.weight_t[p]);
+      if (has_activation[l]) h = after[l].forward(h);
+    }
+    return h;
+  };
+  const int64_t eval_batch = c0["train"]["eval_batch_size"];
+  auto evaluate_member = [&](int64_t p, const torch::Tensor& x, const torch::Tensor& y) {
+    torch::NoGradGuard guard;
+    const int64_t n = x.size(0);
+    auto loss_sum = torch::zeros({}, x.options());
+    auto correct = torch::zeros({}, x.options().dtype(torch::kInt64));
+    for (int64_t i = 0; i < n; i += eval_batch) {
+      auto xb = x.slice(0, i, std::min(n, i + eval_batch)).flatten(1);
+      auto yb = y.slice(0, i, std::min(n, i + eval_batch));
+      auto out = member_forward(p, xb);
+      loss_sum += torch::cross_entropy_loss(out, yb, {}, at::Reduction::Sum);
+      correct += out.argmax(1).eq(yb).sum();
+    }
+    const double nn = double(std::max<int64_t>(n, 1));
+    return std::pair<double, double>{loss_sum.item<double>() / nn, correct.item<double>() / nn};
+  };
+
+  // Optimizer state per member: views into stacked buffers, stepped by the same fused kernels a
+  // trial alone uses.
+  const json& o0 = c0["optim"];
+  const std::string opt_name = o0["name"];
+  std::vector<torch::Tensor> stacked, state1, state2;
+  for (auto& L : layers) {
+    stacked.push_back(L.weight_t);
+    if (L.bias.defined()) stacked.push_back(L.bias);
+  }
+  for (auto& s : stacked) {
+    state1.push_back(torch::zeros_like(s));
+    if (opt_name != "sgd") state2.push_back(torch::zeros_like(s));
+  }
+  // Solo order: the model's named parameters (weight then bias per Linear), one group.
+  auto member_list = [&](const std::vector<torch::Tensor>& list, int64_t p) {
+    std::vector<torch::Tensor> out;
+    for (const auto& t : list) out.push_back(t.select(0, p));
+    return out;
+  };
+
+  const json& t0 = c0["train"];
+  const int64_t n = d0.x_train.size(0);
+  const int64_t batch = std::min<int64_t>(t0["batch_size"].get<int64_t>(), n);
+  const int64_t spe = (n + batch - 1) / batch;
+  const long long total =
+      t0["steps"].get<long long>() > 0 ? t0["steps"].get<long long>() : t0["epochs"].get<long long>() * spe;
+  const double bound = t0["divergence_loss"];
+  const bool has_val = d0.x_val.defined() && d0.x_val.size(0) > 0;
+  const json& sched = c0["schedule"];
+
+  std::vector<MemberState> ms(static_cast<size_t>(P));
+  std::vector<at::Generator> order;
+  for (int64_t p = 0; p < P; ++p) {
+    ms[p].base_lr = scaled_base_lr(cfgs[p]["optim"]["lr"], sched["scale_rule"], batch,
+                                   sched["base_batch"]);
+    order.push_back(at::detail::createCPUGenerator(cfgs[p].value("seed", 0) * 1000003ULL + 17));
+  }
+
+  auto step_losses = torch::zeros({P, spe}, d0.x_train.options());
+  std::vector<torch::Tensor> flat_x;
+  for (const auto& d : owned) flat_x.push_back(d.x_train.flatten(1));
+  auto x_buf = torch::empty({P, batch, flat_x[0].size(1)}, d0.x_train.options());
+  auto y_buf = torch::empty({P, batch}, d0.y_train.options());
+  auto batch_sizes = torch::full({spe}, double(batch), d0.x_train.options());
+  batch_sizes[spe - 1] = double(n - (spe - 1) * batch);
+  int epoch = 0;
+  long long step = 0, samples = 0, opt_steps = 0;
+  double compute_s = 0, eval_s = 0;
+  int64_t epoch_steps = 0;
+
+  auto take_evaluation = [&]() {
+    auto te = Clock::now();
+    for (int64_t p = 0; p < P; ++p) {
+      const Dataset& d = owned[data_of[p]];
+      const double lr = lr_at(sched, ms[p].base_lr, std::max(0LL, step - 1), total, spe);
+      Evaluation ev;
+      ev.epoch = epoch;
+      ev.step = step;
+      if (ms[p].diverged_step >= 0) continue;
+      auto [train_loss, train_acc] = evaluate_member(p, d.x_train, d.y_train);
+      auto [test_loss, test_acc] = evaluate_member(p, d.x_test, d.y_test);
+      ev.values = {{"train_loss", train_loss}, {"test_loss", test_loss}, {"lr", lr},
+                   {"train_acc", train_acc},   {"test_acc", test_acc},   {"gen_gap", train_acc - test_acc}};
+      if (epoch_steps > 0) {
+        auto w = batch_sizes.slice(0, 0, epoch_steps);
+        ev.values.push_back(
+            {"train_loss_running",
+             ((step_losses[p].slice(0, 0, epoch_steps) * w).sum() / w.sum()).item<double>()});
+      }
+      if (has_val) {
+        auto [val_loss, val_acc] = evaluate_member(p, d.x_val, d.y_val);
+        ev.values.push_back({"val_loss", val_loss});
+        ev.values.push_back({"val_acc", val_acc});
+        if (val_loss < ms[p].best_val)
+          ms[p].best_val = val_loss, ms[p].best_val_step = step, ms[p].test_acc_at_best = test_acc;
+      }
+      ms[p].last_values = ev.values;
+      if (hooks[p].on_eval) hooks[p].on_eval(ev);
+    }
+    eval_s += seconds_since(te);
+  };
+
+  while (step < total) {
+    auto t_start = Clock::now();
+    std::vector<torch::Tensor> perms;
+    for (int64_t p = 0; p < P; ++p) perms.push_back(torch::randperm(n, order[p]).to(device));
+    epoch_steps = 0;
+    for (int64_t b = 0; b < spe && step < total; ++b) {
+      const int64_t lo = b * batch, hi = std::min(n, (b + 1) * batch);
+      // P x B x features and P x B, gathered straight into one buffer.
+      auto xb = x_buf.slice(1, 0, hi - lo), yb = y_buf.slice(1, 0, hi - lo);
+      for (int64_t p = 0; p < P; ++p) {
+        const Dataset& d = owned[data_of[p]];
+        auto idx = perms[p].slice(0, lo, hi);
+        auto x_out = xb[p], y_out = yb[p];
+        torch::index_select_out(x_out, flat_x[data_of[p]], 0, idx);
+        torch::index_select_out(y_out, d.y_train, 0, idx);
+      }
+      for (auto& s : stacked)
+        if (s.mutable_grad().defined()) s.mutable_grad().zero_();
+      auto out = forward(xb);
+      auto losses = torch::cross_entropy_loss(out.flatten(0, 1), yb.flatten(), {},
+                                              at::Reduction::None)
+                        .view({P, hi - lo})
+                        .mean(1);
+      losses.sum().backward();
+      ++opt_steps;
+      {
+        torch::NoGradGuard guard;
+        // Each member's step config; when all are alike (a population of seeds), one fused call
+        // steps the stacked tensors whole, else one call per member on its views.
+        std::vector<kernels::SgdConfig> sgd(static_cast<size_t>(P));
+        std::vector<kernels::AdamConfig> adam(static_cast<size_t>(P));
+        bool alike = true;
+        for (int64_t p = 0; p < P; ++p) {
+          const json& o = cfgs[p]["optim"];
+          const double lr =
+              ms[p].diverged_step >= 0 ? 0.0 : lr_at(sched, ms[p].base_lr, step, total, spe);
+          if (opt_name == "sgd")
+            sgd[p] = {lr, o["momentum"].get<double>(), o["weight_decay"].get<double>(),
+                      o["nesterov"].get<bool>()};
+          else
+            adam[p] = {lr, o["betas"][0].get<double>(), o["betas"][1].get<double>(),
+                       o["eps"].get<double>(), o["weight_decay"].get<double>(), opt_name == "adamw"};
+          alike = alike && (opt_name == "sgd" ? same_sgd(sgd[p], sgd[0]) : same_adam(adam[p], adam[0]));
+        }
+        auto step_members = [&](const std::vector<torch::Tensor>& w, const std::vector<torch::Tensor>& g,
+                                const std::vector<torch::Tensor>& s1,
+                                const std::vector<torch::Tensor>& s2, int64_t p) {
+          if (opt_name == "sgd")
+            kernels::fused_sgd_(w, g, s1, {}, sgd[p], opt_steps == 1);
+          else
+            kernels::fused_adam_(w, g, s1, s2, {}, adam[p], opt_steps);
+        };
+        std::vector<torch::Tensor> grads;
+        for (auto& s : stacked) grads.push_back(s.grad());
+        if (alike) {
+          step_members(stacked, grads, state1, state2, 0);
+        } else {
+          for (int64_t p = 0; p < P; ++p)
+            step_members(member_list(stacked, p), member_list(grads, p), member_list(state1, p),
+                         member_list(state2, p), p);
+        }
+        step_losses.select(1, b).copy_(losses.detach());
+      }
+      ++step;
+      samples += hi - lo;
+      epoch_steps = b + 1;
+      // Divergence per member: the others go on (a diverged member's LR becomes 0).
+      auto l = losses.detach().cpu();
+      for (int64_t p = 0; p < P; ++p) {
+        const double v = l[p].item<double>();
+        if (ms[p].diverged_step < 0 && (!std::isfinite(v) || v > bound))
+          ms[p].diverged_step = step - 1;
+      }
+      if (hooks[0].on_progress && step % 16 == 0) hooks[0].on_progress(step, total);
+    }
+    sync(device);
+    compute_s += seconds_since(t_start);
+    epoch++;
+    take_evaluation();
+    bool all_diverged = true;
+    for (const auto& m : ms) all_diverged = all_diverged && m.diverged_step >= 0;
+    if (all_diverged) break;
+  }
+  if (hooks[0].on_progress) hooks[0].on_progress(step, total);
+
+  std::vector<TrainOutcome> outs(static_cast<size_t>(P));
+  torch::NoGradGuard guard;
+  for (int64_t p = 0; p < P; ++p) {
+    TrainOutcome& out = outs[p];
+    const Dataset& d = owned[data_of[p]];
+    const double share = compute_s / double(P);
+    for (const auto& [k, v] : ms[p].last_values)
+      out.summary[k] = std::isfinite(v) ? json(v) : json();
+    out.summary["compute_s"] = share;
+    out.summary["eval_s"] = eval_s / double(P);
+    if (share > 0) out.summary["samples_per_s"] = double(samples) / share;
+    out.summary["epochs"] = epoch;
+    out.summary["steps"] = step;
+    out.summary["steps_per_epoch"] = spe;
+    out.summary["base_lr"] = ms[p].base_lr;
+    out.summary["params"] = params;
+    out.summary["samples"] = samples;
+    out.summary["flops_per_example"] = flops.training();
+    out.summary["train_flops"] = double(flops.training()) * double(samples);
+    double sq = 0;
+    for (auto& s : stacked) sq += s.select(0, p).pow(2).sum().item<double>();
+    out.summary["weight_norm"] = std::sqrt(sq);
+    out.summary["chance_loss"] = std::log(double(d.outputs));
+    out.summary["population"] = P;
+    out.summary["population_compute_s"] = compute_s;
+    if (has_val) {
+      out.summary["best_val_loss"] =
+          std::isfinite(ms[p].best_val) ? json(ms[p].best_val) : json();
+      out.summary["best_val_step"] = ms[p].best_val_step;
+      out.summary["test_acc_at_best_val"] =
+          std::isnan(ms[p].test_acc_at_best) ? json() : json(ms[p].test_acc_at_best);
+    }
+    out.summary["data"] = d.info;
+    if (ms[p].diverged_step >= 0) {
+      out.status = "diverged";
+      out.diverged_step = ms[p].diverged_step;
+      out.summary["diverged_step"] = ms[p].diverged_step;
+    }
+  }
+  return outs;
+}
+
+}  // namespace empiric

@@ -1,0 +1,48 @@
+// Batched populations: trials that differ only in per-member keys (seed, learning rate, momentum,
+// weight decay, init scale, label-noise draws) train as one model with a leading population
+// dimension: every dense layer is one batched matmul over the members, each member keeps its own
+// data (drawn from its seed), data order, learning rate and optimizer state, and its results are
+// those of training it alone, to float tolerance (the batched matmul may sum in another order).
+// Each member is stored as its own trial. `train.population`: "off" (default), "auto" (up to 64
+// members per population) or a number N (at most N members).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "train/trainer.h"
+
+namespace empiric {
+
+using json = nlohmann::json;
+
+// The keys in which the members of one population may differ.
+const std::vector<std::string>& population_member_keys();
+
+// "" when a resolved trial config can train in a population, else the first reason it cannot
+// (e.g. "model.dropout > 0"), for the one line a sweep prints about it.
+std::string population_incompatibility(const json& cfg);
+
+// Trials with equal keys (the config without the member keys and without how it runs) can train
+// together.
+std::string population_group_key(const json& cfg);
+
+// The most members per population that `train.population` allows (0: off).
+int population_limit(const json& cfg, bool cuda);
+
+// Splits trials (by index into cfgs) into units: populations of compatible trials (at most
+// `limit` each, in order of first appearance) and single trials (incompatible ones, and groups of
+// one). limit <= 1 gives every trial its own unit.
+std::vector<std::vector<size_t>> group_population(const std::vector<json>& cfgs, int limit);
+
+// Trains the members together; outcome i belongs to cfgs[i], hooks[i] receives its evaluations.
+// Populations do not checkpoint: a killed population starts over. `source` names the config in
+// messages.
+std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const torch::Device& device,
+                                         const std::vector<TrainHooks>& hooks,
+                                         const std::string& source);
+
+}  // namespace empiric
