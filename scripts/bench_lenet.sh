@@ -18,7 +18,8 @@ for i in $(seq "$REPS"); do
   "$EMPIRIC" --db "$tmp/r$i.db" results --format jsonl >>"$tmp/empiric.jsonl"
   "$EMPIRIC" --db "$tmp/t$i.db" run configs/fmnist_lenet.json optim.impl=torch --preset quick --device "$DEVICE" --no-progress >/dev/null 2>&1
   "$EMPIRIC" --db "$tmp/t$i.db" results --format jsonl >>"$tmp/empiric_torch.jsonl"
-  "$PY" bench/peers/lenet_fmnist.py --epochs 3 --device "$DEVICE" >>"$tmp/peers.jsonl"
+  "$PY" bench/peers/lenet_fmnist.py --epochs 3 --device "$DEVICE" --modes dataloader,tensor,compile \
+    >>"$tmp/peers.jsonl" 2>/dev/null
 done
 "$PY" - "$tmp" "$DEVICE" <<'PY'
 import json, statistics, sys

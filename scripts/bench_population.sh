@@ -3,7 +3,9 @@
 # N LeNet-300-100 members on Fashion-MNIST (configs/fmnist_lenet.json, N seeds), trained with
 # train.population=off and then train.population=N. Prints training time (the stored compute_s:
 # steps only, no data loading or evaluation), models x epochs per second, the speedup per model and
-# the members' test accuracies, so speed is never bought with a different result.
+# the members' test accuracies, so speed is never bought with a different result. Then the same
+# members in PyTorch Python (bench/peers/lenet_fmnist.py): a torch.func vmap-stacked ensemble and
+# the tensor loop one model after another, in the same session.
 #   scripts/bench_population.sh            N=8 EPOCHS=1 BATCH=128 DEVICE=cpu by default
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +19,8 @@ for mode in off "$N"; do
     seeds="$N" train.epochs="$EPOCHS" train.batch_size="$BATCH" train.population="$mode" \
     train.checkpoint=false > "$tmp/$mode.log"
 done
+"$PY" bench/peers/lenet_fmnist.py --epochs "$EPOCHS" --batch "$BATCH" --members "$N" --device "$DEVICE" \
+  --modes ensemble,sequential > "$tmp/peers.jsonl" 2>/dev/null
 "$PY" - "$tmp" "$N" "$EPOCHS" "$BATCH" "$DEVICE" <<'PY'
 import json, sqlite3, sys
 tmp, n, epochs, batch, device = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
@@ -33,4 +37,8 @@ acc_p = [s["test_acc"] for _, s in pop]
 diff = max(abs(a - b) for a, b in zip(acc_s, acc_p))
 print(f"| one after another | {t_seq:.2f} | {n * epochs / t_seq:.2f} | 1.00x | {sum(acc_s) / n:.4f} | |")
 print(f"| population of {n} | {t_pop:.2f} | {n * epochs / t_pop:.2f} | {t_seq / t_pop:.2f}x | {sum(acc_p) / n:.4f} | {diff:.4f} |")
+for line in open(f"{tmp}/peers.jsonl"):
+    r = json.loads(line)
+    t = r["epoch_s"] * r["epochs"]
+    print(f"| {r['peer']} | {t:.2f} | {r['models_epochs_per_s']:.2f} | {t_seq / t:.2f}x | {r['test_acc']:.4f} | |")
 PY

@@ -5,6 +5,12 @@ Python the way a PyTorch user would, for side-by-side timing with `empiric run`.
 Modes:
   dataloader  TensorDataset + DataLoader(shuffle=True): the plain eager loop most code uses
   tensor      the whole dataset as tensors, batches as index slices of a permutation (what empiric does)
+  compile     the tensor loop with torch.compile(model); epoch time from the second epoch on (the
+              first compiles; its time is reported as compile_epoch_s)
+  ensemble    --members models (seeds seed..seed+members-1) stacked with torch.func.stack_module_state
+              and trained as one by vmap over functional_call, each member with its own data order
+              (what a PyTorch user writes for an ensemble; empiric's train.population is the same idea)
+  sequential  the same members trained one after another with the tensor loop (the ensemble's baseline)
 
 Prints one JSON line per mode: epoch time (training only), samples/s, final test accuracy.
 """
@@ -60,17 +66,78 @@ def sync(dev):
         torch.cuda.synchronize()
 
 
+def cosine(total):
+    return lambda s: 0.5 * (1 + math.cos(math.pi * min(s / total, 1)))
+
+
+def run_ensemble(x, y, xt, yt, dev, args):
+    from torch.func import functional_call, stack_module_state, vmap
+    m = args.members
+    models = []
+    for i in range(m):
+        torch.manual_seed(args.seed + i)
+        models.append(lenet().to(dev))
+    params, buffers = stack_module_state(models)
+    base = lenet().to("meta")
+
+    def one(p, b, xb):
+        return functional_call(base, (p, b), (xb,))
+
+    batched = vmap(one)
+    opt = torch.optim.SGD(params.values(), lr=args.lr, momentum=0.9)
+    steps_per_epoch = math.ceil(len(x) / args.batch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(steps_per_epoch * args.epochs))
+    gens = [torch.Generator(device="cpu").manual_seed(args.seed + i) for i in range(m)]
+    train_s = 0.0
+    for _ in range(args.epochs):
+        t0 = time.perf_counter()
+        perms = torch.stack([torch.randperm(len(x), generator=g) for g in gens]).to(dev)
+        for lo in range(0, len(x), args.batch):
+            idx = perms[:, lo:lo + args.batch]
+            xb, yb = x[idx], y[idx]  # members x batch x ...
+            opt.zero_grad()
+            out = batched(params, buffers, xb)
+            loss = nn.functional.cross_entropy(out.flatten(0, 1), yb.flatten(), reduction="none")
+            loss.view(m, -1).mean(1).sum().backward()
+            opt.step()
+            sched.step()
+        sync(dev)
+        train_s += time.perf_counter() - t0
+    accs = []
+    with torch.no_grad():
+        for i in range(m):
+            p = {k: v[i] for k, v in params.items()}
+            correct = sum((functional_call(base, (p, {}), (xt[j:j + 2000],)).argmax(1) == yt[j:j + 2000]).sum().item()
+                          for j in range(0, len(xt), 2000))
+            accs.append(correct / len(xt))
+    return {"peer": f"pytorch-python-ensemble{m}", "members": m, "epochs": args.epochs, "batch_size": args.batch,
+            "epoch_s": train_s / args.epochs, "models_epochs_per_s": m * args.epochs / train_s,
+            "test_acc": sum(accs) / m, "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
 def run(mode, x, y, xt, yt, dev, args):
+    if mode == "ensemble":
+        return run_ensemble(x, y, xt, yt, dev, args)
+    if mode == "sequential":
+        rows = [run("tensor", x, y, xt, yt, dev, argparse.Namespace(**{**vars(args), "seed": args.seed + i}))
+                for i in range(args.members)]
+        total = sum(r["epoch_s"] * r["epochs"] for r in rows)
+        return {"peer": f"pytorch-python-sequential{args.members}", "members": args.members, "epochs": args.epochs,
+                "batch_size": args.batch, "epoch_s": total / args.epochs,
+                "models_epochs_per_s": args.members * args.epochs / total,
+                "test_acc": sum(r["test_acc"] for r in rows) / len(rows), "threads": torch.get_num_threads(),
+                "torch": torch.__version__}
     torch.manual_seed(args.seed)
     model = lenet().to(dev)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9)
+    step_model = torch.compile(model) if mode == "compile" else model
     steps_per_epoch = math.ceil(len(x) / args.batch)
     total = steps_per_epoch * args.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s / total, 1))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cosine(total))
     loss_fn = nn.CrossEntropyLoss()
     if mode == "dataloader":
         loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=args.batch, shuffle=True)
-    train_s = 0.0
+    epoch_times = []
     for _ in range(args.epochs):
         t0 = time.perf_counter()
         if mode == "dataloader":
@@ -80,14 +147,20 @@ def run(mode, x, y, xt, yt, dev, args):
             batches = ((x[idx], y[idx]) for idx in perm.split(args.batch))
         for xb, yb in batches:
             opt.zero_grad()
-            loss_fn(model(xb), yb).backward()
+            loss_fn(step_model(xb), yb).backward()
             opt.step()
             sched.step()
         sync(dev)
-        train_s += time.perf_counter() - t0
-    return {"peer": f"pytorch-python-{mode}", "epochs": args.epochs, "batch_size": args.batch,
-            "epoch_s": train_s / args.epochs, "samples_per_s": len(x) * args.epochs / train_s,
-            "test_acc": accuracy(model, xt, yt), "threads": torch.get_num_threads(), "torch": torch.__version__}
+        epoch_times.append(time.perf_counter() - t0)
+    # torch.compile spends its first epoch compiling: its steady epoch time is from the second on.
+    timed = epoch_times[1:] if mode == "compile" and len(epoch_times) > 1 else epoch_times
+    epoch_s = sum(timed) / len(timed)
+    row = {"peer": f"pytorch-python-{mode}", "epochs": args.epochs, "batch_size": args.batch,
+           "epoch_s": epoch_s, "samples_per_s": len(x) / epoch_s,
+           "test_acc": accuracy(model, xt, yt), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    if mode == "compile":
+        row["compile_epoch_s"] = epoch_times[0]
+    return row
 
 
 def main():
@@ -100,6 +173,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--modes", default="dataloader,tensor")
+    p.add_argument("--members", type=int, default=8, help="models in the ensemble and sequential modes")
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
     if args.threads:
