@@ -23,6 +23,19 @@ int merge_results(const Context& ctx, const std::vector<std::string>& others);
 int run_benchmarks(const Context& ctx, const std::string& filter, int repetitions,
                    const std::string& binary);
 
+// `empiric bench --suite training`: whole-run timings. One model, the same `members` models one
+// after another, and the same members as one batched population (train.population), each on
+// `config` for `epochs` epochs at `batch`; with peers, the PyTorch Python peers
+// (bench/peers/lenet_fmnist.py: tensor loop, vmap ensemble, sequential) in the same session.
+// Stores one bench record per row, linked to questions 95, 99 and 101.
+struct TrainingBenchOptions {
+  std::string config = "configs/fmnist_lenet.json";
+  int members = 8, epochs = 1, batch = 128;
+  std::string device = "auto";
+  bool peers = true;
+};
+int run_training_bench(const Context& ctx, const TrainingBenchOptions& opts);
+
 struct RunOptions {
   std::string config;
   std::string preset;

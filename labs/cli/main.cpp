@@ -91,6 +91,19 @@ int main(int argc, char** argv) {
   bench->add_option("--repetitions", bench_reps, "repetitions (the median is stored)");
   bench->add_option("--binary", bench_binary,
                     "benchmark binary (default: BUILD/bench/kernels_bench)");
+  std::string bench_suite = "kernels";
+  cli::TrainingBenchOptions tb;
+  bool no_peers = false;
+  bench->add_option("--suite", bench_suite, "kernels (Google Benchmark) or training (whole runs)")
+      ->check(CLI::IsMember({"kernels", "training"}));
+  bench->add_option("--config", tb.config, "training suite: the config (default: LeNet-300-100)");
+  bench->add_option("--members", tb.members, "training suite: models in the population")
+      ->check(CLI::Range(2, 256));
+  bench->add_option("--epochs", tb.epochs, "training suite: epochs per model")->check(CLI::Range(1, 1000));
+  bench->add_option("--batch", tb.batch, "training suite: batch size")->check(CLI::Range(1, 1 << 20));
+  bench->add_option("--device", tb.device, "training suite: auto, cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  bench->add_flag("--no-peers", no_peers, "training suite: skip the PyTorch Python peers");
 
   int answer_q = 0;
   auto* answer =
@@ -139,6 +152,10 @@ int main(int argc, char** argv) {
     if (*answer || *report) {
       run_opts.progress = !no_progress && isatty(STDERR_FILENO) && !std::getenv("CI");
       return cli::answer_question(ctx, answer_q, run_opts, bool(*answer));
+    }
+    if (*bench && bench_suite == "training") {
+      tb.peers = !no_peers;
+      return cli::run_training_bench(ctx, tb);
     }
     if (*bench) return cli::run_benchmarks(ctx, bench_filter, bench_reps, bench_binary);
     if (*results) return cli::print_results(ctx, question, format);

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "cli/commands.h"
@@ -374,6 +375,119 @@ int run_config(const Context& ctx, const RunOptions& o) {
   }
   fmt::print("{} trials: {} finished, {} diverged, {} failed. Store: {}\n", mine.size(),
              int(mine.size()) - diverged - failed, diverged, failed, ctx.db);
+  return 0;
+}
+
+int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
+  const std::string path =
+      std::filesystem::path(o.config).is_absolute() || std::filesystem::exists(o.config)
+          ? o.config
+          : ctx.home + "/" + o.config;
+  ResolvedConfig resolved =
+      resolve_config(path, "", {"seeds=" + std::to_string(o.members),
+                                "train.epochs=" + std::to_string(o.epochs), "train.steps=0",
+                                "train.batch_size=" + std::to_string(o.batch),
+                                "train.checkpoint=false"});
+  std::vector<json> cfgs;
+  for (const auto& t : expand_trials(resolved)) cfgs.push_back(t.config);
+  if (cfgs.size() != size_t(o.members))
+    throw UserError(path + ": the training suite needs a config without a sweep (it has " +
+                    std::to_string(cfgs.size() / size_t(o.members)) + " grid points)");
+  if (const std::string why = population_incompatibility(cfgs[0]); !why.empty())
+    throw UserError(path + ": cannot train as a population: " + why);
+  const torch::Device device = pick_device(o.device);
+
+  // Training time is each run's compute_s: steps only, no data loading or evaluation.
+  fmt::print(stderr, "training {} models one after another, then as one population ...\n",
+             o.members);
+  double sequential = 0, single = 0, single_acc = 0, seq_acc = 0;
+  std::vector<double> solo_acc;
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    TrainOutcome out = run_trial(cfgs[i], device, {}, path);
+    sequential += out.summary["compute_s"].get<double>();
+    solo_acc.push_back(out.summary.value("test_acc", 0.0));
+    seq_acc += solo_acc.back() / double(cfgs.size());
+    if (i == 0) single = out.summary["compute_s"].get<double>(), single_acc = solo_acc.back();
+  }
+  auto outs = run_population(cfgs, device, std::vector<TrainHooks>(cfgs.size()), path);
+  const double population = outs[0].summary["population_compute_s"].get<double>();
+  double pop_acc = 0, largest_diff = 0;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const double a = outs[i].summary.value("test_acc", 0.0);
+    pop_acc += a / double(outs.size());
+    largest_diff = std::max(largest_diff, std::abs(a - solo_acc[i]));
+  }
+  const long long samples_per_epoch = outs[0].summary["samples"].get<long long>() / o.epochs;
+
+  struct Row {
+    std::string name;
+    double train_s, test_acc;
+    int models;
+  };
+  std::vector<Row> rows = {{"empiric/single", single, single_acc, 1},
+                           {"empiric/sequential", sequential, seq_acc, o.members},
+                           {"empiric/population", population, pop_acc, o.members}};
+  if (o.peers) {
+    const std::string python = ctx.home + "/.venv/bin/python", peer = ctx.home + "/bench/peers/lenet_fmnist.py";
+    if (!std::filesystem::exists(python) || !std::filesystem::exists(peer) ||
+        resolved.config["data"]["name"] != "fashion_mnist" || resolved.config["model"]["name"] != "lenet_300_100") {
+      fmt::print(stderr, "peers skipped: they need .venv/bin/python and the LeNet-300-100 Fashion-MNIST config\n");
+    } else {
+      const std::string cmd = "'" + python + "' '" + peer + "' --epochs " + std::to_string(o.epochs) +
+                              " --batch " + std::to_string(o.batch) + " --members " +
+                              std::to_string(o.members) + " --device " + device.str() +
+                              " --lr " + resolved.config["optim"]["lr"].dump() +
+                              " --modes tensor,ensemble,sequential 2>/dev/null";
+      fmt::print(stderr, "running the PyTorch peers: {}\n", cmd);
+      std::string text;
+      if (FILE* pipe = popen(cmd.c_str(), "r")) {
+        std::array<char, 4096> buf;
+        size_t n;
+        while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) text.append(buf.data(), n);
+        pclose(pipe);
+      }
+      std::istringstream lines(text);
+      for (std::string line; std::getline(lines, line);) {
+        json r = json::parse(line, nullptr, false);
+        if (r.is_discarded() || !r.contains("peer")) continue;
+        const int models = r.value("members", 1);
+        rows.push_back({"peer/" + r["peer"].get<std::string>(),
+                        r["epoch_s"].get<double>() * double(o.epochs), r["test_acc"].get<double>(), models});
+      }
+    }
+  }
+
+  Store store(ctx.db);
+  json env = run_environment(ctx.home, device);
+  const long long env_id = store.put_environment(env);
+  fmt::print("{:<40} {:>10} {:>10} {:>12} {:>14} {:>9}\n", "run", "train_s", "epoch_s", "samples/s",
+             "models*ep/s", "test_acc");
+  for (const auto& r : rows) {
+    BenchRecord b;
+    b.name = "training/" + r.name;
+    b.questions = {95, 99, 101};
+    b.time_s = r.train_s / double(o.epochs * r.models);  // per model epoch
+    b.items_per_s = double(samples_per_epoch) * double(o.epochs * r.models) / r.train_s;
+    b.counters = {{"models", r.models},
+                  {"epochs", o.epochs},
+                  {"batch_size", o.batch},
+                  {"train_s", r.train_s},
+                  {"models_epochs_per_s", double(o.epochs * r.models) / r.train_s},
+                  {"test_acc", r.test_acc},
+                  {"config", o.config},
+                  {"gpu_utilization", nullptr}};
+    if (r.name == "empiric/population") {
+      b.counters["speedup_vs_sequential"] = sequential / population;
+      b.counters["largest_member_test_acc_difference"] = largest_diff;
+    }
+    b.env_id = env_id;
+    store.put_bench(b);
+    fmt::print("{:<40} {:>10.2f} {:>10.3f} {:>12.0f} {:>14.2f} {:>9.4f}\n", r.name, r.train_s,
+               b.time_s, b.items_per_s, double(o.epochs * r.models) / r.train_s, r.test_acc);
+  }
+  fmt::print("population of {}: {:.2f}x the models x epochs per second of training them one after "
+             "another; {} records stored in {}\n",
+             o.members, sequential / population, rows.size(), ctx.db);
   return 0;
 }
 

@@ -109,6 +109,35 @@ TEST(Sweep, APopulationStoresEveryMemberAsTheTrialItWouldBeAlone) {
   EXPECT_EQ(batched, 4);
 }
 
+TEST(Bench, TheTrainingSuiteStoresSingleSequentialAndPopulationRecords) {
+  testing::TempDir dir;
+  json doc = json::parse(kSweep);
+  doc.erase("sweep");
+  std::string cfg = dir.write("lab.json", doc.dump());
+  Result r = empiric(dir, "bench --suite training --config " + cfg +
+                              " --members 3 --epochs 2 --batch 32 --no-peers");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("population of 3:"), std::string::npos) << r.out;
+  auto records = Store(dir.file("r.db")).bench_records(101);
+  ASSERT_EQ(records.size(), 3u);
+  std::set<std::string> names;
+  for (const auto& b : records) {
+    names.insert(b.name);
+    EXPECT_EQ(b.questions, (std::vector<int>{95, 99, 101}));
+    EXPECT_GT(b.items_per_s, 0);
+    if (b.name == "training/empiric/population") {
+      EXPECT_EQ(b.counters["models"], 3);
+      EXPECT_LT(b.counters["largest_member_test_acc_difference"].get<double>(), 0.02);
+    }
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"training/empiric/single", "training/empiric/sequential",
+                                          "training/empiric/population"}));
+  // A config with a sweep is refused with its grid size.
+  Result swept = empiric(dir, "bench --suite training --config " + dir.write("s.json", kSweep) + " --members 2 --no-peers");
+  EXPECT_NE(swept.code, 0);
+  EXPECT_NE(swept.err.find("without a sweep"), std::string::npos) << swept.err;
+}
+
 TEST(Sweep, AKilledSweepResumesWithEveryTrialPresentOnce) {
   testing::TempDir dir;
   json doc = json::parse(kSweep);
