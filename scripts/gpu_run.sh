@@ -43,6 +43,10 @@ fi
 done
 
 [ "${ONLY:-}" = kernels ] || EMPIRIC="$deps/bin/empiric" PY=$PY REPS=${REPS:-3} scripts/bench_lenet.sh --device cuda | tee "$OUT/bench_lenet_cuda.md"
+# Populations on the GPU: 64 LeNet-300-100s one after another and as one batched model, beside the
+# PyTorch peers (vmap ensemble, sequential), stored in $OUT/bench.db (issue 9's 20x target).
+[ "${ONLY:-}" = kernels ] || EMPIRIC_PYTHON=$PY "$deps/bin/empiric" --db "$OUT/bench.db" bench \
+  --suite training --device cuda --members 64 --epochs 2 2>&1 | tee "$OUT/training_suite_cuda.md"
 
 # Kernels: empiric's CUDA kernels beside torch::optim and the copy bandwidth (same process), then
 # the PyTorch Python peer (AdamW(fused=True) + mask multiply) in the same session.

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -428,10 +429,14 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
                            {"empiric/sequential", sequential, seq_acc, o.members},
                            {"empiric/population", population, pop_acc, o.members}};
   if (o.peers) {
-    const std::string python = ctx.home + "/.venv/bin/python", peer = ctx.home + "/bench/peers/lenet_fmnist.py";
-    if (!std::filesystem::exists(python) || !std::filesystem::exists(peer) ||
+    // The project's venv, or EMPIRIC_PYTHON (a GPU image's python3 with torch).
+    const char* env_python = std::getenv("EMPIRIC_PYTHON");
+    const std::string python = env_python ? env_python : ctx.home + "/.venv/bin/python",
+                      peer = ctx.home + "/bench/peers/lenet_fmnist.py";
+    if ((!env_python && !std::filesystem::exists(python)) || !std::filesystem::exists(peer) ||
         resolved.config["data"]["name"] != "fashion_mnist" || resolved.config["model"]["name"] != "lenet_300_100") {
-      fmt::print(stderr, "peers skipped: they need .venv/bin/python and the LeNet-300-100 Fashion-MNIST config\n");
+      fmt::print(stderr, "peers skipped: they need .venv/bin/python (or EMPIRIC_PYTHON) and the "
+                         "LeNet-300-100 Fashion-MNIST config\n");
     } else {
       const std::string cmd = "'" + python + "' '" + peer + "' --epochs " + std::to_string(o.epochs) +
                               " --batch " + std::to_string(o.batch) + " --members " +

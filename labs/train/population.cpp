@@ -320,6 +320,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   long long step = 0, samples = 0, opt_steps = 0;
   double compute_s = 0, eval_s = 0;
   int64_t epoch_steps = 0;
+  const long long check_every = device.is_cuda() ? 25 : 1;
 
   auto take_evaluation = [&]() {
     auto te = Clock::now();
@@ -358,6 +359,8 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
     std::vector<torch::Tensor> perms;
     for (int64_t p = 0; p < P; ++p) perms.push_back(torch::randperm(n, order[p]).to(device));
     epoch_steps = 0;
+    const long long epoch_start = step;
+    int64_t checked = 0;
     for (int64_t b = 0; b < spe && step < total; ++b) {
       const int64_t lo = b * batch, hi = std::min(n, (b + 1) * batch);
       // P x B x features and P x B, gathered straight into one buffer.
@@ -419,12 +422,18 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
       ++step;
       samples += hi - lo;
       epoch_steps = b + 1;
-      // Divergence per member: the others go on (a diverged member's LR becomes 0).
-      auto l = losses.detach().cpu();
-      for (int64_t p = 0; p < P; ++p) {
-        const double v = l[p].item<double>();
-        if (ms[p].diverged_step < 0 && (!std::isfinite(v) || v > bound))
-          ms[p].diverged_step = step - 1;
+      // Divergence per member, from the losses kept on the device: every step on a CPU, every
+      // 25 steps on a GPU (one read-back, no sync in between), and at the epoch's end; the first
+      // bad step of each member is exact. A diverged member's LR becomes 0; the others go on.
+      if (step % check_every == 0 || step == total || b + 1 == spe) {
+        auto window = step_losses.slice(1, checked, b + 1);
+        auto bad = window.isnan().logical_or_(window.isinf()).logical_or_(window.gt(bound)).cpu();
+        for (int64_t p = 0; p < P; ++p) {
+          if (ms[p].diverged_step >= 0) continue;
+          auto hits = bad[p].nonzero();
+          if (hits.size(0) > 0) ms[p].diverged_step = epoch_start + checked + hits[0][0].item<int64_t>();
+        }
+        checked = b + 1;
       }
       if (hooks[0].on_progress && step % 16 == 0) hooks[0].on_progress(step, total);
     }

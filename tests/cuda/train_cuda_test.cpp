@@ -6,6 +6,7 @@
 #include "core/config.h"
 #include "data/datasets.h"
 #include "experiments/lottery.h"
+#include "train/population.h"
 #include "train/trainer.h"
 
 namespace empiric {
@@ -91,6 +92,24 @@ TEST(CudaTrainer, AKilledTrialResumesOnTheGpuToTheSameResult) {
   EXPECT_NEAR(out.summary["train_loss"].get<double>(), whole.summary["train_loss"].get<double>(),
               1e-6);
   EXPECT_EQ(out.summary["test_acc"], whole.summary["test_acc"]);
+}
+
+TEST(CudaPopulation, MembersEqualTheirSoloGpuRunsAndADivergedOneIsFound) {
+  SKIP_WITHOUT_GPU();
+  const torch::Device gpu(torch::kCUDA, 0);
+  std::vector<json> cfgs = {trial_config(R"({"seed": 0})"), trial_config(R"({"seed": 1, "optim": {"lr": 0.02}})"),
+                            trial_config(R"({"seed": 2, "optim": {"lr": 1000.0}})")};
+  auto outs = run_population(cfgs, gpu, std::vector<TrainHooks>(cfgs.size()), "cuda_test.json");
+  for (size_t i = 0; i < 2; ++i) {
+    auto solo = run_trial(cfgs[i], gpu, {}, "cuda_test.json");
+    ASSERT_EQ(outs[i].status, "finished");
+    EXPECT_NEAR(outs[i].summary["train_loss"].get<double>(), solo.summary["train_loss"].get<double>(), 1e-3);
+    EXPECT_NEAR(outs[i].summary["test_acc"].get<double>(), solo.summary["test_acc"].get<double>(), 1e-2);
+  }
+  // Checked every 25 steps on a GPU, the divergence step is still the exact one.
+  auto bad = run_trial(cfgs[2], gpu, {}, "cuda_test.json");
+  EXPECT_EQ(outs[2].status, "diverged");
+  EXPECT_EQ(outs[2].diverged_step, bad.diverged_step);
 }
 
 }  // namespace
