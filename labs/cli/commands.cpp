@@ -317,6 +317,20 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
   return 0;
 }
 
+std::string command_output(const std::string& command, int& status) {
+  std::string out;
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) {
+    status = -1;
+    return out;
+  }
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
+  status = pclose(pipe);
+  return out;
+}
+
 int run_benchmarks(const Context& ctx, const std::string& filter, int repetitions,
                    const std::string& binary) {
   std::string bin = binary;
@@ -337,13 +351,9 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
                     (repetitions > 1 ? " --benchmark_report_aggregates_only=true" : "") +
                     " 2>/dev/null";
   fmt::print(stderr, "running {}\n", cmd);
-  std::string out;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (!pipe) throw UserError(bin + ": cannot run");
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
-  int rc = pclose(pipe);
+  int rc = 0;
+  const std::string out = command_output(cmd, rc);
+  if (rc == -1) throw UserError(bin + ": cannot run");
   json doc = json::parse(out, nullptr, false);
   if (rc != 0 || doc.is_discarded() || !doc.contains("benchmarks"))
     throw UserError(bin + ": benchmark run failed (exit status " + std::to_string(rc) +

@@ -36,6 +36,10 @@ struct TrainingBenchOptions {
 };
 int run_training_bench(const Context& ctx, const TrainingBenchOptions& opts);
 
+// Runs a shell command and returns what it wrote to stdout; `status` gets its exit status (-1
+// when it could not be started).
+std::string command_output(const std::string& command, int& status);
+
 struct RunOptions {
   std::string config;
   std::string preset;

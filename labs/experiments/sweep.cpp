@@ -444,14 +444,8 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
                               " --lr " + resolved.config["optim"]["lr"].dump() +
                               " --modes tensor,ensemble,sequential 2>/dev/null";
       fmt::print(stderr, "running the PyTorch peers: {}\n", cmd);
-      std::string text;
-      if (FILE* pipe = popen(cmd.c_str(), "r")) {
-        std::array<char, 4096> buf;
-        size_t n;
-        while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) text.append(buf.data(), n);
-        pclose(pipe);
-      }
-      std::istringstream lines(text);
+      int status = 0;
+      std::istringstream lines(command_output(cmd, status));
       for (std::string line; std::getline(lines, line);) {
         json r = json::parse(line, nullptr, false);
         if (r.is_discarded() || !r.contains("peer")) continue;

@@ -25,23 +25,6 @@ void sync(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
 
-// Erases a dotted key ("optim.lr") from a config copy.
-void erase_dotted(json& cfg, const std::string& dotted) {
-  json* node = &cfg;
-  size_t start = 0;
-  while (true) {
-    const size_t dot = dotted.find('.', start);
-    const std::string key = dotted.substr(start, dot == std::string::npos ? dot : dot - start);
-    if (!node->is_object() || !node->contains(key)) return;
-    if (dot == std::string::npos) {
-      node->erase(key);
-      return;
-    }
-    node = &(*node)[key];
-    start = dot + 1;
-  }
-}
-
 bool seed_independent_data(const json& d) {
   static const std::vector<std::string> images = {"fashion_mnist", "mnist", "cifar10"};
   return std::count(images.begin(), images.end(), d["name"].get<std::string>()) &&
@@ -121,7 +104,10 @@ std::string population_incompatibility(const json& c) {
 
 std::string population_group_key(const json& cfg) {
   json key = cfg;
-  for (const auto& k : population_member_keys()) erase_dotted(key, k);
+  for (const auto& k : population_member_keys()) {
+    const json::json_pointer ptr(dotted_to_pointer(k));
+    if (key.contains(ptr)) key[ptr.parent_pointer()].erase(ptr.back());
+  }
   for (const char* k : {"title", "description"}) key.erase(k);
   for (const char* k : {"population", "threads", "checkpoint", "device"}) key["train"].erase(k);
   return canonical_json(key);
@@ -194,8 +180,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
 
   // Stack the members' layers: Linear modules in order; the activation of the reference net.
   std::vector<Layer> layers;
-  std::vector<torch::nn::AnyModule> after;  // what follows layer l (identity when none)
-  std::vector<bool> has_activation;
+  std::vector<torch::nn::AnyModule> activation;  // what follows layer l (empty: nothing)
   {
     torch::NoGradGuard guard;
     std::vector<std::vector<torch::nn::LinearImpl*>> linear(static_cast<size_t>(P));
@@ -213,24 +198,13 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
       if (!b.empty()) layer.bias = torch::stack(b).contiguous().set_requires_grad(true);
       layers.push_back(layer);
     }
-    // The module after each Linear in the reference body (an activation, or nothing).
-    bool pending = false;
     for (auto& m : *nets[0]->body) {
-      if (m.ptr()->as<torch::nn::LinearImpl>()) {
-        if (pending) has_activation.push_back(false);
-        pending = true;
-      } else if (pending && !m.ptr()->as<torch::nn::FlattenImpl>()) {
-        after.push_back(m);
-        has_activation.push_back(true);
-        pending = false;
-      }
+      if (m.ptr()->as<torch::nn::LinearImpl>())
+        activation.emplace_back();
+      else if (!activation.empty() && activation.back().is_empty() &&
+               !m.ptr()->as<torch::nn::FlattenImpl>())
+        activation.back() = m;
     }
-    if (pending) has_activation.push_back(false);
-    // Keep AnyModules aligned with layers (a placeholder where there is no activation).
-    std::vector<torch::nn::AnyModule> aligned;
-    size_t k = 0;
-    for (bool a : has_activation) aligned.push_back(a ? after[k++] : torch::nn::AnyModule());
-    after = aligned;
   }
   const FlopCount flops = count_flops(nets[0], d0.input_shape);
   const int64_t params = count_parameters(*nets[0]);
@@ -241,7 +215,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
       const auto& L = layers[l];
       h = L.bias.defined() ? torch::baddbmm(L.bias.unsqueeze(1), h, L.weight_t)
                            : torch::bmm(h, L.weight_t);
-      if (has_activation[l]) h = after[l].forward(h);
+      if (!activation[l].is_empty()) h = activation[l].forward(h);
     }
     return h;
   };
@@ -250,7 +224,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
     for (size_t l = 0; l < layers.size(); ++l) {
       const auto& L = layers[l];
       h = L.bias.defined() ? torch::addmm(L.bias[p], h, L.weight_t[p]) : torch::mm(h, L.weight_t[p]);
-      if (has_activation[l]) h = after[l].forward(h);
+      if (!activation[l].is_empty()) h = activation[l].forward(h);
     }
     return h;
   };
@@ -325,12 +299,12 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   auto take_evaluation = [&]() {
     auto te = Clock::now();
     for (int64_t p = 0; p < P; ++p) {
+      if (ms[p].diverged_step >= 0) continue;
       const Dataset& d = owned[data_of[p]];
       const double lr = lr_at(sched, ms[p].base_lr, std::max(0LL, step - 1), total, spe);
       Evaluation ev;
       ev.epoch = epoch;
       ev.step = step;
-      if (ms[p].diverged_step >= 0) continue;
       auto [train_loss, train_acc] = evaluate_member(p, d.x_train, d.y_train);
       auto [test_loss, test_acc] = evaluate_member(p, d.x_test, d.y_test);
       ev.values = {{"train_loss", train_loss}, {"test_loss", test_loss}, {"lr", lr},
