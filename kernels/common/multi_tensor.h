@@ -25,11 +25,15 @@ struct AdamStep {
   float step_size;  // lr / (1 - beta1^t)
   float bc2_sqrt;   // sqrt(1 - beta2^t)
   bool decoupled;   // AdamW: decay the weights, not the gradient
+  // CUDA graphs: when set, {lr, step_size, bc2_sqrt} are read from this device memory at run time
+  // instead of the fields above, so a captured step sees the LR and step count of each replay.
+  const float* scalars = nullptr;
 };
 
 struct SgdStep {
   float lr, momentum, weight_decay;
   bool nesterov, first_step;  // first step: the momentum buffer starts as the gradient
+  const float* scalars = nullptr;  // CUDA graphs: {lr} read from device memory (as AdamStep's)
 };
 
 // CUDA launchers (kernels/*/ *.cu), on the given cudaStream_t. Lists: Adam {w, g, m, v[, mask]},

@@ -1,6 +1,7 @@
 // What GPU this process sees, asked of the CUDA runtime directly (so no torch header is needed).
 #pragma once
 
+#include <memory>
 #include <string>
 
 namespace empiric {
@@ -15,5 +16,21 @@ struct GpuInfo {
 
 GpuInfo gpu_info();
 bool built_with_cuda();
+
+// GPU utilization (the driver's "percent of time a kernel was running") of device 0, sampled
+// every 50 ms on a thread between construction and mean(), through NVML loaded at run time
+// (libnvidia-ml.so.1, part of the driver). mean() is NaN where there is no NVML or no GPU.
+class UtilizationSampler {
+ public:
+  UtilizationSampler();
+  ~UtilizationSampler();
+  UtilizationSampler(const UtilizationSampler&) = delete;
+  UtilizationSampler& operator=(const UtilizationSampler&) = delete;
+  double mean();  // stops sampling; percent, 0-100
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace empiric

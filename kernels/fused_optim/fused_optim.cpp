@@ -4,14 +4,33 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <stdexcept>
+#include <string>
 
 #include "common/dispatch.h"
 
 namespace empiric::kernels {
+namespace {
+
+// The device scalars of a step: on a CUDA tensor, their address (read by the kernel); on the CPU,
+// their values are read here. Returns null when there are none.
+const float* step_scalars(const char* op, const at::Tensor& scalars, const at::Tensor& like,
+                          int64_t count, float* out) {
+  if (!scalars.defined()) return nullptr;
+  if (scalars.scalar_type() != at::kFloat || !scalars.is_contiguous() ||
+      scalars.numel() != count || scalars.device() != like.device())
+    throw std::invalid_argument(std::string(op) + ": scalars must be " + std::to_string(count) +
+                                " contiguous float32 values on the params' device");
+  if (scalars.is_cuda()) return scalars.data_ptr<float>();
+  for (int64_t i = 0; i < count; ++i) out[i] = scalars.data_ptr<float>()[i];
+  return nullptr;
+}
+
+}  // namespace
 
 void fused_adam_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
                  const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c,
-                 int64_t step) {
+                 int64_t step, const at::Tensor& scalars) {
   if (params.empty()) return;
   const bool masked = !masks.empty();
   std::vector<const TensorList*> lists = {&params, &grads, &exp_avgs, &exp_avg_sqs};
@@ -29,6 +48,9 @@ void fused_adam_(const TensorList& params, const TensorList& grads, const Tensor
   s.step_size = float(c.lr / (1.0 - std::pow(c.beta1, double(step))));
   s.bc2_sqrt = float(std::sqrt(1.0 - std::pow(c.beta2, double(step))));
   s.decoupled = c.decoupled;
+  float host[3];
+  s.scalars = step_scalars("fused_adam_", scalars, params[0], 3, host);
+  if (scalars.defined() && !s.scalars) s.lr = host[0], s.step_size = host[1], s.bc2_sqrt = host[2];
   SpanLists spans = spans_of(lists);
   if (params[0].is_cuda())
     launch_fused_adam(spans, s, masked, current_stream(params[0]));
@@ -37,7 +59,8 @@ void fused_adam_(const TensorList& params, const TensorList& grads, const Tensor
 }
 
 void fused_sgd_(const TensorList& params, const TensorList& grads, const TensorList& momentum_bufs,
-                const TensorList& masks, const SgdConfig& c, bool first_step) {
+                const TensorList& masks, const SgdConfig& c, bool first_step,
+                const at::Tensor& scalars) {
   if (params.empty()) return;
   const bool masked = !masks.empty();
   // Without momentum there is no buffer: the params stand in for it (never read or written).
@@ -49,6 +72,9 @@ void fused_sgd_(const TensorList& params, const TensorList& grads, const TensorL
         names.push_back("masks");
   check_lists("fused_sgd_", lists, names);
   SgdStep s{float(c.lr), float(c.momentum), float(c.weight_decay), c.nesterov, first_step};
+  float host[1];
+  s.scalars = step_scalars("fused_sgd_", scalars, params[0], 1, host);
+  if (scalars.defined() && !s.scalars) s.lr = host[0];
   SpanLists spans = spans_of(lists);
   if (params[0].is_cuda())
     launch_fused_sgd(spans, s, masked, current_stream(params[0]));

@@ -24,6 +24,7 @@ __device__ __forceinline__ float adam_update(float& w, float g, float& m, float&
 
 template <bool Masked, bool Vec>
 __global__ void __launch_bounds__(kThreads) adam_kernel(ChunkMeta<5> meta, AdamStep s) {
+  if (s.scalars) s.lr = s.scalars[0], s.step_size = s.scalars[1], s.bc2_sqrt = s.scalars[2];
   const int t = meta.block_tensor[blockIdx.x];
   const int64_t n = meta.n[t];
   const int64_t begin = int64_t(meta.block_chunk[blockIdx.x]) * kChunk;
@@ -73,6 +74,7 @@ __device__ __forceinline__ void sgd_update(float& w, float g, float& buf, float 
 
 template <bool Masked>
 __global__ void __launch_bounds__(kThreads) sgd_kernel(ChunkMeta<5> meta, SgdStep s) {
+  if (s.scalars) s.lr = s.scalars[0];
   const int t = meta.block_tensor[blockIdx.x];
   const int64_t begin = int64_t(meta.block_chunk[blockIdx.x]) * kChunk;
   const int64_t end = min(meta.n[t], begin + kChunk);

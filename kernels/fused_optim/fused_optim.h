@@ -38,12 +38,17 @@ struct SgdConfig {
   bool nesterov = false;
 };
 
+// scalars (optional; for CUDA graphs): a float32 tensor on the params' device holding {lr,
+// lr / (1 - beta1^t), sqrt(1 - beta2^t)} (Adam) or {lr} (SGD); when given, the step takes these
+// from it when it runs (c.lr and step are then not used for them), so a step captured in a CUDA
+// graph follows the values written there before each replay.
 void fused_adam_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
                  const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c,
-                 int64_t step);
+                 int64_t step, const at::Tensor& scalars = {});
 // momentum_bufs may be empty when momentum == 0; first_step starts the buffers from the gradient.
 void fused_sgd_(const TensorList& params, const TensorList& grads, const TensorList& momentum_bufs,
-                const TensorList& masks, const SgdConfig& c, bool first_step);
+                const TensorList& masks, const SgdConfig& c, bool first_step,
+                const at::Tensor& scalars = {});
 
 void reference_adam_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
                      const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c,
