@@ -229,6 +229,11 @@ std::vector<Section> build() {
                 "or Adam; no measures, targets or early stopping): \"auto\" (up to 16 members "
                 "on a CPU, 64 on a GPU), \"off\", or at most N members; each member's results "
                 "equal training it alone to float rounding"),
+           choice("cuda_graphs", "auto", {"auto", "off"},
+                  "on a GPU, capture the training step (forward, backward, fused optimizer step) "
+                  "and each evaluation pass as CUDA graphs and replay them; \"auto\" falls back "
+                  "to eager where capture is not possible (SAM, gradient noise, clipping, "
+                  "optim.impl=torch) and says why once"),
            text("mask_file", "",
                 "train with the masks (and from the init) in this file, e.g. a lottery ticket: "
                 "results/artifacts/<chain>/round_N.pt"),

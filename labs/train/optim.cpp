@@ -107,6 +107,7 @@ void Optimizer::zero_grad() {
 
 void Optimizer::set_lr(double lr) {
   lr_ = lr;
+  if (lr_device_.defined() && lr != lr_on_device_) lr_device_.fill_(lr), lr_on_device_ = lr;
   if (!opt_) return;
   auto& groups = opt_->param_groups();
   for (size_t i = 0; i < groups.size(); ++i) groups[i].options().set_lr(lr * multipliers_[i]);
@@ -191,9 +192,21 @@ void Optimizer::step() {
   }
 }
 
+void Optimizer::use_device_scalars() {
+  TORCH_CHECK(!opt_, "use_device_scalars: optim.impl=torch keeps its scalars on the host");
+  if (params_.empty() || lr_device_.defined()) return;
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(params_[0].device());
+  lr_device_ = torch::full({1}, lr_, f64);
+  lr_on_device_ = lr_;
+  t_device_ = torch::full({1}, double(steps_), f64);
+  for (size_t g = 0; g < group_params_.size(); ++g)
+    group_scalars_.push_back(torch::zeros({name_ == "sgd" ? 1 : 3}, f64.dtype(torch::kFloat32)));
+}
+
 void Optimizer::fused_step() {
   ++steps_;
   torch::NoGradGuard guard;
+  if (t_device_.defined()) t_device_.add_(1);
   for (size_t gi = 0; gi < group_params_.size(); ++gi) {
     std::vector<torch::Tensor> grads;
     for (auto& p : group_params_[gi])
@@ -204,7 +217,9 @@ void Optimizer::fused_step() {
     if (name_ == "sgd") {
       kernels::SgdConfig c{lr, cfg_["momentum"].get<double>(), cfg_["weight_decay"].get<double>(),
                            cfg_["nesterov"].get<bool>()};
-      kernels::fused_sgd_(group_params_[gi], grads, group_state1_[gi], masks, c, steps_ == 1);
+      if (t_device_.defined()) group_scalars_[gi].copy_(lr_device_ * multipliers_[gi]);
+      kernels::fused_sgd_(group_params_[gi], grads, group_state1_[gi], masks, c, steps_ == 1,
+                          t_device_.defined() ? group_scalars_[gi] : torch::Tensor());
     } else {
       kernels::AdamConfig c{lr,
                             cfg_["betas"][0].get<double>(),
@@ -212,8 +227,14 @@ void Optimizer::fused_step() {
                             cfg_["eps"].get<double>(),
                             cfg_["weight_decay"].get<double>(),
                             name_ == "adamw"};
+      if (t_device_.defined()) {  // the host's formulas, in float64 on the device
+        auto lr_g = lr_device_ * multipliers_[gi];
+        auto step_size = lr_g / (1.0 - torch::pow(c.beta1, t_device_));
+        auto bc2_sqrt = (1.0 - torch::pow(c.beta2, t_device_)).sqrt();
+        group_scalars_[gi].copy_(torch::cat({lr_g, step_size, bc2_sqrt}));
+      }
       kernels::fused_adam_(group_params_[gi], grads, group_state1_[gi], group_state2_[gi], masks,
-                           c, steps_);
+                           c, steps_, t_device_.defined() ? group_scalars_[gi] : torch::Tensor());
     }
   }
 }
@@ -249,6 +270,7 @@ void Optimizer::load(torch::serialize::InputArchive& archive) {
   torch::Tensor steps;
   archive.read("fused_steps", steps);
   steps_ = steps.item<int64_t>();
+  if (t_device_.defined()) t_device_.fill_(double(steps_));
   torch::NoGradGuard guard;
   for (size_t g = 0; g < group_state1_.size(); ++g)
     for (size_t k = 0; k < group_state1_[g].size(); ++k) {

@@ -42,6 +42,16 @@ class Optimizer {
   bool fused() const { return !opt_; }
   torch::optim::Optimizer* torch_optimizer() { return opt_.get(); }  // null when fused
 
+  // CUDA graphs: from now on the fused step reads its LR and (Adam) bias corrections from device
+  // tensors that set_lr and the step itself update, so a step captured once follows the schedule
+  // and the step count in every replay. Fused optimizers only (throws otherwise).
+  void use_device_scalars();
+  // Steps taken. A capture records a step without taking it: the caller sets the count back
+  // after capturing and counts each replay with count_replay().
+  int64_t steps() const { return steps_; }
+  void set_steps(int64_t steps) { steps_ = steps; }
+  void count_replay() { ++steps_; }
+
   void save(torch::serialize::OutputArchive& archive) const;
   void load(torch::serialize::InputArchive& archive);
 
@@ -56,6 +66,11 @@ class Optimizer {
   std::vector<std::vector<torch::Tensor>> group_masks_;  // fused, when masks are set
   std::vector<std::pair<torch::Tensor, torch::Tensor>> torch_masks_;  // torch::optim: (param, mask)
   int64_t steps_ = 0;
+  // use_device_scalars(): LR and step count as float64 on the device; the kernels' scalars per
+  // group as float32 ({lr} for SGD, {lr, lr / (1 - beta1^t), sqrt(1 - beta2^t)} for Adam).
+  torch::Tensor lr_device_, t_device_;
+  std::vector<torch::Tensor> group_scalars_;
+  double lr_on_device_ = 0;
   std::vector<double> multipliers_;     // one per parameter group
   std::vector<torch::Tensor> weights_;  // parameters of dim >= 2 (L1 applies to these)
   std::vector<torch::Tensor> params_;

@@ -2,12 +2,18 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <fmt/core.h>
+
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
 
 #include "core/errors.h"
 #include "experiments/implicit.h"
+#include "graph/graph.h"
 #include "measures/measures.h"
 #include "train/lr_range.h"
 #include "train/optim.h"
@@ -197,8 +203,12 @@ torch::Device pick_device(const std::string& requested) {
   return torch::kCPU;
 }
 
-std::pair<double, double> evaluate(Net& model, const torch::Tensor& x, const torch::Tensor& y,
-                                   bool regression, int64_t batch) {
+namespace {
+
+// Sums of the loss and of the correct predictions over (x, y) in chunks, into out (float32 [2]),
+// with no host synchronization: the pass an evaluation graph captures.
+void eval_sums(Net& model, const torch::Tensor& x, const torch::Tensor& y, bool regression,
+               int64_t batch, torch::Tensor& out) {
   torch::NoGradGuard guard;
   const bool was_training = model->is_training();
   model->eval();
@@ -207,15 +217,89 @@ std::pair<double, double> evaluate(Net& model, const torch::Tensor& x, const tor
   auto correct = torch::zeros({}, x.options().dtype(torch::kInt64));
   for (int64_t i = 0; i < n; i += batch) {
     auto xb = x.slice(0, i, std::min(n, i + batch)), yb = y.slice(0, i, std::min(n, i + batch));
-    auto out = model->forward(xb);
-    loss_sum += regression ? torch::mse_loss(out, yb, at::Reduction::Sum)
-                           : torch::cross_entropy_loss(out, yb, {}, at::Reduction::Sum);
-    if (!regression) correct += out.argmax(1).eq(yb).sum();
+    auto out_b = model->forward(xb);
+    loss_sum += regression ? torch::mse_loss(out_b, yb, at::Reduction::Sum)
+                           : torch::cross_entropy_loss(out_b, yb, {}, at::Reduction::Sum);
+    if (!regression) correct += out_b.argmax(1).eq(yb).sum();
   }
   model->train(was_training);
-  double loss = loss_sum.item<double>() / double(std::max<int64_t>(n, 1));
-  double acc = regression ? NAN : correct.item<double>() / double(std::max<int64_t>(n, 1));
-  return {loss, acc};
+  out.select(0, 0).copy_(loss_sum);
+  out.select(0, 1).copy_(correct);
+}
+
+std::pair<double, double> mean_loss_and_accuracy(const torch::Tensor& sums, int64_t n,
+                                                 bool regression) {
+  auto host = sums.to(torch::kCPU, torch::kFloat64);  // the pass's one read back
+  const double count = double(std::max<int64_t>(n, 1));
+  return {host[0].item<double>() / count, regression ? NAN : host[1].item<double>() / count};
+}
+
+// Says a reason once per process (a sweep trains many trials alike).
+void note_once(const std::string& text) {
+  static std::mutex mutex;
+  static std::set<std::string> said;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (said.insert(text).second) fmt::print(stderr, "{}\n", text);
+}
+
+// Evaluation passes of one training run. With graphs, each data set's pass is captured as a CUDA
+// graph at its first use and replayed after that (eager if capture fails).
+class Evaluator {
+ public:
+  Evaluator(Net& model, bool regression, int64_t batch, bool graphs)
+      : model_(model), regression_(regression), batch_(batch), graphs_(graphs) {}
+
+  std::pair<double, double> operator()(const torch::Tensor& x, const torch::Tensor& y) {
+    Pass& pass = passes_[x.data_ptr()];
+    if (!pass.sums.defined()) {
+      pass.sums = torch::zeros({2}, x.options().dtype(torch::kFloat32));
+      if (graphs_ && !pass.graph.capture([&] { eval_sums(model_, x, y, regression_, batch_, pass.sums); },
+                                         &failure_)) {
+        graphs_ = false;
+        note_once("cuda graphs: an evaluation pass could not be captured (" + failure_ +
+                  "); evaluating eagerly");
+      }
+    }
+    if (pass.graph.captured())
+      pass.graph.replay();
+    else
+      eval_sums(model_, x, y, regression_, batch_, pass.sums);
+    return mean_loss_and_accuracy(pass.sums, x.size(0), regression_);
+  }
+  const std::string& failure() const { return failure_; }
+
+ private:
+  struct Pass {
+    kernels::Graph graph;
+    torch::Tensor sums;
+  };
+  Net& model_;
+  bool regression_;
+  int64_t batch_;
+  bool graphs_;
+  std::string failure_;
+  std::map<const void*, Pass> passes_;
+};
+
+// Why the training step cannot be captured as a CUDA graph ("" when it can).
+std::string graph_blocker(const json& cfg, const torch::Device& device, const Optimizer& opt) {
+  if (!device.is_cuda()) return "not on a GPU";
+  if (cfg["train"].value("cuda_graphs", "auto") == "off") return "train.cuda_graphs is off";
+  if (!kernels::graphs_available()) return "this build has no CUDA graphs";
+  if (!opt.fused()) return "optim.impl=torch keeps its step's scalars on the host";
+  if (opt.sam_rho() > 0) return "SAM takes a second gradient";
+  if (cfg["optim"].value("grad_noise", 0.0) > 0) return "gradient noise draws on the host";
+  if (cfg["optim"].value("clip_norm", 0.0) > 0) return "clipping reads the norm on the host";
+  return "";
+}
+
+}  // namespace
+
+std::pair<double, double> evaluate(Net& model, const torch::Tensor& x, const torch::Tensor& y,
+                                   bool regression, int64_t batch) {
+  auto sums = torch::zeros({2}, x.options().dtype(torch::kFloat32));
+  eval_sums(model, x, y, regression, batch, sums);
+  return mean_loss_and_accuracy(sums, x.size(0), regression);
 }
 
 TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
@@ -256,6 +340,22 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   if (load_checkpoint(hooks.checkpoint_path, model, opt, order_gen, st, device))
     outcome.resumed_from_epoch = st.epoch;
 
+  // CUDA graphs: the step is captured once, after two eager warm-up steps, reading its batch
+  // indices from a static buffer and its LR and bias corrections from device scalars, then
+  // replayed for every full batch (the smaller last batch of an epoch runs eagerly); each
+  // evaluation pass likewise. Everything runs on one side stream (capture needs one).
+  const std::string blocker = graph_blocker(cfg, device, opt);
+  bool graphs = blocker.empty();
+  if (device.is_cuda() && !graphs && cfg["train"].value("cuda_graphs", "auto") != "off")
+    note_once("cuda graphs: off for this run (" + blocker + "); training eagerly");
+  kernels::StreamGuard side_stream(graphs ? std::max<int>(0, device.index()) : -1);
+  if (graphs) opt.use_device_scalars();
+  Evaluator evaluate(model, data.regression, eval_batch, graphs);
+  kernels::Graph step_graph;
+  torch::Tensor static_idx, static_loss;
+  const long long first_step = st.step;
+  std::string graph_status = graphs ? "captured" : blocker;
+
   // Each step writes its loss into a device buffer (one small copy, no host sync); every
   // `check_every` steps the unchecked part is scanned for NaN/Inf or a loss over the bound, so the
   // recorded divergence step is exact. Checking is free on the CPU (every step) and a sync on a
@@ -273,9 +373,8 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     Evaluation ev;
     ev.epoch = st.epoch;
     ev.step = st.step;
-    auto [train_loss, train_acc] =
-        evaluate(model, data.x_train, data.y_train, regression, eval_batch);
-    auto [test_loss, test_acc] = evaluate(model, data.x_test, data.y_test, regression, eval_batch);
+    auto [train_loss, train_acc] = evaluate(data.x_train, data.y_train);
+    auto [test_loss, test_acc] = evaluate(data.x_test, data.y_test);
     ev.values = {{"train_loss", train_loss}, {"test_loss", test_loss}, {"lr", opt.lr()}};
     if (!regression) {
       ev.values.push_back({"train_acc", train_acc});
@@ -289,7 +388,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
            ((step_losses.slice(0, 0, epoch_steps) * w).sum() / w.sum()).item<double>()});
     }
     if (has_val) {
-      auto [val_loss, val_acc] = evaluate(model, data.x_val, data.y_val, regression, eval_batch);
+      auto [val_loss, val_acc] = evaluate(data.x_val, data.y_val);
       ev.values.push_back({"val_loss", val_loss});
       if (!regression) ev.values.push_back({"val_acc", val_acc});
       if (val_loss < st.best_val) {
@@ -338,7 +437,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     for (const auto& [at, name] : marks)
       if (st.step == at && !st.marks.contains(name)) {
         auto t0 = Clock::now();
-        auto [loss, acc] = evaluate(model, data.x_test, data.y_test, regression, eval_batch);
+        auto [loss, acc] = evaluate(data.x_test, data.y_test);
         st.marks[name] = {{"step", at}, {"test_loss", loss}, {"test_acc", acc}};
         st.eval_s += seconds_since(t0);
       }
@@ -353,14 +452,46 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     epoch_steps = 0;
     for (int64_t b = 0; b < spe && st.step < total; ++b) {
       auto idx = perm.slice(0, b * batch, std::min(n, (b + 1) * batch));
-      auto xb = data.x_train.index_select(0, idx), yb = data.y_train.index_select(0, idx);
       opt.set_lr(lr_at(sched, base_lr, st.step, total, spe));
-      opt.zero_grad();
-      auto loss = loss_of(model->forward(xb), yb, regression);
-      loss.backward();
-      if (opt.sam_rho() > 0) opt.sam_regrade([&] { return loss_of(model->forward(xb), yb, regression); });
-      opt.step();
-      step_losses.select(0, b).copy_(loss.detach());
+      const bool full = idx.size(0) == batch;
+      if (graphs && full && !step_graph.captured() && st.step - first_step >= 2) {
+        static_idx = idx.clone();
+        static_loss = torch::zeros({}, data.x_train.options());
+        const int64_t steps_before = opt.steps();
+        std::string why;
+        if (!step_graph.capture(
+                [&] {
+                  auto xs = data.x_train.index_select(0, static_idx);
+                  auto ys = data.y_train.index_select(0, static_idx);
+                  opt.zero_grad();
+                  auto loss = loss_of(model->forward(xs), ys, regression);
+                  loss.backward();
+                  opt.step();
+                  static_loss.copy_(loss.detach());
+                },
+                &why)) {
+          graphs = false;
+          graph_status = "capture failed: " + why;
+          note_once("cuda graphs: the training step could not be captured (" + why +
+                    "); training eagerly");
+        }
+        opt.set_steps(steps_before);  // the capture took no step
+      }
+      if (step_graph.captured() && full) {
+        static_idx.copy_(idx);
+        step_graph.replay();
+        opt.count_replay();
+        step_losses.select(0, b).copy_(static_loss);
+      } else {
+        auto xb = data.x_train.index_select(0, idx), yb = data.y_train.index_select(0, idx);
+        opt.zero_grad();
+        auto loss = loss_of(model->forward(xb), yb, regression);
+        loss.backward();
+        if (opt.sam_rho() > 0)
+          opt.sam_regrade([&] { return loss_of(model->forward(xb), yb, regression); });
+        opt.step();
+        step_losses.select(0, b).copy_(loss.detach());
+      }
       st.step++;
       st.samples += idx.size(0);
       epoch_steps = b + 1;
@@ -413,6 +544,12 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     for (const auto& [name, value] : last_values)
       if (name == "train_loss") reached = value;
     outcome.summary["reached_train_loss"] = reached <= stop_train_loss;
+  }
+  if (device.is_cuda()) {
+    if (graph_status == "captured" && !evaluate.failure().empty())
+      graph_status = "step captured; evaluation eager: " + evaluate.failure();
+    if (graph_status == "captured" && !step_graph.captured()) graph_status = "too few steps";
+    outcome.summary["cuda_graphs"] = graph_status;
   }
   outcome.summary["epochs"] = st.epoch;
   outcome.summary["steps"] = st.step;
@@ -534,6 +671,11 @@ TrainOutcome run_lr_range(const json& cfg, const Dataset& data, Net& model,
   return outcome;
 }
 
+std::mutex& init_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
 TrainOutcome run_trial(const json& cfg, const torch::Device& device, const TrainHooks& hooks,
                        const std::string& source) {
   const uint64_t seed = cfg.value("seed", 0);
@@ -557,10 +699,14 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
     }
     return out;
   }
+  // torch's generators are global: trials that start at once (sweeps with --jobs) seed and draw
+  // their data and init one at a time, so each gets exactly what it would alone.
+  std::unique_lock<std::mutex> init_lock(init_mutex());
   torch::manual_seed(seed);
   Dataset data = load_dataset(cfg["data"], seed, device, source);
   Net model = make_model(cfg["model"], data.input_shape, data.outputs);
   model->to(device);
+  init_lock.unlock();
   if (cfg.value("lab", "train") == "lr_range") {
     TrainOutcome out = run_lr_range(cfg, data, model, device, hooks);
     out.summary["data"] = data.info;

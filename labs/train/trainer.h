@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -68,6 +69,10 @@ std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
                                       const std::string& source);
 // Kept fraction of the masked parameters' elements.
 double remaining_fraction(const std::vector<torch::Tensor>& masks);
+
+// Held while a trial seeds torch's global generators and draws its data and init, so trials
+// started at once (sweeps with --jobs) each get exactly what they would alone.
+std::mutex& init_mutex();
 
 // "auto" -> cuda when torch sees a GPU, else cpu; "cuda" without a GPU is a UserError.
 torch::Device pick_device(const std::string& requested);

@@ -94,6 +94,55 @@ TEST(CudaTrainer, AKilledTrialResumesOnTheGpuToTheSameResult) {
   EXPECT_EQ(out.summary["test_acc"], whole.summary["test_acc"]);
 }
 
+// Trains cfg's model from its seed on the GPU; returns the outcome and the final weights.
+std::pair<TrainOutcome, std::vector<torch::Tensor>> train_on_gpu(const json& cfg) {
+  const torch::Device gpu(torch::kCUDA, 0);
+  torch::manual_seed(cfg["seed"].get<int64_t>());
+  Dataset data = load_dataset(cfg["data"], cfg["seed"].get<int64_t>(), gpu, "cuda_test.json");
+  Net model = make_model(cfg["model"], data.input_shape, data.outputs);
+  model->to(gpu);
+  auto out = train_model(cfg, data, model, gpu, {});
+  std::vector<torch::Tensor> weights;
+  for (const auto& p : model->parameters()) weights.push_back(p.detach().cpu());
+  return {out, weights};
+}
+
+TEST(CudaGraphs, ReplayedStepsGiveTheWeightsOfEagerStepsFor50Steps) {
+  SKIP_WITHOUT_GPU();
+  // SGD with momentum over 1000 examples (the last batch of each epoch, 40, runs eagerly between
+  // replays); Adam with a cosine LR (device scalars change every step) and dropout (the CUDA
+  // generator's offsets advance in the replays as in eager steps).
+  for (const char* patch :
+       {R"({"data": {"n_train": 1000}, "train": {"steps": 50, "eval_every_steps": 20}})",
+        R"({"optim": {"name": "adam", "lr": 0.003, "momentum": null}, "model": {"dropout": 0.2},
+            "schedule": {"name": "cosine"}, "train": {"steps": 50}})"}) {
+    json graphed = trial_config(patch), eager = graphed;
+    eager["train"]["cuda_graphs"] = "off";
+    auto [g_out, g_weights] = train_on_gpu(graphed);
+    auto [e_out, e_weights] = train_on_gpu(eager);
+    ASSERT_EQ(g_out.status, "finished") << patch;
+    EXPECT_EQ(g_out.summary["cuda_graphs"], "captured") << patch;
+    EXPECT_EQ(e_out.summary["cuda_graphs"], "train.cuda_graphs is off") << patch;
+    EXPECT_EQ(g_out.summary["steps"], 50);
+    ASSERT_EQ(g_weights.size(), e_weights.size());
+    for (size_t i = 0; i < g_weights.size(); ++i)
+      EXPECT_LE((g_weights[i] - e_weights[i]).abs().max().item<double>(), 1e-5)
+          << patch << " parameter " << i;
+    // Evaluations replay their own graphs: the same numbers as eager passes.
+    EXPECT_NEAR(g_out.summary["test_loss"].get<double>(), e_out.summary["test_loss"].get<double>(), 1e-5);
+    EXPECT_NEAR(g_out.summary["train_acc"].get<double>(), e_out.summary["train_acc"].get<double>(), 1e-3);
+    EXPECT_NEAR(g_out.summary["train_loss_running"].get<double>(),
+                e_out.summary["train_loss_running"].get<double>(), 1e-5);
+  }
+}
+
+TEST(CudaGraphs, ConfigsThatCannotBeCapturedTrainEagerlyAndSayWhy) {
+  SKIP_WITHOUT_GPU();
+  auto [out, weights] = train_on_gpu(trial_config(R"({"optim": {"clip_norm": 1.0}, "train": {"steps": 20}})"));
+  EXPECT_EQ(out.status, "finished");
+  EXPECT_EQ(out.summary["cuda_graphs"], "clipping reads the norm on the host");
+}
+
 TEST(CudaPopulation, MembersEqualTheirSoloGpuRunsAndADivergedOneIsFound) {
   SKIP_WITHOUT_GPU();
   const torch::Device gpu(torch::kCUDA, 0);

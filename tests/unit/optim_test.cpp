@@ -151,6 +151,45 @@ TEST_P(Optim, SamStepsWithTheGradientAtTheAscentPoint) {
   EXPECT_FLOAT_EQ(toy.b.item<float>(), 0.5f);
 }
 
+// CUDA graphs read the step's LR and bias corrections from device tensors (on the CPU, from CPU
+// tensors through the same code): the steps must equal the host-scalar steps, through LR changes,
+// a second parameter group and Adam's bias corrections, and after the step count is set back (as
+// after a capture).
+TEST(OptimFused, DeviceScalarsGiveTheSameStepsAsHostScalars) {
+  for (const char* extra : {R"({"name":"sgd","momentum":0.9,"lr_mult":{"b":3.0}})",
+                            R"({"name":"adam","weight_decay":0.01,"lr_mult":{"b":3.0}})",
+                            R"({"name":"adamw","weight_decay":0.1})"}) {
+    impl = "fused";
+    Toy host_toy, device_toy;
+    Optimizer host(optim_cfg(extra), host_toy), dev(optim_cfg(extra), device_toy);
+    dev.use_device_scalars();
+    for (int i = 0; i < 6; ++i) {
+      const double lr = 0.1 / (1 + i);  // a schedule: the LR changes every step
+      host.set_lr(lr);
+      dev.set_lr(lr);
+      for (auto* pair : {&host_toy, &device_toy}) {
+        pair->zero_grad();
+        (pair->w * g * (1 + i)).sum().add(pair->b.sum() * (2 - i)).backward();
+      }
+      host.step();
+      const int64_t before = dev.steps();
+      dev.step();
+      EXPECT_EQ(dev.steps(), before + 1);
+    }
+    EXPECT_TRUE(torch::equal(host_toy.w, device_toy.w)) << extra << ": w "
+        << host_toy.w << " vs " << device_toy.w;
+    EXPECT_TRUE(torch::allclose(host_toy.b, device_toy.b, 0, 1e-7)) << extra;
+    EXPECT_FALSE(torch::equal(host_toy.w, Toy().w)) << extra << ": the steps moved nothing";
+  }
+}
+
+TEST(OptimFused, TorchOptimCannotTakeDeviceScalars) {
+  impl = "torch";
+  Toy toy;
+  Optimizer opt(optim_cfg(R"({"name":"sgd"})"), toy);
+  EXPECT_THROW(opt.use_device_scalars(), c10::Error);
+}
+
 INSTANTIATE_TEST_SUITE_P(BothImpls, Optim, ::testing::Values("torch", "fused"));
 
 }  // namespace
