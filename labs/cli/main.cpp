@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
   run->add_option("--device", run_opts.device, "auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   run->add_flag("--force", run_opts.force, "rerun trials that are already in the store");
-  run->add_option("--jobs", run_opts.jobs, "trials at once (CPU)")->check(CLI::Range(1, 64));
+  run->add_option("--jobs", run_opts.jobs, "trials at once, sharing the CPU's cores (a GPU runs one at a time)")->check(CLI::Range(1, 64));
   run->add_option("--shard", shard, "run only shard i of n of the trials (i/n)");
   run->add_flag("--no-progress", no_progress, "plain lines instead of a progress bar");
 
@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
   answer->add_option("--preset", run_opts.preset, "preset to merge (quick, full)");
   answer->add_option("--device", run_opts.device, "auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  answer->add_option("--jobs", run_opts.jobs, "trials at once (CPU)")->check(CLI::Range(1, 64));
+  answer->add_option("--jobs", run_opts.jobs, "trials at once, sharing the CPU's cores (a GPU runs one at a time)")->check(CLI::Range(1, 64));
   answer->add_flag("--no-progress", no_progress, "plain lines instead of a progress bar");
   answer->add_option("overrides", run_opts.overrides,
                      "key.path=value overrides, applied to every config behind the question");

@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <mutex>
 
 #include "core/errors.h"
 #include "data/idx.h"
@@ -39,7 +41,7 @@ std::string find_file(const std::string& dir, const std::string& base) {
                   ".gz found (data.path must hold the dataset's files)");
 }
 
-Split load_idx(const std::string& dir, const std::string& prefix) {
+Split read_idx_split(const std::string& dir, const std::string& prefix) {
   auto images = read_idx_images(find_file(dir, prefix + "-images-idx3-ubyte"));
   std::string label_path = find_file(dir, prefix + "-labels-idx1-ubyte");
   auto labels = read_idx_labels(label_path);
@@ -47,6 +49,27 @@ Split load_idx(const std::string& dir, const std::string& prefix) {
     throw UserError(label_path + ": " + std::to_string(labels.size()) + " labels for " +
                     std::to_string(images.count) + " images");
   return {to_float_images(images), to_labels(labels)};
+}
+
+// A sweep loads the same files for every trial: the decoded split is kept for the process (keyed
+// by the files' paths, sizes and times, so a rewritten file is read again) and each trial gets
+// its own copy, free to change in place (label noise).
+Split load_idx(const std::string& dir, const std::string& prefix) {
+  std::string key;
+  for (const auto& base : {prefix + "-images-idx3-ubyte", prefix + "-labels-idx1-ubyte"}) {
+    const std::string path = find_file(dir, base);
+    key += path + "|" + std::to_string(fs::file_size(path)) + "|" +
+           std::to_string(fs::last_write_time(path).time_since_epoch().count()) + "|";
+  }
+  static std::mutex mutex;
+  static std::map<std::string, Split> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(key);
+  if (it == cache.end()) {
+    if (cache.size() >= 4) cache.clear();  // at most a few data sets' worth of memory
+    it = cache.emplace(key, read_idx_split(dir, prefix)).first;
+  }
+  return {it->second.x.clone(), it->second.y.clone()};
 }
 
 Split load_cifar(const std::string& dir, bool train) {

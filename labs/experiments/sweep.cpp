@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -139,6 +140,12 @@ int run_config(const Context& ctx, const RunOptions& o) {
   const torch::Device device = pick_device(requested);
   const int question = resolved.config["question"];
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  // On a GPU trials run one at a time: several at once (each on its own stream) aborted with
+  // cudaErrorStreamCaptureUnsupported when one captured its step while others ran (H100,
+  // 2026-11-26). A GPU sweep of small models batches them as populations instead.
+  if (device.is_cuda() && o.jobs > 1)
+    fmt::print(stderr, "--jobs {}: on a GPU trials run one at a time (train.population batches "
+                       "compatible ones)\n", o.jobs);
   const int jobs = device.is_cuda() ? 1 : std::min<int>(o.jobs, std::max<size_t>(1, mine.size()));
   int threads = resolved.config["train"]["threads"];
   if (threads == 0 && jobs > 1) threads = std::max(1, cores / jobs);
@@ -402,15 +409,33 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
   fmt::print(stderr, "training {} models one after another, then as one population ...\n",
              o.members);
   double sequential = 0, single = 0, single_acc = 0, seq_acc = 0;
+  // GPU utilization over each whole run (data loading and evaluation included); NaN on a CPU.
+  double single_util = NAN, seq_util = NAN, pop_util = NAN;
+  std::string graphs = "-";
   std::vector<double> solo_acc;
-  for (size_t i = 0; i < cfgs.size(); ++i) {
-    TrainOutcome out = run_trial(cfgs[i], device, {}, path);
-    sequential += out.summary["compute_s"].get<double>();
-    solo_acc.push_back(out.summary.value("test_acc", 0.0));
-    seq_acc += solo_acc.back() / double(cfgs.size());
-    if (i == 0) single = out.summary["compute_s"].get<double>(), single_acc = solo_acc.back();
+  {
+    UtilizationSampler seq_sampler;
+    for (size_t i = 0; i < cfgs.size(); ++i) {
+      std::optional<UtilizationSampler> single_sampler;
+      if (i == 0) single_sampler.emplace();
+      TrainOutcome out = run_trial(cfgs[i], device, {}, path);
+      if (i == 0) single_util = single_sampler->mean();
+      sequential += out.summary["compute_s"].get<double>();
+      solo_acc.push_back(out.summary.value("test_acc", 0.0));
+      seq_acc += solo_acc.back() / double(cfgs.size());
+      if (i == 0) {
+        single = out.summary["compute_s"].get<double>(), single_acc = solo_acc.back();
+        graphs = out.summary.value("cuda_graphs", "-");
+      }
+    }
+    seq_util = seq_sampler.mean();
   }
-  auto outs = run_population(cfgs, device, std::vector<TrainHooks>(cfgs.size()), path);
+  std::vector<TrainOutcome> outs;
+  {
+    UtilizationSampler pop_sampler;
+    outs = run_population(cfgs, device, std::vector<TrainHooks>(cfgs.size()), path);
+    pop_util = pop_sampler.mean();
+  }
   const double population = outs[0].summary["population_compute_s"].get<double>();
   double pop_acc = 0, largest_diff = 0;
   for (size_t i = 0; i < outs.size(); ++i) {
@@ -424,10 +449,11 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
     std::string name;
     double train_s, test_acc;
     int models;
+    double gpu_util = NAN;
   };
-  std::vector<Row> rows = {{"empiric/single", single, single_acc, 1},
-                           {"empiric/sequential", sequential, seq_acc, o.members},
-                           {"empiric/population", population, pop_acc, o.members}};
+  std::vector<Row> rows = {{"empiric/single", single, single_acc, 1, single_util},
+                           {"empiric/sequential", sequential, seq_acc, o.members, seq_util},
+                           {"empiric/population", population, pop_acc, o.members, pop_util}};
   if (o.peers) {
     // The project's venv, or EMPIRIC_PYTHON (a GPU image's python3 with torch).
     const char* env_python = std::getenv("EMPIRIC_PYTHON");
@@ -442,7 +468,11 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
                               " --batch " + std::to_string(o.batch) + " --members " +
                               std::to_string(o.members) + " --device " + device.str() +
                               " --lr " + resolved.config["optim"]["lr"].dump() +
-                              " --modes tensor,ensemble,sequential 2>/dev/null";
+                              // The sequential peer is members x the tensor peer's epoch: run
+                              // it only where that takes little time.
+                              (o.members <= 16 ? " --modes tensor,ensemble,sequential"
+                                               : " --modes tensor,ensemble") +
+                              " 2>/dev/null";
       fmt::print(stderr, "running the PyTorch peers: {}\n", cmd);
       int status = 0;
       std::istringstream lines(command_output(cmd, status));
@@ -459,8 +489,8 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
   Store store(ctx.db);
   json env = run_environment(ctx.home, device);
   const long long env_id = store.put_environment(env);
-  fmt::print("{:<40} {:>10} {:>10} {:>12} {:>14} {:>9}\n", "run", "train_s", "epoch_s", "samples/s",
-             "models*ep/s", "test_acc");
+  fmt::print("{:<40} {:>10} {:>10} {:>12} {:>14} {:>9} {:>8}\n", "run", "train_s", "epoch_s",
+             "samples/s", "models*ep/s", "test_acc", "gpu_%");
   for (const auto& r : rows) {
     BenchRecord b;
     b.name = "training/" + r.name;
@@ -474,15 +504,18 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
                   {"models_epochs_per_s", double(o.epochs * r.models) / r.train_s},
                   {"test_acc", r.test_acc},
                   {"config", o.config},
-                  {"gpu_utilization", nullptr}};
+                  {"gpu_utilization", std::isnan(r.gpu_util) ? json() : json(r.gpu_util)}};
+    if (r.name.rfind("empiric/", 0) == 0 && device.is_cuda())  // populations step eagerly
+      b.counters["cuda_graphs"] = r.name == "empiric/population" ? "eager" : graphs;
     if (r.name == "empiric/population") {
       b.counters["speedup_vs_sequential"] = sequential / population;
       b.counters["largest_member_test_acc_difference"] = largest_diff;
     }
     b.env_id = env_id;
     store.put_bench(b);
-    fmt::print("{:<40} {:>10.2f} {:>10.3f} {:>12.0f} {:>14.2f} {:>9.4f}\n", r.name, r.train_s,
-               b.time_s, b.items_per_s, double(o.epochs * r.models) / r.train_s, r.test_acc);
+    fmt::print("{:<40} {:>10.2f} {:>10.3f} {:>12.0f} {:>14.2f} {:>9.4f} {:>8}\n", r.name, r.train_s,
+               b.time_s, b.items_per_s, double(o.epochs * r.models) / r.train_s, r.test_acc,
+               std::isnan(r.gpu_util) ? std::string("-") : fmt::format("{:.0f}", r.gpu_util));
   }
   fmt::print("population of {}: {:.2f}x the models x epochs per second of training them one after "
              "another; {} records stored in {}\n",

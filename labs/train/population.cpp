@@ -161,6 +161,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   std::map<std::string, size_t> cache;
   std::vector<size_t> data_of(static_cast<size_t>(P));
   std::vector<Net> nets;
+  std::unique_lock<std::mutex> init_lock(init_mutex());
   for (int64_t p = 0; p < P; ++p) {
     const uint64_t seed = cfgs[p].value("seed", 0);
     torch::manual_seed(seed);
@@ -175,6 +176,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
                               owned[data_of[p]].outputs));
     nets.back()->to(device);
   }
+  init_lock.unlock();
   const Dataset& d0 = owned[0];
   if (d0.regression) throw UserError(source + ": populations train classifiers only");
 
@@ -284,10 +286,42 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   }
 
   auto step_losses = torch::zeros({P, spe}, d0.x_train.options());
+  // Every member's training set in one tensor (data set d at rows d * n ...), so that a step
+  // gathers all members' batches with one call. The data sets keep views into it, not copies.
+  torch::Tensor x_all, y_all;
+  bool same_size = true;
+  for (const auto& d : owned) same_size = same_size && d.x_train.size(0) == n;
+  if (owned.size() == 1) {
+    x_all = d0.x_train.flatten(1), y_all = d0.y_train;
+  } else if (same_size) {
+    std::vector<torch::Tensor> xs, ys;
+    for (const auto& d : owned) xs.push_back(d.x_train.flatten(1)), ys.push_back(d.y_train);
+    x_all = torch::cat(xs), y_all = torch::cat(ys);
+    xs.clear(), ys.clear();
+    for (size_t k = 0; k < owned.size(); ++k) {
+      const auto shape = owned[k].x_train.sizes().vec();
+      owned[k].x_train = x_all.narrow(0, int64_t(k) * n, n).view(shape);
+      owned[k].y_train = y_all.narrow(0, int64_t(k) * n, n);
+    }
+  }
   std::vector<torch::Tensor> flat_x;
   for (const auto& d : owned) flat_x.push_back(d.x_train.flatten(1));
+  auto row_offset = torch::empty({P, 1}, torch::kInt64);
+  for (int64_t p = 0; p < P; ++p) row_offset[p][0] = int64_t(data_of[p]) * n;
   auto x_buf = torch::empty({P, batch, flat_x[0].size(1)}, d0.x_train.options());
   auto y_buf = torch::empty({P, batch}, d0.y_train.options());
+  // The step configs without their LR (set each step).
+  std::vector<kernels::SgdConfig> sgd(static_cast<size_t>(P));
+  std::vector<kernels::AdamConfig> adam(static_cast<size_t>(P));
+  for (int64_t p = 0; p < P; ++p) {
+    const json& o = cfgs[p]["optim"];
+    if (opt_name == "sgd")
+      sgd[p] = {0.0, o["momentum"].get<double>(), o["weight_decay"].get<double>(),
+                o["nesterov"].get<bool>()};
+    else
+      adam[p] = {0.0, o["betas"][0].get<double>(), o["betas"][1].get<double>(),
+                 o["eps"].get<double>(), o["weight_decay"].get<double>(), opt_name == "adamw"};
+  }
   auto batch_sizes = torch::full({spe}, double(batch), d0.x_train.options());
   batch_sizes[spe - 1] = double(n - (spe - 1) * batch);
   int epoch = 0;
@@ -331,7 +365,12 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   while (step < total) {
     auto t_start = Clock::now();
     std::vector<torch::Tensor> perms;
-    for (int64_t p = 0; p < P; ++p) perms.push_back(torch::randperm(n, order[p]).to(device));
+    for (int64_t p = 0; p < P; ++p) perms.push_back(torch::randperm(n, order[p]));
+    // Rows of x_all in each member's order: one gather per step serves every member.
+    const bool one_gather = x_all.defined();
+    auto all_rows = one_gather ? (torch::stack(perms) + row_offset).to(device) : torch::Tensor();
+    if (!one_gather)
+      for (auto& perm : perms) perm = perm.to(device);
     epoch_steps = 0;
     const long long epoch_start = step;
     int64_t checked = 0;
@@ -339,7 +378,12 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
       const int64_t lo = b * batch, hi = std::min(n, (b + 1) * batch);
       // P x B x features and P x B, gathered straight into one buffer.
       auto xb = x_buf.slice(1, 0, hi - lo), yb = y_buf.slice(1, 0, hi - lo);
-      for (int64_t p = 0; p < P; ++p) {
+      if (one_gather) {
+        auto rows = all_rows.slice(1, lo, hi).reshape({-1});
+        xb = x_all.index_select(0, rows).view({P, hi - lo, -1});
+        yb = y_all.index_select(0, rows).view({P, hi - lo});
+      }
+      for (int64_t p = 0; p < P && !one_gather; ++p) {
         const Dataset& d = owned[data_of[p]];
         auto idx = perms[p].slice(0, lo, hi);
         auto x_out = xb[p], y_out = yb[p];
@@ -359,19 +403,11 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
         torch::NoGradGuard guard;
         // Each member's step config; when all are alike (a population of seeds), one fused call
         // steps the stacked tensors whole, else one call per member on its views.
-        std::vector<kernels::SgdConfig> sgd(static_cast<size_t>(P));
-        std::vector<kernels::AdamConfig> adam(static_cast<size_t>(P));
         bool alike = true;
         for (int64_t p = 0; p < P; ++p) {
-          const json& o = cfgs[p]["optim"];
           const double lr =
               ms[p].diverged_step >= 0 ? 0.0 : lr_at(sched, ms[p].base_lr, step, total, spe);
-          if (opt_name == "sgd")
-            sgd[p] = {lr, o["momentum"].get<double>(), o["weight_decay"].get<double>(),
-                      o["nesterov"].get<bool>()};
-          else
-            adam[p] = {lr, o["betas"][0].get<double>(), o["betas"][1].get<double>(),
-                       o["eps"].get<double>(), o["weight_decay"].get<double>(), opt_name == "adamw"};
+          (opt_name == "sgd" ? sgd[p].lr : adam[p].lr) = lr;
           alike = alike && (opt_name == "sgd" ? same_sgd(sgd[p], sgd[0]) : same_adam(adam[p], adam[0]));
         }
         auto step_members = [&](const std::vector<torch::Tensor>& w, const std::vector<torch::Tensor>& g,
@@ -402,7 +438,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
       if (step % check_every == 0 || step == total || b + 1 == spe) {
         auto window = step_losses.slice(1, checked, b + 1);
         auto bad = window.isnan().logical_or_(window.isinf()).logical_or_(window.gt(bound)).cpu();
-        for (int64_t p = 0; p < P; ++p) {
+        for (int64_t p = 0; p < P && bad.any().item<bool>(); ++p) {
           if (ms[p].diverged_step >= 0) continue;
           auto hits = bad[p].nonzero();
           if (hits.size(0) > 0) ms[p].diverged_step = epoch_start + checked + hits[0][0].item<int64_t>();

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -237,6 +238,12 @@ TEST(Sweep, JobsAndShardsCoverEveryTrialOnce) {
   for (const auto& t : want) EXPECT_TRUE(got.count(t.hash)) << t.hash;
   EXPECT_LT(Store(dir.file("shard0.db")).trials().size(),
             want.size());  // each shard ran only its part
+  // Trials started at once draw their data and init one at a time: the same results as one by
+  // one (a different init would move the loss by far more than thread-count rounding).
+  std::map<std::string, double> one_by_one;
+  for (const auto& t : all.trials()) one_by_one[t.hash] = t.summary["train_loss"].get<double>();
+  for (const auto& t : Store(dir.file("r.db")).trials())
+    EXPECT_NEAR(t.summary["train_loss"].get<double>(), one_by_one.at(t.hash), 1e-4) << t.hash;
 }
 
 TEST(Sweep, ADivergingTrialIsRecordedAndTheSweepGoesOn) {

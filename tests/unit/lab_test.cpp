@@ -113,6 +113,18 @@ TEST(Data, LoadsAnMnistDirectoryOfTinyIdxFiles) {
   EXPECT_EQ(d.outputs, 10);
   cfg["data"]["path"] = dir.file("missing");
   EXPECT_THROW(data_of(cfg), UserError);
+
+  // Decoded files are kept for the process: each load gets its own copy (label noise changes a
+  // trial's labels in place, not the next trial's), and a rewritten file is read again.
+  cfg["data"]["path"] = dir.path();
+  cfg["data"]["label_noise"] = 1.0;
+  Dataset noisy = data_of(cfg);
+  cfg["data"]["label_noise"] = 0.0;
+  Dataset clean = data_of(cfg);
+  EXPECT_TRUE(torch::equal(clean.y_train, d.y_train));
+  EXPECT_FALSE(torch::equal(noisy.y_train, d.y_train));
+  write("train", 30);
+  EXPECT_EQ(data_of(cfg).x_train.size(0), 30);
 }
 
 TEST(Models, LeNetHasTheClassicParameterCount) {
