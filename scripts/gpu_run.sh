@@ -1,57 +1,107 @@
 #!/usr/bin/env bash
-# There (the GPU machine, through the device tool, with .deps carried): runs the tests (the CUDA
-# ones included, which skip elsewhere) and the training benchmarks, and writes a table to $OUT.
+# There (the GPU machine, through the device tool, with .deps carried; made here by
+# scripts/pack_gpu.sh): the CUDA tests (which skip elsewhere), the single-model benchmark beside
+# the PyTorch peers, the training suite (64 members), the kernel benchmarks, and a timed
+# `empiric answer 99 --preset full`. Writes under $OUT (at most 8 files come back):
+#   summary.md   environment, test results and every table
+#   tests.log    the CUDA tests' output
+#   bench.db     the training suite's records (merge with `empiric results merge`)
+#   q99.db       the answer's trials;  answer99.txt its output
+#   kernels_cuda.json  Google Benchmark's output
 #   device run: bash scripts/gpu_run.sh        carry: [".deps"]
+# STEPS (default "tests lenet graphs suite kernels answer") picks and orders the parts;
+# ANSWER_JOBS sets the answer's --jobs (trials at once on the GPU).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/empiric-gpu}
 mkdir -p "$OUT"
+STEPS=${STEPS:-tests lenet graphs suite kernels answer}
 PY=${PY:-python3}
 deps=$PWD/.deps/gpu
+bin=$deps/bin
+summary=$OUT/summary.md
 torch_lib=$($PY -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
 export LD_LIBRARY_PATH="$torch_lib:$deps/lib:${LD_LIBRARY_PATH:-}"
 # The binaries carry absolute paths of the dev checkout (tests find questions/ and the binary
-# through them) and the default data directory: make both exist here.
-mkdir -p /work /usr/share/datasets
+# through them) and the default data directory: make both exist here. The data travels as xz.
+mkdir -p /work /usr/share/datasets /tmp/fmnist
 [ -e /work/main ] || ln -s "$PWD" /work/main
-mkdir -p /work/main/build/bin && cp "$deps/bin/empiric" /work/main/build/bin/empiric 2>/dev/null
-[ -e /usr/share/datasets/fashion-mnist ] || ln -s "$deps/data/fashion-mnist" /usr/share/datasets/fashion-mnist
+mkdir -p /work/main/build/bin && cp "$bin/empiric" /work/main/build/bin/empiric 2>/dev/null
+$PY - "$deps/data" /tmp/fmnist <<'PY'
+import gzip, lzma, os, sys
+src, dst = sys.argv[1:]
+for f in os.listdir(src):
+    if f.endswith(".xz"):
+        with lzma.open(os.path.join(src, f)) as i, gzip.open(os.path.join(dst, f[:-3] + ".gz"), "wb", 1) as o:
+            o.write(i.read())
+PY
+[ -e /usr/share/datasets/fashion-mnist ] || ln -s /tmp/fmnist /usr/share/datasets/fashion-mnist
 
 {
   echo "# empiric on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
-  echo "torch: $($PY -c 'import torch; print(torch.__version__)')"
-  date -u
-} | tee "$OUT/env.txt"
+  echo "torch $($PY -c 'import torch; print(torch.__version__)'), $(nproc) CPU cores, $(date -u)"
+  echo
+} | tee "$summary"
 
 status=0
-# ONLY=answer: only `empiric answer 99 --preset quick` on the GPU (the claims path end to end).
-if [ "${ONLY:-}" = answer ]; then
-  "$deps/bin/empiric" --db "$OUT/q99.db" answer 99 --preset quick --device cuda --no-progress 2>&1 | tee "$OUT/answer99.txt"
-  exit "${PIPESTATUS[0]}"
-fi
-# ONLY=run: `empiric run $RUN_ARGS --device cuda` into $OUT/run.db (merge it here with
-# `empiric results merge`); trials finish one by one, so a run cut off by the time limit keeps them.
-if [ "${ONLY:-}" = run ]; then
-  # shellcheck disable=SC2086
-  "$deps/bin/empiric" --db "$OUT/run.db" run $RUN_ARGS --device cuda --no-progress 2>&1 | tee "$OUT/run.txt"
-  exit "${PIPESTATUS[0]}"
-fi
-# ONLY=kernels skips the tests and the training benchmark.
-[ "${ONLY:-}" = kernels ] || for t in core_tests lab_tests; do
-  "$deps/bin/$t" --gtest_output="json:$OUT/$t.json" >"$OUT/$t.log" 2>&1 || status=1
-  echo "$t: $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/$t.log" | tr '\n' ' ')"
+section() { printf '\n## %s\n\n' "$1" | tee -a "$summary"; }
+timed() {  # timed NAME CMD...: runs CMD, then prints its exit status and wall time
+  local t0=$SECONDS
+  "${@:2}"
+  local rc=$?
+  echo "$1: exit $rc, $((SECONDS - t0)) s wall"
+  return $rc
+}
+
+for step in $STEPS; do
+  case $step in
+  tests)
+    section "CUDA tests"
+    for t in core_tests lab_tests; do
+      "$bin/$t" --gtest_filter='*Cuda*:*cuda*' >>"$OUT/tests.log" 2>&1 || status=1
+      echo "$t: $(grep -E '^\[  (PASSED|FAILED|SKIPPED) ' "$OUT/tests.log" | tail -3 | tr '\n' ' ')" | tee -a "$summary"
+    done
+    grep -E '^\[  FAILED  \]' "$OUT/tests.log" | sort -u | tee -a "$summary"
+    ;;
+  lenet)
+    section "One LeNet-300-100, 3 epochs, batch 128 (scripts/bench_lenet.sh --device cuda)"
+    EMPIRIC="$bin/empiric" PY=$PY REPS=${REPS:-2} timed bench_lenet scripts/bench_lenet.sh --device cuda 2>&1 | tee -a "$summary"
+    ;;
+  suite)
+    section "Training suite: 64 members (empiric bench --suite training --device cuda)"
+    EMPIRIC_PYTHON=$PY timed suite "$bin/empiric" --db "$OUT/bench.db" bench --suite training \
+      --device cuda --members "${MEMBERS:-64}" --epochs 2 2>&1 | tee -a "$summary"
+    ;;
+  kernels)
+    section "Kernels (kernels_bench, cuda)"
+    "$bin/kernels_bench" --benchmark_filter='cuda:1' --benchmark_repetitions=3 \
+      --benchmark_report_aggregates_only=true --benchmark_out="$OUT/kernels_cuda.json" \
+      --benchmark_out_format=json >/tmp/kernels_cuda.txt 2>&1
+    $PY bench/peers/adam_step.py --device cuda >/tmp/adam_peer_cuda.jsonl
+    $PY scripts/kernel_table.py "$OUT/kernels_cuda.json" /tmp/adam_peer_cuda.jsonl | tee -a "$summary"
+    ;;
+  graphs)
+    section "One LeNet-300-100 (configs/fmnist_lenet.json --preset quick): CUDA graphs on and off"
+    for g in auto off auto off; do
+      "$bin/empiric" --db /tmp/graphs_$g.db run configs/fmnist_lenet.json --preset quick --device cuda \
+        --no-progress train.cuda_graphs=$g >/dev/null 2>&1
+    done
+    for g in auto off; do
+      "$bin/empiric" --db /tmp/graphs_$g.db results --format jsonl | $PY -c "
+import json, sys
+for l in sys.stdin:
+    s = json.loads(l)['summary']
+    print('train.cuda_graphs=$g', s.get('cuda_graphs'), 'epoch_s %.3f' % (s['compute_s'] / s['epochs']), 'test_acc %.4f' % s['test_acc'])
+" | tee -a "$summary"
+    done
+    ;;
+  answer)
+    jobs=${ANSWER_JOBS:-1}
+    section "empiric answer 99 --preset full --device cuda --jobs $jobs (limit ${ANSWER_LIMIT:-200} s)"
+    timed answer99 timeout "${ANSWER_LIMIT:-200}" "$bin/empiric" --db "$OUT/q99.db" answer 99 \
+      --preset full --device cuda --jobs "$jobs" --no-progress 2>&1 | tee "$OUT/answer99.txt" | tail -1 | tee -a "$summary"
+    grep -E "supported|refuted|inconclusive|trials" "$OUT/answer99.txt" | head -30 | tee -a "$summary"
+    ;;
+  esac
 done
-
-[ "${ONLY:-}" = kernels ] || EMPIRIC="$deps/bin/empiric" PY=$PY REPS=${REPS:-3} scripts/bench_lenet.sh --device cuda | tee "$OUT/bench_lenet_cuda.md"
-# Populations on the GPU: 64 LeNet-300-100s one after another and as one batched model, beside the
-# PyTorch peers (vmap ensemble, sequential), stored in $OUT/bench.db (issue 9's 20x target).
-[ "${ONLY:-}" = kernels ] || EMPIRIC_PYTHON=$PY "$deps/bin/empiric" --db "$OUT/bench.db" bench \
-  --suite training --device cuda --members 64 --epochs 2 2>&1 | tee "$OUT/training_suite_cuda.md"
-
-# Kernels: empiric's CUDA kernels beside torch::optim and the copy bandwidth (same process), then
-# the PyTorch Python peer (AdamW(fused=True) + mask multiply) in the same session.
-"$deps/bin/kernels_bench" --benchmark_filter='cuda:1' --benchmark_repetitions=5 \
-  --benchmark_report_aggregates_only=true --benchmark_out="$OUT/kernels_cuda.json" --benchmark_out_format=json >"$OUT/kernels_cuda.txt" 2>&1
-$PY bench/peers/adam_step.py --device cuda >"$OUT/adam_peer_cuda.jsonl"
-$PY scripts/kernel_table.py "$OUT/kernels_cuda.json" "$OUT/adam_peer_cuda.jsonl" | tee "$OUT/kernels_cuda.md"
 exit $status

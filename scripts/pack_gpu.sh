@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
 # Here (the dev machine): gather what the GPU machine needs into .deps/gpu/ (git-ignored): the
-# binaries built here, the libraries they need that its image lacks, and Fashion-MNIST. Its torch
+# binaries built here (stripped), the libraries they need that its image lacks, and Fashion-MNIST
+# recompressed with xz (the working tree and this folder travel together under 64 MiB). Its torch
 # is the same 2.11.0+cu130, so the binaries run there against its libtorch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 dest=.deps/gpu
 rm -rf "$dest" && mkdir -p "$dest/bin" "$dest/lib" "$dest/data"
-cp "$BUILD_DIR/bin/empiric" "$BUILD_DIR/tests/core_tests" "$BUILD_DIR/tests/lab_tests" "$dest/bin/"
-[ -d "$BUILD_DIR/bench" ] && find "$BUILD_DIR/bench" -maxdepth 1 -type f -executable -exec cp {} "$dest/bin/" \;
+for b in "$BUILD_DIR/bin/empiric" "$BUILD_DIR/tests/core_tests" "$BUILD_DIR/tests/lab_tests" \
+         $(find "$BUILD_DIR/bench" -maxdepth 1 -type f -executable 2>/dev/null); do
+  strip -o "$dest/bin/$(basename "$b")" "$b"
+done
 for lib in libfmt.so.9 libsqlite3.so.0 libbenchmark.so.1debian; do
   [ -e "/usr/lib/x86_64-linux-gnu/$lib" ] && cp -L "/usr/lib/x86_64-linux-gnu/$lib" "$dest/lib/"
 done
-cp -r /usr/share/datasets/fashion-mnist "$dest/data/"
+src=/usr/share/datasets/fashion-mnist
+for f in "$src"/*.gz; do
+  zcat "$f" | xz -9e -T2 >"$dest/data/$(basename "$f" .gz).xz"
+done
 du -sh "$dest"
+echo "working tree + $dest: $(( ($(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) + $(du -sb "$dest" | cut -f1)) / 1048576 )) MiB (limit 64)"
