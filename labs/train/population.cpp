@@ -1,6 +1,7 @@
 #include "train/population.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <fmt/core.h>
 
 #include <algorithm>
 #include <chrono>
@@ -10,6 +11,7 @@
 #include "core/config.h"
 #include "core/errors.h"
 #include "fused_optim/fused_optim.h"
+#include "graph/graph.h"
 #include "train/schedule.h"
 
 namespace empiric {
@@ -362,12 +364,35 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
     eval_s += seconds_since(te);
   };
 
+  // CUDA graphs, as in train_model: once two steps have run, a full-batch step of a population
+  // whose members step alike (all with one LR) is captured whole (gather from a static row
+  // buffer, forward, backward, one fused step reading its LR and bias corrections from device
+  // scalars) and replayed; other steps (the smaller last batch, members stepping apart after one
+  // diverged) run eagerly through the same tensors.
+  const bool one_gather = x_all.defined();
+  std::string graph_status = !device.is_cuda()                                  ? ""
+                             : c0["train"].value("cuda_graphs", "auto") == "off" ? "train.cuda_graphs is off"
+                             : !kernels::graphs_available()                     ? "this build has no CUDA graphs"
+                             : !one_gather ? "members' data sets differ in size" : "captured";
+  bool graphs = graph_status == "captured";
+  kernels::StreamGuard side_stream(graphs ? std::max<int>(0, device.index()) : -1);
+  kernels::Graph step_graph;
+  torch::Tensor static_rows, static_losses, lr_device, t_device, step_scalars;
+  double lr_on_device = NAN;
+  if (graphs) {
+    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
+    static_rows = torch::zeros({P * batch}, f64.dtype(torch::kInt64));
+    static_losses = torch::zeros({P}, d0.x_train.options());
+    lr_device = torch::zeros({1}, f64);
+    t_device = torch::zeros({1}, f64);
+    step_scalars = torch::zeros({opt_name == "sgd" ? 1 : 3}, f64.dtype(torch::kFloat32));
+  }
+
   while (step < total) {
     auto t_start = Clock::now();
     std::vector<torch::Tensor> perms;
     for (int64_t p = 0; p < P; ++p) perms.push_back(torch::randperm(n, order[p]));
     // Rows of x_all in each member's order: one gather per step serves every member.
-    const bool one_gather = x_all.defined();
     auto all_rows = one_gather ? (torch::stack(perms) + row_offset).to(device) : torch::Tensor();
     if (!one_gather)
       for (auto& perm : perms) perm = perm.to(device);
@@ -376,40 +401,88 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
     int64_t checked = 0;
     for (int64_t b = 0; b < spe && step < total; ++b) {
       const int64_t lo = b * batch, hi = std::min(n, (b + 1) * batch);
-      // P x B x features and P x B, gathered straight into one buffer.
-      auto xb = x_buf.slice(1, 0, hi - lo), yb = y_buf.slice(1, 0, hi - lo);
-      if (one_gather) {
-        auto rows = all_rows.slice(1, lo, hi).reshape({-1});
-        xb = x_all.index_select(0, rows).view({P, hi - lo, -1});
-        yb = y_all.index_select(0, rows).view({P, hi - lo});
+      // Each member's LR this step; when all step alike (a population of seeds), one fused call
+      // steps the stacked tensors whole, else one call per member on its views.
+      bool alike = true;
+      for (int64_t p = 0; p < P; ++p) {
+        const double lr =
+            ms[p].diverged_step >= 0 ? 0.0 : lr_at(sched, ms[p].base_lr, step, total, spe);
+        (opt_name == "sgd" ? sgd[p].lr : adam[p].lr) = lr;
+        alike = alike && (opt_name == "sgd" ? same_sgd(sgd[p], sgd[0]) : same_adam(adam[p], adam[0]));
       }
-      for (int64_t p = 0; p < P && !one_gather; ++p) {
-        const Dataset& d = owned[data_of[p]];
-        auto idx = perms[p].slice(0, lo, hi);
-        auto x_out = xb[p], y_out = yb[p];
-        torch::index_select_out(x_out, flat_x[data_of[p]], 0, idx);
-        torch::index_select_out(y_out, d.y_train, 0, idx);
-      }
-      for (auto& s : stacked)
-        if (s.mutable_grad().defined()) s.mutable_grad().zero_();
-      auto out = forward(xb);
-      auto losses = torch::cross_entropy_loss(out.flatten(0, 1), yb.flatten(), {},
-                                              at::Reduction::None)
-                        .view({P, hi - lo})
-                        .mean(1);
-      losses.sum().backward();
-      ++opt_steps;
-      {
-        torch::NoGradGuard guard;
-        // Each member's step config; when all are alike (a population of seeds), one fused call
-        // steps the stacked tensors whole, else one call per member on its views.
-        bool alike = true;
-        for (int64_t p = 0; p < P; ++p) {
-          const double lr =
-              ms[p].diverged_step >= 0 ? 0.0 : lr_at(sched, ms[p].base_lr, step, total, spe);
-          (opt_name == "sgd" ? sgd[p].lr : adam[p].lr) = lr;
-          alike = alike && (opt_name == "sgd" ? same_sgd(sgd[p], sgd[0]) : same_adam(adam[p], adam[0]));
+      const double lr0 = opt_name == "sgd" ? sgd[0].lr : adam[0].lr;
+      const bool replayable = hi - lo == batch && alike;
+      auto losses_of = [&](const torch::Tensor& xb, const torch::Tensor& yb) {
+        for (auto& s : stacked)
+          if (s.mutable_grad().defined()) s.mutable_grad().zero_();
+        auto out = forward(xb);
+        auto losses = torch::cross_entropy_loss(out.flatten(0, 1), yb.flatten(), {},
+                                                at::Reduction::None)
+                          .view({P, xb.size(1)})
+                          .mean(1);
+        losses.sum().backward();
+        return losses;
+      };
+      auto grads_of_stacked = [&]() {
+        std::vector<torch::Tensor> grads;
+        for (auto& s : stacked) grads.push_back(s.grad());
+        return grads;
+      };
+      if (graphs && replayable && !step_graph.captured() && opt_steps >= 2) {
+        static_rows.copy_(all_rows.slice(1, lo, hi).reshape({-1}));
+        t_device.fill_(double(opt_steps));
+        std::string why;
+        if (!step_graph.capture(
+                [&] {
+                  auto xb = x_all.index_select(0, static_rows).view({P, batch, -1});
+                  auto yb = y_all.index_select(0, static_rows).view({P, batch});
+                  auto losses = losses_of(xb, yb);
+                  torch::NoGradGuard guard;
+                  t_device.add_(1);
+                  if (opt_name == "sgd") {
+                    step_scalars.copy_(lr_device);
+                    kernels::fused_sgd_(stacked, grads_of_stacked(), state1, {}, sgd[0], false,
+                                        step_scalars);
+                  } else {  // the host's formulas, in float64 on the device
+                    step_scalars.copy_(torch::cat(
+                        {lr_device, lr_device / (1.0 - torch::pow(adam[0].beta1, t_device)),
+                         (1.0 - torch::pow(adam[0].beta2, t_device)).sqrt()}));
+                    kernels::fused_adam_(stacked, grads_of_stacked(), state1, state2, {}, adam[0],
+                                         opt_steps + 1, step_scalars);
+                  }
+                  static_losses.copy_(losses.detach());
+                },
+                &why)) {
+          graphs = false;
+          graph_status = "capture failed: " + why;
+          fmt::print(stderr, "cuda graphs: a population step could not be captured ({}); "
+                             "training eagerly\n", why);
         }
+      }
+      if (step_graph.captured() && replayable) {
+        static_rows.copy_(all_rows.slice(1, lo, hi).reshape({-1}));
+        if (lr0 != lr_on_device) lr_device.fill_(lr0), lr_on_device = lr0;
+        step_graph.replay();
+        ++opt_steps;
+        step_losses.select(1, b).copy_(static_losses);
+      } else {
+        // P x B x features and P x B, gathered straight into one buffer.
+        auto xb = x_buf.slice(1, 0, hi - lo), yb = y_buf.slice(1, 0, hi - lo);
+        if (one_gather) {
+          auto rows = all_rows.slice(1, lo, hi).reshape({-1});
+          xb = x_all.index_select(0, rows).view({P, hi - lo, -1});
+          yb = y_all.index_select(0, rows).view({P, hi - lo});
+        }
+        for (int64_t p = 0; p < P && !one_gather; ++p) {
+          const Dataset& d = owned[data_of[p]];
+          auto idx = perms[p].slice(0, lo, hi);
+          auto x_out = xb[p], y_out = yb[p];
+          torch::index_select_out(x_out, flat_x[data_of[p]], 0, idx);
+          torch::index_select_out(y_out, d.y_train, 0, idx);
+        }
+        auto losses = losses_of(xb, yb);
+        ++opt_steps;
+        torch::NoGradGuard guard;
         auto step_members = [&](const std::vector<torch::Tensor>& w, const std::vector<torch::Tensor>& g,
                                 const std::vector<torch::Tensor>& s1,
                                 const std::vector<torch::Tensor>& s2, int64_t p) {
@@ -418,8 +491,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
           else
             kernels::fused_adam_(w, g, s1, s2, {}, adam[p], opt_steps);
         };
-        std::vector<torch::Tensor> grads;
-        for (auto& s : stacked) grads.push_back(s.grad());
+        std::vector<torch::Tensor> grads = grads_of_stacked();
         if (alike) {
           step_members(stacked, grads, state1, state2, 0);
         } else {
@@ -428,6 +500,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
                          member_list(state2, p), p);
         }
         step_losses.select(1, b).copy_(losses.detach());
+        if (step_graph.captured()) t_device.fill_(double(opt_steps));  // the next replay's count
       }
       ++step;
       samples += hi - lo;
@@ -481,6 +554,10 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
     out.summary["weight_norm"] = std::sqrt(sq);
     out.summary["chance_loss"] = std::log(double(d.outputs));
     out.summary["population"] = P;
+    if (device.is_cuda())
+      out.summary["cuda_graphs"] = graph_status == "captured" && !step_graph.captured()
+                                       ? "too few steps"
+                                       : graph_status;
     out.summary["population_compute_s"] = compute_s;
     if (has_val) {
       out.summary["best_val_loss"] =

@@ -143,6 +143,32 @@ TEST(CudaGraphs, ConfigsThatCannotBeCapturedTrainEagerlyAndSayWhy) {
   EXPECT_EQ(out.summary["cuda_graphs"], "clipping reads the norm on the host");
 }
 
+TEST(CudaGraphs, APopulationReplaysItsStepAndMatchesItsEagerRun) {
+  SKIP_WITHOUT_GPU();
+  const torch::Device gpu(torch::kCUDA, 0);
+  // Three seeds stepping alike (Adam, cosine LR: the device scalars change every step), 1000
+  // examples (the last batch of each epoch, 40, runs eagerly between replays).
+  std::vector<json> graphed, eager;
+  for (int seed = 0; seed < 3; ++seed) {
+    json cfg = trial_config(R"({"optim": {"name": "adam", "lr": 0.003, "momentum": null},
+        "schedule": {"name": "cosine"}, "data": {"n_train": 1000}})");
+    cfg["seed"] = seed;
+    graphed.push_back(cfg);
+    cfg["train"]["cuda_graphs"] = "off";
+    eager.push_back(cfg);
+  }
+  auto g = run_population(graphed, gpu, std::vector<TrainHooks>(3), "cuda_test.json");
+  auto e = run_population(eager, gpu, std::vector<TrainHooks>(3), "cuda_test.json");
+  for (size_t i = 0; i < 3; ++i) {
+    ASSERT_EQ(g[i].status, "finished");
+    EXPECT_EQ(g[i].summary["cuda_graphs"], "captured");
+    EXPECT_EQ(e[i].summary["cuda_graphs"], "train.cuda_graphs is off");
+    for (const char* m : {"train_loss", "test_loss", "weight_norm"})
+      EXPECT_NEAR(g[i].summary[m].get<double>(), e[i].summary[m].get<double>(), 1e-5)
+          << "member " << i << " " << m;
+  }
+}
+
 TEST(CudaPopulation, MembersEqualTheirSoloGpuRunsAndADivergedOneIsFound) {
   SKIP_WITHOUT_GPU();
   const torch::Device gpu(torch::kCUDA, 0);
