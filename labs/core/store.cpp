@@ -255,6 +255,20 @@ void Store::put_metrics(const std::string& hash, int epoch, long long step,
   txn.commit();
 }
 
+void Store::put_metrics(const std::string& hash, const std::vector<MetricRow>& rows) {
+  if (rows.empty()) return;
+  WriteTxn txn(*this, db_);
+  Stmt ins(
+      db_,
+      "INSERT OR REPLACE INTO metrics(trial_hash, epoch, step, name, value) VALUES (?, ?, ?, ?, ?)",
+      path_);
+  for (const auto& r : rows) {
+    ins.bind(1, hash).bind(2, r.epoch).bind(3, r.step).bind(4, r.name).bind(5, r.value).step();
+    ins.reset();
+  }
+  txn.commit();
+}
+
 void Store::clear_metrics(const std::string& hash) {
   WriteTxn txn(*this, db_);
   Stmt(db_, "DELETE FROM metrics WHERE trial_hash = ?", path_).bind(1, hash).step();

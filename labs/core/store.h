@@ -83,6 +83,8 @@ class Store {
   // Metrics of one evaluation, in one transaction.
   void put_metrics(const std::string& hash, int epoch, long long step,
                    const std::vector<std::pair<std::string, double>>& values);
+  // Metrics of many evaluations, in one transaction.
+  void put_metrics(const std::string& hash, const std::vector<MetricRow>& rows);
   void clear_metrics(const std::string& hash);
   std::vector<MetricRow> metrics(const std::string& hash);
 

@@ -5,9 +5,12 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -30,6 +33,17 @@
 
 namespace empiric::cli {
 namespace {
+
+// Evaluations of a running trial not yet in the store.
+struct PendingMetrics {
+  std::vector<MetricRow> rows;
+  std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+};
+
+// A sweep's trials checkpoint at the first epoch end this long after the last checkpoint: a
+// killed trial loses at most about this much training, and runs of many short epochs do not
+// spend their time writing checkpoints.
+constexpr double kCheckpointEveryS = 5.0;
 
 json run_environment(const std::string& home, const torch::Device& device) {
   json env = host_environment(home);
@@ -211,6 +225,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
 
   Progress progress(o.progress);
   std::mutex store_mu;
+  std::map<std::string, std::function<void()>> flushes;  // buffered metrics, by trial hash
   std::atomic<size_t> next{0};
   std::atomic<int> done{0}, started{0};
   std::exception_ptr user_error;
@@ -229,11 +244,29 @@ int run_config(const Context& ctx, const RunOptions& o) {
       if (hooks.checkpoint_path.empty() || !std::filesystem::exists(hooks.checkpoint_path))
         store.clear_metrics(trial.hash);
     }
+    // Evaluations are buffered and stored in one transaction at most every 2 s, before each
+    // checkpoint and when the trial is recorded: a run of many short epochs spent more time in
+    // per-evaluation transactions than in evaluating. A kill loses only what its checkpoint's
+    // resumption recomputes.
     const std::string hash = trial.hash;
-    hooks.on_eval = [&, hash](const Evaluation& ev) {
+    auto buffered = std::make_shared<PendingMetrics>();
+    auto flush = [&, hash, buffered]() {
       std::lock_guard<std::mutex> lock(store_mu);
-      store.put_metrics(hash, ev.epoch, ev.step, ev.values);
+      store.put_metrics(hash, buffered->rows);
+      buffered->rows.clear();
+      buffered->last = std::chrono::steady_clock::now();
     };
+    hooks.on_eval = [buffered, flush](const Evaluation& ev) {
+      for (const auto& [name, value] : ev.values)
+        buffered->rows.push_back({ev.epoch, ev.step, name, value});
+      if (std::chrono::steady_clock::now() - buffered->last >= std::chrono::seconds(2)) flush();
+    };
+    hooks.before_checkpoint = flush;
+    hooks.checkpoint_every_s = kCheckpointEveryS;
+    {
+      std::lock_guard<std::mutex> lock(store_mu);
+      flushes[hash] = flush;
+    }
     const int number = ++started;
     hooks.on_progress = [&, number, label](long long step, long long total) {
       progress.update(number, int(pending.size()), step, total, label);
@@ -241,6 +274,13 @@ int run_config(const Context& ctx, const RunOptions& o) {
     return hooks;
   };
   auto record = [&](const Trial& trial, const TrainOutcome& out, double wall_s) {
+    std::function<void()> flush;
+    {
+      std::lock_guard<std::mutex> lock(store_mu);
+      if (auto it = flushes.find(trial.hash); it != flushes.end())
+        flush = it->second, flushes.erase(it);
+    }
+    if (flush) flush();
     TrialRecord rec;
     rec.hash = trial.hash;
     rec.run_id = run_id;

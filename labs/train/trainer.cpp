@@ -444,6 +444,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   };
 
   bool stop = false;
+  auto last_checkpoint = Clock::now();
   while (st.step < total && !stop) {
     auto t0 = Clock::now();
     auto perm = torch::randperm(n, order_gen).to(device);
@@ -533,8 +534,12 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     if (stop_train_loss > 0)
       for (const auto& [name, value] : last_values)
         if (name == "train_loss" && value <= stop_train_loss) stop = true;
-    if (!hooks.checkpoint_path.empty() && !stop && st.step < total)
+    if (!hooks.checkpoint_path.empty() && !stop && st.step < total &&
+        seconds_since(last_checkpoint) >= hooks.checkpoint_every_s) {
+      if (hooks.before_checkpoint) hooks.before_checkpoint();
       save_checkpoint(hooks.checkpoint_path, model, opt, order_gen, st, device);
+      last_checkpoint = Clock::now();
+    }
   }
   if (hooks.on_progress) hooks.on_progress(st.step, total);
 

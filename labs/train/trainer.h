@@ -30,8 +30,13 @@ struct TrainHooks {
   std::function<void(const Evaluation&)> on_eval;
   // Called now and then with (steps done, total steps); cheap, never synchronizes the device.
   std::function<void(long long, long long)> on_progress;
-  // Where to checkpoint at epoch ends and resume from if present ("" = never).
+  // Where to checkpoint at epoch ends and resume from if present ("" = never), and how often:
+  // at the first epoch end at least this many seconds after the last checkpoint (0: every epoch
+  // end). Called just before each checkpoint is written (e.g. to store buffered metrics, so that
+  // what a resumed run starts from is stored).
   std::string checkpoint_path;
+  double checkpoint_every_s = 0;
+  std::function<void()> before_checkpoint;
   // Called after every optimizer step with the steps taken so far (e.g. to snapshot the weights
   // a lottery ticket rewinds to).
   std::function<void(long long)> on_step;

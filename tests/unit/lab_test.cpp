@@ -379,6 +379,31 @@ TEST(Trainer, AKilledTrialResumesFromItsCheckpointToTheSameResult) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("t.pt")));  // removed once the trial ends
 }
 
+TEST(Trainer, CheckpointsAreSpacedByTheirIntervalAndAnnouncedBeforeWriting) {
+  testing::TempDir dir;
+  json cfg = config(R"({"train": {"epochs": 4}})");
+  // Every epoch end but the last (interval 0): 3 checkpoints, each announced first.
+  TrainHooks every;
+  every.checkpoint_path = dir.file("e.pt");
+  int announced = 0;
+  every.before_checkpoint = [&] {
+    ++announced;
+    EXPECT_EQ(std::filesystem::exists(dir.file("e.pt")), announced > 1);
+  };
+  train_cfg(cfg, every);
+  EXPECT_EQ(announced, 3);
+  // An interval longer than the run: none, so a kill starts the trial over.
+  TrainHooks rare;
+  rare.checkpoint_path = dir.file("r.pt");
+  rare.checkpoint_every_s = 3600;
+  rare.before_checkpoint = [&] { ADD_FAILURE() << "checkpointed within the interval"; };
+  rare.on_eval = [](const Evaluation& e) {
+    if (e.epoch == 3) throw std::runtime_error("killed");
+  };
+  EXPECT_THROW(train_cfg(cfg, rare), std::runtime_error);
+  EXPECT_FALSE(std::filesystem::exists(dir.file("r.pt")));
+}
+
 TEST(Trainer, GradientNoiseResumesWithTheSameDraws) {
   testing::TempDir dir;
   json cfg = config(R"({"train": {"epochs": 4}, "optim": {"grad_noise": 0.01}})");

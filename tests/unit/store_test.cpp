@@ -72,6 +72,12 @@ TEST(Store, MetricsAreReplacedNotDuplicated) {
   EXPECT_DOUBLE_EQ(rows[0].value, 1.0);
   store.clear_metrics("h");
   EXPECT_TRUE(store.metrics("h").empty());
+  // Many evaluations in one transaction, replacing like one at a time.
+  store.put_metrics("h", {{1, 100, "loss", 2.0}, {1, 100, "acc", 0.1}, {2, 200, "loss", 0.5}});
+  store.put_metrics("h", {{2, 200, "loss", 0.25}});
+  rows = store.metrics("h");
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_DOUBLE_EQ(rows.back().value, 0.25);
 }
 
 TEST(Store, FourProcessesWritingAThousandTrialsEachLoseNothing) {
