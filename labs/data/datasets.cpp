@@ -144,8 +144,51 @@ Split take(const Split& s, const torch::Tensor& idx) {
 
 }  // namespace
 
+namespace {
+
+// Names, sizes and times of the regular files in dir (and CIFAR's batch folder): what a cached
+// dataset was read from.
+std::string files_stamp(const std::string& dir) {
+  std::string stamp;
+  std::error_code ec;
+  for (const auto& sub : {fs::path(dir), fs::path(dir) / "cifar-10-batches-bin"})
+    for (const auto& e : fs::directory_iterator(sub, ec))
+      if (e.is_regular_file(ec))
+        stamp += e.path().filename().string() + ":" + std::to_string(e.file_size(ec)) + ":" +
+                 std::to_string(e.last_write_time(ec).time_since_epoch().count()) + ";";
+  return stamp;
+}
+
+Dataset build_dataset(const json& d, uint64_t seed, const torch::Device& device,
+                      const std::string& source, const std::string& default_dir);
+
+}  // namespace
+
 Dataset load_dataset(const json& d, uint64_t seed, const torch::Device& device,
                      const std::string& source, const std::string& default_dir) {
+  std::string key = d.dump() + "|" + std::to_string(seed) + "|" + device.str();
+  if (d.value("name", "") == "fashion_mnist" || d.value("name", "") == "mnist" ||
+      d.value("name", "") == "cifar10") {
+    const std::string dir = d.value("path", "").empty() ? default_dir : d.value("path", "");
+    key += "|" + dir + "|" + files_stamp(dir);
+  }
+  static std::mutex mutex;
+  static std::map<std::string, Dataset> cache;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = cache.find(key); it != cache.end()) return it->second;
+  }
+  Dataset built = build_dataset(d, seed, device, source, default_dir);
+  std::lock_guard<std::mutex> lock(mutex);
+  if (cache.size() >= 4) cache.clear();  // a sweep's seeds; bounded memory
+  cache.emplace(key, built);
+  return built;
+}
+
+namespace {
+
+Dataset build_dataset(const json& d, uint64_t seed, const torch::Device& device,
+                      const std::string& source, const std::string& default_dir) {
   at::Generator gen = at::detail::createCPUGenerator(seed);
   const std::string name = d["name"];
   Dataset out;
@@ -263,4 +306,5 @@ Dataset load_dataset(const json& d, uint64_t seed, const torch::Device& device,
   return out;
 }
 
+}  // namespace
 }  // namespace empiric

@@ -26,7 +26,9 @@ struct Dataset {
 
 // Builds the dataset a validated "data" section describes. All randomness comes from `seed`.
 // `source` names the config in messages; `default_dir` is where fashion_mnist lives when data.path
-// is empty.
+// is empty. The last few datasets built are kept for the process (keyed by the section, the seed,
+// the device and the data files' sizes and times), so the trials of a sweep that share a seed
+// share one copy: a Dataset's tensors are never changed in place.
 Dataset load_dataset(const json& data, uint64_t seed, const torch::Device& device,
                      const std::string& source,
                      const std::string& default_dir = "/usr/share/datasets/fashion-mnist");

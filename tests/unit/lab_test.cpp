@@ -125,6 +125,12 @@ TEST(Data, LoadsAnMnistDirectoryOfTinyIdxFiles) {
   EXPECT_FALSE(torch::equal(noisy.y_train, d.y_train));
   write("train", 30);
   EXPECT_EQ(data_of(cfg).x_train.size(0), 30);
+  // Built data sets are kept: the same section and seed share one copy, another seed has its own.
+  cfg["data"]["validation"] = 5;
+  EXPECT_TRUE(data_of(cfg).x_train.is_same(data_of(cfg).x_train));
+  json other = cfg;
+  other["seed"] = cfg["seed"].get<int>() + 1;
+  EXPECT_FALSE(torch::equal(data_of(cfg).x_val, data_of(other).x_val));
 }
 
 TEST(Models, LeNetHasTheClassicParameterCount) {
