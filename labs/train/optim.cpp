@@ -105,6 +105,10 @@ void Optimizer::zero_grad() {
       if (p.mutable_grad().defined()) p.mutable_grad().zero_();
 }
 
+void Optimizer::clear_grads() {
+  for (auto& p : params_) p.mutable_grad() = torch::Tensor();
+}
+
 void Optimizer::set_lr(double lr) {
   lr_ = lr;
   if (lr_device_.defined() && lr != lr_on_device_) lr_device_.fill_(lr), lr_on_device_ = lr;

@@ -22,6 +22,8 @@ class Optimizer {
   // Applies L1 and clipping to the gradients, then steps.
   void step();
   void zero_grad();
+  // Resets every gradient to undefined, so the next backward writes it anew.
+  void clear_grads();
   // SAM (Foret et al. 2021), for optim.sam_rho > 0: replaces the gradients g in .grad(), taken at
   // the weights w, by those at w + rho g / |g| (|.|: the global L2 norm), which `loss` computes on
   // the same batch; the weights are then restored exactly. Call between backward() and step():

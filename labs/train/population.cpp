@@ -412,9 +412,14 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
       }
       const double lr0 = opt_name == "sgd" ? sgd[0].lr : adam[0].lr;
       const bool replayable = hi - lo == batch && alike;
-      auto losses_of = [&](const torch::Tensor& xb, const torch::Tensor& yb) {
+      // fresh: gradients reset to undefined, so backward writes them instead of zeroing and
+      // adding (the captured step; see train_model).
+      auto losses_of = [&](const torch::Tensor& xb, const torch::Tensor& yb, bool fresh) {
         for (auto& s : stacked)
-          if (s.mutable_grad().defined()) s.mutable_grad().zero_();
+          if (fresh)
+            s.mutable_grad() = torch::Tensor();
+          else if (s.mutable_grad().defined())
+            s.mutable_grad().zero_();
         auto out = forward(xb);
         auto losses = torch::cross_entropy_loss(out.flatten(0, 1), yb.flatten(), {},
                                                 at::Reduction::None)
@@ -436,7 +441,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
                 [&] {
                   auto xb = x_all.index_select(0, static_rows).view({P, batch, -1});
                   auto yb = y_all.index_select(0, static_rows).view({P, batch});
-                  auto losses = losses_of(xb, yb);
+                  auto losses = losses_of(xb, yb, true);
                   torch::NoGradGuard guard;
                   t_device.add_(1);
                   if (opt_name == "sgd") {
@@ -480,7 +485,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
           torch::index_select_out(x_out, flat_x[data_of[p]], 0, idx);
           torch::index_select_out(y_out, d.y_train, 0, idx);
         }
-        auto losses = losses_of(xb, yb);
+        auto losses = losses_of(xb, yb, false);
         ++opt_steps;
         torch::NoGradGuard guard;
         auto step_members = [&](const std::vector<torch::Tensor>& w, const std::vector<torch::Tensor>& g,

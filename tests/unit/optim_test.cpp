@@ -183,6 +183,19 @@ TEST(OptimFused, DeviceScalarsGiveTheSameStepsAsHostScalars) {
   }
 }
 
+TEST(OptimFused, ClearedGradientsAreWrittenAnewNotAdded) {
+  impl = "fused";
+  Toy toy;
+  Optimizer opt(optim_cfg(R"({"name":"sgd"})"), toy);
+  (toy.w * g).sum().backward();
+  (toy.w * g).sum().backward();  // accumulates: 2g
+  expect_near(toy.w.grad(), 2 * g);
+  opt.clear_grads();
+  EXPECT_FALSE(toy.w.grad().defined());
+  (toy.w * g).sum().backward();
+  expect_near(toy.w.grad(), g);
+}
+
 TEST(OptimFused, TorchOptimCannotTakeDeviceScalars) {
   impl = "torch";
   Toy toy;
