@@ -58,6 +58,11 @@ void fused_adam_(const TensorList& params, const TensorList& grads, const Tensor
     cpu_fused_adam(spans, s, masked);
 }
 
+void adam_step_scalars(const at::Tensor& lr, const at::Tensor& t, const AdamConfig& c,
+                       at::Tensor& scalars) {
+  scalars.copy_(at::cat({lr, lr / (1.0 - at::pow(c.beta1, t)), (1.0 - at::pow(c.beta2, t)).sqrt()}));
+}
+
 void fused_sgd_(const TensorList& params, const TensorList& grads, const TensorList& momentum_bufs,
                 const TensorList& masks, const SgdConfig& c, bool first_step,
                 const at::Tensor& scalars) {

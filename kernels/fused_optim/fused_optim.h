@@ -45,6 +45,12 @@ struct SgdConfig {
 void fused_adam_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
                  const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c,
                  int64_t step, const at::Tensor& scalars = {});
+// The Adam scalars a captured step reads: {lr, lr / (1 - beta1^t), sqrt(1 - beta2^t)} computed
+// from lr and t (one-element float64 tensors; t is the 1-based step) in float64 as the host does,
+// with ATen ops only, so a CUDA graph captures the computation too; stored into `scalars`
+// (float32, 3 elements).
+void adam_step_scalars(const at::Tensor& lr, const at::Tensor& t, const AdamConfig& c,
+                       at::Tensor& scalars);
 // momentum_bufs may be empty when momentum == 0; first_step starts the buffers from the gradient.
 void fused_sgd_(const TensorList& params, const TensorList& grads, const TensorList& momentum_bufs,
                 const TensorList& masks, const SgdConfig& c, bool first_step,

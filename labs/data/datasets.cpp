@@ -51,16 +51,24 @@ Split read_idx_split(const std::string& dir, const std::string& prefix) {
   return {to_float_images(images), to_labels(labels)};
 }
 
+// Names, sizes and times of the regular files in dir (and CIFAR's batch folder): what a cached
+// dataset was read from.
+std::string files_stamp(const std::string& dir) {
+  std::string stamp;
+  std::error_code ec;
+  for (const auto& sub : {fs::path(dir), fs::path(dir) / "cifar-10-batches-bin"})
+    for (const auto& e : fs::directory_iterator(sub, ec))
+      if (e.is_regular_file(ec))
+        stamp += e.path().filename().string() + ":" + std::to_string(e.file_size(ec)) + ":" +
+                 std::to_string(e.last_write_time(ec).time_since_epoch().count()) + ";";
+  return stamp;
+}
+
 // A sweep loads the same files for every trial: the decoded split is kept for the process (keyed
-// by the files' paths, sizes and times, so a rewritten file is read again) and each trial gets
-// its own copy, free to change in place (label noise).
+// by the folder's files, so a rewritten file is read again) and each build gets its own copy,
+// free to change in place (label noise).
 Split load_idx(const std::string& dir, const std::string& prefix) {
-  std::string key;
-  for (const auto& base : {prefix + "-images-idx3-ubyte", prefix + "-labels-idx1-ubyte"}) {
-    const std::string path = find_file(dir, base);
-    key += path + "|" + std::to_string(fs::file_size(path)) + "|" +
-           std::to_string(fs::last_write_time(path).time_since_epoch().count()) + "|";
-  }
+  const std::string key = dir + "|" + prefix + "|" + files_stamp(dir);
   static std::mutex mutex;
   static std::map<std::string, Split> cache;
   std::lock_guard<std::mutex> lock(mutex);
@@ -146,19 +154,6 @@ Split take(const Split& s, const torch::Tensor& idx) {
 
 namespace {
 
-// Names, sizes and times of the regular files in dir (and CIFAR's batch folder): what a cached
-// dataset was read from.
-std::string files_stamp(const std::string& dir) {
-  std::string stamp;
-  std::error_code ec;
-  for (const auto& sub : {fs::path(dir), fs::path(dir) / "cifar-10-batches-bin"})
-    for (const auto& e : fs::directory_iterator(sub, ec))
-      if (e.is_regular_file(ec))
-        stamp += e.path().filename().string() + ":" + std::to_string(e.file_size(ec)) + ":" +
-                 std::to_string(e.last_write_time(ec).time_since_epoch().count()) + ";";
-  return stamp;
-}
-
 Dataset build_dataset(const json& d, uint64_t seed, const torch::Device& device,
                       const std::string& source, const std::string& default_dir);
 
@@ -167,8 +162,8 @@ Dataset build_dataset(const json& d, uint64_t seed, const torch::Device& device,
 Dataset load_dataset(const json& d, uint64_t seed, const torch::Device& device,
                      const std::string& source, const std::string& default_dir) {
   std::string key = d.dump() + "|" + std::to_string(seed) + "|" + device.str();
-  if (d.value("name", "") == "fashion_mnist" || d.value("name", "") == "mnist" ||
-      d.value("name", "") == "cifar10") {
+  const std::string name = d["name"];
+  if (name == "fashion_mnist" || name == "mnist" || name == "cifar10") {
     const std::string dir = d.value("path", "").empty() ? default_dir : d.value("path", "");
     key += "|" + dir + "|" + files_stamp(dir);
   }

@@ -545,8 +545,9 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
                   {"test_acc", r.test_acc},
                   {"config", o.config},
                   {"gpu_utilization", std::isnan(r.gpu_util) ? json() : json(r.gpu_util)}};
-    if (r.name.rfind("empiric/", 0) == 0 && device.is_cuda())  // populations step eagerly
-      b.counters["cuda_graphs"] = r.name == "empiric/population" ? "eager" : graphs;
+    if (r.name.rfind("empiric/", 0) == 0 && device.is_cuda())
+      b.counters["cuda_graphs"] =
+          r.name == "empiric/population" ? outs[0].summary.value("cuda_graphs", "-") : graphs;
     if (r.name == "empiric/population") {
       b.counters["speedup_vs_sequential"] = sequential / population;
       b.counters["largest_member_test_acc_difference"] = largest_diff;

@@ -231,12 +231,8 @@ void Optimizer::fused_step() {
                             cfg_["eps"].get<double>(),
                             cfg_["weight_decay"].get<double>(),
                             name_ == "adamw"};
-      if (t_device_.defined()) {  // the host's formulas, in float64 on the device
-        auto lr_g = lr_device_ * multipliers_[gi];
-        auto step_size = lr_g / (1.0 - torch::pow(c.beta1, t_device_));
-        auto bc2_sqrt = (1.0 - torch::pow(c.beta2, t_device_)).sqrt();
-        group_scalars_[gi].copy_(torch::cat({lr_g, step_size, bc2_sqrt}));
-      }
+      if (t_device_.defined())
+        kernels::adam_step_scalars(lr_device_ * multipliers_[gi], t_device_, c, group_scalars_[gi]);
       kernels::fused_adam_(group_params_[gi], grads, group_state1_[gi], group_state2_[gi], masks,
                            c, steps_, t_device_.defined() ? group_scalars_[gi] : torch::Tensor());
     }

@@ -1,7 +1,6 @@
 #include "train/population.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-#include <fmt/core.h>
 
 #include <algorithm>
 #include <chrono>
@@ -306,12 +305,17 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
       owned[k].y_train = y_all.narrow(0, int64_t(k) * n, n);
     }
   }
-  std::vector<torch::Tensor> flat_x;
-  for (const auto& d : owned) flat_x.push_back(d.x_train.flatten(1));
   auto row_offset = torch::empty({P, 1}, torch::kInt64);
   for (int64_t p = 0; p < P; ++p) row_offset[p][0] = int64_t(data_of[p]) * n;
-  auto x_buf = torch::empty({P, batch, flat_x[0].size(1)}, d0.x_train.options());
-  auto y_buf = torch::empty({P, batch}, d0.y_train.options());
+  // Otherwise (members' training sets of different sizes) each member gathers its own batch into
+  // one preallocated buffer.
+  std::vector<torch::Tensor> flat_x;
+  torch::Tensor x_buf, y_buf;
+  if (!x_all.defined()) {
+    for (const auto& d : owned) flat_x.push_back(d.x_train.flatten(1));
+    x_buf = torch::empty({P, batch, flat_x[0].size(1)}, d0.x_train.options());
+    y_buf = torch::empty({P, batch}, d0.y_train.options());
+  }
   // The step configs without their LR (set each step).
   std::vector<kernels::SgdConfig> sgd(static_cast<size_t>(P));
   std::vector<kernels::AdamConfig> adam(static_cast<size_t>(P));
@@ -370,10 +374,9 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   // scalars) and replayed; other steps (the smaller last batch, members stepping apart after one
   // diverged) run eagerly through the same tensors.
   const bool one_gather = x_all.defined();
-  std::string graph_status = !device.is_cuda()                                  ? ""
-                             : c0["train"].value("cuda_graphs", "auto") == "off" ? "train.cuda_graphs is off"
-                             : !kernels::graphs_available()                     ? "this build has no CUDA graphs"
-                             : !one_gather ? "members' data sets differ in size" : "captured";
+  std::string graph_status = cuda_graph_blocker(c0, device);
+  if (graph_status.empty())
+    graph_status = one_gather ? "captured" : "members' data sets differ in size";
   bool graphs = graph_status == "captured";
   kernels::StreamGuard side_stream(graphs ? std::max<int>(0, device.index()) : -1);
   kernels::Graph step_graph;
@@ -448,10 +451,8 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
                     step_scalars.copy_(lr_device);
                     kernels::fused_sgd_(stacked, grads_of_stacked(), state1, {}, sgd[0], false,
                                         step_scalars);
-                  } else {  // the host's formulas, in float64 on the device
-                    step_scalars.copy_(torch::cat(
-                        {lr_device, lr_device / (1.0 - torch::pow(adam[0].beta1, t_device)),
-                         (1.0 - torch::pow(adam[0].beta2, t_device)).sqrt()}));
+                  } else {
+                    kernels::adam_step_scalars(lr_device, t_device, adam[0], step_scalars);
                     kernels::fused_adam_(stacked, grads_of_stacked(), state1, state2, {}, adam[0],
                                          opt_steps + 1, step_scalars);
                   }
@@ -460,8 +461,8 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
                 &why)) {
           graphs = false;
           graph_status = "capture failed: " + why;
-          fmt::print(stderr, "cuda graphs: a population step could not be captured ({}); "
-                             "training eagerly\n", why);
+          note_once("cuda graphs: a population step could not be captured (" + why +
+                    "); training eagerly");
         }
       }
       if (step_graph.captured() && replayable) {
@@ -471,19 +472,20 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
         ++opt_steps;
         step_losses.select(1, b).copy_(static_losses);
       } else {
-        // P x B x features and P x B, gathered straight into one buffer.
-        auto xb = x_buf.slice(1, 0, hi - lo), yb = y_buf.slice(1, 0, hi - lo);
+        // P x B x features and P x B.
+        torch::Tensor xb, yb;
         if (one_gather) {
           auto rows = all_rows.slice(1, lo, hi).reshape({-1});
           xb = x_all.index_select(0, rows).view({P, hi - lo, -1});
           yb = y_all.index_select(0, rows).view({P, hi - lo});
-        }
-        for (int64_t p = 0; p < P && !one_gather; ++p) {
-          const Dataset& d = owned[data_of[p]];
-          auto idx = perms[p].slice(0, lo, hi);
-          auto x_out = xb[p], y_out = yb[p];
-          torch::index_select_out(x_out, flat_x[data_of[p]], 0, idx);
-          torch::index_select_out(y_out, d.y_train, 0, idx);
+        } else {
+          xb = x_buf.slice(1, 0, hi - lo), yb = y_buf.slice(1, 0, hi - lo);
+          for (int64_t p = 0; p < P; ++p) {
+            auto idx = perms[p].slice(0, lo, hi);
+            auto x_out = xb[p], y_out = yb[p];
+            torch::index_select_out(x_out, flat_x[data_of[p]], 0, idx);
+            torch::index_select_out(y_out, owned[data_of[p]].y_train, 0, idx);
+          }
         }
         auto losses = losses_of(xb, yb, false);
         ++opt_steps;

@@ -203,6 +203,20 @@ torch::Device pick_device(const std::string& requested) {
   return torch::kCPU;
 }
 
+std::string cuda_graph_blocker(const json& cfg, const torch::Device& device) {
+  if (!device.is_cuda()) return "not on a GPU";
+  if (cfg["train"].value("cuda_graphs", "auto") == "off") return "train.cuda_graphs is off";
+  if (!kernels::graphs_available()) return "this build has no CUDA graphs";
+  return "";
+}
+
+void note_once(const std::string& text) {
+  static std::mutex mutex;
+  static std::set<std::string> said;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (said.insert(text).second) fmt::print(stderr, "{}\n", text);
+}
+
 namespace {
 
 // Sums of the loss and of the correct predictions over (x, y) in chunks, into out (float32 [2]),
@@ -232,14 +246,6 @@ std::pair<double, double> mean_loss_and_accuracy(const torch::Tensor& sums, int6
   auto host = sums.to(torch::kCPU, torch::kFloat64);  // the pass's one read back
   const double count = double(std::max<int64_t>(n, 1));
   return {host[0].item<double>() / count, regression ? NAN : host[1].item<double>() / count};
-}
-
-// Says a reason once per process (a sweep trains many trials alike).
-void note_once(const std::string& text) {
-  static std::mutex mutex;
-  static std::set<std::string> said;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (said.insert(text).second) fmt::print(stderr, "{}\n", text);
 }
 
 // Evaluation passes of one training run. With graphs, each data set's pass is captured as a CUDA
@@ -283,9 +289,7 @@ class Evaluator {
 
 // Why the training step cannot be captured as a CUDA graph ("" when it can).
 std::string graph_blocker(const json& cfg, const torch::Device& device, const Optimizer& opt) {
-  if (!device.is_cuda()) return "not on a GPU";
-  if (cfg["train"].value("cuda_graphs", "auto") == "off") return "train.cuda_graphs is off";
-  if (!kernels::graphs_available()) return "this build has no CUDA graphs";
+  if (std::string why = cuda_graph_blocker(cfg, device); !why.empty()) return why;
   if (!opt.fused()) return "optim.impl=torch keeps its step's scalars on the host";
   if (opt.sam_rho() > 0) return "SAM takes a second gradient";
   if (cfg["optim"].value("grad_noise", 0.0) > 0) return "gradient noise draws on the host";
@@ -750,9 +754,11 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
     // trial retrains its partner.
     json other = cfg;
     other["train"]["batch_size"] = partner_batch;
+    std::unique_lock<std::mutex> partner_lock(init_mutex());
     torch::manual_seed(seed);
     Net partner = make_model(cfg["model"], data.input_shape, data.outputs);
     partner->to(device);
+    partner_lock.unlock();
     TrainHooks quiet;
     quiet.masks = with_masks.masks;
     if (!mask_file.empty()) load_masks(mask_file, partner, source);

@@ -79,6 +79,13 @@ double remaining_fraction(const std::vector<torch::Tensor>& masks);
 // started at once (sweeps with --jobs) each get exactly what they would alone.
 std::mutex& init_mutex();
 
+// Why a run of `cfg` on `device` cannot capture CUDA graphs, whatever its optimizer: not a GPU,
+// train.cuda_graphs off, a build without CUDA ("" when it can).
+std::string cuda_graph_blocker(const json& cfg, const torch::Device& device);
+// Prints `text` to stderr the first time this process is given it (a sweep trains many trials
+// alike, so a reason is said once).
+void note_once(const std::string& text);
+
 // "auto" -> cuda when torch sees a GPU, else cpu; "cuda" without a GPU is a UserError.
 torch::Device pick_device(const std::string& requested);
 

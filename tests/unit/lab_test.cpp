@@ -359,14 +359,17 @@ TEST(Trainer, EarlyStoppingRecordsTheBestValidationStep) {
   EXPECT_GE(out.summary["best_val_step"].get<int>(), 0);
 }
 
+// An evaluation hook that kills the run at its third epoch's evaluation.
+void kill_at_epoch_3(const Evaluation& e) {
+  if (e.epoch == 3) throw std::runtime_error("killed");
+}
+
 // Runs `cfg` until its third epoch's evaluation (a kill: the checkpoint of epoch 2 stays), then
 // again from the checkpoint to the end.
 TrainOutcome killed_and_resumed(const json& cfg, const std::string& checkpoint) {
   TrainHooks dying;
   dying.checkpoint_path = checkpoint;
-  dying.on_eval = [](const Evaluation& e) {
-    if (e.epoch == 3) throw std::runtime_error("killed");
-  };
+  dying.on_eval = kill_at_epoch_3;
   EXPECT_THROW(train_cfg(cfg, dying), std::runtime_error);
   EXPECT_TRUE(std::filesystem::exists(checkpoint));
   TrainHooks resumed;
@@ -403,9 +406,7 @@ TEST(Trainer, CheckpointsAreSpacedByTheirIntervalAndAnnouncedBeforeWriting) {
   rare.checkpoint_path = dir.file("r.pt");
   rare.checkpoint_every_s = 3600;
   rare.before_checkpoint = [&] { ADD_FAILURE() << "checkpointed within the interval"; };
-  rare.on_eval = [](const Evaluation& e) {
-    if (e.epoch == 3) throw std::runtime_error("killed");
-  };
+  rare.on_eval = kill_at_epoch_3;
   EXPECT_THROW(train_cfg(cfg, rare), std::runtime_error);
   EXPECT_FALSE(std::filesystem::exists(dir.file("r.pt")));
 }
