@@ -415,6 +415,7 @@ std::string trial_hash(const json& trial_config) {
     identity["train"].erase("device");
     identity["train"].erase("threads");
     identity["train"].erase("checkpoint");
+    identity["train"].erase("checkpoint_every_s");
     identity["train"].erase("population");  // batched or alone: the same run to float rounding
     identity["train"].erase("cuda_graphs");  // replayed or eager: the same kernels
   }

@@ -220,13 +220,18 @@ std::vector<Section> build() {
                    "end the trial at the evaluation where every set target has been reached"),
            num("divergence_loss", 1e3, kTiny, {},
                "a training loss above this (or NaN/Inf) ends the trial as diverged"),
-           boolean("checkpoint", true, "checkpoint every epoch so a killed trial resumes"),
+           boolean("checkpoint", true,
+                   "checkpoint at epoch ends (trials alone and populations) so a killed sweep "
+                   "resumes"),
+           num("checkpoint_every_s", 5.0, 0.0, {},
+               "seconds at least between two checkpoints (0: every epoch end); a kill loses at "
+               "most about this much training"),
            choice("device", "auto", {"auto", "cpu", "cuda"}, "where to train"),
            integer("threads", 0, 0, 256, "CPU threads for torch (0: torch's default)"),
-           text("population", "off",
+           text("population", "auto",
                 "train trials that differ only in seed, optim.lr/momentum/weight_decay, "
                 "model.init_scale and label noise as one batched model (dense stacks, fused SGD "
-                "or Adam; no measures, targets or early stopping): \"auto\" (up to 16 members "
+                "or Adam; no interpolation partner, targets or early stopping; measures are taken per member): \"auto\" (up to 16 members "
                 "on a CPU, 64 on a GPU), \"off\", or at most N members; each member's results "
                 "equal training it alone to float rounding"),
            choice("cuda_graphs", "auto", {"auto", "off"},

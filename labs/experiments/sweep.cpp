@@ -20,6 +20,7 @@
 #include "core/config.h"
 #include "core/environment.h"
 #include "core/errors.h"
+#include "core/hash.h"
 #include "core/progress.h"
 #include "core/store.h"
 #include "device/device_info.h"
@@ -40,10 +41,6 @@ struct PendingMetrics {
   std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
 };
 
-// A sweep's trials checkpoint at the first epoch end this long after the last checkpoint: a
-// killed trial loses at most about this much training, and runs of many short epochs do not
-// spend their time writing checkpoints.
-constexpr double kCheckpointEveryS = 5.0;
 
 json run_environment(const std::string& home, const torch::Device& device) {
   json env = host_environment(home);
@@ -232,16 +229,20 @@ int run_config(const Context& ctx, const RunOptions& o) {
   const std::string artifact_dir =
       (std::filesystem::path(ctx.db).parent_path() / "artifacts").string();
 
-  auto hooks_for = [&](const Trial& trial) {
+  const bool checkpoints = resolved.config["train"]["checkpoint"].get<bool>();
+  // At the first epoch end this long after the last checkpoint (5 s by default): a killed trial
+  // loses at most about this much training, and runs of many short epochs do not spend their
+  // time writing checkpoints.
+  const double checkpoint_every_s = resolved.config["train"]["checkpoint_every_s"];
+  // resume_from: the checkpoint that would resume this trial (its own, or its population's).
+  auto hooks_resuming = [&](const Trial& trial, const std::string& resume_from) {
     const std::string label = axes_text(trial.axes) + " seed=" + std::to_string(trial.seed);
     TrainHooks hooks;
-    hooks.checkpoint_path = resolved.config["train"]["checkpoint"].get<bool>()
-                                ? ckpt_dir + "/" + trial.hash + ".pt"
-                                : "";
+    hooks.checkpoint_path = checkpoints ? ckpt_dir + "/" + trial.hash + ".pt" : "";
     {
       std::lock_guard<std::mutex> lock(store_mu);
-      // Metrics of a trial killed earlier are kept only when its checkpoint resumes it.
-      if (hooks.checkpoint_path.empty() || !std::filesystem::exists(hooks.checkpoint_path))
+      // Metrics of a trial killed earlier are kept only when a checkpoint resumes it.
+      if (resume_from.empty() || !std::filesystem::exists(resume_from))
         store.clear_metrics(trial.hash);
     }
     // Evaluations are buffered and stored in one transaction at most every 2 s, before each
@@ -262,7 +263,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
       if (std::chrono::steady_clock::now() - buffered->last >= std::chrono::seconds(2)) flush();
     };
     hooks.before_checkpoint = flush;
-    hooks.checkpoint_every_s = kCheckpointEveryS;
+    hooks.checkpoint_every_s = checkpoint_every_s;
     {
       std::lock_guard<std::mutex> lock(store_mu);
       flushes[hash] = flush;
@@ -272,6 +273,9 @@ int run_config(const Context& ctx, const RunOptions& o) {
       progress.update(number, int(pending.size()), step, total, label);
     };
     return hooks;
+  };
+  auto hooks_for = [&](const Trial& trial) {
+    return hooks_resuming(trial, checkpoints ? ckpt_dir + "/" + trial.hash + ".pt" : "");
   };
   auto record = [&](const Trial& trial, const TrainOutcome& out, double wall_s) {
     std::function<void()> flush;
@@ -333,17 +337,22 @@ int run_config(const Context& ctx, const RunOptions& o) {
       if (units[i].size() > 1) {
         std::vector<json> cfgs;
         std::vector<TrainHooks> member_hooks;
+        // The population's checkpoint, named by its members (the same pending trials group the
+        // same way when a killed sweep runs again).
+        std::string members;
+        for (const Trial* t : units[i]) members += t->hash;
+        const std::string pop_checkpoint =
+            checkpoints ? ckpt_dir + "/population-" + sha256_hex(members).substr(0, 16) + ".pt" : "";
+        if (o.force && !pop_checkpoint.empty()) std::filesystem::remove(pop_checkpoint);
         for (const Trial* t : units[i]) {
           if (o.force) {
             std::lock_guard<std::mutex> lock(store_mu);
             store.forget_trial(t->hash);
           }
-          TrainHooks h = hooks_for(*t);
+          TrainHooks h = hooks_resuming(*t, pop_checkpoint);
           if (!h.checkpoint_path.empty() && std::filesystem::exists(h.checkpoint_path)) {
-            // A population does not resume a solo checkpoint: it starts this trial over.
-            std::lock_guard<std::mutex> lock(store_mu);
+            // A population does not resume a member's checkpoint of its own.
             std::filesystem::remove(h.checkpoint_path);
-            store.clear_metrics(t->hash);
           }
           h.checkpoint_path.clear();
           cfgs.push_back(t->config);
@@ -352,7 +361,8 @@ int run_config(const Context& ctx, const RunOptions& o) {
         auto t0 = std::chrono::steady_clock::now();
         std::vector<TrainOutcome> outs;
         try {
-          outs = run_population(cfgs, device, member_hooks, o.config);
+          outs = run_population(cfgs, device, member_hooks, o.config, pop_checkpoint,
+                                checkpoint_every_s);
         } catch (const UserError&) {
           return stop_with(std::current_exception());
         } catch (const std::exception& e) {

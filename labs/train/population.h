@@ -38,11 +38,15 @@ int population_limit(const json& cfg, bool cuda);
 // one). limit <= 1 gives every trial its own unit.
 std::vector<std::vector<size_t>> group_population(const std::vector<json>& cfgs, int limit);
 
-// Trains the members together; outcome i belongs to cfgs[i], hooks[i] receives its evaluations.
-// Populations do not checkpoint: a killed population starts over. `source` names the config in
-// messages.
+// Trains the members together; outcome i belongs to cfgs[i], hooks[i] receives its evaluations
+// (and its before_checkpoint call; the members' own checkpoint paths are not used). With a
+// `checkpoint_path` the population checkpoints at the first epoch end `checkpoint_every_s` after
+// the last, resumes from it when it holds these same members, and removes it at the end.
+// `source` names the config in messages.
 std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const torch::Device& device,
                                          const std::vector<TrainHooks>& hooks,
-                                         const std::string& source);
+                                         const std::string& source,
+                                         const std::string& checkpoint_path = "",
+                                         double checkpoint_every_s = 0);
 
 }  // namespace empiric

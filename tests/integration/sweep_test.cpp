@@ -146,6 +146,7 @@ TEST(Sweep, AKilledSweepResumesWithEveryTrialPresentOnce) {
   testing::TempDir dir;
   json doc = json::parse(kSweep);
   doc["train"]["epochs"] = 40;
+  doc["train"]["population"] = "off";  // trials alone, each with its own checkpoint
   doc["data"]["n_train"] = 2000;
   doc["seeds"] = 3;
   std::string cfg = dir.write("lab.json", doc.dump());
@@ -174,6 +175,51 @@ TEST(Sweep, AKilledSweepResumesWithEveryTrialPresentOnce) {
   for (const auto& t : expected) want.insert(t.hash);
   EXPECT_EQ(trials.size(), expected.size());
   EXPECT_EQ(got, want);
+}
+
+TEST(Sweep, AKilledPopulationResumesFromItsCheckpointWithEveryEpochStoredOnce) {
+  testing::TempDir dir;
+  json doc = json::parse(kSweep);
+  doc["train"]["epochs"] = 400;
+  doc["train"]["checkpoint_every_s"] = 0;  // every epoch end
+  doc["data"]["n_train"] = 2000;
+  std::string cfg = dir.write("lab.json", doc.dump());
+  auto expected = expand_trials(resolve_config(cfg, "", {}));
+  ASSERT_EQ(expected.size(), 4u);  // one population: two learning rates x two seeds
+
+  pid_t pid = spawn_run(dir, cfg);
+  ASSERT_GE(pid, 0);
+  auto checkpoint = [&] {
+    if (std::filesystem::exists(dir.file("checkpoints")))
+      for (const auto& f : std::filesystem::directory_iterator(dir.file("checkpoints")))
+        if (f.path().filename().string().rfind("population-", 0) == 0 && f.path().extension() == ".pt")
+          return true;
+    return false;
+  };
+  bool saved = false;
+  for (int i = 0; i < 3000 && !saved; ++i) usleep(20000), saved = checkpoint();
+  usleep(200000);  // a few more epochs
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  ASSERT_TRUE(saved);
+  ASSERT_TRUE(Store(dir.file("r.db")).trials().empty());
+
+  Result rest = empiric(dir, "run " + cfg);
+  ASSERT_EQ(rest.code, 0) << rest.err;
+  EXPECT_FALSE(checkpoint());  // removed at the end
+  Store store(dir.file("r.db"));
+  auto trials = store.trials();
+  ASSERT_EQ(trials.size(), expected.size());
+  for (const auto& t : trials) {
+    EXPECT_EQ(t.summary["population"], 4);
+    EXPECT_GT(t.summary.value("resumed_from_epoch", 0), 0) << t.summary.dump();
+    // Every epoch's evaluation once: those before the kill kept, the rest added by the rerun.
+    std::map<int, int> per_epoch;
+    for (const auto& m : store.metrics(t.hash))
+      if (m.name == "test_acc") ++per_epoch[m.epoch];
+    EXPECT_EQ(per_epoch.size(), 400u);
+    for (const auto& [epoch, count] : per_epoch) EXPECT_EQ(count, 1) << epoch;
+  }
 }
 
 TEST(Sweep, AKilledLotteryChainResumesAtItsLastFinishedRound) {

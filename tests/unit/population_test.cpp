@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <stdexcept>
 
 #include "core/config.h"
 #include "core/errors.h"
+#include "support/temp_dir.h"
 
 namespace empiric {
 namespace {
@@ -69,6 +72,15 @@ TEST(Population, SgdMembersEqualTheirSoloRuns) {
   expect_members_equal_solo({trial(R"({"seed": 0})"),
                              trial(R"({"seed": 1, "optim": {"lr": 0.05}})"),
                              trial(R"({"seed": 2, "optim": {"weight_decay": 0.001, "momentum": 0.5}})")});
+  // Batches of 512 and more take one matmul per member on a CPU (and a smaller last batch).
+  const std::string large = R"({"data": {"n_train": 1200}, "train": {"batch_size": 512}, "seed": %d})";
+  std::vector<json> cfgs;
+  for (int seed : {0, 1, 2}) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, large.c_str(), seed);
+    cfgs.push_back(trial(buf));
+  }
+  expect_members_equal_solo(cfgs);
 }
 
 TEST(Population, AdamMembersWithTheirOwnLabelNoiseAndValidationEqualTheirSoloRuns) {
@@ -79,6 +91,96 @@ TEST(Population, AdamMembersWithTheirOwnLabelNoiseAndValidationEqualTheirSoloRun
   c["seed"] = 4;
   c["model"]["init_scale"] = 0.5;
   expect_members_equal_solo({a, b, c});
+}
+
+TEST(Population, MembersTakeTheMeasuresTheirSoloRunsTake) {
+  // Every measure of the final weights, and the Hessian at initialization, from each member's own
+  // net after (before) the population trains: the values a trial alone stores.
+  const std::string m = R"({"measure": {"hessian_top": true, "hessian_init": true, "hessian_samples": 200,
+      "noise_scale": true, "noise_batches": [8, 64], "noise_repeats": 5, "hessian_trace": true,
+      "trace_samples": 4, "sigma_sharpness": true, "sigma_samples": 4, "dinh_alpha": 4.0,
+      "surface_grid": 3}, "data": {"validation": 64}, "seed": %d, "optim": {"lr": %s}})";
+  auto member = [&](int seed, const char* lr) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf, m.c_str(), seed, lr);
+    return trial(buf);
+  };
+  std::vector<json> cfgs = {member(0, "0.1"), member(1, "0.05"), member(2, "0.1")};
+  ASSERT_EQ(population_incompatibility(cfgs[0]), "");
+  ASSERT_EQ(group_population(cfgs, 16), (std::vector<std::vector<size_t>>{{0, 1, 2}}));
+  auto outs = run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(3), "test.json");
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    auto solo = run_trial(cfgs[i], torch::kCPU, {}, "test.json");
+    ASSERT_EQ(outs[i].status, "finished");
+    EXPECT_NEAR(outs[i].summary["hessian_top_init"].get<double>(),
+                solo.summary["hessian_top_init"].get<double>(),
+                1e-3 * solo.summary["hessian_top_init"].get<double>()) << i;
+    EXPECT_DOUBLE_EQ(outs[i].summary["lr_x_hessian_init"].get<double>() /
+                         outs[i].summary["hessian_top_init"].get<double>(),
+                     solo.summary["base_lr"].get<double>());
+    ASSERT_EQ(outs[i].measures.size(), solo.measures.size()) << outs[i].measures.dump();
+    for (const auto& [key, want] : solo.measures.items()) {
+      ASSERT_TRUE(outs[i].measures.contains(key)) << key;
+      const json& got = outs[i].measures[key];
+      if (key == "surface") {
+        for (size_t k = 0; k < want["loss"].size(); ++k)
+          EXPECT_NEAR(got["loss"][k].get<double>(), want["loss"][k].get<double>(),
+                      1e-3 * std::max(1.0, want["loss"][k].get<double>())) << k;
+      } else if (want.is_number_float()) {
+        EXPECT_NEAR(got.get<double>(), want.get<double>(), 2e-3 * std::max(1.0, std::abs(want.get<double>())))
+            << "member " << i << " " << key;
+      } else {
+        EXPECT_EQ(got, want) << key;
+      }
+    }
+  }
+  // A diverged member takes none.
+  auto outs2 = run_population({cfgs[0], member(5, "1000.0")}, torch::kCPU, std::vector<TrainHooks>(2), "test.json");
+  EXPECT_EQ(outs2[1].status, "diverged");
+  EXPECT_TRUE(outs2[1].measures.empty());
+  EXPECT_FALSE(outs2[0].measures.empty());
+}
+
+TEST(Population, AKilledPopulationResumesFromItsCheckpointToTheSameResults) {
+  testing::TempDir dir;
+  const std::string path = dir.file("population.pt");
+  std::vector<json> cfgs = {trial(R"({"seed": 0, "train": {"epochs": 4}, "data": {"validation": 64}})"),
+                            trial(R"({"seed": 1, "train": {"epochs": 4}, "data": {"validation": 64},
+                                      "optim": {"lr": 0.05}})")};
+  auto whole = run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(2), "test.json");
+  // Killed at the third epoch's evaluation: the checkpoint of epoch 2 stays, each member told
+  // before every checkpoint.
+  auto kill = [&] {
+    std::vector<TrainHooks> dying(2);
+    int announced = 0;
+    for (auto& h : dying) h.before_checkpoint = [&] { ++announced; };
+    dying[1].on_eval = [](const Evaluation& e) {
+      if (e.epoch == 3) throw std::runtime_error("killed");
+    };
+    EXPECT_THROW(run_population(cfgs, torch::kCPU, dying, "test.json", path, 0), std::runtime_error);
+    EXPECT_EQ(announced, 4);  // two members, epochs 1 and 2
+    EXPECT_TRUE(std::filesystem::exists(path));
+  };
+  kill();
+  Stream resumed_evals;
+  std::vector<TrainHooks> hooks(2);
+  hooks[0] = resumed_evals.hooks();
+  auto resumed = run_population(cfgs, torch::kCPU, hooks, "test.json", path, 0);
+  ASSERT_EQ(resumed_evals.evals.size(), 2u);  // epochs 3 and 4 only
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    EXPECT_EQ(resumed[i].resumed_from_epoch, 2);
+    for (const char* key : {"train_loss", "test_acc", "val_loss", "best_val_loss", "best_val_step", "weight_norm"})
+      EXPECT_EQ(resumed[i].summary[key], whole[i].summary[key]) << i << " " << key;
+    EXPECT_EQ(resumed[i].summary["steps"], whole[i].summary["steps"]);
+  }
+  EXPECT_FALSE(std::filesystem::exists(path));  // removed once the population ends
+  // Another population does not take it: it starts over.
+  kill();
+  std::vector<json> others = {cfgs[0], trial(R"({"seed": 7, "train": {"epochs": 4}, "data": {"validation": 64}})")};
+  auto fresh = run_population(others, torch::kCPU, std::vector<TrainHooks>(2), "test.json", path, 0);
+  EXPECT_EQ(fresh[0].resumed_from_epoch, 0);
+  EXPECT_EQ(fresh[0].summary["train_loss"], whole[0].summary["train_loss"]);
+  EXPECT_FALSE(std::filesystem::exists(path));
 }
 
 TEST(Population, ADivergedMemberIsRecordedAndTheOthersGoOn) {
@@ -105,8 +207,9 @@ TEST(Population, GroupsCompatibleTrialsAndLeavesTheOthersAlone) {
   EXPECT_EQ(group_population(cfgs, 2), (Units{{0, 1}, {2, 5}, {3}, {4}}));
   EXPECT_EQ(group_population(cfgs, 0), (Units{{0}, {1}, {2}, {3}, {4}, {5}}));
   EXPECT_EQ(population_incompatibility(cfgs[3]), "model.dropout > 0");
-  EXPECT_EQ(population_incompatibility(trial(R"({"measure": {"hessian_top": true}})")),
-            "measure.hessian_top is on");
+  EXPECT_EQ(population_incompatibility(trial(R"({"measure": {"hessian_top": true}})")), "");
+  EXPECT_EQ(population_incompatibility(trial(R"({"measure": {"interpolate_batch": 80}})")),
+            "measure.interpolate_batch is set (a partner trains at another batch size)");
   EXPECT_EQ(population_incompatibility(cfgs[0]), "");
   EXPECT_THROW(run_population({cfgs[0], cfgs[4]}, torch::kCPU, std::vector<TrainHooks>(2), "t.json"),
                UserError);
@@ -114,8 +217,10 @@ TEST(Population, GroupsCompatibleTrialsAndLeavesTheOthersAlone) {
 
 TEST(Population, TheKeyTakesAutoOffOrACountAndStaysOutOfTheTrialHash) {
   json cfg = trial("{}");
-  EXPECT_EQ(cfg["train"]["population"], "off");
-  EXPECT_EQ(population_limit(cfg, false), 0);
+  EXPECT_EQ(cfg["train"]["population"], "auto");
+  EXPECT_EQ(population_limit(cfg, false), 16);
+  cfg["train"]["population"] = "off";
+  EXPECT_EQ(population_limit(cfg, true), 0);
   json doc = {{"data", {{"name", "blobs"}}}, {"train", {{"population", 8}}}};
   json eight = expand_trials(resolve_config_json(doc, "t.json", "", {})).at(0).config;
   EXPECT_EQ(eight["train"]["population"], "8");
