@@ -3,8 +3,9 @@
 // dimension: every dense layer is one batched matmul over the members, each member keeps its own
 // data (drawn from its seed), data order, learning rate and optimizer state, and its results are
 // those of training it alone, to float tolerance (the batched matmul may sum in another order).
-// Each member is stored as its own trial. `train.population`: "off" (default), "auto" (up to 64
-// members per population) or a number N (at most N members).
+// Each member is stored as its own trial, with the measures a trial alone takes.
+// `train.population`: "auto" (the default: up to 16 members on a CPU, 64 on a GPU), "off" or a
+// number N (at most N members).
 #pragma once
 
 #include <torch/torch.h>
