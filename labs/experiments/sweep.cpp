@@ -210,11 +210,13 @@ int run_config(const Context& ctx, const RunOptions& o) {
       size_t batched = 0, populations = 0;
       for (const auto& u : units)
         if (u.size() > 1) batched += u.size(), ++populations;
-      fmt::print("population: {} of {} trials train in {} batched population(s)\n", batched,
-                 pending.size(), populations);
+      if (batched > 0)
+        fmt::print("population: {} of {} trials train in {} batched population(s)\n", batched,
+                   pending.size(), populations);
       for (const auto& c : cfgs)
         if (const std::string why = population_incompatibility(c); !why.empty()) {
-          fmt::print("population: some trials train alone: {}\n", why);
+          fmt::print("population: {} train alone: {}\n",
+                     batched > 0 ? "some trials" : "the trials", why);
           break;
         }
     }

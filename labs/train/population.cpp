@@ -269,13 +269,12 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   // time), a single large matmul keeps every core busy. On dev-cpu, LeNet-300-100's forward and
   // backward at 3 members: 44 ms per member loop against 63 ms batched at batch 2048, 13 against 16
   // at 512, while at 128 the batched one wins (4.5 against 4.8 ms; at 32, 1.4 against 3.0).
-  const int64_t batch_size = c0["train"]["batch_size"];
-  const bool matmul_per_member = !device.is_cuda() && batch_size >= 512;
+  const bool cpu = !device.is_cuda();
   // x: P x B x features -> P x B x outputs.
   auto forward = [&](torch::Tensor h) {
     for (size_t l = 0; l < layers.size(); ++l) {
       const auto& L = layers[l];
-      if (matmul_per_member) {
+      if (cpu && h.size(1) >= 512) {
         // unbind's backward stacks the members' gradients: one copy, not P scatters.
         const auto hs = h.unbind(0), ws = L.weight_t.unbind(0);
         const auto bs = L.bias.defined() ? L.bias.unbind(0) : std::vector<torch::Tensor>();
@@ -291,30 +290,65 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
     }
     return h;
   };
-  // Member p alone on x (N x features), the product nn::Linear computes.
-  auto member_forward = [&](int64_t p, torch::Tensor h) {
-    for (size_t l = 0; l < layers.size(); ++l) {
-      const auto& L = layers[l];
-      h = L.bias.defined() ? torch::addmm(L.bias[p], h, L.weight_t[p]) : torch::mm(h, L.weight_t[p]);
-      if (!activation[l].is_empty()) h = activation[l].forward(h);
-    }
-    return h;
-  };
+  // Every member's mean loss and accuracy on its own copy of one split (x_of, y_of of its data
+  // set), one forward of the members' stacked chunks per eval_batch rows (a data set all members
+  // share is expanded, not copied); the sums stay on the device and are read back once: P x 2,
+  // float64, on the CPU.
   const int64_t eval_batch = c0["train"]["eval_batch_size"];
-  auto evaluate_member = [&](int64_t p, const torch::Tensor& x, const torch::Tensor& y) {
+  using Split = torch::Tensor Dataset::*;
+  auto evaluate_all = [&](Split x_of, Split y_of) {
     torch::NoGradGuard guard;
-    const int64_t n = x.size(0);
-    auto loss_sum = torch::zeros({}, x.options());
-    auto correct = torch::zeros({}, x.options().dtype(torch::kInt64));
-    for (int64_t i = 0; i < n; i += eval_batch) {
-      auto xb = x.slice(0, i, std::min(n, i + eval_batch)).flatten(1);
-      auto yb = y.slice(0, i, std::min(n, i + eval_batch));
-      auto out = member_forward(p, xb);
-      loss_sum += torch::cross_entropy_loss(out, yb, {}, at::Reduction::Sum);
-      correct += out.argmax(1).eq(yb).sum();
+    std::vector<torch::Tensor> xs, ys;
+    for (int64_t p = 0; p < P; ++p) {
+      const Dataset& d = owned[data_of[p]];
+      xs.push_back((d.*x_of).flatten(1)), ys.push_back(d.*y_of);
     }
-    const double nn = double(std::max<int64_t>(n, 1));
-    return std::pair<double, double>{loss_sum.item<double>() / nn, correct.item<double>() / nn};
+    const int64_t n = xs[0].size(0);
+    auto sums = torch::zeros({P, 2}, xs[0].options().dtype(torch::kFloat64));
+    bool equal = true;
+    for (const auto& x : xs) equal = equal && x.size(0) == n;
+    // One member at a time where its chunks would take matmuls of their own anyway (a CPU and
+    // chunks of 512 or more: no stacked copy then), or where the sets differ in size (not
+    // expected: members differ in seed, LR and noise).
+    if (!equal || (cpu && std::min(n, eval_batch) >= 512)) {
+      auto means = torch::zeros({P, 2}, torch::kFloat64);
+      for (int64_t p = 0; p < P; ++p) {
+        const int64_t m = xs[p].size(0);
+        auto sum = torch::zeros({2}, sums.options());
+        for (int64_t i = 0; i < m; i += eval_batch) {
+          const int64_t c = std::min(m, i + eval_batch) - i;
+          auto h = xs[p].narrow(0, i, c);
+          for (size_t l = 0; l < layers.size(); ++l) {
+            const auto& L = layers[l];
+            h = L.bias.defined() ? torch::addmm(L.bias[p], h, L.weight_t[p]) : torch::mm(h, L.weight_t[p]);
+            if (!activation[l].is_empty()) h = activation[l].forward(h);
+          }
+          auto yb = ys[p].narrow(0, i, c);
+          sum[0].add_(torch::cross_entropy_loss(h, yb, {}, at::Reduction::Sum));
+          sum[1].add_(h.argmax(1).eq(yb).sum());
+        }
+        means[p].copy_(sum.cpu().div_(double(std::max<int64_t>(m, 1))));
+      }
+      return means;
+    }
+    for (int64_t i = 0; i < n; i += eval_batch) {
+      const int64_t c = std::min(n, i + eval_batch) - i;
+      torch::Tensor xb, yb;
+      if (owned.size() == 1) {
+        xb = xs[0].narrow(0, i, c).unsqueeze(0).expand({P, c, xs[0].size(1)});
+        yb = ys[0].narrow(0, i, c).unsqueeze(0).expand({P, c});
+      } else {
+        std::vector<torch::Tensor> xc, yc;
+        for (int64_t p = 0; p < P; ++p) xc.push_back(xs[p].narrow(0, i, c)), yc.push_back(ys[p].narrow(0, i, c));
+        xb = torch::stack(xc), yb = torch::stack(yc);
+      }
+      auto out = forward(xb);  // P x c x classes
+      auto loss = torch::cross_entropy_loss(out.flatten(0, 1), yb.reshape({-1}), {},
+                                            at::Reduction::None).view({P, c});
+      sums.select(1, 0).add_(loss.sum(1));
+      sums.select(1, 1).add_(out.argmax(2).eq(yb).sum(1));
+    }
+    return sums.cpu().div_(double(std::max<int64_t>(n, 1)));
   };
 
   // Optimizer state per member: views into stacked buffers, stepped by the same fused kernels a
@@ -407,27 +441,29 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
 
   auto take_evaluation = [&]() {
     auto te = Clock::now();
+    const auto train = evaluate_all(&Dataset::x_train, &Dataset::y_train);
+    const auto test = evaluate_all(&Dataset::x_test, &Dataset::y_test);
+    const auto val = has_val ? evaluate_all(&Dataset::x_val, &Dataset::y_val) : torch::Tensor();
+    torch::Tensor running;  // each member's mean training loss over this epoch's steps
+    if (epoch_steps > 0) {
+      auto w = batch_sizes.slice(0, 0, epoch_steps);
+      running = ((step_losses.slice(1, 0, epoch_steps) * w).sum(1) / w.sum()).to(torch::kCPU, torch::kFloat64);
+    }
     for (int64_t p = 0; p < P; ++p) {
       if (ms[p].diverged_step >= 0) continue;
-      const Dataset& d = owned[data_of[p]];
       const double lr = lr_at(sched, ms[p].base_lr, std::max(0LL, step - 1), total, spe);
       Evaluation ev;
       ev.epoch = epoch;
       ev.step = step;
-      auto [train_loss, train_acc] = evaluate_member(p, d.x_train, d.y_train);
-      auto [test_loss, test_acc] = evaluate_member(p, d.x_test, d.y_test);
-      ev.values = {{"train_loss", train_loss}, {"test_loss", test_loss}, {"lr", lr},
-                   {"train_acc", train_acc},   {"test_acc", test_acc},   {"gen_gap", train_acc - test_acc}};
-      if (epoch_steps > 0) {
-        auto w = batch_sizes.slice(0, 0, epoch_steps);
-        ev.values.push_back(
-            {"train_loss_running",
-             ((step_losses[p].slice(0, 0, epoch_steps) * w).sum() / w.sum()).item<double>()});
-      }
+      const double train_acc = train[p][1].item<double>(), test_acc = test[p][1].item<double>();
+      ev.values = {{"train_loss", train[p][0].item<double>()}, {"test_loss", test[p][0].item<double>()},
+                   {"lr", lr}, {"train_acc", train_acc}, {"test_acc", test_acc},
+                   {"gen_gap", train_acc - test_acc}};
+      if (running.defined()) ev.values.push_back({"train_loss_running", running[p].item<double>()});
       if (has_val) {
-        auto [val_loss, val_acc] = evaluate_member(p, d.x_val, d.y_val);
+        const double val_loss = val[p][0].item<double>();
         ev.values.push_back({"val_loss", val_loss});
-        ev.values.push_back({"val_acc", val_acc});
+        ev.values.push_back({"val_acc", val[p][1].item<double>()});
         if (val_loss < ms[p].best_val)
           ms[p].best_val = val_loss, ms[p].best_val_step = step, ms[p].test_acc_at_best = test_acc;
       }

@@ -17,8 +17,11 @@ json trial_config(const std::string& patch) {
       R"({"data": {"name": "blobs", "n_train": 1024, "n_test": 512, "classes": 4, "dim": 8, "noise": 1.5},
     "model": {"name": "mlp", "widths": [64, 64]}, "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
     "train": {"epochs": 5, "batch_size": 64, "checkpoint": false}})");
-  doc.merge_patch(json::parse(patch));
-  return expand_trials(resolve_config_json(doc, "cuda_test.json", "", {})).at(0).config;
+  const json p = json::parse(patch);
+  doc.merge_patch(p);
+  json cfg = expand_trials(resolve_config_json(doc, "cuda_test.json", "", {})).at(0).config;
+  if (p.contains("seed")) cfg["seed"] = p["seed"];  // a trial's seed comes from `seeds`: set it here
+  return cfg;
 }
 
 #define SKIP_WITHOUT_GPU() \

@@ -1,6 +1,5 @@
 // Datasets, models and the trainer on tiny data.
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include "core/config.h"
 #include "core/errors.h"
@@ -8,6 +7,7 @@
 #include "measures/measures.h"
 #include "models/models.h"
 #include "support/temp_dir.h"
+#include "support/tiny_idx.h"
 #include "train/trainer.h"
 
 namespace empiric {
@@ -87,23 +87,9 @@ TEST(Data, SameSeedSameDataOtherSeedOtherData) {
   EXPECT_FALSE(torch::equal(data_of(cfg).x_train, data_of(config("{}")).x_train));
 }
 
-std::string be32(uint32_t v) {
-  return {char(v >> 24), char((v >> 16) & 0xff), char((v >> 8) & 0xff), char(v & 0xff)};
-}
-
 TEST(Data, LoadsAnMnistDirectoryOfTinyIdxFiles) {
   testing::TempDir dir;
-  auto write = [&](const std::string& prefix, uint32_t n) {
-    std::string img = be32(0x803) + be32(n) + be32(28) + be32(28), lab = be32(0x801) + be32(n);
-    for (uint32_t i = 0; i < n * 784; ++i) img += char((i * 7) % 256);
-    for (uint32_t i = 0; i < n; ++i) lab += char(i % 10);
-    gzFile f = gzopen(dir.file(prefix + "-images-idx3-ubyte.gz").c_str(), "wb");
-    gzwrite(f, img.data(), unsigned(img.size()));
-    gzclose(f);
-    dir.write(prefix + "-labels-idx1-ubyte", lab);  // plain and gzip may mix
-  };
-  write("train", 20);
-  write("t10k", 10);
+  testing::write_tiny_mnist(dir, 20, 10);  // gzip images, plain labels: they may mix
   json cfg = config(
       R"({"data": {"name": "mnist", "n_train": null, "n_test": null, "classes": null, "dim": null, "noise": null}})");
   cfg["data"]["path"] = dir.path();
@@ -123,7 +109,7 @@ TEST(Data, LoadsAnMnistDirectoryOfTinyIdxFiles) {
   Dataset clean = data_of(cfg);
   EXPECT_TRUE(torch::equal(clean.y_train, d.y_train));
   EXPECT_FALSE(torch::equal(noisy.y_train, d.y_train));
-  write("train", 30);
+  testing::write_tiny_idx(dir, "train", 30);
   EXPECT_EQ(data_of(cfg).x_train.size(0), 30);
   // Built data sets are kept: the same section and seed share one copy, another seed has its own.
   cfg["data"]["validation"] = 5;

@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/errors.h"
 #include "support/temp_dir.h"
+#include "support/tiny_idx.h"
 
 namespace empiric {
 namespace {
@@ -20,8 +21,11 @@ json trial(const std::string& patch) {
       R"({"data": {"name": "blobs", "n_train": 512, "n_test": 256, "classes": 4, "dim": 5, "noise": 1.0},
     "model": {"name": "mlp", "widths": [32, 16]}, "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
     "train": {"epochs": 3, "batch_size": 40, "checkpoint": false}})");
-  doc.merge_patch(json::parse(patch));
-  return expand_trials(resolve_config_json(doc, "test.json", "", {})).at(0).config;
+  const json p = json::parse(patch);
+  doc.merge_patch(p);
+  json cfg = expand_trials(resolve_config_json(doc, "test.json", "", {})).at(0).config;
+  if (p.contains("seed")) cfg["seed"] = p["seed"];  // a trial's seed comes from `seeds`: set it here
+  return cfg;
 }
 
 // Per-epoch evaluations of one run.
@@ -91,6 +95,22 @@ TEST(Population, AdamMembersWithTheirOwnLabelNoiseAndValidationEqualTheirSoloRun
   c["seed"] = 4;
   c["model"]["init_scale"] = 0.5;
   expect_members_equal_solo({a, b, c});
+}
+
+TEST(Population, MembersSharingOneDataSetEqualTheirSoloRuns) {
+  // Image data without a subset, validation or label noise is the same for every seed: the
+  // members share one copy, and each evaluation chunk is expanded over them, not copied.
+  testing::TempDir dir;
+  testing::write_tiny_mnist(dir, 300, 60);
+  std::vector<json> cfgs;
+  for (int seed : {0, 1, 2}) {
+    json c = trial(R"({"data": {"name": "mnist", "n_train": null, "n_test": null, "classes": null,
+                                "dim": null, "noise": null}, "train": {"eval_batch_size": 25}})");
+    c["data"]["path"] = dir.path();
+    c["seed"] = seed;
+    cfgs.push_back(c);
+  }
+  expect_members_equal_solo(cfgs);
 }
 
 TEST(Population, MembersTakeTheMeasuresTheirSoloRunsTake) {

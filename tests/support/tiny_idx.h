@@ -1,0 +1,35 @@
+// Tiny MNIST-format data sets for tests: `n` 28 x 28 images whose pixels follow a fixed pattern
+// and labels 0..9 in turn, as <prefix>-images-idx3-ubyte.gz (gzip) and
+// <prefix>-labels-idx1-ubyte (plain: the loader takes either).
+#pragma once
+
+#include <zlib.h>
+
+#include <cstdint>
+#include <string>
+
+#include "support/temp_dir.h"
+
+namespace empiric::testing {
+
+inline std::string be32(uint32_t v) {
+  return {char(v >> 24), char((v >> 16) & 0xff), char((v >> 8) & 0xff), char(v & 0xff)};
+}
+
+inline void write_tiny_idx(const TempDir& dir, const std::string& prefix, uint32_t n) {
+  std::string img = be32(0x803) + be32(n) + be32(28) + be32(28), lab = be32(0x801) + be32(n);
+  for (uint32_t i = 0; i < n * 784; ++i) img += char((i * 7) % 256);
+  for (uint32_t i = 0; i < n; ++i) lab += char(i % 10);
+  gzFile f = gzopen(dir.file(prefix + "-images-idx3-ubyte.gz").c_str(), "wb");
+  gzwrite(f, img.data(), unsigned(img.size()));
+  gzclose(f);
+  dir.write(prefix + "-labels-idx1-ubyte", lab);
+}
+
+// A directory `data.path` can name: train (n_train) and t10k (n_test) files.
+inline void write_tiny_mnist(const TempDir& dir, uint32_t n_train, uint32_t n_test) {
+  write_tiny_idx(dir, "train", n_train);
+  write_tiny_idx(dir, "t10k", n_test);
+}
+
+}  // namespace empiric::testing
