@@ -359,6 +359,11 @@ ResolvedConfig resolve_config_json(json doc, const std::string& source, const st
     }
   }
   for (const auto& o : overrides) apply_override(doc, o);
+  // A trial's seed is set from "seeds"; a "seed" of the config's own would be silently replaced.
+  if (doc.contains("seed"))
+    fail(source, "/seed", doc["seed"],
+         "trials take their seeds from \"seeds\": a count (seeds 0..n-1) or a list, e.g. "
+         "\"seeds\": [" + doc["seed"].dump() + "]");
   ResolvedConfig r;
   r.file = source;
   r.preset = preset;

@@ -17,10 +17,12 @@ json trial_config(const std::string& patch) {
       R"({"data": {"name": "blobs", "n_train": 1024, "n_test": 512, "classes": 4, "dim": 8, "noise": 1.5},
     "model": {"name": "mlp", "widths": [64, 64]}, "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
     "train": {"epochs": 5, "batch_size": 64, "checkpoint": false}})");
-  const json p = json::parse(patch);
+  json p = json::parse(patch);
+  const json seed = p.value("seed", json());  // a trial's own seed, set after expansion
+  p.erase("seed");
   doc.merge_patch(p);
   json cfg = expand_trials(resolve_config_json(doc, "cuda_test.json", "", {})).at(0).config;
-  if (p.contains("seed")) cfg["seed"] = p["seed"];  // a trial's seed comes from `seeds`: set it here
+  if (!seed.is_null()) cfg["seed"] = seed;
   return cfg;
 }
 

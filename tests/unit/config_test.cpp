@@ -66,6 +66,17 @@ TEST(Config, UnknownSectionSuggests) {
   EXPECT_NE(msg.find("did you mean \"optim\""), std::string::npos) << msg;
 }
 
+TEST(Config, ATopLevelSeedIsRejectedForSeeds) {
+  json doc = base();
+  doc["seed"] = 7;
+  EXPECT_EQ(error_of(doc), "lab.json: /seed = 7: trials take their seeds from \"seeds\": a count "
+                           "(seeds 0..n-1) or a list, e.g. \"seeds\": [7]");
+  EXPECT_NE(error_of(base(), {"seed=3"}).find("/seed = 3"), std::string::npos);
+  doc.erase("seed");
+  doc["seeds"] = json::array({7});
+  EXPECT_EQ(expand_trials(resolve_config_json(doc, "lab.json", "", {})).at(0).seed, 7);
+}
+
 TEST(Config, WrongTypeNamesValueAndAllowed) {
   json doc = base();
   doc["train"]["batch_size"] = "big";

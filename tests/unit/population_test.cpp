@@ -21,10 +21,12 @@ json trial(const std::string& patch) {
       R"({"data": {"name": "blobs", "n_train": 512, "n_test": 256, "classes": 4, "dim": 5, "noise": 1.0},
     "model": {"name": "mlp", "widths": [32, 16]}, "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
     "train": {"epochs": 3, "batch_size": 40, "checkpoint": false}})");
-  const json p = json::parse(patch);
+  json p = json::parse(patch);
+  const json seed = p.value("seed", json());  // a trial's own seed, set after expansion
+  p.erase("seed");
   doc.merge_patch(p);
   json cfg = expand_trials(resolve_config_json(doc, "test.json", "", {})).at(0).config;
-  if (p.contains("seed")) cfg["seed"] = p["seed"];  // a trial's seed comes from `seeds`: set it here
+  if (!seed.is_null()) cfg["seed"] = seed;
   return cfg;
 }
 
