@@ -6,6 +6,8 @@
 #include "core/config.h"
 #include "data/datasets.h"
 #include "experiments/lottery.h"
+#include "support/temp_dir.h"
+#include "support/tiny_idx.h"
 #include "train/population.h"
 #include "train/trainer.h"
 
@@ -190,6 +192,31 @@ TEST(CudaPopulation, MembersEqualTheirSoloGpuRunsAndADivergedOneIsFound) {
   auto bad = run_trial(cfgs[2], gpu, {}, "cuda_test.json");
   EXPECT_EQ(outs[2].status, "diverged");
   EXPECT_EQ(outs[2].diverged_step, bad.diverged_step);
+}
+
+TEST(CudaPopulation, MembersSharingOneDataSetEvaluateAsTheirSoloGpuRuns) {
+  SKIP_WITHOUT_GPU();
+  const torch::Device gpu(torch::kCUDA, 0);
+  // Image data the same for every seed: one copy, each evaluation chunk expanded over the members
+  // (a stride-0 batch into the batched matmul), with graphs on.
+  testing::TempDir dir;
+  testing::write_tiny_mnist(dir, 600, 120);
+  std::vector<json> cfgs;
+  for (int seed : {0, 1, 2}) {
+    json c = trial_config(R"({"data": {"name": "mnist", "n_train": null, "n_test": null, "classes": null,
+                                       "dim": null, "noise": null}, "train": {"eval_batch_size": 50}})");
+    c["data"]["path"] = dir.path();
+    c["seed"] = seed;
+    cfgs.push_back(c);
+  }
+  auto outs = run_population(cfgs, gpu, std::vector<TrainHooks>(cfgs.size()), "cuda_test.json");
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    auto solo = run_trial(cfgs[i], gpu, {}, "cuda_test.json");
+    ASSERT_EQ(outs[i].status, "finished");
+    for (const char* m : {"train_loss", "test_loss", "train_acc", "test_acc"})
+      EXPECT_NEAR(outs[i].summary[m].get<double>(), solo.summary[m].get<double>(), 1e-3)
+          << "member " << i << " " << m;
+  }
 }
 
 }  // namespace
