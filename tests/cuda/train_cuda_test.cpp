@@ -201,14 +201,9 @@ TEST(CudaPopulation, MembersSharingOneDataSetEvaluateAsTheirSoloGpuRuns) {
   // (a stride-0 batch into the batched matmul), with graphs on.
   testing::TempDir dir;
   testing::write_tiny_mnist(dir, 600, 120);
-  std::vector<json> cfgs;
-  for (int seed : {0, 1, 2}) {
-    json c = trial_config(R"({"data": {"name": "mnist", "n_train": null, "n_test": null, "classes": null,
-                                       "dim": null, "noise": null}, "train": {"eval_batch_size": 50}})");
-    c["data"]["path"] = dir.path();
-    c["seed"] = seed;
-    cfgs.push_back(c);
-  }
+  json cfg = trial_config(testing::kTinyMnistData);
+  cfg["train"]["eval_batch_size"] = 50;
+  const std::vector<json> cfgs = testing::on_tiny_mnist(cfg, dir, {0, 1, 2});
   auto outs = run_population(cfgs, gpu, std::vector<TrainHooks>(cfgs.size()), "cuda_test.json");
   for (size_t i = 0; i < cfgs.size(); ++i) {
     auto solo = run_trial(cfgs[i], gpu, {}, "cuda_test.json");

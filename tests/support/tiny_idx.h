@@ -6,7 +6,10 @@
 #include <zlib.h>
 
 #include <cstdint>
+#include <initializer_list>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "support/temp_dir.h"
 
@@ -30,6 +33,23 @@ inline void write_tiny_idx(const TempDir& dir, const std::string& prefix, uint32
 inline void write_tiny_mnist(const TempDir& dir, uint32_t n_train, uint32_t n_test) {
   write_tiny_idx(dir, "train", n_train);
   write_tiny_idx(dir, "t10k", n_test);
+}
+
+// A patch turning a blobs test config into image data ("mnist"; its path set by on_tiny_mnist).
+inline const char* kTinyMnistData =
+    R"({"data": {"name": "mnist", "n_train": null, "n_test": null, "classes": null, "dim": null,
+                 "noise": null}})";
+
+// One copy of the resolved trial config `cfg` per seed, reading the tiny MNIST files in `dir`.
+inline std::vector<nlohmann::json> on_tiny_mnist(nlohmann::json cfg, const TempDir& dir,
+                                                 std::initializer_list<int> seeds) {
+  cfg["data"]["path"] = dir.path();
+  std::vector<nlohmann::json> out;
+  for (int seed : seeds) {
+    cfg["seed"] = seed;
+    out.push_back(cfg);
+  }
+  return out;
 }
 
 }  // namespace empiric::testing

@@ -104,15 +104,9 @@ TEST(Population, MembersSharingOneDataSetEqualTheirSoloRuns) {
   // members share one copy, and each evaluation chunk is expanded over them, not copied.
   testing::TempDir dir;
   testing::write_tiny_mnist(dir, 300, 60);
-  std::vector<json> cfgs;
-  for (int seed : {0, 1, 2}) {
-    json c = trial(R"({"data": {"name": "mnist", "n_train": null, "n_test": null, "classes": null,
-                                "dim": null, "noise": null}, "train": {"eval_batch_size": 25}})");
-    c["data"]["path"] = dir.path();
-    c["seed"] = seed;
-    cfgs.push_back(c);
-  }
-  expect_members_equal_solo(cfgs);
+  json cfg = trial(testing::kTinyMnistData);
+  cfg["train"]["eval_batch_size"] = 25;
+  expect_members_equal_solo(testing::on_tiny_mnist(cfg, dir, {0, 1, 2}));
 }
 
 TEST(Population, MembersTakeTheMeasuresTheirSoloRunsTake) {
