@@ -41,7 +41,6 @@ struct PendingMetrics {
   std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
 };
 
-
 json run_environment(const std::string& home, const torch::Device& device) {
   json env = host_environment(home);
   env["torch"] = EMPIRIC_TORCH_VERSION;

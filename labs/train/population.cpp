@@ -78,14 +78,6 @@ void member_from(const json& j, MemberState& m) {
   m.last_values = values_from(j["last_values"]);
 }
 
-torch::Tensor text_tensor(const std::string& s) {
-  return torch::from_blob(const_cast<char*>(s.data()), {int64_t(s.size())}, torch::kUInt8).clone();
-}
-std::string tensor_text(const torch::Tensor& t) {
-  auto c = t.contiguous().cpu();
-  return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), size_t(c.numel()));
-}
-
 bool same_sgd(const kernels::SgdConfig& a, const kernels::SgdConfig& b) {
   return a.lr == b.lr && a.momentum == b.momentum && a.weight_decay == b.weight_decay &&
          a.nesterov == b.nesterov;
@@ -219,18 +211,9 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
 
   // The top Hessian eigenvalue at initialization, where asked: on each member's own net and data,
   // as run_trial takes it.
-  std::vector<double> hessian_init(static_cast<size_t>(P), NAN);
-  for (int64_t p = 0; p < P; ++p) {
-    if (!cfgs[p].contains("measure") || !cfgs[p]["measure"].value("hessian_init", false)) continue;
-    const json& m = cfgs[p]["measure"];
-    const Dataset& d = owned[data_of[p]];
-    const int64_t k = std::min<int64_t>(d.x_train.size(0), m["hessian_samples"].get<int64_t>());
-    hessian_init[p] = top_hessian_eigenvalue(nets[p], d.x_train.slice(0, 0, k),
-                                             d.y_train.slice(0, 0, k), d.regression,
-                                             m["hessian_max_iter"], m["hessian_tol"],
-                                             cfgs[p].value("seed", 0))
-                          .value;
-  }
+  std::vector<double> hessian_init;
+  for (int64_t p = 0; p < P; ++p)
+    hessian_init.push_back(initial_hessian_top(cfgs[p], nets[p], owned[data_of[p]]));
 
   // Stack the members' layers: Linear modules in order; the activation of the reference net.
   // The members' nets stay: their Linear modules get the trained weights back for the measures.
@@ -681,11 +664,12 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
       if (step % check_every == 0 || step == total || b + 1 == spe) {
         auto window = step_losses.slice(1, checked, b + 1);
         auto bad = window.isnan().logical_or_(window.isinf()).logical_or_(window.gt(bound)).cpu();
-        for (int64_t p = 0; p < P && bad.any().item<bool>(); ++p) {
-          if (ms[p].diverged_step >= 0) continue;
-          auto hits = bad[p].nonzero();
-          if (hits.size(0) > 0) ms[p].diverged_step = epoch_start + checked + hits[0][0].item<int64_t>();
-        }
+        if (bad.any().item<bool>())
+          for (int64_t p = 0; p < P; ++p) {
+            if (ms[p].diverged_step >= 0) continue;
+            auto hits = bad[p].nonzero();
+            if (hits.size(0) > 0) ms[p].diverged_step = epoch_start + checked + hits[0][0].item<int64_t>();
+          }
         checked = b + 1;
       }
       if (hooks[0].on_progress && step % 16 == 0) hooks[0].on_progress(step, total);

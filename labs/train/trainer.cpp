@@ -73,14 +73,6 @@ struct LoopState {
   }
 };
 
-torch::Tensor string_tensor(const std::string& s) {
-  return torch::from_blob(const_cast<char*>(s.data()), {int64_t(s.size())}, torch::kUInt8).clone();
-}
-std::string tensor_string(const torch::Tensor& t) {
-  auto c = t.contiguous();
-  return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), size_t(c.numel()));
-}
-
 // torch's default generator on `device`: init and dropout draw from it.
 at::Generator device_generator(const torch::Device& device) {
   return at::globalContext().defaultGenerator(device.is_cuda() ? device
@@ -97,7 +89,7 @@ void save_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
   archive.write("order_rng", order_gen.get_state());
   archive.write("torch_rng", at::detail::getDefaultCPUGenerator().get_state());
   if (device.is_cuda()) archive.write("device_rng", device_generator(device).get_state());
-  archive.write("state", string_tensor(state.to_json().dump()));
+  archive.write("state", text_tensor(state.to_json().dump()));
   // Write then rename, so a kill mid-save leaves the previous checkpoint intact.
   std::string tmp = path + ".tmp";
   archive.save_to(tmp);
@@ -130,7 +122,7 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
     archive.read("device_rng", device_rng);
     device_generator(device).set_state(device_rng.cpu());
   }
-  state.from_json(json::parse(tensor_string(s.cpu())));
+  state.from_json(json::parse(tensor_text(s)));
   return true;
 }
 
@@ -683,6 +675,26 @@ TrainOutcome run_lr_range(const json& cfg, const Dataset& data, Net& model,
   return outcome;
 }
 
+torch::Tensor text_tensor(const std::string& s) {
+  return torch::from_blob(const_cast<char*>(s.data()), {int64_t(s.size())}, torch::kUInt8).clone();
+}
+std::string tensor_text(const torch::Tensor& t) {
+  auto c = t.contiguous().cpu();
+  return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), size_t(c.numel()));
+}
+
+double initial_hessian_top(const json& cfg, Net& model, const Dataset& data) {
+  if (!cfg.contains("measure") || !cfg["measure"].value("hessian_init", false)) return NAN;
+  // Taken on the same examples as the final measure. Power iteration draws from its own seeded
+  // generator, so training is the same with or without it.
+  const json& m = cfg["measure"];
+  const int64_t k = std::min<int64_t>(data.x_train.size(0), m["hessian_samples"].get<int64_t>());
+  return top_hessian_eigenvalue(model, data.x_train.slice(0, 0, k), data.y_train.slice(0, 0, k),
+                                data.regression, m["hessian_max_iter"], m["hessian_tol"],
+                                cfg.value("seed", 0))
+      .value;
+}
+
 std::mutex& init_mutex() {
   static std::mutex mutex;
   return mutex;
@@ -727,17 +739,7 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
   TrainHooks with_masks = hooks;
   const std::string mask_file = cfg["train"].value("mask_file", std::string());
   if (!mask_file.empty()) with_masks.masks = load_masks(mask_file, model, source);
-  double hessian_init = NAN;
-  if (cfg.contains("measure") && cfg["measure"].value("hessian_init", false)) {
-    // Taken on the same examples as the final measure. Power iteration draws from its own
-    // seeded generator, so training is the same with or without it.
-    const json& m = cfg["measure"];
-    const int64_t k = std::min<int64_t>(data.x_train.size(0), m["hessian_samples"].get<int64_t>());
-    hessian_init = top_hessian_eigenvalue(model, data.x_train.slice(0, 0, k),
-                                          data.y_train.slice(0, 0, k), data.regression,
-                                          m["hessian_max_iter"], m["hessian_tol"], seed)
-                       .value;
-  }
+  const double hessian_init = initial_hessian_top(cfg, model, data);
   TrainOutcome out = train_model(cfg, data, model, device, with_masks);
   out.summary["data"] = data.info;
   if (!with_masks.masks.empty()) out.summary["weights_remaining"] = remaining_fraction(with_masks.masks);

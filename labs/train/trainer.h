@@ -75,6 +75,14 @@ std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
 // Kept fraction of the masked parameters' elements.
 double remaining_fraction(const std::vector<torch::Tensor>& masks);
 
+// The top Hessian eigenvalue of `model` as it is now (before training), on the examples the final
+// measure uses, when cfg's measure.hessian_init asks for it; NaN otherwise.
+double initial_hessian_top(const json& cfg, Net& model, const Dataset& data);
+
+// A string stored in a checkpoint archive as a byte tensor, and back.
+torch::Tensor text_tensor(const std::string& s);
+std::string tensor_text(const torch::Tensor& t);
+
 // Held while a trial seeds torch's global generators and draws its data and init, so trials
 // started at once (sweeps with --jobs) each get exactly what they would alone.
 std::mutex& init_mutex();

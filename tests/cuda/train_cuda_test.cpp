@@ -8,6 +8,7 @@
 #include "experiments/lottery.h"
 #include "support/temp_dir.h"
 #include "support/tiny_idx.h"
+#include "support/trial_config.h"
 #include "train/population.h"
 #include "train/trainer.h"
 
@@ -15,17 +16,11 @@ namespace empiric {
 namespace {
 
 json trial_config(const std::string& patch) {
-  json doc = json::parse(
+  static const char* base =
       R"({"data": {"name": "blobs", "n_train": 1024, "n_test": 512, "classes": 4, "dim": 8, "noise": 1.5},
-    "model": {"name": "mlp", "widths": [64, 64]}, "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
-    "train": {"epochs": 5, "batch_size": 64, "checkpoint": false}})");
-  json p = json::parse(patch);
-  const json seed = p.value("seed", json());  // a trial's own seed, set after expansion
-  p.erase("seed");
-  doc.merge_patch(p);
-  json cfg = expand_trials(resolve_config_json(doc, "cuda_test.json", "", {})).at(0).config;
-  if (!seed.is_null()) cfg["seed"] = seed;
-  return cfg;
+        "model": {"name": "mlp", "widths": [64, 64]}, "optim": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+        "train": {"epochs": 5, "batch_size": 64, "checkpoint": false}})";
+  return testing::trial_from(base, patch, "cuda_test.json");
 }
 
 #define SKIP_WITHOUT_GPU() \

@@ -12,22 +12,17 @@
 #include "core/errors.h"
 #include "support/temp_dir.h"
 #include "support/tiny_idx.h"
+#include "support/trial_config.h"
 
 namespace empiric {
 namespace {
 
 json trial(const std::string& patch) {
-  json doc = json::parse(
+  static const char* base =
       R"({"data": {"name": "blobs", "n_train": 512, "n_test": 256, "classes": 4, "dim": 5, "noise": 1.0},
-    "model": {"name": "mlp", "widths": [32, 16]}, "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
-    "train": {"epochs": 3, "batch_size": 40, "checkpoint": false}})");
-  json p = json::parse(patch);
-  const json seed = p.value("seed", json());  // a trial's own seed, set after expansion
-  p.erase("seed");
-  doc.merge_patch(p);
-  json cfg = expand_trials(resolve_config_json(doc, "test.json", "", {})).at(0).config;
-  if (!seed.is_null()) cfg["seed"] = seed;
-  return cfg;
+        "model": {"name": "mlp", "widths": [32, 16]}, "optim": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+        "train": {"epochs": 3, "batch_size": 40, "checkpoint": false}})";
+  return testing::trial_from(base, patch, "test.json");
 }
 
 // Per-epoch evaluations of one run.
