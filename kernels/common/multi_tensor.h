@@ -28,12 +28,20 @@ struct AdamStep {
   // CUDA graphs: when set, {lr, step_size, bc2_sqrt} are read from this device memory at run time
   // instead of the fields above, so a captured step sees the LR and step count of each replay.
   const float* scalars = nullptr;
+  // Populations (see fused_optim.h): `members` > 0 cuts every tensor into that many equal blocks,
+  // and block p reads {lr, step_size, weight_decay} from member_hyper[3p ..] (memory of the
+  // lists' device) instead of the fields above and the scalars.
+  const float* member_hyper = nullptr;
+  int members = 0;
 };
 
 struct SgdStep {
   float lr, momentum, weight_decay;
   bool nesterov, first_step;  // first step: the momentum buffer starts as the gradient
   const float* scalars = nullptr;  // CUDA graphs: {lr} read from device memory (as AdamStep's)
+  // Populations, as AdamStep's: block p reads {lr, momentum, weight_decay} from member_hyper[3p ..].
+  const float* member_hyper = nullptr;
+  int members = 0;
 };
 
 // CUDA launchers (kernels/*/ *.cu), on the given cudaStream_t. Lists: Adam {w, g, m, v[, mask]},

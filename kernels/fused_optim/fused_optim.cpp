@@ -26,11 +26,31 @@ const float* step_scalars(const char* op, const at::Tensor& scalars, const at::T
   return nullptr;
 }
 
+// The members' hyperparameters (P x 3 float32 on the params' device), checked against the lists:
+// sets *hyper and *count, or leaves them at null and 0 when there are none.
+void member_hyper(const char* op, const at::Tensor& members, const TensorList& params,
+                  const float** hyper, int* count) {
+  if (!members.defined()) return;
+  const int64_t p = members.dim() == 2 ? members.size(0) : -1;
+  if (p < 1 || members.size(1) != 3 || members.scalar_type() != at::kFloat ||
+      !members.is_contiguous() || members.device() != params[0].device())
+    throw std::invalid_argument(std::string(op) +
+                                ": members must be a contiguous float32 tensor of P x 3 on the "
+                                "params' device");
+  for (size_t k = 0; k < params.size(); ++k)
+    if (params[k].dim() < 1 || params[k].size(0) != p)
+      throw std::invalid_argument(std::string(op) + ": params[" + std::to_string(k) +
+                                  "] does not have the " + std::to_string(p) +
+                                  " members as its first dimension");
+  *hyper = members.data_ptr<float>();
+  *count = int(p);
+}
+
 }  // namespace
 
 void fused_adam_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
                  const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c,
-                 int64_t step, const at::Tensor& scalars) {
+                 int64_t step, const at::Tensor& scalars, const at::Tensor& members) {
   if (params.empty()) return;
   const bool masked = !masks.empty();
   std::vector<const TensorList*> lists = {&params, &grads, &exp_avgs, &exp_avg_sqs};
@@ -51,6 +71,7 @@ void fused_adam_(const TensorList& params, const TensorList& grads, const Tensor
   float host[3];
   s.scalars = step_scalars("fused_adam_", scalars, params[0], 3, host);
   if (scalars.defined() && !s.scalars) s.lr = host[0], s.step_size = host[1], s.bc2_sqrt = host[2];
+  member_hyper("fused_adam_", members, params, &s.member_hyper, &s.members);
   SpanLists spans = spans_of(lists);
   if (params[0].is_cuda())
     launch_fused_adam(spans, s, masked, current_stream(params[0]));
@@ -65,11 +86,13 @@ void adam_step_scalars(const at::Tensor& lr, const at::Tensor& t, const AdamConf
 
 void fused_sgd_(const TensorList& params, const TensorList& grads, const TensorList& momentum_bufs,
                 const TensorList& masks, const SgdConfig& c, bool first_step,
-                const at::Tensor& scalars) {
+                const at::Tensor& scalars, const at::Tensor& members) {
   if (params.empty()) return;
   const bool masked = !masks.empty();
+  if (members.defined() && momentum_bufs.empty())
+    throw std::invalid_argument("fused_sgd_: members need momentum_bufs");
   // Without momentum there is no buffer: the params stand in for it (never read or written).
-  const TensorList& bufs = c.momentum != 0 ? momentum_bufs : params;
+  const TensorList& bufs = c.momentum != 0 || members.defined() ? momentum_bufs : params;
   std::vector<const TensorList*> lists = {&params, &grads, &bufs};
   std::vector<const char*> names = {"params", "grads", "momentum_bufs"};
   if (masked)
@@ -80,6 +103,7 @@ void fused_sgd_(const TensorList& params, const TensorList& grads, const TensorL
   float host[1];
   s.scalars = step_scalars("fused_sgd_", scalars, params[0], 1, host);
   if (scalars.defined() && !s.scalars) s.lr = host[0];
+  member_hyper("fused_sgd_", members, params, &s.member_hyper, &s.members);
   SpanLists spans = spans_of(lists);
   if (params[0].is_cuda())
     launch_fused_sgd(spans, s, masked, current_stream(params[0]));

@@ -7,6 +7,18 @@
 namespace empiric::kernels {
 namespace {
 
+// Populations: each thread loads its member's hyperparameters when its element index enters a new
+// member's block (one division per block crossed, none per element).
+struct MemberCursor {
+  int64_t block = 0, end = -1;
+  __device__ bool enters(int64_t i) const { return i >= end; }
+  __device__ const float* hyper(int64_t i, const float* all) {
+    const int64_t p = i / block;
+    end = (p + 1) * block;
+    return all + 3 * p;
+  }
+};
+
 __device__ __forceinline__ float adam_update(float& w, float g, float& m, float& v, float mask,
                                              const AdamStep& s) {
   if (s.decoupled) {
@@ -22,11 +34,15 @@ __device__ __forceinline__ float adam_update(float& w, float g, float& m, float&
   return w;
 }
 
-template <bool Masked, bool Vec>
+// Members (populations) take the element-wise path: a float4 may straddle two members' blocks.
+template <bool Masked, bool Vec, bool Members>
 __global__ void __launch_bounds__(kThreads) adam_kernel(ChunkMeta<5> meta, AdamStep s) {
+  static_assert(!(Vec && Members), "members step element by element");
   if (s.scalars) s.lr = s.scalars[0], s.step_size = s.scalars[1], s.bc2_sqrt = s.scalars[2];
   const int t = meta.block_tensor[blockIdx.x];
   const int64_t n = meta.n[t];
+  MemberCursor member;
+  if (Members) member.block = n / s.members;
   const int64_t begin = int64_t(meta.block_chunk[blockIdx.x]) * kChunk;
   const int64_t end = min(n, begin + kChunk);
   float* __restrict__ w = meta.ptr[0][t];
@@ -54,6 +70,10 @@ __global__ void __launch_bounds__(kThreads) adam_kernel(ChunkMeta<5> meta, AdamS
     i = (end - begin) / 4 * 4 + begin + threadIdx.x;
   }
   for (; i < end; i += blockDim.x) {
+    if (Members && member.enters(i)) {
+      const float* h = member.hyper(i, s.member_hyper);
+      s.lr = h[0], s.step_size = h[1], s.weight_decay = h[2];
+    }
     float wi = w[i], mi = m[i], vi = v[i];
     adam_update(wi, g[i], mi, vi, Masked ? mask[i] : 1.0f, s);
     w[i] = wi;
@@ -72,17 +92,23 @@ __device__ __forceinline__ void sgd_update(float& w, float g, float& buf, float 
   w = (w - s.lr * g) * mask;
 }
 
-template <bool Masked>
+template <bool Masked, bool Members>
 __global__ void __launch_bounds__(kThreads) sgd_kernel(ChunkMeta<5> meta, SgdStep s) {
   if (s.scalars) s.lr = s.scalars[0];
   const int t = meta.block_tensor[blockIdx.x];
   const int64_t begin = int64_t(meta.block_chunk[blockIdx.x]) * kChunk;
   const int64_t end = min(meta.n[t], begin + kChunk);
+  MemberCursor member;
+  if (Members) member.block = meta.n[t] / s.members;
   float* __restrict__ w = meta.ptr[0][t];
   const float* __restrict__ g = meta.ptr[1][t];
   float* __restrict__ buf = meta.ptr[2][t];
   const float* __restrict__ mask = Masked ? meta.ptr[4][t] : nullptr;
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+    if (Members && member.enters(i)) {
+      const float* h = member.hyper(i, s.member_hyper);
+      s.lr = h[0], s.momentum = h[1], s.weight_decay = h[2];
+    }
     float wi = w[i], bi = s.momentum != 0.0f ? buf[i] : 0.0f;
     sgd_update(wi, g[i], bi, Masked ? mask[i] : 1.0f, s);
     w[i] = wi;
@@ -101,17 +127,21 @@ SpanLists padded(const SpanLists& lists) {
 }  // namespace
 
 void launch_fused_adam(const SpanLists& lists, const AdamStep& s, bool masked, void* stream) {
-  const bool vec = lists.aligned16();
+  const bool members = s.members > 0, vec = !members && lists.aligned16();
   auto st = static_cast<cudaStream_t>(stream);
   for_each_chunk_set<5>(padded(lists), [&](const ChunkMeta<5>& meta, int blocks) {
-    if (masked && vec)
-      adam_kernel<true, true><<<blocks, kThreads, 0, st>>>(meta, s);
+    if (members && masked)
+      adam_kernel<true, false, true><<<blocks, kThreads, 0, st>>>(meta, s);
+    else if (members)
+      adam_kernel<false, false, true><<<blocks, kThreads, 0, st>>>(meta, s);
+    else if (masked && vec)
+      adam_kernel<true, true, false><<<blocks, kThreads, 0, st>>>(meta, s);
     else if (masked)
-      adam_kernel<true, false><<<blocks, kThreads, 0, st>>>(meta, s);
+      adam_kernel<true, false, false><<<blocks, kThreads, 0, st>>>(meta, s);
     else if (vec)
-      adam_kernel<false, true><<<blocks, kThreads, 0, st>>>(meta, s);
+      adam_kernel<false, true, false><<<blocks, kThreads, 0, st>>>(meta, s);
     else
-      adam_kernel<false, false><<<blocks, kThreads, 0, st>>>(meta, s);
+      adam_kernel<false, false, false><<<blocks, kThreads, 0, st>>>(meta, s);
     check_launch("fused_adam");
   });
 }
@@ -119,10 +149,15 @@ void launch_fused_adam(const SpanLists& lists, const AdamStep& s, bool masked, v
 void launch_fused_sgd(const SpanLists& lists, const SgdStep& s, bool masked, void* stream) {
   auto st = static_cast<cudaStream_t>(stream);
   for_each_chunk_set<5>(padded(lists), [&](const ChunkMeta<5>& meta, int blocks) {
-    if (masked)
-      sgd_kernel<true><<<blocks, kThreads, 0, st>>>(meta, s);
+    const bool members = s.members > 0;
+    if (masked && members)
+      sgd_kernel<true, true><<<blocks, kThreads, 0, st>>>(meta, s);
+    else if (masked)
+      sgd_kernel<true, false><<<blocks, kThreads, 0, st>>>(meta, s);
+    else if (members)
+      sgd_kernel<false, true><<<blocks, kThreads, 0, st>>>(meta, s);
     else
-      sgd_kernel<false><<<blocks, kThreads, 0, st>>>(meta, s);
+      sgd_kernel<false, false><<<blocks, kThreads, 0, st>>>(meta, s);
     check_launch("fused_sgd");
   });
 }

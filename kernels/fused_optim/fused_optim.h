@@ -38,13 +38,21 @@ struct SgdConfig {
   bool nesterov = false;
 };
 
+// members (optional; for populations of models stacked along a leading dimension): a float32
+// tensor of P x 3 on the params' device. Every params[k] then has P as its first dimension, and
+// member p (the block params[k][p]) steps with its own hyperparameters from row p: {lr,
+// lr / (1 - beta1^t), weight_decay} (Adam) or {lr, momentum, weight_decay} (SGD), in place of c's
+// and the scalars'; the rest (betas, eps, bias correction 2, nesterov) is shared. SGD then needs
+// momentum_bufs (a member with momentum 0 leaves its block of them untouched).
+// One call then steps P models with different hyperparameters, so a CUDA graph can capture it.
+//
 // scalars (optional; for CUDA graphs): a float32 tensor on the params' device holding {lr,
 // lr / (1 - beta1^t), sqrt(1 - beta2^t)} (Adam) or {lr} (SGD); when given, the step takes these
 // from it when it runs (c.lr and step are then not used for them), so a step captured in a CUDA
 // graph follows the values written there before each replay.
 void fused_adam_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
                  const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c,
-                 int64_t step, const at::Tensor& scalars = {});
+                 int64_t step, const at::Tensor& scalars = {}, const at::Tensor& members = {});
 // The Adam scalars a captured step reads: {lr, lr / (1 - beta1^t), sqrt(1 - beta2^t)} computed
 // from lr and t (one-element float64 tensors; t is the 1-based step) in float64 as the host does,
 // with ATen ops only, so a CUDA graph captures the computation too; stored into `scalars`
@@ -54,7 +62,7 @@ void adam_step_scalars(const at::Tensor& lr, const at::Tensor& t, const AdamConf
 // momentum_bufs may be empty when momentum == 0; first_step starts the buffers from the gradient.
 void fused_sgd_(const TensorList& params, const TensorList& grads, const TensorList& momentum_bufs,
                 const TensorList& masks, const SgdConfig& c, bool first_step,
-                const at::Tensor& scalars = {});
+                const at::Tensor& scalars = {}, const at::Tensor& members = {});
 
 void reference_adam_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
                      const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c,

@@ -50,6 +50,7 @@ struct MemberState {
   long long best_val_step = -1;
   double test_acc_at_best = NAN;
   std::vector<std::pair<std::string, double>> last_values;
+  json marks = json::object();  // test metrics at the schedule's landmarks (wsd)
 };
 
 json values_json(const std::vector<std::pair<std::string, double>>& values) {
@@ -68,7 +69,8 @@ json member_json(const MemberState& m) {
           {"best_val", std::isfinite(m.best_val) ? json(m.best_val) : json()},
           {"best_val_step", m.best_val_step},
           {"test_acc_at_best", std::isnan(m.test_acc_at_best) ? json() : json(m.test_acc_at_best)},
-          {"last_values", values_json(m.last_values)}};
+          {"last_values", values_json(m.last_values)},
+          {"marks", m.marks}};
 }
 void member_from(const json& j, MemberState& m) {
   m.diverged_step = j["diverged_step"];
@@ -76,6 +78,7 @@ void member_from(const json& j, MemberState& m) {
   m.best_val_step = j["best_val_step"];
   m.test_acc_at_best = j["test_acc_at_best"].is_null() ? NAN : j["test_acc_at_best"].get<double>();
   m.last_values = values_from(j["last_values"]);
+  m.marks = j.value("marks", json::object());
 }
 
 bool same_sgd(const kernels::SgdConfig& a, const kernels::SgdConfig& b) {
@@ -115,12 +118,10 @@ std::string population_incompatibility(const json& c) {
   if (o.value("l1", 0.0) > 0) return "optim.l1 > 0";
   if (o.value("clip_norm", 0.0) > 0) return "optim.clip_norm > 0";
   if (!o.value("lr_mult", json::object()).empty()) return "optim.lr_mult is set";
-  if (c["schedule"]["name"] == "wsd") return "schedule.name is wsd";
   if (t.value("early_stop_patience", 0) > 0) return "train.early_stop_patience > 0";
   if (t.value("stop_train_loss", 0.0) > 0) return "train.stop_train_loss > 0";
   for (const char* k : {"target_train_loss", "target_train_acc", "target_test_acc"})
     if (t.value(k, 0.0) > 0) return std::string("train.") + k + " > 0";
-  if (t.value("eval_every_steps", 0) > 0) return "train.eval_every_steps > 0";
   if (!t.value("mask_file", std::string()).empty()) return "train.mask_file is set";
   // Measures of the final (or initial) weights are taken per member after (before) training, as a
   // trial alone takes them; the interpolation partner is a second training run of its own.
@@ -347,12 +348,6 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
     state1.push_back(torch::zeros_like(s));
     if (opt_name != "sgd") state2.push_back(torch::zeros_like(s));
   }
-  // Solo order: the model's named parameters (weight then bias per Linear), one group.
-  auto member_list = [&](const std::vector<torch::Tensor>& list, int64_t p) {
-    std::vector<torch::Tensor> out;
-    for (const auto& t : list) out.push_back(t.select(0, p));
-    return out;
-  };
 
   const json& t0 = c0["train"];
   const int64_t n = d0.x_train.size(0);
@@ -363,6 +358,8 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   const double bound = t0["divergence_loss"];
   const bool has_val = d0.x_val.defined() && d0.x_val.size(0) > 0;
   const json& sched = c0["schedule"];
+  const long long eval_every = t0["eval_every_steps"];
+  const auto marks = schedule_marks(sched, total, spe);
 
   std::vector<MemberState> ms(static_cast<size_t>(P));
   std::vector<at::Generator> order;
@@ -432,6 +429,9 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
       auto w = batch_sizes.slice(0, 0, epoch_steps);
       running = ((step_losses.slice(1, 0, epoch_steps) * w).sum(1) / w.sum()).to(torch::kCPU, torch::kFloat64);
     }
+    eval_s += seconds_since(te);
+    // Each member's share of the population's time, as a trial alone records its own.
+    const double compute_share = compute_s / double(P), eval_share = eval_s / double(P);
     for (int64_t p = 0; p < P; ++p) {
       if (ms[p].diverged_step >= 0) continue;
       const double lr = lr_at(sched, ms[p].base_lr, std::max(0LL, step - 1), total, spe);
@@ -450,17 +450,19 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
         if (val_loss < ms[p].best_val)
           ms[p].best_val = val_loss, ms[p].best_val_step = step, ms[p].test_acc_at_best = test_acc;
       }
+      ev.values.push_back({"compute_s", compute_share});
+      ev.values.push_back({"eval_s", eval_share});
+      if (compute_share > 0) ev.values.push_back({"samples_per_s", double(samples) / compute_share});
       ms[p].last_values = ev.values;
       if (hooks[p].on_eval) hooks[p].on_eval(ev);
     }
-    eval_s += seconds_since(te);
   };
 
-  // CUDA graphs, as in train_model: once two steps have run, a full-batch step of a population
-  // whose members step alike (all with one LR) is captured whole (gather from a static row
-  // buffer, forward, backward, one fused step reading its LR and bias corrections from device
-  // scalars) and replayed; other steps (the smaller last batch, members stepping apart after one
-  // diverged) run eagerly through the same tensors.
+  // CUDA graphs, as in train_model: once two steps have run, a full-batch step is captured whole
+  // (gather from a static row buffer, forward, backward, one fused step reading its LR and bias
+  // corrections from the device) and replayed; other steps (the smaller last batch) run eagerly
+  // through the same tensors. A population whose members step alike (seeds) is captured with one
+  // LR; one whose members step apart, with each member's row of hyperparameters (below).
   const bool one_gather = x_all.defined();
   std::string graph_status = cuda_graph_blocker(c0, device);
   if (graph_status.empty())
@@ -468,16 +470,43 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   bool graphs = graph_status == "captured";
   kernels::StreamGuard side_stream(graphs ? std::max<int>(0, device.index()) : -1);
   kernels::Graph step_graph;
-  torch::Tensor static_rows, static_losses, lr_device, t_device, step_scalars;
+  bool graph_members = false;  // the captured step uses the members' rows
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
+  torch::Tensor static_rows, static_losses, lr_device, step_scalars;
+  auto t_device = torch::zeros({1}, f64);  // the 1-based Adam step the device computes with
   double lr_on_device = NAN;
   if (graphs) {
-    const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
     static_rows = torch::zeros({P * batch}, f64.dtype(torch::kInt64));
     static_losses = torch::zeros({P}, d0.x_train.options());
     lr_device = torch::zeros({1}, f64);
-    t_device = torch::zeros({1}, f64);
     step_scalars = torch::zeros({opt_name == "sgd" ? 1 : 3}, f64.dtype(torch::kFloat32));
   }
+  // Members stepping apart (their own LR, momentum or weight decay, or one diverged and stopped):
+  // one fused call, member p's hyperparameters in row p of member_hyper (SGD {lr, momentum,
+  // weight decay}, Adam {lr, lr / (1 - beta1^t), weight decay}), computed on the device from the
+  // members' base LRs (0 once diverged) times the schedule's factor this step (every schedule
+  // scales its base LR), so a captured step follows them as well.
+  auto member_base = torch::zeros({P}, f64);
+  auto member_hyper = torch::zeros({P, 3}, f64.dtype(torch::kFloat32));
+  auto factor_device = torch::zeros({1}, f64);
+  double factor_on_device = NAN;
+  {
+    auto fixed = torch::zeros({P, 3}, torch::kFloat32);
+    for (int64_t p = 0; p < P; ++p) {
+      fixed[p][1] = opt_name == "sgd" ? sgd[p].momentum : 0.0;
+      fixed[p][2] = opt_name == "sgd" ? sgd[p].weight_decay : adam[p].weight_decay;
+    }
+    member_hyper.copy_(fixed);
+  }
+  auto fill_member_hyper = [&]() {  // from factor_device and t_device
+    const auto lr = member_base * factor_device;
+    member_hyper.select(1, 0).copy_(lr);
+    if (opt_name != "sgd")
+      member_hyper.select(1, 1).copy_(lr / (1.0 - torch::pow(adam[0].beta1, t_device)));
+  };
+  auto set_factor = [&](double f) {
+    if (f != factor_on_device) factor_device.fill_(f), factor_on_device = f;
+  };
 
   // Checkpoints, as a trial alone takes them: at the first epoch end `checkpoint_every_s` after
   // the last one, the stacked weights and optimizer state, each member's data order generator and
@@ -535,6 +564,12 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
     }
   }
   const long long first_opt_steps = opt_steps;  // captures wait for two eager steps in this run
+  {
+    auto base = torch::zeros({P}, torch::kFloat64);
+    for (int64_t p = 0; p < P; ++p)
+      if (ms[p].diverged_step < 0) base[p] = ms[p].base_lr;
+    member_base.copy_(base);
+  }
   auto last_checkpoint = Clock::now();
 
   while (step < total) {
@@ -550,8 +585,8 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
     int64_t checked = 0;
     for (int64_t b = 0; b < spe && step < total; ++b) {
       const int64_t lo = b * batch, hi = std::min(n, (b + 1) * batch);
-      // Each member's LR this step; when all step alike (a population of seeds), one fused call
-      // steps the stacked tensors whole, else one call per member on its views.
+      // Each member's LR this step. When all step alike (a population of seeds), one fused call
+      // steps the stacked tensors with one LR; else one fused call with the members' rows.
       bool alike = true;
       for (int64_t p = 0; p < P; ++p) {
         const double lr =
@@ -560,7 +595,8 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
         alike = alike && (opt_name == "sgd" ? same_sgd(sgd[p], sgd[0]) : same_adam(adam[p], adam[0]));
       }
       const double lr0 = opt_name == "sgd" ? sgd[0].lr : adam[0].lr;
-      const bool replayable = hi - lo == batch && alike;
+      const double factor = lr_at(sched, 1.0, step, total, spe);
+      const bool full = hi - lo == batch;
       // fresh: gradients reset to undefined, so backward writes them instead of zeroing and
       // adding (the captured step; see train_model).
       auto losses_of = [&](const torch::Tensor& xb, const torch::Tensor& yb, bool fresh) {
@@ -582,9 +618,23 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
         for (auto& s : stacked) grads.push_back(s.grad());
         return grads;
       };
-      if (graphs && replayable && !step_graph.captured() && opt_steps - first_opt_steps >= 2) {
+      // One fused step of every member: `rows` with the members' own hyperparameters (read from
+      // factor_device and t_device, which hold this step's values), else with member 0's.
+      // t: the 1-based step; scalars: the captured step's device LR and bias corrections, which
+      // replace t's (undefined: eager).
+      auto step_all = [&](bool rows, long long t, const torch::Tensor& scalars) {
+        std::vector<torch::Tensor> grads = grads_of_stacked();
+        if (rows) fill_member_hyper();
+        const torch::Tensor members = rows ? member_hyper : torch::Tensor();
+        if (opt_name == "sgd")
+          kernels::fused_sgd_(stacked, grads, state1, {}, sgd[0], t == 1, scalars, members);
+        else
+          kernels::fused_adam_(stacked, grads, state1, state2, {}, adam[0], t, scalars, members);
+      };
+      if (graphs && full && !step_graph.captured() && opt_steps - first_opt_steps >= 2) {
         static_rows.copy_(all_rows.slice(1, lo, hi).reshape({-1}));
         t_device.fill_(double(opt_steps));
+        graph_members = !alike;
         std::string why;
         if (!step_graph.capture(
                 [&] {
@@ -593,15 +643,14 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
                   auto losses = losses_of(xb, yb, true);
                   torch::NoGradGuard guard;
                   t_device.add_(1);
-                  if (opt_name == "sgd") {
-                    step_scalars.copy_(lr_device);
-                    kernels::fused_sgd_(stacked, grads_of_stacked(), state1, {}, sgd[0], false,
-                                        step_scalars);
-                  } else {
-                    kernels::adam_step_scalars(lr_device, t_device, adam[0], step_scalars);
-                    kernels::fused_adam_(stacked, grads_of_stacked(), state1, state2, {}, adam[0],
-                                         opt_steps + 1, step_scalars);
-                  }
+                  // The LR the scalars start from: member 0's, or the schedule's factor (the
+                  // members' rows replace it; Adam's second bias correction comes from here).
+                  const auto& lr = graph_members ? factor_device : lr_device;
+                  if (opt_name == "sgd")
+                    step_scalars.copy_(lr);
+                  else
+                    kernels::adam_step_scalars(lr, t_device, adam[0], step_scalars);
+                  step_all(graph_members, opt_steps + 1, step_scalars);
                   static_losses.copy_(losses.detach());
                 },
                 &why)) {
@@ -611,9 +660,12 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
                     "); training eagerly");
         }
       }
-      if (step_graph.captured() && replayable) {
+      if (step_graph.captured() && full && (graph_members || alike)) {
         static_rows.copy_(all_rows.slice(1, lo, hi).reshape({-1}));
-        if (lr0 != lr_on_device) lr_device.fill_(lr0), lr_on_device = lr0;
+        if (graph_members)
+          set_factor(factor);
+        else if (lr0 != lr_on_device)
+          lr_device.fill_(lr0), lr_on_device = lr0;
         step_graph.replay();
         ++opt_steps;
         step_losses.select(1, b).copy_(static_losses);
@@ -636,24 +688,11 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
         auto losses = losses_of(xb, yb, false);
         ++opt_steps;
         torch::NoGradGuard guard;
-        auto step_members = [&](const std::vector<torch::Tensor>& w, const std::vector<torch::Tensor>& g,
-                                const std::vector<torch::Tensor>& s1,
-                                const std::vector<torch::Tensor>& s2, int64_t p) {
-          if (opt_name == "sgd")
-            kernels::fused_sgd_(w, g, s1, {}, sgd[p], opt_steps == 1);
-          else
-            kernels::fused_adam_(w, g, s1, s2, {}, adam[p], opt_steps);
-        };
-        std::vector<torch::Tensor> grads = grads_of_stacked();
-        if (alike) {
-          step_members(stacked, grads, state1, state2, 0);
-        } else {
-          for (int64_t p = 0; p < P; ++p)
-            step_members(member_list(stacked, p), member_list(grads, p), member_list(state1, p),
-                         member_list(state2, p), p);
-        }
+        // The count this step's Adam rows use, and the next replay starts from.
+        if (!alike || step_graph.captured()) t_device.fill_(double(opt_steps));
+        if (!alike) set_factor(factor);
+        step_all(!alike, opt_steps, {});
         step_losses.select(1, b).copy_(losses.detach());
-        if (step_graph.captured()) t_device.fill_(double(opt_steps));  // the next replay's count
       }
       ++step;
       samples += hi - lo;
@@ -668,11 +707,30 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
           for (int64_t p = 0; p < P; ++p) {
             if (ms[p].diverged_step >= 0) continue;
             auto hits = bad[p].nonzero();
-            if (hits.size(0) > 0) ms[p].diverged_step = epoch_start + checked + hits[0][0].item<int64_t>();
+            if (hits.size(0) > 0) {
+              ms[p].diverged_step = epoch_start + checked + hits[0][0].item<int64_t>();
+              member_base[p].fill_(0.0);
+            }
           }
         checked = b + 1;
       }
       if (hooks[0].on_progress && step % 16 == 0) hooks[0].on_progress(step, total);
+      for (const auto& [at, name] : marks)
+        if (step == at) {
+          auto te = Clock::now();
+          const auto test = evaluate_all(&Dataset::x_test, &Dataset::y_test);
+          for (int64_t p = 0; p < P; ++p)
+            if (ms[p].diverged_step < 0 && !ms[p].marks.contains(name))
+              ms[p].marks[name] = {{"step", at}, {"test_loss", test[p][0].item<double>()},
+                                   {"test_acc", test[p][1].item<double>()}};
+          eval_s += seconds_since(te);
+        }
+      if (eval_every > 0 && step % eval_every == 0 && b + 1 < spe) {
+        sync(device);
+        compute_s += seconds_since(t_start);
+        take_evaluation();
+        t_start = Clock::now();
+      }
     }
     sync(device);
     compute_s += seconds_since(t_start);
@@ -734,6 +792,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
       out.summary["hessian_top_init"] = hessian_init[p];
       out.summary["lr_x_hessian_init"] = ms[p].base_lr * hessian_init[p];
     }
+    if (ms[p].diverged_step < 0) summarize_schedule_marks(ms[p].marks, out.summary);
     if (ms[p].diverged_step >= 0) {
       out.status = "diverged";
       out.diverged_step = ms[p].diverged_step;

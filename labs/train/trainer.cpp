@@ -298,6 +298,29 @@ std::pair<double, double> evaluate(Net& model, const torch::Tensor& x, const tor
   return mean_loss_and_accuracy(sums, x.size(0), regression);
 }
 
+std::vector<std::pair<long long, std::string>> schedule_marks(const json& sched, long long total,
+                                                              long long spe) {
+  if (sched["name"] != "wsd") return {};
+  const long long warm = std::llround(sched["warmup_epochs"].get<double>() * double(spe));
+  const long long decay_start =
+      warm + (long long)std::ceil((1.0 - sched["decay_frac"].get<double>()) *
+                                  double(std::max(1LL, total - warm)));
+  const long long window = decay_start - (total - decay_start);
+  if (window > 0 && decay_start < total) return {{window, "window_start"}, {decay_start, "decay_start"}};
+  return {};
+}
+
+void summarize_schedule_marks(const json& marks, json& summary) {
+  if (!marks.contains("decay_start") || !marks.contains("window_start")) return;
+  const double end = summary.value("test_acc", NAN);
+  const double at_decay = marks["decay_start"]["test_acc"];
+  const double at_window = marks["window_start"]["test_acc"];
+  summary["test_acc_decay_start"] = at_decay;
+  summary["wsd_decay_gain"] = end - at_decay;
+  summary["wsd_stable_gain"] = at_decay - at_window;
+  summary["wsd_decay_minus_stable"] = (end - at_decay) - (at_decay - at_window);
+}
+
 TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
                          const torch::Device& device, const TrainHooks& hooks) {
   const json& t = cfg["train"];
@@ -417,18 +440,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     return true;
   };
 
-  // Warmup-stable-decay: the test metrics where the decay starts and one decay-length before it,
-  // so a report can set the decay phase's gain beside the stable phase's over as many steps.
-  std::vector<std::pair<long long, std::string>> marks;
-  if (sched["name"] == "wsd") {
-    const long long warm = std::llround(sched["warmup_epochs"].get<double>() * double(spe));
-    const long long decay_start =
-        warm + (long long)std::ceil((1.0 - sched["decay_frac"].get<double>()) *
-                                    double(std::max(1LL, total - warm)));
-    const long long window = decay_start - (total - decay_start);
-    if (window > 0 && decay_start < total)
-      marks = {{window, "window_start"}, {decay_start, "decay_start"}};
-  }
+  const auto marks = schedule_marks(sched, total, spe);
   auto take_marks = [&]() {
     for (const auto& [at, name] : marks)
       if (st.step == at && !st.marks.contains(name)) {
@@ -592,18 +604,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
         std::isnan(st.test_acc_at_best) ? json() : json(st.test_acc_at_best);
   }
   if (!regression) outcome.summary["chance_loss"] = std::log(double(data.outputs));
-  if (st.marks.contains("decay_start") && st.marks.contains("window_start") &&
-      outcome.status == "finished" && !regression) {
-    // Test-accuracy gains over equal numbers of steps: the decay phase, and the stable stretch
-    // just before it.
-    const double end = outcome.summary.value("test_acc", NAN);
-    const double at_decay = st.marks["decay_start"]["test_acc"], at_window =
-                                                                     st.marks["window_start"]["test_acc"];
-    outcome.summary["test_acc_decay_start"] = at_decay;
-    outcome.summary["wsd_decay_gain"] = end - at_decay;
-    outcome.summary["wsd_stable_gain"] = at_decay - at_window;
-    outcome.summary["wsd_decay_minus_stable"] = (end - at_decay) - (at_decay - at_window);
-  }
+  if (outcome.status == "finished" && !regression) summarize_schedule_marks(st.marks, outcome.summary);
   if (outcome.status == "diverged") outcome.summary["diverged_step"] = outcome.diverged_step;
   if (!hooks.checkpoint_path.empty()) std::filesystem::remove(hooks.checkpoint_path);
   return outcome;

@@ -79,6 +79,15 @@ double remaining_fraction(const std::vector<torch::Tensor>& masks);
 // measure uses, when cfg's measure.hessian_init asks for it; NaN otherwise.
 double initial_hessian_top(const json& cfg, Net& model, const Dataset& data);
 
+// Warmup-stable-decay's landmarks: the steps where the test metrics are taken (one decay-length
+// before the decay starts, "window_start", and where it starts, "decay_start"); none for other
+// schedules.
+std::vector<std::pair<long long, std::string>> schedule_marks(const json& sched, long long total,
+                                                              long long spe);
+// From those marks and the final test accuracy: the decay phase's gain beside the stable phase's
+// over as many steps, into a finished classifier's summary (nothing without both marks).
+void summarize_schedule_marks(const json& marks, json& summary);
+
 // A string stored in a checkpoint archive as a byte tensor, and back.
 torch::Tensor text_tensor(const std::string& s);
 std::string tensor_text(const torch::Tensor& t);

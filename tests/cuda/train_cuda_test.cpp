@@ -145,23 +145,15 @@ TEST(CudaGraphs, ConfigsThatCannotBeCapturedTrainEagerlyAndSayWhy) {
   EXPECT_EQ(out.summary["cuda_graphs"], "clipping reads the norm on the host");
 }
 
-TEST(CudaGraphs, APopulationReplaysItsStepAndMatchesItsEagerRun) {
-  SKIP_WITHOUT_GPU();
+// Trains cfgs as one population with graphs and without; the members must agree.
+void expect_replay_matches_eager(std::vector<json> graphed) {
   const torch::Device gpu(torch::kCUDA, 0);
-  // Three seeds stepping alike (Adam, cosine LR: the device scalars change every step), 1000
-  // examples (the last batch of each epoch, 40, runs eagerly between replays).
-  std::vector<json> graphed, eager;
-  for (int seed = 0; seed < 3; ++seed) {
-    json cfg = trial_config(R"({"optim": {"name": "adam", "lr": 0.003, "momentum": null},
-        "schedule": {"name": "cosine"}, "data": {"n_train": 1000}})");
-    cfg["seed"] = seed;
-    graphed.push_back(cfg);
-    cfg["train"]["cuda_graphs"] = "off";
-    eager.push_back(cfg);
-  }
-  auto g = run_population(graphed, gpu, std::vector<TrainHooks>(3), "cuda_test.json");
-  auto e = run_population(eager, gpu, std::vector<TrainHooks>(3), "cuda_test.json");
-  for (size_t i = 0; i < 3; ++i) {
+  std::vector<json> eager = graphed;
+  for (auto& cfg : eager) cfg["train"]["cuda_graphs"] = "off";
+  const size_t n = graphed.size();
+  auto g = run_population(graphed, gpu, std::vector<TrainHooks>(n), "cuda_test.json");
+  auto e = run_population(eager, gpu, std::vector<TrainHooks>(n), "cuda_test.json");
+  for (size_t i = 0; i < n; ++i) {
     ASSERT_EQ(g[i].status, "finished");
     EXPECT_EQ(g[i].summary["cuda_graphs"], "captured");
     EXPECT_EQ(e[i].summary["cuda_graphs"], "train.cuda_graphs is off");
@@ -169,6 +161,40 @@ TEST(CudaGraphs, APopulationReplaysItsStepAndMatchesItsEagerRun) {
       EXPECT_NEAR(g[i].summary[m].get<double>(), e[i].summary[m].get<double>(), 1e-5)
           << "member " << i << " " << m;
   }
+}
+
+TEST(CudaGraphs, APopulationReplaysItsStepAndMatchesItsEagerRun) {
+  SKIP_WITHOUT_GPU();
+  // Three seeds stepping alike (Adam, cosine LR: the device scalars change every step), 1000
+  // examples (the last batch of each epoch, 40, runs eagerly between replays).
+  std::vector<json> cfgs;
+  for (int seed = 0; seed < 3; ++seed) {
+    json cfg = trial_config(R"({"optim": {"name": "adam", "lr": 0.003, "momentum": null},
+        "schedule": {"name": "cosine"}, "data": {"n_train": 1000}})");
+    cfg["seed"] = seed;
+    cfgs.push_back(cfg);
+  }
+  expect_replay_matches_eager(cfgs);
+}
+
+TEST(CudaGraphs, APopulationWhoseMembersStepApartReplaysItsStepWithTheirRows) {
+  SKIP_WITHOUT_GPU();
+  // Each member's LR (and weight decay, momentum) in a row the captured step computes from the
+  // schedule's factor: AdamW under warmup + cosine, SGD under one-cycle.
+  std::vector<json> adamw, sgd;
+  const double lrs[] = {0.001, 0.003, 0.01};
+  for (int i = 0; i < 3; ++i) {
+    json a = trial_config(R"({"optim": {"name": "adamw", "momentum": null},
+        "schedule": {"name": "cosine", "warmup_epochs": 1}, "data": {"n_train": 1000}})");
+    a["seed"] = i, a["optim"]["lr"] = lrs[i], a["optim"]["weight_decay"] = 0.05 * i;
+    adamw.push_back(a);
+    json s = trial_config(R"({"optim": {"name": "sgd"}, "schedule": {"name": "onecycle"},
+        "data": {"n_train": 1000}})");
+    s["seed"] = i, s["optim"]["lr"] = 10 * lrs[i], s["optim"]["momentum"] = 0.45 * i;
+    sgd.push_back(s);
+  }
+  expect_replay_matches_eager(adamw);
+  expect_replay_matches_eager(sgd);
 }
 
 TEST(CudaPopulation, MembersEqualTheirSoloGpuRunsAndADivergedOneIsFound) {

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "axpby/axpby.h"
 #include "fused_optim/fused_optim.h"
 #include "magnitude/magnitude.h"
@@ -163,13 +165,27 @@ TEST(KernelContract, MismatchedListsAreRejectedWithTheirName) {
   EXPECT_THROW(multi_axpby_(strided, strided, strided, strided, 1, 1), std::invalid_argument);
 }
 
-}  // namespace
-}  // namespace empiric::kernels
+TEST(KernelContract, MembersMustBePx3AndLeadEveryParam) {
+  Lists w = {torch::zeros({3, 4})}, b = {torch::zeros({3, 4})};
+  try {
+    fused_sgd_(w, w, b, {}, SgdConfig{}, false, {}, torch::zeros({2, 3}));
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("fused_sgd_: params[0] does not have the 2 members"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(fused_sgd_(w, w, b, {}, SgdConfig{}, false, {}, torch::zeros({3, 2})),
+               std::invalid_argument);
+  EXPECT_THROW(fused_sgd_(w, w, {}, {}, SgdConfig{}, false, {}, torch::zeros({3, 3})),
+               std::invalid_argument);  // no momentum buffers
+}
 
-namespace empiric::kernels {
-namespace {
-
-class Selection : public ::testing::TestWithParam<std::string> {
+// Populations: one call over tensors stacked along a leading member dimension, each member with
+// its own hyperparameters, against one call per member on its block. Member blocks of 1, 10, 1023
+// and 70001 elements cross the CPU spans (32768) and the CUDA chunks (16384) mid-member.
+// Cases run on "cpu" and on "cuda" (skipped without a GPU).
+class OnDevice : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     if (GetParam() == "cuda" && !torch::cuda::is_available())
@@ -179,6 +195,81 @@ class Selection : public ::testing::TestWithParam<std::string> {
   }
   torch::Device device_ = torch::kCPU;
 };
+
+class Members : public OnDevice {
+ protected:
+  Lists stacked(double scale) const {
+    Lists out;
+    for (auto n : sizes_) out.push_back(torch::randn({kP, n}, torch::TensorOptions().device(device_)) * scale);
+    return out;
+  }
+  static Lists member(const Lists& l, int64_t p) {
+    Lists out;
+    for (const auto& t : l) out.push_back(t[p]);  // a contiguous block of the stacked tensor
+    return out;
+  }
+  static constexpr int64_t kP = 3;
+  std::vector<int64_t> sizes_ = {1, 10, 1023, 70001};
+};
+
+TEST_P(Members, EachSgdMemberStepsAsItsOwnCallWould) {
+  const std::vector<SgdConfig> c = {{0.05, 0.9, 1e-3, false}, {0.2, 0.0, 0.0, false}, {0.01, 0.5, 0.1, false}};
+  auto hyper = torch::empty({kP, 3});
+  for (int64_t p = 0; p < kP; ++p)
+    hyper[p] = torch::tensor({c[p].lr, c[p].momentum, c[p].weight_decay}, torch::kFloat32);
+  hyper = hyper.to(device_);
+  for (bool masked : {false, true}) {
+    Lists w = stacked(1), buf = stacked(0), rw = clone(w), rbuf = clone(buf);
+    Lists masks;
+    if (masked)
+      for (auto& t : w) masks.push_back(torch::bernoulli(torch::full_like(t, 0.5)));
+    for (int step = 0; step < 3; ++step) {
+      Lists g = stacked(1);
+      fused_sgd_(w, g, buf, masks, SgdConfig{0.0, 0.9, 0.0, false}, step == 0, {}, hyper);
+      for (int64_t p = 0; p < kP; ++p)
+        fused_sgd_(member(rw, p), member(g, p), member(rbuf, p), masked ? member(masks, p) : Lists{},
+                   c[p], step == 0);
+    }
+    const std::string what = masked ? "sgd members masked" : "sgd members";
+    expect_close(w, rw, 1e-6, 1e-7, what);
+    expect_close(buf, rbuf, 1e-6, 1e-7, what + " buffers");  // member 1 (no momentum): still 0
+    EXPECT_EQ(buf[3][1].abs().sum().item<float>(), 0.0f);
+  }
+}
+
+TEST_P(Members, EachAdamMemberStepsAsItsOwnCallWould) {
+  for (bool decoupled : {false, true}) {
+    const std::vector<AdamConfig> c = {{1e-2, 0.9, 0.999, 1e-8, 0.05, decoupled},
+                                       {3e-3, 0.9, 0.999, 1e-8, 0.0, decoupled},
+                                       {1e-1, 0.9, 0.999, 1e-8, 0.2, decoupled}};
+    Lists w = stacked(1), m = stacked(0), v = stacked(0), rw = clone(w), rm = clone(m), rv = clone(v);
+    for (int step = 1; step <= 3; ++step) {
+      auto hyper = torch::empty({kP, 3});
+      for (int64_t p = 0; p < kP; ++p)
+        hyper[p] = torch::tensor({c[p].lr, c[p].lr / (1.0 - std::pow(c[p].beta1, step)), c[p].weight_decay},
+                                 torch::kFloat32);
+      Lists g = stacked(1);
+      fused_adam_(w, g, m, v, {}, c[0], step, {}, hyper.to(device_));
+      for (int64_t p = 0; p < kP; ++p)
+        fused_adam_(member(rw, p), member(g, p), member(rm, p), member(rv, p), {}, c[p], step);
+    }
+    const std::string what = decoupled ? "adamw members" : "adam members";
+    expect_close(w, rw, 1e-6, 1e-7, what);
+    expect_close(m, rm, 1e-6, 1e-8, what + " exp_avg");
+    expect_close(v, rv, 1e-6, 1e-9, what + " exp_avg_sq");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, Members, ::testing::Values("cpu", "cuda"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace empiric::kernels
+
+namespace empiric::kernels {
+namespace {
+
+class Selection : public OnDevice {};
 
 TEST_P(Selection, KthSmallestMagnitudeIsExact) {
   for (const auto& sizes :

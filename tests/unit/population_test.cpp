@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <set>
 #include <stdexcept>
 
 #include "core/config.h"
@@ -54,6 +55,12 @@ void expect_members_equal_solo(const std::vector<json>& cfgs) {
     EXPECT_EQ(outs[i].summary["steps"], solo.summary["steps"]) << i;
     EXPECT_EQ(outs[i].summary["population"], int64_t(cfgs.size()));
     ASSERT_EQ(together[i].evals.size(), alone[i].evals.size()) << i;
+    for (size_t e = 0; e < alone[i].evals.size(); ++e) {
+      std::set<std::string> solo_keys, member_keys;  // the same metrics are recorded
+      for (const auto& kv : alone[i].evals[e]) solo_keys.insert(kv.first);
+      for (const auto& kv : together[i].evals[e]) member_keys.insert(kv.first);
+      EXPECT_EQ(member_keys, solo_keys) << "member " << i << " evaluation " << e;
+    }
     for (size_t e = 0; e < alone[i].evals.size(); ++e)
       for (const char* key : {"train_loss", "test_loss", "train_acc", "test_acc", "lr",
                               "train_loss_running", "val_loss"}) {
@@ -66,6 +73,12 @@ void expect_members_equal_solo(const std::vector<json>& cfgs) {
       }
     EXPECT_NEAR(outs[i].summary["weight_norm"].get<double>(), solo.summary["weight_norm"].get<double>(),
                 1e-4 * solo.summary["weight_norm"].get<double>());
+    for (const char* key : {"test_acc_decay_start", "wsd_decay_gain", "wsd_stable_gain"}) {
+      ASSERT_EQ(outs[i].summary.contains(key), solo.summary.contains(key)) << key;
+      if (solo.summary.contains(key)) {
+        EXPECT_NEAR(outs[i].summary[key].get<double>(), solo.summary[key].get<double>(), 2e-4) << key;
+      }
+    }
   }
 }
 
@@ -92,6 +105,19 @@ TEST(Population, AdamMembersWithTheirOwnLabelNoiseAndValidationEqualTheirSoloRun
   c["seed"] = 4;
   c["model"]["init_scale"] = 0.5;
   expect_members_equal_solo({a, b, c});
+}
+
+TEST(Population, AdamWMembersWithTheirOwnLrAndDecayUnderWsdEvaluatedEvery5StepsEqualTheirSoloRuns) {
+  // Members stepping apart take one fused step with a row of hyperparameters each; evaluations
+  // inside the epoch and wsd's landmark test metrics are taken as a trial alone takes them.
+  const std::string base = R"({"optim": {"name": "adamw", "lr": 0.01, "momentum": null},
+      "schedule": {"name": "wsd", "decay_frac": 0.2}, "train": {"eval_every_steps": 5}})";
+  json a = trial(base), b = trial(base), c = trial(base);
+  b["optim"]["lr"] = 0.003, b["seed"] = 1;
+  c["optim"]["weight_decay"] = 0.1, c["seed"] = 2;
+  expect_members_equal_solo({a, b, c});
+  auto outs = run_population({a, b}, torch::kCPU, std::vector<TrainHooks>(2), "test.json");
+  EXPECT_TRUE(outs[1].summary.contains("wsd_decay_gain"));  // the landmarks were reached
 }
 
 TEST(Population, MembersSharingOneDataSetEqualTheirSoloRuns) {
