@@ -6,11 +6,12 @@
 #   summary.md   environment, test results and every table
 #   tests.log    the CUDA tests' output
 #   bench.db     the training suite's records (merge with `empiric results merge`)
-#   q99.db       the answer's trials;  answer99.txt its output
+#   q99.db       the answer's trials;  answer99.txt its output (likewise for each of ANSWERS)
 #   kernels_cuda.json  Google Benchmark's output
 #   device run: bash scripts/gpu_run.sh        carry: [".deps"]
 # STEPS (default "tests lenet graphs suite kernels answer") picks and orders the parts;
-# ANSWER_JOBS sets the answer's --jobs (trials at once on the GPU).
+# ANSWERS (default "99") the questions answered with the full preset, each within ANSWER_LIMIT
+# seconds; ANSWER_JOBS sets their --jobs (trials at once on the GPU).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/empiric-gpu}
@@ -97,10 +98,12 @@ for l in sys.stdin:
     ;;
   answer)
     jobs=${ANSWER_JOBS:-1}
-    section "empiric answer 99 --preset full --device cuda --jobs $jobs (limit ${ANSWER_LIMIT:-200} s)"
-    timed answer99 timeout "${ANSWER_LIMIT:-200}" "$bin/empiric" --db "$OUT/q99.db" answer 99 \
-      --preset full --device cuda --jobs "$jobs" --no-progress 2>&1 | tee "$OUT/answer99.txt" | tail -1 | tee -a "$summary"
-    grep -E "supported|refuted|inconclusive|trials" "$OUT/answer99.txt" | head -30 | tee -a "$summary"
+    for q in ${ANSWERS:-99}; do
+      section "empiric answer $q --preset full --device cuda --jobs $jobs (limit ${ANSWER_LIMIT:-200} s)"
+      timed answer$q timeout "${ANSWER_LIMIT:-200}" "$bin/empiric" --db "$OUT/q$q.db" answer "$q" \
+        --preset full --device cuda --jobs "$jobs" --no-progress 2>&1 | tee "$OUT/answer$q.txt" | tail -1 | tee -a "$summary"
+      grep -E "supported|refuted|inconclusive|trials" "$OUT/answer$q.txt" | head -30 | tee -a "$summary"
+    done
     ;;
   esac
 done
