@@ -760,20 +760,25 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
         lrs.push_back(m.diverged_step >= 0 ? 0.0 : lr_at(sched, m.base_lr, step, total, spe));
       const bool alike = opt.schedule(lrs, lr_at(sched, 1.0, step, total, spe));
       const bool full = hi - lo == batch;
-      if (graphs && full && !step_graph.captured() && opt_steps - first_opt_steps >= 2) {
+      // Captured once two steps have run; again, with the members' rows, when members that were
+      // captured stepping alike come to step apart (one diverged and was frozen).
+      const bool stale = step_graph.captured() && !alike && !graph_rows;
+      if (graphs && full && (!step_graph.captured() || stale) && opt_steps - first_opt_steps >= 2) {
         static_rows.copy_(batches.rows(lo, hi));
         opt.start_capture(opt_steps);
-        graph_rows = !alike;
+        const bool rows = !alike;
         std::string why;
-        if (!step_graph.capture(
+        if (step_graph.capture(
                 [&] {
                   auto [xb, yb] = batches.at_rows(static_rows);
                   auto losses = losses_of(xb, yb, true);
                   torch::NoGradGuard guard;
-                  opt.step_captured(graph_rows, opt_steps + 1);
+                  opt.step_captured(rows, opt_steps + 1);
                   static_losses.copy_(losses.detach());
                 },
                 &why)) {
+          graph_rows = rows;
+        } else {
           graphs = false;
           graph_status = "capture failed: " + why;
           note_once("cuda graphs: a population step could not be captured (" + why +

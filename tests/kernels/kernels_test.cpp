@@ -181,9 +181,6 @@ TEST(KernelContract, MembersMustBePx3AndLeadEveryParam) {
                std::invalid_argument);  // no momentum buffers
 }
 
-// Populations: one call over tensors stacked along a leading member dimension, each member with
-// its own hyperparameters, against one call per member on its block. Member blocks of 1, 10, 1023
-// and 70001 elements cross the CPU spans (32768) and the CUDA chunks (16384) mid-member.
 // Cases run on "cpu" and on "cuda" (skipped without a GPU).
 class OnDevice : public ::testing::TestWithParam<std::string> {
  protected:
@@ -196,11 +193,22 @@ class OnDevice : public ::testing::TestWithParam<std::string> {
   torch::Device device_ = torch::kCPU;
 };
 
+// Populations: one call over tensors stacked along a leading member dimension, each member with
+// its own hyperparameters, against one call per member on its block. Shapes: 3 members with
+// blocks of 1, 10, 1023 and 70001 elements (crossing the CPU spans of 32768 and the CUDA chunks
+// of 16384 mid-member), and 64 members with blocks of 10 and 300 (one CUDA thread's stride of
+// 512 passes several members).
 class Members : public OnDevice {
  protected:
-  Lists stacked(double scale) const {
+  struct Shape {
+    int64_t members;
+    std::vector<int64_t> sizes;
+  };
+  static std::vector<Shape> shapes() { return {{3, {1, 10, 1023, 70001}}, {64, {10, 300}}}; }
+  Lists stacked(const Shape& s, double scale) const {
     Lists out;
-    for (auto n : sizes_) out.push_back(torch::randn({kP, n}, torch::TensorOptions().device(device_)) * scale);
+    for (auto n : s.sizes)
+      out.push_back(torch::randn({s.members, n}, torch::TensorOptions().device(device_)) * scale);
     return out;
   }
   static Lists member(const Lists& l, int64_t p) {
@@ -208,56 +216,78 @@ class Members : public OnDevice {
     for (const auto& t : l) out.push_back(t[p]);  // a contiguous block of the stacked tensor
     return out;
   }
-  static constexpr int64_t kP = 3;
-  std::vector<int64_t> sizes_ = {1, 10, 1023, 70001};
+  static Lists masks_like(const Lists& l) {
+    Lists out;
+    for (const auto& t : l) out.push_back(torch::bernoulli(torch::full_like(t, 0.5)));
+    return out;
+  }
 };
 
 TEST_P(Members, EachSgdMemberStepsAsItsOwnCallWould) {
-  const std::vector<SgdConfig> c = {{0.05, 0.9, 1e-3, false}, {0.2, 0.0, 0.0, false}, {0.01, 0.5, 0.1, false}};
-  auto hyper = torch::empty({kP, 3});
-  for (int64_t p = 0; p < kP; ++p)
-    hyper[p] = torch::tensor({c[p].lr, c[p].momentum, c[p].weight_decay}, torch::kFloat32);
-  hyper = hyper.to(device_);
-  for (bool masked : {false, true}) {
-    Lists w = stacked(1), buf = stacked(0), rw = clone(w), rbuf = clone(buf);
-    Lists masks;
-    if (masked)
-      for (auto& t : w) masks.push_back(torch::bernoulli(torch::full_like(t, 0.5)));
-    for (int step = 0; step < 3; ++step) {
-      Lists g = stacked(1);
-      fused_sgd_(w, g, buf, masks, SgdConfig{0.0, 0.9, 0.0, false}, step == 0, {}, hyper);
-      for (int64_t p = 0; p < kP; ++p)
-        fused_sgd_(member(rw, p), member(g, p), member(rbuf, p), masked ? member(masks, p) : Lists{},
-                   c[p], step == 0);
+  for (const auto& shape : shapes()) {
+    const int64_t P = shape.members;
+    std::vector<SgdConfig> c;  // momentum 0 (no buffer), 0.45 or 0.9
+    auto hyper = torch::empty({P, 3});
+    for (int64_t p = 0; p < P; ++p) {
+      c.push_back({0.01 * double(1 + p % 5), 0.45 * double(p % 3), 1e-3 * double(p % 4), false});
+      hyper[p] = torch::tensor({c[p].lr, c[p].momentum, c[p].weight_decay}, torch::kFloat32);
     }
-    const std::string what = masked ? "sgd members masked" : "sgd members";
-    expect_close(w, rw, 1e-6, 1e-7, what);
-    expect_close(buf, rbuf, 1e-6, 1e-7, what + " buffers");  // member 1 (no momentum): still 0
-    EXPECT_EQ(buf[3][1].abs().sum().item<float>(), 0.0f);
+    hyper = hyper.to(device_);
+    for (bool masked : {false, true}) {
+      Lists w = stacked(shape, 1), buf = stacked(shape, 0), rw = clone(w), rbuf = clone(buf);
+      Lists masks = masked ? masks_like(w) : Lists{};
+      for (int step = 0; step < 3; ++step) {
+        Lists g = stacked(shape, 1);
+        fused_sgd_(w, g, buf, masks, SgdConfig{0.0, 0.9, 0.0, false}, step == 0, {}, hyper);
+        for (int64_t p = 0; p < P; ++p)
+          fused_sgd_(member(rw, p), member(g, p), member(rbuf, p),
+                     masked ? member(masks, p) : Lists{}, c[p], step == 0);
+      }
+      const std::string what = "sgd, " + std::to_string(P) + " members" + (masked ? ", masked" : "");
+      expect_close(w, rw, 1e-6, 1e-7, what);
+      expect_close(buf, rbuf, 1e-6, 1e-7, what + " buffers");
+      EXPECT_EQ(buf.back()[0].abs().sum().item<float>(), 0.0f);  // member 0: no momentum, no buffer
+    }
   }
 }
 
 TEST_P(Members, EachAdamMemberStepsAsItsOwnCallWould) {
-  for (bool decoupled : {false, true}) {
-    const std::vector<AdamConfig> c = {{1e-2, 0.9, 0.999, 1e-8, 0.05, decoupled},
-                                       {3e-3, 0.9, 0.999, 1e-8, 0.0, decoupled},
-                                       {1e-1, 0.9, 0.999, 1e-8, 0.2, decoupled}};
-    Lists w = stacked(1), m = stacked(0), v = stacked(0), rw = clone(w), rm = clone(m), rv = clone(v);
-    for (int step = 1; step <= 3; ++step) {
-      auto hyper = torch::empty({kP, 3});
-      for (int64_t p = 0; p < kP; ++p)
-        hyper[p] = torch::tensor({c[p].lr, c[p].lr / (1.0 - std::pow(c[p].beta1, step)), c[p].weight_decay},
-                                 torch::kFloat32);
-      Lists g = stacked(1);
-      fused_adam_(w, g, m, v, {}, c[0], step, {}, hyper.to(device_));
-      for (int64_t p = 0; p < kP; ++p)
-        fused_adam_(member(rw, p), member(g, p), member(rm, p), member(rv, p), {}, c[p], step);
-    }
-    const std::string what = decoupled ? "adamw members" : "adam members";
-    expect_close(w, rw, 1e-6, 1e-7, what);
-    expect_close(m, rm, 1e-6, 1e-8, what + " exp_avg");
-    expect_close(v, rv, 1e-6, 1e-9, what + " exp_avg_sq");
-  }
+  for (const auto& shape : shapes())
+    for (bool decoupled : {false, true})
+      for (bool masked : {false, true})
+        for (bool scalars : {false, true}) {
+          const int64_t P = shape.members;
+          std::vector<AdamConfig> c;
+          for (int64_t p = 0; p < P; ++p)
+            c.push_back({1e-3 * double(1 + p % 7), 0.9, 0.999, 1e-8, 0.05 * double(p % 3), decoupled});
+          Lists w = stacked(shape, 1), m = stacked(shape, 0), v = stacked(shape, 0);
+          Lists rw = clone(w), rm = clone(m), rv = clone(v);
+          Lists masks = masked ? masks_like(w) : Lists{};
+          for (int step = 1; step <= 3; ++step) {
+            auto hyper = torch::empty({P, 3});
+            for (int64_t p = 0; p < P; ++p)
+              hyper[p] = torch::tensor(
+                  {c[p].lr, c[p].lr / (1.0 - std::pow(c[p].beta1, step)), c[p].weight_decay},
+                  torch::kFloat32);
+            // A captured step's scalars: the rows replace their LR and step size (junk here);
+            // the second bias correction comes from them.
+            torch::Tensor device_scalars;
+            if (scalars)
+              device_scalars = torch::tensor({123.0, 456.0, std::sqrt(1.0 - std::pow(0.999, step))},
+                                             torch::TensorOptions().dtype(torch::kFloat32).device(device_));
+            Lists g = stacked(shape, 1);
+            fused_adam_(w, g, m, v, masks, c[0], scalars ? 999 : step, device_scalars,
+                        hyper.to(device_));
+            for (int64_t p = 0; p < P; ++p)
+              fused_adam_(member(rw, p), member(g, p), member(rm, p), member(rv, p),
+                          masked ? member(masks, p) : Lists{}, c[p], step);
+          }
+          const std::string what = std::string(decoupled ? "adamw, " : "adam, ") + std::to_string(P) +
+                                   " members" + (masked ? ", masked" : "") + (scalars ? ", scalars" : "");
+          expect_close(w, rw, 1e-6, 1e-7, what);
+          expect_close(m, rm, 1e-6, 1e-8, what + " exp_avg");
+          expect_close(v, rv, 1e-6, 1e-9, what + " exp_avg_sq");
+        }
 }
 
 INSTANTIATE_TEST_SUITE_P(Devices, Members, ::testing::Values("cpu", "cuda"),
@@ -345,7 +375,8 @@ TEST(PerExampleNorms, AgreeWithAutogradPerExample) {
   (void)y;
 }
 
-INSTANTIATE_TEST_SUITE_P(Devices, Selection, ::testing::Values("cpu", "cuda"));
+INSTANTIATE_TEST_SUITE_P(Devices, Selection, ::testing::Values("cpu", "cuda"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace empiric::kernels
