@@ -243,6 +243,28 @@ TEST(CudaPopulation, MembersEqualTheirSoloGpuRunsAndADivergedOneIsFound) {
   EXPECT_EQ(outs[2].diverged_step, bad.diverged_step);
 }
 
+TEST(CudaPopulation, AdamWMembersWithTheirOwnLrAndDecayEqualTheirSoloGpuRuns) {
+  SKIP_WITHOUT_GPU();
+  const torch::Device gpu(torch::kCUDA, 0);
+  // Stepping apart under a cosine schedule: the captured step computes each member's row.
+  std::vector<json> cfgs;
+  for (int i = 0; i < 3; ++i) {
+    json cfg = trial_config(R"({"optim": {"name": "adamw", "momentum": null}, "schedule": {"name": "cosine"}})");
+    cfg["seed"] = i, cfg["optim"]["lr"] = 0.001 * (1 + 2 * i), cfg["optim"]["weight_decay"] = 0.05 * i;
+    cfgs.push_back(cfg);
+  }
+  auto outs = run_population(cfgs, gpu, std::vector<TrainHooks>(cfgs.size()), "cuda_test.json");
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    auto solo = run_trial(cfgs[i], gpu, {}, "cuda_test.json");
+    ASSERT_EQ(outs[i].status, "finished");
+    EXPECT_EQ(outs[i].summary["cuda_graphs"], "captured");
+    for (const char* m : {"train_loss", "test_loss", "weight_norm"})
+      EXPECT_NEAR(outs[i].summary[m].get<double>(), solo.summary[m].get<double>(),
+                  1e-3 * std::max(1.0, solo.summary[m].get<double>()))
+          << "member " << i << " " << m;
+  }
+}
+
 TEST(CudaPopulation, MembersSharingOneDataSetEvaluateAsTheirSoloGpuRuns) {
   SKIP_WITHOUT_GPU();
   const torch::Device gpu(torch::kCUDA, 0);
