@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Here (the dev machine): gather what the GPU machine needs into .deps/gpu/ (git-ignored): the
-# binaries built here (stripped), the libraries they need that its image lacks, and Fashion-MNIST
+# binaries built here (stripped, xz-packed), the libraries they need that its image lacks, and Fashion-MNIST
 # recompressed with xz (the working tree and this folder travel together under 64 MiB). Its torch
 # is the same 2.11.0+cu130, so the binaries run there against its libtorch.
 set -euo pipefail
@@ -11,6 +11,7 @@ rm -rf "$dest" && mkdir -p "$dest/bin" "$dest/lib" "$dest/data"
 for b in "$BUILD_DIR/bin/empiric" "$BUILD_DIR/tests/core_tests" "$BUILD_DIR/tests/lab_tests" \
          $(find "$BUILD_DIR/bench" -maxdepth 1 -type f -executable 2>/dev/null); do
   strip -o "$dest/bin/$(basename "$b")" "$b"
+  xz -9 -T2 "$dest/bin/$(basename "$b")"  # unpacked there by scripts/gpu_run.sh
 done
 for lib in libfmt.so.9 libsqlite3.so.0 libbenchmark.so.1debian; do
   [ -e "/usr/lib/x86_64-linux-gnu/$lib" ] && cp -L "/usr/lib/x86_64-linux-gnu/$lib" "$dest/lib/"
