@@ -312,8 +312,10 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
   const std::string python =
       std::filesystem::exists(ctx.home + "/.venv/bin/python") ? ctx.home + "/.venv/bin/python" : "";
   std::string report = write_report(ctx.home, *q, opts.preset, outcomes, store, python);
-  write_report_index(ctx.home, bank, store);
-  fmt::print("Report: {}\n", report);
+  write_report_index(ctx.home, bank, store, opts.preset);
+  // Relative to where the user stands, when the report lies below it.
+  const auto shown = std::filesystem::path(report).lexically_proximate(std::filesystem::current_path());
+  fmt::print("Report: {}\n", shown.empty() || *shown.begin() == ".." ? report : shown.string());
   return 0;
 }
 

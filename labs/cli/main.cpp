@@ -117,7 +117,8 @@ int main(int argc, char** argv) {
   answer->add_option("overrides", run_opts.overrides,
                      "key.path=value overrides, applied to every config behind the question");
   auto* report = app.add_subcommand(
-      "report", "evaluate a question's claims on the store and write reports/qNNN/");
+      "report", "evaluate a question's claims on the store and write its report (reports/qNNN/; a quick "
+      "preset's in results/reports/quick/qNNN/)");
   report->add_option("question", answer_q, "question number")->required();
   report->add_option("--preset", run_opts.preset, "the preset whose trials to use");
   report->add_option("overrides", run_opts.overrides, "the overrides the trials ran with");

@@ -375,14 +375,22 @@ void Store::put_verdict(int question, const std::string& claim, const std::strin
   txn.commit();
 }
 
-std::vector<VerdictRecord> Store::latest_verdicts(int question) {
-  Stmt q(
-      db_,
-      "SELECT claim, preset, verdict, json, created_at FROM verdicts v WHERE question = ? AND id = "
-      "(SELECT max(id) FROM verdicts w WHERE w.question = v.question AND w.claim = v.claim) ORDER "
-      "BY claim",
-      path_);
+std::vector<VerdictRecord> Store::latest_verdicts(int question,
+                                                  const std::vector<std::string>& presets) {
+  // The presets travel as one JSON array, matched with json_each.
+  auto only = [&](const std::string& table) {
+    return presets.empty() ? std::string()
+                           : " AND " + table + ".preset IN (SELECT value FROM json_each(?2))";
+  };
+  Stmt q(db_,
+         "SELECT claim, preset, verdict, json, created_at FROM verdicts v WHERE question = ?1" +
+             only("v") +
+             " AND id = (SELECT max(id) FROM verdicts w WHERE w.question = v.question AND "
+             "w.claim = v.claim" +
+             only("w") + ") ORDER BY claim",
+         path_);
   q.bind(1, question);
+  if (!presets.empty()) q.bind(2, json(presets).dump());
   std::vector<VerdictRecord> out;
   while (q.step()) out.push_back({q.text(0), q.text(1), q.text(2), q.js(3), q.text(4)});
   return out;

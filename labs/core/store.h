@@ -99,7 +99,9 @@ class Store {
   // Verdicts are appended; the latest per (question, claim) is the current one.
   void put_verdict(int question, const std::string& claim, const std::string& preset,
                    const std::string& verdict, const json& details);
-  std::vector<VerdictRecord> latest_verdicts(int question);
+  // With `presets`, only verdicts of those presets count.
+  std::vector<VerdictRecord> latest_verdicts(int question,
+                                             const std::vector<std::string>& presets = {});
   std::vector<BenchRecord> bench_records(int question = 0);
 
   // Copies every run, trial, metric and benchmark record of another store into this one

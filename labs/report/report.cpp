@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 
 #include "claims/claim.h"
@@ -14,6 +15,9 @@
 
 namespace empiric {
 namespace {
+
+// The protocol's presets: the full one, or none (the config as written).
+bool protocol_preset(const std::string& preset) { return preset.empty() || preset == "full"; }
 
 namespace fs = std::filesystem;
 
@@ -192,10 +196,16 @@ void write_curves(std::ostream& md, const fs::path& dir, const std::vector<Claim
 
 }  // namespace
 
+std::string report_root(const std::string& home, const std::string& preset) {
+  return (protocol_preset(preset) ? fs::path(home) / "reports"
+                                  : fs::path(home) / "results" / "reports" / preset)
+      .string();
+}
+
 std::string write_report(const std::string& home, const Question& q, const std::string& preset,
                          const std::vector<ClaimOutcome>& outcomes, Store& store,
                          const std::string& python) {
-  const fs::path dir = fs::path(home) / "reports" / fmt::format("q{:03d}", q.number);
+  const fs::path dir = fs::path(report_root(home, preset)) / fmt::format("q{:03d}", q.number);
   fs::create_directories(dir);
   std::ofstream md(dir / "README.md");
   if (!md) throw UserError((dir / "README.md").string() + ": cannot write the report");
@@ -383,20 +393,37 @@ std::string write_report(const std::string& home, const Question& q, const std::
   return (dir / "README.md").string();
 }
 
-void write_report_index(const std::string& home, const Bank& bank, Store& store) {
-  const fs::path dir = fs::path(home) / "reports";
+void write_report_index(const std::string& home, const Bank& bank, Store& store,
+                        const std::string& preset) {
+  const fs::path dir = report_root(home, preset);
   fs::create_directories(dir);
+  // The rows already there, by question: kept for questions this store has no verdicts of.
+  std::map<int, std::vector<std::string>> kept;
+  {
+    std::ifstream old(dir / "README.md");
+    const std::regex row(R"(^\| \[Q(\d+)\]\()");
+    std::smatch m;
+    for (std::string line; std::getline(old, line);)
+      if (std::regex_search(line, m, row)) kept[std::stoi(m[1])].push_back(line);
+  }
+  const std::vector<std::string> presets =
+      protocol_preset(preset) ? std::vector<std::string>{"", "full"} : std::vector<std::string>{preset};
   std::ofstream md(dir / "README.md");
   md << "# Reports\n\nOne folder per question answered by a lab; the latest verdict of each claim "
-        "in the results "
-        "store. Regenerate with `empiric report Q`.\n\n| question | claim | verdict | effect | "
-        "interval | preset |\n"
+     << (protocol_preset(preset) ? "under the full protocol"
+                                 : "under the `" + preset + "` preset (smoke tests, not the protocol)")
+     << ". Regenerate with `empiric report Q"
+     << (protocol_preset(preset) ? std::string() : " --preset " + preset)
+     << "`.\n\n| question | claim | verdict | effect | interval | preset |\n"
         "|---|---|---|---:|---|---|\n";
   for (const auto& q : bank.questions) {
     if (q.claims.empty()) continue;
-    auto verdicts = store.latest_verdicts(q.number);
+    auto verdicts = store.latest_verdicts(q.number, presets);
     const std::string link = fmt::format("[Q{}](q{:03d}/README.md)", q.number, q.number);
-    if (verdicts.empty()) md << "| " << link << " | – | not run yet | | | |\n";
+    if (verdicts.empty() && kept.count(q.number))
+      for (const auto& line : kept[q.number]) md << line << "\n";
+    else if (verdicts.empty())
+      md << "| " << link << " | – | not run yet | | | |\n";
     for (const auto& v : verdicts)
       md << fmt::format("| {} | {} | **{}** | {} | [{}, {}] | {} |\n", link, v.claim, v.verdict,
                         num(number(v.details, "effect")), num(number(v.details, "lo")),

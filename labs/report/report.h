@@ -1,7 +1,9 @@
-// Reports a study group can read: reports/qNNN/README.md (the question, what was claimed, what
-// was done, what came out, what it does not show), one CSV per claim with the numbers behind its
-// plot, the plots themselves (PNG, drawn by scripts/plot_report.py with the venv's matplotlib),
-// and reports/README.md indexing every question's latest verdicts.
+// Reports a study group can read: qNNN/README.md (the question, what was claimed, what was done,
+// what came out, what it does not show), one CSV per claim with the numbers behind its plot, the
+// plots themselves (PNG, drawn by scripts/plot_report.py with the venv's matplotlib), and a
+// README.md indexing every question's latest verdicts. The protocol's reports (the full preset,
+// or none) live in reports/ and are committed; a smoke-test preset's (quick) in
+// results/reports/<preset>/, beside the results store, so a quick answer never overwrites them.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -22,13 +24,20 @@ struct ClaimOutcome {
   json resolved_config;             // the config as run (base, with the sweep)
 };
 
-// Writes reports/qNNN/ under `home`; returns the README's path. `python` draws the plots (skipped
+// Where `preset`'s reports live under `home`: reports for "full" or "", else
+// results/reports/<preset>.
+std::string report_root(const std::string& home, const std::string& preset);
+
+// Writes qNNN/ under report_root(home, preset); returns the README's path. `python` draws the plots (skipped
 // with a note in the report when it is empty or fails).
 std::string write_report(const std::string& home, const Question& q, const std::string& preset,
                          const std::vector<ClaimOutcome>& outcomes, Store& store,
                          const std::string& python);
 
-// reports/README.md: every question with claims and its latest verdicts from the store.
-void write_report_index(const std::string& home, const Bank& bank, Store& store);
+// report_root(home, preset)/README.md: every question with claims and its latest verdicts of that
+// kind of preset (the protocol's, or that preset's) from the store; a question the store has no
+// such verdict for keeps the rows the index already had (a store need not hold every question).
+void write_report_index(const std::string& home, const Bank& bank, Store& store,
+                        const std::string& preset);
 
 }  // namespace empiric

@@ -73,11 +73,11 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   EXPECT_NE(md.find("9 trials (8 finished, 1 diverged)"), std::string::npos) << md;
   EXPECT_NE(md.find("What it does not show"), std::string::npos);
 
-  const std::string csv = slurp(home.file("reports/q099/claim_q99_t.csv"));
+  const std::string csv = slurp(home.file("results/reports/quick/q099/claim_q99_t.csv"));
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 9);  // header + one row per trial
   EXPECT_NE(csv.find(",diverged,"), std::string::npos);
   if (!have_python) GTEST_SKIP() << "no .venv: plots not drawn (run scripts/setup.sh)";
-  const std::string png = slurp(home.file("reports/q099/claim_q99_t.png"));
+  const std::string png = slurp(home.file("results/reports/quick/q099/claim_q99_t.png"));
   ASSERT_GT(png.size(), 1000u);
   EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
 }
@@ -115,13 +115,14 @@ TEST(Report, DrawsTheSurfacesAndLinesThatTrialsMeasured) {
   const std::string md = slurp(write_report(home.path(), q, "quick", {o}, store, python));
   EXPECT_NE(md.find("![surface_flat](surface_flat.png)"), std::string::npos) << md;
   EXPECT_NE(md.find("![interpolation_flat](interpolation_flat.png)"), std::string::npos);
-  json surfaces = json::parse(slurp(home.file("reports/q098/surface_flat.json")));
+  json surfaces = json::parse(slurp(home.file("results/reports/quick/q098/surface_flat.json")));
   EXPECT_EQ(surfaces["items"].size(), 3u);
   EXPECT_EQ(surfaces["items"][1]["surface"]["loss"][4], 0.1);
-  json lines = json::parse(slurp(home.file("reports/q098/interpolation_flat.json")));
+  json lines = json::parse(slurp(home.file("results/reports/quick/q098/interpolation_flat.json")));
   EXPECT_EQ(lines["items"].size(), 2u) << "the trial whose partner failed has no line";
   if (!have_python) GTEST_SKIP() << "no .venv: plots not drawn (run scripts/setup.sh)";
-  for (const char* png : {"reports/q098/surface_flat.png", "reports/q098/interpolation_flat.png"})
+  for (const char* png : {"results/reports/quick/q098/surface_flat.png",
+                          "results/reports/quick/q098/interpolation_flat.png"})
     EXPECT_EQ(slurp(home.file(png)).substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8)) << png;
 }
 
@@ -152,7 +153,7 @@ TEST(Report, CurvesKeepLearningMetricsAtAlignedThinnedSteps) {
   }
   o.verdict = claims::evaluate(claim, o.trials);
   write_report(home.path(), q, "quick", {o}, store, "");
-  std::ifstream in(home.file("reports/q035/curves_long.csv"));
+  std::ifstream in(home.file("results/reports/quick/q035/curves_long.csv"));
   std::string line;
   std::getline(in, line);
   std::map<std::string, std::set<long long>> steps;
@@ -171,24 +172,54 @@ TEST(Report, CurvesKeepLearningMetricsAtAlignedThinnedSteps) {
   EXPECT_TRUE(steps["l20000000000"].count(1001));
 }
 
-TEST(Report, IndexListsTheLatestVerdicts) {
+TEST(Report, IndexListsTheLatestVerdictsOfItsKindOfPreset) {
   testing::TempDir home;
   Store store(home.file("r.db"));
-  store.put_verdict(99, "q99.t", "quick", "refuted", {{"effect", 0.5}, {"lo", 0.1}, {"hi", 0.9}});
   store.put_verdict(99, "q99.t", "full", "supported",
                     {{"effect", -0.5}, {"lo", -0.9}, {"hi", -0.1}});
+  store.put_verdict(99, "q99.t", "quick", "refuted", {{"effect", 0.5}, {"lo", 0.1}, {"hi", 0.9}});
   Bank bank;
   Question q;
   q.number = 99;
   q.claims = json::array({{{"id", "q99.t"}}});
   bank.questions.push_back(q);
-  write_report_index(home.path(), bank, store);
+  // The protocol's index (reports/) takes the full verdict though a quick one came later.
+  write_report_index(home.path(), bank, store, "full");
   const std::string md = slurp(home.file("reports/README.md"));
   EXPECT_NE(
       md.find("| [Q99](q099/README.md) | q99.t | **supported** | -0.5 | [-0.9, -0.1] | full |"),
       std::string::npos)
       << md;
   EXPECT_EQ(md.find("refuted"), std::string::npos);
+  // The quick preset's goes beside the store and takes the quick verdict.
+  write_report_index(home.path(), bank, store, "quick");
+  EXPECT_EQ(slurp(home.file("reports/README.md")), md);
+  const std::string quick = slurp(home.file("results/reports/quick/README.md"));
+  EXPECT_NE(quick.find("| q99.t | **refuted** | 0.5 | [0.1, 0.9] | quick |"), std::string::npos)
+      << quick;
+}
+
+TEST(Report, AStoreWithoutAQuestionKeepsItsRowsInTheIndex) {
+  testing::TempDir home;
+  Bank bank;
+  for (int number : {97, 99}) {
+    Question q;
+    q.number = number;
+    q.claims = json::array({{{"id", "q" + std::to_string(number) + ".t"}}});
+    bank.questions.push_back(q);
+  }
+  {
+    Store store(home.file("a.db"));  // Q99 answered in one store
+    store.put_verdict(99, "q99.t", "full", "supported", {{"effect", -0.5}, {"lo", -0.9}, {"hi", -0.1}});
+    write_report_index(home.path(), bank, store, "full");
+  }
+  Store other(home.file("b.db"));  // Q97 in another, which knows nothing of Q99
+  other.put_verdict(97, "q97.t", "full", "refuted", {{"effect", 0.1}, {"lo", -0.2}, {"hi", 0.3}});
+  write_report_index(home.path(), bank, other, "full");
+  const std::string md = slurp(home.file("reports/README.md"));
+  EXPECT_NE(md.find("| [Q97](q097/README.md) | q97.t | **refuted** |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| [Q99](q099/README.md) | q99.t | **supported** | -0.5 |"), std::string::npos) << md;
+  EXPECT_EQ(md.find("not run yet"), std::string::npos) << md;
 }
 
 }  // namespace
