@@ -16,6 +16,17 @@
 namespace empiric {
 namespace {
 
+// A config without the sections only another lab reads (every section's defaults are filled
+// into every resolved config).
+json its_lab_only(json config) {
+  static const std::map<std::string, std::string> section_of = {
+      {"lottery", "lottery"}, {"lr_range", "range"}, {"implicit", "implicit"}};
+  const std::string lab = config.value("lab", "train");
+  for (const auto& [other, section] : section_of)
+    if (other != lab) config.erase(section);
+  return config;
+}
+
 // The protocol's presets: the full one, or none (the config as written).
 bool protocol_preset(const std::string& preset) { return preset.empty() || preset == "full"; }
 
@@ -247,7 +258,7 @@ std::string write_report(const std::string& home, const Question& q, const std::
                         env.value("gpu", env.value("cpu", "?")), env.value("git_commit", "?"),
                         env.value("torch", "?"));
     md << ".\n\n<details><summary>" << (which == 0 ? "resolved config" : "config of its first trial")
-       << "</summary>\n\n```json\n" << resolved.dump(2) << "\n```\n</details>\n\n";
+       << "</summary>\n\n```json\n" << its_lab_only(resolved).dump(2) << "\n```\n</details>\n\n";
   }
 
   md << "## What came out\n\n";

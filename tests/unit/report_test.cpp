@@ -48,7 +48,12 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
     "test": {"kind": "trend", "x": "train.batch_size", "metric": "test_acc", "direction": -1, "min_effect": 0.3}})");
   ClaimOutcome o;
   o.claim = claim;
-  o.resolved_config = {{"description", "a tiny sweep"}};
+  // Resolved configs carry every section's defaults; the report shows the train lab's only.
+  o.resolved_config = {{"description", "a tiny sweep"},
+                       {"lab", "train"},
+                       {"optim", {{"lr", 0.1}}},
+                       {"implicit", {{"problem", "least_squares"}}},
+                       {"lottery", {{"rounds", 3}}}};
   int i = 0;
   for (int batch : {32, 256, 2048})
     for (int seed = 0; seed < 3; ++seed) {
@@ -72,6 +77,9 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   EXPECT_NE(md.find("| q99.t | **" + o.verdict.verdict + "** |"), std::string::npos) << md;
   EXPECT_NE(md.find("9 trials (8 finished, 1 diverged)"), std::string::npos) << md;
   EXPECT_NE(md.find("What it does not show"), std::string::npos);
+  EXPECT_NE(md.find(R"("lr": 0.1)"), std::string::npos) << md;
+  EXPECT_EQ(md.find(R"("implicit")"), std::string::npos) << md;
+  EXPECT_EQ(md.find(R"("lottery")"), std::string::npos) << md;
 
   const std::string csv = slurp(home.file("results/reports/quick/q099/claim_q99_t.csv"));
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 9);  // header + one row per trial
