@@ -6,6 +6,7 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -457,7 +458,9 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
   const torch::Device device = pick_device(o.device);
 
   // Training time is each run's compute_s: steps only, no data loading or evaluation.
-  fmt::print(stderr, "training {} models one after another, then as one population ...\n",
+  fmt::print(stderr,
+             "training {} models one after another, then as one population, then as one "
+             "population with their own LRs ...\n",
              o.members);
   double sequential = 0, single = 0, single_acc = 0, seq_acc = 0;
   // GPU utilization over each whole run (data loading and evaluation included); NaN on a CPU.
@@ -488,6 +491,21 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
     pop_util = pop_sampler.mean();
   }
   const double population = outs[0].summary["population_compute_s"].get<double>();
+  // The same members, each with its own LR (0.5x to 2x the config's): the path of a population
+  // that steps apart (an LR sweep), one fused step with a row of hyperparameters per member.
+  std::vector<json> apart = cfgs;
+  const double lr = resolved.config["optim"]["lr"];
+  for (size_t i = 0; i < apart.size(); ++i)
+    apart[i]["optim"]["lr"] = lr * std::pow(2.0, double(i % 5) / 2.0 - 1.0);
+  std::vector<TrainOutcome> apart_outs;
+  double apart_util = NAN;
+  {
+    UtilizationSampler sampler;
+    apart_outs = run_population(apart, device, std::vector<TrainHooks>(apart.size()), path);
+    apart_util = sampler.mean();
+  }
+  double apart_acc = 0;
+  for (const auto& out : apart_outs) apart_acc += out.summary.value("test_acc", 0.0) / double(apart_outs.size());
   double pop_acc = 0, largest_diff = 0;
   for (size_t i = 0; i < outs.size(); ++i) {
     const double a = outs[i].summary.value("test_acc", 0.0);
@@ -504,7 +522,10 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
   };
   std::vector<Row> rows = {{"empiric/single", single, single_acc, 1, single_util},
                            {"empiric/sequential", sequential, seq_acc, o.members, seq_util},
-                           {"empiric/population", population, pop_acc, o.members, pop_util}};
+                           {"empiric/population", population, pop_acc, o.members, pop_util},
+                           {"empiric/population-own-lrs",
+                            apart_outs[0].summary["population_compute_s"].get<double>(), apart_acc,
+                            o.members, apart_util}};
   if (o.peers) {
     // The project's venv, or EMPIRIC_PYTHON (a GPU image's python3 with torch).
     const char* env_python = std::getenv("EMPIRIC_PYTHON");
@@ -558,7 +579,9 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
                   {"gpu_utilization", std::isnan(r.gpu_util) ? json() : json(r.gpu_util)}};
     if (r.name.rfind("empiric/", 0) == 0 && device.is_cuda())
       b.counters["cuda_graphs"] =
-          r.name == "empiric/population" ? outs[0].summary.value("cuda_graphs", "-") : graphs;
+          r.name == "empiric/population"           ? outs[0].summary.value("cuda_graphs", "-")
+          : r.name == "empiric/population-own-lrs" ? apart_outs[0].summary.value("cuda_graphs", "-")
+                                                   : graphs;
     if (r.name == "empiric/population") {
       b.counters["speedup_vs_sequential"] = sequential / population;
       b.counters["largest_member_test_acc_difference"] = largest_diff;

@@ -113,7 +113,7 @@ TEST(Sweep, APopulationStoresEveryMemberAsTheTrialItWouldBeAlone) {
   EXPECT_EQ(batched, 4);
 }
 
-TEST(Bench, TheTrainingSuiteStoresSingleSequentialAndPopulationRecords) {
+TEST(Bench, TheTrainingSuiteStoresSingleSequentialAndPopulationsRecords) {
   testing::TempDir dir;
   json doc = json::parse(kSweep);
   doc.erase("sweep");
@@ -123,7 +123,7 @@ TEST(Bench, TheTrainingSuiteStoresSingleSequentialAndPopulationRecords) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("population of 3:"), std::string::npos) << r.out;
   auto records = Store(dir.file("r.db")).bench_records(101);
-  ASSERT_EQ(records.size(), 3u);
+  ASSERT_EQ(records.size(), 4u);
   std::set<std::string> names;
   for (const auto& b : records) {
     names.insert(b.name);
@@ -133,9 +133,13 @@ TEST(Bench, TheTrainingSuiteStoresSingleSequentialAndPopulationRecords) {
       EXPECT_EQ(b.counters["models"], 3);
       EXPECT_LT(b.counters["largest_member_test_acc_difference"].get<double>(), 0.02);
     }
+    if (b.name == "training/empiric/population-own-lrs") {
+      EXPECT_GT(b.counters["test_acc"].get<double>(), 0.3);  // they learned (4 classes)
+    }
   }
   EXPECT_EQ(names, (std::set<std::string>{"training/empiric/single", "training/empiric/sequential",
-                                          "training/empiric/population"}));
+                                          "training/empiric/population",
+                                          "training/empiric/population-own-lrs"}));
   // A config with a sweep is refused with its grid size.
   Result swept = empiric(dir, "bench --suite training --config " + dir.write("s.json", kSweep) + " --members 2 --no-peers");
   EXPECT_NE(swept.code, 0);
