@@ -189,6 +189,30 @@ class StackedNet {
     return sums.cpu().div_(double(std::max<int64_t>(n, 1)));
   }
 
+  // Each member's mean cross-entropy on its own rows: x P x B x features, y P x B -> P.
+  torch::Tensor mean_losses(const torch::Tensor& x, const torch::Tensor& y) {
+    const int64_t P = x.size(0), B = x.size(1);
+    return torch::cross_entropy_loss(forward(x).flatten(0, 1), y.flatten(), {}, at::Reduction::None)
+        .view({P, B})
+        .mean(1);
+  }
+
+  // A stacked net of copies of these members' weights (fresh leaves that require grad), sharing
+  // the activations; it cannot restore weights into nets.
+  StackedNet subset(const std::vector<int64_t>& members) const {
+    StackedNet s;
+    s.cpu_ = cpu_, s.activation_ = activation_;
+    const auto which = torch::tensor(members, torch::kInt64).to(layers_[0].weight_t.device());
+    torch::NoGradGuard guard;
+    for (const auto& L : layers_) {
+      Layer c;
+      c.weight_t = L.weight_t.index_select(0, which).set_requires_grad(true);
+      if (L.bias.defined()) c.bias = L.bias.index_select(0, which).set_requires_grad(true);
+      s.layers_.push_back(c);
+    }
+    return s;
+  }
+
   // Member p's trained weights back in its own net.
   void restore(int64_t p) {
     torch::NoGradGuard guard;
@@ -219,11 +243,159 @@ class StackedNet {
     return sum.cpu().div_(double(std::max<int64_t>(m, 1)));
   }
 
-  bool cpu_;
+  StackedNet() = default;
+
+  bool cpu_ = false;
   std::vector<Layer> layers_;
   std::vector<torch::nn::AnyModule> activation_;  // what follows layer l (empty: nothing)
   std::vector<std::vector<torch::nn::LinearImpl*>> linear_;  // [member][layer]
 };
+
+// Whether the members' measures can be taken for all of them at once (stacked_measures): the top
+// Hessian eigenvalue and the gradient noise scale; any other measure takes each member's own net.
+bool stacked_measures_cover(const json& m) {
+  for (const char* k : {"hessian_trace", "eps_sharpness", "sigma_sharpness"})
+    if (m.value(k, false)) return false;
+  if (m.value("dinh_alpha", 0.0) > 0 || m.value("surface_grid", 0) > 0) return false;
+  return m.value("hessian_top", false) || m.value("noise_scale", false);
+}
+
+// Per member: sum over the lists of a[l][p] . b[l][p], in float64 (P values, on the CPU).
+std::vector<double> member_dots(const std::vector<torch::Tensor>& a,
+                                const std::vector<torch::Tensor>& b) {
+  torch::Tensor s;
+  for (size_t l = 0; l < a.size(); ++l) {
+    auto d = (a[l].to(torch::kFloat64) * b[l].to(torch::kFloat64)).flatten(1).sum(1);
+    s = s.defined() ? s + d : d;
+  }
+  s = s.cpu().contiguous();
+  return std::vector<double>(s.data_ptr<double>(), s.data_ptr<double>() + s.numel());
+}
+
+// The top Hessian eigenvalue and the gradient noise scale of every member at once, as
+// compute_measures takes them for a trial alone (top_hessian_eigenvalue, gradient_noise_scale:
+// the same examples, initial vector and batches, drawn from the member's own seed). The stacked
+// loss is the sum of the members' losses, so its gradient is each member's own and its Hessian
+// block-diagonal: one Hessian-vector product serves every member, and the power iteration runs
+// until the last member has converged, each member's estimate taken where its own converged.
+std::vector<json> stacked_measures(StackedNet& net, const std::vector<const Dataset*>& data,
+                                   const std::vector<uint64_t>& seeds, const json& m) {
+  const int64_t P = int64_t(data.size());
+  const auto params = net.params();
+  auto stack_rows = [&](const std::vector<torch::Tensor>& rows) {  // each member's rows
+    std::vector<torch::Tensor> xs, ys;
+    for (int64_t p = 0; p < P; ++p) {
+      xs.push_back(data[p]->x_train.flatten(1).index_select(0, rows[p]));
+      ys.push_back(data[p]->y_train.index_select(0, rows[p]));
+    }
+    return std::make_pair(torch::stack(xs), torch::stack(ys));
+  };
+  auto finite = [](double v) { return std::isfinite(v) ? json(v) : json(); };
+  std::vector<json> out(static_cast<size_t>(P), json::object());
+  const int64_t n = data[0]->x_train.size(0);
+
+  if (m.value("hessian_top", false)) {
+    const int64_t k = std::min<int64_t>(n, m.value("hessian_samples", int64_t(1000)));
+    auto first_k = torch::arange(k, torch::TensorOptions().dtype(torch::kInt64).device(params[0].device()));
+    auto [x, y] = stack_rows(std::vector<torch::Tensor>(static_cast<size_t>(P), first_k));
+    auto loss = net.mean_losses(x, y).sum();
+    auto grads = torch::autograd::grad({loss}, params, {}, /*retain_graph=*/true, /*create_graph=*/true);
+    // Each member's start: its solo parameters' draws in order (weight out x in, then bias),
+    // laid out as the stack holds them (weights transposed).
+    std::vector<std::vector<torch::Tensor>> draws(params.size());
+    for (int64_t p = 0; p < P; ++p) {
+      at::Generator gen = at::detail::createCPUGenerator(seeds[p]);
+      for (size_t l = 0; l < params.size(); ++l) {
+        const auto shape = params[l].select(0, p).sizes().vec();
+        const bool weight = shape.size() == 2;
+        auto d = torch::randn(weight ? std::vector<int64_t>{shape[1], shape[0]} : shape, gen, torch::kFloat32);
+        draws[l].push_back(weight ? d.t() : d);
+      }
+    }
+    std::vector<torch::Tensor> v;
+    for (auto& d : draws) v.push_back(torch::stack(d).to(params[0].device()));
+    auto per_member = [&](const std::vector<double>& values, const torch::Tensor& like) {
+      std::vector<int64_t> shape(static_cast<size_t>(like.dim()), 1);
+      shape[0] = P;
+      return torch::tensor(values, torch::kFloat64).to(like.device(), torch::kFloat32).view(shape);
+    };
+    {
+      std::vector<double> norms;
+      for (double d : member_dots(v, v)) norms.push_back(std::sqrt(d));
+      for (auto& t : v) t = t / per_member(norms, t);
+    }
+    const int max_iterations = m["hessian_max_iter"];
+    const double tol = m["hessian_tol"];
+    std::vector<EigenEstimate> est(static_cast<size_t>(P));
+    std::vector<double> previous(static_cast<size_t>(P), NAN);
+    std::vector<bool> done(static_cast<size_t>(P), false);
+    for (int it = 1; it <= max_iterations; ++it) {
+      torch::Tensor gv = torch::zeros({}, loss.options());
+      for (size_t l = 0; l < params.size(); ++l) gv = gv + (grads[l] * v[l]).sum();
+      auto hv = torch::autograd::grad({gv}, params, {}, /*retain_graph=*/true);
+      const auto value = member_dots(v, hv), hv_sq = member_dots(hv, hv);
+      std::vector<double> norm(static_cast<size_t>(P), 1.0);
+      std::vector<double> active(static_cast<size_t>(P), 0.0);
+      for (int64_t p = 0; p < P; ++p) {
+        if (done[p]) continue;
+        est[p].value = value[p];
+        est[p].iterations = it;
+        norm[p] = std::sqrt(hv_sq[p]);
+        if (!std::isfinite(value[p]) || norm[p] == 0) {
+          done[p] = true, norm[p] = 1.0;
+          continue;
+        }
+        active[p] = 1.0;
+        if (std::isfinite(previous[p]) && std::abs(value[p] - previous[p]) <= tol * std::abs(value[p]))
+          est[p].converged = true, done[p] = true;
+        previous[p] = value[p];
+      }
+      // The members still iterating (or just converged) take H v / |H v|; the others keep theirs.
+      for (size_t l = 0; l < v.size(); ++l)
+        v[l] = torch::where(per_member(active, v[l]) > 0, hv[l].detach() / per_member(norm, v[l]), v[l]);
+      if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
+    }
+    for (int64_t p = 0; p < P; ++p) {
+      out[p]["hessian_top"] = finite(est[p].value);
+      out[p]["hessian_top_iterations"] = est[p].iterations;
+      out[p]["hessian_top_converged"] = est[p].converged;
+    }
+  }
+
+  if (m.value("noise_scale", false)) {
+    const auto batches = m["noise_batches"].get<std::vector<int64_t>>();
+    const int repeats = m["noise_repeats"];
+    std::vector<at::Generator> gens;
+    for (int64_t p = 0; p < P; ++p) gens.push_back(at::detail::createCPUGenerator(seeds[p] + 1));
+    auto mean_sq_norm = [&](int64_t batch) {
+      std::vector<double> total(static_cast<size_t>(P), 0.0);
+      for (int r = 0; r < repeats; ++r) {
+        std::vector<torch::Tensor> rows;
+        for (int64_t p = 0; p < P; ++p)
+          rows.push_back(torch::randperm(n, gens[p]).slice(0, 0, batch).to(params[0].device()));
+        auto [x, y] = stack_rows(rows);
+        auto g = torch::autograd::grad({net.mean_losses(x, y).sum()}, params);
+        const auto sq = member_dots(g, g);
+        for (int64_t p = 0; p < P; ++p) total[p] += sq[p];
+      }
+      for (auto& t : total) t /= repeats;
+      return total;
+    };
+    const int64_t small_batch = std::min(batches[0], n), big_batch = std::min(batches[1], n);
+    const double bs = double(small_batch), bb = double(big_batch);
+    const auto small = mean_sq_norm(small_batch), big = mean_sq_norm(big_batch);
+    for (int64_t p = 0; p < P; ++p) {
+      NoiseScale ns;
+      ns.gradient_sq = (bb * big[p] - bs * small[p]) / (bb - bs);
+      ns.trace_sigma = (small[p] - big[p]) / (1.0 / bs - 1.0 / bb);
+      ns.b_simple = ns.trace_sigma / ns.gradient_sq;
+      out[p]["b_simple"] = ns.gradient_sq > 0 ? finite(ns.b_simple) : json();
+      out[p]["gradient_sq"] = finite(ns.gradient_sq);
+      out[p]["trace_sigma"] = finite(ns.trace_sigma);
+    }
+  }
+  return out;
+}
 
 // Every member's training batches, each member in its own order. The members' training sets
 // (one size: members differ in seed, LR and label noise, not in how much data they draw) are
@@ -901,11 +1073,29 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
       out.status = "diverged";
       out.diverged_step = ms[p].diverged_step;
       out.summary["diverged_step"] = ms[p].diverged_step;
-    } else if (cfgs[p].contains("measure")) {
+    } else if (cfgs[p].contains("measure") && !stacked_measures_cover(cfgs[p]["measure"])) {
       // The member's trained weights back in its own net, then the measures a trial alone takes.
       net.restore(p);
       torch::AutoGradMode grad_on(true);  // the measures differentiate the loss
       out.measures = compute_measures(cfgs[p]["measure"], nets[p], d, cfgs[p].value("seed", 0));
+    }
+  }
+  // The measures every finished member takes at once, where they allow it.
+  if (c0.contains("measure") && stacked_measures_cover(c0["measure"])) {
+    std::vector<int64_t> finished;
+    std::vector<const Dataset*> data;
+    std::vector<uint64_t> seeds;
+    for (int64_t p = 0; p < P; ++p)
+      if (ms[p].diverged_step < 0) {
+        finished.push_back(p);
+        data.push_back(&owned[data_of[p]]);
+        seeds.push_back(cfgs[p].value("seed", 0));
+      }
+    if (!finished.empty()) {
+      torch::AutoGradMode grad_on(true);  // the measures differentiate the loss
+      StackedNet measured = net.subset(finished);
+      const auto measures = stacked_measures(measured, data, seeds, c0["measure"]);
+      for (size_t i = 0; i < finished.size(); ++i) outs[finished[i]].measures = measures[i];
     }
   }
   return outs;

@@ -178,6 +178,43 @@ TEST(Population, MembersTakeTheMeasuresTheirSoloRunsTake) {
   EXPECT_FALSE(outs2[0].measures.empty());
 }
 
+TEST(Population, MembersTakeTheHessianAndTheNoiseScaleAllAtOnceAsTheirSoloRunsDo) {
+  // Q99's measures: the stacked net's Hessian-vector products and gradients serve every member at
+  // once (its Hessian is block-diagonal); each member's values are its solo run's.
+  const std::string m = R"({"measure": {"hessian_top": true, "hessian_samples": 200, "hessian_tol": 1e-4,
+      "noise_scale": true, "noise_batches": [8, 64], "noise_repeats": 5}, "seed": %d, "optim": {"lr": %s}})";
+  auto member = [&](int seed, const char* lr) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf, m.c_str(), seed, lr);
+    return trial(buf);
+  };
+  std::vector<json> cfgs = {member(0, "0.1"), member(1, "0.05"), member(2, "0.1"), member(3, "1000.0")};
+  auto outs = run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(cfgs.size()), "test.json");
+  EXPECT_EQ(outs[3].status, "diverged");  // takes none; the others are measured without it
+  EXPECT_TRUE(outs[3].measures.empty());
+  for (size_t i = 0; i < 3; ++i) {
+    auto solo = run_trial(cfgs[i], torch::kCPU, {}, "test.json");
+    ASSERT_EQ(outs[i].status, "finished");
+    ASSERT_EQ(outs[i].measures.size(), solo.measures.size()) << outs[i].measures.dump();
+    for (const char* key : {"hessian_top", "gradient_sq", "trace_sigma", "b_simple"}) {
+      const json &got = outs[i].measures[key], &want = solo.measures[key];
+      ASSERT_EQ(got.is_null(), want.is_null()) << "member " << i << " " << key << ": " << got << " " << want;
+      if (!want.is_null()) {
+        // The same draws and the same math, summed in another order: to 1e-4 relative (measured:
+        // 1e-5 or closer on this test's members).
+        EXPECT_NEAR(got.get<double>(), want.get<double>(), 1e-4 * std::abs(want.get<double>()) + 1e-12)
+            << "member " << i << " " << key;
+      }
+    }
+    EXPECT_TRUE(solo.measures["hessian_top"].is_number() && solo.measures["trace_sigma"].is_number() &&
+                solo.measures["gradient_sq"].is_number())
+        << solo.measures.dump();  // compared above, not skipped as nulls
+    EXPECT_TRUE(outs[i].measures["hessian_top_converged"].get<bool>());
+    EXPECT_NEAR(outs[i].measures["hessian_top_iterations"].get<int>(),
+                solo.measures["hessian_top_iterations"].get<int>(), 1);
+  }
+}
+
 TEST(Population, AKilledPopulationResumesFromItsCheckpointToTheSameResults) {
   testing::TempDir dir;
   const std::string path = dir.file("population.pt");
