@@ -150,38 +150,6 @@ Split take(const Split& s, const torch::Tensor& idx) {
   return {s.x.index_select(0, idx), s.y.index_select(0, idx)};
 }
 
-}  // namespace
-
-namespace {
-
-Dataset build_dataset(const json& d, uint64_t seed, const torch::Device& device,
-                      const std::string& source, const std::string& default_dir);
-
-}  // namespace
-
-Dataset load_dataset(const json& d, uint64_t seed, const torch::Device& device,
-                     const std::string& source, const std::string& default_dir) {
-  std::string key = d.dump() + "|" + std::to_string(seed) + "|" + device.str();
-  const std::string name = d["name"];
-  if (name == "fashion_mnist" || name == "mnist" || name == "cifar10") {
-    const std::string dir = d.value("path", "").empty() ? default_dir : d.value("path", "");
-    key += "|" + dir + "|" + files_stamp(dir);
-  }
-  static std::mutex mutex;
-  static std::map<std::string, Dataset> cache;
-  {
-    std::lock_guard<std::mutex> lock(mutex);
-    if (auto it = cache.find(key); it != cache.end()) return it->second;
-  }
-  Dataset built = build_dataset(d, seed, device, source, default_dir);
-  std::lock_guard<std::mutex> lock(mutex);
-  if (cache.size() >= 4) cache.clear();  // a sweep's seeds; bounded memory
-  cache.emplace(key, built);
-  return built;
-}
-
-namespace {
-
 Dataset build_dataset(const json& d, uint64_t seed, const torch::Device& device,
                       const std::string& source, const std::string& default_dir) {
   at::Generator gen = at::detail::createCPUGenerator(seed);
@@ -302,4 +270,26 @@ Dataset build_dataset(const json& d, uint64_t seed, const torch::Device& device,
 }
 
 }  // namespace
+
+Dataset load_dataset(const json& d, uint64_t seed, const torch::Device& device,
+                     const std::string& source, const std::string& default_dir) {
+  std::string key = d.dump() + "|" + std::to_string(seed) + "|" + device.str();
+  const std::string name = d["name"];
+  if (name == "fashion_mnist" || name == "mnist" || name == "cifar10") {
+    const std::string dir = d.value("path", "").empty() ? default_dir : d.value("path", "");
+    key += "|" + dir + "|" + files_stamp(dir);
+  }
+  static std::mutex mutex;
+  static std::map<std::string, Dataset> cache;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (auto it = cache.find(key); it != cache.end()) return it->second;
+  }
+  Dataset built = build_dataset(d, seed, device, source, default_dir);
+  std::lock_guard<std::mutex> lock(mutex);
+  if (cache.size() >= 4) cache.clear();  // a sweep's seeds; bounded memory
+  cache.emplace(key, built);
+  return built;
+}
+
 }  // namespace empiric

@@ -299,14 +299,27 @@ NoiseScale gradient_noise_scale(Net& model, const torch::Tensor& x, const torch:
     }
     return total / repeats;
   };
-  const double bs = double(small_batch), bb = double(big_batch);
   const double small = mean_sq_norm(small_batch), big = mean_sq_norm(big_batch);
-  NoiseScale n;
-  n.gradient_sq = (bb * big - bs * small) / (bb - bs);
-  n.trace_sigma = (small - big) / (1.0 / bs - 1.0 / bb);
-  n.b_simple = n.trace_sigma / n.gradient_sq;
   model->train(was_training);
+  return noise_scale_from(small, big, small_batch, big_batch);
+}
+
+NoiseScale noise_scale_from(double small_sq, double big_sq, int64_t small_batch, int64_t big_batch) {
+  const double bs = double(small_batch), bb = double(big_batch);
+  NoiseScale n;
+  n.gradient_sq = (bb * big_sq - bs * small_sq) / (bb - bs);
+  n.trace_sigma = (small_sq - big_sq) / (1.0 / bs - 1.0 / bb);
+  n.b_simple = n.trace_sigma / n.gradient_sq;
   return n;
+}
+
+void put_noise_scale(const NoiseScale& ns, json& out) {
+  auto finite = [](double v) { return std::isfinite(v) ? json(v) : json(); };
+  // Near a minimum |G|^2 is a small difference of two noisy means and the estimate can come out
+  // negative: then B_simple is undefined (null), not a number to plot.
+  out["b_simple"] = ns.gradient_sq > 0 ? finite(ns.b_simple) : json();
+  out["gradient_sq"] = finite(ns.gradient_sq);
+  out["trace_sigma"] = finite(ns.trace_sigma);
 }
 
 json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t seed) {
@@ -389,11 +402,7 @@ json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t s
     auto ns = gradient_noise_scale(model, data.x_train, data.y_train, data.regression,
                                    std::min(batches[0], n), std::min(batches[1], n),
                                    m["noise_repeats"], seed + 1);
-    // Near a minimum |G|^2 is a small difference of two noisy means and the estimate can come out
-    // negative: then B_simple is undefined (null), not a number to plot.
-    out["b_simple"] = ns.gradient_sq > 0 ? finite(ns.b_simple) : json();
-    out["gradient_sq"] = finite(ns.gradient_sq);
-    out["trace_sigma"] = finite(ns.trace_sigma);
+    put_noise_scale(ns, out);
   }
   model->train(was_training);
   return out;

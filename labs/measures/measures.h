@@ -52,6 +52,11 @@ struct NoiseScale {
 NoiseScale gradient_noise_scale(Net& model, const torch::Tensor& x, const torch::Tensor& y,
                                 bool regression, int64_t small_batch, int64_t big_batch,
                                 int repeats, uint64_t seed);
+// The estimates from the mean squared gradient norms at two batch sizes (McCandlish et al. 2018).
+NoiseScale noise_scale_from(double small_sq, double big_sq, int64_t small_batch, int64_t big_batch);
+// The measures b_simple, gradient_sq and trace_sigma, into out (b_simple null where |G|^2 came out
+// <= 0, non-finite values null).
+void put_noise_scale(const NoiseScale& ns, json& out);
 
 // The loss at the parameters' current values, with its autograd graph.
 using LossFn = std::function<torch::Tensor()>;

@@ -382,17 +382,9 @@ std::vector<json> stacked_measures(StackedNet& net, const std::vector<const Data
       return total;
     };
     const int64_t small_batch = std::min(batches[0], n), big_batch = std::min(batches[1], n);
-    const double bs = double(small_batch), bb = double(big_batch);
     const auto small = mean_sq_norm(small_batch), big = mean_sq_norm(big_batch);
-    for (int64_t p = 0; p < P; ++p) {
-      NoiseScale ns;
-      ns.gradient_sq = (bb * big[p] - bs * small[p]) / (bb - bs);
-      ns.trace_sigma = (small[p] - big[p]) / (1.0 / bs - 1.0 / bb);
-      ns.b_simple = ns.trace_sigma / ns.gradient_sq;
-      out[p]["b_simple"] = ns.gradient_sq > 0 ? finite(ns.b_simple) : json();
-      out[p]["gradient_sq"] = finite(ns.gradient_sq);
-      out[p]["trace_sigma"] = finite(ns.trace_sigma);
-    }
+    for (int64_t p = 0; p < P; ++p)
+      put_noise_scale(noise_scale_from(small[p], big[p], small_batch, big_batch), out[p]);
   }
   return out;
 }
