@@ -40,19 +40,45 @@ Result empiric(const testing::TempDir& dir, const std::string& args) {
           slurp(dir.file("err.txt"))};
 }
 
-// `empiric run CFG` in a child process (output discarded), to be killed midway.
+// `empiric run CFG` in a child process (stdout discarded, stderr kept), to be killed midway.
 pid_t spawn_run(const testing::TempDir& dir, const std::string& cfg) {
+  std::string db = dir.file("r.db"), err = dir.file("child_err.txt");
   pid_t pid = fork();
   if (pid == 0) {
-    std::string db = dir.file("r.db");
     int devnull = open("/dev/null", O_WRONLY);
+    int errfd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(devnull, 1);
-    dup2(devnull, 2);
+    dup2(errfd, 2);
     execl(EMPIRIC_BINARY, "empiric", "--db", db.c_str(), "run", cfg.c_str(),
           static_cast<char*>(nullptr));
     _exit(127);
   }
   return pid;
+}
+
+// Polls `ready` every 20 ms until it holds, lets the child run `settle_us` more, then kills it.
+// Returns "" when it held while the child still ran, or why not: the child ended first (with its
+// stderr), or ten minutes passed (a loaded machine is slow, not wrong; ctest's own timeout is
+// fifteen minutes).
+template <class Ready>
+std::string kill_when(pid_t pid, const testing::TempDir& dir, Ready ready, useconds_t settle_us = 0) {
+  std::string why = "the child did not get there in 600 s";
+  for (int i = 0; i < 30000; ++i) {
+    usleep(20000);
+    if (ready()) {
+      why.clear();
+      usleep(settle_us);
+      break;
+    }
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid)
+      return "the child ended first (exit " +
+             std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) +
+             "): " + slurp(dir.file("child_err.txt"));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return why;
 }
 
 const char* kSweep = R"({
@@ -158,15 +184,10 @@ TEST(Sweep, AKilledSweepResumesWithEveryTrialPresentOnce) {
 
   pid_t pid = spawn_run(dir, cfg);
   ASSERT_GE(pid, 0);
-  bool some_done = false;
-  for (int i = 0; i < 3000 && !some_done; ++i) {
-    usleep(20000);
-    if (std::filesystem::exists(dir.file("r.db")))
-      some_done = !Store(dir.file("r.db")).trials().empty();
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  ASSERT_TRUE(some_done);
+  std::string why = kill_when(pid, dir, [&] {
+    return std::filesystem::exists(dir.file("r.db")) && !Store(dir.file("r.db")).trials().empty();
+  });
+  ASSERT_EQ(why, "");
   size_t before = Store(dir.file("r.db")).trials().size();
   EXPECT_LT(before, expected.size());
 
@@ -200,12 +221,7 @@ TEST(Sweep, AKilledPopulationResumesFromItsCheckpointWithEveryEpochStoredOnce) {
           return true;
     return false;
   };
-  bool saved = false;
-  for (int i = 0; i < 3000 && !saved; ++i) usleep(20000), saved = checkpoint();
-  usleep(200000);  // a few more epochs
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  ASSERT_TRUE(saved);
+  ASSERT_EQ(kill_when(pid, dir, checkpoint, 200000), "");  // 0.2 s more: a few more epochs
   ASSERT_TRUE(Store(dir.file("r.db")).trials().empty());
 
   Result rest = empiric(dir, "run " + cfg);
@@ -242,14 +258,12 @@ TEST(Sweep, AKilledLotteryChainResumesAtItsLastFinishedRound) {
 
   pid_t pid = spawn_run(dir, cfg);
   ASSERT_GE(pid, 0);
-  size_t before = 0;
-  for (int i = 0; i < 30000 && before < 3; ++i) {
-    usleep(10000);
-    if (std::filesystem::exists(dir.file("r.db"))) before = Store(dir.file("r.db")).trials().size();
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
-  before = Store(dir.file("r.db")).trials().size();
+  ASSERT_EQ(kill_when(pid, dir, [&] {
+              return std::filesystem::exists(dir.file("r.db")) &&
+                     Store(dir.file("r.db")).trials().size() >= 3;
+            }),
+            "");
+  size_t before = Store(dir.file("r.db")).trials().size();
   ASSERT_GE(before, 3u);
   ASSERT_LT(before, expected);
 
