@@ -513,6 +513,9 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
     largest_diff = std::max(largest_diff, std::abs(a - solo_acc[i]));
   }
   const long long samples_per_epoch = outs[0].summary["samples"].get<long long>() / o.epochs;
+  // Every row trains the same model on as many examples, so one model-epoch's FLOPs (forward and
+  // backward, the trainer's count) give each row's achieved rate.
+  const double flops_per_model_epoch = outs[0].summary["train_flops"].get<double>() / o.epochs;
 
   struct Row {
     std::string name;
@@ -561,8 +564,8 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
   Store store(ctx.db);
   json env = run_environment(ctx.home, device);
   const long long env_id = store.put_environment(env);
-  fmt::print("{:<40} {:>10} {:>10} {:>12} {:>14} {:>9} {:>8}\n", "run", "train_s", "epoch_s",
-             "samples/s", "models*ep/s", "test_acc", "gpu_%");
+  fmt::print("{:<40} {:>10} {:>10} {:>12} {:>14} {:>9} {:>9} {:>8}\n", "run", "train_s", "epoch_s",
+             "samples/s", "models*ep/s", "GFLOP/s", "test_acc", "gpu_%");
   for (const auto& r : rows) {
     BenchRecord b;
     b.name = "training/" + r.name;
@@ -574,6 +577,7 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
                   {"batch_size", o.batch},
                   {"train_s", r.train_s},
                   {"models_epochs_per_s", double(o.epochs * r.models) / r.train_s},
+                  {"gflops_per_s", flops_per_model_epoch * double(o.epochs * r.models) / r.train_s / 1e9},
                   {"test_acc", r.test_acc},
                   {"config", o.config},
                   {"gpu_utilization", std::isnan(r.gpu_util) ? json() : json(r.gpu_util)}};
@@ -588,8 +592,9 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
     }
     b.env_id = env_id;
     store.put_bench(b);
-    fmt::print("{:<40} {:>10.2f} {:>10.3f} {:>12.0f} {:>14.2f} {:>9.4f} {:>8}\n", r.name, r.train_s,
-               b.time_s, b.items_per_s, double(o.epochs * r.models) / r.train_s, r.test_acc,
+    fmt::print("{:<40} {:>10.2f} {:>10.3f} {:>12.0f} {:>14.2f} {:>9.1f} {:>9.4f} {:>8}\n", r.name,
+               r.train_s, b.time_s, b.items_per_s, double(o.epochs * r.models) / r.train_s,
+               b.counters["gflops_per_s"].get<double>(), r.test_acc,
                std::isnan(r.gpu_util) ? std::string("-") : fmt::format("{:.0f}", r.gpu_util));
   }
   fmt::print("population of {}: {:.2f}x the models x epochs per second of training them one after "

@@ -155,6 +155,11 @@ TEST(Bench, TheTrainingSuiteStoresSingleSequentialAndPopulationsRecords) {
     names.insert(b.name);
     EXPECT_EQ(b.questions, (std::vector<int>{95, 99, 101}));
     EXPECT_GT(b.items_per_s, 0);
+    // The achieved rate is the model's training FLOPs per example times the examples per second.
+    // The 4-16-3 MLP: forward 2 x 64 + 16 and 2 x 48 + 3 (products, bias adds); backward the
+    // same weight and bias gradients, and an input gradient (2 x 48) for the second layer only.
+    const double per_example = b.counters["gflops_per_s"].get<double>() * 1e9 / b.items_per_s;
+    EXPECT_NEAR(per_example, (144 + 99) + (144 + 99 + 96), 1e-6) << b.name;
     if (b.name == "training/empiric/population") {
       EXPECT_EQ(b.counters["models"], 3);
       EXPECT_LT(b.counters["largest_member_test_acc_difference"].get<double>(), 0.02);
