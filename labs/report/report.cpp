@@ -242,17 +242,22 @@ std::string write_report(const std::string& home, const Question& q, const std::
         which == 0 ? o.resolved_config : (trials.empty() ? json::object() : trials[0].config);
     md << "### `" << cfg << "`\n\n";
     if (resolved.contains("description")) md << resolved.value("description", "") << "\n\n";
-    double wall = 0;
+    // Wall time per trial (a population's split evenly among its members) includes evaluation
+    // and measures; compute_s and eval_s are its training steps and evaluation passes.
+    double wall = 0, steps = 0, evals = 0;
     int finished = 0, diverged = 0;
     json env = json::object();
     for (const auto& t : trials) {
       wall += t.wall_s;
+      steps += t.summary.value("compute_s", 0.0);
+      evals += t.summary.value("eval_s", 0.0);
       finished += t.status == "finished";
       diverged += t.status == "diverged";
       if (env.empty()) env = store.run_environment(t.run_id);
     }
-    md << fmt::format("{} trials ({} finished, {} diverged), {:.0f} s of training in all",
-                      trials.size(), finished, diverged, wall);
+    md << fmt::format("{} trials ({} finished, {} diverged), {:.0f} s of wall time in all ({:.0f} s "
+                      "of training steps, {:.0f} s of evaluation)",
+                      trials.size(), finished, diverged, wall, steps, evals);
     if (!env.empty())
       md << fmt::format(", on {} ({}), commit `{}`, torch {}", env.value("device", "?"),
                         env.value("gpu", env.value("cpu", "?")), env.value("git_commit", "?"),

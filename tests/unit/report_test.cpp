@@ -62,7 +62,10 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
       t.status = batch == 2048 && seed == 2 ? "diverged" : "finished";
       t.seed = seed;
       t.config = {{"train", {{"batch_size", batch}}}};
-      t.summary = {{"test_acc", 0.9 - batch / 10000.0 + seed * 0.001}};
+      t.summary = {{"test_acc", 0.9 - batch / 10000.0 + seed * 0.001},
+                   {"compute_s", 2.0},
+                   {"eval_s", 0.4}};
+      t.wall_s = 3.0;
       t.measures = json::object();
       store.put_trial(t);
       o.trials.push_back(*store.trial(t.hash));
@@ -75,7 +78,10 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   const std::string md = slurp(readme);
   EXPECT_NE(md.find("# Q99: How does batch size affect generalization?"), std::string::npos);
   EXPECT_NE(md.find("| q99.t | **" + o.verdict.verdict + "** |"), std::string::npos) << md;
-  EXPECT_NE(md.find("9 trials (8 finished, 1 diverged)"), std::string::npos) << md;
+  EXPECT_NE(md.find("9 trials (8 finished, 1 diverged), 27 s of wall time in all (18 s of training "
+                    "steps, 4 s of evaluation)"),
+            std::string::npos)
+      << md;
   EXPECT_NE(md.find("What it does not show"), std::string::npos);
   EXPECT_NE(md.find(R"("lr": 0.1)"), std::string::npos) << md;
   EXPECT_EQ(md.find(R"("implicit")"), std::string::npos) << md;
