@@ -2,14 +2,17 @@
 // No torch: plain vectors of doubles, so every rule is testable on tables with known answers.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <vector>
 
 namespace empiric::claims {
 
+// NaN until computed: a verdict with too few trials has no interval, not [0, 0].
 struct Interval {
-  double lo = 0, hi = 0;
+  double lo = NAN, hi = NAN;
+  bool known() const { return std::isfinite(lo) && std::isfinite(hi); }
 };
 
 // Average ranks (1-based; ties share the mean of their ranks).

@@ -302,11 +302,12 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
          {std::pair<const char*, double>{"effect", v.effect}, {"lo", v.ci.lo}, {"hi", v.ci.hi}})
       if (std::isfinite(value)) details[key] = value;
     if (!o.trials.empty()) store.put_verdict(number, c["id"], opts.preset, v.verdict, details);
-    fmt::print(
-        "{}\n  {}\n  verdict: {}  effect {:+.3g}  95% CI [{:+.3g}, {:+.3g}]  n {}  diverged {}\n  "
-        "{}\n\n",
-        c["id"].get<std::string>(), c["statement"].get<std::string>(), v.verdict, v.effect, v.ci.lo,
-        v.ci.hi, v.n, v.diverged, v.reason);
+    const std::string interval = v.ci.known()
+                                     ? fmt::format("95% CI [{:+.3g}, {:+.3g}]", v.ci.lo, v.ci.hi)
+                                     : std::string("no interval");
+    fmt::print("{}\n  {}\n  verdict: {}  effect {:+.3g}  {}  n {}  diverged {}\n  {}\n\n",
+               c["id"].get<std::string>(), c["statement"].get<std::string>(), v.verdict, v.effect,
+               interval, v.n, v.diverged, v.reason);
     outcomes.push_back(std::move(o));
   }
   const std::string python =

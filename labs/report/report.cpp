@@ -40,6 +40,11 @@ double number(const json& j, const char* key) {
   return j.contains(key) && j[key].is_number() ? j[key].get<double>() : NAN;
 }
 
+// "[lo, hi]", or "–" where no interval was computed (too few trials).
+std::string interval(double lo, double hi) {
+  return std::isfinite(lo) && std::isfinite(hi) ? "[" + num(lo) + ", " + num(hi) + "]" : "–";
+}
+
 std::string slug(const std::string& id) {
   std::string s;
   for (char c : id) s += (std::isalnum(static_cast<unsigned char>(c)) ? c : '_');
@@ -271,9 +276,8 @@ std::string write_report(const std::string& home, const Question& q, const std::
         "|\n|---|---|---:|---|---:|---:|\n";
   for (const auto& o : outcomes) {
     const auto& v = o.verdict;
-    md << fmt::format("| {} | **{}** | {} | [{}, {}] | {} | {} |\n",
-                      o.claim["id"].get<std::string>(), v.verdict, num(v.effect), num(v.ci.lo),
-                      num(v.ci.hi), v.n, v.diverged);
+    md << fmt::format("| {} | **{}** | {} | {} | {} | {} |\n", o.claim["id"].get<std::string>(),
+                      v.verdict, num(v.effect), interval(v.ci.lo, v.ci.hi), v.n, v.diverged);
   }
   bool plots_ok = true;
   for (const auto& o : outcomes) {
@@ -441,9 +445,10 @@ void write_report_index(const std::string& home, const Bank& bank, Store& store,
     else if (verdicts.empty())
       md << "| " << link << " | – | not run yet | | | |\n";
     for (const auto& v : verdicts)
-      md << fmt::format("| {} | {} | **{}** | {} | [{}, {}] | {} |\n", link, v.claim, v.verdict,
-                        num(number(v.details, "effect")), num(number(v.details, "lo")),
-                        num(number(v.details, "hi")), v.preset.empty() ? "–" : v.preset);
+      md << fmt::format("| {} | {} | **{}** | {} | {} | {} |\n", link, v.claim, v.verdict,
+                        num(number(v.details, "effect")),
+                        interval(number(v.details, "lo"), number(v.details, "hi")),
+                        v.preset.empty() ? "–" : v.preset);
   }
 }
 

@@ -150,6 +150,7 @@ TEST(Verdict, TooFewTrialsIsInconclusiveNotACrash) {
   Verdict v = evaluate_claim(make("trend", +1, 0.0), {{1, 1.0, ""}, {0, 0, "", true}});
   EXPECT_EQ(v.verdict, "inconclusive");
   EXPECT_NE(v.reason.find("too few"), std::string::npos);
+  EXPECT_FALSE(v.ci.known()) << "[" << v.ci.lo << ", " << v.ci.hi << "] shown for too few trials";
 }
 
 TEST(Verdict, InteractionIsTheGrowthOfTheDifferenceAcrossX) {
