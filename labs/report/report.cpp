@@ -250,7 +250,7 @@ std::string write_report(const std::string& home, const Question& q, const std::
     // Wall time per trial (a population's split evenly among its members) includes evaluation
     // and measures; compute_s and eval_s are its training steps and evaluation passes.
     double wall = 0, steps = 0, evals = 0;
-    int finished = 0, diverged = 0;
+    int finished = 0, diverged = 0, at_chance = 0;
     json env = json::object();
     for (const auto& t : trials) {
       wall += t.wall_s;
@@ -258,11 +258,17 @@ std::string write_report(const std::string& home, const Question& q, const std::
       evals += t.summary.value("eval_s", 0.0);
       finished += t.status == "finished";
       diverged += t.status == "diverged";
+      // Finished, yet its training loss is no better than guessing: it learned nothing, and its
+      // metrics enter the claims as measured (a reader should know they are there).
+      at_chance += t.status == "finished" && t.summary.contains("chance_loss") &&
+                   claims::metric_value(t, "train_loss") >= claims::metric_value(t, "chance_loss");
       if (env.empty()) env = store.run_environment(t.run_id);
     }
-    md << fmt::format("{} trials ({} finished, {} diverged), {:.0f} s of wall time in all ({:.0f} s "
+    md << fmt::format("{} trials ({} finished, {} diverged{}), {:.0f} s of wall time in all ({:.0f} s "
                       "of training steps, {:.0f} s of evaluation)",
-                      trials.size(), finished, diverged, wall, steps, evals);
+                      trials.size(), finished, diverged,
+                      at_chance ? fmt::format("; {} finished no better than chance", at_chance) : "",
+                      wall, steps, evals);
     if (!env.empty())
       md << fmt::format(", on {} ({}), commit `{}`, torch {}", env.value("device", "?"),
                         env.value("gpu", env.value("cpu", "?")), env.value("git_commit", "?"),

@@ -65,6 +65,9 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
       t.summary = {{"test_acc", 0.9 - batch / 10000.0 + seed * 0.001},
                    {"compute_s", 2.0},
                    {"eval_s", 0.4}};
+      // One run learned nothing: its final training loss is no better than guessing.
+      if (batch == 2048 && seed == 1) t.summary.update({{"train_loss", 2.31}, {"chance_loss", 2.3026}});
+      if (batch == 256 && seed == 1) t.summary.update({{"train_loss", 0.41}, {"chance_loss", 2.3026}});
       t.wall_s = 3.0;
       t.measures = json::object();
       store.put_trial(t);
@@ -78,8 +81,8 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   const std::string md = slurp(readme);
   EXPECT_NE(md.find("# Q99: How does batch size affect generalization?"), std::string::npos);
   EXPECT_NE(md.find("| q99.t | **" + o.verdict.verdict + "** |"), std::string::npos) << md;
-  EXPECT_NE(md.find("9 trials (8 finished, 1 diverged), 27 s of wall time in all (18 s of training "
-                    "steps, 4 s of evaluation)"),
+  EXPECT_NE(md.find("9 trials (8 finished, 1 diverged; 1 finished no better than chance), 27 s of "
+                    "wall time in all (18 s of training steps, 4 s of evaluation)"),
             std::string::npos)
       << md;
   EXPECT_NE(md.find("What it does not show"), std::string::npos);
