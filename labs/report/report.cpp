@@ -1,6 +1,7 @@
 #include "report/report.h"
 
 #include <fmt/core.h>
+#include <fmt/format.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -243,32 +244,56 @@ std::string write_report(const std::string& home, const Question& q, const std::
     const std::string cfg = claims::claim_configs(o.claim)[which];
     const auto& trials = which == 0 ? o.trials : o.bound_trials;
     if (!configs_done.insert(cfg).second) continue;
-    const json resolved =
+    json resolved =
         which == 0 ? o.resolved_config : (trials.empty() ? json::object() : trials[0].config);
+    // How the trials ran (device, threads, populations, graphs, checkpoints) is not part of a
+    // trial's identity, so the resolved config has today's defaults there: show what the first
+    // trial stored instead, and nothing where it ran before the key existed.
+    if (which == 0 && !trials.empty() && resolved.contains("train"))
+      for (const char* key : {"device", "threads", "checkpoint", "checkpoint_every_s", "population",
+                              "cuda_graphs"}) {
+        const json& ran = trials[0].config.value("train", json::object());
+        if (ran.contains(key))
+          resolved["train"][key] = ran[key];
+        else
+          resolved["train"].erase(key);
+      }
     md << "### `" << cfg << "`\n\n";
     if (resolved.contains("description")) md << resolved.value("description", "") << "\n\n";
     // Wall time per trial (a population's split evenly among its members) includes evaluation
     // and measures; compute_s and eval_s are its training steps and evaluation passes.
     double wall = 0, steps = 0, evals = 0;
-    int finished = 0, diverged = 0, at_chance = 0;
+    int finished = 0, diverged = 0, at_chance = 0, batched = 0, largest = 0;
+    bool timed_steps = false, timed_evals = false;
     json env = json::object();
     for (const auto& t : trials) {
       wall += t.wall_s;
       steps += t.summary.value("compute_s", 0.0);
       evals += t.summary.value("eval_s", 0.0);
+      timed_steps |= t.summary.contains("compute_s");
+      timed_evals |= t.summary.contains("eval_s");
       finished += t.status == "finished";
       diverged += t.status == "diverged";
       // Finished, yet its training loss is no better than guessing: it learned nothing, and its
       // metrics enter the claims as measured (a reader should know they are there).
       at_chance += t.status == "finished" && t.summary.contains("chance_loss") &&
                    claims::metric_value(t, "train_loss") >= claims::metric_value(t, "chance_loss");
+      const int members = t.summary.value("population", 1);
+      batched += members > 1;
+      largest = std::max(largest, members);
       if (env.empty()) env = store.run_environment(t.run_id);
     }
-    md << fmt::format("{} trials ({} finished, {} diverged{}), {:.0f} s of wall time in all ({:.0f} s "
-                      "of training steps, {:.0f} s of evaluation)",
+    // Labs that time no evaluation passes (or trials from before they were timed) say nothing of it.
+    std::vector<std::string> parts;
+    if (timed_steps) parts.push_back(fmt::format("{:.0f} s of training steps", steps));
+    if (timed_evals) parts.push_back(fmt::format("{:.0f} s of evaluation", evals));
+    md << fmt::format("{} trials ({} finished, {} diverged{}){}, {:.0f} s of wall time in all{}",
                       trials.size(), finished, diverged,
                       at_chance ? fmt::format("; {} finished no better than chance", at_chance) : "",
-                      wall, steps, evals);
+                      batched ? fmt::format(", {} of them trained in populations of up to {}",
+                                            batched, largest)
+                              : "",
+                      wall, parts.empty() ? "" : " (" + fmt::format("{}", fmt::join(parts, ", ")) + ")");
     if (!env.empty())
       md << fmt::format(", on {} ({}), commit `{}`, torch {}", env.value("device", "?"),
                         env.value("gpu", env.value("cpu", "?")), env.value("git_commit", "?"),

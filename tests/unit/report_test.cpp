@@ -52,6 +52,8 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   o.resolved_config = {{"description", "a tiny sweep"},
                        {"lab", "train"},
                        {"optim", {{"lr", 0.1}}},
+                       // Today's defaults for how trials run; the report shows how they ran.
+                       {"train", {{"population", "off"}, {"threads", 4}, {"batch_size", 32}}},
                        {"implicit", {{"problem", "least_squares"}}},
                        {"lottery", {{"rounds", 3}}}};
   int i = 0;
@@ -61,10 +63,11 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
       t.hash = "h" + std::to_string(i++) + std::string(20, '0');
       t.status = batch == 2048 && seed == 2 ? "diverged" : "finished";
       t.seed = seed;
-      t.config = {{"train", {{"batch_size", batch}}}};
+      t.config = {{"train", {{"batch_size", batch}, {"population", "auto"}}}};
       t.summary = {{"test_acc", 0.9 - batch / 10000.0 + seed * 0.001},
                    {"compute_s", 2.0},
                    {"eval_s", 0.4}};
+      if (batch == 32) t.summary["population"] = 3;
       // One run learned nothing: its final training loss is no better than guessing.
       if (batch == 2048 && seed == 1) t.summary.update({{"train_loss", 2.31}, {"chance_loss", 2.3026}});
       if (batch == 256 && seed == 1) t.summary.update({{"train_loss", 0.41}, {"chance_loss", 2.3026}});
@@ -81,13 +84,15 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   const std::string md = slurp(readme);
   EXPECT_NE(md.find("# Q99: How does batch size affect generalization?"), std::string::npos);
   EXPECT_NE(md.find("| q99.t | **" + o.verdict.verdict + "** |"), std::string::npos) << md;
-  EXPECT_NE(md.find("9 trials (8 finished, 1 diverged; 1 finished no better than chance), 27 s of "
-                    "wall time in all (18 s of training steps, 4 s of evaluation)"),
+  EXPECT_NE(md.find("9 trials (8 finished, 1 diverged; 1 finished no better than chance), 3 of "
+                    "them trained in populations of up to 3, 27 s of wall time in all (18 s of training steps, 4 s of evaluation)"),
             std::string::npos)
       << md;
   EXPECT_NE(md.find("What it does not show"), std::string::npos);
   EXPECT_NE(md.find(R"("lr": 0.1)"), std::string::npos) << md;
   EXPECT_EQ(md.find(R"("implicit")"), std::string::npos) << md;
+  EXPECT_NE(md.find(R"("population": "auto")"), std::string::npos) << md;
+  EXPECT_EQ(md.find(R"("threads")"), std::string::npos) << md;
   EXPECT_EQ(md.find(R"("lottery")"), std::string::npos) << md;
 
   const std::string csv = slurp(home.file("results/reports/quick/q099/claim_q99_t.csv"));
