@@ -895,7 +895,8 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   auto last_checkpoint = Clock::now();
   // Every member's mean loss on its batch (P), after backward of their sum (so each member's
   // gradient is its own). fresh: gradients reset to undefined, so backward writes them instead of
-  // zeroing and adding (the captured step; see train_model).
+  // zeroing and adding (every step but the eager ones between a graph's replays, which must keep
+  // the gradient tensors the graph captured; see train_model).
   auto losses_of = [&](const torch::Tensor& xb, const torch::Tensor& yb, bool fresh) {
     for (auto s : stacked)
       if (fresh)
@@ -957,7 +958,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
         step_losses.select(1, b).copy_(static_losses);
       } else {
         auto [xb, yb] = batches.gather(lo, hi);
-        auto losses = losses_of(xb, yb, false);
+        auto losses = losses_of(xb, yb, !step_graph.captured());
         torch::NoGradGuard guard;
         opt.step(!alike, ++opt_steps);
         step_losses.select(1, b).copy_(losses.detach());

@@ -496,7 +496,12 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
         step_losses.select(0, b).copy_(static_loss);
       } else {
         auto xb = data.x_train.index_select(0, idx), yb = data.y_train.index_select(0, idx);
-        opt.zero_grad();
+        // Fresh gradients (backward writes them: no zeroing, no adding), except between a
+        // graph's replays, which read and write the gradient tensors it captured.
+        if (step_graph.captured())
+          opt.zero_grad();
+        else
+          opt.clear_grads();
         auto loss = loss_of(model->forward(xb), yb, regression);
         loss.backward();
         if (opt.sam_rho() > 0)
