@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # There (the GPU machine, through the device tool, with .deps carried; made here by
 # scripts/pack_gpu.sh): the CUDA tests (which skip elsewhere), the single-model benchmark beside
-# the PyTorch peers, the training suite (64 members), the kernel benchmarks, and a timed
+# the PyTorch peers, the training suite (64 members, with a profile of a window of steps: the
+# top kernels per step of one model and of the population), the kernel benchmarks, and a timed
 # `empiric answer 99 --preset full`. Writes under $OUT (at most 8 files come back):
 #   summary.md   environment, test results and every table
 #   tests.log    the CUDA tests' output
@@ -83,7 +84,8 @@ for step in $STEPS; do
   suite)
     section "Training suite: 64 members (empiric bench --suite training --device cuda)"
     EMPIRIC_PYTHON=$PY timed suite "$bin/empiric" --db "$OUT/bench.db" bench --suite training \
-      --device cuda --members "${MEMBERS:-64}" --epochs 2 2>&1 | tee -a "$summary"
+      --device cuda --members "${MEMBERS:-64}" --epochs 2 --profile /tmp/profile.md 2>&1 | tee -a "$summary"
+    cat /tmp/profile.md >>"$summary" 2>/dev/null  # where a step's time goes: kernels per step
     ;;
   kernels)
     section "Kernels (kernels_bench, cuda)"

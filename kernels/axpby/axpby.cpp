@@ -7,6 +7,7 @@ namespace empiric::kernels {
 void multi_axpby_(const std::vector<at::Tensor>& out, const std::vector<at::Tensor>& w0,
                   const std::vector<at::Tensor>& d1, const std::vector<at::Tensor>& d2, double a,
                   double b) {
+  EMPIRIC_PROFILED("empiric::multi_axpby_");
   if (out.empty()) return;
   std::vector<const std::vector<at::Tensor>*> lists = {&out, &w0, &d1, &d2};
   check_lists("multi_axpby_", lists, {"out", "w0", "d1", "d2"});

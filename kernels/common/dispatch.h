@@ -3,11 +3,16 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <ATen/record_function.h>
 
 #include <string>
 #include <vector>
 
 #include "common/multi_tensor.h"
+
+// Names an op's call in torch's profiler, as torch names its operators, so that a profile
+// (`empiric bench --suite training --profile`) shows where its host time goes.
+#define EMPIRIC_PROFILED(name) RECORD_FUNCTION(name, std::vector<c10::IValue>())
 
 namespace empiric::kernels {
 

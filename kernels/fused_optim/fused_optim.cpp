@@ -51,6 +51,7 @@ void member_hyper(const char* op, const at::Tensor& members, const TensorList& p
 void fused_adam_(const TensorList& params, const TensorList& grads, const TensorList& exp_avgs,
                  const TensorList& exp_avg_sqs, const TensorList& masks, const AdamConfig& c,
                  int64_t step, const at::Tensor& scalars, const at::Tensor& members) {
+  EMPIRIC_PROFILED("empiric::fused_adam_");
   if (params.empty()) return;
   const bool masked = !masks.empty();
   std::vector<const TensorList*> lists = {&params, &grads, &exp_avgs, &exp_avg_sqs};
@@ -87,6 +88,7 @@ void adam_step_scalars(const at::Tensor& lr, const at::Tensor& t, const AdamConf
 void fused_sgd_(const TensorList& params, const TensorList& grads, const TensorList& momentum_bufs,
                 const TensorList& masks, const SgdConfig& c, bool first_step,
                 const at::Tensor& scalars, const at::Tensor& members) {
+  EMPIRIC_PROFILED("empiric::fused_sgd_");
   if (params.empty()) return;
   const bool masked = !masks.empty();
   if (members.defined() && momentum_bufs.empty())

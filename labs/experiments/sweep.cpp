@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <memory>
@@ -22,12 +23,15 @@
 #include "core/environment.h"
 #include "core/errors.h"
 #include "core/hash.h"
+#include "core/profile.h"
 #include "core/progress.h"
 #include "core/store.h"
 #include "device/device_info.h"
 #include "experiments/lottery.h"
 #include "train/population.h"
 #include "train/trainer.h"
+
+#include <torch/csrc/autograd/profiler_kineto.h>
 
 #ifndef EMPIRIC_TORCH_VERSION
 #define EMPIRIC_TORCH_VERSION "unknown"
@@ -438,6 +442,71 @@ int run_config(const Context& ctx, const RunOptions& o) {
   return 0;
 }
 
+namespace {
+
+// Profiles a window of a run's steady steps with torch's Kineto profiler (host operators, and a
+// GPU's kernels and copies): from the first progress report at step 32 or later (past a CUDA
+// graph's capture) to the first one at least 256 steps on, or the run's end. Progress comes every
+// 16 steps, from inside an epoch, so the window holds training steps only unless a run's epochs
+// are shorter than that. The device is synchronized at both ends: the window's kernels are its
+// steps' and no one else's. Profiling slows the host side, so a profiled run is never a timed one.
+class StepWindow {
+ public:
+  explicit StepWindow(const torch::Device& device) : cuda_(device.is_cuda()) {}
+  ~StepWindow() {
+    if (active_) torch::autograd::profiler::disableProfiler();
+  }
+
+  TrainHooks hooks() {
+    TrainHooks h;
+    h.on_progress = [this](long long step, long long total) {
+      if (!active_ && from_ < 0 && step >= 32 && step < total) start(step);
+      else if (active_ && (step >= from_ + 256 || step >= total)) stop(step);
+    };
+    return h;
+  }
+  // After the run: the summary of the window (empty if the run never reached step 32).
+  ProfileSummary summary() const { return summarize_profile(events_); }
+  long long from() const { return from_; }
+  long long steps() const { return to_ - from_; }
+  double wall_s() const { return wall_s_; }
+
+ private:
+  void start(long long step) {
+    namespace pimpl = torch::profiler::impl;
+    if (!cuda_) setenv("KINETO_LOG_LEVEL", "5", 0);  // else it reports, as an error, that it found no GPU
+    std::set<pimpl::ActivityType> kinds{pimpl::ActivityType::CPU};
+    if (cuda_) kinds.insert(pimpl::ActivityType::CUDA);
+    const pimpl::ProfilerConfig config(pimpl::ProfilerState::KINETO);
+    if (cuda_) torch::cuda::synchronize();
+    torch::autograd::profiler::prepareProfiler(config, kinds);
+    torch::autograd::profiler::enableProfiler(config, kinds);
+    active_ = true;
+    from_ = step;
+    t0_ = std::chrono::steady_clock::now();
+  }
+  void stop(long long step) {
+    if (cuda_) torch::cuda::synchronize();
+    wall_s_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
+    auto result = torch::autograd::profiler::disableProfiler();
+    active_ = false;
+    to_ = step;
+    for (const auto& e : result->events())
+      if (e.endNs() >= e.startNs())
+        events_.push_back({e.name(), e.startThreadId(), e.startNs(), e.endNs(),
+                           e.deviceType() != c10::DeviceType::CPU});
+  }
+
+  bool cuda_;
+  bool active_ = false;
+  long long from_ = -1, to_ = -1;
+  std::chrono::steady_clock::time_point t0_;
+  double wall_s_ = 0;
+  std::vector<ProfiledEvent> events_;
+};
+
+}  // namespace
+
 int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
   const std::string path =
       std::filesystem::path(o.config).is_absolute() || std::filesystem::exists(o.config)
@@ -600,6 +669,43 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
   fmt::print("population of {}: {:.2f}x the models x epochs per second of training them one after "
              "another; {} records stored in {}\n",
              o.members, sequential / population, rows.size(), ctx.db);
+
+  if (!o.profile.empty()) {
+    // One more epoch of the single model and of the population, each with a window of its steps
+    // profiled (not timed above: the profiler slows the host).
+    std::vector<json> one = cfgs;
+    for (auto& c : one) c["train"]["epochs"] = 1;
+    std::string md = fmt::format(
+        "## Where a step's time goes: LeNet-300-100, batch {}, {}\n\nFrom `empiric bench --suite "
+        "training --profile`: a window of steady training steps in one more epoch of each run, "
+        "profiled with torch's Kineto profiler (not the timed runs above). Device events are "
+        "kernels, copies and sets with their durations; host operators are torch's, with their "
+        "self time (less the operators inside them).\n\n",
+        o.batch, device.str());
+    auto section = [&](const std::string& title, const std::function<void(const TrainHooks&)>& run) {
+      StepWindow window(device);
+      try {
+        run(window.hooks());
+      } catch (const std::exception& e) {  // the timed rows are stored: say why, and go on
+        md += fmt::format("### {}\n\nNot profiled: {}\n\n", title, e.what());
+        fmt::print(stderr, "profile of {} failed: {}\n", title, e.what());
+        return;
+      }
+      if (window.steps() <= 0) {
+        md += fmt::format("### {}\n\nToo few steps to profile (the window opens at step 32).\n\n", title);
+        return;
+      }
+      md += profile_markdown(fmt::format("{}: steps {} to {}", title, window.from(),
+                                         window.from() + window.steps()),
+                             window.summary(), window.wall_s(), window.steps());
+    };
+    section("one model", [&](const TrainHooks& h) { run_trial(one[0], device, h, path); });
+    section(fmt::format("a population of {}", o.members), [&](const TrainHooks& h) {
+      run_population(one, device, std::vector<TrainHooks>(one.size(), h), path);
+    });
+    std::ofstream(o.profile) << md;
+    fmt::print("profile of one model and of the population written to {}\n", o.profile);
+  }
   return 0;
 }
 

@@ -177,6 +177,27 @@ TEST(Bench, TheTrainingSuiteStoresSingleSequentialAndPopulationsRecords) {
   EXPECT_NE(swept.err.find("without a sweep"), std::string::npos) << swept.err;
 }
 
+TEST(Bench, TheTrainingSuiteProfilesAWindowOfStepsOfEachRun) {
+  testing::TempDir dir;
+  json doc = json::parse(kSweep);
+  doc.erase("sweep");
+  std::string cfg = dir.write("lab.json", doc.dump());
+  // Batch 4: 64 steps an epoch, so the window (from step 32) closes at the epoch's last step.
+  Result r = empiric(dir, "bench --suite training --config " + cfg + " --members 2 --batch 4 " +
+                              "--no-peers --profile " + dir.file("profile.md"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string md = slurp(dir.file("profile.md"));
+  const size_t single = md.find("### one model: steps 32 to 64"),
+               population = md.find("### a population of 2: steps 32 to 64");
+  ASSERT_NE(single, std::string::npos) << md;
+  ASSERT_NE(population, std::string::npos) << md;
+  // One model's layers are addmm's; the population's, batched over members, baddbmm's.
+  const std::string one = md.substr(single, population - single), many = md.substr(population);
+  EXPECT_NE(one.find("| `aten::addmm` | 2.00 |"), std::string::npos) << one;
+  EXPECT_EQ(one.find("aten::baddbmm"), std::string::npos) << one;
+  EXPECT_NE(many.find("| `aten::baddbmm` | 2.00 |"), std::string::npos) << many;
+}
+
 TEST(Sweep, AKilledSweepResumesWithEveryTrialPresentOnce) {
   testing::TempDir dir;
   json doc = json::parse(kSweep);
