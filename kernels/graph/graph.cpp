@@ -4,6 +4,8 @@
 
 #ifdef EMPIRIC_WITH_CUDA
 #include <ATen/cuda/CUDAGraph.h>
+#include <ATen/ops/zeros.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -52,37 +54,80 @@ struct Graph::Impl {
 Graph::Graph() : impl_(std::make_unique<Impl>()) {}
 Graph::~Graph() = default;
 
+namespace {
+
+// What a capture that broke leaves behind, undone so that training goes on eagerly as if it had
+// never been tried. torch's CUDAGraph::capture_end throws at cudaStreamEndCapture for a broken
+// capture (which ends the stream's capture mode), before it
+//  - hands the allocator back its ordinary pools: the allocator would go on asking the dead
+//    graph's filter about every allocation. We end the graph's pool (ours: we made its id) and
+//    release it, unless capture_end got that far itself;
+//  - ends the default CUDA generator's capture (its prologue ran in capture_begin): every eager
+//    random op (dropout) would then throw "Offset increment outside graph capture". A capture of
+//    one non-random kernel, begun and ended, runs the prologue and the epilogue again.
+void undo_broken_capture(at::cuda::MempoolId_t pool) {
+  cudaGetLastError();
+  const auto device = c10::cuda::current_device();
+  bool ended = false;
+  try {
+    c10::cuda::CUDACachingAllocator::endAllocateToPool(device, pool);
+    ended = true;
+  } catch (...) {  // capture_end had ended it: the graph releases its pool itself
+  }
+  if (ended) {
+    try {
+      c10::cuda::CUDACachingAllocator::releasePool(device, pool);
+    } catch (...) {
+    }
+  }
+  try {
+    at::cuda::CUDAGraph reset;
+    reset.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+    at::zeros({1}, at::TensorOptions().device(at::kCUDA, device));
+    reset.capture_end();
+  } catch (...) {
+    cudaGetLastError();
+  }
+}
+
+}  // namespace
+
 bool Graph::capture(const std::function<void()>& work, std::string* why) {
   auto graph = std::make_unique<at::cuda::CUDAGraph>();
+  const auto pool = at::cuda::graph_pool_handle();
   try {
     // Thread-local: the capture restricts only the calls this thread makes.
-    graph->capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+    graph->capture_begin(pool, cudaStreamCaptureModeThreadLocal);
   } catch (const std::exception& e) {
     return fail(e.what(), why);
   }
+  std::string error;
   try {
     work();
   } catch (const std::exception& e) {
-    // capture_end hands the allocator back its ordinary pool and ends the (invalidated) capture,
-    // so the stream takes eager work again; it then throws for the broken graph.
-    try {
-      graph->capture_end();
-    } catch (...) {
-    }
-    cudaGetLastError();
-    return fail(e.what(), why);
+    error = e.what();
   }
   try {
-    graph->capture_end();
+    graph->capture_end();  // ends the capture; throws if the work broke it
   } catch (const std::exception& e) {
+    if (error.empty()) error = e.what();
+    graph.reset();
+    undo_broken_capture(pool);
+    return fail(error, why);
+  }
+  if (!error.empty()) {  // the work threw, yet the capture ended: drop the graph whole
     cudaGetLastError();
-    return fail(e.what(), why);
+    return fail(error, why);
   }
   impl_->graph = std::move(graph);
+  ++captures_;
   return true;
 }
 
-void Graph::replay() { impl_->graph->replay(); }
+void Graph::replay() {
+  impl_->graph->replay();
+  ++replays_;
+}
 bool Graph::captured() const { return impl_->graph != nullptr; }
 
 bool graphs_available() { return c10::cuda::device_count() > 0; }

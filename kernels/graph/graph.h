@@ -42,10 +42,16 @@ class Graph {
   bool capture(const std::function<void()>& work, std::string* why);
   void replay();
   bool captured() const;
+  // Successful captures and replays so far (a run records them, so a test can tell that its
+  // steps were replayed and not quietly run eagerly).
+  int captures() const { return captures_; }
+  long long replays() const { return replays_; }
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  int captures_ = 0;
+  long long replays_ = 0;
 };
 
 // True when this build can capture graphs (built with CUDA) and a GPU is present.

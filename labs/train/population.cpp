@@ -950,7 +950,9 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
                     "); training eagerly");
         }
       }
-      if (step_graph.captured() && full && (graph_rows || alike)) {
+      // (graphs is false once a capture failed: a graph kept from before a failed recapture was
+      // recorded with gradient tensors that recapture freed, and is not replayed.)
+      if (graphs && step_graph.captured() && full && (graph_rows || alike)) {
         static_rows.copy_(batches.rows(lo, hi));
         opt.prepare_replay(graph_rows);
         step_graph.replay();
@@ -958,7 +960,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
         step_losses.select(1, b).copy_(static_losses);
       } else {
         auto [xb, yb] = batches.gather(lo, hi);
-        auto losses = losses_of(xb, yb, !step_graph.captured());
+        auto losses = losses_of(xb, yb, !(graphs && step_graph.captured()));
         torch::NoGradGuard guard;
         opt.step(!alike, ++opt_steps);
         step_losses.select(1, b).copy_(losses.detach());
@@ -1044,10 +1046,13 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
     out.summary["weight_norm"] = std::sqrt(sq);
     out.summary["chance_loss"] = std::log(double(d.outputs));
     out.summary["population"] = P;
-    if (device.is_cuda())
+    if (device.is_cuda()) {
       out.summary["cuda_graphs"] = graph_status == "captured" && !step_graph.captured()
                                        ? "too few steps"
                                        : graph_status;
+      out.summary["cuda_graph_captures"] = step_graph.captures();
+      out.summary["cuda_graph_replays"] = step_graph.replays();
+    }
     out.summary["population_compute_s"] = compute_s;
     if (has_val) {
       out.summary["best_val_loss"] =

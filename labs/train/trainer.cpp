@@ -571,6 +571,8 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
       graph_status = "step captured; evaluation eager: " + evaluate.failure();
     if (graph_status == "captured" && !step_graph.captured()) graph_status = "too few steps";
     outcome.summary["cuda_graphs"] = graph_status;
+    outcome.summary["cuda_graph_captures"] = step_graph.captures();
+    outcome.summary["cuda_graph_replays"] = step_graph.replays();
   }
   outcome.summary["epochs"] = st.epoch;
   outcome.summary["steps"] = st.step;

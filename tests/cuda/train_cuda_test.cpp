@@ -6,6 +6,7 @@
 #include "core/config.h"
 #include "data/datasets.h"
 #include "experiments/lottery.h"
+#include "graph/graph.h"
 #include "support/temp_dir.h"
 #include "support/tiny_idx.h"
 #include "support/trial_config.h"
@@ -126,6 +127,11 @@ TEST(CudaGraphs, ReplayedStepsGiveTheWeightsOfEagerStepsFor50Steps) {
     EXPECT_EQ(g_out.summary["cuda_graphs"], "captured") << patch;
     EXPECT_EQ(e_out.summary["cuda_graphs"], "train.cuda_graphs is off") << patch;
     EXPECT_EQ(g_out.summary["steps"], 50);
+    // Captured once after two eager steps; every later full batch replayed (an epoch's short
+    // last batch runs eagerly).
+    EXPECT_EQ(g_out.summary["cuda_graph_captures"], 1) << patch;
+    EXPECT_GE(g_out.summary["cuda_graph_replays"].get<int>(), 45) << patch;
+    EXPECT_EQ(e_out.summary["cuda_graph_replays"], 0) << patch;
     ASSERT_EQ(g_weights.size(), e_weights.size());
     for (size_t i = 0; i < g_weights.size(); ++i)
       EXPECT_LE((g_weights[i] - e_weights[i]).abs().max().item<double>(), 1e-5)
@@ -145,6 +151,34 @@ TEST(CudaGraphs, ConfigsThatCannotBeCapturedTrainEagerlyAndSayWhy) {
   EXPECT_EQ(out.summary["cuda_graphs"], "clipping reads the norm on the host");
 }
 
+// A capture that breaks (a host sync inside it) must leave nothing behind: eager random ops (torch's
+// default CUDA generator is put in capture mode when a capture begins), the allocator, and later
+// captures all work as if it had never been tried.
+TEST(CudaGraphs, ABrokenCaptureLeavesEagerDropoutAndLaterCapturesWorking) {
+  SKIP_WITHOUT_GPU();
+  kernels::StreamGuard stream(0);
+  const auto x = torch::ones({4096}, torch::Device(torch::kCUDA, 0));
+  kernels::Graph broken;
+  std::string why;
+  EXPECT_FALSE(broken.capture(
+      [&] { (void)torch::dropout(x, 0.5, true).sum().item<float>(); }, &why));
+  EXPECT_FALSE(broken.captured());
+  EXPECT_FALSE(why.empty());
+
+  const int64_t zeros = torch::dropout(x, 0.5, true).eq(0).sum().item<int64_t>();
+  EXPECT_GT(zeros, 1500);  // about half of 4096
+  EXPECT_LT(zeros, 2600);
+
+  auto out = torch::zeros_like(x);
+  kernels::Graph graph;
+  ASSERT_TRUE(graph.capture([&] { out.copy_(torch::dropout(x, 0.5, true)); }, &why)) << why;
+  graph.replay();
+  const auto first = out.clone();
+  graph.replay();
+  EXPECT_FALSE(torch::equal(first, out));  // each replay draws a fresh mask
+  EXPECT_GT(first.eq(0).sum().item<int64_t>(), 1500);
+}
+
 // Trains cfgs as one population with graphs and without; the members must agree.
 void expect_replay_matches_eager(std::vector<json> graphed) {
   const torch::Device gpu(torch::kCUDA, 0);
@@ -156,7 +190,11 @@ void expect_replay_matches_eager(std::vector<json> graphed) {
   for (size_t i = 0; i < n; ++i) {
     ASSERT_EQ(g[i].status, "finished");
     EXPECT_EQ(g[i].summary["cuda_graphs"], "captured");
+    EXPECT_EQ(g[i].summary["cuda_graph_captures"], 1);
+    // 5 epochs of 16 steps: all but the first two and each epoch's short last batch replayed.
+    EXPECT_GE(g[i].summary["cuda_graph_replays"].get<int>(), 70) << "member " << i;
     EXPECT_EQ(e[i].summary["cuda_graphs"], "train.cuda_graphs is off");
+    EXPECT_EQ(e[i].summary["cuda_graph_replays"], 0);
     for (const char* m : {"train_loss", "test_loss", "weight_norm"})
       EXPECT_NEAR(g[i].summary[m].get<double>(), e[i].summary[m].get<double>(), 1e-5)
           << "member " << i << " " << m;
@@ -200,8 +238,9 @@ TEST(CudaGraphs, APopulationWhoseMembersStepApartReplaysItsStepWithTheirRows) {
 TEST(CudaGraphs, APopulationOfSeedsIsCapturedAgainWithRowsWhenAMemberDiverges) {
   SKIP_WITHOUT_GPU();
   // Three seeds stepping alike are captured with one LR after two steps; member 2 (weights 1000x
-  // too large) has diverged from its first step, which the GPU's check every 25 steps finds at
-  // step 25: it is frozen, the members step apart, and the step is captured again with rows.
+  // too large) has diverged from its first step, which the GPU's check (every 25 steps and at each
+  // epoch's end) finds at step 16, the first epoch's end: it is frozen, the members step apart,
+  // and the step is captured again with rows.
   std::vector<json> cfgs;
   for (int seed = 0; seed < 3; ++seed) {
     json cfg = trial_config(R"({"data": {"n_train": 1000}})");
@@ -219,6 +258,8 @@ TEST(CudaGraphs, APopulationOfSeedsIsCapturedAgainWithRowsWhenAMemberDiverges) {
   for (size_t i = 0; i < 2; ++i) {
     ASSERT_EQ(g[i].status, "finished");
     EXPECT_EQ(g[i].summary["cuda_graphs"], "captured");
+    EXPECT_EQ(g[i].summary["cuda_graph_captures"], 2) << "member " << i;  // alike, then with rows
+    EXPECT_GE(g[i].summary["cuda_graph_replays"].get<int>(), 70) << "member " << i;
     for (const char* m : {"train_loss", "test_loss", "weight_norm"})
       EXPECT_NEAR(g[i].summary[m].get<double>(), e[i].summary[m].get<double>(), 1e-5)
           << "member " << i << " " << m;
