@@ -14,6 +14,7 @@
 #include <optional>
 #endif
 
+#include <cstdio>
 #include <exception>
 #include <string>
 
@@ -44,7 +45,12 @@ StreamGuard::StreamGuard(int device) : impl_(std::make_unique<Impl>()) {
   impl_->guard.emplace(c10::cuda::getStreamFromPool(false, static_cast<c10::DeviceIndex>(device)));
 }
 StreamGuard::~StreamGuard() {
-  if (impl_->guard) c10::cuda::device_synchronize();
+  if (!impl_->guard) return;
+  try {
+    c10::cuda::device_synchronize();
+  } catch (const std::exception& e) {  // a destructor must not throw: the error that caused it
+    std::fprintf(stderr, "empiric: CUDA error on leaving a graph stream: %s\n", e.what());
+  }
 }
 
 struct Graph::Impl {

@@ -322,10 +322,12 @@ TEST(CudaPopulation, MembersTakeTheHessianAndTheNoiseScaleAllAtOnceAsTheirSoloGp
     ASSERT_EQ(outs[i].status, "finished");
     // The weights themselves differ from the solo run's by float order (batched matmuls), so the
     // measures agree to 1 % (the noise scale's trace, a difference of two means, to 5 %).
-    for (auto [key, rtol] : {std::pair<const char*, double>{"hessian_top", 1e-2}, {"trace_sigma", 5e-2}})
-      EXPECT_NEAR(outs[i].measures[key].get<double>(), solo.measures[key].get<double>(),
-                  rtol * std::abs(solo.measures[key].get<double>()))
+    for (auto [key, rtol] : {std::pair<const char*, double>{"hessian_top", 1e-2}, {"trace_sigma", 5e-2}}) {
+      const json &got = outs[i].measures[key], &want = solo.measures[key];
+      ASSERT_TRUE(got.is_number() && want.is_number()) << "member " << i << " " << key << ": " << got << " vs " << want;
+      EXPECT_NEAR(got.get<double>(), want.get<double>(), rtol * std::abs(want.get<double>()))
           << "member " << i << " " << key;
+    }
   }
 }
 
