@@ -1,10 +1,10 @@
 #include "core/profile.h"
 
+#include <fmt/core.h>
+
 #include <algorithm>
 #include <map>
 #include <numeric>
-
-#include <fmt/core.h>
 
 namespace empiric {
 namespace {
@@ -102,10 +102,12 @@ std::string profile_markdown(const std::string& title, const ProfileSummary& s, 
     md += fmt::format("; the device was busy {:.1f} us per step ({:.0f} % of the profiled span)",
                       s.device_busy_ns / 1e3 / per_step,
                       s.span_ns > 0 ? 100.0 * s.device_busy_ns / s.span_ns : 0.0);
-  md += fmt::format("; host operators' self time {:.1f} us per step.\n\n", s.host_ns / 1e3 / per_step);
+  md += fmt::format("; host operators' self time {:.1f} us per step.\n\n",
+                    s.host_ns / 1e3 / per_step);
   auto table = [&](const char* what, const std::vector<ProfileRow>& list, double total) {
     if (list.empty()) return;
-    md += fmt::format("| {} | calls per step | us per step | share |\n|---|---:|---:|---:|\n", what);
+    md +=
+        fmt::format("| {} | calls per step | us per step | share |\n|---|---:|---:|---:|\n", what);
     for (size_t i = 0; i < list.size() && i < size_t(rows); ++i)
       md += fmt::format("| {} | {:.2f} | {:.2f} | {:.1f} % |\n", shown(list[i].name),
                         double(list[i].calls) / per_step, list[i].self_ns / 1e3 / per_step,

@@ -1,6 +1,6 @@
-#include <gtest/gtest.h>
-
 #include "core/profile.h"
+
+#include <gtest/gtest.h>
 
 using namespace empiric;
 
@@ -36,7 +36,7 @@ TEST(Profile, HostEventsKeepTheirSelfTimeAndKernelsTheirDuration) {
   EXPECT_DOUBLE_EQ(row(s.host, "B")->self_ns, (30 - 10) * 1000.0);
   EXPECT_DOUBLE_EQ(row(s.host, "C")->self_ns, 10 * 1000.0);
   EXPECT_DOUBLE_EQ(row(s.host, "D")->self_ns, 20 * 1000.0);
-  EXPECT_EQ(s.host[0].name, "A");  // largest self time first
+  EXPECT_EQ(s.host[0].name, "A");             // largest self time first
   EXPECT_DOUBLE_EQ(s.host_ns, 110 * 1000.0);  // thread 1's 100 us and thread 2's 10
 
   EXPECT_EQ(row(s.device, "k1")->calls, 2);
@@ -52,7 +52,8 @@ TEST(Profile, TheMarkdownGivesTimesPerStepAndShares) {
       {host("aten::mm", 1, 0, 300), kernel("gemm|kernel", 0, 150), kernel("relu", 150, 200)});
   const std::string md = profile_markdown("population of 2", s, 0.001, 10);
   EXPECT_NE(md.find("### population of 2"), std::string::npos) << md;
-  EXPECT_NE(md.find("0.001 s of wall time for 10 steps (100.0 us per step)"), std::string::npos) << md;
+  EXPECT_NE(md.find("0.001 s of wall time for 10 steps (100.0 us per step)"), std::string::npos)
+      << md;
   EXPECT_NE(md.find("busy 20.0 us per step (67 % of the profiled span)"), std::string::npos) << md;
   // A kernel name's '|' would break the table.
   EXPECT_NE(md.find("| `gemm/kernel` | 0.10 | 15.00 | 75.0 % |"), std::string::npos) << md;
