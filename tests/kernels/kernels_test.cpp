@@ -6,8 +6,11 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <mutex>
+#include <set>
 
 #include "axpby/axpby.h"
+#include "common/cpu_spans.h"
 #include "fused_optim/fused_optim.h"
 #include "magnitude/magnitude.h"
 #include "per_example/per_example.h"
@@ -148,6 +151,61 @@ INSTANTIATE_TEST_SUITE_P(Sizes, Kernels,
                          [](const auto& info) {
                            return std::get<0>(info.param) + "_" + std::get<1>(info.param).name;
                          });
+
+// Restores torch's intra-op thread count (ctest sets it to 1) when a test ends.
+struct Threads {
+  explicit Threads(int n) : before(at::get_num_threads()) { at::set_num_threads(n); }
+  ~Threads() { at::set_num_threads(before); }
+  int before;
+};
+
+TEST(CpuSpans, EveryElementIsVisitedOnceWhateverTheThreadsAndTheThreadsShareTheWork) {
+  // LeNet-300-100's six tensors, an empty one, and a small tail: the threads' equal ranges cut
+  // tensors anywhere, and the pieces must still cover each element exactly once.
+  const std::vector<int64_t> sizes = {235200, 300, 0, 30000, 100, 1000, 10, 7};
+  for (int threads : {1, 2, 3, 5}) {
+    Threads scope(threads);
+    std::vector<std::vector<float>> data;
+    SpanLists lists;
+    lists.depth = 1;
+    for (int64_t n : sizes) data.emplace_back(size_t(n), 0.0f);
+    for (size_t k = 0; k < sizes.size(); ++k) {
+      lists.ptr[0].push_back(data[k].data());
+      lists.n.push_back(sizes[k]);
+    }
+    std::mutex mu;
+    std::set<int> workers;
+    for_each_span(lists, [&](int k, int64_t begin, int64_t end) {
+      ASSERT_LE(0, begin);
+      ASSERT_LT(begin, end);
+      ASSERT_LE(end, sizes[size_t(k)]);
+      for (int64_t i = begin; i < end; ++i) lists.ptr[0][size_t(k)][i] += 1.0f;
+      std::lock_guard<std::mutex> lock(mu);
+      workers.insert(at::get_thread_num());
+    });
+    for (size_t k = 0; k < sizes.size(); ++k)
+      for (int64_t i = 0; i < sizes[k]; ++i)
+        ASSERT_EQ(data[k][size_t(i)], 1.0f) << threads << " threads, slot " << k << " element " << i;
+    // 267,617 elements are more than threads x the grain: every thread got a range.
+    EXPECT_EQ(int(workers.size()), std::min(threads, at::get_num_threads())) << threads << " threads";
+  }
+}
+
+TEST(CpuSpans, KernelsGiveTheSameBitsOnAnyNumberOfThreads) {
+  const auto sizes = std::vector<int64_t>{235200, 300, 30000, 100, 1000, 10};
+  Lists w0 = randn(sizes, torch::kCPU), d1 = randn(sizes, torch::kCPU), d2 = randn(sizes, torch::kCPU);
+  Lists one;
+  for (int threads : {1, 2, 3}) {
+    Threads scope(threads);
+    Lists out = randn(sizes, torch::kCPU);
+    multi_axpby_(out, w0, d1, d2, 0.5, -2.0);
+    if (threads == 1) {
+      one = out;
+      continue;
+    }
+    for (size_t k = 0; k < sizes.size(); ++k) EXPECT_TRUE(torch::equal(out[k], one[k])) << threads;
+  }
+}
 
 TEST(KernelContract, MismatchedListsAreRejectedWithTheirName) {
   Lists w = {torch::zeros({4})}, g = {torch::zeros({5})}, m = {torch::zeros({4})},
