@@ -795,7 +795,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   long long step = 0, samples = 0, opt_steps = 0;
   double compute_s = 0, eval_s = 0;
   int64_t epoch_steps = 0;
-  const long long check_every = device.is_cuda() ? 25 : 1;
+  const long long check_every = 25;  // as train_model's
 
   auto take_evaluation = [&]() {
     auto te = Clock::now();
@@ -968,9 +968,9 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
       ++step;
       samples += hi - lo;
       epoch_steps = b + 1;
-      // Divergence per member, from the losses kept on the device: every step on a CPU, every
-      // 25 steps on a GPU (one read-back, no sync in between), and at the epoch's end; the first
-      // bad step of each member is exact. A diverged member's LR becomes 0; the others go on.
+      // Divergence per member, from the losses kept on the device: every 25 steps (one
+      // read-back, no sync in between) and at the epoch's end; the first bad step of each member
+      // is exact. A diverged member's LR becomes 0; the others go on.
       if (step % check_every == 0 || step == total || b + 1 == spe) {
         auto window = step_losses.slice(1, checked, b + 1);
         auto bad = window.isnan().logical_or_(window.isinf()).logical_or_(window.gt(bound)).cpu();
