@@ -12,6 +12,8 @@
 #include <set>
 #include <sstream>
 
+#include <torch/torch.h>
+
 #include "core/config.h"
 #include "core/store.h"
 #include "support/temp_dir.h"
@@ -196,6 +198,25 @@ TEST(Bench, TheTrainingSuiteProfilesAWindowOfStepsOfEachRun) {
   EXPECT_NE(one.find("| `aten::addmm` | 2.00 |"), std::string::npos) << one;
   EXPECT_EQ(one.find("aten::baddbmm"), std::string::npos) << one;
   EXPECT_NE(many.find("| `aten::baddbmm` | 2.00 |"), std::string::npos) << many;
+}
+
+TEST(Bench, ACudaProfileListsTheKernelsOfEachStep) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA GPU visible to torch";
+  testing::TempDir dir;
+  json doc = json::parse(kSweep);
+  doc.erase("sweep");
+  std::string cfg = dir.write("lab.json", doc.dump());
+  Result r = empiric(dir, "bench --suite training --device cuda --config " + cfg +
+                              " --members 2 --batch 4 --no-peers --profile " + dir.file("profile.md"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string md = slurp(dir.file("profile.md"));
+  const size_t population = md.find("### a population of 2: steps 32 to 64");
+  ASSERT_NE(population, std::string::npos) << md;
+  // Kernels (CUPTI through torch's profiler) in both sections, and how busy the device was.
+  for (const std::string part : {md.substr(0, population), md.substr(population)}) {
+    EXPECT_NE(part.find("| device event (kernel, copy, set) |"), std::string::npos) << part;
+    EXPECT_NE(part.find("the device was busy"), std::string::npos) << part;
+  }
 }
 
 TEST(Sweep, AKilledSweepResumesWithEveryTrialPresentOnce) {
