@@ -387,6 +387,7 @@ std::string trial_hash(const json& trial_config) {
   static const std::vector<std::pair<json::json_pointer, json>> later_keys = {
       {json::json_pointer("/optim/sam_rho"), 0.0},
       {json::json_pointer("/train/stop_train_loss"), 0.0},
+      {json::json_pointer("/train/max_evals"), 0},
       {json::json_pointer("/measure/hessian_trace"), false},
       {json::json_pointer("/measure/trace_samples"), 30},
       {json::json_pointer("/measure/eps_sharpness"), false},

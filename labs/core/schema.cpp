@@ -202,6 +202,11 @@ std::vector<Section> build() {
            integer("eval_batch_size", 2000, 1, {}, "batch size for evaluation passes"),
            integer("eval_every_steps", 0, 0, {},
                    "also evaluate every n steps (0: epoch ends only)"),
+           integer("max_evals", 0, 0, {},
+                   "evaluate at most this many epoch ends, evenly spaced, and always the last "
+                   "(0: every epoch end); for runs of hundreds of short epochs, where evaluation "
+                   "would cost more than training. eval_every_steps evaluations come on top; "
+                   "early_stop_patience counts evaluations"),
            integer("early_stop_patience", 0, 0, {},
                    "stop after n evaluations without a better validation loss (0: off; needs "
                    "data.validation > 0)"),

@@ -777,6 +777,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   const bool has_val = d0.x_val.defined() && d0.x_val.size(0) > 0;
   const json& sched = c0["schedule"];
   const long long eval_every = t0["eval_every_steps"];
+  const long long max_evals = t0.value("max_evals", 0LL);
   const auto marks = schedule_marks(sched, total, spe);
 
   std::vector<MemberState> ms(static_cast<size_t>(P));
@@ -1006,7 +1007,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
     sync(device);
     compute_s += seconds_since(t_start);
     epoch++;
-    take_evaluation();
+    if (evaluates_epoch_end(epoch, step, total, spe, max_evals)) take_evaluation();
     bool all_diverged = true;
     for (const auto& m : ms) all_diverged = all_diverged && m.diverged_step >= 0;
     if (all_diverged) break;

@@ -68,4 +68,12 @@ double lr_at(const json& s, double base, long long step, long long total, long l
   return base;
 }
 
+bool evaluates_epoch_end(long long epoch, long long step, long long total, long long spe,
+                         long long max_evals) {
+  if (max_evals <= 0 || step >= total) return true;
+  const long long epochs = (total + spe - 1) / spe;
+  const long long every = (epochs + max_evals - 1) / max_evals;
+  return epoch % every == 0;
+}
+
 }  // namespace empiric

@@ -331,6 +331,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
                                                           : t["epochs"].get<long long>() * spe;
   const int64_t eval_batch = t["eval_batch_size"];
   const long long eval_every = t["eval_every_steps"];
+  const long long max_evals = t.value("max_evals", 0LL);
   const int patience = t["early_stop_patience"];
   const double stop_train_loss = t.value("stop_train_loss", 0.0);
   const double bound = t["divergence_loss"];
@@ -543,7 +544,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     st.compute_s += seconds_since(t0);
     if (stop) break;
     st.epoch++;
-    take_evaluation();
+    if (evaluates_epoch_end(st.epoch, st.step, total, spe, max_evals)) take_evaluation();
     if (stop_at_targets && targets_reached()) stop = true;
     if (has_val && patience > 0 && st.evals_since_best >= patience) {
       outcome.summary["early_stopped"] = true;

@@ -187,6 +187,20 @@ TEST(Trainer, SameConfigAndSeedGiveBitIdenticalMetrics) {
       }
 }
 
+TEST(Trainer, MaxEvalsThinsTheEvaluationsAndLeavesTheRunAsItWas) {
+  json every = config(R"({"train": {"epochs": 10}})"), thinned = every;
+  thinned["train"]["max_evals"] = 3;
+  std::vector<int> all, some;
+  TrainHooks ha, hb;
+  ha.on_eval = [&](const Evaluation& e) { all.push_back(e.epoch); };
+  hb.on_eval = [&](const Evaluation& e) { some.push_back(e.epoch); };
+  auto a = train_cfg(every, ha), b = train_cfg(thinned, hb);
+  EXPECT_EQ(all.size(), 10u);
+  EXPECT_EQ(some, (std::vector<int>{4, 8, 10}));  // every ceil(10 / 3) = 4 epochs, and the last
+  for (const char* m : {"train_loss", "test_acc", "weight_norm", "steps"})
+    EXPECT_EQ(a.summary[m], b.summary[m]) << m;  // evaluating changes nothing it observes
+}
+
 TEST(Trainer, DivergenceIsRecordedWithItsStep) {
   auto out = train_cfg(config(R"({"optim": {"lr": 1e6}, "data": {"noise": 5.0}})"));
   EXPECT_EQ(out.status, "diverged");

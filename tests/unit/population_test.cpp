@@ -82,6 +82,21 @@ void expect_members_equal_solo(const std::vector<json>& cfgs) {
   }
 }
 
+TEST(Population, MaxEvalsThinsTheMembersEvaluationsAsItThinsASoloRun) {
+  std::vector<json> cfgs;
+  for (int seed = 0; seed < 2; ++seed) {
+    json c = trial(R"({"train": {"epochs": 7, "max_evals": 3}})");
+    c["seed"] = seed;
+    cfgs.push_back(c);
+  }
+  expect_members_equal_solo(cfgs);  // evaluation by evaluation, the same epochs
+  std::vector<int> epochs;
+  TrainHooks first;
+  first.on_eval = [&](const Evaluation& e) { epochs.push_back(e.epoch); };
+  run_population(cfgs, torch::kCPU, {first, TrainHooks()}, "test.json");
+  EXPECT_EQ(epochs, (std::vector<int>{3, 6, 7}));  // every ceil(7 / 3) = 3 epochs, and the last
+}
+
 TEST(Population, SgdMembersEqualTheirSoloRuns) {
   expect_members_equal_solo({trial(R"({"seed": 0})"),
                              trial(R"({"seed": 1, "optim": {"lr": 0.05}})"),

@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace empiric {
 namespace {
@@ -10,6 +12,21 @@ namespace {
 // 10 steps per epoch, 100 steps in all, base LR 1 unless said.
 double at(const std::string& json_text, long long step, double base = 1.0) {
   return lr_at(json::parse(json_text), base, step, 100, 10);
+}
+
+TEST(Schedule, MaxEvalsThinsEpochEndEvaluationsAndAlwaysKeepsTheLast) {
+  // 100 epochs of 10 steps, at most 8 evaluations: every ceil(100 / 8) = 13 epochs, and the last.
+  auto evaluated = [](long long max_evals, long long total) {
+    std::vector<long long> epochs;
+    for (long long e = 1; e * 10 <= total + 9; ++e)
+      if (evaluates_epoch_end(e, std::min(e * 10, total), total, 10, max_evals)) epochs.push_back(e);
+    return epochs;
+  };
+  EXPECT_EQ(evaluated(8, 1000), (std::vector<long long>{13, 26, 39, 52, 65, 78, 91, 100}));
+  EXPECT_EQ(evaluated(0, 1000).size(), 100u);    // off: every epoch end
+  EXPECT_EQ(evaluated(500, 1000).size(), 100u);  // more allowed than there are epochs
+  // A steps budget that ends inside an epoch: that last, partial epoch is evaluated.
+  EXPECT_EQ(evaluated(3, 95), (std::vector<long long>{4, 8, 10}));
 }
 
 TEST(Schedule, ConstantIsTheBase) {
