@@ -105,6 +105,8 @@ bool Graph::capture(const std::function<void()>& work, std::string* why) {
     // Thread-local: the capture restricts only the calls this thread makes.
     graph->capture_begin(pool, cudaStreamCaptureModeThreadLocal);
   } catch (const std::exception& e) {
+    graph.reset();
+    undo_broken_capture(pool);  // whatever capture_begin had set up before it threw
     return fail(e.what(), why);
   }
   std::string error;
