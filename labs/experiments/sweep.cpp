@@ -676,12 +676,12 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
     std::vector<json> one = cfgs;
     for (auto& c : one) c["train"]["epochs"] = 1;
     std::string md = fmt::format(
-        "## Where a step's time goes: LeNet-300-100, batch {}, {}\n\nFrom `empiric bench --suite "
+        "## Where a step's time goes: `{}`, batch {}, {}\n\nFrom `empiric bench --suite "
         "training --profile`: a window of steady training steps in one more epoch of each run, "
         "profiled with torch's Kineto profiler (not the timed runs above). Device events are "
         "kernels, copies and sets with their durations; host operators are torch's, with their "
         "self time (less the operators inside them).\n\n",
-        o.batch, device.str());
+        o.config, o.batch, device.str());
     auto section = [&](const std::string& title, const std::function<void(const TrainHooks&)>& run) {
       StepWindow window(device);
       try {

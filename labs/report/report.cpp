@@ -1,7 +1,6 @@
 #include "report/report.h"
 
 #include <fmt/core.h>
-#include <fmt/format.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -42,8 +41,8 @@ double number(const json& j, const char* key) {
 }
 
 // "[lo, hi]", or "–" where no interval was computed (too few trials).
-std::string interval(double lo, double hi) {
-  return std::isfinite(lo) && std::isfinite(hi) ? "[" + num(lo) + ", " + num(hi) + "]" : "–";
+std::string interval(const claims::Interval& ci) {
+  return ci.known() ? "[" + num(ci.lo) + ", " + num(ci.hi) + "]" : "–";
 }
 
 std::string slug(const std::string& id) {
@@ -277,23 +276,23 @@ std::string write_report(const std::string& home, const Question& q, const std::
       // Finished, yet its training loss is no better than guessing: it learned nothing, and its
       // metrics enter the claims as measured (a reader should know they are there).
       at_chance += t.status == "finished" && t.summary.contains("chance_loss") &&
-                   claims::metric_value(t, "train_loss") >= claims::metric_value(t, "chance_loss");
+                   claims::metric_value(t, "failed") > 0;
       const int members = t.summary.value("population", 1);
       batched += members > 1;
       largest = std::max(largest, members);
       if (env.empty()) env = store.run_environment(t.run_id);
     }
     // Labs that time no evaluation passes (or trials from before they were timed) say nothing of it.
-    std::vector<std::string> parts;
-    if (timed_steps) parts.push_back(fmt::format("{:.0f} s of training steps", steps));
-    if (timed_evals) parts.push_back(fmt::format("{:.0f} s of evaluation", evals));
+    std::string times;
+    if (timed_steps) times = fmt::format("{:.0f} s of training steps", steps);
+    if (timed_evals) times += fmt::format("{}{:.0f} s of evaluation", times.empty() ? "" : ", ", evals);
     md << fmt::format("{} trials ({} finished, {} diverged{}){}, {:.0f} s of wall time in all{}",
                       trials.size(), finished, diverged,
                       at_chance ? fmt::format("; {} finished no better than chance", at_chance) : "",
                       batched ? fmt::format(", {} of them trained in populations of up to {}",
                                             batched, largest)
                               : "",
-                      wall, parts.empty() ? "" : " (" + fmt::format("{}", fmt::join(parts, ", ")) + ")");
+                      wall, times.empty() ? "" : " (" + times + ")");
     if (!env.empty())
       md << fmt::format(", on {} ({}), commit `{}`, torch {}", env.value("device", "?"),
                         env.value("gpu", env.value("cpu", "?")), env.value("git_commit", "?"),
@@ -308,7 +307,7 @@ std::string write_report(const std::string& home, const Question& q, const std::
   for (const auto& o : outcomes) {
     const auto& v = o.verdict;
     md << fmt::format("| {} | **{}** | {} | {} | {} | {} |\n", o.claim["id"].get<std::string>(),
-                      v.verdict, num(v.effect), interval(v.ci.lo, v.ci.hi), v.n, v.diverged);
+                      v.verdict, num(v.effect), interval(v.ci), v.n, v.diverged);
   }
   bool plots_ok = true;
   for (const auto& o : outcomes) {
@@ -478,7 +477,7 @@ void write_report_index(const std::string& home, const Bank& bank, Store& store,
     for (const auto& v : verdicts)
       md << fmt::format("| {} | {} | **{}** | {} | {} | {} |\n", link, v.claim, v.verdict,
                         num(number(v.details, "effect")),
-                        interval(number(v.details, "lo"), number(v.details, "hi")),
+                        interval({number(v.details, "lo"), number(v.details, "hi")}),
                         v.preset.empty() ? "–" : v.preset);
   }
 }

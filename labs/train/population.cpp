@@ -796,7 +796,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   long long step = 0, samples = 0, opt_steps = 0;
   double compute_s = 0, eval_s = 0;
   int64_t epoch_steps = 0;
-  const long long check_every = 25;  // as train_model's
+  const long long check_every = kDivergenceCheckEvery;
 
   auto take_evaluation = [&]() {
     auto te = Clock::now();

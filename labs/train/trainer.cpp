@@ -382,7 +382,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   // CPU (15-18 us in a Python timing of the same ops, 2 % of a batch-32 LeNet step), so it comes
   // every 25 steps on both (and at each epoch's end); a diverged run trains on for at most 24
   // steps of NaN before it stops. The same buffer gives the epoch's running training loss.
-  const long long check_every = 25;
+  const long long check_every = kDivergenceCheckEvery;
   auto step_losses = torch::zeros({spe}, data.x_train.options());
   auto batch_sizes = torch::full({spe}, double(batch), data.x_train.options());
   batch_sizes[spe - 1] = double(n - (spe - 1) * batch);

@@ -26,6 +26,10 @@ struct Evaluation {
   std::vector<std::pair<std::string, double>> values;
 };
 
+// Steps between divergence checks (and at each epoch's end), in train_model and populations
+// alike; why 25 on both devices: trainer.cpp, where the check is made.
+constexpr long long kDivergenceCheckEvery = 25;
+
 struct TrainHooks {
   std::function<void(const Evaluation&)> on_eval;
   // Called now and then with (steps done, total steps); cheap, never synchronizes the device.
