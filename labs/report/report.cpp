@@ -282,13 +282,16 @@ std::string write_report(const std::string& home, const Question& q, const std::
       largest = std::max(largest, members);
       if (env.empty()) env = store.run_environment(t.run_id);
     }
-    // Labs that time no evaluation passes (or trials from before they were timed) say nothing of it.
+    // Labs that time no evaluation passes (or trials from before they were timed) say nothing of
+    // it.
     std::string times;
     if (timed_steps) times = fmt::format("{:.0f} s of training steps", steps);
-    if (timed_evals) times += fmt::format("{}{:.0f} s of evaluation", times.empty() ? "" : ", ", evals);
+    if (timed_evals)
+      times += fmt::format("{}{:.0f} s of evaluation", times.empty() ? "" : ", ", evals);
     md << fmt::format("{} trials ({} finished, {} diverged{}){}, {:.0f} s of wall time in all{}",
                       trials.size(), finished, diverged,
-                      at_chance ? fmt::format("; {} finished no better than chance", at_chance) : "",
+                      at_chance ? fmt::format("; {} finished no better than chance", at_chance)
+                                : "",
                       batched ? fmt::format(", {} of them trained in populations of up to {}",
                                             batched, largest)
                               : "",
