@@ -11,36 +11,6 @@ double mean(const std::vector<double>& v) {
   return v.empty() ? NAN : std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
 }
 
-std::vector<double> ranks(const std::vector<double>& v) {
-  std::vector<size_t> order(v.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return v[a] < v[b]; });
-  std::vector<double> r(v.size());
-  for (size_t i = 0; i < order.size();) {
-    size_t j = i;
-    while (j + 1 < order.size() && v[order[j + 1]] == v[order[i]]) ++j;
-    const double avg = (double(i) + double(j)) / 2.0 + 1.0;
-    for (size_t k = i; k <= j; ++k) r[order[k]] = avg;
-    i = j + 1;
-  }
-  return r;
-}
-
-double pearson(const std::vector<double>& x, const std::vector<double>& y) {
-  const double mx = mean(x), my = mean(y);
-  double sxy = 0, sxx = 0, syy = 0;
-  for (size_t i = 0; i < x.size(); ++i) {
-    sxy += (x[i] - mx) * (y[i] - my);
-    sxx += (x[i] - mx) * (x[i] - mx);
-    syy += (y[i] - my) * (y[i] - my);
-  }
-  return sxx > 0 && syy > 0 ? sxy / std::sqrt(sxx * syy) : 0.0;
-}
-
-double spearman(const std::vector<double>& x, const std::vector<double>& y) {
-  return pearson(ranks(x), ranks(y));
-}
-
 double kendall_tau(const std::vector<double>& x, const std::vector<double>& y) {
   double concordant = 0, discordant = 0, ties_x = 0, ties_y = 0;
   for (size_t i = 0; i < x.size(); ++i)
@@ -59,6 +29,18 @@ double kendall_tau(const std::vector<double>& x, const std::vector<double>& y) {
   const double denom =
       std::sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y));
   return denom > 0 ? (concordant - discordant) / denom : 0.0;
+}
+
+double ordered_tau(const std::vector<double>& x, const std::vector<double>& y) {
+  double score = 0, pairs = 0;
+  for (size_t i = 0; i < x.size(); ++i)
+    for (size_t j = i + 1; j < x.size(); ++j) {
+      const double dx = x[i] - x[j], dy = y[i] - y[j];
+      if (dx == 0) continue;
+      pairs += 1;
+      if (dy != 0) score += (dx > 0) == (dy > 0) ? 1 : -1;
+    }
+  return pairs > 0 ? score / pairs : 0.0;
 }
 
 Interval bootstrap(const std::vector<int>& group_sizes,

@@ -15,12 +15,14 @@ struct Interval {
   bool known() const { return std::isfinite(lo) && std::isfinite(hi); }
 };
 
-// Average ranks (1-based; ties share the mean of their ranks).
-std::vector<double> ranks(const std::vector<double>& v);
-double pearson(const std::vector<double>& x, const std::vector<double>& y);
-double spearman(const std::vector<double>& x, const std::vector<double>& y);
 // Kendall's tau-b (tie-corrected); 0 when either side is constant.
 double kendall_tau(const std::vector<double>& x, const std::vector<double>& y);
+// Kendall's tau over the pairs with different x only: (pairs ordered like x - pairs ordered
+// against it) / pairs with different x (Jonckheere-Terpstra's statistic on a -1..1 scale; pairs
+// tied in y count in the denominator). Pairs within one x never enter, so duplicates that a
+// within-x resampling draws cannot move it: over such resamplings its mean is the estimate
+// itself, which Spearman's (biased by the ties the duplicates make) is not. 0 when x is constant.
+double ordered_tau(const std::vector<double>& x, const std::vector<double>& y);
 double mean(const std::vector<double>& v);
 
 struct BootstrapOptions {

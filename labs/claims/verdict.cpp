@@ -84,7 +84,7 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
         ys.push_back(o->y);
         (g == 0 ? a : b).push_back(o->y);
       }
-    if (t.kind == "trend") return spearman(xs, ys);
+    if (t.kind == "trend") return ordered_tau(xs, ys);
     if (t.kind == "peak") {
       // The highest mean at an inner x, minus the higher of the lowest means on its two sides.
       std::vector<double> m;

@@ -1,8 +1,11 @@
 // A claim's test over finished trials, and its verdict.
 //
 // Test kinds (as in ../shared/DESIGN.md, Claims and verdicts):
-//   trend      Spearman correlation of a metric (y) with a swept value (x); the bootstrap resamples
-//              seeds within each swept value, so the design stays balanced.
+//   trend      rank correlation of a metric (y) with a swept value (x): Kendall's tau over the
+//              pairs of trials at different x (ordered_tau); the bootstrap resamples seeds within
+//              each swept value, so the design stays balanced. (Spearman's rho was used before
+//              2026-11-27: the ties that resampled duplicates make biased it, with 3 seeds per x
+//              far enough that an interval could miss its own estimate.)
 //   compare    mean(y | group b) - mean(y | group a); resampled within each group.
 //   correlate  Kendall's tau between two metrics (x, y) across trials; trials resampled.
 //   threshold  mean(y) - threshold; resampled.
