@@ -10,7 +10,8 @@
 #   q99.db       the answer's trials;  answer99.txt its output (likewise for each of ANSWERS)
 #   kernels_cuda.json  Google Benchmark's output
 #   device run: bash scripts/gpu_run.sh        carry: [".deps"]
-# STEPS (default "tests lenet graphs suite kernels answer") picks and orders the parts;
+# STEPS (default "tests lenet graphs suite kernels answer") picks and orders the parts
+# (suite_tf32: the training suite again with TF32 matmuls, train.tf32, for empiric and the peers);
 # ANSWERS (default "99") the questions answered with the full preset, each within ANSWER_LIMIT
 # seconds; ANSWER_JOBS sets their --jobs (trials at once on the GPU).
 set -uo pipefail
@@ -86,6 +87,11 @@ for step in $STEPS; do
     EMPIRIC_PYTHON=$PY timed suite "$bin/empiric" --db "$OUT/bench.db" bench --suite training \
       --device cuda --members "${MEMBERS:-64}" --epochs 2 --profile /tmp/profile.md 2>&1 | tee -a "$summary"
     cat /tmp/profile.md >>"$summary" 2>/dev/null  # where a step's time goes: kernels per step
+    ;;
+  suite_tf32)
+    section "Training suite, TF32 matmuls: 64 members (empiric bench --suite training --tf32)"
+    EMPIRIC_PYTHON=$PY timed suite_tf32 "$bin/empiric" --db "$OUT/bench.db" bench --suite training \
+      --device cuda --members "${MEMBERS:-64}" --epochs 2 --tf32 2>&1 | tee -a "$summary"
     ;;
   kernels)
     section "Kernels (kernels_bench, cuda)"

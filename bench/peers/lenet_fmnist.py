@@ -175,7 +175,9 @@ def main():
     p.add_argument("--modes", default="dataloader,tensor")
     p.add_argument("--members", type=int, default=8, help="models in the ensemble and sequential modes")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--tf32", action="store_true", help="on a GPU, TF32 matmuls (as empiric's train.tf32)")
     args = p.parse_args()
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load(args.data, args.validation, args.seed)

@@ -33,6 +33,7 @@ struct TrainingBenchOptions {
   int members = 8, epochs = 1, batch = 128;
   std::string device = "auto";
   bool peers = true;
+  bool tf32 = false;    // train.tf32 for empiric's runs, the same for the peers
   std::string profile;  // where to write a profile of a window of steps (Markdown); empty: none
 };
 int run_training_bench(const Context& ctx, const TrainingBenchOptions& opts);

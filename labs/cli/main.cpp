@@ -104,6 +104,8 @@ int main(int argc, char** argv) {
   bench->add_option("--device", tb.device, "training suite: auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   bench->add_flag("--no-peers", no_peers, "training suite: skip the PyTorch Python peers");
+  bench->add_flag("--tf32", tb.tf32,
+                  "training suite: on a GPU, TF32 matmuls (train.tf32) for empiric and the peers");
   bench->add_option("--profile", tb.profile,
                     "training suite: also profile a window of steps of one model and of the "
                     "population (torch's profiler) and write the top kernels and operators to this "

@@ -408,6 +408,7 @@ std::string trial_hash(const json& trial_config) {
       {json::json_pointer("/train/target_train_acc"), 0.0},
       {json::json_pointer("/train/target_test_acc"), 0.0},
       {json::json_pointer("/train/stop_at_targets"), false},
+      {json::json_pointer("/train/tf32"), false},
   };
   json identity = trial_config;
   for (const auto& [ptr, value] : later_keys)

@@ -244,6 +244,11 @@ std::vector<Section> build() {
                   "and each evaluation pass as CUDA graphs and replay them; \"auto\" falls back "
                   "to eager where capture is not possible (SAM, gradient noise, clipping, "
                   "optim.impl=torch) and says why once"),
+           boolean("tf32", false,
+                   "on a GPU, let cuBLAS round float32 matmul inputs to TF32 (tensor cores; a "
+                   "10-bit mantissa) while training: large matmuls several times faster, results "
+                   "that differ from float32 in the third or fourth digit (convolutions follow "
+                   "torch's default, TF32 in cuDNN either way); no effect on a CPU"),
            text("mask_file", "",
                 "train with the masks (and from the init) in this file, e.g. a lottery ticket: "
                 "results/artifacts/<chain>/round_N.pt"),

@@ -516,7 +516,8 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
       resolve_config(path, "", {"seeds=" + std::to_string(o.members),
                                 "train.epochs=" + std::to_string(o.epochs), "train.steps=0",
                                 "train.batch_size=" + std::to_string(o.batch),
-                                "train.checkpoint=false"});
+                                "train.checkpoint=false",
+                                std::string("train.tf32=") + (o.tf32 ? "true" : "false")});
   std::vector<json> cfgs;
   for (const auto& t : expand_trials(resolved)) cfgs.push_back(t.config);
   if (cfgs.size() != size_t(o.members))
@@ -612,6 +613,7 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
                               " --batch " + std::to_string(o.batch) + " --members " +
                               std::to_string(o.members) + " --device " + device.str() +
                               " --lr " + resolved.config["optim"]["lr"].dump() +
+                              (o.tf32 ? " --tf32" : "") +
                               // The sequential peer is members x the tensor peer's epoch: run
                               // it only where that takes little time.
                               (o.members <= 16 ? " --modes tensor,ensemble,sequential"
@@ -649,6 +651,7 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
                   {"gflops_per_s", flops_per_model_epoch * double(o.epochs * r.models) / r.train_s / 1e9},
                   {"test_acc", r.test_acc},
                   {"config", o.config},
+                  {"tf32", o.tf32 && device.is_cuda()},
                   {"gpu_utilization", std::isnan(r.gpu_util) ? json() : json(r.gpu_util)}};
     if (r.name.rfind("empiric/", 0) == 0 && device.is_cuda())
       b.counters["cuda_graphs"] =

@@ -748,6 +748,8 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   for (int64_t p = 0; p < P; ++p)
     hessian_init.push_back(initial_hessian_top(cfgs[p], nets[p], owned[data_of[p]]));
 
+  // train.tf32 for training and its evaluations, as train_model takes it; not for the measures.
+  std::optional<Tf32Scope> tf32(std::in_place, c0, device);
   StackedNet net(nets, !device.is_cuda());
   const FlopCount flops = count_flops(nets[0], d0.input_shape);
   const int64_t params = count_parameters(*nets[0]);
@@ -1021,6 +1023,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   }
   if (!checkpoint_path.empty()) std::filesystem::remove(checkpoint_path);
   if (hooks[0].on_progress) hooks[0].on_progress(step, total);
+  tf32.reset();
 
   std::vector<TrainOutcome> outs(static_cast<size_t>(P));
   torch::NoGradGuard guard;

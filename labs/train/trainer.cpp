@@ -195,6 +195,17 @@ torch::Device pick_device(const std::string& requested) {
   return torch::kCPU;
 }
 
+Tf32Scope::Tf32Scope(const json& cfg, const torch::Device& device) {
+  if (!device.is_cuda()) return;
+  active_ = true;
+  previous_ = at::globalContext().allowTF32CuBLAS();
+  at::globalContext().setAllowTF32CuBLAS(cfg["train"].value("tf32", false));
+}
+
+Tf32Scope::~Tf32Scope() {
+  if (active_) at::globalContext().setAllowTF32CuBLAS(previous_);
+}
+
 std::string cuda_graph_blocker(const json& cfg, const torch::Device& device) {
   if (!device.is_cuda()) return "not on a GPU";
   if (cfg["train"].value("cuda_graphs", "auto") == "off") return "train.cuda_graphs is off";
@@ -323,6 +334,7 @@ void summarize_schedule_marks(const json& marks, json& summary) {
 
 TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
                          const torch::Device& device, const TrainHooks& hooks) {
+  const Tf32Scope tf32(cfg, device);
   const json& t = cfg["train"];
   const int64_t n = data.x_train.size(0);
   const int64_t batch = std::min<int64_t>(t["batch_size"].get<int64_t>(), n);

@@ -107,6 +107,19 @@ std::string cuda_graph_blocker(const json& cfg, const torch::Device& device);
 // alike, so a reason is said once).
 void note_once(const std::string& text);
 
+// cuBLAS's TF32 mode set from train.tf32 on a GPU for the scope's life, and the previous mode
+// back after it (a process-wide setting: GPU trials run one at a time). Nothing on a CPU.
+class Tf32Scope {
+ public:
+  Tf32Scope(const json& cfg, const torch::Device& device);
+  ~Tf32Scope();
+  Tf32Scope(const Tf32Scope&) = delete;
+  Tf32Scope& operator=(const Tf32Scope&) = delete;
+
+ private:
+  bool active_ = false, previous_ = false;
+};
+
 // "auto" -> cuda when torch sees a GPU, else cpu; "cuda" without a GPU is a UserError.
 torch::Device pick_device(const std::string& requested);
 

@@ -39,6 +39,21 @@ TEST(CudaTrainer, MatchesTheCpuRunToTolerance) {
   EXPECT_NEAR(gpu.summary["test_acc"].get<double>(), cpu.summary["test_acc"].get<double>(), 2e-2);
 }
 
+TEST(CudaTrainer, Tf32MatmulsTrainToTheFloat32ResultAndLeaveTheModeAsTheyFoundIt) {
+  SKIP_WITHOUT_GPU();
+  const torch::Device gpu(torch::kCUDA, 0);
+  const bool before = at::globalContext().allowTF32CuBLAS();
+  auto ieee = run_trial(trial_config("{}"), gpu, {}, "cuda_test.json");
+  bool during = false;
+  TrainHooks hooks;
+  hooks.on_progress = [&](long long, long long) { during = at::globalContext().allowTF32CuBLAS(); };
+  auto tf32 = run_trial(trial_config(R"({"train": {"tf32": true}})"), gpu, hooks, "cuda_test.json");
+  EXPECT_TRUE(during);
+  EXPECT_EQ(at::globalContext().allowTF32CuBLAS(), before);
+  ASSERT_EQ(tf32.status, "finished");
+  EXPECT_NEAR(tf32.summary["test_acc"].get<double>(), ieee.summary["test_acc"].get<double>(), 2e-2);
+}
+
 TEST(CudaTrainer, PruningMasksHoldThroughFusedSgdAndAdamSteps) {
   SKIP_WITHOUT_GPU();
   const torch::Device gpu(torch::kCUDA, 0);

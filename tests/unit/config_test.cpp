@@ -255,6 +255,11 @@ TEST(ConfigHash, KeysAddedLaterLeaveStoredTrialsTheirHashes) {
                                               "/configs/fmnist_lenet.json",
                                           "", {"optim.sam_rho=0.05"}));
   EXPECT_NE(sam[0].hash, trials[0].hash);
+  // TF32 matmuls compute another run: part of the identity when on.
+  auto tf32 = expand_trials(resolve_config(std::string(EMPIRIC_SOURCE_DIR) +
+                                               "/configs/fmnist_lenet.json",
+                                           "", {"train.tf32=true"}));
+  EXPECT_NE(tf32[0].hash, trials[0].hash);
 }
 
 TEST(ConfigHash, TrialsDifferBySeedAndAxis) {

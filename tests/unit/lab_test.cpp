@@ -187,6 +187,21 @@ TEST(Trainer, SameConfigAndSeedGiveBitIdenticalMetrics) {
       }
 }
 
+TEST(Trainer, Tf32ChangesNothingOnACpu) {
+  const bool before = at::globalContext().allowTF32CuBLAS();
+  auto ieee = train_cfg(config("{}"));
+  int touched = 0;  // steps that saw cuBLAS's TF32 mode changed: a CPU run leaves it alone
+  TrainHooks hooks;
+  hooks.on_progress = [&](long long, long long) {
+    touched += at::globalContext().allowTF32CuBLAS() != before;
+  };
+  auto tf32 = train_cfg(config(R"({"train": {"tf32": true}})"), hooks);
+  EXPECT_EQ(touched, 0);
+  EXPECT_EQ(at::globalContext().allowTF32CuBLAS(), before);
+  for (const char* k : {"train_loss", "test_loss", "test_acc"})
+    EXPECT_EQ(tf32.summary[k].get<double>(), ieee.summary[k].get<double>()) << k;
+}
+
 TEST(Trainer, MaxEvalsThinsTheEvaluationsAndLeavesTheRunAsItWas) {
   json every = config(R"({"train": {"epochs": 10}})"), thinned = every;
   thinned["train"]["max_evals"] = 3;

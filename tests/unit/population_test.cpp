@@ -290,11 +290,12 @@ TEST(Population, GroupsCompatibleTrialsAndLeavesTheOthersAlone) {
                             trial(R"({"optim": {"lr": 0.05}})"),
                             trial(R"({"model": {"dropout": 0.2}})"),  // incompatible
                             trial(R"({"train": {"batch_size": 64}})"),  // another group
-                            trial(R"({"seed": 2, "train": {"threads": 1}})")};
+                            trial(R"({"seed": 2, "train": {"threads": 1}})"),
+                            trial(R"({"seed": 3, "train": {"tf32": true}})")};  // another group
   using Units = std::vector<std::vector<size_t>>;
-  EXPECT_EQ(group_population(cfgs, 16), (Units{{0, 1, 2, 5}, {3}, {4}}));
-  EXPECT_EQ(group_population(cfgs, 2), (Units{{0, 1}, {2, 5}, {3}, {4}}));
-  EXPECT_EQ(group_population(cfgs, 0), (Units{{0}, {1}, {2}, {3}, {4}, {5}}));
+  EXPECT_EQ(group_population(cfgs, 16), (Units{{0, 1, 2, 5}, {3}, {4}, {6}}));
+  EXPECT_EQ(group_population(cfgs, 2), (Units{{0, 1}, {2, 5}, {3}, {4}, {6}}));
+  EXPECT_EQ(group_population(cfgs, 0), (Units{{0}, {1}, {2}, {3}, {4}, {5}, {6}}));
   EXPECT_EQ(population_incompatibility(cfgs[3]), "model.dropout > 0");
   EXPECT_EQ(population_incompatibility(trial(R"({"measure": {"hessian_top": true}})")), "");
   EXPECT_EQ(population_incompatibility(trial(R"({"measure": {"interpolate_batch": 80}})")),
