@@ -58,7 +58,9 @@ std::string caveat(const json& test, const std::string& preset) {
     text =
         "A rank correlation says the metric moves monotonically with `" +
         test["x"].get<std::string>() +
-        "` over the values tried; it says nothing between or beyond them, and nothing about why.";
+        "` over the values tried; it says nothing between or beyond them, and nothing about why. "
+        "The interval resamples only the seeds run: with a few per value, one of zero width says "
+        "that no resampling of them reorders the values, not that the trend is certain.";
   else if (kind == "compare")
     text = "The comparison is between the two ends of `" + test["x"].get<std::string>() +
            "` only, under this config's protocol; another learning rate or budget may change it.";
