@@ -632,6 +632,16 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
     }
   }
 
+  // Each empiric row's models x epochs per second over each peer's: how much more training a
+  // second buys (> 1: empiric is faster), whatever the number of models in either row.
+  auto rate = [&](const Row& r) { return double(o.epochs * r.models) / r.train_s; };
+  auto vs_peers = [&](const Row& r) {
+    json ratios = json::object();
+    for (const auto& p : rows)
+      if (p.name.rfind("peer/", 0) == 0) ratios[p.name.substr(5)] = rate(r) / rate(p);
+    return ratios;
+  };
+
   Store store(ctx.db);
   json env = run_environment(ctx.home, device);
   const long long env_id = store.put_environment(env);
@@ -658,6 +668,8 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
           r.name == "empiric/population"           ? outs[0].summary.value("cuda_graphs", "-")
           : r.name == "empiric/population-own-lrs" ? apart_outs[0].summary.value("cuda_graphs", "-")
                                                    : graphs;
+    if (json ratios = vs_peers(r); r.name.rfind("empiric/", 0) == 0 && !ratios.empty())
+      b.counters["vs_peers"] = ratios;
     if (r.name == "empiric/population") {
       b.counters["speedup_vs_sequential"] = sequential / population;
       b.counters["largest_member_test_acc_difference"] = largest_diff;
@@ -668,6 +680,26 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
                r.train_s, b.time_s, b.items_per_s, double(o.epochs * r.models) / r.train_s,
                b.counters["gflops_per_s"].get<double>(), r.test_acc,
                std::isnan(r.gpu_util) ? std::string("-") : fmt::format("{:.0f}", r.gpu_util));
+  }
+  std::vector<const Row*> peers;
+  for (const auto& r : rows)
+    if (r.name.rfind("peer/", 0) == 0) peers.push_back(&r);
+  if (!peers.empty()) {
+    fmt::print("\nmodels x epochs per second, empiric over each peer (> 1: empiric trains more per "
+               "second)\n{:<40}",
+               "run");
+    for (const Row* p : peers) {
+      std::string name = p->name.substr(5);  // less "peer/" and "pytorch-python-"
+      if (name.rfind("pytorch-python-", 0) == 0) name = name.substr(15);
+      fmt::print(" {:>14.14}", name);
+    }
+    fmt::print("\n");
+    for (const auto& r : rows) {
+      if (r.name.rfind("empiric/", 0) != 0) continue;
+      fmt::print("{:<40}", r.name);
+      for (const Row* p : peers) fmt::print(" {:>13.2f}x", rate(r) / rate(*p));
+      fmt::print("\n");
+    }
   }
   fmt::print("population of {}: {:.2f}x the models x epochs per second of training them one after "
              "another; {} records stored in {}\n",

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <torch/torch.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,11 +13,10 @@
 #include <set>
 #include <sstream>
 
-#include <torch/torch.h>
-
 #include "core/config.h"
 #include "core/store.h"
 #include "support/temp_dir.h"
+#include "support/tiny_idx.h"
 
 namespace empiric {
 namespace {
@@ -63,7 +63,8 @@ pid_t spawn_run(const testing::TempDir& dir, const std::string& cfg) {
 // stderr), or ten minutes passed (a loaded machine is slow, not wrong; ctest's own timeout is
 // fifteen minutes).
 template <class Ready>
-std::string kill_when(pid_t pid, const testing::TempDir& dir, Ready ready, useconds_t settle_us = 0) {
+std::string kill_when(pid_t pid, const testing::TempDir& dir, Ready ready,
+                      useconds_t settle_us = 0) {
   std::string why = "the child did not get there in 600 s";
   for (int i = 0; i < 30000; ++i) {
     usleep(20000);
@@ -132,10 +133,12 @@ TEST(Sweep, APopulationStoresEveryMemberAsTheTrialItWouldBeAlone) {
   ASSERT_EQ(pop.size(), 8u);
   int batched = 0;
   for (const auto& t : pop) {
-    auto it = std::find_if(solo.begin(), solo.end(), [&](const TrialRecord& r) { return r.hash == t.hash; });
+    auto it = std::find_if(solo.begin(), solo.end(),
+                           [&](const TrialRecord& r) { return r.hash == t.hash; });
     ASSERT_NE(it, solo.end());  // the same trial identity
     batched += t.summary.contains("population");
-    EXPECT_NEAR(t.summary["train_loss"].get<double>(), it->summary["train_loss"].get<double>(), 1e-4);
+    EXPECT_NEAR(t.summary["train_loss"].get<double>(), it->summary["train_loss"].get<double>(),
+                1e-4);
     EXPECT_FALSE(Store(pop_dir.file("r.db")).metrics(t.hash).empty());
   }
   EXPECT_EQ(batched, 4);
@@ -174,9 +177,51 @@ TEST(Bench, TheTrainingSuiteStoresSingleSequentialAndPopulationsRecords) {
                                           "training/empiric/population",
                                           "training/empiric/population-own-lrs"}));
   // A config with a sweep is refused with its grid size.
-  Result swept = empiric(dir, "bench --suite training --config " + dir.write("s.json", kSweep) + " --members 2 --no-peers");
+  Result swept = empiric(dir, "bench --suite training --config " + dir.write("s.json", kSweep) +
+                                  " --members 2 --no-peers");
   EXPECT_NE(swept.code, 0);
   EXPECT_NE(swept.err.find("without a sweep"), std::string::npos) << swept.err;
+}
+
+TEST(Bench, TheTrainingSuiteSetsEachRunBesideEachPeer) {
+  testing::TempDir dir;
+  testing::write_tiny_mnist(dir, 128, 64);
+  // The peers' lines as bench/peers/lenet_fmnist.py prints them, from a stand-in interpreter.
+  const std::string python = dir.write(
+      "python.sh",
+      "#!/bin/sh\n"
+      "echo '{\"peer\": \"pytorch-python-tensor\", \"epoch_s\": 0.5, \"test_acc\": 0.5}'\n"
+      "echo '{\"peer\": \"pytorch-python-ensemble2\", \"members\": 2, \"epoch_s\": 0.25, "
+      "\"test_acc\": 0.5}'\n");
+  std::filesystem::permissions(python, std::filesystem::perms::owner_exec,
+                               std::filesystem::perm_options::add);
+  json doc = {{"data", {{"name", "fashion_mnist"}, {"path", dir.path()}}},
+              {"model", {{"name", "lenet_300_100"}}},
+              {"optim", {{"name", "sgd"}, {"lr", 0.05}}},
+              {"train", {{"epochs", 1}, {"batch_size", 32}}}};
+  const std::string cfg = dir.write("lenet.json", doc.dump());
+  setenv("EMPIRIC_PYTHON", python.c_str(), 1);
+  Result r = empiric(dir, "bench --suite training --config " + cfg + " --members 2 --epochs 2");
+  unsetenv("EMPIRIC_PYTHON");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("empiric over each peer"), std::string::npos) << r.out;
+  std::map<std::string, BenchRecord> by_name;
+  for (const auto& b : Store(dir.file("r.db")).bench_records(99)) by_name[b.name] = b;
+  ASSERT_TRUE(by_name.count("training/peer/pytorch-python-tensor")) << r.out;
+  ASSERT_TRUE(by_name.count("training/peer/pytorch-python-ensemble2")) << r.out;
+  // A peer's rate: 2 epochs x its models over its 2 epochs' time (1 model at 0.5 s an epoch: 2
+  // models x epochs a second; 2 models at 0.25 s: 8). Each empiric run's rate over it is stored.
+  for (const char* run : {"training/empiric/single", "training/empiric/population"}) {
+    ASSERT_TRUE(by_name.count(run)) << r.out;
+    const json& c = by_name[run].counters;
+    const double rate = c.at("models_epochs_per_s").get<double>();
+    EXPECT_NEAR(c.at("vs_peers").at("pytorch-python-tensor").get<double>(), rate / 2.0, 1e-9 * rate)
+        << run;
+    EXPECT_NEAR(c.at("vs_peers").at("pytorch-python-ensemble2").get<double>(), rate / 8.0,
+                1e-9 * rate)
+        << run;
+  }
+  EXPECT_FALSE(by_name["training/peer/pytorch-python-tensor"].counters.contains("vs_peers"));
 }
 
 TEST(Bench, TheTrainingSuiteProfilesAWindowOfStepsOfEachRun) {
@@ -206,8 +251,9 @@ TEST(Bench, ACudaProfileListsTheKernelsOfEachStep) {
   json doc = json::parse(kSweep);
   doc.erase("sweep");
   std::string cfg = dir.write("lab.json", doc.dump());
-  Result r = empiric(dir, "bench --suite training --device cuda --config " + cfg +
-                              " --members 2 --batch 4 --no-peers --profile " + dir.file("profile.md"));
+  Result r =
+      empiric(dir, "bench --suite training --device cuda --config " + cfg +
+                       " --members 2 --batch 4 --no-peers --profile " + dir.file("profile.md"));
   ASSERT_EQ(r.code, 0) << r.err;
   const std::string md = slurp(dir.file("profile.md"));
   const size_t population = md.find("### a population of 2: steps 32 to 64");
@@ -264,7 +310,8 @@ TEST(Sweep, AKilledPopulationResumesFromItsCheckpointWithEveryEpochStoredOnce) {
   auto checkpoint = [&] {
     if (std::filesystem::exists(dir.file("checkpoints")))
       for (const auto& f : std::filesystem::directory_iterator(dir.file("checkpoints")))
-        if (f.path().filename().string().rfind("population-", 0) == 0 && f.path().extension() == ".pt")
+        if (f.path().filename().string().rfind("population-", 0) == 0 &&
+            f.path().extension() == ".pt")
           return true;
     return false;
   };
@@ -305,10 +352,11 @@ TEST(Sweep, AKilledLotteryChainResumesAtItsLastFinishedRound) {
 
   pid_t pid = spawn_run(dir, cfg);
   ASSERT_GE(pid, 0);
-  ASSERT_EQ(kill_when(pid, dir, [&] {
-              return std::filesystem::exists(dir.file("r.db")) &&
-                     Store(dir.file("r.db")).trials().size() >= 3;
-            }),
+  ASSERT_EQ(kill_when(pid, dir,
+                      [&] {
+                        return std::filesystem::exists(dir.file("r.db")) &&
+                               Store(dir.file("r.db")).trials().size() >= 3;
+                      }),
             "");
   size_t before = Store(dir.file("r.db")).trials().size();
   ASSERT_GE(before, 3u);
