@@ -6,7 +6,8 @@
 //             "min_effect": 0.3}}
 //   trend:       x (a dotted config key that the sweep varies) against metric: Kendall's tau over
 //                the pairs of trials at different x (verdict.h), so "min_effect": 0.5 asks that
-//                the pairs ordered as claimed outnumber the others 3 to 1.
+//                the pairs ordered as claimed outnumber the others 3 to 1 (with no ties in the
+//                metric; a tie counts as neither).
 //   compare:     "a" and "b" select trials by x: "min" or "max" of x, a number or a string equal
 //                to it, or an object of conditions (below); the effect is mean(metric | b) -
 //                mean(metric | a) + margin ("margin": 0.01 states "b is not worse than a by more

@@ -380,7 +380,7 @@ ResolvedConfig resolve_config(const std::string& path, const std::string& preset
 
 std::string canonical_json(const json& value) { return value.dump(); }
 
-std::string trial_hash(const json& trial_config) {
+json trial_identity(const json& trial_config) {
   // Keys added to the schema after trials were stored whose defaults change nothing that is
   // computed: at their defaults they stay out of the identity, so stored trials keep their hashes.
   // A default here must never change.
@@ -426,7 +426,11 @@ std::string trial_hash(const json& trial_config) {
     identity["train"].erase("population");  // batched or alone: the same run to float rounding
     identity["train"].erase("cuda_graphs");  // replayed or eager: the same kernels
   }
-  return sha256_hex(canonical_json(identity) + "|" + kLabVersion);
+  return identity;
+}
+
+std::string trial_hash(const json& trial_config) {
+  return sha256_hex(canonical_json(trial_identity(trial_config)) + "|" + kLabVersion);
 }
 
 std::vector<Trial> expand_trials(const ResolvedConfig& resolved) {

@@ -57,6 +57,11 @@ std::vector<Trial> expand_trials(const ResolvedConfig& resolved);
 // round-trip form (1.0 and 1 differ only when the schema types differ, and validation
 // coerces them).
 std::string canonical_json(const json& value);
+// What of a trial config decides what the trial computes: less its words, where and how fast it
+// runs (device, threads, checkpoints, population, CUDA graphs), a section only another lab reads,
+// and keys added later that sit at their defaults (so stored trials keep their hashes).
+json trial_identity(const json& trial_config);
+// sha256 of the identity's canonical text and the lab version: a trial's key in the store.
 std::string trial_hash(const json& trial_config);
 
 // "optim.lr" -> "/optim/lr"

@@ -98,15 +98,12 @@ json layer_remaining(const Params& masks) {
 }  // namespace
 
 std::string lottery_chain_key(const json& trial_config) {
-  json c = trial_config;
+  // The trial's identity (so a key added to the schema later, at its default, moves no chain's
+  // folder) less what differs between the chain's trials.
+  json c = trial_identity(trial_config);
   c["lottery"].erase("round");
   c["lottery"].erase("control");
-  c.erase("title");
-  c.erase("description");
-  c["train"].erase("device");
-  c["train"].erase("threads");
-  c["train"].erase("checkpoint");
-  return sha256_hex(c.dump()).substr(0, 16);
+  return sha256_hex(canonical_json(c)).substr(0, 16);
 }
 
 Params prunable_masks_like(Net& model) {

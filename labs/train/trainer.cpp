@@ -634,6 +634,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
 
 TrainOutcome run_lr_range(const json& cfg, const Dataset& data, Net& model,
                           const torch::Device& device, const TrainHooks& hooks) {
+  const Tf32Scope tf32(cfg, device);
   const json& r = cfg["range"];
   const int64_t n = data.x_train.size(0);
   const int64_t batch = std::min<int64_t>(cfg["train"]["batch_size"].get<int64_t>(), n);

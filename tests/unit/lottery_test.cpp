@@ -70,6 +70,18 @@ TEST(Lottery, ExpansionHasOneDenseRoundAndEveryControlAfterIt) {
   EXPECT_EQ(find(trials, 0, "ticket").config["lottery"]["round"], 0);
 }
 
+TEST(Lottery, AKeyAddedLaterAtItsDefaultMovesNoChainFolder) {
+  json cfg = trials_of(lottery_doc())[0].config;
+  json before = cfg;  // as a config written before train.tf32 and train.max_evals existed
+  before["train"].erase("tf32");
+  before["train"].erase("max_evals");
+  EXPECT_EQ(lottery_chain_key(before), lottery_chain_key(cfg));
+  cfg["train"]["device"] = "cuda";  // where it runs: the same chain
+  EXPECT_EQ(lottery_chain_key(before), lottery_chain_key(cfg));
+  cfg["train"]["tf32"] = true;  // another computation: another chain
+  EXPECT_NE(lottery_chain_key(before), lottery_chain_key(cfg));
+}
+
 TEST(Lottery, MasksHoldThroughTrainingForSgdAndAdamFusedAndTorch) {
   for (const char* optim : {R"({"name": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 0.01})",
                             R"({"name": "adam", "lr": 0.01})", R"({"name": "adamw", "lr": 0.01})"})
