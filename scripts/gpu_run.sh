@@ -10,15 +10,16 @@
 #   q99.db       the answer's trials;  answer99.txt its output (likewise for each of ANSWERS)
 #   kernels_cuda.json  Google Benchmark's output
 #   device run: bash scripts/gpu_run.sh        carry: [".deps"]
-# STEPS (default "tests lenet graphs suite kernels answer") picks and orders the parts
-# (suite_tf32: the training suite again with TF32 matmuls, train.tf32, for empiric and the peers);
+# STEPS (default "tests lenet graphs suite kernels answer targets") picks and orders the parts
+# (suite_tf32: the training suite again with TF32 matmuls, train.tf32, for empiric and the peers;
+# targets: issue 9's GPU targets against what the steps before it measured, scripts/gpu_targets.py);
 # ANSWERS (default "99") the questions answered with the full preset, each within ANSWER_LIMIT
 # seconds; ANSWER_JOBS sets their --jobs (trials at once on the GPU).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/empiric-gpu}
 mkdir -p "$OUT"
-STEPS=${STEPS:-tests lenet graphs suite kernels answer}
+STEPS=${STEPS:-tests lenet graphs suite kernels answer targets}
 PY=${PY:-python3}
 deps=$PWD/.deps/gpu
 bin=/tmp/empiric-bin  # the binaries travel xz-packed (scripts/pack_gpu.sh); python unpacks them
@@ -115,6 +116,10 @@ for l in sys.stdin:
     print('train.cuda_graphs=$g', s.get('cuda_graphs'), 'epoch_s %.3f' % (s['compute_s'] / s['epochs']), 'test_acc %.4f' % s['test_acc'])
 " | tee -a "$summary"
     done
+    ;;
+  targets)
+    section "Issue 9's GPU targets (scripts/gpu_targets.py)"
+    $PY scripts/gpu_targets.py "$OUT" | tee -a "$summary"
     ;;
   answer)
     jobs=${ANSWER_JOBS:-1}
