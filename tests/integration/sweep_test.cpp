@@ -204,7 +204,7 @@ TEST(Bench, TheTrainingSuiteSetsEachRunBesideEachPeer) {
   Result r = empiric(dir, "bench --suite training --config " + cfg + " --members 2 --epochs 2");
   unsetenv("EMPIRIC_PYTHON");
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("empiric over each peer"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("empiric against each peer"), std::string::npos) << r.out;
   std::map<std::string, BenchRecord> by_name;
   for (const auto& b : Store(dir.file("r.db")).bench_records(99)) by_name[b.name] = b;
   ASSERT_TRUE(by_name.count("training/peer/pytorch-python-tensor")) << r.out;
@@ -219,6 +219,10 @@ TEST(Bench, TheTrainingSuiteSetsEachRunBesideEachPeer) {
         << run;
     EXPECT_NEAR(c.at("vs_peers").at("pytorch-python-ensemble2").get<double>(), rate / 8.0,
                 1e-9 * rate)
+        << run;
+    // And its test accuracy less the peers' 0.5.
+    EXPECT_NEAR(c.at("test_acc_vs_peers").at("pytorch-python-tensor").get<double>(),
+                c.at("test_acc").get<double>() - 0.5, 1e-12)
         << run;
   }
   EXPECT_FALSE(by_name["training/peer/pytorch-python-tensor"].counters.contains("vs_peers"));
