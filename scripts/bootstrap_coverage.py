@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""How often a nominal 95 % percentile-bootstrap interval, resampled within groups as
+labs/claims/verdict.cpp resamples, holds the true effect when each group has only a few seeds.
+
+  .venv/bin/python scripts/bootstrap_coverage.py [--reps 1000]
+
+Normal noise; a compare claim (difference of two group means, true difference 0) at 3, 4, 5 and
+10 seeds per group, and a trend claim (tau over pairs at different x, 4 values x 3 seeds, a
+linear slope; its true value estimated from 4,000 fresh data sets). Prints the share of
+repetitions whose interval held the truth (about a minute on two cores).
+"""
+import argparse
+
+import numpy as np
+
+
+def percentile_interval(stats, level=0.95):
+    return np.percentile(stats, [50 * (1 - level), 50 * (1 + level)])
+
+
+def compare_coverage(rng, n, reps, resamples):
+    held = 0
+    for _ in range(reps):
+        a, b = rng.normal(0, 1, n), rng.normal(0, 1, n)
+        ia, ib = rng.integers(0, n, (resamples, n)), rng.integers(0, n, (resamples, n))
+        lo, hi = percentile_interval(b[ib].mean(1) - a[ia].mean(1))
+        held += lo <= 0 <= hi
+    return held / reps
+
+
+def ordered_tau(x, y):
+    """Kendall's tau over the pairs at different x, as labs/claims/stats.cpp computes it."""
+    dx = np.sign(x[None, :] - x[:, None])
+    dy = np.sign(y[None, :] - y[:, None])
+    across = np.triu(dx != 0, 1)
+    return float((dx * dy)[across].sum() / across.sum())
+
+
+def trend_coverage(rng, levels, n, slope, reps, resamples):
+    x = np.repeat(np.arange(levels, dtype=float), n)
+    truth = np.mean([ordered_tau(x, slope * x + rng.normal(0, 1, x.size)) for _ in range(4000)])
+    held = 0
+    for _ in range(reps):
+        y = slope * x + rng.normal(0, 1, x.size)
+        stats = []
+        for _ in range(resamples):
+            idx = np.concatenate([g * n + rng.integers(0, n, n) for g in range(levels)])
+            stats.append(ordered_tau(x[idx], y[idx]))
+        lo, hi = percentile_interval(stats)
+        held += lo <= truth <= hi
+    return truth, held / reps
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--reps", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=1)
+    args = p.parse_args()
+    rng = np.random.default_rng(args.seed)
+    for n in (3, 4, 5, 10):
+        print(f"compare, {n} seeds per group: 95 % interval held the truth in "
+              f"{compare_coverage(rng, n, args.reps, 1000):.0%} of {args.reps}")
+    truth, held = trend_coverage(rng, 4, 3, 0.4, max(100, args.reps // 3), 400)
+    print(f"trend, 4 values x 3 seeds (true tau {truth:.2f}): held the truth in {held:.0%} "
+          f"of {max(100, args.reps // 3)}")
+
+
+if __name__ == "__main__":
+    main()
