@@ -2,7 +2,11 @@
 """How often a nominal 95 % percentile-bootstrap interval, resampled within groups as
 labs/claims/verdict.cpp resamples, holds the true effect when each group has only a few seeds.
 
-  .venv/bin/python scripts/bootstrap_coverage.py [--reps 1000]
+  .venv/bin/python scripts/bootstrap_coverage.py [--reps 1000] [--expanded]
+
+--expanded takes the percentiles at Hesterberg's expanded level, as labs/claims/stats.cpp does
+since 2026-11-27 (the level whose normal quantile is sqrt(n/(n-1)) t(n-1, 0.975), n the smallest
+group); without it, the plain 2.5 and 97.5 percentiles.
 
 Normal noise; a compare claim (difference of two group means, true difference 0) at 3, 4, 5 and
 10 seeds per group, and a trend claim (tau over pairs at different x, 4 values x 3 seeds, a
@@ -12,11 +16,41 @@ resample) on Q96's twelve test-loss means with 3 seeds at three noise levels. Pr
 of repetitions whose interval held the truth (under a minute on two cores).
 """
 import argparse
+import math
+from statistics import NormalDist
 
 import numpy as np
 
+EXPANDED = False
 
-def percentile_interval(stats, level=0.95):
+
+def t_cdf(t, df):
+    """Student's t CDF by Simpson's rule on its density (ample for the quantiles used here)."""
+    c = math.exp(math.lgamma((df + 1) / 2) - math.lgamma(df / 2)) / math.sqrt(df * math.pi)
+    xs = np.linspace(0, abs(t), 20001)
+    f = c * (1 + xs * xs / df) ** (-(df + 1) / 2)
+    half = (xs[1] - xs[0]) / 3 * (f[0] + f[-1] + 4 * f[1:-1:2].sum() + 2 * f[2:-1:2].sum())
+    return 0.5 + math.copysign(half, t)
+
+
+def t_quantile(p, df):
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        hi *= 2
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+def expanded_level(level, n):
+    z = math.sqrt(n / (n - 1)) * t_quantile((1 + level) / 2, n - 1)
+    return 2 * NormalDist().cdf(z) - 1
+
+
+def percentile_interval(stats, n, level=0.95):
+    if EXPANDED:
+        level = expanded_level(level, n)
     return np.percentile(stats, [50 * (1 - level), 50 * (1 + level)])
 
 
@@ -25,7 +59,7 @@ def compare_coverage(rng, n, reps, resamples):
     for _ in range(reps):
         a, b = rng.normal(0, 1, n), rng.normal(0, 1, n)
         ia, ib = rng.integers(0, n, (resamples, n)), rng.integers(0, n, (resamples, n))
-        lo, hi = percentile_interval(b[ib].mean(1) - a[ia].mean(1))
+        lo, hi = percentile_interval(b[ib].mean(1) - a[ia].mean(1), n)
         held += lo <= 0 <= hi
     return held / reps
 
@@ -48,7 +82,7 @@ def trend_coverage(rng, levels, n, slope, reps, resamples):
         for _ in range(resamples):
             idx = np.concatenate([g * n + rng.integers(0, n, n) for g in range(levels)])
             stats.append(ordered_tau(x[idx], y[idx]))
-        lo, hi = percentile_interval(stats)
+        lo, hi = percentile_interval(stats, n)
         held += lo <= truth <= hi
     return truth, held / reps
 
@@ -67,7 +101,7 @@ def peak_coverage(rng, sd, reps, resamples, n=3):
         y = mu[:, None] + rng.normal(0, sd, (mu.size, n))
         estimates.append(peak(y.mean(1)))
         stats = [peak(y[rows, rng.integers(0, n, (mu.size, n))].mean(1)) for _ in range(resamples)]
-        lo, hi = percentile_interval(stats)
+        lo, hi = percentile_interval(stats, n)
         held += lo <= truth <= hi
     return truth, float(np.mean(estimates)), held / reps
 
@@ -76,7 +110,10 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--reps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--expanded", action="store_true", help="expanded percentile intervals")
     args = p.parse_args()
+    global EXPANDED
+    EXPANDED = args.expanded
     rng = np.random.default_rng(args.seed)
     for n in (3, 4, 5, 10):
         print(f"compare, {n} seeds per group: 95 % interval held the truth in "

@@ -43,6 +43,64 @@ double ordered_tau(const std::vector<double>& x, const std::vector<double>& y) {
   return pairs > 0 ? score / pairs : 0.0;
 }
 
+namespace {
+
+// The regularized incomplete beta I_x(a, b) by its continued fraction (modified Lentz), on the
+// side of x where the fraction converges fast.
+double incomplete_beta(double x, double a, double b) {
+  if (x <= 0) return 0;
+  if (x >= 1) return 1;
+  if (x > (a + 1) / (a + b + 2)) return 1 - incomplete_beta(1 - x, b, a);
+  const double front = std::exp(std::lgamma(a + b) - std::lgamma(a) - std::lgamma(b) +
+                                a * std::log(x) + b * std::log1p(-x)) /
+                       a;
+  const double tiny = 1e-300;
+  double f = 1, c = 1, d = 0;
+  for (int i = 0; i <= 400; ++i) {
+    const int m = i / 2;
+    double num;
+    if (i == 0)
+      num = 1;
+    else if (i % 2 == 0)
+      num = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m));
+    else
+      num = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1));
+    d = 1 + num * d;
+    d = 1 / (std::abs(d) < tiny ? tiny : d);
+    c = 1 + num / (std::abs(c) < tiny ? tiny : c);
+    const double step = c * d;
+    f *= step;
+    if (std::abs(1 - step) < 1e-15) break;
+  }
+  return front * (f - 1);
+}
+
+}  // namespace
+
+double student_t_cdf(double t, double df) {
+  const double tail = 0.5 * incomplete_beta(df / (df + t * t), df / 2, 0.5);
+  return t >= 0 ? 1 - tail : tail;
+}
+
+double student_t_quantile(double p, double df) {
+  if (p == 0.5) return 0;
+  if (p < 0.5) return -student_t_quantile(1 - p, df);
+  double lo = 0, hi = 1;
+  while (student_t_cdf(hi, df) < p && hi < 1e12) hi *= 2;
+  while (hi - lo > 1e-10 * std::max(1.0, hi)) {
+    const double mid = (lo + hi) / 2;
+    (student_t_cdf(mid, df) < p ? lo : hi) = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+double expanded_level(double level, int n) {
+  if (n < 2) return level;
+  const double z =
+      std::sqrt(double(n) / double(n - 1)) * student_t_quantile((1 + level) / 2, double(n - 1));
+  return std::erf(z / std::sqrt(2.0));  // 2 * Phi(z) - 1
+}
+
 Interval bootstrap(const std::vector<int>& group_sizes,
                    const std::function<double(const std::vector<std::vector<int>>&)>& statistic,
                    const BootstrapOptions& o) {
@@ -67,7 +125,11 @@ Interval bootstrap(const std::vector<int>& group_sizes,
     const size_t hi = std::min(stats.size() - 1, lo + 1);
     return stats[lo] + (pos - double(lo)) * (stats[hi] - stats[lo]);
   };
-  return {quantile((1.0 - o.level) / 2.0), quantile((1.0 + o.level) / 2.0)};
+  int smallest = 0;
+  for (int s : group_sizes)
+    if (s > 0) smallest = smallest == 0 ? s : std::min(smallest, s);
+  const double level = expanded_level(o.level, smallest);
+  return {quantile((1.0 - level) / 2.0), quantile((1.0 + level) / 2.0)};
 }
 
 }  // namespace empiric::claims

@@ -31,9 +31,23 @@ struct BootstrapOptions {
   uint64_t seed = 0;
 };
 
-// Percentile bootstrap: `statistic` is called with a resampling (a vector of indices into each of
-// `group_sizes` groups, drawn with replacement within its group) and its result's
-// (1 - level)/2 and (1 + level)/2 quantiles form the interval. Deterministic for a seed.
+// Student's t distribution with `df` degrees of freedom (df > 0): its CDF, and the quantile
+// (bisection on the CDF, to 1e-10).
+double student_t_cdf(double t, double df);
+double student_t_quantile(double p, double df);
+
+// Hesterberg's expanded percentile interval (2015): with n values per group a percentile
+// bootstrap is too narrow (its resamples spread like sqrt((n-1)/n) standard errors and the
+// normal quantile stands in for Student's), so the percentiles are taken at the level whose
+// normal quantile is sqrt(n / (n - 1)) * t(n - 1, (1 + level) / 2). With 3 seeds per group and a
+// nominal 0.95 this is the resamples' range; with 10, about 0.983. n < 2: `level` unchanged.
+double expanded_level(double level, int n);
+
+// Expanded percentile bootstrap: `statistic` is called with a resampling (a vector of indices
+// into each of `group_sizes` groups, drawn with replacement within its group) and its result's
+// quantiles at expanded_level(level, smallest group) form the interval. Deterministic for a
+// seed. (scripts/bootstrap_coverage.py: a nominal 95 % interval held the truth 80 % of the time
+// with 3 seeds per group as a plain percentile interval, 90 % expanded; 87 % and 96 % with 5.)
 Interval bootstrap(const std::vector<int>& group_sizes,
                    const std::function<double(const std::vector<std::vector<int>>&)>& statistic,
                    const BootstrapOptions& options);

@@ -19,6 +19,8 @@
 //              how many decades it lies outside (0 inside, + above, - below); resampled within
 //              each x. Supported when the interval is [0, 0] (inside in nearly every
 //              resample), refuted when it excludes 0.
+// Intervals are expanded percentile bootstrap intervals (stats.h: with few seeds per group a plain
+// percentile interval is too narrow), at the level of the smallest group.
 // Verdict: supported when the interval excludes zero in the claimed direction and the effect
 // reaches the claim's minimum; refuted when it excludes zero the other way; otherwise
 // inconclusive, with the number of seeds per group that would make the interval exclude zero if

@@ -1,6 +1,7 @@
 // Each test kind and verdict rule on synthetic trial tables whose answers are known.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -37,6 +38,52 @@ TEST(Stats, RankCorrelationsOnKnownOrders) {
   EXPECT_DOUBLE_EQ(kendall_tau(x, {3, 3, 3, 3, 3}), 0.0);
   EXPECT_DOUBLE_EQ(ordered_tau(x, {2, 4, 6, 8, 10}), 1.0);
   EXPECT_DOUBLE_EQ(ordered_tau(x, {5, 4, 3, 2, 1}), -1.0);
+}
+
+TEST(Stats, StudentTQuantilesMatchTheTables) {
+  EXPECT_NEAR(student_t_quantile(0.975, 1), 12.7062, 1e-4);
+  EXPECT_NEAR(student_t_quantile(0.975, 2), 4.3027, 1e-4);
+  EXPECT_NEAR(student_t_quantile(0.975, 4), 2.7764, 1e-4);
+  EXPECT_NEAR(student_t_quantile(0.975, 9), 2.2622, 1e-4);
+  EXPECT_NEAR(student_t_quantile(0.95, 5), 2.0150, 1e-4);
+  EXPECT_NEAR(student_t_quantile(0.975, 1e7), 1.95996, 1e-4);  // the normal's
+  EXPECT_NEAR(student_t_quantile(0.025, 4), -2.7764, 1e-4);
+  EXPECT_DOUBLE_EQ(student_t_cdf(0, 3), 0.5);
+  EXPECT_NEAR(student_t_cdf(2.7764, 4), 0.975, 1e-5);
+}
+
+TEST(Stats, TheExpandedLevelWidensMostWhereTheGroupsAreSmallest) {
+  // sqrt(n / (n - 1)) t(n - 1, 0.975) as a normal quantile: 5.270 for 3 (the range of the
+  // resamples, in practice), 3.104 for 5, 2.385 for 10; 1.96 again for large n.
+  EXPECT_NEAR(1 - expanded_level(0.95, 3), 1.37e-7, 0.05e-7);
+  EXPECT_NEAR(expanded_level(0.95, 5), 0.99809, 1e-5);
+  EXPECT_NEAR(expanded_level(0.95, 10), 0.98290, 1e-5);
+  EXPECT_NEAR(expanded_level(0.95, 100000), 0.95, 1e-4);
+  EXPECT_DOUBLE_EQ(expanded_level(0.95, 1), 0.95);
+}
+
+TEST(Stats, TheBootstrapTakesItsQuantilesAtTheExpandedLevelOfTheSmallestGroup) {
+  std::vector<double> v = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3}, w = {2, 7, 1, 8, 2, 8, 1, 8, 2, 8, 4};
+  std::vector<double> seen;
+  auto stat = [&](const std::vector<std::vector<int>>& pick) {
+    double a = 0, b = 0;
+    for (int i : pick[0]) a += v[size_t(i)] / double(pick[0].size());
+    for (int i : pick[1]) b += w[size_t(i)] / double(pick[1].size());
+    seen.push_back(b - a);
+    return b - a;
+  };
+  const Interval got = bootstrap({10, 11}, stat, {2000, 0.95, 3});
+  std::sort(seen.begin(), seen.end());
+  auto quantile = [&](double q) {
+    const double pos = q * double(seen.size() - 1);
+    const size_t lo = size_t(pos);
+    return seen[lo] + (pos - double(lo)) * (seen[lo + 1] - seen[lo]);
+  };
+  const double level = expanded_level(0.95, 10);  // the smaller group's
+  EXPECT_DOUBLE_EQ(got.lo, quantile((1 - level) / 2));
+  EXPECT_DOUBLE_EQ(got.hi, quantile((1 + level) / 2));
+  EXPECT_LT(got.lo, quantile(0.025));  // wider than the plain percentile interval
+  EXPECT_GT(got.hi, quantile(0.975));
 }
 
 TEST(Stats, OrderedTauCountsOnlyPairsAcrossX) {
