@@ -191,10 +191,11 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
                  " has the claimed sign but is below the claim's minimum " + fmt_num(t.min_effect);
     } else if (d * v.effect > 0) {
       // Half-widths shrink like 1/sqrt(n): the n at which the interval would just exclude zero.
+      // An upper estimate: the expansion for small groups (stats.h) also shrinks as n grows.
       const double half = (v.ci.hi - v.ci.lo) / 2.0;
       const double per_group = double(smallest);
       v.seeds_needed = int(std::ceil(per_group * std::pow(half / std::abs(v.effect), 2.0)));
-      v.reason = "the interval " + interval + " contains 0; about " +
+      v.reason = "the interval " + interval + " contains 0; at most about " +
                  std::to_string(v.seeds_needed) +
                  " seeds per group would decide it if the effect held";
     } else {

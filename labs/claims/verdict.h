@@ -62,8 +62,8 @@ struct Verdict {
   int n = 0;         // observations used
   int diverged = 0;  // observations left out because their trial diverged
   int missing = 0;   // observations left out because the metric was not recorded
-  int seeds_needed =
-      0;  // inconclusive only: seeds per group that would likely decide it (0: none would)
+  int seeds_needed = 0;  // inconclusive only: seeds per group that would likely decide it, an upper
+                         // estimate (0: none would)
   std::string reason;  // one line a reader can follow
 };
 
