@@ -310,8 +310,8 @@ std::string write_report(const std::string& home, const Question& q, const std::
   md << "Intervals are bootstraps over the seeds that ran, resampled within each group and "
         "expanded for small groups (Hesterberg's expanded percentile interval: with 3 seeds per "
         "group it spans the resamples' whole range); in simulation a 95 % interval so made held "
-        "the true effect 90-96 % of the time, a plain percentile one 80-92 % (docs/RESULTS.md, "
-        "scripts/bootstrap_coverage.py).\n\n";
+        "the true effect 90-96 % of the time for means and trends and 88-91 % for a peak, a plain "
+        "percentile one 75-92 % (docs/RESULTS.md, scripts/bootstrap_coverage.py).\n\n";
   md << "| claim | verdict | effect | 95% interval | n | diverged "
         "|\n|---|---|---:|---|---:|---:|\n";
   for (const auto& o : outcomes) {
