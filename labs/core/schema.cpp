@@ -235,8 +235,9 @@ std::vector<Section> build() {
            integer("threads", 0, 0, 256, "CPU threads for torch (0: torch's default)"),
            text("population", "auto",
                 "train trials that differ only in seed, optim.lr/momentum/weight_decay, "
-                "model.init_scale and label noise as one batched model (dense stacks, fused SGD "
-                "or Adam; no interpolation partner, targets or early stopping; measures are taken per member): \"auto\" (up to 16 members "
+                "model.init_scale, label noise and schedule as one batched model (dense stacks, "
+                "fused SGD or Adam; no interpolation partner, targets or early stopping; measures "
+                "are taken per member): \"auto\" (up to 16 members "
                 "on a CPU, 64 on a GPU), \"off\", or at most N members; each member's results "
                 "equal training it alone to float rounding"),
            choice("cuda_graphs", "auto", {"auto", "off"},

@@ -224,6 +224,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
           break;
         }
     }
+    std::fflush(stdout);  // before the trials' lines (stderr), also when stdout is a file
   }
 
   Progress progress(o.progress);

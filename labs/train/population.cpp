@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 
 #include "core/config.h"
@@ -493,8 +494,9 @@ std::optional<PopulationCheckpoint> read_checkpoint(const std::string& path,
 // alike (a population of seeds) the call takes member 0's LR; else it takes a row of
 // hyperparameters per member (`rows`: SGD {lr, momentum, weight decay}, Adam {lr,
 // lr / (1 - beta1^t), weight decay}), computed on the device from the members' base LRs (0 once
-// frozen) times the schedule's factor this step (every schedule scales its base LR), so a captured
-// step follows them as well.
+// frozen) times their schedules' factors this step (every schedule scales its base LR), so a
+// captured step follows them as well. Members on one schedule share one factor (a fill when it
+// changes); members on schedules of their own get a row of factors (a copy when they change).
 class StackedOptimizer {
  public:
   StackedOptimizer(const std::vector<json>& cfgs, std::vector<torch::Tensor> params,
@@ -523,7 +525,7 @@ class StackedOptimizer {
     const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(device);
     rows_ = fixed.to(device);
     base_ = torch::zeros({P}, f64);
-    factor_ = torch::zeros({1}, f64);
+    factor_ = torch::zeros({P}, f64);
     lr_ = torch::zeros({1}, f64);
     t_ = torch::zeros({1}, f64);
     scalars_ = torch::zeros({name_ == "sgd" ? 1 : 3}, f64.dtype(torch::kFloat32));
@@ -538,21 +540,21 @@ class StackedOptimizer {
   }
   void freeze(int64_t p) { base_[p].fill_(0.0); }
 
-  // This step's LR of each member and the schedule's factor; returns whether every member steps
+  // This step's LR of each member and its schedule's factor; returns whether every member steps
   // alike (then member 0's LR serves all).
-  bool schedule(const std::vector<double>& lrs, double factor) {
+  bool schedule(const std::vector<double>& lrs, const std::vector<double>& factors) {
     bool alike = true;
     for (size_t p = 0; p < lrs.size(); ++p) {
       (name_ == "sgd" ? sgd_[p].lr : adam_[p].lr) = lrs[p];
       alike = alike && (name_ == "sgd" ? same_sgd(sgd_[p], sgd_[0]) : same_adam(adam_[p], adam_[0]));
     }
-    lr0_ = lrs[0], factor_now_ = factor;
+    lr0_ = lrs[0], factors_now_ = factors;
     return alike;
   }
 
   // An eager step, the t-th (1-based).
   void step(bool rows, long long t) {
-    if (rows) set_device(factor_, factor_on_device_, factor_now_);
+    if (rows) set_factors();
     if (rows || counting_) t_.fill_(double(t));  // rows read it; a captured step counts from it
     run(rows, t, {});
   }
@@ -561,7 +563,8 @@ class StackedOptimizer {
   // the device, and the LR (rows: the factor) and bias corrections are read from there, so every
   // replay follows what prepare_replay set. From now on eager steps keep the count too.
   void step_captured(bool rows, long long t) {
-    const auto& lr = rows ? factor_ : lr_;
+    // (rows: the members' LRs come from their rows; the scalars' LR slots go unused.)
+    const auto& lr = rows ? factor_.narrow(0, 0, 1) : lr_;
     t_.add_(1);
     if (name_ == "sgd")
       scalars_.copy_(lr);
@@ -577,7 +580,7 @@ class StackedOptimizer {
   // Before a replay: this step's LR (or factor) on the device, a fill when it changed.
   void prepare_replay(bool rows) {
     if (rows)
-      set_device(factor_, factor_on_device_, factor_now_);
+      set_factors();
     else
       set_device(lr_, lr_on_device_, lr0_);
   }
@@ -593,6 +596,18 @@ class StackedOptimizer {
   }
   static void set_device(torch::Tensor& t, double& on_device, double value) {
     if (value != on_device) t.fill_(value), on_device = value;
+  }
+  // The members' factors on the device: one fill when they are alike, else one copy, each only
+  // when they changed.
+  void set_factors() {
+    if (factors_now_ == factors_on_device_) return;
+    const bool one = std::all_of(factors_now_.begin(), factors_now_.end(),
+                                 [&](double f) { return f == factors_now_[0]; });
+    if (one)
+      factor_.fill_(factors_now_[0]);
+    else
+      factor_.copy_(torch::tensor(factors_now_, torch::kFloat64));
+    factors_on_device_ = factors_now_;
   }
 
   void run(bool rows, long long t, const torch::Tensor& scalars) {
@@ -615,19 +630,25 @@ class StackedOptimizer {
   std::vector<torch::Tensor> params_, state1_, state2_;
   std::vector<kernels::SgdConfig> sgd_;
   std::vector<kernels::AdamConfig> adam_;
-  // On the device: the members' rows and base LRs, the schedule's factor, member 0's LR, the
+  // On the device: the members' rows and base LRs, their schedules' factors, member 0's LR, the
   // 1-based step count, the captured step's scalars.
   torch::Tensor rows_, base_, factor_, lr_, t_, scalars_;
-  double lr0_ = 0, factor_now_ = 1, lr_on_device_ = NAN, factor_on_device_ = NAN;
+  double lr0_ = 0, lr_on_device_ = NAN;
+  std::vector<double> factors_now_, factors_on_device_;
   bool counting_ = false;  // a step was captured: eager steps keep t_ current for its replays
 };
 
 }  // namespace
 
 const std::vector<std::string>& population_member_keys() {
-  static const std::vector<std::string> keys = {
-      "seed",          "optim.lr",         "optim.momentum",      "optim.weight_decay",
-      "model.init_scale", "data.label_noise", "data.random_labels"};
+  static const std::vector<std::string> keys = {"seed",
+                                                "optim.lr",
+                                                "optim.momentum",
+                                                "optim.weight_decay",
+                                                "model.init_scale",
+                                                "data.label_noise",
+                                                "data.random_labels",
+                                                "schedule"};
   return keys;
 }
 
@@ -713,8 +734,8 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
     if (!why.empty() || population_group_key(c) != population_group_key(c0))
       throw UserError(source + ": trials cannot train as one population" +
                       (why.empty() ? std::string(": they differ in more than ") +
-                                         "seed, optim.lr/momentum/weight_decay, model.init_scale "
-                                         "and label noise"
+                                         "seed, optim.lr/momentum/weight_decay, model.init_scale, "
+                                         "label noise and schedule"
                                    : ": " + why));
   }
 
@@ -777,16 +798,24 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
       t0["steps"].get<long long>() > 0 ? t0["steps"].get<long long>() : t0["epochs"].get<long long>() * spe;
   const double bound = t0["divergence_loss"];
   const bool has_val = d0.x_val.defined() && d0.x_val.size(0) > 0;
-  const json& sched = c0["schedule"];
+  // Each member's own schedule (the members may differ in it), and the steps at which any
+  // member's schedule has a landmark (wsd).
+  std::vector<const json*> sched;
+  std::vector<std::vector<std::pair<long long, std::string>>> member_marks;
+  std::set<long long> mark_steps;
+  for (const auto& c : cfgs) {
+    sched.push_back(&c["schedule"]);
+    member_marks.push_back(schedule_marks(c["schedule"], total, spe));
+    for (const auto& mark : member_marks.back()) mark_steps.insert(mark.first);
+  }
   const long long eval_every = t0["eval_every_steps"];
   const long long max_evals = t0.value("max_evals", 0LL);
-  const auto marks = schedule_marks(sched, total, spe);
 
   std::vector<MemberState> ms(static_cast<size_t>(P));
   std::vector<at::Generator> order;
   for (int64_t p = 0; p < P; ++p) {
-    ms[p].base_lr = scaled_base_lr(cfgs[p]["optim"]["lr"], sched["scale_rule"], batch,
-                                   sched["base_batch"]);
+    ms[p].base_lr = scaled_base_lr(cfgs[p]["optim"]["lr"], (*sched[p])["scale_rule"], batch,
+                                   (*sched[p])["base_batch"]);
     order.push_back(at::detail::createCPUGenerator(cfgs[p].value("seed", 0) * 1000003ULL + 17));
   }
 
@@ -815,7 +844,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
     const double compute_share = compute_s / double(P), eval_share = eval_s / double(P);
     for (int64_t p = 0; p < P; ++p) {
       if (ms[p].diverged_step >= 0) continue;
-      const double lr = lr_at(sched, ms[p].base_lr, std::max(0LL, step - 1), total, spe);
+      const double lr = lr_at(*sched[p], ms[p].base_lr, std::max(0LL, step - 1), total, spe);
       Evaluation ev;
       ev.epoch = epoch;
       ev.step = step;
@@ -922,11 +951,14 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
     int64_t checked = 0;
     for (int64_t b = 0; b < spe && step < total; ++b) {
       const int64_t lo = b * batch, hi = std::min(n, (b + 1) * batch);
-      // Each member's LR this step (0 once diverged).
-      std::vector<double> lrs;
-      for (const auto& m : ms)
-        lrs.push_back(m.diverged_step >= 0 ? 0.0 : lr_at(sched, m.base_lr, step, total, spe));
-      const bool alike = opt.schedule(lrs, lr_at(sched, 1.0, step, total, spe));
+      // Each member's LR this step (0 once diverged) and its schedule's factor.
+      std::vector<double> lrs, factors;
+      for (int64_t p = 0; p < P; ++p) {
+        factors.push_back(lr_at(*sched[p], 1.0, step, total, spe));
+        lrs.push_back(ms[p].diverged_step >= 0 ? 0.0
+                                               : lr_at(*sched[p], ms[p].base_lr, step, total, spe));
+      }
+      const bool alike = opt.schedule(lrs, factors);
       const bool full = hi - lo == batch;
       // Captured once two steps have run; again, with the members' rows, when members that were
       // captured stepping alike come to step apart (one diverged and was frozen).
@@ -989,16 +1021,16 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
         checked = b + 1;
       }
       if (hooks[0].on_progress && step % 16 == 0) hooks[0].on_progress(step, total);
-      for (const auto& [at, name] : marks)
-        if (step == at) {
-          auto te = Clock::now();
-          const auto test = evaluate_all(&Dataset::x_test, &Dataset::y_test);
-          for (int64_t p = 0; p < P; ++p)
-            if (ms[p].diverged_step < 0 && !ms[p].marks.contains(name))
+      if (mark_steps.count(step)) {  // one evaluation for the members with a landmark here
+        auto te = Clock::now();
+        const auto test = evaluate_all(&Dataset::x_test, &Dataset::y_test);
+        for (int64_t p = 0; p < P; ++p)
+          for (const auto& [at, name] : member_marks[p])
+            if (step == at && ms[p].diverged_step < 0 && !ms[p].marks.contains(name))
               ms[p].marks[name] = {{"step", at}, {"test_loss", test[p][0].item<double>()},
                                    {"test_acc", test[p][1].item<double>()}};
-          eval_s += seconds_since(te);
-        }
+        eval_s += seconds_since(te);
+      }
       if (eval_every > 0 && step % eval_every == 0 && b + 1 < spe) {
         sync(device);
         compute_s += seconds_since(t_start);

@@ -135,6 +135,32 @@ TEST(Population, AdamWMembersWithTheirOwnLrAndDecayUnderWsdEvaluatedEvery5StepsE
   EXPECT_TRUE(outs[1].summary.contains("wsd_decay_gain"));  // the landmarks were reached
 }
 
+TEST(Population, MembersOnSchedulesOfTheirOwnEqualTheirSoloRuns) {
+  // Q76's sweep: the schedule is a member's own (its factor a row of the members' step), and
+  // wsd's landmarks are taken for the members whose schedule has them.
+  const std::string base = R"({"train": {"epochs": 4, "eval_every_steps": 7}, "seed": %d,
+      "schedule": %s})";
+  std::vector<json> cfgs;
+  int seed = 0;
+  for (const char* s : {R"({"name": "constant"})", R"({"name": "multistep", "milestones": [2, 3]})",
+                        R"({"name": "cosine", "warmup_epochs": 0.5})", R"({"name": "onecycle"})",
+                        R"({"name": "wsd", "decay_frac": 0.3})"}) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf, base.c_str(), seed++, s);
+    cfgs.push_back(trial(buf));
+  }
+  ASSERT_EQ(group_population(cfgs, 16), (std::vector<std::vector<size_t>>{{0, 1, 2, 3, 4}}));
+  expect_members_equal_solo(cfgs);
+  auto outs = run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(cfgs.size()), "test.json");
+  EXPECT_TRUE(outs[4].summary.contains("wsd_decay_gain"));  // the wsd member's landmarks
+  EXPECT_FALSE(outs[0].summary.contains("wsd_decay_gain"));
+  // Another optimizer does not join.
+  json adam = cfgs[0];
+  adam["optim"]["name"] = "adam";
+  cfgs.push_back(adam);
+  EXPECT_EQ(group_population(cfgs, 16).size(), 2u);
+}
+
 TEST(Population, MembersSharingOneDataSetEqualTheirSoloRuns) {
   // Image data without a subset, validation or label noise is the same for every seed: the
   // members share one copy, and each evaluation chunk is expanded over them, not copied.
