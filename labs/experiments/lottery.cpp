@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -12,6 +13,7 @@
 #include "data/datasets.h"
 #include "magnitude/magnitude.h"
 #include "models/models.h"
+#include "train/population.h"
 
 namespace empiric {
 namespace {
@@ -184,10 +186,29 @@ void run_lottery_chain(const std::vector<const Trial*>& chain, const std::string
   model->to(device);
   Params init = snapshot(model), rewind, dense_trained;
 
-  // Trains one round's network; the outcome carries the round and its sparsity.
-  auto train = [&](const Trial& trial, Net& net, const Params& masks,
+  // What a round's outcome carries besides the training's: the round and its sparsity.
+  auto annotate = [&](const Trial& trial, const Params& masks, TrainOutcome& out) {
+    out.summary["data"] = data.info;
+    out.summary["round"] = trial.config["lottery"]["round"];
+    out.summary["control"] = trial.config["lottery"]["control"];
+    if (!masks.empty()) {
+      out.summary["weights_remaining"] = remaining_fraction(masks);
+      out.summary["layer_remaining"] = layer_remaining(masks);
+    } else {
+      out.summary["weights_remaining"] = 1.0;
+    }
+  };
+  auto failed = [](const std::exception& e) {
+    TrainOutcome out;
+    out.status = "failed";
+    out.summary = {{"error", std::string(e.what()).substr(0, 500)}};
+    return out;
+  };
+  // Trains one network alone; an unrecorded one (a ticket retrained for its artifact) without
+  // the store's hooks.
+  auto train = [&](const Trial& trial, Net& net, const Params& masks, bool recorded,
                    std::function<void(long long)> on_step = {}) {
-    TrainHooks hooks = cb.hooks(trial);
+    TrainHooks hooks = recorded ? cb.hooks(trial, "") : TrainHooks();
     hooks.masks = masks;
     hooks.on_step = std::move(on_step);
     torch::manual_seed(seed);  // dropout draws the same in every round
@@ -198,20 +219,70 @@ void run_lottery_chain(const std::vector<const Trial*>& chain, const std::string
     } catch (const UserError&) {
       throw;
     } catch (const std::exception& e) {
-      out.status = "failed";
-      out.summary = {{"error", std::string(e.what()).substr(0, 500)}};
+      out = failed(e);
     }
-    out.summary["data"] = data.info;
-    out.summary["round"] = trial.config["lottery"]["round"];
-    out.summary["control"] = trial.config["lottery"]["control"];
-    if (!masks.empty()) {
-      out.summary["weights_remaining"] = remaining_fraction(masks);
-      out.summary["layer_remaining"] = layer_remaining(masks);
-    } else {
-      out.summary["weights_remaining"] = 1.0;
-    }
+    annotate(trial, masks, out);
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return std::make_pair(out, wall);
+  };
+  // A round's networks (the ticket and its controls: one data set, one batch size, their own
+  // start and mask) train as one population where train.population allows it, else one by one;
+  // outcome and wall time (a population's split evenly) per member, in order.
+  struct Member {
+    const Trial* trial;
+    Net net;
+    Params masks;
+    bool recorded;
+  };
+  const bool together =
+      population_limit(cfg0, device.is_cuda()) >= 2 && population_incompatibility(cfg0).empty();
+  auto train_round = [&](std::vector<Member>& members) {
+    std::vector<std::pair<TrainOutcome, double>> results;
+    if (!together || members.size() < 2) {
+      for (auto& m : members) results.push_back(train(*m.trial, m.net, m.masks, m.recorded));
+      return results;
+    }
+    std::vector<json> cfgs;
+    std::vector<Net> nets;
+    std::vector<TrainHooks> hooks;
+    std::string hashes;
+    for (const auto& m : members) hashes += m.trial->hash;
+    for (const auto& m : members) {
+      cfgs.push_back(m.trial->config);
+      nets.push_back(m.net);
+    }
+    // The population's checkpoint, named by its members, beside theirs (which it does not resume).
+    const std::string checkpoint =
+        cb.checkpoint_dir.empty() ? ""
+                                  : (fs::path(cb.checkpoint_dir) /
+                                     ("population-" + sha256_hex(hashes).substr(0, 16) + ".pt"))
+                                        .string();
+    double every = 0;
+    for (const auto& m : members) {
+      TrainHooks h = m.recorded ? cb.hooks(*m.trial, checkpoint) : TrainHooks();
+      if (!h.checkpoint_path.empty() && fs::exists(h.checkpoint_path))
+        fs::remove(h.checkpoint_path);
+      h.checkpoint_path.clear();
+      every = std::max(every, h.checkpoint_every_s);
+      h.masks = m.masks;
+      hooks.push_back(h);
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<TrainOutcome> outs;
+    try {
+      outs = train_population(cfgs, data, nets, device, hooks, source, checkpoint, every);
+    } catch (const UserError&) {
+      throw;
+    } catch (const std::exception& e) {
+      outs.assign(members.size(), failed(e));
+    }
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    for (size_t k = 0; k < members.size(); ++k) {
+      annotate(*members[k].trial, members[k].masks, outs[k]);
+      results.push_back({outs[k], wall / double(members.size())});
+    }
+    return results;
   };
   auto fail_rest = [&](int from_round, const std::string& why) {
     for (const Trial* t : chain)
@@ -230,7 +301,7 @@ void run_lottery_chain(const std::vector<const Trial*>& chain, const std::string
                      {{"init", &init}, {"rewind", &rewind}, {"trained", &dense_trained}}))) {
     restore(model, init);
     rewind = init;
-    auto [out, wall] = train(*dense_trial, model, {}, [&](long long step) {
+    auto [out, wall] = train(*dense_trial, model, {}, !cb.done(*dense_trial), [&](long long step) {
       if (step == k) rewind = snapshot(model);
     });
     if (k > 0 && out.summary.value("steps", 0LL) < k) {
@@ -263,11 +334,12 @@ void run_lottery_chain(const std::vector<const Trial*>& chain, const std::string
     if (!pending && !later) break;
 
     const Trial* ticket = at.count({r, "ticket"}) ? at[{r, "ticket"}] : nullptr;
-    Params loaded_masks, loaded_trained;
+    Params loaded_masks, loaded_trained, start;
     const fs::path artifact = dir / fmt::format("round_{}.pt", r);
     const bool have = ticket && cb.done(*ticket) &&
                       load_archive(artifact, model, device,
                                    {{"mask", &loaded_masks}, {"trained", &loaded_trained}});
+    std::vector<Member> members;  // what trains this round: the ticket first, then its controls
     if (have) {
       masks = loaded_masks;
       previous = loaded_trained;
@@ -283,25 +355,17 @@ void run_lottery_chain(const std::vector<const Trial*>& chain, const std::string
       }
       restore(model, rewind);
       apply_masks(model, masks);
-      Params start = snapshot(model);
+      start = snapshot(model);
       // A chain that sweeps only the controls still trains the tickets (unrecorded): the next
       // round's mask comes from this round's trained ticket.
-      auto [out, wall] = train(ticket ? *ticket : *dense_trial, model, masks);
-      if (ticket && !cb.done(*ticket)) cb.record(*ticket, out, wall);
-      if (out.status != "finished")
-        fail_rest(r + 1, fmt::format("the ticket of round {} did not finish: {}", r, out.status));
-      // This round's controls still run: they need only the mask.
-      previous = snapshot(model);
-      save_archive(artifact, model, {{"mask", &masks}, {"init", &start}, {"trained", &previous}});
+      members.push_back({ticket ? ticket : dense_trial, model, masks, ticket && !cb.done(*ticket)});
     }
-
     if (at.count({r, "reinit"}) && !cb.done(*at[{r, "reinit"}])) {
       torch::manual_seed(seed * 1000003ULL + 7919);  // another initialization, same data order
       Net fresh = make_model(cfg0["model"], data.input_shape, data.outputs);
       fresh->to(device);
       apply_masks(fresh, masks);
-      auto [out, wall] = train(*at[{r, "reinit"}], fresh, masks);
-      cb.record(*at[{r, "reinit"}], out, wall);
+      members.push_back({at[{r, "reinit"}], fresh, masks, true});
     }
     if (at.count({r, "random_prune"}) && !cb.done(*at[{r, "random_prune"}])) {
       Params random = random_masks_like(masks, seed * 1000003ULL + 31 * uint64_t(r));
@@ -309,8 +373,17 @@ void run_lottery_chain(const std::vector<const Trial*>& chain, const std::string
       net->to(device);
       restore(net, rewind);
       apply_masks(net, random);
-      auto [out, wall] = train(*at[{r, "random_prune"}], net, random);
-      cb.record(*at[{r, "random_prune"}], out, wall);
+      members.push_back({at[{r, "random_prune"}], net, random, true});
+    }
+    const auto results = train_round(members);
+    for (size_t k = 0; k < members.size(); ++k)
+      if (members[k].recorded) cb.record(*members[k].trial, results[k].first, results[k].second);
+    if (!have) {
+      const TrainOutcome& out = results[0].first;
+      if (out.status != "finished")  // (this round's controls ran: they need only the mask)
+        fail_rest(r + 1, fmt::format("the ticket of round {} did not finish: {}", r, out.status));
+      previous = snapshot(model);
+      save_archive(artifact, model, {{"mask", &masks}, {"init", &start}, {"trained", &previous}});
     }
   }
 }

@@ -29,8 +29,11 @@ namespace empiric {
 std::string lottery_chain_key(const json& trial_config);
 
 struct LotteryCallbacks {
-  std::function<bool(const Trial&)> done;         // already in the store
-  std::function<TrainHooks(const Trial&)> hooks;  // progress, metrics, checkpoint
+  std::function<bool(const Trial&)> done;  // already in the store
+  // Progress, metrics, checkpoint; resume_from: the checkpoint that resumes the trial ("": its
+  // own; a population's when the trial trains in one), whose absence means starting afresh.
+  std::function<TrainHooks(const Trial&, const std::string& resume_from)> hooks;
+  std::string checkpoint_dir;  // where a round's population checkpoints ("": it does not)
   // A trial's outcome (status finished/diverged/failed, summary with round and sparsity).
   std::function<void(const Trial&, const TrainOutcome&, double wall_s)> record;
 };

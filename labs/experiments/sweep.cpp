@@ -201,6 +201,13 @@ int run_config(const Context& ctx, const RunOptions& o) {
       for (const Trial* t : chains[key]) any = any || std::count(pending.begin(), pending.end(), t);
       if (any) units.push_back(chains[key]);
     }
+    if (!units.empty() && population_limit(resolved.config, device.is_cuda()) >= 2) {
+      const std::string why = population_incompatibility(resolved.config);
+      fmt::print("population: {}\n", why.empty()
+                                         ? "each round's ticket and controls train as one"
+                                         : "the rounds train one network at a time: " + why);
+      std::fflush(stdout);
+    }
   } else {
     // Compatible trials train as batched populations when train.population allows it.
     const int limit = population_limit(resolved.config, device.is_cuda());
@@ -328,7 +335,10 @@ int run_config(const Context& ctx, const RunOptions& o) {
           std::lock_guard<std::mutex> lock(store_mu);
           return store.has_trial(t.hash);
         };
-        cb.hooks = hooks_for;
+        cb.hooks = [&](const Trial& t, const std::string& resume_from) {
+          return resume_from.empty() ? hooks_for(t) : hooks_resuming(t, resume_from);
+        };
+        cb.checkpoint_dir = checkpoints ? ckpt_dir : "";
         cb.record = record;
         if (o.force) {
           std::lock_guard<std::mutex> lock(store_mu);

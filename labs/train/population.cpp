@@ -499,9 +499,10 @@ std::optional<PopulationCheckpoint> read_checkpoint(const std::string& path,
 // changes); members on schedules of their own get a row of factors (a copy when they change).
 class StackedOptimizer {
  public:
+  // masks: none, or one per stacked parameter (pruned weights stay at 0, their state too).
   StackedOptimizer(const std::vector<json>& cfgs, std::vector<torch::Tensor> params,
-                   const torch::Device& device)
-      : name_(cfgs[0]["optim"]["name"]), params_(std::move(params)) {
+                   std::vector<torch::Tensor> masks, const torch::Device& device)
+      : name_(cfgs[0]["optim"]["name"]), params_(std::move(params)), masks_(std::move(masks)) {
     const int64_t P = int64_t(cfgs.size());
     for (auto& s : params_) {
       state1_.push_back(torch::zeros_like(s));
@@ -621,13 +622,13 @@ class StackedOptimizer {
       members = rows_;
     }
     if (name_ == "sgd")
-      kernels::fused_sgd_(params_, grads, state1_, {}, sgd_[0], t == 1, scalars, members);
+      kernels::fused_sgd_(params_, grads, state1_, masks_, sgd_[0], t == 1, scalars, members);
     else
-      kernels::fused_adam_(params_, grads, state1_, state2_, {}, adam_[0], t, scalars, members);
+      kernels::fused_adam_(params_, grads, state1_, state2_, masks_, adam_[0], t, scalars, members);
   }
 
   std::string name_;
-  std::vector<torch::Tensor> params_, state1_, state2_;
+  std::vector<torch::Tensor> params_, masks_, state1_, state2_;
   std::vector<kernels::SgdConfig> sgd_;
   std::vector<kernels::AdamConfig> adam_;
   // On the device: the members' rows and base LRs, their schedules' factors, member 0's LR, the
@@ -653,7 +654,9 @@ const std::vector<std::string>& population_member_keys() {
 }
 
 std::string population_incompatibility(const json& c) {
-  if (c.value("lab", "train") != "train") return "lab is " + c["lab"].get<std::string>();
+  // (A lottery round's trial trains in a population only inside its chain: train_population.)
+  const std::string lab = c.value("lab", "train");
+  if (lab != "train" && lab != "lottery") return "lab is " + lab;
   const json &m = c["model"], &o = c["optim"], &t = c["train"], &d = c["data"];
   const std::string model = m["name"];
   if (model != "mlp" && model != "lenet_300_100" && model != "linear")
@@ -722,44 +725,74 @@ std::vector<std::vector<size_t>> group_population(const std::vector<json>& cfgs,
   return units;
 }
 
-std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const torch::Device& device,
-                                         const std::vector<TrainHooks>& hooks,
-                                         const std::string& source,
-                                         const std::string& checkpoint_path,
-                                         double checkpoint_every_s) {
-  const int64_t P = int64_t(cfgs.size());
-  const json& c0 = cfgs[0];
+namespace {
+
+// A trial as a population sees it: a lottery round's trial is a training run whose start weights
+// and masks its chain hands in (train_population), so its lab, round and control do not matter.
+json as_member(const json& c) {
+  if (c.value("lab", "train") != "lottery") return c;
+  json m = c;
+  m["lab"] = "train";
+  m.erase("lottery");
+  return m;
+}
+
+void check_members(const std::vector<json>& cfgs, const std::string& source) {
+  const std::string key0 = population_group_key(as_member(cfgs[0]));
   for (const auto& c : cfgs) {
-    const std::string why = population_incompatibility(c);
-    if (!why.empty() || population_group_key(c) != population_group_key(c0))
+    const std::string why = population_incompatibility(as_member(c));
+    if (!why.empty() || population_group_key(as_member(c)) != key0)
       throw UserError(source + ": trials cannot train as one population" +
                       (why.empty() ? std::string(": they differ in more than ") +
                                          "seed, optim.lr/momentum/weight_decay, model.init_scale, "
                                          "label noise and schedule"
                                    : ": " + why));
   }
+}
 
-  // Each member's data and initialization exactly as run_trial draws them for a trial alone.
-  std::vector<Dataset> owned;
-  std::map<std::string, size_t> cache;
-  std::vector<size_t> data_of(static_cast<size_t>(P));
-  std::vector<Net> nets;
-  std::unique_lock<std::mutex> init_lock(init_mutex());
-  for (int64_t p = 0; p < P; ++p) {
-    const uint64_t seed = cfgs[p].value("seed", 0);
-    torch::manual_seed(seed);
-    const json& d = cfgs[p]["data"];
-    const std::string key = d.dump() + (seed_independent_data(d) ? "" : "|" + std::to_string(seed));
-    if (!cache.count(key)) {
-      cache[key] = owned.size();
-      owned.push_back(load_dataset(d, seed, device, source));
+// The members' masks (hooks[p].masks, in model.parameters() order; none, or undefined entries:
+// unmasked) laid out like the stacked parameters (weights transposed), ones where a member has
+// none; empty when no member has any. The members' nets get their masks applied, as
+// Optimizer::set_masks applies them.
+std::vector<torch::Tensor> stacked_masks(std::vector<Net>& nets,
+                                         const std::vector<TrainHooks>& hooks) {
+  bool any = false;
+  for (const auto& h : hooks) any = any || !h.masks.empty();
+  if (!any) return {};
+  torch::NoGradGuard guard;
+  const size_t count = nets[0]->parameters().size();
+  std::vector<std::vector<torch::Tensor>> per_param(count);
+  for (size_t p = 0; p < nets.size(); ++p) {
+    auto params = nets[p]->parameters();
+    if (params.size() != count || (!hooks[p].masks.empty() && hooks[p].masks.size() != count))
+      throw std::logic_error("population masks: one per parameter of a dense stack expected");
+    for (size_t i = 0; i < params.size(); ++i) {
+      torch::Tensor m = hooks[p].masks.empty() ? torch::Tensor() : hooks[p].masks[i];
+      if (m.defined()) params[i].mul_(m.to(params[i].options()));
+      const torch::Tensor one =
+          m.defined() ? m.to(params[i].options()) : torch::ones_like(params[i]);
+      per_param[i].push_back(params[i].dim() == 2 ? one.t() : one);
     }
-    data_of[p] = cache[key];
-    nets.push_back(make_model(cfgs[p]["model"], owned[data_of[p]].input_shape,
-                              owned[data_of[p]].outputs));
-    nets.back()->to(device);
   }
-  init_lock.unlock();
+  std::vector<torch::Tensor> out;
+  for (auto& list : per_param) out.push_back(torch::stack(list).contiguous());
+  return out;
+}
+
+// The loop behind run_population and train_population: member p trains nets[p] (on `device`,
+// holding its start weights) on owned[data_of[p]]; with `give_back`, every member's trained
+// weights go back into its net.
+std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vector<Dataset>& owned,
+                                        const std::vector<size_t>& data_of, std::vector<Net>& nets,
+                                        bool give_back, const torch::Device& device,
+                                        const std::vector<TrainHooks>& hooks,
+                                        const std::string& source,
+                                        const std::string& checkpoint_path,
+                                        double checkpoint_every_s) {
+  const int64_t P = int64_t(cfgs.size());
+  const json& c0 = cfgs[0];
+  for (const auto& h : hooks)
+    if (h.on_step) throw std::logic_error("populations do not call on_step");
   const Dataset& d0 = owned[0];
   if (d0.regression) throw UserError(source + ": populations train classifiers only");
 
@@ -771,6 +804,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
 
   // train.tf32 for training and its evaluations, as train_model takes it; not for the measures.
   std::optional<Tf32Scope> tf32(std::in_place, c0, device);
+  const std::vector<torch::Tensor> masks = stacked_masks(nets, hooks);  // before the stacking
   StackedNet net(nets, !device.is_cuda());
   const FlopCount flops = count_flops(nets[0], d0.input_shape);
   const int64_t params = count_parameters(*nets[0]);
@@ -788,7 +822,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   };
 
   const std::vector<torch::Tensor> stacked = net.params();
-  StackedOptimizer opt(cfgs, stacked, device);
+  StackedOptimizer opt(cfgs, stacked, masks, device);
 
   const json& t0 = c0["train"];
   const int64_t n = d0.x_train.size(0);
@@ -1059,6 +1093,8 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
 
   std::vector<TrainOutcome> outs(static_cast<size_t>(P));
   torch::NoGradGuard guard;
+  if (give_back)
+    for (int64_t p = 0; p < P; ++p) net.restore(p);
   for (int64_t p = 0; p < P; ++p) {
     TrainOutcome& out = outs[p];
     out.resumed_from_epoch = resumed_from;
@@ -1133,6 +1169,55 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
     }
   }
   return outs;
+}
+
+}  // namespace
+
+std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const torch::Device& device,
+                                         const std::vector<TrainHooks>& hooks,
+                                         const std::string& source,
+                                         const std::string& checkpoint_path,
+                                         double checkpoint_every_s) {
+  const int64_t P = int64_t(cfgs.size());
+  check_members(cfgs, source);
+
+  // Each member's data and initialization exactly as run_trial draws them for a trial alone.
+  std::vector<Dataset> owned;
+  std::map<std::string, size_t> cache;
+  std::vector<size_t> data_of(static_cast<size_t>(P));
+  std::vector<Net> nets;
+  std::unique_lock<std::mutex> init_lock(init_mutex());
+  for (int64_t p = 0; p < P; ++p) {
+    const uint64_t seed = cfgs[p].value("seed", 0);
+    torch::manual_seed(seed);
+    const json& d = cfgs[p]["data"];
+    const std::string key = d.dump() + (seed_independent_data(d) ? "" : "|" + std::to_string(seed));
+    if (!cache.count(key)) {
+      cache[key] = owned.size();
+      owned.push_back(load_dataset(d, seed, device, source));
+    }
+    data_of[p] = cache[key];
+    nets.push_back(
+        make_model(cfgs[p]["model"], owned[data_of[p]].input_shape, owned[data_of[p]].outputs));
+    nets.back()->to(device);
+  }
+  init_lock.unlock();
+  return train_members(cfgs, owned, data_of, nets, false, device, hooks, source, checkpoint_path,
+                       checkpoint_every_s);
+}
+
+std::vector<TrainOutcome> train_population(const std::vector<json>& cfgs, const Dataset& data,
+                                           std::vector<Net>& nets, const torch::Device& device,
+                                           const std::vector<TrainHooks>& hooks,
+                                           const std::string& source,
+                                           const std::string& checkpoint_path,
+                                           double checkpoint_every_s) {
+  check_members(cfgs, source);
+  if (nets.size() != cfgs.size() || hooks.size() != cfgs.size())
+    throw std::logic_error("train_population: one net and one hooks per member");
+  std::vector<Dataset> owned = {data};  // a shallow copy: the tensors are shared
+  return train_members(cfgs, owned, std::vector<size_t>(cfgs.size(), 0), nets, true, device, hooks,
+                       source, checkpoint_path, checkpoint_every_s);
 }
 
 }  // namespace empiric

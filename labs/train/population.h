@@ -51,4 +51,17 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
                                          const std::string& checkpoint_path = "",
                                          double checkpoint_every_s = 0);
 
+// Trains members whose start the caller builds (the lottery lab's rounds): nets[p] (on `device`)
+// holds the weights member p trains from and gets its trained weights back; every member trains on
+// `data` (one data set: the members share a seed's draw); hooks[p].masks, when set, holds member
+// p's pruned weights at 0 through training, as Optimizer::set_masks does for a trial alone. A
+// lottery trial's round and control do not keep it from a population (they choose the start and
+// the mask). Otherwise as run_population.
+std::vector<TrainOutcome> train_population(const std::vector<json>& cfgs, const Dataset& data,
+                                           std::vector<Net>& nets, const torch::Device& device,
+                                           const std::vector<TrainHooks>& hooks,
+                                           const std::string& source,
+                                           const std::string& checkpoint_path = "",
+                                           double checkpoint_every_s = 0);
+
 }  // namespace empiric

@@ -46,7 +46,7 @@ ChainRun run_chain(const std::vector<Trial>& trials, const std::string& artifact
   for (const auto& t : trials) chain.push_back(&t);
   LotteryCallbacks cb;
   cb.done = [&](const Trial& t) { return run.by_hash.count(t.hash) > 0; };
-  cb.hooks = [](const Trial&) { return TrainHooks(); };
+  cb.hooks = [](const Trial&, const std::string&) { return TrainHooks(); };
   cb.record = [&](const Trial& t, const TrainOutcome& out, double) {
     run.by_hash[t.hash] = out;
     run.order.push_back(t.hash);
@@ -197,6 +197,34 @@ TEST(Lottery, AChainResumesAtItsLastFinishedRoundWithTheSameResults) {
     const std::string& h = rest.order[i];
     EXPECT_EQ(rest.by_hash[h].summary["test_acc"], full.by_hash[h].summary["test_acc"]);
     EXPECT_EQ(rest.by_hash[h].summary["layer_remaining"], full.by_hash[h].summary["layer_remaining"]);
+  }
+}
+
+TEST(Lottery, ARoundsTicketAndControlsTrainAsOnePopulationAsTheyWouldAlone) {
+  // Each round's ticket, reinit and random_prune (their own start and mask, one data set) train
+  // as one population by default; every trial equals its run alone (train.population=off) to
+  // float rounding, and the masks, which come from the trained tickets, are the same.
+  testing::TempDir together_dir, alone_dir;
+  const std::string eval = R"({"train": {"eval_every_steps": 5}, "data": {"validation": 100}})";
+  auto trials = trials_of(lottery_doc(eval));
+  json off = lottery_doc(eval);
+  off["train"]["population"] = "off";
+  auto solo_trials = trials_of(off);
+  ChainRun together = run_chain(trials, together_dir.path());
+  ChainRun alone = run_chain(solo_trials, alone_dir.path());
+  ASSERT_EQ(together.by_hash.size(), trials.size());
+  for (size_t i = 0; i < trials.size(); ++i) {
+    const json& a = together.by_hash[trials[i].hash].summary;
+    const json& b = alone.by_hash[solo_trials[i].hash].summary;
+    const int round = trials[i].config["lottery"]["round"];
+    EXPECT_EQ(a.value("population", 1), round == 0 ? 1 : 3) << i;  // round 0: the dense net alone
+    EXPECT_FALSE(b.contains("population")) << i;
+    EXPECT_EQ(together.by_hash[trials[i].hash].status, "finished");
+    EXPECT_EQ(a.value("layer_remaining", json()), b.value("layer_remaining", json())) << i;
+    EXPECT_EQ(a["best_val_step"], b["best_val_step"]) << i;
+    for (const char* key : {"test_loss", "train_loss", "val_loss", "weight_norm"})
+      EXPECT_NEAR(a[key].get<double>(), b[key].get<double>(), 2e-4 * std::abs(b[key].get<double>()))
+          << key << " round " << round << " " << trials[i].config["lottery"]["control"];
   }
 }
 
