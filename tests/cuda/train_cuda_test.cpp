@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 
 #include "core/config.h"
 #include "data/datasets.h"
@@ -281,6 +282,23 @@ TEST(CudaGraphs, APopulationOfSeedsIsCapturedAgainWithRowsWhenAMemberDiverges) {
   }
 }
 
+// Trains cfgs as one population on the GPU (its step captured) and each alone there; the
+// summaries' `metrics` agree to 1e-3 (relative where above 1).
+void expect_captured_members_equal_solo(const std::vector<json>& cfgs,
+                                        const std::vector<const char*>& metrics) {
+  const torch::Device gpu(torch::kCUDA, 0);
+  auto outs = run_population(cfgs, gpu, std::vector<TrainHooks>(cfgs.size()), "cuda_test.json");
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    auto solo = run_trial(cfgs[i], gpu, {}, "cuda_test.json");
+    ASSERT_EQ(outs[i].status, "finished");
+    EXPECT_EQ(outs[i].summary["cuda_graphs"], "captured");
+    for (const char* m : metrics)
+      EXPECT_NEAR(outs[i].summary[m].get<double>(), solo.summary[m].get<double>(),
+                  1e-3 * std::max(1.0, solo.summary[m].get<double>()))
+          << "member " << i << " " << m;
+  }
+}
+
 TEST(CudaPopulation, MembersEqualTheirSoloGpuRunsAndADivergedOneIsFound) {
   SKIP_WITHOUT_GPU();
   const torch::Device gpu(torch::kCUDA, 0);
@@ -301,7 +319,6 @@ TEST(CudaPopulation, MembersEqualTheirSoloGpuRunsAndADivergedOneIsFound) {
 
 TEST(CudaPopulation, AdamWMembersWithTheirOwnLrAndDecayEqualTheirSoloGpuRuns) {
   SKIP_WITHOUT_GPU();
-  const torch::Device gpu(torch::kCUDA, 0);
   // Stepping apart under a cosine schedule: the captured step computes each member's row.
   std::vector<json> cfgs;
   for (int i = 0; i < 3; ++i) {
@@ -309,16 +326,7 @@ TEST(CudaPopulation, AdamWMembersWithTheirOwnLrAndDecayEqualTheirSoloGpuRuns) {
     cfg["seed"] = i, cfg["optim"]["lr"] = 0.001 * (1 + 2 * i), cfg["optim"]["weight_decay"] = 0.05 * i;
     cfgs.push_back(cfg);
   }
-  auto outs = run_population(cfgs, gpu, std::vector<TrainHooks>(cfgs.size()), "cuda_test.json");
-  for (size_t i = 0; i < cfgs.size(); ++i) {
-    auto solo = run_trial(cfgs[i], gpu, {}, "cuda_test.json");
-    ASSERT_EQ(outs[i].status, "finished");
-    EXPECT_EQ(outs[i].summary["cuda_graphs"], "captured");
-    for (const char* m : {"train_loss", "test_loss", "weight_norm"})
-      EXPECT_NEAR(outs[i].summary[m].get<double>(), solo.summary[m].get<double>(),
-                  1e-3 * std::max(1.0, solo.summary[m].get<double>()))
-          << "member " << i << " " << m;
-  }
+  expect_captured_members_equal_solo(cfgs, {"train_loss", "test_loss", "weight_norm"});
 }
 
 TEST(CudaPopulation, MembersTakeTheHessianAndTheNoiseScaleAllAtOnceAsTheirSoloGpuRunsDo) {
@@ -369,6 +377,63 @@ TEST(CudaPopulation, MembersSharingOneDataSetEvaluateAsTheirSoloGpuRuns) {
       EXPECT_NEAR(outs[i].summary[m].get<double>(), solo.summary[m].get<double>(), 1.0 / 120 + 1e-9)
           << "member " << i << " " << m;
   }
+}
+
+TEST(CudaPopulation, MembersOnSchedulesOfTheirOwnEqualTheirSoloGpuRuns) {
+  SKIP_WITHOUT_GPU();
+  // Q76's populations: one LR, five schedules; the captured step reads a row of factors copied to
+  // the device each step (the members step alike at the start, apart later: captured again).
+  std::vector<json> cfgs;
+  int seed = 0;
+  for (const char* s : {R"({"name": "constant"})", R"({"name": "multistep", "milestones": [2, 4]})",
+                        R"({"name": "cosine", "warmup_epochs": 1})", R"({"name": "onecycle"})",
+                        R"({"name": "wsd", "decay_frac": 0.3})"}) {
+    json cfg = trial_config(std::string(R"({"schedule": )") + s + "}");
+    cfg["seed"] = seed++;
+    cfgs.push_back(cfg);
+  }
+  expect_captured_members_equal_solo(cfgs, {"train_loss", "test_loss", "weight_norm", "lr"});
+}
+
+TEST(CudaPopulation, ALotteryRoundTrainsAsOnePopulationAsItWouldAlone) {
+  SKIP_WITHOUT_GPU();
+  const torch::Device gpu(torch::kCUDA, 0);
+  // Each round's ticket, reinit and random_prune with their own masks, in one captured step.
+  auto chain = [&](const std::string& population, const std::string& dir) {
+    json doc = json::parse(R"({"lab": "lottery",
+        "data": {"name": "blobs", "n_train": 1024, "n_test": 512, "classes": 4, "dim": 8, "noise": 1.5},
+        "model": {"name": "mlp", "widths": [64, 64]}, "optim": {"name": "adam", "lr": 0.003},
+        "train": {"epochs": 3, "batch_size": 64, "checkpoint": false},
+        "lottery": {"rounds": 2, "rate": 0.3, "output_rate": 0.1},
+        "sweep": {"lottery.control": ["ticket", "reinit", "random_prune"]}})");
+    doc["train"]["population"] = population;
+    auto trials = expand_trials(resolve_config_json(doc, "lottery.json", "", {}));
+    std::map<std::string, json> out;  // by (round, control)
+    std::vector<const Trial*> all;
+    for (const auto& t : trials) all.push_back(&t);
+    LotteryCallbacks cb;
+    cb.done = [&](const Trial&) { return false; };
+    cb.hooks = [](const Trial&, const std::string&) { return TrainHooks(); };
+    cb.record = [&](const Trial& t, const TrainOutcome& o, double) {
+      out[t.config["lottery"]["round"].dump() + t.config["lottery"]["control"].get<std::string>()] =
+          o.summary;
+    };
+    run_lottery_chain(all, dir, gpu, cb, "lottery.json");
+    return out;
+  };
+  testing::TempDir a, b;
+  auto together = chain("auto", a.path()), alone = chain("off", b.path());
+  ASSERT_EQ(together.size(), 7u);
+  for (const auto& [key, want] : alone) {
+    const json& got = together[key];
+    EXPECT_EQ(got.value("layer_remaining", json()), want.value("layer_remaining", json())) << key;
+    for (const char* m : {"train_loss", "test_loss", "weight_norm"})
+      EXPECT_NEAR(got[m].get<double>(), want[m].get<double>(),
+                  1e-3 * std::max(1.0, want[m].get<double>()))
+          << key << " " << m;
+  }
+  EXPECT_EQ(together["1reinit"]["population"], 3);
+  EXPECT_EQ(together["2ticket"]["cuda_graphs"], "captured");
 }
 
 }  // namespace
