@@ -20,6 +20,14 @@ std::string fmt_num(double v) {
 
 }  // namespace
 
+int seeds_to_decide(double effect, const Interval& ci, int direction, int per_group) {
+  // The interval's side towards zero, not its half-width: bootstrap intervals are not symmetric,
+  // and it is that side which has to pass zero.
+  const double towards_zero = direction >= 0 ? effect - ci.lo : ci.hi - effect;
+  const double n = double(per_group) * std::pow(towards_zero / std::abs(effect), 2.0);
+  return std::max(per_group + 1, int(std::ceil(n)));
+}
+
 Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) {
   Verdict v;
   std::vector<Observation> obs;
@@ -190,11 +198,7 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
       v.reason = "the effect " + fmt_num(v.effect) +
                  " has the claimed sign but is below the claim's minimum " + fmt_num(t.min_effect);
     } else if (d * v.effect > 0) {
-      // Half-widths shrink like 1/sqrt(n): the n at which the interval would just exclude zero.
-      // An upper estimate: the expansion for small groups (stats.h) also shrinks as n grows.
-      const double half = (v.ci.hi - v.ci.lo) / 2.0;
-      const double per_group = double(smallest);
-      v.seeds_needed = int(std::ceil(per_group * std::pow(half / std::abs(v.effect), 2.0)));
+      v.seeds_needed = seeds_to_decide(v.effect, v.ci, t.direction, smallest);
       v.reason = "the interval " + interval + " contains 0; at most about " +
                  std::to_string(v.seeds_needed) +
                  " seeds per group would decide it if the effect held";

@@ -69,4 +69,10 @@ struct Verdict {
 
 Verdict evaluate_claim(const ClaimTest& test, const std::vector<Observation>& observations);
 
+// Seeds per group at which an interval like `ci` around `effect` (with the claimed sign
+// `direction`, per_group seeds now, the interval containing 0) would just exclude 0: the
+// interval's half on zero's side shrinks like 1/sqrt(n). At least per_group + 1 (these seeds did
+// not decide it); an upper estimate, since the small-group expansion (stats.h) shrinks too.
+int seeds_to_decide(double effect, const Interval& ci, int direction, int per_group);
+
 }  // namespace empiric::claims

@@ -162,6 +162,16 @@ TEST(Verdict, WeakEffectInTheClaimedDirectionSaysHowManySeedsWouldDecide) {
   EXPECT_NE(v.reason.find("seeds per group"), std::string::npos);
 }
 
+TEST(Verdict, TheSeedsToDecideComeFromTheIntervalsSideTowardsZero) {
+  // Q97 (c)'s gap, full preset: +0.0076 in [-0.0006, +0.0137] with 3 seeds. Its half-width
+  // (0.0071) is below the effect, so the old estimate said 3, the seeds that did not decide it;
+  // the side towards zero (0.0082) says 4.
+  EXPECT_EQ(seeds_to_decide(0.0076, {-0.0006, 0.0137}, +1, 3), 4);
+  EXPECT_EQ(seeds_to_decide(1.0, {-1.0, 3.0}, +1, 3), 12);   // 3 * (2 / 1)^2
+  EXPECT_EQ(seeds_to_decide(-1.0, {-2.0, 0.5}, -1, 5), 12);  // 5 * 1.5^2 = 11.25
+  EXPECT_EQ(seeds_to_decide(1.0, {0.0, 1.5}, +1, 5), 6);     // touching 0: one more, not the same 5
+}
+
 TEST(Verdict, EffectBelowTheMinimumIsNotSupported) {
   Verdict v = evaluate_claim(
       make("compare", +1, 5.0),
