@@ -245,18 +245,14 @@ void run_lottery_chain(const std::vector<const Trial*>& chain, const std::string
     std::vector<json> cfgs;
     std::vector<Net> nets;
     std::vector<TrainHooks> hooks;
-    std::string hashes;
-    for (const auto& m : members) hashes += m.trial->hash;
+    std::vector<std::string> hashes;
     for (const auto& m : members) {
       cfgs.push_back(m.trial->config);
       nets.push_back(m.net);
+      hashes.push_back(m.trial->hash);
     }
-    // The population's checkpoint, named by its members, beside theirs (which it does not resume).
-    const std::string checkpoint =
-        cb.checkpoint_dir.empty() ? ""
-                                  : (fs::path(cb.checkpoint_dir) /
-                                     ("population-" + sha256_hex(hashes).substr(0, 16) + ".pt"))
-                                        .string();
+    // The population's checkpoint, beside the members' own (which it does not resume).
+    const std::string checkpoint = population_checkpoint_path(cb.checkpoint_dir, hashes);
     double every = 0;
     for (const auto& m : members) {
       TrainHooks h = m.recorded ? cb.hooks(*m.trial, checkpoint) : TrainHooks();

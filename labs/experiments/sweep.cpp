@@ -1,6 +1,7 @@
 // The train-sweep lab: every trial of a config (sweep grid x seeds), skipping the ones already in
 // the store, each written to the store in one transaction when it ends.
 #include <fmt/core.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
 
 #include <algorithm>
 #include <array>
@@ -22,7 +23,6 @@
 #include "core/config.h"
 #include "core/environment.h"
 #include "core/errors.h"
-#include "core/hash.h"
 #include "core/profile.h"
 #include "core/progress.h"
 #include "core/store.h"
@@ -30,8 +30,6 @@
 #include "experiments/lottery.h"
 #include "train/population.h"
 #include "train/trainer.h"
-
-#include <torch/csrc/autograd/profiler_kineto.h>
 
 #ifndef EMPIRIC_TORCH_VERSION
 #define EMPIRIC_TORCH_VERSION "unknown"
@@ -354,12 +352,12 @@ int run_config(const Context& ctx, const RunOptions& o) {
       if (units[i].size() > 1) {
         std::vector<json> cfgs;
         std::vector<TrainHooks> member_hooks;
-        // The population's checkpoint, named by its members (the same pending trials group the
-        // same way when a killed sweep runs again).
-        std::string members;
-        for (const Trial* t : units[i]) members += t->hash;
+        // The population's checkpoint (the same pending trials group the same way when a killed
+        // sweep runs again).
+        std::vector<std::string> hashes;
+        for (const Trial* t : units[i]) hashes.push_back(t->hash);
         const std::string pop_checkpoint =
-            checkpoints ? ckpt_dir + "/population-" + sha256_hex(members).substr(0, 16) + ".pt" : "";
+            population_checkpoint_path(checkpoints ? ckpt_dir : "", hashes);
         if (o.force && !pop_checkpoint.empty()) std::filesystem::remove(pop_checkpoint);
         for (const Trial* t : units[i]) {
           if (o.force) {

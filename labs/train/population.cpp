@@ -13,6 +13,7 @@
 
 #include "core/config.h"
 #include "core/errors.h"
+#include "core/hash.h"
 #include "fused_optim/fused_optim.h"
 #include "graph/graph.h"
 #include "measures/measures.h"
@@ -606,8 +607,11 @@ class StackedOptimizer {
                                  [&](double f) { return f == factors_now_[0]; });
     if (one)
       factor_.fill_(factors_now_[0]);
-    else
+    else if (!factor_.is_cuda())
       factor_.copy_(torch::tensor(factors_now_, torch::kFloat64));
+    else  // from pinned memory, without waiting: a pageable copy would stop the host every step
+      factor_.copy_(torch::tensor(factors_now_, torch::kFloat64).pin_memory(),
+                    /*non_blocking=*/true);
     factors_on_device_ = factors_now_;
   }
 
@@ -727,21 +731,21 @@ std::vector<std::vector<size_t>> group_population(const std::vector<json>& cfgs,
 
 namespace {
 
-// A trial as a population sees it: a lottery round's trial is a training run whose start weights
-// and masks its chain hands in (train_population), so its lab, round and control do not matter.
-json as_member(const json& c) {
-  if (c.value("lab", "train") != "lottery") return c;
+// A member's group key: a lottery round's trial trains from the start weights and mask its chain
+// hands in (train_population), so its round and control do not part it from the round's others.
+std::string member_key(const json& c) {
+  if (!c.contains("lottery")) return population_group_key(c);
   json m = c;
-  m["lab"] = "train";
-  m.erase("lottery");
-  return m;
+  m["lottery"].erase("round");
+  m["lottery"].erase("control");
+  return population_group_key(m);
 }
 
 void check_members(const std::vector<json>& cfgs, const std::string& source) {
-  const std::string key0 = population_group_key(as_member(cfgs[0]));
+  const std::string key0 = member_key(cfgs[0]);
   for (const auto& c : cfgs) {
-    const std::string why = population_incompatibility(as_member(c));
-    if (!why.empty() || population_group_key(as_member(c)) != key0)
+    const std::string why = population_incompatibility(c);
+    if (!why.empty() || member_key(c) != key0)
       throw UserError(source + ": trials cannot train as one population" +
                       (why.empty() ? std::string(": they differ in more than ") +
                                          "seed, optim.lr/momentum/weight_decay, model.init_scale, "
@@ -767,11 +771,11 @@ std::vector<torch::Tensor> stacked_masks(std::vector<Net>& nets,
     if (params.size() != count || (!hooks[p].masks.empty() && hooks[p].masks.size() != count))
       throw std::logic_error("population masks: one per parameter of a dense stack expected");
     for (size_t i = 0; i < params.size(); ++i) {
-      torch::Tensor m = hooks[p].masks.empty() ? torch::Tensor() : hooks[p].masks[i];
-      if (m.defined()) params[i].mul_(m.to(params[i].options()));
-      const torch::Tensor one =
-          m.defined() ? m.to(params[i].options()) : torch::ones_like(params[i]);
-      per_param[i].push_back(params[i].dim() == 2 ? one.t() : one);
+      const bool masked = !hooks[p].masks.empty() && hooks[p].masks[i].defined();
+      const torch::Tensor m =
+          masked ? hooks[p].masks[i].to(params[i].options()) : torch::ones_like(params[i]);
+      if (masked) params[i].mul_(m);
+      per_param[i].push_back(params[i].dim() == 2 ? m.t() : m);
     }
   }
   std::vector<torch::Tensor> out;
@@ -1204,6 +1208,15 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   init_lock.unlock();
   return train_members(cfgs, owned, data_of, nets, false, device, hooks, source, checkpoint_path,
                        checkpoint_every_s);
+}
+
+std::string population_checkpoint_path(const std::string& dir,
+                                       const std::vector<std::string>& member_hashes) {
+  if (dir.empty()) return "";
+  std::string members;
+  for (const auto& h : member_hashes) members += h;
+  return (std::filesystem::path(dir) / ("population-" + sha256_hex(members).substr(0, 16) + ".pt"))
+      .string();
 }
 
 std::vector<TrainOutcome> train_population(const std::vector<json>& cfgs, const Dataset& data,

@@ -51,6 +51,11 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
                                          const std::string& checkpoint_path = "",
                                          double checkpoint_every_s = 0);
 
+// Where a population of these trials checkpoints under `dir` ("" when dir is ""): named by its
+// members, so the same pending trials find it again when a killed sweep runs again.
+std::string population_checkpoint_path(const std::string& dir,
+                                       const std::vector<std::string>& member_hashes);
+
 // Trains members whose start the caller builds (the lottery lab's rounds): nets[p] (on `device`)
 // holds the weights member p trains from and gets its trained weights back; every member trains on
 // `data` (one data set: the members share a seed's draw); hooks[p].masks, when set, holds member
