@@ -7,6 +7,8 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <memory>
 
 #include "core/errors.h"
 #include "core/hash.h"
@@ -156,39 +158,63 @@ Params random_masks_like(const Params& like, uint64_t seed) {
   return out;
 }
 
-void run_lottery_chain(const std::vector<const Trial*>& chain, const std::string& artifact_dir,
-                       const torch::Device& device, const LotteryCallbacks& cb,
-                       const std::string& source) {
-  // Index the chain by (round, control).
-  std::map<std::pair<int, std::string>, const Trial*> at;
-  int rounds = 0;
-  for (const Trial* t : chain) {
-    const json& l = t->config["lottery"];
-    at[{l["round"].get<int>(), l["control"].get<std::string>()}] = t;
-    rounds = std::max(rounds, l["round"].get<int>());
+namespace {
+
+class Chain;
+
+// A network that trains in a round: a chain's ticket (unrecorded when the sweep holds only its
+// controls: the next round's mask comes from it) or one of its controls.
+struct Member {
+  const Trial* trial;
+  Net net;
+  Params masks;
+  bool recorded;
+  std::function<void(long long)> on_step;  // round 0 with a rewind step keeps its rewind point
+  const Chain* chain;
+};
+using Result = std::pair<TrainOutcome, double>;  // the outcome and its wall time
+
+TrainOutcome failed_outcome(const std::exception& e) {
+  TrainOutcome out;
+  out.status = "failed";
+  out.summary = {{"error", std::string(e.what()).substr(0, 500)}};
+  return out;
+}
+
+// One seed's chain between its rounds: the trials indexed by (round, control), its data set and
+// network, the masks and weights the next round starts from, and its artifacts.
+class Chain {
+ public:
+  Chain(const std::vector<const Trial*>& trials, const std::string& artifact_dir,
+        const torch::Device& device, const LotteryCallbacks& cb, const std::string& source)
+      : cb_(cb), device_(device) {
+    for (const Trial* t : trials) {
+      const json& l = t->config["lottery"];
+      at_[{l["round"].get<int>(), l["control"].get<std::string>()}] = t;
+      rounds_ = std::max(rounds_, l["round"].get<int>());
+    }
+    if (!at_.count({0, "ticket"})) throw std::logic_error("lottery chain without its round 0");
+    dense_ = at_[{0, "ticket"}];
+    for (const Trial* t : trials) all_.push_back(t);
+    const json& cfg0 = dense_->config;
+    seed_ = cfg0.value("seed", 0);
+    dir_ = fs::path(artifact_dir) / lottery_chain_key(cfg0);
+    fs::create_directories(dir_);
+    torch::manual_seed(seed_);
+    data_ = load_dataset(cfg0["data"], seed_, device, source);
+    model_ = make_model(cfg0["model"], data_.input_shape, data_.outputs);
+    model_->to(device);
+    init_ = snapshot(model_);
   }
-  const Trial* dense_trial = at.count({0, "ticket"}) ? at[{0, "ticket"}] : nullptr;
-  if (!dense_trial) throw std::logic_error("lottery chain without its round 0");
-  // Nothing to do when every trial is in the store (artifacts are then not needed).
-  bool any = false;
-  for (const Trial* t : chain) any = any || !cb.done(*t);
-  if (!any) return;
 
-  const json& cfg0 = dense_trial->config;
-  const json& lottery = cfg0["lottery"];
-  const uint64_t seed = cfg0.value("seed", 0);
-  const fs::path dir = fs::path(artifact_dir) / lottery_chain_key(cfg0);
-  fs::create_directories(dir);
-
-  torch::manual_seed(seed);
-  Dataset data = load_dataset(cfg0["data"], seed, device, source);
-  Net model = make_model(cfg0["model"], data.input_shape, data.outputs);
-  model->to(device);
-  Params init = snapshot(model), rewind, dense_trained;
+  int rounds() const { return rounds_; }
+  bool finished() const { return finished_; }
+  const Dataset& data() const { return data_; }
+  uint64_t seed() const { return seed_; }
 
   // What a round's outcome carries besides the training's: the round and its sparsity.
-  auto annotate = [&](const Trial& trial, const Params& masks, TrainOutcome& out) {
-    out.summary["data"] = data.info;
+  void annotate(const Trial& trial, const Params& masks, TrainOutcome& out) const {
+    out.summary["data"] = data_.info;
     out.summary["round"] = trial.config["lottery"]["round"];
     out.summary["control"] = trial.config["lottery"]["control"];
     if (!masks.empty()) {
@@ -197,189 +223,302 @@ void run_lottery_chain(const std::vector<const Trial*>& chain, const std::string
     } else {
       out.summary["weights_remaining"] = 1.0;
     }
-  };
-  auto failed = [](const std::exception& e) {
-    TrainOutcome out;
-    out.status = "failed";
-    out.summary = {{"error", std::string(e.what()).substr(0, 500)}};
-    return out;
-  };
-  // Trains one network alone; an unrecorded one (a ticket retrained for its artifact) without
-  // the store's hooks.
-  auto train = [&](const Trial& trial, Net& net, const Params& masks, bool recorded,
-                   std::function<void(long long)> on_step = {}) {
-    TrainHooks hooks = recorded ? cb.hooks(trial, "") : TrainHooks();
-    hooks.masks = masks;
-    hooks.on_step = std::move(on_step);
-    torch::manual_seed(seed);  // dropout draws the same in every round
-    auto t0 = std::chrono::steady_clock::now();
-    TrainOutcome out;
-    try {
-      out = train_model(trial.config, data, net, device, hooks);
-    } catch (const UserError&) {
-      throw;
-    } catch (const std::exception& e) {
-      out = failed(e);
+  }
+
+  // The networks round r trains, the ticket first (none: the round is in the store, or the chain
+  // is done, which finished() then says).
+  std::vector<Member> start(int r) {
+    const json& lottery = dense_->config["lottery"];
+    if (r == 0) {
+      // The dense network, its init, its rewind point and its trained weights.
+      if (cb_.done(*dense_) &&
+          load_archive(dir_ / "chain.pt", model_, device_,
+                       {{"init", &init_}, {"rewind", &rewind_}, {"trained", &dense_trained_}})) {
+        begin_rounds();
+        return {};
+      }
+      restore(model_, init_);
+      rewind_ = init_;
+      Member m{dense_, model_, {}, !cb_.done(*dense_), {}, this};
+      if (const long long k = lottery["rewind_step"]; k > 0)
+        m.on_step = [this, k](long long step) {
+          if (step == k) rewind_ = snapshot(model_);
+        };
+      return {m};
     }
-    annotate(trial, masks, out);
-    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return std::make_pair(out, wall);
-  };
-  // A round's networks (the ticket and its controls: one data set, one batch size, their own
-  // start and mask) train as one population where train.population allows it, else one by one;
-  // outcome and wall time (a population's split evenly) per member, in order.
-  struct Member {
-    const Trial* trial;
-    Net net;
-    Params masks;
-    bool recorded;
-  };
-  const bool together =
-      population_limit(cfg0, device.is_cuda()) >= 2 && population_incompatibility(cfg0).empty();
-  auto train_round = [&](std::vector<Member>& members) {
-    std::vector<std::pair<TrainOutcome, double>> results;
-    if (!together || members.size() < 2) {
-      for (auto& m : members) results.push_back(train(*m.trial, m.net, m.masks, m.recorded));
-      return results;
+    // Rounds 1..R: the ticket chain, each round's controls beside its ticket.
+    bool pending = false;
+    for (const char* c : {"ticket", "reinit", "random_prune"})
+      if (at_.count({r, c}) && !cb_.done(*at_[{r, c}])) pending = true;
+    // Later rounds need this round's ticket; a round is loaded when its trial and artifact exist.
+    bool later = false;
+    for (const Trial* t : all_)
+      if (t->config["lottery"]["round"].get<int>() > r && !cb_.done(*t)) later = true;
+    if (!pending && !later) {
+      finished_ = true;
+      return {};
     }
-    std::vector<json> cfgs;
-    std::vector<Net> nets;
-    std::vector<TrainHooks> hooks;
-    std::vector<std::string> hashes;
-    for (const auto& m : members) {
-      cfgs.push_back(m.trial->config);
-      nets.push_back(m.net);
-      hashes.push_back(m.trial->hash);
+    const Trial* ticket = at_.count({r, "ticket"}) ? at_[{r, "ticket"}] : nullptr;
+    Params loaded_masks, loaded_trained;
+    have_ = ticket && cb_.done(*ticket) &&
+            load_archive(dir_ / fmt::format("round_{}.pt", r), model_, device_,
+                         {{"mask", &loaded_masks}, {"trained", &loaded_trained}});
+    std::vector<Member> members;
+    if (have_) {
+      masks_ = loaded_masks;
+      previous_ = loaded_trained;
+    } else {
+      restore(model_, previous_);
+      const double rate = lottery["rate"], out_rate = lottery["output_rate"];
+      if (lottery["one_shot"].get<bool>()) {
+        masks_ = prunable_masks_like(model_);
+        restore(model_, dense_trained_);
+        prune_round(model_, masks_, lottery, 1.0 - std::pow(1.0 - rate, r),
+                    1.0 - std::pow(1.0 - out_rate, r));
+      } else {
+        prune_round(model_, masks_, lottery, rate, out_rate);
+      }
+      restore(model_, rewind_);
+      apply_masks(model_, masks_);
+      start_ = snapshot(model_);
+      members.push_back(
+          {ticket ? ticket : dense_, model_, masks_, ticket && !cb_.done(*ticket), {}, this});
     }
-    // The population's checkpoint, beside the members' own (which it does not resume).
-    const std::string checkpoint = population_checkpoint_path(cb.checkpoint_dir, hashes);
-    double every = 0;
-    for (const auto& m : members) {
-      TrainHooks h = m.recorded ? cb.hooks(*m.trial, checkpoint) : TrainHooks();
-      if (!h.checkpoint_path.empty() && fs::exists(h.checkpoint_path))
-        fs::remove(h.checkpoint_path);
-      h.checkpoint_path.clear();
-      every = std::max(every, h.checkpoint_every_s);
-      h.masks = m.masks;
-      hooks.push_back(h);
+    const json& model_cfg = dense_->config["model"];
+    if (at_.count({r, "reinit"}) && !cb_.done(*at_[{r, "reinit"}])) {
+      torch::manual_seed(seed_ * 1000003ULL + 7919);  // another initialization, same data order
+      Net fresh = make_model(model_cfg, data_.input_shape, data_.outputs);
+      fresh->to(device_);
+      apply_masks(fresh, masks_);
+      members.push_back({at_[{r, "reinit"}], fresh, masks_, true, {}, this});
     }
-    auto t0 = std::chrono::steady_clock::now();
-    std::vector<TrainOutcome> outs;
-    try {
-      outs = train_population(cfgs, data, nets, device, hooks, source, checkpoint, every);
-    } catch (const UserError&) {
-      throw;
-    } catch (const std::exception& e) {
-      outs.assign(members.size(), failed(e));
+    if (at_.count({r, "random_prune"}) && !cb_.done(*at_[{r, "random_prune"}])) {
+      Params random = random_masks_like(masks_, seed_ * 1000003ULL + 31 * uint64_t(r));
+      Net net = make_model(model_cfg, data_.input_shape, data_.outputs);
+      net->to(device_);
+      restore(net, rewind_);
+      apply_masks(net, random);
+      members.push_back({at_[{r, "random_prune"}], net, random, true, {}, this});
     }
-    const double wall =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    for (size_t k = 0; k < members.size(); ++k) {
-      annotate(*members[k].trial, members[k].masks, outs[k]);
-      results.push_back({outs[k], wall / double(members.size())});
+    return members;
+  }
+
+  // Records what round r trained (results[k] is members[k]'s) and keeps what the next round
+  // starts from.
+  void finish(int r, const std::vector<Member>& members, const std::vector<Result>& results) {
+    if (r == 0) {
+      if (members.empty()) return;  // loaded
+      TrainOutcome out = results[0].first;
+      const long long k = dense_->config["lottery"]["rewind_step"];
+      if (k > 0 && out.summary.value("steps", 0LL) < k) {
+        out.status = "failed";
+        out.summary["error"] =
+            fmt::format("lottery.rewind_step {} is beyond the dense run's {} steps", k,
+                        out.summary.value("steps", 0LL));
+      }
+      if (members[0].recorded) cb_.record(*dense_, out, results[0].second);
+      if (out.status != "finished") {
+        fail_rest(1, "the dense network (round 0) did not finish: " + out.status);
+        return;
+      }
+      dense_trained_ = snapshot(model_);
+      save_archive(dir_ / "chain.pt", model_,
+                   {{"init", &init_}, {"rewind", &rewind_}, {"trained", &dense_trained_}});
+      begin_rounds();
+      return;
     }
-    return results;
-  };
-  auto fail_rest = [&](int from_round, const std::string& why) {
-    for (const Trial* t : chain)
-      if (t->config["lottery"]["round"].get<int>() >= from_round && !cb.done(*t)) {
+    for (size_t k = 0; k < members.size(); ++k)
+      if (members[k].recorded) cb_.record(*members[k].trial, results[k].first, results[k].second);
+    if (have_) return;
+    // (This round's controls ran even if its ticket failed: they need only the mask.)
+    if (results[0].first.status != "finished") {
+      fail_rest(r + 1, fmt::format("the ticket of round {} did not finish: {}", r,
+                                   results[0].first.status));
+      return;
+    }
+    previous_ = snapshot(model_);
+    save_archive(dir_ / fmt::format("round_{}.pt", r), model_,
+                 {{"mask", &masks_}, {"init", &start_}, {"trained", &previous_}});
+  }
+
+ private:
+  void begin_rounds() {
+    masks_ = prunable_masks_like(model_);
+    previous_ = dense_trained_;
+  }
+  // Every trial from `from_round` on that is not in the store is recorded as failed (why).
+  void fail_rest(int from_round, const std::string& why) {
+    for (const Trial* t : all_)
+      if (t->config["lottery"]["round"].get<int>() >= from_round && !cb_.done(*t)) {
         TrainOutcome out;
         out.status = "failed";
         out.summary = {{"error", why}, {"round", t->config["lottery"]["round"]}};
-        cb.record(*t, out, 0.0);
+        cb_.record(*t, out, 0.0);
       }
-  };
-
-  // Round 0: the dense network, its init, its rewind point and its trained weights.
-  const long long k = lottery["rewind_step"];
-  if (!(cb.done(*dense_trial) &&
-        load_archive(dir / "chain.pt", model, device,
-                     {{"init", &init}, {"rewind", &rewind}, {"trained", &dense_trained}}))) {
-    restore(model, init);
-    rewind = init;
-    auto [out, wall] = train(*dense_trial, model, {}, !cb.done(*dense_trial), [&](long long step) {
-      if (step == k) rewind = snapshot(model);
-    });
-    if (k > 0 && out.summary.value("steps", 0LL) < k) {
-      out.status = "failed";
-      out.summary["error"] = fmt::format(
-          "lottery.rewind_step {} is beyond the dense run's {} steps", k,
-          out.summary.value("steps", 0LL));
-    }
-    if (!cb.done(*dense_trial)) cb.record(*dense_trial, out, wall);
-    if (out.status != "finished") {
-      fail_rest(1, "the dense network (round 0) did not finish: " + out.status);
-      return;
-    }
-    dense_trained = snapshot(model);
-    save_archive(dir / "chain.pt", model,
-                 {{"init", &init}, {"rewind", &rewind}, {"trained", &dense_trained}});
+    finished_ = true;
   }
 
-  // Rounds 1..R: the ticket chain, each round's controls after its ticket.
-  Params masks = prunable_masks_like(model), previous = dense_trained;
-  const double rate = lottery["rate"], out_rate = lottery["output_rate"];
-  for (int r = 1; r <= rounds; ++r) {
-    bool pending = false;
-    for (const char* c : {"ticket", "reinit", "random_prune"})
-      if (at.count({r, c}) && !cb.done(*at[{r, c}])) pending = true;
-    // Later rounds need this round's ticket; a round is loaded when its trial and artifact exist.
-    bool later = false;
-    for (const Trial* t : chain)
-      if (t->config["lottery"]["round"].get<int>() > r && !cb.done(*t)) later = true;
-    if (!pending && !later) break;
+  const LotteryCallbacks& cb_;
+  torch::Device device_;
+  std::map<std::pair<int, std::string>, const Trial*> at_;
+  std::vector<const Trial*> all_;
+  const Trial* dense_ = nullptr;
+  int rounds_ = 0;
+  bool finished_ = false;
+  bool have_ = false;  // this round's ticket came from the store and its artifact
+  uint64_t seed_ = 0;
+  fs::path dir_;
+  Dataset data_;
+  Net model_ = nullptr;
+  Params init_, rewind_, dense_trained_;
+  Params masks_, previous_;  // the mask so far; the trained weights the next round prunes
+  Params start_;             // this round's ticket's rewound weights (its artifact's init)
+};
 
-    const Trial* ticket = at.count({r, "ticket"}) ? at[{r, "ticket"}] : nullptr;
-    Params loaded_masks, loaded_trained, start;
-    const fs::path artifact = dir / fmt::format("round_{}.pt", r);
-    const bool have = ticket && cb.done(*ticket) &&
-                      load_archive(artifact, model, device,
-                                   {{"mask", &loaded_masks}, {"trained", &loaded_trained}});
-    std::vector<Member> members;  // what trains this round: the ticket first, then its controls
-    if (have) {
-      masks = loaded_masks;
-      previous = loaded_trained;
-    } else {
-      restore(model, previous);
-      if (lottery["one_shot"].get<bool>()) {
-        masks = prunable_masks_like(model);
-        restore(model, dense_trained);
-        prune_round(model, masks, lottery, 1.0 - std::pow(1.0 - rate, r),
-                    1.0 - std::pow(1.0 - out_rate, r));
-      } else {
-        prune_round(model, masks, lottery, rate, out_rate);
-      }
-      restore(model, rewind);
-      apply_masks(model, masks);
-      start = snapshot(model);
-      // A chain that sweeps only the controls still trains the tickets (unrecorded): the next
-      // round's mask comes from this round's trained ticket.
-      members.push_back({ticket ? ticket : dense_trial, model, masks, ticket && !cb.done(*ticket)});
+// Trains one network alone; an unrecorded one (a ticket retrained for its artifact) without
+// the store's hooks.
+Result train_alone(const Member& m, const torch::Device& device, const LotteryCallbacks& cb,
+                   const std::string& source) {
+  TrainHooks hooks = m.recorded ? cb.hooks(*m.trial, "") : TrainHooks();
+  hooks.masks = m.masks;
+  hooks.on_step = m.on_step;
+  torch::manual_seed(m.chain->seed());  // dropout draws the same in every round
+  auto t0 = std::chrono::steady_clock::now();
+  TrainOutcome out;
+  try {
+    Net net = m.net;
+    out = train_model(m.trial->config, m.chain->data(), net, device, hooks);
+  } catch (const UserError&) {
+    throw;
+  } catch (const std::exception& e) {
+    out = failed_outcome(e);
+  }
+  m.chain->annotate(*m.trial, m.masks, out);
+  return {out, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()};
+}
+
+// Trains members as one population, each on its chain's data; each is given an even share of
+// the wall time.
+std::vector<Result> train_together(const std::vector<const Member*>& members,
+                                   const torch::Device& device, const LotteryCallbacks& cb,
+                                   const std::string& source) {
+  std::vector<json> cfgs;
+  std::vector<const Dataset*> data;
+  std::vector<Net> nets;
+  std::vector<TrainHooks> hooks;
+  std::vector<std::string> hashes;
+  for (const Member* m : members) {
+    cfgs.push_back(m->trial->config);
+    data.push_back(&m->chain->data());
+    nets.push_back(m->net);
+    hashes.push_back(m->trial->hash);
+  }
+  // The population's checkpoint, beside the members' own (which it does not resume).
+  const std::string checkpoint = population_checkpoint_path(cb.checkpoint_dir, hashes);
+  double every = 0;
+  for (const Member* m : members) {
+    TrainHooks h = m->recorded ? cb.hooks(*m->trial, checkpoint) : TrainHooks();
+    if (!h.checkpoint_path.empty() && fs::exists(h.checkpoint_path)) fs::remove(h.checkpoint_path);
+    h.checkpoint_path.clear();
+    every = std::max(every, h.checkpoint_every_s);
+    h.masks = m->masks;
+    hooks.push_back(h);
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<TrainOutcome> outs;
+  try {
+    outs = train_population(cfgs, data, nets, device, hooks, source, checkpoint, every);
+  } catch (const UserError&) {
+    throw;
+  } catch (const std::exception& e) {
+    outs.assign(members.size(), failed_outcome(e));
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<Result> results;
+  for (size_t k = 0; k < members.size(); ++k) {
+    members[k]->chain->annotate(*members[k]->trial, members[k]->masks, outs[k]);
+    results.push_back({outs[k], wall / double(members.size())});
+  }
+  return results;
+}
+
+// Trains one round's networks of every chain: as populations of at most train.population
+// members that share everything but the per-member keys, where it allows them (a network with a
+// rewind point to keep trains alone); the rest one by one. results[k] is members[k]'s.
+std::vector<Result> train_round(const std::vector<const Member*>& members,
+                                const torch::Device& device, const LotteryCallbacks& cb,
+                                const std::string& source) {
+  std::vector<Result> results(members.size());
+  std::vector<std::vector<size_t>> units;  // indices into members
+  std::vector<json> cfgs;                  // of those that may join a population
+  std::vector<size_t> index;
+  for (size_t i = 0; i < members.size(); ++i) {
+    if (members[i]->on_step)
+      units.push_back({i});
+    else
+      cfgs.push_back(members[i]->trial->config), index.push_back(i);
+  }
+  if (!cfgs.empty())
+    for (const auto& unit : group_population(cfgs, population_limit(cfgs[0], device.is_cuda()))) {
+      units.emplace_back();
+      for (size_t k : unit) units.back().push_back(index[k]);
     }
-    if (at.count({r, "reinit"}) && !cb.done(*at[{r, "reinit"}])) {
-      torch::manual_seed(seed * 1000003ULL + 7919);  // another initialization, same data order
-      Net fresh = make_model(cfg0["model"], data.input_shape, data.outputs);
-      fresh->to(device);
-      apply_masks(fresh, masks);
-      members.push_back({at[{r, "reinit"}], fresh, masks, true});
+  for (const auto& unit : units) {
+    if (unit.size() == 1) {
+      results[unit[0]] = train_alone(*members[unit[0]], device, cb, source);
+      continue;
     }
-    if (at.count({r, "random_prune"}) && !cb.done(*at[{r, "random_prune"}])) {
-      Params random = random_masks_like(masks, seed * 1000003ULL + 31 * uint64_t(r));
-      Net net = make_model(cfg0["model"], data.input_shape, data.outputs);
-      net->to(device);
-      restore(net, rewind);
-      apply_masks(net, random);
-      members.push_back({at[{r, "random_prune"}], net, random, true});
+    std::vector<const Member*> together;
+    for (size_t i : unit) together.push_back(members[i]);
+    const auto outs = train_together(together, device, cb, source);
+    for (size_t k = 0; k < unit.size(); ++k) results[unit[k]] = outs[k];
+  }
+  return results;
+}
+
+}  // namespace
+
+void run_lottery_chains(const std::vector<const Trial*>& trials, const std::string& artifact_dir,
+                        const torch::Device& device, const LotteryCallbacks& cb,
+                        const std::string& source) {
+  // The chains, in order of first appearance; those with every trial in the store are skipped
+  // (their artifacts are then not needed).
+  std::map<std::string, std::vector<const Trial*>> by_key;
+  std::vector<std::string> order;
+  for (const Trial* t : trials) {
+    const std::string key = lottery_chain_key(t->config);
+    if (!by_key.count(key)) order.push_back(key);
+    by_key[key].push_back(t);
+  }
+  std::vector<std::unique_ptr<Chain>> chains;
+  int rounds = 0;
+  for (const auto& key : order) {
+    bool any = false;
+    for (const Trial* t : by_key[key]) any = any || !cb.done(*t);
+    if (!any) continue;
+    chains.push_back(std::make_unique<Chain>(by_key[key], artifact_dir, device, cb, source));
+    rounds = std::max(rounds, chains.back()->rounds());
+  }
+  // Round by round across the chains: every chain's round r trains before any chain's r + 1.
+  for (int r = 0; r <= rounds; ++r) {
+    std::vector<std::vector<Member>> members(chains.size());
+    std::vector<bool> started(chains.size(), false);
+    std::vector<const Member*> all;
+    for (size_t c = 0; c < chains.size(); ++c) {
+      if (chains[c]->finished() || r > chains[c]->rounds()) continue;
+      members[c] = chains[c]->start(r);
+      started[c] = !chains[c]->finished();
+      for (const auto& m : members[c]) all.push_back(&m);
     }
-    const auto results = train_round(members);
-    for (size_t k = 0; k < members.size(); ++k)
-      if (members[k].recorded) cb.record(*members[k].trial, results[k].first, results[k].second);
-    if (!have) {
-      const TrainOutcome& out = results[0].first;
-      if (out.status != "finished")  // (this round's controls ran: they need only the mask)
-        fail_rest(r + 1, fmt::format("the ticket of round {} did not finish: {}", r, out.status));
-      previous = snapshot(model);
-      save_archive(artifact, model, {{"mask", &masks}, {"init", &start}, {"trained", &previous}});
+    const std::vector<Result> results = train_round(all, device, cb, source);
+    size_t next = 0;
+    for (size_t c = 0; c < chains.size(); ++c) {
+      if (!started[c]) continue;
+      const size_t n = members[c].size();
+      chains[c]->finish(
+          r, members[c],
+          std::vector<Result>(results.begin() + long(next), results.begin() + long(next + n)));
+      next += n;
     }
   }
 }

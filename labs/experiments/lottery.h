@@ -38,10 +38,14 @@ struct LotteryCallbacks {
   std::function<void(const Trial&, const TrainOutcome&, double wall_s)> record;
 };
 
-// Runs what is missing of one chain (every trial given shares one lottery_chain_key).
-void run_lottery_chain(const std::vector<const Trial*>& chain, const std::string& artifact_dir,
-                       const torch::Device& device, const LotteryCallbacks& callbacks,
-                       const std::string& source);
+// Runs what is missing of the chains among `trials` (one or more chains: trials sharing a
+// lottery_chain_key), round by round: every chain's round r trains before any chain's round r + 1,
+// and a round's networks of all the chains (each chain's ticket and controls, each on its own
+// seed's data; round 0's dense networks when they keep no rewind point) train as populations
+// where train.population allows it, one by one otherwise.
+void run_lottery_chains(const std::vector<const Trial*>& trials, const std::string& artifact_dir,
+                        const torch::Device& device, const LotteryCallbacks& callbacks,
+                        const std::string& source);
 
 // The pieces, exposed for tests. Prunable tensors are the parameters with dim >= 2; the last of
 // them is the output layer.

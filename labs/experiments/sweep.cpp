@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -183,27 +184,40 @@ int run_config(const Context& ctx, const RunOptions& o) {
              jobs > 1 ? fmt::format(" ({} at once)", jobs) : "");
   std::fflush(stdout);
 
-  // Units of work: a trial, or for the lottery lab a whole chain (its rounds depend on each
-  // other); workers take units.
+  // Units of work: a trial, a population, or for the lottery lab whole chains (their rounds
+  // depend on each other); workers take units.
   std::vector<std::vector<const Trial*>> units;
   if (lottery) {
     std::map<std::string, std::vector<const Trial*>> chains;
     std::vector<std::string> order;
+    std::set<std::string> controls;
     for (const auto& t : mine) {
       const std::string key = lottery_chain_key(t.config);
       if (!chains.count(key)) order.push_back(key);
       chains[key].push_back(&t);
+      controls.insert(t.config["lottery"]["control"].get<std::string>());
     }
+    // Chains run round by round together, as many as let a round's networks (a ticket and its
+    // controls per chain) fill one population: one chain per unit when they train alone.
+    const int limit = population_limit(resolved.config, device.is_cuda());
+    const std::string why = population_incompatibility(resolved.config);
+    const size_t per_unit =
+        limit >= 2 && why.empty() ? std::max<size_t>(1, size_t(limit) / controls.size()) : 1;
+    size_t pending_chains = 0;
     for (const auto& key : order) {
       bool any = false;
       for (const Trial* t : chains[key]) any = any || std::count(pending.begin(), pending.end(), t);
-      if (any) units.push_back(chains[key]);
+      if (!any) continue;
+      if (pending_chains++ % per_unit == 0) units.emplace_back();
+      units.back().insert(units.back().end(), chains[key].begin(), chains[key].end());
     }
-    if (!units.empty() && population_limit(resolved.config, device.is_cuda()) >= 2) {
-      const std::string why = population_incompatibility(resolved.config);
-      fmt::print("population: {}\n", why.empty()
-                                         ? "each round's ticket and controls train as one"
-                                         : "the rounds train one network at a time: " + why);
+    if (pending_chains > 0 && limit >= 2) {
+      fmt::print("population: {}\n",
+                 !why.empty() ? "the rounds train one network at a time: " + why
+                 : per_unit == 1
+                     ? std::string("each round's ticket and controls train as one")
+                     : fmt::format("each round's networks of {} chain(s) at a time train as one",
+                                   std::min(per_unit, pending_chains)));
       std::fflush(stdout);
     }
   } else {
@@ -343,7 +357,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
           for (const Trial* t : units[i]) store.forget_trial(t->hash);
         }
         try {
-          run_lottery_chain(units[i], artifact_dir, device, cb, o.config);
+          run_lottery_chains(units[i], artifact_dir, device, cb, o.config);
         } catch (const UserError&) {
           return stop_with(std::current_exception());
         }

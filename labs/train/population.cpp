@@ -658,7 +658,7 @@ const std::vector<std::string>& population_member_keys() {
 }
 
 std::string population_incompatibility(const json& c) {
-  // (A lottery round's trial trains in a population only inside its chain: train_population.)
+  // (A lottery trial trains in a population only through its chain: train_population.)
   const std::string lab = c.value("lab", "train");
   if (lab != "train" && lab != "lottery") return "lab is " + lab;
   const json &m = c["model"], &o = c["optim"], &t = c["train"], &d = c["data"];
@@ -698,6 +698,10 @@ std::string population_group_key(const json& cfg) {
   }
   for (const char* k : {"title", "description"}) key.erase(k);
   for (const char* k : {"population", "threads", "checkpoint", "device"}) key["train"].erase(k);
+  // A lottery trial trains from the start weights and mask its chain hands in
+  // (train_population): its round and control do not part it from the others.
+  if (key.contains("lottery"))
+    for (const char* k : {"round", "control"}) key["lottery"].erase(k);
   return canonical_json(key);
 }
 
@@ -731,21 +735,11 @@ std::vector<std::vector<size_t>> group_population(const std::vector<json>& cfgs,
 
 namespace {
 
-// A member's group key: a lottery round's trial trains from the start weights and mask its chain
-// hands in (train_population), so its round and control do not part it from the round's others.
-std::string member_key(const json& c) {
-  if (!c.contains("lottery")) return population_group_key(c);
-  json m = c;
-  m["lottery"].erase("round");
-  m["lottery"].erase("control");
-  return population_group_key(m);
-}
-
 void check_members(const std::vector<json>& cfgs, const std::string& source) {
-  const std::string key0 = member_key(cfgs[0]);
+  const std::string key0 = population_group_key(cfgs[0]);
   for (const auto& c : cfgs) {
     const std::string why = population_incompatibility(c);
-    if (!why.empty() || member_key(c) != key0)
+    if (!why.empty() || population_group_key(c) != key0)
       throw UserError(source + ": trials cannot train as one population" +
                       (why.empty() ? std::string(": they differ in more than ") +
                                          "seed, optim.lr/momentum/weight_decay, model.init_scale, "
@@ -1219,18 +1213,24 @@ std::string population_checkpoint_path(const std::string& dir,
       .string();
 }
 
-std::vector<TrainOutcome> train_population(const std::vector<json>& cfgs, const Dataset& data,
-                                           std::vector<Net>& nets, const torch::Device& device,
-                                           const std::vector<TrainHooks>& hooks,
-                                           const std::string& source,
-                                           const std::string& checkpoint_path,
-                                           double checkpoint_every_s) {
+std::vector<TrainOutcome> train_population(
+    const std::vector<json>& cfgs, const std::vector<const Dataset*>& data, std::vector<Net>& nets,
+    const torch::Device& device, const std::vector<TrainHooks>& hooks, const std::string& source,
+    const std::string& checkpoint_path, double checkpoint_every_s) {
   check_members(cfgs, source);
-  if (nets.size() != cfgs.size() || hooks.size() != cfgs.size())
-    throw std::logic_error("train_population: one net and one hooks per member");
-  std::vector<Dataset> owned = {data};  // a shallow copy: the tensors are shared
-  return train_members(cfgs, owned, std::vector<size_t>(cfgs.size(), 0), nets, true, device, hooks,
-                       source, checkpoint_path, checkpoint_every_s);
+  if (nets.size() != cfgs.size() || hooks.size() != cfgs.size() || data.size() != cfgs.size())
+    throw std::logic_error("train_population: one data set, net and hooks per member");
+  // Shallow copies (the tensors are shared), one per distinct data set.
+  std::vector<Dataset> owned;
+  std::vector<const Dataset*> seen;
+  std::vector<size_t> data_of;
+  for (const Dataset* d : data) {
+    const auto it = std::find(seen.begin(), seen.end(), d);
+    data_of.push_back(size_t(it - seen.begin()));
+    if (it == seen.end()) seen.push_back(d), owned.push_back(*d);
+  }
+  return train_members(cfgs, owned, data_of, nets, true, device, hooks, source, checkpoint_path,
+                       checkpoint_every_s);
 }
 
 }  // namespace empiric

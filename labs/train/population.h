@@ -29,7 +29,8 @@ const std::vector<std::string>& population_member_keys();
 std::string population_incompatibility(const json& cfg);
 
 // Trials with equal keys (the config without the member keys and without how it runs) can train
-// together.
+// together. A lottery trial's round and control are not part of its key: they choose the start
+// weights and the mask its chain hands in.
 std::string population_group_key(const json& cfg);
 
 // The most members per population that `train.population` allows (0: off).
@@ -57,16 +58,13 @@ std::string population_checkpoint_path(const std::string& dir,
                                        const std::vector<std::string>& member_hashes);
 
 // Trains members whose start the caller builds (the lottery lab's rounds): nets[p] (on `device`)
-// holds the weights member p trains from and gets its trained weights back; every member trains on
-// `data` (one data set: the members share a seed's draw); hooks[p].masks, when set, holds member
-// p's pruned weights at 0 through training, as Optimizer::set_masks does for a trial alone. A
-// lottery trial's round and control do not keep it from a population (they choose the start and
-// the mask). Otherwise as run_population.
-std::vector<TrainOutcome> train_population(const std::vector<json>& cfgs, const Dataset& data,
-                                           std::vector<Net>& nets, const torch::Device& device,
-                                           const std::vector<TrainHooks>& hooks,
-                                           const std::string& source,
-                                           const std::string& checkpoint_path = "",
-                                           double checkpoint_every_s = 0);
+// holds the weights member p trains from and gets its trained weights back; member p trains on
+// *data[p] (members may share one: a chain's ticket and controls share its seed's draw);
+// hooks[p].masks, when set, holds member p's pruned weights at 0 through training, as
+// Optimizer::set_masks does for a trial alone. Otherwise as run_population.
+std::vector<TrainOutcome> train_population(
+    const std::vector<json>& cfgs, const std::vector<const Dataset*>& data, std::vector<Net>& nets,
+    const torch::Device& device, const std::vector<TrainHooks>& hooks, const std::string& source,
+    const std::string& checkpoint_path = "", double checkpoint_every_s = 0);
 
 }  // namespace empiric

@@ -418,7 +418,7 @@ TEST(CudaPopulation, ALotteryRoundTrainsAsOnePopulationAsItWouldAlone) {
       out[t.config["lottery"]["round"].dump() + t.config["lottery"]["control"].get<std::string>()] =
           o.summary;
     };
-    run_lottery_chain(all, dir, gpu, cb, "lottery.json");
+    run_lottery_chains(all, dir, gpu, cb, "lottery.json");
     return out;
   };
   testing::TempDir a, b;

@@ -1,5 +1,8 @@
 // The lottery lab's pieces: masks held through training, the pruning schedule, rewinding, the
 // controls, and retraining a ticket from its mask file.
+#include "experiments/lottery.h"
+
+#include <fmt/core.h>
 #include <gtest/gtest.h>
 
 #include <map>
@@ -8,7 +11,6 @@
 #include "core/config.h"
 #include "core/errors.h"
 #include "data/datasets.h"
-#include "experiments/lottery.h"
 #include "support/temp_dir.h"
 #include "train/trainer.h"
 
@@ -51,7 +53,7 @@ ChainRun run_chain(const std::vector<Trial>& trials, const std::string& artifact
     run.by_hash[t.hash] = out;
     run.order.push_back(t.hash);
   };
-  run_lottery_chain(chain, artifacts, torch::kCPU, cb, "lottery.json");
+  run_lottery_chains(chain, artifacts, torch::kCPU, cb, "lottery.json");
   return run;
 }
 
@@ -225,6 +227,75 @@ TEST(Lottery, ARoundsTicketAndControlsTrainAsOnePopulationAsTheyWouldAlone) {
     for (const char* key : {"test_loss", "train_loss", "val_loss", "weight_norm"})
       EXPECT_NEAR(a[key].get<double>(), b[key].get<double>(), 2e-4 * std::abs(b[key].get<double>()))
           << key << " round " << round << " " << trials[i].config["lottery"]["control"];
+  }
+}
+
+TEST(Lottery, ChainsTrainRoundByRoundAsOnePopulationAsEachWouldAlone) {
+  // Two seeds' chains in one call: each round's networks of both chains (each chain's on its own
+  // seed's data) train as one population, round 0's dense networks too, and every trial equals
+  // its chain run alone, one network at a time.
+  testing::TempDir together_dir, alone_dir;
+  const std::string patch = R"({"seeds": 2, "train": {"eval_every_steps": 5}})";
+  auto trials = trials_of(lottery_doc(patch));
+  json off = lottery_doc(patch);
+  off["train"]["population"] = "off";
+  auto solo_trials = trials_of(off);
+  ASSERT_EQ(trials.size(), 2u * (1u + 3u * 3u));
+  ChainRun together = run_chain(trials, together_dir.path());
+  ChainRun alone;
+  for (int seed : {0, 1}) {  // each chain by itself
+    std::vector<Trial> one;
+    for (const auto& t : solo_trials)
+      if (t.seed == seed) one.push_back(t);
+    alone = run_chain(one, alone_dir.path(), alone);
+  }
+  ASSERT_EQ(together.by_hash.size(), trials.size());
+  ASSERT_EQ(alone.by_hash.size(), trials.size());
+  // Round by round: both chains' round r are recorded before either's round r + 1.
+  int last_round = 0;
+  for (const auto& h : together.order) {
+    const int round = together.by_hash[h].summary["round"];
+    EXPECT_GE(round, last_round);
+    last_round = round;
+  }
+  for (size_t i = 0; i < trials.size(); ++i) {
+    const json& a = together.by_hash[trials[i].hash].summary;
+    const json& b = alone.by_hash[solo_trials[i].hash].summary;
+    const int round = trials[i].config["lottery"]["round"];
+    const std::string what = fmt::format("seed {} round {} {}", trials[i].seed, round,
+                                         trials[i].config["lottery"]["control"].get<std::string>());
+    EXPECT_EQ(together.by_hash[trials[i].hash].status, "finished") << what;
+    EXPECT_EQ(a.value("population", 1), round == 0 ? 2 : 6) << what;
+    EXPECT_EQ(a["data"], b["data"]) << what;  // the chain's own seed's data set
+    EXPECT_EQ(a.value("layer_remaining", json()), b.value("layer_remaining", json())) << what;
+    EXPECT_EQ(a["best_val_step"], b["best_val_step"]) << what;
+    for (const char* key : {"test_loss", "train_loss", "val_loss", "weight_norm"})
+      EXPECT_NEAR(a[key].get<double>(), b[key].get<double>(), 2e-4 * std::abs(b[key].get<double>()))
+          << key << " " << what;
+  }
+}
+
+TEST(Lottery, ChainsAtDifferentRoundsResumeTogetherWithTheSameResults) {
+  // Killed with seed 0's chain through round 2 and seed 1's through round 0 only: run again, each
+  // chain loads what it has and trains the rest, and every trial matches the uninterrupted run.
+  testing::TempDir whole, parts;
+  auto trials = trials_of(lottery_doc(R"({"seeds": 2})"));
+  ChainRun full = run_chain(trials, whole.path());
+  std::vector<Trial> first_part;
+  for (const auto& t : trials)
+    if (t.config["lottery"]["round"].get<int>() <= (t.seed == 0 ? 2 : 0)) first_part.push_back(t);
+  ChainRun first = run_chain(first_part, parts.path());
+  ASSERT_EQ(first.order.size(), 7u + 1u);
+  ChainRun rest = run_chain(trials, parts.path(), first);
+  ASSERT_EQ(rest.order.size(), trials.size());
+  for (size_t i = first.order.size(); i < rest.order.size(); ++i) {
+    const std::string& h = rest.order[i];
+    EXPECT_EQ(rest.by_hash[h].status, "finished");
+    EXPECT_NEAR(rest.by_hash[h].summary["test_loss"].get<double>(),
+                full.by_hash[h].summary["test_loss"].get<double>(),
+                2e-4 * std::abs(full.by_hash[h].summary["test_loss"].get<double>()));
+    EXPECT_EQ(rest.by_hash[h].summary["layer_remaining"],
+              full.by_hash[h].summary["layer_remaining"]);
   }
 }
 
