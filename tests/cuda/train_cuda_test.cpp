@@ -395,35 +395,36 @@ TEST(CudaPopulation, MembersOnSchedulesOfTheirOwnEqualTheirSoloGpuRuns) {
   expect_captured_members_equal_solo(cfgs, {"train_loss", "test_loss", "weight_norm", "lr"});
 }
 
-TEST(CudaPopulation, ALotteryRoundTrainsAsOnePopulationAsItWouldAlone) {
+TEST(CudaPopulation, LotteryChainsTrainEachRoundAsOnePopulationAsTheyWouldAlone) {
   SKIP_WITHOUT_GPU();
   const torch::Device gpu(torch::kCUDA, 0);
-  // Each round's ticket, reinit and random_prune with their own masks, in one captured step.
+  // Each round's ticket, reinit and random_prune of two seeds' chains (each on its own data) with
+  // their own masks, in one captured step.
   auto chain = [&](const std::string& population, const std::string& dir) {
     json doc = json::parse(R"({"lab": "lottery",
         "data": {"name": "blobs", "n_train": 1024, "n_test": 512, "classes": 4, "dim": 8, "noise": 1.5},
         "model": {"name": "mlp", "widths": [64, 64]}, "optim": {"name": "adam", "lr": 0.003},
         "train": {"epochs": 3, "batch_size": 64, "checkpoint": false},
         "lottery": {"rounds": 2, "rate": 0.3, "output_rate": 0.1},
-        "sweep": {"lottery.control": ["ticket", "reinit", "random_prune"]}})");
+        "sweep": {"lottery.control": ["ticket", "reinit", "random_prune"]}, "seeds": 2})");
     doc["train"]["population"] = population;
     auto trials = expand_trials(resolve_config_json(doc, "lottery.json", "", {}));
-    std::map<std::string, json> out;  // by (round, control)
+    std::map<std::string, json> out;  // by seed, round and control
     std::vector<const Trial*> all;
     for (const auto& t : trials) all.push_back(&t);
     LotteryCallbacks cb;
     cb.done = [&](const Trial&) { return false; };
     cb.hooks = [](const Trial&, const std::string&) { return TrainHooks(); };
     cb.record = [&](const Trial& t, const TrainOutcome& o, double) {
-      out[t.config["lottery"]["round"].dump() + t.config["lottery"]["control"].get<std::string>()] =
-          o.summary;
+      out[std::to_string(t.seed) + t.config["lottery"]["round"].dump() +
+          t.config["lottery"]["control"].get<std::string>()] = o.summary;
     };
     run_lottery_chains(all, dir, gpu, cb, "lottery.json");
     return out;
   };
   testing::TempDir a, b;
   auto together = chain("auto", a.path()), alone = chain("off", b.path());
-  ASSERT_EQ(together.size(), 7u);
+  ASSERT_EQ(together.size(), 14u);
   for (const auto& [key, want] : alone) {
     const json& got = together[key];
     EXPECT_EQ(got.value("layer_remaining", json()), want.value("layer_remaining", json())) << key;
@@ -432,8 +433,9 @@ TEST(CudaPopulation, ALotteryRoundTrainsAsOnePopulationAsItWouldAlone) {
                   1e-3 * std::max(1.0, want[m].get<double>()))
           << key << " " << m;
   }
-  EXPECT_EQ(together["1reinit"]["population"], 3);
-  EXPECT_EQ(together["2ticket"]["cuda_graphs"], "captured");
+  EXPECT_EQ(together["00ticket"]["population"], 2);
+  EXPECT_EQ(together["11reinit"]["population"], 6);
+  EXPECT_EQ(together["02ticket"]["cuda_graphs"], "captured");
 }
 
 }  // namespace
