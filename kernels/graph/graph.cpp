@@ -3,6 +3,7 @@
 #include "graph/graph.h"
 
 #ifdef EMPIRIC_WITH_CUDA
+#include <ATen/core/CachingHostAllocator.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <ATen/ops/zeros.h>
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -65,9 +66,9 @@ namespace {
 // What a capture that broke leaves behind, undone so that training goes on eagerly as if it had
 // never been tried. torch's CUDAGraph::capture_end throws at cudaStreamEndCapture for a broken
 // capture (which ends the stream's capture mode), before it
-//  - hands the allocator back its ordinary pools: the allocator would go on asking the dead
-//    graph's filter about every allocation. We end the graph's pool (ours: we made its id) and
-//    release it, unless capture_end got that far itself;
+//  - hands the allocators (device and pinned host memory) back their ordinary pools: they would
+//    go on asking the dead graph's filter about every allocation. We end the graph's pool (ours:
+//    we made its id) in each and release it, unless capture_end got that far itself;
 //  - ends the default CUDA generator's capture (its prologue ran in capture_begin): every eager
 //    random op (dropout) would then throw "Offset increment outside graph capture". A capture of
 //    one non-random kernel, begun and ended, runs the prologue and the epilogue again.
@@ -83,6 +84,20 @@ void undo_broken_capture(at::cuda::MempoolId_t pool) {
   if (ended) {
     try {
       c10::cuda::CUDACachingAllocator::releasePool(device, pool);
+    } catch (...) {
+    }
+  }
+  // The pinned host allocator likewise (capture_begin points it at the graph's pool too; the
+  // members' schedule factors go to the device through pin_memory()).
+  bool host_ended = false;
+  try {
+    at::getHostAllocator(at::kCUDA)->end_allocate_to_pool(pool);
+    host_ended = true;
+  } catch (...) {
+  }
+  if (host_ended) {
+    try {
+      at::getHostAllocator(at::kCUDA)->release_pool(pool);
     } catch (...) {
     }
   }

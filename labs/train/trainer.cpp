@@ -227,7 +227,13 @@ namespace {
 void eval_sums(Net& model, const torch::Tensor& x, const torch::Tensor& y, bool regression,
                int64_t batch, torch::Tensor& out) {
   torch::NoGradGuard guard;
-  const bool was_training = model->is_training();
+  // Back in the mode it was in also when the pass throws (a capture that breaks): the eager
+  // passes and steps after it must see the model as before.
+  struct ModeGuard {
+    Net& model;
+    bool was_training;
+    ~ModeGuard() { model->train(was_training); }
+  } mode{model, model->is_training()};
   model->eval();
   const int64_t n = x.size(0);
   auto loss_sum = torch::zeros({}, x.options());
@@ -239,7 +245,6 @@ void eval_sums(Net& model, const torch::Tensor& x, const torch::Tensor& y, bool 
                            : torch::cross_entropy_loss(out_b, yb, {}, at::Reduction::Sum);
     if (!regression) correct += out_b.argmax(1).eq(yb).sum();
   }
-  model->train(was_training);
   out.select(0, 0).copy_(loss_sum);
   out.select(0, 1).copy_(correct);
 }
