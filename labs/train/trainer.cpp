@@ -264,7 +264,7 @@ class Evaluator {
       : model_(model), regression_(regression), batch_(batch), graphs_(graphs) {}
 
   std::pair<double, double> operator()(const torch::Tensor& x, const torch::Tensor& y) {
-    Pass& pass = passes_[x.data_ptr()];
+    Pass& pass = passes_[{x.data_ptr(), y.data_ptr()}];  // a replay reads the captured memory
     if (!pass.sums.defined()) {
       pass.sums = torch::zeros({2}, x.options().dtype(torch::kFloat32));
       if (graphs_ && !pass.graph.capture([&] { eval_sums(model_, x, y, regression_, batch_, pass.sums); },
@@ -292,7 +292,7 @@ class Evaluator {
   int64_t batch_;
   bool graphs_;
   std::string failure_;
-  std::map<const void*, Pass> passes_;
+  std::map<std::pair<const void*, const void*>, Pass> passes_;
 };
 
 // Why the training step cannot be captured as a CUDA graph ("" when it can).
