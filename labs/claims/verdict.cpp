@@ -18,6 +18,12 @@ std::string fmt_num(double v) {
   return os.str();
 }
 
+// A swept value: whole numbers in full (a batch size of 4096, not 4.1e+03).
+std::string fmt_x(double x) {
+  if (x == std::floor(x) && std::abs(x) < 1e15) return std::to_string((long long)x);
+  return fmt_num(x);
+}
+
 }  // namespace
 
 int seeds_to_decide(double effect, const Interval& ci, int direction, int per_group) {
@@ -45,6 +51,7 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
 
   // Groups for the stratified bootstrap, and the statistic of a resampling.
   std::vector<std::vector<const Observation*>> groups;
+  std::string unmeasured;  // why the claim's effect is not measured (interaction: a failed end)
   if (t.kind == "trend" || t.kind == "peak") {
     std::map<double, std::vector<const Observation*>> by_x;
     for (const auto& o : obs) by_x[o.x].push_back(&o);
@@ -71,6 +78,24 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     for (double x : {lo_x, hi_x})
       for (const char* g : {"a", "b"}) groups.push_back(cells[{x, g}]);
     if (!(lo_x < hi_x)) groups.resize(1);  // one x value: nothing to compare across
+    // An end where both arms' trials all sit at one value and some of them diverged (entered with
+    // the claim's diverged_as value; the rest finished there, e.g. at chance) measures no effect
+    // of the factor: every run failed in both arms, and a "difference" of 0 there would let the
+    // other end decide the interaction alone.
+    for (double x : {lo_x, hi_x}) {
+      const auto& a = cells[{x, "a"}];
+      const auto& b = cells[{x, "b"}];
+      if (!(lo_x < hi_x) || a.empty() || b.empty()) continue;
+      bool any_imputed = false, one_value = true;
+      for (const auto* cell : {&a, &b})
+        for (const Observation* o : *cell)
+          any_imputed = any_imputed || o->imputed, one_value = one_value && o->y == a[0]->y;
+      if (any_imputed && one_value && unmeasured.empty())
+        unmeasured = "at the " + std::string(x == lo_x ? "smallest" : "largest") + " x (" +
+                     fmt_x(x) + ") every trial of both arms diverged or ended at the value a " +
+                     "diverged one enters with (" + fmt_num(a[0]->y) +
+                     "): the factor's effect is not measured there";
+    }
   } else if (t.kind == "within") {
     std::map<double, std::vector<const Observation*>> by_x;
     for (const auto& o : obs) by_x[o.x].push_back(&o);
@@ -153,6 +178,11 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     return v;
   }
   v.effect = statistic(identity);
+  if (!unmeasured.empty()) {  // the effect is shown, but it decides nothing
+    v.verdict = "inconclusive";
+    v.reason = unmeasured;
+    return v;
+  }
   v.ci = bootstrap(sizes, statistic, t.bootstrap);
   auto notes = [&]() {
     if (v.diverged > 0)

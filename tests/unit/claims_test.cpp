@@ -253,6 +253,32 @@ TEST(Verdict, InteractionIsTheGrowthOfTheDifferenceAcrossX) {
   EXPECT_EQ(evaluate_claim(make("interaction", +1, 0.0), cells).verdict, "inconclusive");
 }
 
+TEST(Verdict, AnInteractionWhoseEndFailedInBothArmsIsNotMeasuredThere) {
+  // At x = 4 every run of both arms diverged (entered at chance, 0.1) or finished at chance: the
+  // factor's effect there is not measured, so a small loss from the factor at x = 1 must not
+  // make the interaction "supported".
+  std::vector<Observation> cells;
+  for (int s = 0; s < 3; ++s) {
+    cells.push_back({1, 0.900 + 0.0002 * s, "a"});
+    cells.push_back({1, 0.898 + 0.0002 * s, "b"});
+    Observation chance{4, 0.1, "a"};
+    if (s > 0) chance.imputed = true;  // two diverged, one finished at chance
+    cells.push_back(chance);
+    Observation failed{4, 0.1, "b"};
+    failed.imputed = true;
+    cells.push_back(failed);
+  }
+  Verdict v = evaluate_claim(make("interaction", +1, 0.0), cells);
+  EXPECT_EQ(v.verdict, "inconclusive");
+  EXPECT_NE(v.reason.find("largest x (4)"), std::string::npos) << v.reason;
+  EXPECT_NEAR(v.effect, 0.002, 1e-9);  // shown, deciding nothing
+  EXPECT_FALSE(v.ci.known());
+  // With one run at x = 4 learning something, the end is measured again.
+  cells[3].y = 0.45;
+  cells[3].imputed = false;
+  EXPECT_EQ(evaluate_claim(make("interaction", +1, 0.0), cells).verdict, "supported");
+}
+
 TEST(Verdict, WithinSaysWhereTheBestXLiesAgainstARange) {
   // Accuracy peaks at x = 0.1 clearly.
   std::vector<Observation> sweep;
