@@ -377,8 +377,7 @@ class Chain {
 
 // Trains one network alone; an unrecorded one (a ticket retrained for its artifact) without
 // the store's hooks.
-Result train_alone(const Member& m, const torch::Device& device, const LotteryCallbacks& cb,
-                   const std::string& source) {
+Result train_alone(const Member& m, const torch::Device& device, const LotteryCallbacks& cb) {
   TrainHooks hooks = m.recorded ? cb.hooks(*m.trial, "") : TrainHooks();
   hooks.masks = m.masks;
   hooks.on_step = m.on_step;
@@ -465,7 +464,7 @@ std::vector<Result> train_round(const std::vector<const Member*>& members,
     }
   for (const auto& unit : units) {
     if (unit.size() == 1) {
-      results[unit[0]] = train_alone(*members[unit[0]], device, cb, source);
+      results[unit[0]] = train_alone(*members[unit[0]], device, cb);
       continue;
     }
     std::vector<const Member*> together;

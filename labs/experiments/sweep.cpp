@@ -161,13 +161,8 @@ int run_config(const Context& ctx, const RunOptions& o) {
     fmt::print(stderr, "--jobs {}: on a GPU trials run one at a time (train.population batches "
                        "compatible ones)\n", o.jobs);
   const int jobs = device.is_cuda() ? 1 : std::min<int>(o.jobs, std::max<size_t>(1, mine.size()));
-  int threads = resolved.config["train"]["threads"];
-  if (threads == 0 && jobs > 1) threads = std::max(1, cores / jobs);
-  if (threads > 0) torch::set_num_threads(threads);
 
   Store store(ctx.db);
-  const long long env_id = store.put_environment(run_environment(ctx.home, device));
-  const long long run_id = store.begin_run(command_line(o), o.config, question, o.preset, env_id);
   const std::string ckpt_dir =
       (std::filesystem::path(ctx.db).parent_path() / "checkpoints").string();
   std::filesystem::create_directories(ckpt_dir);
@@ -247,6 +242,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
   }
 
   Progress progress(o.progress);
+  long long run_id = -1;  // begun below, once the workers' threads are set
   std::mutex store_mu;
   std::map<std::string, std::function<void()>> flushes;  // buffered metrics, by trial hash
   std::atomic<size_t> next{0};
@@ -430,8 +426,20 @@ int run_config(const Context& ctx, const RunOptions& o) {
       record(trial, out, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
   };
+  // As many workers as there are units to share (a lottery sweep's chains may be one unit), the
+  // cores split among them unless train.threads says otherwise.
+  const int workers = std::max(1, std::min<int>(jobs, int(units.size())));
+  if (workers < jobs && !units.empty())
+    fmt::print("--jobs {}: {} unit(s) of work (populations, lottery chains), so {} at once\n", jobs,
+               units.size(), workers);
+  int threads = resolved.config["train"]["threads"];
+  if (threads == 0 && workers > 1) threads = std::max(1, cores / workers);
+  if (threads > 0) torch::set_num_threads(threads);
+  // The run and its environment (the thread count above included), recorded before any trial.
+  const long long env_id = store.put_environment(run_environment(ctx.home, device));
+  run_id = store.begin_run(command_line(o), o.config, question, o.preset, env_id);
   std::vector<std::thread> pool;
-  for (int j = 1; j < std::min<int>(jobs, int(units.size())); ++j) pool.emplace_back(worker);
+  for (int j = 1; j < workers; ++j) pool.emplace_back(worker);
   worker();
   for (auto& th : pool) th.join();
   if (user_error) {

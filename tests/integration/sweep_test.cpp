@@ -263,7 +263,7 @@ TEST(Bench, ACudaProfileListsTheKernelsOfEachStep) {
   const size_t population = md.find("### a population of 2: steps 32 to 64");
   ASSERT_NE(population, std::string::npos) << md;
   // Kernels (CUPTI through torch's profiler) in both sections, and how busy the device was.
-  for (const std::string part : {md.substr(0, population), md.substr(population)}) {
+  for (const std::string& part : {md.substr(0, population), md.substr(population)}) {
     EXPECT_NE(part.find("| device event (kernel, copy, set) |"), std::string::npos) << part;
     EXPECT_NE(part.find("the device was busy"), std::string::npos) << part;
   }
@@ -376,6 +376,37 @@ TEST(Sweep, AKilledLotteryChainResumesAtItsLastFinishedRound) {
   auto trials = Store(dir.file("r.db")).trials();
   EXPECT_EQ(trials.size(), expected);
   for (const auto& t : trials) EXPECT_EQ(t.status, "finished") << t.summary.dump();
+}
+
+TEST(Sweep, LotteryChainsRunRoundByRoundAsOneUnitWithEveryCore) {
+  // Two seeds' chains train each round as one population: one unit of work, so --jobs 2 runs one
+  // worker, says so, and leaves it torch's threads (split in two, one worker would idle a core).
+  testing::TempDir dir;
+  std::string cfg = dir.write("lab.json", R"({
+    "question": 97, "lab": "lottery",
+    "data": {"name": "blobs", "n_train": 400, "n_test": 100, "classes": 4, "dim": 8, "noise": 2.0},
+    "model": {"name": "mlp", "widths": [32]},
+    "optim": {"name": "adam", "lr": 0.003},
+    "train": {"epochs": 2, "batch_size": 50},
+    "lottery": {"rounds": 2},
+    "sweep": {"lottery.control": ["ticket", "reinit"]},
+    "seeds": 2
+  })");
+  Result r = empiric(dir, "run " + cfg + " --jobs 2 --no-progress");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("--jobs 2: 1 unit(s) of work"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("networks of 2 chain(s) at a time train as one"), std::string::npos)
+      << r.out;
+  Store store(dir.file("r.db"));
+  const auto trials = store.trials();
+  ASSERT_EQ(trials.size(), 2u * (1u + 2u * 2u));
+  for (const auto& t : trials) {
+    EXPECT_EQ(t.status, "finished") << t.summary.dump();
+    EXPECT_EQ(t.summary.value("population", 1), t.summary["round"] == 0 ? 2 : 4)
+        << t.summary.dump();
+  }
+  // torch's default thread count here, as in the binary (split for two workers it would be half).
+  EXPECT_EQ(store.run_environment(trials[0].run_id)["torch_threads"], torch::get_num_threads());
 }
 
 TEST(Sweep, JobsAndShardsCoverEveryTrialOnce) {
