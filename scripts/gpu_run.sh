@@ -14,7 +14,8 @@
 # (suite_tf32: the training suite again with TF32 matmuls, train.tf32, for empiric and the peers;
 # targets: issue 9's GPU targets against what the steps before it measured, scripts/gpu_targets.py);
 # ANSWERS (default "99") the questions answered with the full preset, each within ANSWER_LIMIT
-# seconds (e.g. "99 76": Q76's 108 schedule trials train as two populations of 54 on a GPU);
+# seconds (e.g. "99 76": Q76's 108 schedule trials train as two populations of 54 on a GPU; 97:
+# the three chains' rounds train as populations of 9);
 # ANSWER_JOBS sets their --jobs (trials at once on the GPU).
 set -uo pipefail
 cd "$(dirname "$0")/.."
