@@ -75,32 +75,25 @@ namespace {
 void undo_broken_capture(at::cuda::MempoolId_t pool) {
   cudaGetLastError();
   const auto device = c10::cuda::current_device();
-  bool ended = false;
-  try {
-    c10::cuda::CUDACachingAllocator::endAllocateToPool(device, pool);
-    ended = true;
-  } catch (...) {  // capture_end had ended it: the graph releases its pool itself
-  }
-  if (ended) {
+  // Ends the pool's allocation in one allocator and releases the pool, unless capture_end had
+  // ended it (then ending throws, and the graph releases its pool itself).
+  auto end_and_release = [](const std::function<void()>& end, const std::function<void()>& release) {
     try {
-      c10::cuda::CUDACachingAllocator::releasePool(device, pool);
+      end();
+    } catch (...) {
+      return;
+    }
+    try {
+      release();
     } catch (...) {
     }
-  }
+  };
+  end_and_release([&] { c10::cuda::CUDACachingAllocator::endAllocateToPool(device, pool); },
+                  [&] { c10::cuda::CUDACachingAllocator::releasePool(device, pool); });
   // The pinned host allocator likewise (capture_begin points it at the graph's pool too; the
   // members' schedule factors go to the device through pin_memory()).
-  bool host_ended = false;
-  try {
-    at::getHostAllocator(at::kCUDA)->end_allocate_to_pool(pool);
-    host_ended = true;
-  } catch (...) {
-  }
-  if (host_ended) {
-    try {
-      at::getHostAllocator(at::kCUDA)->release_pool(pool);
-    } catch (...) {
-    }
-  }
+  auto* host = at::getHostAllocator(at::kCUDA);
+  end_and_release([&] { host->end_allocate_to_pool(pool); }, [&] { host->release_pool(pool); });
   try {
     at::cuda::CUDAGraph reset;
     reset.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);

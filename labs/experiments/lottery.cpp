@@ -187,7 +187,7 @@ class Chain {
  public:
   Chain(const std::vector<const Trial*>& trials, const std::string& artifact_dir,
         const torch::Device& device, const LotteryCallbacks& cb, const std::string& source)
-      : cb_(cb), device_(device) {
+      : cb_(cb), device_(device), all_(trials) {
     for (const Trial* t : trials) {
       const json& l = t->config["lottery"];
       at_[{l["round"].get<int>(), l["control"].get<std::string>()}] = t;
@@ -195,7 +195,6 @@ class Chain {
     }
     if (!at_.count({0, "ticket"})) throw std::logic_error("lottery chain without its round 0");
     dense_ = at_[{0, "ticket"}];
-    for (const Trial* t : trials) all_.push_back(t);
     const json& cfg0 = dense_->config;
     seed_ = cfg0.value("seed", 0);
     dir_ = fs::path(artifact_dir) / lottery_chain_key(cfg0);
