@@ -77,7 +77,8 @@ void undo_broken_capture(at::cuda::MempoolId_t pool) {
   const auto device = c10::cuda::current_device();
   // Ends the pool's allocation in one allocator and releases the pool, unless capture_end had
   // ended it (then ending throws, and the graph releases its pool itself).
-  auto end_and_release = [](const std::function<void()>& end, const std::function<void()>& release) {
+  auto end_and_release = [](const std::function<void()>& end,
+                            const std::function<void()>& release) {
     try {
       end();
     } catch (...) {
