@@ -13,6 +13,7 @@ import glob
 import json
 import math
 import os
+import re
 import sys
 
 import matplotlib
@@ -93,6 +94,12 @@ def plot(meta, rows, path):
     plt.close(fig)
 
 
+def natural(label):
+    """Sort key putting round=2 before round=10: numbers compare as numbers."""
+    return [(0, float(p), "") if re.fullmatch(r"-?\d+(\.\d+)?(e-?\d+)?", p) else (1, 0.0, p)
+            for p in re.split(r"(-?\d+(?:\.\d+)?(?:e-?\d+)?)", label) if p]
+
+
 def band(ax, series, color, label):
     """series: {seed: [(step, value)]} -> the mean line and the min-max band over seeds."""
     steps = sorted(set(st for pts in series.values() for st, _ in pts))
@@ -143,10 +150,23 @@ def plot_curves(meta, rows, path):
     implicit = meta["lab"] == "implicit"
     names = ("angle_deg", "margin_ratio", "w_norm", "rel_dist_min_norm", "rel_dist_predicted", "residual") \
         if implicit else ("test_acc", "train_loss", "lr")
+
+    def points(name):
+        return sum(len(pts) for by_seed in series.get(name, {}).values() for pts in by_seed.values())
+
+    if not implicit:
+        # Runs evaluated on held-out sets only (train.eval_sets=held_out) have the training loss
+        # at their last evaluation: the epoch's running mean is the curve to show there.
+        if points("train_loss") < points("test_acc") and "train_loss_running" in series:
+            names = ("test_acc", "train_loss_running", "lr")
+        # A learning rate that never moves is a line nobody needs to see.
+        lrs = {v for by_seed in series.get("lr", {}).values() for pts in by_seed.values() for _, v in pts}
+        if len(lrs) <= 1:
+            names = tuple(n for n in names if n != "lr")
     panels = [n for n in names if n in series]
     if not panels:
         return
-    labels = sorted(set(lb for n in panels for lb in series[n]))
+    labels = sorted(set(lb for n in panels for lb in series[n]), key=natural)
     # Many runs varying on two or more axes: one row per value of the first axis, so that each
     # row's lines (the other axes) stay few enough to tell apart.
     facets = {"": labels}
@@ -163,10 +183,12 @@ def plot_curves(meta, rows, path):
             for i, lb in enumerate(members):
                 if lb in series[name]:
                     short = lb[len(head):].strip() if head else lb
-                    band(ax, series[name][lb], f"C{i % 10}", short or "all")
+                    # Past ten lines the cycle would repeat a color: a sequential map instead.
+                    color = f"C{i}" if len(members) <= 10 else plt.cm.viridis(i / (len(members) - 1))
+                    band(ax, series[name][lb], color, short or "all")
             ax.set_xlabel("step")
             ax.set_ylabel(name)
-            if name == "train_loss" or (implicit and name != "margin_ratio"):
+            if name.startswith("train_loss") or (implicit and name != "margin_ratio"):
                 ax.set_yscale("log")
             if implicit:
                 ax.set_xscale("log")

@@ -187,6 +187,13 @@ void validate_section(const Section& s, json& obj, const std::string& source) {
                    std::find(f.only_for.begin(), f.only_for.end(), variant) != f.only_for.end();
     if (applies && !obj.contains(f.key) && !f.default_value.is_null()) obj[f.key] = f.default_value;
   }
+  if (s.name == "train" && obj["eval_sets"] == "held_out")
+    for (const char* key : {"target_train_loss", "target_train_acc", "stop_train_loss"})
+      if (obj[key].get<double>() > 0)
+        fail(source, base + "/eval_sets", obj["eval_sets"],
+             std::string("expected \"all\": /train/") + key +
+                 " reads the training set's metrics at every evaluation, and \"held_out\" "
+                 "takes them at the last only");
   if (s.name == "implicit" && obj["problem"] == "least_squares" &&
       obj["n"].get<long long>() >= obj["dim"].get<long long>())
     fail(source, base + "/n", obj["n"],
@@ -409,6 +416,7 @@ json trial_identity(const json& trial_config) {
       {json::json_pointer("/train/target_test_acc"), 0.0},
       {json::json_pointer("/train/stop_at_targets"), false},
       {json::json_pointer("/train/tf32"), false},
+      {json::json_pointer("/train/eval_sets"), "all"},
   };
   json identity = trial_config;
   for (const auto& [ptr, value] : later_keys)

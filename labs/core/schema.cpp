@@ -202,6 +202,13 @@ std::vector<Section> build() {
            integer("eval_batch_size", 2000, 1, {}, "batch size for evaluation passes"),
            integer("eval_every_steps", 0, 0, {},
                    "also evaluate every n steps (0: epoch ends only)"),
+           choice("eval_sets", "all", {"all", "held_out"},
+                  "what evaluations pass over: \"all\" (the training, test and validation sets) "
+                  "or \"held_out\" (test and validation; the training set only at the last "
+                  "evaluation, for the summary, with train_loss_running, the mean of the epoch's "
+                  "step losses so far, at every one), as Frankle & Carbin evaluate: a pass over "
+                  "the whole training set at every evaluation can cost more than the training. "
+                  "target_train_loss, target_train_acc and stop_train_loss need \"all\""),
            integer("max_evals", 0, 0, {},
                    "evaluate at most this many epoch ends, evenly spaced, and always the last "
                    "(0: every epoch end); for runs of hundreds of short epochs, where evaluation "

@@ -139,7 +139,8 @@ void write_curves(std::ostream& md, const fs::path& dir, const std::vector<Claim
                                             (learning_rows + kCurveRows - 1) / kCurveRows});
     for (size_t i = 0; i < trials.size(); ++i) {
       const auto& t = trials[i];
-      const std::string label = axes_label(t);
+      std::string label;  // a CSV field: quoted, its quotes doubled (axes_label quotes strings)
+      for (char c : axes_label(t)) label += c == '"' ? std::string("\"\"") : std::string(1, c);
       std::vector<long long> steps;  // the trial's recorded steps, in order (rows are by step)
       for (const auto& m : rows[i])
         if (steps.empty() || steps.back() != m.step) steps.push_back(m.step);

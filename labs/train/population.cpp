@@ -842,6 +842,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   }
   const long long eval_every = t0["eval_every_steps"];
   const long long max_evals = t0.value("max_evals", 0LL);
+  const bool evals_take_train = t0.value("eval_sets", "all") == "all";  // as in train_model
 
   std::vector<MemberState> ms(static_cast<size_t>(P));
   std::vector<at::Generator> order;
@@ -861,9 +862,10 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   int64_t epoch_steps = 0;
   const long long check_every = kDivergenceCheckEvery;
 
-  auto take_evaluation = [&]() {
+  auto take_evaluation = [&](bool with_train) {
     auto te = Clock::now();
-    const auto train = evaluate_all(&Dataset::x_train, &Dataset::y_train);
+    const auto train =
+        with_train ? evaluate_all(&Dataset::x_train, &Dataset::y_train) : torch::Tensor();
     const auto test = evaluate_all(&Dataset::x_test, &Dataset::y_test);
     const auto val = has_val ? evaluate_all(&Dataset::x_val, &Dataset::y_val) : torch::Tensor();
     torch::Tensor running;  // each member's mean training loss over this epoch's steps
@@ -880,10 +882,14 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       Evaluation ev;
       ev.epoch = epoch;
       ev.step = step;
-      const double train_acc = train[p][1].item<double>(), test_acc = test[p][1].item<double>();
-      ev.values = {{"train_loss", train[p][0].item<double>()}, {"test_loss", test[p][0].item<double>()},
-                   {"lr", lr}, {"train_acc", train_acc}, {"test_acc", test_acc},
-                   {"gen_gap", train_acc - test_acc}};
+      const double test_acc = test[p][1].item<double>();
+      ev.values = {{"test_loss", test[p][0].item<double>()}, {"lr", lr}, {"test_acc", test_acc}};
+      if (with_train) {
+        const double train_acc = train[p][1].item<double>();
+        ev.values.push_back({"train_loss", train[p][0].item<double>()});
+        ev.values.push_back({"train_acc", train_acc});
+        ev.values.push_back({"gen_gap", train_acc - test_acc});
+      }
       if (running.defined()) ev.values.push_back({"train_loss_running", running[p].item<double>()});
       if (has_val) {
         const double val_loss = val[p][0].item<double>();
@@ -894,7 +900,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       }
       ev.values.push_back({"compute_s", compute_share});
       ev.values.push_back({"eval_s", eval_share});
-      if (compute_share > 0) ev.values.push_back({"samples_per_s", double(samples) / compute_share});
+      if (compute_share > 0)
+        ev.values.push_back({"samples_per_s", double(samples) / compute_share});
       ms[p].last_values = ev.values;
       if (hooks[p].on_eval) hooks[p].on_eval(ev);
     }
@@ -1066,14 +1073,15 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       if (eval_every > 0 && step % eval_every == 0 && b + 1 < spe) {
         sync(device);
         compute_s += seconds_since(t_start);
-        take_evaluation();
+        take_evaluation(evals_take_train);
         t_start = Clock::now();
       }
     }
     sync(device);
     compute_s += seconds_since(t_start);
     epoch++;
-    if (evaluates_epoch_end(epoch, step, total, spe, max_evals)) take_evaluation();
+    if (evaluates_epoch_end(epoch, step, total, spe, max_evals))
+      take_evaluation(evals_take_train || step >= total);
     bool all_diverged = true;
     for (const auto& m : ms) all_diverged = all_diverged && m.diverged_step >= 0;
     if (all_diverged) break;

@@ -349,6 +349,8 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   const int64_t eval_batch = t["eval_batch_size"];
   const long long eval_every = t["eval_every_steps"];
   const long long max_evals = t.value("max_evals", 0LL);
+  // "held_out": evaluations leave the training set out, but for the last (the summary's).
+  const bool evals_take_train = t.value("eval_sets", "all") == "all";
   const int patience = t["early_stop_patience"];
   const double stop_train_loss = t.value("stop_train_loss", 0.0);
   const double bound = t["divergence_loss"];
@@ -407,18 +409,21 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   std::vector<std::pair<std::string, double>> last_values;
   model->train();
 
-  auto take_evaluation = [&]() {
+  auto take_evaluation = [&](bool with_train) {
     auto t0 = Clock::now();
     Evaluation ev;
     ev.epoch = st.epoch;
     ev.step = st.step;
-    auto [train_loss, train_acc] = evaluate(data.x_train, data.y_train);
     auto [test_loss, test_acc] = evaluate(data.x_test, data.y_test);
-    ev.values = {{"train_loss", train_loss}, {"test_loss", test_loss}, {"lr", opt.lr()}};
-    if (!regression) {
-      ev.values.push_back({"train_acc", train_acc});
-      ev.values.push_back({"test_acc", test_acc});
-      ev.values.push_back({"gen_gap", train_acc - test_acc});
+    ev.values = {{"test_loss", test_loss}, {"lr", opt.lr()}};
+    if (!regression) ev.values.push_back({"test_acc", test_acc});
+    if (with_train) {
+      auto [train_loss, train_acc] = evaluate(data.x_train, data.y_train);
+      ev.values.push_back({"train_loss", train_loss});
+      if (!regression) {
+        ev.values.push_back({"train_acc", train_acc});
+        ev.values.push_back({"gen_gap", train_acc - test_acc});
+      }
     }
     if (epoch_steps > 0) {
       auto w = batch_sizes.slice(0, 0, epoch_steps);
@@ -549,7 +554,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
       if (eval_every > 0 && st.step % eval_every == 0 && b + 1 < spe) {
         sync(device);
         st.compute_s += seconds_since(t0);
-        take_evaluation();
+        take_evaluation(evals_take_train);
         t0 = Clock::now();
         if (stop_at_targets && targets_reached()) {
           stop = true;
@@ -561,7 +566,8 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     st.compute_s += seconds_since(t0);
     if (stop) break;
     st.epoch++;
-    if (evaluates_epoch_end(st.epoch, st.step, total, spe, max_evals)) take_evaluation();
+    if (evaluates_epoch_end(st.epoch, st.step, total, spe, max_evals))
+      take_evaluation(evals_take_train || st.step >= total);
     if (stop_at_targets && targets_reached()) stop = true;
     if (has_val && patience > 0 && st.evals_since_best >= patience) {
       outcome.summary["early_stopped"] = true;
@@ -578,6 +584,25 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     }
   }
   if (hooks.on_progress) hooks.on_progress(st.step, total);
+  // A run that stopped before its last step with held-out evaluations: the summary still gets
+  // the training set's loss and accuracy, from one pass over it now.
+  double last_test_acc = NAN;
+  bool last_has_train = false;
+  for (const auto& [name, value] : last_values) {
+    if (name == "test_acc") last_test_acc = value;
+    last_has_train = last_has_train || name == "train_loss";
+  }
+  if (!evals_take_train && outcome.status == "finished" && !last_values.empty() &&
+      !last_has_train) {
+    auto t0 = Clock::now();
+    auto [train_loss, train_acc] = evaluate(data.x_train, data.y_train);
+    st.eval_s += seconds_since(t0);
+    last_values.push_back({"train_loss", train_loss});
+    if (!regression) {
+      last_values.push_back({"train_acc", train_acc});
+      last_values.push_back({"gen_gap", train_acc - last_test_acc});
+    }
+  }
 
   for (const auto& [k, v] : last_values) outcome.summary[k] = std::isfinite(v) ? json(v) : json();
   if (stop_train_loss > 0) {

@@ -170,6 +170,20 @@ TEST(Config, InterpolationRangeMustRunForward) {
             "with t_lo < t_hi (0 is this solution, 1 the partner)");
 }
 
+TEST(Config, HeldOutStepEvaluationsRefuseTrainingTargets) {
+  json doc = base();
+  doc["train"]["eval_sets"] = "held_out";
+  EXPECT_EQ(error_of(doc), "");
+  doc["train"]["target_train_acc"] = 0.9;
+  EXPECT_EQ(error_of(doc),
+            "lab.json: /train/eval_sets = \"held_out\": expected \"all\": "
+            "/train/target_train_acc reads the training set's metrics at every evaluation, and "
+            "\"held_out\" takes them at the last only");
+  doc["train"]["target_train_acc"] = 0.0;
+  EXPECT_NE(error_of(doc, {"train.stop_train_loss=0.1"}).find("/train/stop_train_loss"),
+            std::string::npos);
+}
+
 TEST(Config, OverrideIsTypeCheckedAndNamed) {
   std::string msg = error_of(base(), {"optim.lr=fast"});
   EXPECT_EQ(msg, "override \"optim.lr=fast\": /optim/lr = \"fast\": expected a number > 0");
@@ -260,6 +274,11 @@ TEST(ConfigHash, KeysAddedLaterLeaveStoredTrialsTheirHashes) {
                                                "/configs/fmnist_lenet.json",
                                            "", {"train.tf32=true"}));
   EXPECT_NE(tf32[0].hash, trials[0].hash);
+  // Fewer metrics recorded: another record, another identity.
+  auto held =
+      expand_trials(resolve_config(std::string(EMPIRIC_SOURCE_DIR) + "/configs/fmnist_lenet.json",
+                                   "", {"train.eval_sets=held_out"}));
+  EXPECT_NE(held[0].hash, trials[0].hash);
 }
 
 TEST(ConfigHash, TrialsDifferBySeedAndAxis) {

@@ -1,6 +1,8 @@
 // Datasets, models and the trainer on tiny data.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "core/config.h"
 #include "core/errors.h"
 #include "data/datasets.h"
@@ -214,6 +216,55 @@ TEST(Trainer, MaxEvalsThinsTheEvaluationsAndLeavesTheRunAsItWas) {
   EXPECT_EQ(some, (std::vector<int>{4, 8, 10}));  // every ceil(10 / 3) = 4 epochs, and the last
   for (const char* m : {"train_loss", "test_acc", "weight_norm", "steps"})
     EXPECT_EQ(a.summary[m], b.summary[m]) << m;  // evaluating changes nothing it observes
+}
+
+TEST(Trainer, HeldOutEvaluationsTakeTheTrainingSetOnceAtTheEndAndLeaveTheRunAsItWas) {
+  // Q97's evaluations every few steps need the validation loss and the test accuracy, not a
+  // pass over the whole training set; the summary still has the final training metrics.
+  json all =
+      config(R"({"data": {"validation": 100}, "train": {"epochs": 2, "eval_every_steps": 5}})");
+  json held = all;
+  held["train"]["eval_sets"] = "held_out";
+  using Values = std::vector<std::pair<std::string, double>>;
+  std::vector<std::pair<long long, Values>> ea, eb;
+  TrainHooks ha, hb;
+  ha.on_eval = [&](const Evaluation& e) { ea.push_back({e.step, e.values}); };
+  hb.on_eval = [&](const Evaluation& e) { eb.push_back({e.step, e.values}); };
+  auto a = train_cfg(all, ha), b = train_cfg(held, hb);
+  // 412 training examples in batches of 32: epochs end at steps 13 and 26.
+  const std::vector<long long> steps = {5, 10, 13, 15, 20, 25, 26};
+  ASSERT_EQ(eb.size(), steps.size());
+  ASSERT_EQ(ea.size(), eb.size());
+  for (size_t i = 0; i < eb.size(); ++i) {
+    ASSERT_EQ(eb[i].first, steps[i]);
+    ASSERT_EQ(ea[i].first, steps[i]);
+    std::map<std::string, double> full(ea[i].second.begin(), ea[i].second.end());
+    std::map<std::string, double> part(eb[i].second.begin(), eb[i].second.end());
+    const bool last = i + 1 == eb.size();
+    EXPECT_EQ(full.count("train_loss"), 1u);
+    for (const char* m : {"train_loss", "train_acc", "gen_gap"})
+      EXPECT_EQ(part.count(m), last ? 1u : 0u) << m << " at step " << steps[i];
+    for (const char* m : {"test_acc", "test_loss", "val_loss", "val_acc", "train_loss_running"})
+      EXPECT_EQ(part.count(m), 1u) << m << " at step " << steps[i];
+    for (const auto& [name, value] : part)
+      if (name.find("_s") == std::string::npos) {  // timings differ, numbers must not
+        EXPECT_EQ(value, full.at(name)) << name << " at step " << steps[i];
+      }
+  }
+  for (const char* m : {"train_loss", "train_acc", "gen_gap", "test_acc", "best_val_loss",
+                        "best_val_step", "test_acc_at_best_val", "weight_norm"})
+    EXPECT_EQ(a.summary[m], b.summary[m]) << m;
+
+  // A run that stops at an evaluation between epoch ends gets its training metrics after it.
+  for (json* cfg : {&all, &held}) {
+    (*cfg)["train"]["target_test_acc"] = 0.5;
+    (*cfg)["train"]["stop_at_targets"] = true;
+  }
+  auto sa = train_cfg(all), sb = train_cfg(held);
+  ASSERT_LT(sb.summary["steps"].get<long long>(), 26);
+  EXPECT_NE(sb.summary["steps"].get<long long>() % 13, 0);
+  for (const char* m : {"steps", "train_loss", "train_acc", "gen_gap", "test_acc"})
+    EXPECT_EQ(sa.summary[m], sb.summary[m]) << m;
 }
 
 TEST(Trainer, DivergenceIsRecordedWithItsStep) {

@@ -135,6 +135,32 @@ TEST(Population, AdamWMembersWithTheirOwnLrAndDecayUnderWsdEvaluatedEvery5StepsE
   EXPECT_TRUE(outs[1].summary.contains("wsd_decay_gain"));  // the landmarks were reached
 }
 
+TEST(Population, MembersEvaluatedOnHeldOutSetsEqualTheirSoloRuns) {
+  // Q97's setting: every 5 steps the members' validation and test sets, the training set only at
+  // the last evaluation, as alone.
+  const std::string base = R"({"data": {"validation": 60}, "train": {"eval_every_steps": 5,
+      "eval_sets": "held_out"}, "seed": %d})";
+  std::vector<json> cfgs;
+  for (int seed : {0, 1, 2}) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, base.c_str(), seed);
+    cfgs.push_back(trial(buf));
+  }
+  expect_members_equal_solo(cfgs);
+  std::vector<Stream> members(cfgs.size());
+  std::vector<TrainHooks> hooks;
+  for (auto& m : members) hooks.push_back(m.hooks());
+  run_population(cfgs, torch::kCPU, hooks, "test.json");
+  // 452 training examples in batches of 40: epochs end at steps 12, 24 and 36.
+  const std::vector<int> steps = {5, 10, 12, 15, 20, 24, 25, 30, 35, 36};
+  ASSERT_EQ(members[0].evals.size(), steps.size());
+  for (size_t e = 0; e < steps.size(); ++e) {
+    const bool last = e + 1 == steps.size();
+    EXPECT_EQ(std::isnan(value(members[0].evals[e], "train_loss")), !last) << e;
+    EXPECT_FALSE(std::isnan(value(members[0].evals[e], "val_loss"))) << e;
+  }
+}
+
 TEST(Population, MembersOnSchedulesOfTheirOwnEqualTheirSoloRuns) {
   // Q76's sweep: the schedule is a member's own (its factor a row of the members' step), and
   // wsd's landmarks are taken for the members whose schedule has them.

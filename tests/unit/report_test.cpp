@@ -165,6 +165,7 @@ TEST(Report, CurvesKeepLearningMetricsAtAlignedThinnedSteps) {
     t.hash = "l" + std::to_string(seed) + std::string(20, '0');
     t.seed = seed;
     t.config = json::object();
+    t.axes = {{"lottery.control", seed == 1 ? "ticket" : "reinit"}};  // a quoted string
     t.summary = {{"test_acc", 0.5}};
     t.measures = json::object();
     store.put_trial(t);
@@ -181,6 +182,10 @@ TEST(Report, CurvesKeepLearningMetricsAtAlignedThinnedSteps) {
   std::map<std::string, std::set<long long>> steps;
   while (std::getline(in, line)) {
     EXPECT_EQ(line.find("compute_s"), std::string::npos) << "timings stay in the store";
+    // The label is one CSV field: the quotes inside it doubled.
+    EXPECT_NE(line.find(line[1] == '1' ? R"(,"control=""ticket""",)" : R"(,"control=""reinit""",)"),
+              std::string::npos)
+        << line;
     const auto step_at = line.find("\",") + 2;
     steps[line.substr(0, 12)].insert(std::stoll(line.substr(step_at, line.find(',', step_at) - step_at)));
   }
