@@ -147,6 +147,12 @@ def plot_curves(meta, rows, path):
     for r in rows:
         series.setdefault(r["name"], {}).setdefault(r["label"], {}).setdefault(r["seed"], []).append(
             (int(r["step"]), float(r["value"])))
+    # A mean over the steps since the evaluation before estimates the loss halfway through them:
+    # drawn at the window's end, a long window would lag a short one and draw a false step.
+    for by_seed in series.get("train_loss_recent", {}).values():
+        for seed, pts in by_seed.items():
+            pts.sort()
+            by_seed[seed] = [((prev + st) / 2, v) for prev, (st, v) in zip([0] + [p[0] for p in pts], pts)]
     implicit = meta["lab"] == "implicit"
     names = ("angle_deg", "margin_ratio", "w_norm", "rel_dist_min_norm", "rel_dist_predicted", "residual") \
         if implicit else ("test_acc", "train_loss", "lr")
@@ -156,12 +162,13 @@ def plot_curves(meta, rows, path):
 
     if not implicit:
         # Runs evaluated on held-out sets only (train.eval_sets=held_out) have the training loss
-        # at their last evaluation: the epoch's running mean is the curve to show there.
-        if points("train_loss") < points("test_acc") and "train_loss_running" in series:
-            names = ("test_acc", "train_loss_running", "lr")
-        # A learning rate that never moves is a line nobody needs to see.
-        lrs = {v for by_seed in series.get("lr", {}).values() for pts in by_seed.values() for _, v in pts}
-        if len(lrs) <= 1:
+        # at their last evaluation: the mean loss of the steps between evaluations stands in.
+        if points("train_loss") < points("test_acc") and "train_loss_recent" in series:
+            names = ("test_acc", "train_loss_recent", "lr")
+        # Learning rates that never move within a run are flat lines nobody needs to see (the
+        # legend names each run's).
+        if all(len({v for _, v in pts}) <= 1
+               for by_seed in series.get("lr", {}).values() for pts in by_seed.values()):
             names = tuple(n for n in names if n != "lr")
     panels = [n for n in names if n in series]
     if not panels:
@@ -187,7 +194,7 @@ def plot_curves(meta, rows, path):
                     color = f"C{i}" if len(members) <= 10 else plt.cm.viridis(i / (len(members) - 1))
                     band(ax, series[name][lb], color, short or "all")
             ax.set_xlabel("step")
-            ax.set_ylabel(name)
+            ax.set_ylabel("train loss (steps since last eval)" if name == "train_loss_recent" else name)
             if name.startswith("train_loss") or (implicit and name != "margin_ratio"):
                 ax.set_yscale("log")
             if implicit:

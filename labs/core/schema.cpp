@@ -205,9 +205,10 @@ std::vector<Section> build() {
            choice("eval_sets", "all", {"all", "held_out"},
                   "what evaluations pass over: \"all\" (the training, test and validation sets) "
                   "or \"held_out\" (test and validation; the training set only at the last "
-                  "evaluation, for the summary, with train_loss_running, the mean of the epoch's "
-                  "step losses so far, at every one), as Frankle & Carbin evaluate: a pass over "
-                  "the whole training set at every evaluation can cost more than the training. "
+                  "evaluation, for the summary; train_loss_recent, the mean loss of the steps "
+                  "since the evaluation before, stands in for it), as Frankle & Carbin evaluate: "
+                  "a pass over the whole training set at every evaluation can cost more than the "
+                  "training. "
                   "target_train_loss, target_train_acc and stop_train_loss need \"all\""),
            integer("max_evals", 0, 0, {},
                    "evaluate at most this many epoch ends, evenly spaced, and always the last "

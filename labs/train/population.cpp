@@ -860,6 +860,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   long long step = 0, samples = 0, opt_steps = 0;
   double compute_s = 0, eval_s = 0;
   int64_t epoch_steps = 0;
+  int64_t since_eval = 0;  // as in train_model
   const long long check_every = kDivergenceCheckEvery;
 
   auto take_evaluation = [&](bool with_train) {
@@ -873,6 +874,13 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       auto w = batch_sizes.slice(0, 0, epoch_steps);
       running = ((step_losses.slice(1, 0, epoch_steps) * w).sum(1) / w.sum()).to(torch::kCPU, torch::kFloat64);
     }
+    torch::Tensor recent;  // each member's mean loss since the last evaluation, as in train_model
+    if (!evals_take_train && epoch_steps > since_eval) {
+      auto w = batch_sizes.slice(0, since_eval, epoch_steps);
+      recent = ((step_losses.slice(1, since_eval, epoch_steps) * w).sum(1) / w.sum())
+                   .to(torch::kCPU, torch::kFloat64);
+    }
+    since_eval = epoch_steps;
     eval_s += seconds_since(te);
     // Each member's share of the population's time, as a trial alone records its own.
     const double compute_share = compute_s / double(P), eval_share = eval_s / double(P);
@@ -891,6 +899,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
         ev.values.push_back({"gen_gap", train_acc - test_acc});
       }
       if (running.defined()) ev.values.push_back({"train_loss_running", running[p].item<double>()});
+      if (recent.defined()) ev.values.push_back({"train_loss_recent", recent[p].item<double>()});
       if (has_val) {
         const double val_loss = val[p][0].item<double>();
         ev.values.push_back({"val_loss", val_loss});
@@ -985,7 +994,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   while (step < total) {
     auto t_start = Clock::now();
     batches.shuffle(order, device);
-    epoch_steps = 0;
+    epoch_steps = since_eval = 0;
     const long long epoch_start = step;
     int64_t checked = 0;
     for (int64_t b = 0; b < spe && step < total; ++b) {

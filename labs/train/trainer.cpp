@@ -406,6 +406,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   auto batch_sizes = torch::full({spe}, double(batch), data.x_train.options());
   batch_sizes[spe - 1] = double(n - (spe - 1) * batch);
   int64_t epoch_steps = 0;
+  int64_t since_eval = 0;  // the first of this epoch's steps since the last evaluation
   std::vector<std::pair<std::string, double>> last_values;
   model->train();
 
@@ -431,6 +432,15 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
           {"train_loss_running",
            ((step_losses.slice(0, 0, epoch_steps) * w).sum() / w.sum()).item<double>()});
     }
+    // Without the training set, the curve to draw: the mean loss of the steps since the last
+    // evaluation (the epoch's running mean falls at each epoch start as its window restarts).
+    if (!evals_take_train && epoch_steps > since_eval) {
+      auto w = batch_sizes.slice(0, since_eval, epoch_steps);
+      ev.values.push_back(
+          {"train_loss_recent",
+           ((step_losses.slice(0, since_eval, epoch_steps) * w).sum() / w.sum()).item<double>()});
+    }
+    since_eval = epoch_steps;
     if (has_val) {
       auto [val_loss, val_acc] = evaluate(data.x_val, data.y_val);
       ev.values.push_back({"val_loss", val_loss});
@@ -483,7 +493,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     auto perm = torch::randperm(n, order_gen).to(device);
     const long long epoch_start = st.step;
     int64_t checked = 0;
-    epoch_steps = 0;
+    epoch_steps = since_eval = 0;
     for (int64_t b = 0; b < spe && st.step < total; ++b) {
       auto idx = perm.slice(0, b * batch, std::min(n, (b + 1) * batch));
       opt.set_lr(lr_at(sched, base_lr, st.step, total, spe));

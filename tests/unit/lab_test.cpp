@@ -244,13 +244,27 @@ TEST(Trainer, HeldOutEvaluationsTakeTheTrainingSetOnceAtTheEndAndLeaveTheRunAsIt
     EXPECT_EQ(full.count("train_loss"), 1u);
     for (const char* m : {"train_loss", "train_acc", "gen_gap"})
       EXPECT_EQ(part.count(m), last ? 1u : 0u) << m << " at step " << steps[i];
-    for (const char* m : {"test_acc", "test_loss", "val_loss", "val_acc", "train_loss_running"})
+    for (const char* m : {"test_acc", "test_loss", "val_loss", "val_acc", "train_loss_running",
+                          "train_loss_recent"})
       EXPECT_EQ(part.count(m), 1u) << m << " at step " << steps[i];
+    EXPECT_EQ(full.count("train_loss_recent"), 0u);  // the training set's own loss is there
     for (const auto& [name, value] : part)
-      if (name.find("_s") == std::string::npos) {  // timings differ, numbers must not
-        EXPECT_EQ(value, full.at(name)) << name << " at step " << steps[i];
+      if (name.find("_s") == std::string::npos && name != "train_loss_recent") {
+        EXPECT_EQ(value, full.at(name)) << name << " at step " << steps[i];  // timings differ
       }
   }
+  // The recent loss is the mean over the steps since the evaluation before: at an epoch's first
+  // evaluation the epoch's running mean, then the part of it the new steps add (equal batches).
+  auto at = [&](size_t i, const char* m) -> double {
+    for (const auto& [name, value] : eb[i].second)
+      if (name == m) return value;
+    return NAN;
+  };
+  EXPECT_DOUBLE_EQ(at(0, "train_loss_recent"), at(0, "train_loss_running"));  // steps 1-5
+  EXPECT_NEAR(at(1, "train_loss_recent"),                                     // steps 6-10
+              (10 * at(1, "train_loss_running") - 5 * at(0, "train_loss_running")) / 5, 1e-5);
+  EXPECT_DOUBLE_EQ(at(3, "train_loss_recent"), at(3, "train_loss_running"));  // steps 14-15
+  EXPECT_NE(at(1, "train_loss_recent"), at(1, "train_loss_running"));
   for (const char* m : {"train_loss", "train_acc", "gen_gap", "test_acc", "best_val_loss",
                         "best_val_step", "test_acc_at_best_val", "weight_norm"})
     EXPECT_EQ(a.summary[m], b.summary[m]) << m;

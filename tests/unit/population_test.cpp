@@ -63,7 +63,7 @@ void expect_members_equal_solo(const std::vector<json>& cfgs) {
     }
     for (size_t e = 0; e < alone[i].evals.size(); ++e)
       for (const char* key : {"train_loss", "test_loss", "train_acc", "test_acc", "lr",
-                              "train_loss_running", "val_loss"}) {
+                              "train_loss_running", "train_loss_recent", "val_loss"}) {
         const double a = value(alone[i].evals[e], key), b = value(together[i].evals[e], key);
         if (std::isnan(a)) {
           EXPECT_TRUE(std::isnan(b)) << key;
@@ -158,6 +158,7 @@ TEST(Population, MembersEvaluatedOnHeldOutSetsEqualTheirSoloRuns) {
     const bool last = e + 1 == steps.size();
     EXPECT_EQ(std::isnan(value(members[0].evals[e], "train_loss")), !last) << e;
     EXPECT_FALSE(std::isnan(value(members[0].evals[e], "val_loss"))) << e;
+    EXPECT_FALSE(std::isnan(value(members[0].evals[e], "train_loss_recent"))) << e;
   }
 }
 
