@@ -95,9 +95,10 @@ def plot(meta, rows, path):
 
 
 def natural(label):
-    """Sort key putting round=2 before round=10: numbers compare as numbers."""
-    return [(0, float(p), "") if re.fullmatch(r"-?\d+(\.\d+)?(e-?\d+)?", p) else (1, 0.0, p)
-            for p in re.split(r"(-?\d+(?:\.\d+)?(?:e-?\d+)?)", label) if p]
+    """Sort key putting round=2 before round=10: numbers compare as numbers (re.split with a
+    group puts them at the odd places, text at the even ones)."""
+    parts = re.split(r"(-?\d+(?:\.\d+)?(?:e-?\d+)?)", label)
+    return [float(p) if i % 2 else p for i, p in enumerate(parts)]
 
 
 def band(ax, series, color, label):

@@ -869,17 +869,17 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
         with_train ? evaluate_all(&Dataset::x_train, &Dataset::y_train) : torch::Tensor();
     const auto test = evaluate_all(&Dataset::x_test, &Dataset::y_test);
     const auto val = has_val ? evaluate_all(&Dataset::x_val, &Dataset::y_val) : torch::Tensor();
-    torch::Tensor running;  // each member's mean training loss over this epoch's steps
-    if (epoch_steps > 0) {
-      auto w = batch_sizes.slice(0, 0, epoch_steps);
-      running = ((step_losses.slice(1, 0, epoch_steps) * w).sum(1) / w.sum()).to(torch::kCPU, torch::kFloat64);
-    }
-    torch::Tensor recent;  // each member's mean loss since the last evaluation, as in train_model
-    if (!evals_take_train && epoch_steps > since_eval) {
-      auto w = batch_sizes.slice(0, since_eval, epoch_steps);
-      recent = ((step_losses.slice(1, since_eval, epoch_steps) * w).sum(1) / w.sum())
-                   .to(torch::kCPU, torch::kFloat64);
-    }
+    // Each member's batch-weighted mean loss over this epoch's steps [from, to), on the CPU.
+    auto mean_step_losses = [&](int64_t from, int64_t to) {
+      auto w = batch_sizes.slice(0, from, to);
+      return ((step_losses.slice(1, from, to) * w).sum(1) / w.sum())
+          .to(torch::kCPU, torch::kFloat64);
+    };
+    torch::Tensor running;  // over the epoch so far
+    if (epoch_steps > 0) running = mean_step_losses(0, epoch_steps);
+    torch::Tensor recent;  // since the last evaluation, as in train_model
+    if (!evals_take_train && epoch_steps > since_eval)
+      recent = mean_step_losses(since_eval, epoch_steps);
     since_eval = epoch_steps;
     eval_s += seconds_since(te);
     // Each member's share of the population's time, as a trial alone records its own.

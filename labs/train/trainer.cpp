@@ -410,6 +410,11 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   std::vector<std::pair<std::string, double>> last_values;
   model->train();
 
+  // The batch-weighted mean loss of this epoch's steps [from, to).
+  auto mean_step_loss = [&](int64_t from, int64_t to) {
+    auto w = batch_sizes.slice(0, from, to);
+    return ((step_losses.slice(0, from, to) * w).sum() / w.sum()).item<double>();
+  };
   auto take_evaluation = [&](bool with_train) {
     auto t0 = Clock::now();
     Evaluation ev;
@@ -426,20 +431,12 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
         ev.values.push_back({"gen_gap", train_acc - test_acc});
       }
     }
-    if (epoch_steps > 0) {
-      auto w = batch_sizes.slice(0, 0, epoch_steps);
-      ev.values.push_back(
-          {"train_loss_running",
-           ((step_losses.slice(0, 0, epoch_steps) * w).sum() / w.sum()).item<double>()});
-    }
+    if (epoch_steps > 0)
+      ev.values.push_back({"train_loss_running", mean_step_loss(0, epoch_steps)});
     // Without the training set, the curve to draw: the mean loss of the steps since the last
     // evaluation (the epoch's running mean falls at each epoch start as its window restarts).
-    if (!evals_take_train && epoch_steps > since_eval) {
-      auto w = batch_sizes.slice(0, since_eval, epoch_steps);
-      ev.values.push_back(
-          {"train_loss_recent",
-           ((step_losses.slice(0, since_eval, epoch_steps) * w).sum() / w.sum()).item<double>()});
-    }
+    if (!evals_take_train && epoch_steps > since_eval)
+      ev.values.push_back({"train_loss_recent", mean_step_loss(since_eval, epoch_steps)});
     since_eval = epoch_steps;
     if (has_val) {
       auto [val_loss, val_acc] = evaluate(data.x_val, data.y_val);
