@@ -101,6 +101,12 @@ def natural(label):
     return [float(p) if i % 2 else p for i, p in enumerate(parts)]
 
 
+def below_title(fig, inches=0.2):
+    """The rectangle for tight_layout that leaves the top `inches` to the figure's suptitle,
+    which tight_layout does not make room for (it overlapped the first row's titles)."""
+    return (0, 0, 1, 1 - inches / fig.get_figheight())
+
+
 def band(ax, series, color, label):
     """series: {seed: [(step, value)]} -> the mean line and the min-max band over seeds."""
     steps = sorted(set(st for pts in series.values() for st, _ in pts))
@@ -205,7 +211,7 @@ def plot_curves(meta, rows, path):
                 ax.set_title(head, fontsize=8)
         grid[row][-1].legend(fontsize=6, loc="best")
     fig.suptitle(meta["config"] + " (mean over seeds, band: min to max)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=below_title(fig))
     fig.savefig(path)
     plt.close(fig)
 
@@ -311,7 +317,7 @@ def plot_interpolation(meta, path):
     ax_acc.set_ylabel("accuracy")
     ax_loss.legend(fontsize=7)
     fig.suptitle(meta["config"] + " (solid: training, dashed: test)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=below_title(fig))
     fig.savefig(path)
     plt.close(fig)
 
