@@ -26,6 +26,17 @@ json trial(const std::string& patch) {
   return testing::trial_from(base, patch, "test.json");
 }
 
+// Seeds 0, 1 and 2 of one patch, `pattern` holding a %d for the seed.
+std::vector<json> seeds_of(const std::string& pattern) {
+  std::vector<json> cfgs;
+  for (int seed : {0, 1, 2}) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, pattern.c_str(), seed);
+    cfgs.push_back(trial(buf));
+  }
+  return cfgs;
+}
+
 // Per-epoch evaluations of one run.
 struct Stream {
   std::vector<std::vector<std::pair<std::string, double>>> evals;
@@ -102,14 +113,8 @@ TEST(Population, SgdMembersEqualTheirSoloRuns) {
                              trial(R"({"seed": 1, "optim": {"lr": 0.05}})"),
                              trial(R"({"seed": 2, "optim": {"weight_decay": 0.001, "momentum": 0.5}})")});
   // Batches of 512 and more take one matmul per member on a CPU (and a smaller last batch).
-  const std::string large = R"({"data": {"n_train": 1200}, "train": {"batch_size": 512}, "seed": %d})";
-  std::vector<json> cfgs;
-  for (int seed : {0, 1, 2}) {
-    char buf[256];
-    std::snprintf(buf, sizeof buf, large.c_str(), seed);
-    cfgs.push_back(trial(buf));
-  }
-  expect_members_equal_solo(cfgs);
+  expect_members_equal_solo(
+      seeds_of(R"({"data": {"n_train": 1200}, "train": {"batch_size": 512}, "seed": %d})"));
 }
 
 TEST(Population, AdamMembersWithTheirOwnLabelNoiseAndValidationEqualTheirSoloRuns) {
@@ -138,14 +143,8 @@ TEST(Population, AdamWMembersWithTheirOwnLrAndDecayUnderWsdEvaluatedEvery5StepsE
 TEST(Population, MembersEvaluatedOnHeldOutSetsEqualTheirSoloRuns) {
   // Q97's setting: every 5 steps the members' validation and test sets, the training set only at
   // the last evaluation, as alone.
-  const std::string base = R"({"data": {"validation": 60}, "train": {"eval_every_steps": 5,
-      "eval_sets": "held_out"}, "seed": %d})";
-  std::vector<json> cfgs;
-  for (int seed : {0, 1, 2}) {
-    char buf[256];
-    std::snprintf(buf, sizeof buf, base.c_str(), seed);
-    cfgs.push_back(trial(buf));
-  }
+  const auto cfgs = seeds_of(R"({"data": {"validation": 60}, "train": {"eval_every_steps": 5,
+      "eval_sets": "held_out"}, "seed": %d})");
   expect_members_equal_solo(cfgs);
   std::vector<Stream> members(cfgs.size());
   std::vector<TrainHooks> hooks;
