@@ -2,6 +2,8 @@
 // same pass. Each element is read once and written once per list (Adam: 4-5 loads, 3 stores), so
 // the step is bound by memory bandwidth: the kernels use 16-byte float4 accesses when every
 // pointer is aligned, and one block per 16K-element chunk keeps all SMs loaded for 10M+ parameters.
+#include <type_traits>
+
 #include "common/multi_tensor.cuh"
 
 namespace empiric::kernels {
@@ -34,10 +36,10 @@ __device__ __forceinline__ float adam_update(float& w, float g, float& m, float&
   return w;
 }
 
-// Members (populations) take the element-wise path: a float4 may straddle two members' blocks.
+// Members (populations) take the float4 path only where a member's block is a multiple of 4
+// elements (then no float4 straddles two members); elsewhere they step element by element.
 template <bool Masked, bool Vec, bool Members>
 __global__ void __launch_bounds__(kThreads) adam_kernel(ChunkMeta<5> meta, AdamStep s) {
-  static_assert(!(Vec && Members), "members step element by element");
   if (s.scalars) s.lr = s.scalars[0], s.step_size = s.scalars[1], s.bc2_sqrt = s.scalars[2];
   const int t = meta.block_tensor[blockIdx.x];
   const int64_t n = meta.n[t];
@@ -50,9 +52,13 @@ __global__ void __launch_bounds__(kThreads) adam_kernel(ChunkMeta<5> meta, AdamS
   float* __restrict__ m = meta.ptr[2][t];
   float* __restrict__ v = meta.ptr[3][t];
   const float* __restrict__ mask = Masked ? meta.ptr[4][t] : nullptr;
-  int64_t i = begin + threadIdx.x * (Vec ? 4 : 1);
-  if (Vec) {
-    for (; i + 3 < end; i += int64_t(blockDim.x) * 4) {
+  int64_t i = begin + threadIdx.x;
+  if (Vec && (!Members || member.block % 4 == 0)) {
+    for (i = begin + threadIdx.x * 4; i + 3 < end; i += int64_t(blockDim.x) * 4) {
+      if (Members && member.enters(i)) {
+        const float* h = member.hyper(i, s.member_hyper);
+        s.lr = h[0], s.step_size = h[1], s.weight_decay = h[2];
+      }
       float4 w4 = *reinterpret_cast<float4*>(w + i), m4 = *reinterpret_cast<float4*>(m + i);
       float4 v4 = *reinterpret_cast<float4*>(v + i);
       const float4 g4 = *reinterpret_cast<const float4*>(g + i);
@@ -92,19 +98,42 @@ __device__ __forceinline__ void sgd_update(float& w, float g, float& buf, float 
   w = (w - s.lr * g) * mask;
 }
 
-template <bool Masked, bool Members>
+template <bool Masked, bool Members, bool Vec>
 __global__ void __launch_bounds__(kThreads) sgd_kernel(ChunkMeta<5> meta, SgdStep s) {
   if (s.scalars) s.lr = s.scalars[0];
   const int t = meta.block_tensor[blockIdx.x];
+  const int64_t n = meta.n[t];
   const int64_t begin = int64_t(meta.block_chunk[blockIdx.x]) * kChunk;
-  const int64_t end = min(meta.n[t], begin + kChunk);
+  const int64_t end = min(n, begin + kChunk);
   MemberCursor member;
-  if (Members) member.block = meta.n[t] / s.members;
+  if (Members) member.block = n / s.members;
   float* __restrict__ w = meta.ptr[0][t];
   const float* __restrict__ g = meta.ptr[1][t];
   float* __restrict__ buf = meta.ptr[2][t];
   const float* __restrict__ mask = Masked ? meta.ptr[4][t] : nullptr;
-  for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x) {
+  int64_t i = begin + threadIdx.x;
+  if (Vec && (!Members || member.block % 4 == 0)) {  // then no float4 straddles two members
+    for (i = begin + threadIdx.x * 4; i + 3 < end; i += int64_t(blockDim.x) * 4) {
+      if (Members && member.enters(i)) {
+        const float* h = member.hyper(i, s.member_hyper);
+        s.lr = h[0], s.momentum = h[1], s.weight_decay = h[2];
+      }
+      const bool momentum = s.momentum != 0.0f;
+      float4 w4 = *reinterpret_cast<float4*>(w + i);
+      const float4 g4 = *reinterpret_cast<const float4*>(g + i);
+      float4 b4 = momentum ? *reinterpret_cast<float4*>(buf + i) : make_float4(0.f, 0.f, 0.f, 0.f);
+      const float4 k4 =
+          Masked ? *reinterpret_cast<const float4*>(mask + i) : make_float4(1.f, 1.f, 1.f, 1.f);
+      sgd_update(w4.x, g4.x, b4.x, k4.x, s);
+      sgd_update(w4.y, g4.y, b4.y, k4.y, s);
+      sgd_update(w4.z, g4.z, b4.z, k4.z, s);
+      sgd_update(w4.w, g4.w, b4.w, k4.w, s);
+      *reinterpret_cast<float4*>(w + i) = w4;
+      if (momentum) *reinterpret_cast<float4*>(buf + i) = b4;
+    }
+    i = (end - begin) / 4 * 4 + begin + threadIdx.x;  // the tail, one thread per element
+  }
+  for (; i < end; i += blockDim.x) {
     if (Members && member.enters(i)) {
       const float* h = member.hyper(i, s.member_hyper);
       s.lr = h[0], s.momentum = h[1], s.weight_decay = h[2];
@@ -114,6 +143,15 @@ __global__ void __launch_bounds__(kThreads) sgd_kernel(ChunkMeta<5> meta, SgdSte
     w[i] = wi;
     if (s.momentum != 0.0f) buf[i] = bi;
   }
+}
+
+// Calls f with three std::bool_constant arguments for three runtime flags: the one place where
+// flags pick a kernel template's instantiation.
+template <class F>
+void with_flags(bool a, bool b, bool c, F f) {
+  auto last = [&](auto x, auto y) { c ? f(x, y, std::true_type{}) : f(x, y, std::false_type{}); };
+  auto second = [&](auto x) { b ? last(x, std::true_type{}) : last(x, std::false_type{}); };
+  a ? second(std::true_type{}) : second(std::false_type{});
 }
 
 // Lists with fewer than 5 entries are padded with the first list's pointers (never read).
@@ -127,21 +165,12 @@ SpanLists padded(const SpanLists& lists) {
 }  // namespace
 
 void launch_fused_adam(const SpanLists& lists, const AdamStep& s, bool masked, void* stream) {
-  const bool members = s.members > 0, vec = !members && lists.aligned16();
   auto st = static_cast<cudaStream_t>(stream);
   for_each_chunk_set<5>(padded(lists), [&](const ChunkMeta<5>& meta, int blocks) {
-    if (members && masked)
-      adam_kernel<true, false, true><<<blocks, kThreads, 0, st>>>(meta, s);
-    else if (members)
-      adam_kernel<false, false, true><<<blocks, kThreads, 0, st>>>(meta, s);
-    else if (masked && vec)
-      adam_kernel<true, true, false><<<blocks, kThreads, 0, st>>>(meta, s);
-    else if (masked)
-      adam_kernel<true, false, false><<<blocks, kThreads, 0, st>>>(meta, s);
-    else if (vec)
-      adam_kernel<false, true, false><<<blocks, kThreads, 0, st>>>(meta, s);
-    else
-      adam_kernel<false, false, false><<<blocks, kThreads, 0, st>>>(meta, s);
+    with_flags(masked, lists.aligned16(), s.members > 0, [&](auto m, auto v, auto p) {
+      adam_kernel<decltype(m)::value, decltype(v)::value, decltype(p)::value>
+          <<<blocks, kThreads, 0, st>>>(meta, s);
+    });
     check_launch("fused_adam");
   });
 }
@@ -149,15 +178,10 @@ void launch_fused_adam(const SpanLists& lists, const AdamStep& s, bool masked, v
 void launch_fused_sgd(const SpanLists& lists, const SgdStep& s, bool masked, void* stream) {
   auto st = static_cast<cudaStream_t>(stream);
   for_each_chunk_set<5>(padded(lists), [&](const ChunkMeta<5>& meta, int blocks) {
-    const bool members = s.members > 0;
-    if (masked && members)
-      sgd_kernel<true, true><<<blocks, kThreads, 0, st>>>(meta, s);
-    else if (masked)
-      sgd_kernel<true, false><<<blocks, kThreads, 0, st>>>(meta, s);
-    else if (members)
-      sgd_kernel<false, true><<<blocks, kThreads, 0, st>>>(meta, s);
-    else
-      sgd_kernel<false, false><<<blocks, kThreads, 0, st>>>(meta, s);
+    with_flags(masked, s.members > 0, lists.aligned16(), [&](auto m, auto p, auto v) {
+      sgd_kernel<decltype(m)::value, decltype(p)::value, decltype(v)::value>
+          <<<blocks, kThreads, 0, st>>>(meta, s);
+    });
     check_launch("fused_sgd");
   });
 }

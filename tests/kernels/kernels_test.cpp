@@ -254,15 +254,18 @@ class OnDevice : public ::testing::TestWithParam<std::string> {
 // Populations: one call over tensors stacked along a leading member dimension, each member with
 // its own hyperparameters, against one call per member on its block. Shapes: 3 members with
 // blocks of 1, 10, 1023 and 70001 elements (crossing the CPU spans of 32768 and the CUDA chunks
-// of 16384 mid-member), and 64 members with blocks of 10 and 300 (one CUDA thread's stride of
-// 512 passes several members).
+// of 16384 mid-member), 3 members with blocks of 12 and 70004 (multiples of 4: the CUDA float4
+// path, member by member), and 64 members with blocks of 10 and 300 (one CUDA thread's stride of
+// 512 passes several members; 300 takes the float4 path, 10 the element-wise one).
 class Members : public OnDevice {
  protected:
   struct Shape {
     int64_t members;
     std::vector<int64_t> sizes;
   };
-  static std::vector<Shape> shapes() { return {{3, {1, 10, 1023, 70001}}, {64, {10, 300}}}; }
+  static std::vector<Shape> shapes() {
+    return {{3, {1, 10, 1023, 70001}}, {3, {12, 70004}}, {64, {10, 300}}};
+  }
   Lists stacked(const Shape& s, double scale) const {
     Lists out;
     for (auto n : s.sizes)
