@@ -13,7 +13,7 @@
 # STEPS (default "tests lenet graphs suite kernels answer targets") picks and orders the parts
 # (suite_tf32: the training suite again with TF32 matmuls, train.tf32, for empiric and the peers;
 # targets: issue 9's GPU targets against what the steps before it measured, scripts/gpu_targets.py;
-# gemms: a population step's matmuls one by one in two weight layouts, bench/population_gemms.py);
+# gemms: a population step's matmuls one by one in two weight layouts, bench/peers/population_gemms.py);
 # ANSWERS (default "99") the questions answered with the full preset, each within ANSWER_LIMIT
 # seconds (e.g. "99 76": Q76's 108 schedule trials train as two populations of 54 on a GPU; 97:
 # the three chains' rounds train as populations of 9);
@@ -121,9 +121,9 @@ for l in sys.stdin:
     done
     ;;
   gemms)
-    section "A population step's matmuls, 64 members (bench/population_gemms.py)"
+    section "A population step's matmuls, 64 members (bench/peers/population_gemms.py)"
     for tf32 in "" --tf32; do
-      $PY bench/population_gemms.py --device cuda --members "${MEMBERS:-64}" $tf32 2>&1 | tee -a "$summary"
+      $PY bench/peers/population_gemms.py --device cuda --members "${MEMBERS:-64}" $tf32 2>&1 | tee -a "$summary"
       echo | tee -a "$summary"
     done
     ;;

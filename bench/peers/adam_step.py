@@ -6,10 +6,10 @@ Time per step: CUDA events on a GPU, the wall clock on the CPU; median of `--rep
 Prints one JSON line per case."""
 import argparse
 import json
-import statistics
-import time
 
 import torch
+
+from timing import median_seconds
 
 SHAPES = {"lenet": [784 * 300, 300, 300 * 100, 100, 100 * 10, 10], "10M": [1 << 20] * 10}
 
@@ -29,24 +29,7 @@ def bench(device, shape, masked, iters, reps):
             with torch.no_grad():
                 torch._foreach_mul_(params, masks)
 
-    for _ in range(5):
-        step()
-    times = []
-    for _ in range(reps):
-        if device == "cuda":
-            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(iters):
-                step()
-            stop.record()
-            stop.synchronize()
-            times.append(start.elapsed_time(stop) / 1e3 / iters)
-        else:
-            t0 = time.perf_counter()
-            for _ in range(iters):
-                step()
-            times.append((time.perf_counter() - t0) / iters)
-    t = statistics.median(times)
+    t = median_seconds(step, device, iters, reps, warmup=5)
     n = sum(sizes)
     return {"peer": f"pytorch-AdamW({'fused' if fused else 'foreach'}){'+mask' if masked else ''}", "device": device,
             "shape": shape, "params": n, "time_s": t, "bytes_per_s": n * (7 + masked) * 4 / t, "torch": torch.__version__}

@@ -10,36 +10,15 @@ This times each matmul in both layouts (CUDA events on a GPU, the wall clock on 
 --reps blocks of --iters calls) and prints a Markdown table: microseconds per call and achieved
 TFLOP/s, then the sum per step for each layout.
 
-  python3 bench/population_gemms.py --device cuda --members 64 [--tf32]
+  python3 bench/peers/population_gemms.py --device cuda --members 64 [--tf32]
 """
 import argparse
-import statistics
-import time
 
 import torch
 
+from timing import median_seconds
+
 LAYERS = [(784, 300), (300, 100), (100, 10)]
-
-
-def timed(fn, device, iters, reps):
-    for _ in range(3):
-        fn()
-    out = []
-    for _ in range(reps):
-        if device == "cuda":
-            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(iters):
-                fn()
-            stop.record()
-            stop.synchronize()
-            out.append(start.elapsed_time(stop) * 1e3 / iters)
-        else:
-            t0 = time.perf_counter()
-            for _ in range(iters):
-                fn()
-            out.append((time.perf_counter() - t0) * 1e6 / iters)
-    return statistics.median(out)
 
 
 def cases(P, B, device):
@@ -79,7 +58,7 @@ def main():
     flops_step = 0
     with torch.no_grad():
         for layer, op, layout, flops, fn in cases(P, a.batch, a.device):
-            us = timed(fn, a.device, iters, a.reps)
+            us = median_seconds(fn, a.device, iters, a.reps) * 1e6
             total[layout] += us
             flops_step += flops if layout == "io" else 0
             print(f"| {layer} | {op} | {layout} | {us:,.1f} | {flops / us / 1e6:.2f} |")
