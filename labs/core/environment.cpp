@@ -38,6 +38,15 @@ std::string git_commit(const std::string& home) {
   return dirty.empty() ? commit : commit + "-dirty";
 }
 
+int64_t available_memory_bytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key, unit;
+  int64_t kib = 0;
+  while (meminfo >> key >> kib >> unit)
+    if (key == "MemAvailable:") return kib * 1024;
+  return -1;
+}
+
 json host_environment(const std::string& home) {
   json env;
   char host[256] = {0};

@@ -1,6 +1,7 @@
 // The environment a result was produced in: code version, libraries, machine, device.
 #pragma once
 
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -14,5 +15,9 @@ std::string git_commit(const std::string& home);
 
 // Machine and build facts that need no torch: host, CPU model and core count, compiler, build type.
 json host_environment(const std::string& home);
+
+// The memory the kernel reckons a process can still take without swapping (Linux's MemAvailable),
+// in bytes; -1 where it cannot be read.
+int64_t available_memory_bytes();
 
 }  // namespace empiric

@@ -2,6 +2,7 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <fmt/core.h>
 
 #include <algorithm>
 #include <chrono>
@@ -13,6 +14,7 @@
 #include <stdexcept>
 
 #include "core/config.h"
+#include "core/environment.h"
 #include "core/errors.h"
 #include "core/hash.h"
 #include "fused_optim/fused_optim.h"
@@ -742,6 +744,22 @@ int population_limit(const json& cfg, bool cuda) {
   return std::max(0, std::atoi(v.c_str()));
 }
 
+std::string population_memory_problem(int64_t members, int64_t datasets, int64_t bytes_each,
+                                      int64_t available) {
+  // Per data set the process peaked at 1.24 times its tensors' bytes (64 Fashion-MNIST members
+  // with 189 MB data sets: 15.0 GB on dev-cpu2; loading's temporaries, the nets, the heap): 1.4
+  // leaves a margin. Two more for the data sets a sweep keeps cached.
+  const int64_t per = bytes_each * 7 / 5;
+  if (available < 0 || bytes_each <= 0 || (datasets + 2) * per <= available) return "";
+  const double gb = 1e9;
+  const int64_t fit = std::max<int64_t>(0, available / per - 2);  // one data set per member
+  return fmt::format(
+      "{} members with {} data sets of {:.2f} GB each need about {:.1f} GB of memory and {:.1f} "
+      "GB are available: at most {} members fit (a smaller train.population, or auto)",
+      members, datasets, double(bytes_each) / gb, double((datasets + 2) * per) / gb,
+      double(available) / gb, fit);
+}
+
 std::vector<std::vector<size_t>> group_population(const std::vector<json>& cfgs, int limit) {
   std::vector<std::vector<size_t>> units;
   std::map<std::string, size_t> open;  // group key -> the unit still taking members
@@ -1230,15 +1248,36 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   std::map<std::string, size_t> cache;
   std::vector<size_t> data_of(static_cast<size_t>(P));
   std::vector<Net> nets;
+  auto data_key = [](const json& cfg) {
+    const json& d = cfg["data"];
+    return d.dump() +
+           (seed_independent_data(d) ? "" : "|" + std::to_string(cfg.value("seed", uint64_t(0))));
+  };
+  std::set<std::string> keys;
+  for (const auto& c : cfgs) keys.insert(data_key(c));
+  // On a CPU the data sets live in host memory: a population too large for it is refused with
+  // what fits, before the kernel would kill the process. (On a GPU they live on the device.)
+  const int64_t available = device.is_cuda() ? -1 : available_memory_bytes();
   std::unique_lock<std::mutex> init_lock(init_mutex());
   for (int64_t p = 0; p < P; ++p) {
     const uint64_t seed = cfgs[p].value("seed", 0);
     torch::manual_seed(seed);
     const json& d = cfgs[p]["data"];
-    const std::string key = d.dump() + (seed_independent_data(d) ? "" : "|" + std::to_string(seed));
+    const std::string key = data_key(cfgs[p]);
     if (!cache.count(key)) {
       cache[key] = owned.size();
       owned.push_back(load_dataset(d, seed, device, source));
+      if (owned.size() == 1 && keys.size() > 1) {
+        int64_t bytes = 0;
+        const Dataset& one = owned[0];
+        for (const auto* t :
+             {&one.x_train, &one.y_train, &one.x_val, &one.y_val, &one.x_test, &one.y_test})
+          if (t->defined()) bytes += int64_t(t->nbytes());
+        if (std::string why = population_memory_problem(P, int64_t(keys.size()), bytes, available);
+            !why.empty())
+          throw ConfigError(source, "/train/population", cfgs[0]["train"]["population"].dump(),
+                            why);
+      }
     }
     data_of[p] = cache[key];
     nets.push_back(

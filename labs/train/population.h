@@ -36,6 +36,12 @@ std::string population_group_key(const json& cfg);
 // The most members per population that `train.population` allows (0: off).
 int population_limit(const json& cfg, bool cuda);
 
+// Why a population of `members` whose `datasets` data sets take `bytes_each` bytes each cannot
+// be held in `available` bytes of host memory ("" when it can), with the most members that would
+// fit, each with its own data set.
+std::string population_memory_problem(int64_t members, int64_t datasets, int64_t bytes_each,
+                                      int64_t available);
+
 // Splits trials (by index into cfgs) into units: populations of compatible trials (at most
 // `limit` each, in order of first appearance) and single trials (incompatible ones, and groups of
 // one). limit <= 1 gives every trial its own unit.

@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "core/config.h"
+#include "core/environment.h"
 #include "core/errors.h"
 #include "support/temp_dir.h"
 #include "support/tiny_idx.h"
@@ -381,5 +382,18 @@ TEST(Population, TheKeyTakesAutoOffOrACountAndStaysOutOfTheTrialHash) {
   }
 }
 
+TEST(Population, APopulationTooLargeForTheHostsMemoryIsRefusedWithWhatFits) {
+  // Fashion-MNIST members' data sets (189 MB each) on a 23 GB machine: 64 fit, 128 do not.
+  const int64_t each = 189'000'000, machine = 23'000'000'000;
+  EXPECT_EQ(population_memory_problem(64, 64, each, machine), "");
+  const std::string why = population_memory_problem(128, 128, each, machine);
+  EXPECT_NE(why.find("128 members with 128 data sets"), std::string::npos) << why;
+  EXPECT_NE(why.find("at most 84 members fit"), std::string::npos) << why;  // 23 GB / 265 MB - 2
+  EXPECT_EQ(population_memory_problem(128, 1, each, machine), "");          // one data set, shared
+  EXPECT_EQ(population_memory_problem(128, 128, each, -1), "");  // memory unknown: no guard
+  EXPECT_GT(available_memory_bytes(), 0);                        // Linux says how much
+}
+
 }  // namespace
+
 }  // namespace empiric
