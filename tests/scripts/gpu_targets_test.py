@@ -55,6 +55,13 @@ class GpuTargets(unittest.TestCase):
             self.assertIn("131 s", answer)
             self.assertTrue(answer.endswith("| no |"), answer)  # 2 minutes is 120 s
 
+    def test_several_suite_runs_are_judged_on_their_median(self):
+        with tempfile.TemporaryDirectory() as out:
+            write_db(out, [(20.9, False), (19.0, False), (19.7, False)])  # one run over 20x
+            row = next(l for l in run(out).splitlines() if l.startswith("| float32"))
+            self.assertIn("19.7x (median of 3 runs: 20.9x / 19.0x / 19.7x;", row)
+            self.assertTrue(row.endswith("| no |"), row)
+
     def test_a_killed_answer_is_not_met_however_fast(self):
         with tempfile.TemporaryDirectory() as out:
             with open(os.path.join(out, "summary.md"), "w") as f:
