@@ -40,10 +40,9 @@ std::string git_commit(const std::string& home) {
 
 int64_t available_memory_bytes() {
   std::ifstream meminfo("/proc/meminfo");
-  std::string key, unit;
-  int64_t kib = 0;
-  while (meminfo >> key >> kib >> unit)
-    if (key == "MemAvailable:") return kib * 1024;
+  std::string line;  // "MemAvailable:   23456789 kB"; some lines have no unit, so read by line
+  while (std::getline(meminfo, line))
+    if (line.rfind("MemAvailable:", 0) == 0) return std::stoll(line.substr(13)) * 1024;
   return -1;
 }
 

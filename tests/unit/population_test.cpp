@@ -395,5 +395,4 @@ TEST(Population, APopulationTooLargeForTheHostsMemoryIsRefusedWithWhatFits) {
 }
 
 }  // namespace
-
 }  // namespace empiric
