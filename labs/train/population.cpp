@@ -458,6 +458,11 @@ class Batches {
 
   // The rows of x_all at positions [lo, hi) of every member's order, member-major.
   torch::Tensor rows(int64_t lo, int64_t hi) const { return rows_.slice(1, lo, hi).reshape({-1}); }
+  // The same rows written into `into` (P * (hi - lo), a captured step's static buffer): one
+  // strided copy, where rows() and a copy would be two and an allocation.
+  void rows_into(torch::Tensor& into, int64_t lo, int64_t hi) const {
+    into.view({P_, hi - lo}).copy_(rows_.slice(1, lo, hi));
+  }
   // The batches at those rows: P x B x features and P x B.
   std::pair<torch::Tensor, torch::Tensor> at_rows(const torch::Tensor& rows) const {
     return {x_all_.index_select(0, rows).view({P_, -1, x_all_.size(1)}),
@@ -1059,7 +1064,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       // captured stepping alike come to step apart (one diverged and was frozen).
       const bool stale = step_graph.captured() && !alike && !graph_rows;
       if (graphs && full && (!step_graph.captured() || stale) && opt_steps - first_opt_steps >= 2) {
-        static_rows.copy_(batches.rows(lo, hi));
+        batches.rows_into(static_rows, lo, hi);
         opt.start_capture(opt_steps);
         const bool rows = !alike;
         std::string why;
@@ -1083,7 +1088,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       // (graphs is false once a capture failed: a graph kept from before a failed recapture was
       // recorded with gradient tensors that recapture freed, and is not replayed.)
       if (graphs && step_graph.captured() && full && (graph_rows || alike)) {
-        static_rows.copy_(batches.rows(lo, hi));
+        batches.rows_into(static_rows, lo, hi);
         opt.prepare_replay(graph_rows);
         step_graph.replay();
         ++opt_steps;
