@@ -179,6 +179,17 @@ int run_config(const Context& ctx, const RunOptions& o) {
              jobs > 1 ? fmt::format(" ({} at once)", jobs) : "");
   std::fflush(stdout);
 
+  // train.population's limit; "auto" on a CPU also keeps the members' data sets within the
+  // memory available to `jobs` populations at once, and says when that lowered it.
+  auto population_limit_here = [&] {
+    std::string why;
+    const json& first = pending.empty() ? resolved.config : pending[0]->config;
+    const int limit = population_limit(
+        first, device, jobs, pending.empty() ? -1 : available_memory_bytes(), o.config, &why);
+    if (!why.empty()) fmt::print("population: {}\n", why);
+    return limit;
+  };
+
   // Units of work: a trial, a population, or for the lottery lab whole chains (their rounds
   // depend on each other); workers take units.
   std::vector<std::vector<const Trial*>> units;
@@ -194,7 +205,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
     }
     // Chains run round by round together, as many as let a round's networks (a ticket and its
     // controls per chain) fill one population: one chain per unit when they train alone.
-    const int limit = population_limit(resolved.config, device.is_cuda());
+    const int limit = population_limit_here();
     const std::string why = population_incompatibility(resolved.config);
     const size_t per_unit =
         limit >= 2 && why.empty() ? std::max<size_t>(1, size_t(limit) / controls.size()) : 1;
@@ -217,7 +228,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
     }
   } else {
     // Compatible trials train as batched populations when train.population allows it.
-    const int limit = population_limit(resolved.config, device.is_cuda());
+    const int limit = population_limit_here();
     std::vector<json> cfgs;
     for (const Trial* t : pending) cfgs.push_back(t->config);
     for (const auto& unit : group_population(cfgs, limit)) {

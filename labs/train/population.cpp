@@ -749,20 +749,62 @@ int population_limit(const json& cfg, bool cuda) {
   return std::max(0, std::atoi(v.c_str()));
 }
 
+namespace {
+// Per data set the process peaked at 1.24 times its tensors' bytes (64 Fashion-MNIST members
+// with 189 MB data sets: 15.0 GB on dev-cpu2; loading's temporaries, the nets, the heap): 1.4
+// leaves a margin. Two more for the data sets a sweep keeps cached.
+int64_t bytes_per_dataset(int64_t bytes_each) { return bytes_each * 7 / 5; }
+constexpr int64_t kCachedDatasets = 2;
+
+int64_t dataset_bytes(const Dataset& d) {
+  int64_t bytes = 0;
+  for (const auto* t : {&d.x_train, &d.y_train, &d.x_val, &d.y_val, &d.x_test, &d.y_test})
+    if (t->defined()) bytes += int64_t(t->nbytes());
+  return bytes;
+}
+}  // namespace
+
+int64_t population_members_fitting(int64_t bytes_each, int64_t available) {
+  const int64_t per = std::max<int64_t>(1, bytes_per_dataset(bytes_each));
+  return std::max<int64_t>(0, available / per - kCachedDatasets);
+}
+
 std::string population_memory_problem(int64_t members, int64_t datasets, int64_t bytes_each,
                                       int64_t available) {
-  // Per data set the process peaked at 1.24 times its tensors' bytes (64 Fashion-MNIST members
-  // with 189 MB data sets: 15.0 GB on dev-cpu2; loading's temporaries, the nets, the heap): 1.4
-  // leaves a margin. Two more for the data sets a sweep keeps cached.
-  const int64_t per = bytes_each * 7 / 5;
-  if (available < 0 || bytes_each <= 0 || (datasets + 2) * per <= available) return "";
+  const int64_t per = bytes_per_dataset(bytes_each);
+  if (available < 0 || bytes_each <= 0 || (datasets + kCachedDatasets) * per <= available)
+    return "";
   const double gb = 1e9;
-  const int64_t fit = std::max<int64_t>(0, available / per - 2);  // one data set per member
   return fmt::format(
       "{} members with {} data sets of {:.2f} GB each need about {:.1f} GB of memory and {:.1f} "
       "GB are available: at most {} members fit (a smaller train.population, or auto)",
-      members, datasets, double(bytes_each) / gb, double((datasets + 2) * per) / gb,
-      double(available) / gb, fit);
+      members, datasets, double(bytes_each) / gb, double((datasets + kCachedDatasets) * per) / gb,
+      double(available) / gb, population_members_fitting(bytes_each, available));
+}
+
+int population_limit(const json& cfg, const torch::Device& device, int jobs, int64_t available,
+                     const std::string& source, std::string* why) {
+  const int limit = population_limit(cfg, device.is_cuda());
+  const json& setting = cfg["train"].value("population", json("off"));
+  if (limit <= 1 || device.is_cuda() || setting != "auto" || available < 0 ||
+      seed_independent_data(cfg["data"]))
+    return limit;
+  // Loaded as run_population loads it (the loader keeps it), to learn its size.
+  const int64_t bytes = [&] {
+    std::lock_guard<std::mutex> lock(init_mutex());
+    return dataset_bytes(load_dataset(cfg["data"], cfg.value("seed", uint64_t(0)), device, source));
+  }();
+  const int64_t share = available / std::max(1, jobs);
+  const int64_t fit = population_members_fitting(bytes, share);
+  if (fit >= limit) return limit;
+  const int lowered = int(std::max<int64_t>(1, fit));
+  if (why)
+    *why = fmt::format(
+        "auto takes {} member(s) at most here: each has a data set of its own ({:.2f} GB), and "
+        "{:.1f} GB of memory are available{}",
+        lowered, double(bytes) / 1e9, double(available) / 1e9,
+        jobs > 1 ? fmt::format(" to {} populations at once", jobs) : "");
+  return lowered;
 }
 
 std::vector<std::vector<size_t>> group_population(const std::vector<json>& cfgs, int limit) {
@@ -1273,11 +1315,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
       cache[key] = owned.size();
       owned.push_back(load_dataset(d, seed, device, source));
       if (owned.size() == 1 && keys.size() > 1) {
-        int64_t bytes = 0;
-        const Dataset& one = owned[0];
-        for (const auto* t :
-             {&one.x_train, &one.y_train, &one.x_val, &one.y_val, &one.x_test, &one.y_test})
-          if (t->defined()) bytes += int64_t(t->nbytes());
+        const int64_t bytes = dataset_bytes(owned[0]);
         if (std::string why = population_memory_problem(P, int64_t(keys.size()), bytes, available);
             !why.empty())
           throw ConfigError(source, "/train/population", cfgs[0]["train"]["population"].dump(),

@@ -394,5 +394,34 @@ TEST(Population, APopulationTooLargeForTheHostsMemoryIsRefusedWithWhatFits) {
   EXPECT_GT(available_memory_bytes(), 0);                        // Linux says how much
 }
 
+TEST(Population, AutoOnACpuTakesNoMoreMembersThanTheirDataSetsFitInMemory) {
+  // A validation split drawn by seed gives every member a data set of its own.
+  testing::TempDir dir;
+  testing::write_tiny_mnist(dir, 300, 60);
+  json cfg = trial(testing::kTinyMnistData);
+  cfg["data"]["path"] = dir.path();
+  cfg["data"]["validation"] = 50;
+  const Dataset d = load_dataset(cfg["data"], 0, torch::kCPU, "t.json");
+  int64_t bytes = 0;
+  for (const auto* t : {&d.x_train, &d.y_train, &d.x_val, &d.y_val, &d.x_test, &d.y_test})
+    bytes += int64_t(t->nbytes());
+  const int64_t six = 6 * bytes * 7 / 5;  // four members beside the two cached data sets
+  std::string why;
+  EXPECT_EQ(population_limit(cfg, torch::kCPU, 1, six, "t.json", &why), 4);
+  EXPECT_NE(why.find("auto takes 4 member(s) at most here"), std::string::npos) << why;
+  EXPECT_EQ(population_limit(cfg, torch::kCPU, 2, six, "t.json"), 1);  // two at once: 1 each
+  why.clear();
+  EXPECT_EQ(population_limit(cfg, torch::kCPU, 1, 1000 * six, "t.json", &why), 16);
+  EXPECT_EQ(why, "");
+  EXPECT_EQ(population_limit(cfg, torch::kCPU, 1, -1, "t.json"), 16);  // memory unknown
+  json eight = cfg;  // a count is the user's: too many is refused when loading, with what fits
+  eight["train"]["population"] = "8";
+  EXPECT_EQ(population_limit(eight, torch::kCPU, 1, six, "t.json"), 8);
+  json shared = cfg;  // one data set for every seed: memory does not grow with the members
+  shared["data"]["validation"] = 0;
+  EXPECT_EQ(population_limit(shared, torch::kCPU, 1, six, "t.json"), 16);
+  EXPECT_EQ(population_members_fitting(bytes, six), 4);
+}
+
 }  // namespace
 }  // namespace empiric
