@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -52,6 +54,10 @@ struct Layer {
 // A member's summary keys, as train_model writes them for a trial of its own.
 struct MemberState {
   long long diverged_step = -1;
+  // Where a trial alone would have stopped, had it diverged: the step, epochs and samples at the
+  // check that found it, and its share of the compute time until then.
+  long long stopped_step = -1, stopped_epoch = 0, stopped_samples = 0;
+  double stopped_compute_s = 0;
   double base_lr = 0;
   double best_val = INFINITY;
   long long best_val_step = -1;
@@ -73,6 +79,7 @@ std::vector<std::pair<std::string, double>> values_from(const json& j) {
 
 json member_json(const MemberState& m) {
   return {{"diverged_step", m.diverged_step},
+          {"stopped", {m.stopped_step, m.stopped_epoch, m.stopped_samples, m.stopped_compute_s}},
           {"best_val", std::isfinite(m.best_val) ? json(m.best_val) : json()},
           {"best_val_step", m.best_val_step},
           {"test_acc_at_best", std::isnan(m.test_acc_at_best) ? json() : json(m.test_acc_at_best)},
@@ -81,6 +88,11 @@ json member_json(const MemberState& m) {
 }
 void member_from(const json& j, MemberState& m) {
   m.diverged_step = j["diverged_step"];
+  if (j.contains("stopped")) {
+    const json& s = j["stopped"];
+    m.stopped_step = s[0], m.stopped_epoch = s[1], m.stopped_samples = s[2];
+    m.stopped_compute_s = s[3];
+  }
   m.best_val = j["best_val"].is_null() ? INFINITY : j["best_val"].get<double>();
   m.best_val_step = j["best_val_step"];
   m.test_acc_at_best = j["test_acc_at_best"].is_null() ? NAN : j["test_acc_at_best"].get<double>();
@@ -706,6 +718,14 @@ std::string population_incompatibility(const json& c) {
   if (m.value("activation", "relu") == "prelu") return "model.activation is prelu (it has weights)";
   const std::string data = d["name"];
   if (data == "teacher" || data == "linear") return "data." + data + " is a regression task";
+  // Class imbalance keeps a share of each class's examples: how many, when the classes' counts
+  // are drawn by seed (synthetic labels, a subset, a validation split), differs from seed to
+  // seed, and a population's members share one training-set size.
+  static const std::vector<std::string> images = {"fashion_mnist", "mnist", "cifar10"};
+  if (d.value("imbalance", 1.0) < 1.0 &&
+      (!std::count(images.begin(), images.end(), data) || d.value("train_subset", 0) > 0 ||
+       d.value("validation", 0) > 0))
+    return "data.imbalance < 1 on a split drawn by seed (its size differs between seeds)";
   const std::string opt = o["name"];
   if (opt == "rmsprop") return "optim.name is rmsprop";
   if (o.value("impl", "fused") != "fused") return "optim.impl is torch";
@@ -746,7 +766,8 @@ int population_limit(const json& cfg, bool cuda) {
   const std::string v = p.is_string() ? p.get<std::string>() : p.dump();
   if (v == "off") return 0;
   if (v == "auto") return cuda ? 64 : 16;
-  return std::max(0, std::atoi(v.c_str()));
+  // (A count is validated as a whole number >= 1; beyond int's range it is as good as no limit.)
+  return int(std::clamp<long long>(std::strtoll(v.c_str(), nullptr, 10), 0, INT32_MAX));
 }
 
 namespace {
@@ -1085,7 +1106,9 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     return losses;
   };
 
-  while (step < total) {
+  bool all_diverged = std::all_of(ms.begin(), ms.end(),  // (a resumed population's members)
+                                  [](const MemberState& m) { return m.diverged_step >= 0; });
+  while (step < total && !all_diverged) {
     auto t_start = Clock::now();
     batches.shuffle(order, device);
     epoch_steps = since_eval = 0;
@@ -1157,10 +1180,16 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
             auto hits = bad[p].nonzero();
             if (hits.size(0) > 0) {
               ms[p].diverged_step = epoch_start + checked + hits[0][0].item<int64_t>();
+              ms[p].stopped_step = step, ms[p].stopped_epoch = epoch;
+              ms[p].stopped_samples = samples;
+              ms[p].stopped_compute_s = (compute_s + seconds_since(t_start)) / double(P);
               opt.freeze(p);
             }
           }
         checked = b + 1;
+        all_diverged = std::all_of(ms.begin(), ms.end(),
+                                   [](const MemberState& m) { return m.diverged_step >= 0; });
+        if (all_diverged) break;  // as a trial alone stops at the check that finds it
       }
       if (hooks[0].on_progress && step % 16 == 0) hooks[0].on_progress(step, total);
       if (mark_steps.count(step)) {  // one evaluation for the members with a landmark here
@@ -1182,12 +1211,10 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     }
     sync(device);
     compute_s += seconds_since(t_start);
+    if (all_diverged) break;
     epoch++;
     if (evaluates_epoch_end(epoch, step, total, spe, max_evals))
       take_evaluation(evals_take_train || step >= total);
-    bool all_diverged = true;
-    for (const auto& m : ms) all_diverged = all_diverged && m.diverged_step >= 0;
-    if (all_diverged) break;
     if (!checkpoint_path.empty() && step < total &&
         seconds_since(last_checkpoint) >= checkpoint_every_s) {
       for (const auto& h : hooks)
@@ -1196,7 +1223,6 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       last_checkpoint = Clock::now();
     }
   }
-  if (!checkpoint_path.empty()) std::filesystem::remove(checkpoint_path);
   if (hooks[0].on_progress) hooks[0].on_progress(step, total);
   tf32.reset();
 
@@ -1208,20 +1234,23 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     TrainOutcome& out = outs[p];
     out.resumed_from_epoch = resumed_from;
     const Dataset& d = owned[data_of[p]];
-    const double share = compute_s / double(P);
+    // A diverged member's run ends where a trial alone would have stopped.
+    const bool stopped = ms[p].diverged_step >= 0;
+    const double share = stopped ? ms[p].stopped_compute_s : compute_s / double(P);
+    const long long member_samples = stopped ? ms[p].stopped_samples : samples;
     for (const auto& [k, v] : ms[p].last_values)
       out.summary[k] = std::isfinite(v) ? json(v) : json();
     out.summary["compute_s"] = share;
     out.summary["eval_s"] = eval_s / double(P);
-    if (share > 0) out.summary["samples_per_s"] = double(samples) / share;
-    out.summary["epochs"] = epoch;
-    out.summary["steps"] = step;
+    if (share > 0) out.summary["samples_per_s"] = double(member_samples) / share;
+    out.summary["epochs"] = stopped ? ms[p].stopped_epoch : epoch;
+    out.summary["steps"] = stopped ? ms[p].stopped_step : step;
     out.summary["steps_per_epoch"] = spe;
     out.summary["base_lr"] = ms[p].base_lr;
     out.summary["params"] = params;
-    out.summary["samples"] = samples;
+    out.summary["samples"] = member_samples;
     out.summary["flops_per_example"] = flops.training();
-    out.summary["train_flops"] = double(flops.training()) * double(samples);
+    out.summary["train_flops"] = double(flops.training()) * double(member_samples);
     double sq = 0;
     for (auto& s : stacked) sq += s.select(0, p).pow(2).sum().item<double>();
     out.summary["weight_norm"] = std::sqrt(sq);
@@ -1277,6 +1306,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       for (size_t i = 0; i < finished.size(); ++i) outs[finished[i]].measures = measures[i];
     }
   }
+  // Only now: measures that fail (a GPU out of memory) leave the checkpoint to resume from.
+  if (!checkpoint_path.empty()) std::filesystem::remove(checkpoint_path);
   return outs;
 }
 
@@ -1304,8 +1335,9 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   for (const auto& c : cfgs) keys.insert(data_key(c));
   // On a CPU the data sets live in host memory: a population too large for it is refused with
   // what fits, before the kernel would kill the process. (On a GPU they live on the device.)
-  const int64_t available = device.is_cuda() ? -1 : available_memory_bytes();
   std::unique_lock<std::mutex> init_lock(init_mutex());
+  // (Read under the lock: a population loading beside this one, --jobs 2, has loaded by now.)
+  const int64_t available = device.is_cuda() ? -1 : available_memory_bytes();
   for (int64_t p = 0; p < P; ++p) {
     const uint64_t seed = cfgs[p].value("seed", 0);
     torch::manual_seed(seed);

@@ -332,9 +332,43 @@ TEST(Population, ADivergedMemberIsRecordedAndTheOthersGoOn) {
   EXPECT_EQ(outs[1].status, "diverged");
   auto solo_bad = run_trial(bad, torch::kCPU, {}, "test.json");
   EXPECT_EQ(outs[1].diverged_step, solo_bad.diverged_step);
+  // Its run ends where the trial alone stopped, not where the population did.
+  for (const char* key : {"steps", "epochs", "samples", "train_flops"})
+    EXPECT_EQ(outs[1].summary[key], solo_bad.summary[key]) << key;
+  EXPECT_LT(outs[1].summary["steps"].get<long long>(), outs[0].summary["steps"].get<long long>());
+  const double norm = outs[1].summary["weight_norm"], solo_norm = solo_bad.summary["weight_norm"];
+  if (std::isnan(solo_norm))  // its weights went non-finite alone: in the population too
+    EXPECT_TRUE(std::isnan(norm));
+  else
+    EXPECT_NEAR(norm, solo_norm, 1e-3 * solo_norm);
   auto solo_ok = run_trial(ok, torch::kCPU, {}, "test.json");
   EXPECT_EQ(outs[0].status, "finished");
   EXPECT_NEAR(outs[0].summary["train_loss"].get<double>(), solo_ok.summary["train_loss"].get<double>(), 1e-4);
+  // Every member diverged: the population stops at that check, as each would alone.
+  json bad2 = bad;
+  bad2["seed"] = 2;
+  auto both = run_population({bad, bad2}, torch::kCPU, std::vector<TrainHooks>(2), "test.json");
+  for (size_t i = 0; i < 2; ++i) {
+    auto solo = run_trial(i == 0 ? bad : bad2, torch::kCPU, {}, "test.json");
+    EXPECT_EQ(both[i].status, "diverged");
+    EXPECT_EQ(both[i].summary["steps"], solo.summary["steps"]) << i;
+    EXPECT_EQ(both[i].summary["epochs"], solo.summary["epochs"]) << i;
+  }
+}
+
+TEST(Population, ClassImbalanceOnASplitDrawnBySeedTrainsAlone) {
+  // Blobs' labels are drawn by seed, so a share of each class leaves sets of other sizes.
+  const json blobs = trial(R"({"data": {"imbalance": 0.5}})");
+  EXPECT_EQ(population_incompatibility(blobs),
+            "data.imbalance < 1 on a split drawn by seed (its size differs between seeds)");
+  json a = blobs, b = blobs;
+  b["seed"] = 1;
+  EXPECT_EQ(group_population({a, b}, 16).size(), 2u);
+  json images = trial(testing::kTinyMnistData);  // the file's classes: one size for every seed
+  images["data"]["imbalance"] = 0.5;
+  EXPECT_EQ(population_incompatibility(images), "");
+  images["data"]["validation"] = 30;
+  EXPECT_NE(population_incompatibility(images), "");
 }
 
 TEST(Population, GroupsCompatibleTrialsAndLeavesTheOthersAlone) {
@@ -368,6 +402,8 @@ TEST(Population, TheKeyTakesAutoOffOrACountAndStaysOutOfTheTrialHash) {
   json eight = expand_trials(resolve_config_json(doc, "t.json", "", {})).at(0).config;
   EXPECT_EQ(eight["train"]["population"], "8");
   EXPECT_EQ(population_limit(eight, false), 8);
+  eight["train"]["population"] = "4294967297";  // beyond int: no limit, not 1
+  EXPECT_EQ(population_limit(eight, false), INT32_MAX);
   eight["train"]["population"] = "auto";
   EXPECT_EQ(population_limit(eight, false), 16);
   EXPECT_EQ(population_limit(eight, true), 64);
