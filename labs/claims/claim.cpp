@@ -206,7 +206,9 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
       if (g.empty()) continue;
       auto& cell = ys[g][config_node(tr.config, key).dump()];
       const double y = t.contains("best_by") ? metric_value(tr, t["best_by"]) : y_of(tr);
-      const bool usable = tr.status == "finished" || always_defined || t.contains("diverged_as");
+      const bool usable =  // a trial that failed (crashed) measured nothing
+          tr.status == "finished" ||
+          (tr.status == "diverged" && (always_defined || t.contains("diverged_as")));
       if (usable && std::isfinite(y)) cell.push_back(y);
     }
     for (auto& [g, by_value] : ys) {
@@ -246,6 +248,9 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
       }
     }
     if (!o.diverged && !(std::isfinite(o.y) && std::isfinite(o.x))) o.missing = true;
+    // A trial that failed (an error, not a divergence) measured nothing: left out as missing,
+    // neither a divergence nor the diverged_as value.
+    if (tr.status == "failed") o.missing = true, o.diverged = o.imputed = false;
     set.observations.push_back(o);
     set.sources.push_back(i);
   }

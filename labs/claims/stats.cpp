@@ -132,4 +132,76 @@ Interval bootstrap(const std::vector<int>& group_sizes,
   return {quantile((1.0 - level) / 2.0), quantile((1.0 + level) / 2.0)};
 }
 
+namespace {
+// P(X <= k) for X ~ Binomial(n, p).
+double binomial_cdf(int k, int n, double p) {
+  if (k < 0) return 0.0;
+  if (k >= n) return 1.0;
+  if (p <= 0.0) return 1.0;
+  if (p >= 1.0) return 0.0;
+  double sum = 0;
+  for (int i = 0; i <= k; ++i)
+    sum += std::exp(std::lgamma(n + 1.0) - std::lgamma(i + 1.0) - std::lgamma(n - i + 1.0) +
+                    i * std::log(p) + (n - i) * std::log1p(-p));
+  return std::min(1.0, sum);
+}
+// The p in [0, 1] where a function decreasing in p crosses `target` (bisection, to 1e-12).
+template <class F>
+double solve_decreasing(F f, double target) {
+  double lo = 0.0, hi = 1.0;
+  for (int i = 0; i < 60; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (f(mid) > target ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+}  // namespace
+
+Interval clopper_pearson(int k, int n, double level) {
+  const double tail = (1.0 - level) / 2.0;
+  // Lower: P(X >= k | p) = tail, i.e. P(X <= k - 1 | p) = 1 - tail (decreasing in p).
+  const double lo =
+      k <= 0 ? 0.0
+             : solve_decreasing([&](double p) { return binomial_cdf(k - 1, n, p); }, 1.0 - tail);
+  // Upper: P(X <= k | p) = tail.
+  const double hi =
+      k >= n ? 1.0 : solve_decreasing([&](double p) { return binomial_cdf(k, n, p); }, tail);
+  return {lo, hi};
+}
+
+double null_bootstrap_p(
+    const std::vector<std::vector<double>>& groups,
+    const std::function<double(const std::vector<std::vector<double>>&)>& statistic,
+    double observed, const BootstrapOptions& o) {
+  double total = 0;
+  size_t count = 0;
+  for (const auto& g : groups) {
+    for (double y : g) total += y;
+    count += g.size();
+  }
+  const double grand = count > 0 ? total / double(count) : 0.0;
+  std::vector<std::vector<double>> centred;
+  for (const auto& g : groups) {
+    const double m = mean(g);
+    const double scale = g.size() > 1 ? std::sqrt(double(g.size()) / double(g.size() - 1)) : 0.0;
+    centred.emplace_back();
+    for (double y : g) centred.back().push_back(grand + (y - m) * scale);
+  }
+  std::mt19937_64 rng(o.seed ^ 0x9e3779b97f4a7c15ULL);  // not the interval's draws
+  std::vector<std::vector<double>> sample(groups.size());
+  int reached = 0, counted = 0;
+  for (int r = 0; r < o.resamples; ++r) {
+    for (size_t g = 0; g < centred.size(); ++g) {
+      sample[g].resize(centred[g].size());
+      std::uniform_int_distribution<size_t> pick(0, centred[g].empty() ? 0 : centred[g].size() - 1);
+      for (auto& y : sample[g]) y = centred[g][pick(rng)];
+    }
+    const double v = statistic(sample);
+    if (!std::isfinite(v)) continue;
+    ++counted;
+    reached += v >= observed;
+  }
+  return double(1 + reached) / double(1 + counted);
+}
+
 }  // namespace empiric::claims

@@ -12,7 +12,10 @@
 //   peak       a rise and fall of y across x (double descent's peak): the highest mean y at an
 //              inner x, minus the higher of the lowest means to its left and to its right; the
 //              peak is found again in every resampling (seeds resampled within each x). Positive:
-//              a peak; negative: y is monotone or U-shaped.
+//              a peak; negative: y is monotone or U-shaped. Supported only if, besides, a
+//              flat curve with the trials' spread at each x rarely rises as high
+//              (null_bootstrap_p at the interval's one side, 2.5 % for 95 %): selecting the
+//              highest mean biases the statistic and its interval upwards on a flat curve.
 //   interaction  how much the b-minus-a difference grows from the smallest x to the largest:
 //              (mean b - mean a at max x) - (mean b - mean a at min x); resampled in the 4 cells.
 //   within     whether the x with the best mean y lies inside [lo, hi] (log scale): the effect is
@@ -20,7 +23,10 @@
 //              each x. Supported when the interval is [0, 0] (inside in nearly every
 //              resample), refuted when it excludes 0.
 // Intervals are expanded percentile bootstrap intervals (stats.h: with few seeds per group a plain
-// percentile interval is too narrow), at the level of the smallest group.
+// percentile interval is too narrow), at the level of the smallest group; a threshold on a 0/1
+// outcome (diverged) takes the exact binomial interval, which all-alike trials do not shrink to
+// a point. A compare whose trials all diverged in both arms (entered with diverged_as) measures
+// nothing: inconclusive.
 // Verdict: supported when the interval excludes zero in the claimed direction and the effect
 // reaches the claim's minimum; refuted when it excludes zero the other way; otherwise
 // inconclusive, with the number of seeds per group that would make the interval exclude zero if
@@ -57,11 +63,12 @@ struct ClaimTest {
 
 struct Verdict {
   std::string verdict;  // supported | refuted | inconclusive
-  double effect = 0;
+  double effect = NAN;  // NaN until measured (too few trials in a group, or none at one end)
   Interval ci;
   int n = 0;         // observations used
   int diverged = 0;  // observations left out because their trial diverged
   int missing = 0;   // observations left out because the metric was not recorded
+  double p_value = NAN;  // peak tests whose interval excludes 0: null_bootstrap_p
   int seeds_needed = 0;  // inconclusive only: seeds per group that would likely decide it, an upper
                          // estimate (0: none would)
   std::string reason;  // one line a reader can follow

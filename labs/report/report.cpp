@@ -312,7 +312,11 @@ std::string write_report(const std::string& home, const Question& q, const std::
         "expanded for small groups (Hesterberg's expanded percentile interval: with 3 seeds per "
         "group it spans the resamples' whole range); in simulation a 95 % interval so made held "
         "the true effect 90-96 % of the time for means and trends and 88-91 % for a peak, a plain "
-        "percentile one 75-92 % (docs/RESULTS.md, scripts/bootstrap_coverage.py).\n\n";
+        "percentile one 75-92 % (docs/RESULTS.md, scripts/bootstrap_coverage.py). A peak is "
+        "supported only if, besides, a flat curve with the trials' spread rarely rises as high "
+        "(a bootstrap test under that null, at the interval's one side); a threshold on a yes/no "
+        "outcome "
+        "(diverged) takes the exact binomial (Clopper-Pearson) interval.\n\n";
   md << "| claim | verdict | effect | 95% interval | n | diverged "
         "|\n|---|---|---:|---|---:|---:|\n";
   for (const auto& o : outcomes) {

@@ -390,6 +390,70 @@ TEST(Claim, CompareByStringValueWithBestOverAndDivergedAs) {
   EXPECT_NEAR(all.effect, (0.82 + 0.85) / 2 - (0.80 + 0.70) / 2, 1e-9);
 }
 
+TEST(Claim, ATrialThatFailedWithAnErrorIsLeftOutNotCountedAsDiverged) {
+  // Three finished runs per arm and one that failed (out of memory, say) in arm b.
+  std::vector<TrialRecord> trials;
+  for (double lr : {0.1, 0.3})
+    for (int s = 0; s < 3; ++s)
+      trials.push_back(record("finished", {{"optim", {{"lr", lr}}}},
+                              {{"test_acc", (lr == 0.1 ? 0.80 : 0.85) + 0.001 * s}}));
+  trials.push_back(record("failed", {{"optim", {{"lr", 0.3}}}}, {{"error", "out of memory"}}));
+  json claim = {{"test",
+                 {{"kind", "compare"},
+                  {"x", "optim.lr"},
+                  {"a", 0.1},
+                  {"b", 0.3},
+                  {"metric", "test_acc"},
+                  {"diverged_as", 0.1}}}};
+  Verdict v = evaluate(claim, trials);
+  EXPECT_EQ(v.n, 6);
+  EXPECT_EQ(v.missing, 1);
+  EXPECT_EQ(v.diverged, 0);
+  EXPECT_NEAR(v.effect, 0.05, 1e-9);  // not pulled towards 0.1 by the failed run
+  EXPECT_EQ(v.reason.find("diverged_as"), std::string::npos) << v.reason;
+  claim["test"]["metric"] = "diverged";  // nor counted as a run that did not diverge
+  EXPECT_EQ(evaluate(claim, trials).missing, 1);
+}
+
+TEST(Verdict, ACompareWhoseTrialsAllDivergedMeasuresNothing) {
+  // Every run of both arms diverged and enters at chance: with a margin the "difference" would
+  // be the margin itself, an interval of one point.
+  std::vector<Observation> obs;
+  for (const char* g : {"a", "b"})
+    for (int s = 0; s < 3; ++s) {
+      Observation o{0, 0.1 + (g[0] == 'b' ? 0.01 : 0.0), g, false};
+      o.imputed = true;
+      obs.push_back(o);
+    }
+  Verdict v = evaluate_claim(make("compare", 1, 0), obs);
+  EXPECT_EQ(v.verdict, "inconclusive");
+  EXPECT_NE(v.reason.find("every trial of both arms diverged"), std::string::npos) << v.reason;
+  obs[0].imputed = false;  // one real run: measured
+  EXPECT_EQ(evaluate_claim(make("compare", 1, 0), obs).verdict, "supported");
+  // An arm with no trial at all: no effect to show, not +0.
+  obs.resize(3);
+  EXPECT_TRUE(std::isnan(evaluate_claim(make("compare", 1, 0), obs).effect));
+}
+
+TEST(Verdict, AThresholdOnRunsThatAllCameOutAlikeTakesTheExactBinomialInterval) {
+  // 0.025^(1/17) = 0.8051: 17 of 17 runs diverged does not show more than 90 % diverge.
+  const Interval all = clopper_pearson(17, 17, 0.95);
+  EXPECT_NEAR(all.lo, std::pow(0.025, 1.0 / 17.0), 1e-9);
+  EXPECT_EQ(all.hi, 1.0);
+  const Interval half = clopper_pearson(5, 10, 0.95);  // the textbook [0.1871, 0.8129]
+  EXPECT_NEAR(half.lo, 0.18709, 1e-4);
+  EXPECT_NEAR(half.hi, 0.81291, 1e-4);
+  EXPECT_NEAR(clopper_pearson(0, 10, 0.95).hi, 1 - std::pow(0.025, 0.1), 1e-9);
+  std::vector<Observation> diverged(17, Observation{0, 1.0, "", false});
+  ClaimTest t = make("threshold", 1, 0);
+  t.threshold = 0.9;
+  Verdict v = evaluate_claim(t, diverged);
+  EXPECT_EQ(v.verdict, "inconclusive") << v.reason;  // the bootstrap's [1, 1] said supported
+  EXPECT_NEAR(v.ci.lo, all.lo - 0.9, 1e-9);
+  t.threshold = 0.5;  // but it does show more than half
+  EXPECT_EQ(evaluate_claim(t, diverged).verdict, "supported");
+}
+
 TEST(Claim, BestByChoosesOnAnotherMetric) {
   // The validation accuracy prefers lr 0.3 for both groups; the test accuracy would prefer 0.1.
   std::vector<TrialRecord> trials;
@@ -459,10 +523,34 @@ TEST(Verdict, PeakFindsARiseAndFallAndRefutesAMonotoneCurve) {
     }
   Verdict v = evaluate_claim(make("peak", 1, 0.02), peaked);
   EXPECT_EQ(v.verdict, "supported") << v.reason;
+  EXPECT_LT(v.p_value, 0.01);  // no flat curve with these trials' spread rises as high
   EXPECT_NEAR(v.effect, 0.40 - 0.25, 0.02);  // the peak over the higher of its two valleys
   Verdict m = evaluate_claim(make("peak", 1, 0.02), monotone);
   EXPECT_EQ(m.verdict, "refuted") << m.reason;
   EXPECT_LT(m.effect, 0);
+}
+
+TEST(Verdict, AFlatCurveRarelyShowsAPeak) {
+  // 12 widths x 3 seeds of pure noise, 40 times over: the highest inner mean rises above its
+  // sides by chance, and its bootstrap interval excluded 0 in 45 % of such curves before the
+  // null bootstrap test joined it; now about the interval's one side (2.5 %).
+  int supported = 0, gated = 0;
+  for (uint64_t draw = 0; draw < 40; ++draw) {
+    std::mt19937_64 rng(100 + draw);
+    std::normal_distribution<double> eps(0.0, 0.01);
+    std::vector<Observation> flat;
+    for (int x = 1; x <= 12; ++x)
+      for (int s = 0; s < 3; ++s) flat.push_back({double(x), 0.3 + eps(rng), "", false});
+    const Verdict v = evaluate_claim(make("peak", 1, 0.0), flat);
+    supported += v.verdict == "supported";
+    if (std::isfinite(v.p_value) && v.verdict == "inconclusive") {
+      ++gated;
+      EXPECT_NE(v.reason.find("flat curves with the trials' spread"), std::string::npos)
+          << v.reason;
+    }
+  }
+  EXPECT_LE(supported, 3);  // 7.5 %: the expected 1 of 40 with room for chance
+  EXPECT_GE(gated, 8);      // the bootstrap alone would have said supported about 18 times
 }
 
 TEST(Claim, PeakNotesWhereTheMeanPeaksAndWhereTheMarkIsCrossed) {
