@@ -212,9 +212,15 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
       if (usable && std::isfinite(y)) cell.push_back(y);
     }
     for (auto& [g, by_value] : ys) {
+      // Only values with enough usable trials to test (3) compete, where any has them: a value
+      // whose runs mostly diverged (and carry no metric) would win on its one survivor, then
+      // leave its group too few trials to decide anything.
+      size_t enough = 0;
+      for (auto& [value, list] : by_value)
+        enough = std::max(enough, std::min<size_t>(list.size(), 3));
       double best = NAN;
       for (auto& [value, list] : by_value) {
-        if (list.empty()) continue;
+        if (list.empty() || list.size() < enough) continue;
         const double m = mean(list);
         if (std::isnan(best) || (best_max ? m > best : m < best))
           best = m, best_value[g] = value;

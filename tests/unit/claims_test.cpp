@@ -454,6 +454,30 @@ TEST(Verdict, AThresholdOnRunsThatAllCameOutAlikeTakesTheExactBinomialInterval) 
   EXPECT_EQ(evaluate_claim(t, diverged).verdict, "supported");
 }
 
+TEST(Claim, BestOverPassesOverAValueWhoseRunsMostlyDiverged) {
+  // lr 0.1: two runs diverged, the third reached 0.90; lr 0.03: three runs at 0.88. Chosen by
+  // its one survivor, 0.1 would leave its group a single trial; 0.03 is the best testable value.
+  std::vector<TrialRecord> trials;
+  for (int s = 0; s < 3; ++s) {
+    trials.push_back(record(s < 2 ? "diverged" : "finished",
+                            {{"optim", {{"lr", 0.1}}}, {"seed", s}},
+                            {{"test_acc", s < 2 ? json() : json(0.90)}}));
+    trials.push_back(record("finished", {{"optim", {{"lr", 0.03}}}, {"seed", s}},
+                            {{"test_acc", 0.88 + 0.001 * s}}));
+    trials.push_back(record("finished", {{"optim", {{"lr", 0.01}}}, {"seed", s}},
+                            {{"test_acc", 0.80 + 0.001 * s}}));
+  }
+  json claim = {{"test",
+                 {{"kind", "compare"},
+                  {"x", "seed"},
+                  {"a", {{"optim.lr", {{"max", 0.02}}}}},
+                  {"b", {{"optim.lr", {{"min", 0.02}}}}},
+                  {"best_over", "optim.lr"},
+                  {"metric", "test_acc"}}}};
+  auto set = observations_for(claim, trials);
+  EXPECT_EQ(set.notes["best_b"], 0.03);
+}
+
 TEST(Claim, BestByChoosesOnAnotherMetric) {
   // The validation accuracy prefers lr 0.3 for both groups; the test accuracy would prefer 0.1.
   std::vector<TrialRecord> trials;
