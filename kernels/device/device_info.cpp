@@ -19,6 +19,7 @@ bool built_with_cuda() {
 
 #ifndef EMPIRIC_WITH_CUDA
 GpuInfo gpu_info() { return {}; }
+int64_t gpu_free_memory_bytes(int) { return -1; }
 #endif
 
 namespace {

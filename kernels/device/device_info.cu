@@ -26,4 +26,17 @@ GpuInfo gpu_info() {
   return info;
 }
 
+int64_t gpu_free_memory_bytes(int device) {
+  int previous = 0;
+  if (cudaGetDevice(&previous) != cudaSuccess || cudaSetDevice(device) != cudaSuccess) {
+    cudaGetLastError();
+    return -1;
+  }
+  size_t free = 0, total = 0;
+  const bool ok = cudaMemGetInfo(&free, &total) == cudaSuccess;
+  if (!ok) cudaGetLastError();
+  cudaSetDevice(previous);
+  return ok ? int64_t(free) : -1;
+}
+
 }  // namespace empiric

@@ -1,6 +1,7 @@
 // What GPU this process sees, asked of the CUDA runtime directly (so no torch header is needed).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -16,6 +17,9 @@ struct GpuInfo {
 
 GpuInfo gpu_info();
 bool built_with_cuda();
+// Free memory on GPU `device` as the driver counts it (torch's cached blocks count as used), or
+// -1 without CUDA or without that device.
+int64_t gpu_free_memory_bytes(int device);
 
 // GPU utilization (the driver's "percent of time a kernel was running") of device 0, sampled
 // every 50 ms on a thread between construction and mean(), through NVML loaded at run time

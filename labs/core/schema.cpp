@@ -246,8 +246,8 @@ std::vector<Section> build() {
                 "model.init_scale, label noise and schedule as one batched model (dense stacks, "
                 "fused SGD or Adam; no interpolation partner, targets or early stopping; measures "
                 "are taken per member): \"auto\" (up to 16 members "
-                "on a CPU, fewer when their data sets would not fit in memory; 64 on a GPU), "
-                "\"off\", or at most N members (refused on a CPU when they would not fit); each "
+                "on a CPU, 64 on a GPU, fewer when their data sets would not fit in memory), "
+                "\"off\", or at most N members (refused when they would not fit); each "
                 "member's results equal training it alone to float rounding"),
            choice("cuda_graphs", "auto", {"auto", "off"},
                   "on a GPU, capture the training step (forward, backward, fused optimizer step) "

@@ -179,13 +179,17 @@ int run_config(const Context& ctx, const RunOptions& o) {
              jobs > 1 ? fmt::format(" ({} at once)", jobs) : "");
   std::fflush(stdout);
 
-  // train.population's limit; "auto" on a CPU also keeps the members' data sets within the
-  // memory available to `jobs` populations at once, and says when that lowered it.
+  // train.population's limit; "auto" also keeps the members' data sets within the memory
+  // available (the host's to `jobs` populations at once, or the GPU's), and says when that
+  // lowered it.
   auto population_limit_here = [&] {
     std::string why;
     const json& first = pending.empty() ? resolved.config : pending[0]->config;
-    const int limit = population_limit(
-        first, device, jobs, pending.empty() ? -1 : available_memory_bytes(), o.config, &why);
+    const int64_t available = pending.empty() ? -1
+                              : device.is_cuda()
+                                  ? gpu_free_memory_bytes(std::max<int>(0, device.index()))
+                                  : available_memory_bytes();
+    const int limit = population_limit(first, device, jobs, available, o.config, &why);
     if (!why.empty()) fmt::print("population: {}\n", why);
     return limit;
   };

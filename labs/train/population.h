@@ -37,20 +37,20 @@ std::string population_group_key(const json& cfg);
 int population_limit(const json& cfg, bool cuda);
 
 // How many members, each with its own data set of `bytes_each` bytes, a population can hold in
-// `available` bytes of host memory (beside the data sets a sweep keeps cached).
-int64_t population_members_fitting(int64_t bytes_each, int64_t available);
+// `available` bytes of host memory, or of a GPU's (beside the data sets a sweep keeps cached).
+int64_t population_members_fitting(int64_t bytes_each, int64_t available, bool gpu = false);
 
 // Why a population of `members` whose `datasets` data sets take `bytes_each` bytes each cannot
 // be held in `available` bytes of host memory ("" when it can), with the most members that would
 // fit, each with its own data set.
 std::string population_memory_problem(int64_t members, int64_t datasets, int64_t bytes_each,
-                                      int64_t available);
+                                      int64_t available, bool gpu = false);
 
-// population_limit for trials like `cfg` on `device`, where "auto" on a CPU also takes no more
-// members than their data sets (one per seed, when the data depend on it) fit in `available`
-// bytes of host memory shared by `jobs` populations at once (available < 0: not known, no such
-// limit). It loads cfg's data set to learn its size (the loader keeps it for the trials). When
-// memory lowered the limit, `why` (if given) says so in one line.
+// population_limit for trials like `cfg` on `device`, where "auto" also takes no more members
+// than their data sets (one per seed, when the data depend on it) fit in `available` bytes of
+// host memory shared by `jobs` populations at once, or of the GPU's (available < 0: not known,
+// no such limit). It loads cfg's data set to learn its size (the loader keeps it for the trials).
+// When memory lowered the limit, `why` (if given) says so in one line.
 int population_limit(const json& cfg, const torch::Device& device, int jobs, int64_t available,
                      const std::string& source, std::string* why = nullptr);
 

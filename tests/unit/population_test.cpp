@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/environment.h"
 #include "core/errors.h"
+#include "device/device_info.h"
 #include "support/temp_dir.h"
 #include "support/tiny_idx.h"
 #include "support/trial_config.h"
@@ -427,6 +428,12 @@ TEST(Population, APopulationTooLargeForTheHostsMemoryIsRefusedWithWhatFits) {
   EXPECT_NE(why.find("at most 84 members fit"), std::string::npos) << why;  // 23 GB / 265 MB - 2
   EXPECT_EQ(population_memory_problem(128, 1, each, machine), "");          // one data set, shared
   EXPECT_EQ(population_memory_problem(128, 128, each, -1), "");  // memory unknown: no guard
+  // A GPU's stacked copy is allocated whole beside the data sets: 2.4x each, not 1.4x.
+  const std::string gpu = population_memory_problem(64, 64, each, 23'000'000'000, true);
+  EXPECT_NE(gpu.find("of GPU memory"), std::string::npos) << gpu;
+  EXPECT_NE(gpu.find("at most 48 members fit"), std::string::npos) << gpu;  // 23 GB / 454 MB - 2
+  EXPECT_EQ(population_members_fitting(each, 23'000'000'000, true), 48);
+  EXPECT_EQ(gpu_free_memory_bytes(0) > 0, torch::cuda::is_available());
   EXPECT_GT(available_memory_bytes(), 0);                        // Linux says how much
 }
 
