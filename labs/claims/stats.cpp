@@ -139,10 +139,13 @@ double binomial_cdf(int k, int n, double p) {
   if (k >= n) return 1.0;
   if (p <= 0.0) return 1.0;
   if (p >= 1.0) return 0.0;
-  double sum = 0;
-  for (int i = 0; i <= k; ++i)
-    sum += std::exp(std::lgamma(n + 1.0) - std::lgamma(i + 1.0) - std::lgamma(n - i + 1.0) +
-                    i * std::log(p) + (n - i) * std::log1p(-p));
+  // The terms in log space, each from the one before: log C(n, i+1) / C(n, i) = log((n-i)/(i+1)).
+  const double odds = std::log(p) - std::log1p(-p);
+  double log_term = double(n) * std::log1p(-p), sum = 0;
+  for (int i = 0; i <= k; ++i) {
+    sum += std::exp(log_term);
+    log_term += std::log(double(n - i) / double(i + 1)) + odds;
+  }
   return std::min(1.0, sum);
 }
 // The p in [0, 1] where a function decreasing in p crosses `target` (bisection, to 1e-12).

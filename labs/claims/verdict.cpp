@@ -45,6 +45,15 @@ int seeds_to_decide(double effect, const Interval& ci, int direction, int per_gr
   return std::max(per_group + 1, int(std::ceil(n)));
 }
 
+int trials_to_decide(double share, double threshold, int direction, int trials, double level) {
+  for (int n = trials + 1; n <= 20000; n = n < 200 ? n + 1 : n * 11 / 10) {
+    const int k = int(std::lround(share * n));
+    const Interval p = clopper_pearson(k, n, level);
+    if (direction >= 0 ? p.lo > threshold : p.hi < threshold) return n;
+  }
+  return 0;
+}
+
 Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) {
   Verdict v;
   std::vector<Observation> obs;
@@ -206,9 +215,10 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   v.ci = bootstrap(sizes, statistic, t.bootstrap);
   // A threshold on a 0/1 outcome (diverged, failed): the exact binomial interval, which does not
   // shrink to a point when every trial came out alike.
-  if (t.kind == "threshold" && std::all_of(obs.begin(), obs.end(), [](const Observation& o) {
-        return o.y == 0.0 || o.y == 1.0;
-      })) {
+  const bool binary = t.kind == "threshold" &&
+                      std::all_of(obs.begin(), obs.end(),
+                                  [](const Observation& o) { return o.y == 0.0 || o.y == 1.0; });
+  if (binary) {
     int k = 0;
     for (const auto& o : obs) k += o.y == 1.0;
     const Interval p = clopper_pearson(k, int(obs.size()), t.bootstrap.level);
@@ -290,10 +300,14 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
       v.reason = "the effect " + fmt_num(v.effect) +
                  " has the claimed sign but is below the claim's minimum " + fmt_num(t.min_effect);
     } else if (d * v.effect > 0) {
-      v.seeds_needed = seeds_to_decide(v.effect, v.ci, t.direction, smallest);
-      v.reason = "the interval " + interval + " contains 0; at most about " +
-                 std::to_string(v.seeds_needed) +
-                 " seeds per group would decide it if the effect held";
+      v.seeds_needed = binary ? trials_to_decide(v.effect + t.threshold, t.threshold, t.direction,
+                                                 smallest, t.bootstrap.level)
+                              : seeds_to_decide(v.effect, v.ci, t.direction, smallest);
+      v.reason = "the interval " + interval + " contains 0; " +
+                 (binary ? std::to_string(v.seeds_needed) +
+                               " trials would decide it if the share held (exact binomial)"
+                         : "at most about " + std::to_string(v.seeds_needed) +
+                               " seeds per group would decide it if the effect held");
     } else {
       v.reason = "the interval " + interval + " contains 0 and the effect points against the claim";
     }

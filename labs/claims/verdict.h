@@ -89,4 +89,9 @@ Verdict evaluate_claim(const ClaimTest& test, const std::vector<Observation>& ob
 // not decide it); an upper estimate, since the small-group expansion (stats.h) shrinks too.
 int seeds_to_decide(double effect, const Interval& ci, int direction, int per_group);
 
+// For a threshold on a 0/1 outcome: the fewest trials (more than `trials`) at which the exact
+// binomial interval around the same observed `share` would lie wholly on the claimed side of
+// `threshold` (searched one by one to 200, then in steps of 10 %); 0 if none up to 20,000 would.
+int trials_to_decide(double share, double threshold, int direction, int trials, double level);
+
 }  // namespace empiric::claims

@@ -450,6 +450,8 @@ TEST(Verdict, AThresholdOnRunsThatAllCameOutAlikeTakesTheExactBinomialInterval) 
   Verdict v = evaluate_claim(t, diverged);
   EXPECT_EQ(v.verdict, "inconclusive") << v.reason;  // the bootstrap's [1, 1] said supported
   EXPECT_NEAR(v.ci.lo, all.lo - 0.9, 1e-9);
+  EXPECT_EQ(v.seeds_needed, 36);  // 0.025^(1/36) = 0.9027 > 0.9, while 0.025^(1/35) = 0.8999
+  EXPECT_EQ(trials_to_decide(0.5, 0.5, 1, 10, 0.95), 0);  // a share on the line never decides
   t.threshold = 0.5;  // but it does show more than half
   EXPECT_EQ(evaluate_claim(t, diverged).verdict, "supported");
 }
