@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <mutex>
 
 #include "core/errors.h"
 #include "core/hash.h"
@@ -193,12 +194,18 @@ class Chain {
       at_[{l["round"].get<int>(), l["control"].get<std::string>()}] = t;
       rounds_ = std::max(rounds_, l["round"].get<int>());
     }
-    if (!at_.count({0, "ticket"})) throw std::logic_error("lottery chain without its round 0");
+    if (!at_.count({0, "ticket"}))
+      throw UserError(source +
+                      ": a lottery chain starts from its dense network, round 0 of the ticket: "
+                      "a sweep over lottery.control must keep \"ticket\" among its values");
     dense_ = at_[{0, "ticket"}];
     const json& cfg0 = dense_->config;
     seed_ = cfg0.value("seed", 0);
     dir_ = fs::path(artifact_dir) / lottery_chain_key(cfg0);
     fs::create_directories(dir_);
+    // Seeded draws from torch's global generator, as run_trial makes them: under the lock that
+    // keeps another worker's (--jobs) from interleaving.
+    std::lock_guard<std::mutex> lock(init_mutex());
     torch::manual_seed(seed_);
     data_ = load_dataset(cfg0["data"], seed_, device, source);
     model_ = make_model(cfg0["model"], data_.input_shape, data_.outputs);
@@ -285,6 +292,7 @@ class Chain {
     }
     const json& model_cfg = dense_->config["model"];
     if (at_.count({r, "reinit"}) && !cb_.done(*at_[{r, "reinit"}])) {
+      std::lock_guard<std::mutex> lock(init_mutex());  // as in the constructor
       torch::manual_seed(seed_ * 1000003ULL + 7919);  // another initialization, same data order
       Net fresh = make_model(model_cfg, data_.input_shape, data_.outputs);
       fresh->to(device_);
@@ -380,6 +388,13 @@ Result train_alone(const Member& m, const torch::Device& device, const LotteryCa
   TrainHooks hooks = m.recorded ? cb.hooks(*m.trial, "") : TrainHooks();
   hooks.masks = m.masks;
   hooks.on_step = m.on_step;
+  // A run that keeps a rewind point (on_step) must pass that step: resumed from a checkpoint
+  // past it, it would leave the chain rewinding to the initialization instead. It starts over.
+  if (m.on_step && !hooks.checkpoint_path.empty()) {
+    std::error_code ignored;
+    fs::remove(hooks.checkpoint_path, ignored);
+    hooks.checkpoint_path.clear();
+  }
   torch::manual_seed(m.chain->seed());  // dropout draws the same in every round
   auto t0 = std::chrono::steady_clock::now();
   TrainOutcome out;

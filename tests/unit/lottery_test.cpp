@@ -72,6 +72,18 @@ TEST(Lottery, ExpansionHasOneDenseRoundAndEveryControlAfterIt) {
   EXPECT_EQ(find(trials, 0, "ticket").config["lottery"]["round"], 0);
 }
 
+TEST(Lottery, ASweepWithoutTheTicketSaysWhatItNeeds) {
+  // Controls alone have no dense network to prune from: one clear error, not a logic_error.
+  testing::TempDir dir;
+  auto trials = trials_of(lottery_doc(R"({"sweep": {"lottery.control": ["reinit", "random_prune"]}})"));
+  try {
+    run_chain(trials, dir.path());
+    FAIL() << "expected a UserError";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("must keep \"ticket\""), std::string::npos) << e.what();
+  }
+}
+
 TEST(Lottery, AKeyAddedLaterAtItsDefaultMovesNoChainFolder) {
   json cfg = trials_of(lottery_doc())[0].config;
   json before = cfg;  // as a config written before train.tf32 and train.max_evals existed
