@@ -342,6 +342,13 @@ void validate_and_fill(json& config, const std::string& source) {
   }
   for (const auto& f : top->fields)
     if (!config.contains(f.key)) config[f.key] = f.default_value;
+  // Nesterov's look-ahead is along the momentum: without it torch.optim.SGD refuses, and the
+  // fused step would quietly run plain SGD.
+  if (config.contains("optim") && config["optim"].value("nesterov", false) &&
+      config["optim"].value("momentum", 0.0) <= 0.0)
+    fail(source, "/optim/nesterov", config["optim"]["nesterov"],
+         "nesterov needs optim.momentum > 0 (here " + config["optim"].value("momentum", json(0)).dump() +
+             ")");
   for (const auto& s : config_schema()) {
     if (s.name.empty() || config.contains(s.name)) continue;
     config[s.name] = json::object();

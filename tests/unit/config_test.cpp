@@ -77,6 +77,18 @@ TEST(Config, ATopLevelSeedIsRejectedForSeeds) {
   EXPECT_EQ(expand_trials(resolve_config_json(doc, "lab.json", "", {})).at(0).seed, 7);
 }
 
+TEST(Config, NesterovWithoutMomentumIsRefused) {
+  json doc = base();
+  doc["optim"] = {{"name", "sgd"}, {"nesterov", true}};
+  EXPECT_EQ(error_of(doc), "lab.json: /optim/nesterov = true: nesterov needs optim.momentum > 0 "
+                           "(here 0.0)");
+  doc["optim"]["momentum"] = 0.9;
+  EXPECT_EQ(error_of(doc), "");
+  // A swept momentum of 0 is refused for its own trial, named by the sweep.
+  doc["sweep"] = {{"optim.momentum", {0.9, 0.0}}};
+  EXPECT_THROW(expand_trials(resolve_config_json(doc, "lab.json", "", {})), ConfigError);
+}
+
 TEST(Config, WrongTypeNamesValueAndAllowed) {
   json doc = base();
   doc["train"]["batch_size"] = "big";
