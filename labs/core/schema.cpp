@@ -206,7 +206,8 @@ std::vector<Section> build() {
                   "what evaluations pass over: \"all\" (the training, test and validation sets) "
                   "or \"held_out\" (test and validation; the training set only at the last "
                   "evaluation, for the summary; train_loss_recent, the mean loss of the steps "
-                  "since the evaluation before, stands in for it), as Frankle & Carbin evaluate: "
+                  "since the evaluation before within the epoch, stands in for it), as Frankle & "
+                  "Carbin evaluate: "
                   "a pass over the whole training set at every evaluation can cost more than the "
                   "training. "
                   "target_train_loss, target_train_acc and stop_train_loss need \"all\""),

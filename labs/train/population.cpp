@@ -984,7 +984,9 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   int64_t since_eval = 0;  // as in train_model
   const long long check_every = kDivergenceCheckEvery;
 
+  long long last_eval_step = -1;  // as in train_model
   auto take_evaluation = [&](bool with_train) {
+    last_eval_step = step;
     auto te = Clock::now();
     const auto train =
         with_train ? evaluate_all(&Dataset::x_train, &Dataset::y_train) : torch::Tensor();
@@ -1177,7 +1179,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       // Divergence per member, from the losses kept on the device: every 25 steps (one
       // read-back, no sync in between) and at the epoch's end; the first bad step of each member
       // is exact. A diverged member's LR becomes 0; the others go on.
-      if (step % check_every == 0 || step == total || b + 1 == spe) {
+      if (step % check_every == 0 || step == total || b + 1 == spe ||
+          (eval_every > 0 && step % eval_every == 0)) {  // as in train_model
         auto window = step_losses.slice(1, checked, b + 1);
         auto bad = window.isnan().logical_or_(window.isinf()).logical_or_(window.gt(bound)).cpu();
         if (bad.any().item<bool>())
@@ -1219,7 +1222,9 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     compute_s += seconds_since(t_start);
     if (all_diverged) break;
     epoch++;
-    if (evaluates_epoch_end(epoch, step, total, spe, max_evals))
+    if (last_eval_step != step &&
+        (evaluates_epoch_end(epoch, step, total, spe, max_evals) ||
+         (eval_every > 0 && step % eval_every == 0)))  // as in train_model
       take_evaluation(evals_take_train || step >= total);
     if (!checkpoint_path.empty() && step < total &&
         seconds_since(last_checkpoint) >= checkpoint_every_s) {

@@ -117,11 +117,11 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
   order_gen.set_state(rng.cpu());
   at::Generator global = at::detail::getDefaultCPUGenerator();
   global.set_state(torch_rng.cpu());
-  if (device.is_cuda()) {
-    torch::Tensor device_rng;
-    archive.read("device_rng", device_rng);
+  // A checkpoint taken on a CPU (train.device is not part of the trial's hash) has no device
+  // generator to restore: the GPU's starts from its seed.
+  torch::Tensor device_rng;
+  if (device.is_cuda() && archive.try_read("device_rng", device_rng))
     device_generator(device).set_state(device_rng.cpu());
-  }
   state.from_json(json::parse(tensor_text(s)));
   return true;
 }
@@ -357,6 +357,9 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   const bool has_val = data.x_val.defined() && data.x_val.size(0) > 0;
   const bool regression = data.regression;
   const FlopCount flops = count_flops(model, data.input_shape);
+  // SAM takes a second forward and backward per step, at the perturbed weights.
+  const double flops_per_example =
+      double(flops.training()) * (cfg["optim"].value("sam_rho", 0.0) > 0 ? 2.0 : 1.0);
   // Targets: (metric, value, at least?) recorded at the first evaluation that reaches them.
   std::vector<std::tuple<std::string, double, bool>> targets;
   for (const auto& [metric, at_least] : {std::pair<const char*, bool>{"train_loss", false},
@@ -415,7 +418,9 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     auto w = batch_sizes.slice(0, from, to);
     return ((step_losses.slice(0, from, to) * w).sum() / w.sum()).item<double>();
   };
+  long long last_eval_step = -1;  // an epoch end that was just evaluated is not again
   auto take_evaluation = [&](bool with_train) {
+    last_eval_step = st.step;
     auto t0 = Clock::now();
     Evaluation ev;
     ev.epoch = st.epoch;
@@ -454,8 +459,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     st.eval_s += seconds_since(t0);
     ev.values.push_back({"compute_s", st.compute_s});
     ev.values.push_back({"eval_s", st.eval_s});
-    if (st.compute_s > 0)
-      ev.values.push_back({"samples_per_s", double(st.step) * double(batch) / st.compute_s});
+    if (st.compute_s > 0) ev.values.push_back({"samples_per_s", double(st.samples) / st.compute_s});
     for (const auto& [metric, target, at_least] : targets) {
       const std::string key = "reach_" + metric;
       if (st.marks.contains(key)) continue;
@@ -544,7 +548,9 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
       st.step++;
       st.samples += idx.size(0);
       epoch_steps = b + 1;
-      if (st.step % check_every == 0 || st.step == total || b + 1 == spe) {
+      // (Also before every evaluation, which may stop the run at a target.)
+      if (st.step % check_every == 0 || st.step == total || b + 1 == spe ||
+          (eval_every > 0 && st.step % eval_every == 0)) {
         auto window = step_losses.slice(0, checked, b + 1);
         auto bad = window.isnan().logical_or_(window.isinf()).logical_or_(window.gt(bound));
         if (bad.any().item<bool>()) {
@@ -573,7 +579,12 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     st.compute_s += seconds_since(t0);
     if (stop) break;
     st.epoch++;
-    if (evaluates_epoch_end(st.epoch, st.step, total, spe, max_evals))
+    // Every epoch end that max_evals keeps, an eval_every_steps step that falls on one (the
+    // loop leaves those to here), and the last; one evaluation per step at most (a run of
+    // train.steps may have ended mid-epoch on an evaluation).
+    if (last_eval_step != st.step &&
+        (evaluates_epoch_end(st.epoch, st.step, total, spe, max_evals) ||
+         (eval_every > 0 && st.step % eval_every == 0)))
       take_evaluation(evals_take_train || st.step >= total);
     if (stop_at_targets && targets_reached()) stop = true;
     if (has_val && patience > 0 && st.evals_since_best >= patience) {
@@ -634,8 +645,8 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   outcome.summary["eval_s"] = st.eval_s;
   outcome.summary["params"] = count_parameters(*model);
   outcome.summary["samples"] = st.samples;
-  outcome.summary["flops_per_example"] = flops.training();
-  outcome.summary["train_flops"] = double(flops.training()) * double(st.samples);
+  outcome.summary["flops_per_example"] = flops_per_example;
+  outcome.summary["train_flops"] = flops_per_example * double(st.samples);
   {
     torch::NoGradGuard guard;
     double sq = 0;
@@ -653,7 +664,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     if (reached) {
       outcome.summary["steps_to_" + metric] = steps;
       outcome.summary["samples_to_" + metric] = samples;
-      outcome.summary["flops_to_" + metric] = double(flops.training()) * double(samples);
+      outcome.summary["flops_to_" + metric] = flops_per_example * double(samples);
     }
   }
   if (has_val) {

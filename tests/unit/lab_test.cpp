@@ -387,6 +387,34 @@ TEST(Trainer, StepsBudgetOverridesEpochs) {
   EXPECT_EQ(out.summary["steps_per_epoch"], 16);
 }
 
+TEST(Trainer, EachEvaluationStepIsEvaluatedOnceMaxEvalsOrNot) {
+  // 16 steps per epoch. A run of 40 steps evaluated every 20 ends mid-epoch on an evaluation:
+  // once there, not again as its last epoch end. And with max_evals thinning the epoch ends, an
+  // eval_every_steps step that falls on a thinned one (32) is still taken.
+  std::vector<long long> steps;
+  TrainHooks h;
+  h.on_eval = [&](const Evaluation& e) { steps.push_back(e.step); };
+  train_cfg(config(R"({"train": {"steps": 40, "eval_every_steps": 20}})"), h);
+  EXPECT_EQ(steps, (std::vector<long long>{16, 20, 32, 40}));
+  steps.clear();
+  train_cfg(config(R"({"train": {"epochs": 6, "eval_every_steps": 32, "max_evals": 2}})"), h);
+  EXPECT_EQ(steps, (std::vector<long long>{32, 48, 64, 96}));  // epochs 3 and 6, steps 32 and 64
+}
+
+TEST(Trainer, ThroughputAndFlopsCountWhatRan) {
+  // 512 examples in batches of 96: five of 96 and a last of 32 per epoch.
+  auto out = train_cfg(config(R"({"train": {"batch_size": 96, "epochs": 2}})"));
+  EXPECT_EQ(out.summary["samples"], 1024);
+  EXPECT_NEAR(out.summary["samples_per_s"].get<double>() * out.summary["compute_s"].get<double>(),
+              1024.0, 1e-6 * 1024);
+  // SAM takes two forward and backward passes per step.
+  auto sam = train_cfg(
+      config(R"({"train": {"batch_size": 96, "epochs": 2}, "optim": {"sam_rho": 0.05}})"));
+  EXPECT_EQ(sam.summary["flops_per_example"].get<double>(),
+            2 * out.summary["flops_per_example"].get<double>());
+  EXPECT_EQ(sam.summary["train_flops"].get<double>(), 2 * out.summary["train_flops"].get<double>());
+}
+
 TEST(Trainer, StopTrainLossEndsAtTheFirstEpochThatReachesIt) {
   // Every epoch end's training loss is recorded; the run must stop at the first one at or below
   // the target, and say whether it got there.

@@ -117,6 +117,12 @@ TEST(Population, SgdMembersEqualTheirSoloRuns) {
   // Batches of 512 and more take one matmul per member on a CPU (and a smaller last batch).
   expect_members_equal_solo(
       seeds_of(R"({"data": {"n_train": 1200}, "train": {"batch_size": 512}, "seed": %d})"));
+  // A run of train.steps that ends mid-epoch on an evaluation, and one whose eval_every_steps
+  // falls on epoch ends that max_evals thins: evaluated as a trial alone is, once per step.
+  expect_members_equal_solo(
+      seeds_of(R"({"train": {"steps": 40, "eval_every_steps": 20}, "seed": %d})"));
+  expect_members_equal_solo(
+      seeds_of(R"({"train": {"epochs": 6, "eval_every_steps": 26, "max_evals": 2}, "seed": %d})"));
 }
 
 TEST(Population, AdamMembersWithTheirOwnLabelNoiseAndValidationEqualTheirSoloRuns) {
