@@ -347,8 +347,8 @@ void validate_and_fill(json& config, const std::string& source) {
   if (config.contains("optim") && config["optim"].value("nesterov", false) &&
       config["optim"].value("momentum", 0.0) <= 0.0)
     fail(source, "/optim/nesterov", config["optim"]["nesterov"],
-         "nesterov needs optim.momentum > 0 (here " + config["optim"].value("momentum", json(0)).dump() +
-             ")");
+         "nesterov needs optim.momentum > 0 (here " +
+             config["optim"].value("momentum", json(0)).dump() + ")");
   for (const auto& s : config_schema()) {
     if (s.name.empty() || config.contains(s.name)) continue;
     config[s.name] = json::object();

@@ -80,8 +80,9 @@ TEST(Config, ATopLevelSeedIsRejectedForSeeds) {
 TEST(Config, NesterovWithoutMomentumIsRefused) {
   json doc = base();
   doc["optim"] = {{"name", "sgd"}, {"nesterov", true}};
-  EXPECT_EQ(error_of(doc), "lab.json: /optim/nesterov = true: nesterov needs optim.momentum > 0 "
-                           "(here 0.0)");
+  EXPECT_EQ(error_of(doc),
+            "lab.json: /optim/nesterov = true: nesterov needs optim.momentum > 0 "
+            "(here 0.0)");
   doc["optim"]["momentum"] = 0.9;
   EXPECT_EQ(error_of(doc), "");
   // A swept momentum of 0 is refused for its own trial, named by the sweep.

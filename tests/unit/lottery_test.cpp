@@ -75,7 +75,8 @@ TEST(Lottery, ExpansionHasOneDenseRoundAndEveryControlAfterIt) {
 TEST(Lottery, ASweepWithoutTheTicketSaysWhatItNeeds) {
   // Controls alone have no dense network to prune from: one clear error, not a logic_error.
   testing::TempDir dir;
-  auto trials = trials_of(lottery_doc(R"({"sweep": {"lottery.control": ["reinit", "random_prune"]}})"));
+  auto trials =
+      trials_of(lottery_doc(R"({"sweep": {"lottery.control": ["reinit", "random_prune"]}})"));
   try {
     run_chain(trials, dir.path());
     FAIL() << "expected a UserError";
