@@ -143,7 +143,14 @@ void Optimizer::set_masks(const std::vector<torch::Tensor>& masks) {
   }
 }
 
+void Optimizer::mask_grads() {
+  torch::NoGradGuard guard;
+  for (auto& [p, m] : torch_masks_)
+    if (p.grad().defined()) p.mutable_grad().mul_(m);
+}
+
 void Optimizer::sam_regrade(const std::function<torch::Tensor()>& loss) {
+  mask_grads();  // the ascent direction of the sparse network: pruned weights stay at 0
   std::vector<torch::Tensor> with_grad, saved;
   torch::Tensor sq;
   for (auto& p : params_)
@@ -174,7 +181,10 @@ void Optimizer::step() {
     for (auto& w : weights_)
       if (w.grad().defined()) w.mutable_grad().add_(torch::sign(w), l1_);
   }
-  if (clip_ > 0) torch::nn::utils::clip_grad_norm_(params_, clip_);
+  if (clip_ > 0) {
+    mask_grads();  // the norm of the sparse network's gradient, not of the weights it has not
+    torch::nn::utils::clip_grad_norm_(params_, clip_);
+  }
   if (noise_eta_ > 0) {
     // Neelakantan et al. 2015: variance eta / (1 + t)^gamma at step t = 0, 1, ...
     torch::NoGradGuard guard;

@@ -38,6 +38,9 @@ class Optimizer {
   // their optimizer state stays 0 (the kernels' masks). torch::optim: the weights are multiplied
   // by their masks after each step (its state is not masked).
   void set_masks(const std::vector<torch::Tensor>& masks);
+  // Zeroes the masked entries of the gradients; before a norm is taken of them (SAM's ascent,
+  // clipping), which would otherwise count the pruned weights a sparse network does not have.
+  void mask_grads();
   // Sets every group's LR to lr times the group's multiplier.
   void set_lr(double lr);
   double lr() const { return lr_; }

@@ -170,6 +170,9 @@ std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
       if (archive.try_read("init." + item.key(), init)) item.value().copy_(init);
       masks.push_back(mask.to(item.value().options()));
     } else {
+      // Unmasked parameters (biases) start where the ticket's did too: its rewind point's
+      // values, which differ from a fresh initialization when lottery.rewind_step > 0.
+      if (archive.try_read("init." + item.key(), init)) item.value().copy_(init);
       masks.emplace_back();
     }
   }

@@ -71,8 +71,9 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
                        const std::string& source);
 
 // Mask files: "mask.<parameter name>" (0/1) and "init.<parameter name>" (the weights training
-// starts from) for each masked parameter. load_masks sets the model's masked parameters to their
-// init and returns the masks in parameter order (undefined where none); errors name `source`.
+// starts from) for each masked parameter, and an init for unmasked ones (biases) where the file
+// has it (the lottery lab's rounds do). load_masks sets the model's parameters to their init and
+// returns the masks in parameter order (undefined where none); errors name `source`.
 void save_masks(const std::string& path, Net& model, const std::vector<torch::Tensor>& masks);
 std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
                                       const std::string& source);

@@ -328,6 +328,22 @@ TEST(Lottery, ATicketRetrainsFromItsMaskFile) {
   EXPECT_EQ(again.summary["test_acc"], ticket["test_acc"]);
   EXPECT_DOUBLE_EQ(again.summary["weights_remaining"].get<double>(),
                    ticket["weights_remaining"].get<double>());
+  {
+    // Rewound to step 3, not to the initialization: the biases too start from their step-3
+    // values, which the file holds beside the masked weights' (a fresh init would not match).
+    testing::TempDir late;
+    auto rewound = trials_of(lottery_doc(R"({"lottery": {"rewind_step": 3}})"));
+    ChainRun chain = run_chain(rewound, late.path());
+    json retrain = lottery_doc(R"({"lottery": {"rewind_step": 3}})");
+    retrain["lab"] = "train";
+    retrain.erase("sweep");
+    retrain["train"]["mask_file"] = late.file(lottery_chain_key(rewound[0].config)) + "/round_2.pt";
+    TrainOutcome from_file = run_trial(trials_of(retrain).at(0).config, torch::kCPU, {}, "t.json");
+    const auto& late_ticket = chain.by_hash[find(rewound, 2, "ticket").hash].summary;
+    EXPECT_EQ(from_file.summary["test_acc"], late_ticket["test_acc"]);
+    EXPECT_NEAR(from_file.summary["train_loss"].get<double>(),
+                late_ticket["train_loss"].get<double>(), 1e-4);
+  }
 
   doc["train"]["mask_file"] = dir.file("missing.pt");
   try {

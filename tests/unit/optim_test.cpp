@@ -117,6 +117,33 @@ TEST_P(Optim, ClipScalesTheGlobalNorm) {
               w0 - 0.1 * g * (0.1 / norm), 1e-5);
 }
 
+TEST_P(Optim, ClippingAndSamSeeOnlyTheUnprunedGradient) {
+  // w's second entry is pruned: the clipped norm is that of the first entry's gradient alone.
+  Toy toy;
+  auto w0 = toy.w.detach().clone();
+  Optimizer opt(optim_cfg(R"({"name":"sgd","clip_norm":0.1})"), toy);
+  opt.set_masks({torch::tensor({{1.0f, 0.0f}}), torch::Tensor()});
+  opt.zero_grad();
+  (toy.w * g).sum().add(toy.b.sum() * 0).backward();
+  opt.step();
+  const double first = g[0][0].item<double>();  // 0.5, clipped to 0.1
+  EXPECT_NEAR(toy.w[0][0].item<double>(), w0[0][0].item<double>() - 0.1 * first * (0.1 / first),
+              1e-6);
+  EXPECT_EQ(toy.w[0][1].item<double>(), 0.0);
+  // SAM's ascent step leaves the pruned weight at 0, so the loss it regrades at is the sparse one.
+  Toy sparse;
+  Optimizer sam(optim_cfg(R"({"name":"sgd","sam_rho":0.5})"), sparse);
+  sam.set_masks({torch::tensor({{1.0f, 0.0f}}), torch::Tensor()});
+  sam.zero_grad();
+  (sparse.w * g).sum().backward();
+  double pruned_at_ascent = NAN;
+  sam.sam_regrade([&] {
+    pruned_at_ascent = sparse.w[0][1].item<double>();
+    return (sparse.w * g).sum();
+  });
+  EXPECT_EQ(pruned_at_ascent, 0.0);
+}
+
 TEST_P(Optim, LayerMultipliersAndSchedulesSetEachGroup) {
   Toy toy;
   auto w0 = toy.w.detach().clone();
