@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <map>
+#include <optional>
 
 #include "fused_optim/fused_optim.h"
 
@@ -50,6 +51,11 @@ Optimizer::Optimizer(const json& o, torch::nn::Module& model)
       noise_eta_(o.value("grad_noise", 0.0)),
       noise_gamma_(o.value("grad_noise_gamma", 0.55)),
       noise_gen_(at::detail::createCPUGenerator(0)) {
+  if (sam_rho_ > 0)
+    for (const auto& m : model.modules(/*include_self=*/false)) {
+      if (auto* bn = m->as<torch::nn::BatchNorm1dImpl>()) batch_norms_.push_back(&bn->options);
+      if (auto* bn = m->as<torch::nn::BatchNorm2dImpl>()) batch_norms_.push_back(&bn->options);
+    }
   auto base = options_for(o);
   // Group parameters by the longest lr_mult prefix that matches their name ("" = the rest).
   const json mult = o.value("lr_mult", json::object());
@@ -170,7 +176,21 @@ void Optimizer::sam_regrade(const std::function<torch::Tensor()>& loss) {
     }
   }
   zero_grad();
-  loss().backward();
+  {
+    // The second forward updates no batch-norm running statistics (momentum 0 keeps them as
+    // they are): the first, at the weights being trained, already did (as in Foret et al.'s
+    // reference implementation).
+    std::vector<std::optional<double>> momenta;
+    for (auto* o : batch_norms_) momenta.push_back(o->momentum()), o->momentum(0.0);
+    struct Restore {
+      std::vector<torch::nn::BatchNormOptions*>& bns;
+      std::vector<std::optional<double>>& m;
+      ~Restore() {
+        for (size_t i = 0; i < bns.size(); ++i) bns[i]->momentum(m[i]);
+      }
+    } restore{batch_norms_, momenta};
+    loss().backward();
+  }
   torch::NoGradGuard guard;
   for (size_t i = 0; i < with_grad.size(); ++i) with_grad[i].copy_(saved[i]);
 }

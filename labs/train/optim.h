@@ -83,6 +83,9 @@ class Optimizer {
   double noise_eta_ = 0, noise_gamma_ = 0;
   int64_t noise_steps_ = 0;
   at::Generator noise_gen_;
+  // SAM: the model's batch-norm layers, whose running statistics its second forward (at the
+  // perturbed weights) must leave alone.
+  std::vector<torch::nn::BatchNormOptions*> batch_norms_;
 };
 
 }  // namespace empiric

@@ -10,6 +10,7 @@
 #include "models/models.h"
 #include "support/temp_dir.h"
 #include "support/tiny_idx.h"
+#include "train/optim.h"
 #include "train/trainer.h"
 
 namespace empiric {
@@ -438,6 +439,27 @@ TEST(Trainer, SamTrainsAndDiffersFromPlainSgd) {
   EXPECT_EQ(sam.status, "finished");
   EXPECT_GT(sam.summary["test_acc"].get<double>(), 0.5);
   EXPECT_NE(sam.summary["train_loss"].get<double>(), plain.summary["train_loss"].get<double>());
+}
+
+TEST(Trainer, SamsSecondForwardLeavesBatchNormStatisticsAlone) {
+  json cfg = config(R"({"model": {"batch_norm": true}, "optim": {"sam_rho": 0.05}})");
+  Dataset d = data_of(cfg);
+  Net net = make_model(cfg["model"], d.input_shape, d.outputs);
+  Optimizer opt(cfg["optim"], *net);
+  auto x = d.x_train.slice(0, 0, 32), y = d.y_train.slice(0, 0, 32);
+  torch::nn::functional::cross_entropy(net->forward(x), y).backward();
+  std::vector<torch::Tensor> after_first;
+  for (const auto& b : net->named_buffers())
+    if (b.key().find("running_mean") != std::string::npos) after_first.push_back(b.value().clone());
+  ASSERT_FALSE(after_first.empty());
+  opt.sam_regrade([&] { return torch::nn::functional::cross_entropy(net->forward(x), y); });
+  size_t i = 0;
+  for (const auto& b : net->named_buffers())
+    if (b.key().find("running_mean") != std::string::npos)
+      EXPECT_TRUE(torch::equal(b.value(), after_first[i++])) << b.key();
+  // ... and their momentum is back for the next step's first forward.
+  for (const auto& m : net->modules(false))
+    if (auto* bn = m->as<torch::nn::BatchNorm1dImpl>()) EXPECT_EQ(bn->options.momentum(), 0.1);
 }
 
 TEST(Trainer, InterpolationRunsThroughBothSolutions) {
