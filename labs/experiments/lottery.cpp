@@ -428,6 +428,10 @@ std::vector<Result> train_together(const std::vector<const Member*>& members,
   }
   // The population's checkpoint, beside the members' own (which it does not resume).
   const std::string checkpoint = population_checkpoint_path(cb.checkpoint_dir, hashes);
+  if (cb.restart && !checkpoint.empty()) {
+    std::error_code ignored;
+    fs::remove(checkpoint, ignored);
+  }
   double every = 0;
   for (const Member* m : members) {
     TrainHooks h = m->recorded ? cb.hooks(*m->trial, checkpoint) : TrainHooks();

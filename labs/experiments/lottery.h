@@ -34,6 +34,7 @@ struct LotteryCallbacks {
   // own; a population's when the trial trains in one), whose absence means starting afresh.
   std::function<TrainHooks(const Trial&, const std::string& resume_from)> hooks;
   std::string checkpoint_dir;  // where a round's population checkpoints ("": it does not)
+  bool restart = false;        // --force: a round's population checkpoint is not resumed
   // A trial's outcome (status finished/diverged/failed, summary with round and sparsity).
   std::function<void(const Trial&, const TrainOutcome&, double wall_s)> record;
 };

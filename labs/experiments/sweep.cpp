@@ -362,6 +362,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
           return resume_from.empty() ? hooks_for(t) : hooks_resuming(t, resume_from);
         };
         cb.checkpoint_dir = checkpoints ? ckpt_dir : "";
+        cb.restart = o.force;
         cb.record = record;
         if (o.force) {
           std::lock_guard<std::mutex> lock(store_mu);
