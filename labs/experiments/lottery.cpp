@@ -337,10 +337,13 @@ class Chain {
     for (size_t k = 0; k < members.size(); ++k)
       if (members[k].recorded) cb_.record(*members[k].trial, results[k].first, results[k].second);
     if (have_) return;
-    // (This round's controls ran even if its ticket failed: they need only the mask.)
+    // (This round's controls ran even if its ticket failed: they need only the mask.) Iterative
+    // pruning prunes the next round from this ticket's trained weights; one-shot rounds prune
+    // the dense network's, so they go on without it.
     if (results[0].first.status != "finished") {
-      fail_rest(r + 1, fmt::format("the ticket of round {} did not finish: {}", r,
-                                   results[0].first.status));
+      if (!dense_->config["lottery"]["one_shot"].get<bool>())
+        fail_rest(r + 1, fmt::format("the ticket of round {} did not finish: {}", r,
+                                     results[0].first.status));
       return;
     }
     previous_ = snapshot(model_);
