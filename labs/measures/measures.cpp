@@ -301,14 +301,20 @@ NoiseScale gradient_noise_scale(Net& model, const torch::Tensor& x, const torch:
   };
   const double small = mean_sq_norm(small_batch), big = mean_sq_norm(big_batch);
   model->train(was_training);
-  return noise_scale_from(small, big, small_batch, big_batch);
+  return noise_scale_from(small, big, small_batch, big_batch, x.size(0));
 }
 
-NoiseScale noise_scale_from(double small_sq, double big_sq, int64_t small_batch, int64_t big_batch) {
-  const double bs = double(small_batch), bb = double(big_batch);
+NoiseScale noise_scale_from(double small_sq, double big_sq, int64_t small_batch, int64_t big_batch,
+                            int64_t examples) {
+  // Each batch's share of the noise: a_B (without replacement) or 1 / B (i.i.d.).
+  auto share = [&](int64_t batch) {
+    const double b = double(batch), n = double(examples);
+    return examples > 1 ? (n - b) / (b * (n - 1.0)) : 1.0 / b;
+  };
+  const double as = share(small_batch), ab = share(big_batch);
   NoiseScale n;
-  n.gradient_sq = (bb * big_sq - bs * small_sq) / (bb - bs);
-  n.trace_sigma = (small_sq - big_sq) / (1.0 / bs - 1.0 / bb);
+  n.trace_sigma = (small_sq - big_sq) / (as - ab);
+  n.gradient_sq = (as * big_sq - ab * small_sq) / (as - ab);
   n.b_simple = n.trace_sigma / n.gradient_sq;
   return n;
 }
@@ -317,7 +323,7 @@ void put_noise_scale(const NoiseScale& ns, json& out) {
   auto finite = [](double v) { return std::isfinite(v) ? json(v) : json(); };
   // Near a minimum |G|^2 is a small difference of two noisy means and the estimate can come out
   // negative: then B_simple is undefined (null), not a number to plot.
-  out["b_simple"] = ns.gradient_sq > 0 ? finite(ns.b_simple) : json();
+  out["b_simple"] = ns.gradient_sq > 0 && ns.trace_sigma > 0 ? finite(ns.b_simple) : json();
   out["gradient_sq"] = finite(ns.gradient_sq);
   out["trace_sigma"] = finite(ns.trace_sigma);
 }

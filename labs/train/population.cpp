@@ -402,7 +402,7 @@ std::vector<json> stacked_measures(StackedNet& net, const std::vector<const Data
     const int64_t small_batch = std::min(batches[0], n), big_batch = std::min(batches[1], n);
     const auto small = mean_sq_norm(small_batch), big = mean_sq_norm(big_batch);
     for (int64_t p = 0; p < P; ++p)
-      put_noise_scale(noise_scale_from(small[p], big[p], small_batch, big_batch), out[p]);
+      put_noise_scale(noise_scale_from(small[p], big[p], small_batch, big_batch, n), out[p]);
   }
   return out;
 }

@@ -52,6 +52,22 @@ TEST(Measures, GradientNoiseScaleMatchesTheExactPerExampleStatistics) {
   EXPECT_NEAR(ns.trace_sigma, trace_sigma, 0.2 * trace_sigma);
 }
 
+TEST(Measures, TheNoiseScaleCorrectsForBatchesDrawnWithoutReplacement) {
+  // Expected squared norms of batch gradients drawn without replacement from n examples:
+  // |G|^2 + tr(Sigma) (n - B) / (B (n - 1)). The estimator must give |G|^2 and tr(Sigma) back;
+  // the i.i.d. formulas would put |G|^2 at -0.0079 here (B_simple near n: a large-batch regime).
+  const double g2 = 0.002, trace = 19.7;
+  const int64_t n = 2000, small = 32, big = 1024;
+  auto expected = [&](int64_t b) { return g2 + trace * double(n - b) / (double(b) * (n - 1)); };
+  const NoiseScale ns = noise_scale_from(expected(small), expected(big), small, big, n);
+  EXPECT_NEAR(ns.gradient_sq, g2, 1e-12);
+  EXPECT_NEAR(ns.trace_sigma, trace, 1e-9);
+  EXPECT_LT(noise_scale_from(expected(small), expected(big), small, big).gradient_sq, -0.007);
+  json out;
+  put_noise_scale({-1.0, 0.5, -2.0}, out);  // tr(Sigma) < 0: no B_simple
+  EXPECT_TRUE(out["b_simple"].is_null());
+}
+
 // 0.5 (w - c)^T A (w - c) for one parameter vector w: Hessian A everywhere, minimum at c.
 struct Quadratic {
   explicit Quadratic(torch::Tensor a_, torch::Tensor c_) : a(a_), c(c_) {
