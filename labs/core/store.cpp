@@ -212,7 +212,7 @@ void Store::end_run(long long run_id, const std::string& status) {
 }
 
 bool Store::has_trial(const std::string& hash) {
-  Stmt q(db_, "SELECT 1 FROM trials WHERE hash = ?", path_);
+  Stmt q(db_, "SELECT 1 FROM trials WHERE hash = ? AND status != 'failed'", path_);
   return q.bind(1, hash).step();
 }
 

@@ -73,6 +73,8 @@ class Store {
                       const std::string& preset, long long env_id);
   void end_run(long long run_id, const std::string& status);
 
+  // Whether the trial ran to an outcome (finished or diverged): one that failed with an error
+  // (bad data, out of memory) is run again by the next sweep, its record replaced.
   bool has_trial(const std::string& hash);
   std::optional<TrialRecord> trial(const std::string& hash);
   // All trials, newest first; question 0 means every question, config_file "" every file.

@@ -35,7 +35,10 @@ torch::Tensor to_labels(const std::vector<uint8_t>& labels) {
 std::string find_file(const std::string& dir, const std::string& base) {
   for (const std::string& name : {base, base + ".gz"}) {
     fs::path p = fs::path(dir) / name;
-    if (fs::is_regular_file(p)) return p.string();
+    std::error_code ec;
+    if (fs::is_regular_file(p, ec)) return p.string();
+    if (ec && ec != std::errc::no_such_file_or_directory)
+      throw UserError(p.string() + ": cannot read: " + ec.message());
   }
   throw UserError(dir + ": neither " + base + " nor " + base +
                   ".gz found (data.path must hold the dataset's files)");
@@ -48,6 +51,10 @@ Split read_idx_split(const std::string& dir, const std::string& prefix) {
   if (int64_t(labels.size()) != images.count)
     throw UserError(label_path + ": " + std::to_string(labels.size()) + " labels for " +
                     std::to_string(images.count) + " images");
+  for (size_t i = 0; i < labels.size(); ++i)
+    if (labels[i] > 9)
+      throw UserError(label_path + ": label " + std::to_string(labels[i]) + " at index " +
+                      std::to_string(i) + "; expected a class from 0 to 9");
   return {to_float_images(images), to_labels(labels)};
 }
 
@@ -165,14 +172,23 @@ Dataset build_dataset(const json& d, uint64_t seed, const torch::Device& device,
             name + " has no embedded copy: set data.path to the directory with its files");
       dir = default_dir;
     }
-    if (!fs::is_directory(dir))
-      throw ConfigError(source, "/data/path", "\"" + dir + "\"", "expected an existing directory");
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec))
+      throw ConfigError(source, "/data/path", "\"" + dir + "\"",
+                        ec && ec != std::errc::no_such_file_or_directory
+                            ? "cannot read it: " + ec.message()
+                            : "expected an existing directory");
     if (name == "cifar10") {
       train = load_cifar(dir, true);
       test = load_cifar(dir, false);
     } else {
       train = load_idx(dir, "train");
       test = load_idx(dir, "t10k");
+      if (train.x.sizes().slice(1) != test.x.sizes().slice(1))
+        throw UserError(dir + ": the t10k images are " + std::to_string(test.x.size(2)) + "x" +
+                        std::to_string(test.x.size(3)) + " and the training images " +
+                        std::to_string(train.x.size(2)) + "x" + std::to_string(train.x.size(3)) +
+                        "; expected one size for both");
     }
     out.outputs = 10;
     out.info["path"] = dir;

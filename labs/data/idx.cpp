@@ -25,7 +25,11 @@ std::string hex(uint32_t v) {
 }  // namespace
 
 std::vector<uint8_t> read_file_maybe_gz(const std::string& path) {
-  if (!std::filesystem::is_regular_file(path)) throw UserError(path + ": no such data file");
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw UserError(path + (ec && ec != std::errc::no_such_file_or_directory
+                                ? ": cannot read: " + ec.message()
+                                : ": no such data file"));
   gzFile f = gzopen(path.c_str(), "rb");  // reads plain files transparently
   if (!f) throw UserError(path + ": cannot open: " + std::strerror(errno));
   std::vector<uint8_t> out;
@@ -59,11 +63,18 @@ RawImages read_idx_images(const std::string& path) {
   img.count = big_endian(b, 4);
   img.rows = big_endian(b, 8);
   img.cols = big_endian(b, 12);
-  size_t expected = 16 + size_t(img.count) * img.rows * img.cols;
-  if (b.size() != expected)
+  if (img.count == 0 || img.rows == 0 || img.cols == 0)
+    throw UserError(path + ": header says " + std::to_string(img.count) + " images of " +
+                    std::to_string(img.rows) + "x" + std::to_string(img.cols) +
+                    "; expected at least one image of at least 1x1 pixel");
+  // (In 64 bits the product of a header's three 32-bit counts can overflow and pass the check.)
+  const unsigned __int128 wanted =
+      (unsigned __int128)uint64_t(img.count) * uint64_t(img.rows) * uint64_t(img.cols) + 16;
+  if (wanted != (unsigned __int128)b.size())
     throw UserError(path + ": header says " + std::to_string(img.count) + " images of " +
                     std::to_string(img.rows) + "x" + std::to_string(img.cols) + " (" +
-                    std::to_string(expected) + " bytes), file has " + std::to_string(b.size()) +
+                    (wanted >> 62 ? std::string("over 2^62") : std::to_string(uint64_t(wanted))) +
+                    " bytes), file has " + std::to_string(b.size()) +
                     " bytes (truncated or wrong file)");
   img.pixels.assign(b.begin() + 16, b.end());
   return img;
@@ -79,6 +90,7 @@ std::vector<uint8_t> read_idx_labels(const std::string& path) {
     throw UserError(path + ": too short for an IDX label header (8 bytes), has " +
                     std::to_string(b.size()));
   size_t count = big_endian(b, 4);
+  if (count == 0) throw UserError(path + ": header says 0 labels; expected at least one");
   if (b.size() != 8 + count)
     throw UserError(path + ": header says " + std::to_string(count) + " labels (" +
                     std::to_string(8 + count) + " bytes), file has " + std::to_string(b.size()) +

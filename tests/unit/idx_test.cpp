@@ -84,6 +84,28 @@ TEST(Idx, TruncatedFileSaysExpectedAndFoundSizes) {
             std::string::npos);
 }
 
+TEST(Idx, EmptyOrOverflowingHeadersAreNamed) {
+  testing::TempDir dir;
+  // No images, or images of no pixels: nothing to train on (a division by zero later on).
+  EXPECT_NE(error_of([&] {
+              read_idx_images(dir.write("none", idx_images(0, 28, 28)));
+            }).find("header says 0 images of 28x28; expected at least one image"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              read_idx_images(dir.write("flat", idx_images(3, 0, 0)));
+            }).find("expected at least one image of at least 1x1 pixel"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              read_idx_labels(dir.write("nolab", idx_labels("")));
+            }).find("header says 0 labels"),
+            std::string::npos);
+  // Counts whose product wraps around 2^64 to the file's size must not pass for it: 2^22 images
+  // of 2^22 x 2^22 pixels are 2^66 bytes, 0 in 64 bits, so a bare header looked complete.
+  const std::string wrap = be32(0x803) + be32(1u << 22) + be32(1u << 22) + be32(1u << 22);
+  EXPECT_NE(error_of([&] { read_idx_images(dir.write("wrap", wrap)); }).find("over 2^62 bytes"),
+            std::string::npos);
+}
+
 TEST(Idx, TruncatedGzipIsAnError) {
   testing::TempDir dir;
   write_gz(dir.file("full.gz"), idx_images(50, 8, 8));

@@ -90,6 +90,43 @@ TEST(Data, SameSeedSameDataOtherSeedOtherData) {
   EXPECT_FALSE(torch::equal(data_of(cfg).x_train, data_of(config("{}")).x_train));
 }
 
+TEST(Data, LabelsOutOfRangeAndTestImagesOfAnotherSizeAreNamed) {
+  auto be32 = testing::be32;
+  auto images = [&](uint32_t n, uint32_t side) {
+    std::string s = be32(0x803) + be32(n) + be32(side) + be32(side);
+    return s + std::string(size_t(n) * side * side, char(7));
+  };
+  auto labels = [&](std::string l) { return be32(0x801) + be32(uint32_t(l.size())) + l; };
+  json cfg = config(R"({"data": {"name": "mnist", "n_train": null, "n_test": null,
+                                 "classes": null, "dim": null, "noise": null}})");
+  auto error_of = [&](const testing::TempDir& dir) {
+    cfg["data"]["path"] = dir.path();
+    try {
+      load_dataset(cfg["data"], 0, torch::kCPU, "test.json");
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  testing::TempDir twelve;  // a label 12 of 10 classes
+  twelve.write("train-images-idx3-ubyte", images(3, 28));
+  twelve.write("train-labels-idx1-ubyte", labels({1, 12, 3}));
+  twelve.write("t10k-images-idx3-ubyte", images(2, 28));
+  twelve.write("t10k-labels-idx1-ubyte", labels({0, 1}));
+  EXPECT_NE(error_of(twelve).find("train-labels-idx1-ubyte: label 12 at index 1; expected a class "
+                                  "from 0 to 9"),
+            std::string::npos)
+      << error_of(twelve);
+  testing::TempDir mixed;  // 28 x 28 for training, 14 x 14 for testing
+  mixed.write("train-images-idx3-ubyte", images(3, 28));
+  mixed.write("train-labels-idx1-ubyte", labels({1, 2, 3}));
+  mixed.write("t10k-images-idx3-ubyte", images(2, 14));
+  mixed.write("t10k-labels-idx1-ubyte", labels({0, 1}));
+  EXPECT_NE(error_of(mixed).find("the t10k images are 14x14 and the training images 28x28"),
+            std::string::npos)
+      << error_of(mixed);
+}
+
 TEST(Data, LoadsAnMnistDirectoryOfTinyIdxFiles) {
   testing::TempDir dir;
   testing::write_tiny_mnist(dir, 20, 10);  // gzip images, plain labels: they may mix

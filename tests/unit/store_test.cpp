@@ -61,6 +61,25 @@ TEST(Store, RoundTripsATrial) {
   EXPECT_FALSE(store.has_trial("abc"));
 }
 
+TEST(Store, ATrialThatFailedWithAnErrorIsRunAgain) {
+  // A failed trial (bad data, out of memory) is kept, but the next sweep runs it again;
+  // a diverged one is an outcome and is not.
+  testing::TempDir dir;
+  Store store(dir.file("r.db"));
+  auto failed = make_trial("f", 1);
+  failed.status = "failed";
+  store.put_trial(failed);
+  EXPECT_FALSE(store.has_trial("f"));
+  EXPECT_TRUE(store.trial("f"));  // still there to read
+  auto diverged = make_trial("d", 2);
+  diverged.status = "diverged";
+  store.put_trial(diverged);
+  EXPECT_TRUE(store.has_trial("d"));
+  store.put_trial(make_trial("f", 1));  // the rerun replaces the record
+  EXPECT_TRUE(store.has_trial("f"));
+  EXPECT_EQ(store.trial("f")->status, "finished");
+}
+
 TEST(Store, MetricsAreReplacedNotDuplicated) {
   testing::TempDir dir;
   Store store(dir.file("r.db"));
