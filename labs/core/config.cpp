@@ -342,6 +342,11 @@ void validate_and_fill(json& config, const std::string& source) {
   }
   for (const auto& f : top->fields)
     if (!config.contains(f.key)) config[f.key] = f.default_value;
+  // A training lab trains for epochs or steps: neither leaves a "finished" trial with no metric.
+  if (config.value("lab", "train") != "lr_range" && config.contains("train") &&
+      config["train"].value("epochs", 1) == 0 && config["train"].value("steps", 0) == 0)
+    fail(source, "/train/epochs", config["train"]["epochs"],
+         "expected at least 1 epoch, or train.steps > 0");
   // Nesterov's look-ahead is along the momentum: without it torch.optim.SGD refuses, and the
   // fused step would quietly run plain SGD.
   if (config.contains("optim") && config["optim"].value("nesterov", false) &&

@@ -77,6 +77,15 @@ TEST(Config, ATopLevelSeedIsRejectedForSeeds) {
   EXPECT_EQ(expand_trials(resolve_config_json(doc, "lab.json", "", {})).at(0).seed, 7);
 }
 
+TEST(Config, NoEpochsAndNoStepsIsRefused) {
+  json doc = base();
+  doc["train"] = {{"epochs", 0}};
+  EXPECT_EQ(error_of(doc),
+            "lab.json: /train/epochs = 0: expected at least 1 epoch, or train.steps > 0");
+  doc["train"]["steps"] = 100;
+  EXPECT_EQ(error_of(doc), "");
+}
+
 TEST(Config, NesterovWithoutMomentumIsRefused) {
   json doc = base();
   doc["optim"] = {{"name", "sgd"}, {"nesterov", true}};
