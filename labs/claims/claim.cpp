@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include "core/errors.h"
 
@@ -113,9 +114,31 @@ void check_claim(const json& c, const std::string& where) {
   need(c, "statement", "");
   need(c, "config", "");
   need(c, "test", "");
+  if (!c["test"].is_object())
+    throw ConfigError(where, "/test", c["test"].dump(), "expected an object with kind and metric");
   const json& t = c["test"];
   need(t, "kind", "/test");
   need(t, "metric", "/test");
+  // Types, where they are given: names are strings, the test's numbers numbers.
+  for (const auto& [obj, ptr, key] :
+       {std::tuple<const json*, const char*, const char*>{&c, "", "id"},
+        {&c, "", "statement"},
+        {&c, "", "config"},
+        {&t, "/test", "metric"},
+        {&t, "/test", "x"},
+        {&t, "/test", "x_metric"},
+        {&t, "/test", "factor"},
+        {&t, "/test", "best_over"}})
+    if (obj->contains(key) && !(*obj)[key].is_string())
+      throw ConfigError(where, std::string(ptr) + "/" + key, (*obj)[key].dump(),
+                        "expected a string");
+  for (const char* key : {"min_effect", "threshold", "margin", "level", "resamples", "seed"})
+    if (t.contains(key) && !t[key].is_number())
+      throw ConfigError(where, std::string("/test/") + key, t[key].dump(), "expected a number");
+  if (t.contains("bounds") &&
+      !(t["bounds"].is_object() && t["bounds"].value("config", json()).is_string()))
+    throw ConfigError(where, "/test/bounds", t["bounds"].dump(),
+                      "expected {\"config\": file, \"lo\": metric, \"hi\": metric}");
   static const std::set<std::string> kinds = {"trend",       "compare", "correlate", "threshold",
                                               "interaction", "within",  "peak"};
   if (!t["kind"].is_string() || !kinds.count(t["kind"].get<std::string>()))

@@ -1,5 +1,6 @@
 #include "core/bank.h"
 
+#include <algorithm>
 #include <set>
 
 #include "core/config.h"
@@ -45,6 +46,10 @@ Bank load_bank(const std::string& path) {
       out.kind = q.at("kind").get<std::string>();
       out.informed_by = q.value("informed_by", std::vector<int>{});
       out.claims = q.value("claims", json::array());
+      if (!out.claims.is_array() || !std::all_of(out.claims.begin(), out.claims.end(),
+                                                 [](const json& c) { return c.is_object(); }))
+        throw ConfigError(path, ptr + "/claims", out.claims.dump().substr(0, 80),
+                          "expected a list of claims (objects with id, statement, config, test)");
       if (out.kind != "empirical" && out.kind != "discussion")
         throw ConfigError(path, ptr + "/kind", json(out.kind).dump(),
                           "expected empirical or discussion");

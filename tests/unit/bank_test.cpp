@@ -57,6 +57,17 @@ TEST(Bank, MalformedBankNamesThePointer) {
     EXPECT_NE(std::string(e.what()).find("/questions/0/section = 2"), std::string::npos)
         << e.what();
   }
+  path = dir.write("claims.json", R"({"source": {}, "sections": [{"number": 1, "title": "A"}],
+    "questions": [{"number": 1, "section": 1, "text": "x", "tags": [], "kind": "empirical",
+                   "claims": 5}]})");
+  try {
+    load_bank(path);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/questions/0/claims = 5: expected a list of claims"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

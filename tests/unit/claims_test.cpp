@@ -499,6 +499,22 @@ TEST(Claim, BestByChoosesOnAnotherMetric) {
   for (const auto& o : set.observations) EXPECT_DOUBLE_EQ(o.y, 0.8);
   claim["test"].erase("best_over");
   EXPECT_THROW(check_claim(claim, "bank.json"), ConfigError);
+  claim["test"]["best_over"] = "optim.lr";
+  // Wrong types are named where they are, not an internal error later on.
+  for (const auto& [pointer, bad] : {std::pair<const char*, json>{"/config", 5},
+                                     {"/test/metric", 7},
+                                     {"/test/min_effect", "big"}}) {
+    json broken = claim;
+    broken[json::json_pointer(pointer)] = bad;
+    try {
+      check_claim(broken, "bank.json");
+      ADD_FAILURE() << pointer;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(std::string(pointer) + " = " + bad.dump()),
+                std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 TEST(Claim, WithinReadsItsBoundsFromTheOtherConfigsTrials) {
