@@ -257,6 +257,25 @@ void validate_sweep(json& sweep, const std::string& source) {
     for (size_t i = 0; i < values.size(); ++i)
       check_value(f, values[i], source, ptr + "/" + std::to_string(i));
   }
+  for (auto& [key, values] : sweep.items()) {
+    // The same value twice is the same trial twice, trained and stored twice.
+    for (size_t i = 0; i < values.size(); ++i)
+      for (size_t j = 0; j < i; ++j)
+        if (values[i] == values[j])
+          fail(source, "/sweep/" + key + "/" + std::to_string(i), values[i],
+               "expected values that differ: it repeats item " + std::to_string(j));
+    // A section axis whose partial sections set a key that an axis of its own also sweeps:
+    // both would set it, one silently winning over the label the trial is shown with.
+    for (auto& [other, unused] : sweep.items()) {
+      if (other.size() <= key.size() || other.compare(0, key.size() + 1, key + ".") != 0) continue;
+      const json::json_pointer inner(dotted_to_pointer(other.substr(key.size() + 1)));
+      for (size_t i = 0; i < values.size(); ++i)
+        if (values[i].is_object() && values[i].contains(inner))
+          fail(source, "/sweep/" + other, sweep[other],
+               "the axis \"" + key + "\" sets " + other + " too (item " + std::to_string(i) +
+                   "); sweep it in one place");
+    }
+  }
 }
 
 void deep_merge(json& into, const json& patch) {

@@ -77,6 +77,21 @@ TEST(Config, ATopLevelSeedIsRejectedForSeeds) {
   EXPECT_EQ(expand_trials(resolve_config_json(doc, "lab.json", "", {})).at(0).seed, 7);
 }
 
+TEST(Config, SweepsWithRepeatedValuesOrOverlappingAxesAreRefused) {
+  json doc = base();
+  doc["sweep"] = {{"optim.lr", {0.1, 0.01, 0.1}}};
+  EXPECT_EQ(error_of(doc),
+            "lab.json: /sweep/optim.lr/2 = 0.1: expected values that differ: it "
+            "repeats item 0");
+  doc["sweep"] = {{"optim", {{{"name", "adam"}, {"lr", 0.001}}}}, {"optim.lr", {0.1, 0.01}}};
+  EXPECT_NE(error_of(doc).find("/sweep/optim.lr"), std::string::npos) << error_of(doc);
+  EXPECT_NE(error_of(doc).find("the axis \"optim\" sets optim.lr too (item 0)"), std::string::npos)
+      << error_of(doc);
+  // A section axis and an axis of another of its keys vary together, as Q35's optimizers and LRs.
+  doc["sweep"] = {{"optim", {{{"name", "adam"}}, {{"name", "sgd"}}}}, {"optim.lr", {0.1, 0.01}}};
+  EXPECT_EQ(error_of(doc), "");
+}
+
 TEST(Config, NoEpochsAndNoStepsIsRefused) {
   json doc = base();
   doc["train"] = {{"epochs", 0}};
