@@ -366,6 +366,11 @@ void validate_and_fill(json& config, const std::string& source) {
       config["train"].value("epochs", 1) == 0 && config["train"].value("steps", 0) == 0)
     fail(source, "/train/epochs", config["train"]["epochs"],
          "expected at least 1 epoch, or train.steps > 0");
+  // Early stopping watches the validation loss: without a validation split it never stops.
+  if (config.contains("train") && config["train"].value("early_stop_patience", 0) > 0 &&
+      config.contains("data") && config["data"].value("validation", 0) == 0)
+    fail(source, "/train/early_stop_patience", config["train"]["early_stop_patience"],
+         "needs data.validation > 0 (the validation loss it watches)");
   // Nesterov's look-ahead is along the momentum: without it torch.optim.SGD refuses, and the
   // fused step would quietly run plain SGD.
   if (config.contains("optim") && config["optim"].value("nesterov", false) &&

@@ -92,6 +92,16 @@ TEST(Config, SweepsWithRepeatedValuesOrOverlappingAxesAreRefused) {
   EXPECT_EQ(error_of(doc), "");
 }
 
+TEST(Config, EarlyStoppingWithoutAValidationSplitIsRefused) {
+  json doc = base();
+  doc["train"] = {{"early_stop_patience", 2}};
+  EXPECT_NE(error_of(doc).find("/train/early_stop_patience = 2: needs data.validation > 0"),
+            std::string::npos)
+      << error_of(doc);
+  doc["data"]["validation"] = 50;
+  EXPECT_EQ(error_of(doc), "");
+}
+
 TEST(Config, NoEpochsAndNoStepsIsRefused) {
   json doc = base();
   doc["train"] = {{"epochs", 0}};
