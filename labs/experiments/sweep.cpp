@@ -185,10 +185,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
   auto population_limit_here = [&] {
     std::string why;
     const json& first = pending.empty() ? resolved.config : pending[0]->config;
-    const int64_t available = pending.empty() ? -1
-                              : device.is_cuda()
-                                  ? gpu_free_memory_bytes(std::max<int>(0, device.index()))
-                                  : available_memory_bytes();
+    const int64_t available = pending.empty() ? -1 : population_memory_available(device);
     const int limit = population_limit(first, device, jobs, available, o.config, &why);
     if (!why.empty()) fmt::print("population: {}\n", why);
     return limit;

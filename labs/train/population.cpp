@@ -38,10 +38,14 @@ void sync(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize();
 }
 
-bool seed_independent_data(const json& d) {
+// The data sets read from image files (their examples fixed by the files; the others are drawn).
+bool image_data(const json& d) {
   static const std::vector<std::string> images = {"fashion_mnist", "mnist", "cifar10"};
-  return std::count(images.begin(), images.end(), d["name"].get<std::string>()) &&
-         d["train_subset"] == 0 && d["test_subset"] == 0 && d["validation"] == 0 &&
+  return std::count(images.begin(), images.end(), d["name"].get<std::string>()) > 0;
+}
+
+bool seed_independent_data(const json& d) {
+  return image_data(d) && d["train_subset"] == 0 && d["test_subset"] == 0 && d["validation"] == 0 &&
          d["label_noise"] == 0.0 && d["random_labels"] == 0.0 && d["imbalance"] == 1.0;
 }
 
@@ -722,10 +726,8 @@ std::string population_incompatibility(const json& c) {
   // Class imbalance keeps a share of each class's examples: how many, when the classes' counts
   // are drawn by seed (synthetic labels, a subset, a validation split), differs from seed to
   // seed, and a population's members share one training-set size.
-  static const std::vector<std::string> images = {"fashion_mnist", "mnist", "cifar10"};
   if (d.value("imbalance", 1.0) < 1.0 &&
-      (!std::count(images.begin(), images.end(), data) || d.value("train_subset", 0) > 0 ||
-       d.value("validation", 0) > 0))
+      (!image_data(d) || d.value("train_subset", 0) > 0 || d.value("validation", 0) > 0))
     return "data.imbalance < 1 on a split drawn by seed (its size differs between seeds)";
   const std::string opt = o["name"];
   if (opt == "rmsprop") return "optim.name is rmsprop";
@@ -808,6 +810,11 @@ std::string population_memory_problem(int64_t members, int64_t datasets, int64_t
       members, datasets, double(bytes_each) / gb, double((datasets + kCachedDatasets) * per) / gb,
       gpu ? "GPU " : "", double(available) / gb,
       population_members_fitting(bytes_each, available, gpu));
+}
+
+int64_t population_memory_available(const torch::Device& device) {
+  return device.is_cuda() ? gpu_free_memory_bytes(std::max<int>(0, device.index()))
+                          : available_memory_bytes();
 }
 
 int population_limit(const json& cfg, const torch::Device& device, int jobs, int64_t available,
@@ -1114,8 +1121,11 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     return losses;
   };
 
-  bool all_diverged = std::all_of(ms.begin(), ms.end(),  // (a resumed population's members)
-                                  [](const MemberState& m) { return m.diverged_step >= 0; });
+  auto every_member_diverged = [&] {
+    return std::all_of(ms.begin(), ms.end(),
+                       [](const MemberState& m) { return m.diverged_step >= 0; });
+  };
+  bool all_diverged = every_member_diverged();  // (a resumed population's members)
   while (step < total && !all_diverged) {
     auto t_start = Clock::now();
     batches.shuffle(order, device);
@@ -1196,8 +1206,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
             }
           }
         checked = b + 1;
-        all_diverged = std::all_of(ms.begin(), ms.end(),
-                                   [](const MemberState& m) { return m.diverged_step >= 0; });
+        all_diverged = every_member_diverged();
         if (all_diverged) break;  // as a trial alone stops at the check that finds it
       }
       if (hooks[0].on_progress && step % 16 == 0) hooks[0].on_progress(step, total);
@@ -1349,9 +1358,7 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
   // device memory in the middle of the stacking.
   std::unique_lock<std::mutex> init_lock(init_mutex());
   // (Read under the lock: a population loading beside this one, --jobs 2, has loaded by now.)
-  const int64_t available = device.is_cuda()
-                                ? gpu_free_memory_bytes(std::max<int>(0, device.index()))
-                                : available_memory_bytes();
+  const int64_t available = population_memory_available(device);
   for (int64_t p = 0; p < P; ++p) {
     const uint64_t seed = cfgs[p].value("seed", 0);
     torch::manual_seed(seed);

@@ -46,6 +46,10 @@ int64_t population_members_fitting(int64_t bytes_each, int64_t available, bool g
 std::string population_memory_problem(int64_t members, int64_t datasets, int64_t bytes_each,
                                       int64_t available, bool gpu = false);
 
+// The memory a population's data sets can take on `device`: the host's MemAvailable, or the
+// GPU's free memory; -1 where it cannot be read.
+int64_t population_memory_available(const torch::Device& device);
+
 // population_limit for trials like `cfg` on `device`, where "auto" also takes no more members
 // than their data sets (one per seed, when the data depend on it) fit in `available` bytes of
 // host memory shared by `jobs` populations at once, or of the GPU's (available < 0: not known,
