@@ -6,6 +6,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include "core/errors.h"
 #include "core/hash.h"
@@ -304,8 +305,44 @@ json load_json_file(const std::string& path) {
   if (!in) throw UserError(path + ": cannot open: " + std::strerror(errno));
   std::stringstream buf;
   buf << in.rdbuf();
+  // JSON lets an object name a key twice and keeps the last; a config that sets optim.lr twice
+  // is a mistake to name, not a choice to make silently. The parser's events track where it is.
+  struct Frame {
+    bool object;
+    std::set<std::string> keys;
+    std::string key;
+    long long index = -1;
+  };
+  std::vector<Frame> frames;
+  auto pointer = [&frames] {
+    std::string out;
+    for (const Frame& f : frames) out += "/" + (f.object ? f.key : std::to_string(f.index));
+    return out;
+  };
+  auto note_element = [&frames] {
+    if (!frames.empty() && !frames.back().object) ++frames.back().index;
+  };
+  json::parser_callback_t track = [&](int, json::parse_event_t event, json& parsed) {
+    using E = json::parse_event_t;
+    if (event == E::object_start || event == E::array_start) {
+      note_element();
+      frames.push_back({event == E::object_start, {}, {}});
+    } else if (event == E::object_end || event == E::array_end) {
+      frames.pop_back();
+    } else if (event == E::key) {
+      Frame& f = frames.back();
+      f.key = parsed.get<std::string>();
+      if (!f.keys.insert(f.key).second)
+        throw UserError(path + ": " + pointer() + ": the key \"" + f.key +
+                        "\" appears twice in one object (JSON would keep only the last); "
+                        "keep one");
+    } else if (event == E::value) {
+      note_element();
+    }
+    return true;
+  };
   try {
-    return json::parse(buf.str());
+    return json::parse(buf.str(), track);
   } catch (const json::parse_error& e) {
     std::string what = e.what();
     auto pos = what.find("] ");

@@ -275,6 +275,24 @@ TEST(Config, LoadReportsMissingFileAndSyntaxErrorWithLine) {
   }
 }
 
+TEST(Config, LoadRefusesAKeyNamedTwiceInOneObjectAndSaysWhere) {
+  testing::TempDir dir;
+  // The same key in different objects, and objects inside arrays, are fine.
+  const std::string fine = dir.write(
+      "fine.json", R"({"optim": {"lr": 0.1}, "train": {"lr": 2}, "l": [{"a": 1}, {"a": 2}]})");
+  EXPECT_EQ(load_json_file(fine)["l"][1]["a"], 2);
+  const std::string twice = dir.write(
+      "twice.json", R"({"sweep": {"x": [1]}, "l": [0, [5], {"a": 1, "b": {"lr": 1, "lr": 2}}]})");
+  try {
+    load_json_file(twice);
+    FAIL() << "expected a UserError";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("twice.json: /l/2/b/lr: the key \"lr\" appears twice"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(ConfigHash, IgnoresKeyOrderAndWhitespace) {
   json a = json::parse(R"({"optim": {"lr": 0.1, "name": "sgd"}, "train": {"epochs": 2}})");
   json b =

@@ -491,12 +491,17 @@ TEST(Trainer, SamsSecondForwardLeavesBatchNormStatisticsAlone) {
   ASSERT_FALSE(after_first.empty());
   opt.sam_regrade([&] { return torch::nn::functional::cross_entropy(net->forward(x), y); });
   size_t i = 0;
-  for (const auto& b : net->named_buffers())
-    if (b.key().find("running_mean") != std::string::npos)
+  for (const auto& b : net->named_buffers()) {
+    if (b.key().find("running_mean") != std::string::npos) {
       EXPECT_TRUE(torch::equal(b.value(), after_first[i++])) << b.key();
+    }
+  }
   // ... and their momentum is back for the next step's first forward.
-  for (const auto& m : net->modules(false))
-    if (auto* bn = m->as<torch::nn::BatchNorm1dImpl>()) EXPECT_EQ(bn->options.momentum(), 0.1);
+  for (const auto& m : net->modules(false)) {
+    if (auto* bn = m->as<torch::nn::BatchNorm1dImpl>()) {
+      EXPECT_EQ(bn->options.momentum(), 0.1);
+    }
+  }
 }
 
 TEST(Trainer, InterpolationRunsThroughBothSolutions) {
