@@ -154,7 +154,8 @@ std::vector<Section> build() {
             0.0,
             {},
             {},
-            "per-layer LR multipliers: parameter-name prefix -> multiplier",
+            "per-layer LR multipliers: parameter-name prefix -> multiplier (the longest matching "
+            "prefix wins; one matching no parameter is refused)",
             {}},
            choice("impl", "fused", {"fused", "torch"},
                   "fused: empiric's multi-tensor kernels (CPU or CUDA); torch: torch::optim",

@@ -16,6 +16,7 @@
 #include "data/datasets.h"
 #include "magnitude/magnitude.h"
 #include "models/models.h"
+#include "train/optim.h"
 #include "train/population.h"
 
 namespace empiric {
@@ -210,6 +211,7 @@ class Chain {
     data_ = load_dataset(cfg0["data"], seed_, device, source);
     model_ = make_model(cfg0["model"], data_.input_shape, data_.outputs);
     model_->to(device);
+    check_lr_mult(cfg0["optim"], *model_, source);
     init_ = snapshot(model_);
   }
 

@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 
+#include "core/errors.h"
 #include "fused_optim/fused_optim.h"
 
 namespace empiric {
@@ -40,6 +41,20 @@ std::unique_ptr<optim::Optimizer> build(std::vector<optim::OptimizerParamGroup> 
 }
 
 }  // namespace
+
+void check_lr_mult(const json& optim, torch::nn::Module& model, const std::string& source) {
+  if (!optim.contains("lr_mult")) return;
+  const auto named = model.named_parameters();
+  for (const auto& [prefix, m] : optim["lr_mult"].items()) {
+    bool matched = false;
+    for (const auto& item : named) matched = matched || item.key().rfind(prefix, 0) == 0;
+    if (matched) continue;
+    std::string names;
+    for (const auto& item : named) names += (names.empty() ? "" : ", ") + item.key();
+    throw UserError(source + ": /optim/lr_mult/" + prefix + ": the prefix \"" + prefix +
+                    "\" matches no parameter of this model; its parameters are " + names);
+  }
+}
 
 Optimizer::Optimizer(const json& o, torch::nn::Module& model)
     : name_(o["name"]),

@@ -15,6 +15,10 @@ namespace empiric {
 
 using json = nlohmann::json;
 
+// Refuses optim.lr_mult prefixes that match no parameter of `model` (a typo would otherwise leave
+// every layer at the base learning rate), naming `source`, the prefix and the parameters there are.
+void check_lr_mult(const json& optim, torch::nn::Module& model, const std::string& source);
+
 class Optimizer {
  public:
   Optimizer(const json& optim, torch::nn::Module& model);

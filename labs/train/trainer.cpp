@@ -806,6 +806,7 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
   Net model = make_model(cfg["model"], data.input_shape, data.outputs);
   model->to(device);
   init_lock.unlock();
+  check_lr_mult(cfg["optim"], *model, source);
   if (cfg.value("lab", "train") == "lr_range") {
     TrainOutcome out = run_lr_range(cfg, data, model, device, hooks);
     out.summary["data"] = data.info;

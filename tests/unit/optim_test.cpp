@@ -7,6 +7,8 @@
 #include <cmath>
 #include <string>
 
+#include "core/errors.h"
+
 namespace empiric {
 namespace {
 
@@ -155,6 +157,19 @@ TEST_P(Optim, LayerMultipliersAndSchedulesSetEachGroup) {
   opt.step();
   expect_near(toy.w.detach(), w0 - 0.2 * g);
   expect_near(toy.b.detach(), b0 - 2.0);
+}
+
+TEST(OptimConfig, AnLrMultPrefixMatchingNoParameterIsRefused) {
+  Toy toy;
+  EXPECT_NO_THROW(check_lr_mult(optim_cfg(R"({"name":"sgd","lr_mult":{"w":0.1}})"), toy, "c.json"));
+  try {
+    check_lr_mult(optim_cfg(R"({"name":"sgd","lr_mult":{"w":0.1,"fc9.":2.0}})"), toy, "c.json");
+    FAIL() << "expected a UserError";
+  } catch (const UserError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("c.json: /optim/lr_mult/fc9."), std::string::npos) << what;
+    EXPECT_NE(what.find("its parameters are w, b"), std::string::npos) << what;
+  }
 }
 
 TEST_P(Optim, SamStepsWithTheGradientAtTheAscentPoint) {
