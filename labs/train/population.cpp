@@ -1081,20 +1081,52 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   };
   int resumed_from = 0;
   if (auto c = read_checkpoint(checkpoint_path, device, member_hashes)) {
-    torch::NoGradGuard guard;
-    auto restore = [&](const std::vector<torch::Tensor>& into, const std::string& name) {
-      for (size_t i = 0; i < into.size(); ++i) into[i].copy_(c->lists[name][i]);
+    // Checked whole before anything is restored: one these members cannot take (an older
+    // empiric's, its tensors shaped otherwise) is removed and the population trains from the start,
+    // rather than failing on every rerun.
+    std::string mismatch;
+    auto check = [&](const std::vector<torch::Tensor>& into, const std::string& name) {
+      const auto& from = c->lists[name];
+      if (!mismatch.empty()) return;
+      if (from.size() != into.size())
+        mismatch = fmt::format("{} {} tensors there, {} here", from.size(), name, into.size());
+      for (size_t i = 0; mismatch.empty() && i < into.size(); ++i)
+        if (from[i].sizes() != into[i].sizes())
+          mismatch = fmt::format("{}.{} has shape {} there, {} here", name, i,
+                                 c10::str(from[i].sizes()), c10::str(into[i].sizes()));
     };
-    restore(stacked, "param"), restore(opt.state1(), "state1"), restore(opt.state2(), "state2");
-    for (int64_t p = 0; p < P; ++p) order[p].set_state(c->lists["order"][p].cpu());
-    const json& state = c->state;
-    epoch = resumed_from = state["epoch"];
-    step = state["step"];
-    samples = state["samples"];
-    opt_steps = state["opt_steps"];
-    compute_s = state["compute_s"];
-    eval_s = state["eval_s"];
-    for (int64_t p = 0; p < P; ++p) member_from(state["member_state"][size_t(p)], ms[p]);
+    check(stacked, "param"), check(opt.state1(), "state1"), check(opt.state2(), "state2");
+    std::vector<MemberState> restored = ms;
+    try {
+      if (mismatch.empty() && c->lists["order"].size() != size_t(P))
+        mismatch = "the members' data orders are missing";
+      for (int64_t p = 0; mismatch.empty() && p < P; ++p)
+        member_from(c->state.at("member_state").at(size_t(p)), restored[p]);
+      for (const char* key : {"epoch", "step", "samples", "opt_steps", "compute_s", "eval_s"})
+        if (mismatch.empty() && !c->state.at(key).is_number()) mismatch = key;
+    } catch (const json::exception& e) {
+      mismatch = e.what();
+    }
+    if (!mismatch.empty()) {
+      std::filesystem::remove(checkpoint_path);
+      note_once("checkpoint " + checkpoint_path + " could not be restored (" + mismatch +
+                "): removed; the population trains from the start");
+    } else {
+      torch::NoGradGuard guard;
+      auto restore = [&](const std::vector<torch::Tensor>& into, const std::string& name) {
+        for (size_t i = 0; i < into.size(); ++i) into[i].copy_(c->lists[name][i]);
+      };
+      restore(stacked, "param"), restore(opt.state1(), "state1"), restore(opt.state2(), "state2");
+      for (int64_t p = 0; p < P; ++p) order[p].set_state(c->lists["order"][p].cpu());
+      const json& state = c->state;
+      epoch = resumed_from = state["epoch"];
+      step = state["step"];
+      samples = state["samples"];
+      opt_steps = state["opt_steps"];
+      compute_s = state["compute_s"];
+      eval_s = state["eval_s"];
+      for (int64_t p = 0; p < P; ++p) ms[p] = restored[p];  // in place: ms[p] may be referenced
+    }
   }
   const long long first_opt_steps = opt_steps;  // captures wait for two eager steps in this run
   {

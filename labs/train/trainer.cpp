@@ -1,7 +1,6 @@
 #include "train/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
-
 #include <fmt/core.h>
 
 #include <chrono>
@@ -10,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 
 #include "core/errors.h"
 #include "experiments/implicit.h"
@@ -96,33 +96,69 @@ void save_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
   std::filesystem::rename(tmp, path);
 }
 
+// Restores a checkpoint into a freshly built model and optimizer. One that cannot be restored (cut
+// short by a kill before its rename, or written by an empiric whose model or optimizer state
+// differed) is removed and the trial trains from the start, saying so once: a failure here would
+// otherwise fail the trial on every rerun.
 bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Generator& order_gen,
                      LoopState& state, const torch::Device& device) {
   if (path.empty() || !std::filesystem::exists(path)) return false;
-  torch::serialize::InputArchive archive, model_archive, optim_archive;
+  // What the model and optimizer hold now, to put back if loading fails halfway.
+  std::vector<torch::Tensor> fresh_model;
+  for (const auto& t : model->parameters()) fresh_model.push_back(t.detach().clone());
+  for (const auto& t : model->buffers()) fresh_model.push_back(t.detach().clone());
+  torch::serialize::OutputArchive fresh_optim;
+  opt.save(fresh_optim);
+  std::ostringstream fresh_optim_bytes;
+  fresh_optim.save_to(fresh_optim_bytes);
+  at::Generator global = at::detail::getDefaultCPUGenerator();
+  const torch::Tensor fresh_order = order_gen.get_state(), fresh_global = global.get_state();
+
+  LoopState loaded;
   try {
+    torch::Tensor rng, torch_rng, device_rng, s;
+    torch::serialize::InputArchive archive, model_archive, optim_archive;
     archive.load_from(path, device);
-  } catch (const c10::Error&) {
-    std::filesystem::remove(path);  // unreadable (e.g. killed mid-write before rename): start over
+    archive.read("model", model_archive);
+    archive.read("optimizer", optim_archive);
+    archive.read("order_rng", rng);
+    archive.read("torch_rng", torch_rng);
+    archive.read("state", s);
+    // A checkpoint taken on a CPU (train.device is not part of the trial's hash) has no device
+    // generator to restore: the GPU's starts from its seed.
+    if (device.is_cuda()) archive.try_read("device_rng", device_rng);
+    loaded.from_json(json::parse(tensor_text(s)));
+    // Module::load adopts the stored tensors whatever their shapes.
+    model->load(model_archive);
+    size_t i = 0;
+    for (const auto& group : {model->named_parameters(), model->named_buffers()})
+      for (const auto& item : group)
+        if (item.value().sizes() != fresh_model[i++].sizes())
+          throw std::runtime_error(item.key() + " has shape " + c10::str(item.value().sizes()) +
+                                   " there, " + c10::str(fresh_model[i - 1].sizes()) + " here");
+    opt.load(optim_archive);
+    order_gen.set_state(rng.cpu());
+    global.set_state(torch_rng.cpu());
+    if (device_rng.defined()) device_generator(device).set_state(device_rng.cpu());
+  } catch (const std::exception& e) {
+    order_gen.set_state(fresh_order);
+    global.set_state(fresh_global);
+    torch::NoGradGuard no_grad;
+    size_t i = 0;
+    for (auto& t : model->parameters()) t.set_(fresh_model[i++]);
+    for (auto& t : model->buffers()) t.set_(fresh_model[i++]);
+    std::istringstream bytes(fresh_optim_bytes.str());
+    torch::serialize::InputArchive fresh;
+    fresh.load_from(bytes, device);
+    opt.load(fresh);
+    std::filesystem::remove(path);
+    std::string why = e.what();
+    why = why.substr(0, why.find('\n'));
+    note_once("checkpoint " + path + " could not be restored (" + why +
+              "): removed; the trial trains from the start");
     return false;
   }
-  archive.read("model", model_archive);
-  archive.read("optimizer", optim_archive);
-  model->load(model_archive);
-  opt.load(optim_archive);
-  torch::Tensor rng, torch_rng, s;
-  archive.read("order_rng", rng);
-  archive.read("torch_rng", torch_rng);
-  archive.read("state", s);
-  order_gen.set_state(rng.cpu());
-  at::Generator global = at::detail::getDefaultCPUGenerator();
-  global.set_state(torch_rng.cpu());
-  // A checkpoint taken on a CPU (train.device is not part of the trial's hash) has no device
-  // generator to restore: the GPU's starts from its seed.
-  torch::Tensor device_rng;
-  if (device.is_cuda() && archive.try_read("device_rng", device_rng))
-    device_generator(device).set_state(device_rng.cpu());
-  state.from_json(json::parse(tensor_text(s)));
+  state = loaded;
   return true;
 }
 

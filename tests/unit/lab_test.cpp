@@ -560,6 +560,32 @@ TEST(Trainer, AKilledTrialResumesFromItsCheckpointToTheSameResult) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("t.pt")));  // removed once the trial ends
 }
 
+TEST(Trainer, ACheckpointThatCannotBeRestoredIsRemovedAndTheTrialTrainsFromTheStart) {
+  // A readable checkpoint another model or optimizer wrote (an older empiric's, say) failed the
+  // trial on every rerun. The model's shape differs here, then only the optimizer's state (the
+  // model loads, then Adam's state does not: the weights must go back to their init).
+  testing::TempDir dir;
+  const json written = config(R"({"train": {"epochs": 4}, "optim": {"momentum": 0.9}})");
+  for (const char* other :
+       {R"({"train": {"epochs": 3}, "model": {"widths": [16]}})",
+        R"({"train": {"epochs": 3}, "optim": {"name": "adam", "lr": 0.01, "momentum": null}})"}) {
+    const std::string path = dir.file("c.pt");
+    TrainHooks dying;
+    dying.checkpoint_path = path;
+    dying.on_eval = kill_at_epoch_3;
+    EXPECT_THROW(train_cfg(written, dying), std::runtime_error);
+    ASSERT_TRUE(std::filesystem::exists(path));
+    const json cfg = config(other);
+    TrainHooks hooks;
+    hooks.checkpoint_path = path;
+    const auto out = train_cfg(cfg, hooks);
+    EXPECT_EQ(out.status, "finished") << other;
+    EXPECT_EQ(out.resumed_from_epoch, 0) << other;
+    EXPECT_EQ(out.summary["train_loss"], train_cfg(cfg).summary["train_loss"]) << other;
+    EXPECT_FALSE(std::filesystem::exists(path)) << other;
+  }
+}
+
 TEST(Trainer, CheckpointsAreSpacedByTheirIntervalAndAnnouncedBeforeWriting) {
   testing::TempDir dir;
   json cfg = config(R"({"train": {"epochs": 4}})");
