@@ -3,6 +3,8 @@
 //   top_hessian_eigenvalue  the largest eigenvalue of the training loss's Hessian on a fixed
 //                           subset, by power iteration on Hessian-vector products (double
 //                           backward), until the estimate changes by less than `tol` (relative).
+//                           Power iteration finds the eigenvalue of largest magnitude: when that
+//                           is a negative one l, a second iteration on H - l I finds the top.
 //   gradient_noise_scale    B_simple = tr(Sigma) / |G|^2 (McCandlish et al. 2018, appendix A),
 //                           from mean squared gradient norms at two batch sizes:
 //                           E|G_B|^2 = |G|^2 + tr(Sigma) / B, solved for |G|^2 and tr(Sigma).
@@ -37,8 +39,9 @@ using json = nlohmann::json;
 
 struct EigenEstimate {
   double value = 0;
-  int iterations = 0;
+  int iterations = 0;  // in all (both iterations when shifted)
   bool converged = false;
+  double shift = 0;  // the negative eigenvalue of larger magnitude than the top, when there was one
 };
 
 EigenEstimate top_hessian_eigenvalue(Net& model, const torch::Tensor& x, const torch::Tensor& y,

@@ -334,8 +334,8 @@ std::vector<json> stacked_measures(StackedNet& net, const std::vector<const Data
         draws[l].push_back(weight ? d.t() : d);
       }
     }
-    std::vector<torch::Tensor> v;
-    for (auto& d : draws) v.push_back(torch::stack(d).to(params[0].device()));
+    std::vector<torch::Tensor> start;
+    for (auto& d : draws) start.push_back(torch::stack(d).to(params[0].device()));
     auto per_member = [&](const std::vector<double>& values, const torch::Tensor& like) {
       std::vector<int64_t> shape(static_cast<size_t>(like.dim()), 1);
       shape[0] = P;
@@ -343,44 +343,76 @@ std::vector<json> stacked_measures(StackedNet& net, const std::vector<const Data
     };
     {
       std::vector<double> norms;
-      for (double d : member_dots(v, v)) norms.push_back(std::sqrt(d));
-      for (auto& t : v) t = t / per_member(norms, t);
+      for (double d : member_dots(start, start)) norms.push_back(std::sqrt(d));
+      for (auto& t : start) t = t / per_member(norms, t);
     }
     const int max_iterations = m["hessian_max_iter"];
     const double tol = m["hessian_tol"];
-    std::vector<EigenEstimate> est(static_cast<size_t>(P));
-    std::vector<double> previous(static_cast<size_t>(P), NAN);
-    std::vector<bool> done(static_cast<size_t>(P), false);
-    for (int it = 1; it <= max_iterations; ++it) {
-      torch::Tensor gv = torch::zeros({}, loss.options());
-      for (size_t l = 0; l < params.size(); ++l) gv = gv + (grads[l] * v[l]).sum();
-      auto hv = torch::autograd::grad({gv}, params, {}, /*retain_graph=*/true);
-      const auto value = member_dots(v, hv), hv_sq = member_dots(hv, hv);
-      std::vector<double> norm(static_cast<size_t>(P), 1.0);
-      std::vector<double> active(static_cast<size_t>(P), 0.0);
-      for (int64_t p = 0; p < P; ++p) {
-        if (done[p]) continue;
-        est[p].value = value[p];
-        est[p].iterations = it;
-        norm[p] = std::sqrt(hv_sq[p]);
-        if (!std::isfinite(value[p]) || norm[p] == 0) {
-          done[p] = true, norm[p] = 1.0;
-          continue;
+    // Power iteration on each member's H - shift I from its start vector, for the members with
+    // budget > 0, as top_hessian_eigenvalue's `iterate` runs it for a trial alone.
+    auto iterate = [&](const std::vector<double>& shift, const std::vector<int>& budget) {
+      std::vector<EigenEstimate> est(static_cast<size_t>(P));
+      std::vector<double> previous(static_cast<size_t>(P), NAN);
+      std::vector<bool> done(static_cast<size_t>(P), false);
+      for (int64_t p = 0; p < P; ++p) done[p] = budget[p] <= 0;
+      std::vector<torch::Tensor> v = start;
+      for (int it = 1; !std::all_of(done.begin(), done.end(), [](bool d) { return d; }); ++it) {
+        torch::Tensor gv = torch::zeros({}, loss.options());
+        for (size_t l = 0; l < params.size(); ++l) gv = gv + (grads[l] * v[l]).sum();
+        auto hv = torch::autograd::grad({gv}, params, {}, /*retain_graph=*/true);
+        if (std::any_of(shift.begin(), shift.end(), [](double s) { return s != 0; }))
+          for (size_t l = 0; l < hv.size(); ++l) hv[l] = hv[l] - per_member(shift, v[l]) * v[l];
+        const auto value = member_dots(v, hv), hv_sq = member_dots(hv, hv);
+        std::vector<double> norm(static_cast<size_t>(P), 1.0);
+        std::vector<double> active(static_cast<size_t>(P), 0.0);
+        for (int64_t p = 0; p < P; ++p) {
+          if (done[p]) continue;
+          est[p].value = value[p];
+          est[p].iterations = it;
+          norm[p] = std::sqrt(hv_sq[p]);
+          if (!std::isfinite(value[p]) || norm[p] == 0) {
+            done[p] = true, norm[p] = 1.0;
+            continue;
+          }
+          active[p] = 1.0;
+          if (std::isfinite(previous[p]) &&
+              std::abs(value[p] - previous[p]) <= tol * std::abs(value[p]))
+            est[p].converged = true, done[p] = true;
+          if (it >= budget[p]) done[p] = true;
+          previous[p] = value[p];
         }
-        active[p] = 1.0;
-        if (std::isfinite(previous[p]) && std::abs(value[p] - previous[p]) <= tol * std::abs(value[p]))
-          est[p].converged = true, done[p] = true;
-        previous[p] = value[p];
+        // The members still iterating (or just done) take H v / |H v|; the others keep theirs.
+        for (size_t l = 0; l < v.size(); ++l)
+          v[l] = torch::where(per_member(active, v[l]) > 0, hv[l].detach() / per_member(norm, v[l]),
+                              v[l]);
       }
-      // The members still iterating (or just converged) take H v / |H v|; the others keep theirs.
-      for (size_t l = 0; l < v.size(); ++l)
-        v[l] = torch::where(per_member(active, v[l]) > 0, hv[l].detach() / per_member(norm, v[l]), v[l]);
-      if (std::all_of(done.begin(), done.end(), [](bool d) { return d; })) break;
+      return est;
+    };
+    std::vector<EigenEstimate> est =
+        iterate(std::vector<double>(static_cast<size_t>(P), 0.0),
+                std::vector<int>(static_cast<size_t>(P), max_iterations));
+    // Members whose largest magnitude was a negative eigenvalue: shifted by it, a second iteration
+    // finds their top eigenvalue within what is left of their budget.
+    std::vector<double> shift(static_cast<size_t>(P), 0.0);
+    std::vector<int> left(static_cast<size_t>(P), 0);
+    for (int64_t p = 0; p < P; ++p)
+      if (std::isfinite(est[p].value) && est[p].value < 0 && est[p].iterations < max_iterations)
+        shift[p] = est[p].value, left[p] = max_iterations - est[p].iterations;
+    if (std::any_of(left.begin(), left.end(), [](int b) { return b > 0; })) {
+      const auto second = iterate(shift, left);
+      for (int64_t p = 0; p < P; ++p) {
+        if (left[p] <= 0) continue;
+        est[p].value = second[p].value + shift[p];
+        est[p].iterations += second[p].iterations;
+        est[p].converged = est[p].converged && second[p].converged;
+        est[p].shift = shift[p];
+      }
     }
     for (int64_t p = 0; p < P; ++p) {
       out[p]["hessian_top"] = finite(est[p].value);
       out[p]["hessian_top_iterations"] = est[p].iterations;
       out[p]["hessian_top_converged"] = est[p].converged;
+      if (est[p].shift != 0) out[p]["hessian_top_shift"] = est[p].shift;
     }
   }
 

@@ -290,6 +290,37 @@ TEST(Population, MembersTakeTheHessianAndTheNoiseScaleAllAtOnceAsTheirSoloRunsDo
   }
 }
 
+TEST(Population, MembersWhoseHessianIsMostlyNegativeTakeTheShiftedIterationAsTheirSoloRunsDo) {
+  // Tanh nets at 10x init, barely trained: some members' most negative Hessian eigenvalue
+  // outweighs the top, and the second (shifted) iteration runs for them alone.
+  std::vector<json> cfgs;
+  for (int seed = 0; seed < 6; ++seed)
+    cfgs.push_back(trial(R"({"seed": )" + std::to_string(seed) + R"(, "train": {"epochs": 1},
+        "model": {"widths": [6], "activation": "tanh", "init_scale": 10.0}, "optim": {"lr": 1e-6},
+        "measure": {"hessian_top": true, "hessian_samples": 64, "hessian_tol": 1e-6,
+                    "hessian_max_iter": 3000}})"));
+  auto outs = run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(cfgs.size()), "test.json");
+  int shifted = 0;
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    auto solo = run_trial(cfgs[i], torch::kCPU, {}, "test.json");
+    ASSERT_EQ(outs[i].status, "finished");
+    const json &got = outs[i].measures, &want = solo.measures;
+    ASSERT_EQ(got.contains("hessian_top_shift"), want.contains("hessian_top_shift")) << got << want;
+    if (want.contains("hessian_top_shift")) {
+      ++shifted;
+      EXPECT_NEAR(got["hessian_top_shift"].get<double>(), want["hessian_top_shift"].get<double>(),
+                  1e-4 * std::abs(want["hessian_top_shift"].get<double>()));
+    }
+    EXPECT_NEAR(got["hessian_top"].get<double>(), want["hessian_top"].get<double>(),
+                1e-4 * std::abs(want["hessian_top"].get<double>()))
+        << i;
+    EXPECT_NEAR(got["hessian_top_iterations"].get<int>(), want["hessian_top_iterations"].get<int>(),
+                2);
+  }
+  EXPECT_GT(shifted, 0) << "no member tested the negative case";
+  EXPECT_LT(shifted, int(cfgs.size())) << "and none the plain one beside it";
+}
+
 TEST(Population, AKilledPopulationResumesFromItsCheckpointToTheSameResults) {
   testing::TempDir dir;
   const std::string path = dir.file("population.pt");
