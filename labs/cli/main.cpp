@@ -34,6 +34,23 @@ std::pair<int, int> parse_shard(const std::string& s) {
   throw empiric::UserError("--shard " + s + ": expected i/n with 0 <= i < n, e.g. 0/4");
 }
 
+// The first word of argv that is neither an option nor its value, when it names no subcommand
+// ("" otherwise): CLI11 reports such a word only as a missing subcommand.
+std::string unknown_subcommand(const CLI::App& app, int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--home" || arg == "--db") {
+      ++i;
+      continue;
+    }
+    if (arg.empty() || arg[0] == '-') continue;
+    const auto named =
+        app.get_subcommands([&](const CLI::App* sub) { return sub->get_name() == arg; });
+    return named.empty() ? arg : "";
+  }
+  return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -143,6 +160,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    if (const std::string word = unknown_subcommand(app, argc, argv); !word.empty()) {
+      std::string names;
+      for (const auto* sub : app.get_subcommands([](const CLI::App*) { return true; }))
+        names += (names.empty() ? "" : ", ") + sub->get_name();
+      std::cerr << "empiric: " << word << ": no such command; allowed: " << names << "\n";
+      return 2;
+    }
     std::cerr << "empiric: " << e.what() << " (see empiric --help)\n";
     return 2;
   }

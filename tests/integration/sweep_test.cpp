@@ -482,6 +482,12 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
                 "{\"data\": {\"name\": \"blobs\", \"n_train\": 8}, \"model\": {\"name\": \"mlp\"}");
   r = empiric(dir, "run " + broken);
   EXPECT_NE(r.err.find("broken.json: invalid JSON"), std::string::npos) << r.err;
+  // A misspelt command is named, with the commands there are (CLI11 said one was required).
+  r = empiric(dir, "anwser 99");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err,
+            "empiric: anwser: no such command; allowed: list, show, config, keys, run, bench, "
+            "answer, report, results\n");
 }
 
 TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
