@@ -449,7 +449,23 @@ ResolvedConfig resolve_config_json(json doc, const std::string& source, const st
   r.preset = preset;
   r.raw = doc;
   r.config = doc;
-  validate_and_fill(r.config, source);
+  try {
+    validate_and_fill(r.config, source);
+  } catch (const ConfigError& e) {
+    // A value the preset set (and no override replaced) is named where it is written.
+    bool from_preset = !preset.empty() && presets.contains(preset) && !e.pointer().empty();
+    for (const auto& o : overrides)
+      from_preset = from_preset && dotted_to_pointer(o.substr(0, o.find('='))) != e.pointer();
+    try {
+      const json::json_pointer at(e.pointer());
+      from_preset = from_preset && presets[preset].contains(at) && !presets[preset][at].is_object();
+    } catch (const json::exception&) {
+      from_preset = false;
+    }
+    if (from_preset)
+      throw ConfigError(source, "/presets/" + preset + e.pointer(), e.found(), e.allowed());
+    throw;
+  }
   return r;
 }
 

@@ -22,13 +22,19 @@ class ConfigError : public UserError {
       : UserError(source + ": " + (pointer.empty() ? "/" : pointer) +
                   (found.empty() ? std::string() : " = " + found) + ": " + allowed),
         source_(source),
-        pointer_(pointer) {}
+        pointer_(pointer),
+        found_(found),
+        allowed_(allowed) {}
   const std::string& source() const { return source_; }
   const std::string& pointer() const { return pointer_; }
+  const std::string& found() const { return found_; }
+  const std::string& allowed() const { return allowed_; }
 
  private:
   std::string source_;
   std::string pointer_;
+  std::string found_;
+  std::string allowed_;
 };
 
 }  // namespace empiric

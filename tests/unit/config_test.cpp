@@ -250,6 +250,22 @@ TEST(Config, OverridesPresetsAndSweepApplyInOrder) {
   EXPECT_EQ(expand_trials(r).size(), 2u * 2u * 3u);
 }
 
+TEST(Config, ABadValueAPresetSetsIsNamedInThePreset) {
+  json doc = base();
+  doc["presets"]["quick"]["train"]["epochs"] = -1;
+  EXPECT_EQ(error_of(doc, {}, "quick"),
+            "lab.json: /presets/quick/train/epochs = -1: expected an integer >= 0");
+  doc["presets"]["quick"]["optim"] = {{"lr", "fast"}};
+  // With an override beside it, the preset's bad value is still the one named.
+  EXPECT_EQ(error_of(doc, {"train.epochs=3"}, "quick"),
+            "lab.json: /presets/quick/optim/lr = \"fast\": expected a number > 0");
+  // The file's own value, under a preset that does not set it, is named in the file.
+  doc["optim"]["momentum"] = -0.5;
+  EXPECT_EQ(error_of(doc, {"train.epochs=3"}, "full").rfind("lab.json: /optim/momentum = -0.5", 0),
+            0u)
+      << error_of(doc, {"train.epochs=3"}, "full");
+}
+
 TEST(Config, UnknownPresetListsTheOnesThere) {
   std::string msg = error_of(base(), {}, "huge");
   EXPECT_NE(msg.find("/presets = \"huge\": no such preset; this config has: full, quick"),
