@@ -166,10 +166,12 @@ std::vector<Section> build() {
        "Learning-rate schedule (times in epochs; fractions of the whole run)",
        "name",
        {
-           choice("name", "constant",
-                  {"constant", "step", "multistep", "exponential", "cosine", "cosine_restarts", "onecycle",
-                   "wsd"},
-                  "schedule after warmup"),
+           choice(
+               "name", "constant",
+               {"constant", "step", "multistep", "exponential", "cosine", "cosine_restarts",
+                "onecycle", "wsd"},
+               "schedule after warmup (onecycle: torch's OneCycleLR for the LR only, its momentum "
+               "not cycled)"),
            num("warmup_epochs", 0.0, 0.0, {}, "linear warmup from 0 to the base LR"),
            num("step_epochs", 30.0, kTiny, {}, "epochs between decays", {"step"}),
            num("gamma", 0.1, kTiny, 1.0, "decay factor (per step, milestone or epoch)",

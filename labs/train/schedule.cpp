@@ -48,7 +48,8 @@ double lr_at(const json& s, double base, long long step, long long total, long l
     return lo + (base - lo) * 0.5 * (1.0 + std::cos(pi * (t - start) / period));
   }
   if (name == "onecycle") {
-    // As torch.optim.lr_scheduler.OneCycleLR with cosine annealing: base is the peak.
+    // As torch.optim.lr_scheduler.OneCycleLR with cosine annealing and cycle_momentum=False (the
+    // momentum stays where the optimizer sets it): base is the peak.
     const double start = base / s.value("div_factor", 25.0);
     const double end = start / s.value("final_div_factor", 1e4);
     const double rise = std::max(1.0, s.value("pct_start", 0.3) * span - 1.0);
