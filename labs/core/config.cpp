@@ -47,13 +47,16 @@ bool in_bounds(const Field& f, double v) {
 // Checks one value against its field and coerces numbers to the declared type.
 void check_value(const Field& f, json& v, const std::string& source, const std::string& ptr) {
   auto bad = [&]() { fail(source, ptr, v, "expected " + describe_allowed(f)); };
+  // Whole numbers up to 9e15 (exact in a double; 2^63 and beyond would wrap when converted).
   auto integral = [](const json& x) {
-    return x.is_number_integer() ||
-           (x.is_number_float() && std::floor(x.get<double>()) == x.get<double>() &&
-            std::abs(x.get<double>()) < 9e15);
+    return (x.is_number_integer() ||
+            (x.is_number_float() && std::floor(x.get<double>()) == x.get<double>())) &&
+           std::abs(x.get<double>()) < 9e15;
   };
+  auto huge = [](const json& x) { return x.is_number() && !(std::abs(x.get<double>()) < 9e15); };
   switch (f.type) {
     case FieldType::Int:
+      if (huge(v)) fail(source, ptr, v, "expected " + describe_allowed(f) + ", below 9e15");
       if (!integral(v) || !in_bounds(f, v.get<double>())) bad();
       v = static_cast<long long>(v.get<double>());
       return;

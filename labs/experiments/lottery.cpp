@@ -179,7 +179,7 @@ using Result = std::pair<TrainOutcome, double>;  // the outcome and its wall tim
 TrainOutcome failed_outcome(const std::exception& e) {
   TrainOutcome out;
   out.status = "failed";
-  out.summary = {{"error", std::string(e.what()).substr(0, 500)}};
+  out.summary = {{"error", failure_text(e)}};
   return out;
 }
 
@@ -212,6 +212,7 @@ class Chain {
     model_ = make_model(cfg0["model"], data_.input_shape, data_.outputs);
     model_->to(device);
     check_lr_mult(cfg0["optim"], *model_, source);
+    check_batch_norm_batches(cfg0, model_, data_.x_train.size(0), source);
     init_ = snapshot(model_);
   }
 

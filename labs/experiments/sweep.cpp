@@ -407,7 +407,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
           outs.assign(units[i].size(), TrainOutcome());
           for (auto& out : outs) {
             out.status = "failed";
-            out.summary = {{"error", std::string(e.what()).substr(0, 500)}};
+            out.summary = {{"error", failure_text(e)}};
           }
         }
         const double wall =
@@ -434,7 +434,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
         // only.
         out = TrainOutcome();
         out.status = "failed";
-        out.summary = {{"error", std::string(e.what()).substr(0, 500)}};
+        out.summary = {{"error", failure_text(e)}};
       }
       record(trial, out, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }

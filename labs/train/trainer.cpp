@@ -252,6 +252,33 @@ std::string cuda_graph_blocker(const json& cfg, const torch::Device& device) {
   return "";
 }
 
+std::string failure_text(const std::exception& e) {
+  const std::string what = e.what();
+  return what.substr(0, std::min<size_t>(what.find('\n'), 500));
+}
+
+void check_batch_norm_batches(const json& cfg, Net& model, int64_t examples,
+                              const std::string& source) {
+  bool batch_norm = false;
+  for (const auto& m : model->modules(/*include_self=*/false))
+    batch_norm =
+        batch_norm || m->as<torch::nn::BatchNorm1dImpl>() || m->as<torch::nn::BatchNorm2dImpl>();
+  if (!batch_norm || examples <= 0) return;
+  std::vector<std::pair<std::string, int64_t>> sizes = {
+      {"/train/batch_size", cfg["train"]["batch_size"].get<int64_t>()}};
+  if (cfg.contains("measure") && cfg["measure"].value("interpolate_batch", int64_t(0)) > 0)
+    sizes.emplace_back("/measure/interpolate_batch",
+                       cfg["measure"]["interpolate_batch"].get<int64_t>());
+  for (const auto& [key, size] : sizes) {
+    const int64_t batch = std::min(size, examples);
+    if (batch != 1 && examples % batch != 1) continue;
+    throw UserError(fmt::format(
+        "{}: {} = {}: with {} training examples an epoch's last batch holds one example, and batch "
+        "norm cannot train on one; allowed: a batch size that leaves none or at least two",
+        source, key, size, examples));
+  }
+}
+
 void note_once(const std::string& text) {
   static std::mutex mutex;
   static std::set<std::string> said;
@@ -843,6 +870,7 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
   model->to(device);
   init_lock.unlock();
   check_lr_mult(cfg["optim"], *model, source);
+  check_batch_norm_batches(cfg, model, data.x_train.size(0), source);
   if (cfg.value("lab", "train") == "lr_range") {
     TrainOutcome out = run_lr_range(cfg, data, model, device, hooks);
     out.summary["data"] = data.info;

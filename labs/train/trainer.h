@@ -104,6 +104,14 @@ std::mutex& init_mutex();
 // Why a run of `cfg` on `device` cannot capture CUDA graphs, whatever its optimizer: not a GPU,
 // train.cuda_graphs off, a build without CUDA ("" when it can).
 std::string cuda_graph_blocker(const json& cfg, const torch::Device& device);
+// A failed trial's error as stored and shown: its first line (torch's errors go on with a stack
+// trace), at most 500 characters.
+std::string failure_text(const std::exception& e);
+// Batch norm cannot train on a batch of one example: refuses a model with batch norm whose
+// train.batch_size (or measure.interpolate_batch) leaves one, given `examples` training
+// examples, naming `source`, the key and the sizes.
+void check_batch_norm_batches(const json& cfg, Net& model, int64_t examples,
+                              const std::string& source);
 // Prints `text` to stderr the first time this process is given it (a sweep trains many trials
 // alike, so a reason is said once).
 void note_once(const std::string& text);

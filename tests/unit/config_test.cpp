@@ -136,6 +136,27 @@ TEST(Config, OutOfRangeNamesBounds) {
   EXPECT_EQ(error_of(doc), "lab.json: /data/label_noise = 1.5: expected a number in [0, 1]");
 }
 
+TEST(Config, IntegersTooLargeToConvertAreRefusedAsWritten) {
+  // 2^63 wrapped to -2^63 when converted: a validation split of 2^63 trained with none at all.
+  json doc = base();
+  doc["data"]["validation"] = json::parse("9223372036854775808");
+  EXPECT_EQ(
+      error_of(doc),
+      "lab.json: /data/validation = 9223372036854775808: expected an integer >= 0, below 9e15");
+  doc = base();
+  doc["model"]["widths"] = json::parse("[8, 18446744073709551615]");
+  EXPECT_EQ(error_of(doc).rfind("lab.json: /model/widths/1 = 18446744073709551615: expected", 0),
+            0u)
+      << error_of(doc);
+  doc = base();
+  doc["seeds"] = json::parse("[1, 9223372036854775807]");
+  EXPECT_EQ(error_of(doc).rfind("lab.json: /seeds = [1,9223372036854775807]: expected", 0), 0u)
+      << error_of(doc);
+  doc = base();
+  doc["data"]["validation"] = 9e15 - 1;  // the largest allowed
+  EXPECT_EQ(error_of(doc), "");
+}
+
 TEST(Config, BadChoiceListsChoices) {
   json doc = base();
   doc["optim"]["name"] = "adagrad";

@@ -560,6 +560,36 @@ TEST(Trainer, AKilledTrialResumesFromItsCheckpointToTheSameResult) {
   EXPECT_FALSE(std::filesystem::exists(dir.file("t.pt")));  // removed once the trial ends
 }
 
+TEST(Trainer, BatchNormWithAnEpochEndingInABatchOfOneIsRefusedBeforeTraining) {
+  // 512 examples in batches of 511: torch failed the trial at the first epoch's end with a
+  // stack trace.
+  try {
+    train_cfg(config(R"({"model": {"batch_norm": true}, "train": {"batch_size": 511}})"));
+    FAIL() << "expected a UserError";
+  } catch (const UserError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("test.json: /train/batch_size = 511: with 512 training "
+                                          "examples an epoch's last batch holds one example",
+                                          0),
+              0u)
+        << e.what();
+  }
+  EXPECT_THROW(train_cfg(config(R"({"model": {"batch_norm": true}, "train": {"batch_size": 1}})")),
+               UserError);
+  // Without batch norm, or with a last batch of two, it trains.
+  EXPECT_EQ(train_cfg(config(R"({"train": {"batch_size": 511, "epochs": 1}})")).status, "finished");
+  EXPECT_EQ(
+      train_cfg(
+          config(R"({"model": {"batch_norm": true}, "train": {"batch_size": 255, "epochs": 1}})"))
+          .status,
+      "finished");
+}
+
+TEST(Trainer, AFailedTrialsErrorIsItsFirstLine) {
+  EXPECT_EQ(failure_text(std::runtime_error("shape mismatch\nException raised from ...")),
+            "shape mismatch");
+  EXPECT_EQ(failure_text(std::runtime_error(std::string(900, 'x'))).size(), 500u);
+}
+
 TEST(Trainer, ACheckpointThatCannotBeRestoredIsRemovedAndTheTrialTrainsFromTheStart) {
   // A readable checkpoint another model or optimizer wrote (an older empiric's, say) failed the
   // trial on every rerun. The model's shape differs here, then only the optimizer's state (the
