@@ -184,6 +184,12 @@ int print_keys(bool markdown) {
 int print_results(const Context& ctx, int question, const std::string& format) {
   if (format != "table" && format != "jsonl" && format != "csv")
     throw UserError("--format " + format + ": allowed: table, jsonl, csv");
+  if (question != 0) {
+    Bank bank = load_bank(bank_path(ctx));
+    if (!bank.find(question))
+      throw UserError(fmt::format("--question {}: no such question; allowed: 1 to {}", question,
+                                  bank.questions.size()));
+  }
   if (!std::filesystem::exists(ctx.db))
     throw UserError(ctx.db + ": no results database yet (run a lab first, or pass --db)");
   Store store(ctx.db);

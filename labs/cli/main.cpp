@@ -21,15 +21,15 @@ std::string default_home() {
   return EMPIRIC_SOURCE_DIR;
 }
 
-// "2/8" -> {2, 8}
+// "2/8" -> {2, 8}: two whole numbers and nothing else.
 std::pair<int, int> parse_shard(const std::string& s) {
-  auto slash = s.find('/');
-  try {
-    if (slash != std::string::npos) {
-      int i = std::stoi(s.substr(0, slash)), n = std::stoi(s.substr(slash + 1));
-      if (n >= 1 && i >= 0 && i < n) return {i, n};
-    }
-  } catch (const std::exception&) {
+  const auto slash = s.find('/');
+  auto digits = [](const std::string& t) {
+    return !t.empty() && t.size() <= 6 && t.find_first_not_of("0123456789") == std::string::npos;
+  };
+  if (slash != std::string::npos && digits(s.substr(0, slash)) && digits(s.substr(slash + 1))) {
+    const int i = std::stoi(s.substr(0, slash)), n = std::stoi(s.substr(slash + 1));
+    if (n >= 1 && i < n) return {i, n};
   }
   throw empiric::UserError("--shard " + s + ": expected i/n with 0 <= i < n, e.g. 0/4");
 }
@@ -168,6 +168,10 @@ int main(int argc, char** argv) {
       return 2;
     }
     std::cerr << "empiric: " << e.what() << " (see empiric --help)\n";
+    return 2;
+  }
+  if (ctx.db.empty() && app.get_option("--db")->count() > 0) {
+    std::cerr << "empiric: --db \"\": expected a database file's path\n";
     return 2;
   }
   if (ctx.db.empty()) ctx.db = ctx.home + "/results/empiric.db";

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <vector>
@@ -40,8 +43,10 @@ std::string unknown_key_message(const std::string& key, const std::vector<std::s
   return msg;
 }
 
+// Within the field's bounds, and a float's range (1e38): the values go into float32 tensors.
 bool in_bounds(const Field& f, double v) {
-  return std::isfinite(v) && (!f.min || v >= *f.min) && (!f.max || v <= *f.max);
+  return std::isfinite(v) && std::abs(v) <= 1e38 && (!f.min || v >= *f.min) &&
+         (!f.max || v <= *f.max);
 }
 
 // Checks one value against its field and coerces numbers to the declared type.
@@ -61,6 +66,8 @@ void check_value(const Field& f, json& v, const std::string& source, const std::
       v = static_cast<long long>(v.get<double>());
       return;
     case FieldType::Number:
+      if (v.is_number() && std::abs(v.get<double>()) > 1e38)
+        fail(source, ptr, v, "expected " + describe_allowed(f) + ", within a float's range (1e38)");
       if (!v.is_number() || !in_bounds(f, v.get<double>())) bad();
       v = v.get<double>();
       return;
@@ -121,7 +128,8 @@ void check_value(const Field& f, json& v, const std::string& source, const std::
       if (!v.is_array() || v.empty()) bad();
       std::set<long long> seen;
       for (auto& item : v) {
-        if (!integral(item) || item.get<double>() < 0 || !seen.insert(item.get<long long>()).second)
+        if (!integral(item) || item.get<double>() < 0 || item.get<double>() > INT32_MAX ||
+            !seen.insert(item.get<long long>()).second)
           bad();
         item = static_cast<long long>(item.get<double>());
       }
@@ -182,15 +190,21 @@ void validate_section(const Section& s, json& obj, const std::string& source) {
        obj["interpolate_range"][0].get<double>() >= obj["interpolate_range"][1].get<double>()))
     fail(source, base + "/interpolate_range", obj["interpolate_range"],
          "expected two numbers [t_lo, t_hi] with t_lo < t_hi (0 is this solution, 1 the partner)");
-  if (s.name == "range" && obj.contains("start_lr") && obj.contains("end_lr") &&
-      obj["end_lr"].get<double>() <= obj["start_lr"].get<double>())
-    fail(source, base + "/end_lr", obj["end_lr"],
-         "expected a number above /range/start_lr (" + obj["start_lr"].dump() + ")");
+  if (s.name == "schedule" && obj.contains("milestones"))
+    for (size_t i = 1; i < obj["milestones"].size(); ++i)
+      if (obj["milestones"][i].get<double>() <= obj["milestones"][i - 1].get<double>())
+        fail(source, base + "/milestones/" + std::to_string(i), obj["milestones"][i],
+             "expected milestones in increasing order (this one follows " +
+                 obj["milestones"][i - 1].dump() + ")");
   for (const auto& f : s.fields) {
     bool applies = f.only_for.empty() ||
                    std::find(f.only_for.begin(), f.only_for.end(), variant) != f.only_for.end();
     if (applies && !obj.contains(f.key) && !f.default_value.is_null()) obj[f.key] = f.default_value;
   }
+  // Checked with the defaults filled in: an end_lr written alone below the default start counts.
+  if (s.name == "range" && obj["end_lr"].get<double>() <= obj["start_lr"].get<double>())
+    fail(source, base + "/end_lr", obj["end_lr"],
+         "expected a number above /range/start_lr (" + obj["start_lr"].dump() + ")");
   if (s.name == "train" && obj["eval_sets"] == "held_out")
     for (const char* key : {"target_train_loss", "target_train_acc", "stop_train_loss"})
       if (obj[key].get<double>() > 0)
@@ -304,6 +318,9 @@ std::string dotted_to_pointer(const std::string& dotted) {
 }
 
 json load_json_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw UserError(path + ": a directory; expected a JSON file");
   std::ifstream in(path);
   if (!in) throw UserError(path + ": cannot open: " + std::strerror(errno));
   std::stringstream buf;
@@ -325,10 +342,15 @@ json load_json_file(const std::string& path) {
   auto note_element = [&frames] {
     if (!frames.empty() && !frames.back().object) ++frames.back().index;
   };
-  json::parser_callback_t track = [&](int, json::parse_event_t event, json& parsed) {
+  json::parser_callback_t track = [&](int depth, json::parse_event_t event, json& parsed) {
     using E = json::parse_event_t;
     if (event == E::object_start || event == E::array_start) {
       note_element();
+      // A config is a few levels deep; tens of thousands overflowed the stack.
+      if (depth >= 64)
+        throw UserError(path + ": " + pointer() +
+                        ": nested deeper than 64 levels; a config is a "
+                        "few levels deep");
       frames.push_back({event == E::object_start, {}, {}});
     } else if (event == E::object_end || event == E::array_end) {
       frames.pop_back();
@@ -346,7 +368,7 @@ json load_json_file(const std::string& path) {
   };
   try {
     return json::parse(buf.str(), track);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // syntax, or a number beyond a double's range (1e400)
     std::string what = e.what();
     auto pos = what.find("] ");
     throw UserError(path +
@@ -401,14 +423,20 @@ void validate_and_fill(json& config, const std::string& source) {
   }
   for (const auto& f : top->fields)
     if (!config.contains(f.key)) config[f.key] = f.default_value;
+  for (const auto& s : config_schema()) {
+    if (s.name.empty() || config.contains(s.name)) continue;
+    config[s.name] = json::object();
+    validate_section(s, config[s.name], source);
+  }
+  // Checked with every section's defaults filled in (a section left out still has its values).
   // A training lab trains for epochs or steps: neither leaves a "finished" trial with no metric.
   if (config.value("lab", "train") != "lr_range" && config.contains("train") &&
       config["train"].value("epochs", 1) == 0 && config["train"].value("steps", 0) == 0)
     fail(source, "/train/epochs", config["train"]["epochs"],
          "expected at least 1 epoch, or train.steps > 0");
   // Early stopping watches the validation loss: without a validation split it never stops.
-  if (config.contains("train") && config["train"].value("early_stop_patience", 0) > 0 &&
-      config.contains("data") && config["data"].value("validation", 0) == 0)
+  if (config["train"].value("early_stop_patience", 0) > 0 &&
+      config["data"].value("validation", 0) == 0)
     fail(source, "/train/early_stop_patience", config["train"]["early_stop_patience"],
          "needs data.validation > 0 (the validation loss it watches)");
   // Nesterov's look-ahead is along the momentum: without it torch.optim.SGD refuses, and the
@@ -418,11 +446,6 @@ void validate_and_fill(json& config, const std::string& source) {
     fail(source, "/optim/nesterov", config["optim"]["nesterov"],
          "nesterov needs optim.momentum > 0 (here " +
              config["optim"].value("momentum", json(0)).dump() + ")");
-  for (const auto& s : config_schema()) {
-    if (s.name.empty() || config.contains(s.name)) continue;
-    config[s.name] = json::object();
-    validate_section(s, config[s.name], source);
-  }
 }
 
 ResolvedConfig resolve_config_json(json doc, const std::string& source, const std::string& preset,
@@ -432,16 +455,53 @@ ResolvedConfig resolve_config_json(json doc, const std::string& source, const st
   doc.erase("presets");
   if (!presets.is_object())
     fail(source, "/presets", presets, "expected an object: preset name -> partial config");
-  if (!preset.empty()) {
-    if (presets.contains(preset)) {
-      deep_merge(doc, presets[preset]);
-    } else if (!presets.empty()) {
-      std::string names;
-      for (const auto& [k, v] : presets.items()) names += (names.empty() ? "" : ", ") + k;
-      fail(source, "/presets", json(preset), "no such preset; this config has: " + names);
+  // Sections and the sweep are objects before a preset merges into them and overrides write
+  // into them (a path through a number or a list went nowhere).
+  auto check_shape = [&](const json& part, const std::string& at) {
+    for (const auto& [key, value] : part.items()) {
+      const bool section = key == "sweep" || (!key.empty() && find_section(key));
+      if (section && !value.is_object())
+        fail(source, at + "/" + key, value,
+             key == "sweep" ? "expected an object: dotted key -> list of values"
+                            : "expected an object with keys of section " + key);
     }
+  };
+  check_shape(doc, "");
+  for (const auto& [name, part] : presets.items()) {
+    if (!part.is_object())
+      fail(source, "/presets/" + name, part,
+           "expected an object: a partial config merged over the file's");
+    check_shape(part, "/presets/" + name);
+  }
+  if (!preset.empty()) {
+    std::string names;
+    for (const auto& [k, v] : presets.items()) names += (names.empty() ? "" : ", ") + k;
+    if (!presets.contains(preset))
+      fail(source, "/presets", json(preset),
+           names.empty() ? "no such preset; this config has none"
+                         : "no such preset; this config has: " + names);
+    deep_merge(doc, presets[preset]);
   }
   for (const auto& o : overrides) apply_override(doc, o);
+  // An override of a key the sweep sets would be replaced in every trial without a word.
+  for (const auto& o : overrides) {
+    const std::string key = o.substr(0, o.find('='));
+    if (key.rfind("sweep.", 0) == 0 || !doc.contains("sweep")) continue;
+    for (const auto& [axis, values] : doc["sweep"].items()) {
+      bool sets = axis == key;
+      // A section axis ("optim": [{...}, ...]) sets the keys its objects name.
+      const std::string rest = key.rfind(axis + ".", 0) == 0 ? key.substr(axis.size() + 1) : "";
+      if (!rest.empty() && values.is_array())
+        for (const auto& v : values)
+          sets = sets || (v.is_object() && v.contains(json::json_pointer(dotted_to_pointer(rest))));
+      if (sets)
+        throw ConfigError("override \"" + o + "\"", dotted_to_pointer(key),
+                          o.substr(key.size() + 1),
+                          "the sweep sets this key in every trial (sweep." + axis +
+                              "); to run one value, override the sweep: sweep." + key + "=[" +
+                              o.substr(key.size() + 1) + "]");
+    }
+  }
   // A trial's seed is set from "seeds"; a "seed" of the config's own would be silently replaced.
   if (doc.contains("seed"))
     fail(source, "/seed", doc["seed"],
@@ -597,6 +657,16 @@ std::vector<Trial> expand_trials(const ResolvedConfig& resolved) {
       t.hash = trial_hash(t.config);
       trials.push_back(std::move(t));
     }
+  }
+  // Sweep values that differ only where a trial's identity does not look (train.device,
+  // train.threads, a title; a section axis repeating the base's value) are one trial twice.
+  std::map<std::string, const Trial*> seen;
+  for (const auto& t : trials) {
+    auto [at, fresh] = seen.emplace(t.hash, &t);
+    if (!fresh)
+      throw UserError(resolved.file + ": /sweep: the sweep values " + at->second->axes.dump() +
+                      " and " + t.axes.dump() + " make the same trial (" + t.hash.substr(0, 8) +
+                      "): they differ only in keys that do not change what a trial computes");
   }
   return trials;
 }

@@ -399,7 +399,19 @@ std::vector<VerdictRecord> Store::latest_verdicts(int question,
 long long Store::merge_from(const std::string& other_path) {
   if (!std::filesystem::exists(other_path))
     throw UserError(other_path + ": no such results database");
-  Stmt(db_, "ATTACH DATABASE ? AS other", path_).bind(1, other_path).step();
+  std::error_code ec;
+  if (std::filesystem::equivalent(other_path, path_, ec))
+    throw UserError(other_path + ": the database merged into (--db); expected another one");
+  if (!std::filesystem::is_regular_file(other_path))
+    throw UserError(other_path + ": not a file; expected a results database");
+  // Errors reading the other database name it, not this one.
+  Stmt(db_, "ATTACH DATABASE ? AS other", other_path).bind(1, other_path).step();
+  try {
+    Stmt(db_, "SELECT count(*) FROM other.trials", other_path).step();
+  } catch (const UserError&) {
+    Stmt(db_, "DETACH DATABASE other", path_).step();
+    throw;
+  }
   long long before = 0, after = 0;
   try {
     {

@@ -464,10 +464,10 @@ TEST(Sweep, ADivergingTrialIsRecordedAndTheSweepGoesOn) {
 TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
   testing::TempDir dir;
   std::string cfg = dir.write("lab.json", kSweep);
-  for (const std::string& args :
-       std::vector<std::string>{"run " + cfg + " optim.lr=-1", "run " + dir.file("missing.json"),
-                                "show 103", "list --kind maybe", "run " + cfg + " --shard 3/2",
-                                "run " + cfg + " --jobs zero", "results --format xml"}) {
+  for (const std::string& args : std::vector<std::string>{
+           "run " + cfg + " optim.lr=-1", "run " + dir.file("missing.json"), "show 103",
+           "list --kind maybe", "run " + cfg + " --shard 3/2", "run " + cfg + " --jobs zero",
+           "results --format xml", "results --question 999", "run " + cfg + " --shard 0/1x"}) {
     Result r = empiric(dir, args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << r.err;
@@ -482,6 +482,12 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
                 "{\"data\": {\"name\": \"blobs\", \"n_train\": 8}, \"model\": {\"name\": \"mlp\"}");
   r = empiric(dir, "run " + broken);
   EXPECT_NE(r.err.find("broken.json: invalid JSON"), std::string::npos) << r.err;
+  // A store merged into itself waited a minute on its own lock, then blamed another process.
+  { Store made(dir.file("r.db")); }
+  r = empiric(dir, "results merge " + dir.file("r.db"));
+  EXPECT_NE(r.err.find("r.db: the database merged into (--db); expected another one"),
+            std::string::npos)
+      << r.err;
   // A misspelt command is named, with the commands there are (CLI11 said one was required).
   r = empiric(dir, "anwser 99");
   EXPECT_EQ(r.code, 2);

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "core/errors.h"
 #include "core/hash.h"
@@ -100,6 +101,90 @@ TEST(Config, EarlyStoppingWithoutAValidationSplitIsRefused) {
       << error_of(doc);
   doc["data"]["validation"] = 50;
   EXPECT_EQ(error_of(doc), "");
+}
+
+// Found by review: each of these crashed ('internal error'), or was taken without a word.
+TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
+  auto with = [](const char* patch) {
+    json doc = base();
+    doc.merge_patch(json::parse(patch));
+    return doc;
+  };
+  const std::vector<std::tuple<json, std::vector<std::string>, std::string, std::string>> cases = {
+      // A section or the sweep that is not an object, under an override or a preset.
+      {with(R"({"optim": 5})"), {"optim.lr=0.1"}, "", "lab.json: /optim = 5: expected an object"},
+      {with(R"({"sweep": [1]})"),
+       {"sweep.optim.lr=[0.1]"},
+       "",
+       "lab.json: /sweep = [1]: expected an object"},
+      {with(R"({"presets": {"quick": 5}})"),
+       {"optim.lr=0.2"},
+       "quick",
+       "lab.json: /presets/quick = 5: expected an object"},
+      {with(R"({"presets": {"quick": {"train": 5}}})"),
+       {},
+       "quick",
+       "lab.json: /presets/quick/train = 5: expected an object"},
+      // Left out sections still have their defaults, which the cross-checks see.
+      {json::parse(R"({"train": {"early_stop_patience": 3}})"),
+       {},
+       "",
+       "lab.json: /train/early_stop_patience = 3: needs data.validation"},
+      {json::parse(R"({"lab": "lr_range", "range": {"end_lr": 1e-7}})"),
+       {},
+       "",
+       "lab.json: /range/end_lr = 1e-07: expected a number above /range/start_lr"},
+      // An override the sweep would replace in every trial.
+      {base(),
+       {"optim.lr=0.3"},
+       "",
+       "override \"optim.lr=0.3\": /optim/lr = 0.3: the sweep sets this key in every trial "
+       "(sweep.optim.lr)"},
+      // A preset the config does not have, when it has none.
+      {[] {
+         json d = base();
+         d.erase("presets");
+         return d;
+       }(),
+       {},
+       "quick",
+       "lab.json: /presets = \"quick\": no such preset; this config has none"},
+      // Values that wrapped or overflowed.
+      {with(R"({"seeds": [0, 4294967296]})"),
+       {},
+       "",
+       "lab.json: /seeds = [0,4294967296]: expected"},
+      {base(),
+       {"optim.grad_noise=1e308"},
+       "",
+       "override \"optim.grad_noise=1e308\": /optim/grad_noise = 1e+308: expected a number >= 0, "
+       "within a float's range"},
+      {with(R"({"schedule": {"name": "multistep", "milestones": [3, 1]}})"),
+       {},
+       "",
+       "lab.json: /schedule/milestones/1 = 1.0: expected milestones in increasing order"},
+  };
+  for (const auto& [doc, overrides, preset, want] : cases) {
+    const std::string got = error_of(doc, overrides, preset);
+    EXPECT_EQ(got.rfind(want, 0), 0u) << "want: " << want << "\ngot:  " << got;
+  }
+}
+
+TEST(Config, SweepValuesThatMakeTheSameTrialAreRefused) {
+  // train.device is not part of what a trial computes: two values, one trial trained twice.
+  for (const char* axis : {R"({"train.device": ["cpu", "auto"]})",
+                           R"({"optim": [{"lr": 0.1}, {"lr": 0.1, "name": "sgd"}]})"}) {
+    json doc = base();
+    doc["sweep"] = json::parse(axis);
+    try {
+      expand_trials(resolve_config_json(doc, "lab.json", "", {}));
+      ADD_FAILURE() << axis;
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("lab.json: /sweep: the sweep values"), std::string::npos)
+          << e.what();
+      EXPECT_NE(std::string(e.what()).find("make the same trial"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Config, NoEpochsAndNoStepsIsRefused) {
@@ -309,6 +394,26 @@ TEST(Config, LoadReportsMissingFileAndSyntaxErrorWithLine) {
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("bad.json: invalid JSON"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("line 4"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Config, LoadNamesOverflowingNumbersDeepNestingAndDirectories) {
+  testing::TempDir dir;
+  const std::string big = dir.write("big.json", R"({"optim": {"lr": 1e400}})");
+  std::string deep = "{\"title\": ";
+  for (int i = 0; i < 100000; ++i) deep += "[";
+  for (int i = 0; i < 100000; ++i) deep += "]";
+  const std::string nested = dir.write("deep.json", deep + "}");
+  for (const auto& [path, want] : std::vector<std::pair<std::string, std::string>>{
+           {big, "big.json: invalid JSON: number overflow parsing '1e400'"},
+           {nested, "deep.json: /title/0/0"},
+           {dir.path(), ": a directory; expected a JSON file"}}) {
+    try {
+      load_json_file(path);
+      ADD_FAILURE() << path;
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
   }
 }
 
