@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "core/errors.h"
+#include "core/note.h"
 #include "data/idx.h"
 
 namespace empiric {
@@ -39,6 +40,12 @@ std::string find_file(const std::string& dir, const std::string& base) {
     if (fs::is_regular_file(p, ec)) return p.string();
     if (ec && ec != std::errc::no_such_file_or_directory)
       throw UserError(p.string() + ": cannot read: " + ec.message());
+    // There, but not a file: a directory, a device, or a link to nothing.
+    if (fs::is_symlink(fs::symlink_status(p, ec)) && !fs::exists(p, ec))
+      throw UserError(p.string() + ": a link to nothing (" + fs::read_symlink(p, ec).string() +
+                      "); expected the data file");
+    if (fs::exists(fs::symlink_status(p, ec)))
+      throw UserError(p.string() + ": not a regular file; expected the data file");
   }
   throw UserError(dir + ": neither " + base + " nor " + base +
                   ".gz found (data.path must hold the dataset's files)");
@@ -198,12 +205,18 @@ Dataset build_dataset(const json& d, uint64_t seed, const torch::Device& device,
     test = te;
   }
 
-  const int64_t subset = d["train_subset"];
-  if (subset > 0 && subset < train.x.size(0))
-    train = take(train, torch::randperm(train.x.size(0), gen).slice(0, 0, subset));
-  const int64_t test_subset = d["test_subset"];
-  if (test_subset > 0 && test_subset < test.x.size(0))
-    test = take(test, torch::randperm(test.x.size(0), gen).slice(0, 0, test_subset));
+  // A subset larger than the data takes all of it (a quick preset's 4,000 on a small file), and
+  // says so once.
+  auto subset_of = [&](Split& split, const char* key, const char* which) {
+    const int64_t subset = d[key];
+    const int64_t n = split.x.size(0);
+    if (subset > n)
+      note_once(source + ": /data/" + key + " = " + std::to_string(subset) + ": there are only " +
+                std::to_string(n) + " " + which + " examples; taking all of them");
+    if (subset > 0 && subset < n) split = take(split, torch::randperm(n, gen).slice(0, 0, subset));
+  };
+  subset_of(train, "train_subset", "training");
+  subset_of(test, "test_subset", "test");
 
   Split val;
   const int64_t n_val = d["validation"];

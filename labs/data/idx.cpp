@@ -52,7 +52,10 @@ std::vector<uint8_t> read_file_maybe_gz(const std::string& path) {
 
 RawImages read_idx_images(const std::string& path) {
   auto b = read_file_maybe_gz(path);
-  uint32_t magic = b.size() >= 4 ? big_endian(b, 0) : 0;
+  if (b.size() < 4)
+    throw UserError(path + ": " + std::to_string(b.size()) +
+                    " bytes (after decompression): too short for an IDX header");
+  uint32_t magic = big_endian(b, 0);
   if (magic != 0x00000803)
     throw UserError(path + ": magic number " + hex(magic) +
                     " is not an IDX image file's (0x00000803)");
@@ -82,7 +85,10 @@ RawImages read_idx_images(const std::string& path) {
 
 std::vector<uint8_t> read_idx_labels(const std::string& path) {
   auto b = read_file_maybe_gz(path);
-  uint32_t magic = b.size() >= 4 ? big_endian(b, 0) : 0;
+  if (b.size() < 4)
+    throw UserError(path + ": " + std::to_string(b.size()) +
+                    " bytes (after decompression): too short for an IDX header");
+  uint32_t magic = big_endian(b, 0);
   if (magic != 0x00000801)
     throw UserError(path + ": magic number " + hex(magic) +
                     " is not an IDX label file's (0x00000801)");

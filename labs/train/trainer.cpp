@@ -279,13 +279,6 @@ void check_batch_norm_batches(const json& cfg, Net& model, int64_t examples,
   }
 }
 
-void note_once(const std::string& text) {
-  static std::mutex mutex;
-  static std::set<std::string> said;
-  std::lock_guard<std::mutex> lock(mutex);
-  if (said.insert(text).second) fmt::print(stderr, "{}\n", text);
-}
-
 namespace {
 
 // Sums of the loss and of the correct predictions over (x, y) in chunks, into out (float32 [2]),

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/note.h"
 #include "data/datasets.h"
 #include "models/models.h"
 
@@ -112,9 +113,6 @@ std::string failure_text(const std::exception& e);
 // examples, naming `source`, the key and the sizes.
 void check_batch_norm_batches(const json& cfg, Net& model, int64_t examples,
                               const std::string& source);
-// Prints `text` to stderr the first time this process is given it (a sweep trains many trials
-// alike, so a reason is said once).
-void note_once(const std::string& text);
 
 // cuBLAS's TF32 mode set from train.tf32 on a GPU for the scope's life, and the previous mode
 // back after it (a process-wide setting: GPU trials run one at a time). Nothing on a CPU.

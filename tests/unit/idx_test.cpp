@@ -71,6 +71,20 @@ TEST(Idx, WrongMagicIsNamed) {
       << msg;
 }
 
+TEST(Idx, AFileTooShortForAHeaderSaysSo) {
+  // An empty file was reported as having magic number 0x00000000.
+  testing::TempDir dir;
+  for (const std::string& bytes : {std::string(), std::string("\x00\x00\x08", 3)}) {
+    std::string msg = error_of([&] { read_idx_images(dir.write("img", bytes)); });
+    EXPECT_NE(msg.find(std::to_string(bytes.size()) +
+                       " bytes (after decompression): too short for an IDX header"),
+              std::string::npos)
+        << msg;
+    msg = error_of([&] { read_idx_labels(dir.write("lab", bytes)); });
+    EXPECT_NE(msg.find("too short for an IDX header"), std::string::npos) << msg;
+  }
+}
+
 TEST(Idx, TruncatedFileSaysExpectedAndFoundSizes) {
   testing::TempDir dir;
   std::string bytes = idx_images(4, 2, 2);

@@ -125,6 +125,33 @@ TEST(Data, LabelsOutOfRangeAndTestImagesOfAnotherSizeAreNamed) {
   EXPECT_NE(error_of(mixed).find("the t10k images are 14x14 and the training images 28x28"),
             std::string::npos)
       << error_of(mixed);
+  // A data file that is there but is not a file was reported as missing.
+  testing::TempDir odd;
+  std::filesystem::create_directory(odd.file("train-images-idx3-ubyte"));
+  EXPECT_NE(error_of(odd).find("train-images-idx3-ubyte: not a regular file"), std::string::npos)
+      << error_of(odd);
+  std::filesystem::remove(odd.file("train-images-idx3-ubyte"));
+  std::filesystem::create_symlink(odd.file("gone"), odd.file("train-images-idx3-ubyte"));
+  EXPECT_NE(error_of(odd).find("train-images-idx3-ubyte: a link to nothing"), std::string::npos)
+      << error_of(odd);
+}
+
+TEST(Data, ASubsetLargerThanTheDataTakesAllOfItAndSaysSo) {
+  testing::TempDir dir;
+  testing::write_tiny_mnist(dir, 20, 10);
+  json cfg = config(
+      R"({"data": {"name": "mnist", "n_train": null, "n_test": null, "classes": null, "dim": null, "noise": null,
+                   "train_subset": 1000, "test_subset": 4}})");
+  cfg["data"]["path"] = dir.path();
+  ::testing::internal::CaptureStderr();
+  Dataset d = data_of(cfg);
+  const std::string said = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(d.x_train.size(0), 20);
+  EXPECT_EQ(d.x_test.size(0), 4);
+  EXPECT_NE(said.find("test.json: /data/train_subset = 1000: there are only 20 training examples"),
+            std::string::npos)
+      << said;
+  EXPECT_EQ(said.find("test_subset"), std::string::npos) << said;
 }
 
 TEST(Data, LoadsAnMnistDirectoryOfTinyIdxFiles) {
