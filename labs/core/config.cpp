@@ -226,6 +226,10 @@ const Field& field_for_dotted(const std::string& dotted, const std::string& sour
   const Section* top = find_section("");
   if (dot == std::string::npos) {
     if (const Field* f = top->find(dotted)) return *f;
+    if (const Section* s = find_section(dotted); s && !dotted.empty() && !s->fields.empty())
+      fail(source, pointer, value,
+           "a section; override its keys one by one, e.g. " + dotted + "." + s->fields[0].key +
+               "=" + s->fields[0].default_value.dump());
     fail(source, pointer, value, unknown_key_message(dotted, top_level_keys()));
   }
   std::string section = dotted.substr(0, dot), key = dotted.substr(dot + 1);
@@ -405,6 +409,17 @@ void validate_and_fill(json& config, const std::string& source) {
   if (!config.is_object())
     fail(source, "", config, "expected a JSON object with the config's sections");
   const Section* top = find_section("");
+  // A lab's own section under another lab is read by nothing, yet changes the trial's identity.
+  const std::string lab = config.value("lab", json("train")).is_string()
+                              ? config.value("lab", std::string("train"))
+                              : std::string("train");
+  for (const auto& [section, owner] : {std::pair<const char*, const char*>{"range", "lr_range"},
+                                       {"lottery", "lottery"},
+                                       {"implicit", "implicit"}})
+    if (config.contains(section) && lab != owner)
+      fail(source, std::string("/") + section, json(json::value_t::discarded),
+           std::string("this section applies only when /lab is \"") + owner + "\" (it is \"" + lab +
+               "\")");
   for (auto& [key, value] : config.items()) {
     if (key == "sweep") {
       validate_sweep(value, source);

@@ -163,6 +163,15 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        {},
        "",
        "lab.json: /schedule/milestones/1 = 1.0: expected milestones in increasing order"},
+      // Another lab's section (read by nothing, yet part of the trial's hash); a whole section.
+      {with(R"({"range": {"steps": 5}})"),
+       {},
+       "",
+       "lab.json: /range: this section applies only when /lab is \"lr_range\" (it is \"train\")"},
+      {base(),
+       {"optim={}"},
+       "",
+       "override \"optim={}\": /optim = {}: a section; override its keys one by one"},
   };
   for (const auto& [doc, overrides, preset, want] : cases) {
     const std::string got = error_of(doc, overrides, preset);

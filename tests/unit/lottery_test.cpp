@@ -321,6 +321,7 @@ TEST(Lottery, ATicketRetrainsFromItsMaskFile) {
   json doc = lottery_doc();
   doc["lab"] = "train";
   doc.erase("sweep");
+  doc.erase("lottery");  // read by the lottery lab only: the file holds the masks and the init
   doc["train"]["mask_file"] = file;
   json cfg = trials_of(doc).at(0).config;
   TrainOutcome again = run_trial(cfg, torch::kCPU, {}, "t.json");
@@ -337,6 +338,7 @@ TEST(Lottery, ATicketRetrainsFromItsMaskFile) {
     json retrain = lottery_doc(R"({"lottery": {"rewind_step": 3}})");
     retrain["lab"] = "train";
     retrain.erase("sweep");
+    retrain.erase("lottery");
     retrain["train"]["mask_file"] = late.file(lottery_chain_key(rewound[0].config)) + "/round_2.pt";
     TrainOutcome from_file = run_trial(trials_of(retrain).at(0).config, torch::kCPU, {}, "t.json");
     const auto& late_ticket = chain.by_hash[find(rewound, 2, "ticket").hash].summary;
