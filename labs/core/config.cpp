@@ -68,6 +68,10 @@ void check_value(const Field& f, json& v, const std::string& source, const std::
     case FieldType::Number:
       if (v.is_number() && std::abs(v.get<double>()) > 1e38)
         fail(source, ptr, v, "expected " + describe_allowed(f) + ", within a float's range (1e38)");
+      // "> 0" is at least 1e-12 in the schema: a smaller positive value is named with that bound.
+      if (v.is_number() && f.min && *f.min > 0 && *f.min < 1e-11 && v.get<double>() > 0 &&
+          v.get<double>() < *f.min)
+        fail(source, ptr, v, "expected a number of at least 1e-12");
       if (!v.is_number() || !in_bounds(f, v.get<double>())) bad();
       v = v.get<double>();
       return;

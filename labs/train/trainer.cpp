@@ -864,6 +864,10 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
   init_lock.unlock();
   check_lr_mult(cfg["optim"], *model, source);
   check_batch_norm_batches(cfg, model, data.x_train.size(0), source);
+  if (const int64_t batch = cfg["train"]["batch_size"]; batch > data.x_train.size(0))
+    note_once(source + ": /train/batch_size = " + std::to_string(batch) + ": there are only " +
+              std::to_string(data.x_train.size(0)) +
+              " training examples; each step takes all of them");
   if (cfg.value("lab", "train") == "lr_range") {
     TrainOutcome out = run_lr_range(cfg, data, model, device, hooks);
     out.summary["data"] = data.info;

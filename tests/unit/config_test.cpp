@@ -163,6 +163,10 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        {},
        "",
        "lab.json: /schedule/milestones/1 = 1.0: expected milestones in increasing order"},
+      {base(),
+       {"optim.lr=1e-13"},
+       "",
+       "override \"optim.lr=1e-13\": /optim/lr = 1e-13: expected a number of at least 1e-12"},
       // Another lab's section (read by nothing, yet part of the trial's hash); a whole section.
       {with(R"({"range": {"steps": 5}})"),
        {},

@@ -611,6 +611,16 @@ TEST(Trainer, BatchNormWithAnEpochEndingInABatchOfOneIsRefusedBeforeTraining) {
       "finished");
 }
 
+TEST(Trainer, ABatchLargerThanTheDataSaysEachStepTakesAllOfIt) {
+  ::testing::internal::CaptureStderr();
+  const auto out = train_cfg(config(R"({"train": {"batch_size": 1000, "epochs": 1}})"));
+  const std::string said = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(out.summary["steps"], 1);
+  EXPECT_NE(said.find("test.json: /train/batch_size = 1000: there are only 512 training examples"),
+            std::string::npos)
+      << said;
+}
+
 TEST(Trainer, AFailedTrialsErrorIsItsFirstLine) {
   EXPECT_EQ(failure_text(std::runtime_error("shape mismatch\nException raised from ...")),
             "shape mismatch");
