@@ -365,11 +365,9 @@ json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t s
       auto est = top_hessian_eigenvalue(model, xs, ys, data.regression, m["hessian_max_iter"],
                                         m["hessian_tol"], seed);
       out["hessian_top" + suffix] = finite(est.value);
-      if (suffix.empty()) {
-        out["hessian_top_iterations"] = est.iterations;
-        out["hessian_top_converged"] = est.converged;
-        if (est.shift != 0) out["hessian_top_shift"] = est.shift;
-      }
+      out["hessian_top_iterations" + suffix] = est.iterations;
+      out["hessian_top_converged" + suffix] = est.converged;
+      if (est.shift != 0) out["hessian_top_shift" + suffix] = est.shift;
     }
     if (m.value("hessian_trace", false)) {
       auto tr = hutchinson_trace(params, loss, m["trace_samples"], seed + 2);

@@ -531,6 +531,17 @@ TEST(Trainer, SamsSecondForwardLeavesBatchNormStatisticsAlone) {
   }
 }
 
+TEST(Trainer, TheRescaledHessianRecordsItsOwnConvergence) {
+  // Dinh's rescaled network gets its own power iteration: whether it converged is its own too.
+  auto out = train_cfg(config(R"({"train": {"epochs": 1}, "measure": {"hessian_top": true,
+      "hessian_samples": 200, "dinh_alpha": 10.0}})"));
+  ASSERT_EQ(out.status, "finished");
+  for (const char* key : {"hessian_top_iterations", "hessian_top_converged",
+                          "hessian_top_iterations_dinh", "hessian_top_converged_dinh"})
+    EXPECT_TRUE(out.measures.contains(key)) << key << " in " << out.measures.dump();
+  EXPECT_GE(out.measures["hessian_top_iterations_dinh"].get<int>(), 2);
+}
+
 TEST(Trainer, InterpolationRunsThroughBothSolutions) {
   // 512 training and 256 test examples, all inside hessian_samples: the curve's points at t = 0
   // and t = 1 are this trial's and its partner's own final accuracies.
