@@ -259,10 +259,10 @@ std::string failure_text(const std::exception& e) {
 
 void check_batch_norm_batches(const json& cfg, Net& model, int64_t examples,
                               const std::string& source) {
+  // (BatchNorm2d normalizes over the pixels too: one image is many values per channel.)
   bool batch_norm = false;
   for (const auto& m : model->modules(/*include_self=*/false))
-    batch_norm =
-        batch_norm || m->as<torch::nn::BatchNorm1dImpl>() || m->as<torch::nn::BatchNorm2dImpl>();
+    batch_norm = batch_norm || m->as<torch::nn::BatchNorm1dImpl>();
   if (!batch_norm || examples <= 0) return;
   std::vector<std::pair<std::string, int64_t>> sizes = {
       {"/train/batch_size", cfg["train"]["batch_size"].get<int64_t>()}};

@@ -108,9 +108,9 @@ std::string cuda_graph_blocker(const json& cfg, const torch::Device& device);
 // A failed trial's error as stored and shown: its first line (torch's errors go on with a stack
 // trace), at most 500 characters.
 std::string failure_text(const std::exception& e);
-// Batch norm cannot train on a batch of one example: refuses a model with batch norm whose
-// train.batch_size (or measure.interpolate_batch) leaves one, given `examples` training
-// examples, naming `source`, the key and the sizes.
+// Batch norm over features cannot train on a batch of one example: refuses a model with
+// BatchNorm1d whose train.batch_size (or measure.interpolate_batch) leaves one, given `examples`
+// training examples, naming `source`, the key and the sizes.
 void check_batch_norm_batches(const json& cfg, Net& model, int64_t examples,
                               const std::string& source);
 
