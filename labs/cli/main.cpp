@@ -43,7 +43,14 @@ std::string unknown_subcommand(const CLI::App& app, int argc, char** argv) {
       ++i;
       continue;
     }
-    if (arg.empty() || arg[0] == '-') continue;
+    if (arg.empty() || arg[0] == '-') {
+      // A subcommand's option given before the subcommand (--preset quick run): its value is no
+      // command; the message is left to CLI11.
+      if (arg.size() > 2 && arg.find('=') == std::string::npos && i + 1 < argc &&
+          argv[i + 1][0] != '-')
+        return "";
+      continue;
+    }
     const auto named =
         app.get_subcommands([&](const CLI::App* sub) { return sub->get_name() == arg; });
     return named.empty() ? arg : "";

@@ -196,9 +196,10 @@ void validate_section(const Section& s, json& obj, const std::string& source) {
          "expected two numbers [t_lo, t_hi] with t_lo < t_hi (0 is this solution, 1 the partner)");
   if (s.name == "schedule" && obj.contains("milestones"))
     for (size_t i = 1; i < obj["milestones"].size(); ++i)
-      if (obj["milestones"][i].get<double>() <= obj["milestones"][i - 1].get<double>())
+      // (A repeated milestone applies gamma twice, as torch's MultiStepLR does.)
+      if (obj["milestones"][i].get<double>() < obj["milestones"][i - 1].get<double>())
         fail(source, base + "/milestones/" + std::to_string(i), obj["milestones"][i],
-             "expected milestones in increasing order (this one follows " +
+             "expected milestones in non-decreasing order (this one follows " +
                  obj["milestones"][i - 1].dump() + ")");
   for (const auto& f : s.fields) {
     bool applies = f.only_for.empty() ||
@@ -414,13 +415,16 @@ void validate_and_fill(json& config, const std::string& source) {
     fail(source, "", config, "expected a JSON object with the config's sections");
   const Section* top = find_section("");
   // A lab's own section under another lab is read by nothing, yet changes the trial's identity.
+  // (Only for a valid lab: a misspelt one is named by its own check.)
   const std::string lab = config.value("lab", json("train")).is_string()
                               ? config.value("lab", std::string("train"))
-                              : std::string("train");
+                              : std::string();
+  const bool known_lab =
+      lab == "train" || lab == "lr_range" || lab == "lottery" || lab == "implicit";
   for (const auto& [section, owner] : {std::pair<const char*, const char*>{"range", "lr_range"},
                                        {"lottery", "lottery"},
                                        {"implicit", "implicit"}})
-    if (config.contains(section) && lab != owner)
+    if (known_lab && config.contains(section) && lab != owner)
       fail(source, std::string("/") + section, json(json::value_t::discarded),
            std::string("this section applies only when /lab is \"") + owner + "\" (it is \"" + lab +
                "\")");
@@ -514,11 +518,15 @@ ResolvedConfig resolve_config_json(json doc, const std::string& source, const st
         for (const auto& v : values)
           sets = sets || (v.is_object() && v.contains(json::json_pointer(dotted_to_pointer(rest))));
       if (sets)
-        throw ConfigError("override \"" + o + "\"", dotted_to_pointer(key),
-                          o.substr(key.size() + 1),
-                          "the sweep sets this key in every trial (sweep." + axis +
-                              "); to run one value, override the sweep: sweep." + key + "=[" +
-                              o.substr(key.size() + 1) + "]");
+        throw ConfigError(
+            "override \"" + o + "\"", dotted_to_pointer(key), o.substr(key.size() + 1),
+            axis == key ? "the sweep sets this key (sweep." + axis +
+                              "), which would replace it; to run one value, override the sweep: "
+                              "sweep." +
+                              key + "=[" + o.substr(key.size() + 1) + "]"
+                        : "the sweep's section axis sweep." + axis +
+                              " sets this key in some of its values, which would replace it; "
+                              "edit those values instead");
     }
   }
   // A trial's seed is set from "seeds"; a "seed" of the config's own would be silently replaced.

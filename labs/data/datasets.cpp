@@ -40,7 +40,12 @@ std::string find_file(const std::string& dir, const std::string& base) {
     if (fs::is_regular_file(p, ec)) return p.string();
     if (ec && ec != std::errc::no_such_file_or_directory)
       throw UserError(p.string() + ": cannot read: " + ec.message());
-    // There, but not a file: a directory, a device, or a link to nothing.
+  }
+  // Neither is a file; one may be there as something else: a directory, a device, or a link to
+  // nothing.
+  for (const std::string& name : {base, base + ".gz"}) {
+    const fs::path p = fs::path(dir) / name;
+    std::error_code ec;
     if (fs::is_symlink(fs::symlink_status(p, ec)) && !fs::exists(p, ec))
       throw UserError(p.string() + ": a link to nothing (" + fs::read_symlink(p, ec).string() +
                       "); expected the data file");

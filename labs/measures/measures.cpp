@@ -278,7 +278,9 @@ EigenEstimate top_hessian_eigenvalue(Net& model, const torch::Tensor& x, const t
       const double norm = std::sqrt(dot(hv, hv));
       if (!std::isfinite(est.value) || norm == 0) break;
       for (size_t i = 0; i < v.size(); ++i) v[i] = hv[i].detach() / norm;
-      if (std::isfinite(previous) && std::abs(est.value - previous) <= tol * std::abs(est.value)) {
+      // Relative to the eigenvalue of H itself (est.value + shift), not to the shifted one.
+      if (std::isfinite(previous) &&
+          std::abs(est.value - previous) <= tol * std::abs(est.value + shift)) {
         est.converged = true;
         break;
       }
@@ -287,6 +289,9 @@ EigenEstimate top_hessian_eigenvalue(Net& model, const torch::Tensor& x, const t
     return est;
   };
   EigenEstimate est = iterate(0.0, max_iterations);
+  // A negative estimate with no budget left is not the top eigenvalue: not converged.
+  if (std::isfinite(est.value) && est.value < 0 && est.iterations >= max_iterations)
+    est.converged = false;
   if (std::isfinite(est.value) && est.value < 0 && est.iterations < max_iterations) {
     // The largest magnitude was a negative eigenvalue l: H - l I has eigenvalues lambda - l >= 0
     // (to the estimate's accuracy), the largest at the top eigenvalue, which a second iteration

@@ -303,6 +303,10 @@ void Optimizer::save(torch::serialize::OutputArchive& archive) const {
     }
 }
 
+void Optimizer::clear_state() {
+  if (opt_) opt_->state().clear();
+}
+
 void Optimizer::load(torch::serialize::InputArchive& archive) {
   if (noise_eta_ > 0) {
     torch::Tensor t, rng;

@@ -63,6 +63,9 @@ class Optimizer {
 
   void save(torch::serialize::OutputArchive& archive) const;
   void load(torch::serialize::InputArchive& archive);
+  // Drops torch::optim's per-parameter state (its load adds state, never removes it); the fused
+  // kernels' state is overwritten whole by load().
+  void clear_state();
 
  private:
   void fused_step();

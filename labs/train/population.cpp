@@ -91,17 +91,18 @@ json member_json(const MemberState& m) {
           {"last_values", values_json(m.last_values)},
           {"marks", m.marks}};
 }
-void member_from(const json& j, MemberState& m) {
-  m.diverged_step = j["diverged_step"];
+void member_from(const json& j, MemberState& m) {  // at(): missing fields throw
+  m.diverged_step = j.at("diverged_step");
   if (j.contains("stopped")) {
-    const json& s = j["stopped"];
-    m.stopped_step = s[0], m.stopped_epoch = s[1], m.stopped_samples = s[2];
-    m.stopped_compute_s = s[3];
+    const json& s = j.at("stopped");
+    m.stopped_step = s.at(0), m.stopped_epoch = s.at(1), m.stopped_samples = s.at(2);
+    m.stopped_compute_s = s.at(3);
   }
-  m.best_val = j["best_val"].is_null() ? INFINITY : j["best_val"].get<double>();
-  m.best_val_step = j["best_val_step"];
-  m.test_acc_at_best = j["test_acc_at_best"].is_null() ? NAN : j["test_acc_at_best"].get<double>();
-  m.last_values = values_from(j["last_values"]);
+  m.best_val = j.at("best_val").is_null() ? INFINITY : j.at("best_val").get<double>();
+  m.best_val_step = j.at("best_val_step");
+  m.test_acc_at_best =
+      j.at("test_acc_at_best").is_null() ? NAN : j.at("test_acc_at_best").get<double>();
+  m.last_values = values_from(j.at("last_values"));
   m.marks = j.value("marks", json::object());
 }
 
@@ -376,7 +377,7 @@ std::vector<json> stacked_measures(StackedNet& net, const std::vector<const Data
           }
           active[p] = 1.0;
           if (std::isfinite(previous[p]) &&
-              std::abs(value[p] - previous[p]) <= tol * std::abs(value[p]))
+              std::abs(value[p] - previous[p]) <= tol * std::abs(value[p] + shift[p]))
             est[p].converged = true, done[p] = true;
           if (it >= budget[p]) done[p] = true;
           previous[p] = value[p];
@@ -395,9 +396,13 @@ std::vector<json> stacked_measures(StackedNet& net, const std::vector<const Data
     // finds their top eigenvalue within what is left of their budget.
     std::vector<double> shift(static_cast<size_t>(P), 0.0);
     std::vector<int> left(static_cast<size_t>(P), 0);
-    for (int64_t p = 0; p < P; ++p)
-      if (std::isfinite(est[p].value) && est[p].value < 0 && est[p].iterations < max_iterations)
+    for (int64_t p = 0; p < P; ++p) {
+      if (!std::isfinite(est[p].value) || est[p].value >= 0) continue;
+      if (est[p].iterations >= max_iterations)
+        est[p].converged = false;  // a negative estimate with no budget left: not the top
+      else
         shift[p] = est[p].value, left[p] = max_iterations - est[p].iterations;
+    }
     if (std::any_of(left.begin(), left.end(), [](int b) { return b > 0; })) {
       const auto second = iterate(shift, left);
       for (int64_t p = 0; p < P; ++p) {
@@ -1132,6 +1137,9 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     try {
       if (mismatch.empty() && c->lists["order"].size() != size_t(P))
         mismatch = "the members' data orders are missing";
+      for (int64_t p = 0; mismatch.empty() && p < P; ++p)
+        if (c->lists["order"][p].sizes() != order[p].get_state().sizes())
+          mismatch = "a member's data-order generator state is shaped otherwise";
       for (int64_t p = 0; mismatch.empty() && p < P; ++p)
         member_from(c->state.at("member_state").at(size_t(p)), restored[p]);
       for (const char* key : {"epoch", "step", "samples", "opt_steps", "compute_s", "eval_s"})

@@ -59,16 +59,18 @@ struct LoopState {
             {"eval_s", eval_s},
             {"marks", marks}};
   }
+  // (at(): a missing field in an older checkpoint throws, where const operator[] is undefined.)
   void from_json(const json& j) {
-    epoch = j["epoch"];
-    step = j["step"];
+    epoch = j.at("epoch");
+    step = j.at("step");
     samples = j.value("samples", 0LL);
-    best_val = j["best_val"].is_null() ? INFINITY : j["best_val"].get<double>();
-    best_val_step = j["best_val_step"];
-    test_acc_at_best = j["test_acc_at_best"].is_null() ? NAN : j["test_acc_at_best"].get<double>();
-    evals_since_best = j["evals_since_best"];
-    compute_s = j["compute_s"];
-    eval_s = j["eval_s"];
+    best_val = j.at("best_val").is_null() ? INFINITY : j.at("best_val").get<double>();
+    best_val_step = j.at("best_val_step");
+    test_acc_at_best =
+        j.at("test_acc_at_best").is_null() ? NAN : j.at("test_acc_at_best").get<double>();
+    evals_since_best = j.at("evals_since_best");
+    compute_s = j.at("compute_s");
+    eval_s = j.at("eval_s");
     marks = j.value("marks", json::object());
   }
 };
@@ -140,6 +142,10 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
     order_gen.set_state(rng.cpu());
     global.set_state(torch_rng.cpu());
     if (device_rng.defined()) device_generator(device).set_state(device_rng.cpu());
+  } catch (const c10::OutOfMemoryError&) {
+    throw;  // a full device, not a bad checkpoint: keep the file for the next run
+  } catch (const std::bad_alloc&) {
+    throw;
   } catch (const std::exception& e) {
     order_gen.set_state(fresh_order);
     global.set_state(fresh_global);
@@ -150,6 +156,7 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
     std::istringstream bytes(fresh_optim_bytes.str());
     torch::serialize::InputArchive fresh;
     fresh.load_from(bytes, device);
+    opt.clear_state();  // torch::optim's load adds state and never removes any
     opt.load(fresh);
     std::filesystem::remove(path);
     std::string why = e.what();
@@ -863,7 +870,6 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
   model->to(device);
   init_lock.unlock();
   check_lr_mult(cfg["optim"], *model, source);
-  check_batch_norm_batches(cfg, model, data.x_train.size(0), source);
   if (const int64_t batch = cfg["train"]["batch_size"]; batch > data.x_train.size(0))
     note_once(source + ": /train/batch_size = " + std::to_string(batch) + ": there are only " +
               std::to_string(data.x_train.size(0)) +
@@ -873,6 +879,8 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
     out.summary["data"] = data.info;
     return out;
   }
+  check_batch_norm_batches(cfg, model, data.x_train.size(0), source);  // (the range test's
+  // batches are all full)
   TrainHooks with_masks = hooks;
   const std::string mask_file = cfg["train"].value("mask_file", std::string());
   if (!mask_file.empty()) with_masks.masks = load_masks(mask_file, model, source);

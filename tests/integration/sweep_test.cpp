@@ -488,6 +488,10 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
   EXPECT_NE(r.err.find("r.db: the database merged into (--db); expected another one"),
             std::string::npos)
       << r.err;
+  // A subcommand's option before the subcommand is not taken for a command.
+  r = empiric(dir, "--preset quick run " + cfg);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.err.find("no such command"), std::string::npos) << r.err;
   // A misspelt command is named, with the commands there are (CLI11 said one was required).
   r = empiric(dir, "anwser 99");
   EXPECT_EQ(r.code, 2);

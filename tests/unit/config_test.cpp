@@ -138,8 +138,19 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
       {base(),
        {"optim.lr=0.3"},
        "",
-       "override \"optim.lr=0.3\": /optim/lr = 0.3: the sweep sets this key in every trial "
-       "(sweep.optim.lr)"},
+       "override \"optim.lr=0.3\": /optim/lr = 0.3: the sweep sets this key (sweep.optim.lr), "
+       "which "
+       "would replace it; to run one value, override the sweep: sweep.optim.lr=[0.3]"},
+      {with(R"({"sweep": {"optim": [{"lr": 0.1}, {"momentum": 0.5}]}})"),
+       {"optim.lr=0.3"},
+       "",
+       "override \"optim.lr=0.3\": /optim/lr = 0.3: the sweep's section axis sweep.optim sets this "
+       "key in some of its values"},
+      // A misspelt lab is named as such, not through its section.
+      {json::parse(R"({"lab": "lr-range", "range": {}})"),
+       {},
+       "",
+       "lab.json: /lab = \"lr-range\": expected one of"},
       // A preset the config does not have, when it has none.
       {[] {
          json d = base();
@@ -162,7 +173,7 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
       {with(R"({"schedule": {"name": "multistep", "milestones": [3, 1]}})"),
        {},
        "",
-       "lab.json: /schedule/milestones/1 = 1.0: expected milestones in increasing order"},
+       "lab.json: /schedule/milestones/1 = 1.0: expected milestones in non-decreasing order"},
       {base(),
        {"optim.lr=1e-13"},
        "",
@@ -181,6 +192,12 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
     const std::string got = error_of(doc, overrides, preset);
     EXPECT_EQ(got.rfind(want, 0), 0u) << "want: " << want << "\ngot:  " << got;
   }
+}
+
+TEST(Config, ARepeatedMilestoneIsAllowedAsInTorch) {
+  json doc = base();
+  doc["schedule"] = {{"name", "multistep"}, {"milestones", {3, 3}}};
+  EXPECT_EQ(error_of(doc), "");
 }
 
 TEST(Config, SweepValuesThatMakeTheSameTrialAreRefused) {

@@ -130,6 +130,11 @@ TEST(Data, LabelsOutOfRangeAndTestImagesOfAnotherSizeAreNamed) {
   std::filesystem::create_directory(odd.file("train-images-idx3-ubyte"));
   EXPECT_NE(error_of(odd).find("train-images-idx3-ubyte: not a regular file"), std::string::npos)
       << error_of(odd);
+  // ... unless the .gz beside it is a file: that one is read.
+  testing::TempDir beside;
+  testing::write_tiny_mnist(beside, 4, 2);  // train images as .gz
+  std::filesystem::create_directory(beside.file("train-images-idx3-ubyte"));
+  EXPECT_EQ(error_of(beside), "");
   std::filesystem::remove(odd.file("train-images-idx3-ubyte"));
   std::filesystem::create_symlink(odd.file("gone"), odd.file("train-images-idx3-ubyte"));
   EXPECT_NE(error_of(odd).find("train-images-idx3-ubyte: a link to nothing"), std::string::npos)

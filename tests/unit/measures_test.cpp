@@ -207,6 +207,21 @@ TEST(Measures, HessianTopIsTheLargestEigenvalueWhenANegativeOneIsLargerInMagnitu
   EXPECT_GT(shifted, 0) << "no seed tested the negative case";
 }
 
+TEST(Measures, ANegativeEstimateWithNoBudgetLeftIsNotConverged) {
+  // Seed 0 above: the negative eigenvalue dominates. A loose tolerance "converges" at the last
+  // allowed iteration, with none left for the shifted one: that is not the top eigenvalue.
+  torch::manual_seed(0);
+  Net model = make_model(json::parse(R"({"name": "mlp", "widths": [6], "activation": "tanh",
+      "bias": true, "batch_norm": false, "dropout": 0.0, "init": "default", "init_scale": 10.0})"),
+                         {4}, 3);
+  auto x = torch::randn({32, 4});
+  auto y = torch::randint(0, 3, {32});
+  auto est = top_hessian_eigenvalue(model, x, y, false, 2, 10.0, 0);
+  ASSERT_LT(est.value, 0);
+  EXPECT_EQ(est.iterations, 2);
+  EXPECT_FALSE(est.converged);
+}
+
 TEST(Measures, DinhRescalingKeepsTheFunctionAndMovesTheHessianAsPredicted) {
   torch::manual_seed(4);
   Net model = make_model(json::parse(R"({"name": "mlp", "widths": [6], "activation": "relu",
