@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <stdexcept>
 
@@ -361,50 +362,43 @@ TEST(Population, AKilledPopulationResumesFromItsCheckpointToTheSameResults) {
   EXPECT_EQ(fresh[0].resumed_from_epoch, 0);
   EXPECT_EQ(fresh[0].summary["train_loss"], whole[0].summary["train_loss"]);
   EXPECT_FALSE(std::filesystem::exists(path));
-  // Its own checkpoint, but with a tensor these members cannot take (as an empiric that stacked
-  // its weights otherwise would write): removed, and the population trains from the start.
-  kill();
-  {
-    torch::serialize::InputArchive in;
-    in.load_from(path);
-    torch::serialize::OutputArchive out;
-    for (const auto& key : in.keys()) {
-      torch::Tensor t;
-      in.read(key, t);
-      out.write(key, key == "param.0" ? torch::zeros({3}) : t);
-    }
-    out.save_to(path);
-  }
-  auto restarted =
-      run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(2), "test.json", path, 0);
-  for (size_t i = 0; i < cfgs.size(); ++i) {
-    EXPECT_EQ(restarted[i].resumed_from_epoch, 0);
-    EXPECT_EQ(restarted[i].summary["train_loss"], whole[i].summary["train_loss"]);
-  }
-  EXPECT_FALSE(std::filesystem::exists(path));
+  // Its own checkpoint, killed again and then edited entry by entry by `edit`, is removed and
+  // the population trains from the start.
+  auto restarts_after =
+      [&](const std::function<torch::Tensor(const std::string&, torch::Tensor)>& edit) {
+        kill();
+        {
+          torch::serialize::InputArchive in;
+          in.load_from(path);
+          torch::serialize::OutputArchive out;
+          for (const auto& key : in.keys()) {
+            torch::Tensor t;
+            in.read(key, t);
+            out.write(key, edit(key, t));
+          }
+          out.save_to(path);
+        }
+        auto restarted =
+            run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(2), "test.json", path, 0);
+        for (size_t i = 0; i < cfgs.size(); ++i) {
+          EXPECT_EQ(restarted[i].resumed_from_epoch, 0);
+          EXPECT_EQ(restarted[i].summary["train_loss"], whole[i].summary["train_loss"]);
+        }
+        EXPECT_FALSE(std::filesystem::exists(path));
+      };
+  // A tensor these members cannot take (as an empiric that stacked its weights otherwise would
+  // write).
+  restarts_after([](const std::string& key, torch::Tensor t) {
+    return key == "param.0" ? torch::zeros({3}) : t;
+  });
   // A member's state without a field an older empiric did not write (const json's operator[] on
-  // a missing key is undefined behaviour, not an exception): likewise.
-  kill();
-  {
-    torch::serialize::InputArchive in;
-    in.load_from(path);
-    torch::serialize::OutputArchive out;
-    for (const auto& key : in.keys()) {
-      torch::Tensor t;
-      in.read(key, t);
-      if (key == "state") {
-        json state = json::parse(tensor_text(t));
-        state["member_state"][0].erase("best_val_step");
-        t = text_tensor(state.dump());
-      }
-      out.write(key, t);
-    }
-    out.save_to(path);
-  }
-  restarted = run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(2), "test.json", path, 0);
-  EXPECT_EQ(restarted[0].resumed_from_epoch, 0);
-  EXPECT_EQ(restarted[0].summary["train_loss"], whole[0].summary["train_loss"]);
-  EXPECT_FALSE(std::filesystem::exists(path));
+  // a missing key is undefined behaviour, not an exception).
+  restarts_after([](const std::string& key, torch::Tensor t) {
+    if (key != "state") return t;
+    json state = json::parse(tensor_text(t));
+    state["member_state"][0].erase("best_val_step");
+    return text_tensor(state.dump());
+  });
 }
 
 TEST(Population, ADivergedMemberIsRecordedAndTheOthersGoOn) {
