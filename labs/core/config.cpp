@@ -453,8 +453,8 @@ void validate_and_fill(json& config, const std::string& source) {
   }
   // Checked with every section's defaults filled in (a section left out still has its values).
   // A training lab trains for epochs or steps: neither leaves a "finished" trial with no metric.
-  if (config.value("lab", "train") != "lr_range" && config.contains("train") &&
-      config["train"].value("epochs", 1) == 0 && config["train"].value("steps", 0) == 0)
+  if (config.value("lab", "train") != "lr_range" && config["train"].value("epochs", 1) == 0 &&
+      config["train"].value("steps", 0) == 0)
     fail(source, "/train/epochs", config["train"]["epochs"],
          "expected at least 1 epoch, or train.steps > 0");
   // Early stopping watches the validation loss: without a validation split it never stops.
@@ -464,8 +464,7 @@ void validate_and_fill(json& config, const std::string& source) {
          "needs data.validation > 0 (the validation loss it watches)");
   // Nesterov's look-ahead is along the momentum: without it torch.optim.SGD refuses, and the
   // fused step would quietly run plain SGD.
-  if (config.contains("optim") && config["optim"].value("nesterov", false) &&
-      config["optim"].value("momentum", 0.0) <= 0.0)
+  if (config["optim"].value("nesterov", false) && config["optim"].value("momentum", 0.0) <= 0.0)
     fail(source, "/optim/nesterov", config["optim"]["nesterov"],
          "nesterov needs optim.momentum > 0 (here " +
              config["optim"].value("momentum", json(0)).dump() + ")");

@@ -289,10 +289,9 @@ EigenEstimate top_hessian_eigenvalue(Net& model, const torch::Tensor& x, const t
     return est;
   };
   EigenEstimate est = iterate(0.0, max_iterations);
-  // A negative estimate with no budget left is not the top eigenvalue: not converged.
-  if (std::isfinite(est.value) && est.value < 0 && est.iterations >= max_iterations)
-    est.converged = false;
-  if (std::isfinite(est.value) && est.value < 0 && est.iterations < max_iterations) {
+  if (std::isfinite(est.value) && est.value < 0 && est.iterations >= max_iterations) {
+    est.converged = false;  // a negative estimate with no budget left is not the top eigenvalue
+  } else if (std::isfinite(est.value) && est.value < 0) {
     // The largest magnitude was a negative eigenvalue l: H - l I has eigenvalues lambda - l >= 0
     // (to the estimate's accuracy), the largest at the top eigenvalue, which a second iteration
     // finds, from the same start, within what is left of the budget.

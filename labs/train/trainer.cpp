@@ -159,9 +159,7 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
     opt.clear_state();  // torch::optim's load adds state and never removes any
     opt.load(fresh);
     std::filesystem::remove(path);
-    std::string why = e.what();
-    why = why.substr(0, why.find('\n'));
-    note_once("checkpoint " + path + " could not be restored (" + why +
+    note_once("checkpoint " + path + " could not be restored (" + failure_text(e) +
               "): removed; the trial trains from the start");
     return false;
   }
@@ -879,8 +877,8 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
     out.summary["data"] = data.info;
     return out;
   }
-  check_batch_norm_batches(cfg, model, data.x_train.size(0), source);  // (the range test's
-  // batches are all full)
+  // (After the range test, whose batches are all full.)
+  check_batch_norm_batches(cfg, model, data.x_train.size(0), source);
   TrainHooks with_masks = hooks;
   const std::string mask_file = cfg["train"].value("mask_file", std::string());
   if (!mask_file.empty()) with_masks.masks = load_masks(mask_file, model, source);
