@@ -533,6 +533,25 @@ ResolvedConfig resolve_config_json(json doc, const std::string& source, const st
     fail(source, "/seed", doc["seed"],
          "trials take their seeds from \"seeds\": a count (seeds 0..n-1) or a list, e.g. "
          "\"seeds\": [" + doc["seed"].dump() + "]");
+  // The implicit lab's linear model reads its section only: the training sections would be
+  // read by nothing (their defaults are filled in all the same).
+  if (doc.value("lab", json()) == "implicit") {
+    auto unread = [](const std::string& key) {
+      const std::string section = key.substr(0, key.find('.'));
+      for (const char* s : {"data", "model", "optim", "schedule", "measure"})
+        if (section == s) return true;
+      return false;
+    };
+    for (const auto& [key, value] : doc.items())
+      if (unread(key))
+        fail(source, "/" + key, json(json::value_t::discarded),
+             "the implicit lab reads only /implicit and /seeds; this section would do nothing");
+    if (doc.contains("sweep") && doc["sweep"].is_object())
+      for (const auto& [axis, values] : doc["sweep"].items())
+        if (unread(axis))
+          fail(source, "/sweep/" + axis, json(json::value_t::discarded),
+               "the implicit lab reads only /implicit and /seeds; this axis would do nothing");
+  }
   ResolvedConfig r;
   r.file = source;
   r.preset = preset;

@@ -183,6 +183,17 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        {},
        "",
        "lab.json: /range: this section applies only when /lab is \"lr_range\" (it is \"train\")"},
+      // The implicit lab reads only its own section: a training section, or an axis over one.
+      {json::parse(R"({"lab": "implicit", "implicit": {}, "optim": {"lr": 0.5}})"),
+       {},
+       "",
+       "lab.json: /optim: the implicit lab reads only /implicit and /seeds; this section would "
+       "do nothing"},
+      {json::parse(R"({"lab": "implicit", "sweep": {"data.n_train": [8, 16]}})"),
+       {},
+       "",
+       "lab.json: /sweep/data.n_train: the implicit lab reads only /implicit and /seeds; this "
+       "axis would do nothing"},
       {base(),
        {"optim={}"},
        "",
