@@ -272,11 +272,12 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
   for (const auto& c : q->claims)
     for (const auto& cfg : claims::claim_configs(c))
       if (std::find(configs.begin(), configs.end(), cfg) == configs.end()) configs.push_back(cfg);
+  int status = 0;  // 1 when a run left failed trials: the verdicts below lack them
   if (run) {
     for (const auto& cfg : configs) {
       RunOptions o = opts;
       o.config = ctx.home + "/" + cfg;
-      run_config(ctx, o);
+      status = std::max(status, run_config(ctx, o));
       fmt::print("\n");
     }
   }
@@ -323,7 +324,7 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
   // Relative to where the user stands, when the report lies below it.
   const auto shown = std::filesystem::path(report).lexically_proximate(std::filesystem::current_path());
   fmt::print("Report: {}\n", shown.empty() || *shown.begin() == ".." ? report : shown.string());
-  return 0;
+  return status;
 }
 
 std::string command_output(const std::string& command, int& status) {

@@ -53,10 +53,13 @@ struct RunOptions {
   int shard_count = 1;
   bool progress = true;
 };
+// Runs (or resumes) a config's trials and prints their table. Returns 0, or 1 when trials
+// failed (recorded as failed, their error in the store; a rerun retries them).
 int run_config(const Context& ctx, const RunOptions& opts);
 
 // Runs (or resumes) every config behind question Q's claims, evaluates the claims, prints the
 // verdicts and writes the report. With run = false (empiric report), only evaluates and writes.
+// Returns 1 when a run left failed trials, else 0.
 int answer_question(const Context& ctx, int number, const RunOptions& opts, bool run);
 
 }  // namespace empiric::cli

@@ -467,11 +467,14 @@ int run_config(const Context& ctx, const RunOptions& o) {
   for (const auto& c : columns) fmt::print(" {:>{}}", c[0], std::max<size_t>(9, c[0].size()));
   fmt::print(" {:>8}\n", "wall_s");
   int diverged = 0, failed = 0;
+  std::string first_failure;
   for (const auto& t : mine) {
     auto rec = store.trial(t.hash);
     if (!rec) continue;
     diverged += rec->status == "diverged";
     failed += rec->status == "failed";
+    if (rec->status == "failed" && first_failure.empty())
+      first_failure = t.hash.substr(0, 8) + ": " + rec->summary.value("error", std::string("?"));
     std::string status =
         rec->status == "diverged" ? fmt::format("div@{}", rec->diverged_step) : rec->status;
     fmt::print("{:<8}  {:<34} {:>4}  {:<9}", t.hash.substr(0, 8), axes_text(t.axes).substr(0, 34),
@@ -483,7 +486,12 @@ int run_config(const Context& ctx, const RunOptions& o) {
   }
   fmt::print("{} trials: {} finished, {} diverged, {} failed. Store: {}\n", mine.size(),
              int(mine.size()) - diverged - failed, diverged, failed, ctx.db);
-  return 0;
+  if (failed == 0) return 0;
+  // A diverged trial is a result; a failed one is not, so the run did not finish its work.
+  std::fflush(stdout);
+  fmt::print(stderr, "empiric: {}: {} trial(s) failed (first {}); a rerun retries them\n", o.config,
+             failed, first_failure);
+  return 1;
 }
 
 namespace {

@@ -378,20 +378,27 @@ TEST(Sweep, AKilledLotteryChainResumesAtItsLastFinishedRound) {
   for (const auto& t : trials) EXPECT_EQ(t.status, "finished") << t.summary.dump();
 }
 
-TEST(Sweep, LotteryChainsRunRoundByRoundAsOneUnitWithEveryCore) {
-  // Two seeds' chains train each round as one population: one unit of work, so --jobs 2 runs one
-  // worker, says so, and leaves it torch's threads (split in two, one worker would idle a core).
-  testing::TempDir dir;
-  std::string cfg = dir.write("lab.json", R"({
+// A lottery chain small enough to run in a second: 16 steps a round.
+json small_chain() {
+  return json::parse(R"({
     "question": 97, "lab": "lottery",
     "data": {"name": "blobs", "n_train": 400, "n_test": 100, "classes": 4, "dim": 8, "noise": 2.0},
     "model": {"name": "mlp", "widths": [32]},
     "optim": {"name": "adam", "lr": 0.003},
     "train": {"epochs": 2, "batch_size": 50},
-    "lottery": {"rounds": 2},
-    "sweep": {"lottery.control": ["ticket", "reinit"]},
-    "seeds": 2
+    "seeds": 1
   })");
+}
+
+TEST(Sweep, LotteryChainsRunRoundByRoundAsOneUnitWithEveryCore) {
+  // Two seeds' chains train each round as one population: one unit of work, so --jobs 2 runs one
+  // worker, says so, and leaves it torch's threads (split in two, one worker would idle a core).
+  testing::TempDir dir;
+  json doc = small_chain();
+  doc["lottery"] = {{"rounds", 2}};
+  doc["sweep"] = {{"lottery.control", {"ticket", "reinit"}}};
+  doc["seeds"] = 2;
+  std::string cfg = dir.write("lab.json", doc.dump());
   Result r = empiric(dir, "run " + cfg + " --jobs 2 --no-progress");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("--jobs 2: 1 unit(s) of work"), std::string::npos) << r.out;
@@ -459,6 +466,28 @@ TEST(Sweep, ADivergingTrialIsRecordedAndTheSweepGoesOn) {
     EXPECT_GE(t.diverged_step, 0);
   }
   EXPECT_EQ(diverged, 1);
+}
+
+TEST(Sweep, FailedTrialsAreStoredRetriedOnRerunAndExitStatusOne) {
+  // A rewind step past the dense run's 16 steps fails the chain's trials (a diverged trial is a
+  // result; a failed one is not), so the run ends with status 1 and a rerun tries them again.
+  testing::TempDir dir;
+  json doc = small_chain();
+  doc["lottery"] = {{"rounds", 1}, {"rewind_step", 1000}};
+  std::string cfg = dir.write("lab.json", doc.dump());
+  for (int pass = 0; pass < 2; ++pass) {
+    Result r = empiric(dir, "run " + cfg + " --no-progress");
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_NE(r.out.find(", 0 already in"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("2 trials: 0 finished, 0 diverged, 2 failed"), std::string::npos) << r.out;
+    // After the progress lines, one line that says so.
+    EXPECT_NE(r.err.find("\nempiric: " + cfg + ": 2 trial(s) failed (first "), std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("lottery.rewind_step 1000 is beyond the dense run's 16 steps"),
+              std::string::npos)
+        << r.err;
+  }
+  for (const auto& t : Store(dir.file("r.db")).trials()) EXPECT_EQ(t.status, "failed");
 }
 
 TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
