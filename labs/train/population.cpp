@@ -989,6 +989,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
 
   const json& t0 = c0["train"];
   const int64_t n = d0.x_train.size(0);
+  note_batch_exceeds_data(c0, n, source);
   const int64_t batch = std::min<int64_t>(t0["batch_size"].get<int64_t>(), n);
   const int64_t spe = (n + batch - 1) / batch;
   const long long total =

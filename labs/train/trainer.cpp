@@ -262,6 +262,12 @@ std::string failure_text(const std::exception& e) {
   return what.substr(0, std::min<size_t>(what.find('\n'), 500));
 }
 
+void note_batch_exceeds_data(const json& cfg, int64_t examples, const std::string& source) {
+  if (const int64_t batch = cfg["train"]["batch_size"]; batch > examples)
+    note_once(source + ": /train/batch_size = " + std::to_string(batch) + ": there are only " +
+              std::to_string(examples) + " training examples; each step takes all of them");
+}
+
 void check_batch_norm_batches(const json& cfg, Net& model, int64_t examples,
                               const std::string& source) {
   // (BatchNorm2d normalizes over the pixels too: one image is many values per channel.)
@@ -868,10 +874,7 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
   model->to(device);
   init_lock.unlock();
   check_lr_mult(cfg["optim"], *model, source);
-  if (const int64_t batch = cfg["train"]["batch_size"]; batch > data.x_train.size(0))
-    note_once(source + ": /train/batch_size = " + std::to_string(batch) + ": there are only " +
-              std::to_string(data.x_train.size(0)) +
-              " training examples; each step takes all of them");
+  note_batch_exceeds_data(cfg, data.x_train.size(0), source);
   if (cfg.value("lab", "train") == "lr_range") {
     TrainOutcome out = run_lr_range(cfg, data, model, device, hooks);
     out.summary["data"] = data.info;

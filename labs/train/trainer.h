@@ -108,6 +108,9 @@ std::string cuda_graph_blocker(const json& cfg, const torch::Device& device);
 // A failed trial's error as stored and shown: its first line (torch's errors go on with a stack
 // trace), at most 500 characters.
 std::string failure_text(const std::exception& e);
+// Says once (note_once) that train.batch_size exceeds the `examples` training examples, so
+// each step takes all of them.
+void note_batch_exceeds_data(const json& cfg, int64_t examples, const std::string& source);
 // Batch norm over features cannot train on a batch of one example: refuses a model with
 // BatchNorm1d whose train.batch_size (or measure.interpolate_batch) leaves one, given `examples`
 // training examples, naming `source`, the key and the sizes.

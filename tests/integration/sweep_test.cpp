@@ -144,6 +144,21 @@ TEST(Sweep, APopulationStoresEveryMemberAsTheTrialItWouldBeAlone) {
   EXPECT_EQ(batched, 4);
 }
 
+TEST(Sweep, ABatchLargerThanTheDataIsNotedOnceAloneOrInAPopulation) {
+  for (const std::string population : {"1", "auto"}) {
+    testing::TempDir dir;
+    std::string cfg = dir.write("lab.json", kSweep);
+    Result r = empiric(
+        dir, "run " + cfg + " --no-progress train.batch_size=512 train.population=" + population);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const std::string note =
+        "/train/batch_size = 512: there are only 256 training examples; each step takes all";
+    const size_t at = r.err.find(note);
+    EXPECT_NE(at, std::string::npos) << population << "\n" << r.err;
+    EXPECT_EQ(r.err.find(note, at + 1), std::string::npos) << population << "\n" << r.err;
+  }
+}
+
 TEST(Bench, TheTrainingSuiteStoresSingleSequentialAndPopulationsRecords) {
   testing::TempDir dir;
   json doc = json::parse(kSweep);
