@@ -21,12 +21,21 @@ std::string default_home() {
   return EMPIRIC_SOURCE_DIR;
 }
 
+// One to six digits and nothing else.
+bool digits(const std::string& t) {
+  return !t.empty() && t.size() <= 6 && t.find_first_not_of("0123456789") == std::string::npos;
+}
+
+// A question number's check (CLI11 alone read "" as question 0).
+const CLI::Validator kQuestionNumber(
+    [](std::string& s) {
+      return digits(s) ? std::string() : "\"" + s + "\": expected a question number, e.g. 99";
+    },
+    "NUMBER");
+
 // "2/8" -> {2, 8}: two whole numbers and nothing else.
 std::pair<int, int> parse_shard(const std::string& s) {
   const auto slash = s.find('/');
-  auto digits = [](const std::string& t) {
-    return !t.empty() && t.size() <= 6 && t.find_first_not_of("0123456789") == std::string::npos;
-  };
   if (slash != std::string::npos && digits(s.substr(0, slash)) && digits(s.substr(slash + 1))) {
     const int i = std::stoi(s.substr(0, slash)), n = std::stoi(s.substr(slash + 1));
     if (n >= 1 && i < n) return {i, n};
@@ -80,7 +89,7 @@ int main(int argc, char** argv) {
   list->add_flag("--json", as_json, "JSON output");
 
   auto* show = app.add_subcommand("show", "a question, its claims, verdicts and benchmarks");
-  show->add_option("question", question, "question number")->required();
+  show->add_option("question", question, "question number")->required()->check(kQuestionNumber);
   show->add_flag("--json", as_json, "JSON output");
 
   cli::RunOptions run_opts;
@@ -138,7 +147,7 @@ int main(int argc, char** argv) {
   int answer_q = 0;
   auto* answer =
       app.add_subcommand("answer", "run the labs behind a question and print the verdicts");
-  answer->add_option("question", answer_q, "question number")->required();
+  answer->add_option("question", answer_q, "question number")->required()->check(kQuestionNumber);
   answer->add_option("--preset", run_opts.preset, "preset to merge (quick, full)");
   answer->add_option("--device", run_opts.device, "auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
@@ -149,13 +158,13 @@ int main(int argc, char** argv) {
   auto* report = app.add_subcommand(
       "report", "evaluate a question's claims on the store and write its report (reports/qNNN/; a quick "
       "preset's in results/reports/quick/qNNN/)");
-  report->add_option("question", answer_q, "question number")->required();
+  report->add_option("question", answer_q, "question number")->required()->check(kQuestionNumber);
   report->add_option("--preset", run_opts.preset, "the preset whose trials to use");
   report->add_option("overrides", run_opts.overrides, "the overrides the trials ran with");
 
   std::vector<std::string> merge_files;
   auto* results = app.add_subcommand("results", "query the results store");
-  results->add_option("--question", question, "only this question");
+  results->add_option("--question", question, "only this question")->check(kQuestionNumber);
   results->add_option("--format", format, "table, jsonl or csv");
   auto* merge = results->add_subcommand("merge", "merge other stores (e.g. from shards) into --db");
   merge->add_option("files", merge_files, "databases to merge")->required();

@@ -511,7 +511,8 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
   for (const std::string& args : std::vector<std::string>{
            "run " + cfg + " optim.lr=-1", "run " + dir.file("missing.json"), "show 103",
            "list --kind maybe", "run " + cfg + " --shard 3/2", "run " + cfg + " --jobs zero",
-           "results --format xml", "results --question 999", "run " + cfg + " --shard 0/1x"}) {
+           "results --format xml", "results --question 999", "run " + cfg + " --shard 0/1x",
+           "show ''", "answer 9x"}) {
     Result r = empiric(dir, args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << r.err;
@@ -532,6 +533,10 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
   EXPECT_NE(r.err.find("r.db: the database merged into (--db); expected another one"),
             std::string::npos)
       << r.err;
+  // An empty question number was read as question 0.
+  r = empiric(dir, "show ''");
+  EXPECT_EQ(r.err,
+            "empiric: question: \"\": expected a question number, e.g. 99 (see empiric --help)\n");
   // A subcommand's option before the subcommand is not taken for a command.
   r = empiric(dir, "--preset quick run " + cfg);
   EXPECT_EQ(r.code, 2);
