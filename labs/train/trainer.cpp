@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "core/errors.h"
+#include "device/device_info.h"
 #include "experiments/implicit.h"
 #include "graph/graph.h"
 #include "measures/measures.h"
@@ -232,10 +233,20 @@ double remaining_fraction(const std::vector<torch::Tensor>& masks) {
 
 torch::Device pick_device(const std::string& requested) {
   if (requested == "cpu") return torch::kCPU;
-  if (torch::cuda::is_available()) return torch::Device(torch::kCUDA, 0);
+  // Torch runs on a GPU in a build without empiric's CUDA kernels, but the fused optimizer and
+  // the other kernels do not: such a build trains on the CPU.
+  const bool gpu = torch::cuda::is_available();
+  if (gpu && built_with_cuda()) return torch::Device(torch::kCUDA, 0);
   if (requested == "cuda")
-    throw UserError(
-        "--device cuda: torch sees no CUDA GPU on this machine; allowed here: cpu, auto");
+    throw UserError(gpu ? "--device cuda: this build has no CUDA kernels (EMPIRIC_CUDA=OFF), "
+                          "which training on the GPU needs; allowed here: cpu, auto (or rebuild "
+                          "with EMPIRIC_CUDA=ON)"
+                        : "--device cuda: torch sees no CUDA GPU on this machine; allowed here: "
+                          "cpu, auto");
+  if (gpu)
+    note_once(
+        "a GPU is here, but this build has no CUDA kernels (EMPIRIC_CUDA=OFF): training on "
+        "the CPU");
   return torch::kCPU;
 }
 
