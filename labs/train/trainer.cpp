@@ -379,7 +379,10 @@ class Evaluator {
 // Why the training step cannot be captured as a CUDA graph ("" when it can).
 std::string graph_blocker(const json& cfg, const torch::Device& device, const Optimizer& opt) {
   if (std::string why = cuda_graph_blocker(cfg, device); !why.empty()) return why;
-  if (!opt.fused()) return "optim.impl=torch keeps its step's scalars on the host";
+  if (!opt.fused())
+    return cfg["optim"]["name"] == "rmsprop"
+               ? "rmsprop runs torch::optim, which keeps its step's scalars on the host"
+               : "optim.impl=torch keeps its step's scalars on the host";
   if (opt.sam_rho() > 0) return "SAM takes a second gradient";
   if (cfg["optim"].value("grad_noise", 0.0) > 0) return "gradient noise draws on the host";
   if (cfg["optim"].value("clip_norm", 0.0) > 0) return "clipping reads the norm on the host";
