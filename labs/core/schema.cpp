@@ -257,7 +257,7 @@ std::vector<Section> build() {
                   "on a GPU, capture the training step (forward, backward, fused optimizer step) "
                   "and each evaluation pass as CUDA graphs and replay them; \"auto\" falls back "
                   "to eager where capture is not possible (SAM, gradient noise, clipping, "
-                  "optim.impl=torch) and says why once"),
+                  "optim.impl=torch, rmsprop) and says why once"),
            boolean("tf32", false,
                    "on a GPU, let cuBLAS round float32 matmul inputs to TF32 (tensor cores; a "
                    "10-bit mantissa) while training: large matmuls several times faster, results "
