@@ -320,16 +320,22 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
   return set;
 }
 
-Verdict evaluate(const json& c, const std::vector<TrialRecord>& trials,
+Verdict evaluate(const json& c, const std::vector<TrialRecord>& given,
                  const std::vector<TrialRecord>& bound_trials) {
   const json& t = c["test"];
+  // The bootstrap draws indices into the trials' order: taken by hash, not as the store returns
+  // them (newest first, which a rerun or a merge changes), the same trials give the same interval.
+  std::vector<TrialRecord> trials = given;
+  std::stable_sort(trials.begin(), trials.end(),
+                   [](const TrialRecord& a, const TrialRecord& b) { return a.hash < b.hash; });
   ClaimTest test;
   test.kind = t["kind"];
   test.direction = t.value("direction", 1);
   test.min_effect = t.value("min_effect", 0.0);
   test.threshold = t.value("threshold", 0.0);
   test.best_is_max = t.value("best", std::string("max")) == "max";
-  test.bootstrap.resamples = t.value("resamples", 2000);
+  test.outcome = t["metric"] == "diverged" || t["metric"] == "failed";
+  test.bootstrap.resamples = t.value("resamples", BootstrapOptions().resamples);
   test.bootstrap.level = t.value("level", 0.95);
   test.bootstrap.seed = t.value("seed", 0);
   if (test.kind == "within") {

@@ -101,6 +101,15 @@ double expanded_level(double level, int n) {
   return std::erf(z / std::sqrt(2.0));  // 2 * Phi(z) - 1
 }
 
+namespace {
+
+// An index in [0, n): the generator's output modulo n. std::uniform_int_distribution draws
+// differently in each standard library, and mt19937_64's output is fixed by the standard, so the
+// same seed gives the same interval everywhere; the modulo's bias is below n / 2^64.
+size_t draw(std::mt19937_64& rng, size_t n) { return n == 0 ? 0 : size_t(rng() % uint64_t(n)); }
+
+}  // namespace
+
 Interval bootstrap(const std::vector<int>& group_sizes,
                    const std::function<double(const std::vector<std::vector<int>>&)>& statistic,
                    const BootstrapOptions& o) {
@@ -111,8 +120,7 @@ Interval bootstrap(const std::vector<int>& group_sizes,
   for (int r = 0; r < o.resamples; ++r) {
     for (size_t g = 0; g < group_sizes.size(); ++g) {
       sample[g].resize(size_t(group_sizes[g]));
-      std::uniform_int_distribution<int> pick(0, std::max(0, group_sizes[g] - 1));
-      for (auto& s : sample[g]) s = pick(rng);
+      for (auto& s : sample[g]) s = int(draw(rng, size_t(group_sizes[g])));
     }
     const double v = statistic(sample);
     if (std::isfinite(v)) stats.push_back(v);
@@ -196,8 +204,7 @@ double null_bootstrap_p(
   for (int r = 0; r < o.resamples; ++r) {
     for (size_t g = 0; g < centred.size(); ++g) {
       sample[g].resize(centred[g].size());
-      std::uniform_int_distribution<size_t> pick(0, centred[g].empty() ? 0 : centred[g].size() - 1);
-      for (auto& y : sample[g]) y = centred[g][pick(rng)];
+      for (auto& y : sample[g]) y = centred[g][draw(rng, centred[g].size())];
     }
     const double v = statistic(sample);
     if (!std::isfinite(v)) continue;

@@ -26,7 +26,9 @@ double ordered_tau(const std::vector<double>& x, const std::vector<double>& y);
 double mean(const std::vector<double>& v);
 
 struct BootstrapOptions {
-  int resamples = 2000;
+  // With 4 or 5 seeds the expanded level (below) is 0.9998 or 0.998: an end of the interval is
+  // about the 1st to 10th most extreme of 10,000 resamples (of 2,000, its first or second).
+  int resamples = 10000;
   double level = 0.95;
   uint64_t seed = 0;
 };

@@ -42,6 +42,7 @@ int seeds_to_decide(double effect, const Interval& ci, int direction, int per_gr
   // and it is that side which has to pass zero.
   const double towards_zero = direction >= 0 ? effect - ci.lo : ci.hi - effect;
   const double n = double(per_group) * std::pow(towards_zero / std::abs(effect), 2.0);
+  if (!(n <= 1e6)) return 0;  // a million seeds (or a NaN) decide nothing here: none would
   return std::max(per_group + 1, int(std::ceil(n)));
 }
 
@@ -214,10 +215,9 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   }
   v.ci = bootstrap(sizes, statistic, t.bootstrap);
   // A threshold on a 0/1 outcome (diverged, failed): the exact binomial interval, which does not
-  // shrink to a point when every trial came out alike.
-  const bool binary = t.kind == "threshold" &&
-                      std::all_of(obs.begin(), obs.end(),
-                                  [](const Observation& o) { return o.y == 0.0 || o.y == 1.0; });
+  // shrink to a point when every trial came out alike. (Not for a metric that merely came out
+  // 0 or 1 everywhere, a training accuracy of 1.0 say: its bootstrap interval is the answer.)
+  const bool binary = t.kind == "threshold" && t.outcome;
   if (binary) {
     int k = 0;
     for (const auto& o : obs) k += o.y == 1.0;
@@ -304,10 +304,15 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
                                                  smallest, t.bootstrap.level)
                               : seeds_to_decide(v.effect, v.ci, t.direction, smallest);
       v.reason = "the interval " + interval + " contains 0; " +
-                 (binary ? std::to_string(v.seeds_needed) +
-                               " trials would decide it if the share held (exact binomial)"
-                         : "at most about " + std::to_string(v.seeds_needed) +
-                               " seeds per group would decide it if the effect held");
+                 (v.seeds_needed == 0
+                      ? std::string(binary ? "no number of trials up to 20,000 would decide it "
+                                             "if the share held (exact binomial)"
+                                           : "not even a million seeds per group would decide "
+                                             "it if the effect held")
+                  : binary ? std::to_string(v.seeds_needed) +
+                                 " trials would decide it if the share held (exact binomial)"
+                           : "at most about " + std::to_string(v.seeds_needed) +
+                                 " seeds per group would decide it if the effect held");
     } else {
       v.reason = "the interval " + interval + " contains 0 and the effect points against the claim";
     }

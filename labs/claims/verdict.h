@@ -65,6 +65,8 @@ struct ClaimTest {
   double threshold = 0;        // threshold tests only
   double lo = 0, hi = 0;       // within tests: the range the best x should lie in
   bool best_is_max = true;     // within tests: the best x has the highest mean y (else lowest)
+  bool outcome = false;        // the metric is a 0/1 outcome (diverged, failed): a threshold on it
+                               // takes the exact binomial interval
   BootstrapOptions bootstrap;
 };
 
@@ -86,7 +88,8 @@ Verdict evaluate_claim(const ClaimTest& test, const std::vector<Observation>& ob
 // Seeds per group at which an interval like `ci` around `effect` (with the claimed sign
 // `direction`, per_group seeds now, the interval containing 0) would just exclude 0: the
 // interval's half on zero's side shrinks like 1/sqrt(n). At least per_group + 1 (these seeds did
-// not decide it); an upper estimate, since the small-group expansion (stats.h) shrinks too.
+// not decide it); an upper estimate, since the small-group expansion (stats.h) shrinks too. 0
+// (none would) beyond a million.
 int seeds_to_decide(double effect, const Interval& ci, int direction, int per_group);
 
 // For a threshold on a 0/1 outcome: the fewest trials (more than `trials`) at which the exact

@@ -170,6 +170,8 @@ TEST(Verdict, TheSeedsToDecideComeFromTheIntervalsSideTowardsZero) {
   EXPECT_EQ(seeds_to_decide(1.0, {-1.0, 3.0}, +1, 3), 12);   // 3 * (2 / 1)^2
   EXPECT_EQ(seeds_to_decide(-1.0, {-2.0, 0.5}, -1, 5), 12);  // 5 * 1.5^2 = 11.25
   EXPECT_EQ(seeds_to_decide(1.0, {0.0, 1.5}, +1, 5), 6);     // touching 0: one more, not the same 5
+  // 3e10 seeds overflowed an int (and read 4): a number that large means none would.
+  EXPECT_EQ(seeds_to_decide(1e-7, {-0.01, 0.02}, +1, 3), 0);
 }
 
 TEST(Verdict, EffectBelowTheMinimumIsNotSupported) {
@@ -447,6 +449,7 @@ TEST(Verdict, AThresholdOnRunsThatAllCameOutAlikeTakesTheExactBinomialInterval) 
   std::vector<Observation> diverged(17, Observation{0, 1.0, "", false});
   ClaimTest t = make("threshold", 1, 0);
   t.threshold = 0.9;
+  t.outcome = true;  // the metric is "diverged"
   Verdict v = evaluate_claim(t, diverged);
   EXPECT_EQ(v.verdict, "inconclusive") << v.reason;  // the bootstrap's [1, 1] said supported
   EXPECT_NEAR(v.ci.lo, all.lo - 0.9, 1e-9);
@@ -454,6 +457,46 @@ TEST(Verdict, AThresholdOnRunsThatAllCameOutAlikeTakesTheExactBinomialInterval) 
   EXPECT_EQ(trials_to_decide(0.5, 0.5, 1, 10, 0.95), 0);  // a share on the line never decides
   t.threshold = 0.5;  // but it does show more than half
   EXPECT_EQ(evaluate_claim(t, diverged).verdict, "supported");
+}
+
+TEST(Claim, TheIntervalDoesNotDependOnTheOrderTheStoreReturnsTrialsIn) {
+  // Five seeds an arm (a review's numbers): drawn in the store's order (newest first, which a
+  // rerun or a merge changes), one order said inconclusive and the reverse supported.
+  const std::vector<double> a = {0.8096, 0.7941, 0.7916, 0.7828, 0.7918},
+                            b = {0.8550, 0.7934, 0.7981, 0.8438, 0.8486};
+  std::vector<TrialRecord> trials;
+  for (int s = 0; s < 5; ++s)
+    for (const char* arm : {"a", "b"}) {
+      trials.push_back(record("finished", {{"arm", arm}, {"seed", s}},
+                              {{"test_acc", arm[0] == 'a' ? a[size_t(s)] : b[size_t(s)]}}));
+      trials.back().hash = std::string(arm) + std::to_string(s);
+    }
+  json claim = {
+      {"test",
+       {{"kind", "compare"}, {"x", "arm"}, {"a", "a"}, {"b", "b"}, {"metric", "test_acc"}}}};
+  const Verdict forward = evaluate(claim, trials, {});
+  std::reverse(trials.begin(), trials.end());
+  const Verdict backward = evaluate(claim, trials, {});
+  EXPECT_EQ(forward.verdict, backward.verdict);
+  EXPECT_EQ(forward.ci.lo, backward.ci.lo);
+  EXPECT_EQ(forward.ci.hi, backward.ci.hi);
+}
+
+TEST(Claim, AMetricThatCameOutOneEverywhereIsNoOutcomeCount) {
+  // Three runs that all memorized (train_acc 1.0) against a threshold of 0.98: the binomial
+  // interval taken for any all-0/1 metric said inconclusive ("183 trials would decide it"),
+  // while 0.999, 1, 1 said supported.
+  std::vector<TrialRecord> trials;
+  for (int s = 0; s < 3; ++s)
+    trials.push_back(record("finished", {{"seed", s}}, {{"train_acc", 1.0}}));
+  json claim = {{"test", {{"kind", "threshold"}, {"metric", "train_acc"}, {"threshold", 0.98}}}};
+  Verdict v = evaluate(claim, trials, {});
+  EXPECT_EQ(v.verdict, "supported") << v.reason;
+  EXPECT_NEAR(v.ci.lo, 0.02, 1e-12);
+  // "diverged" is an outcome count: three of three do not show more than 98 % diverge.
+  for (auto& t : trials) t.status = "diverged";
+  claim["test"]["metric"] = "diverged";
+  EXPECT_EQ(evaluate(claim, trials, {}).verdict, "inconclusive");
 }
 
 TEST(Claim, BestOverPassesOverAValueWhoseRunsMostlyDiverged) {
