@@ -267,11 +267,29 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
     claims::check_claim(q->claims[i],
                         fmt::format("{}: question {} claim {}", bank_file, number, i));
 
-  fmt::print("Q{}: {}\n\n", q->number, q->text);
   std::vector<std::string> configs;
   for (const auto& c : q->claims)
     for (const auto& cfg : claims::claim_configs(c))
       if (std::find(configs.begin(), configs.end(), cfg) == configs.end()) configs.push_back(cfg);
+  // A report of no trials would be every claim inconclusive for want of runs.
+  if (!run) {
+    bool any = false;
+    if (std::filesystem::exists(ctx.db)) {
+      Store store(ctx.db);
+      for (size_t i = 0; i < configs.size() && !any; ++i)
+        for (const auto& t : expand_trials(
+                 resolve_config(ctx.home + "/" + configs[i], opts.preset, opts.overrides)))
+          if ((any = store.trial(t.hash).has_value())) break;
+    }
+    if (!any)
+      throw UserError(fmt::format(
+          "{}: no trial of question {}'s configs{} is there; allowed: a store holding them (run "
+          "them with `empiric answer {}{}`, or name another with --db)",
+          ctx.db, number, opts.preset.empty() ? "" : " (preset " + opts.preset + ")", number,
+          opts.preset.empty() ? "" : " --preset " + opts.preset));
+  }
+
+  fmt::print("Q{}: {}\n\n", q->number, q->text);
   int status = 0;  // 1 when a run left failed trials: the verdicts below lack them
   if (run) {
     for (const auto& cfg : configs) {

@@ -587,6 +587,13 @@ TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
   Result again = run("answer 1");  // resumes: nothing to run
   EXPECT_NE(again.out.find("9 already in"), std::string::npos) << again.out;
   EXPECT_EQ(run("answer 2").code, 2);
+  EXPECT_EQ(run("report 1").code, 0);  // from the store, without running
+  // A preset none of whose trials ran: no report of every claim inconclusive, one line instead.
+  Result none = run("report 1 optim.momentum=0.5");
+  EXPECT_EQ(none.code, 2);
+  EXPECT_NE(none.err.find("r.db: no trial of question 1's configs is there"), std::string::npos)
+      << none.err;
+  EXPECT_EQ(none.out, "");
 }
 
 TEST(Cli, BenchStoresRecordsWithTheQuestionsTheyServe) {
