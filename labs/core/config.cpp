@@ -410,6 +410,50 @@ void apply_override(json& config, const std::string& assignment) {
   config[json::json_pointer(ptr)] = value;
 }
 
+namespace {
+
+// Measures whose meaning a model or a mask would quietly change, refused with the reason.
+void check_measures_fit_the_model(const json& config, const std::string& source) {
+  const json& m = config["measure"];
+  const json& model = config["model"];
+  const bool batch_norm = model.value("batch_norm", false);
+  // Dinh et al.'s rescaling keeps the function only through a positively homogeneous activation
+  // (ReLU's family) with nothing between the two layers that would not cancel alpha.
+  if (m.value("dinh_alpha", 0.0) > 0) {
+    const std::string act = model.value("activation", std::string("relu"));
+    if (batch_norm || (act != "relu" && act != "leaky_relu" && act != "prelu"))
+      fail(source, "/measure/dinh_alpha", m["dinh_alpha"],
+           batch_norm ? "the rescaled network is another function with model.batch_norm (its "
+                        "statistics do not cancel alpha); allowed: 0, or a model without it"
+                      : "the rescaled network is another function with activation " + act +
+                            "; allowed: 0, or activation relu, leaky_relu or prelu");
+  }
+  // Evaluated in eval mode, batch norm uses its running statistics: at initialization those
+  // normalize nothing, and along the line they stay this network's, not the partner's.
+  if (batch_norm && m.value("hessian_init", false))
+    fail(source, "/measure/hessian_init", m["hessian_init"],
+         "with model.batch_norm the Hessian at initialization would be taken without the "
+         "normalization training uses; allowed: false");
+  if (batch_norm && m.value("interpolate_batch", 0) > 0)
+    fail(source, "/measure/interpolate_batch", m["interpolate_batch"],
+         "with model.batch_norm the points along the line keep this network's running "
+         "statistics, so its far end is not the partner; allowed: 0");
+  // A mask keeps pruned weights at zero while training; these measures would count them as free.
+  const bool masked = !config["train"].value("mask_file", std::string()).empty() ||
+                      config.value("lab", std::string("train")) == "lottery";
+  if (!masked) return;
+  const std::string why =
+      "with pruning masks (train.mask_file, or the lottery lab) this measure "
+      "would take the pruned weights' coordinates too; allowed: ";
+  for (const char* key :
+       {"hessian_top", "hessian_trace", "eps_sharpness", "hessian_init", "noise_scale"})
+    if (m.value(key, false)) fail(source, std::string("/measure/") + key, m[key], why + "false");
+  if (m.value("surface_grid", 0) > 0)
+    fail(source, "/measure/surface_grid", m["surface_grid"], why + "0");
+}
+
+}  // namespace
+
 void validate_and_fill(json& config, const std::string& source) {
   if (!config.is_object())
     fail(source, "", config, "expected a JSON object with the config's sections");
@@ -468,6 +512,7 @@ void validate_and_fill(json& config, const std::string& source) {
     fail(source, "/optim/nesterov", config["optim"]["nesterov"],
          "nesterov needs optim.momentum > 0 (here " +
              config["optim"].value("momentum", json(0)).dump() + ")");
+  check_measures_fit_the_model(config, source);
 }
 
 ResolvedConfig resolve_config_json(json doc, const std::string& source, const std::string& preset,

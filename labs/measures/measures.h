@@ -58,7 +58,8 @@ NoiseScale gradient_noise_scale(Net& model, const torch::Tensor& x, const torch:
 // The estimates from the mean squared gradient norms at two batch sizes (McCandlish et al. 2018),
 // for batches drawn without replacement from `examples` (0: i.i.d. draws): then
 // E|G_B|^2 = |G|^2 + a_B tr(Sigma) with a_B = (n - B) / (B (n - 1)), not 1 / B, and the i.i.d.
-// formulas bias |G|^2 by -tr(Sigma) / (n - 1), inflating B_simple by 1 / (1 - B_simple / (n - 1)).
+// formulas bias |G|^2 by -tr(Sigma) / (n - 1) and tr(Sigma) by a factor n / (n - 1), inflating
+// B_simple by (n / (n - 1)) / (1 - B_simple / (n - 1)).
 NoiseScale noise_scale_from(double small_sq, double big_sq, int64_t small_batch, int64_t big_batch,
                             int64_t examples = 0);
 // The measures b_simple, gradient_sq and trace_sigma, into out (b_simple null where |G|^2 or
