@@ -33,8 +33,10 @@ std::string git_commit(const std::string& home) {
   std::string dir = quoted(home);
   std::string commit = run_capture("git -C " + dir + " rev-parse HEAD 2>/dev/null");
   if (commit.empty()) return "unknown";
-  std::string dirty =
-      run_capture("git -C " + dir + " status --porcelain --untracked-files=no 2>/dev/null");
+  // Changes under reports/ are outputs (an answer writes its report there), not code.
+  std::string dirty = run_capture("git -C " + dir +
+                                  " status --porcelain --untracked-files=no -- . "
+                                  "':(exclude)reports' 2>/dev/null");
   return dirty.empty() ? commit : commit + "-dirty";
 }
 

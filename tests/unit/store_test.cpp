@@ -8,6 +8,7 @@
 
 #include <set>
 
+#include "core/environment.h"
 #include "core/errors.h"
 #include "support/temp_dir.h"
 
@@ -207,6 +208,26 @@ TEST(Store, BenchRecordsAreFoundByQuestion) {
   EXPECT_EQ(store.bench_records(97).size(), 1u);
   EXPECT_EQ(store.bench_records(99).size(), 0u);
   EXPECT_EQ(store.bench_records(0)[0].counters["params"], 1e7);
+}
+
+TEST(Environment, TheCommitIsDirtyForChangedCodeNotForAChangedReport) {
+  // An answer writes its report under reports/: the next run's commit was recorded "-dirty".
+  if (std::system("git --version > /dev/null 2>&1") != 0) GTEST_SKIP() << "no git";
+  testing::TempDir repo;
+  std::filesystem::create_directories(repo.file("reports"));
+  repo.write("lab.cpp", "int x;\n");
+  repo.write("reports/README.md", "old\n");
+  const std::string git = "git -C " + repo.path() + " ";
+  ASSERT_EQ(std::system((git + "init -q && " + git + "add -A && " + git +
+                         "-c user.name=t -c user.email=t@t commit -qm c")
+                            .c_str()),
+            0);
+  const std::string clean = git_commit(repo.path());
+  ASSERT_EQ(clean.size(), 40u) << clean;
+  repo.write("reports/README.md", "new\n");
+  EXPECT_EQ(git_commit(repo.path()), clean);
+  repo.write("lab.cpp", "int y;\n");
+  EXPECT_EQ(git_commit(repo.path()), clean + "-dirty");
 }
 
 }  // namespace
