@@ -303,16 +303,17 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
       v.seeds_needed = binary ? trials_to_decide(v.effect + t.threshold, t.threshold, t.direction,
                                                  smallest, t.bootstrap.level)
                               : seeds_to_decide(v.effect, v.ci, t.direction, smallest);
-      v.reason = "the interval " + interval + " contains 0; " +
-                 (v.seeds_needed == 0
-                      ? std::string(binary ? "no number of trials up to 20,000 would decide it "
-                                             "if the share held (exact binomial)"
-                                           : "not even a million seeds per group would decide "
-                                             "it if the effect held")
-                  : binary ? std::to_string(v.seeds_needed) +
-                                 " trials would decide it if the share held (exact binomial)"
-                           : "at most about " + std::to_string(v.seeds_needed) +
-                                 " seeds per group would decide it if the effect held");
+      std::string more;
+      if (binary)
+        more = (v.seeds_needed == 0 ? std::string("no number of trials up to 20,000")
+                                    : std::to_string(v.seeds_needed) + " trials") +
+               " would decide it if the share held (exact binomial)";
+      else
+        more =
+            (v.seeds_needed == 0 ? std::string("not even a million seeds")
+                                 : "at most about " + std::to_string(v.seeds_needed) + " seeds") +
+            " per group would decide it if the effect held";
+      v.reason = "the interval " + interval + " contains 0; " + more;
     } else {
       v.reason = "the interval " + interval + " contains 0 and the effect points against the claim";
     }
