@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <iostream>
 #include <regex>
+#include <set>
 
 #include "claims/claim.h"
 #include "core/bank.h"
@@ -87,7 +88,29 @@ int show_question(const Context& ctx, int number, bool as_json) {
   std::vector<BenchRecord> bench;
   if (std::filesystem::exists(ctx.db)) {
     Store store(ctx.db);
+    // The question's own trials, and those of the configs its claims read (without a preset
+    // and under each of theirs), which may belong to another question: Q46's claims read Q44's
+    // sweep. By hash, since a trial records its config's path as it was given.
     trials = store.trials(number);
+    std::set<std::string> seen;
+    for (const auto& t : trials) seen.insert(t.hash);
+    std::set<std::string> configs;
+    for (size_t i = 0; i < q->claims.size(); ++i) {
+      claims::check_claim(q->claims[i],
+                          fmt::format("{}: question {} claim {}", bank_path(ctx), number, i));
+      for (const auto& cfg : claims::claim_configs(q->claims[i]))
+        configs.insert(ctx.home + "/" + cfg);
+    }
+    for (const auto& path : configs) {
+      std::vector<std::string> presets = {""};
+      const json doc = load_json_file(path);
+      if (doc.contains("presets") && doc["presets"].is_object())
+        for (const auto& [name, _] : doc["presets"].items()) presets.push_back(name);
+      for (const auto& preset : presets)
+        for (const auto& t : expand_trials(resolve_config(path, preset, {})))
+          if (seen.insert(t.hash).second)
+            if (auto rec = store.trial(t.hash)) trials.push_back(std::move(*rec));
+    }
     bench = store.bench_records(number);
   }
   if (as_json) {
@@ -140,8 +163,12 @@ int show_question(const Context& ctx, int number, bool as_json) {
   fmt::print("\nTrials in {}: {}", ctx.db, trials.size());
   if (!trials.empty()) {
     int diverged = 0;
-    for (const auto& t : trials) diverged += t.status == "diverged";
-    fmt::print(" ({} diverged; latest {})", diverged, trials.front().finished_at);
+    std::string latest;
+    for (const auto& t : trials) {
+      diverged += t.status == "diverged";
+      latest = std::max(latest, t.finished_at);  // ISO 8601 times order as text
+    }
+    fmt::print(" ({} diverged; latest {})", diverged, latest);
   }
   fmt::print("\n");
   if (!bench.empty()) {

@@ -566,7 +566,11 @@ TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
     "questions": [{"number": 1, "section": 1, "text": "Does a larger learning rate train faster here?", "tags": ["lr"],
       "kind": "empirical", "claims": [{"id": "q1.lr", "statement": "final training loss falls as the LR rises",
       "config": "configs/tiny.json",
-      "test": {"kind": "trend", "x": "optim.lr", "metric": "train_loss", "direction": -1, "min_effect": 0.3}}]}]})");
+      "test": {"kind": "trend", "x": "optim.lr", "metric": "train_loss", "direction": -1, "min_effect": 0.3}}]},
+      {"number": 2, "section": 1, "text": "Does a larger learning rate fit the training set better here?", "tags": ["lr"],
+      "kind": "empirical", "claims": [{"id": "q2.lr", "statement": "final training accuracy rises with the LR",
+      "config": "configs/tiny.json",
+      "test": {"kind": "trend", "x": "optim.lr", "metric": "train_acc", "direction": 1}}]}]})");
   auto run = [&](const std::string& args) {
     std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + home.path() + " --db " +
                       home.file("r.db") + " " + args + " > " + home.file("out.txt") + " 2> " +
@@ -586,7 +590,10 @@ TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
   EXPECT_NE(show.out.find("latest verdict: supported"), std::string::npos) << show.out;
   Result again = run("answer 1");  // resumes: nothing to run
   EXPECT_NE(again.out.find("9 already in"), std::string::npos) << again.out;
-  EXPECT_EQ(run("answer 2").code, 2);
+  // Q2's claim reads Q1's config: its trials are Q2's evidence too.
+  Result shared = run("show 2");
+  EXPECT_NE(shared.out.find("r.db: 9 (0 diverged"), std::string::npos) << shared.out;
+  EXPECT_EQ(run("answer 3").code, 2);
   EXPECT_EQ(run("report 1").code, 0);  // from the store, without running
   // A preset none of whose trials ran: no report of every claim inconclusive, one line instead.
   Result none = run("report 1 optim.momentum=0.5");
