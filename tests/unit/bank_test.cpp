@@ -6,6 +6,8 @@
 #include <set>
 #include <sstream>
 
+#include "claims/claim.h"
+#include "core/config.h"
 #include "core/errors.h"
 #include "support/temp_dir.h"
 
@@ -68,6 +70,78 @@ TEST(Bank, MalformedBankNamesThePointer) {
               std::string::npos)
         << e.what();
   }
+}
+
+// A config key of a claim's test (x, factor, a where or group condition) that no trial of its
+// config has, or a value no trial takes, would leave the claim quietly inconclusive for want
+// of trials. Checked for every shipped claim, on the full preset's trials (keys set by a lab
+// while it runs, such as lottery.round above 0, and metric conditions are not config values).
+TEST(Bank, EveryShippedClaimNamesKeysAndValuesItsConfigsTrialsHave) {
+  Bank bank = load_bank(kBank);
+  int claims_checked = 0;
+  for (const auto& q : bank.questions) {
+    for (const auto& c : q.claims) {
+      const std::string id = c.value("id", std::string("?"));
+      ASSERT_NO_THROW(claims::check_claim(c, "Q" + std::to_string(q.number))) << id;
+      for (const auto& cfg : claims::claim_configs(c))
+        for (const char* preset : {"quick", "full"})
+          EXPECT_FALSE(
+              expand_trials(resolve_config(std::string(EMPIRIC_SOURCE_DIR) + "/" + cfg, preset, {}))
+                  .empty())
+              << id << " " << cfg << " " << preset;
+      const auto trials = expand_trials(resolve_config(
+          std::string(EMPIRIC_SOURCE_DIR) + "/" + c["config"].get<std::string>(), "full", {}));
+      auto value_of = [](const json& config, const std::string& dotted) {
+        const json* node = &config;
+        for (size_t start = 0;;) {
+          const size_t dot = dotted.find('.', start);
+          const std::string key =
+              dotted.substr(start, dot == std::string::npos ? dotted.npos : dot - start);
+          if (!node->is_object() || !node->contains(key)) return json();
+          node = &(*node)[key];
+          if (dot == std::string::npos) break;
+          start = dot + 1;
+        }
+        if (node->is_array() && node->size() == 1 && (*node)[0].is_number()) return (*node)[0];
+        return *node;
+      };
+      auto taken = [&](const std::string& key, const json& want) {
+        for (const auto& t : trials) {
+          const json v = value_of(t.config, key);
+          if (v == want ||
+              (v.is_number() && want.is_number() && v.get<double>() == want.get<double>()))
+            return true;
+        }
+        return false;
+      };
+      auto check_key = [&](const std::string& key, const json* want) {
+        if (key.find('.') == std::string::npos) return;  // a metric
+        bool present = false;
+        for (const auto& t : trials) present = present || !value_of(t.config, key).is_null();
+        EXPECT_TRUE(present) << id << ": no trial of " << c["config"] << " has " << key;
+        if (want && !want->is_object() && present && key != "lottery.round") {
+          EXPECT_TRUE(taken(key, *want)) << id << ": no trial has " << key << " = " << want->dump();
+        }
+      };
+      const json& t = c["test"];
+      for (const char* k : {"x", "factor", "best_over"})
+        if (t.contains(k)) check_key(t[k], nullptr);
+      if (t.contains("where"))
+        for (const auto& [key, want] : t["where"].items()) check_key(key, &want);
+      const std::string group_key =
+          t.value("kind", "") == "interaction" ? t.value("factor", "") : t.value("x", "");
+      for (const char* side : {"a", "b"}) {
+        if (!t.contains(side)) continue;
+        if (t[side].is_object()) {
+          for (const auto& [key, want] : t[side].items()) check_key(key, &want);
+        } else if (!(t[side] == "min" || t[side] == "max")) {
+          check_key(group_key, &t[side]);
+        }
+      }
+      ++claims_checked;
+    }
+  }
+  EXPECT_GE(claims_checked, 60);
 }
 
 }  // namespace
