@@ -438,6 +438,15 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
     fail(source, "/measure/interpolate_batch", m["interpolate_batch"],
          "with model.batch_norm the points along the line keep this network's running "
          "statistics, so its far end is not the partner; allowed: 0");
+  // Calibration is of predicted class probabilities: a regression task has none.
+  if (m.value("calibration", false)) {
+    const std::string data = config["data"].value("name", std::string());
+    if (data == "teacher" || data == "linear")
+      fail(source, "/measure/calibration", m["calibration"],
+           "data." + data +
+               " is a regression task, with no class probabilities to calibrate; "
+               "allowed: false, or a classification dataset");
+  }
   // A mask keeps pruned weights at zero while training; these measures would count them as free.
   const bool masked = !config["train"].value("mask_file", std::string()).empty() ||
                       config.value("lab", std::string("train")) == "lottery";

@@ -321,6 +321,13 @@ std::vector<Section> build() {
                    "also the top Hessian eigenvalue at initialization, stored in the summary with "
                    "lr_x_hessian_init = base LR x that eigenvalue (GD on a quadratic is stable "
                    "below 2); kept for diverged trials too"),
+           boolean("calibration", false,
+                   "Guo et al. 2017 on the whole test set: the expected calibration error "
+                   "test_ece (the examples' share-weighted gap between accuracy and mean "
+                   "confidence, the largest softmax probability, over equal-width confidence "
+                   "bins), test_confidence and test_overconfidence (mean confidence minus "
+                   "accuracy); classification only"),
+           integer("calibration_bins", 15, 2, 1000, "confidence bins of the calibration error"),
        }});
   s.push_back(
       {"lottery",

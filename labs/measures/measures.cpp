@@ -352,6 +352,24 @@ void put_noise_scale(const NoiseScale& ns, json& out) {
   out["trace_sigma"] = finite(ns.trace_sigma);
 }
 
+Calibration calibration_error(const torch::Tensor& logits, const torch::Tensor& labels, int bins) {
+  torch::NoGradGuard guard;
+  const auto probs = torch::softmax(logits.to(torch::kFloat64), 1);
+  const auto [conf, pred] = probs.max(1);
+  const auto correct = pred.eq(labels).to(torch::kFloat64);
+  // Bin i holds (i / bins, (i + 1) / bins]: ceil(conf * bins) - 1, the top bin closed at 1.
+  const auto bin = (conf * bins).ceil().sub(1).clamp(0, bins - 1).to(torch::kInt64);
+  const auto zeros = torch::zeros({bins}, conf.options());
+  const auto conf_sum = zeros.index_add(0, bin, conf),
+             correct_sum = zeros.index_add(0, bin, correct);
+  const double n = double(conf.size(0));
+  Calibration out;
+  out.ece = (correct_sum - conf_sum).abs().sum().item<double>() / n;
+  out.confidence = conf.mean().item<double>();
+  out.accuracy = correct.mean().item<double>();
+  return out;
+}
+
 json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t seed) {
   json out = json::object();
   auto finite = [](double v) { return std::isfinite(v) ? json(v) : json(); };
@@ -424,6 +442,20 @@ json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t s
     json values = json::array();
     for (double v : grid) values.push_back(finite(v));
     out["surface"] = {{"n", g}, {"span", span}, {"loss", values}};
+  }
+
+  if (m.value("calibration", false) && !data.regression) {
+    std::vector<torch::Tensor> logits;
+    {
+      torch::NoGradGuard guard;
+      for (int64_t i = 0; i < data.x_test.size(0); i += 2000)
+        logits.push_back(model->forward(data.x_test.slice(0, i, i + 2000)));
+    }
+    const auto cal = calibration_error(torch::cat(logits).cpu(), data.y_test.cpu(),
+                                       m.value("calibration_bins", 15));
+    out["test_ece"] = finite(cal.ece);
+    out["test_confidence"] = finite(cal.confidence);
+    out["test_overconfidence"] = finite(cal.confidence - cal.accuracy);
   }
 
   if (m.value("noise_scale", false)) {

@@ -121,6 +121,17 @@ json interpolation_curve(Net& model, Net& partner, const Dataset& data, int64_t 
 // The measures a validated "measure" section asks for, as name -> value (JSON null when a
 // measure could not be computed: a non-finite model, or B_simple when the |G|^2 estimate is not
 // positive, which happens near a minimum unless noise_repeats is large).
+// Guo et al. 2017's expected calibration error of class scores (logits) against labels: the
+// examples fall into `bins` equal-width bins of confidence (the largest softmax probability;
+// bin i holds (i / bins, (i + 1) / bins]), and ECE = sum over bins of (n_bin / n) |accuracy in
+// the bin - mean confidence in the bin|.
+struct Calibration {
+  double ece = 0;
+  double confidence = 0;  // mean confidence
+  double accuracy = 0;
+};
+Calibration calibration_error(const torch::Tensor& logits, const torch::Tensor& labels, int bins);
+
 json compute_measures(const json& measure, Net& model, const Dataset& data, uint64_t seed);
 
 }  // namespace empiric

@@ -197,6 +197,11 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        {},
        "",
        "lab.json: /measure/hessian_init = true: with model.batch_norm"},
+      {with(
+           R"({"data": {"name": "teacher"}, "model": {"name": "mlp"}, "measure": {"calibration": true}})"),
+       {},
+       "",
+       "lab.json: /measure/calibration = true: data.teacher is a regression task"},
       {with(R"({"train": {"mask_file": "round_3.pt"}, "measure": {"hessian_top": true}})"),
        {},
        "",

@@ -17,6 +17,30 @@ Net linear_model(int64_t in) {
       {in}, 1);
 }
 
+TEST(Measures, CalibrationErrorSumsEachBinsGapWeightedByItsShare) {
+  // Two classes, confidences 0.85 (right), 0.85 (wrong), 0.65 (right), 0.55 (right), 10 bins:
+  // bin (0.8, 0.9] holds two at accuracy 1/2 against confidence 0.85, bins (0.6, 0.7] and
+  // (0.5, 0.6] one each at accuracy 1.
+  auto logits_of = [](std::vector<double> p) {
+    auto probs = torch::tensor(p, torch::kFloat64);
+    return torch::stack({probs, 1 - probs}, 1).log();  // softmax gives back p, 1 - p
+  };
+  auto logits = logits_of({0.85, 0.85, 0.65, 0.55});
+  auto labels = torch::tensor({0, 1, 0, 0}, torch::kInt64);
+  Calibration c = calibration_error(logits, labels, 10);
+  EXPECT_NEAR(c.ece, (std::abs(1 - 1.7) + std::abs(1 - 0.65) + std::abs(1 - 0.55)) / 4, 1e-12);
+  EXPECT_NEAR(c.confidence, 0.725, 1e-12);
+  EXPECT_NEAR(c.accuracy, 0.75, 1e-12);
+  // Within one bin the gaps cancel: four at confidence 0.75, three right, are calibrated ...
+  EXPECT_NEAR(calibration_error(logits_of({0.75, 0.75, 0.75, 0.75}),
+                                torch::tensor({0, 0, 0, 1}, torch::kInt64), 10)
+                  .ece,
+              0.0, 1e-12);
+  // ... and with one bin ECE is |accuracy - mean confidence|.
+  c = calibration_error(logits, labels, 1);
+  EXPECT_NEAR(c.ece, std::abs(c.accuracy - c.confidence), 1e-12);
+}
+
 TEST(Measures, HessianTopEigenvalueOfLinearRegressionWithinOnePercent) {
   torch::manual_seed(5);
   const int64_t n = 256, d = 6;

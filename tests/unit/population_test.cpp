@@ -206,6 +206,34 @@ TEST(Population, MembersSharingOneDataSetEqualTheirSoloRuns) {
   expect_members_equal_solo(testing::on_tiny_mnist(cfg, dir, {0, 1, 2}));
 }
 
+TEST(Population, CalibrationJoinsTheStackedMeasuresWithEachMembersOwn) {
+  // The top Hessian eigenvalue alone is taken for all members at once; with calibration each
+  // member takes both, as a trial alone does.
+  const std::string m = R"({"measure": {"hessian_top": true, "hessian_samples": 100,
+      "calibration": true, "calibration_bins": 10}, "seed": %d})";
+  std::vector<json> cfgs;
+  for (int seed : {0, 1}) {
+    char buf[256];
+    std::snprintf(buf, sizeof buf, m.c_str(), seed);
+    cfgs.push_back(trial(buf));
+  }
+  ASSERT_EQ(group_population(cfgs, 16), (std::vector<std::vector<size_t>>{{0, 1}}));
+  auto outs = run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(2), "test.json");
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    auto solo = run_trial(cfgs[i], torch::kCPU, {}, "test.json");
+    for (const char* key : {"test_ece", "test_confidence", "test_overconfidence", "hessian_top"}) {
+      ASSERT_TRUE(outs[i].measures.contains(key) && outs[i].measures[key].is_number())
+          << i << " " << key << " " << outs[i].measures.dump();
+      EXPECT_NEAR(outs[i].measures[key].get<double>(), solo.measures[key].get<double>(),
+                  2e-3 * std::max(1.0, std::abs(solo.measures[key].get<double>())))
+          << i << " " << key;
+    }
+    const double ece = outs[i].measures["test_ece"];
+    EXPECT_GE(ece, std::abs(outs[i].measures["test_overconfidence"].get<double>()) - 1e-12);
+    EXPECT_LE(ece, 1.0);
+  }
+}
+
 TEST(Population, MembersTakeTheMeasuresTheirSoloRunsTake) {
   // Every measure of the final weights, and the Hessian at initialization, from each member's own
   // net after (before) the population trains: the values a trial alone stores.
