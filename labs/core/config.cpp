@@ -438,14 +438,14 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
     fail(source, "/measure/interpolate_batch", m["interpolate_batch"],
          "with model.batch_norm the points along the line keep this network's running "
          "statistics, so its far end is not the partner; allowed: 0");
-  // Calibration is of predicted class probabilities: a regression task has none.
-  if (m.value("calibration", false)) {
+  // Calibration and per-class results are of predicted classes: a regression task has none.
+  for (const char* key : {"calibration", "per_class"}) {
     const std::string data = config["data"].value("name", std::string());
-    if (data == "teacher" || data == "linear")
-      fail(source, "/measure/calibration", m["calibration"],
+    if (m.value(key, false) && (data == "teacher" || data == "linear"))
+      fail(source, std::string("/measure/") + key, m[key],
            "data." + data +
-               " is a regression task, with no class probabilities to calibrate; "
-               "allowed: false, or a classification dataset");
+               " is a regression task, with no classes to predict; allowed: false, "
+               "or a classification dataset");
   }
   // A mask keeps pruned weights at zero while training; these measures would count them as free.
   const bool masked = !config["train"].value("mask_file", std::string()).empty() ||

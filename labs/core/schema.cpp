@@ -328,6 +328,11 @@ std::vector<Section> build() {
                    "bins), test_confidence and test_overconfidence (mean confidence minus "
                    "accuracy); classification only"),
            integer("calibration_bins", 15, 2, 1000, "confidence bins of the calibration error"),
+           boolean("per_class", false,
+                   "per-class results on the whole test set: test_balanced_acc (the mean of the "
+                   "classes' recalls), test_min_recall (the worst class's) and "
+                   "test_max_pred_share (the largest share of predictions given to one class: 1 "
+                   "when the model predicts a single class); classification only"),
        }});
   s.push_back(
       {"lottery",

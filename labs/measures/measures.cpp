@@ -370,6 +370,24 @@ Calibration calibration_error(const torch::Tensor& logits, const torch::Tensor& 
   return out;
 }
 
+PerClass per_class_results(const torch::Tensor& logits, const torch::Tensor& labels) {
+  torch::NoGradGuard guard;
+  const int64_t k = logits.size(1);
+  const auto pred = logits.argmax(1);
+  const auto ones = torch::ones_like(labels, torch::kFloat64);
+  const auto zeros = torch::zeros({k}, ones.options());
+  const auto support = zeros.index_add(0, labels, ones);
+  const auto hits = zeros.index_add(0, labels, pred.eq(labels).to(torch::kFloat64));
+  const auto present = support.gt(0);
+  const auto recall = hits.masked_select(present) / support.masked_select(present);
+  PerClass out;
+  out.balanced_accuracy = recall.mean().item<double>();
+  out.min_recall = recall.min().item<double>();
+  out.max_prediction_share =
+      zeros.index_add(0, pred, ones).max().item<double>() / double(labels.size(0));
+  return out;
+}
+
 json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t seed) {
   json out = json::object();
   auto finite = [](double v) { return std::isfinite(v) ? json(v) : json(); };
@@ -444,18 +462,28 @@ json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t s
     out["surface"] = {{"n", g}, {"span", span}, {"loss", values}};
   }
 
-  if (m.value("calibration", false) && !data.regression) {
-    std::vector<torch::Tensor> logits;
+  const bool calibration = m.value("calibration", false), per_class = m.value("per_class", false);
+  if ((calibration || per_class) && !data.regression) {
+    std::vector<torch::Tensor> chunks;
     {
       torch::NoGradGuard guard;
       for (int64_t i = 0; i < data.x_test.size(0); i += 2000)
-        logits.push_back(model->forward(data.x_test.slice(0, i, i + 2000)));
+        chunks.push_back(model->forward(data.x_test.slice(0, i, i + 2000)));
     }
-    const auto cal = calibration_error(torch::cat(logits).cpu(), data.y_test.cpu(),
-                                       m.value("calibration_bins", 15));
-    out["test_ece"] = finite(cal.ece);
-    out["test_confidence"] = finite(cal.confidence);
-    out["test_overconfidence"] = finite(cal.confidence - cal.accuracy);
+    const auto logits = torch::cat(chunks).cpu();
+    const auto labels = data.y_test.cpu();
+    if (calibration) {
+      const auto cal = calibration_error(logits, labels, m.value("calibration_bins", 15));
+      out["test_ece"] = finite(cal.ece);
+      out["test_confidence"] = finite(cal.confidence);
+      out["test_overconfidence"] = finite(cal.confidence - cal.accuracy);
+    }
+    if (per_class) {
+      const auto pc = per_class_results(logits, labels);
+      out["test_balanced_acc"] = finite(pc.balanced_accuracy);
+      out["test_min_recall"] = finite(pc.min_recall);
+      out["test_max_pred_share"] = finite(pc.max_prediction_share);
+    }
   }
 
   if (m.value("noise_scale", false)) {

@@ -132,6 +132,15 @@ struct Calibration {
 };
 Calibration calibration_error(const torch::Tensor& logits, const torch::Tensor& labels, int bins);
 
+// Per-class results of class scores against labels, over the classes the labels hold: the mean
+// and the smallest of the classes' recalls, and the largest share of predictions one class gets.
+struct PerClass {
+  double balanced_accuracy = 0;
+  double min_recall = 0;
+  double max_prediction_share = 0;
+};
+PerClass per_class_results(const torch::Tensor& logits, const torch::Tensor& labels);
+
 json compute_measures(const json& measure, Net& model, const Dataset& data, uint64_t seed);
 
 }  // namespace empiric

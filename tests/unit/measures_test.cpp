@@ -41,6 +41,23 @@ TEST(Measures, CalibrationErrorSumsEachBinsGapWeightedByItsShare) {
   EXPECT_NEAR(c.ece, std::abs(c.accuracy - c.confidence), 1e-12);
 }
 
+TEST(Measures, PerClassResultsOverTheClassesTheLabelsHold) {
+  // Three classes, the third absent from the labels: class 0 has 3 examples (2 right), class 1
+  // has 1 (wrong, predicted 0); 3 of the 4 predictions go to class 0.
+  auto logits = torch::tensor({{2.0, 0.0, 1.0}, {2.0, 0.0, 0.0}, {0.0, 2.0, 1.0}, {3.0, 1.0, 0.0}},
+                              torch::kFloat32);
+  auto labels = torch::tensor({0, 0, 0, 1}, torch::kInt64);
+  PerClass pc = per_class_results(logits, labels);
+  EXPECT_NEAR(pc.balanced_accuracy, (2.0 / 3 + 0.0) / 2, 1e-12);
+  EXPECT_NEAR(pc.min_recall, 0.0, 1e-12);
+  EXPECT_NEAR(pc.max_prediction_share, 3.0 / 4, 1e-12);
+  // A model that predicts one class: its share is 1, every other class's recall 0.
+  pc = per_class_results(torch::tensor({{1.0, 0.0}, {1.0, 0.0}, {1.0, 0.0}}),
+                         torch::tensor({0, 1, 1}, torch::kInt64));
+  EXPECT_NEAR(pc.max_prediction_share, 1.0, 1e-12);
+  EXPECT_NEAR(pc.balanced_accuracy, 0.5, 1e-12);
+}
+
 TEST(Measures, HessianTopEigenvalueOfLinearRegressionWithinOnePercent) {
   torch::manual_seed(5);
   const int64_t n = 256, d = 6;

@@ -210,7 +210,7 @@ TEST(Population, CalibrationJoinsTheStackedMeasuresWithEachMembersOwn) {
   // The top Hessian eigenvalue alone is taken for all members at once; with calibration each
   // member takes both, as a trial alone does.
   const std::string m = R"({"measure": {"hessian_top": true, "hessian_samples": 100,
-      "calibration": true, "calibration_bins": 10}, "seed": %d})";
+      "calibration": true, "calibration_bins": 10, "per_class": true}, "seed": %d})";
   std::vector<json> cfgs;
   for (int seed : {0, 1}) {
     char buf[256];
@@ -221,7 +221,8 @@ TEST(Population, CalibrationJoinsTheStackedMeasuresWithEachMembersOwn) {
   auto outs = run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(2), "test.json");
   for (size_t i = 0; i < cfgs.size(); ++i) {
     auto solo = run_trial(cfgs[i], torch::kCPU, {}, "test.json");
-    for (const char* key : {"test_ece", "test_confidence", "test_overconfidence", "hessian_top"}) {
+    for (const char* key : {"test_ece", "test_confidence", "test_overconfidence", "hessian_top",
+                            "test_balanced_acc", "test_min_recall", "test_max_pred_share"}) {
       ASSERT_TRUE(outs[i].measures.contains(key) && outs[i].measures[key].is_number())
           << i << " " << key << " " << outs[i].measures.dump();
       EXPECT_NEAR(outs[i].measures[key].get<double>(), solo.measures[key].get<double>(),
