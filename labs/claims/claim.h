@@ -11,7 +11,9 @@
 //   compare:     "a" and "b" select trials by x: "min" or "max" of x, a number or a string equal
 //                to it, or an object of conditions (below); the effect is mean(metric | b) -
 //                mean(metric | a) + margin ("margin": 0.01 states "b is not worse than a by more
-//                than 0.01"). "best_over": a dotted key; within each group only the trials at
+//                than 0.01"; with "direction": -1 a negative margin, -0.05, states "b is not
+//                above a by more than 0.05"). "best_over": a dotted key (or a section, whose
+//                whole object is then the value); within each group only the trials at
 //                its value with the best mean metric ("best": "max" or "min") are kept, so a
 //                tuned a meets a tuned b. "best_by": another metric that chooses (e.g. val_acc,
 //                so that the test metric is not also the one the choice was made on).

@@ -328,6 +328,11 @@ std::vector<Section> build() {
                    "bins), test_confidence and test_overconfidence (mean confidence minus "
                    "accuracy); classification only"),
            integer("calibration_bins", 15, 2, 1000, "confidence bins of the calibration error"),
+           boolean("sparsity", false,
+                   "weight_zero_frac: the share of weights (matrices and filters, not biases) "
+                   "whose magnitude is below sparsity_tol"),
+           num("sparsity_tol", 1e-3, kTiny, {},
+               "the magnitude below which a weight counts as zero"),
            boolean("per_class", false,
                    "per-class results on the whole test set: test_balanced_acc (the mean of the "
                    "classes' recalls), test_min_recall (the worst class's) and "

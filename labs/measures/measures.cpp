@@ -388,6 +388,17 @@ PerClass per_class_results(const torch::Tensor& logits, const torch::Tensor& lab
   return out;
 }
 
+double zero_fraction(const std::vector<torch::Tensor>& params, double tol) {
+  torch::NoGradGuard guard;
+  double small = 0, total = 0;
+  for (const auto& p : params) {
+    if (p.dim() < 2) continue;
+    small += p.abs().lt(tol).sum().item<double>();
+    total += double(p.numel());
+  }
+  return total > 0 ? small / total : NAN;
+}
+
 json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t seed) {
   json out = json::object();
   auto finite = [](double v) { return std::isfinite(v) ? json(v) : json(); };
@@ -461,6 +472,9 @@ json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t s
     for (double v : grid) values.push_back(finite(v));
     out["surface"] = {{"n", g}, {"span", span}, {"loss", values}};
   }
+
+  if (m.value("sparsity", false))
+    out["weight_zero_frac"] = finite(zero_fraction(params, m.value("sparsity_tol", 1e-3)));
 
   const bool calibration = m.value("calibration", false), per_class = m.value("per_class", false);
   if ((calibration || per_class) && !data.regression) {

@@ -141,6 +141,10 @@ struct PerClass {
 };
 PerClass per_class_results(const torch::Tensor& logits, const torch::Tensor& labels);
 
+// The share of the entries of the weight tensors (two or more dimensions: not biases, batch-norm
+// scales or PReLU slopes) whose magnitude is below `tol`.
+double zero_fraction(const std::vector<torch::Tensor>& params, double tol);
+
 json compute_measures(const json& measure, Net& model, const Dataset& data, uint64_t seed);
 
 }  // namespace empiric

@@ -277,8 +277,8 @@ class StackedNet {
 // Whether the members' measures can be taken for all of them at once (stacked_measures): the top
 // Hessian eigenvalue and the gradient noise scale; any other measure takes each member's own net.
 bool stacked_measures_cover(const json& m) {
-  for (const char* k :
-       {"hessian_trace", "eps_sharpness", "sigma_sharpness", "calibration", "per_class"})
+  for (const char* k : {"hessian_trace", "eps_sharpness", "sigma_sharpness", "calibration",
+                        "per_class", "sparsity"})
     if (m.value(k, false)) return false;
   if (m.value("dinh_alpha", 0.0) > 0 || m.value("surface_grid", 0) > 0) return false;
   return m.value("hessian_top", false) || m.value("noise_scale", false);

@@ -58,6 +58,15 @@ TEST(Measures, PerClassResultsOverTheClassesTheLabelsHold) {
   EXPECT_NEAR(pc.balanced_accuracy, 0.5, 1e-12);
 }
 
+TEST(Measures, ZeroFractionCountsSmallWeightsOfMatricesOnly) {
+  auto w = torch::tensor({{0.0, 5e-4, -2e-3}, {-5e-4, 1.0, 1e-3}});  // 3 of 6 below 1e-3
+  auto bias = torch::zeros({3});                                     // not a weight matrix
+  auto conv = torch::full({2, 1, 1, 1}, 1e-4);                       // 2 of 2
+  EXPECT_NEAR(zero_fraction({w, bias, conv}, 1e-3), 5.0 / 8, 1e-12);
+  EXPECT_NEAR(zero_fraction({w}, 1e-2), 5.0 / 6, 1e-12);
+  EXPECT_TRUE(std::isnan(zero_fraction({bias}, 1e-3)));
+}
+
 TEST(Measures, HessianTopEigenvalueOfLinearRegressionWithinOnePercent) {
   torch::manual_seed(5);
   const int64_t n = 256, d = 6;
