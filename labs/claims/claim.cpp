@@ -228,11 +228,18 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
       const std::string g = group_of(tr);
       if (g.empty()) continue;
       auto& cell = ys[g][config_node(tr.config, key).dump()];
-      const double y = t.contains("best_by") ? metric_value(tr, t["best_by"]) : y_of(tr);
+      // A run that diverged chooses as the worst there is, where the claim enters diverged runs
+      // (diverged_as): its best_by metric is missing or from before it diverged, and a value
+      // whose other seeds survived must not win on them alone.
+      const bool worst = t.contains("best_by") && tr.status == "diverged" && !always_defined &&
+                         t.contains("diverged_as");
+      const double y = worst                   ? (best_max ? -INFINITY : INFINITY)
+                       : t.contains("best_by") ? metric_value(tr, t["best_by"])
+                                               : y_of(tr);
       const bool usable =  // a trial that failed (crashed) measured nothing
           tr.status == "finished" ||
           (tr.status == "diverged" && (always_defined || t.contains("diverged_as")));
-      if (usable && std::isfinite(y)) cell.push_back(y);
+      if (usable && (worst || std::isfinite(y))) cell.push_back(y);
     }
     for (auto& [g, by_value] : ys) {
       // Only values with enough usable trials to test (3) compete, where any has them: a value

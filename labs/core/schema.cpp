@@ -330,7 +330,8 @@ std::vector<Section> build() {
            integer("calibration_bins", 15, 2, 1000, "confidence bins of the calibration error"),
            boolean("sparsity", false,
                    "weight_zero_frac: the share of weights (matrices and filters, not biases) "
-                   "whose magnitude is below sparsity_tol"),
+                   "whose magnitude is below sparsity_tol (refused with pruning masks, whose zeros "
+                   "it would count)"),
            num("sparsity_tol", 1e-3, kTiny, {},
                "the magnitude below which a weight counts as zero"),
            boolean("per_class", false,

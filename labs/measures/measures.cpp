@@ -354,6 +354,8 @@ void put_noise_scale(const NoiseScale& ns, json& out) {
 
 Calibration calibration_error(const torch::Tensor& logits, const torch::Tensor& labels, int bins) {
   torch::NoGradGuard guard;
+  if (!torch::isfinite(logits).all().item<bool>())  // no probabilities to bin: nothing measured
+    return {NAN, NAN, NAN};
   const auto probs = torch::softmax(logits.to(torch::kFloat64), 1);
   const auto [conf, pred] = probs.max(1);
   const auto correct = pred.eq(labels).to(torch::kFloat64);
@@ -372,6 +374,7 @@ Calibration calibration_error(const torch::Tensor& logits, const torch::Tensor& 
 
 PerClass per_class_results(const torch::Tensor& logits, const torch::Tensor& labels) {
   torch::NoGradGuard guard;
+  if (!torch::isfinite(logits).all().item<bool>()) return {NAN, NAN, NAN};
   const int64_t k = logits.size(1);
   const auto pred = logits.argmax(1);
   const auto ones = torch::ones_like(labels, torch::kFloat64);

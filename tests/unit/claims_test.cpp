@@ -560,6 +560,40 @@ TEST(Claim, BestByChoosesOnAnotherMetric) {
   }
 }
 
+TEST(Claim, BestByCountsADivergedRunAsTheWorstWhereTheClaimEntersDivergedRuns) {
+  // lr 0.3: three survivors with the better validation accuracy, two runs that diverged (no
+  // validation accuracy); lr 0.1: five finished runs.
+  std::vector<TrialRecord> trials;
+  for (const char* name : {"off", "on"})
+    for (double lr : {0.1, 0.3})
+      for (int s = 0; s < 5; ++s) {
+        const bool diverged = lr == 0.3 && s >= 3;
+        json summary = diverged ? json::object()
+                                : json{{"test_acc", 0.8}, {"val_acc", lr == 0.1 ? 0.7 : 0.75}};
+        trials.push_back(record(diverged ? "diverged" : "finished",
+                                {{"clip", name}, {"optim", {{"lr", lr}}}}, summary));
+      }
+  json claim = {{"id", "c"},
+                {"statement", "s"},
+                {"config", "c.json"},
+                {"test",
+                 {{"kind", "compare"},
+                  {"x", "clip"},
+                  {"a", "off"},
+                  {"b", "on"},
+                  {"best_over", "optim.lr"},
+                  {"best_by", "val_acc"},
+                  {"metric", "test_acc"},
+                  {"diverged_as", 0.1}}}};
+  auto set = observations_for(claim, trials);
+  EXPECT_EQ(set.notes["best_a"], 0.1);
+  EXPECT_EQ(set.notes["best_b"], 0.1);
+  // Without diverged_as the diverged runs are not entered anywhere, and the survivors choose.
+  claim["test"].erase("diverged_as");
+  set = observations_for(claim, trials);
+  EXPECT_EQ(set.notes["best_a"], 0.3);
+}
+
 TEST(Claim, WithinReadsItsBoundsFromTheOtherConfigsTrials) {
   std::vector<TrialRecord> sweep, ranges;
   for (double lr : {0.01, 0.1, 1.0})

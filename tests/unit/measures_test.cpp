@@ -39,6 +39,16 @@ TEST(Measures, CalibrationErrorSumsEachBinsGapWeightedByItsShare) {
   // ... and with one bin ECE is |accuracy - mean confidence|.
   c = calibration_error(logits, labels, 1);
   EXPECT_NEAR(c.ece, std::abs(c.accuracy - c.confidence), 1e-12);
+  // A confidence of 1 falls in the top bin; logits that are not finite measure nothing.
+  c = calibration_error(torch::tensor({{80.0, 0.0}, {0.0, 80.0}}),
+                        torch::tensor({0, 0}, torch::kInt64), 10);
+  EXPECT_NEAR(c.ece, 0.5, 1e-12);  // one right at 1, one wrong at 1: |1 - 2| / 2
+  c = calibration_error(torch::tensor({{std::nan(""), 0.0}, {1.0, 0.0}}),
+                        torch::tensor({0, 0}, torch::kInt64), 10);
+  EXPECT_TRUE(std::isnan(c.ece) && std::isnan(c.confidence));
+  EXPECT_TRUE(std::isnan(
+      per_class_results(torch::tensor({{std::nan(""), 0.0}}), torch::tensor({0}, torch::kInt64))
+          .balanced_accuracy));
 }
 
 TEST(Measures, PerClassResultsOverTheClassesTheLabelsHold) {
