@@ -454,8 +454,8 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
   const std::string why =
       "with pruning masks (train.mask_file, or the lottery lab) this measure "
       "would take the pruned weights' coordinates too; allowed: ";
-  for (const char* key :
-       {"hessian_top", "hessian_trace", "eps_sharpness", "hessian_init", "noise_scale", "sparsity"})
+  for (const char* key : {"hessian_top", "hessian_trace", "eps_sharpness", "hessian_init",
+                          "noise_scale", "sparsity", "grad_flow_init"})
     if (m.value(key, false)) fail(source, std::string("/measure/") + key, m[key], why + "false");
   if (m.value("surface_grid", 0) > 0)
     fail(source, "/measure/surface_grid", m["surface_grid"], why + "0");
@@ -669,6 +669,7 @@ json trial_identity(const json& trial_config) {
       {json::json_pointer("/train/tf32"), false},
       {json::json_pointer("/train/eval_sets"), "all"},
       {json::json_pointer("/measure/calibration"), false},
+      {json::json_pointer("/measure/grad_flow_init"), false},
       {json::json_pointer("/measure/calibration_bins"), 15},
       {json::json_pointer("/measure/per_class"), false},
       {json::json_pointer("/measure/sparsity"), false},

@@ -402,6 +402,19 @@ double zero_fraction(const std::vector<torch::Tensor>& params, double tol) {
   return total > 0 ? small / total : NAN;
 }
 
+GradientFlow gradient_flow(Net& model, const torch::Tensor& x, const torch::Tensor& y,
+                           bool regression) {
+  const bool was_training = model->is_training();
+  model->eval();
+  std::vector<torch::Tensor> weights;
+  for (const auto& p : trainable(model))
+    if (p.dim() >= 2) weights.push_back(p);
+  torch::AutoGradMode grad_on(true);
+  const auto grads = torch::autograd::grad({loss_on(model, x, y, regression)}, weights);
+  model->train(was_training);
+  return {grads.front().norm().item<double>(), grads.back().norm().item<double>()};
+}
+
 json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t seed) {
   json out = json::object();
   auto finite = [](double v) { return std::isfinite(v) ? json(v) : json(); };

@@ -145,6 +145,14 @@ PerClass per_class_results(const torch::Tensor& logits, const torch::Tensor& lab
 // scales or PReLU slopes) whose magnitude is below `tol`.
 double zero_fraction(const std::vector<torch::Tensor>& params, double tol);
 
+// The norms of the loss's gradient with respect to the first and the last weight tensors (two or
+// more dimensions) of `model`, in eval mode, on (x, y).
+struct GradientFlow {
+  double first = 0, last = 0;
+};
+GradientFlow gradient_flow(Net& model, const torch::Tensor& x, const torch::Tensor& y,
+                           bool regression);
+
 json compute_measures(const json& measure, Net& model, const Dataset& data, uint64_t seed);
 
 }  // namespace empiric

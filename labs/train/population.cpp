@@ -963,8 +963,11 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   // The top Hessian eigenvalue at initialization, where asked: on each member's own net and data,
   // as run_trial takes it.
   std::vector<double> hessian_init;
-  for (int64_t p = 0; p < P; ++p)
+  std::vector<json> flow_init;
+  for (int64_t p = 0; p < P; ++p) {
     hessian_init.push_back(initial_hessian_top(cfgs[p], nets[p], owned[data_of[p]]));
+    flow_init.push_back(initial_gradient_flow(cfgs[p], nets[p], owned[data_of[p]]));
+  }
 
   // train.tf32 for training and its evaluations, as train_model takes it; not for the measures.
   std::optional<Tf32Scope> tf32(std::in_place, c0, device);
@@ -1366,6 +1369,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
           std::isnan(ms[p].test_acc_at_best) ? json() : json(ms[p].test_acc_at_best);
     }
     out.summary["data"] = d.info;
+    out.summary.update(flow_init[p]);
     if (std::isfinite(hessian_init[p])) {
       out.summary["hessian_top_init"] = hessian_init[p];
       out.summary["lr_x_hessian_init"] = ms[p].base_lr * hessian_init[p];

@@ -850,6 +850,19 @@ double initial_hessian_top(const json& cfg, Net& model, const Dataset& data) {
       .value;
 }
 
+json initial_gradient_flow(const json& cfg, Net& model, const Dataset& data) {
+  if (!cfg.contains("measure") || !cfg["measure"].value("grad_flow_init", false))
+    return json::object();
+  const int64_t k =
+      std::min<int64_t>(data.x_train.size(0), cfg["measure"]["hessian_samples"].get<int64_t>());
+  const auto flow = gradient_flow(model, data.x_train.slice(0, 0, k), data.y_train.slice(0, 0, k),
+                                  data.regression);
+  auto finite = [](double v) { return std::isfinite(v) ? json(v) : json(); };
+  return {{"grad_norm_first_init", finite(flow.first)},
+          {"grad_norm_last_init", finite(flow.last)},
+          {"grad_ratio_init", finite(flow.first / flow.last)}};
+}
+
 std::mutex& init_mutex() {
   static std::mutex mutex;
   return mutex;
@@ -899,7 +912,9 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
   const std::string mask_file = cfg["train"].value("mask_file", std::string());
   if (!mask_file.empty()) with_masks.masks = load_masks(mask_file, model, source);
   const double hessian_init = initial_hessian_top(cfg, model, data);
+  const json flow_init = initial_gradient_flow(cfg, model, data);
   TrainOutcome out = train_model(cfg, data, model, device, with_masks);
+  out.summary.update(flow_init);
   out.summary["data"] = data.info;
   if (!with_masks.masks.empty()) out.summary["weights_remaining"] = remaining_fraction(with_masks.masks);
   if (std::isfinite(hessian_init)) {

@@ -85,6 +85,10 @@ double remaining_fraction(const std::vector<torch::Tensor>& masks);
 // measure uses, when cfg's measure.hessian_init asks for it; NaN otherwise.
 double initial_hessian_top(const json& cfg, Net& model, const Dataset& data);
 
+// The gradient flow at initialization (measure.grad_flow_init) as summary entries:
+// grad_norm_first_init, grad_norm_last_init, grad_ratio_init; empty when not asked for.
+json initial_gradient_flow(const json& cfg, Net& model, const Dataset& data);
+
 // Warmup-stable-decay's landmarks: the steps where the test metrics are taken (one decay-length
 // before the decay starts, "window_start", and where it starts, "decay_start"); none for other
 // schedules.

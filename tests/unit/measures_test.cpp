@@ -77,6 +77,25 @@ TEST(Measures, ZeroFractionCountsSmallWeightsOfMatricesOnly) {
   EXPECT_TRUE(std::isnan(zero_fraction({bias}, 1e-3)));
 }
 
+TEST(Measures, GradientFlowIsTheFirstAndLastWeightMatricesGradientNorms) {
+  torch::manual_seed(3);
+  Net model = make_model(json::parse(R"({"name": "mlp", "widths": [8, 8], "activation": "tanh",
+      "bias": true, "dropout": 0.0, "batch_norm": false, "init": "default", "init_scale": 1.0})"),
+                         {4}, 3);
+  auto x = torch::randn({16, 4});
+  auto y = torch::randint(0, 3, {16}, torch::kInt64);
+  const GradientFlow flow = gradient_flow(model, x, y, false);
+  // The same by backward(): the weights are the parameters with two dimensions, in order.
+  torch::cross_entropy_loss(model->forward(x), y).backward();
+  std::vector<torch::Tensor> weights;
+  for (const auto& p : model->parameters())
+    if (p.dim() == 2) weights.push_back(p);
+  ASSERT_EQ(weights.size(), 3u);
+  EXPECT_NEAR(flow.first, weights.front().grad().norm().item<double>(), 1e-6);
+  EXPECT_NEAR(flow.last, weights.back().grad().norm().item<double>(), 1e-6);
+  EXPECT_TRUE(model->is_training());  // left in the mode it was found in
+}
+
 TEST(Measures, HessianTopEigenvalueOfLinearRegressionWithinOnePercent) {
   torch::manual_seed(5);
   const int64_t n = 256, d = 6;

@@ -211,7 +211,7 @@ TEST(Population, TestSetAndWeightMeasuresJoinTheStackedOnesWithEachMembersOwn) {
   // per-class results or sparsity each member takes them all, as a trial alone does.
   const std::string m = R"({"measure": {"hessian_top": true, "hessian_samples": 100,
       "calibration": true, "calibration_bins": 10, "per_class": true,
-      "sparsity": true, "sparsity_tol": 0.01}, "seed": %d})";
+      "sparsity": true, "sparsity_tol": 0.01, "grad_flow_init": true}, "seed": %d})";
   std::vector<json> cfgs;
   for (int seed : {0, 1}) {
     char buf[512];
@@ -229,6 +229,12 @@ TEST(Population, TestSetAndWeightMeasuresJoinTheStackedOnesWithEachMembersOwn) {
           << i << " " << key << " " << outs[i].measures.dump();
       EXPECT_NEAR(outs[i].measures[key].get<double>(), solo.measures[key].get<double>(),
                   2e-3 * std::max(1.0, std::abs(solo.measures[key].get<double>())))
+          << i << " " << key;
+    }
+    for (const char* key : {"grad_norm_first_init", "grad_norm_last_init", "grad_ratio_init"}) {
+      ASSERT_TRUE(outs[i].summary.contains(key) && outs[i].summary[key].is_number()) << key;
+      EXPECT_NEAR(outs[i].summary[key].get<double>(), solo.summary[key].get<double>(),
+                  1e-5 * std::abs(solo.summary[key].get<double>()))
           << i << " " << key;
     }
     const double ece = outs[i].measures["test_ece"];
