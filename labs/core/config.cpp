@@ -434,6 +434,10 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
     fail(source, "/measure/hessian_init", m["hessian_init"],
          "with model.batch_norm the Hessian at initialization would be taken without the "
          "normalization training uses; allowed: false");
+  if (batch_norm && m.value("grad_flow_init", false))
+    fail(source, "/measure/grad_flow_init", m["grad_flow_init"],
+         "with model.batch_norm the gradients at initialization would be taken without the "
+         "normalization training uses; allowed: false");
   if (batch_norm && m.value("interpolate_batch", 0) > 0)
     fail(source, "/measure/interpolate_batch", m["interpolate_batch"],
          "with model.batch_norm the points along the line keep this network's running "

@@ -321,12 +321,14 @@ std::vector<Section> build() {
                    "also the top Hessian eigenvalue at initialization, stored in the summary with "
                    "lr_x_hessian_init = base LR x that eigenvalue (GD on a quadratic is stable "
                    "below 2); kept for diverged trials too"),
-           boolean("grad_flow_init", false,
-                   "at initialization, the norms of the training loss's gradient with respect to "
-                   "the first and the last weight matrices (or filters), on hessian_samples "
-                   "training examples in eval mode: summary grad_norm_first_init, "
-                   "grad_norm_last_init and grad_ratio_init = first / last (below 1: gradients "
-                   "shrink on their way back; kept for diverged trials too)"),
+           boolean(
+               "grad_flow_init", false,
+               "at initialization, the norms of the training loss's gradient with respect to "
+               "the first and the last weight matrices (or filters), on hessian_samples "
+               "training examples in eval mode: summary grad_norm_first_init, "
+               "grad_norm_last_init and grad_ratio_init = first / last (Frobenius norms, so the "
+               "layers' shapes enter too: compare the ratio across depths or starts; null "
+               "for a model with one weight matrix; kept for diverged trials too)"),
            boolean("calibration", false,
                    "Guo et al. 2017 on the whole test set: the expected calibration error "
                    "test_ece (the examples' share-weighted gap between accuracy and mean "

@@ -412,7 +412,8 @@ GradientFlow gradient_flow(Net& model, const torch::Tensor& x, const torch::Tens
   torch::AutoGradMode grad_on(true);
   const auto grads = torch::autograd::grad({loss_on(model, x, y, regression)}, weights);
   model->train(was_training);
-  return {grads.front().norm().item<double>(), grads.back().norm().item<double>()};
+  return {grads.front().norm().item<double>(),
+          grads.size() > 1 ? grads.back().norm().item<double>() : NAN};
 }
 
 json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t seed) {

@@ -146,7 +146,7 @@ PerClass per_class_results(const torch::Tensor& logits, const torch::Tensor& lab
 double zero_fraction(const std::vector<torch::Tensor>& params, double tol);
 
 // The norms of the loss's gradient with respect to the first and the last weight tensors (two or
-// more dimensions) of `model`, in eval mode, on (x, y).
+// more dimensions) of `model`, in eval mode, on (x, y); `last` is NaN when there is only one.
 struct GradientFlow {
   double first = 0, last = 0;
 };

@@ -94,6 +94,11 @@ TEST(Measures, GradientFlowIsTheFirstAndLastWeightMatricesGradientNorms) {
   EXPECT_NEAR(flow.first, weights.front().grad().norm().item<double>(), 1e-6);
   EXPECT_NEAR(flow.last, weights.back().grad().norm().item<double>(), 1e-6);
   EXPECT_TRUE(model->is_training());  // left in the mode it was found in
+  // One weight matrix has no last layer apart from its first.
+  Net linear = make_model(json::parse(R"({"name": "linear", "bias": true, "init": "default",
+      "init_scale": 1.0})"),
+                          {4}, 3);
+  EXPECT_TRUE(std::isnan(gradient_flow(linear, x, y, false).last));
 }
 
 TEST(Measures, HessianTopEigenvalueOfLinearRegressionWithinOnePercent) {

@@ -246,7 +246,9 @@ TEST(Population, TestSetAndWeightMeasuresJoinTheStackedOnesWithEachMembersOwn) {
 TEST(Population, MembersTakeTheMeasuresTheirSoloRunsTake) {
   // Every measure of the final weights, and the Hessian at initialization, from each member's own
   // net after (before) the population trains: the values a trial alone stores.
-  const std::string m = R"({"measure": {"hessian_top": true, "hessian_init": true, "hessian_samples": 200,
+  const std::string m =
+      R"({"measure": {"hessian_top": true, "hessian_init": true, "hessian_samples": 200,
+      "grad_flow_init": true,
       "noise_scale": true, "noise_batches": [8, 64], "noise_repeats": 5, "hessian_trace": true,
       "trace_samples": 4, "sigma_sharpness": true, "sigma_samples": 4, "dinh_alpha": 4.0,
       "surface_grid": 3}, "data": {"validation": 64}, "seed": %d, "optim": {"lr": %s}})";
@@ -289,6 +291,15 @@ TEST(Population, MembersTakeTheMeasuresTheirSoloRunsTake) {
   EXPECT_EQ(outs2[1].status, "diverged");
   EXPECT_TRUE(outs2[1].measures.empty());
   EXPECT_FALSE(outs2[0].measures.empty());
+  // What was taken before training stays with a diverged run, alone or in a population.
+  auto solo_diverged = run_trial(member(5, "1000.0"), torch::kCPU, {}, "test.json");
+  ASSERT_EQ(solo_diverged.status, "diverged");
+  for (const char* key : {"grad_ratio_init", "hessian_top_init"}) {
+    ASSERT_TRUE(outs2[1].summary[key].is_number() && solo_diverged.summary[key].is_number()) << key;
+    EXPECT_NEAR(outs2[1].summary[key].get<double>(), solo_diverged.summary[key].get<double>(),
+                1e-3 * std::abs(solo_diverged.summary[key].get<double>()))
+        << key;
+  }
 }
 
 TEST(Population, MembersTakeTheHessianAndTheNoiseScaleAllAtOnceAsTheirSoloRunsDo) {
