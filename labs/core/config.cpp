@@ -674,6 +674,7 @@ json trial_identity(const json& trial_config) {
       {json::json_pointer("/train/eval_sets"), "all"},
       {json::json_pointer("/measure/calibration"), false},
       {json::json_pointer("/measure/grad_flow_init"), false},
+      {json::json_pointer("/measure/dead_units"), false},
       {json::json_pointer("/measure/calibration_bins"), 15},
       {json::json_pointer("/measure/per_class"), false},
       {json::json_pointer("/measure/sparsity"), false},

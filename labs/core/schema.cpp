@@ -329,6 +329,11 @@ std::vector<Section> build() {
                "grad_norm_last_init and grad_ratio_init = first / last (Frobenius norms, so the "
                "layers' shapes enter too: compare the ratio across depths or starts; null "
                "for a model with one weight matrix; kept for diverged trials too)"),
+           boolean("dead_units", false,
+                   "dead_unit_frac: the share of the hidden units after a ReLU-family activation "
+                   "(channels, in a convnet) whose input is at most 0 on every one of "
+                   "hessian_samples training examples, in eval mode: for ReLU, units that pass "
+                   "no gradient on any of them"),
            boolean("calibration", false,
                    "Guo et al. 2017 on the whole test set: the expected calibration error "
                    "test_ece (the examples' share-weighted gap between accuracy and mean "

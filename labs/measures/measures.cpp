@@ -391,6 +391,29 @@ PerClass per_class_results(const torch::Tensor& logits, const torch::Tensor& lab
   return out;
 }
 
+double dead_unit_fraction(Net& model, const torch::Tensor& x) {
+  const bool was_training = model->is_training();
+  model->eval();
+  torch::NoGradGuard guard;
+  torch::Tensor h = x;
+  double dead = 0, total = 0;
+  for (auto& m : *model->body) {
+    const auto* module = m.ptr().get();
+    if (dynamic_cast<const torch::nn::ReLUImpl*>(module) ||
+        dynamic_cast<const torch::nn::LeakyReLUImpl*>(module) ||
+        dynamic_cast<const torch::nn::PReLUImpl*>(module)) {
+      // units x (examples, and positions in a feature map)
+      const auto pre = h.transpose(0, 1).reshape({h.size(1), -1});
+      const auto alive = pre.gt(0).any(1);
+      dead += double(alive.numel()) - alive.sum().item<double>();
+      total += double(alive.numel());
+    }
+    h = m.forward(h);
+  }
+  model->train(was_training);
+  return total > 0 ? dead / total : NAN;
+}
+
 double zero_fraction(const std::vector<torch::Tensor>& params, double tol) {
   torch::NoGradGuard guard;
   double small = 0, total = 0;
@@ -489,6 +512,8 @@ json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t s
     for (double v : grid) values.push_back(finite(v));
     out["surface"] = {{"n", g}, {"span", span}, {"loss", values}};
   }
+
+  if (m.value("dead_units", false)) out["dead_unit_frac"] = finite(dead_unit_fraction(model, xs));
 
   if (m.value("sparsity", false))
     out["weight_zero_frac"] = finite(zero_fraction(params, m.value("sparsity_tol", 1e-3)));

@@ -141,6 +141,10 @@ struct PerClass {
 };
 PerClass per_class_results(const torch::Tensor& logits, const torch::Tensor& labels);
 
+// The share of the units entering a ReLU-family activation (ReLU, LeakyReLU, PReLU; a channel
+// of a convolution's output) whose input is at most 0 for every example of x, in eval mode.
+double dead_unit_fraction(Net& model, const torch::Tensor& x);
+
 // The share of the entries of the weight tensors (two or more dimensions: not biases, batch-norm
 // scales or PReLU slopes) whose magnitude is below `tol`.
 double zero_fraction(const std::vector<torch::Tensor>& params, double tol);

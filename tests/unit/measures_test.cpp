@@ -68,6 +68,31 @@ TEST(Measures, PerClassResultsOverTheClassesTheLabelsHold) {
   EXPECT_NEAR(pc.balanced_accuracy, 0.5, 1e-12);
 }
 
+TEST(Measures, DeadUnitsAreThoseNoExampleActivates) {
+  Net model = make_model(json::parse(R"({"name": "mlp", "widths": [4, 3], "activation": "relu",
+      "bias": true, "dropout": 0.0, "batch_norm": false, "init": "default", "init_scale": 1.0})"),
+                         {2}, 2);
+  auto x = torch::randn({64, 2});
+  {
+    torch::NoGradGuard guard;
+    auto params = model->named_parameters();
+    // First hidden layer: unit 0 gets -100 whatever the input (dead), the others x0 + 100 > 0.
+    params["body.1.weight"].zero_();
+    params["body.1.bias"].fill_(100.0);
+    params["body.1.bias"][0] = -100.0;
+    // Second hidden layer: units 1 and 2 always negative.
+    params["body.3.weight"].zero_();
+    params["body.3.bias"].copy_(torch::tensor({1.0, -1.0, -2.0}));
+  }
+  EXPECT_NEAR(dead_unit_fraction(model, x), 3.0 / 7, 1e-12);
+  EXPECT_TRUE(model->is_training());
+  // No ReLU-family activation, nothing to count.
+  Net tanh_net = make_model(json::parse(R"({"name": "mlp", "widths": [4], "activation": "tanh",
+      "bias": true, "dropout": 0.0, "batch_norm": false, "init": "default", "init_scale": 1.0})"),
+                            {2}, 2);
+  EXPECT_TRUE(std::isnan(dead_unit_fraction(tanh_net, x)));
+}
+
 TEST(Measures, ZeroFractionCountsSmallWeightsOfMatricesOnly) {
   auto w = torch::tensor({{0.0, 5e-4, -2e-3}, {-5e-4, 1.0, 1e-3}});  // 3 of 6 below 1e-3
   auto bias = torch::zeros({3});                                     // not a weight matrix
