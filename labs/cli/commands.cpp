@@ -26,6 +26,19 @@ namespace {
 
 std::string bank_path(const Context& ctx) { return ctx.home + "/questions/bank.json"; }
 
+// The configs q's claims read (their own and a "within" test's bounds), each once in claim order,
+// after checking every claim; paths as the bank writes them, relative to the checkout.
+std::vector<std::string> claim_config_files(const Context& ctx, const Question& q) {
+  std::vector<std::string> configs;
+  for (size_t i = 0; i < q.claims.size(); ++i) {
+    claims::check_claim(q.claims[i],
+                        fmt::format("{}: question {} claim {}", bank_path(ctx), q.number, i));
+    for (const auto& cfg : claims::claim_configs(q.claims[i]))
+      if (std::find(configs.begin(), configs.end(), cfg) == configs.end()) configs.push_back(cfg);
+  }
+  return configs;
+}
+
 std::string csv_cell(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string out = "\"";
@@ -94,14 +107,8 @@ int show_question(const Context& ctx, int number, bool as_json) {
     trials = store.trials(number);
     std::set<std::string> seen;
     for (const auto& t : trials) seen.insert(t.hash);
-    std::set<std::string> configs;
-    for (size_t i = 0; i < q->claims.size(); ++i) {
-      claims::check_claim(q->claims[i],
-                          fmt::format("{}: question {} claim {}", bank_path(ctx), number, i));
-      for (const auto& cfg : claims::claim_configs(q->claims[i]))
-        configs.insert(ctx.home + "/" + cfg);
-    }
-    for (const auto& path : configs) {
+    for (const auto& cfg : claim_config_files(ctx, *q)) {
+      const std::string path = ctx.home + "/" + cfg;
       std::vector<std::string> presets = {""};
       const json doc = load_json_file(path);
       if (doc.contains("presets") && doc["presets"].is_object())
@@ -290,14 +297,7 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
         fmt::format("question {} has no lab with claims yet ({}); questions with labs: {}", number,
                     q->kind, with.empty() ? "none" : with));
   }
-  for (size_t i = 0; i < q->claims.size(); ++i)
-    claims::check_claim(q->claims[i],
-                        fmt::format("{}: question {} claim {}", bank_file, number, i));
-
-  std::vector<std::string> configs;
-  for (const auto& c : q->claims)
-    for (const auto& cfg : claims::claim_configs(c))
-      if (std::find(configs.begin(), configs.end(), cfg) == configs.end()) configs.push_back(cfg);
+  const std::vector<std::string> configs = claim_config_files(ctx, *q);
   // A report of no trials would be every claim inconclusive for want of runs.
   if (!run) {
     bool any = false;

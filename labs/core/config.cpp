@@ -443,8 +443,8 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
          "with model.batch_norm the points along the line keep this network's running "
          "statistics, so its far end is not the partner; allowed: 0");
   // Calibration and per-class results are of predicted classes: a regression task has none.
+  const std::string data = config["data"].value("name", std::string());
   for (const char* key : {"calibration", "per_class"}) {
-    const std::string data = config["data"].value("name", std::string());
     if (m.value(key, false) && (data == "teacher" || data == "linear"))
       fail(source, std::string("/measure/") + key, m[key],
            "data." + data +

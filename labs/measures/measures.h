@@ -118,9 +118,6 @@ void rescale_relu_layers(Net& model, double alpha);
 json interpolation_curve(Net& model, Net& partner, const Dataset& data, int64_t samples,
                          double t_lo, double t_hi, int points);
 
-// The measures a validated "measure" section asks for, as name -> value (JSON null when a
-// measure could not be computed: a non-finite model, or B_simple when the |G|^2 estimate is not
-// positive, which happens near a minimum unless noise_repeats is large).
 // Guo et al. 2017's expected calibration error of class scores (logits) against labels: the
 // examples fall into `bins` equal-width bins of confidence (the largest softmax probability;
 // bin i holds (i / bins, (i + 1) / bins]), and ECE = sum over bins of (n_bin / n) |accuracy in
@@ -157,6 +154,9 @@ struct GradientFlow {
 GradientFlow gradient_flow(Net& model, const torch::Tensor& x, const torch::Tensor& y,
                            bool regression);
 
+// The measures a validated "measure" section asks for, as name -> value (JSON null when a
+// measure could not be computed: a non-finite model, or B_simple when the |G|^2 estimate is not
+// positive, which happens near a minimum unless noise_repeats is large).
 json compute_measures(const json& measure, Net& model, const Dataset& data, uint64_t seed);
 
 }  // namespace empiric

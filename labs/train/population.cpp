@@ -960,8 +960,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   const Dataset& d0 = owned[0];
   if (d0.regression) throw UserError(source + ": populations train classifiers only");
 
-  // The top Hessian eigenvalue at initialization, where asked: on each member's own net and data,
-  // as run_trial takes it.
+  // The top Hessian eigenvalue and the gradient flow at initialization, where asked: on each
+  // member's own net and data, as run_trial takes it.
   std::vector<double> hessian_init;
   std::vector<json> flow_init;
   for (int64_t p = 0; p < P; ++p) {
