@@ -442,14 +442,22 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
     fail(source, "/measure/interpolate_batch", m["interpolate_batch"],
          "with model.batch_norm the points along the line keep this network's running "
          "statistics, so its far end is not the partner; allowed: 0");
-  // Calibration and per-class results are of predicted classes: a regression task has none.
+  // Calibration, per-class results and dropout's accuracies are of predicted classes, as the
+  // classification losses, class weights and a class order are of labels: a regression task has
+  // none.
   const std::string data = config["data"].value("name", std::string());
-  for (const char* key : {"calibration", "per_class"}) {
-    if (m.value(key, false) && (data == "teacher" || data == "linear"))
-      fail(source, std::string("/measure/") + key, m[key],
-           "data." + data +
-               " is a regression task, with no classes to predict; allowed: false, "
-               "or a classification dataset");
+  if (data == "teacher" || data == "linear") {
+    const std::string why = "data." + data + " is a regression task, with no classes; allowed: ";
+    for (const char* key : {"calibration", "per_class", "dropout_test"})
+      if (m.value(key, false))
+        fail(source, std::string("/measure/") + key, m[key],
+             why + "false, or a classification dataset");
+    const json& t = config["train"];
+    if (t.value("loss", "auto") != "auto") fail(source, "/train/loss", t["loss"], why + "auto");
+    if (t.value("class_weights", "none") != "none")
+      fail(source, "/train/class_weights", t["class_weights"], why + "none");
+    if (t.value("order", "reshuffle") == "by_class")
+      fail(source, "/train/order", t["order"], why + "reshuffle or fixed");
   }
   // A mask keeps pruned weights at zero while training; these measures would count them as free.
   const bool masked = !config["train"].value("mask_file", std::string()).empty() ||
@@ -677,6 +685,11 @@ json trial_identity(const json& trial_config) {
       {json::json_pointer("/measure/dead_units"), false},
       {json::json_pointer("/measure/calibration_bins"), 15},
       {json::json_pointer("/measure/per_class"), false},
+      {json::json_pointer("/train/loss"), "auto"},
+      {json::json_pointer("/train/class_weights"), "none"},
+      {json::json_pointer("/train/order"), "reshuffle"},
+      {json::json_pointer("/measure/dropout_test"), false},
+      {json::json_pointer("/measure/mc_samples"), 20},
       {json::json_pointer("/measure/sparsity"), false},
       {json::json_pointer("/measure/sparsity_tol"), 1e-3},
   };

@@ -202,6 +202,27 @@ std::vector<Section> build() {
            integer("epochs", 10, 0, {}, "epochs to train (ignored when steps > 0)"),
            integer("steps", 0, 0, {}, "train exactly this many steps instead of epochs (0: off)"),
            integer("batch_size", 128, 1, {}, "mini-batch size"),
+           choice(
+               "loss", "auto",
+               {"auto", "cross_entropy", "mse_softmax", "mse_logits", "cross_entropy_on_softmax"},
+               "the loss trained, evaluated (train_loss, test_loss) and measured: auto "
+               "(cross-entropy for classification, squared error for regression), "
+               "cross_entropy (softmax cross-entropy on the logits), mse_softmax (squared "
+               "error between the softmax probabilities and one-hot labels, summed over the "
+               "classes: the Brier score), mse_logits (the same on the raw outputs, Hui & "
+               "Belkin 2021) or cross_entropy_on_softmax (cross-entropy fed softmax outputs "
+               "as logits: the mismatch of a model that ends in softmax trained with a loss "
+               "that applies its own); all but auto are for classification"),
+           choice("class_weights", "none", {"none", "balanced"},
+                  "weight each class's loss terms in the training step: balanced gives class c "
+                  "the weight n / (classes x n_c) from the training split's counts (rare classes "
+                  "count more; sklearn's \"balanced\"); evaluations and measures report the "
+                  "unweighted loss; classification only"),
+           choice("order", "reshuffle", {"reshuffle", "fixed", "by_class"},
+                  "the order examples are visited in: reshuffle (a new seeded permutation every "
+                  "epoch), fixed (one seeded permutation, the same every epoch) or by_class "
+                  "(sorted by label, each class's examples in a seeded order, the same every "
+                  "epoch: batches of one class at a time; classification only)"),
            integer("eval_batch_size", 2000, 1, {}, "batch size for evaluation passes"),
            integer("eval_every_steps", 0, 0, {},
                    "also evaluate every n steps (0: epoch ends only)"),
@@ -341,6 +362,16 @@ std::vector<Section> build() {
                    "bins), test_confidence and test_overconfidence (mean confidence minus "
                    "accuracy); classification only"),
            integer("calibration_bins", 15, 2, 1000, "confidence bins of the calibration error"),
+           boolean("dropout_test", false,
+                   "Srivastava et al. 2014 on the whole test set: test_acc_dropout_on, the "
+                   "accuracy of one pass with dropout left on (the other layers, batch norm "
+                   "included, in eval mode), and test_acc_mc, the accuracy of the mean softmax "
+                   "of mc_samples such passes (Monte Carlo dropout, Gal & Ghahramani 2016), "
+                   "each against the pass with dropout off (which inverted dropout's 1 / (1 - p) "
+                   "scaling in training makes the weight-scaling approximation of their mean): "
+                   "test_dropout_on_cost (off minus one pass) and test_mc_minus_off; "
+                   "classification only"),
+           integer("mc_samples", 20, 1, 1000, "dropout passes averaged for test_acc_mc"),
            boolean("sparsity", false,
                    "weight_zero_frac: the share of weights (matrices and filters, not biases) "
                    "whose magnitude is below sparsity_tol (refused with pruning masks, whose zeros "

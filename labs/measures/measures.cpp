@@ -11,9 +11,9 @@
 namespace empiric {
 namespace {
 
-torch::Tensor loss_on(Net& model, const torch::Tensor& x, const torch::Tensor& y, bool regression) {
-  auto out = model->forward(x);
-  return regression ? torch::mse_loss(out, y) : torch::cross_entropy_loss(out, y);
+torch::Tensor loss_on(Net& model, const torch::Tensor& x, const torch::Tensor& y,
+                      const Loss& loss) {
+  return loss(model->forward(x), y);
 }
 
 std::vector<torch::Tensor> trainable(Net& model) {
@@ -186,8 +186,8 @@ void along_line(const std::vector<torch::Tensor>& params, const std::vector<torc
   assign(params, end);
 }
 
-json interpolation_curve(Net& model, Net& partner, const Dataset& data, int64_t samples,
-                         double t_lo, double t_hi, int points) {
+json interpolation_curve(Net& model, Net& partner, const Dataset& data, const Loss& loss,
+                         int64_t samples, double t_lo, double t_hi, int points) {
   const bool was_training = model->is_training();
   model->eval();
   const auto params = trainable(model), here = copies(params);
@@ -204,9 +204,7 @@ json interpolation_curve(Net& model, Net& partner, const Dataset& data, int64_t 
     curve["t"].push_back(t);
     for (const auto& [name, x, y] : {std::tuple{"train", xtr, ytr}, std::tuple{"test", xte, yte}}) {
       auto out = model->forward(x);
-      curve[std::string(name) + "_loss"].push_back(
-          finite((data.regression ? torch::mse_loss(out, y) : torch::cross_entropy_loss(out, y))
-                     .item<double>()));
+      curve[std::string(name) + "_loss"].push_back(finite(loss(out, y).item<double>()));
       if (!data.regression)
         curve[std::string(name) + "_acc"].push_back(
             out.argmax(1).eq(y).to(torch::kFloat64).mean().item<double>());
@@ -218,9 +216,7 @@ json interpolation_curve(Net& model, Net& partner, const Dataset& data, int64_t 
   along_line(params, here, there, -0.25, 1.25, 7, [&](double t) {
     torch::NoGradGuard guard;
     auto out = model->forward(xtr);
-    const double l = (data.regression ? torch::mse_loss(out, ytr)
-                                      : torch::cross_entropy_loss(out, ytr))
-                         .item<double>();
+    const double l = loss(out, ytr).item<double>();
     if (std::abs(t) < 1e-9) at_end[0] = l;
     if (std::abs(t - 1) < 1e-9) at_end[1] = l;
     if (std::abs(t + 0.25) < 1e-9) beyond[0] = l;
@@ -245,13 +241,13 @@ void rescale_relu_layers(Net& model, double alpha) {
 }
 
 EigenEstimate top_hessian_eigenvalue(Net& model, const torch::Tensor& x, const torch::Tensor& y,
-                                     bool regression, int max_iterations, double tol,
+                                     const Loss& loss_fn, int max_iterations, double tol,
                                      uint64_t seed) {
   const bool was_training = model->is_training();
   model
       ->eval();  // dropout off, batch norm with running statistics: the Hessian of a fixed function
   auto params = trainable(model);
-  auto loss = loss_on(model, x, y, regression);
+  auto loss = loss_on(model, x, y, loss_fn);
   auto grads =
       torch::autograd::grad({loss}, params, {}, /*retain_graph=*/true, /*create_graph=*/true);
 
@@ -307,7 +303,7 @@ EigenEstimate top_hessian_eigenvalue(Net& model, const torch::Tensor& x, const t
 }
 
 NoiseScale gradient_noise_scale(Net& model, const torch::Tensor& x, const torch::Tensor& y,
-                                bool regression, int64_t small_batch, int64_t big_batch,
+                                const Loss& loss_fn, int64_t small_batch, int64_t big_batch,
                                 int repeats, uint64_t seed) {
   const bool was_training = model->is_training();
   model->eval();
@@ -317,7 +313,7 @@ NoiseScale gradient_noise_scale(Net& model, const torch::Tensor& x, const torch:
     double total = 0;
     for (int r = 0; r < repeats; ++r) {
       auto idx = torch::randperm(x.size(0), gen).slice(0, 0, batch).to(x.device());
-      auto loss = loss_on(model, x.index_select(0, idx), y.index_select(0, idx), regression);
+      auto loss = loss_on(model, x.index_select(0, idx), y.index_select(0, idx), loss_fn);
       auto g = torch::autograd::grad({loss}, params);
       total += dot(g, g);
     }
@@ -426,20 +422,45 @@ double zero_fraction(const std::vector<torch::Tensor>& params, double tol) {
 }
 
 GradientFlow gradient_flow(Net& model, const torch::Tensor& x, const torch::Tensor& y,
-                           bool regression) {
+                           const Loss& loss) {
   const bool was_training = model->is_training();
   model->eval();
   std::vector<torch::Tensor> weights;
   for (const auto& p : trainable(model))
     if (p.dim() >= 2) weights.push_back(p);
   torch::AutoGradMode grad_on(true);
-  const auto grads = torch::autograd::grad({loss_on(model, x, y, regression)}, weights);
+  const auto grads = torch::autograd::grad({loss_on(model, x, y, loss)}, weights);
   model->train(was_training);
   return {grads.front().norm().item<double>(),
           grads.size() > 1 ? grads.back().norm().item<double>() : NAN};
 }
 
-json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t seed) {
+DropoutAccuracy dropout_accuracy(Net& model, const torch::Tensor& x, const torch::Tensor& y,
+                                 int samples, int64_t batch) {
+  torch::NoGradGuard guard;
+  const bool was_training = model->is_training();
+  model->eval();
+  std::vector<torch::nn::Module*> dropouts;
+  for (auto& m : model->modules(/*include_self=*/false))
+    if (m->as<torch::nn::Dropout>() || m->as<torch::nn::Dropout2d>()) dropouts.push_back(m.get());
+  int64_t off = 0, one = 0, mc = 0;
+  for (int64_t i = 0; i < x.size(0); i += batch) {
+    const auto xb = x.slice(0, i, i + batch), yb = y.slice(0, i, i + batch);
+    for (auto* d : dropouts) d->eval();
+    off += model->forward(xb).argmax(1).eq(yb).sum().item<int64_t>();
+    for (auto* d : dropouts) d->train();
+    auto probs = torch::softmax(model->forward(xb), 1);
+    one += probs.argmax(1).eq(yb).sum().item<int64_t>();
+    for (int s = 1; s < samples; ++s) probs += torch::softmax(model->forward(xb), 1);
+    mc += probs.argmax(1).eq(yb).sum().item<int64_t>();
+  }
+  model->train(was_training);
+  const double n = double(std::max<int64_t>(1, x.size(0)));
+  return {double(off) / n, double(one) / n, double(mc) / n};
+}
+
+json compute_measures(const json& m, Net& model, const Dataset& data, const Loss& loss_fn,
+                      uint64_t seed) {
   json out = json::object();
   auto finite = [](double v) { return std::isfinite(v) ? json(v) : json(); };
   const int64_t n = data.x_train.size(0);
@@ -448,12 +469,12 @@ json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t s
   const bool was_training = model->is_training();
   model->eval();  // every measure is of the fixed function: dropout off, batch norm frozen
   const auto params = trainable(model);
-  const LossFn loss = [&] { return loss_on(model, xs, ys, data.regression); };
+  const LossFn loss = [&] { return loss_on(model, xs, ys, loss_fn); };
 
   // The curvature and sharpness measures, under names ending in `suffix`.
   auto sharpness = [&](const std::string& suffix) {
     if (m.value("hessian_top", false)) {
-      auto est = top_hessian_eigenvalue(model, xs, ys, data.regression, m["hessian_max_iter"],
+      auto est = top_hessian_eigenvalue(model, xs, ys, loss_fn, m["hessian_max_iter"],
                                         m["hessian_tol"], seed);
       out["hessian_top" + suffix] = finite(est.value);
       out["hessian_top_iterations" + suffix] = est.iterations;
@@ -542,11 +563,21 @@ json compute_measures(const json& m, Net& model, const Dataset& data, uint64_t s
     }
   }
 
+  if (m.value("dropout_test", false) && !data.regression) {
+    const auto acc =
+        dropout_accuracy(model, data.x_test, data.y_test, m.value("mc_samples", 20), 2000);
+    out["test_acc_dropout_on"] = finite(acc.one_pass);
+    out["test_acc_mc"] = finite(acc.mc_mean);
+    out["test_dropout_on_cost"] = finite(acc.off - acc.one_pass);
+    out["test_mc_minus_off"] = finite(acc.mc_mean - acc.off);
+    model->eval();
+  }
+
   if (m.value("noise_scale", false)) {
     const auto batches = m["noise_batches"].get<std::vector<int64_t>>();
-    auto ns = gradient_noise_scale(model, data.x_train, data.y_train, data.regression,
-                                   std::min(batches[0], n), std::min(batches[1], n),
-                                   m["noise_repeats"], seed + 1);
+    auto ns =
+        gradient_noise_scale(model, data.x_train, data.y_train, loss_fn, std::min(batches[0], n),
+                             std::min(batches[1], n), m["noise_repeats"], seed + 1);
     put_noise_scale(ns, out);
   }
   model->train(was_training);

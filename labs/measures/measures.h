@@ -32,6 +32,7 @@
 
 #include "data/datasets.h"
 #include "models/models.h"
+#include "train/loss.h"
 
 namespace empiric {
 
@@ -45,7 +46,7 @@ struct EigenEstimate {
 };
 
 EigenEstimate top_hessian_eigenvalue(Net& model, const torch::Tensor& x, const torch::Tensor& y,
-                                     bool regression, int max_iterations, double tol,
+                                     const Loss& loss, int max_iterations, double tol,
                                      uint64_t seed);
 
 struct NoiseScale {
@@ -53,7 +54,7 @@ struct NoiseScale {
 };
 
 NoiseScale gradient_noise_scale(Net& model, const torch::Tensor& x, const torch::Tensor& y,
-                                bool regression, int64_t small_batch, int64_t big_batch,
+                                const Loss& loss, int64_t small_batch, int64_t big_batch,
                                 int repeats, uint64_t seed);
 // The estimates from the mean squared gradient norms at two batch sizes (McCandlish et al. 2018),
 // for batches drawn without replacement from `examples` (0: i.i.d. draws): then
@@ -115,8 +116,8 @@ void rescale_relu_layers(Net& model, double alpha);
 // another solution of the same architecture, with loss and accuracy on training and test
 // examples at each point, and how much the training loss rises a quarter of the segment beyond
 // each end.
-json interpolation_curve(Net& model, Net& partner, const Dataset& data, int64_t samples,
-                         double t_lo, double t_hi, int points);
+json interpolation_curve(Net& model, Net& partner, const Dataset& data, const Loss& loss,
+                         int64_t samples, double t_lo, double t_hi, int points);
 
 // Guo et al. 2017's expected calibration error of class scores (logits) against labels: the
 // examples fall into `bins` equal-width bins of confidence (the largest softmax probability;
@@ -152,11 +153,22 @@ struct GradientFlow {
   double first = 0, last = 0;
 };
 GradientFlow gradient_flow(Net& model, const torch::Tensor& x, const torch::Tensor& y,
-                           bool regression);
+                           const Loss& loss);
+
+// Accuracy on (x, y) with dropout off (`off`, eval mode), and with dropout left on and every
+// other layer in eval mode: of one stochastic pass (`one_pass`) and of the mean softmax of
+// `samples` passes (`mc_mean`, Monte Carlo dropout), in chunks of `batch` examples. Draws from
+// torch's default generator.
+struct DropoutAccuracy {
+  double off = 0, one_pass = 0, mc_mean = 0;
+};
+DropoutAccuracy dropout_accuracy(Net& model, const torch::Tensor& x, const torch::Tensor& y,
+                                 int samples, int64_t batch);
 
 // The measures a validated "measure" section asks for, as name -> value (JSON null when a
 // measure could not be computed: a non-finite model, or B_simple when the |G|^2 estimate is not
 // positive, which happens near a minimum unless noise_repeats is large).
-json compute_measures(const json& measure, Net& model, const Dataset& data, uint64_t seed);
+json compute_measures(const json& measure, Net& model, const Dataset& data, const Loss& loss,
+                      uint64_t seed);
 
 }  // namespace empiric

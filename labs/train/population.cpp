@@ -278,7 +278,7 @@ class StackedNet {
 // Hessian eigenvalue and the gradient noise scale; any other measure takes each member's own net.
 bool stacked_measures_cover(const json& m) {
   for (const char* k : {"hessian_trace", "eps_sharpness", "sigma_sharpness", "calibration",
-                        "dead_units", "per_class", "sparsity"})
+                        "dead_units", "per_class", "sparsity", "dropout_test"})
     if (m.value(k, false)) return false;
   if (m.value("dinh_alpha", 0.0) > 0 || m.value("surface_grid", 0) > 0) return false;
   return m.value("hessian_top", false) || m.value("noise_scale", false);
@@ -776,6 +776,11 @@ std::string population_incompatibility(const json& c) {
   if (o.value("clip_norm", 0.0) > 0) return "optim.clip_norm > 0";
   if (!o.value("lr_mult", json::object()).empty()) return "optim.lr_mult is set";
   if (t.value("early_stop_patience", 0) > 0) return "train.early_stop_patience > 0";
+  // The stacked step trains softmax cross-entropy, unweighted, on a fresh permutation per epoch.
+  const std::string loss = t.value("loss", "auto");
+  if (loss != "auto" && loss != "cross_entropy") return "train.loss is " + loss;
+  if (t.value("class_weights", "none") != "none") return "train.class_weights is set";
+  if (t.value("order", "reshuffle") != "reshuffle") return "train.order is not reshuffle";
   if (t.value("stop_train_loss", 0.0) > 0) return "train.stop_train_loss > 0";
   for (const char* k : {"target_train_loss", "target_train_acc", "target_test_acc"})
     if (t.value(k, 0.0) > 0) return std::string("train.") + k + " > 0";
@@ -1383,7 +1388,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       // The member's trained weights back in its own net, then the measures a trial alone takes.
       net.restore(p);
       torch::AutoGradMode grad_on(true);  // the measures differentiate the loss
-      out.measures = compute_measures(cfgs[p]["measure"], nets[p], d, cfgs[p].value("seed", 0));
+      out.measures = compute_measures(cfgs[p]["measure"], nets[p], d, Loss::of(cfgs[p], d),
+                                      cfgs[p].value("seed", 0));
     }
   }
   // The measures every finished member takes at once, where they allow it.

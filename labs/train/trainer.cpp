@@ -15,6 +15,7 @@
 #include "experiments/implicit.h"
 #include "graph/graph.h"
 #include "measures/measures.h"
+#include "train/loss.h"
 #include "train/lr_range.h"
 #include "train/optim.h"
 #include "train/schedule.h"
@@ -26,10 +27,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-torch::Tensor loss_of(const torch::Tensor& out, const torch::Tensor& y, bool regression) {
-  return regression ? torch::mse_loss(out, y) : torch::cross_entropy_loss(out, y);
 }
 
 void sync(const torch::Device& device) {
@@ -304,7 +301,7 @@ namespace {
 
 // Sums of the loss and of the correct predictions over (x, y) in chunks, into out (float32 [2]),
 // with no host synchronization: the pass an evaluation graph captures.
-void eval_sums(Net& model, const torch::Tensor& x, const torch::Tensor& y, bool regression,
+void eval_sums(Net& model, const torch::Tensor& x, const torch::Tensor& y, const Loss& loss,
                int64_t batch, torch::Tensor& out) {
   torch::NoGradGuard guard;
   // Back in the mode it was in also when the pass throws (a capture that breaks): the eager
@@ -321,9 +318,8 @@ void eval_sums(Net& model, const torch::Tensor& x, const torch::Tensor& y, bool 
   for (int64_t i = 0; i < n; i += batch) {
     auto xb = x.slice(0, i, std::min(n, i + batch)), yb = y.slice(0, i, std::min(n, i + batch));
     auto out_b = model->forward(xb);
-    loss_sum += regression ? torch::mse_loss(out_b, yb, at::Reduction::Sum)
-                           : torch::cross_entropy_loss(out_b, yb, {}, at::Reduction::Sum);
-    if (!regression) correct += out_b.argmax(1).eq(yb).sum();
+    loss_sum += loss(out_b, yb, at::Reduction::Sum);
+    if (!loss.regression()) correct += out_b.argmax(1).eq(yb).sum();
   }
   out.select(0, 0).copy_(loss_sum);
   out.select(0, 1).copy_(correct);
@@ -340,14 +336,14 @@ std::pair<double, double> mean_loss_and_accuracy(const torch::Tensor& sums, int6
 // graph at its first use and replayed after that (eager if capture fails).
 class Evaluator {
  public:
-  Evaluator(Net& model, bool regression, int64_t batch, bool graphs)
-      : model_(model), regression_(regression), batch_(batch), graphs_(graphs) {}
+  Evaluator(Net& model, const Loss& loss, int64_t batch, bool graphs)
+      : model_(model), loss_(loss), batch_(batch), graphs_(graphs) {}
 
   std::pair<double, double> operator()(const torch::Tensor& x, const torch::Tensor& y) {
     Pass& pass = passes_[{x.data_ptr(), y.data_ptr()}];  // a replay reads the captured memory
     if (!pass.sums.defined()) {
       pass.sums = torch::zeros({2}, x.options().dtype(torch::kFloat32));
-      if (graphs_ && !pass.graph.capture([&] { eval_sums(model_, x, y, regression_, batch_, pass.sums); },
+      if (graphs_ && !pass.graph.capture([&] { eval_sums(model_, x, y, loss_, batch_, pass.sums); },
                                          &failure_)) {
         graphs_ = false;
         note_once("cuda graphs: an evaluation pass could not be captured (" + failure_ +
@@ -357,8 +353,8 @@ class Evaluator {
     if (pass.graph.captured())
       pass.graph.replay();
     else
-      eval_sums(model_, x, y, regression_, batch_, pass.sums);
-    return mean_loss_and_accuracy(pass.sums, x.size(0), regression_);
+      eval_sums(model_, x, y, loss_, batch_, pass.sums);
+    return mean_loss_and_accuracy(pass.sums, x.size(0), loss_.regression());
   }
   const std::string& failure() const { return failure_; }
 
@@ -368,7 +364,7 @@ class Evaluator {
     torch::Tensor sums;
   };
   Net& model_;
-  bool regression_;
+  Loss loss_;
   int64_t batch_;
   bool graphs_;
   std::string failure_;
@@ -390,11 +386,25 @@ std::string graph_blocker(const json& cfg, const torch::Device& device, const Op
 
 }  // namespace
 
+torch::Tensor fixed_order(const std::string& name, const torch::Tensor& labels, uint64_t seed,
+                          const torch::Device& device) {
+  if (name == "reshuffle") return {};
+  at::Generator gen = at::detail::createCPUGenerator(seed * 1000003ULL + 29);
+  auto perm = torch::randperm(labels.size(0), gen);
+  if (name == "by_class") {
+    // A stable sort keeps each class's examples in the permutation's order.
+    auto by_label =
+        std::get<1>(labels.cpu().index_select(0, perm).sort(std::optional<bool>(true), 0, false));
+    perm = perm.index_select(0, by_label);
+  }
+  return perm.to(device);
+}
+
 std::pair<double, double> evaluate(Net& model, const torch::Tensor& x, const torch::Tensor& y,
-                                   bool regression, int64_t batch) {
+                                   const Loss& loss, int64_t batch) {
   auto sums = torch::zeros({2}, x.options().dtype(torch::kFloat32));
-  eval_sums(model, x, y, regression, batch, sums);
-  return mean_loss_and_accuracy(sums, x.size(0), regression);
+  eval_sums(model, x, y, loss, batch, sums);
+  return mean_loss_and_accuracy(sums, x.size(0), loss.regression());
 }
 
 std::vector<std::pair<long long, std::string>> schedule_marks(const json& sched, long long total,
@@ -439,6 +449,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   const double bound = t["divergence_loss"];
   const bool has_val = data.x_val.defined() && data.x_val.size(0) > 0;
   const bool regression = data.regression;
+  const Loss loss = Loss::of(cfg, data);
   const FlopCount flops = count_flops(model, data.input_shape);
   // SAM takes a second forward and backward per step, at the perturbed weights.
   const double flops_per_example =
@@ -459,6 +470,8 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   opt.seed_noise(cfg.value("seed", 0));
   if (!hooks.masks.empty()) opt.set_masks(hooks.masks);
   at::Generator order_gen = at::detail::createCPUGenerator(cfg.value("seed", 0) * 1000003ULL + 17);
+  const torch::Tensor order =
+      fixed_order(t.value("order", "reshuffle"), data.y_train, cfg.value("seed", 0), device);
 
   TrainOutcome outcome;
   LoopState st;
@@ -475,7 +488,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     note_once("cuda graphs: off for this run (" + blocker + "); training eagerly");
   kernels::StreamGuard side_stream(graphs ? std::max<int>(0, device.index()) : -1);
   if (graphs) opt.use_device_scalars();
-  Evaluator evaluate(model, data.regression, eval_batch, graphs);
+  Evaluator evaluate(model, loss, eval_batch, graphs);
   kernels::Graph step_graph;
   torch::Tensor static_idx, static_loss;
   const long long first_step = st.step;
@@ -574,7 +587,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   auto last_checkpoint = Clock::now();
   while (st.step < total && !stop) {
     auto t0 = Clock::now();
-    auto perm = torch::randperm(n, order_gen).to(device);
+    auto perm = order.defined() ? order : torch::randperm(n, order_gen).to(device);
     const long long epoch_start = st.step;
     int64_t checked = 0;
     epoch_steps = since_eval = 0;
@@ -595,10 +608,10 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
                   // dozen fewer kernels per replay); they live in the graph's memory, and the
                   // eager steps between replays zero and fill the same tensors.
                   opt.clear_grads();
-                  auto loss = loss_of(model->forward(xs), ys, regression);
-                  loss.backward();
+                  auto value = loss.training(model->forward(xs), ys);
+                  value.backward();
                   opt.step();
-                  static_loss.copy_(loss.detach());
+                  static_loss.copy_(value.detach());
                 },
                 &why)) {
           graphs = false;
@@ -621,12 +634,12 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
           opt.zero_grad();
         else
           opt.clear_grads();
-        auto loss = loss_of(model->forward(xb), yb, regression);
-        loss.backward();
+        auto value = loss.training(model->forward(xb), yb);
+        value.backward();
         if (opt.sam_rho() > 0)
-          opt.sam_regrade([&] { return loss_of(model->forward(xb), yb, regression); });
+          opt.sam_regrade([&] { return loss.training(model->forward(xb), yb); });
         opt.step();
-        step_losses.select(0, b).copy_(loss.detach());
+        step_losses.select(0, b).copy_(value.detach());
       }
       st.step++;
       st.samples += idx.size(0);
@@ -756,7 +769,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     outcome.summary["test_acc_at_best_val"] =
         std::isnan(st.test_acc_at_best) ? json() : json(st.test_acc_at_best);
   }
-  if (!regression) outcome.summary["chance_loss"] = std::log(double(data.outputs));
+  if (!regression) outcome.summary["chance_loss"] = loss.chance(data.outputs);
   if (outcome.status == "finished" && !regression) summarize_schedule_marks(st.marks, outcome.summary);
   if (outcome.status == "diverged") outcome.summary["diverged_step"] = outcome.diverged_step;
   if (!hooks.checkpoint_path.empty()) std::filesystem::remove(hooks.checkpoint_path);
@@ -774,6 +787,7 @@ TrainOutcome run_lr_range(const json& cfg, const Dataset& data, Net& model,
                stop_factor = r["stop_factor"];
   Optimizer opt(cfg["optim"], *model);
   at::Generator order_gen = at::detail::createCPUGenerator(cfg.value("seed", 0) * 1000003ULL + 17);
+  const Loss loss = Loss::of(cfg, data);
   model->train();
 
   std::vector<double> lrs, losses;
@@ -792,10 +806,10 @@ TrainOutcome run_lr_range(const json& cfg, const Dataset& data, Net& model,
     const double lr = range_test_lr(start, end, step, steps);
     opt.set_lr(lr);
     opt.zero_grad();
-    auto loss = loss_of(model->forward(data.x_train.index_select(0, idx)),
-                        data.y_train.index_select(0, idx), data.regression);
-    loss.backward();
-    const double value = loss.item<double>();  // the test is short: a sync per step is fine
+    auto batch_loss = loss.training(model->forward(data.x_train.index_select(0, idx)),
+                                    data.y_train.index_select(0, idx));
+    batch_loss.backward();
+    const double value = batch_loss.item<double>();  // the test is short: a sync per step is fine
     lrs.push_back(lr);
     losses.push_back(value);
     avg = beta * avg + (1 - beta) * value;
@@ -845,7 +859,7 @@ double initial_hessian_top(const json& cfg, Net& model, const Dataset& data) {
   const json& m = cfg["measure"];
   const int64_t k = std::min<int64_t>(data.x_train.size(0), m["hessian_samples"].get<int64_t>());
   return top_hessian_eigenvalue(model, data.x_train.slice(0, 0, k), data.y_train.slice(0, 0, k),
-                                data.regression, m["hessian_max_iter"], m["hessian_tol"],
+                                Loss::of(cfg, data), m["hessian_max_iter"], m["hessian_tol"],
                                 cfg.value("seed", 0))
       .value;
 }
@@ -856,7 +870,7 @@ json initial_gradient_flow(const json& cfg, Net& model, const Dataset& data) {
   const int64_t k =
       std::min<int64_t>(data.x_train.size(0), cfg["measure"]["hessian_samples"].get<int64_t>());
   const auto flow = gradient_flow(model, data.x_train.slice(0, 0, k), data.y_train.slice(0, 0, k),
-                                  data.regression);
+                                  Loss::of(cfg, data));
   auto finite = [](double v) { return std::isfinite(v) ? json(v) : json(); };
   return {{"grad_norm_first_init", finite(flow.first)},
           {"grad_norm_last_init", finite(flow.last)},
@@ -922,7 +936,7 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
     out.summary["lr_x_hessian_init"] = out.summary["base_lr"].get<double>() * hessian_init;
   }
   if (out.status == "finished" && cfg.contains("measure"))
-    out.measures = compute_measures(cfg["measure"], model, data, seed);
+    out.measures = compute_measures(cfg["measure"], model, data, Loss::of(cfg, data), seed);
   const int64_t partner_batch = cfg.contains("measure") ? cfg["measure"].value("interpolate_batch", 0) : 0;
   if (out.status == "finished" && partner_batch > 0) {
     // Keskar et al.'s line: the same config, seed and init trained at another batch size, then
@@ -943,9 +957,9 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
       out.measures["interpolation"] = {{"partner_status", po.status}};
     } else {
       const json& m = cfg["measure"];
-      json curve = interpolation_curve(model, partner, data, m["hessian_samples"],
-                                       m["interpolate_range"][0], m["interpolate_range"][1],
-                                       m["interpolate_points"]);
+      json curve = interpolation_curve(model, partner, data, Loss::of(cfg, data),
+                                       m["hessian_samples"], m["interpolate_range"][0],
+                                       m["interpolate_range"][1], m["interpolate_points"]);
       curve["partner_batch"] = partner_batch;
       curve["partner_test_acc"] = po.summary.value("test_acc", json());
       curve["partner_train_loss"] = po.summary.value("train_loss", json());

@@ -16,6 +16,7 @@
 #include "core/note.h"
 #include "data/datasets.h"
 #include "models/models.h"
+#include "train/loss.h"
 
 namespace empiric {
 
@@ -60,7 +61,14 @@ struct TrainOutcome {
 
 // Loss and accuracy of `model` on (x, y), evaluated in chunks without gradients.
 std::pair<double, double> evaluate(Net& model, const torch::Tensor& x, const torch::Tensor& y,
-                                   bool regression, int64_t batch);
+                                   const Loss& loss, int64_t batch);
+
+// The order every epoch visits the training examples in, as indices on `device`, for
+// train.order "fixed" and "by_class" (`labels`: the training split's); undefined for
+// "reshuffle", which draws a new permutation each epoch. Drawn from a generator of its own, so a
+// resumed run gets the same order without it being checkpointed.
+torch::Tensor fixed_order(const std::string& order, const torch::Tensor& labels, uint64_t seed,
+                          const torch::Device& device);
 
 // Trains `model` on `data` for the trial config `cfg`. The model must already be on `device`.
 TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,

@@ -210,6 +210,32 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        {},
        "",
        "lab.json: /measure/per_class = true: data.linear is a regression task"},
+      {with(
+           R"({"data": {"name": "linear"}, "model": {"name": "mlp", "dropout": 0.5}, "measure": {"dropout_test": true}})"),
+       {},
+       "",
+       "lab.json: /measure/dropout_test = true: data.linear is a regression task"},
+      {with(
+           R"({"data": {"name": "teacher"}, "model": {"name": "mlp"}, "train": {"loss": "mse_softmax"}})"),
+       {},
+       "",
+       "lab.json: /train/loss = \"mse_softmax\": data.teacher is a regression task, with no "
+       "classes; allowed: auto"},
+      {with(R"({"data": {"name": "linear"}, "train": {"class_weights": "balanced"}})"),
+       {},
+       "",
+       "lab.json: /train/class_weights = \"balanced\": data.linear is a regression task, with no "
+       "classes; allowed: none"},
+      {with(R"({"data": {"name": "linear"}, "train": {"order": "by_class"}})"),
+       {},
+       "",
+       "lab.json: /train/order = \"by_class\": data.linear is a regression task, with no classes; "
+       "allowed: reshuffle or fixed"},
+      {with(R"({"train": {"loss": "hinge"}})"),
+       {},
+       "",
+       "lab.json: /train/loss = \"hinge\": expected one of: auto, cross_entropy, mse_softmax, "
+       "mse_logits, cross_entropy_on_softmax"},
       {with(R"({"train": {"mask_file": "round_3.pt"}, "measure": {"sparsity": true}})"),
        {},
        "",

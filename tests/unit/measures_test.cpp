@@ -17,6 +17,104 @@ Net linear_model(int64_t in) {
       {in}, 1);
 }
 
+json train_section(const std::string& loss, const std::string& weights = "none") {
+  return {{"train", {{"loss", loss}, {"class_weights", weights}}}};
+}
+
+Dataset labels_only(const torch::Tensor& y, int64_t classes) {
+  Dataset d;
+  d.x_train = torch::zeros({y.size(0), 1});
+  d.y_train = y;
+  d.outputs = classes;
+  return d;
+}
+
+TEST(Loss, EachKindIsItsFormulaAndEachChanceIsTheUniformPredictionsLoss) {
+  torch::manual_seed(1);
+  const auto out = torch::randn({6, 3}), y = torch::tensor({0, 2, 1, 1, 0, 2}, torch::kInt64);
+  const Dataset d = labels_only(y, 3);
+  const auto onehot = torch::one_hot(y, 3).to(torch::kFloat32);
+  auto value = [&](const std::string& name, const torch::Tensor& o) {
+    return Loss::of(train_section(name), d)(o, y).item<double>();
+  };
+  EXPECT_NEAR(value("auto", out), torch::cross_entropy_loss(out, y).item<double>(), 1e-6);
+  EXPECT_NEAR(value("mse_softmax", out),
+              (torch::softmax(out, 1) - onehot).pow(2).sum(1).mean().item<double>(), 1e-6);
+  EXPECT_NEAR(value("mse_logits", out), (out - onehot).pow(2).sum(1).mean().item<double>(), 1e-6);
+  // Softmax outputs read as logits: log-probabilities of the probabilities.
+  const auto p = torch::softmax(out, 1);
+  EXPECT_NEAR(value("cross_entropy_on_softmax", out),
+              -torch::log_softmax(p, 1).gather(1, y.unsqueeze(1)).mean().item<double>(), 1e-6);
+  // Equal outputs predict the uniform distribution: its loss is what chance() says, for every
+  // kind (mse_logits at outputs 1/K, the uniform probabilities).
+  for (const std::string name : {"cross_entropy", "mse_softmax", "cross_entropy_on_softmax"}) {
+    const Loss loss = Loss::of(train_section(name), d);
+    EXPECT_NEAR(value(name, torch::zeros({6, 3})), loss.chance(3), 1e-6) << name;
+    // Summed, it is the mean times the examples.
+    EXPECT_NEAR(loss(out, y, at::Reduction::Sum).item<double>(), 6 * value(name, out), 1e-5);
+  }
+  EXPECT_NEAR(value("mse_logits", torch::full({6, 3}, 1.0 / 3)),
+              Loss::of(train_section("mse_logits"), d).chance(3), 1e-6);
+  // Regression keeps the squared error of its outputs, with no chance level.
+  EXPECT_TRUE(Loss::standard(true).regression());
+  EXPECT_TRUE(std::isnan(Loss::standard(true).chance(1)));
+}
+
+TEST(Loss, BalancedClassWeightsEnterTheTrainingLossOnly) {
+  torch::manual_seed(2);
+  // Three examples of class 0, one of class 1: weights n / (K n_c) = 4/6 and 2.
+  const auto y = torch::tensor({0, 0, 0, 1}, torch::kInt64);
+  const auto out = torch::randn({4, 2});
+  const Dataset d = labels_only(y, 2);
+  for (const std::string name : {"cross_entropy", "mse_softmax"}) {
+    const Loss plain = Loss::of(train_section(name), d);
+    const Loss weighted = Loss::of(train_section(name, "balanced"), d);
+    EXPECT_FALSE(plain.weighted());
+    ASSERT_TRUE(weighted.weighted());
+    const auto per = plain(out, y, at::Reduction::None);
+    const auto w = torch::tensor({4.0 / 6, 4.0 / 6, 4.0 / 6, 2.0});
+    EXPECT_NEAR(weighted.training(out, y).item<double>(),
+                ((per * w).sum() / w.sum()).item<double>(), 1e-6)
+        << name;
+    // Evaluations and measures see the plain mean.
+    EXPECT_NEAR(weighted(out, y).item<double>(), per.mean().item<double>(), 1e-6) << name;
+    EXPECT_NEAR(plain.training(out, y).item<double>(), per.mean().item<double>(), 1e-6) << name;
+  }
+}
+
+TEST(Measures, DropoutLeftOnLosesWhatTheDroppedUnitCarried) {
+  // One hidden unit h = relu(x0) = 10 carries class 1; the output layer's bias favours class 0
+  // when h is dropped. With dropout off every example is right; with p = 0.9 only the passes
+  // that keep h (one in ten) are.
+  Net model = make_model(json::parse(R"({"name": "mlp", "widths": [1], "activation": "relu",
+      "bias": true, "dropout": 0.9, "batch_norm": false, "init": "default", "init_scale": 1.0})"),
+                         {2}, 2);
+  {
+    torch::NoGradGuard guard;
+    auto params = model->named_parameters();
+    params["body.1.weight"].copy_(torch::tensor({{1.0, 0.0}}));
+    params["body.1.bias"].zero_();
+    params["body.4.weight"].copy_(torch::tensor({{0.0}, {1.0}}));
+    params["body.4.bias"].copy_(torch::tensor({0.5, 0.0}));
+  }
+  const auto x = torch::full({4000, 2}, 10.0);
+  const auto y = torch::ones({4000}, torch::kInt64);
+  model->eval();
+  EXPECT_EQ(model->forward(x).argmax(1).eq(y).sum().item<int64_t>(), 4000);
+  model->train();
+  torch::manual_seed(3);
+  const DropoutAccuracy acc = dropout_accuracy(model, x, y, 20, 1000);
+  EXPECT_EQ(acc.off, 1.0);
+  EXPECT_NEAR(acc.one_pass, 0.1, 0.03);  // binomial sd 0.005
+  // The mean of 20 passes is right when at least 4 keep h (0.5 - 0.378 < k/20 (1 - 0.378)):
+  // P(Bin(20, 0.1) >= 4) = 0.133.
+  EXPECT_NEAR(acc.mc_mean, 0.133, 0.03);
+  EXPECT_TRUE(model->is_training());  // left in the mode it was found in
+  // One pass is one pass.
+  const DropoutAccuracy once = dropout_accuracy(model, x, y, 1, 1000);
+  EXPECT_EQ(once.one_pass, once.mc_mean);
+}
+
 TEST(Measures, CalibrationErrorSumsEachBinsGapWeightedByItsShare) {
   // Two classes, confidences 0.85 (right), 0.85 (wrong), 0.65 (right), 0.55 (right), 10 bins:
   // bin (0.8, 0.9] holds two at accuracy 1/2 against confidence 0.85, bins (0.6, 0.7] and
@@ -109,7 +207,7 @@ TEST(Measures, GradientFlowIsTheFirstAndLastWeightMatricesGradientNorms) {
                          {4}, 3);
   auto x = torch::randn({16, 4});
   auto y = torch::randint(0, 3, {16}, torch::kInt64);
-  const GradientFlow flow = gradient_flow(model, x, y, false);
+  const GradientFlow flow = gradient_flow(model, x, y, Loss::standard(false));
   // The same by backward(): the weights are the parameters with two dimensions, in order.
   torch::cross_entropy_loss(model->forward(x), y).backward();
   std::vector<torch::Tensor> weights;
@@ -123,7 +221,7 @@ TEST(Measures, GradientFlowIsTheFirstAndLastWeightMatricesGradientNorms) {
   Net linear = make_model(json::parse(R"({"name": "linear", "bias": true, "init": "default",
       "init_scale": 1.0})"),
                           {4}, 3);
-  EXPECT_TRUE(std::isnan(gradient_flow(linear, x, y, false).last));
+  EXPECT_TRUE(std::isnan(gradient_flow(linear, x, y, Loss::standard(false)).last));
 }
 
 TEST(Measures, HessianTopEigenvalueOfLinearRegressionWithinOnePercent) {
@@ -134,7 +232,7 @@ TEST(Measures, HessianTopEigenvalueOfLinearRegressionWithinOnePercent) {
   Net model = linear_model(d);
   // mean((x w - y)^2) has Hessian 2/n x^T x, whatever w is.
   double exact = torch::linalg_eigvalsh(2.0 / n * x.t().matmul(x)).max().item<double>();
-  auto est = top_hessian_eigenvalue(model, x, y, /*regression=*/true, 200, 1e-6, 0);
+  auto est = top_hessian_eigenvalue(model, x, y, Loss::standard(/*regression=*/true), 200, 1e-6, 0);
   EXPECT_TRUE(est.converged);
   EXPECT_NEAR(est.value, exact, 0.01 * exact);
 }
@@ -156,7 +254,7 @@ TEST(Measures, GradientNoiseScaleMatchesTheExactPerExampleStatistics) {
   auto g = per_example.mean(0);
   double trace_sigma = (per_example - g).pow(2).sum(1).mean().item<double>();
   double exact = trace_sigma / g.pow(2).sum().item<double>();
-  auto ns = gradient_noise_scale(model, x, y, true, 16, 256, 400, 1);
+  auto ns = gradient_noise_scale(model, x, y, Loss::standard(true), 16, 256, 400, 1);
   EXPECT_NEAR(ns.b_simple, exact, 0.2 * exact) << "exact " << exact;
   EXPECT_NEAR(ns.trace_sigma, trace_sigma, 0.2 * trace_sigma);
 }
@@ -310,7 +408,7 @@ TEST(Measures, HessianTopIsTheLargestEigenvalueWhenANegativeOneIsLargerInMagnitu
     auto [model, x, y] = tanh_net_at_10x_init(seed);
     const auto eig = torch::linalg_eigvalsh(full_hessian(model, x, y));
     const double top = eig.max().item<double>(), bottom = eig.min().item<double>();
-    auto est = top_hessian_eigenvalue(model, x, y, false, 3000, 1e-6, 0);
+    auto est = top_hessian_eigenvalue(model, x, y, Loss::standard(false), 3000, 1e-6, 0);
     EXPECT_NEAR(est.value, top, 1e-3 * (top - std::min(bottom, 0.0))) << "seed " << seed;
     if (-bottom > top) {
       ++shifted;
@@ -326,7 +424,7 @@ TEST(Measures, ANegativeEstimateWithNoBudgetLeftIsNotConverged) {
   // Seed 0 above: the negative eigenvalue dominates. A loose tolerance "converges" at the last
   // allowed iteration, with none left for the shifted one: that is not the top eigenvalue.
   auto [model, x, y] = tanh_net_at_10x_init(0);
-  auto est = top_hessian_eigenvalue(model, x, y, false, 2, 10.0, 0);
+  auto est = top_hessian_eigenvalue(model, x, y, Loss::standard(false), 2, 10.0, 0);
   ASSERT_LT(est.value, 0);
   EXPECT_EQ(est.iterations, 2);
   EXPECT_FALSE(est.converged);
@@ -362,7 +460,7 @@ TEST(Measures, DinhRescalingKeepsTheFunctionAndMovesTheHessianAsPredicted) {
   EXPECT_TRUE(torch::allclose(h_after, predicted, 1e-3, 1e-4 * h.abs().max().item<double>()));
   const double top_before = torch::linalg_eigvalsh(h).max().item<double>();
   const double top_predicted = torch::linalg_eigvalsh(predicted).max().item<double>();
-  auto est = top_hessian_eigenvalue(model, x, y, false, 500, 1e-7, 0);
+  auto est = top_hessian_eigenvalue(model, x, y, Loss::standard(false), 500, 1e-7, 0);
   EXPECT_NEAR(est.value, top_predicted, 0.01 * top_predicted);
   EXPECT_GT(top_predicted, 10 * top_before) << "orders of magnitude, not a rounding change";
 }

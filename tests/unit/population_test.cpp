@@ -495,6 +495,17 @@ TEST(Population, ClassImbalanceOnASplitDrawnBySeedTrainsAlone) {
   EXPECT_NE(population_incompatibility(images), "");
 }
 
+TEST(Population, OtherLossesClassWeightsAndFixedOrdersTrainAlone) {
+  // The stacked step trains unweighted cross-entropy on a fresh permutation per epoch.
+  EXPECT_EQ(population_incompatibility(trial(R"({"train": {"loss": "cross_entropy"}})")), "");
+  EXPECT_EQ(population_incompatibility(trial(R"({"train": {"loss": "mse_softmax"}})")),
+            "train.loss is mse_softmax");
+  EXPECT_EQ(population_incompatibility(trial(R"({"train": {"class_weights": "balanced"}})")),
+            "train.class_weights is set");
+  EXPECT_EQ(population_incompatibility(trial(R"({"train": {"order": "fixed"}})")),
+            "train.order is not reshuffle");
+}
+
 TEST(Population, GroupsCompatibleTrialsAndLeavesTheOthersAlone) {
   std::vector<json> cfgs = {trial(R"({"seed": 0})"),
                             trial(R"({"seed": 1})"),
