@@ -452,6 +452,8 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
       if (m.value(key, false))
         fail(source, std::string("/measure/") + key, m[key],
              why + "false, or a classification dataset");
+    if (m.value("noisy_test_labels", 0.0) > 0)
+      fail(source, "/measure/noisy_test_labels", m["noisy_test_labels"], why + "0");
     const json& t = config["train"];
     if (t.value("loss", "auto") != "auto") fail(source, "/train/loss", t["loss"], why + "auto");
     if (t.value("class_weights", "none") != "none")
@@ -690,6 +692,7 @@ json trial_identity(const json& trial_config) {
       {json::json_pointer("/train/order"), "reshuffle"},
       {json::json_pointer("/measure/dropout_test"), false},
       {json::json_pointer("/measure/mc_samples"), 20},
+      {json::json_pointer("/measure/noisy_test_labels"), 0.0},
       {json::json_pointer("/measure/sparsity"), false},
       {json::json_pointer("/measure/sparsity_tol"), 1e-3},
   };

@@ -372,6 +372,14 @@ std::vector<Section> build() {
                    "test_dropout_on_cost (off minus one pass) and test_mc_minus_off; "
                    "classification only"),
            integer("mc_samples", 20, 1, 1000, "dropout passes averaged for test_acc_mc"),
+           num("noisy_test_labels", 0.0, 0.0, 0.5,
+               "evaluate against noisy labels: flip this share of the test labels (seeded), each "
+               "to a uniformly drawn other class, and store test_acc_noisy (accuracy against "
+               "them), test_acc_noisy_drop (clean minus noisy), test_acc_corrected (the clean "
+               "accuracy estimated from the noisy one and the known rate r: (acc_noisy - r / (K "
+               "- 1)) / (1 - r K / (K - 1))) and test_acc_correction_error (its distance from "
+               "the clean accuracy); the model and test_acc are untouched (0: off; "
+               "classification only)"),
            boolean("sparsity", false,
                    "weight_zero_frac: the share of weights (matrices and filters, not biases) "
                    "whose magnitude is below sparsity_tol (refused with pruning masks, whose zeros "

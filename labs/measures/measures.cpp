@@ -387,6 +387,26 @@ PerClass per_class_results(const torch::Tensor& logits, const torch::Tensor& lab
   return out;
 }
 
+NoisyLabelAccuracy noisy_label_accuracy(const torch::Tensor& logits, const torch::Tensor& labels,
+                                        double rate, uint64_t seed) {
+  torch::NoGradGuard guard;
+  const int64_t n = labels.size(0), k = logits.size(1);
+  const int64_t flips = std::llround(rate * double(n));
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  const auto which = torch::randperm(n, gen).slice(0, 0, flips);
+  const auto shift = torch::randint(1, k, {flips}, gen, torch::kInt64);
+  auto noisy = labels.cpu().clone();
+  noisy.index_put_({which}, (noisy.index_select(0, which) + shift).remainder(k));
+  const auto pred = logits.argmax(1).cpu();
+  NoisyLabelAccuracy out;
+  out.rate = double(flips) / double(std::max<int64_t>(n, 1));
+  out.clean = pred.eq(labels.cpu()).to(torch::kFloat64).mean().item<double>();
+  out.noisy = pred.eq(noisy).to(torch::kFloat64).mean().item<double>();
+  const double other = out.rate / double(k - 1);
+  out.corrected = (out.noisy - other) / (1.0 - out.rate - other);
+  return out;
+}
+
 double dead_unit_fraction(Net& model, const torch::Tensor& x) {
   const bool was_training = model->is_training();
   model->eval();
@@ -540,7 +560,8 @@ json compute_measures(const json& m, Net& model, const Dataset& data, const Loss
     out["weight_zero_frac"] = finite(zero_fraction(params, m.value("sparsity_tol", 1e-3)));
 
   const bool calibration = m.value("calibration", false), per_class = m.value("per_class", false);
-  if ((calibration || per_class) && !data.regression) {
+  const double noisy_rate = m.value("noisy_test_labels", 0.0);
+  if ((calibration || per_class || noisy_rate > 0) && !data.regression) {
     std::vector<torch::Tensor> chunks;
     {
       torch::NoGradGuard guard;
@@ -560,6 +581,13 @@ json compute_measures(const json& m, Net& model, const Dataset& data, const Loss
       out["test_balanced_acc"] = finite(pc.balanced_accuracy);
       out["test_min_recall"] = finite(pc.min_recall);
       out["test_max_pred_share"] = finite(pc.max_prediction_share);
+    }
+    if (noisy_rate > 0) {
+      const auto nl = noisy_label_accuracy(logits, labels, noisy_rate, seed + 6);
+      out["test_acc_noisy"] = finite(nl.noisy);
+      out["test_acc_noisy_drop"] = finite(nl.clean - nl.noisy);
+      out["test_acc_corrected"] = finite(nl.corrected);
+      out["test_acc_correction_error"] = finite(std::abs(nl.corrected - nl.clean));
     }
   }
 

@@ -139,6 +139,17 @@ struct PerClass {
 };
 PerClass per_class_results(const torch::Tensor& logits, const torch::Tensor& labels);
 
+// Accuracy against test labels of which a share `rate` (rounded to whole examples, drawn from
+// `seed`) is flipped, each to a uniformly drawn other class, and the clean accuracy estimated back
+// from it: with K classes and flips to the others alike, acc_noisy = acc (1 - rate K / (K - 1)) +
+// rate / (K - 1), so acc = (acc_noisy - rate / (K - 1)) / (1 - rate K / (K - 1)) (needs
+// rate < (K - 1) / K). `rate` is the share actually flipped.
+struct NoisyLabelAccuracy {
+  double clean = 0, noisy = 0, corrected = 0, rate = 0;
+};
+NoisyLabelAccuracy noisy_label_accuracy(const torch::Tensor& logits, const torch::Tensor& labels,
+                                        double rate, uint64_t seed);
+
 // The share of the units entering a ReLU-family activation (ReLU, LeakyReLU, PReLU; a channel
 // of a convolution's output) whose input is at most 0 for every example of x, in eval mode.
 double dead_unit_fraction(Net& model, const torch::Tensor& x);

@@ -280,7 +280,9 @@ bool stacked_measures_cover(const json& m) {
   for (const char* k : {"hessian_trace", "eps_sharpness", "sigma_sharpness", "calibration",
                         "dead_units", "per_class", "sparsity", "dropout_test"})
     if (m.value(k, false)) return false;
-  if (m.value("dinh_alpha", 0.0) > 0 || m.value("surface_grid", 0) > 0) return false;
+  if (m.value("dinh_alpha", 0.0) > 0 || m.value("surface_grid", 0) > 0 ||
+      m.value("noisy_test_labels", 0.0) > 0)
+    return false;
   return m.value("hessian_top", false) || m.value("noise_scale", false);
 }
 

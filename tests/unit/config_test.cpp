@@ -231,6 +231,12 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        "",
        "lab.json: /train/order = \"by_class\": data.linear is a regression task, with no classes; "
        "allowed: reshuffle or fixed"},
+      {with(
+           R"({"data": {"name": "teacher"}, "model": {"name": "mlp"}, "measure": {"noisy_test_labels": 0.2}})"),
+       {},
+       "",
+       "lab.json: /measure/noisy_test_labels = 0.2: data.teacher is a regression task, with no "
+       "classes; allowed: 0"},
       {with(R"({"train": {"loss": "hinge"}})"),
        {},
        "",

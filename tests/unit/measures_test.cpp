@@ -115,6 +115,29 @@ TEST(Measures, DropoutLeftOnLosesWhatTheDroppedUnitCarried) {
   EXPECT_EQ(once.one_pass, once.mc_mean);
 }
 
+TEST(Measures, NoisyTestLabelsUnderstateTheAccuracyByWhatTheRateExplains) {
+  const int64_t n = 10000, k = 10;
+  const auto labels = torch::arange(n, torch::kInt64).remainder(k);
+  // A perfect model: every flipped label is a miss, and the correction gives 1 back exactly.
+  const auto perfect = torch::one_hot(labels, k).to(torch::kFloat32);
+  const auto p = noisy_label_accuracy(perfect, labels, 0.3, 7);
+  EXPECT_EQ(p.rate, 0.3);
+  EXPECT_EQ(p.clean, 1.0);
+  EXPECT_NEAR(p.noisy, 0.7, 1e-12);
+  EXPECT_NEAR(p.corrected, 1.0, 1e-12);
+  // Right on the first 60 %, one class off on the rest: a wrong answer meets a flipped label
+  // one time in nine, so acc_noisy = 0.6 x 0.7 + 0.4 x 0.3 / 9 = 0.4333 in expectation.
+  auto pred = labels.clone();
+  pred.slice(0, 6000) = (pred.slice(0, 6000) + 1).remainder(k);
+  const auto partly =
+      noisy_label_accuracy(torch::one_hot(pred, k).to(torch::kFloat32), labels, 0.3, 7);
+  EXPECT_NEAR(partly.clean, 0.6, 1e-12);
+  EXPECT_NEAR(partly.noisy, 0.4333, 0.015);  // binomial sd 0.005
+  EXPECT_NEAR(partly.corrected, 0.6, 0.02);
+  // The same seed flips the same labels.
+  EXPECT_EQ(noisy_label_accuracy(perfect, labels, 0.3, 7).noisy, p.noisy);
+}
+
 TEST(Measures, CalibrationErrorSumsEachBinsGapWeightedByItsShare) {
   // Two classes, confidences 0.85 (right), 0.85 (wrong), 0.65 (right), 0.55 (right), 10 bins:
   // bin (0.8, 0.9] holds two at accuracy 1/2 against confidence 0.85, bins (0.6, 0.7] and
