@@ -461,6 +461,31 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
     if (t.value("order", "reshuffle") == "by_class")
       fail(source, "/train/order", t["order"], why + "reshuffle or fixed");
   }
+  // Dropout left on at test time needs dropout to leave on.
+  if (m.value("dropout_test", false) &&
+      (model.value("dropout", 0.0) <= 0 || model.value("name", std::string()) == "linear"))
+    fail(source, "/measure/dropout_test", m["dropout_test"],
+         "the model has no dropout to leave on (model.dropout is " +
+             model.value("dropout", json(0.0)).dump() + ", model " +
+             model.value("name", std::string()) + "); allowed: false, or model.dropout > 0");
+  // The noisy-label correction divides by 1 - r K / (K - 1), zero at r = (K - 1) / K.
+  if (const double r = m.value("noisy_test_labels", 0.0); r > 0) {
+    const std::string d = config["data"].value("name", std::string());
+    const int64_t k = d == "xor"                       ? 2
+                      : d == "blobs" || d == "spirals" ? config["data"].value("classes", 3)
+                                                       : 10;
+    if (r >= double(k - 1) / double(k))
+      fail(source, "/measure/noisy_test_labels", m["noisy_test_labels"],
+           "with " + std::to_string(k) +
+               " classes the correction needs a rate below (K - 1) / K = " +
+               std::to_string(double(k - 1) / double(k)).substr(0, 4) +
+               "; allowed: a smaller rate");
+  }
+  // The range test draws a fresh permutation as it goes: a fixed order would do nothing there.
+  if (config.value("lab", std::string("train")) == "lr_range" &&
+      config["train"].value("order", "reshuffle") != "reshuffle")
+    fail(source, "/train/order", config["train"]["order"],
+         "the lr_range lab takes each batch from a fresh permutation; allowed: reshuffle");
   // A mask keeps pruned weights at zero while training; these measures would count them as free.
   const bool masked = !config["train"].value("mask_file", std::string()).empty() ||
                       config.value("lab", std::string("train")) == "lottery";

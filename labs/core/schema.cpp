@@ -217,7 +217,9 @@ std::vector<Section> build() {
                   "weight each class's loss terms in the training step: balanced gives class c "
                   "the weight n / (classes x n_c) from the training split's counts (rare classes "
                   "count more; sklearn's \"balanced\"); evaluations and measures report the "
-                  "unweighted loss; classification only"),
+                  "unweighted loss; within a batch the weights are normalized by their sum, so a "
+                  "batch of one class (train.order=by_class) is not reweighted; classification "
+                  "only"),
            choice("order", "reshuffle", {"reshuffle", "fixed", "by_class"},
                   "the order examples are visited in: reshuffle (a new seeded permutation every "
                   "epoch), fixed (one seeded permutation, the same every epoch) or by_class "
@@ -369,7 +371,8 @@ std::vector<Section> build() {
                    "of mc_samples such passes (Monte Carlo dropout, Gal & Ghahramani 2016), "
                    "each against the pass with dropout off (which inverted dropout's 1 / (1 - p) "
                    "scaling in training makes the weight-scaling approximation of their mean): "
-                   "test_dropout_on_cost (off minus one pass) and test_mc_minus_off; "
+                   "test_dropout_on_cost (off minus one pass) and test_mc_minus_off; the mean is "
+                   "of the softmax of the outputs, whatever train.loss; needs model.dropout > 0; "
                    "classification only"),
            integer("mc_samples", 20, 1, 1000, "dropout passes averaged for test_acc_mc"),
            num("noisy_test_labels", 0.0, 0.0, 0.5,
@@ -378,8 +381,8 @@ std::vector<Section> build() {
                "them), test_acc_noisy_drop (clean minus noisy), test_acc_corrected (the clean "
                "accuracy estimated from the noisy one and the known rate r: (acc_noisy - r / (K "
                "- 1)) / (1 - r K / (K - 1))) and test_acc_correction_error (its distance from "
-               "the clean accuracy); the model and test_acc are untouched (0: off; "
-               "classification only)"),
+               "the clean accuracy); the model and test_acc are untouched (0: off; below (K - "
+               "1) / K for K classes; classification only)"),
            boolean("sparsity", false,
                    "weight_zero_frac: the share of weights (matrices and filters, not biases) "
                    "whose magnitude is below sparsity_tol (refused with pruning masks, whose zeros "

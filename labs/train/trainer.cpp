@@ -450,6 +450,12 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   const bool has_val = data.x_val.defined() && data.x_val.size(0) > 0;
   const bool regression = data.regression;
   const Loss loss = Loss::of(cfg, data);
+  // The loss a step records (the running training loss, the divergence check): the unweighted
+  // one, as evaluations report it, also when class weights weight the step's.
+  auto reported = [&](const torch::Tensor& value, const torch::Tensor& out,
+                      const torch::Tensor& y) {
+    return loss.weighted() ? loss(out.detach(), y) : value.detach();
+  };
   const FlopCount flops = count_flops(model, data.input_shape);
   // SAM takes a second forward and backward per step, at the perturbed weights.
   const double flops_per_example =
@@ -608,10 +614,11 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
                   // dozen fewer kernels per replay); they live in the graph's memory, and the
                   // eager steps between replays zero and fill the same tensors.
                   opt.clear_grads();
-                  auto value = loss.training(model->forward(xs), ys);
+                  auto out = model->forward(xs);
+                  auto value = loss.training(out, ys);
                   value.backward();
                   opt.step();
-                  static_loss.copy_(value.detach());
+                  static_loss.copy_(reported(value, out, ys));
                 },
                 &why)) {
           graphs = false;
@@ -634,12 +641,13 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
           opt.zero_grad();
         else
           opt.clear_grads();
-        auto value = loss.training(model->forward(xb), yb);
+        auto out = model->forward(xb);
+        auto value = loss.training(out, yb);
         value.backward();
         if (opt.sam_rho() > 0)
           opt.sam_regrade([&] { return loss.training(model->forward(xb), yb); });
         opt.step();
-        step_losses.select(0, b).copy_(value.detach());
+        step_losses.select(0, b).copy_(reported(value, out, yb));
       }
       st.step++;
       st.samples += idx.size(0);

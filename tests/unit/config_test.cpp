@@ -237,6 +237,21 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        "",
        "lab.json: /measure/noisy_test_labels = 0.2: data.teacher is a regression task, with no "
        "classes; allowed: 0"},
+      {with(R"({"model": {"name": "mlp", "dropout": 0.0}, "measure": {"dropout_test": true}})"),
+       {},
+       "",
+       "lab.json: /measure/dropout_test = true: the model has no dropout to leave on"},
+      {with(
+           R"({"data": {"name": "xor"}, "model": {"name": "mlp"}, "measure": {"noisy_test_labels": 0.5}})"),
+       {},
+       "",
+       "lab.json: /measure/noisy_test_labels = 0.5: with 2 classes the correction needs a rate "
+       "below (K - 1) / K = 0.50"},
+      {with(R"({"lab": "lr_range", "range": {}, "train": {"order": "by_class"}})"),
+       {},
+       "",
+       "lab.json: /train/order = \"by_class\": the lr_range lab takes each batch from a fresh "
+       "permutation"},
       {with(R"({"train": {"loss": "hinge"}})"),
        {},
        "",

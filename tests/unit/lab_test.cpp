@@ -619,9 +619,35 @@ TEST(Trainer, FixedOrdersVisitEveryExampleOnceTheSameEveryEpoch) {
     EXPECT_TRUE(order.equal(fixed_order(name, labels, 0, torch::kCPU)));
     EXPECT_FALSE(order.equal(fixed_order(name, labels, 1, torch::kCPU)));
   }
-  // by_class: the labels along it never fall; the class's own examples in a seeded order.
-  const auto seen = labels.index_select(0, fixed_order("by_class", labels, 0, torch::kCPU));
-  EXPECT_TRUE(seen.equal(std::get<0>(labels.sort())));
+  // by_class: the labels along it never fall, and each class's examples come in the order the
+  // seed's permutation ("fixed") visits them (a stable sort of it), not in index order.
+  const auto by_class = fixed_order("by_class", labels, 0, torch::kCPU);
+  EXPECT_TRUE(labels.index_select(0, by_class).equal(std::get<0>(labels.sort())));
+  const auto fixed = fixed_order("fixed", labels, 0, torch::kCPU);
+  for (int64_t c = 0; c < 3; ++c) {
+    EXPECT_TRUE(by_class.masked_select(labels.index_select(0, by_class).eq(c))
+                    .equal(fixed.masked_select(labels.index_select(0, fixed).eq(c))))
+        << c;
+  }
+  EXPECT_FALSE(by_class.equal(torch::argsort(labels, /*stable=*/true)));
+}
+
+TEST(Trainer, ClassWeightsLeaveTheRecordedTrainingLossUnweighted) {
+  // One step from the same init on the same batch: the step's loss differs with the weights
+  // (the imbalance makes them far from 1), the running loss recorded for it does not.
+  const std::string patch =
+      R"({"data": {"imbalance": 0.2}, "train": {"steps": 1, "eval_sets": "held_out", "class_weights": ")";
+  auto plain = train_cfg(config(patch + R"(none"}})"));
+  auto weighted = train_cfg(config(patch + R"(balanced"}})"));
+  EXPECT_EQ(plain.summary["train_loss_running"], weighted.summary["train_loss_running"]);
+  const json cfg = config(patch + R"(balanced"}})");
+  const Dataset d = data_of(cfg);
+  const Loss loss = Loss::of(cfg, d);
+  torch::manual_seed(0);
+  const auto out = torch::randn({d.y_train.size(0), 4});
+  EXPECT_GT(
+      std::abs(loss.training(out, d.y_train).item<double>() - loss(out, d.y_train).item<double>()),
+      1e-3);
 }
 
 TEST(Trainer, BatchesOfOneClassAtATimeForgetTheClassesBefore) {
