@@ -42,11 +42,20 @@ bool same(const json& value, const json& want) {
   return value == want;
 }
 
+// A condition's value that is a range: {"min": v}, {"max": v} or both, nothing else. Any other
+// object (e.g. {} or {"body.1": 0} for optim.lr_mult) is a value the key must equal.
+bool is_range(const json& want) {
+  if (!want.is_object() || want.empty()) return false;
+  for (const auto& [k, v] : want.items())
+    if (k != "min" && k != "max") return false;
+  return true;
+}
+
 // {"optim.name": "sgd", "lr_x_hessian_init": {"max": 1.9}}: every condition holds.
 bool matches(const TrialRecord& t, const json& conditions) {
   for (const auto& [key, want] : conditions.items()) {
     const json value = trial_value(t, key);
-    if (want.is_object()) {
+    if (is_range(want)) {
       if (!value.is_number()) return false;
       const double v = value.get<double>();
       if (want.contains("min") && v < want["min"].get<double>()) return false;

@@ -28,7 +28,8 @@
 //   within:      the x with the best mean metric against a range read from the trials of another
 //                config: "bounds": {"config": "...", "lo": metric, "hi": metric, "where": {...}}
 //                (medians over the bounds trials that match).
-// Any test may have "where": {key: value or {"min": v, "max": v}} restricting the trials; a key
+// Any test may have "where": {key: value or {"min": v, "max": v}} restricting the trials (an
+// object with other keys, or none, is a value to equal: optim.lr_mult's map); a key
 // is a dotted config key or, failing that, a metric. "diverged_as": v enters diverged trials
 // with metric value v (stated in the verdict) instead of leaving them out.
 // Metrics are looked up in a trial's summary, then its measures; "diverged" (1 for a diverged

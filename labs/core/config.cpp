@@ -790,7 +790,7 @@ std::vector<Trial> expand_trials(const ResolvedConfig& resolved) {
     json cfg = base;
     std::string where = resolved.file;
     for (const auto& [key, v] : combo.items()) {
-      if (v.is_object())  // a whole-section axis
+      if (v.is_object() && key.find('.') == std::string::npos)  // a whole-section axis
         deep_merge(cfg[key], v);
       else
         cfg[json::json_pointer(dotted_to_pointer(key))] = v;

@@ -356,6 +356,29 @@ TEST(Claim, WhereSelectsByConfigKeyAndByMetricRange) {
   }
 }
 
+TEST(Claim, AnObjectThatIsNoRangeIsAValueToEqual) {
+  // Per-layer learning-rate multipliers are a map: the groups of a compare are maps too.
+  std::vector<TrialRecord> trials;
+  for (const json& mult : {json::object(), json{{"body.1", 0}}, json{{"body.1", 0.1}}})
+    for (int seed = 0; seed < 2; ++seed)
+      trials.push_back(record("finished", {{"optim", {{"lr_mult", mult}}}},
+                              {{"test_acc", 0.8 - 0.1 * (mult.empty() ? 0 : 1)}}));
+  json claim = {{"test",
+                 {{"kind", "compare"},
+                  {"x", "optim.lr_mult"},
+                  {"a", {{"optim.lr_mult", json::object()}}},
+                  {"b", {{"optim.lr_mult", {{"body.1", 0}}}}},
+                  {"metric", "test_acc"},
+                  {"direction", -1}}}};
+  auto set = observations_for(claim, trials);
+  EXPECT_EQ(set.sources, (std::vector<size_t>{0, 1, 2, 3}));
+  EXPECT_EQ(set.observations[0].group, "a");
+  EXPECT_EQ(set.observations[2].group, "b");
+  // {"min": v} still reads as a range, also beside a map-valued key.
+  claim["test"]["where"] = {{"test_acc", {{"min", 0.75}}}};
+  EXPECT_EQ(observations_for(claim, trials).sources, (std::vector<size_t>{0, 1}));
+}
+
 TEST(Claim, CompareByStringValueWithBestOverAndDivergedAs) {
   std::vector<TrialRecord> trials;
   // constant: best at lr 0.1 (0.80); cosine: best at lr 0.3 (0.85); cosine at lr 0.9 diverged.

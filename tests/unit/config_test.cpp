@@ -632,6 +632,20 @@ TEST(ConfigHash, SweepingAVariantFillsThatVariantsDefaults) {
   EXPECT_FALSE(trials[2].config["optim"].contains("momentum"));
 }
 
+TEST(ConfigHash, SweepingAMapValuedKeySetsEachMapWhole) {
+  // optim.lr_mult is a key whose values are objects: each is that key's value, not a section
+  // merged over the config (which wrote "/optim.lr_mult" at the top level), and {} clears the
+  // base's map rather than merging into it.
+  json doc = base();
+  doc["optim"]["lr_mult"] = {{"body.3", 2.0}};
+  doc["sweep"] = json::parse(R"({"optim.lr_mult": [{}, {"body.1": 0}]})");
+  auto trials = expand_trials(resolve_config_json(doc, "x", "", {}));
+  ASSERT_EQ(trials.size(), 4u);
+  EXPECT_EQ(trials[0].config["optim"]["lr_mult"], json::object());
+  EXPECT_EQ(trials[2].config["optim"]["lr_mult"], json::parse(R"({"body.1": 0})"));
+  EXPECT_FALSE(trials[0].config.contains("optim.lr_mult"));
+}
+
 TEST(Sha256, MatchesFipsTestVectors) {
   EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
