@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <utility>
 
@@ -479,6 +480,22 @@ long long Store::merge_from(const std::string& other_path) {
   }
   exec("DETACH DATABASE other");
   return after - before;
+}
+
+double late_jitter(const std::vector<MetricRow>& rows, const std::string& name) {
+  std::vector<std::pair<long long, double>> curve;
+  long long last = 0;
+  for (const auto& r : rows)
+    if (r.name == name) curve.emplace_back(r.step, r.value), last = std::max(last, r.step);
+  std::sort(curve.begin(), curve.end());
+  std::vector<double> changes;
+  for (size_t i = 1; i < curve.size(); ++i)
+    if (2 * curve[i - 1].first > last) changes.push_back(curve[i].second - curve[i - 1].second);
+  if (changes.size() < 2) return NAN;
+  double mean = 0, ss = 0;
+  for (double c : changes) mean += c / double(changes.size());
+  for (double c : changes) ss += (c - mean) * (c - mean);
+  return std::sqrt(ss / double(changes.size() - 1));
 }
 
 }  // namespace empiric

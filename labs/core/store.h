@@ -116,4 +116,11 @@ class Store {
   std::string path_;
 };
 
+// How much a metric's curve jitters late in a run: the standard deviation of the changes
+// between successive evaluations of `name` (in step order) over the second half of the run's
+// steps, so that a steady drift adds nothing and evaluation-to-evaluation noise does. NaN with
+// fewer than two changes there. Recorded in each finished trial's summary as val_loss_jitter and
+// test_loss_jitter.
+double late_jitter(const std::vector<MetricRow>& rows, const std::string& name);
+
 }  // namespace empiric

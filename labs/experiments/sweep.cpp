@@ -335,6 +335,14 @@ int run_config(const Context& ctx, const RunOptions& o) {
     rec.wall_s = wall_s;
     {
       std::lock_guard<std::mutex> lock(store_mu);
+      // From the stored curve (a resumed trial's evaluations before its kill included), for
+      // trials alone and population members alike.
+      if (rec.status == "finished") {
+        const auto rows = store.metrics(trial.hash);
+        for (const char* name : {"val_loss", "test_loss"})
+          if (const double j = late_jitter(rows, name); std::isfinite(j))
+            rec.summary[std::string(name) + "_jitter"] = j;
+      }
       store.put_trial(rec);
     }
     const std::string label = axes_text(trial.axes) + " seed=" + std::to_string(trial.seed);

@@ -144,6 +144,31 @@ TEST(Sweep, APopulationStoresEveryMemberAsTheTrialItWouldBeAlone) {
   EXPECT_EQ(batched, 4);
 }
 
+TEST(Sweep, LateJitterIsRecordedFromTheStoredCurveAloneOrInAPopulation) {
+  testing::TempDir solo_dir, pop_dir;
+  std::string cfg = pop_dir.write("lab.json", kSweep);
+  // 24 steps evaluated every 2: six changes in the second half.
+  for (auto* dir : {&solo_dir, &pop_dir}) {
+    Result r = empiric(*dir, "run " + cfg + " train.eval_every_steps=2 train.population=" +
+                                 (dir == &solo_dir ? "off" : "auto"));
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  auto solo = Store(solo_dir.file("r.db")).trials(99), pop = Store(pop_dir.file("r.db")).trials(99);
+  ASSERT_EQ(pop.size(), 4u);
+  for (const auto& t : pop) {
+    auto it = std::find_if(solo.begin(), solo.end(),
+                           [&](const TrialRecord& r) { return r.hash == t.hash; });
+    ASSERT_NE(it, solo.end());
+    ASSERT_TRUE(t.summary.contains("test_loss_jitter")) << t.summary.dump();
+    EXPECT_EQ(t.summary["test_loss_jitter"].get<double>(),
+              late_jitter(Store(pop_dir.file("r.db")).metrics(t.hash), "test_loss"));
+    EXPECT_GT(t.summary["test_loss_jitter"].get<double>(), 0.0);
+    EXPECT_NEAR(t.summary["test_loss_jitter"].get<double>(),
+                it->summary["test_loss_jitter"].get<double>(), 1e-4);
+    EXPECT_FALSE(t.summary.contains("val_loss_jitter"));  // no validation split
+  }
+}
+
 TEST(Sweep, ABatchLargerThanTheDataIsNotedOnceAloneOrInAPopulation) {
   for (const std::string population : {"1", "auto"}) {
     testing::TempDir dir;

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <set>
 
 #include "core/environment.h"
@@ -79,6 +80,23 @@ TEST(Store, ATrialThatFailedWithAnErrorIsRunAgain) {
   store.put_trial(make_trial("f", 1));  // the rerun replaces the record
   EXPECT_TRUE(store.has_trial("f"));
   EXPECT_EQ(store.trial("f")->status, "finished");
+}
+
+TEST(Store, LateJitterIsTheSpreadOfTheLateChangesNotTheirDrift) {
+  std::vector<MetricRow> rows;
+  // A loss falling by 0.1 per evaluation, and in the second half (steps > 50) alternately 0.05
+  // above and below that line; stored out of order, beside another metric.
+  for (long long step = 100; step >= 10; step -= 10) {
+    const double wiggle = step > 50 ? ((step / 10) % 2 ? 0.05 : -0.05) : 0.0;
+    rows.push_back({0, step, "val_loss", 2.0 - 0.01 * double(step) + wiggle});
+    rows.push_back({0, step, "test_loss", 2.0 - 0.01 * double(step)});
+  }
+  // Changes from steps 60..90 to the next: -0.1 +/- 0.1, i.e. 0, -0.2, 0, -0.2: sd 0.11547.
+  EXPECT_NEAR(late_jitter(rows, "val_loss"), std::sqrt(0.04 / 3.0), 1e-12);
+  EXPECT_NEAR(late_jitter(rows, "test_loss"), 0.0, 1e-12);  // a steady drift is no jitter
+  EXPECT_TRUE(std::isnan(late_jitter(rows, "train_loss")));
+  EXPECT_TRUE(
+      std::isnan(late_jitter({{0, 10, "val_loss", 1.0}, {0, 20, "val_loss", 2.0}}, "val_loss")));
 }
 
 TEST(Store, MetricsAreReplacedNotDuplicated) {
