@@ -40,6 +40,44 @@ TEST(CudaTrainer, MatchesTheCpuRunToTolerance) {
   EXPECT_NEAR(gpu.summary["test_acc"].get<double>(), cpu.summary["test_acc"].get<double>(), 2e-2);
 }
 
+TEST(CudaTrainer, OtherLossesClassWeightsAndOrdersMatchTheCpuRun) {
+  // The class weights and a fixed order live on the training device; the step (captured as a
+  // CUDA graph) takes the configured loss and records it unweighted.
+  SKIP_WITHOUT_GPU();
+  for (
+      const char* patch :
+      {R"({"train": {"loss": "mse_softmax", "class_weights": "balanced", "order": "by_class"}})",
+       R"({"train": {"loss": "cross_entropy_on_softmax", "order": "fixed"}})",
+       R"({"train": {"loss": "mse_logits", "class_weights": "balanced"}, "data": {"imbalance": 0.3}})"}) {
+    json cfg = trial_config(patch);
+    auto cpu = run_trial(cfg, torch::kCPU, {}, "cuda_test.json");
+    auto gpu = run_trial(cfg, torch::Device(torch::kCUDA, 0), {}, "cuda_test.json");
+    ASSERT_EQ(gpu.status, cpu.status) << patch;
+    EXPECT_EQ(gpu.summary["cuda_graphs"], "captured") << patch;
+    EXPECT_NEAR(gpu.summary["train_loss"].get<double>(), cpu.summary["train_loss"].get<double>(),
+                2e-2)
+        << patch;
+    EXPECT_NEAR(gpu.summary["test_acc"].get<double>(), cpu.summary["test_acc"].get<double>(), 2e-2)
+        << patch;
+    EXPECT_EQ(gpu.summary["chance_loss"], cpu.summary["chance_loss"]) << patch;
+  }
+}
+
+TEST(CudaTrainer, NewMeasuresMatchTheCpuRun) {
+  // Dropout at test time and noisy test labels take their draws on the device; the measures
+  // that read logits move them to the host.
+  SKIP_WITHOUT_GPU();
+  json cfg = trial_config(
+      R"({"model": {"dropout": 0.3}, "measure": {"dropout_test": true, "noisy_test_labels": 0.2,
+          "calibration": true, "per_class": true}})");
+  auto cpu = run_trial(cfg, torch::kCPU, {}, "cuda_test.json");
+  auto gpu = run_trial(cfg, torch::Device(torch::kCUDA, 0), {}, "cuda_test.json");
+  ASSERT_EQ(gpu.status, "finished");
+  for (const char* m :
+       {"test_acc_mc", "test_acc_noisy", "test_acc_corrected", "test_ece", "test_balanced_acc"})
+    EXPECT_NEAR(gpu.measures[m].get<double>(), cpu.measures[m].get<double>(), 5e-2) << m;
+}
+
 TEST(CudaTrainer, Tf32MatmulsTrainToTheFloat32ResultAndLeaveTheModeAsTheyFoundIt) {
   SKIP_WITHOUT_GPU();
   const torch::Device gpu(torch::kCUDA, 0);
