@@ -42,15 +42,6 @@ bool same(const json& value, const json& want) {
   return value == want;
 }
 
-// A condition's value that is a range: {"min": v}, {"max": v} or both, nothing else. Any other
-// object (e.g. {} or {"body.1": 0} for optim.lr_mult) is a value the key must equal.
-bool is_range(const json& want) {
-  if (!want.is_object() || want.empty()) return false;
-  for (const auto& [k, v] : want.items())
-    if (k != "min" && k != "max") return false;
-  return true;
-}
-
 // {"optim.name": "sgd", "lr_x_hessian_init": {"max": 1.9}}: every condition holds.
 bool matches(const TrialRecord& t, const json& conditions) {
   for (const auto& [key, want] : conditions.items()) {
@@ -75,6 +66,13 @@ double median(std::vector<double> v) {
 }
 
 }  // namespace
+
+bool is_range(const json& want) {
+  if (!want.is_object() || want.empty()) return false;
+  for (const auto& [k, v] : want.items())
+    if (k != "min" && k != "max") return false;
+  return true;
+}
 
 double metric_value(const TrialRecord& t, const std::string& name) {
   if (name == "diverged") return t.status == "diverged" ? 1.0 : 0.0;
@@ -179,6 +177,24 @@ void check_claim(const json& c, const std::string& where) {
   if (t.contains("where") && !t["where"].is_object())
     throw ConfigError(where, "/test/where", t["where"].dump(),
                       "expected an object: key -> value or {\"min\": v, \"max\": v}");
+  // A condition object is a range ({"min", "max"} only) or a value to equal (a map such as
+  // optim.lr_mult's): one that mixes the two is a misspelt range, which would match nothing.
+  auto check_conditions = [&](const json& conditions, const std::string& at) {
+    for (const auto& [key, want] : conditions.items())
+      if (want.is_object() && !is_range(want) && (want.contains("min") || want.contains("max")))
+        throw ConfigError(where, at + "/" + key, want.dump(),
+                          "a range takes only \"min\" and \"max\"; allowed: {\"min\": v, "
+                          "\"max\": v}, or a value to equal");
+  };
+  if (t.contains("where")) check_conditions(t["where"], "/test/where");
+  for (const char* side : {"a", "b"})
+    if (t.contains(side) && t[side].is_object()) {
+      if (t[side].empty())
+        throw ConfigError(where, std::string("/test/") + side, "{}",
+                          "an empty set of conditions selects every trial; allowed: a value of "
+                          "x, \"min\", \"max\" or conditions {key: value}");
+      check_conditions(t[side], std::string("/test/") + side);
+    }
   if (t.contains("best") && !(t["best"] == "max" || t["best"] == "min"))
     throw ConfigError(where, "/test/best", t["best"].dump(), "expected \"max\" or \"min\"");
   if (t.contains("best_by") && !(t["best_by"].is_string() && t.contains("best_over")))

@@ -54,6 +54,10 @@ void check_claim(const json& claim, const std::string& where);
 // The configs a claim reads trials from: its own, then its bounds' (within tests).
 std::vector<std::string> claim_configs(const json& claim);
 
+// Whether a condition's value is a range: a non-empty object with "min", "max" or both and no
+// other key. Any other object (e.g. {} or {"body.1": 0} for optim.lr_mult) is a value to equal.
+bool is_range(const json& want);
+
 // A metric of a trial: its summary's, else its measures', else NaN; "diverged" and "failed" as
 // above.
 double metric_value(const TrialRecord& trial, const std::string& name);

@@ -461,13 +461,18 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
     if (t.value("order", "reshuffle") == "by_class")
       fail(source, "/train/order", t["order"], why + "reshuffle or fixed");
   }
-  // Dropout left on at test time needs dropout to leave on.
-  if (m.value("dropout_test", false) &&
-      (model.value("dropout", 0.0) <= 0 || model.value("name", std::string()) == "linear"))
+  // Dropout left on at test time needs dropout to leave on: a dropout module follows each hidden
+  // dense layer (none in a linear model, an mlp without widths or a convnet without dense).
+  const std::string model_name = model.value("name", std::string());
+  const bool hidden_dense =
+      model_name == "lenet_300_100" ||
+      (model_name == "mlp" && !model.value("widths", json::array()).empty()) ||
+      (model_name == "convnet" && !model.value("dense", json::array()).empty());
+  if (m.value("dropout_test", false) && (model.value("dropout", 0.0) <= 0 || !hidden_dense))
     fail(source, "/measure/dropout_test", m["dropout_test"],
-         "the model has no dropout to leave on (model.dropout is " +
-             model.value("dropout", json(0.0)).dump() + ", model " +
-             model.value("name", std::string()) + "); allowed: false, or model.dropout > 0");
+         "the model has no dropout to leave on (model " + model_name + ", dropout " +
+             model.value("dropout", json(0.0)).dump() +
+             "); allowed: false, or model.dropout > 0 with a hidden dense layer");
   // The noisy-label correction divides by 1 - r K / (K - 1), zero at r = (K - 1) / K.
   if (const double r = m.value("noisy_test_labels", 0.0); r > 0) {
     const std::string d = config["data"].value("name", std::string());

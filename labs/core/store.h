@@ -118,7 +118,9 @@ class Store {
 
 // How much a metric's curve jitters late in a run: the standard deviation of the changes
 // between successive evaluations of `name` (in step order) over the second half of the run's
-// steps, so that a steady drift adds nothing and evaluation-to-evaluation noise does. NaN with
+// steps, so that a steady drift adds nothing (with evenly spaced evaluations: with uneven ones,
+// such as eval_every_steps that does not divide an epoch, the drift over unequal gaps adds some)
+// and evaluation-to-evaluation noise does. NaN with
 // fewer than two changes there. Recorded in each finished trial's summary as val_loss_jitter and
 // test_loss_jitter.
 double late_jitter(const std::vector<MetricRow>& rows, const std::string& name);

@@ -64,8 +64,8 @@ TEST(CudaTrainer, OtherLossesClassWeightsAndOrdersMatchTheCpuRun) {
 }
 
 TEST(CudaTrainer, NewMeasuresMatchTheCpuRun) {
-  // Dropout at test time and noisy test labels take their draws on the device; the measures
-  // that read logits move them to the host.
+  // Dropout at test time draws its masks on the device; noisy test labels and the other measures
+  // that read logits take them to the host (the same flips as on a CPU).
   SKIP_WITHOUT_GPU();
   json cfg = trial_config(
       R"({"model": {"dropout": 0.3}, "measure": {"dropout_test": true, "noisy_test_labels": 0.2,

@@ -377,6 +377,22 @@ TEST(Claim, AnObjectThatIsNoRangeIsAValueToEqual) {
   // {"min": v} still reads as a range, also beside a map-valued key.
   claim["test"]["where"] = {{"test_acc", {{"min", 0.75}}}};
   EXPECT_EQ(observations_for(claim, trials).sources, (std::vector<size_t>{0, 1}));
+  // A misspelt range would be a value no trial equals, and an empty selector every trial: both
+  // are refused where they are written.
+  claim.update({{"id", "c"}, {"statement", "s"}, {"config", "c.json"}});
+  EXPECT_NO_THROW(check_claim(claim, "bank.json"));
+  for (const auto& [pointer, bad] :
+       {std::pair<const char*, json>{"/test/where/test_acc", {{"min", 0.7}, {"mx", 0.9}}},
+        {"/test/a", json::object()}}) {
+    json broken = claim;
+    broken[json::json_pointer(pointer)] = bad;
+    try {
+      check_claim(broken, "bank.json");
+      ADD_FAILURE() << pointer;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(pointer), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Claim, CompareByStringValueWithBestOverAndDivergedAs) {

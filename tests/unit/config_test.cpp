@@ -242,6 +242,12 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        "",
        "lab.json: /measure/dropout_test = true: the model has no dropout to leave on"},
       {with(
+           R"({"model": {"name": "mlp", "widths": [], "dropout": 0.5}, "measure": {"dropout_test": true}})"),
+       {},
+       "",
+       "lab.json: /measure/dropout_test = true: the model has no dropout to leave on (model mlp, "
+       "dropout 0.5)"},
+      {with(
            R"({"data": {"name": "xor"}, "model": {"name": "mlp"}, "measure": {"noisy_test_labels": 0.5}})"),
        {},
        "",
