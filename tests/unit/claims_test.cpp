@@ -356,6 +356,19 @@ TEST(Claim, WhereSelectsByConfigKeyAndByMetricRange) {
   }
 }
 
+// `claim` with `bad` written at `pointer` is refused by check_claim with a message holding `says`.
+void expect_refused_at(const json& claim, const char* pointer, const json& bad,
+                       const std::string& says) {
+  json broken = claim;
+  broken[json::json_pointer(pointer)] = bad;
+  try {
+    check_claim(broken, "bank.json");
+    ADD_FAILURE() << pointer;
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+  }
+}
+
 TEST(Claim, AnObjectThatIsNoRangeIsAValueToEqual) {
   // Per-layer learning-rate multipliers are a map: the groups of a compare are maps too.
   std::vector<TrialRecord> trials;
@@ -383,16 +396,8 @@ TEST(Claim, AnObjectThatIsNoRangeIsAValueToEqual) {
   EXPECT_NO_THROW(check_claim(claim, "bank.json"));
   for (const auto& [pointer, bad] :
        {std::pair<const char*, json>{"/test/where/test_acc", {{"min", 0.7}, {"mx", 0.9}}},
-        {"/test/a", json::object()}}) {
-    json broken = claim;
-    broken[json::json_pointer(pointer)] = bad;
-    try {
-      check_claim(broken, "bank.json");
-      ADD_FAILURE() << pointer;
-    } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(pointer), std::string::npos) << e.what();
-    }
-  }
+        {"/test/a", json::object()}})
+    expect_refused_at(claim, pointer, bad, pointer);
 }
 
 TEST(Claim, CompareByStringValueWithBestOverAndDivergedAs) {
@@ -585,18 +590,8 @@ TEST(Claim, BestByChoosesOnAnotherMetric) {
   // Wrong types are named where they are, not an internal error later on.
   for (const auto& [pointer, bad] : {std::pair<const char*, json>{"/config", 5},
                                      {"/test/metric", 7},
-                                     {"/test/min_effect", "big"}}) {
-    json broken = claim;
-    broken[json::json_pointer(pointer)] = bad;
-    try {
-      check_claim(broken, "bank.json");
-      ADD_FAILURE() << pointer;
-    } catch (const ConfigError& e) {
-      EXPECT_NE(std::string(e.what()).find(std::string(pointer) + " = " + bad.dump()),
-                std::string::npos)
-          << e.what();
-    }
-  }
+                                     {"/test/min_effect", "big"}})
+    expect_refused_at(claim, pointer, bad, std::string(pointer) + " = " + bad.dump());
 }
 
 TEST(Claim, BestByCountsADivergedRunAsTheWorstWhereTheClaimEntersDivergedRuns) {
