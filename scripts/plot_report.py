@@ -172,6 +172,9 @@ def plot_curves(meta, rows, path):
         # at their last evaluation: the mean loss of the steps between evaluations stands in.
         if points("train_loss") < points("test_acc") and "train_loss_recent" in series:
             names = ("test_acc", "train_loss_recent", "lr")
+        # With a validation split, its loss is the curve early stopping and tuning watch.
+        if "val_loss" in series:
+            names = (names[0], "val_loss") + names[1:]
         # Learning rates that never move within a run are flat lines nobody needs to see (the
         # legend names each run's).
         if all(len({v for _, v in pts}) <= 1
