@@ -15,6 +15,7 @@
 #include "core/hash.h"
 #include "data/datasets.h"
 #include "magnitude/magnitude.h"
+#include "measures/measures.h"
 #include "models/models.h"
 #include "train/optim.h"
 #include "train/population.h"
@@ -406,7 +407,14 @@ Result train_alone(const Member& m, const torch::Device& device, const LotteryCa
   TrainOutcome out;
   try {
     Net net = m.net;
-    out = train_model(m.trial->config, m.chain->data(), net, device, hooks);
+    const json& cfg = m.trial->config;
+    out = train_model(cfg, m.chain->data(), net, device, hooks);
+    // The measures a round trained in a population takes (train_population), taken alike here.
+    if (out.status == "finished" && cfg.contains("measure")) {
+      torch::AutoGradMode grad_on(true);
+      out.measures = compute_measures(cfg["measure"], net, m.chain->data(),
+                                      Loss::of(cfg, m.chain->data()), cfg.value("seed", 0));
+    }
   } catch (const UserError&) {
     throw;
   } catch (const std::exception& e) {

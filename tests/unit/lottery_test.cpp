@@ -220,7 +220,8 @@ TEST(Lottery, ARoundsTicketAndControlsTrainAsOnePopulationAsTheyWouldAlone) {
   // as one population by default; every trial equals its run alone (train.population=off) to
   // float rounding, and the masks, which come from the trained tickets, are the same.
   testing::TempDir together_dir, alone_dir;
-  const std::string eval = R"({"train": {"eval_every_steps": 5}, "data": {"validation": 100}})";
+  const std::string eval =
+      R"({"train": {"eval_every_steps": 5}, "data": {"validation": 100}, "measure": {"per_class": true}})";
   auto trials = trials_of(lottery_doc(eval));
   json off = lottery_doc(eval);
   off["train"]["population"] = "off";
@@ -240,6 +241,12 @@ TEST(Lottery, ARoundsTicketAndControlsTrainAsOnePopulationAsTheyWouldAlone) {
     for (const char* key : {"test_loss", "train_loss", "val_loss", "weight_norm"})
       EXPECT_NEAR(a[key].get<double>(), b[key].get<double>(), 2e-4 * std::abs(b[key].get<double>()))
           << key << " round " << round << " " << trials[i].config["lottery"]["control"];
+    // Measures too, whether the round trained in a population or alone (round 0 always alone).
+    const json& ma = together.by_hash[trials[i].hash].measures;
+    const json& mb = alone.by_hash[solo_trials[i].hash].measures;
+    ASSERT_TRUE(ma.contains("test_balanced_acc") && mb.contains("test_balanced_acc")) << i;
+    EXPECT_NEAR(ma["test_balanced_acc"].get<double>(), mb["test_balanced_acc"].get<double>(), 0.01)
+        << i;
   }
 }
 
