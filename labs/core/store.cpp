@@ -276,6 +276,15 @@ void Store::clear_metrics(const std::string& hash) {
   txn.commit();
 }
 
+void Store::drop_metrics_after(const std::string& hash, long long step) {
+  WriteTxn txn(*this, db_);
+  Stmt(db_, "DELETE FROM metrics WHERE trial_hash = ? AND step > ?", path_)
+      .bind(1, hash)
+      .bind(2, step)
+      .step();
+  txn.commit();
+}
+
 std::vector<MetricRow> Store::metrics(const std::string& hash) {
   Stmt q(db_,
          "SELECT epoch, step, name, value FROM metrics WHERE trial_hash = ? ORDER BY step, name",

@@ -88,6 +88,9 @@ class Store {
   // Metrics of many evaluations, in one transaction.
   void put_metrics(const std::string& hash, const std::vector<MetricRow>& rows);
   void clear_metrics(const std::string& hash);
+  // Removes a trial's metrics past `step`: rows a killed run stored beyond where its resumed run
+  // ended (a resumed run that stops earlier, at an early stop a GPU's rounding moved).
+  void drop_metrics_after(const std::string& hash, long long step);
   std::vector<MetricRow> metrics(const std::string& hash);
 
   // A finished (or diverged/failed) trial, in one transaction.

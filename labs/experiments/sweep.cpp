@@ -335,8 +335,12 @@ int run_config(const Context& ctx, const RunOptions& o) {
     rec.wall_s = wall_s;
     {
       std::lock_guard<std::mutex> lock(store_mu);
-      // From the stored curve (a resumed trial's evaluations before its kill included), for
-      // trials alone and population members alike.
+      // The stored curve ends where the trial did (a resumed run may stop before the killed
+      // one's last stored evaluation); from it (a resumed trial's evaluations before its kill
+      // included), for trials alone and population members alike, the late jitter.
+      if (rec.status != "failed" && rec.summary.contains("steps") &&
+          rec.summary["steps"].is_number_integer())
+        store.drop_metrics_after(trial.hash, rec.summary["steps"].get<long long>());
       if (rec.status == "finished") {
         const auto rows = store.metrics(trial.hash);
         for (const char* name : {"val_loss", "test_loss"})

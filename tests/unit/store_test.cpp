@@ -99,6 +99,19 @@ TEST(Store, LateJitterIsTheSpreadOfTheLateChangesNotTheirDrift) {
       std::isnan(late_jitter({{0, 10, "val_loss", 1.0}, {0, 20, "val_loss", 2.0}}, "val_loss")));
 }
 
+TEST(Store, MetricsPastAStepAreDroppedForThatTrialOnly) {
+  testing::TempDir dir;
+  Store store(dir.file("r.db"));
+  for (const char* hash : {"a", "b"})
+    for (long long step : {10, 20, 30}) store.put_metrics(hash, 0, step, {{"test_loss", 1.0}});
+  store.drop_metrics_after("a", 20);
+  std::set<long long> a, b;
+  for (const auto& m : store.metrics("a")) a.insert(m.step);
+  for (const auto& m : store.metrics("b")) b.insert(m.step);
+  EXPECT_EQ(a, (std::set<long long>{10, 20}));
+  EXPECT_EQ(b, (std::set<long long>{10, 20, 30}));
+}
+
 TEST(Store, MetricsAreReplacedNotDuplicated) {
   testing::TempDir dir;
   Store store(dir.file("r.db"));
