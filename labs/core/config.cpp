@@ -475,10 +475,9 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
              "); allowed: false, or model.dropout > 0 with a hidden dense layer");
   // The noisy-label correction divides by 1 - r K / (K - 1), zero at r = (K - 1) / K.
   if (const double r = m.value("noisy_test_labels", 0.0); r > 0) {
-    const std::string d = config["data"].value("name", std::string());
-    const int64_t k = d == "xor"                       ? 2
-                      : d == "blobs" || d == "spirals" ? config["data"].value("classes", 3)
-                                                       : 10;
+    const int64_t k = data == "xor"                          ? 2
+                      : data == "blobs" || data == "spirals" ? config["data"].value("classes", 3)
+                                                             : 10;
     if (r >= double(k - 1) / double(k))
       fail(source, "/measure/noisy_test_labels", m["noisy_test_labels"],
            "with " + std::to_string(k) +

@@ -463,20 +463,22 @@ DropoutAccuracy dropout_accuracy(Net& model, const torch::Tensor& x, const torch
   std::vector<torch::nn::Module*> dropouts;
   for (auto& m : model->modules(/*include_self=*/false))
     if (m->as<torch::nn::Dropout>() || m->as<torch::nn::Dropout2d>()) dropouts.push_back(m.get());
-  int64_t off = 0, one = 0, mc = 0;
+  // Correct answers counted on the device (off, one pass, mean of passes), read back once.
+  auto hits = torch::zeros({3}, y.options().dtype(torch::kInt64));
   for (int64_t i = 0; i < x.size(0); i += batch) {
     const auto xb = x.slice(0, i, i + batch), yb = y.slice(0, i, i + batch);
     for (auto* d : dropouts) d->eval();
-    off += model->forward(xb).argmax(1).eq(yb).sum().item<int64_t>();
+    hits[0] += model->forward(xb).argmax(1).eq(yb).sum();
     for (auto* d : dropouts) d->train();
     auto probs = torch::softmax(model->forward(xb), 1);
-    one += probs.argmax(1).eq(yb).sum().item<int64_t>();
+    hits[1] += probs.argmax(1).eq(yb).sum();
     for (int s = 1; s < samples; ++s) probs += torch::softmax(model->forward(xb), 1);
-    mc += probs.argmax(1).eq(yb).sum().item<int64_t>();
+    hits[2] += probs.argmax(1).eq(yb).sum();
   }
   model->train(was_training);
+  const auto counts = hits.cpu();
   const double n = double(std::max<int64_t>(1, x.size(0)));
-  return {double(off) / n, double(one) / n, double(mc) / n};
+  return {counts[0].item<double>() / n, counts[1].item<double>() / n, counts[2].item<double>() / n};
 }
 
 json compute_measures(const json& m, Net& model, const Dataset& data, const Loss& loss_fn,
@@ -598,7 +600,6 @@ json compute_measures(const json& m, Net& model, const Dataset& data, const Loss
     out["test_acc_mc"] = finite(acc.mc_mean);
     out["test_dropout_on_cost"] = finite(acc.off - acc.one_pass);
     out["test_mc_minus_off"] = finite(acc.mc_mean - acc.off);
-    model->eval();
   }
 
   if (m.value("noise_scale", false)) {

@@ -943,8 +943,9 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
     out.summary["hessian_top_init"] = hessian_init;
     out.summary["lr_x_hessian_init"] = out.summary["base_lr"].get<double>() * hessian_init;
   }
+  const Loss loss = Loss::of(cfg, data);  // the measures' and the interpolation's
   if (out.status == "finished" && cfg.contains("measure"))
-    out.measures = compute_measures(cfg["measure"], model, data, Loss::of(cfg, data), seed);
+    out.measures = compute_measures(cfg["measure"], model, data, loss, seed);
   const int64_t partner_batch = cfg.contains("measure") ? cfg["measure"].value("interpolate_batch", 0) : 0;
   if (out.status == "finished" && partner_batch > 0) {
     // Keskar et al.'s line: the same config, seed and init trained at another batch size, then
@@ -965,9 +966,9 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
       out.measures["interpolation"] = {{"partner_status", po.status}};
     } else {
       const json& m = cfg["measure"];
-      json curve = interpolation_curve(model, partner, data, Loss::of(cfg, data),
-                                       m["hessian_samples"], m["interpolate_range"][0],
-                                       m["interpolate_range"][1], m["interpolate_points"]);
+      json curve = interpolation_curve(model, partner, data, loss, m["hessian_samples"],
+                                       m["interpolate_range"][0], m["interpolate_range"][1],
+                                       m["interpolate_points"]);
       curve["partner_batch"] = partner_batch;
       curve["partner_test_acc"] = po.summary.value("test_acc", json());
       curve["partner_train_loss"] = po.summary.value("train_loss", json());
