@@ -504,6 +504,35 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
     fail(source, "/measure/surface_grid", m["surface_grid"], why + "0");
 }
 
+// A tree trains no network: what only a network has (other labs, measures, a training loss,
+// class weights, pruning masks) is refused rather than quietly ignored.
+void check_tree(const json& config, const std::string& source) {
+  if (config["model"].value("name", std::string()) != "tree") return;
+  const std::string lab = config.value("lab", std::string("train"));
+  const json tree = "tree";
+  if (lab != "train")
+    fail(source, "/model/name", tree,
+         "the " + lab + " lab trains networks; allowed: a network, or lab train for a tree");
+  const std::string data = config["data"].value("name", std::string());
+  if (data == "teacher" || data == "linear")
+    fail(source, "/model/name", tree,
+         "a tree here classifies and data." + data +
+             " is a regression task; allowed: a network, or a classification dataset");
+  for (const auto& f : find_section("measure")->fields)
+    if (config["measure"].contains(f.key) && config["measure"][f.key] != f.default_value)
+      fail(source, "/measure/" + f.key, config["measure"][f.key],
+           "model tree has no weights, gradients or dropout to measure; allowed: " +
+               f.default_value.dump());
+  const json& t = config["train"];
+  for (const auto& [key, allowed] :
+       {std::pair<const char*, json>{"loss", "auto"}, {"class_weights", "none"}, {"mask_file", ""}})
+    if (t.value(key, allowed) != allowed)
+      fail(source, std::string("/train/") + key, t[key],
+           "model tree is grown by Gini impurity, with no training loss, weights or masks; "
+           "allowed: " +
+               allowed.dump());
+}
+
 }  // namespace
 
 void validate_and_fill(json& config, const std::string& source) {
@@ -564,6 +593,7 @@ void validate_and_fill(json& config, const std::string& source) {
     fail(source, "/optim/nesterov", config["optim"]["nesterov"],
          "nesterov needs optim.momentum > 0 (here " +
              config["optim"].value("momentum", json(0)).dump() + ")");
+  check_tree(config, source);
   check_measures_fit_the_model(config, source);
 }
 
@@ -724,6 +754,8 @@ json trial_identity(const json& trial_config) {
       {json::json_pointer("/measure/noisy_test_labels"), 0.0},
       {json::json_pointer("/measure/sparsity"), false},
       {json::json_pointer("/measure/sparsity_tol"), 1e-3},
+      {json::json_pointer("/data/standardize_per"), "channel"},
+      {json::json_pointer("/data/feature_scale"), 0.0},
   };
   json identity = trial_config;
   for (const auto& [ptr, value] : later_keys)

@@ -36,6 +36,7 @@ Field list(std::string key, FieldType type, json def, std::optional<double> lo, 
 const Choices kImageSets = {"fashion_mnist", "mnist", "cifar10"};
 const Choices kSynthetic = {"xor", "spirals", "blobs", "teacher", "linear"};
 const Choices kActivations = {"relu", "leaky_relu", "prelu", "tanh", "sigmoid", "gelu", "swish"};
+const Choices kNetworks = {"mlp", "lenet_300_100", "convnet", "linear"};
 
 Choices concat(Choices a, const Choices& b) {
   a.insert(a.end(), b.begin(), b.end());
@@ -91,6 +92,15 @@ std::vector<Section> build() {
                "ratio of the rarest to the most frequent class count in training (1: as is)"),
            boolean("standardize", true,
                    "standardize inputs with statistics of the training split only"),
+           choice("standardize_per", "channel", {"channel", "feature"},
+                  "what standardization takes statistics over: each channel (an image's "
+                  "pixels of one channel together) or each input feature (every pixel on its "
+                  "own, as a tabular scaler does; a feature constant in training is only "
+                  "centred); for synthetic tasks both are per feature"),
+           num("feature_scale", 0.0, 0.0, 6.0,
+               "features in mixed units: input feature j (every pixel of an image) is "
+               "multiplied by 10^u_j, u_j uniform in [-s, s] and drawn from the seed, before "
+               "standardization; this is s (0: off)"),
            integer("n_train", 1000, 4, {}, "training examples of a synthetic task", kSynthetic),
            integer("n_test", 1000, 4, {}, "test examples of a synthetic task", kSynthetic),
            integer("dim", 2, 1, {}, "input dimension", {"blobs", "teacher", "linear"}),
@@ -103,26 +113,35 @@ std::vector<Section> build() {
        "Model (name -> factory)",
        "name",
        {
-           choice("name", "lenet_300_100", {"mlp", "lenet_300_100", "convnet", "linear"}, "model"),
+           choice("name", "lenet_300_100", {"mlp", "lenet_300_100", "convnet", "linear", "tree"},
+                  "model (tree: a CART classification tree on the flattened inputs, grown by "
+                  "Gini impurity, trained by no optimizer: the optim, schedule and training "
+                  "keys do nothing for it)"),
            list("widths", FieldType::IntList, json::array({300, 100}), 1, "hidden layer widths",
                 {"mlp"}),
            choice("activation", "relu", kActivations, "hidden activation",
                   {"mlp", "lenet_300_100", "convnet"}),
-           boolean("bias", true, "layers have biases"),
+           boolean("bias", true, "layers have biases", kNetworks),
            num("dropout", 0.0, 0.0, 0.95, "dropout probability after each hidden activation",
                {"mlp", "lenet_300_100", "convnet"}),
            boolean("batch_norm", false, "batch norm before each hidden activation",
                    {"mlp", "lenet_300_100", "convnet"}),
            choice("init", "default", {"default", "xavier", "kaiming", "zeros", "normal"},
-                  "weight initialization (default: torch's)"),
+                  "weight initialization (default: torch's)", kNetworks),
            num("init_scale", 1.0, 0.0, {},
-               "multiplier on the initial weights; the std for init=normal"),
+               "multiplier on the initial weights; the std for init=normal", kNetworks),
            list("channels", FieldType::IntList, json::array({64, 64}), 1,
                 "conv channels; a 2x2 max-pool follows every second conv (Conv-2: [64,64], "
                 "Conv-4: [64,64,128,128])",
                 {"convnet"}),
            list("dense", FieldType::IntList, json::array({256, 256}), 1,
                 "widths of the dense layers after the convs", {"convnet"}),
+           integer("max_depth", 12, 0, 64, "deepest a leaf may be (the root is depth 0)", {"tree"}),
+           integer("min_leaf", 1, 1, {}, "fewest training examples a leaf may hold", {"tree"}),
+           integer("bins", 32, 2, 256,
+                   "candidate thresholds per feature: at most bins - 1 of its training values, "
+                   "at evenly spaced quantiles",
+                   {"tree"}),
        }});
   s.push_back(
       {"optim",

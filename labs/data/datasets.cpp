@@ -273,19 +273,43 @@ Dataset build_dataset(const json& d, uint64_t seed, const torch::Device& device,
                                : (train.y != original).nonzero().squeeze(1);
   out.info["flipped"] = out.flipped.size(0);
 
+  if (const double s = d.value("feature_scale", 0.0); s > 0) {
+    // Features in mixed units. A generator of its own, so that the draws above (subsets, splits,
+    // noise) are the same with and without it.
+    at::Generator scale_gen = at::detail::createCPUGenerator(seed * 1000003 + 31);
+    std::vector<int64_t> shape(train.x.sizes().begin(), train.x.sizes().end());
+    shape[0] = 1;
+    auto factor = torch::pow(10.0, torch::rand(shape, scale_gen) * (2 * s) - s);
+    train.x = train.x * factor;
+    test.x = test.x * factor;
+    if (val.x.defined()) val.x = val.x * factor;
+    out.info["feature_scale_min"] = factor.min().item<double>();
+    out.info["feature_scale_max"] = factor.max().item<double>();
+  }
+
   if (d["standardize"].get<bool>()) {
-    // Statistics from the training split only: per channel for images, per feature otherwise.
+    // Statistics from the training split only: per channel for images (unless per feature is
+    // asked for), per feature otherwise. A feature (or channel) constant in training is only
+    // centred: dividing by a zero spread would blow up any test value that differs.
     std::vector<int64_t> dims = {0};
-    for (int64_t i = 2; i < train.x.dim(); ++i) dims.push_back(i);
+    if (d.value("standardize_per", std::string("channel")) == "channel")
+      for (int64_t i = 2; i < train.x.dim(); ++i) dims.push_back(i);
     auto mean = train.x.mean(dims, true);
-    auto std = train.x.std(dims, /*unbiased=*/false, true).clamp_min(1e-8);
+    auto std = train.x.std(dims, /*unbiased=*/false, true);
+    const auto constant = std <= 1e-8;
+    std = torch::where(constant, torch::ones_like(std), std);
     train.x = (train.x - mean) / std;
     test.x = (test.x - mean) / std;
     if (val.x.defined()) val.x = (val.x - mean) / std;
-    out.info["mean"] =
-        std::vector<float>(mean.data_ptr<float>(), mean.data_ptr<float>() + mean.numel());
-    out.info["std"] =
-        std::vector<float>(std.data_ptr<float>(), std.data_ptr<float>() + std.numel());
+    if (mean.numel() <= 256) {
+      out.info["mean"] =
+          std::vector<float>(mean.data_ptr<float>(), mean.data_ptr<float>() + mean.numel());
+      out.info["std"] =
+          std::vector<float>(std.data_ptr<float>(), std.data_ptr<float>() + std.numel());
+    } else {  // every pixel on its own: the counts, not 2 x 784 numbers in each trial's summary
+      out.info["standardized_features"] = mean.numel();
+      out.info["constant_features"] = constant.sum().item<int64_t>();
+    }
   }
 
   auto to_dev = [&](const torch::Tensor& t) { return t.defined() ? t.contiguous().to(device) : t; };

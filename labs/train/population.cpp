@@ -46,7 +46,8 @@ bool image_data(const json& d) {
 
 bool seed_independent_data(const json& d) {
   return image_data(d) && d["train_subset"] == 0 && d["test_subset"] == 0 && d["validation"] == 0 &&
-         d["label_noise"] == 0.0 && d["random_labels"] == 0.0 && d["imbalance"] == 1.0;
+         d["label_noise"] == 0.0 && d["random_labels"] == 0.0 && d["imbalance"] == 1.0 &&
+         d.value("feature_scale", 0.0) == 0.0;
 }
 
 // One dense layer of the population: the members' weights transposed, P x in x out (so that a

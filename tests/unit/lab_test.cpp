@@ -77,6 +77,53 @@ TEST(Data, StandardizesWithTrainingStatisticsOnly) {
   EXPECT_FALSE(torch::allclose(d.x_test.mean(0), torch::zeros_like(mean), 0, 1e-5));
 }
 
+TEST(Data, FeatureScaleMultipliesEachFeatureByItsOwnFactorAndMovesNoOtherDraw) {
+  const json plain = config(R"({"data": {"standardize": false, "validation": 64}})");
+  json scaled = plain;
+  scaled["data"]["feature_scale"] = 2.0;
+  const Dataset a = data_of(plain), b = data_of(scaled);
+  EXPECT_TRUE(torch::equal(a.y_train, b.y_train));
+  EXPECT_TRUE(torch::equal(a.y_val, b.y_val));
+  // One factor per feature, the same for every example of every split, within 10^[-2, 2].
+  const auto factor = (b.x_train / a.x_train).select(0, 0);
+  EXPECT_TRUE(torch::allclose(b.x_train, a.x_train * factor, 1e-6, 0));
+  EXPECT_TRUE(torch::allclose(b.x_test, a.x_test * factor, 1e-6, 0));
+  EXPECT_TRUE(torch::allclose(b.x_val, a.x_val * factor, 1e-6, 0));
+  EXPECT_GE(factor.min().item<double>(), 0.01 * (1 - 1e-6));
+  EXPECT_LE(factor.max().item<double>(), 100 * (1 + 1e-6));
+  EXPECT_GT((factor.max() / factor.min()).item<double>(), 3.0);  // 5 draws of 10^[-2, 2]
+  // Standardizing each feature takes the factors out again.
+  json standardized = plain, scaled_standardized = scaled;
+  for (json* c : {&standardized, &scaled_standardized}) {
+    (*c)["data"]["standardize"] = true;
+    (*c)["data"]["standardize_per"] = "feature";
+  }
+  EXPECT_TRUE(torch::allclose(data_of(standardized).x_test, data_of(scaled_standardized).x_test,
+                              1e-4, 1e-4));
+}
+
+TEST(Data, PerFeatureStandardizationGivesEveryPixelItsOwnStatisticsAndOnlyCentresAConstantOne) {
+  testing::TempDir dir;
+  testing::write_tiny_mnist(dir, 20, 10);
+  json cfg = config(
+      R"({"data": {"name": "mnist", "n_train": null, "n_test": null, "classes": null, "dim": null, "noise": null, "standardize_per": "feature"}})");
+  cfg["data"]["path"] = dir.path();
+  const Dataset d = data_of(cfg);
+  EXPECT_TRUE(torch::allclose(d.x_train.mean(0), torch::zeros({1, 28, 28}), 0, 1e-5));
+  EXPECT_TRUE(torch::allclose(d.x_train.std(0, false), torch::ones({1, 28, 28}), 0, 1e-3));
+  EXPECT_EQ(d.info["standardized_features"], 784);
+  // One training image: every pixel is constant in training, so each is only centred, and a test
+  // image stays finite (it is its raw values minus the training image's).
+  cfg["data"]["train_subset"] = 1;
+  const Dataset one = data_of(cfg);
+  EXPECT_EQ(one.info["constant_features"], 784);
+  json raw_cfg = cfg;
+  raw_cfg["data"]["standardize"] = false;
+  const Dataset raw = data_of(raw_cfg);
+  EXPECT_TRUE(torch::equal(one.x_train, torch::zeros_like(one.x_train)));
+  EXPECT_TRUE(torch::allclose(one.x_test, raw.x_test - raw.x_train, 0, 1e-6));
+}
+
 TEST(Data, ImbalanceMakesTheLastClassRarest) {
   Dataset d = data_of(config(R"({"data": {"imbalance": 0.1}})"));
   auto counts = torch::bincount(d.y_train, {}, 4);
@@ -189,6 +236,39 @@ TEST(Data, LoadsAnMnistDirectoryOfTinyIdxFiles) {
   json other = cfg;
   other["seed"] = cfg["seed"].get<int>() + 1;
   EXPECT_FALSE(torch::equal(data_of(cfg).x_val, data_of(other).x_val));
+}
+
+TEST(Trainer, ATreeIsFittedOnceAndDoesNotSeeHowItsFeaturesAreScaled) {
+  const json tree = config(R"({"model": {"name": "tree", "widths": null, "max_depth": 6}})");
+  std::vector<Evaluation> evals;
+  TrainHooks hooks;
+  hooks.on_eval = [&](const Evaluation& e) { evals.push_back(e); };
+  const TrainOutcome out = run_trial(tree, torch::kCPU, hooks, "test.json");
+  ASSERT_EQ(out.status, "finished");
+  ASSERT_EQ(evals.size(), 1u);
+  EXPECT_EQ(evals[0].step, 0);
+  const json& s = out.summary;
+  EXPECT_GT(s["test_acc"].get<double>(), 0.5);  // 4 classes
+  EXPECT_GE(s["train_acc"].get<double>(), s["test_acc"].get<double>());
+  EXPECT_LT(s["train_loss"].get<double>(), s["chance_loss"].get<double>());
+  EXPECT_GT(s["tree_leaves"].get<int>(), 4);
+  EXPECT_LE(s["tree_depth"].get<int>(), 6);
+  EXPECT_EQ(s["steps"], 0);
+  // Raw inputs in mixed units: the same predictions to the last digit.
+  json unscaled = tree, scaled = tree;
+  unscaled["data"]["standardize"] = false;
+  scaled["data"]["standardize"] = false;
+  scaled["data"]["feature_scale"] = 3.0;
+  const TrainOutcome a = run_trial(unscaled, torch::kCPU, {}, "test.json");
+  const TrainOutcome b = run_trial(scaled, torch::kCPU, {}, "test.json");
+  for (const char* key : {"test_acc", "test_loss", "train_acc", "train_loss", "tree_leaves"})
+    EXPECT_EQ(a.summary[key], b.summary[key]) << key;
+  EXPECT_EQ(a.summary["test_acc"], s["test_acc"]);  // standardized or not
+  // A network trained by SGD does see them.
+  json net = config(R"({"data": {"standardize": false}})"), net_scaled = net;
+  net_scaled["data"]["feature_scale"] = 3.0;
+  EXPECT_NE(run_trial(net, torch::kCPU, {}, "test.json").summary["train_loss"],
+            run_trial(net_scaled, torch::kCPU, {}, "test.json").summary["train_loss"]);
 }
 
 TEST(Models, LeNetHasTheClassicParameterCount) {

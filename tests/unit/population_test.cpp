@@ -206,6 +206,17 @@ TEST(Population, MembersSharingOneDataSetEqualTheirSoloRuns) {
   expect_members_equal_solo(testing::on_tiny_mnist(cfg, dir, {0, 1, 2}));
 }
 
+TEST(Population, MembersWithFeatureScalesOfTheirOwnEqualTheirSoloRuns) {
+  // The same image data, but each seed draws its own feature scales: no shared copy.
+  testing::TempDir dir;
+  testing::write_tiny_mnist(dir, 300, 60);
+  json cfg = trial(testing::kTinyMnistData);
+  cfg["data"]["feature_scale"] = 1.0;
+  cfg["data"]["standardize"] = false;
+  cfg["optim"]["lr"] = 0.001;
+  expect_members_equal_solo(testing::on_tiny_mnist(cfg, dir, {0, 1, 2}));
+}
+
 TEST(Population, TestSetAndWeightMeasuresJoinTheStackedOnesWithEachMembersOwn) {
   // The top Hessian eigenvalue alone is taken for all members at once; with calibration,
   // per-class results or sparsity each member takes them all, as a trial alone does.
