@@ -200,6 +200,10 @@ void check_claim(const json& c, const std::string& where) {
   if (t.contains("best_by") && !(t["best_by"].is_string() && t.contains("best_over")))
     throw ConfigError(where, "/test/best_by", t["best_by"].dump(),
                       "expected a metric name, with best_over naming the key it chooses");
+  if (t.contains("paired") && !(t["paired"].is_boolean() && kind == "compare"))
+    throw ConfigError(where, "/test/paired", t["paired"].dump(),
+                      kind == "compare" ? "expected true or false"
+                                        : "only a compare pairs its arms' trials by seed");
   if (t.contains("diverged_as") && !t["diverged_as"].is_number())
     throw ConfigError(where, "/test/diverged_as", t["diverged_as"].dump(), "expected a number");
 }
@@ -300,6 +304,7 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
       o.group = group_of(tr);
       if (o.group.empty()) continue;  // in neither group: not part of this comparison
       if (kind == "compare") {
+        o.pair = tr.seed;
         const double x = config_value(tr.config, group_key);
         o.x = std::isfinite(x) ? x : 0.0;
         if (best_value.count(o.group) &&
@@ -367,6 +372,7 @@ Verdict evaluate(const json& c, const std::vector<TrialRecord>& given,
   test.threshold = t.value("threshold", 0.0);
   test.best_is_max = t.value("best", std::string("max")) == "max";
   test.outcome = t["metric"] == "diverged" || t["metric"] == "failed";
+  test.paired = t.value("paired", false);
   test.bootstrap.resamples = t.value("resamples", BootstrapOptions().resamples);
   test.bootstrap.level = t.value("level", 0.95);
   test.bootstrap.seed = t.value("seed", 0);

@@ -17,6 +17,8 @@
 //                its value with the best mean metric ("best": "max" or "min") are kept, so a
 //                tuned a meets a tuned b. "best_by": another metric that chooses (e.g. val_acc,
 //                so that the test metric is not also the one the choice was made on).
+//                "paired": true takes the mean of each seed's b - a (its trial in each arm)
+//                instead of the difference of the arms' means (verdict.h).
 //   correlate:   "x_metric" against metric across trials (Kendall's tau).
 //   threshold:   metric against "threshold".
 //   interaction: "factor" (a dotted key) with "a" and "b" selectors as in compare, across x: how

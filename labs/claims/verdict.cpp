@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 
@@ -71,6 +72,8 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
 
   // Groups for the stratified bootstrap, and the statistic of a resampling.
   std::vector<std::vector<const Observation*>> groups;
+  std::vector<Observation> paired_obs;  // paired compare: the seeds' differences
+  std::string paired_note;
   std::string unmeasured;  // why the claim's effect is not measured (interaction: a failed end)
   if (t.kind == "trend" || t.kind == "peak") {
     std::map<double, std::vector<const Observation*>> by_x;
@@ -88,6 +91,44 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
       return v;
     }
     groups = {by_group["a"], by_group["b"]};
+    if (t.paired) {
+      // One observation per seed with a trial in each arm: y = b - a.
+      std::map<long long, std::pair<const Observation*, const Observation*>> by_seed;
+      std::set<long long> left_out_seeds;
+      for (const auto& o : all) {  // diverged and missing ones too: they void their pair
+        if (o.group != "a" && o.group != "b") continue;
+        auto& slot = o.group == "a" ? by_seed[o.pair].first : by_seed[o.pair].second;
+        if (slot) {
+          v.verdict = "inconclusive";
+          v.reason = "paired by seed, but seed " + std::to_string(o.pair) +
+                     " has more than one trial in arm " + o.group +
+                     " (another swept axis): restrict the comparison with \"where\"";
+          return v;
+        }
+        slot = &o;
+      }
+      paired_obs.clear();
+      int unmatched = 0;
+      for (const auto& [seed, ab] : by_seed) {
+        const auto [a, b] = ab;
+        if (!a || !b) {
+          ++unmatched;
+          continue;
+        }
+        if (a->diverged || b->diverged || a->missing || b->missing) continue;
+        Observation d;
+        d.y = b->y - a->y;
+        d.group = "pair";
+        d.imputed = a->imputed && b->imputed;
+        paired_obs.push_back(d);
+      }
+      groups.assign(1, {});
+      for (const auto& d : paired_obs) groups[0].push_back(&d);
+      v.n = 2 * int(paired_obs.size());
+      if (unmatched > 0)
+        paired_note =
+            "; " + std::to_string(unmatched) + " seed(s) with a trial in one arm only left out";
+    }
     // Every trial of both arms diverged and entered with the claim's diverged_as value: the
     // difference (0, or the claim's margin) is then set by the claim, not measured.
     const bool all_imputed = std::all_of(obs.begin(), obs.end(), [](const Observation& o) {
@@ -163,6 +204,7 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
       }
       return peak_height(m);
     }
+    if (t.kind == "compare" && t.paired) return mean(ys);
     if (t.kind == "compare") return mean(b) - mean(a);
     if (t.kind == "interaction") {
       std::vector<double> cell[4];
@@ -225,6 +267,9 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     v.ci = {p.lo - t.threshold, p.hi - t.threshold};
   }
   auto notes = [&]() {
+    if (t.paired && t.kind == "compare")
+      v.reason +=
+          "; paired by seed over " + std::to_string(groups[0].size()) + " seeds" + paired_note;
     if (v.diverged > 0)
       v.reason += "; " + std::to_string(v.diverged) + " diverged trial(s) left out";
     if (imputed > 0)

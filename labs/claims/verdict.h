@@ -14,6 +14,12 @@
 //              0.5 with it, 5.8 % with no choice; arms tuned over equally many values, 2 %.
 //              Choosing again in every resample was tried (2026-11-27) and is worse: the
 //              maximum of resampled means leans further up than the maximum of the means.
+//              "paired": each seed's b minus its a, the pairs resampled: what is common to a
+//              seed's two trials (its training subset, test subset, initialization, order) drops
+//              out of the difference, where the unpaired interval carries it twice. A seed with
+//              a trial in one arm only, or whose either trial diverged (without diverged_as),
+//              is left out; two trials of one seed in one arm (another swept axis) give no
+//              verdict: restrict the comparison with "where".
 //   correlate  Kendall's tau between two metrics (x, y) across trials; trials resampled.
 //   threshold  mean(y) - threshold; resampled.
 //   peak       a rise and fall of y across x (double descent's peak): the highest mean y at an
@@ -56,6 +62,7 @@ struct Observation {
   bool diverged = false;  // then x and y are ignored
   bool missing = false;   // finished, but without the metric (ignored too, and reported)
   bool imputed = false;   // diverged, entered with the claim's diverged_as value (reported)
+  long long pair = -1;    // paired compare: the trial's seed, which matches an a with a b
 };
 
 struct ClaimTest {
@@ -67,6 +74,7 @@ struct ClaimTest {
   bool best_is_max = true;     // within tests: the best x has the highest mean y (else lowest)
   bool outcome = false;        // the metric is a 0/1 outcome (diverged, failed): a threshold on it
                                // takes the exact binomial interval
+  bool paired = false;         // compare: the mean of the seeds' b - a differences (below)
   BootstrapOptions bootstrap;
 };
 

@@ -436,6 +436,64 @@ TEST(Claim, CompareByStringValueWithBestOverAndDivergedAs) {
   EXPECT_NEAR(all.effect, (0.82 + 0.85) / 2 - (0.80 + 0.70) / 2, 1e-9);
 }
 
+TEST(Claim, APairedCompareTakesEachSeedsDifferenceAndDecidesWhatTheSeedsSpreadHides) {
+  // Each seed shifts both arms alike (its data, say) by up to 0.05; b is 0.004 above a on
+  // every seed. Unpaired the seeds' spread hides it; paired it is all there is.
+  std::vector<TrialRecord> trials;
+  const std::vector<double> shift = {0.0, 0.05, -0.03, 0.02, -0.05, 0.04};
+  for (int seed = 0; seed < 6; ++seed)
+    for (double wd : {0.0, 0.01}) {
+      TrialRecord r = record(
+          "finished", {{"optim", {{"weight_decay", wd}}}},
+          {{"test_acc", 0.8 + shift[size_t(seed)] + (wd > 0 ? 0.004 : 0.0) + 0.0005 * (seed % 2)}});
+      r.seed = seed;
+      r.hash = std::to_string(seed) + (wd > 0 ? "b" : "a");
+      trials.push_back(r);
+    }
+  json claim = {{"test",
+                 {{"kind", "compare"},
+                  {"x", "optim.weight_decay"},
+                  {"a", 0.0},
+                  {"b", 0.01},
+                  {"metric", "test_acc"}}}};
+  const Verdict unpaired = evaluate(claim, trials);
+  EXPECT_NEAR(unpaired.effect, 0.004, 1e-12);
+  EXPECT_EQ(unpaired.verdict, "inconclusive");
+  claim["test"]["paired"] = true;
+  const Verdict paired = evaluate(claim, trials);
+  EXPECT_NEAR(paired.effect, 0.004, 1e-12);
+  EXPECT_EQ(paired.verdict, "supported");
+  EXPECT_NEAR(paired.ci.lo, 0.004, 1e-9);
+  EXPECT_NEAR(paired.ci.hi, 0.004, 1e-9);
+  EXPECT_EQ(paired.n, 12);
+  EXPECT_NE(paired.reason.find("paired by seed over 6 seeds"), std::string::npos) << paired.reason;
+
+  // A seed whose b diverged, and one with a trial in arm a only, are left out with their pairs.
+  trials[1].status = "diverged";
+  trials[1].summary = json::object();
+  trials.erase(trials.begin() + 3);  // seed 1's b
+  const Verdict fewer = evaluate(claim, trials);
+  EXPECT_EQ(fewer.n, 8);
+  EXPECT_EQ(fewer.diverged, 1);
+  EXPECT_NE(fewer.reason.find("1 seed(s) with a trial in one arm only"), std::string::npos)
+      << fewer.reason;
+
+  // Two trials of one seed in an arm (another axis) cannot be paired: no verdict, and why.
+  TrialRecord twin = trials[0];
+  twin.hash = "0a2";
+  trials.push_back(twin);
+  const Verdict twice = evaluate(claim, trials);
+  EXPECT_EQ(twice.verdict, "inconclusive");
+  EXPECT_NE(twice.reason.find("seed 0 has more than one trial in arm a"), std::string::npos)
+      << twice.reason;
+
+  // Only a compare pairs.
+  claim["test"] = {
+      {"kind", "trend"}, {"x", "optim.weight_decay"}, {"metric", "test_acc"}, {"paired", true}};
+  claim["id"] = "q1.a";
+  EXPECT_THROW(check_claim(claim, "bank.json"), ConfigError);
+}
+
 TEST(Claim, ATrialThatFailedWithAnErrorIsLeftOutNotCountedAsDiverged) {
   // Three finished runs per arm and one that failed (out of memory, say) in arm b.
   std::vector<TrialRecord> trials;
