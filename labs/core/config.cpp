@@ -448,7 +448,7 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
   const std::string data = config["data"].value("name", std::string());
   if (data == "teacher" || data == "linear") {
     const std::string why = "data." + data + " is a regression task, with no classes; allowed: ";
-    for (const char* key : {"calibration", "per_class", "dropout_test"})
+    for (const char* key : {"calibration", "per_class", "dropout_test", "auc"})
       if (m.value(key, false))
         fail(source, std::string("/measure/") + key, m[key],
              why + "false, or a classification dataset");
@@ -756,6 +756,7 @@ json trial_identity(const json& trial_config) {
       {json::json_pointer("/measure/sparsity_tol"), 1e-3},
       {json::json_pointer("/data/standardize_per"), "channel"},
       {json::json_pointer("/data/feature_scale"), 0.0},
+      {json::json_pointer("/measure/auc"), false},
   };
   json identity = trial_config;
   for (const auto& [ptr, value] : later_keys)

@@ -413,6 +413,11 @@ std::vector<Section> build() {
                    "classes' recalls), test_min_recall (the worst class's) and "
                    "test_max_pred_share (the largest share of predictions given to one class: 1 "
                    "when the model predicts a single class); classification only"),
+           boolean("auc", false,
+                   "test_auc on the whole test set: the area under the ROC curve of each class's "
+                   "softmax probability against the rest (the chance that a random example of "
+                   "the class scores above a random other; ties count half), averaged over the "
+                   "classes (macro one-vs-rest); classification only"),
        }});
   s.push_back(
       {"lottery",

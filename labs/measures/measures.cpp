@@ -2,11 +2,12 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <tuple>
 
-#include "core/errors.h"
 #include "axpby/axpby.h"
+#include "core/errors.h"
 
 namespace empiric {
 namespace {
@@ -387,6 +388,41 @@ PerClass per_class_results(const torch::Tensor& logits, const torch::Tensor& lab
   return out;
 }
 
+double macro_auc(const torch::Tensor& logits, const torch::Tensor& labels) {
+  torch::NoGradGuard guard;
+  if (!torch::isfinite(logits).all().item<bool>()) return NAN;
+  const auto probs = torch::softmax(logits.to(torch::kFloat64), 1).cpu().contiguous();
+  const auto y = labels.to(torch::kCPU, torch::kInt64).contiguous();
+  const int64_t n = probs.size(0), k = probs.size(1);
+  const double* p = probs.data_ptr<double>();
+  const int64_t* truth = y.data_ptr<int64_t>();
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  double sum = 0;
+  int classes = 0;
+  for (int64_t c = 0; c < k; ++c) {
+    for (int64_t i = 0; i < n; ++i) order[size_t(i)] = i;
+    std::sort(order.begin(), order.end(),
+              [&](int64_t a, int64_t b) { return p[a * k + c] < p[b * k + c]; });
+    // Sum of the positives' ranks (1-based, tied scores sharing their mean rank).
+    double rank_sum = 0;
+    int64_t positives = 0;
+    for (int64_t i = 0; i < n;) {
+      int64_t j = i;
+      while (j < n && p[order[size_t(j)] * k + c] == p[order[size_t(i)] * k + c]) ++j;
+      const double mid = 0.5 * double(i + 1 + j);  // mean of ranks i + 1 .. j
+      for (int64_t r = i; r < j; ++r)
+        if (truth[order[size_t(r)]] == c) rank_sum += mid, ++positives;
+      i = j;
+    }
+    const int64_t negatives = n - positives;
+    if (positives == 0 || negatives == 0) continue;
+    sum += (rank_sum - 0.5 * double(positives) * double(positives + 1)) /
+           (double(positives) * double(negatives));
+    ++classes;
+  }
+  return classes > 0 ? sum / classes : NAN;
+}
+
 NoisyLabelAccuracy noisy_label_accuracy(const torch::Tensor& logits, const torch::Tensor& labels,
                                         double rate, uint64_t seed) {
   torch::NoGradGuard guard;
@@ -562,8 +598,9 @@ json compute_measures(const json& m, Net& model, const Dataset& data, const Loss
     out["weight_zero_frac"] = finite(zero_fraction(params, m.value("sparsity_tol", 1e-3)));
 
   const bool calibration = m.value("calibration", false), per_class = m.value("per_class", false);
+  const bool auc = m.value("auc", false);
   const double noisy_rate = m.value("noisy_test_labels", 0.0);
-  if ((calibration || per_class || noisy_rate > 0) && !data.regression) {
+  if ((calibration || per_class || auc || noisy_rate > 0) && !data.regression) {
     std::vector<torch::Tensor> chunks;
     {
       torch::NoGradGuard guard;
@@ -584,6 +621,7 @@ json compute_measures(const json& m, Net& model, const Dataset& data, const Loss
       out["test_min_recall"] = finite(pc.min_recall);
       out["test_max_pred_share"] = finite(pc.max_prediction_share);
     }
+    if (auc) out["test_auc"] = finite(macro_auc(logits, labels));
     if (noisy_rate > 0) {
       const auto nl = noisy_label_accuracy(logits, labels, noisy_rate, seed + 6);
       out["test_acc_noisy"] = finite(nl.noisy);

@@ -139,6 +139,12 @@ struct PerClass {
 };
 PerClass per_class_results(const torch::Tensor& logits, const torch::Tensor& labels);
 
+// The macro one-vs-rest ROC AUC of class scores (logits) against labels: for each class with
+// examples of it and of others, the Mann-Whitney probability that one of its examples has a
+// higher softmax probability for it than one of the others (ties count half, by midranks),
+// averaged over those classes. NaN when the logits are not finite or no class qualifies.
+double macro_auc(const torch::Tensor& logits, const torch::Tensor& labels);
+
 // Accuracy against test labels of which a share `rate` (rounded to whole examples, drawn from
 // `seed`) is flipped, each to a uniformly drawn other class, and the clean accuracy estimated back
 // from it: with K classes and flips to the others alike, acc_noisy = acc (1 - rate K / (K - 1)) +

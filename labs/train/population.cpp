@@ -279,7 +279,7 @@ class StackedNet {
 // Hessian eigenvalue and the gradient noise scale; any other measure takes each member's own net.
 bool stacked_measures_cover(const json& m) {
   for (const char* k : {"hessian_trace", "eps_sharpness", "sigma_sharpness", "calibration",
-                        "dead_units", "per_class", "sparsity", "dropout_test"})
+                        "dead_units", "per_class", "sparsity", "dropout_test", "auc"})
     if (m.value(k, false)) return false;
   if (m.value("dinh_alpha", 0.0) > 0 || m.value("surface_grid", 0) > 0 ||
       m.value("noisy_test_labels", 0.0) > 0)

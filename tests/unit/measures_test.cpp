@@ -189,6 +189,27 @@ TEST(Measures, PerClassResultsOverTheClassesTheLabelsHold) {
   EXPECT_NEAR(pc.balanced_accuracy, 0.5, 1e-12);
 }
 
+TEST(Measures, AucIsTheShareOfPositiveNegativePairsRankedRightTiesCountingHalf) {
+  // Two classes; class 1's score rises with the second logit. Positives score 0.35 and 0.8 on
+  // the logit scale below, negatives 0.1 and 0.4: 3 of the 4 pairs are ranked right, for
+  // class 1 and (mirrored) for class 0.
+  auto two = [](const std::vector<double>& v) {
+    auto l = torch::zeros({int64_t(v.size()), 2}, torch::kFloat64);
+    for (size_t i = 0; i < v.size(); ++i) l[int64_t(i)][1] = v[i];
+    return l;
+  };
+  const auto labels = torch::tensor({0, 0, 1, 1}, torch::kInt64);
+  EXPECT_NEAR(macro_auc(two({0.1, 0.4, 0.35, 0.8}), labels), 0.75, 1e-12);
+  EXPECT_NEAR(macro_auc(two({0.1, 0.2, 0.35, 0.8}), labels), 1.0, 1e-12);
+  // A tie between a positive and a negative counts half: (1 + 1 + 0.5 + 1) / 4.
+  EXPECT_NEAR(macro_auc(two({0.1, 0.35, 0.35, 0.8}), labels), 0.875, 1e-12);
+  // Three classes, the third absent from the labels: it has no positives and does not count.
+  auto three =
+      torch::cat({two({0.1, 0.4, 0.35, 0.8}), torch::full({4, 1}, -5.0, torch::kFloat64)}, 1);
+  EXPECT_NEAR(macro_auc(three, labels), 0.75, 1e-12);
+  EXPECT_TRUE(std::isnan(macro_auc(two({0.1, NAN, 0.2, 0.3}), labels)));
+}
+
 TEST(Measures, DeadUnitsAreThoseNoExampleActivates) {
   Net model = make_model(json::parse(R"({"name": "mlp", "widths": [4, 3], "activation": "relu",
       "bias": true, "dropout": 0.0, "batch_norm": false, "init": "default", "init_scale": 1.0})"),

@@ -221,7 +221,7 @@ TEST(Population, TestSetAndWeightMeasuresJoinTheStackedOnesWithEachMembersOwn) {
   // The top Hessian eigenvalue alone is taken for all members at once; with calibration,
   // per-class results or sparsity each member takes them all, as a trial alone does.
   const std::string m = R"({"measure": {"hessian_top": true, "hessian_samples": 100,
-      "calibration": true, "calibration_bins": 10, "per_class": true,
+      "calibration": true, "calibration_bins": 10, "per_class": true, "auc": true,
       "sparsity": true, "sparsity_tol": 0.01, "grad_flow_init": true, "dead_units": true}, "seed": %d})";
   std::vector<json> cfgs;
   for (int seed : {0, 1}) {
@@ -233,9 +233,9 @@ TEST(Population, TestSetAndWeightMeasuresJoinTheStackedOnesWithEachMembersOwn) {
   auto outs = run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(2), "test.json");
   for (size_t i = 0; i < cfgs.size(); ++i) {
     auto solo = run_trial(cfgs[i], torch::kCPU, {}, "test.json");
-    for (const char* key :
-         {"test_ece", "test_confidence", "test_overconfidence", "hessian_top", "test_balanced_acc",
-          "test_min_recall", "test_max_pred_share", "weight_zero_frac", "dead_unit_frac"}) {
+    for (const char* key : {"test_ece", "test_confidence", "test_overconfidence", "hessian_top",
+                            "test_balanced_acc", "test_min_recall", "test_max_pred_share",
+                            "weight_zero_frac", "dead_unit_frac", "test_auc"}) {
       ASSERT_TRUE(outs[i].measures.contains(key) && outs[i].measures[key].is_number())
           << i << " " << key << " " << outs[i].measures.dump();
       EXPECT_NEAR(outs[i].measures[key].get<double>(), solo.measures[key].get<double>(),
