@@ -94,7 +94,6 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     if (t.paired) {
       // One observation per seed with a trial in each arm: y = b - a.
       std::map<long long, std::pair<const Observation*, const Observation*>> by_seed;
-      std::set<long long> left_out_seeds;
       for (const auto& o : all) {  // diverged and missing ones too: they void their pair
         if (o.group != "a" && o.group != "b") continue;
         auto& slot = o.group == "a" ? by_seed[o.pair].first : by_seed[o.pair].second;
@@ -131,9 +130,14 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     }
     // Every trial of both arms diverged and entered with the claim's diverged_as value: the
     // difference (0, or the claim's margin) is then set by the claim, not measured.
-    const bool all_imputed = std::all_of(obs.begin(), obs.end(), [](const Observation& o) {
-      return o.imputed || (o.group != "a" && o.group != "b");
-    });
+    // (Paired: of the trials that entered a pair, a trial without a partner measures nothing.)
+    const bool all_imputed =
+        t.paired
+            ? !paired_obs.empty() && std::all_of(paired_obs.begin(), paired_obs.end(),
+                                                 [](const Observation& d) { return d.imputed; })
+            : std::all_of(obs.begin(), obs.end(), [](const Observation& o) {
+                return o.imputed || (o.group != "a" && o.group != "b");
+              });
     if (all_imputed)
       unmeasured =
           "every trial of both arms diverged and entered with the claim's diverged_as "
@@ -245,6 +249,9 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     v.reason = "too few finished trials to test (" + std::to_string(v.n) + " usable, " +
                std::to_string(v.diverged) + " diverged; at least " + std::to_string(kMinPerGroup) +
                " per group needed)";
+    if (t.paired && t.kind == "compare")
+      v.reason += "; paired by seed: " + std::to_string(groups[0].size()) +
+                  " seed(s) with a usable trial in both arms" + paired_note;
     if (v.n >= 2 && smallest >= 1 && groups.size() >= needed_groups)
       v.effect = statistic(identity);
     return v;

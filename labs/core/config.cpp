@@ -524,12 +524,20 @@ void check_tree(const json& config, const std::string& source) {
            "model tree has no weights, gradients or dropout to measure; allowed: " +
                f.default_value.dump());
   const json& t = config["train"];
-  for (const auto& [key, allowed] :
-       {std::pair<const char*, json>{"loss", "auto"}, {"class_weights", "none"}, {"mask_file", ""}})
+  for (const auto& [key, allowed] : {std::pair<const char*, json>{"loss", "auto"},
+                                     {"class_weights", "none"},
+                                     {"mask_file", ""},
+                                     {"order", "reshuffle"},
+                                     {"early_stop_patience", 0},
+                                     {"stop_train_loss", 0.0},
+                                     {"target_train_loss", 0.0},
+                                     {"target_train_acc", 0.0},
+                                     {"target_test_acc", 0.0},
+                                     {"stop_at_targets", false}})
     if (t.value(key, allowed) != allowed)
       fail(source, std::string("/train/") + key, t[key],
-           "model tree is grown by Gini impurity, with no training loss, weights or masks; "
-           "allowed: " +
+           "model tree is grown once by Gini impurity, with no training loss, weights, masks, "
+           "order of examples or steps to stop at; allowed: " +
                allowed.dump());
 }
 

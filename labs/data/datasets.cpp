@@ -296,7 +296,9 @@ Dataset build_dataset(const json& d, uint64_t seed, const torch::Device& device,
       for (int64_t i = 2; i < train.x.dim(); ++i) dims.push_back(i);
     auto mean = train.x.mean(dims, true);
     auto std = train.x.std(dims, /*unbiased=*/false, true);
-    const auto constant = std <= 1e-8;
+    // Constant: one value throughout (not a small spread, which a feature_scale factor makes of
+    // any spread).
+    const auto constant = train.x.amax(dims, true) == train.x.amin(dims, true);
     std = torch::where(constant, torch::ones_like(std), std);
     train.x = (train.x - mean) / std;
     test.x = (test.x - mean) / std;

@@ -391,10 +391,20 @@ PerClass per_class_results(const torch::Tensor& logits, const torch::Tensor& lab
 double macro_auc(const torch::Tensor& logits, const torch::Tensor& labels) {
   torch::NoGradGuard guard;
   if (!torch::isfinite(logits).all().item<bool>()) return NAN;
-  const auto probs = torch::softmax(logits.to(torch::kFloat64), 1).cpu().contiguous();
+  // Ranked by each class's log-odds against the rest, logit_c - logsumexp of the others: the
+  // order of its softmax probability, which rounds to exactly 1 (or 0) once one logit leads the
+  // others by about 37 and would tie examples that are not tied.
+  const auto l = logits.to(torch::kFloat64).cpu();
+  std::vector<torch::Tensor> odds;
+  for (int64_t c = 0; c < l.size(1); ++c) {
+    auto others = l.clone();
+    others.select(1, c).fill_(-INFINITY);
+    odds.push_back(l.select(1, c) - others.logsumexp(1));
+  }
+  const auto scores = torch::stack(odds, 1).contiguous();
   const auto y = labels.to(torch::kCPU, torch::kInt64).contiguous();
-  const int64_t n = probs.size(0), k = probs.size(1);
-  const double* p = probs.data_ptr<double>();
+  const int64_t n = scores.size(0), k = scores.size(1);
+  const double* p = scores.data_ptr<double>();
   const int64_t* truth = y.data_ptr<int64_t>();
   std::vector<int64_t> order(static_cast<size_t>(n));
   double sum = 0;

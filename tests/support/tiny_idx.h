@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -19,14 +20,22 @@ inline std::string be32(uint32_t v) {
   return {char(v >> 24), char((v >> 16) & 0xff), char((v >> 8) & 0xff), char(v & 0xff)};
 }
 
-inline void write_tiny_idx(const TempDir& dir, const std::string& prefix, uint32_t n) {
+// `pixel(image, index)` gives each byte (index 0..783 within the image).
+inline void write_idx_images(const TempDir& dir, const std::string& prefix, uint32_t n,
+                             const std::function<uint8_t(uint32_t, uint32_t)>& pixel) {
   std::string img = be32(0x803) + be32(n) + be32(28) + be32(28), lab = be32(0x801) + be32(n);
-  for (uint32_t i = 0; i < n * 784; ++i) img += char((i * 7) % 256);
+  for (uint32_t i = 0; i < n; ++i)
+    for (uint32_t p = 0; p < 784; ++p) img += char(pixel(i, p));
   for (uint32_t i = 0; i < n; ++i) lab += char(i % 10);
   gzFile f = gzopen(dir.file(prefix + "-images-idx3-ubyte.gz").c_str(), "wb");
   gzwrite(f, img.data(), unsigned(img.size()));
   gzclose(f);
   dir.write(prefix + "-labels-idx1-ubyte", lab);
+}
+
+inline void write_tiny_idx(const TempDir& dir, const std::string& prefix, uint32_t n) {
+  write_idx_images(dir, prefix, n,
+                   [](uint32_t i, uint32_t p) { return uint8_t(((i * 784 + p) * 7) % 256); });
 }
 
 // A directory `data.path` can name: train (n_train) and t10k (n_test) files.

@@ -487,6 +487,40 @@ TEST(Claim, APairedCompareTakesEachSeedsDifferenceAndDecidesWhatTheSeedsSpreadHi
   EXPECT_NE(twice.reason.find("seed 0 has more than one trial in arm a"), std::string::npos)
       << twice.reason;
 
+  // Pairs whose trials all diverged, entered with diverged_as, measure nothing, whatever a seed
+  // without a partner holds; arms that share no seed have no pairs, and say so.
+  std::vector<TrialRecord> failed;
+  for (int seed = 0; seed < 6; ++seed)
+    for (double wd : {0.0, 0.01}) {
+      if (seed == 5 && wd > 0) continue;
+      TrialRecord r =
+          record(seed == 5 ? "finished" : "diverged", {{"optim", {{"weight_decay", wd}}}},
+                 seed == 5 ? json{{"test_acc", 0.8}} : json::object());
+      r.seed = seed;
+      r.hash = std::to_string(seed) + (wd > 0 ? "b" : "a");
+      failed.push_back(r);
+    }
+  json imputed = claim;
+  imputed["test"]["diverged_as"] = 0.1;
+  imputed["test"]["margin"] = 0.01;
+  const Verdict none = evaluate(imputed, failed);
+  EXPECT_EQ(none.verdict, "inconclusive");
+  EXPECT_NE(none.reason.find("not measured"), std::string::npos) << none.reason;
+  std::vector<TrialRecord> disjoint;
+  for (int seed = 0; seed < 5; ++seed)
+    for (double wd : {0.0, 0.01}) {
+      TrialRecord r = record("finished", {{"optim", {{"weight_decay", wd}}}},
+                             {{"test_acc", 0.8 + 0.01 * seed}});
+      r.seed = seed + (wd > 0 ? 100 : 0);
+      r.hash = std::to_string(r.seed);
+      disjoint.push_back(r);
+    }
+  const Verdict apart = evaluate(claim, disjoint);
+  EXPECT_EQ(apart.verdict, "inconclusive");
+  EXPECT_NE(apart.reason.find("paired by seed: 0 seed(s) with a usable trial in both arms"),
+            std::string::npos)
+      << apart.reason;
+
   // Only a compare pairs.
   claim["test"] = {
       {"kind", "trend"}, {"x", "optim.weight_decay"}, {"metric", "test_acc"}, {"paired", true}};

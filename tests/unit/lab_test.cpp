@@ -124,6 +124,23 @@ TEST(Data, PerFeatureStandardizationGivesEveryPixelItsOwnStatisticsAndOnlyCentre
   EXPECT_TRUE(torch::allclose(one.x_test, raw.x_test - raw.x_train, 0, 1e-6));
 }
 
+TEST(Data, AFeatureWithATinySpreadIsStandardizedNotTakenForAConstantOne) {
+  // Every pixel is 1/255 in the first of 20 images and 0 in the others (a spread of 8.5e-4);
+  // feature_scale 6 shrinks about one pixel in twelve by more than 1e-5, below 1e-8 in all.
+  // Standardized pixel by pixel, the factors must drop out for every pixel.
+  testing::TempDir dir;
+  testing::write_idx_images(dir, "train", 20, [](uint32_t i, uint32_t) { return uint8_t(i == 0); });
+  testing::write_tiny_idx(dir, "t10k", 5);
+  json cfg = config(
+      R"({"data": {"name": "mnist", "n_train": null, "n_test": null, "classes": null, "dim": null, "noise": null, "standardize_per": "feature"}})");
+  cfg["data"]["path"] = dir.path();
+  json scaled = cfg;
+  scaled["data"]["feature_scale"] = 6.0;
+  const Dataset a = data_of(cfg), b = data_of(scaled);
+  EXPECT_EQ(b.info["constant_features"], 0);
+  EXPECT_TRUE(torch::allclose(a.x_train, b.x_train, 1e-3, 1e-3));
+}
+
 TEST(Data, ImbalanceMakesTheLastClassRarest) {
   Dataset d = data_of(config(R"({"data": {"imbalance": 0.1}})"));
   auto counts = torch::bincount(d.y_train, {}, 4);

@@ -208,6 +208,8 @@ TEST(Measures, AucIsTheShareOfPositiveNegativePairsRankedRightTiesCountingHalf) 
       torch::cat({two({0.1, 0.4, 0.35, 0.8}), torch::full({4, 1}, -5.0, torch::kFloat64)}, 1);
   EXPECT_NEAR(macro_auc(three, labels), 0.75, 1e-12);
   EXPECT_TRUE(std::isnan(macro_auc(two({0.1, NAN, 0.2, 0.3}), labels)));
+  // Confident beyond a probability's resolution (softmax rounds both to 1): still ranked.
+  EXPECT_NEAR(macro_auc(two({-50.0, 50.0, 60.0, 70.0}), labels), 1.0, 1e-12);
 }
 
 TEST(Measures, DeadUnitsAreThoseNoExampleActivates) {
