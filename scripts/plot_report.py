@@ -49,7 +49,7 @@ def plot(meta, rows, path):
                 levels = sorted(set(x for x, _ in pts))
                 ax.scatter([x for x, _ in pts], [y for _, y in pts], s=14, alpha=0.5, color=color)
                 means = [sum(y for x, y in pts if x == lv) / sum(1 for x, _ in pts if x == lv) for lv in levels]
-                ax.plot(levels, means, "-o", color=color, label=f"{meta.get('factor', '')} = {meta.get(g + '_label', g)}")
+                ax.plot(levels, means, "-o", color=color, label=meta.get(g + "_label", g))
             if xs and min(xs) > 0 and max(xs) / min(xs) > 8:
                 ax.set_xscale("log", base=2)
         if kind == "within" and meta.get("bounds_lo"):
@@ -74,12 +74,22 @@ def plot(meta, rows, path):
         groups = {"a": [], "b": []}
         for r, y in zip(ok, ys):
             groups.setdefault(r["group"], []).append(y)
+        if meta.get("paired"):  # each seed's two trials joined: the differences the test takes
+            by_seed = {}
+            for r, y in zip(ok, ys):
+                by_seed.setdefault(r["seed"], {})[r["group"]] = y
+            for pair in by_seed.values():
+                if "a" in pair and "b" in pair:
+                    ax.plot([0, 1], [pair["a"], pair["b"]], color="0.6", linewidth=0.7, zorder=1)
         for i, g in enumerate(("a", "b")):
-            ax.scatter([i] * len(groups[g]), groups[g], s=18, alpha=0.7)
+            ax.scatter([i] * len(groups[g]), groups[g], s=18, alpha=0.7, zorder=2)
             if groups[g]:
-                ax.hlines(sum(groups[g]) / len(groups[g]), i - 0.2, i + 0.2, color="C1")
-        ax.set_xticks([0, 1], [f"{meta['x']} = {meta.get('a_label', 'min')}",
-                               f"{meta['x']} = {meta.get('b_label', 'max')}"], fontsize=7)
+                ax.hlines(sum(groups[g]) / len(groups[g]), i - 0.2, i + 0.2, color="C1", zorder=3)
+        def tick(label):  # one condition, and the tuned value, per line
+            return label.replace(", ", ",\n").replace(" (best", "\n(best")
+        ax.set_xticks([0, 1], [tick(meta.get("a_label", "a")), tick(meta.get("b_label", "b"))], fontsize=7)
+        if meta.get("paired"):
+            ax.set_xlabel("paired by seed (grey: one seed's two trials)", fontsize=8)
     else:
         ax.scatter(range(len(ys)), ys, s=18)
         ax.axhline(meta.get("threshold", 0), color="C3", linestyle="--", label="threshold")

@@ -237,7 +237,7 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
   const json a_sel = grouped ? resolve(t["a"]) : json(), b_sel = grouped ? resolve(t["b"]) : json();
   auto group_of = [&](const TrialRecord& tr) -> std::string {
     for (const auto& [name, sel] : {std::pair<const char*, const json*>{"a", &a_sel}, {"b", &b_sel}})
-      if (sel->is_object() ? matches(tr, *sel) : same(config_node(tr.config, group_key), *sel))
+      if (sel->is_object() ? matches(tr, *sel) : same(trial_value(tr, group_key), *sel))
         return name;
     return "";
   };

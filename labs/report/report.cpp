@@ -349,13 +349,23 @@ std::string write_report(const std::string& home, const Question& q, const std::
                  {"threshold", test.value("threshold", 0.0)}};
     for (const char* g : {"a", "b"})
       if (test.contains(g)) {
-        std::string label = test[g].is_string() ? test[g].get<std::string>() : test[g].dump();
+        // The tick under the arm: "x = value", or the arm's conditions "key = value, ...".
+        std::string label;
+        if (test[g].is_object()) {
+          for (const auto& [key, want] : test[g].items())
+            label += (label.empty() ? "" : ", ") + key + " = " +
+                     (want.is_string() ? want.get<std::string>() : want.dump());
+        } else {
+          label = test.value(test["kind"] == "interaction" ? "factor" : "x", std::string()) +
+                  " = " + (test[g].is_string() ? test[g].get<std::string>() : test[g].dump());
+        }
         if (set.notes.contains(std::string("best_") + g))
           label += " (best " + test["best_over"].get<std::string>() + " " +
                    set.notes[std::string("best_") + g].dump() + ")";
         meta[std::string(g) + "_label"] = label;
       }
     if (test.contains("factor")) meta["factor"] = test["factor"];
+    if (test.value("paired", false)) meta["paired"] = true;
     for (const char* k : {"peak_x", "mark_x"})
       if (set.notes.contains(k)) meta[k] = set.notes[k];
     if (test.contains("mark")) meta["mark"] = test["mark"];

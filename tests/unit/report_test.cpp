@@ -104,6 +104,42 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
 }
 
+TEST(Report, APairedCompareNamesItsArmsByTheirConditionsAndSaysItIsPaired) {
+  testing::TempDir home;
+  Store store = report_home(home);
+  Question q;
+  q.number = 21;
+  q.text = "How do you compare two models?";
+  json claim = json::parse(
+      R"({"id": "q21.p", "statement": "b below a", "config": "configs/x.json",
+    "test": {"kind": "compare", "x": "model.widths", "a": {"model.widths": 100, "optim.name": "sgd"},
+             "b": "max", "metric": "test_acc", "direction": -1, "paired": true}})");
+  ClaimOutcome o;
+  o.claim = claim;
+  o.resolved_config = {{"lab", "train"}};
+  for (int width : {100, 300})
+    for (int seed = 0; seed < 3; ++seed) {
+      TrialRecord t;
+      t.hash = "w" + std::to_string(width) + "s" + std::to_string(seed) + std::string(20, '0');
+      t.status = "finished";
+      t.seed = seed;
+      t.config = {{"model", {{"widths", {width}}}}, {"optim", {{"name", "sgd"}}}};
+      t.summary = {{"test_acc", 0.8 + 0.01 * seed - (width > 100 ? 0.005 : 0.0)}};
+      t.measures = json::object();
+      store.put_trial(t);
+      o.trials.push_back(*store.trial(t.hash));
+    }
+  o.verdict = claims::evaluate(claim, o.trials);
+  EXPECT_EQ(o.verdict.verdict, "supported") << o.verdict.reason;
+  write_report(home.path(), q, "quick", {o}, store, plot_python());
+  const json meta = json::parse(slurp(home.file("results/reports/quick/q021/claim_q21_p.json")));
+  EXPECT_EQ(meta["a_label"], "model.widths = 100, optim.name = sgd");
+  EXPECT_EQ(meta["b_label"], "model.widths = max");
+  EXPECT_EQ(meta["paired"], true);
+  if (plot_python().empty()) GTEST_SKIP() << "no .venv: plots not drawn (run scripts/setup.sh)";
+  EXPECT_GT(slurp(home.file("results/reports/quick/q021/claim_q21_p.png")).size(), 1000u);
+}
+
 TEST(Report, DrawsTheSurfacesAndLinesThatTrialsMeasured) {
   testing::TempDir home;
   Store store = report_home(home);
