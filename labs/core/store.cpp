@@ -491,6 +491,19 @@ long long Store::merge_from(const std::string& other_path) {
   return after - before;
 }
 
+Rises rises(const std::vector<MetricRow>& rows, const std::string& name) {
+  std::vector<std::pair<long long, double>> curve;
+  for (const auto& r : rows)
+    if (r.name == name) curve.emplace_back(r.step, r.value);
+  std::sort(curve.begin(), curve.end());
+  Rises out;
+  if (curve.size() < 2) return out;
+  for (size_t i = 1; i < curve.size(); ++i)
+    out.count += curve[i].second > curve[i - 1].second + 1e-6 * std::abs(curve[i - 1].second);
+  out.fraction = double(out.count) / double(curve.size() - 1);
+  return out;
+}
+
 double late_jitter(const std::vector<MetricRow>& rows, const std::string& name) {
   std::vector<std::pair<long long, double>> curve;
   long long last = 0;

@@ -128,4 +128,16 @@ class Store {
 // test_loss_jitter.
 double late_jitter(const std::vector<MetricRow>& rows, const std::string& name);
 
+// How often `name` went up from one evaluation to the next (in step order): the count of
+// successive pairs whose later value exceeds the earlier by more than 1e-6 of its size (float
+// rounding of a loss that has stopped moving is no rise), and that count's share of the pairs.
+// {0, NaN} with fewer than two evaluations. Recorded in each finished trial's summary as
+// train_loss_rises and train_loss_rise_frac: with full-batch gradient descent evaluated every
+// step, the steps at which the descent lemma's guarantee did not hold.
+struct Rises {
+  long long count = 0;
+  double fraction = NAN;
+};
+Rises rises(const std::vector<MetricRow>& rows, const std::string& name);
+
 }  // namespace empiric

@@ -346,6 +346,10 @@ int run_config(const Context& ctx, const RunOptions& o) {
         for (const char* name : {"val_loss", "test_loss"})
           if (const double j = late_jitter(rows, name); std::isfinite(j))
             rec.summary[std::string(name) + "_jitter"] = j;
+        if (const Rises r = rises(rows, "train_loss"); std::isfinite(r.fraction)) {
+          rec.summary["train_loss_rises"] = r.count;
+          rec.summary["train_loss_rise_frac"] = r.fraction;
+        }
       }
       store.put_trial(rec);
     }

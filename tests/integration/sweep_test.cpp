@@ -144,7 +144,7 @@ TEST(Sweep, APopulationStoresEveryMemberAsTheTrialItWouldBeAlone) {
   EXPECT_EQ(batched, 4);
 }
 
-TEST(Sweep, LateJitterIsRecordedFromTheStoredCurveAloneOrInAPopulation) {
+TEST(Sweep, LateJitterAndRisesAreRecordedFromTheStoredCurveAloneOrInAPopulation) {
   testing::TempDir solo_dir, pop_dir;
   std::string cfg = pop_dir.write("lab.json", kSweep);
   // 24 steps evaluated every 2: six changes in the second half.
@@ -166,6 +166,12 @@ TEST(Sweep, LateJitterIsRecordedFromTheStoredCurveAloneOrInAPopulation) {
     EXPECT_NEAR(t.summary["test_loss_jitter"].get<double>(),
                 it->summary["test_loss_jitter"].get<double>(), 1e-4);
     EXPECT_FALSE(t.summary.contains("val_loss_jitter"));  // no validation split
+    // And the training loss's rises between evaluations, from the same stored curve.
+    const Rises r = rises(Store(pop_dir.file("r.db")).metrics(t.hash), "train_loss");
+    ASSERT_TRUE(t.summary.contains("train_loss_rise_frac")) << t.summary.dump();
+    EXPECT_EQ(t.summary["train_loss_rises"].get<long long>(), r.count);
+    EXPECT_EQ(t.summary["train_loss_rise_frac"].get<double>(), r.fraction);
+    EXPECT_GE(r.fraction, 0.0);
   }
 }
 

@@ -99,6 +99,19 @@ TEST(Store, LateJitterIsTheSpreadOfTheLateChangesNotTheirDrift) {
       std::isnan(late_jitter({{0, 10, "val_loss", 1.0}, {0, 20, "val_loss", 2.0}}, "val_loss")));
 }
 
+TEST(Store, RisesCountTheEvaluationsThatWentUpInStepOrder) {
+  // Stored out of order: 3.0, 2.0, 2.5 (up), 1.0, 1.0 + 1e-9 (rounding, not a rise), 1.2 (up).
+  const std::vector<MetricRow> rows = {
+      {0, 30, "train_loss", 2.5}, {0, 10, "train_loss", 3.0}, {0, 50, "train_loss", 1.0 + 1e-9},
+      {0, 20, "train_loss", 2.0}, {0, 60, "train_loss", 1.2}, {0, 40, "train_loss", 1.0},
+      {0, 40, "test_loss", 9.0}};
+  const Rises r = rises(rows, "train_loss");
+  EXPECT_EQ(r.count, 2);
+  EXPECT_DOUBLE_EQ(r.fraction, 2.0 / 5.0);
+  EXPECT_EQ(rises(rows, "test_loss").count, 0);
+  EXPECT_TRUE(std::isnan(rises(rows, "test_loss").fraction));  // one evaluation: no pair
+}
+
 TEST(Store, MetricsPastAStepAreDroppedForThatTrialOnly) {
   testing::TempDir dir;
   Store store(dir.file("r.db"));
