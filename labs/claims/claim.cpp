@@ -234,7 +234,12 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
                         : *std::max_element(xs.begin(), xs.end());
   };
   const bool grouped = kind == "compare" || kind == "interaction";
-  const json a_sel = grouped ? resolve(t["a"]) : json(), b_sel = grouped ? resolve(t["b"]) : json();
+  // A one-number list (model.widths [100]) reads as that number, on either side.
+  auto unwrap = [](const json& v) {
+    return v.is_array() && v.size() == 1 && v[0].is_number() ? v[0] : v;
+  };
+  const json a_sel = grouped ? unwrap(resolve(t["a"])) : json(),
+             b_sel = grouped ? unwrap(resolve(t["b"])) : json();
   auto group_of = [&](const TrialRecord& tr) -> std::string {
     for (const auto& [name, sel] : {std::pair<const char*, const json*>{"a", &a_sel}, {"b", &b_sel}})
       if (sel->is_object() ? matches(tr, *sel) : same(trial_value(tr, group_key), *sel))

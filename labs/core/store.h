@@ -5,6 +5,7 @@
 // trial in flight; per-epoch metrics are written as they come and replaced when a trial restarts.
 #pragma once
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>

@@ -171,7 +171,10 @@ TEST(Sweep, LateJitterAndRisesAreRecordedFromTheStoredCurveAloneOrInAPopulation)
     ASSERT_TRUE(t.summary.contains("train_loss_rise_frac")) << t.summary.dump();
     EXPECT_EQ(t.summary["train_loss_rises"].get<long long>(), r.count);
     EXPECT_EQ(t.summary["train_loss_rise_frac"].get<double>(), r.fraction);
-    EXPECT_GE(r.fraction, 0.0);
+    // The solo run's count: the same to float rounding (a change within it could flip one).
+    EXPECT_LE(std::abs(t.summary["train_loss_rises"].get<long long>() -
+                       it->summary["train_loss_rises"].get<long long>()),
+              1);
   }
 }
 

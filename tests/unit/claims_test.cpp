@@ -521,6 +521,13 @@ TEST(Claim, APairedCompareTakesEachSeedsDifferenceAndDecidesWhatTheSeedsSpreadHi
             std::string::npos)
       << apart.reason;
 
+  // Arms given as one-number lists, as the config writes model.widths, select by that number.
+  json lists = claim;
+  lists["test"]["a"] = json::array({0.0});
+  lists["test"]["b"] = json::array({0.01});
+  lists["test"].erase("paired");
+  EXPECT_EQ(evaluate(lists, disjoint).n, 10);
+
   // Only a compare pairs.
   claim["test"] = {
       {"kind", "trend"}, {"x", "optim.weight_decay"}, {"metric", "test_acc"}, {"paired", true}};
