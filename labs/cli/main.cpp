@@ -96,7 +96,9 @@ int main(int argc, char** argv) {
   auto* config = app.add_subcommand("config", "validate a config and print it resolved");
   config->add_option("file", run_opts.config, "config file")->required();
   config->add_option("overrides", run_opts.overrides, "key.path=value overrides");
-  config->add_option("--preset", run_opts.preset, "preset to merge (quick, full)");
+  config->add_option("--preset", run_opts.preset,
+                     "preset to merge (quick: minutes on a CPU; full); without one, the config as "
+                     "written, which for most labs is the full protocol");
   config->add_flag("--trials", list_trials, "list the trials (hash, seed, sweep values) instead");
 
   auto* keys = app.add_subcommand("keys", "every config key with its type, default and meaning");
@@ -108,7 +110,9 @@ int main(int argc, char** argv) {
       app.add_subcommand("run", "run a config: its sweep x seeds, resuming finished trials");
   run->add_option("file", run_opts.config, "config file")->required();
   run->add_option("overrides", run_opts.overrides, "key.path=value overrides");
-  run->add_option("--preset", run_opts.preset, "preset to merge (quick, full)");
+  run->add_option("--preset", run_opts.preset,
+                  "preset to merge (quick: minutes on a CPU; full); without one, the config as "
+                  "written, which for most labs is the full protocol");
   run->add_option("--device", run_opts.device, "auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   run->add_flag("--force", run_opts.force, "rerun trials that are already in the store");
@@ -148,7 +152,9 @@ int main(int argc, char** argv) {
   auto* answer =
       app.add_subcommand("answer", "run the labs behind a question and print the verdicts");
   answer->add_option("question", answer_q, "question number")->required()->check(kQuestionNumber);
-  answer->add_option("--preset", run_opts.preset, "preset to merge (quick, full)");
+  answer->add_option("--preset", run_opts.preset,
+                     "preset to merge (quick: minutes on a CPU; full); without one, the config as "
+                     "written, which for most labs is the full protocol");
   answer->add_option("--device", run_opts.device, "auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   answer->add_option("--jobs", run_opts.jobs, "trials at once, sharing the CPU's cores (a GPU runs one at a time)")->check(CLI::Range(1, 64));
