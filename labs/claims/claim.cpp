@@ -27,10 +27,14 @@ json config_node(const json& config, const std::string& dotted) {
   return *node;
 }
 
+// A one-number list (model.widths [64]) reads as that number.
+json one_number(const json& v) {
+  return v.is_array() && v.size() == 1 && v[0].is_number() ? v[0] : v;
+}
+
 // A key's value for a trial: its config's, else a metric (as a number), else null.
 json trial_value(const TrialRecord& t, const std::string& key) {
-  json node = config_node(t.config, key);
-  if (node.is_array() && node.size() == 1 && node[0].is_number()) return node[0];  // widths [64]
+  json node = one_number(config_node(t.config, key));
   if (!node.is_null()) return node;
   const double m = metric_value(t, key);
   return std::isfinite(m) ? json(m) : json();
@@ -98,8 +102,7 @@ double metric_value(const TrialRecord& t, const std::string& name) {
 }
 
 double config_value(const json& config, const std::string& dotted) {
-  const json node = config_node(config, dotted);
-  if (node.is_array() && node.size() == 1 && node[0].is_number()) return node[0].get<double>();
+  const json node = one_number(config_node(config, dotted));
   return node.is_number() ? node.get<double>() : NAN;
 }
 
@@ -234,12 +237,9 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
                         : *std::max_element(xs.begin(), xs.end());
   };
   const bool grouped = kind == "compare" || kind == "interaction";
-  // A one-number list (model.widths [100]) reads as that number, on either side.
-  auto unwrap = [](const json& v) {
-    return v.is_array() && v.size() == 1 && v[0].is_number() ? v[0] : v;
-  };
-  const json a_sel = grouped ? unwrap(resolve(t["a"])) : json(),
-             b_sel = grouped ? unwrap(resolve(t["b"])) : json();
+  // (A one-number list reads as that number on the selector's side too.)
+  const json a_sel = grouped ? one_number(resolve(t["a"])) : json(),
+             b_sel = grouped ? one_number(resolve(t["b"])) : json();
   auto group_of = [&](const TrialRecord& tr) -> std::string {
     for (const auto& [name, sel] : {std::pair<const char*, const json*>{"a", &a_sel}, {"b", &b_sel}})
       if (sel->is_object() ? matches(tr, *sel) : same(trial_value(tr, group_key), *sel))

@@ -106,7 +106,6 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
         }
         slot = &o;
       }
-      paired_obs.clear();
       int unmatched = 0;
       for (const auto& [seed, ab] : by_seed) {
         const auto [a, b] = ab;

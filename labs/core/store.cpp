@@ -491,11 +491,22 @@ long long Store::merge_from(const std::string& other_path) {
   return after - before;
 }
 
-Rises rises(const std::vector<MetricRow>& rows, const std::string& name) {
+namespace {
+
+// (step, value) of one metric's rows, in step order.
+std::vector<std::pair<long long, double>> curve_of(const std::vector<MetricRow>& rows,
+                                                   const std::string& name) {
   std::vector<std::pair<long long, double>> curve;
   for (const auto& r : rows)
     if (r.name == name) curve.emplace_back(r.step, r.value);
   std::sort(curve.begin(), curve.end());
+  return curve;
+}
+
+}  // namespace
+
+Rises rises(const std::vector<MetricRow>& rows, const std::string& name) {
+  const auto curve = curve_of(rows, name);
   Rises out;
   if (curve.size() < 2) return out;
   for (size_t i = 1; i < curve.size(); ++i)
@@ -505,11 +516,8 @@ Rises rises(const std::vector<MetricRow>& rows, const std::string& name) {
 }
 
 double late_jitter(const std::vector<MetricRow>& rows, const std::string& name) {
-  std::vector<std::pair<long long, double>> curve;
-  long long last = 0;
-  for (const auto& r : rows)
-    if (r.name == name) curve.emplace_back(r.step, r.value), last = std::max(last, r.step);
-  std::sort(curve.begin(), curve.end());
+  const auto curve = curve_of(rows, name);
+  const long long last = curve.empty() ? 0 : std::max(0LL, curve.back().first);
   std::vector<double> changes;
   for (size_t i = 1; i < curve.size(); ++i)
     if (2 * curve[i - 1].first > last) changes.push_back(curve[i].second - curve[i - 1].second);

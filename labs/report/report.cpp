@@ -350,14 +350,14 @@ std::string write_report(const std::string& home, const Question& q, const std::
     for (const char* g : {"a", "b"})
       if (test.contains(g)) {
         // The tick under the arm: "x = value", or the arm's conditions "key = value, ...".
+        auto shown = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
         std::string label;
         if (test[g].is_object()) {
           for (const auto& [key, want] : test[g].items())
-            label += (label.empty() ? "" : ", ") + key + " = " +
-                     (want.is_string() ? want.get<std::string>() : want.dump());
+            label += (label.empty() ? "" : ", ") + key + " = " + shown(want);
         } else {
           label = test.value(test["kind"] == "interaction" ? "factor" : "x", std::string()) +
-                  " = " + (test[g].is_string() ? test[g].get<std::string>() : test[g].dump());
+                  " = " + shown(test[g]);
         }
         if (set.notes.contains(std::string("best_") + g))
           label += " (best " + test["best_over"].get<std::string>() + " " +
