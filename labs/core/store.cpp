@@ -63,7 +63,11 @@ class Stmt {
     sqlite3_clear_bindings(st_);
   }
   long long i64(int c) { return sqlite3_column_int64(st_, c); }
-  double f64(int c) { return sqlite3_column_double(st_, c); }
+  // SQLite stores a NaN as NULL, which sqlite3_column_double reads as 0: a diverging evaluation's
+  // loss would come back as a perfect one.
+  double f64(int c) {
+    return sqlite3_column_type(st_, c) == SQLITE_NULL ? NAN : sqlite3_column_double(st_, c);
+  }
   std::string text(int c) {
     auto p = sqlite3_column_text(st_, c);
     return p ? reinterpret_cast<const char*>(p) : "";

@@ -144,6 +144,19 @@ TEST(Store, MetricsAreReplacedNotDuplicated) {
   EXPECT_DOUBLE_EQ(rows.back().value, 0.25);
 }
 
+TEST(Store, ANaNMetricComesBackAsNaNNotZero) {
+  testing::TempDir dir;
+  Store store(dir.file("r.db"));
+  store.put_metrics("h", 1, 100, {{"test_loss", NAN}, {"lr", 0.1}});
+  store.put_metrics("h", {{2, 200, "test_loss", NAN}});
+  auto rows = store.metrics("h");
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].name, "lr");
+  EXPECT_DOUBLE_EQ(rows[0].value, 0.1);
+  EXPECT_TRUE(std::isnan(rows[1].value));
+  EXPECT_TRUE(std::isnan(rows[2].value));
+}
+
 TEST(Store, FourProcessesWritingAThousandTrialsEachLoseNothing) {
   testing::TempDir dir;
   const std::string db = dir.file("r.db");
