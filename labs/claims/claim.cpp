@@ -228,9 +228,9 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
   auto resolve = [&](const json& sel) -> json {
     if (!(sel == "min" || sel == "max")) return sel;
     std::vector<double> xs;
-    for (size_t i : kept) {
-      const double x = config_value(trials[i].config, group_key);
-      if (std::isfinite(x)) xs.push_back(x);
+    for (size_t i : kept) {  // the key may be a metric, as it may be for the groups
+      const json x = trial_value(trials[i], group_key);
+      if (x.is_number()) xs.push_back(x.get<double>());
     }
     if (xs.empty()) return json();
     return sel == "min" ? *std::min_element(xs.begin(), xs.end())

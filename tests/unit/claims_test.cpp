@@ -436,6 +436,27 @@ TEST(Claim, CompareByStringValueWithBestOverAndDivergedAs) {
   EXPECT_NEAR(all.effect, (0.82 + 0.85) / 2 - (0.80 + 0.70) / 2, 1e-9);
 }
 
+TEST(Claim, MinAndMaxSelectorsResolveOverAMetricKeyToo) {
+  // x is a summary value (the sparsity a run reached), not a config key: "min" and "max" are
+  // its smallest and largest values among the trials.
+  std::vector<TrialRecord> trials;
+  for (double kept : {1.0, 0.5, 0.2})
+    for (int s = 0; s < 3; ++s)
+      trials.push_back(
+          record("finished", {{"seed", s}},
+                 {{"weights_remaining", kept}, {"test_acc", 0.9 - 0.1 * kept + 0.001 * s}}));
+  json claim = {{"test",
+                 {{"kind", "compare"},
+                  {"x", "weights_remaining"},
+                  {"a", "max"},
+                  {"b", "min"},
+                  {"metric", "test_acc"}}}};
+  auto set = observations_for(claim, trials);
+  ASSERT_EQ(set.observations.size(), 6u);
+  Verdict v = evaluate(claim, trials);
+  EXPECT_NEAR(v.effect, (0.9 - 0.02) - (0.9 - 0.1), 1e-9);
+}
+
 TEST(Claim, APairedCompareTakesEachSeedsDifferenceAndDecidesWhatTheSeedsSpreadHides) {
   // Each seed shifts both arms alike (its data, say) by up to 0.05; b is 0.004 above a on
   // every seed. Unpaired the seeds' spread hides it; paired it is all there is.
