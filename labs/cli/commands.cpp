@@ -99,6 +99,7 @@ int show_question(const Context& ctx, int number, bool as_json) {
                                 bank.questions.size()));
   std::vector<TrialRecord> trials;
   std::vector<BenchRecord> bench;
+  std::vector<std::string> broken;  // errors of claim configs that did not load
   if (std::filesystem::exists(ctx.db)) {
     Store store(ctx.db);
     // The question's own trials, and those of the configs its claims read (without a preset
@@ -109,27 +110,29 @@ int show_question(const Context& ctx, int number, bool as_json) {
     for (const auto& t : trials) seen.insert(t.hash);
     for (const auto& cfg : claim_config_files(ctx, *q)) {
       const std::string path = ctx.home + "/" + cfg;
-      std::vector<std::string> presets = {""};
-      const json doc = load_json_file(path);
-      if (doc.contains("presets") && doc["presets"].is_object())
-        for (const auto& [name, _] : doc["presets"].items()) presets.push_back(name);
-      for (const auto& preset : presets)
-        for (const auto& t : expand_trials(resolve_config(path, preset, {})))
-          if (seen.insert(t.hash).second)
-            if (auto rec = store.trial(t.hash)) trials.push_back(std::move(*rec));
+      // A config that no longer loads hides only its own trials: the question, its claims and
+      // verdicts are still shown, with the config's error.
+      try {
+        std::vector<std::string> presets = {""};
+        const json doc = load_json_file(path);
+        if (doc.contains("presets") && doc["presets"].is_object())
+          for (const auto& [name, _] : doc["presets"].items()) presets.push_back(name);
+        for (const auto& preset : presets)
+          for (const auto& t : expand_trials(resolve_config(path, preset, {})))
+            if (seen.insert(t.hash).second)
+              if (auto rec = store.trial(t.hash)) trials.push_back(std::move(*rec));
+      } catch (const UserError& e) {
+        broken.push_back(e.what());
+      }
     }
     bench = store.bench_records(number);
   }
   if (as_json) {
-    json out = {{"number", q->number},
-                {"section", q->section},
-                {"text", q->text},
-                {"kind", q->kind},
-                {"tags", q->tags},
-                {"informed_by", q->informed_by},
-                {"claims", q->claims},
-                {"trials_in_store", trials.size()},
-                {"bench_records", bench.size()}};
+    json out = {{"number", q->number},     {"section", q->section},
+                {"text", q->text},         {"kind", q->kind},
+                {"tags", q->tags},         {"informed_by", q->informed_by},
+                {"claims", q->claims},     {"trials_in_store", trials.size()},
+                {"config_errors", broken}, {"bench_records", bench.size()}};
     std::cout << out.dump(2) << "\n";
     return 0;
   }
@@ -178,6 +181,8 @@ int show_question(const Context& ctx, int number, bool as_json) {
     fmt::print(" ({} diverged; latest {})", diverged, latest);
   }
   fmt::print("\n");
+  for (const auto& e : broken)
+    fmt::print("  not counted: the trials of a config that does not load: {}\n", e);
   if (!bench.empty()) {
     fmt::print("\nBenchmarks serving Q{}:\n", number);
     for (const auto& b : bench)

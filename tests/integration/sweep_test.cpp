@@ -627,6 +627,17 @@ TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
   // Q2's claim reads Q1's config: its trials are Q2's evidence too.
   Result shared = run("show 2");
   EXPECT_NE(shared.out.find("r.db: 9 (0 diverged"), std::string::npos) << shared.out;
+  {  // A config broken since: show still shows the question and its verdict, and says why its
+     // trials are not counted.
+    const std::string good = slurp(home.file("configs/tiny.json"));
+    home.write("configs/tiny.json", "{\"question\": 1,");
+    Result broken = run("show 1");
+    EXPECT_EQ(broken.code, 0) << broken.err;
+    EXPECT_NE(broken.out.find("latest verdict: supported"), std::string::npos) << broken.out;
+    EXPECT_NE(broken.out.find("not counted"), std::string::npos) << broken.out;
+    EXPECT_NE(broken.out.find("tiny.json"), std::string::npos) << broken.out;
+    home.write("configs/tiny.json", good);
+  }
   EXPECT_EQ(run("answer 3").code, 2);
   EXPECT_EQ(run("report 1").code, 0);  // from the store, without running
   // A preset none of whose trials ran: no report of every claim inconclusive, one line instead.
