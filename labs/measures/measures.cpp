@@ -508,7 +508,7 @@ DropoutAccuracy dropout_accuracy(Net& model, const torch::Tensor& x, const torch
   model->eval();
   std::vector<torch::nn::Module*> dropouts;
   for (auto& m : model->modules(/*include_self=*/false))
-    if (m->as<torch::nn::Dropout>() || m->as<torch::nn::Dropout2d>()) dropouts.push_back(m.get());
+    if (m->as<Dropout>()) dropouts.push_back(m.get());
   // Correct answers counted on the device (off, one pass, mean of passes), read back once.
   auto hits = torch::zeros({3}, y.options().dtype(torch::kInt64));
   for (int64_t i = 0; i < x.size(0); i += batch) {

@@ -44,7 +44,7 @@ void add_dense_stack(nn::Sequential& seq, int64_t in, const std::vector<int64_t>
     seq->push_back(nn::Linear(nn::LinearOptions(in, w).bias(bias)));
     if (bn) seq->push_back(nn::BatchNorm1d(w));
     add_activation(seq, m.value("activation", "relu"));
-    if (dropout > 0) seq->push_back(nn::Dropout(dropout));
+    if (dropout > 0) seq->push_back(Dropout(dropout));
     in = w;
   }
   seq->push_back(nn::Linear(nn::LinearOptions(in, outputs).bias(bias)));
@@ -106,6 +106,19 @@ void initialize(nn::Module& model, const json& m) {
 }
 
 }  // namespace
+
+torch::Tensor DropoutImpl::forward(const torch::Tensor& x) {
+  if (!is_training() || p == 0) return x;
+  if (!generator.defined() || !x.is_cpu()) return torch::dropout(x, p, /*train=*/true);
+  // torch's CPU dropout, with the mask drawn from this trial's generator.
+  auto mask = torch::empty_like(x).bernoulli_(1 - p, generator).div_(1 - p);
+  return x * mask;
+}
+
+void use_dropout_generator(nn::Module& model, const at::Generator& gen) {
+  for (auto& m : model.modules(/*include_self=*/false))
+    if (auto* d = m->as<Dropout>()) d->generator = gen;
+}
 
 std::vector<std::string> model_names() { return {"mlp", "lenet_300_100", "convnet", "linear"}; }
 

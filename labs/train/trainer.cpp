@@ -73,20 +73,22 @@ struct LoopState {
   }
 };
 
-// torch's default generator on `device`: init and dropout draw from it.
+// torch's default generator on `device`: init draws from it, and dropout on a GPU.
 at::Generator device_generator(const torch::Device& device) {
   return at::globalContext().defaultGenerator(device.is_cuda() ? device
                                                                : torch::Device(torch::kCPU));
 }
 
 void save_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Generator& order_gen,
-                     const LoopState& state, const torch::Device& device) {
+                     at::Generator& dropout_gen, const LoopState& state,
+                     const torch::Device& device) {
   torch::serialize::OutputArchive archive, model_archive, optim_archive;
   model->save(model_archive);
   opt.save(optim_archive);
   archive.write("model", model_archive);
   archive.write("optimizer", optim_archive);
   archive.write("order_rng", order_gen.get_state());
+  archive.write("dropout_rng", dropout_gen.get_state());
   archive.write("torch_rng", at::detail::getDefaultCPUGenerator().get_state());
   if (device.is_cuda()) archive.write("device_rng", device_generator(device).get_state());
   archive.write("state", text_tensor(state.to_json().dump()));
@@ -101,7 +103,7 @@ void save_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
 // differed) is removed and the trial trains from the start, saying so once: a failure here would
 // otherwise fail the trial on every rerun.
 bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Generator& order_gen,
-                     LoopState& state, const torch::Device& device) {
+                     at::Generator& dropout_gen, LoopState& state, const torch::Device& device) {
   if (path.empty() || !std::filesystem::exists(path)) return false;
   // What the model and optimizer hold now, to put back if loading fails halfway.
   std::vector<torch::Tensor> fresh_model;
@@ -112,16 +114,18 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
   std::ostringstream fresh_optim_bytes;
   fresh_optim.save_to(fresh_optim_bytes);
   at::Generator global = at::detail::getDefaultCPUGenerator();
-  const torch::Tensor fresh_order = order_gen.get_state(), fresh_global = global.get_state();
+  const torch::Tensor fresh_order = order_gen.get_state(), fresh_dropout = dropout_gen.get_state(),
+                      fresh_global = global.get_state();
 
   LoopState loaded;
   try {
-    torch::Tensor rng, torch_rng, device_rng, s;
+    torch::Tensor rng, dropout_rng, torch_rng, device_rng, s;
     torch::serialize::InputArchive archive, model_archive, optim_archive;
     archive.load_from(path, device);
     archive.read("model", model_archive);
     archive.read("optimizer", optim_archive);
     archive.read("order_rng", rng);
+    archive.read("dropout_rng", dropout_rng);
     archive.read("torch_rng", torch_rng);
     archive.read("state", s);
     // A checkpoint taken on a CPU (train.device is not part of the trial's hash) has no device
@@ -138,6 +142,7 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
                                    " there, " + c10::str(fresh_model[i - 1].sizes()) + " here");
     opt.load(optim_archive);
     order_gen.set_state(rng.cpu());
+    dropout_gen.set_state(dropout_rng.cpu());
     global.set_state(torch_rng.cpu());
     if (device_rng.defined()) device_generator(device).set_state(device_rng.cpu());
   } catch (const c10::OutOfMemoryError&) {
@@ -146,6 +151,7 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
     throw;
   } catch (const std::exception& e) {
     order_gen.set_state(fresh_order);
+    dropout_gen.set_state(fresh_dropout);
     global.set_state(fresh_global);
     torch::NoGradGuard no_grad;
     size_t i = 0;
@@ -477,12 +483,17 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   opt.seed_noise(cfg.value("seed", 0));
   if (!hooks.masks.empty()) opt.set_masks(hooks.masks);
   at::Generator order_gen = at::detail::createCPUGenerator(cfg.value("seed", 0) * 1000003ULL + 17);
+  // Dropout's masks on a CPU: from the trial's own generator, not torch's global one, which the
+  // trials a sweep runs at once (--jobs) would share.
+  at::Generator dropout_gen =
+      at::detail::createCPUGenerator(cfg.value("seed", 0) * 1000003ULL + 37);
+  if (!device.is_cuda()) use_dropout_generator(*model, dropout_gen);
   const torch::Tensor order =
       fixed_order(t.value("order", "reshuffle"), data.y_train, cfg.value("seed", 0), device);
 
   TrainOutcome outcome;
   LoopState st;
-  if (load_checkpoint(hooks.checkpoint_path, model, opt, order_gen, st, device))
+  if (load_checkpoint(hooks.checkpoint_path, model, opt, order_gen, dropout_gen, st, device))
     outcome.resumed_from_epoch = st.epoch;
 
   // CUDA graphs: the step is captured once, after two eager warm-up steps, reading its batch
@@ -702,7 +713,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     if (!hooks.checkpoint_path.empty() && !stop && st.step < total &&
         seconds_since(last_checkpoint) >= hooks.checkpoint_every_s) {
       if (hooks.before_checkpoint) hooks.before_checkpoint();
-      save_checkpoint(hooks.checkpoint_path, model, opt, order_gen, st, device);
+      save_checkpoint(hooks.checkpoint_path, model, opt, order_gen, dropout_gen, st, device);
       last_checkpoint = Clock::now();
     }
   }
@@ -796,6 +807,9 @@ TrainOutcome run_lr_range(const json& cfg, const Dataset& data, Net& model,
                stop_factor = r["stop_factor"];
   Optimizer opt(cfg["optim"], *model);
   at::Generator order_gen = at::detail::createCPUGenerator(cfg.value("seed", 0) * 1000003ULL + 17);
+  if (!device.is_cuda())  // as training's: dropout's masks from the trial's own generator
+    use_dropout_generator(*model,
+                          at::detail::createCPUGenerator(cfg.value("seed", 0) * 1000003ULL + 37));
   const Loss loss = Loss::of(cfg, data);
   model->train();
 

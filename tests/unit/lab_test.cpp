@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <thread>
 
 #include "core/config.h"
 #include "core/errors.h"
@@ -354,6 +355,39 @@ TEST(Trainer, SameConfigAndSeedGiveBitIdenticalMetrics) {
       if (a[i][j].first.find("_s") == std::string::npos) {  // timings differ, numbers must not
         EXPECT_EQ(a[i][j].second, b[i][j].second) << a[i][j].first;
       }
+}
+
+TEST(Models, DropoutWithAGeneratorZeroesAboutPAndScalesTheRestAndIsTheIdentityInEval) {
+  Dropout d(0.3);
+  const auto x = torch::ones({20000});
+  d->generator = at::detail::createCPUGenerator(5);
+  const auto y = d->forward(x);
+  const double zeros = y.eq(0).to(torch::kDouble).mean().item<double>();
+  EXPECT_NEAR(zeros, 0.3, 0.02);
+  EXPECT_TRUE(y.masked_select(y.ne(0)).allclose(torch::full({1}, 1 / 0.7)));
+  d->generator = at::detail::createCPUGenerator(5);
+  EXPECT_TRUE(d->forward(x).equal(y));  // the masks are the generator's
+  d->eval();
+  EXPECT_TRUE(d->forward(x).equal(x));
+}
+
+TEST(Trainer, TrialsTrainedAtOnceDrawTheDropoutMasksEachWouldAlone) {
+  // Sweeps with --jobs train trials on threads of one process: dropout drawing from torch's
+  // global generator gave each trial masks that depended on the other's progress.
+  std::vector<json> cfgs;
+  for (int seed : {1, 2})
+    cfgs.push_back(config(R"({"model": {"dropout": 0.3}, "train": {"epochs": 8}, "seeds": [)" +
+                          std::to_string(seed) + "]}"));
+  std::vector<TrainOutcome> alone, together(2);
+  for (const auto& c : cfgs) alone.push_back(train_cfg(c));
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < 2; ++i) threads.emplace_back([&, i] { together[i] = train_cfg(cfgs[i]); });
+  for (auto& th : threads) th.join();
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(together[i].summary["train_loss"], alone[i].summary["train_loss"]) << i;
+    EXPECT_EQ(together[i].summary["test_loss"], alone[i].summary["test_loss"]) << i;
+  }
+  EXPECT_NE(alone[0].summary["train_loss"], alone[1].summary["train_loss"]);
 }
 
 TEST(Trainer, Tf32ChangesNothingOnACpu) {
