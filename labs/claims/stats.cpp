@@ -180,6 +180,13 @@ Interval clopper_pearson(int k, int n, double level) {
   return {lo, hi};
 }
 
+Interval proportion_difference(int ka, int na, int kb, int nb, double level) {
+  const double pa = double(ka) / na, pb = double(kb) / nb;
+  const Interval a = clopper_pearson(ka, na, level), b = clopper_pearson(kb, nb, level);
+  const double d = pb - pa;
+  return {d - std::hypot(pb - b.lo, a.hi - pa), d + std::hypot(b.hi - pb, pa - a.lo)};
+}
+
 double null_bootstrap_p(
     const std::vector<std::vector<double>>& groups,
     const std::function<double(const std::vector<std::vector<double>>&)>& statistic,

@@ -61,6 +61,12 @@ Interval bootstrap(const std::vector<int>& group_sizes,
 // diverged: [1, 1]), this one says what so few trials allow ([0.805, 1] at 95 %). n >= 1.
 Interval clopper_pearson(int k, int n, double level);
 
+// An interval for the difference of two proportions, kb/nb - ka/na, by Newcombe's square-and-add
+// (1998, his method 10) with each proportion's Clopper-Pearson interval at `level` in place of
+// Wilson's: conservative where the trials are few. 0 of 3 against 3 of 3 gives [-0.001, 1]: so few
+// trials decide nothing, where a bootstrap's interval is the point [1, 1]. na, nb >= 1.
+Interval proportion_difference(int ka, int na, int kb, int nb, double level);
+
 // A one-sided bootstrap p-value under the null that the groups share one mean (Hall & Wilson
 // 1991: resample from data made to obey the null): each group's values are centred on the mean
 // of all, keeping their own spread (deviations scaled by sqrt(n / (n - 1)), as the sample

@@ -74,7 +74,8 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   std::vector<std::vector<const Observation*>> groups;
   std::vector<Observation> paired_obs;  // paired compare: the seeds' differences
   std::string paired_note;
-  std::string unmeasured;  // why the claim's effect is not measured (interaction: a failed end)
+  std::string unmeasured;   // why the claim's effect is not measured (interaction: a failed end)
+  bool within_logs = true;  // within: distances on a log scale where every x is positive
   if (t.kind == "trend" || t.kind == "peak") {
     std::map<double, std::vector<const Observation*>> by_x;
     for (const auto& o : obs) by_x[o.x].push_back(&o);
@@ -179,10 +180,19 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   } else if (t.kind == "within") {
     std::map<double, std::vector<const Observation*>> by_x;
     for (const auto& o : obs) by_x[o.x].push_back(&o);
-    for (auto& [x, g] : by_x) groups.push_back(g);
+    for (auto& [x, g] : by_x) {
+      groups.push_back(g);
+      within_logs = within_logs && x > 0;
+    }
+    within_logs = within_logs && t.lo > 0;
   } else if (t.kind == "correlate" || t.kind == "threshold") {
     groups.emplace_back();
     for (const auto& o : obs) groups[0].push_back(&o);
+    if (t.kind == "threshold" && !obs.empty() &&
+        std::all_of(obs.begin(), obs.end(), [](const Observation& o) { return o.imputed; }))
+      unmeasured =
+          "every trial diverged and entered with the claim's diverged_as value: the mean is the "
+          "claim's own, not measured";
   } else {
     throw std::invalid_argument("unknown claim test kind: " + t.kind);
   }
@@ -224,6 +234,7 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
         if (std::isnan(best_y) || (t.best_is_max ? m > best_y : m < best_y))
           best_y = m, best_x = groups[g][0]->x;
       }
+      if (!within_logs) return best_x - std::clamp(best_x, t.lo, t.hi);
       const double l = std::log10(best_x);
       return l - std::clamp(l, std::log10(t.lo), std::log10(t.hi));
     }
@@ -241,8 +252,11 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   int smallest = obs.empty() ? 0 : int(obs.size());
   for (int s : sizes) smallest = std::min(smallest, s);
   // A percentile bootstrap over fewer than 3 values per group cannot say how much the groups vary.
-  const size_t needed_groups =
-      t.kind == "interaction" ? 4 : t.kind == "peak" ? 3 : t.kind == "trend" ? 2 : 1;
+  // (A best x within a range needs two x to choose from.)
+  const size_t needed_groups = t.kind == "interaction"                   ? 4
+                               : t.kind == "peak"                        ? 3
+                               : t.kind == "trend" || t.kind == "within" ? 2
+                                                                         : 1;
   if (obs.size() < 2 || smallest < kMinPerGroup || groups.size() < needed_groups) {
     v.verdict = "inconclusive";
     v.reason = "too few finished trials to test (" + std::to_string(v.n) + " usable, " +
@@ -251,8 +265,7 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     if (t.paired && t.kind == "compare")
       v.reason += "; paired by seed: " + std::to_string(groups[0].size()) +
                   " seed(s) with a usable trial in both arms" + paired_note;
-    if (v.n >= 2 && smallest >= 1 && groups.size() >= needed_groups)
-      v.effect = statistic(identity);
+    if (v.n >= 2 && smallest >= 1 && groups.size() >= needed_groups) v.effect = statistic(identity);
     return v;
   }
   v.effect = statistic(identity);
@@ -271,6 +284,15 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     for (const auto& o : obs) k += o.y == 1.0;
     const Interval p = clopper_pearson(k, int(obs.size()), t.bootstrap.level);
     v.ci = {p.lo - t.threshold, p.hi - t.threshold};
+  }
+  // A compare of two arms' shares of a 0/1 outcome: Newcombe's interval from the arms' exact
+  // ones, for the same reason (0 of 3 against 3 of 3 diverged bootstraps to the point [1, 1]).
+  if (t.kind == "compare" && t.outcome && !t.paired) {
+    int k[2] = {0, 0};
+    for (size_t g = 0; g < 2; ++g)
+      for (const Observation* o : groups[g]) k[g] += o->y == 1.0;
+    v.ci = proportion_difference(k[0], int(groups[0].size()), k[1], int(groups[1].size()),
+                                 t.bootstrap.level);
   }
   auto notes = [&]() {
     if (t.paired && t.kind == "compare")
@@ -304,13 +326,15 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   }
 
   const double d = t.direction >= 0 ? 1.0 : -1.0;
-  bool excludes_zero_claimed = d > 0 ? v.ci.lo > 0 : v.ci.hi < 0;
+  const bool excludes_zero_claimed = d > 0 ? v.ci.lo > 0 : v.ci.hi < 0;
   // A peak is found again in every resampling, so on a flat curve the highest inner mean rises
   // above its sides by chance, and the bootstrap's interval with it (3 seeds at each of 12 x on
   // a flat curve: "supported" 45 % of the time). A rise that a flat curve with the same spread
   // at every x reaches as often is no peak: that p-value must pass the interval's one side too
   // (in simulation 2.5-5 % of flat curves then pass, 7 or 12 x by 3 or 5 seeds).
-  if (t.kind == "peak" && excludes_zero_claimed && d > 0) {
+  // (Whichever direction is claimed: a flat curve's interval that leans upward would refute a
+  // claim of no peak as often.)
+  if (t.kind == "peak" && v.ci.lo > 0) {
     std::vector<std::vector<double>> ys(groups.size());
     for (size_t g = 0; g < groups.size(); ++g)
       for (const Observation* o : groups[g]) ys[g].push_back(o->y);
@@ -323,7 +347,6 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
         },
         v.effect, t.bootstrap);
     if (v.p_value > (1.0 - t.bootstrap.level) / 2.0) {
-      excludes_zero_claimed = false;
       v.verdict = "inconclusive";
       v.reason = "the interval " + fmt_num(v.ci.lo) + " to " + fmt_num(v.ci.hi) +
                  " excludes 0, but flat curves with the trials' spread rise as high in " +
@@ -350,6 +373,10 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     if (excludes_zero_claimed) {
       v.reason = "the effect " + fmt_num(v.effect) +
                  " has the claimed sign but is below the claim's minimum " + fmt_num(t.min_effect);
+    } else if (d * v.effect > 0 && d * v.effect < t.min_effect) {
+      v.reason = "the interval " + interval + " contains 0, and the effect " + fmt_num(v.effect) +
+                 ", though of the claimed sign, is below the claim's minimum " +
+                 fmt_num(t.min_effect) + ": more seeds would not support it as measured";
     } else if (d * v.effect > 0) {
       v.seeds_needed = binary ? trials_to_decide(v.effect + t.threshold, t.threshold, t.direction,
                                                  smallest, t.bootstrap.level)
@@ -365,6 +392,8 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
                                  : "at most about " + std::to_string(v.seeds_needed) + " seeds") +
             " per group would decide it if the effect held";
       v.reason = "the interval " + interval + " contains 0; " + more;
+    } else if (v.effect == 0) {
+      v.reason = "the interval " + interval + " contains 0 and the effect is 0";
     } else {
       v.reason = "the interval " + interval + " contains 0 and the effect points against the claim";
     }

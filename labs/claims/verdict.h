@@ -28,22 +28,27 @@
 //              a peak; negative: y is monotone or U-shaped. Supported only if, besides, a
 //              flat curve with the trials' spread at each x rarely rises as high
 //              (null_bootstrap_p at the interval's one side, 2.5 % for 95 %): selecting the
-//              highest mean biases the statistic and its interval upwards on a flat curve.
+//              highest mean biases the statistic and its interval upwards on a flat curve. An
+//              upward interval that fails that test is inconclusive, also for a claim of no peak
+//              (direction -1), which it would otherwise refute.
 //   interaction  how much the b-minus-a difference grows from the smallest x to the largest:
 //              (mean b - mean a at max x) - (mean b - mean a at min x); resampled in the 4 cells.
 //   within     whether the x with the best mean y lies inside [lo, hi] (log scale): the effect is
-//              how many decades it lies outside (0 inside, + above, - below); resampled within
-//              each x. Supported when the interval is [0, 0] (inside in nearly every
-//              resample), refuted when it excludes 0.
+//              how many decades it lies outside (0 inside, + above, - below; where an x or lo
+//              is not positive, how far on x's own scale); resampled within each x. Supported
+//              when the interval is [0, 0] (inside in nearly every resample), refuted when it
+//              excludes 0. Needs two x at least.
 // Intervals are expanded percentile bootstrap intervals (stats.h: with few seeds per group a plain
 // percentile interval is too narrow), at the level of the smallest group; a threshold on a 0/1
 // outcome (diverged) takes the exact binomial interval, which all-alike trials do not shrink to
-// a point. A compare whose trials all diverged in both arms (entered with diverged_as) measures
-// nothing: inconclusive.
+// a point, and an unpaired compare of such an outcome Newcombe's interval built from the arms'
+// exact ones (proportion_difference). A compare whose trials all diverged in both arms, or a
+// threshold whose trials all did (entered with diverged_as), measures nothing: inconclusive.
 // Verdict: supported when the interval excludes zero in the claimed direction and the effect
 // reaches the claim's minimum; refuted when it excludes zero the other way; otherwise
 // inconclusive, with the number of seeds per group that would make the interval exclude zero if
-// the effect stayed as measured (half-widths shrink like 1/sqrt(n)). Diverged trials are counted
+// the effect stayed as measured (half-widths shrink like 1/sqrt(n)); none where the effect is
+// below the claim's minimum, since more seeds would not support it. Diverged trials are counted
 // and reported, never silently dropped; they carry no metric, so they do not enter the statistic.
 // Fewer than 3 usable trials in a group (a swept value, or a compared end) give no verdict.
 #pragma once

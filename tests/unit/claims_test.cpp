@@ -306,6 +306,24 @@ TEST(Verdict, WithinSaysWhereTheBestXLiesAgainstARange) {
   EXPECT_NEAR(evaluate_claim(t, sweep).effect, 2.0, 1e-12);
 }
 
+TEST(Verdict, WithinMeasuresOnXsOwnScaleWhereAnXIsZeroAndNeedsTwoX) {
+  // Weight decay 0 is best: on a log scale its distance is -inf, and resamples that chose it
+  // were dropped; on x's own scale it lies 0.001 below [0.001, 0.1].
+  std::vector<Observation> sweep;
+  for (int s = 0; s < 3; ++s)
+    for (auto [x, y] : {std::pair{0.0, 0.9}, {0.01, 0.6}, {0.1, 0.5}})
+      sweep.push_back({x, y + 0.001 * s, ""});
+  ClaimTest t = make("within", +1, 0.0);
+  t.lo = 0.001, t.hi = 0.1;
+  Verdict v = evaluate_claim(t, sweep);
+  EXPECT_EQ(v.verdict, "refuted") << v.reason;
+  EXPECT_NEAR(v.effect, -0.001, 1e-12);
+  // One x: "the best x" is no choice.
+  std::vector<Observation> one;
+  for (int s = 0; s < 3; ++s) one.push_back({0.01, 0.6 + 0.01 * s, ""});
+  EXPECT_EQ(evaluate_claim(t, one).verdict, "inconclusive");
+}
+
 TrialRecord record(const std::string& status, json config, json summary) {
   TrialRecord r;
   r.status = status;
@@ -623,6 +641,76 @@ TEST(Verdict, AThresholdOnRunsThatAllCameOutAlikeTakesTheExactBinomialInterval) 
   EXPECT_EQ(evaluate_claim(t, diverged).verdict, "supported");
 }
 
+TEST(Stats, TheDifferenceOfTwoSharesTakesNewcombesIntervalFromTheExactOnes) {
+  // 0 of 3 against 3 of 3: 1 - sqrt(2) (1 - 0.025^(1/3)) below, 1 above.
+  const Interval few = proportion_difference(0, 3, 3, 3, 0.95);
+  EXPECT_NEAR(few.lo, 1 - std::sqrt(2.0) * (1 - std::pow(0.025, 1.0 / 3.0)), 1e-9);
+  EXPECT_LT(few.lo, 0);
+  EXPECT_DOUBLE_EQ(few.hi, 1.0);
+  // Swapping the arms mirrors it.
+  const Interval swapped = proportion_difference(3, 3, 0, 3, 0.95);
+  EXPECT_NEAR(swapped.lo, -few.hi, 1e-12);
+  EXPECT_NEAR(swapped.hi, -few.lo, 1e-12);
+  // With many trials, close to the normal approximation's 0.1 +- 0.0434 (a little wider).
+  const Interval many = proportion_difference(500, 1000, 600, 1000, 0.95);
+  EXPECT_NEAR(many.lo, 0.1 - 0.0434, 0.004);
+  EXPECT_NEAR(many.hi, 0.1 + 0.0434, 0.004);
+  EXPECT_LT(many.lo, 0.1 - 0.0434);
+}
+
+TEST(Verdict, ACompareOfAnOutcomeAllAlikeInEachArmDecidesNothingOnThreeTrials) {
+  std::vector<Observation> obs;
+  for (int s = 0; s < 3; ++s) {
+    obs.push_back({0, 0.0, "a", false});
+    obs.push_back({0, 1.0, "b", false});
+  }
+  ClaimTest t = make("compare", 1, 0);
+  t.outcome = true;  // the metric is "diverged"
+  Verdict v = evaluate_claim(t, obs);
+  EXPECT_EQ(v.verdict, "inconclusive") << v.reason;  // the bootstrap's [1, 1] said supported
+  EXPECT_EQ(v.effect, 1.0);
+  EXPECT_LT(v.ci.lo, 0);
+  for (int s = 0; s < 5; ++s) {  // 8 of 8 against 0 of 8 does decide it
+    obs.push_back({0, 0.0, "a", false});
+    obs.push_back({0, 1.0, "b", false});
+  }
+  EXPECT_EQ(evaluate_claim(t, obs).verdict, "supported");
+}
+
+TEST(Verdict, AThresholdWhoseTrialsAllDivergedMeasuresNothing) {
+  std::vector<Observation> obs(5, Observation{0, 0.1, "", false});
+  for (auto& o : obs) o.imputed = true;  // entered with the claim's diverged_as
+  ClaimTest t = make("threshold", -1, 0);
+  t.threshold = 0.5;
+  Verdict v = evaluate_claim(t, obs);
+  EXPECT_EQ(v.verdict, "inconclusive");
+  EXPECT_NE(v.reason.find("every trial diverged"), std::string::npos) << v.reason;
+  obs[0].imputed = false;
+  EXPECT_EQ(evaluate_claim(t, obs).verdict, "supported");
+}
+
+TEST(Verdict, AnEffectOfTheClaimedSignBelowTheMinimumNeedsNoMoreSeeds) {
+  // A weak trend (tau about 0.1) against a claimed minimum of 0.5: more seeds would narrow the
+  // interval around 0.1, never support it.
+  Verdict v = evaluate_claim(make("trend", +1, 0.5), trend_table(0.1, 1.0, 3, 3, 11));
+  ASSERT_EQ(v.verdict, "inconclusive") << v.reason;
+  ASSERT_GT(v.effect, 0);
+  ASSERT_LT(v.effect, 0.5);
+  EXPECT_EQ(v.seeds_needed, 0);
+  EXPECT_NE(v.reason.find("more seeds would not support it"), std::string::npos) << v.reason;
+}
+
+TEST(Verdict, AnEffectOfZeroIsSaidToBeZero) {
+  std::vector<Observation> obs;
+  for (int s = 0; s < 3; ++s) {
+    obs.push_back({0, 0.0, "a", false});
+    obs.push_back({0, 0.0, "b", false});
+  }
+  Verdict v = evaluate_claim(make("compare", 1, 0), obs);
+  EXPECT_EQ(v.verdict, "inconclusive");
+  EXPECT_NE(v.reason.find("the effect is 0"), std::string::npos) << v.reason;
+}
+
 TEST(Claim, TheIntervalDoesNotDependOnTheOrderTheStoreReturnsTrialsIn) {
   // Five seeds an arm (a review's numbers): drawn in the store's order (newest first, which a
   // rerun or a merge changes), one order said inconclusive and the reverse supported.
@@ -803,18 +891,23 @@ TEST(Verdict, PeakFindsARiseAndFallAndRefutesAMonotoneCurve) {
   EXPECT_LT(m.effect, 0);
 }
 
+// 12 widths x 3 seeds of pure noise around 0.3 (sd 0.01), the draw'th such curve.
+std::vector<Observation> flat_curve(uint64_t draw) {
+  std::mt19937_64 rng(100 + draw);
+  std::normal_distribution<double> eps(0.0, 0.01);
+  std::vector<Observation> flat;
+  for (int x = 1; x <= 12; ++x)
+    for (int s = 0; s < 3; ++s) flat.push_back({double(x), 0.3 + eps(rng), "", false});
+  return flat;
+}
+
 TEST(Verdict, AFlatCurveRarelyShowsAPeak) {
   // 12 widths x 3 seeds of pure noise, 40 times over: the highest inner mean rises above its
   // sides by chance, and its bootstrap interval excluded 0 in 45 % of such curves before the
   // null bootstrap test joined it; now about the interval's one side (2.5 %).
   int supported = 0, gated = 0;
   for (uint64_t draw = 0; draw < 40; ++draw) {
-    std::mt19937_64 rng(100 + draw);
-    std::normal_distribution<double> eps(0.0, 0.01);
-    std::vector<Observation> flat;
-    for (int x = 1; x <= 12; ++x)
-      for (int s = 0; s < 3; ++s) flat.push_back({double(x), 0.3 + eps(rng), "", false});
-    const Verdict v = evaluate_claim(make("peak", 1, 0.0), flat);
+    const Verdict v = evaluate_claim(make("peak", 1, 0.0), flat_curve(draw));
     supported += v.verdict == "supported";
     if (std::isfinite(v.p_value) && v.verdict == "inconclusive") {
       ++gated;
@@ -824,6 +917,15 @@ TEST(Verdict, AFlatCurveRarelyShowsAPeak) {
   }
   EXPECT_LE(supported, 3);  // 7.5 %: the expected 1 of 40 with room for chance
   EXPECT_GE(gated, 8);      // the bootstrap alone would have said supported about 18 times
+}
+
+TEST(Verdict, AFlatCurveRarelyRefutesAClaimOfNoPeak) {
+  // The same flat curves against "no peak" (direction -1): an upward interval refuted it in the
+  // 45 % the null bootstrap test did not see.
+  int refuted = 0;
+  for (uint64_t draw = 0; draw < 40; ++draw)
+    refuted += evaluate_claim(make("peak", -1, 0.0), flat_curve(draw)).verdict == "refuted";
+  EXPECT_LE(refuted, 3);
 }
 
 TEST(Claim, PeakNotesWhereTheMeanPeaksAndWhereTheMarkIsCrossed) {
