@@ -305,7 +305,11 @@ class Chain {
     }
     if (at_.count({r, "random_prune"}) && !cb_.done(*at_[{r, "random_prune"}])) {
       Params random = random_masks_like(masks_, seed_ * 1000003ULL + 31 * uint64_t(r));
+      // Its initialization is overwritten by the rewind point, but it draws from torch's global
+      // generator, which a chain initializing on another thread holds (init_mutex()).
+      std::unique_lock<std::mutex> lock(init_mutex());
       Net net = make_model(model_cfg, data_.input_shape, data_.outputs);
+      lock.unlock();
       net->to(device_);
       restore(net, rewind_);
       apply_masks(net, random);
@@ -402,7 +406,11 @@ Result train_alone(const Member& m, const torch::Device& device, const LotteryCa
     fs::remove(hooks.checkpoint_path, ignored);
     hooks.checkpoint_path.clear();
   }
-  torch::manual_seed(m.chain->seed());  // dropout draws the same in every round
+  {  // dropout on a GPU draws the same in every round (on a CPU it has the trial's generator);
+     // under the lock, as another chain may be initializing on another thread
+    std::lock_guard<std::mutex> lock(init_mutex());
+    torch::manual_seed(m.chain->seed());
+  }
   auto t0 = std::chrono::steady_clock::now();
   TrainOutcome out;
   try {

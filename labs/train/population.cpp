@@ -1308,14 +1308,14 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       if (eval_every > 0 && step % eval_every == 0 && b + 1 < spe) {
         sync(device);
         compute_s += seconds_since(t_start);
-        take_evaluation(evals_take_train);
+        take_evaluation(evals_take_train || step >= total);  // as in train_model
         t_start = Clock::now();
       }
     }
     sync(device);
     compute_s += seconds_since(t_start);
     if (all_diverged) break;
-    epoch++;
+    if (epoch_steps == spe) epoch++;  // as in train_model
     if (last_eval_step != step &&
         (evaluates_epoch_end(epoch, step, total, spe, max_evals) ||
          (eval_every > 0 && step % eval_every == 0)))  // as in train_model

@@ -45,7 +45,12 @@ struct LoopState {
   int evals_since_best = 0;
   double compute_s = 0, eval_s = 0;
   json marks = json::object();  // test metrics taken at schedule landmarks (wsd's decay start)
+  // The last evaluation's values: the summary's, should the run stop (diverge) before the next.
+  std::vector<std::pair<std::string, double>> last_values;
   json to_json() const {
+    json values = json::array();
+    for (const auto& [name, value] : last_values)
+      values.push_back({name, std::isfinite(value) ? json(value) : json()});
     return {{"epoch", epoch},
             {"step", step},
             {"samples", samples},
@@ -55,7 +60,8 @@ struct LoopState {
             {"evals_since_best", evals_since_best},
             {"compute_s", compute_s},
             {"eval_s", eval_s},
-            {"marks", marks}};
+            {"marks", marks},
+            {"last_values", values}};
   }
   // (at(): a missing field in an older checkpoint throws, where const operator[] is undefined.)
   void from_json(const json& j) {
@@ -70,6 +76,10 @@ struct LoopState {
     compute_s = j.at("compute_s");
     eval_s = j.at("eval_s");
     marks = j.value("marks", json::object());
+    last_values.clear();
+    for (const auto& v : j.value("last_values", json::array()))
+      last_values.emplace_back(v.at(0).get<std::string>(),
+                               v.at(1).is_null() ? NAN : v.at(1).get<double>());
   }
 };
 
@@ -79,6 +89,10 @@ at::Generator device_generator(const torch::Device& device) {
                                                                : torch::Device(torch::kCPU));
 }
 
+// A checkpoint holds the generators training draws from: the data order's, dropout's and (on a
+// GPU) the device's. Not torch's global CPU generator: only initialization draws from it, under
+// init_mutex(), and setting it on a resume would change what a trial initializing on another
+// thread at that moment draws.
 void save_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Generator& order_gen,
                      at::Generator& dropout_gen, const LoopState& state,
                      const torch::Device& device) {
@@ -89,7 +103,6 @@ void save_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
   archive.write("optimizer", optim_archive);
   archive.write("order_rng", order_gen.get_state());
   archive.write("dropout_rng", dropout_gen.get_state());
-  archive.write("torch_rng", at::detail::getDefaultCPUGenerator().get_state());
   if (device.is_cuda()) archive.write("device_rng", device_generator(device).get_state());
   archive.write("state", text_tensor(state.to_json().dump()));
   // Write then rename, so a kill mid-save leaves the previous checkpoint intact.
@@ -113,20 +126,17 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
   opt.save(fresh_optim);
   std::ostringstream fresh_optim_bytes;
   fresh_optim.save_to(fresh_optim_bytes);
-  at::Generator global = at::detail::getDefaultCPUGenerator();
-  const torch::Tensor fresh_order = order_gen.get_state(), fresh_dropout = dropout_gen.get_state(),
-                      fresh_global = global.get_state();
+  const torch::Tensor fresh_order = order_gen.get_state(), fresh_dropout = dropout_gen.get_state();
 
   LoopState loaded;
   try {
-    torch::Tensor rng, dropout_rng, torch_rng, device_rng, s;
+    torch::Tensor rng, dropout_rng, device_rng, s;
     torch::serialize::InputArchive archive, model_archive, optim_archive;
     archive.load_from(path, device);
     archive.read("model", model_archive);
     archive.read("optimizer", optim_archive);
     archive.read("order_rng", rng);
     archive.read("dropout_rng", dropout_rng);
-    archive.read("torch_rng", torch_rng);
     archive.read("state", s);
     // A checkpoint taken on a CPU (train.device is not part of the trial's hash) has no device
     // generator to restore: the GPU's starts from its seed.
@@ -143,7 +153,6 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
     opt.load(optim_archive);
     order_gen.set_state(rng.cpu());
     dropout_gen.set_state(dropout_rng.cpu());
-    global.set_state(torch_rng.cpu());
     if (device_rng.defined()) device_generator(device).set_state(device_rng.cpu());
   } catch (const c10::OutOfMemoryError&) {
     throw;  // a full device, not a bad checkpoint: keep the file for the next run
@@ -152,7 +161,6 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
   } catch (const std::exception& e) {
     order_gen.set_state(fresh_order);
     dropout_gen.set_state(fresh_dropout);
-    global.set_state(fresh_global);
     torch::NoGradGuard no_grad;
     size_t i = 0;
     for (auto& t : model->parameters()) t.set_(fresh_model[i++]);
@@ -524,7 +532,6 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   batch_sizes[spe - 1] = double(n - (spe - 1) * batch);
   int64_t epoch_steps = 0;
   int64_t since_eval = 0;  // the first of this epoch's steps since the last evaluation
-  std::vector<std::pair<std::string, double>> last_values;
   model->train();
 
   // The batch-weighted mean loss of this epoch's steps [from, to).
@@ -581,8 +588,11 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
         if (name == metric && (at_least ? value >= target : value <= target))
           st.marks[key] = {{"step", st.step}, {"samples", st.samples}};
     }
-    last_values = ev.values;
+    st.last_values = ev.values;
     if (hooks.on_eval) hooks.on_eval(ev);
+  };
+  auto patience_spent = [&]() {
+    return has_val && patience > 0 && st.evals_since_best >= patience;
   };
   auto targets_reached = [&]() {
     for (const auto& [metric, target, at_least] : targets)
@@ -683,9 +693,14 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
       if (eval_every > 0 && st.step % eval_every == 0 && b + 1 < spe) {
         sync(device);
         st.compute_s += seconds_since(t0);
-        take_evaluation(evals_take_train);
+        take_evaluation(evals_take_train || st.step >= total);
         t0 = Clock::now();
         if (stop_at_targets && targets_reached()) {
+          stop = true;
+          break;
+        }
+        if (patience_spent()) {  // the evaluations between epoch ends count too
+          outcome.summary["early_stopped"] = true;
           stop = true;
           break;
         }
@@ -694,7 +709,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     sync(device);
     st.compute_s += seconds_since(t0);
     if (stop) break;
-    st.epoch++;
+    if (epoch_steps == spe) st.epoch++;  // (a run of train.steps may end mid-epoch)
     // Every epoch end that max_evals keeps, an eval_every_steps step that falls on one (the
     // loop leaves those to here), and the last; one evaluation per step at most (a run of
     // train.steps may have ended mid-epoch on an evaluation).
@@ -703,12 +718,12 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
          (eval_every > 0 && st.step % eval_every == 0)))
       take_evaluation(evals_take_train || st.step >= total);
     if (stop_at_targets && targets_reached()) stop = true;
-    if (has_val && patience > 0 && st.evals_since_best >= patience) {
+    if (patience_spent()) {
       outcome.summary["early_stopped"] = true;
       stop = true;
     }
     if (stop_train_loss > 0)
-      for (const auto& [name, value] : last_values)
+      for (const auto& [name, value] : st.last_values)
         if (name == "train_loss" && value <= stop_train_loss) stop = true;
     if (!hooks.checkpoint_path.empty() && !stop && st.step < total &&
         seconds_since(last_checkpoint) >= hooks.checkpoint_every_s) {
@@ -718,30 +733,39 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     }
   }
   if (hooks.on_progress) hooks.on_progress(st.step, total);
+  // A step's loss is checked before its update, so the last update is checked only by the
+  // evaluation after it: weights it sent to Inf leave a loss that is not finite there.
+  if (outcome.status == "finished" && last_eval_step == st.step)
+    for (const auto& [name, value] : st.last_values)
+      if ((name == "test_loss" || name == "train_loss") && !std::isfinite(value)) {
+        outcome.status = "diverged";
+        outcome.diverged_step = st.step;
+      }
   // A run that stopped before its last step with held-out evaluations: the summary still gets
   // the training set's loss and accuracy, from one pass over it now.
   double last_test_acc = NAN;
   bool last_has_train = false;
-  for (const auto& [name, value] : last_values) {
+  for (const auto& [name, value] : st.last_values) {
     if (name == "test_acc") last_test_acc = value;
     last_has_train = last_has_train || name == "train_loss";
   }
-  if (!evals_take_train && outcome.status == "finished" && !last_values.empty() &&
+  if (!evals_take_train && outcome.status == "finished" && !st.last_values.empty() &&
       !last_has_train) {
     auto t0 = Clock::now();
     auto [train_loss, train_acc] = evaluate(data.x_train, data.y_train);
     st.eval_s += seconds_since(t0);
-    last_values.push_back({"train_loss", train_loss});
+    st.last_values.push_back({"train_loss", train_loss});
     if (!regression) {
-      last_values.push_back({"train_acc", train_acc});
-      last_values.push_back({"gen_gap", train_acc - last_test_acc});
+      st.last_values.push_back({"train_acc", train_acc});
+      st.last_values.push_back({"gen_gap", train_acc - last_test_acc});
     }
   }
 
-  for (const auto& [k, v] : last_values) outcome.summary[k] = std::isfinite(v) ? json(v) : json();
+  for (const auto& [k, v] : st.last_values)
+    outcome.summary[k] = std::isfinite(v) ? json(v) : json();
   if (stop_train_loss > 0) {
     double reached = NAN;
-    for (const auto& [name, value] : last_values)
+    for (const auto& [name, value] : st.last_values)
       if (name == "train_loss") reached = value;
     outcome.summary["reached_train_loss"] = reached <= stop_train_loss;
   }

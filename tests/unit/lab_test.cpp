@@ -707,6 +707,33 @@ TEST(Trainer, EarlyStoppingRecordsTheBestValidationStep) {
   EXPECT_GE(out.summary["best_val_step"].get<int>(), 0);
 }
 
+TEST(Trainer, EarlyStoppingStopsAtTheEvaluationThatSpendsThePatienceMidEpochToo) {
+  // 16 steps an epoch, an evaluation every 5 steps: most fall inside an epoch, and the run
+  // trained on to the epoch's end before it looked at the patience.
+  std::vector<std::pair<long long, double>> evals;  // (step, val_loss)
+  TrainHooks hooks;
+  hooks.on_eval = [&](const Evaluation& e) {
+    for (const auto& [name, value] : e.values)
+      if (name == "val_loss") evals.emplace_back(e.step, value);
+  };
+  auto out = train_cfg(config(R"({"data": {"validation": 128, "label_noise": 0.4},
+                 "train": {"epochs": 60, "early_stop_patience": 3, "eval_every_steps": 5},
+                 "model": {"widths": [256, 256]}, "optim": {"lr": 0.05}})"),
+                       hooks);
+  ASSERT_TRUE(out.summary.value("early_stopped", false));
+  double best = INFINITY;
+  int since = 0;
+  size_t spent = evals.size();
+  for (size_t i = 0; i < evals.size() && spent == evals.size(); ++i) {
+    since = evals[i].second < best ? 0 : since + 1;
+    best = std::min(best, evals[i].second);
+    if (since >= 3) spent = i;
+  }
+  ASSERT_LT(spent, evals.size());
+  EXPECT_EQ(spent, evals.size() - 1) << "evaluated on past the one that spent the patience";
+  EXPECT_EQ(out.summary["steps"].get<long long>(), evals[spent].first);
+}
+
 // An evaluation hook that kills the run at its third epoch's evaluation.
 void kill_at_epoch_3(const Evaluation& e) {
   if (e.epoch == 3) throw std::runtime_error("killed");
@@ -739,6 +766,54 @@ TEST(Trainer, AKilledTrialResumesFromItsCheckpointToTheSameResult) {
     EXPECT_EQ(out.summary["train_loss"], whole.summary["train_loss"]) << patch;
     EXPECT_FALSE(std::filesystem::exists(dir.file("t.pt")));  // removed once the trial ends
   }
+}
+
+TEST(Trainer, ATrialResumedThenDivergingKeepsItsLastEvaluationsValues) {
+  // The LR warms up to a rate that diverges in the third epoch (16 steps each): killed there
+  // before diverging and resumed from epoch 2's checkpoint, the run's summary must still hold
+  // epoch 2's evaluation, as the run that never stopped does.
+  testing::TempDir dir;
+  json cfg = config(R"({"optim": {"lr": 5}, "schedule": {"warmup_epochs": 4},
+                        "train": {"epochs": 6}})");
+  const auto whole = train_cfg(cfg);
+  ASSERT_EQ(whole.status, "diverged");
+  const long long at = whole.diverged_step;
+  ASSERT_GT(at, 33);
+  ASSERT_LE(at, 48);
+  ASSERT_TRUE(whole.summary["test_acc"].is_number());
+  TrainHooks dying;
+  dying.checkpoint_path = dir.file("t.pt");
+  dying.on_step = [&](long long step) {
+    if (step == at - 1) throw std::runtime_error("killed");
+  };
+  EXPECT_THROW(train_cfg(cfg, dying), std::runtime_error);
+  TrainHooks resumed;
+  resumed.checkpoint_path = dir.file("t.pt");
+  const auto out = train_cfg(cfg, resumed);
+  EXPECT_EQ(out.resumed_from_epoch, 2);
+  EXPECT_EQ(out.status, "diverged");
+  EXPECT_EQ(out.diverged_step, at);
+  EXPECT_EQ(out.summary["test_acc"], whole.summary["test_acc"]);
+  EXPECT_EQ(out.summary["test_loss"], whole.summary["test_loss"]);
+}
+
+TEST(Trainer, ARunOfStepsEndingMidEpochCountsTheEpochsItCompleted) {
+  // 16 steps an epoch: 40 steps are 2 epochs and a half, and the last evaluation says 2.
+  std::vector<int> epochs;
+  TrainHooks hooks;
+  hooks.on_eval = [&](const Evaluation& e) { epochs.push_back(e.epoch); };
+  const auto out = train_cfg(config(R"({"train": {"steps": 40}})"), hooks);
+  EXPECT_EQ(out.summary["steps"], 40);
+  EXPECT_EQ(out.summary["epochs"], 2);
+  EXPECT_EQ(epochs, (std::vector<int>{1, 2, 2}));
+}
+
+TEST(Trainer, AnUpdateThatDivergesOnTheLastStepIsCaughtByTheEvaluationAfterIt) {
+  // One step: its loss (at the initialization) is finite, its update at LR 1e30 is not.
+  const auto out = train_cfg(config(R"({"optim": {"lr": 1e30, "momentum": 0},
+                                        "train": {"steps": 1}})"));
+  EXPECT_EQ(out.status, "diverged") << out.summary.dump();
+  EXPECT_EQ(out.diverged_step, 1);
 }
 
 TEST(Trainer, FixedOrdersVisitEveryExampleOnceTheSameEveryEpoch) {
