@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <set>
 #include <utility>
 
 #include "core/errors.h"
@@ -152,6 +153,25 @@ Store::Store(const std::string& path) : path_(path) {
     throw UserError(path + ": cannot open results database: " + msg);
   }
   sqlite3_busy_timeout(db_, 60000);
+  // Someone else's database gets no tables of ours, even from a command that only reads.
+  std::string foreign;
+  try {
+    Stmt q(db_, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name", path);
+    bool ours = false;
+    while (q.step()) {
+      ours = ours || q.text(0) == "trials";
+      foreign += (foreign.empty() ? "" : ", ") + q.text(0);
+    }
+    if (ours) foreign.clear();
+  } catch (const UserError& e) {
+    foreign.clear();  // not a database at all: said below
+  }
+  if (!foreign.empty()) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw UserError(path + ": not an empiric results database (its tables: " + foreign +
+                    "; no trials); allowed: a results database, or a new file");
+  }
   try {
     exec("PRAGMA journal_mode=WAL");
     exec("PRAGMA synchronous=NORMAL");
@@ -421,7 +441,13 @@ long long Store::merge_from(const std::string& other_path) {
   // Errors reading the other database name it, not this one.
   Stmt(db_, "ATTACH DATABASE ? AS other", other_path).bind(1, other_path).step();
   try {
-    Stmt(db_, "SELECT count(*) FROM other.trials", other_path).step();
+    std::set<std::string> tables;
+    Stmt q(db_, "SELECT name FROM other.sqlite_master WHERE type = 'table'", other_path);
+    while (q.step()) tables.insert(q.text(0));
+    for (const char* t : {"trials", "runs", "environments", "metrics", "verdicts", "bench_records"})
+      if (!tables.count(t))
+        throw UserError(other_path + ": not an empiric results database (no table " + t +
+                        "); expected one written by empiric");
   } catch (const UserError&) {
     Stmt(db_, "DETACH DATABASE other", path_).step();
     throw;
@@ -487,6 +513,10 @@ long long Store::merge_from(const std::string& other_path) {
     Stmt c(db_, "SELECT count(*) FROM trials", path_);
     c.step();
     after = c.i64(0);
+  } catch (const UserError& e) {  // tables of another shape: the other database's fault
+    sqlite3_exec(db_, "DETACH DATABASE other", nullptr, nullptr, nullptr);
+    throw UserError(other_path + ": cannot be merged, its tables are not those of this empiric (" +
+                    e.what() + ")");
   } catch (...) {
     sqlite3_exec(db_, "DETACH DATABASE other", nullptr, nullptr, nullptr);
     throw;

@@ -252,6 +252,55 @@ TEST(Store, MergeAddsTrialsOfAnotherStoreOnce) {
   EXPECT_EQ(a.metrics("p1-4").size(), 2u);
 }
 
+// A database of someone else's: one table, people.
+std::string foreign_db(const testing::TempDir& dir, const std::string& name) {
+  sqlite3* db = nullptr;
+  sqlite3_open(dir.file(name).c_str(), &db);
+  sqlite3_exec(db, "CREATE TABLE people(name TEXT)", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  return dir.file(name);
+}
+
+std::set<std::string> tables_of(const std::string& path) {
+  sqlite3* db = nullptr;
+  sqlite3_open(path.c_str(), &db);
+  std::set<std::string> out;
+  sqlite3_exec(
+      db, "SELECT name FROM sqlite_master WHERE type = 'table'",
+      [](void* o, int, char** v, char**) {
+        static_cast<std::set<std::string>*>(o)->insert(v[0]);
+        return 0;
+      },
+      &out, nullptr);
+  sqlite3_close(db);
+  return out;
+}
+
+TEST(Store, AnotherProgramsDatabaseIsRefusedAndLeftAsItWas) {
+  testing::TempDir dir;
+  const std::string people = foreign_db(dir, "people.db");
+  try {
+    Store store(people);
+    FAIL() << "opened";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("people.db: not an empiric results database (its tables: "
+                                         "people; no trials)"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(tables_of(people), (std::set<std::string>{"people"}));  // no tables of ours added
+  // Merged from, it is named, not the store merged into.
+  Store store(dir.file("r.db"));
+  try {
+    store.merge_from(people);
+    FAIL() << "merged";
+  } catch (const UserError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(people + ": not an empiric results database", 0), 0u)
+        << e.what();
+  }
+  EXPECT_TRUE(store.trials().empty());
+}
+
 TEST(Store, BenchRecordsAreFoundByQuestion) {
   testing::TempDir dir;
   Store store(dir.file("r.db"));
