@@ -214,6 +214,8 @@ class Chain {
     model_->to(device);
     check_lr_mult(cfg0["optim"], *model_, source);
     check_batch_norm_batches(cfg0, model_, data_.x_train.size(0), source);
+    check_rewind_step(cfg0, data_.x_train.size(0), source);
+    check_measure_batches(cfg0, data_.x_train.size(0), source);
     init_ = snapshot(model_);
   }
 
@@ -333,7 +335,7 @@ class Chain {
       }
       if (members[0].recorded) cb_.record(*dense_, out, results[0].second);
       if (out.status != "finished") {
-        fail_rest(1, "the dense network (round 0) did not finish: " + out.status);
+        fail_rest(1, "the dense network (round 0) did not finish: " + out.status, out);
         return;
       }
       dense_trained_ = snapshot(model_);
@@ -350,8 +352,10 @@ class Chain {
     // the dense network's, so they go on without it.
     if (results[0].first.status != "finished") {
       if (!dense_->config["lottery"]["one_shot"].get<bool>())
-        fail_rest(r + 1, fmt::format("the ticket of round {} did not finish: {}", r,
-                                     results[0].first.status));
+        fail_rest(
+            r + 1,
+            fmt::format("the ticket of round {} did not finish: {}", r, results[0].first.status),
+            results[0].first);
       return;
     }
     previous_ = snapshot(model_);
@@ -365,12 +369,23 @@ class Chain {
     previous_ = dense_trained_;
   }
   // Every trial from `from_round` on that is not in the store is recorded as failed (why).
-  void fail_rest(int from_round, const std::string& why) {
+  // The rounds from `from_round` on, which `cause` (the network they descend from) leaves
+  // untrained: failed (a rerun retries them) where it failed, diverged at its step where it
+  // diverged, which a rerun would repeat.
+  void fail_rest(int from_round, const std::string& why, const TrainOutcome& cause) {
     for (const Trial* t : all_)
       if (t->config["lottery"]["round"].get<int>() >= from_round && !cb_.done(*t)) {
         TrainOutcome out;
-        out.status = "failed";
-        out.summary = {{"error", why}, {"round", t->config["lottery"]["round"]}};
+        out.summary = {{"round", t->config["lottery"]["round"]}};
+        if (cause.status == "diverged") {
+          out.status = "diverged";
+          out.diverged_step = cause.diverged_step;
+          out.summary["diverged_step"] = cause.diverged_step;
+          out.summary["not_trained"] = why;
+        } else {
+          out.status = "failed";
+          out.summary["error"] = why;
+        }
         cb_.record(*t, out, 0.0);
       }
     finished_ = true;

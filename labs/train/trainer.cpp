@@ -211,23 +211,25 @@ std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
   }
   std::vector<torch::Tensor> masks;
   torch::NoGradGuard guard;
+  // An entry ("mask." or "init." and a parameter's name) of the parameter's shape, if there is one.
+  auto entry = [&](const std::string& kind, const std::string& name, const torch::Tensor& like) {
+    torch::Tensor t;
+    if (!archive.try_read(kind + "." + name, t)) return t;
+    if (t.sizes() != like.sizes())
+      throw UserError(source + ": /train/mask_file = \"" + path + "\": " + kind + " of " + name +
+                      " has shape " + c10::str(t.sizes()) + ", the model's is " +
+                      c10::str(like.sizes()) + "; expected a mask file for this model");
+    return t;
+  };
   int found = 0;
   for (auto& item : model->named_parameters()) {
-    torch::Tensor mask, init;
-    if (archive.try_read("mask." + item.key(), mask)) {
-      if (mask.sizes() != item.value().sizes())
-        throw UserError(source + ": /train/mask_file = \"" + path + "\": mask of " + item.key() +
-                        " has shape " + c10::str(mask.sizes()) + ", the model's is " +
-                        c10::str(item.value().sizes()) + "; expected a mask for this model");
-      ++found;
-      if (archive.try_read("init." + item.key(), init)) item.value().copy_(init);
-      masks.push_back(mask.to(item.value().options()));
-    } else {
-      // Unmasked parameters (biases) start where the ticket's did too: its rewind point's
-      // values, which differ from a fresh initialization when lottery.rewind_step > 0.
-      if (archive.try_read("init." + item.key(), init)) item.value().copy_(init);
-      masks.emplace_back();
-    }
+    // Unmasked parameters (biases) start where the ticket's did too: its rewind point's values,
+    // which differ from a fresh initialization when lottery.rewind_step > 0.
+    const torch::Tensor mask = entry("mask", item.key(), item.value()),
+                        init = entry("init", item.key(), item.value());
+    if (init.defined()) item.value().copy_(init);
+    if (mask.defined()) ++found;
+    masks.push_back(mask.defined() ? mask.to(item.value().options()) : torch::Tensor());
   }
   if (found == 0)
     throw UserError(source + ": /train/mask_file = \"" + path +
@@ -310,6 +312,30 @@ void check_batch_norm_batches(const json& cfg, Net& model, int64_t examples,
         "norm cannot train on one; allowed: a batch size that leaves none or at least two",
         source, key, size, examples));
   }
+}
+
+void check_measure_batches(const json& cfg, int64_t examples, const std::string& source) {
+  if (!cfg.contains("measure") || !cfg["measure"].value("noise_scale", false)) return;
+  const json& batches = cfg["measure"]["noise_batches"];
+  if (batches[0].get<int64_t>() < examples) return;
+  throw UserError(fmt::format(
+      "{}: /measure/noise_batches = {}: with {} training examples both batches are all of them, "
+      "and the noise scale compares two sizes; allowed: a small batch below {}",
+      source, batches.dump(), examples, examples));
+}
+
+void check_rewind_step(const json& cfg, int64_t examples, const std::string& source) {
+  const long long k = cfg["lottery"]["rewind_step"];
+  const json& t = cfg["train"];
+  const int64_t batch = std::min<int64_t>(t["batch_size"].get<int64_t>(), examples);
+  const long long steps = t["steps"].get<long long>() > 0
+                              ? t["steps"].get<long long>()
+                              : t["epochs"].get<long long>() * ((examples + batch - 1) / batch);
+  if (k >= steps)
+    throw UserError(fmt::format(
+        "{}: /lottery/rewind_step = {}: the dense run takes {} steps ({} training examples in "
+        "batches of {}); allowed: 0 to {}",
+        source, k, steps, examples, batch, steps - 1));
 }
 
 namespace {
@@ -1035,6 +1061,7 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
   }
   // (After the range test, whose batches are all full.)
   check_batch_norm_batches(cfg, model, data.x_train.size(0), source);
+  check_measure_batches(cfg, data.x_train.size(0), source);
   TrainHooks with_masks = hooks;
   const std::string mask_file = cfg["train"].value("mask_file", std::string());
   if (!mask_file.empty()) with_masks.masks = load_masks(mask_file, model, source);

@@ -128,6 +128,12 @@ void note_batch_exceeds_data(const json& cfg, int64_t examples, const std::strin
 // training examples, naming `source`, the key and the sizes.
 void check_batch_norm_batches(const json& cfg, Net& model, int64_t examples,
                               const std::string& source);
+// The gradient noise scale compares a small and a large batch: refuses measure.noise_batches
+// whose small batch is not below the `examples` training examples (both would be all of them).
+void check_measure_batches(const json& cfg, int64_t examples, const std::string& source);
+// A lottery chain rewinds to a step of its dense run: refuses a lottery.rewind_step at or past
+// that run's last step, given `examples` training examples, before anything trains.
+void check_rewind_step(const json& cfg, int64_t examples, const std::string& source);
 
 // cuBLAS's TF32 mode set from train.tf32 on a GPU for the scope's life, and the previous mode
 // back after it (a process-wide setting: GPU trials run one at a time). Nothing on a CPU.

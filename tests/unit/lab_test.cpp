@@ -808,6 +808,27 @@ TEST(Trainer, ARunOfStepsEndingMidEpochCountsTheEpochsItCompleted) {
   EXPECT_EQ(epochs, (std::vector<int>{1, 2, 2}));
 }
 
+TEST(Trainer, ANoiseScaleWhoseBatchesAreBothTheWholeTrainingSetIsRefusedBeforeTraining) {
+  // 512 training examples: batches of 600 and 5,000 are both all 512, and the estimate divided
+  // by zero into nulls without a word.
+  json cfg = config(R"({"measure": {"noise_scale": true, "noise_batches": [600, 5000]}})");
+  int steps = 0;
+  TrainHooks hooks;
+  hooks.on_step = [&](long long) { ++steps; };
+  try {
+    train_cfg(cfg, hooks);
+    ADD_FAILURE() << "trained";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("test.json: /measure/noise_batches = [600,5000]: with "
+                                         "512 training examples both batches are all of them"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(steps, 0);
+  cfg["measure"]["noise_batches"] = {500, 5000};
+  EXPECT_TRUE(train_cfg(cfg).measures["gradient_sq"].is_number());
+}
+
 TEST(Trainer, AnUpdateThatDivergesOnTheLastStepIsCaughtByTheEvaluationAfterIt) {
   // One step: its loss (at the initialization) is finite, its update at LR 1e30 is not.
   const auto out = train_cfg(config(R"({"optim": {"lr": 1e30, "momentum": 0},

@@ -319,6 +319,46 @@ TEST(Lottery, ChainsAtDifferentRoundsResumeTogetherWithTheSameResults) {
   }
 }
 
+TEST(Lottery, ARewindStepPastTheDenseRunIsRefusedBeforeAnythingTrains) {
+  // 300 training examples (100 held out) in batches of 50 for 4 epochs: 24 steps.
+  testing::TempDir dir;
+  auto trials = trials_of(lottery_doc(R"({"lottery": {"rewind_step": 24}})"));
+  ChainRun run;
+  try {
+    run = run_chain(trials, dir.path());
+    ADD_FAILURE() << "ran";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("lottery.json: /lottery/rewind_step = 24: the dense run "
+                                         "takes 24 steps (300 training examples in batches of "
+                                         "50); allowed: 0 to 23"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(run.by_hash.empty());
+  EXPECT_TRUE(run_chain(trials_of(lottery_doc(R"({"lottery": {"rewind_step": 23}})")), dir.path())
+                  .by_hash.size() == trials.size());
+}
+
+TEST(Lottery, ADenseRunThatDivergedLeavesItsRoundsDivergedNotFailed) {
+  // A failed trial is retried by every rerun, which would diverge again: its rounds are
+  // recorded diverged at the dense run's step, with why they did not train.
+  testing::TempDir dir;
+  auto trials = trials_of(lottery_doc(R"({"optim": {"lr": 1e6}})"));
+  ChainRun run = run_chain(trials, dir.path());
+  ASSERT_EQ(run.by_hash.size(), trials.size());
+  const TrainOutcome& dense = run.by_hash[find(trials, 0, "ticket").hash];
+  ASSERT_EQ(dense.status, "diverged");
+  for (const auto& t : trials) {
+    const TrainOutcome& out = run.by_hash[t.hash];
+    EXPECT_EQ(out.status, "diverged") << t.config["lottery"].dump();
+    EXPECT_EQ(out.diverged_step, dense.diverged_step);
+  }
+  EXPECT_NE(run.by_hash[find(trials, 2, "reinit").hash]
+                .summary.value("not_trained", "")
+                .find("the dense network (round 0) did not finish: diverged"),
+            std::string::npos);
+}
+
 TEST(Lottery, ATicketRetrainsFromItsMaskFile) {
   testing::TempDir dir;
   auto trials = trials_of(lottery_doc());
@@ -354,6 +394,22 @@ TEST(Lottery, ATicketRetrainsFromItsMaskFile) {
                 late_ticket["train_loss"].get<double>(), 1e-4);
   }
 
+  {  // A file whose entries are of another model (a chain's init only, say): named, not torch's
+     // size mismatch from copying them.
+    torch::serialize::OutputArchive other;
+    other.write("init.body.1.bias", torch::zeros({3}));
+    other.save_to(dir.file("other.pt"));
+    doc["train"]["mask_file"] = dir.file("other.pt");
+    try {
+      run_trial(trials_of(doc).at(0).config, torch::kCPU, {}, "t.json");
+      ADD_FAILURE() << "expected a UserError";
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find("/train/mask_file = \"" + dir.file("other.pt") +
+                                           "\": init of body.1.bias has shape [3]"),
+                std::string::npos)
+          << e.what();
+    }
+  }
   doc["train"]["mask_file"] = dir.file("missing.pt");
   try {
     run_trial(trials_of(doc).at(0).config, torch::kCPU, {}, "t.json");
