@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "core/errors.h"
+#include "core/schema.h"
 
 namespace empiric::claims {
 namespace {
@@ -127,6 +128,25 @@ void check_claim(const json& c, const std::string& where) {
   if (!c["test"].is_object())
     throw ConfigError(where, "/test", c["test"].dump(), "expected an object with kind and metric");
   const json& t = c["test"];
+  // A misspelt key ("thresold") would be read as absent, its default taken without a word.
+  auto known_keys = [&](const json& obj, const std::string& at,
+                        const std::vector<std::string>& keys) {
+    for (const auto& [key, value] : obj.items())
+      if (std::find(keys.begin(), keys.end(), key) == keys.end()) {
+        const std::string guess = did_you_mean(key, keys);
+        std::string allowed;
+        for (const auto& k : keys) allowed += (allowed.empty() ? "" : ", ") + k;
+        throw ConfigError(where, at + "/" + key, "",
+                          "unknown key" +
+                              (guess.empty() ? "" : " (did you mean \"" + guess + "\"?)") +
+                              "; allowed: " + allowed);
+      }
+  };
+  known_keys(c, "", {"id", "statement", "config", "test"});
+  known_keys(t, "/test", {"kind",  "metric",      "direction",  "x",        "a",         "b",
+                          "where", "threshold",   "min_effect", "margin",   "best_over", "best_by",
+                          "best",  "diverged_as", "paired",     "x_metric", "factor",    "bounds",
+                          "mark",  "level",       "resamples",  "seed"});
   need(t, "kind", "/test");
   need(t, "metric", "/test");
   // Types, where they are given: names are strings, the test's numbers numbers.
@@ -175,6 +195,10 @@ void check_claim(const json& c, const std::string& where) {
     need(t, "bounds", "/test");
     for (const char* k : {"config", "lo", "hi"}) need(t["bounds"], k, "/test/bounds");
   }
+  if (t.contains("min_effect") && t["min_effect"].get<double>() < 0)
+    throw ConfigError(where, "/test/min_effect", t["min_effect"].dump(),
+                      "expected a number >= 0 (the smallest effect in the claimed direction; a "
+                      "non-inferiority claim takes a margin)");
   if (t.contains("direction") && !(t["direction"] == 1 || t["direction"] == -1))
     throw ConfigError(where, "/test/direction", t["direction"].dump(), "expected 1 or -1");
   if (t.contains("where") && !t["where"].is_object())
@@ -399,7 +423,23 @@ Verdict evaluate(const json& c, const std::vector<TrialRecord>& given,
     test.lo = median(los);
     test.hi = median(his);
   }
-  return evaluate_claim(test, observations_for(c, trials).observations);
+  const ObservationSet set = observations_for(c, trials);
+  Verdict v = evaluate_claim(test, set.observations);
+  // Why nothing was measured, where the claim's own words are the likely cause (a misspelt key
+  // in "where", or a metric no trial records) rather than too few runs.
+  if (set.observations.empty() && !trials.empty()) {
+    if (t.contains("where") &&
+        std::none_of(trials.begin(), trials.end(),
+                     [&](const TrialRecord& tr) { return matches(tr, t["where"]); }))
+      v.reason += "; none of the " + std::to_string(trials.size()) +
+                  " trials matches the claim's \"where\" " + t["where"].dump();
+  }
+  const std::string metric = t["metric"];
+  if (!trials.empty() && std::none_of(trials.begin(), trials.end(), [&](const TrialRecord& tr) {
+        return std::isfinite(metric_value(tr, metric));
+      }))
+    v.reason += "; no trial records the metric \"" + metric + "\"";
+  return v;
 }
 
 }  // namespace empiric::claims

@@ -248,7 +248,8 @@ int print_results(const Context& ctx, int question, const std::string& format) {
                   {"finished_at", t.finished_at},
                   {"config", t.config}};
       if (t.status == "diverged") row["diverged_step"] = t.diverged_step;
-      std::cout << row.dump() << "\n";
+      // (A store written before configs had to be UTF-8 may hold a file name that is not.)
+      std::cout << row.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
     }
     return 0;
   }
@@ -320,6 +321,12 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
           ctx.db, number, opts.preset.empty() ? "" : " (preset " + opts.preset + ")", number,
           opts.preset.empty() ? "" : " --preset " + opts.preset));
   }
+
+  // Every config with the preset and overrides first: one refused after the others had run
+  // would have cost their runs for nothing.
+  if (run)
+    for (const auto& cfg : configs)
+      expand_trials(resolve_config(ctx.home + "/" + cfg, opts.preset, opts.overrides));
 
   fmt::print("Q{}: {}\n\n", q->number, q->text);
   int status = 0;  // 1 when a run left failed trials: the verdicts below lack them

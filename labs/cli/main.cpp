@@ -26,12 +26,19 @@ bool digits(const std::string& t) {
   return !t.empty() && t.size() <= 6 && t.find_first_not_of("0123456789") == std::string::npos;
 }
 
-// A question number's check (CLI11 alone read "" as question 0).
-const CLI::Validator kQuestionNumber(
-    [](std::string& s) {
-      return digits(s) ? std::string() : "\"" + s + "\": expected a question number, e.g. 99";
-    },
-    "NUMBER");
+// A question (section) number's check: CLI11 alone read "" as question 0, and a leading 0 as
+// octal ("010" was question 8). Read as decimal: the leading zeros go.
+CLI::Validator decimal_number(const std::string& what, const std::string& example) {
+  return CLI::Validator(
+      [what, example](std::string& s) {
+        if (!digits(s)) return "\"" + s + "\": expected a " + what + " number, e.g. " + example;
+        s.erase(0, std::min(s.find_first_not_of('0'), s.size() - 1));
+        return std::string();
+      },
+      "NUMBER");
+}
+const CLI::Validator kQuestionNumber = decimal_number("question", "99");
+const CLI::Validator kSectionNumber = decimal_number("section", "15");
 
 // "2/8" -> {2, 8}: two whole numbers and nothing else.
 std::pair<int, int> parse_shard(const std::string& s) {
@@ -84,12 +91,12 @@ int main(int argc, char** argv) {
   std::string kind, format = "table";
   bool as_json = false, markdown = false, list_trials = false;
   auto* list = app.add_subcommand("list", "list the questions");
-  list->add_option("--section", section, "only this section (1-15)");
+  list->add_option("--section", section, "only this section (1-15)")->transform(kSectionNumber);
   list->add_option("--kind", kind, "empirical or discussion");
   list->add_flag("--json", as_json, "JSON output");
 
   auto* show = app.add_subcommand("show", "a question, its claims, verdicts and benchmarks");
-  show->add_option("question", question, "question number")->required()->check(kQuestionNumber);
+  show->add_option("question", question, "question number")->required()->transform(kQuestionNumber);
   show->add_flag("--json", as_json, "JSON output");
 
   cli::RunOptions run_opts;
@@ -151,7 +158,9 @@ int main(int argc, char** argv) {
   int answer_q = 0;
   auto* answer =
       app.add_subcommand("answer", "run the labs behind a question and print the verdicts");
-  answer->add_option("question", answer_q, "question number")->required()->check(kQuestionNumber);
+  answer->add_option("question", answer_q, "question number")
+      ->required()
+      ->transform(kQuestionNumber);
   answer->add_option("--preset", run_opts.preset,
                      "preset to merge (quick: minutes on a CPU; full); without one, the config as "
                      "written, which for most labs is the full protocol");
@@ -164,13 +173,15 @@ int main(int argc, char** argv) {
   auto* report = app.add_subcommand(
       "report", "evaluate a question's claims on the store and write its report (reports/qNNN/; a quick "
       "preset's in results/reports/quick/qNNN/)");
-  report->add_option("question", answer_q, "question number")->required()->check(kQuestionNumber);
+  report->add_option("question", answer_q, "question number")
+      ->required()
+      ->transform(kQuestionNumber);
   report->add_option("--preset", run_opts.preset, "the preset whose trials to use");
   report->add_option("overrides", run_opts.overrides, "the overrides the trials ran with");
 
   std::vector<std::string> merge_files;
   auto* results = app.add_subcommand("results", "query the results store");
-  results->add_option("--question", question, "only this question")->check(kQuestionNumber);
+  results->add_option("--question", question, "only this question")->transform(kQuestionNumber);
   results->add_option("--format", format, "table, jsonl or csv");
   auto* merge = results->add_subcommand("merge", "merge other stores (e.g. from shards) into --db");
   merge->add_option("files", merge_files, "databases to merge")->required();

@@ -35,6 +35,7 @@ Bank load_bank(const std::string& path) {
     }
     const json& questions = doc.at("questions");
     std::set<int> seen;
+    std::set<std::string> claim_ids;
     for (size_t i = 0; i < questions.size(); ++i) {
       ptr = "/questions/" + std::to_string(i);
       const json& q = questions[i];
@@ -59,6 +60,12 @@ Bank load_bank(const std::string& path) {
       if (!seen.insert(out.number).second)
         throw ConfigError(path, ptr + "/number", std::to_string(out.number),
                           "expected a number not used before");
+      // Verdicts are stored and found by claim id: two claims of one id would share them.
+      for (size_t k = 0; k < out.claims.size(); ++k)
+        if (out.claims[k].contains("id") && out.claims[k]["id"].is_string() &&
+            !claim_ids.insert(out.claims[k]["id"].get<std::string>()).second)
+          throw ConfigError(path, ptr + "/claims/" + std::to_string(k) + "/id",
+                            out.claims[k]["id"].dump(), "expected an id no other claim has");
       bank.questions.push_back(std::move(out));
     }
   } catch (const json::exception& e) {

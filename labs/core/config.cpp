@@ -28,6 +28,31 @@ std::string shown(const json& v) {
   throw ConfigError(source, pointer, found.is_discarded() ? "" : shown(found), allowed);
 }
 
+// `text` with bytes outside printable ASCII written as \xNN, for a message about them.
+std::string escaped(const std::string& text) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7F)
+      out += ch;
+    else
+      out += std::string("\\x") + hex[c >> 4] + hex[c & 15];
+  }
+  return out;
+}
+
+// JSON text, the store and the reports are UTF-8, and nlohmann's dump throws on anything else:
+// after a trial had trained, when it was stored.
+void require_utf8(const std::string& text, const std::string& what) {
+  try {
+    (void)json(text).dump();
+  } catch (const json::type_error&) {
+    throw UserError(what + " \"" + escaped(text) +
+                    "\": not valid UTF-8; configs, their file names and overrides are UTF-8 text");
+  }
+}
+
 std::vector<std::string> keys_of(const Section& s) {
   std::vector<std::string> out;
   for (const auto& f : s.fields) out.push_back(f.key);
@@ -259,6 +284,9 @@ void validate_sweep(json& sweep, const std::string& source) {
     std::string ptr = "/sweep/" + key;
     if (key == "seeds")
       fail(source, ptr, values, "seeds are not a sweep axis; set the top-level \"seeds\"");
+    // Each lab reads its own sections, which are checked against the config's one lab.
+    if (key == "lab")
+      fail(source, ptr, values, "the lab is not a sweep axis; allowed: one config per lab");
     if (const Section* sec = find_section(key); sec && !key.empty()) {
       // A whole-section axis: each value is a partial section merged over the base one, so that
       // keys that belong together (a schedule and its warmup) vary together.
@@ -386,6 +414,7 @@ json load_json_file(const std::string& path) {
 }
 
 void apply_override(json& config, const std::string& assignment) {
+  require_utf8(assignment, "override");
   const std::string source = "override \"" + assignment + "\"";
   auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0)
@@ -714,6 +743,7 @@ ResolvedConfig resolve_config_json(json doc, const std::string& source, const st
 
 ResolvedConfig resolve_config(const std::string& path, const std::string& preset,
                               const std::vector<std::string>& overrides) {
+  require_utf8(path, "config file");
   return resolve_config_json(load_json_file(path), path, preset, overrides);
 }
 

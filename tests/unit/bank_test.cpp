@@ -72,6 +72,28 @@ TEST(Bank, MalformedBankNamesThePointer) {
   }
 }
 
+TEST(Bank, TwoClaimsOfOneIdAreRefused) {
+  // Verdicts are found by claim id: two claims of one id would read each other's.
+  testing::TempDir dir;
+  const std::string claim =
+      R"({"id": "q.a", "statement": "s", "config": "c.json", "test": {"kind": "threshold", "metric": "m", "threshold": 1}})";
+  const std::string path = dir.write(
+      "bank.json", R"({"source": {}, "sections": [{"number": 1, "title": "A"}], "questions": [
+    {"number": 1, "section": 1, "text": "x", "tags": [], "kind": "empirical", "claims": [)" +
+                       claim + R"(]},
+    {"number": 2, "section": 1, "text": "y", "tags": [], "kind": "empirical", "claims": [)" +
+                       claim + "]}]}");
+  try {
+    load_bank(path);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("/questions/1/claims/0/id = \"q.a\": expected an id no "
+                                         "other claim has"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // A config key of a claim's test (x, factor, a where or group condition) that no trial of its
 // config has, or a value no trial takes, would leave the claim quietly inconclusive for want
 // of trials. Checked for every shipped claim, on the full preset's trials (keys set by a lab

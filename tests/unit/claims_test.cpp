@@ -418,6 +418,43 @@ TEST(Claim, AnObjectThatIsNoRangeIsAValueToEqual) {
     expect_refused_at(claim, pointer, bad, pointer);
 }
 
+TEST(Claim, AMisspeltKeyOrANegativeMinimumIsRefusedWhereItIsWritten) {
+  json claim = {{"id", "c"},
+                {"statement", "s"},
+                {"config", "c.json"},
+                {"test", {{"kind", "threshold"}, {"metric", "test_acc"}, {"threshold", 0.5}}}};
+  EXPECT_NO_THROW(check_claim(claim, "bank.json"));
+  expect_refused_at(claim, "/test/thresold", 0.5,
+                    "bank.json: /test/thresold: unknown key (did you mean \"threshold\"?)");
+  expect_refused_at(claim, "/confg", "c.json",
+                    "bank.json: /confg: unknown key (did you mean \"config\"?)");
+  expect_refused_at(claim, "/test/min_effect", -0.2,
+                    "/test/min_effect = -0.2: expected a number >= 0");
+}
+
+TEST(Claim, NothingMeasuredSaysWhetherTheWhereOrTheMetricMatchedNoTrial) {
+  std::vector<TrialRecord> trials;
+  for (int s = 0; s < 3; ++s)
+    trials.push_back(record("finished", {{"model", {{"name", "linear"}}}}, {{"test_acc", 0.8}}));
+  json claim = {{"test",
+                 {{"kind", "threshold"},
+                  {"metric", "test_acc"},
+                  {"threshold", 0.5},
+                  {"where", {{"model.nme", "linear"}}}}}};
+  Verdict typo = evaluate(claim, trials);
+  EXPECT_EQ(typo.verdict, "inconclusive");
+  EXPECT_NE(typo.reason.find("none of the 3 trials matches the claim's \"where\""),
+            std::string::npos)
+      << typo.reason;
+  claim["test"]["where"] = {{"model.name", "linear"}};
+  claim["test"]["metric"] = "test_accc";
+  Verdict metric = evaluate(claim, trials);
+  EXPECT_NE(metric.reason.find("no trial records the metric \"test_accc\""), std::string::npos)
+      << metric.reason;
+  claim["test"]["metric"] = "test_acc";
+  EXPECT_EQ(evaluate(claim, trials).verdict, "supported");
+}
+
 TEST(Claim, CompareByStringValueWithBestOverAndDivergedAs) {
   std::vector<TrialRecord> trials;
   // constant: best at lr 0.1 (0.80); cosine: best at lr 0.3 (0.85); cosine at lr 0.9 diverged.

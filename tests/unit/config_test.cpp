@@ -51,6 +51,35 @@ TEST(Config, FillsDefaultsAndCoercesNumbers) {
   EXPECT_FALSE(r.config["model"].contains("channels"));
 }
 
+TEST(Config, TextThatIsNotUtf8IsRefusedBeforeAnythingRuns) {
+  // An override (or a config's file name) in Latin-1: stored, it threw from nlohmann's dump after
+  // the trial had trained.
+  EXPECT_EQ(error_of(base(), {"description=caf\xe9"}),
+            "UserError: override \"description=caf\\xE9\": not valid UTF-8; configs, their file "
+            "names and overrides are UTF-8 text");
+  EXPECT_NE(error_of(base(), {"data.path=/tmp/g\xe9"}).find("not valid UTF-8"), std::string::npos);
+  EXPECT_EQ(error_of(base(), {"description=caf\xc3\xa9"}), "");  // UTF-8's é
+  testing::TempDir dir;
+  const std::string latin1 = dir.write("caf\xe9.json", base().dump());
+  try {
+    resolve_config(latin1, "", {});
+    FAIL() << "accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("config file \"" + dir.path() +
+                                         "/caf\\xE9.json\": not valid UTF-8"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Config, TheLabIsNoSweepAxis) {
+  // An implicit-lab trial of a sweep over lab read none of the training sections it was given.
+  EXPECT_EQ(
+      error_of(base(), {R"(sweep.lab=["train","implicit"])"}),
+      "override \"sweep.lab=[\"train\",\"implicit\"]\": /sweep/lab = [\"train\",\"implicit\"]: "
+      "the lab is not a sweep axis; allowed: one config per lab");
+}
+
 TEST(Config, UnknownKeyNamesPointerAndSuggests) {
   json doc = base();
   doc["optim"]["lrr"] = 0.1;
