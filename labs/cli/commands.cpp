@@ -1,6 +1,8 @@
 #include "cli/commands.h"
 
 #include <fmt/core.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
@@ -395,6 +397,7 @@ std::string command_output(const std::string& command, int& status) {
   size_t n;
   while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) out.append(buf.data(), n);
   status = pclose(pipe);
+  if (status != -1) status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return out;
 }
 
@@ -409,6 +412,8 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
   if (!std::filesystem::exists(bin))
     throw UserError(bin +
                     ": no benchmark binary (build with -DEMPIRIC_BENCH=ON, or pass --binary)");
+  if (!std::filesystem::is_regular_file(bin) || access(bin.c_str(), X_OK) != 0)
+    throw UserError(bin + ": not an executable file; expected the kernels_bench binary");
   if (repetitions < 1)
     throw UserError("--repetitions " + std::to_string(repetitions) + ": allowed: 1 or more");
   std::string quoted_filter;

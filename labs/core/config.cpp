@@ -256,6 +256,10 @@ const Field& field_for_dotted(const std::string& dotted, const std::string& sour
   const Section* top = find_section("");
   if (dot == std::string::npos) {
     if (const Field* f = top->find(dotted)) return *f;
+    if (dotted == "sweep")
+      fail(source, pointer, value,
+           "the sweep is set an axis at a time; allowed: sweep.KEY=[values], e.g. "
+           "sweep.optim.lr=[0.1,0.01]");
     if (const Section* s = find_section(dotted); s && !dotted.empty() && !s->fields.empty())
       fail(source, pointer, value,
            "a section; override its keys one by one, e.g. " + dotted + "." + s->fields[0].key +
@@ -272,6 +276,13 @@ const Field& field_for_dotted(const std::string& dotted, const std::string& sour
          unknown_key_message(section, names));
   }
   const Field* f = s->find(key);
+  // optim.lr_mult.body=2: a key inside a map-valued field, which is set whole.
+  const auto inner = key.find('.');
+  if (!f && inner != std::string::npos)
+    if (const Field* map = s->find(key.substr(0, inner)); map && map->type == FieldType::NumberMap)
+      fail(source, pointer, value,
+           section + "." + map->key + " is set whole; allowed: " + section + "." + map->key +
+               "={\"" + key.substr(inner + 1) + "\": " + value.dump() + "}");
   if (!f)
     fail(source, pointer, json(json::value_t::discarded), unknown_key_message(key, keys_of(*s)));
   return *f;
@@ -634,8 +645,28 @@ void validate_and_fill(json& config, const std::string& source) {
   check_measures_fit_the_model(config, source);
 }
 
+namespace {
+
+ResolvedConfig resolve(json doc, const std::string& source, const std::string& preset,
+                       const std::vector<std::string>& overrides);
+
+}  // namespace
+
 ResolvedConfig resolve_config_json(json doc, const std::string& source, const std::string& preset,
                                    const std::vector<std::string>& overrides) {
+  ResolvedConfig r = resolve(doc, source, preset, overrides);
+  // Every preset is checked, not only the one asked for: a misspelt key in "full" would
+  // otherwise wait for the run that asks for it.
+  if (doc.is_object() && doc.contains("presets") && doc["presets"].is_object())
+    for (const auto& [name, part] : doc["presets"].items())
+      if (name != preset) resolve(doc, source, name, {});
+  return r;
+}
+
+namespace {
+
+ResolvedConfig resolve(json doc, const std::string& source, const std::string& preset,
+                       const std::vector<std::string>& overrides) {
   if (!doc.is_object()) fail(source, "", doc, "expected a JSON object with the config's sections");
   json presets = doc.contains("presets") ? doc["presets"] : json::object();
   doc.erase("presets");
@@ -740,6 +771,8 @@ ResolvedConfig resolve_config_json(json doc, const std::string& source, const st
   }
   return r;
 }
+
+}  // namespace
 
 ResolvedConfig resolve_config(const std::string& path, const std::string& preset,
                               const std::vector<std::string>& overrides) {

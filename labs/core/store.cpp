@@ -144,6 +144,8 @@ constexpr const char* kTrialColumns =
 Store::Store(const std::string& path) : path_(path) {
   auto parent = std::filesystem::path(path).parent_path();
   std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw UserError(path + ": a directory; expected a results database file (new or existing)");
   if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
       SQLITE_OK) {

@@ -210,7 +210,7 @@ class Chain {
     std::lock_guard<std::mutex> lock(init_mutex());
     torch::manual_seed(seed_);
     data_ = load_dataset(cfg0["data"], seed_, device, source);
-    model_ = make_model(cfg0["model"], data_.input_shape, data_.outputs);
+    model_ = make_model(cfg0["model"], data_.input_shape, data_.outputs, source);
     model_->to(device);
     check_lr_mult(cfg0["optim"], *model_, source);
     check_batch_norm_batches(cfg0, model_, data_.x_train.size(0), source);

@@ -58,9 +58,10 @@ nn::Sequential mlp(const json& m, const std::vector<int64_t>& shape, int64_t out
   return seq;
 }
 
-nn::Sequential convnet(const json& m, const std::vector<int64_t>& shape, int64_t outputs) {
+nn::Sequential convnet(const json& m, const std::vector<int64_t>& shape, int64_t outputs,
+                       const std::string& source) {
   if (shape.size() != 3)
-    throw ConfigError("config", "/model/name", "\"convnet\"",
+    throw ConfigError(source, "/model/name", "\"convnet\"",
                       "convnet needs image inputs (C x H x W); this dataset's are 1-D");
   const auto channels = m["channels"].get<std::vector<int64_t>>();
   const bool bias = m.value("bias", true), bn = m.value("batch_norm", false);
@@ -122,7 +123,8 @@ void use_dropout_generator(nn::Module& model, const at::Generator& gen) {
 
 std::vector<std::string> model_names() { return {"mlp", "lenet_300_100", "convnet", "linear"}; }
 
-Net make_model(const json& m, const std::vector<int64_t>& shape, int64_t outputs) {
+Net make_model(const json& m, const std::vector<int64_t>& shape, int64_t outputs,
+               const std::string& source) {
   using Factory = std::function<nn::Sequential()>;
   const std::map<std::string, Factory> registry = {
       {"mlp", [&] { return mlp(m, shape, outputs, m["widths"].get<std::vector<int64_t>>()); }},
@@ -130,7 +132,7 @@ Net make_model(const json& m, const std::vector<int64_t>& shape, int64_t outputs
        [&] {
          return mlp(m, shape, outputs, {300, 100});
        }},
-      {"convnet", [&] { return convnet(m, shape, outputs); }},
+      {"convnet", [&] { return convnet(m, shape, outputs, source); }},
       {"linear", [&] { return mlp(m, shape, outputs, {}); }},
   };
   auto it = registry.find(m["name"].get<std::string>());

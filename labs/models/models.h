@@ -37,7 +37,9 @@ TORCH_MODULE(Net);
 // The model names the registry knows.
 std::vector<std::string> model_names();
 
-Net make_model(const json& model, const std::vector<int64_t>& input_shape, int64_t outputs);
+// A model the data cannot feed (a convnet on 1-D inputs) is a ConfigError naming `source`.
+Net make_model(const json& model, const std::vector<int64_t>& input_shape, int64_t outputs,
+               const std::string& source = "config");
 
 int64_t count_parameters(const torch::nn::Module& m);
 

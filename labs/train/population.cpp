@@ -1465,8 +1465,8 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
     }
     data_of[p] = cache[key];
     check_measure_batches(cfgs[p], owned[data_of[p]].x_train.size(0), source);
-    nets.push_back(
-        make_model(cfgs[p]["model"], owned[data_of[p]].input_shape, owned[data_of[p]].outputs));
+    nets.push_back(make_model(cfgs[p]["model"], owned[data_of[p]].input_shape,
+                              owned[data_of[p]].outputs, source));
     nets.back()->to(device);
   }
   init_lock.unlock();

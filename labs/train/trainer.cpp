@@ -1049,7 +1049,7 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
     init_lock.unlock();
     return fit_tree(cfg, data, hooks);
   }
-  Net model = make_model(cfg["model"], data.input_shape, data.outputs);
+  Net model = make_model(cfg["model"], data.input_shape, data.outputs, source);
   model->to(device);
   init_lock.unlock();
   check_lr_mult(cfg["optim"], *model, source);

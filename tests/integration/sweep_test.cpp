@@ -546,7 +546,7 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
            "run " + cfg + " optim.lr=-1", "run " + dir.file("missing.json"), "show 103",
            "list --kind maybe", "run " + cfg + " --shard 3/2", "run " + cfg + " --jobs zero",
            "results --format xml", "results --question 999", "run " + cfg + " --shard 0/1x",
-           "show ''", "answer 9x", "list --section abc"}) {
+           "show ''", "answer 9x", "list --section abc", "bench --binary " + dir.path()}) {
     Result r = empiric(dir, args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << r.err;
@@ -567,6 +567,9 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
   EXPECT_NE(r.err.find("r.db: the database merged into (--db); expected another one"),
             std::string::npos)
       << r.err;
+  // A directory as the benchmark binary was run, and its failure reported as a raw wait status.
+  r = empiric(dir, "bench --binary " + dir.path());
+  EXPECT_NE(r.err.find(dir.path() + ": not an executable file"), std::string::npos) << r.err;
   // An empty question number was read as question 0.
   r = empiric(dir, "show ''");
   EXPECT_EQ(r.err,

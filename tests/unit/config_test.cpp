@@ -72,6 +72,17 @@ TEST(Config, TextThatIsNotUtf8IsRefusedBeforeAnythingRuns) {
   }
 }
 
+TEST(Config, OverridesOfTheSweepOrIntoAMapSayHowToWriteThem) {
+  // Both said "unknown key" and suggested the very key.
+  EXPECT_EQ(error_of(base(), {"sweep={}"}),
+            "override \"sweep={}\": /sweep = {}: the sweep is set an axis at a time; allowed: "
+            "sweep.KEY=[values], e.g. sweep.optim.lr=[0.1,0.01]");
+  EXPECT_EQ(error_of(base(), {"optim.lr_mult.body=2"}),
+            "override \"optim.lr_mult.body=2\": /optim/lr_mult/body = 2: optim.lr_mult is set "
+            "whole; allowed: optim.lr_mult={\"body\": 2}");
+  EXPECT_EQ(error_of(base(), {R"(optim.lr_mult={"body": 2})"}), "");
+}
+
 TEST(Config, TheLabIsNoSweepAxis) {
   // An implicit-lab trial of a sweep over lab read none of the training sections it was given.
   EXPECT_EQ(
@@ -568,6 +579,17 @@ TEST(Config, ABadValueAPresetSetsIsNamedInThePreset) {
   EXPECT_EQ(error_of(doc, {"train.epochs=3"}, "full").rfind("lab.json: /optim/momentum = -0.5", 0),
             0u)
       << error_of(doc, {"train.epochs=3"}, "full");
+}
+
+TEST(Config, EveryPresetIsCheckedNotOnlyTheOneAskedFor) {
+  // A misspelt key in the full preset waited for the run that asked for it.
+  json doc = base();
+  doc["presets"]["full"]["optim"] = {{"lrr", 0.1}};
+  EXPECT_NE(
+      error_of(doc).find("lab.json: /presets/full/optim/lrr: unknown key (did you mean \"lr\"?)"),
+      std::string::npos)
+      << error_of(doc);
+  EXPECT_NE(error_of(doc, {}, "quick").find("/presets/full/optim/lrr"), std::string::npos);
 }
 
 TEST(Config, UnknownPresetListsTheOnesThere) {

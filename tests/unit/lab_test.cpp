@@ -808,6 +808,21 @@ TEST(Trainer, ARunOfStepsEndingMidEpochCountsTheEpochsItCompleted) {
   EXPECT_EQ(epochs, (std::vector<int>{1, 2, 2}));
 }
 
+TEST(Trainer, AConvnetOnFlatInputsIsRefusedNamingTheConfigFile) {
+  // It named the file "config".
+  try {
+    train_cfg(config(R"({"model": {"name": "convnet", "widths": null}})"));
+    ADD_FAILURE() << "trained";
+  } catch (const UserError& e) {
+    EXPECT_EQ(
+        std::string(e.what()).rfind("test.json: /model/name = \"convnet\": convnet needs image "
+                                    "inputs",
+                                    0),
+        0u)
+        << e.what();
+  }
+}
+
 TEST(Trainer, ANoiseScaleWhoseBatchesAreBothTheWholeTrainingSetIsRefusedBeforeTraining) {
   // 512 training examples: batches of 600 and 5,000 are both all 512, and the estimate divided
   // by zero into nulls without a word.

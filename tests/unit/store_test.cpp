@@ -289,6 +289,14 @@ TEST(Store, AnotherProgramsDatabaseIsRefusedAndLeftAsItWas) {
         << e.what();
   }
   EXPECT_EQ(tables_of(people), (std::set<std::string>{"people"}));  // no tables of ours added
+  try {  // SQLite said only "unable to open database file"
+    Store in_a_directory(dir.path());
+    FAIL() << "opened";
+  } catch (const UserError& e) {
+    EXPECT_EQ(std::string(e.what()), dir.path() +
+                                         ": a directory; expected a results database file "
+                                         "(new or existing)");
+  }
   // Merged from, it is named, not the store merged into.
   Store store(dir.file("r.db"));
   try {
