@@ -58,6 +58,7 @@ int trials_to_decide(double share, double threshold, int direction, int trials, 
 
 Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) {
   Verdict v;
+  v.level = t.bootstrap.level;
   std::vector<Observation> obs;
   int imputed = 0;
   for (const auto& o : all) {
@@ -262,6 +263,12 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     v.reason = "too few finished trials to test (" + std::to_string(v.n) + " usable, " +
                std::to_string(v.diverged) + " diverged; at least " + std::to_string(kMinPerGroup) +
                " per group needed)";
+    if (groups.size() < needed_groups &&
+        (t.kind == "trend" || t.kind == "peak" || t.kind == "within"))
+      v.reason = "too few x values to test: " + std::to_string(groups.size()) +
+                 " with a usable trial (" + std::to_string(v.n) + " usable, " +
+                 std::to_string(v.diverged) + " diverged); at least " +
+                 std::to_string(needed_groups) + " needed";
     if (t.paired && t.kind == "compare")
       v.reason += "; paired by seed: " + std::to_string(groups[0].size()) +
                   " seed(s) with a usable trial in both arms" + paired_note;

@@ -87,6 +87,7 @@ struct Verdict {
   std::string verdict;  // supported | refuted | inconclusive
   double effect = NAN;  // NaN until measured (too few trials in a group, or none at one end)
   Interval ci;
+  double level = 0.95;  // the interval's
   int n = 0;         // observations used
   int diverged = 0;  // observations left out because their trial diverged
   int missing = 0;   // observations left out because the metric was not recorded

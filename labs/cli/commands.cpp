@@ -368,9 +368,9 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
          {std::pair<const char*, double>{"effect", v.effect}, {"lo", v.ci.lo}, {"hi", v.ci.hi}})
       if (std::isfinite(value)) details[key] = value;
     if (!o.trials.empty()) store.put_verdict(number, c["id"], opts.preset, v.verdict, details);
-    const std::string interval = v.ci.known()
-                                     ? fmt::format("95% CI [{:+.3g}, {:+.3g}]", v.ci.lo, v.ci.hi)
-                                     : std::string("no interval");
+    const std::string interval =
+        v.ci.known() ? fmt::format("{:g}% CI [{:+.3g}, {:+.3g}]", v.level * 100, v.ci.lo, v.ci.hi)
+                     : std::string("no interval");
     fmt::print("{}\n  {}\n  verdict: {}  effect {:+.3g}  {}  n {}  diverged {}\n  {}\n\n",
                c["id"].get<std::string>(), c["statement"].get<std::string>(), v.verdict, v.effect,
                interval, v.n, v.diverged, v.reason);

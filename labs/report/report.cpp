@@ -315,14 +315,16 @@ std::string write_report(const std::string& home, const Question& q, const std::
         "percentile one 75-92 % (docs/RESULTS.md, scripts/bootstrap_coverage.py). A peak is "
         "supported only if, besides, a flat curve with the trials' spread rarely rises as high "
         "(a bootstrap test under that null, at the interval's one side); a threshold on a yes/no "
-        "outcome "
-        "(diverged) takes the exact binomial (Clopper-Pearson) interval.\n\n";
+        "outcome (diverged) takes the exact binomial (Clopper-Pearson) interval, and a compare of "
+        "one Newcombe's interval built from the two arms' exact ones.\n\n";
   md << "| claim | verdict | effect | 95% interval | n | diverged "
         "|\n|---|---|---:|---|---:|---:|\n";
   for (const auto& o : outcomes) {
     const auto& v = o.verdict;
-    md << fmt::format("| {} | **{}** | {} | {} | {} | {} |\n", o.claim["id"].get<std::string>(),
-                      v.verdict, num(v.effect), interval(v.ci), v.n, v.diverged);
+    // (A claim may set its own level.)
+    const std::string level = v.level == 0.95 ? "" : fmt::format(" ({:g}%)", v.level * 100);
+    md << fmt::format("| {} | **{}** | {} | {}{} | {} | {} |\n", o.claim["id"].get<std::string>(),
+                      v.verdict, num(v.effect), interval(v.ci), level, v.n, v.diverged);
   }
   bool plots_ok = true;
   for (const auto& o : outcomes) {

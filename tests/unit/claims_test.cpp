@@ -235,6 +235,21 @@ TEST(Verdict, TooFewTrialsIsInconclusiveNotACrash) {
   EXPECT_FALSE(v.ci.known()) << "[" << v.ci.lo << ", " << v.ci.hi << "] shown for too few trials";
 }
 
+TEST(Verdict, OneXValueIsTooFewXNotTooFewSeeds) {
+  // Five seeds at one x: the reason asked for 3 per group, which there were.
+  Verdict v = evaluate_claim(make("trend", +1, 0.0), trend_table(1.0, 0.1, 1, 5));
+  EXPECT_EQ(v.verdict, "inconclusive");
+  EXPECT_EQ(
+      v.reason.rfind("too few x values to test: 1 with a usable trial (5 usable, 0 diverged); "
+                     "at least 2 needed",
+                     0),
+      0u)
+      << v.reason;
+  ClaimTest ninety = make("trend", +1, 0.0);
+  ninety.bootstrap.level = 0.9;
+  EXPECT_EQ(evaluate_claim(ninety, trend_table(1.0, 0.1, 3, 3)).level, 0.9);
+}
+
 TEST(Verdict, InteractionIsTheGrowthOfTheDifferenceAcrossX) {
   // Warmup (b) gains 0 at x = 1 and 0.3 at x = 4; the middle x is ignored.
   std::vector<Observation> cells;
