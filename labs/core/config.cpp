@@ -482,6 +482,13 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
     fail(source, "/measure/interpolate_batch", m["interpolate_batch"],
          "with model.batch_norm the points along the line keep this network's running "
          "statistics, so its far end is not the partner; allowed: 0");
+  // Calibration reads the softmax of the outputs as the model's probabilities: trained by squared
+  // error on the raw outputs to equal one-hot targets, they are not logits (outputs near one-hot
+  // give a top softmax of e/(e+9) = 0.23 at any accuracy).
+  if (m.value("calibration", false) && config["train"].value("loss", "auto") == "mse_logits")
+    fail(source, "/measure/calibration", m["calibration"],
+         "train.loss mse_logits trains the outputs themselves toward one-hot targets, so their "
+         "softmax is no probability; allowed: false, or a loss whose outputs are logits");
   // Calibration, per-class results and dropout's accuracies are of predicted classes, as the
   // classification losses, class weights and a class order are of labels: a regression task has
   // none.

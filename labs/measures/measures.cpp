@@ -99,7 +99,12 @@ double eps_sharpness(const std::vector<torch::Tensor>& params, const LossFn& los
       for (size_t i = 0; i < params.size(); ++i) params[i].copy_(w0[i] + delta[i]);
     }
     auto l = loss();
-    worst = std::max(worst, l.item<double>());
+    const double value = l.item<double>();
+    if (!std::isfinite(value)) {  // unmeasured (std::max would pass over a NaN)
+      worst = NAN;
+      break;
+    }
+    worst = std::max(worst, value);
     if (k == steps) break;
     auto g = torch::autograd::grad({l}, params);
     // Half a box per step: a convex quadratic reaches its maximizing corner in two steps.

@@ -83,6 +83,14 @@ TEST(Config, OverridesOfTheSweepOrIntoAMapSayHowToWriteThem) {
   EXPECT_EQ(error_of(base(), {R"(optim.lr_mult={"body": 2})"}), "");
 }
 
+TEST(Config, CalibrationOfOutputsTrainedAsOneHotTargetsIsRefused) {
+  EXPECT_NE(error_of(base(), {"train.loss=mse_logits", "measure.calibration=true"})
+                .find("/measure/calibration = true: train.loss mse_logits trains the outputs "
+                      "themselves toward one-hot targets"),
+            std::string::npos);
+  EXPECT_EQ(error_of(base(), {"train.loss=mse_softmax", "measure.calibration=true"}), "");
+}
+
 TEST(Config, TheLabIsNoSweepAxis) {
   // An implicit-lab trial of a sweep over lab read none of the training sections it was given.
   EXPECT_EQ(

@@ -31,6 +31,33 @@ Dataset data_of(const json& cfg) {
   return load_dataset(cfg["data"], cfg["seed"].get<uint64_t>(), torch::kCPU, "test.json");
 }
 
+TEST(Data, ATeachersWeightsAreNotDrawnFromTheStudentsInitialization) {
+  // The task's generator was seeded like torch's global one, which the model's initialization
+  // draws from: a linear teacher's weights 8-15 came out of the same uniforms as the student's
+  // initial weights, correlated by about -0.69 for every seed.
+  double sum = 0;
+  int count = 0;
+  for (int seed = 0; seed < 20; ++seed) {
+    json cfg = config(R"({"data": {"name": "linear", "dim": 32, "n_train": 200, "n_test": 10,
+                                   "noise": 0.0, "classes": null},
+                          "model": {"name": "linear", "widths": null}})");
+    cfg["seed"] = seed;
+    const Dataset data = data_of(cfg);
+    const auto teacher = std::get<0>(torch::linalg_lstsq(data.x_train, data.y_train)).flatten();
+    torch::manual_seed(seed);  // as a trial seeds its initialization
+    Net model = make_model(cfg["model"], data.input_shape, data.outputs);
+    const auto student = model->parameters()[0].detach().flatten();
+    for (int64_t i = 8; i < 16; ++i) {
+      sum += teacher[i].item<double>() * student[i].item<double>();
+      ++count;
+    }
+    (void)count;
+  }
+  // Teacher weights have sd 1/sqrt(32), the student's uniform ones sd 1/sqrt(3 * 32): a
+  // correlation of -0.69 put the mean product near -0.012; independent ones near 0 +- 0.001.
+  EXPECT_GT(sum / count, -0.003);
+}
+
 TEST(Data, LabelNoiseFlipsExactlyTheFractionToOtherClasses) {
   json cfg = config(R"({"data": {"label_noise": 0.2}})");
   Dataset noisy = data_of(cfg);
@@ -769,17 +796,18 @@ TEST(Trainer, AKilledTrialResumesFromItsCheckpointToTheSameResult) {
 }
 
 TEST(Trainer, ATrialResumedThenDivergingKeepsItsLastEvaluationsValues) {
-  // The LR warms up to a rate that diverges in the third epoch (16 steps each): killed there
-  // before diverging and resumed from epoch 2's checkpoint, the run's summary must still hold
-  // epoch 2's evaluation, as the run that never stopped does.
+  // The LR warms up to a rate that diverges after a few epochs (16 steps each): killed in that
+  // epoch before diverging and resumed from the previous epoch's checkpoint, the run's summary
+  // must still hold that epoch's evaluation, as the run that never stopped does.
   testing::TempDir dir;
   json cfg = config(R"({"optim": {"lr": 5}, "schedule": {"warmup_epochs": 4},
                         "train": {"epochs": 6}})");
   const auto whole = train_cfg(cfg);
   ASSERT_EQ(whole.status, "diverged");
   const long long at = whole.diverged_step;
-  ASSERT_GT(at, 33);
-  ASSERT_LE(at, 48);
+  const long long epoch = (at - 1) / 16;  // the epoch it diverged in, after its checkpoint
+  ASSERT_GE(epoch, 1);
+  ASSERT_GT(at - 1, 16 * epoch);
   ASSERT_TRUE(whole.summary["test_acc"].is_number());
   TrainHooks dying;
   dying.checkpoint_path = dir.file("t.pt");
@@ -790,7 +818,7 @@ TEST(Trainer, ATrialResumedThenDivergingKeepsItsLastEvaluationsValues) {
   TrainHooks resumed;
   resumed.checkpoint_path = dir.file("t.pt");
   const auto out = train_cfg(cfg, resumed);
-  EXPECT_EQ(out.resumed_from_epoch, 2);
+  EXPECT_EQ(out.resumed_from_epoch, epoch);
   EXPECT_EQ(out.status, "diverged");
   EXPECT_EQ(out.diverged_step, at);
   EXPECT_EQ(out.summary["test_acc"], whole.summary["test_acc"]);
@@ -893,13 +921,15 @@ TEST(Trainer, ClassWeightsLeaveTheRecordedTrainingLossUnweighted) {
 }
 
 TEST(Trainer, BatchesOfOneClassAtATimeForgetTheClassesBefore) {
-  // Overlapping blobs, which reshuffled batches learn to 82 %; one class after the other, each
-  // epoch ends on the last class, and the net leans to it (50 %). (Blobs far apart are learnt
+  // Overlapping blobs, which reshuffled batches learn to 79 %; one class after the other, each
+  // epoch ends on the last class, and the net leans to it (58 %). (Blobs far apart are learnt
   // either way: every class's batches keep their margin.)
-  auto shuffled = train_cfg(config(R"({"data": {"noise": 3.0}})"));
-  auto by_class = train_cfg(config(R"({"data": {"noise": 3.0}, "train": {"order": "by_class"}})"));
+  const std::string overlapping =
+      R"({"data": {"noise": 3.0}, "optim": {"lr": 0.3}, "train": {"order": ")";
+  auto shuffled = train_cfg(config(overlapping + R"(reshuffle"}})"));
+  auto by_class = train_cfg(config(overlapping + R"(by_class"}})"));
   EXPECT_GT(shuffled.summary["test_acc"].get<double>(), 0.75);
-  EXPECT_LT(by_class.summary["test_acc"].get<double>(), 0.6);
+  EXPECT_LT(by_class.summary["test_acc"].get<double>(), 0.65);
 }
 
 TEST(Trainer, EveryLossTrainsAndReportsItsOwnChanceLevel) {

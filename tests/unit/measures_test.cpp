@@ -361,6 +361,13 @@ TEST(Measures, EpsSharpnessOfADiagonalQuadraticIsItsWorstCorner) {
   const double worst = 0.5 * (h * (c.abs() + 1).pow(2)).sum().item<double>() * eps * eps;
   EXPECT_NEAR(eps_sharpness({q.w}, q, eps, 3, 7), 100.0 * worst, 1e-3 * 100.0 * worst);
   EXPECT_TRUE(torch::equal(q.w.detach(), c)) << "the weights are restored";
+  // A loss that is not finite off the minimum measures nothing: std::max passed over it, and the
+  // sharpness came out finite.
+  const LossFn blows_up = [&] {
+    return q() / (q.w - c).abs().sum().gt(0).logical_not().to(torch::kFloat32);
+  };
+  EXPECT_TRUE(std::isnan(eps_sharpness({q.w}, blows_up, eps, 3, 7)));
+  EXPECT_TRUE(torch::equal(q.w.detach(), c)) << "the weights are restored";
 }
 
 TEST(Measures, SigmaSharpnessOfAQuadraticIsHalfTheMagnitudeWeightedCurvature) {

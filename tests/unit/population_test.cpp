@@ -387,8 +387,9 @@ TEST(Population, MembersWhoseHessianIsMostlyNegativeTakeTheShiftedIterationAsThe
     EXPECT_NEAR(got["hessian_top"].get<double>(), want["hessian_top"].get<double>(),
                 1e-4 * std::abs(want["hessian_top"].get<double>()))
         << i;
+    // (A slow iteration's count moves with the last bits of the batched products: 172 or 176.)
     EXPECT_NEAR(got["hessian_top_iterations"].get<int>(), want["hessian_top_iterations"].get<int>(),
-                2);
+                std::max(2.0, 0.05 * want["hessian_top_iterations"].get<double>()));
   }
   EXPECT_GT(shifted, 0) << "no member tested the negative case";
   EXPECT_LT(shifted, int(cfgs.size())) << "and none the plain one beside it";
