@@ -113,8 +113,8 @@ int main(int argc, char** argv) {
 
   std::string shard = "0/1";
   bool no_progress = false;
-  auto* run =
-      app.add_subcommand("run", "run a config: its sweep x seeds, resuming finished trials");
+  auto* run = app.add_subcommand(
+      "run", "run a config: its sweep x seeds, skipping finished trials, resuming killed ones");
   run->add_option("file", run_opts.config, "config file")->required();
   run->add_option("overrides", run_opts.overrides, "key.path=value overrides");
   run->add_option("--preset", run_opts.preset,
@@ -123,7 +123,10 @@ int main(int argc, char** argv) {
   run->add_option("--device", run_opts.device, "auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   run->add_flag("--force", run_opts.force, "rerun trials that are already in the store");
-  run->add_option("--jobs", run_opts.jobs, "trials at once, sharing the CPU's cores (a GPU runs one at a time)")->check(CLI::Range(1, 64));
+  run->add_option("--jobs", run_opts.jobs,
+                  "units of work (trials, populations, lottery chains) at once, sharing the CPU's "
+                  "cores (a GPU runs one at a time)")
+      ->check(CLI::Range(1, 64));
   run->add_option("--shard", shard, "run only shard i of n of the trials (i/n)");
   run->add_flag("--no-progress", no_progress, "plain lines instead of a progress bar");
 
@@ -166,7 +169,11 @@ int main(int argc, char** argv) {
                      "written, which for most labs is the full protocol");
   answer->add_option("--device", run_opts.device, "auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  answer->add_option("--jobs", run_opts.jobs, "trials at once, sharing the CPU's cores (a GPU runs one at a time)")->check(CLI::Range(1, 64));
+  answer
+      ->add_option("--jobs", run_opts.jobs,
+                   "units of work (trials, populations, lottery chains) at once, sharing the CPU's "
+                   "cores (a GPU runs one at a time)")
+      ->check(CLI::Range(1, 64));
   answer->add_flag("--no-progress", no_progress, "plain lines instead of a progress bar");
   answer->add_option("overrides", run_opts.overrides,
                      "key.path=value overrides, applied to every config behind the question");

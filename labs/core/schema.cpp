@@ -289,7 +289,9 @@ std::vector<Section> build() {
            integer("threads", 0, 0, 256, "CPU threads for torch (0: torch's default)"),
            text("population", "auto",
                 "train trials that differ only in seed, optim.lr/momentum/weight_decay, "
-                "model.init_scale, label noise and schedule as one batched model (dense stacks, "
+                "model.init_scale, label noise, random labels and schedule as one batched model "
+                "(dense "
+                "stacks, "
                 "fused SGD or Adam; no interpolation partner, targets or early stopping; measures "
                 "are taken per member): \"auto\" (up to 16 members "
                 "on a CPU, 64 on a GPU, fewer when their data sets would not fit in memory), "

@@ -421,9 +421,10 @@ std::vector<VerdictRecord> Store::latest_verdicts(int question,
   Stmt q(db_,
          "SELECT claim, preset, verdict, json, created_at FROM verdicts v WHERE question = ?1" +
              only("v") +
-             " AND id = (SELECT max(id) FROM verdicts w WHERE w.question = v.question AND "
+             // The newest by time, not by id: a merged store's older verdicts get the larger ids.
+             " AND id = (SELECT id FROM verdicts w WHERE w.question = v.question AND "
              "w.claim = v.claim" +
-             only("w") + ") ORDER BY claim",
+             only("w") + " ORDER BY w.created_at DESC, w.id DESC LIMIT 1) ORDER BY claim",
          path_);
   q.bind(1, question);
   if (!presets.empty()) q.bind(2, json(presets).dump());

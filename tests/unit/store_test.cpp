@@ -6,8 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <set>
+#include <thread>
 
 #include "core/environment.h"
 #include "core/errors.h"
@@ -307,6 +309,22 @@ TEST(Store, AnotherProgramsDatabaseIsRefusedAndLeftAsItWas) {
         << e.what();
   }
   EXPECT_TRUE(store.trials().empty());
+}
+
+TEST(Store, TheLatestVerdictIsTheNewestEvenAfterMergingAnOlderStore) {
+  // Merged verdicts get new ids: the newest by id was the older store's.
+  testing::TempDir dir;
+  {
+    Store old(dir.file("old.db"));
+    old.put_verdict(99, "q99.a", "full", "inconclusive", {{"effect", 0.1}});
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  Store store(dir.file("r.db"));
+  store.put_verdict(99, "q99.a", "full", "supported", {{"effect", 0.2}});
+  store.merge_from(dir.file("old.db"));
+  const auto latest = store.latest_verdicts(99);
+  ASSERT_EQ(latest.size(), 1u);
+  EXPECT_EQ(latest[0].verdict, "supported");
 }
 
 TEST(Store, BenchRecordsAreFoundByQuestion) {
