@@ -78,11 +78,11 @@ std::vector<Section> build() {
                 "dataset-fashion-mnist package)",
                 kImageSets),
            integer("train_subset", 0, 0, {},
-                   "use the first n training examples after a seeded "
-                   "shuffle (0: all)"),
+                   "use n training examples, the first after a seeded shuffle (0: all); "
+                   "data.validation is carved from these n"),
            integer("test_subset", 0, 0, {}, "use n test examples (0: all)"),
            integer("validation", 0, 0, {},
-                   "examples carved from the training split for early "
+                   "examples carved from the training split (after train_subset) for early "
                    "stopping and validation metrics"),
            num("label_noise", 0.0, 0.0, 1.0,
                "fraction of training labels flipped to a different class (recorded)"),
