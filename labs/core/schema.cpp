@@ -318,7 +318,8 @@ std::vector<Section> build() {
        {
            boolean("hessian_top", false,
                    "top eigenvalue of the training loss's Hessian (power iteration on "
-                   "Hessian-vector products)"),
+                   "Hessian-vector products), with hessian_top_residual |Hv - value v|, near 0 "
+                   "only once the iterate is an eigenvector (some eigenvalue lies within it)"),
            integer("hessian_samples", 1000, 1, {},
                    "training examples the Hessian, sharpness and surface measures are taken on"),
            num("hessian_tol", 1e-3, kTiny, 1.0,

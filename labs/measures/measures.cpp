@@ -278,6 +278,7 @@ EigenEstimate top_hessian_eigenvalue(Net& model, const torch::Tensor& x, const t
       est.value = dot(v, hv);  // Rayleigh quotient v^T (H - shift I) v with |v| = 1
       est.iterations = it;
       const double norm = std::sqrt(dot(hv, hv));
+      est.residual = std::sqrt(std::max(0.0, norm * norm - est.value * est.value));
       if (!std::isfinite(est.value) || norm == 0) break;
       for (size_t i = 0; i < v.size(); ++i) v[i] = hv[i].detach() / norm;
       // Relative to the eigenvalue of H itself (est.value + shift), not to the shifted one.
@@ -303,6 +304,7 @@ EigenEstimate top_hessian_eigenvalue(Net& model, const torch::Tensor& x, const t
     est.iterations += first.iterations;
     est.converged = est.converged && first.converged;
     est.shift = first.value;
+    if (est.iterations == first.iterations) est.residual = first.residual;  // no budget was left
   }
   model->train(was_training);
   return est;
@@ -552,6 +554,7 @@ json compute_measures(const json& m, Net& model, const Dataset& data, const Loss
       out["hessian_top" + suffix] = finite(est.value);
       out["hessian_top_iterations" + suffix] = est.iterations;
       out["hessian_top_converged" + suffix] = est.converged;
+      out["hessian_top_residual" + suffix] = finite(est.residual);
       if (est.shift != 0) out["hessian_top_shift" + suffix] = est.shift;
     }
     if (m.value("hessian_trace", false)) {

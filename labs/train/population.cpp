@@ -375,6 +375,7 @@ std::vector<json> stacked_measures(StackedNet& net, const std::vector<const Data
           est[p].value = value[p];
           est[p].iterations = it;
           norm[p] = std::sqrt(hv_sq[p]);
+          est[p].residual = std::sqrt(std::max(0.0, hv_sq[p] - value[p] * value[p]));
           if (!std::isfinite(value[p]) || norm[p] == 0) {
             done[p] = true, norm[p] = 1.0;
             continue;
@@ -415,12 +416,14 @@ std::vector<json> stacked_measures(StackedNet& net, const std::vector<const Data
         est[p].iterations += second[p].iterations;
         est[p].converged = est[p].converged && second[p].converged;
         est[p].shift = shift[p];
+        if (second[p].iterations > 0) est[p].residual = second[p].residual;
       }
     }
     for (int64_t p = 0; p < P; ++p) {
       out[p]["hessian_top"] = finite(est[p].value);
       out[p]["hessian_top_iterations"] = est[p].iterations;
       out[p]["hessian_top_converged"] = est[p].converged;
+      out[p]["hessian_top_residual"] = finite(est[p].residual);
       if (est[p].shift != 0) out[p]["hessian_top_shift"] = est[p].shift;
     }
   }

@@ -281,6 +281,29 @@ TEST(Measures, HessianTopEigenvalueOfLinearRegressionWithinOnePercent) {
   auto est = top_hessian_eigenvalue(model, x, y, Loss::standard(/*regression=*/true), 200, 1e-6, 0);
   EXPECT_TRUE(est.converged);
   EXPECT_NEAR(est.value, exact, 0.01 * exact);
+  EXPECT_LT(est.residual, 0.01 * exact);
+}
+
+TEST(Measures, TheHessianResidualSaysHowFarAnEarlyStopMayBe) {
+  // Hessian diag(1, 0.9, 0.85, 0.8, 0.2, 0.1): the top ones so close that the value changes by
+  // under 1 % a step well before it is within 1 % of the top. The residual |Hv - value v| bounds
+  // the distance to the nearest eigenvalue (not always the top), and says the iterate is no
+  // eigenvector yet.
+  torch::manual_seed(3);
+  const int64_t n = 256, d = 6;
+  const auto s = torch::tensor({1.0, 0.9, 0.85, 0.8, 0.2, 0.1}).sqrt().to(torch::kFloat32);
+  const auto q = std::get<0>(torch::linalg_qr(torch::randn({n, d})));
+  const auto x = q * std::sqrt(n / 2.0) * s;  // 2/n x^T x = diag(s^2)
+  const auto y = torch::randn({n, 1});
+  Net model = linear_model(d);
+  auto est = top_hessian_eigenvalue(model, x, y, Loss::standard(/*regression=*/true), 500, 1e-2, 0);
+  ASSERT_TRUE(est.converged);
+  double nearest = INFINITY;
+  for (double l : {1.0, 0.9, 0.85, 0.8, 0.2, 0.1})
+    nearest = std::min(nearest, std::abs(est.value - l));
+  EXPECT_LE(nearest, est.residual * (1 + 1e-3) + 1e-6);
+  EXPECT_GT(1.0 - est.value, 1e-2) << "stopped within 1 % of the top: no early stop to show";
+  EXPECT_GT(est.residual, 1e-2);
 }
 
 TEST(Measures, GradientNoiseScaleMatchesTheExactPerExampleStatistics) {

@@ -357,6 +357,11 @@ TEST(Population, MembersTakeTheHessianAndTheNoiseScaleAllAtOnceAsTheirSoloRunsDo
     EXPECT_TRUE(solo.measures["hessian_top"].is_number() && solo.measures["trace_sigma"].is_number() &&
                 solo.measures["gradient_sq"].is_number())
         << solo.measures.dump();  // compared above, not skipped as nulls
+    // The residual is a small difference of two sums: to a thousandth of the eigenvalue.
+    EXPECT_NEAR(outs[i].measures["hessian_top_residual"].get<double>(),
+                solo.measures["hessian_top_residual"].get<double>(),
+                1e-3 * std::abs(solo.measures["hessian_top"].get<double>()))
+        << "member " << i;
     EXPECT_TRUE(outs[i].measures["hessian_top_converged"].get<bool>());
     EXPECT_NEAR(outs[i].measures["hessian_top_iterations"].get<int>(),
                 solo.measures["hessian_top_iterations"].get<int>(), 1);
