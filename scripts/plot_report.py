@@ -93,9 +93,11 @@ def plot(meta, rows, path):
     else:
         ax.scatter(range(len(ys)), ys, s=18)
         ax.axhline(meta.get("threshold", 0), color="C3", linestyle="--", label="threshold")
-    diverged = sum(1 for r in rows if r["status"] != "finished")
+    diverged = sum(1 for r in rows if r["status"] == "diverged")
+    failed = sum(1 for r in rows if r["status"] == "failed")
+    notes = [f"{n} {what}" for n, what in ((diverged, "diverged"), (failed, "failed")) if n]
     ax.set_ylabel(meta["metric"])
-    ax.set_title(f"{meta['id']}: {meta['verdict']}" + (f" ({diverged} diverged)" if diverged else ""), fontsize=10)
+    ax.set_title(f"{meta['id']}: {meta['verdict']}" + (f" ({', '.join(notes)})" if notes else ""), fontsize=10)
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
@@ -335,25 +337,43 @@ def plot_interpolation(meta, path):
     plt.close(fig)
 
 
+def rows_of(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
 def main():
     folder = sys.argv[1]
+    jobs = []  # (the file it draws, how): one figure that fails leaves the others drawn
     for meta_path in sorted(glob.glob(os.path.join(folder, "claim_*.json"))):
         base = meta_path[:-5]
-        with open(base + ".csv") as f:
-            rows = list(csv.DictReader(f))
-        plot(json.load(open(meta_path)), rows, base + ".png")
+        jobs.append((base + ".png", lambda m=meta_path, b=base: plot(
+            json.load(open(m)), rows_of(b + ".csv"), b + ".png")))
     for csv_path in sorted(glob.glob(os.path.join(folder, "lottery_*.csv"))):
-        with open(csv_path) as f:
-            plot_lottery(list(csv.DictReader(f)), csv_path[:-4] + ".png")
+        jobs.append((csv_path[:-4] + ".png",
+                     lambda c=csv_path: plot_lottery(rows_of(c), c[:-4] + ".png")))
     for meta_path in sorted(glob.glob(os.path.join(folder, "interpolation_*.json"))):
-        plot_interpolation(json.load(open(meta_path)), meta_path[:-5] + ".png")
+        jobs.append((meta_path[:-5] + ".png", lambda m=meta_path: plot_interpolation(
+            json.load(open(m)), m[:-5] + ".png")))
     for meta_path in sorted(glob.glob(os.path.join(folder, "surface_*.json"))):
-        plot_surfaces(json.load(open(meta_path)), meta_path[:-5] + ".png")
+        jobs.append((meta_path[:-5] + ".png", lambda m=meta_path: plot_surfaces(
+            json.load(open(m)), m[:-5] + ".png")))
     for meta_path in sorted(glob.glob(os.path.join(folder, "curves_*.json"))):
         base = meta_path[:-5]
-        with open(base + ".csv") as f:
-            rows = list(csv.DictReader(f))
-        plot_curves(json.load(open(meta_path)), rows, base + ".png")
+        jobs.append((base + ".png", lambda m=meta_path, b=base: plot_curves(
+            json.load(open(m)), rows_of(b + ".csv"), b + ".png")))
+    failed = []
+    for png, draw in jobs:
+        try:
+            draw()
+        except Exception as e:  # noqa: BLE001 - reported, and the other figures still drawn
+            plt.close("all")
+            failed.append(f"{os.path.basename(png)}: {type(e).__name__}: {e}")
+    for line in failed:
+        print(f"plot_report: {line}", file=sys.stderr)
+    if failed:
+        print(f"{len(failed)} of {len(jobs)} plots failed, the first {failed[0]}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

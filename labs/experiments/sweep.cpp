@@ -209,7 +209,9 @@ int run_config(const Context& ctx, const RunOptions& o) {
     const int limit = population_limit_here();
     const std::string why = population_incompatibility(resolved.config);
     const size_t per_unit =
-        limit >= 2 && why.empty() ? std::max<size_t>(1, size_t(limit) / controls.size()) : 1;
+        limit >= 2 && why.empty() && !controls.empty()  // (a shard may hold no chain)
+            ? std::max<size_t>(1, size_t(limit) / controls.size())
+            : 1;
     size_t pending_chains = 0;
     for (const auto& key : order) {
       bool any = false;
@@ -309,7 +311,11 @@ int run_config(const Context& ctx, const RunOptions& o) {
     return hooks;
   };
   auto hooks_for = [&](const Trial& trial) {
-    return hooks_resuming(trial, checkpoints ? ckpt_dir + "/" + trial.hash + ".pt" : "");
+    const std::string own = checkpoints ? ckpt_dir + "/" + trial.hash + ".pt" : "";
+    // --force trains again from the start: not from the checkpoint a killed run left (its
+    // metrics are forgotten with the trial), as a population's is removed below.
+    if (o.force && !own.empty()) std::filesystem::remove(own);
+    return hooks_resuming(trial, own);
   };
   auto record = [&](const Trial& trial, const TrainOutcome& out, double wall_s) {
     std::function<void()> flush;

@@ -32,8 +32,13 @@ bool protocol_preset(const std::string& preset) { return preset.empty() || prese
 
 namespace fs = std::filesystem;
 
+// Four significant digits; a whole number up to a billion as itself (a batch of 10,000 read
+// "1e+04", a throughput "2.308e+04").
 std::string num(double v, const char* f = "{:.4g}") {
-  return std::isfinite(v) ? fmt::format(fmt::runtime(f), v) : "–";
+  if (!std::isfinite(v)) return "–";
+  if (std::string(f) == "{:.4g}" && std::abs(v) >= 1e4 && std::abs(v) < 1e9)
+    return fmt::format("{:.0f}", v);
+  return fmt::format(fmt::runtime(f), v);
 }
 
 double number(const json& j, const char* key) {
@@ -265,7 +270,7 @@ std::string write_report(const std::string& home, const Question& q, const std::
     // Wall time per trial (a population's split evenly among its members) includes evaluation
     // and measures; compute_s and eval_s are its training steps and evaluation passes.
     double wall = 0, steps = 0, evals = 0;
-    int finished = 0, diverged = 0, at_chance = 0, batched = 0, largest = 0;
+    int finished = 0, diverged = 0, failed = 0, at_chance = 0, batched = 0, largest = 0;
     bool timed_steps = false, timed_evals = false;
     json env = json::object();
     for (const auto& t : trials) {
@@ -276,6 +281,7 @@ std::string write_report(const std::string& home, const Question& q, const std::
       timed_evals |= t.summary.contains("eval_s");
       finished += t.status == "finished";
       diverged += t.status == "diverged";
+      failed += t.status == "failed";
       // Finished, yet its training loss is no better than guessing: it learned nothing, and its
       // metrics enter the claims as measured (a reader should know they are there).
       at_chance += t.status == "finished" && t.summary.contains("chance_loss") &&
@@ -291,14 +297,13 @@ std::string write_report(const std::string& home, const Question& q, const std::
     if (timed_steps) times = fmt::format("{:.0f} s of training steps", steps);
     if (timed_evals)
       times += fmt::format("{}{:.0f} s of evaluation", times.empty() ? "" : ", ", evals);
-    md << fmt::format("{} trials ({} finished, {} diverged{}){}, {:.0f} s of wall time in all{}",
-                      trials.size(), finished, diverged,
-                      at_chance ? fmt::format("; {} finished no better than chance", at_chance)
-                                : "",
-                      batched ? fmt::format(", {} of them trained in populations of up to {}",
-                                            batched, largest)
-                              : "",
-                      wall, times.empty() ? "" : " (" + times + ")");
+    md << fmt::format(
+        "{} trials ({} finished, {} diverged{}{}){}, {:.0f} s of wall time in all{}", trials.size(),
+        finished, diverged, failed ? fmt::format(", {} failed with an error", failed) : "",
+        at_chance ? fmt::format("; {} finished no better than chance", at_chance) : "",
+        batched ? fmt::format(", {} of them trained in populations of up to {}", batched, largest)
+                : "",
+        wall, times.empty() ? "" : " (" + times + ")");
     if (!env.empty())
       md << fmt::format(", on {} ({}), commit `{}`, torch {}", env.value("device", "?"),
                         env.value("gpu", env.value("cpu", "?")), env.value("git_commit", "?"),
@@ -381,8 +386,12 @@ std::string write_report(const std::string& home, const Question& q, const std::
                                      {b})
                 .observations.empty())
           continue;
-        los.push_back(claims::metric_value(b, test["bounds"]["lo"]));
-        his.push_back(claims::metric_value(b, test["bounds"]["hi"]));
+        // (A range test with no suggestion records none: a NaN, which JSON writes as null.)
+        const double lo = claims::metric_value(b, test["bounds"]["lo"]),
+                     hi = claims::metric_value(b, test["bounds"]["hi"]);
+        if (!std::isfinite(lo) || !std::isfinite(hi)) continue;
+        los.push_back(lo);
+        his.push_back(hi);
       }
       meta["bounds_lo"] = los;
       meta["bounds_hi"] = his;
@@ -414,10 +423,8 @@ std::string write_report(const std::string& home, const Question& q, const std::
         const TrialRecord& t = o.trials[i];
         const double xv = claims::config_value(t.config, x);
         auto& ys = by_x[xv];
-        if (t.status != "finished") {
-          diverged_at[xv]++;
-          continue;
-        }
+        if (t.status == "diverged") diverged_at[xv]++;
+        if (t.status != "finished") continue;  // (a failed trial measured nothing: left out)
         const double y = claims::metric_value(t, metric);
         if (std::isfinite(y)) ys.push_back(y);
       }
@@ -456,17 +463,27 @@ std::string write_report(const std::string& home, const Question& q, const std::
   write_curves(md, dir, outcomes, store);
   md.close();
 
+  // What went wrong, in the script's own words (its last line on stderr): a missing matplotlib
+  // and a plot that failed (the others are still drawn) read differently.
+  std::string why = "no python with matplotlib (run scripts/setup.sh)";
   if (!python.empty()) {
+    const fs::path errors = dir / ".plot_errors";
     const std::string cmd = "'" + python + "' '" +
                             (fs::path(home) / "scripts" / "plot_report.py").string() + "' '" +
-                            dir.string() + "' >/dev/null 2>&1";
+                            dir.string() + "' >/dev/null 2>'" + errors.string() + "'";
     plots_ok = std::system(cmd.c_str()) == 0;
+    std::ifstream in(errors);
+    for (std::string line; std::getline(in, line);)
+      if (!line.empty()) why = line;
+    in.close();
+    std::error_code ignored;
+    fs::remove(errors, ignored);
   } else {
     plots_ok = false;
   }
   if (!plots_ok)
     std::ofstream(dir / "README.md", std::ios::app)
-        << "\n*Plots were not drawn: no working matplotlib (run scripts/setup.sh).*\n";
+        << "\n*Some or all plots were not drawn: " << why << ".*\n";
   return (dir / "README.md").string();
 }
 

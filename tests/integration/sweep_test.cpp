@@ -348,6 +348,32 @@ TEST(Sweep, AKilledSweepResumesWithEveryTrialPresentOnce) {
   EXPECT_EQ(got, want);
 }
 
+TEST(Sweep, ForceTrainsAKilledTrialAgainFromItsStartNotFromItsCheckpoint) {
+  testing::TempDir dir;
+  json doc = json::parse(kSweep);
+  doc["train"]["epochs"] = 40;
+  doc["train"]["population"] = "off";
+  doc["train"]["checkpoint_every_s"] = 0;  // a checkpoint at every epoch end
+  doc["data"]["n_train"] = 2000;
+  doc["sweep"] = json::object();
+  doc["seeds"] = 1;
+  std::string cfg = dir.write("lab.json", doc.dump());
+  pid_t pid = spawn_run(dir, cfg);
+  ASSERT_GE(pid, 0);
+  std::string why = kill_when(pid, dir, [&] {
+    std::error_code ec;
+    for (const auto& f : std::filesystem::directory_iterator(dir.file("checkpoints"), ec))
+      if (f.path().extension() == ".pt") return true;
+    return false;
+  });
+  ASSERT_EQ(why, "");
+  Result forced = empiric(dir, "run " + cfg + " --force");
+  ASSERT_EQ(forced.code, 0) << forced.err;
+  const auto trials = Store(dir.file("r.db")).trials();
+  ASSERT_EQ(trials.size(), 1u);
+  EXPECT_FALSE(trials[0].summary.contains("resumed_from_epoch")) << trials[0].summary.dump();
+}
+
 TEST(Sweep, AKilledPopulationResumesFromItsCheckpointWithEveryEpochStoredOnce) {
   testing::TempDir dir;
   json doc = json::parse(kSweep);
@@ -437,6 +463,16 @@ json small_chain() {
     "train": {"epochs": 2, "batch_size": 50},
     "seeds": 1
   })");
+}
+
+TEST(Sweep, ALotteryShardWithNoChainOfItsOwnRunsNothing) {
+  // One chain, two shards: the second has none, and divided by its count of controls (SIGFPE).
+  testing::TempDir dir;
+  json doc = small_chain();
+  doc["lottery"] = {{"rounds", 1}};
+  std::string cfg = dir.write("lab.json", doc.dump());
+  Result r = empiric(dir, "run " + cfg + " --shard 1/2 --no-progress");
+  EXPECT_EQ(r.code, 0) << r.err;
 }
 
 TEST(Sweep, LotteryChainsRunRoundByRoundAsOneUnitWithEveryCore) {

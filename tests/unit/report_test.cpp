@@ -76,6 +76,18 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
       store.put_trial(t);
       o.trials.push_back(*store.trial(t.hash));
     }
+  {  // A trial that failed with an error measured nothing: neither finished nor diverged.
+    TrialRecord t;
+    t.hash = "failed" + std::string(20, '0');
+    t.status = "failed";
+    t.seed = 3;
+    t.config = {{"train", {{"batch_size", 2048}, {"population", "auto"}}}};
+    t.summary = {{"error", "out of memory"}};
+    t.wall_s = 0.0;
+    t.measures = json::object();
+    store.put_trial(t);
+    o.trials.push_back(*store.trial(t.hash));
+  }
   o.verdict = claims::evaluate(claim, o.trials);
   const std::string python = plot_python();
   const bool have_python = !python.empty();
@@ -84,10 +96,14 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   const std::string md = slurp(readme);
   EXPECT_NE(md.find("# Q99: How does batch size affect generalization?"), std::string::npos);
   EXPECT_NE(md.find("| q99.t | **" + o.verdict.verdict + "** |"), std::string::npos) << md;
-  EXPECT_NE(md.find("9 trials (8 finished, 1 diverged; 1 finished no better than chance), 3 of "
-                    "them trained in populations of up to 3, 27 s of wall time in all (18 s of training steps, 4 s of evaluation)"),
+  EXPECT_NE(md.find("10 trials (8 finished, 1 diverged, 1 failed with an error; 1 finished no "
+                    "better than chance), 3 of them trained in populations of up to 3, 27 s of "
+                    "wall time in all (18 s of training steps, 4 s of evaluation)"),
             std::string::npos)
       << md;
+  // The per-x table counts the diverged trial as diverged, and leaves the failed one out.
+  EXPECT_NE(md.find(" | 2 | 1 |\n"), std::string::npos) << md;
+  EXPECT_EQ(md.find(" | 2 | 2 |\n"), std::string::npos) << md;
   EXPECT_NE(md.find("What it does not show"), std::string::npos);
   EXPECT_NE(md.find(R"("lr": 0.1)"), std::string::npos) << md;
   EXPECT_EQ(md.find(R"("implicit")"), std::string::npos) << md;
@@ -96,12 +112,26 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   EXPECT_EQ(md.find(R"("lottery")"), std::string::npos) << md;
 
   const std::string csv = slurp(home.file("results/reports/quick/q099/claim_q99_t.csv"));
-  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 9);  // header + one row per trial
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 10);  // header + one row per trial
   EXPECT_NE(csv.find(",diverged,"), std::string::npos);
   if (!have_python) GTEST_SKIP() << "no .venv: plots not drawn (run scripts/setup.sh)";
   const std::string png = slurp(home.file("results/reports/quick/q099/claim_q99_t.png"));
   ASSERT_GT(png.size(), 1000u);
   EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  EXPECT_EQ(md.find("plots were not drawn"), std::string::npos) << md;
+
+  // A figure that cannot be drawn leaves the others drawn, and the report says which failed
+  // and why (it stopped every later plot, and blamed a missing matplotlib).
+  const std::string dir = home.file("results/reports/quick/q099");
+  std::ofstream(dir + "/claim_q00_broken.json") << "{}";  // no kind: a KeyError
+  std::ofstream(dir + "/claim_q00_broken.csv") << "trial,seed,status,x,group,y\n";
+  std::filesystem::remove(dir + "/claim_q99_t.png");
+  const std::string cmd = "'" + python + "' '" + home.file("scripts/plot_report.py") + "' '" + dir +
+                          "' > /dev/null 2> '" + home.file("err.txt") + "'";
+  EXPECT_NE(std::system(cmd.c_str()), 0);
+  EXPECT_NE(slurp(home.file("err.txt")).find("claim_q00_broken.png"), std::string::npos)
+      << slurp(home.file("err.txt"));
+  EXPECT_TRUE(std::filesystem::exists(dir + "/claim_q99_t.png"));  // drawn after the broken one
 }
 
 TEST(Report, APairedCompareNamesItsArmsByTheirConditionsAndSaysItIsPaired) {
