@@ -9,8 +9,10 @@ __global__ void __launch_bounds__(kThreads) axpby_kernel(ChunkMeta<4> meta, floa
   const int t = meta.block_tensor[blockIdx.x];
   const int64_t begin = int64_t(meta.block_chunk[blockIdx.x]) * kChunk;
   const int64_t end = min(meta.n[t], begin + kChunk);
-  float* __restrict__ out = meta.ptr[0][t];
-  const float* __restrict__ w0 = meta.ptr[1][t];
+  // out may be w0 (callers write the point over the weights it starts from): neither is
+  // __restrict__, which would promise the compiler they never alias.
+  float* out = meta.ptr[0][t];
+  const float* w0 = meta.ptr[1][t];
   const float* __restrict__ d1 = meta.ptr[2][t];
   const float* __restrict__ d2 = meta.ptr[3][t];
   for (int64_t i = begin + threadIdx.x; i < end; i += blockDim.x)
