@@ -418,16 +418,27 @@ std::string write_report(const std::string& home, const Question& q, const std::
       // The numbers per swept value: what the plot shows, as a table.
       const std::string x = test["x"];
       std::map<double, std::vector<double>> by_x;
-      std::map<double, int> diverged_at;
-      for (size_t i : sources) {
-        const TrialRecord& t = o.trials[i];
+      std::map<double, int> diverged_at, finished_at;
+      bool imputed = false;
+      for (size_t k = 0; k < sources.size(); ++k) {
+        const TrialRecord& t = o.trials[sources[k]];
         const double xv = claims::config_value(t.config, x);
         auto& ys = by_x[xv];
         if (t.status == "diverged") diverged_at[xv]++;
+        // As the test takes it: a diverged trial the claim enters at its diverged_as value.
+        if (obs[k].imputed) {
+          ys.push_back(obs[k].y);
+          imputed = true;
+          continue;
+        }
         if (t.status != "finished") continue;  // (a failed trial measured nothing: left out)
+        finished_at[xv]++;
         const double y = claims::metric_value(t, metric);
         if (std::isfinite(y)) ys.push_back(y);
       }
+      if (imputed)
+        md << "Diverged trials enter the means below at the claim's `diverged_as` value ("
+           << num(test["diverged_as"].get<double>()) << "), as the test takes them.\n\n";
       md << "| " << x << " | mean " << metric
          << " | std | finished | diverged |\n|---:|---:|---:|---:|---:|\n";
       for (const auto& [xv, ys] : by_x) {
@@ -436,8 +447,8 @@ std::string write_report(const std::string& home, const Question& q, const std::
         m = ys.empty() ? NAN : m / double(ys.size());
         for (double y : ys) sd += (y - m) * (y - m);
         sd = ys.size() > 1 ? std::sqrt(sd / double(ys.size() - 1)) : NAN;
-        md << "| " << num(xv) << " | " << num(m) << " | " << num(sd) << " | " << ys.size() << " | "
-           << diverged_at[xv] << " |\n";
+        md << "| " << num(xv) << " | " << num(m) << " | " << num(sd) << " | " << finished_at[xv]
+           << " | " << diverged_at[xv] << " |\n";
       }
       md << "\n";
     }

@@ -102,8 +102,18 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
             std::string::npos)
       << md;
   // The per-x table counts the diverged trial as diverged, and leaves the failed one out.
+  EXPECT_NE(md.find("| 2048 | 0.6957 | "), std::string::npos) << md;
   EXPECT_NE(md.find(" | 2 | 1 |\n"), std::string::npos) << md;
   EXPECT_EQ(md.find(" | 2 | 2 |\n"), std::string::npos) << md;
+  {  // A claim that enters diverged runs at a value: its table's means do too, as its test.
+    ClaimOutcome entered = o;
+    entered.claim["test"]["diverged_as"] = 0.0;
+    entered.verdict = claims::evaluate(entered.claim, entered.trials);
+    const std::string with = slurp(write_report(home.path(), q, "quick", {entered}, store, ""));
+    EXPECT_NE(with.find("| 2048 | 0.4638 | "), std::string::npos)
+        << with;  // (0.6952 + 0.6962 + 0) / 3
+    EXPECT_NE(with.find("at the claim's `diverged_as` value (0)"), std::string::npos) << with;
+  }
   EXPECT_NE(md.find("What it does not show"), std::string::npos);
   EXPECT_NE(md.find(R"("lr": 0.1)"), std::string::npos) << md;
   EXPECT_EQ(md.find(R"("implicit")"), std::string::npos) << md;
