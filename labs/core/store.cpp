@@ -496,11 +496,21 @@ long long Store::merge_from(const std::string& other_path) {
           .bind(2, (long long)sqlite3_last_insert_rowid(db_))
           .step();
     }
+    // A trial this store has keeps its own curve: the other store's rows of it (another run of
+    // the same trial, which may have stopped elsewhere) would be mixed into it. A trial it takes
+    // comes with the other's curve alone (rows a killed run left here are dropped).
+    exec(
+        "CREATE TEMP TABLE taken AS SELECT hash FROM other.trials WHERE hash NOT IN "
+        "(SELECT hash FROM main.trials)");
+    exec("DELETE FROM main.metrics WHERE trial_hash IN (SELECT hash FROM taken)");
     exec(
         "INSERT OR IGNORE INTO main.trials SELECT t.hash, m.new_id, t.question, t.config_file, "
         "t.status, t.diverged_step, t.seed, t.config, t.axes, t.summary, t.measures, t.wall_s, "
         "t.finished_at FROM other.trials t LEFT JOIN run_map m ON m.old_id = t.run_id");
-    exec("INSERT OR IGNORE INTO main.metrics SELECT * FROM other.metrics");
+    exec(
+        "INSERT OR IGNORE INTO main.metrics SELECT * FROM other.metrics WHERE trial_hash IN "
+        "(SELECT hash FROM taken)");
+    exec("DROP TABLE taken");
     exec(
         "INSERT INTO main.bench_records(name, questions, time_s, items_per_s, bytes_per_s, "
         "counters, "

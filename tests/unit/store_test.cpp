@@ -327,6 +327,30 @@ TEST(Store, TheLatestVerdictIsTheNewestEvenAfterMergingAnOlderStore) {
   EXPECT_EQ(latest[0].verdict, "supported");
 }
 
+TEST(Store, AMergedTrialThisStoreHasKeepsItsOwnCurve) {
+  // Two runs of one trial that stopped at different steps: merged, the rows past this store's
+  // end came from the other run and were drawn as one curve.
+  testing::TempDir dir;
+  {
+    Store other(dir.file("other.db"));
+    other.put_trial(make_trial("h", 0));
+    for (long long step : {10, 20, 30}) other.put_metrics("h", 0, step, {{"test_loss", 2.0}});
+    other.put_trial(make_trial("k", 1));
+    other.put_metrics("k", 0, 10, {{"test_loss", 3.0}});
+  }
+  Store store(dir.file("r.db"));
+  store.put_trial(make_trial("h", 0));
+  for (long long step : {10, 20}) store.put_metrics("h", 0, step, {{"test_loss", 1.0}});
+  store.put_metrics("k", 0, 99, {{"test_loss", 9.0}});  // a killed run's rows, no trial
+  EXPECT_EQ(store.merge_from(dir.file("other.db")), 1);
+  const auto h = store.metrics("h");
+  ASSERT_EQ(h.size(), 2u);
+  for (const auto& m : h) EXPECT_EQ(m.value, 1.0);
+  const auto k = store.metrics("k");  // the trial taken comes with its own curve alone
+  ASSERT_EQ(k.size(), 1u);
+  EXPECT_EQ(k[0].value, 3.0);
+}
+
 TEST(Store, BenchRecordsAreFoundByQuestion) {
   testing::TempDir dir;
   Store store(dir.file("r.db"));
