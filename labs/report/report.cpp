@@ -447,6 +447,11 @@ std::string write_report(const std::string& home, const Question& q, const std::
         m = ys.empty() ? NAN : m / double(ys.size());
         for (double y : ys) sd += (y - m) * (y - m);
         sd = ys.size() > 1 ? std::sqrt(sd / double(ys.size() - 1)) : NAN;
+        // Values all alike: 0, not the rounding of their mean (three runs entered at 0.1 read
+        // 1.7e-17).
+        if (ys.size() > 1 &&
+            *std::min_element(ys.begin(), ys.end()) == *std::max_element(ys.begin(), ys.end()))
+          sd = 0;
         md << "| " << num(xv) << " | " << num(m) << " | " << num(sd) << " | " << finished_at[xv]
            << " | " << diverged_at[xv] << " |\n";
       }

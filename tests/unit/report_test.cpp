@@ -113,6 +113,11 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
     EXPECT_NE(with.find("| 2048 | 0.4638 | "), std::string::npos)
         << with;  // (0.6952 + 0.6962 + 0) / 3
     EXPECT_NE(with.find("at the claim's `diverged_as` value (0)"), std::string::npos) << with;
+    entered.claim["test"]["diverged_as"] = 0.1;  // three alike: a spread of 0, not 1.7e-17
+    for (auto& t : entered.trials)
+      if (t.config["train"]["batch_size"] == 2048 && t.status == "finished") t.status = "diverged";
+    const std::string alike = slurp(write_report(home.path(), q, "quick", {entered}, store, ""));
+    EXPECT_NE(alike.find("| 2048 | 0.1 | 0 | 0 | 3 |"), std::string::npos) << alike;
   }
   EXPECT_NE(md.find("What it does not show"), std::string::npos);
   EXPECT_NE(md.find(R"("lr": 0.1)"), std::string::npos) << md;
