@@ -132,15 +132,8 @@ void check_claim(const json& c, const std::string& where) {
   auto known_keys = [&](const json& obj, const std::string& at,
                         const std::vector<std::string>& keys) {
     for (const auto& [key, value] : obj.items())
-      if (std::find(keys.begin(), keys.end(), key) == keys.end()) {
-        const std::string guess = did_you_mean(key, keys);
-        std::string allowed;
-        for (const auto& k : keys) allowed += (allowed.empty() ? "" : ", ") + k;
-        throw ConfigError(where, at + "/" + key, "",
-                          "unknown key" +
-                              (guess.empty() ? "" : " (did you mean \"" + guess + "\"?)") +
-                              "; allowed: " + allowed);
-      }
+      if (std::find(keys.begin(), keys.end(), key) == keys.end())
+        throw ConfigError(where, at + "/" + key, "", unknown_key_message(key, keys));
   };
   known_keys(c, "", {"id", "statement", "config", "test"});
   known_keys(t, "/test", {"kind",  "metric",      "direction",  "x",        "a",         "b",

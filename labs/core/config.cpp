@@ -59,15 +59,6 @@ std::vector<std::string> keys_of(const Section& s) {
   return out;
 }
 
-std::string unknown_key_message(const std::string& key, const std::vector<std::string>& known) {
-  std::string msg = "unknown key";
-  std::string guess = did_you_mean(key, known);
-  if (!guess.empty()) msg += " (did you mean \"" + guess + "\"?)";
-  msg += "; allowed: ";
-  for (size_t i = 0; i < known.size(); ++i) msg += (i ? ", " : "") + known[i];
-  return msg;
-}
-
 // Within the field's bounds, and a float's range (1e38): the values go into float32 tensors.
 bool in_bounds(const Field& f, double v) {
   return std::isfinite(v) && std::abs(v) <= 1e38 && (!f.min || v >= *f.min) &&

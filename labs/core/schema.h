@@ -54,6 +54,9 @@ std::string describe_allowed(const Field& field);
 // The closest of `candidates` to `word` within a small edit distance, or "".
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates);
 
+// "unknown key (did you mean "lr"?); allowed: name, lr, ...": the message for a key not in `known`.
+std::string unknown_key_message(const std::string& key, const std::vector<std::string>& known);
+
 // A Markdown table of every key (docs/CONFIG.md is this output).
 std::string schema_markdown();
 

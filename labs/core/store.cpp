@@ -165,7 +165,7 @@ Store::Store(const std::string& path) : path_(path) {
       foreign += (foreign.empty() ? "" : ", ") + q.text(0);
     }
     if (ours) foreign.clear();
-  } catch (const UserError& e) {
+  } catch (const UserError&) {
     foreign.clear();  // not a database at all: said below
   }
   if (!foreign.empty()) {

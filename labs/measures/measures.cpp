@@ -304,7 +304,6 @@ EigenEstimate top_hessian_eigenvalue(Net& model, const torch::Tensor& x, const t
     est.iterations += first.iterations;
     est.converged = est.converged && first.converged;
     est.shift = first.value;
-    if (est.iterations == first.iterations) est.residual = first.residual;  // no budget was left
   }
   model->train(was_training);
   return est;

@@ -416,7 +416,7 @@ std::vector<json> stacked_measures(StackedNet& net, const std::vector<const Data
         est[p].iterations += second[p].iterations;
         est[p].converged = est[p].converged && second[p].converged;
         est[p].shift = shift[p];
-        if (second[p].iterations > 0) est[p].residual = second[p].residual;
+        est[p].residual = second[p].residual;
       }
     }
     for (int64_t p = 0; p < P; ++p) {

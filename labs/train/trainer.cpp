@@ -83,6 +83,12 @@ struct LoopState {
   }
 };
 
+// Dropout's generator on a CPU: the trial's own, not torch's global one, which the trials a sweep
+// runs at once (--jobs) would share.
+at::Generator dropout_generator(const json& cfg) {
+  return at::detail::createCPUGenerator(cfg.value("seed", 0) * 1000003ULL + 37);
+}
+
 // torch's default generator on `device`: init draws from it, and dropout on a GPU.
 at::Generator device_generator(const torch::Device& device) {
   return at::globalContext().defaultGenerator(device.is_cuda() ? device
@@ -517,10 +523,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   opt.seed_noise(cfg.value("seed", 0));
   if (!hooks.masks.empty()) opt.set_masks(hooks.masks);
   at::Generator order_gen = at::detail::createCPUGenerator(cfg.value("seed", 0) * 1000003ULL + 17);
-  // Dropout's masks on a CPU: from the trial's own generator, not torch's global one, which the
-  // trials a sweep runs at once (--jobs) would share.
-  at::Generator dropout_gen =
-      at::detail::createCPUGenerator(cfg.value("seed", 0) * 1000003ULL + 37);
+  at::Generator dropout_gen = dropout_generator(cfg);
   if (!device.is_cuda()) use_dropout_generator(*model, dropout_gen);
   const torch::Tensor order =
       fixed_order(t.value("order", "reshuffle"), data.y_train, cfg.value("seed", 0), device);
@@ -857,9 +860,7 @@ TrainOutcome run_lr_range(const json& cfg, const Dataset& data, Net& model,
                stop_factor = r["stop_factor"];
   Optimizer opt(cfg["optim"], *model);
   at::Generator order_gen = at::detail::createCPUGenerator(cfg.value("seed", 0) * 1000003ULL + 17);
-  if (!device.is_cuda())  // as training's: dropout's masks from the trial's own generator
-    use_dropout_generator(*model,
-                          at::detail::createCPUGenerator(cfg.value("seed", 0) * 1000003ULL + 37));
+  if (!device.is_cuda()) use_dropout_generator(*model, dropout_generator(cfg));
   const Loss loss = Loss::of(cfg, data);
   model->train();
 

@@ -301,12 +301,17 @@ TEST(Verdict, AnInteractionWhoseEndFailedInBothArmsIsNotMeasuredThere) {
   EXPECT_EQ(evaluate_claim(make("interaction", +1, 0.0), cells).verdict, "supported");
 }
 
-TEST(Verdict, WithinSaysWhereTheBestXLiesAgainstARange) {
-  // Accuracy peaks at x = 0.1 clearly.
+// Three seeds at each (x, mean y), 0.001 apart.
+std::vector<Observation> three_seeds_at(std::initializer_list<std::pair<double, double>> means) {
   std::vector<Observation> sweep;
   for (int s = 0; s < 3; ++s)
-    for (auto [x, y] : {std::pair{0.01, 0.6}, {0.1, 0.9}, {1.0, 0.5}})
-      sweep.push_back({x, y + 0.001 * s, ""});
+    for (auto [x, y] : means) sweep.push_back({x, y + 0.001 * s, ""});
+  return sweep;
+}
+
+TEST(Verdict, WithinSaysWhereTheBestXLiesAgainstARange) {
+  // Accuracy peaks at x = 0.1 clearly.
+  const auto sweep = three_seeds_at({{0.01, 0.6}, {0.1, 0.9}, {1.0, 0.5}});
   ClaimTest t = make("within", +1, 0.0);
   t.lo = 0.02, t.hi = 0.5;
   Verdict inside = evaluate_claim(t, sweep);
@@ -324,10 +329,7 @@ TEST(Verdict, WithinSaysWhereTheBestXLiesAgainstARange) {
 TEST(Verdict, WithinMeasuresOnXsOwnScaleWhereAnXIsZeroAndNeedsTwoX) {
   // Weight decay 0 is best: on a log scale its distance is -inf, and resamples that chose it
   // were dropped; on x's own scale it lies 0.001 below [0.001, 0.1].
-  std::vector<Observation> sweep;
-  for (int s = 0; s < 3; ++s)
-    for (auto [x, y] : {std::pair{0.0, 0.9}, {0.01, 0.6}, {0.1, 0.5}})
-      sweep.push_back({x, y + 0.001 * s, ""});
+  const auto sweep = three_seeds_at({{0.0, 0.9}, {0.01, 0.6}, {0.1, 0.5}});
   ClaimTest t = make("within", +1, 0.0);
   t.lo = 0.001, t.hi = 0.1;
   Verdict v = evaluate_claim(t, sweep);
