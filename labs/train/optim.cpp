@@ -257,17 +257,26 @@ void Optimizer::fused_step() {
   torch::NoGradGuard guard;
   if (t_device_.defined()) t_device_.add_(1);
   for (size_t gi = 0; gi < group_params_.size(); ++gi) {
-    std::vector<torch::Tensor> grads;
-    for (auto& p : group_params_[gi])
-      grads.push_back(p.grad().defined() ? p.grad() : torch::zeros_like(p));
+    // A parameter without a gradient this step (one the loss did not use) is left as it is, no
+    // decay and no momentum, as torch::optim leaves it. (Adam's bias corrections still count
+    // the optimizer's steps, where torch counts the parameter's own.)
+    std::vector<torch::Tensor> params, grads, state1, state2, masks;
+    for (size_t k = 0; k < group_params_[gi].size(); ++k) {
+      const torch::Tensor& p = group_params_[gi][k];
+      if (!p.grad().defined()) continue;
+      params.push_back(p);
+      grads.push_back(p.grad());
+      state1.push_back(group_state1_[gi][k]);
+      if (!group_state2_[gi].empty()) state2.push_back(group_state2_[gi][k]);
+      if (!group_masks_.empty()) masks.push_back(group_masks_[gi][k]);
+    }
+    if (params.empty()) continue;
     const double lr = lr_ * multipliers_[gi];
-    const std::vector<torch::Tensor> masks =
-        group_masks_.empty() ? std::vector<torch::Tensor>{} : group_masks_[gi];
     if (name_ == "sgd") {
       kernels::SgdConfig c{lr, cfg_["momentum"].get<double>(), cfg_["weight_decay"].get<double>(),
                            cfg_["nesterov"].get<bool>()};
       if (t_device_.defined()) group_scalars_[gi].copy_(lr_device_ * multipliers_[gi]);
-      kernels::fused_sgd_(group_params_[gi], grads, group_state1_[gi], masks, c, steps_ == 1,
+      kernels::fused_sgd_(params, grads, state1, masks, c, steps_ == 1,
                           t_device_.defined() ? group_scalars_[gi] : torch::Tensor());
     } else {
       kernels::AdamConfig c{lr,
@@ -278,8 +287,7 @@ void Optimizer::fused_step() {
                             name_ == "adamw"};
       if (t_device_.defined())
         kernels::adam_step_scalars(lr_device_ * multipliers_[gi], t_device_, c, group_scalars_[gi]);
-      kernels::fused_adam_(group_params_[gi], grads, group_state1_[gi], group_state2_[gi], masks,
-                           c, steps_, t_device_.defined() ? group_scalars_[gi] : torch::Tensor());
+      kernels::fused_adam_(params, grads, state1, state2, masks, c, steps_, t_device_.defined() ? group_scalars_[gi] : torch::Tensor());
     }
   }
 }

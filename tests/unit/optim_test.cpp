@@ -2,6 +2,7 @@
 // (loss = sum(g * w)), for both implementations (torch::optim and the fused kernels).
 #include "train/optim.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -93,6 +94,24 @@ TEST_P(Optim, AdamL2VersusAdamWDecoupled) {
   // AdamW: w <- w (1 - lr wd) - lr mhat / (sqrt(vhat) + eps)
   expect_near(steps_of(optim_cfg(R"({"name":"adamw","weight_decay":0.1})"), 1, b),
               w0 * (1 - 0.1 * 0.1) - 0.1 * g / (g.abs() + 1e-8));
+}
+
+TEST_P(Optim, AParameterWithoutAGradientIsLeftAlone) {
+  // b is not in the loss: torch::optim skips it, so neither decay nor momentum may move it.
+  for (const char* name : {"sgd", "adamw"}) {
+    Toy toy;
+    Optimizer opt(optim_cfg(fmt::format(R"({{"name":"{}","weight_decay":0.5,"momentum":0.9}})",
+                                        name)),
+                  toy);
+    for (int i = 0; i < 2; ++i) {
+      opt.zero_grad();
+      (toy.w * g).sum().backward();
+      opt.step();
+    }
+    EXPECT_FALSE(toy.b.grad().defined()) << name;
+    EXPECT_FLOAT_EQ(toy.b.item<float>(), 0.5f) << impl << " " << name;
+    EXPECT_FALSE(torch::equal(toy.w, torch::tensor({{1.0f, -2.0f}}))) << impl << " " << name;
+  }
 }
 
 TEST(OptimTorch, RmsProp) {
