@@ -63,6 +63,12 @@ int64_t prune_by_magnitude_(const std::vector<at::Tensor>& weights,
   if (!(fraction >= 0.0 && fraction <= 1.0))
     throw std::invalid_argument("prune_by_magnitude_: fraction outside [0, 1]");
   c10::AutoGradMode no_grad(false);  // masks and weights change in place, outside autograd
+  // A NaN magnitude orders above every number, and a threshold of NaN would prune everything
+  // (no |w| > NaN): such weights have no magnitude ranking to prune by.
+  for (size_t i = 0; i < weights.size(); ++i)
+    if (!weights[i].isfinite().all().item<bool>())
+      throw std::invalid_argument("prune_by_magnitude_: weights[" + std::to_string(i) +
+                                  "] holds NaN or Inf; there is no magnitude order to prune by");
   auto prune = [&](const std::vector<at::Tensor>& w, const std::vector<at::Tensor>& m) {
     int64_t remaining = 0;
     for (const auto& t : m) remaining += t.count_nonzero().item<int64_t>();

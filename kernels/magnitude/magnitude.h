@@ -11,7 +11,7 @@
 //   prune_by_magnitude_(weights, masks, fraction, global): removes round(fraction * remaining) of
 //   the remaining weights with the smallest magnitudes, globally over the list or per tensor:
 //   masks[k] *= (|w_k| > threshold), weights[k] *= masks[k]. Ties at the threshold are all pruned.
-//   Returns the number of weights remaining.
+//   Returns the number of weights remaining. Throws std::invalid_argument for NaN or Inf weights.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -6,8 +6,11 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
 #include <mutex>
 #include <set>
+#include <stdexcept>
+#include <string>
 
 #include "axpby/axpby.h"
 #include "common/cpu_spans.h"
@@ -402,6 +405,22 @@ TEST_P(Selection, GlobalAndLayerwisePruningRemoveTheRequestedFraction) {
     // last).
     auto survivors = w[k].masked_select(masks[k] != 0).abs();
     EXPECT_GT(survivors.min().item<float>(), 0.0f);
+  }
+}
+
+TEST_P(Selection, PruningRefusesNonFiniteWeightsAndChangesNothing) {
+  std::vector<int64_t> sizes = {100, 50};
+  Lists w = randn(sizes, device_), masks;
+  for (auto n : sizes) masks.push_back(torch::ones({n}, torch::TensorOptions().device(device_)));
+  w[1][3] = std::numeric_limits<float>::quiet_NaN();
+  for (bool global : {true, false}) {
+    try {
+      prune_by_magnitude_(w, masks, 0.5, global);
+      ADD_FAILURE() << "NaN weights were pruned by (global " << global << ")";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("NaN or Inf"), std::string::npos) << e.what();
+    }
+    for (const auto& m : masks) EXPECT_EQ(m.sum().item<float>(), float(m.numel()));
   }
 }
 
