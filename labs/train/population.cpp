@@ -1299,6 +1299,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       }
       if (hooks[0].on_progress && step % 16 == 0) hooks[0].on_progress(step, total);
       if (mark_steps.count(step)) {  // one evaluation for the members with a landmark here
+        sync(device);                // (eval_s, not training time)
+        compute_s += seconds_since(t_start);
         auto te = Clock::now();
         const auto test = evaluate_all(&Dataset::x_test, &Dataset::y_test);
         for (int64_t p = 0; p < P; ++p)
@@ -1307,6 +1309,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
               ms[p].marks[name] = {{"step", at}, {"test_loss", test[p][0].item<double>()},
                                    {"test_acc", test[p][1].item<double>()}};
         eval_s += seconds_since(te);
+        t_start = Clock::now();
       }
       if (eval_every > 0 && step % eval_every == 0 && b + 1 < spe) {
         sync(device);

@@ -630,6 +630,11 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   };
 
   const auto marks = schedule_marks(sched, total, spe);
+  auto mark_due = [&]() {
+    for (const auto& [at, name] : marks)
+      if (st.step == at && !st.marks.contains(name)) return true;
+    return false;
+  };
   auto take_marks = [&]() {
     for (const auto& [at, name] : marks)
       if (st.step == at && !st.marks.contains(name)) {
@@ -716,7 +721,12 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
         }
         checked = b + 1;
       }
-      if (!marks.empty()) take_marks();
+      if (!marks.empty() && mark_due()) {  // its evaluation is eval_s, not training time
+        sync(device);
+        st.compute_s += seconds_since(t0);
+        take_marks();
+        t0 = Clock::now();
+      }
       if (hooks.on_step) hooks.on_step(st.step);
       if (hooks.on_progress && (st.step % 16 == 0)) hooks.on_progress(st.step, total);
       if (eval_every > 0 && st.step % eval_every == 0 && b + 1 < spe) {
