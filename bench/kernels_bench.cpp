@@ -9,7 +9,10 @@
 //               the per-example gradients
 // Sizes: LeNet-300-100's six tensors (266,610 parameters) and ten 1M tensors (10M parameters).
 // Counters: bytes/s of the traffic each op must move (Adam: read w, g, m, v[, mask]; write w, m,
-// v), items/s = parameters/s. On a GPU, time is measured with CUDA events (manual time).
+// v), items/s = parameters/s (per_example: examples/s). On a GPU, time is measured with CUDA
+// events around a block of kCudaBlock calls back to back, divided by it (manual time): the calls'
+// launches overlap the kernels, as in a training loop and as bench/peers/timing.py times the
+// PyTorch side. A build without empiric's CUDA kernels skips every CUDA case.
 // Each benchmark's label names the question numbers it serves (fused step: 71, 97; axpby: 98;
 // threshold: 97; per-example norms: 99, 100).
 #include <benchmark/benchmark.h>
@@ -55,10 +58,18 @@ Lists make(const std::vector<int64_t>& sizes, torch::Device d, double scale) {
   return out;
 }
 
-// Times `body` per iteration: wall clock on the CPU, CUDA events on a GPU.
+constexpr int kCudaBlock = 50;  // calls per timed block on a GPU (bench/peers/timing.py: 50)
+
+// Times `body` per iteration: wall clock on the CPU, CUDA events on a GPU (seconds per call,
+// over a block of kCudaBlock calls). A body that throws skips the benchmark with its message.
 template <class Body>
 void run_timed(benchmark::State& state, torch::Device d, Body body) {
-  body();  // warm-up (allocations, first launch)
+  try {
+    body();  // warm-up (allocations, first launch)
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
 #ifdef EMPIRIC_WITH_CUDA
   if (d.is_cuda()) {
     cudaEvent_t start, stop;
@@ -66,12 +77,12 @@ void run_timed(benchmark::State& state, torch::Device d, Body body) {
     cudaEventCreate(&stop);
     for (auto _ : state) {
       cudaEventRecord(start, c10::cuda::getCurrentCUDAStream().stream());
-      body();
+      for (int i = 0; i < kCudaBlock; ++i) body();
       cudaEventRecord(stop, c10::cuda::getCurrentCUDAStream().stream());
       cudaEventSynchronize(stop);
       float ms = 0;
       cudaEventElapsedTime(&ms, start, stop);
-      state.SetIterationTime(ms / 1e3);
+      state.SetIterationTime(ms / 1e3 / kCudaBlock);
     }
     cudaEventDestroy(start);
     cudaEventDestroy(stop);
@@ -86,15 +97,22 @@ void run_timed(benchmark::State& state, torch::Device d, Body body) {
   }
 }
 
+// items: parameters per call (counter "params"), or what `unit` names (per_example: "examples").
 void counters(benchmark::State& state, int64_t params, int64_t bytes_per_param,
-              const char* questions) {
+              const char* questions, const char* unit = "params") {
   state.SetItemsProcessed(state.iterations() * params);
   state.SetBytesProcessed(state.iterations() * params * bytes_per_param);
-  state.counters["params"] = double(params);
+  state.counters[unit] = double(params);
   state.SetLabel(questions);
 }
 
 bool skip_without_gpu(benchmark::State& state, int d) {
+#ifndef EMPIRIC_WITH_CUDA
+  if (d) {  // (torch's own CUDA ops would run, but untimed by events: launches, not kernels)
+    state.SkipWithError("built without empiric's CUDA kernels (EMPIRIC_CUDA=OFF)");
+    return true;
+  }
+#endif
   if (d && !torch::cuda::is_available()) {
     state.SkipWithError("no CUDA GPU");
     return true;
@@ -237,8 +255,8 @@ void BM_PerExampleNorms(benchmark::State& state) {
     run_timed(state, dev, [&] { out = reference_per_example_sq_norms(x, delta, true); });
   else
     run_timed(state, dev, [&] { out = per_example_sq_norms(x, delta, true); });
-  counters(state, 256, (784 + 300) * 4,
-           "Q99 Q100");  // items: examples; bytes: one read of x and delta
+  counters(state, 256, (784 + 300) * 4, "Q99 Q100",
+           "examples");  // items: examples; bytes: one read of x and delta
 }
 
 void adam_args(benchmark::internal::Benchmark* b) {

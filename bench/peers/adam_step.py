@@ -20,7 +20,7 @@ def bench(device, shape, masked, iters, reps):
     for p in params:
         p.grad = torch.randn_like(p) * 1e-3
     masks = [torch.bernoulli(torch.full((n,), 0.8, device=device)) for n in sizes]
-    fused = device == "cuda"
+    fused = torch.device(device).type == "cuda"
     opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0, fused=fused, foreach=not fused)
 
     def step():

@@ -48,8 +48,8 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--tf32", action="store_true", help="TF32 matmuls (torch.backends.cuda.matmul.allow_tf32)")
     a = ap.parse_args()
-    P = a.members or (64 if a.device == "cuda" else 8)
-    iters = a.iters or (200 if a.device == "cuda" else 10)
+    P = a.members or (64 if torch.device(a.device).type == "cuda" else 8)
+    iters = a.iters or (200 if torch.device(a.device).type == "cuda" else 10)
     torch.backends.cuda.matmul.allow_tf32 = a.tf32
     print(f"population matmuls: {P} members, batch {a.batch}, {a.device}"
           f"{' (TF32)' if a.tf32 else ''}, median of {a.reps} x {iters} calls\n")

@@ -12,7 +12,7 @@ def median_seconds(fn, device, iters, reps, warmup=3):
         fn()
     times = []
     for _ in range(reps):
-        if device == "cuda":
+        if torch.device(device).type == "cuda":
             start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             for _ in range(iters):

@@ -456,7 +456,8 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
     r.items_per_s = b.value("items_per_second", 0.0);
     r.bytes_per_s = b.value("bytes_per_second", 0.0);
     r.counters = {{"iterations", b.value("iterations", 0)}, {"repetitions", repetitions}};
-    if (b.contains("params")) r.counters["params"] = b["params"];
+    for (const char* unit : {"params", "examples"})
+      if (b.contains(unit)) r.counters[unit] = b[unit];
     r.env_id = env_id;
     store.put_bench(r);
     ++stored;
