@@ -579,6 +579,39 @@ class StepWindow {
   std::vector<ProfiledEvent> events_;
 };
 
+// The PyTorch peer (bench/peers/lenet_fmnist.py) trains one recipe, told only the LR, batch size,
+// epochs, members, validation split and data directory: the first key where a config's resolved
+// value differs from it, as "key = value (the peer's: value)", or "" where the peer does the same
+// work.
+std::string peer_recipe_mismatch(const json& c) {
+  static const std::vector<std::pair<const char*, json>> recipe = {
+      {"/data/name", "fashion_mnist"}, {"/model/name", "lenet_300_100"},
+      {"/data/train_subset", 0},       {"/data/test_subset", 0},
+      {"/data/label_noise", 0},        {"/data/random_labels", 0},
+      {"/data/imbalance", 1},          {"/data/feature_scale", 0},
+      {"/data/standardize", true},     {"/model/activation", "relu"},
+      {"/model/batch_norm", false},    {"/model/bias", true},
+      {"/model/dropout", 0},           {"/model/init", "default"},
+      {"/model/init_scale", 1},        {"/optim/name", "sgd"},
+      {"/optim/momentum", 0.9},        {"/optim/nesterov", false},
+      {"/optim/weight_decay", 0},      {"/optim/l1", 0},
+      {"/optim/clip_norm", 0},         {"/optim/grad_noise", 0},
+      {"/optim/sam_rho", 0},           {"/optim/lr_mult", json::object()},
+      {"/schedule/name", "cosine"},    {"/schedule/warmup_epochs", 0},
+      {"/schedule/min_lr_frac", 0},    {"/schedule/scale_rule", "none"},
+      {"/train/loss", "auto"},         {"/train/class_weights", "none"},
+      {"/train/order", "reshuffle"}};
+  for (const auto& [key, value] : recipe) {
+    const json::json_pointer at(key);
+    if (c.contains(at) && c.at(at) != value) {
+      std::string name = std::string(key + 1);
+      std::replace(name.begin(), name.end(), '/', '.');
+      return name + " = " + c.at(at).dump() + " (the peer's: " + value.dump() + ")";
+    }
+  }
+  return "";
+}
+
 }  // namespace
 
 int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
@@ -677,31 +710,60 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
     // The project's venv, or EMPIRIC_PYTHON (a GPU image's python3 with torch).
     const char* env_python = std::getenv("EMPIRIC_PYTHON");
     const std::string python = env_python ? env_python : ctx.home + "/.venv/bin/python",
-                      peer = ctx.home + "/bench/peers/lenet_fmnist.py";
-    if ((!env_python && !std::filesystem::exists(python)) || !std::filesystem::exists(peer) ||
-        resolved.config["data"]["name"] != "fashion_mnist" || resolved.config["model"]["name"] != "lenet_300_100") {
-      fmt::print(stderr, "peers skipped: they need .venv/bin/python (or EMPIRIC_PYTHON) and the "
-                         "LeNet-300-100 Fashion-MNIST config\n");
+                      peer = ctx.home + "/bench/peers/lenet_fmnist.py",
+                      data_path = cfgs[0]["data"]["path"].get<std::string>();
+    if (const std::string differs = peer_recipe_mismatch(cfgs[0]); !differs.empty()) {
+      fmt::print(stderr,
+                 "peers skipped: {} trains other work than the PyTorch peer's fixed "
+                 "recipe (bench/peers/lenet_fmnist.py): {}\n",
+                 path, differs);
+    } else if (data_path.find('\'') != std::string::npos) {
+      fmt::print(stderr, "peers skipped: data.path {} holds a quote\n", data_path);
+    } else if ((!env_python && !std::filesystem::exists(python)) ||
+               !std::filesystem::exists(peer)) {
+      fmt::print(stderr, "peers skipped: they need .venv/bin/python (or EMPIRIC_PYTHON) and {}\n",
+                 peer);
     } else {
-      const std::string cmd = "'" + python + "' '" + peer + "' --epochs " + std::to_string(o.epochs) +
-                              " --batch " + std::to_string(o.batch) + " --members " +
-                              std::to_string(o.members) + " --device " + device.str() +
-                              " --lr " + resolved.config["optim"]["lr"].dump() +
-                              (o.tf32 ? " --tf32" : "") +
-                              // The sequential peer is members x the tensor peer's epoch: run
-                              // it only where that takes little time.
-                              (o.members <= 16 ? " --modes tensor,ensemble,sequential"
-                                               : " --modes tensor,ensemble") +
-                              " 2>/dev/null";
+      const std::string cmd =
+          "'" + python + "' '" + peer + "' --epochs " + std::to_string(o.epochs) + " --batch " +
+          std::to_string(o.batch) + " --members " + std::to_string(o.members) + " --device " +
+          device.str() + " --lr " + resolved.config["optim"]["lr"].dump() + " --validation " +
+          cfgs[0]["data"]["validation"].dump() +
+          (data_path.empty() ? "" : " --data '" + data_path + "'") + (o.tf32 ? " --tf32" : "") +
+          // The sequential peer is members x the tensor peer's epoch: run
+          // it only where that takes little time.
+          (o.members <= 16 ? " --modes tensor,ensemble,sequential" : " --modes tensor,ensemble") +
+          " 2>&1";
       fmt::print(stderr, "running the PyTorch peers: {}\n", cmd);
       int status = 0;
       std::istringstream lines(command_output(cmd, status));
+      // One JSON line per peer; anything else is the peer's stderr, shown if it failed. A line
+      // without the numbers is skipped with a word: it must not cost empiric's own records.
+      std::vector<std::string> other;
+      int peer_rows = 0;
       for (std::string line; std::getline(lines, line);) {
         json r = json::parse(line, nullptr, false);
-        if (r.is_discarded() || !r.contains("peer")) continue;
-        const int models = r.value("members", 1);
+        if (r.is_discarded() || !r.is_object()) {
+          other.push_back(line);
+          continue;
+        }
+        const auto num = [&](const char* k) { return r.contains(k) && r[k].is_number(); };
+        if (!r.contains("peer") || !r["peer"].is_string() || !num("epoch_s") || !num("test_acc")) {
+          fmt::print(stderr, "peer line skipped (no peer, epoch_s and test_acc): {}\n", line);
+          continue;
+        }
+        const int models = num("members") ? r["members"].get<int>() : 1;
         rows.push_back({"peer/" + r["peer"].get<std::string>(),
                         r["epoch_s"].get<double>() * double(o.epochs), r["test_acc"].get<double>(), models});
+        ++peer_rows;
+      }
+      if (status != 0) {
+        fmt::print(stderr,
+                   "the PyTorch peers exited with status {}; {} peer row(s) kept. Their "
+                   "last output:\n",
+                   status, peer_rows);
+        for (size_t i = other.size() > 10 ? other.size() - 10 : 0; i < other.size(); ++i)
+          fmt::print(stderr, "  {}\n", other[i]);
       }
     }
   }

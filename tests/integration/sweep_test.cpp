@@ -232,27 +232,39 @@ TEST(Bench, TheTrainingSuiteStoresSingleSequentialAndPopulationsRecords) {
   EXPECT_NE(swept.err.find("without a sweep"), std::string::npos) << swept.err;
 }
 
+// A stand-in interpreter for the PyTorch peers (EMPIRIC_PYTHON): a shell script with `body`.
+std::string peer_stand_in(const testing::TempDir& dir, const std::string& body) {
+  const std::string python = dir.write("python.sh", "#!/bin/sh\n" + body);
+  std::filesystem::permissions(python, std::filesystem::perms::owner_exec,
+                               std::filesystem::perm_options::add);
+  return python;
+}
+
+// The peer's recipe on the tiny data in dir: SGD with momentum 0.9 and a cosine schedule (its
+// validation split and data directory are passed on).
+json peer_recipe(const testing::TempDir& dir) {
+  return {{"data", {{"name", "fashion_mnist"}, {"path", dir.path()}, {"validation", 16}}},
+          {"model", {{"name", "lenet_300_100"}}},
+          {"optim", {{"name", "sgd"}, {"lr", 0.05}, {"momentum", 0.9}}},
+          {"schedule", {{"name", "cosine"}}},
+          {"train", {{"epochs", 1}, {"batch_size", 32}}}};
+}
+
 TEST(Bench, TheTrainingSuiteSetsEachRunBesideEachPeer) {
   testing::TempDir dir;
   testing::write_tiny_mnist(dir, 128, 64);
-  // The peers' lines as bench/peers/lenet_fmnist.py prints them, from a stand-in interpreter.
-  const std::string python = dir.write(
-      "python.sh",
-      "#!/bin/sh\n"
+  // The peers' lines as bench/peers/lenet_fmnist.py prints them.
+  const std::string python = peer_stand_in(
+      dir,
       "echo '{\"peer\": \"pytorch-python-tensor\", \"epoch_s\": 0.5, \"test_acc\": 0.5}'\n"
       "echo '{\"peer\": \"pytorch-python-ensemble2\", \"members\": 2, \"epoch_s\": 0.25, "
       "\"test_acc\": 0.5}'\n");
-  std::filesystem::permissions(python, std::filesystem::perms::owner_exec,
-                               std::filesystem::perm_options::add);
-  json doc = {{"data", {{"name", "fashion_mnist"}, {"path", dir.path()}}},
-              {"model", {{"name", "lenet_300_100"}}},
-              {"optim", {{"name", "sgd"}, {"lr", 0.05}}},
-              {"train", {{"epochs", 1}, {"batch_size", 32}}}};
-  const std::string cfg = dir.write("lenet.json", doc.dump());
+  const std::string cfg = dir.write("lenet.json", peer_recipe(dir).dump());
   setenv("EMPIRIC_PYTHON", python.c_str(), 1);
   Result r = empiric(dir, "bench --suite training --config " + cfg + " --members 2 --epochs 2");
   unsetenv("EMPIRIC_PYTHON");
   ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("--validation 16 --data '" + dir.path() + "'"), std::string::npos) << r.err;
   EXPECT_NE(r.out.find("empiric against each peer"), std::string::npos) << r.out;
   std::map<std::string, BenchRecord> by_name;
   for (const auto& b : Store(dir.file("r.db")).bench_records(99)) by_name[b.name] = b;
@@ -275,6 +287,44 @@ TEST(Bench, TheTrainingSuiteSetsEachRunBesideEachPeer) {
         << run;
   }
   EXPECT_FALSE(by_name["training/peer/pytorch-python-tensor"].counters.contains("vs_peers"));
+}
+
+TEST(Bench, APeerThatFailsOrTrainsOtherWorkCostsNoRecordOfEmpirics) {
+  testing::TempDir dir;
+  testing::write_tiny_mnist(dir, 128, 64);
+  // A peer that prints one good row, one without its numbers, then fails.
+  const std::string python = peer_stand_in(
+      dir,
+      "echo '{\"peer\": \"pytorch-python-tensor\", \"epoch_s\": 0.5, \"test_acc\": 0.5}'\n"
+      "echo '{\"peer\": \"pytorch-python-ensemble2\", \"members\": 2}'\n"
+      "echo 'CUDA out of memory' >&2\n"
+      "exit 3\n");
+  json doc = peer_recipe(dir);
+  setenv("EMPIRIC_PYTHON", python.c_str(), 1);
+  Result r = empiric(dir, "bench --suite training --config " + dir.write("a.json", doc.dump()) +
+                              " --members 2 --epochs 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("peer line skipped"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("exited with status 3; 1 peer row(s) kept"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("CUDA out of memory"), std::string::npos) << r.err;
+  std::set<std::string> names;
+  for (const auto& b : Store(dir.file("r.db")).bench_records(99)) names.insert(b.name);
+  EXPECT_EQ(names, (std::set<std::string>{"training/empiric/single", "training/empiric/sequential",
+                                          "training/empiric/population",
+                                          "training/empiric/population-own-lrs",
+                                          "training/peer/pytorch-python-tensor"}));
+
+  // Weight decay the peer does not train with: no peer runs, and the key is named.
+  doc["optim"]["weight_decay"] = 5e-4;
+  testing::TempDir store2;
+  Result other = empiric(store2, "bench --suite training --config " +
+                                     dir.write("b.json", doc.dump()) + " --members 2 --epochs 1");
+  unsetenv("EMPIRIC_PYTHON");
+  ASSERT_EQ(other.code, 0) << other.err;
+  EXPECT_NE(other.err.find("optim.weight_decay = 0.0005 (the peer's: 0)"), std::string::npos)
+      << other.err;
+  for (const auto& b : Store(store2.file("r.db")).bench_records(99))
+    EXPECT_EQ(b.name.rfind("training/peer/", 0), std::string::npos) << b.name;
 }
 
 TEST(Bench, TheTrainingSuiteProfilesAWindowOfStepsOfEachRun) {
