@@ -17,7 +17,8 @@
 # ANSWERS (default "99") the questions answered with the full preset, each within ANSWER_LIMIT
 # seconds (e.g. "99 76": Q76's 108 schedule trials train as two populations of 54 on a GPU; 97:
 # the three chains' rounds train as populations of 9);
-# ANSWER_JOBS sets their --jobs (trials at once on the GPU).
+# ANSWER_JOBS sets their --jobs (trials at once on the GPU). Exits 1 when any step failed (each
+# failure is named in summary.md, with its log's tail where it has one).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/empiric-gpu}
@@ -61,8 +62,15 @@ PY
   echo
 } | tee "$summary"
 
-status=0
+status=0  # 1 when any step failed; each failure is named in the summary
 section() { printf '\n## %s\n\n' "$1" | tee -a "$summary"; }
+failed() {  # failed NAME RC [LOG]: records a step's failure (and its log's tail) in the summary
+  status=1
+  echo "**$1 failed** (exit $2)" | tee -a "$summary"
+  if [ -n "${3:-}" ] && [ -s "$3" ]; then
+    { echo '```'; tail -20 "$3"; echo '```'; } | tee -a "$summary"
+  fi
+}
 timed() {  # timed NAME CMD...: runs CMD, then prints its exit status and wall time
   local t0=$SECONDS
   "${@:2}"
@@ -85,51 +93,64 @@ for step in $STEPS; do
   lenet)
     section "One LeNet-300-100, 3 epochs, batch 128 (scripts/bench_lenet.sh --device cuda)"
     EMPIRIC="$bin/empiric" PY=$PY REPS=${REPS:-2} timed bench_lenet scripts/bench_lenet.sh --device cuda 2>&1 | tee -a "$summary"
+    rc=${PIPESTATUS[0]}; [ "$rc" = 0 ] || failed bench_lenet "$rc"
     ;;
   suite)
     section "Training suite: 64 members (empiric bench --suite training --device cuda)"
+    rm -f /tmp/profile.md  # (an earlier suite's profile must not stand in for this one's)
     EMPIRIC_PYTHON=$PY timed suite "$bin/empiric" --db "$OUT/bench.db" bench --suite training \
       --device cuda --members "${MEMBERS:-64}" --epochs 2 --profile /tmp/profile.md 2>&1 | tee -a "$summary"
+    rc=${PIPESTATUS[0]}; [ "$rc" = 0 ] || failed suite "$rc"
     cat /tmp/profile.md >>"$summary" 2>/dev/null  # where a step's time goes: kernels per step
     ;;
   suite_tf32)
     section "Training suite, TF32 matmuls: 64 members (empiric bench --suite training --tf32)"
     EMPIRIC_PYTHON=$PY timed suite_tf32 "$bin/empiric" --db "$OUT/bench.db" bench --suite training \
       --device cuda --members "${MEMBERS:-64}" --epochs 2 --tf32 2>&1 | tee -a "$summary"
+    rc=${PIPESTATUS[0]}; [ "$rc" = 0 ] || failed suite_tf32 "$rc"
     ;;
   kernels)
     section "Kernels (kernels_bench, cuda)"
     "$bin/kernels_bench" --benchmark_filter='cuda:1' --benchmark_repetitions=3 \
       --benchmark_report_aggregates_only=true --benchmark_out="$OUT/kernels_cuda.json" \
       --benchmark_out_format=json >/tmp/kernels_cuda.txt 2>&1
-    $PY bench/peers/adam_step.py --device cuda >/tmp/adam_peer_cuda.jsonl
-    $PY scripts/kernel_table.py "$OUT/kernels_cuda.json" /tmp/adam_peer_cuda.jsonl | tee -a "$summary"
+    rc=$?; [ "$rc" = 0 ] || failed kernels_bench "$rc" /tmp/kernels_cuda.txt
+    $PY bench/peers/adam_step.py --device cuda >/tmp/adam_peer_cuda.jsonl 2>/tmp/adam_peer_cuda.err
+    rc=$?; [ "$rc" = 0 ] || failed adam_step.py "$rc" /tmp/adam_peer_cuda.err
+    if [ -s "$OUT/kernels_cuda.json" ]; then
+      $PY scripts/kernel_table.py "$OUT/kernels_cuda.json" /tmp/adam_peer_cuda.jsonl 2>&1 | tee -a "$summary"
+      rc=${PIPESTATUS[0]}; [ "$rc" = 0 ] || failed kernel_table.py "$rc"
+    fi
     ;;
   graphs)
     section "One LeNet-300-100 (configs/fmnist_lenet.json --preset quick): CUDA graphs on and off"
+    # Two runs of each, alternating, each into a store of its own (a store that has the trial
+    # would skip it).
     for g in auto off auto off; do
-      "$bin/empiric" --db /tmp/graphs_$g.db run configs/fmnist_lenet.json --preset quick --device cuda \
-        --no-progress train.cuda_graphs=$g >/dev/null 2>&1
-    done
-    for g in auto off; do
-      "$bin/empiric" --db /tmp/graphs_$g.db results --format jsonl | $PY -c "
+      db=$(mktemp -d)/graphs.db
+      "$bin/empiric" --db "$db" run configs/fmnist_lenet.json --preset quick --device cuda \
+        --no-progress train.cuda_graphs=$g >/tmp/graphs.log 2>&1
+      rc=$?; [ "$rc" = 0 ] || { failed "graphs ($g)" "$rc" /tmp/graphs.log; continue; }
+      "$bin/empiric" --db "$db" results --format jsonl | $PY -c "
 import json, sys
 for l in sys.stdin:
     s = json.loads(l)['summary']
     print('train.cuda_graphs=$g', s.get('cuda_graphs'), 'epoch_s %.3f' % (s['compute_s'] / s['epochs']), 'test_acc %.4f' % s['test_acc'])
-" | tee -a "$summary"
+" 2>&1 | tee -a "$summary"
     done
     ;;
   gemms)
     section "A population step's matmuls, 64 members (bench/peers/population_gemms.py)"
     for tf32 in "" --tf32; do
       $PY bench/peers/population_gemms.py --device cuda --members "${MEMBERS:-64}" $tf32 2>&1 | tee -a "$summary"
+      rc=${PIPESTATUS[0]}; [ "$rc" = 0 ] || failed "population_gemms.py $tf32" "$rc"
       echo | tee -a "$summary"
     done
     ;;
   targets)
     section "Issue 9's GPU targets (scripts/gpu_targets.py)"
-    $PY scripts/gpu_targets.py "$OUT" | tee -a "$summary"
+    $PY scripts/gpu_targets.py "$OUT" 2>&1 | tee -a "$summary"
+    rc=${PIPESTATUS[0]}; [ "$rc" = 0 ] || failed gpu_targets.py "$rc"
     ;;
   answer)
     jobs=${ANSWER_JOBS:-1}
@@ -137,6 +158,7 @@ for l in sys.stdin:
       section "empiric answer $q --preset full --device cuda --jobs $jobs (limit ${ANSWER_LIMIT:-200} s)"
       timed answer$q timeout "${ANSWER_LIMIT:-200}" "$bin/empiric" --db "$OUT/q$q.db" answer "$q" \
         --preset full --device cuda --jobs "$jobs" --no-progress 2>&1 | tee "$OUT/answer$q.txt" | tail -1 | tee -a "$summary"
+      rc=${PIPESTATUS[0]}; [ "$rc" = 0 ] || failed "answer $q" "$rc"
       grep -E "supported|refuted|inconclusive|trials" "$OUT/answer$q.txt" | head -30 | tee -a "$summary"
     done
     ;;

@@ -42,7 +42,7 @@ class GpuTargets(unittest.TestCase):
         with tempfile.TemporaryDirectory() as out:
             write_db(out, [(10.2, False), (23.5, True)])
             with open(os.path.join(out, "summary.md"), "w") as f:
-                f.write("| pytorch-python-dataloader | 1.300 | 42,000 | 0.8700 | 7.60x |\n"
+                f.write("| pytorch-python-dataloader | 1.300 | 2 | 42,000 | 0.8700 | 7.60x |\n"
                         "answer99: exit 0, 131 s wall\n")
             lines = run(out).splitlines()
             row = {l.split("|")[1].strip().split(":")[0]: l for l in lines if l.startswith("| ")}
