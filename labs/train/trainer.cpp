@@ -914,7 +914,7 @@ TrainOutcome run_lr_range(const json& cfg, const Dataset& data, Net& model,
     opt.step();
   }
   if (hooks.on_progress) hooks.on_progress(steps, steps);
-  const LrRangeSuggestion s = suggest_lr_range(lrs, losses, beta);
+  const LrRangeSuggestion s = suggest_lr_range(lrs, losses, beta, stop_factor);
   outcome.summary["compute_s"] = seconds_since(t0);
   outcome.summary["steps"] = (long long)lrs.size();
   outcome.summary["params"] = count_parameters(*model);
@@ -923,7 +923,7 @@ TrainOutcome run_lr_range(const json& cfg, const Dataset& data, Net& model,
     outcome.summary["range_lo"] = s.range_lo;
     outcome.summary["range_hi"] = s.lr_min_loss;
     outcome.summary["lr_steepest"] = s.lr_steepest;
-    outcome.summary["range_min_loss"] = s.smoothed[size_t(s.min_step)];
+    outcome.summary["range_min_loss"] = s.centred[size_t(s.min_step)];
   }
   return outcome;
 }
