@@ -372,6 +372,12 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     if (std::isfinite(v.p_value))
       v.reason += " (and flat curves with the trials' spread rise as high in " +
                   fmt_num(v.p_value * 100) + "% of resamples)";
+    // The minimum is a bar for the estimate; say so where the interval reaches below it.
+    const double near_end = d > 0 ? v.ci.lo : v.ci.hi;
+    if (t.min_effect > 0 && d * near_end < t.min_effect)
+      v.reason += "; the effect " + fmt_num(v.effect) + " meets the claim's minimum " +
+                  fmt_num(t.min_effect) + ", the interval's near end " + fmt_num(near_end) +
+                  " does not (the minimum is checked on the estimate)";
   } else if (excludes_zero_other) {
     v.verdict = "refuted";
     v.reason = "the interval " + interval + " excludes 0 on the other side of the claim";

@@ -186,7 +186,16 @@ TEST(Verdict, EffectBelowTheMinimumIsNotSupported) {
 TEST(Verdict, CompareCorrelateAndThresholdKinds) {
   std::vector<Observation> groups = {{0, 1.0, "a"}, {0, 1.2, "a"}, {0, 0.8, "a"},
                                      {0, 3.0, "b"}, {0, 3.1, "b"}, {0, 2.9, "b"}};
-  EXPECT_EQ(evaluate_claim(make("compare", +1, 1.0), groups).verdict, "supported");
+  const Verdict clear = evaluate_claim(make("compare", +1, 1.0), groups);
+  EXPECT_EQ(clear.verdict, "supported");
+  EXPECT_EQ(clear.reason.find("checked on the estimate"), std::string::npos) << clear.reason;
+  // An estimate (2.0) past the minimum whose interval reaches below it: supported, and said so.
+  const Verdict near = evaluate_claim(make("compare", +1, 1.9), groups);
+  EXPECT_EQ(near.verdict, "supported");
+  ASSERT_LT(near.ci.lo, 1.9);
+  EXPECT_NE(near.reason.find("meets the claim's minimum 1.9, the interval's near end"),
+            std::string::npos)
+      << near.reason;
   EXPECT_EQ(evaluate_claim(make("compare", -1, 1.0), groups).verdict, "refuted");
 
   std::vector<Observation> pairs;
