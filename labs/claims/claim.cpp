@@ -257,6 +257,10 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
   // (A one-number list reads as that number on the selector's side too.)
   const json a_sel = grouped ? one_number(resolve(t["a"])) : json(),
              b_sel = grouped ? one_number(resolve(t["b"])) : json();
+  // What "min" and "max" came to (the report's ticks name the value, not the word).
+  for (const auto& [g, sel] : {std::pair<const char*, const json*>{"a", &a_sel}, {"b", &b_sel}})
+    if (grouped && t[g].is_string() && (t[g] == "min" || t[g] == "max") && !sel->is_null())
+      set.notes[std::string(g) + "_value"] = *sel;
   auto group_of = [&](const TrialRecord& tr) -> std::string {
     for (const auto& [name, sel] : {std::pair<const char*, const json*>{"a", &a_sel}, {"b", &b_sel}})
       if (sel->is_object() ? matches(tr, *sel) : same(trial_value(tr, group_key), *sel))

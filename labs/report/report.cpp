@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -82,6 +83,11 @@ std::string caveat(const json& test, const std::string& preset) {
     text =
         "Which value is best depends on the budget and the protocol; the range comes from one short "
         "range-test run per seed (the median over seeds is used).";
+  else if (kind == "peak")
+    text = "A peak among the values of `" + test["x"].get<std::string>() +
+           "` tried: the highest inner mean against the lowest on each side. Where the optimum "
+           "lies between the "
+           "values, and whether it moves under another budget or protocol, it does not say.";
   else
     text = "A threshold verdict depends on the threshold chosen for the claim.";
   if (preset == "quick")
@@ -357,14 +363,23 @@ std::string write_report(const std::string& home, const Question& q, const std::
     for (const char* g : {"a", "b"})
       if (test.contains(g)) {
         // The tick under the arm: "x = value", or the arm's conditions "key = value, ...".
-        auto shown = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+        auto shown = [](const json& v) {  // (a number as itself: 300, not 300.0)
+          return v.is_string()   ? v.get<std::string>()
+                 : v.is_number() ? fmt::format("{:g}", v.get<double>())
+                                 : v.dump();
+        };
         std::string label;
         if (test[g].is_object()) {
           for (const auto& [key, want] : test[g].items())
             label += (label.empty() ? "" : ", ") + key + " = " + shown(want);
         } else {
+          // "min" / "max" as the value they resolved to: "train.batch_size = 4096 (max)".
+          const std::string resolved = std::string(g) + "_value";
           label = test.value(test["kind"] == "interaction" ? "factor" : "x", std::string()) +
-                  " = " + shown(test[g]);
+                  " = " +
+                  (set.notes.contains(resolved)
+                       ? shown(set.notes[resolved]) + " (" + shown(test[g]) + ")"
+                       : shown(test[g]));
         }
         if (set.notes.contains(std::string("best_") + g))
           label += " (best " + test["best_over"].get<std::string>() + " " +
@@ -414,8 +429,10 @@ std::string write_report(const std::string& home, const Question& q, const std::
         md << " at no swept value.";
     }
     md << "\n\n";
-    if (test.contains("x") && test["kind"] != "compare") {
-      // The numbers per swept value: what the plot shows, as a table.
+    const bool interaction = test["kind"] == "interaction";
+    if (test.contains("x") && test["kind"] != "compare" && !interaction) {
+      // The numbers per swept value: what the plot shows, as a table. (An interaction's are
+      // per arm and value, below: pooled over its arms they mean nothing.)
       const std::string x = test["x"];
       std::map<double, std::vector<double>> by_x;
       std::map<double, int> diverged_at, finished_at;
@@ -457,19 +474,30 @@ std::string write_report(const std::string& home, const Question& q, const std::
       }
       md << "\n";
     }
-    if (test["kind"] == "compare" || test["kind"] == "interaction") {
-      // Mean per group (and per x for an interaction), as the test saw them.
+    if (test["kind"] == "compare" || interaction) {
+      // Mean per group (and per x for an interaction), as the test saw them (diverged trials at
+      // the claim's diverged_as value, where it has one), and the diverged trials in each.
       std::map<std::pair<std::string, double>, std::vector<double>> cells;
-      for (const auto& ob : obs)
+      std::map<std::pair<std::string, double>, int> diverged_in;
+      for (size_t k = 0; k < obs.size(); ++k) {
+        const auto& ob = obs[k];
+        const std::pair<std::string, double> key = {ob.group, interaction ? ob.x : 0.0};
+        if (o.trials[sources[k]].status == "diverged") diverged_in[key]++;
         if (!ob.diverged && !ob.missing)
-          cells[{ob.group, test["kind"] == "interaction" ? ob.x : 0.0}].push_back(
-              ob.y - (ob.group == "b" ? test.value("margin", 0.0) : 0.0));
-      md << "| group | " << (test["kind"] == "interaction" ? test["x"].get<std::string>() : "")
-         << " | mean " << metric << " | n |\n|---|---:|---:|---:|\n";
+          cells[key].push_back(ob.y - (ob.group == "b" ? test.value("margin", 0.0) : 0.0));
+        else
+          cells.try_emplace(key);  // (a cell whose trials all diverged is listed, empty)
+      }
+      if (std::any_of(obs.begin(), obs.end(), [](const auto& ob) { return ob.imputed; }))
+        md << "Diverged trials enter the means below at the claim's `diverged_as` value ("
+           << num(test["diverged_as"].get<double>()) << "), as the test takes them.\n\n";
+      md << "| group | " << (interaction ? test["x"].get<std::string>() : "") << " | mean "
+         << metric << " | n | diverged |\n|---|---:|---:|---:|---:|\n";
       for (const auto& [key, ys] : cells)
         md << "| " << key.first << ": " << meta.value(key.first + "_label", std::string()) << " | "
-           << (test["kind"] == "interaction" ? num(key.second) : "") << " | "
-           << num(claims::mean(ys)) << " | " << ys.size() << " |\n";
+           << (interaction ? num(key.second) : "") << " | "
+           << (ys.empty() ? std::string("–") : num(claims::mean(ys))) << " | " << ys.size() << " | "
+           << diverged_in[key] << " |\n";
       md << "\n";
     }
     md << "![" << id << "](" << base << ".png)\n\nThe numbers behind the plot: [" << base

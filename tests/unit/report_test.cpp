@@ -119,6 +119,16 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
     const std::string alike = slurp(write_report(home.path(), q, "quick", {entered}, store, ""));
     EXPECT_NE(alike.find("| 2048 | 0.1 | 0 | 0 | 3 |"), std::string::npos) << alike;
   }
+  {  // A peak's caveat is a peak's (it printed the threshold kind's).
+    ClaimOutcome peak = o;
+    peak.claim["test"] = {
+        {"kind", "peak"}, {"x", "train.batch_size"}, {"metric", "test_acc"}, {"direction", 1}};
+    peak.verdict = claims::evaluate(peak.claim, peak.trials);
+    const std::string text = slurp(write_report(home.path(), q, "quick", {peak}, store, ""));
+    EXPECT_NE(text.find("A peak among the values of `train.batch_size` tried"), std::string::npos)
+        << text;
+    EXPECT_EQ(text.find("threshold chosen"), std::string::npos) << text;
+  }
   EXPECT_NE(md.find("What it does not show"), std::string::npos);
   EXPECT_NE(md.find(R"("lr": 0.1)"), std::string::npos) << md;
   EXPECT_EQ(md.find(R"("implicit")"), std::string::npos) << md;
@@ -147,6 +157,52 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   EXPECT_NE(slurp(home.file("err.txt")).find("claim_q00_broken.png"), std::string::npos)
       << slurp(home.file("err.txt"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/claim_q99_t.png"));  // drawn after the broken one
+}
+
+TEST(Report, AnInteractionTabulatesEachArmAtEachValueNotTheArmsPooled) {
+  testing::TempDir home;
+  Store store = report_home(home);
+  Question q;
+  q.number = 76;
+  q.text = "Why do learning-rate schedules matter?";
+  ClaimOutcome o;
+  o.claim = json::parse(R"({"id": "q76.i", "statement": "warmup helps more at large batch",
+    "config": "configs/x.json", "test": {"kind": "interaction", "x": "train.batch_size",
+    "factor": "schedule.warmup_epochs", "a": "min", "b": "max", "metric": "test_acc",
+    "direction": 1, "diverged_as": 0.1}})");
+  o.resolved_config = {{"lab", "train"}};
+  int i = 0;
+  for (int batch : {32, 256})
+    for (int warmup : {0, 1})
+      for (int seed = 0; seed < 3; ++seed) {
+        TrialRecord t;
+        t.hash = "i" + std::to_string(i++) + std::string(20, '0');
+        // At batch 256 without warmup one run diverges; the others reach 0.8 + a little.
+        t.status = batch == 256 && warmup == 0 && seed == 0 ? "diverged" : "finished";
+        t.seed = seed;
+        t.config = {{"train", {{"batch_size", batch}}}, {"schedule", {{"warmup_epochs", warmup}}}};
+        t.summary = {{"test_acc", 0.8 + 0.01 * warmup + 0.001 * seed}};
+        t.measures = json::object();
+        store.put_trial(t);
+        o.trials.push_back(*store.trial(t.hash));
+      }
+  o.verdict = claims::evaluate(o.claim, o.trials);
+  const std::string md = slurp(write_report(home.path(), q, "quick", {o}, store, ""));
+  // No table of the arms pooled per batch size (it averaged warmup and none together).
+  EXPECT_EQ(md.find("| train.batch_size | mean test_acc | std |"), std::string::npos) << md;
+  EXPECT_NE(md.find("at the claim's `diverged_as` value (0.1)"), std::string::npos) << md;
+  // Each arm at each batch size, the diverged run entered at 0.1: (0.1 + 0.801 + 0.802) / 3.
+  std::istringstream lines(md);
+  int cells = 0;
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("| a: ", 0) == 0 || line.rfind("| b: ", 0) == 0) {
+      ++cells;
+      if (line.rfind("| a: ", 0) == 0 && line.find("| 256 |") != std::string::npos)
+        EXPECT_NE(line.find("| 0.5677 | 3 | 1 |"), std::string::npos) << line;
+      else
+        EXPECT_NE(line.find(" | 3 | 0 |"), std::string::npos) << line;
+    }
+  EXPECT_EQ(cells, 4) << md;
 }
 
 TEST(Report, APairedCompareNamesItsArmsByTheirConditionsAndSaysItIsPaired) {
@@ -179,7 +235,7 @@ TEST(Report, APairedCompareNamesItsArmsByTheirConditionsAndSaysItIsPaired) {
   write_report(home.path(), q, "quick", {o}, store, plot_python());
   const json meta = json::parse(slurp(home.file("results/reports/quick/q021/claim_q21_p.json")));
   EXPECT_EQ(meta["a_label"], "model.widths = 100, optim.name = sgd");
-  EXPECT_EQ(meta["b_label"], "model.widths = max");
+  EXPECT_EQ(meta["b_label"], "model.widths = 300 (max)");  // the value "max" came to
   EXPECT_EQ(meta["paired"], true);
   if (plot_python().empty()) GTEST_SKIP() << "no .venv: plots not drawn (run scripts/setup.sh)";
   EXPECT_GT(slurp(home.file("results/reports/quick/q021/claim_q21_p.png")).size(), 1000u);
