@@ -473,6 +473,25 @@ long long Store::merge_from(const std::string& other_path) {
         "e.json, r.status FROM other.runs r LEFT JOIN other.environments e ON e.id = r.env_id",
         path_);
     while (runs.step()) {
+      // A run merged before (the same store merged again) maps to its copy here.
+      {
+        Stmt same(db_,
+                  "SELECT id FROM main.runs WHERE started_at IS ? AND command IS ? AND "
+                  "config_file IS ? AND question IS ? AND preset IS ?",
+                  path_);
+        same.bind(1, runs.text(1))
+            .bind(2, runs.text(3))
+            .bind(3, runs.text(4))
+            .bind(4, runs.i64(5))
+            .bind(5, runs.text(6));
+        if (same.step()) {
+          Stmt(db_, "INSERT INTO run_map(old_id, new_id) VALUES (?, ?)", path_)
+              .bind(1, runs.i64(0))
+              .bind(2, same.i64(0))
+              .step();
+          continue;
+        }
+      }
       long long env_id = 0;
       {
         Stmt e(db_, "SELECT id FROM main.environments WHERE json = ?", path_);
@@ -516,11 +535,15 @@ long long Store::merge_from(const std::string& other_path) {
         "counters, "
         "env_id, created_at) SELECT b.name, b.questions, b.time_s, b.items_per_s, b.bytes_per_s, "
         "b.counters, (SELECT id FROM main.environments me WHERE me.json = e.json), b.created_at "
-        "FROM other.bench_records b LEFT JOIN other.environments e ON e.id = b.env_id");
+        "FROM other.bench_records b LEFT JOIN other.environments e ON e.id = b.env_id "
+        "WHERE NOT EXISTS (SELECT 1 FROM main.bench_records m WHERE m.name = b.name AND "
+        "m.created_at = b.created_at AND m.counters = b.counters AND m.time_s IS b.time_s)");
     exec(
         "INSERT INTO main.verdicts(question, claim, preset, verdict, json, created_at) SELECT "
-        "question, claim, "
-        "preset, verdict, json, created_at FROM other.verdicts");
+        "v.question, v.claim, v.preset, v.verdict, v.json, v.created_at FROM other.verdicts v "
+        "WHERE NOT EXISTS (SELECT 1 FROM main.verdicts m WHERE m.question = v.question AND "
+        "m.claim = v.claim AND m.preset IS v.preset AND m.created_at = v.created_at AND "
+        "m.json = v.json)");
     exec("DROP TABLE run_map");
     txn.commit();
     Stmt c(db_, "SELECT count(*) FROM trials", path_);

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <set>
+#include <string>
 #include <thread>
 
 #include "core/environment.h"
@@ -252,6 +253,42 @@ TEST(Store, MergeAddsTrialsOfAnotherStoreOnce) {
   EXPECT_EQ(a.merge_from(dir.file("c.db")), 0);
   EXPECT_EQ(a.trials().size(), 15u);
   EXPECT_EQ(a.metrics("p1-4").size(), 2u);
+}
+
+TEST(Store, MergingAStoreTwiceAddsItsRunsBenchRecordsAndVerdictsOnce) {
+  testing::TempDir dir;
+  {
+    Store b(dir.file("b.db"));
+    const long long run = b.begin_run("empiric bench", "", 0, "", b.put_environment({{"a", 1}}));
+    b.end_run(run, "finished");
+    BenchRecord r;
+    r.name = "adam/cpu";
+    r.questions = {97};
+    r.time_s = 1e-3;
+    r.counters = {{"params", 10}};
+    b.put_bench(r);
+    b.put_verdict(97, "q97.a", "full", "supported", {{"effect", 0.5}});
+  }
+  Store a(dir.file("a.db"));
+  a.merge_from(dir.file("b.db"));
+  a.merge_from(dir.file("b.db"));  // as `gpu_run.sh`'s bench.db merged again
+  EXPECT_EQ(a.bench_records(97).size(), 1u);
+  EXPECT_EQ(a.latest_verdicts(97).size(), 1u);
+  sqlite3* db = nullptr;
+  sqlite3_open(dir.file("a.db").c_str(), &db);
+  long long counts[2] = {-1, -1};
+  const char* sql[2] = {"SELECT count(*) FROM runs", "SELECT count(*) FROM verdicts"};
+  for (int i = 0; i < 2; ++i)
+    sqlite3_exec(
+        db, sql[i],
+        [](void* out, int, char** v, char**) {
+          *static_cast<long long*>(out) = std::stoll(v[0]);
+          return 0;
+        },
+        &counts[i], nullptr);
+  sqlite3_close(db);
+  EXPECT_EQ(counts[0], 1);
+  EXPECT_EQ(counts[1], 1);
 }
 
 // A database of someone else's: one table, people.
