@@ -188,8 +188,12 @@ int show_question(const Context& ctx, int number, bool as_json) {
   if (!bench.empty()) {
     fmt::print("\nBenchmarks serving Q{}:\n", number);
     for (const auto& b : bench)
-      fmt::print("  {:<48} {:>12.3f} us  {:>10.3f} GB/s  {}\n", b.name, b.time_s * 1e6,
-                 b.bytes_per_s / 1e9, b.created_at);
+      if (b.name.rfind("training/", 0) == 0)  // a training suite's row: per model-epoch
+        fmt::print("  {:<48} {:>12.3f} s per model-epoch  {:>10.0f} samples/s  {}\n", b.name,
+                   b.time_s, b.items_per_s, b.created_at);
+      else
+        fmt::print("  {:<48} {:>12.3f} us  {:>10.3f} GB/s  {}\n", b.name, b.time_s * 1e6,
+                   b.bytes_per_s / 1e9, b.created_at);
   }
   return 0;
 }

@@ -108,7 +108,9 @@ int main(int argc, char** argv) {
                      "written, which for most labs is the full protocol");
   config->add_flag("--trials", list_trials, "list the trials (hash, seed, sweep values) instead");
 
-  auto* keys = app.add_subcommand("keys", "every config key with its type, default and meaning");
+  auto* keys = app.add_subcommand("keys",
+                                  "every config key with its default and meaning (--markdown: also "
+                                  "its type and allowed values)");
   keys->add_flag("--markdown", markdown, "print docs/CONFIG.md");
 
   std::string shard = "0/1";

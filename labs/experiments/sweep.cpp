@@ -488,11 +488,16 @@ int run_config(const Context& ctx, const RunOptions& o) {
   fmt::print("\n{:<8}  {:<34} {:>4}  {:<9}", "trial", "sweep", "seed", "status");
   for (const auto& c : columns) fmt::print(" {:>{}}", c[0], std::max<size_t>(9, c[0].size()));
   fmt::print(" {:>8}\n", "wall_s");
-  int diverged = 0, failed = 0;
+  int diverged = 0, failed = 0, missing = 0;
   std::string first_failure;
   for (const auto& t : mine) {
     auto rec = store.trial(t.hash);
-    if (!rec) continue;
+    if (!rec) {  // (none should be: every trial run is recorded, failed ones too)
+      ++missing;
+      fmt::print("{:<8}  {:<34} {:>4}  {:<9}\n", t.hash.substr(0, 8),
+                 axes_text(t.axes).substr(0, 34), t.seed, "missing");
+      continue;
+    }
     diverged += rec->status == "diverged";
     failed += rec->status == "failed";
     if (rec->status == "failed" && first_failure.empty())
@@ -506,9 +511,16 @@ int run_config(const Context& ctx, const RunOptions& o) {
                  std::max<size_t>(9, c[0].size()));
     fmt::print(" {:>8.1f}\n", rec->wall_s);
   }
-  fmt::print("{} trials: {} finished, {} diverged, {} failed. Store: {}\n", mine.size(),
-             int(mine.size()) - diverged - failed, diverged, failed, ctx.db);
-  if (failed == 0) return 0;
+  fmt::print("{} trials: {} finished, {} diverged, {} failed{}. Store: {}\n", mine.size(),
+             int(mine.size()) - diverged - failed - missing, diverged, failed,
+             missing ? fmt::format(", {} not in the store", missing) : "", ctx.db);
+  if (failed == 0 && missing == 0) return 0;
+  if (failed == 0) {
+    std::fflush(stdout);
+    fmt::print(stderr, "empiric: {}: {} trial(s) not in the store {}; a rerun runs them\n",
+               o.config, missing, ctx.db);
+    return 1;
+  }
   // A diverged trial is a result; a failed one is not, so the run did not finish its work.
   std::fflush(stdout);
   fmt::print(stderr, "empiric: {}: {} trial(s) failed (first {}); a rerun retries them\n", o.config,

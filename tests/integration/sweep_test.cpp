@@ -225,6 +225,11 @@ TEST(Bench, TheTrainingSuiteStoresSingleSequentialAndPopulationsRecords) {
   EXPECT_EQ(names, (std::set<std::string>{"training/empiric/single", "training/empiric/sequential",
                                           "training/empiric/population",
                                           "training/empiric/population-own-lrs"}));
+  // `show` gives their time per model-epoch in seconds (it printed them as microseconds and GB/s).
+  const std::string shown = empiric(dir, "show 101").out;
+  EXPECT_NE(shown.find("training/empiric/population "), std::string::npos) << shown;
+  EXPECT_NE(shown.find(" s per model-epoch"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("GB/s"), std::string::npos) << shown;
   // A config with a sweep is refused with its grid size.
   Result swept = empiric(dir, "bench --suite training --config " + dir.write("s.json", kSweep) +
                                   " --members 2 --no-peers");
