@@ -319,9 +319,12 @@ Vec max_margin_direction(const Matrix& x, const Vec& y, double tol, int max_swee
       throw std::runtime_error("the data are not linearly separable through the origin");
     if (biggest <= tol * std::max(1.0, norm(w))) return w;
   }
+  // Out of passes: not the SVM yet (on data that are not separable the dual weights grow without
+  // end while w stays bounded), so not a direction to measure angles against.
   if (normalized_margin(x, y, w) <= 0)
     throw std::runtime_error("the data are not linearly separable through the origin");
-  return w;
+  throw std::runtime_error("the max-margin solver did not converge in " +
+                           std::to_string(max_sweeps) + " passes");
 }
 
 double normalized_margin(const Matrix& x, const Vec& y, const Vec& w) {

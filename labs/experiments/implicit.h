@@ -43,7 +43,8 @@ Vec gd_least_squares(const Matrix& x, const Vec& y, Vec w0, double lr, long long
 double gram_top_eigenvalue(const Matrix& x);
 
 // The hard-margin SVM through the origin: argmin |w| s.t. y_i x_i.w >= 1 (labels +-1), by
-// coordinate ascent on its dual. Throws std::runtime_error if the data are not separable.
+// coordinate ascent on its dual. Throws std::runtime_error if the data are not separable or the
+// solver has not converged within max_sweeps passes.
 Vec max_margin_direction(const Matrix& x, const Vec& y, double tol = 1e-12,
                          int max_sweeps = 200000);
 // min_i y_i x_i.w / |w|.
