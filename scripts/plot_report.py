@@ -14,12 +14,14 @@ import json
 import math
 import os
 import re
+import statistics
 import sys
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.transforms as mtransforms  # noqa: E402
 
 
 def floats(rows, key):
@@ -32,36 +34,61 @@ def floats(rows, key):
     return out
 
 
+def log_base(levels):
+    """2 where every level is a power of two (batch sizes, widths), else 10 (learning rates)."""
+    return 2 if all(math.log2(v) == round(math.log2(v)) for v in levels) else 10
+
+
 def plot(meta, rows, path):
     fig, ax = plt.subplots(figsize=(5.5, 3.6), dpi=120)
     # Diverged trials have a y only when the claim enters them (diverged_as, or a metric such as
-    # "diverged" that every trial has).
-    ok = [r for r in rows if not math.isnan(float(r["y"] or "nan"))]
+    # "diverged" that every trial has); failed ones measured nothing, and the test leaves them out.
+    ok = [r for r in rows if r["status"] != "failed" and not math.isnan(float(r["y"] or "nan"))]
     ys = floats(ok, "y")
     kind = meta["kind"]
+    # Trials entered at the claim's diverged_as value: drawn apart from the measured ones (they
+    # count in the means, as the test counts them). A metric every trial has (diverged) is not
+    # an entered value.
+    entered = [meta["metric"] not in ("diverged", "failed") and r["status"] == "diverged" for r in ok]
     if kind in ("trend", "correlate", "within", "interaction", "peak"):
         xs = floats(ok, "x")
-        ax.scatter(xs, ys, s=18, alpha=0.7, label="trials")
+        ax.scatter([x for x, e in zip(xs, entered) if not e], [y for y, e in zip(ys, entered) if not e],
+                   s=18, alpha=0.7, label="trials")
+        if any(entered):
+            ax.scatter([x for x, e in zip(xs, entered) if e], [y for y, e in zip(ys, entered) if e],
+                       s=22, marker="x", color="C3", zorder=4, label="diverged, entered at diverged_as")
+        # Diverged trials the claim leaves out: a mark at their x on the axis.
+        out = [float(r["x"]) for r in rows if r["status"] == "diverged" and math.isnan(float(r["y"] or "nan"))]
+        if out and kind != "correlate":
+            trans = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
+            ax.scatter(out, [0.02] * len(out), marker="x", color="C3", s=16, transform=trans,
+                       label="diverged (left out)")
         if kind == "interaction":
             ax.cla()
             for g, color in (("a", "C0"), ("b", "C1")):
-                pts = [(x, y) for r, x, y in zip(ok, xs, ys) if r["group"] == g]
-                levels = sorted(set(x for x, _ in pts))
-                ax.scatter([x for x, _ in pts], [y for _, y in pts], s=14, alpha=0.5, color=color)
-                means = [sum(y for x, y in pts if x == lv) / sum(1 for x, _ in pts if x == lv) for lv in levels]
+                pts = [(x, y, e) for r, x, y, e in zip(ok, xs, ys, entered) if r["group"] == g]
+                levels = sorted(set(x for x, _, _ in pts))
+                ax.scatter([x for x, _, e in pts if not e], [y for _, y, e in pts if not e], s=14,
+                           alpha=0.5, color=color)
+                ax.scatter([x for x, _, e in pts if e], [y for _, y, e in pts if e], s=20, marker="x",
+                           color=color, zorder=4)
+                means = [sum(y for x, y, _ in pts if x == lv) / sum(1 for x, _, _ in pts if x == lv)
+                         for lv in levels]
                 ax.plot(levels, means, "-o", color=color, label=meta.get(g + "_label", g))
+            if any(entered):
+                ax.scatter([], [], marker="x", color="0.3", label="diverged, entered at diverged_as")
             if xs and min(xs) > 0 and max(xs) / min(xs) > 8:
-                ax.set_xscale("log", base=2)
+                ax.set_xscale("log", base=log_base(set(xs)))
         if kind == "within" and meta.get("bounds_lo"):
-            lo = sorted(meta["bounds_lo"])[len(meta["bounds_lo"]) // 2]
-            hi = sorted(meta["bounds_hi"])[len(meta["bounds_hi"]) // 2]
+            lo = statistics.median(meta["bounds_lo"])  # as the test takes it
+            hi = statistics.median(meta["bounds_hi"])
             ax.axvspan(lo, hi, color="C2", alpha=0.15, label="range test's suggestion (median)")
         if kind in ("trend", "within", "peak") and xs:
             levels = sorted(set(xs))
             means = [sum(y for x, y in zip(xs, ys) if x == lv) / sum(1 for x in xs if x == lv) for lv in levels]
             ax.plot(levels, means, "-o", color="C1", label="mean over seeds")
             if min(levels) > 0 and max(levels) / min(levels) > 8:
-                ax.set_xscale("log", base=10 if max(levels) / min(levels) > 1000 else 2)
+                ax.set_xscale("log", base=log_base(levels))
         if meta.get("peak_x") is not None:
             ax.axvline(meta["peak_x"], color="C3", linewidth=0.8, label=f"highest inner mean ({meta['x']} = {meta['peak_x']:g})")
         if meta.get("mark_x") is not None:
@@ -74,6 +101,7 @@ def plot(meta, rows, path):
         groups = {"a": [], "b": []}
         for r, y in zip(ok, ys):
             groups.setdefault(r["group"], []).append(y)
+        marks = {g: [e for r, e in zip(ok, entered) if r["group"] == g] for g in ("a", "b")}
         if meta.get("paired"):  # each seed's two trials joined: the differences the test takes
             by_seed = {}
             for r, y in zip(ok, ys):
@@ -82,7 +110,12 @@ def plot(meta, rows, path):
                 if "a" in pair and "b" in pair:
                     ax.plot([0, 1], [pair["a"], pair["b"]], color="0.6", linewidth=0.7, zorder=1)
         for i, g in enumerate(("a", "b")):
-            ax.scatter([i] * len(groups[g]), groups[g], s=18, alpha=0.7, zorder=2)
+            measured = [y for y, e in zip(groups[g], marks[g]) if not e]
+            ax.scatter([i] * len(measured), measured, s=18, alpha=0.7, zorder=2)
+            if any(marks[g]):  # in the mean below, as the test takes them
+                ax.scatter([i] * sum(marks[g]), [y for y, e in zip(groups[g], marks[g]) if e], s=28,
+                           marker="x", color="C3", zorder=3,
+                           label="diverged, entered at diverged_as" if i == 0 or not any(marks["a"]) else None)
             if groups[g]:
                 ax.hlines(sum(groups[g]) / len(groups[g]), i - 0.2, i + 0.2, color="C1", zorder=3)
         def tick(label):  # one condition, and the tuned value, per line
@@ -93,6 +126,9 @@ def plot(meta, rows, path):
     else:
         ax.scatter(range(len(ys)), ys, s=18)
         ax.axhline(meta.get("threshold", 0), color="C3", linestyle="--", label="threshold")
+        if ys:
+            ax.axhline(sum(ys) / len(ys), color="C1", linewidth=1, label="mean (tested)")
+        ax.set_xlabel("trial")
     diverged = sum(1 for r in rows if r["status"] == "diverged")
     failed = sum(1 for r in rows if r["status"] == "failed")
     notes = [f"{n} {what}" for n, what in ((diverged, "diverged"), (failed, "failed")) if n]
@@ -109,7 +145,8 @@ def plot(meta, rows, path):
 def natural(label):
     """Sort key putting round=2 before round=10: numbers compare as numbers (re.split with a
     group puts them at the odd places, text at the even ones)."""
-    parts = re.split(r"(-?\d+(?:\.\d+)?(?:e-?\d+)?)", label)
+    # "]" ranks below "," so that widths=[64,64] comes before widths=[64,64,64,64].
+    parts = re.split(r"(-?\d+(?:\.\d+)?(?:e-?\d+)?)", label.replace("]", "\x00"))
     return [float(p) if i % 2 else p for i, p in enumerate(parts)]
 
 
@@ -119,21 +156,44 @@ def below_title(fig, inches=0.2):
     return (0, 0, 1, 1 - inches / fig.get_figheight())
 
 
-def band(ax, series, color, label):
-    """series: {seed: [(step, value)]} -> the mean line and the min-max band over seeds."""
-    steps = sorted(set(st for pts in series.values() for st, _ in pts))
-    by_step = {st: [] for st in steps}
-    for pts in series.values():
-        for st, v in pts:
-            if math.isfinite(v):
-                by_step[st].append(v)
-    steps = [st for st in steps if by_step[st]]
-    if not steps:
-        return
-    mean = [sum(by_step[st]) / len(by_step[st]) for st in steps]
-    ax.plot(steps, mean, color=color, label=label, linewidth=1.2)
-    ax.fill_between(steps, [min(by_step[st]) for st in steps], [max(by_step[st]) for st in steps],
-                    color=color, alpha=0.2, linewidth=0)
+def band(ax, series, color, label, statuses, positive=False):
+    """series: {seed: [(step, value)]} -> the mean line and the min-max band over the seeds that
+    ran to the end (a mean over whichever seeds are still running would change what it averages
+    as they drop out); a seed that stopped before them (diverged, or stopped early) is drawn
+    alone, thin and dashed, a diverged one ending in an x. `positive`: a log axis, which cannot
+    show values <= 0."""
+    def usable(v):
+        return math.isfinite(v) and (v > 0 or not positive)
+    last = {seed: max(st for st, _ in pts) for seed, pts in series.items() if pts}
+    end = max(last.values(), default=None)
+    whole = [seed for seed, st in last.items() if st == end and statuses.get(seed) != "diverged"]
+    diverged = sum(1 for seed in series if statuses.get(seed) == "diverged")
+    if diverged:
+        label = f"{label} ({diverged} of {len(series)} diverged)"
+    by_step = {}
+    for seed in whole:
+        for st, v in series[seed]:
+            if usable(v):
+                by_step.setdefault(st, []).append(v)
+    full = sorted(st for st, vs in by_step.items() if len(vs) == len(whole))
+    if full:
+        marker = "o" if len(full) == 1 else None  # one evaluation: a point, not an invisible line
+        ax.plot(full, [sum(by_step[st]) / len(by_step[st]) for st in full], color=color, label=label,
+                linewidth=1.2, marker=marker, markersize=3)
+        ax.fill_between(full, [min(by_step[st]) for st in full], [max(by_step[st]) for st in full],
+                        color=color, alpha=0.2, linewidth=0)
+        label = None
+    for seed in series:
+        if seed in whole:
+            continue
+        pts = sorted((st, v) for st, v in series[seed] if usable(v))
+        if not pts:
+            continue
+        ax.plot([st for st, _ in pts], [v for _, v in pts], color=color, linewidth=0.7,
+                linestyle="--", marker="o" if len(pts) == 1 else None, markersize=3, label=label)
+        label = None
+        if statuses.get(seed) == "diverged":
+            ax.plot([pts[-1][0]], [pts[-1][1]], marker="x", color=color, markersize=5)
 
 
 def plot_curves(meta, rows, path):
@@ -155,17 +215,21 @@ def plot_curves(meta, rows, path):
         lows = [v for (_, m) in by_trial.items() for v in m.get("range_loss_smoothed", {}).values()]
         if lows:
             ax.set_ylim(min(lows) * 0.9, min(max(lows), 4 * min(lows)) * 1.1)
-        ax.set_title(f"{meta['config']}: shaded = suggested range, dotted = steepest", fontsize=9)
+        # (The curves are the run's causal average, which trails the loss by some steps; the range
+        # is read from the same average without lag, so it ends left of these curves' minima.)
+        ax.set_title(f"{meta['config']}: shaded = suggested range (read without the average's lag), "
+                     "dotted = steepest", fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
         fig.tight_layout()
         fig.savefig(path)
         plt.close(fig)
         return
-    series = {}
+    series, statuses = {}, {}
     for r in rows:
         series.setdefault(r["name"], {}).setdefault(r["label"], {}).setdefault(r["seed"], []).append(
             (int(r["step"]), float(r["value"])))
+        statuses.setdefault(r["label"], {})[r["seed"]] = r.get("status", "")
     # A mean over the steps since the evaluation before estimates the loss halfway through them:
     # drawn at the window's end, a long window would lag a short one and draw a false step.
     for by_seed in series.get("train_loss_recent", {}).values():
@@ -173,8 +237,9 @@ def plot_curves(meta, rows, path):
             pts.sort()
             by_seed[seed] = [((prev + st) / 2, v) for prev, (st, v) in zip([0] + [p[0] for p in pts], pts)]
     implicit = meta["lab"] == "implicit"
-    names = ("angle_deg", "margin_ratio", "w_norm", "rel_dist_min_norm", "rel_dist_predicted", "residual") \
-        if implicit else ("test_acc", "train_loss", "lr")
+    names = ("angle_deg", "margin_ratio", "w_norm", "norm_ratio", "rel_dist_min_norm",
+             "rel_dist_predicted", "residual") \
+        if implicit else ("test_acc" if "test_acc" in series else "test_loss", "train_loss", "lr")
 
     def points(name):
         return sum(len(pts) for by_seed in series.get(name, {}).values() for pts in by_seed.values())
@@ -205,19 +270,24 @@ def plot_curves(meta, rows, path):
             head, rest = lb.split(" ", 1)
             facets.setdefault(head, []).append(lb)
     rows_n = len(facets)
-    fig, grid = plt.subplots(rows_n, len(panels), figsize=(4.2 * len(panels), 3.0 * rows_n + 0.6),
+    # (At least 6 inches wide: a single panel clipped the title.)
+    fig, grid = plt.subplots(rows_n, len(panels),
+                             figsize=(max(6.0, 4.2 * len(panels)), 3.0 * rows_n + 0.6),
                              dpi=110, squeeze=False)
-    for row, (head, members) in enumerate(sorted(facets.items())):
+    # Rows in the labels' natural order (a string sort put train_subset=1000 before 300).
+    for row, (head, members) in enumerate(facets.items()):
         for ax, name in zip(grid[row], panels):
+            log_y = name.startswith("train_loss") or name == "test_loss" or (
+                implicit and name != "margin_ratio")
             for i, lb in enumerate(members):
                 if lb in series[name]:
                     short = lb[len(head):].strip() if head else lb
                     # Past ten lines the cycle would repeat a color: a sequential map instead.
                     color = f"C{i}" if len(members) <= 10 else plt.cm.viridis(i / (len(members) - 1))
-                    band(ax, series[name][lb], color, short or "all")
+                    band(ax, series[name][lb], color, short or "all", statuses.get(lb, {}), log_y)
             ax.set_xlabel("step")
             ax.set_ylabel("train loss (steps since last eval)" if name == "train_loss_recent" else name)
-            if name.startswith("train_loss") or (implicit and name != "margin_ratio"):
+            if log_y:
                 ax.set_yscale("log")
             if implicit:
                 ax.set_xscale("log")
@@ -266,10 +336,12 @@ def plot_lottery(rows, path):
         ax.minorticks_off()
         ax.invert_xaxis()
         ax.set_xlabel("% of weights remaining")
+        ax.set_ylabel("training step" if key == "best_val_step" else "test accuracy")
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    fig.suptitle("mean over seeds, band: min to max", fontsize=9)
+    fig.tight_layout(rect=below_title(fig))
     fig.savefig(path)
     plt.close(fig)
 
