@@ -442,16 +442,11 @@ std::string write_report(const std::string& home, const Question& q, const std::
         const double xv = claims::config_value(t.config, x);
         auto& ys = by_x[xv];
         if (t.status == "diverged") diverged_at[xv]++;
-        // As the test takes it: a diverged trial the claim enters at its diverged_as value.
-        if (obs[k].imputed) {
-          ys.push_back(obs[k].y);
-          imputed = true;
-          continue;
-        }
-        if (t.status != "finished") continue;  // (a failed trial measured nothing: left out)
-        finished_at[xv]++;
-        const double y = claims::metric_value(t, metric);
-        if (std::isfinite(y)) ys.push_back(y);
+        if (t.status == "finished") finished_at[xv]++;
+        // As the test takes it: a diverged trial the claim enters at its diverged_as value, or
+        // with a metric every trial has (diverged: 1); a failed one measured nothing.
+        imputed = imputed || obs[k].imputed;
+        if (!obs[k].diverged && !obs[k].missing && std::isfinite(obs[k].y)) ys.push_back(obs[k].y);
       }
       if (imputed)
         md << "Diverged trials enter the means below at the claim's `diverged_as` value ("

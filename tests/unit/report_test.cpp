@@ -119,6 +119,16 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
     const std::string alike = slurp(write_report(home.path(), q, "quick", {entered}, store, ""));
     EXPECT_NE(alike.find("| 2048 | 0.1 | 0 | 0 | 3 |"), std::string::npos) << alike;
   }
+  {  // A metric every trial has (diverged: 1 or 0): the table counts the diverged trial as 1, as
+     // the test does (it left it out, reading 0 at 2048), and the failed one not at all.
+    ClaimOutcome share = o;
+    share.claim["test"] = {
+        {"kind", "trend"}, {"x", "train.batch_size"}, {"metric", "diverged"}, {"direction", 1}};
+    share.verdict = claims::evaluate(share.claim, share.trials);
+    const std::string text = slurp(write_report(home.path(), q, "quick", {share}, store, ""));
+    EXPECT_NE(text.find("| 2048 | 0.3333 | "), std::string::npos) << text;
+    EXPECT_NE(text.find("| 32 | 0 | 0 | 3 | 0 |"), std::string::npos) << text;
+  }
   {  // A peak's caveat is a peak's (it printed the threshold kind's).
     ClaimOutcome peak = o;
     peak.claim["test"] = {
