@@ -217,8 +217,8 @@ def plot_curves(meta, rows, path):
             ax.set_ylim(min(lows) * 0.9, min(max(lows), 4 * min(lows)) * 1.1)
         # (The curves are the run's causal average, which trails the loss by some steps; the range
         # is read from the same average without lag, so it ends left of these curves' minima.)
-        ax.set_title(f"{meta['config']}: shaded = suggested range (read without the average's lag), "
-                     "dotted = steepest", fontsize=8)
+        ax.set_title(f"{meta['config']}\nshaded: suggested range (read without the average's lag); "
+                     "dotted: steepest", fontsize=8)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
         fig.tight_layout()
