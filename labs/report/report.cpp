@@ -381,9 +381,26 @@ std::string write_report(const std::string& home, const Question& q, const std::
                        ? shown(set.notes[resolved]) + " (" + shown(test[g]) + ")"
                        : shown(test[g]));
         }
-        if (set.notes.contains(std::string("best_") + g))
-          label += " (best " + test["best_over"].get<std::string>() + " " +
-                   set.notes[std::string("best_") + g].dump() + ")";
+        if (set.notes.contains(std::string("best_") + g)) {
+          // A section (best_over "optim") by the members that vary across the trials, not whole.
+          json best = set.notes[std::string("best_") + g];
+          const std::string over = test["best_over"];
+          if (best.is_object()) {
+            std::string ptr = "/" + over;
+            std::replace(ptr.begin(), ptr.end(), '.', '/');
+            json varying = json::object();
+            for (const auto& [k, v] : best.items())
+              for (const auto& t : o.trials) {
+                const json::json_pointer at(ptr + "/" + k);
+                if (t.config.contains(at) && t.config.at(at) != v) {
+                  varying[k] = v;
+                  break;
+                }
+              }
+            best = varying;
+          }
+          label += " (best " + over + " " + best.dump() + ")";
+        }
         meta[std::string(g) + "_label"] = label;
       }
     if (test.contains("factor")) meta["factor"] = test["factor"];

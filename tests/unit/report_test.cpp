@@ -1,6 +1,7 @@
 // The report writer on a tiny synthetic run: files exist, tables match the store, plots are PNGs.
 #include "report/report.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -249,6 +250,40 @@ TEST(Report, APairedCompareNamesItsArmsByTheirConditionsAndSaysItIsPaired) {
   EXPECT_EQ(meta["paired"], true);
   if (plot_python().empty()) GTEST_SKIP() << "no .venv: plots not drawn (run scripts/setup.sh)";
   EXPECT_GT(slurp(home.file("results/reports/quick/q021/claim_q21_p.png")).size(), 1000u);
+}
+
+TEST(Report, AnArmTunedOverASectionNamesOnlyWhatVaries) {
+  testing::TempDir home;
+  Store store = report_home(home);
+  Question q;
+  q.number = 59;
+  q.text = "L1 or L2?";
+  json claim = json::parse(
+      R"({"id": "q59.s", "statement": "b above a", "config": "configs/x.json",
+    "test": {"kind": "compare", "x": "model.widths", "a": "min", "b": "max", "best_over": "optim",
+             "metric": "test_acc", "direction": 1}})");
+  ClaimOutcome o;
+  o.claim = claim;
+  o.resolved_config = {{"lab", "train"}};
+  for (int width : {100, 300})
+    for (double lr : {0.01, 0.1})
+      for (int seed = 0; seed < 3; ++seed) {
+        TrialRecord t;
+        t.hash = fmt::format("s{}{}{}", width, lr, seed) + std::string(20, '0');
+        t.status = "finished";
+        t.seed = seed;
+        t.config = {{"model", {{"widths", {width}}}},
+                    {"optim", {{"name", "sgd"}, {"lr", lr}, {"momentum", 0.9}}}};
+        t.summary = {{"test_acc", 0.8 + lr + 0.001 * seed + (width > 100 ? 0.01 : 0.0)}};
+        t.measures = json::object();
+        store.put_trial(t);
+        o.trials.push_back(*store.trial(t.hash));
+      }
+  o.verdict = claims::evaluate(claim, o.trials);
+  write_report(home.path(), q, "quick", {o}, store, "");
+  const json meta = json::parse(slurp(home.file("results/reports/quick/q059/claim_q59_s.json")));
+  // The whole section (name, momentum...) made a tick of hundreds of characters.
+  EXPECT_EQ(meta["a_label"], "model.widths = 100 (min) (best optim {\"lr\":0.1})") << meta.dump();
 }
 
 TEST(Report, DrawsTheSurfacesAndLinesThatTrialsMeasured) {
