@@ -310,10 +310,16 @@ std::string write_report(const std::string& home, const Question& q, const std::
         batched ? fmt::format(", {} of them trained in populations of up to {}", batched, largest)
                 : "",
         wall, times.empty() ? "" : " (" + times + ")");
-    if (!env.empty())
+    if (!env.empty()) {
       md << fmt::format(", on {} ({}), commit `{}`, torch {}", env.value("device", "?"),
                         env.value("gpu", env.value("cpu", "?")), env.value("git_commit", "?"),
                         env.value("torch", "?"));
+      // The intra-op threads per trial order a matmul's sums: runs on 1 and on 2 threads drift
+      // apart in the last digits, and thousands of SGD steps carry that to the third.
+      if (env.contains("torch_threads") && env["torch_threads"].is_number())
+        md << fmt::format(", {} intra-op thread{} per trial", env["torch_threads"].get<int>(),
+                          env["torch_threads"].get<int>() == 1 ? "" : "s");
+    }
     md << ".\n\n<details><summary>" << (which == 0 ? "resolved config" : "config of its first trial")
        << "</summary>\n\n```json\n" << its_lab_only(resolved).dump(2) << "\n```\n</details>\n\n";
   }

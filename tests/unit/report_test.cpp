@@ -182,11 +182,16 @@ TEST(Report, AnInteractionTabulatesEachArmAtEachValueNotTheArmsPooled) {
     "factor": "schedule.warmup_epochs", "a": "min", "b": "max", "metric": "test_acc",
     "direction": 1, "diverged_as": 0.1}})");
   o.resolved_config = {{"lab", "train"}};
+  // How they ran: the threads per trial too (they order a matmul's sums).
+  const long long run = store.begin_run(
+      "empiric run", "configs/x.json", 76, "quick",
+      store.put_environment({{"device", "cpu"}, {"cpu", "a cpu"}, {"torch_threads", 2}}));
   int i = 0;
   for (int batch : {32, 256})
     for (int warmup : {0, 1})
       for (int seed = 0; seed < 3; ++seed) {
         TrialRecord t;
+        t.run_id = run;
         t.hash = "i" + std::to_string(i++) + std::string(20, '0');
         // At batch 256 without warmup one run diverges; the others reach 0.8 + a little.
         t.status = batch == 256 && warmup == 0 && seed == 0 ? "diverged" : "finished";
@@ -199,6 +204,9 @@ TEST(Report, AnInteractionTabulatesEachArmAtEachValueNotTheArmsPooled) {
       }
   o.verdict = claims::evaluate(o.claim, o.trials);
   const std::string md = slurp(write_report(home.path(), q, "quick", {o}, store, ""));
+  EXPECT_NE(md.find("on cpu (a cpu), commit `?`, torch ?, 2 intra-op threads per trial."),
+            std::string::npos)
+      << md;
   // No table of the arms pooled per batch size (it averaged warmup and none together).
   EXPECT_EQ(md.find("| train.batch_size | mean test_acc | std |"), std::string::npos) << md;
   EXPECT_NE(md.find("at the claim's `diverged_as` value (0.1)"), std::string::npos) << md;
