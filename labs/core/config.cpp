@@ -498,6 +498,11 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
       fail(source, "/train/class_weights", t["class_weights"], why + "none");
     if (t.value("order", "reshuffle") == "by_class")
       fail(source, "/train/order", t["order"], why + "reshuffle or fixed");
+    // (Checked here, before a sweep runs, as well as where the data are made.)
+    const json& d = config["data"];
+    if (d.value("imbalance", 1.0) < 1.0) fail(source, "/data/imbalance", d["imbalance"], why + "1");
+    for (const char* key : {"label_noise", "random_labels"})
+      if (d.value(key, 0.0) > 0) fail(source, std::string("/data/") + key, d[key], why + "0");
   }
   // Dropout left on at test time needs dropout to leave on: a dropout module follows each hidden
   // dense layer (none in a linear model, an mlp without widths or a convnet without dense).
@@ -628,6 +633,20 @@ void validate_and_fill(json& config, const std::string& source) {
       config["train"].value("steps", 0) == 0)
     fail(source, "/train/epochs", config["train"]["epochs"],
          "expected at least 1 epoch, or train.steps > 0");
+  // The validation split is carved from the training examples (after train_subset): where the
+  // config gives their count, a split that takes them all is refused before a sweep runs.
+  {
+    const json& d = config["data"];
+    const long long n_val = d.value("validation", 0LL), subset = d.value("train_subset", 0LL);
+    long long available = subset > 0 ? subset : -1;
+    std::string from = "data.train_subset";
+    if (d.contains("n_train") && (available < 0 || d["n_train"].get<long long>() < available))
+      available = d["n_train"].get<long long>(), from = "data.n_train";
+    if (n_val > 0 && available > 0 && n_val >= available)
+      fail(source, "/data/validation", d["validation"],
+           "expected fewer than the " + std::to_string(available) + " training examples (" + from +
+               ")");
+  }
   // Early stopping watches the validation loss: without a validation split it never stops.
   if (config["train"].value("early_stop_patience", 0) > 0 &&
       config["data"].value("validation", 0) == 0)

@@ -57,12 +57,14 @@ std::string find_file(const std::string& dir, const std::string& base) {
 }
 
 Split read_idx_split(const std::string& dir, const std::string& prefix) {
-  auto images = read_idx_images(find_file(dir, prefix + "-images-idx3-ubyte"));
+  const std::string image_path = find_file(dir, prefix + "-images-idx3-ubyte");
+  auto images = read_idx_images(image_path);
   std::string label_path = find_file(dir, prefix + "-labels-idx1-ubyte");
   auto labels = read_idx_labels(label_path);
   if (int64_t(labels.size()) != images.count)
-    throw UserError(label_path + ": " + std::to_string(labels.size()) + " labels for " +
-                    std::to_string(images.count) + " images");
+    throw UserError(label_path + ": " + std::to_string(labels.size()) + " labels, but " +
+                    image_path + " has " + std::to_string(images.count) +
+                    " images; expected one label per image");
   for (size_t i = 0; i < labels.size(); ++i)
     if (labels[i] > 9)
       throw UserError(label_path + ": label " + std::to_string(labels[i]) + " at index " +
@@ -101,8 +103,12 @@ Split load_idx(const std::string& dir, const std::string& prefix) {
 
 Split load_cifar(const std::string& dir, bool train) {
   std::string root = dir;
-  if (fs::is_directory(fs::path(dir) / "cifar-10-batches-bin"))
-    root = (fs::path(dir) / "cifar-10-batches-bin").string();
+  const fs::path nested = fs::path(dir) / "cifar-10-batches-bin";
+  std::error_code ec;  // (an unreadable entry is named, not thrown as filesystem_error)
+  if (fs::is_directory(nested, ec))
+    root = nested.string();
+  else if (ec && ec != std::errc::no_such_file_or_directory)
+    throw UserError(nested.string() + ": cannot read: " + ec.message());
   RawImages images;
   std::vector<uint8_t> labels;
   if (train) {
@@ -242,9 +248,13 @@ Dataset build_dataset(const json& d, uint64_t seed, const torch::Device& device,
 
   const double imbalance = d["imbalance"];
   const double noise = d["label_noise"], randomized = d["random_labels"];
-  if (out.regression && (imbalance < 1.0 || noise > 0 || randomized > 0))
-    throw ConfigError(source, "/data", "\"" + name + "\"",
-                      "imbalance, label_noise and random_labels need a classification dataset");
+  if (out.regression && (imbalance < 1.0 || noise > 0 || randomized > 0)) {
+    // (The config check refuses these first; this names the key all the same.)
+    const char* key = imbalance < 1.0 ? "imbalance" : noise > 0 ? "label_noise" : "random_labels";
+    throw ConfigError(source, std::string("/data/") + key, d[key].dump(),
+                      "data." + name + " is a regression task, with no classes; allowed: " +
+                          (imbalance < 1.0 ? "1" : "0"));
+  }
   if (imbalance < 1.0) {
     // Class c keeps imbalance^(c/(K-1)) of its examples: class 0 whole, the last class the rarest.
     std::vector<torch::Tensor> keep;

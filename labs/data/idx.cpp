@@ -114,12 +114,12 @@ void read_cifar10_batch(const std::string& path, RawImages& images, std::vector<
   images.channels = 3;
   images.rows = images.cols = 32;
   size_t n = b.size() / kRecord;
-  for (size_t i = 0; i < n; ++i) {
-    uint8_t label = b[i * kRecord];
-    if (label > 9)
+  for (size_t i = 0; i < n; ++i)  // every label checked before any record is taken
+    if (b[i * kRecord] > 9)
       throw UserError(path + ": record " + std::to_string(i) + " has label " +
-                      std::to_string(label) + "; CIFAR-10 labels are 0-9");
-    labels.push_back(label);
+                      std::to_string(b[i * kRecord]) + "; CIFAR-10 labels are 0-9");
+  for (size_t i = 0; i < n; ++i) {
+    labels.push_back(b[i * kRecord]);
     images.pixels.insert(images.pixels.end(), b.begin() + i * kRecord + 1,
                          b.begin() + (i + 1) * kRecord);
   }

@@ -283,6 +283,29 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        "",
        "lab.json: /train/order = \"by_class\": data.linear is a regression task, with no classes; "
        "allowed: reshuffle or fixed"},
+      // Label noise on a regression task: refused before a sweep runs (it stopped one halfway).
+      {with(R"({"data": {"name": "linear", "label_noise": 0.1}})"),
+       {},
+       "",
+       "lab.json: /data/label_noise = 0.1: data.linear is a regression task, with no classes; "
+       "allowed: 0"},
+      {with(R"({"data": {"name": "teacher", "imbalance": 0.5}, "model": {"name": "mlp"}})"),
+       {},
+       "",
+       "lab.json: /data/imbalance = 0.5: data.teacher is a regression task, with no classes; "
+       "allowed: 1"},
+      // A validation split that takes every training example the config gives.
+      {with(R"({"data": {"n_train": 1000, "train_subset": 300, "validation": 300}})"),
+       {},
+       "",
+       "lab.json: /data/validation = 300: expected fewer than the 300 training examples "
+       "(data.train_subset)"},
+      {with(
+           R"({"data": {"name": "blobs", "n_train": 100, "validation": 200}, "model": {"name": "mlp"}})"),
+       {},
+       "",
+       "lab.json: /data/validation = 200: expected fewer than the 100 training examples "
+       "(data.n_train)"},
       {with(
            R"({"data": {"name": "teacher"}, "model": {"name": "mlp"}, "measure": {"noisy_test_labels": 0.2}})"),
        {},
@@ -455,6 +478,8 @@ TEST(Config, IntegersTooLargeToConvertAreRefusedAsWritten) {
   EXPECT_EQ(error_of(doc).rfind("lab.json: /seeds = [1,9223372036854775807]: expected", 0), 0u)
       << error_of(doc);
   doc = base();
+  doc["data"] = {{"name", "fashion_mnist"}};  // (no count of training examples in the config)
+  doc["model"] = {{"name", "lenet_300_100"}};
   doc["data"]["validation"] = 9e15 - 1;  // the largest allowed
   EXPECT_EQ(error_of(doc), "");
 }

@@ -155,10 +155,14 @@ TEST(Cifar, ReadsRecordsAndChecksThem) {
             }).find("not a whole number of CIFAR-10 records"),
             std::string::npos);
   std::string bad = rec;
-  bad[0] = 12;
+  bad[3073] = 12;  // the second record's label
   std::string badp = dir.write("bad.bin", bad);
   EXPECT_NE(error_of([&] { read_cifar10_batch(badp, img, labels); }).find("label 12"),
             std::string::npos);
+  // Nothing of the refused file was taken (its first record had been appended, uncounted).
+  EXPECT_EQ(labels, (std::vector<uint8_t>{3, 9}));
+  EXPECT_EQ(img.pixels.size(), size_t(2 * 3072));
+  EXPECT_EQ(img.count, 2);
 }
 
 }  // namespace
