@@ -156,7 +156,7 @@ double macro_auc(const torch::Tensor& logits, const torch::Tensor& labels);
 // from it: with K classes and flips to the others alike, acc_noisy = acc (1 - rate K / (K - 1)) +
 // rate / (K - 1), so acc = (acc_noisy - rate / (K - 1)) / (1 - rate K / (K - 1)) (needs
 // rate < (K - 1) / K). `rate` is the share actually flipped.
-struct NoisyLabelAccuracy {
+struct NoisyLabelAccuracy {  // (clean, noisy and corrected NaN for non-finite logits)
   double clean = 0, noisy = 0, corrected = 0, rate = 0;
 };
 NoisyLabelAccuracy noisy_label_accuracy(const torch::Tensor& logits, const torch::Tensor& labels,
@@ -181,7 +181,8 @@ GradientFlow gradient_flow(Net& model, const torch::Tensor& x, const torch::Tens
 // Accuracy on (x, y) with dropout off (`off`, eval mode), and with dropout left on and every
 // other layer in eval mode: of one stochastic pass (`one_pass`) and of the mean softmax of
 // `samples` passes (`mc_mean`, Monte Carlo dropout), in chunks of `batch` examples. Draws from
-// torch's default generator.
+// the model's dropout generator (on a CPU the trial's own, continuing from where training left
+// it; on a GPU torch's default one).
 struct DropoutAccuracy {
   double off = 0, one_pass = 0, mc_mean = 0;
 };

@@ -368,6 +368,12 @@ std::vector<json> stacked_measures(StackedNet& net, const std::vector<const Data
         if (std::any_of(shift.begin(), shift.end(), [](double s) { return s != 0; }))
           for (size_t l = 0; l < hv.size(); ++l) hv[l] = hv[l] - per_member(shift, v[l]) * v[l];
         const auto value = member_dots(v, hv), hv_sq = member_dots(hv, hv);
+        // |Hv - value v| per member, in double (as top_hessian_eigenvalue takes it).
+        std::vector<torch::Tensor> r;
+        for (size_t l = 0; l < hv.size(); ++l)
+          r.push_back(hv[l].to(torch::kFloat64) -
+                      per_member(value, v[l]).to(torch::kFloat64) * v[l].to(torch::kFloat64));
+        const auto r_sq = member_dots(r, r);
         std::vector<double> norm(static_cast<size_t>(P), 1.0);
         std::vector<double> active(static_cast<size_t>(P), 0.0);
         for (int64_t p = 0; p < P; ++p) {
@@ -375,7 +381,7 @@ std::vector<json> stacked_measures(StackedNet& net, const std::vector<const Data
           est[p].value = value[p];
           est[p].iterations = it;
           norm[p] = std::sqrt(hv_sq[p]);
-          est[p].residual = std::sqrt(std::max(0.0, hv_sq[p] - value[p] * value[p]));
+          est[p].residual = std::sqrt(r_sq[p]);
           if (!std::isfinite(value[p]) || norm[p] == 0) {
             done[p] = true, norm[p] = 1.0;
             continue;

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
 #include <tuple>
 
 namespace empiric {
@@ -136,6 +137,11 @@ TEST(Measures, NoisyTestLabelsUnderstateTheAccuracyByWhatTheRateExplains) {
   EXPECT_NEAR(partly.corrected, 0.6, 0.02);
   // The same seed flips the same labels.
   EXPECT_EQ(noisy_label_accuracy(perfect, labels, 0.3, 7).noisy, p.noisy);
+  // Non-finite logits measure nothing (argmax still picked classes, and the correction matched).
+  auto broken = perfect.clone();
+  broken[0][0] = std::numeric_limits<float>::quiet_NaN();
+  const auto none = noisy_label_accuracy(broken, labels, 0.3, 7);
+  EXPECT_TRUE(std::isnan(none.clean) && std::isnan(none.noisy) && std::isnan(none.corrected));
 }
 
 TEST(Measures, CalibrationErrorSumsEachBinsGapWeightedByItsShare) {
@@ -282,6 +288,21 @@ TEST(Measures, HessianTopEigenvalueOfLinearRegressionWithinOnePercent) {
   EXPECT_TRUE(est.converged);
   EXPECT_NEAR(est.value, exact, 0.01 * exact);
   EXPECT_LT(est.residual, 0.01 * exact);
+}
+
+TEST(Measures, TheResidualOfAConvergedIterateReadsItsSizeNotFloatRounding) {
+  // Iterated to the end (no early stop), v is the top eigenvector to float rounding, and
+  // |Hv - value v| is of that order: |Hv|^2 - value^2 read 4e-4 of the value or exactly 0.
+  torch::manual_seed(5);
+  const int64_t n = 256, d = 6;
+  auto x = torch::randn({n, d}) * torch::linspace(0.5, 3.0, d);
+  auto y = torch::randn({n, 1});
+  Net model = linear_model(d);
+  const double exact = torch::linalg_eigvalsh(2.0 / n * x.t().matmul(x)).max().item<double>();
+  auto est = top_hessian_eigenvalue(model, x, y, Loss::standard(/*regression=*/true), 300, 0.0, 0);
+  EXPECT_NEAR(est.value, exact, 1e-5 * exact);
+  EXPECT_GT(est.residual, 0.0);
+  EXPECT_LT(est.residual, 2e-5 * exact);
 }
 
 TEST(Measures, TheHessianResidualSaysHowFarAnEarlyStopMayBe) {
