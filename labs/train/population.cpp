@@ -979,7 +979,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
 
   // The top Hessian eigenvalue and the gradient flow at initialization, where asked: on each
   // member's own net and data, as run_trial takes it.
-  std::vector<double> hessian_init;
+  std::vector<EigenEstimate> hessian_init;
   std::vector<json> flow_init;
   for (int64_t p = 0; p < P; ++p) {
     hessian_init.push_back(initial_hessian_top(cfgs[p], nets[p], owned[data_of[p]]));
@@ -1390,10 +1390,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     }
     out.summary["data"] = d.info;
     out.summary.update(flow_init[p]);
-    if (std::isfinite(hessian_init[p])) {
-      out.summary["hessian_top_init"] = hessian_init[p];
-      out.summary["lr_x_hessian_init"] = ms[p].base_lr * hessian_init[p];
-    }
+    summarize_initial_hessian(hessian_init[p], ms[p].base_lr, out.summary);
     if (ms[p].diverged_step < 0) summarize_schedule_marks(ms[p].marks, out.summary);
     if (ms[p].diverged_step >= 0) {
       out.status = "diverged";

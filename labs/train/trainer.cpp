@@ -936,16 +936,27 @@ std::string tensor_text(const torch::Tensor& t) {
   return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), size_t(c.numel()));
 }
 
-double initial_hessian_top(const json& cfg, Net& model, const Dataset& data) {
-  if (!cfg.contains("measure") || !cfg["measure"].value("hessian_init", false)) return NAN;
+EigenEstimate initial_hessian_top(const json& cfg, Net& model, const Dataset& data) {
+  if (!cfg.contains("measure") || !cfg["measure"].value("hessian_init", false)) {
+    EigenEstimate none;
+    none.value = NAN;
+    return none;
+  }
   // Taken on the same examples as the final measure. Power iteration draws from its own seeded
   // generator, so training is the same with or without it.
   const json& m = cfg["measure"];
   const int64_t k = std::min<int64_t>(data.x_train.size(0), m["hessian_samples"].get<int64_t>());
   return top_hessian_eigenvalue(model, data.x_train.slice(0, 0, k), data.y_train.slice(0, 0, k),
                                 Loss::of(cfg, data), m["hessian_max_iter"], m["hessian_tol"],
-                                cfg.value("seed", 0))
-      .value;
+                                cfg.value("seed", 0));
+}
+
+void summarize_initial_hessian(const EigenEstimate& est, double base_lr, json& summary) {
+  if (!std::isfinite(est.value)) return;
+  summary["hessian_top_init"] = est.value;
+  summary["hessian_top_init_converged"] = est.converged;
+  summary["hessian_top_init_residual"] = std::isfinite(est.residual) ? json(est.residual) : json();
+  if (est.converged && est.value > 0) summary["lr_x_hessian_init"] = base_lr * est.value;
 }
 
 json initial_gradient_flow(const json& cfg, Net& model, const Dataset& data) {
@@ -1076,16 +1087,13 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
   TrainHooks with_masks = hooks;
   const std::string mask_file = cfg["train"].value("mask_file", std::string());
   if (!mask_file.empty()) with_masks.masks = load_masks(mask_file, model, source);
-  const double hessian_init = initial_hessian_top(cfg, model, data);
+  const EigenEstimate hessian_init = initial_hessian_top(cfg, model, data);
   const json flow_init = initial_gradient_flow(cfg, model, data);
   TrainOutcome out = train_model(cfg, data, model, device, with_masks);
   out.summary.update(flow_init);
   out.summary["data"] = data.info;
   if (!with_masks.masks.empty()) out.summary["weights_remaining"] = remaining_fraction(with_masks.masks);
-  if (std::isfinite(hessian_init)) {
-    out.summary["hessian_top_init"] = hessian_init;
-    out.summary["lr_x_hessian_init"] = out.summary["base_lr"].get<double>() * hessian_init;
-  }
+  summarize_initial_hessian(hessian_init, out.summary["base_lr"].get<double>(), out.summary);
   const Loss loss = Loss::of(cfg, data);  // the measures' and the interpolation's
   if (out.status == "finished" && cfg.contains("measure"))
     out.measures = compute_measures(cfg["measure"], model, data, loss, seed);

@@ -15,6 +15,7 @@
 
 #include "core/note.h"
 #include "data/datasets.h"
+#include "measures/measures.h"
 #include "models/models.h"
 #include "train/loss.h"
 
@@ -90,8 +91,12 @@ std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
 double remaining_fraction(const std::vector<torch::Tensor>& masks);
 
 // The top Hessian eigenvalue of `model` as it is now (before training), on the examples the final
-// measure uses, when cfg's measure.hessian_init asks for it; NaN otherwise.
-double initial_hessian_top(const json& cfg, Net& model, const Dataset& data);
+// measure uses, when cfg's measure.hessian_init asks for it; a value of NaN otherwise.
+EigenEstimate initial_hessian_top(const json& cfg, Net& model, const Dataset& data);
+// Its summary entries: hessian_top_init, its convergence and residual, and lr_x_hessian_init
+// (the base LR times it) only for an estimate that converged to a positive value (an unfinished
+// or negative one is not the top eigenvalue the claims bin by); nothing without an estimate.
+void summarize_initial_hessian(const EigenEstimate& est, double base_lr, json& summary);
 
 // The gradient flow at initialization (measure.grad_flow_init) as summary entries:
 // grad_norm_first_init, grad_norm_last_init, grad_ratio_init; empty when not asked for.

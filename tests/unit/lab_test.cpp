@@ -567,6 +567,15 @@ TEST(Trainer, GdOnAQuadraticConvergesBelowTwoOverLambdaAndDivergesAbove) {
   auto above = train_cfg(cfg);
   EXPECT_EQ(above.status, "diverged");
   EXPECT_NEAR(above.summary["lr_x_hessian_init"].get<double>(), 2.2, 1e-3);  // kept when diverged
+  EXPECT_EQ(above.summary["hessian_top_init_converged"], true);
+  EXPECT_LT(above.summary["hessian_top_init_residual"].get<double>(), 1e-2 * lambda);
+  // An estimate the iteration had no budget to finish is stored as it stood, and no LR is
+  // binned by it (it passed lr_x_hessian_init filters as if it were the top eigenvalue).
+  cfg["measure"]["hessian_max_iter"] = 2;
+  auto unfinished = train_cfg(cfg);
+  EXPECT_EQ(unfinished.summary["hessian_top_init_converged"], false);
+  EXPECT_TRUE(unfinished.summary.contains("hessian_top_init"));
+  EXPECT_FALSE(unfinished.summary.contains("lr_x_hessian_init")) << unfinished.summary.dump();
 }
 
 TEST(Trainer, HessianAtInitDoesNotChangeTraining) {
