@@ -364,8 +364,9 @@ std::vector<Section> build() {
                 "[t_lo, t_hi]"),
            boolean("hessian_init", false,
                    "also the top Hessian eigenvalue at initialization, stored in the summary with "
-                   "lr_x_hessian_init = base LR x that eigenvalue (GD on a quadratic is stable "
-                   "below 2); kept for diverged trials too"),
+                   "its convergence and residual, and lr_x_hessian_init = base LR x that "
+                   "eigenvalue (GD on a quadratic is stable below 2) when the estimate converged "
+                   "to a positive value; kept for diverged trials too"),
            boolean(
                "grad_flow_init", false,
                "at initialization, the norms of the training loss's gradient with respect to "
