@@ -483,6 +483,11 @@ double dead_unit_fraction(Net& model, const torch::Tensor& x) {
         dynamic_cast<const torch::nn::PReLUImpl*>(module)) {
       // units x (examples, and positions in a feature map)
       const auto pre = h.transpose(0, 1).reshape({h.size(1), -1});
+      // A NaN input is not "never positive": such a network has no dead units to count.
+      if (!torch::isfinite(pre).all().item<bool>()) {
+        model->train(was_training);
+        return NAN;
+      }
       const auto alive = pre.gt(0).any(1);
       dead += double(alive.numel()) - alive.sum().item<double>();
       total += double(alive.numel());
@@ -526,12 +531,16 @@ DropoutAccuracy dropout_accuracy(Net& model, const torch::Tensor& x, const torch
   std::vector<torch::nn::Module*> dropouts;
   for (auto& m : model->modules(/*include_self=*/false))
     if (m->as<Dropout>()) dropouts.push_back(m.get());
-  // Correct answers counted on the device (off, one pass, mean of passes), read back once.
+  // Correct answers counted on the device (off, one pass, mean of passes), read back once; and
+  // the non-finite logits of the pass without dropout, which argmax would still count.
   auto hits = torch::zeros({3}, y.options().dtype(torch::kInt64));
+  auto nonfinite = torch::zeros({}, y.options().dtype(torch::kInt64));
   for (int64_t i = 0; i < x.size(0); i += batch) {
     const auto xb = x.slice(0, i, i + batch), yb = y.slice(0, i, i + batch);
     for (auto* d : dropouts) d->eval();
-    hits[0] += model->forward(xb).argmax(1).eq(yb).sum();
+    const auto off = model->forward(xb);
+    nonfinite += torch::isfinite(off).logical_not().sum();
+    hits[0] += off.argmax(1).eq(yb).sum();
     for (auto* d : dropouts) d->train();
     auto probs = torch::softmax(model->forward(xb), 1);
     hits[1] += probs.argmax(1).eq(yb).sum();
@@ -539,6 +548,7 @@ DropoutAccuracy dropout_accuracy(Net& model, const torch::Tensor& x, const torch
     hits[2] += probs.argmax(1).eq(yb).sum();
   }
   model->train(was_training);
+  if (nonfinite.item<int64_t>() > 0) return {NAN, NAN, NAN};
   const auto counts = hits.cpu();
   const double n = double(std::max<int64_t>(1, x.size(0)));
   return {counts[0].item<double>() / n, counts[1].item<double>() / n, counts[2].item<double>() / n};

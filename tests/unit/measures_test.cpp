@@ -114,6 +114,14 @@ TEST(Measures, DropoutLeftOnLosesWhatTheDroppedUnitCarried) {
   // One pass is one pass.
   const DropoutAccuracy once = dropout_accuracy(model, x, y, 1, 1000);
   EXPECT_EQ(once.one_pass, once.mc_mean);
+  // A network whose outputs are NaN measures nothing (argmax still picked classes).
+  {
+    torch::NoGradGuard guard;
+    model->named_parameters()["body.4.bias"][0] = std::numeric_limits<float>::quiet_NaN();
+  }
+  const DropoutAccuracy none = dropout_accuracy(model, x, y, 2, 1000);
+  EXPECT_TRUE(std::isnan(none.off) && std::isnan(none.one_pass) && std::isnan(none.mc_mean));
+  EXPECT_TRUE(model->is_training());
 }
 
 TEST(Measures, NoisyTestLabelsUnderstateTheAccuracyByWhatTheRateExplains) {
@@ -235,6 +243,9 @@ TEST(Measures, DeadUnitsAreThoseNoExampleActivates) {
     params["body.3.bias"].copy_(torch::tensor({1.0, -1.0, -2.0}));
   }
   EXPECT_NEAR(dead_unit_fraction(model, x), 3.0 / 7, 1e-12);
+  EXPECT_TRUE(model->is_training());
+  // NaN inputs to a ReLU are not "never positive" (NaN > 0 is false): no count.
+  EXPECT_TRUE(std::isnan(dead_unit_fraction(model, torch::full({4, 2}, NAN))));
   EXPECT_TRUE(model->is_training());
   // No ReLU-family activation, nothing to count.
   Net tanh_net = make_model(json::parse(R"({"name": "mlp", "widths": [4], "activation": "tanh",
