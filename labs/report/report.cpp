@@ -86,8 +86,8 @@ std::string caveat(const json& test, const std::string& preset) {
   else if (kind == "peak")
     text = "A peak among the values of `" + test["x"].get<std::string>() +
            "` tried: the highest inner mean against the lowest on each side. Where the optimum "
-           "lies between the "
-           "values, and whether it moves under another budget or protocol, it does not say.";
+           "lies between the values, and whether it moves under another budget or protocol, it "
+           "does not say.";
   else
     text = "A threshold verdict depends on the threshold chosen for the claim.";
   if (preset == "quick")
@@ -453,6 +453,10 @@ std::string write_report(const std::string& home, const Question& q, const std::
     }
     md << "\n\n";
     const bool interaction = test["kind"] == "interaction";
+    auto imputed_note = [&] {  // above a table whose means take diverged trials at a value
+      md << "Diverged trials enter the means below at the claim's `diverged_as` value ("
+         << num(test["diverged_as"].get<double>()) << "), as the test takes them.\n\n";
+    };
     if (test.contains("x") && test["kind"] != "compare" && !interaction) {
       // The numbers per swept value: what the plot shows, as a table. (An interaction's are
       // per arm and value, below: pooled over its arms they mean nothing.)
@@ -471,9 +475,7 @@ std::string write_report(const std::string& home, const Question& q, const std::
         imputed = imputed || obs[k].imputed;
         if (!obs[k].diverged && !obs[k].missing && std::isfinite(obs[k].y)) ys.push_back(obs[k].y);
       }
-      if (imputed)
-        md << "Diverged trials enter the means below at the claim's `diverged_as` value ("
-           << num(test["diverged_as"].get<double>()) << "), as the test takes them.\n\n";
+      if (imputed) imputed_note();
       md << "| " << x << " | mean " << metric
          << " | std | finished | diverged |\n|---:|---:|---:|---:|---:|\n";
       for (const auto& [xv, ys] : by_x) {
@@ -507,8 +509,7 @@ std::string write_report(const std::string& home, const Question& q, const std::
           cells.try_emplace(key);  // (a cell whose trials all diverged is listed, empty)
       }
       if (std::any_of(obs.begin(), obs.end(), [](const auto& ob) { return ob.imputed; }))
-        md << "Diverged trials enter the means below at the claim's `diverged_as` value ("
-           << num(test["diverged_as"].get<double>()) << "), as the test takes them.\n\n";
+        imputed_note();
       md << "| group | " << (interaction ? test["x"].get<std::string>() : "") << " | mean "
          << metric << " | n | diverged |\n|---|---:|---:|---:|---:|\n";
       for (const auto& [key, ys] : cells)

@@ -14,12 +14,16 @@ LrRangeSuggestion suggest_lr_range(const std::vector<double>& lrs,
                                    const std::vector<double>& losses, double smoothing,
                                    double stop_factor) {
   LrRangeSuggestion s;
-  const size_t n = std::min(lrs.size(), losses.size());
+  // A bias-corrected exponential moving average, k-th value after k + 1 inputs.
   double avg = 0;
+  auto average = [&](size_t k, double value) {
+    avg = (k == 0 ? 0.0 : smoothing * avg) + (1 - smoothing) * value;
+    return avg / (1 - std::pow(smoothing, double(k + 1)));
+  };
+  const size_t n = std::min(lrs.size(), losses.size());
   for (size_t i = 0; i < n; ++i) {
     if (!std::isfinite(losses[i])) break;  // the divergence that ends the test
-    avg = smoothing * avg + (1 - smoothing) * losses[i];
-    s.smoothed.push_back(avg / (1 - std::pow(smoothing, double(i + 1))));
+    s.smoothed.push_back(average(i, losses[i]));
   }
   if (s.smoothed.size() < 2) return s;
   // The suggestion reads a curve without lag: the causal average trails the loss by about
@@ -37,12 +41,7 @@ LrRangeSuggestion suggest_lr_range(const std::vector<double>& lrs,
     low = std::min(low, s.smoothed[i]);
   }
   s.centred.assign(m, 0.0);
-  avg = 0;
-  for (size_t k = 0; k < m; ++k) {
-    const size_t i = m - 1 - k;
-    avg = smoothing * avg + (1 - smoothing) * s.smoothed[i];
-    s.centred[i] = avg / (1 - std::pow(smoothing, double(k + 1)));
-  }
+  for (size_t k = 0; k < m; ++k) s.centred[m - 1 - k] = average(k, s.smoothed[m - 1 - k]);
   // The loss recorded at step i was taken before that step's update: it shows what the updates
   // up to step i - 1 did, the last of them at lrs[i - 1].
   auto lr_of = [&](size_t i) { return lrs[i == 0 ? 0 : i - 1]; };

@@ -287,7 +287,8 @@ void Optimizer::fused_step() {
                             name_ == "adamw"};
       if (t_device_.defined())
         kernels::adam_step_scalars(lr_device_ * multipliers_[gi], t_device_, c, group_scalars_[gi]);
-      kernels::fused_adam_(params, grads, state1, state2, masks, c, steps_, t_device_.defined() ? group_scalars_[gi] : torch::Tensor());
+      kernels::fused_adam_(params, grads, state1, state2, masks, c, steps_,
+                           t_device_.defined() ? group_scalars_[gi] : torch::Tensor());
     }
   }
 }

@@ -15,7 +15,6 @@
 
 #include "core/note.h"
 #include "data/datasets.h"
-#include "measures/measures.h"
 #include "models/models.h"
 #include "train/loss.h"
 
@@ -89,6 +88,8 @@ std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
                                       const std::string& source);
 // Kept fraction of the masked parameters' elements.
 double remaining_fraction(const std::vector<torch::Tensor>& masks);
+
+struct EigenEstimate;  // measures/measures.h
 
 // The top Hessian eigenvalue of `model` as it is now (before training), on the examples the final
 // measure uses, when cfg's measure.hessian_init asks for it; a value of NaN otherwise.

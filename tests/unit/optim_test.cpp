@@ -100,9 +100,8 @@ TEST_P(Optim, AParameterWithoutAGradientIsLeftAlone) {
   // b is not in the loss: torch::optim skips it, so neither decay nor momentum may move it.
   for (const char* name : {"sgd", "adamw"}) {
     Toy toy;
-    Optimizer opt(optim_cfg(fmt::format(R"({{"name":"{}","weight_decay":0.5,"momentum":0.9}})",
-                                        name)),
-                  toy);
+    Optimizer opt(
+        optim_cfg(fmt::format(R"({{"name":"{}","weight_decay":0.5,"momentum":0.9}})", name)), toy);
     for (int i = 0; i < 2; ++i) {
       opt.zero_grad();
       (toy.w * g).sum().backward();
