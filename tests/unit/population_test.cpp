@@ -66,6 +66,7 @@ void expect_members_equal_solo(const std::vector<json>& cfgs) {
   for (size_t i = 0; i < cfgs.size(); ++i) {
     auto solo = run_trial(cfgs[i], torch::kCPU, alone[i].hooks(), "test.json");
     EXPECT_EQ(outs[i].status, solo.status) << i;
+    EXPECT_EQ(outs[i].diverged_step, solo.diverged_step) << i;
     EXPECT_EQ(outs[i].summary["steps"], solo.summary["steps"]) << i;
     EXPECT_EQ(outs[i].summary["epochs"], solo.summary["epochs"]) << i;
     EXPECT_EQ(outs[i].summary["population"], int64_t(cfgs.size()));
@@ -508,6 +509,21 @@ TEST(Population, ADivergedMemberIsRecordedAndTheOthersGoOn) {
     EXPECT_EQ(both[i].summary["steps"], solo.summary["steps"]) << i;
     EXPECT_EQ(both[i].summary["epochs"], solo.summary["epochs"]) << i;
   }
+}
+
+TEST(Population, AMemberWhoseLastUpdateDivergesIsDivergedAsAlone) {
+  // The last step's loss is taken before its update; the update sends the weights to Inf, which
+  // only the evaluation after it shows.
+  json ok = trial(R"({"seed": 0, "train": {"steps": 1}})");
+  json blow = trial(R"({"seed": 1, "train": {"steps": 1}, "optim": {"lr": 1e30}})");
+  auto outs = run_population({ok, blow}, torch::kCPU, std::vector<TrainHooks>(2), "test.json");
+  auto solo = run_trial(blow, torch::kCPU, {}, "test.json");
+  ASSERT_EQ(solo.status, "diverged");
+  EXPECT_EQ(outs[1].status, "diverged");
+  EXPECT_EQ(outs[1].diverged_step, solo.diverged_step);
+  for (const char* key : {"steps", "epochs", "samples", "diverged_step"})
+    EXPECT_EQ(outs[1].summary[key], solo.summary[key]) << key;
+  EXPECT_EQ(outs[0].status, "finished");
 }
 
 TEST(Population, ClassImbalanceOnASplitDrawnBySeedTrainsAlone) {
