@@ -326,6 +326,9 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
     if (kind == "trend" || kind == "within" || kind == "interaction" || kind == "peak")
       o.x = config_value(tr.config, t["x"]);
     if (kind == "correlate") o.x = metric_value(tr, t["x_metric"]);
+    // A diverged trial entered with diverged_as still needs its x: without one it is left out
+    // as diverged (not as a trial without the metric).
+    if (o.imputed && !std::isfinite(o.x)) o.imputed = false, o.diverged = true;
     if (grouped) {
       o.group = group_of(tr);
       if (o.group.empty()) continue;  // in neither group: not part of this comparison
@@ -336,7 +339,6 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
         if (best_value.count(o.group) &&
             config_node(tr.config, t["best_over"]).dump() != best_value[o.group])
           continue;
-        if (!o.diverged) o.y += t.value("margin", 0.0) * (o.group == "b" ? 1.0 : 0.0);
       }
     }
     if (!o.diverged && !(std::isfinite(o.y) && std::isfinite(o.x))) o.missing = true;
@@ -399,6 +401,7 @@ Verdict evaluate(const json& c, const std::vector<TrialRecord>& given,
   test.best_is_max = t.value("best", std::string("max")) == "max";
   test.outcome = t["metric"] == "diverged" || t["metric"] == "failed";
   test.paired = t.value("paired", false);
+  test.margin = t.value("margin", 0.0);
   test.bootstrap.resamples = t.value("resamples", BootstrapOptions().resamples);
   test.bootstrap.level = t.value("level", 0.95);
   test.bootstrap.seed = t.value("seed", 0);

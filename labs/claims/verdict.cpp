@@ -74,6 +74,7 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   // Groups for the stratified bootstrap, and the statistic of a resampling.
   std::vector<std::vector<const Observation*>> groups;
   std::vector<Observation> paired_obs;  // paired compare: the seeds' differences
+  std::vector<double> pair_a, pair_b;   // and their two arms' values
   std::string paired_note;
   std::string unmeasured;   // why the claim's effect is not measured (interaction: a failed end)
   bool within_logs = true;  // within: distances on a log scale where every x is positive
@@ -108,19 +109,24 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
         }
         slot = &o;
       }
-      int unmatched = 0;
+      int unmatched = 0, partnerless = 0;
       for (const auto& [seed, ab] : by_seed) {
         const auto [a, b] = ab;
         if (!a || !b) {
           ++unmatched;
           continue;
         }
-        if (a->diverged || b->diverged || a->missing || b->missing) continue;
+        const bool a_used = !a->diverged && !a->missing, b_used = !b->diverged && !b->missing;
+        if (!a_used || !b_used) {
+          partnerless += a_used || b_used;
+          continue;
+        }
         Observation d;
         d.y = b->y - a->y;
         d.group = "pair";
         d.imputed = a->imputed && b->imputed;
         paired_obs.push_back(d);
+        pair_a.push_back(a->y), pair_b.push_back(b->y);
       }
       groups.assign(1, {});
       for (const auto& d : paired_obs) groups[0].push_back(&d);
@@ -128,6 +134,10 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
       if (unmatched > 0)
         paired_note =
             "; " + std::to_string(unmatched) + " seed(s) with a trial in one arm only left out";
+      if (partnerless > 0)
+        paired_note += "; " + std::to_string(partnerless) +
+                       " usable trial(s) left out with their seed's other trial, which diverged "
+                       "or lacks the metric";
     }
     // Every trial of both arms diverged and entered with the claim's diverged_as value: the
     // difference (0, or the claim's margin) is then set by the claim, not measured.
@@ -153,6 +163,16 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     for (double x : {lo_x, hi_x})
       for (const char* g : {"a", "b"}) groups.push_back(cells[{x, g}]);
     if (!(lo_x < hi_x)) groups.resize(1);  // one x value: nothing to compare across
+    // The trials at the two ends are the test's; those in between are counted nowhere.
+    if (lo_x < hi_x) {
+      v.n = 0, v.diverged = 0, v.missing = 0;
+      for (const auto& g : groups) v.n += int(g.size());
+      for (const auto& o : all)
+        if ((o.x == lo_x || o.x == hi_x) && (o.group == "a" || o.group == "b")) {
+          v.diverged += o.diverged;
+          v.missing += !o.diverged && o.missing;
+        }
+    }
     // An end where some trials diverged (entered with the claim's diverged_as value) and every
     // other trial of both arms finished there too, e.g. at chance, measures no effect of the
     // factor: every run failed in both arms, and a "difference" of about 0 there would let the
@@ -179,6 +199,12 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
                      fmt_num(failed) + "): the factor's effect is not measured there";
     }
   } else if (t.kind == "within") {
+    if (!(t.lo <= t.hi)) {  // (medians of separate lists of bounds can cross)
+      v.verdict = "inconclusive";
+      v.reason = "the range [" + fmt_num(t.lo) + ", " + fmt_num(t.hi) + "] is empty: its low end " +
+                 "is above its high end";
+      return v;
+    }
     std::map<double, std::vector<const Observation*>> by_x;
     for (const auto& o : obs) by_x[o.x].push_back(&o);
     for (auto& [x, g] : by_x) {
@@ -218,8 +244,8 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
       }
       return peak_height(m);
     }
-    if (t.kind == "compare" && t.paired) return mean(ys);
-    if (t.kind == "compare") return mean(b) - mean(a);
+    if (t.kind == "compare" && t.paired) return mean(ys) + t.margin;
+    if (t.kind == "compare") return mean(b) - mean(a) + t.margin;
     if (t.kind == "interaction") {
       std::vector<double> cell[4];
       for (size_t g = 0; g < groups.size() && g < 4; ++g)
@@ -269,6 +295,10 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
                  " with a usable trial (" + std::to_string(v.n) + " usable, " +
                  std::to_string(v.diverged) + " diverged); at least " +
                  std::to_string(needed_groups) + " needed";
+    if (t.kind == "interaction" && groups.size() == 1 && !obs.empty())
+      v.reason = "too few x values to test: 1 with a usable trial (" + std::to_string(v.n) +
+                 " usable, " + std::to_string(v.diverged) +
+                 " diverged); an interaction compares the smallest x with the largest";
     if (t.paired && t.kind == "compare")
       v.reason += "; paired by seed: " + std::to_string(groups[0].size()) +
                   " seed(s) with a usable trial in both arms" + paired_note;
@@ -293,13 +323,22 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     v.ci = {p.lo - t.threshold, p.hi - t.threshold};
   }
   // A compare of two arms' shares of a 0/1 outcome: Newcombe's interval from the arms' exact
-  // ones, for the same reason (0 of 3 against 3 of 3 diverged bootstraps to the point [1, 1]).
-  if (t.kind == "compare" && t.outcome && !t.paired) {
-    int k[2] = {0, 0};
-    for (size_t g = 0; g < 2; ++g)
-      for (const Observation* o : groups[g]) k[g] += o->y == 1.0;
-    v.ci = proportion_difference(k[0], int(groups[0].size()), k[1], int(groups[1].size()),
-                                 t.bootstrap.level);
+  // ones, for the same reason (0 of 3 against 3 of 3 diverged bootstraps to the point [1, 1];
+  // paired, the seeds' differences do too). Paired, the pairs' two arms, taken as unpaired.
+  if (t.kind == "compare" && t.outcome) {
+    int k[2] = {0, 0}, n[2] = {0, 0};
+    if (t.paired) {
+      for (double y : pair_a) k[0] += y == 1.0;
+      for (double y : pair_b) k[1] += y == 1.0;
+      n[0] = n[1] = int(pair_a.size());
+    } else {
+      for (size_t g = 0; g < 2; ++g) {
+        for (const Observation* o : groups[g]) k[g] += o->y == 1.0;
+        n[g] = int(groups[g].size());
+      }
+    }
+    const Interval p = proportion_difference(k[0], n[0], k[1], n[1], t.bootstrap.level);
+    v.ci = {p.lo + t.margin, p.hi + t.margin};
   }
   auto notes = [&]() {
     if (t.paired && t.kind == "compare")
@@ -399,11 +438,16 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
         more = (v.seeds_needed == 0 ? std::string("no number of trials up to 20,000")
                                     : std::to_string(v.seeds_needed) + " trials") +
                " would decide it if the share held (exact binomial)";
-      else
-        more =
-            (v.seeds_needed == 0 ? std::string("not even a million seeds")
-                                 : "at most about " + std::to_string(v.seeds_needed) + " seeds") +
-            " per group would decide it if the effect held";
+      else {
+        // What the count counts: trials pooled in one group, seeds paired, or seeds per group.
+        const bool pooled = t.kind == "correlate" || t.kind == "threshold";
+        const std::string unit = pooled     ? " trials in all"
+                                 : t.paired ? " seeds (pairs)"
+                                            : " seeds per group";
+        more = (v.seeds_needed == 0 ? "not even a million" + unit
+                                    : "at most about " + std::to_string(v.seeds_needed) + unit) +
+               " would decide it if the effect held";
+      }
       v.reason = "the interval " + interval + " contains 0; " + more;
     } else if (v.effect == 0) {
       v.reason = "the interval " + interval + " contains 0 and the effect is 0";

@@ -41,16 +41,18 @@
 // Intervals are expanded percentile bootstrap intervals (stats.h: with few seeds per group a plain
 // percentile interval is too narrow), at the level of the smallest group; a threshold on a 0/1
 // outcome (diverged) takes the exact binomial interval, which all-alike trials do not shrink to
-// a point, and an unpaired compare of such an outcome Newcombe's interval built from the arms'
-// exact ones (proportion_difference). A compare whose trials all diverged in both arms, or a
-// threshold whose trials all did (entered with diverged_as), measures nothing: inconclusive.
-// Verdict: supported when the interval excludes zero in the claimed direction and the effect
-// reaches the claim's minimum; refuted when it excludes zero the other way; otherwise
-// inconclusive, with the number of seeds per group that would make the interval exclude zero if
-// the effect stayed as measured (half-widths shrink like 1/sqrt(n)); none where the effect is
-// below the claim's minimum, since more seeds would not support it. Diverged trials are counted
-// and reported, never silently dropped; they carry no metric, so they do not enter the statistic.
-// Fewer than 3 usable trials in a group (a swept value, or a compared end) give no verdict.
+// a point, and a compare of such an outcome Newcombe's interval built from the arms' exact ones
+// (proportion_difference; paired, from the pairs' two arms, which is wider than a paired
+// interval where the seeds' outcomes agree), shifted by the margin. A compare whose trials all
+// diverged in both arms, or a threshold whose trials all did (entered with diverged_as), measures
+// nothing: inconclusive. Verdict: supported when the interval excludes zero in the claimed
+// direction and the effect reaches the claim's minimum; refuted when it excludes zero the other
+// way; otherwise inconclusive, with the number of seeds per group that would make the interval
+// exclude zero if the effect stayed as measured (half-widths shrink like 1/sqrt(n)); none where the
+// effect is below the claim's minimum, since more seeds would not support it. Diverged trials are
+// counted and reported, never silently dropped; they carry no metric, so they do not enter the
+// statistic. Fewer than 3 usable trials in a group (a swept value, or a compared end) give no
+// verdict.
 #pragma once
 
 #include <string>
@@ -80,6 +82,7 @@ struct ClaimTest {
   bool outcome = false;        // the metric is a 0/1 outcome (diverged, failed): a threshold on it
                                // takes the exact binomial interval
   bool paired = false;         // compare: the mean of the seeds' b - a differences (below)
+  double margin = 0;           // compare: added to b - a (a non-inferiority margin, say)
   BootstrapOptions bootstrap;
 };
 

@@ -67,10 +67,15 @@ std::string caveat(const json& test, const std::string& preset) {
         "` over the values tried; it says nothing between or beyond them, and nothing about why. "
         "The interval resamples only the seeds run: with a few per value, one of zero width says "
         "that no resampling of them reorders the values, not that the trend is certain.";
-  else if (kind == "compare")
+  else if (kind == "compare") {
     text = "The comparison is between the two ends of `" + test["x"].get<std::string>() +
            "` only, under this config's protocol; another learning rate or budget may change it.";
-  else if (kind == "correlate")
+    if (const double m = test.value("margin", 0.0); m != 0)
+      text += fmt::format(
+          " The effect and its interval are the difference b - a plus the claim's margin of {:g} "
+          "(b against a {} {:g}); the means per group are the arms' own.",
+          m, m > 0 ? "-" : "+", std::fabs(m));
+  } else if (kind == "correlate")
     text =
         "Kendall's tau across trials is an association across this population of runs, not a "
         "causal effect.";
@@ -356,9 +361,8 @@ std::string write_report(const std::string& home, const Question& q, const std::
     const auto& sources = set.sources;
     for (size_t i = 0; i < obs.size(); ++i) {
       const TrialRecord& t = o.trials[sources[i]];
-      const double margin = obs[i].group == "b" ? test.value("margin", 0.0) : 0.0;
       csv << t.hash.substr(0, 12) << "," << t.seed << "," << t.status << "," << obs[i].x << ","
-          << obs[i].group << "," << (obs[i].diverged ? NAN : obs[i].y - margin) << "\n";
+          << obs[i].group << "," << (obs[i].diverged ? NAN : obs[i].y) << "\n";
     }
     json meta = {{"id", id},
                  {"kind", test["kind"]},
@@ -504,7 +508,7 @@ std::string write_report(const std::string& home, const Question& q, const std::
         const std::pair<std::string, double> key = {ob.group, interaction ? ob.x : 0.0};
         if (o.trials[sources[k]].status == "diverged") diverged_in[key]++;
         if (!ob.diverged && !ob.missing)
-          cells[key].push_back(ob.y - (ob.group == "b" ? test.value("margin", 0.0) : 0.0));
+          cells[key].push_back(ob.y);
         else
           cells.try_emplace(key);  // (a cell whose trials all diverged is listed, empty)
       }

@@ -254,9 +254,13 @@ TEST(Verdict, OneXValueIsTooFewXNotTooFewSeeds) {
                      0),
       0u)
       << v.reason;
-  ClaimTest ninety = make("trend", +1, 0.0);
+  // A claim's own level makes its interval: 90 % is narrower than 95 %.
+  ClaimTest ninety = make("trend", +1, 0.0), ninety_five = ninety;
   ninety.bootstrap.level = 0.9;
-  EXPECT_EQ(evaluate_claim(ninety, trend_table(1.0, 0.1, 3, 3)).level, 0.9);
+  const auto table = trend_table(0.02, 0.1, 4, 5);
+  const Verdict v90 = evaluate_claim(ninety, table), v95 = evaluate_claim(ninety_five, table);
+  EXPECT_EQ(v90.level, 0.9);
+  EXPECT_LT(v90.ci.hi - v90.ci.lo, v95.ci.hi - v95.ci.lo);
 }
 
 TEST(Verdict, InteractionIsTheGrowthOfTheDifferenceAcrossX) {
@@ -271,10 +275,20 @@ TEST(Verdict, InteractionIsTheGrowthOfTheDifferenceAcrossX) {
     cells.push_back({4, 0.50 + e, "a"});
     cells.push_back({4, 0.80 - e, "b"});
   }
+  cells.push_back({2, 0.0, "a", true});  // a diverged trial in between: not the test's either
   Verdict v = evaluate_claim(make("interaction", +1, 0.0), cells);
   EXPECT_EQ(v.verdict, "supported") << v.reason;
   EXPECT_NEAR(v.effect, 0.3, 1e-12);
+  EXPECT_EQ(v.n, 16);  // the two ends' trials, which the test uses
+  EXPECT_EQ(v.diverged, 0);
+  cells.pop_back();
   EXPECT_EQ(evaluate_claim(make("interaction", -1, 0.0), cells).verdict, "refuted");
+  std::vector<Observation> one_x;  // many seeds, but one x: nothing to compare across
+  for (const auto& o : cells)
+    if (o.x == 1) one_x.push_back(o);
+  const Verdict flat = evaluate_claim(make("interaction", +1, 0.0), one_x);
+  EXPECT_EQ(flat.verdict, "inconclusive");
+  EXPECT_NE(flat.reason.find("too few x values"), std::string::npos) << flat.reason;
   cells.resize(6);  // one seed per cell: no verdict
   EXPECT_EQ(evaluate_claim(make("interaction", +1, 0.0), cells).verdict, "inconclusive");
 }
@@ -333,6 +347,10 @@ TEST(Verdict, WithinSaysWhereTheBestXLiesAgainstARange) {
   EXPECT_NE(above.reason.find("above"), std::string::npos);
   t.best_is_max = false;  // the best is the lowest y: x = 1, two decades above
   EXPECT_NEAR(evaluate_claim(t, sweep).effect, 2.0, 1e-12);
+  t.lo = 0.5, t.hi = 0.02;  // (medians of separate bounds can cross) no range: no verdict
+  const Verdict crossed = evaluate_claim(t, sweep);
+  EXPECT_EQ(crossed.verdict, "inconclusive");
+  EXPECT_NE(crossed.reason.find("is empty"), std::string::npos) << crossed.reason;
 }
 
 TEST(Verdict, WithinMeasuresOnXsOwnScaleWhereAnXIsZeroAndNeedsTwoX) {
@@ -579,6 +597,10 @@ TEST(Claim, APairedCompareTakesEachSeedsDifferenceAndDecidesWhatTheSeedsSpreadHi
   EXPECT_EQ(fewer.diverged, 1);
   EXPECT_NE(fewer.reason.find("1 seed(s) with a trial in one arm only"), std::string::npos)
       << fewer.reason;
+  // Seed 0's a finished but is left out with its diverged b: said, not lost.
+  EXPECT_NE(fewer.reason.find("1 usable trial(s) left out with their seed's other trial"),
+            std::string::npos)
+      << fewer.reason;
 
   // Two trials of one seed in an arm (another axis) cannot be paired: no verdict, and why.
   TrialRecord twin = trials[0];
@@ -738,6 +760,72 @@ TEST(Verdict, ACompareOfAnOutcomeAllAlikeInEachArmDecidesNothingOnThreeTrials) {
     obs.push_back({0, 1.0, "b", false});
   }
   EXPECT_EQ(evaluate_claim(t, obs).verdict, "supported");
+}
+
+TEST(Claim, AMarginOnACompareOfAnOutcomeMovesItsIntervalWithItsEffect) {
+  // 10 of 10 diverged in both arms; b may diverge 5 points more often and count as no worse.
+  auto arms = [](const char* a_status, const char* b_status, int n) {
+    std::vector<TrialRecord> trials;
+    for (int seed = 0; seed < n; ++seed)
+      for (double wd : {0.0, 0.01}) {
+        TrialRecord r = record(wd > 0 ? b_status : a_status, {{"optim", {{"weight_decay", wd}}}},
+                               json::object());
+        r.seed = seed;
+        r.hash = std::to_string(seed) + (wd > 0 ? "b" : "a");
+        trials.push_back(r);
+      }
+    return trials;
+  };
+  json claim = {{"test",
+                 {{"kind", "compare"},
+                  {"x", "optim.weight_decay"},
+                  {"a", 0.0},
+                  {"b", 0.01},
+                  {"metric", "diverged"},
+                  {"margin", 0.05}}}};
+  const Verdict same = evaluate(claim, arms("diverged", "diverged", 10));
+  EXPECT_NEAR(same.effect, 0.05, 1e-12);
+  EXPECT_LE(same.ci.lo, same.effect);
+  EXPECT_GE(same.ci.hi, same.effect);
+  EXPECT_EQ(same.verdict, "inconclusive") << same.reason;  // it was refuted: [-1, -0.56]
+  // None diverged in 30 and 30; fewer than 20 points more in b is claimed: Newcombe's interval
+  // [-0.116, 0.116] moved by the margin, [-0.316, -0.084].
+  claim["test"]["margin"] = -0.2;
+  claim["test"]["direction"] = -1;
+  const Verdict none = evaluate(claim, arms("finished", "finished", 30));
+  EXPECT_NEAR(none.ci.lo, -0.316, 2e-3);
+  EXPECT_NEAR(none.ci.hi, -0.084, 2e-3);
+  EXPECT_EQ(none.verdict, "supported") << none.reason;
+  // Paired by seed, 3 seeds of 0 against 1: the seeds' differences are all 1, which bootstraps
+  // to the point [1, 1]; the arms' exact intervals do not.
+  json paired = claim;
+  paired["test"].erase("margin");
+  paired["test"]["direction"] = 1;
+  paired["test"]["paired"] = true;
+  const Verdict three = evaluate(paired, arms("finished", "diverged", 3));
+  EXPECT_EQ(three.effect, 1.0);
+  EXPECT_LT(three.ci.lo, 0.0);
+  EXPECT_EQ(three.verdict, "inconclusive") << three.reason;
+}
+
+TEST(Claim, ACorrelateEntersADivergedTrialOnlyWithItsX) {
+  // diverged_as gives a diverged trial its y; without an x (a metric it never recorded) it is
+  // left out as diverged, not as a trial without the metric.
+  std::vector<TrialRecord> trials;
+  for (int i = 0; i < 6; ++i)
+    trials.push_back(
+        record("finished", json::object(), {{"grad_norm", 0.1 * i}, {"test_acc", 0.5 + 0.05 * i}}));
+  trials.push_back(record("diverged", json::object(), json::object()));
+  for (size_t i = 0; i < trials.size(); ++i) trials[i].hash = std::to_string(i);
+  json claim = {{"test",
+                 {{"kind", "correlate"},
+                  {"x_metric", "grad_norm"},
+                  {"metric", "test_acc"},
+                  {"diverged_as", 0.1}}}};
+  const Verdict v = evaluate(claim, trials);
+  EXPECT_EQ(v.diverged, 1);
+  EXPECT_EQ(v.missing, 0);
+  EXPECT_EQ(v.n, 6);
 }
 
 TEST(Verdict, AThresholdWhoseTrialsAllDivergedMeasuresNothing) {

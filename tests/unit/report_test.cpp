@@ -233,7 +233,7 @@ TEST(Report, APairedCompareNamesItsArmsByTheirConditionsAndSaysItIsPaired) {
   json claim = json::parse(
       R"({"id": "q21.p", "statement": "b below a", "config": "configs/x.json",
     "test": {"kind": "compare", "x": "model.widths", "a": {"model.widths": 100, "optim.name": "sgd"},
-             "b": "max", "metric": "test_acc", "direction": -1, "paired": true}})");
+             "b": "max", "metric": "test_acc", "direction": -1, "paired": true, "margin": 0.001}})");
   ClaimOutcome o;
   o.claim = claim;
   o.resolved_config = {{"lab", "train"}};
@@ -251,7 +251,14 @@ TEST(Report, APairedCompareNamesItsArmsByTheirConditionsAndSaysItIsPaired) {
     }
   o.verdict = claims::evaluate(claim, o.trials);
   EXPECT_EQ(o.verdict.verdict, "supported") << o.verdict.reason;
+  EXPECT_NEAR(o.verdict.effect, -0.004, 1e-12);  // b - a, -0.005, plus the margin
   write_report(home.path(), q, "quick", {o}, store, plot_python());
+  const std::string readme = slurp(home.file("results/reports/quick/q021/README.md"));
+  EXPECT_NE(readme.find("plus the claim's margin of 0.001"), std::string::npos);
+  EXPECT_NE(readme.find("| b: model.widths = 300 (max) |  | 0.805 |"), std::string::npos)
+      << readme;  // the arm's own mean, without the margin
+  EXPECT_NE(readme.find("| a: model.widths = 100, optim.name = sgd |  | 0.81 |"),
+            std::string::npos);
   const json meta = json::parse(slurp(home.file("results/reports/quick/q021/claim_q21_p.json")));
   EXPECT_EQ(meta["a_label"], "model.widths = 100, optim.name = sgd");
   EXPECT_EQ(meta["b_label"], "model.widths = 300 (max)");  // the value "max" came to
