@@ -57,7 +57,7 @@ std::string summary_number(const json& summary, const char* key, const char* for
 
 int list_questions(const Context& ctx, int section, const std::string& kind, bool as_json) {
   Bank bank = load_bank(bank_path(ctx));
-  if (section != 0 && !bank.section(section))
+  if (section != -1 && !bank.section(section))
     throw UserError(fmt::format("--section {}: no such section; allowed: 1 to {}", section,
                                 bank.sections.size()));
   if (!kind.empty() && kind != "empirical" && kind != "discussion")
@@ -65,7 +65,7 @@ int list_questions(const Context& ctx, int section, const std::string& kind, boo
   json out = json::array();
   int last_section = -1;
   for (const auto& q : bank.questions) {
-    if ((section && q.section != section) || (!kind.empty() && q.kind != kind)) continue;
+    if ((section != -1 && q.section != section) || (!kind.empty() && q.kind != kind)) continue;
     if (as_json) {
       out.push_back({{"number", q.number},
                      {"section", q.section},
@@ -286,6 +286,14 @@ int print_results(const Context& ctx, int question, const std::string& format) {
 }
 
 int merge_results(const Context& ctx, const std::vector<std::string>& others) {
+  // Every source checked before the store is opened (which creates it): a mistyped path leaves
+  // neither an empty store nor half the sources merged.
+  for (const auto& o : others) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(o, ec))
+      throw UserError(o + (std::filesystem::exists(o, ec) ? ": not a file" : ": no such file") +
+                      "; expected a results database to merge into " + ctx.db);
+  }
   Store store(ctx.db);
   for (const auto& o : others) {
     long long added = store.merge_from(o);

@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
                  "the empiric checkout (questions/, configs/); env EMPIRIC_HOME");
   app.add_option("--db", ctx.db, "results database (default: HOME/results/empiric.db)");
 
-  int section = 0, question = 0;
+  int section = -1, question = 0;  // (section -1: every one)
   std::string kind, format = "table";
   bool as_json = false, markdown = false, list_trials = false;
   auto* list = app.add_subcommand("list", "list the questions");

@@ -455,13 +455,8 @@ long long Store::merge_from(const std::string& other_path) {
     Stmt(db_, "DETACH DATABASE other", path_).step();
     throw;
   }
-  long long before = 0, after = 0;
+  long long taken = 0;
   try {
-    {
-      Stmt c(db_, "SELECT count(*) FROM trials", path_);
-      c.step();
-      before = c.i64(0);
-    }
     WriteTxn txn(*this, db_);
     // Environments and runs get new ids here; trials keep their hash, runs their content.
     exec("INSERT OR IGNORE INTO environments(json) SELECT json FROM other.environments");
@@ -517,10 +512,18 @@ long long Store::merge_from(const std::string& other_path) {
     }
     // A trial this store has keeps its own curve: the other store's rows of it (another run of
     // the same trial, which may have stopped elsewhere) would be mixed into it. A trial it takes
-    // comes with the other's curve alone (rows a killed run left here are dropped).
+    // comes with the other's curve alone (rows a killed run left here are dropped). One that
+    // failed here (out of memory, say) and has a result there takes that result.
     exec(
         "CREATE TEMP TABLE taken AS SELECT hash FROM other.trials WHERE hash NOT IN "
-        "(SELECT hash FROM main.trials)");
+        "(SELECT hash FROM main.trials) OR (status != 'failed' AND hash IN "
+        "(SELECT hash FROM main.trials WHERE status = 'failed'))");
+    {
+      Stmt c(db_, "SELECT count(*) FROM taken", path_);
+      c.step();
+      taken = c.i64(0);
+    }
+    exec("DELETE FROM main.trials WHERE hash IN (SELECT hash FROM taken)");
     exec("DELETE FROM main.metrics WHERE trial_hash IN (SELECT hash FROM taken)");
     exec(
         "INSERT OR IGNORE INTO main.trials SELECT t.hash, m.new_id, t.question, t.config_file, "
@@ -546,9 +549,6 @@ long long Store::merge_from(const std::string& other_path) {
         "m.json = v.json)");
     exec("DROP TABLE run_map");
     txn.commit();
-    Stmt c(db_, "SELECT count(*) FROM trials", path_);
-    c.step();
-    after = c.i64(0);
   } catch (const UserError& e) {  // tables of another shape: the other database's fault
     sqlite3_exec(db_, "DETACH DATABASE other", nullptr, nullptr, nullptr);
     throw UserError(other_path + ": cannot be merged, its tables are not those of this empiric (" +
@@ -558,7 +558,7 @@ long long Store::merge_from(const std::string& other_path) {
     throw;
   }
   exec("DETACH DATABASE other");
-  return after - before;
+  return taken;
 }
 
 namespace {

@@ -39,6 +39,15 @@
 namespace empiric::cli {
 namespace {
 
+// A store's checkpoints: beside it, in a folder of its own, so that two stores in one folder do
+// not resume each other's killed trials (results/checkpoints for empiric.db, checkpoints-NAME
+// for NAME.db).
+std::string checkpoint_dir(const std::string& db) {
+  const std::filesystem::path p(db);
+  const std::string stem = p.stem().string();
+  return (p.parent_path() / (stem == "empiric" ? "checkpoints" : "checkpoints-" + stem)).string();
+}
+
 // Evaluations of a running trial not yet in the store.
 struct PendingMetrics {
   std::vector<MetricRow> rows;
@@ -163,8 +172,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
   const int jobs = device.is_cuda() ? 1 : std::min<int>(o.jobs, std::max<size_t>(1, mine.size()));
 
   Store store(ctx.db);
-  const std::string ckpt_dir =
-      (std::filesystem::path(ctx.db).parent_path() / "checkpoints").string();
+  const std::string ckpt_dir = checkpoint_dir(ctx.db);
   std::filesystem::create_directories(ckpt_dir);
 
   std::vector<const Trial*> pending;
@@ -275,6 +283,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
     const std::string label = axes_text(trial.axes) + " seed=" + std::to_string(trial.seed);
     TrainHooks hooks;
     hooks.checkpoint_path = checkpoints ? ckpt_dir + "/" + trial.hash + ".pt" : "";
+    hooks.keep_checkpoint = true;  // removed once the trial is recorded (record, below)
     {
       std::lock_guard<std::mutex> lock(store_mu);
       // Metrics of a trial killed earlier are kept only when a checkpoint resumes it.
@@ -359,6 +368,10 @@ int run_config(const Context& ctx, const RunOptions& o) {
       }
       store.put_trial(rec);
     }
+    if (checkpoints) {  // (kept by the trainer until now: a kill during the measures resumes)
+      std::error_code ec;
+      std::filesystem::remove(ckpt_dir + "/" + trial.hash + ".pt", ec);
+    }
     const std::string label = axes_text(trial.axes) + " seed=" + std::to_string(trial.seed);
     progress.line(fmt::format("  [{}/{}] {} {}: {}", ++done, pending.size(),
                               trial.hash.substr(0, 8), label, outcome_text(rec)));
@@ -369,7 +382,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
     next = units.size();
   };
 
-  auto worker = [&]() {
+  auto work = [&]() {
     for (size_t i; (i = next.fetch_add(1)) < units.size();) {
       if (lottery) {
         LotteryCallbacks cb;
@@ -459,6 +472,16 @@ int run_config(const Context& ctx, const RunOptions& o) {
         out.summary = {{"error", failure_text(e)}};
       }
       record(trial, out, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+  };
+  // An error outside a trial's training (the store's: a database locked past its timeout, a full
+  // disk) stops the sweep with its message, as a config error does: thrown in a worker's thread
+  // it would end the process, with the other workers' trials in flight.
+  auto worker = [&]() {
+    try {
+      work();
+    } catch (...) {
+      stop_with(std::current_exception());
     }
   };
   // As many workers as there are units to share (a lottery sweep's chains may be one unit), the

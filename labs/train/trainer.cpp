@@ -855,7 +855,8 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   if (!regression) outcome.summary["chance_loss"] = loss.chance(data.outputs);
   if (outcome.status == "finished" && !regression) summarize_schedule_marks(st.marks, outcome.summary);
   if (outcome.status == "diverged") outcome.summary["diverged_step"] = outcome.diverged_step;
-  if (!hooks.checkpoint_path.empty()) std::filesystem::remove(hooks.checkpoint_path);
+  if (!hooks.checkpoint_path.empty() && !hooks.keep_checkpoint)
+    std::filesystem::remove(hooks.checkpoint_path);
   return outcome;
 }
 

@@ -42,6 +42,10 @@ struct TrainHooks {
   // what a resumed run starts from is stored).
   std::string checkpoint_path;
   double checkpoint_every_s = 0;
+  // Leave the checkpoint when training ends, for the caller to remove once it has recorded the
+  // trial: a kill while the trial's measures (or its interpolation partner) run then resumes
+  // from it rather than training again from the start.
+  bool keep_checkpoint = false;
   std::function<void()> before_checkpoint;
   // Called after every optimizer step with the steps taken so far (e.g. to snapshot the weights
   // a lottery ticket rewinds to).

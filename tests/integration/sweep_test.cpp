@@ -111,7 +111,9 @@ TEST(Sweep, RunsEveryTrialOnceAndSkipsThemOnRerun) {
   std::set<long long> steps;
   for (const auto& m : store.metrics(trials[0].hash)) steps.insert(m.step);
   EXPECT_EQ(steps, (std::set<long long>{8, 16, 24}));
-  EXPECT_FALSE(empiric(dir, "run " + cfg + " --force").out.empty());
+  const Result forced = empiric(dir, "run " + cfg + " --force");
+  EXPECT_NE(forced.out.find("0 already in " + dir.file("r.db") + ", 4 to run"), std::string::npos)
+      << forced.out;  // --force runs what the store has again
   EXPECT_EQ(Store(dir.file("r.db")).trials(99).size(), 4u);
 }
 
@@ -394,6 +396,8 @@ TEST(Sweep, AKilledSweepResumesWithEveryTrialPresentOnce) {
 
   Result rest = empiric(dir, "run " + cfg);
   ASSERT_EQ(rest.code, 0) << rest.err;
+  // The trials stored before the kill are not run again (the store's key would hide a repeat).
+  EXPECT_NE(rest.out.find(std::to_string(before) + " already in"), std::string::npos) << rest.out;
   Store store(dir.file("r.db"));
   auto trials = store.trials();
   std::set<std::string> got, want;
@@ -403,21 +407,26 @@ TEST(Sweep, AKilledSweepResumesWithEveryTrialPresentOnce) {
   EXPECT_EQ(got, want);
 }
 
-TEST(Sweep, ForceTrainsAKilledTrialAgainFromItsStartNotFromItsCheckpoint) {
-  testing::TempDir dir;
+// One trial alone, long enough to be killed midway, with a checkpoint at every epoch end.
+json one_checkpointed_trial() {
   json doc = json::parse(kSweep);
   doc["train"]["epochs"] = 40;
   doc["train"]["population"] = "off";
-  doc["train"]["checkpoint_every_s"] = 0;  // a checkpoint at every epoch end
+  doc["train"]["checkpoint_every_s"] = 0;
   doc["data"]["n_train"] = 2000;
   doc["sweep"] = json::object();
   doc["seeds"] = 1;
-  std::string cfg = dir.write("lab.json", doc.dump());
+  return doc;
+}
+
+TEST(Sweep, ForceTrainsAKilledTrialAgainFromItsStartNotFromItsCheckpoint) {
+  testing::TempDir dir;
+  std::string cfg = dir.write("lab.json", one_checkpointed_trial().dump());
   pid_t pid = spawn_run(dir, cfg);
   ASSERT_GE(pid, 0);
   std::string why = kill_when(pid, dir, [&] {
     std::error_code ec;
-    for (const auto& f : std::filesystem::directory_iterator(dir.file("checkpoints"), ec))
+    for (const auto& f : std::filesystem::directory_iterator(dir.file("checkpoints-r"), ec))
       if (f.path().extension() == ".pt") return true;
     return false;
   });
@@ -427,6 +436,39 @@ TEST(Sweep, ForceTrainsAKilledTrialAgainFromItsStartNotFromItsCheckpoint) {
   const auto trials = Store(dir.file("r.db")).trials();
   ASSERT_EQ(trials.size(), 1u);
   EXPECT_FALSE(trials[0].summary.contains("resumed_from_epoch")) << trials[0].summary.dump();
+}
+
+TEST(Sweep, AnotherStoreInTheSameFolderDoesNotResumeThisOnesKilledTrial) {
+  testing::TempDir dir;
+  std::string cfg = dir.write("lab.json", one_checkpointed_trial().dump());
+  pid_t pid = spawn_run(dir, cfg);  // into r.db
+  ASSERT_GE(pid, 0);
+  ASSERT_EQ(kill_when(pid, dir,
+                      [&] {
+                        std::error_code ec;
+                        for (const auto& f :
+                             std::filesystem::directory_iterator(dir.file("checkpoints-r"), ec))
+                          if (f.path().extension() == ".pt") return true;
+                        return false;
+                      }),
+            "");
+  const std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + EMPIRIC_SOURCE_DIR + " --db " +
+                          dir.file("s.db") + " run " + cfg + " --no-progress > " +
+                          dir.file("s.txt") + " 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(dir.file("s.txt"));
+  Store other(dir.file("s.db"));
+  const auto trials = other.trials();
+  ASSERT_EQ(trials.size(), 1u);
+  EXPECT_FALSE(trials[0].summary.contains("resumed_from_epoch")) << trials[0].summary.dump();
+  // Every epoch's evaluation is its own, from step 0.
+  long long evals = 0;
+  for (const auto& m : other.metrics(trials[0].hash)) evals += m.name == "test_acc";
+  EXPECT_EQ(evals, 40);
+  // Its checkpoint, kept through its measures, is gone once it is recorded.
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator(dir.file("checkpoints-s"), ec))
+    ADD_FAILURE() << "left behind: " << f.path();
+  EXPECT_TRUE(std::filesystem::exists(dir.file("checkpoints-s")));
 }
 
 TEST(Sweep, AKilledPopulationResumesFromItsCheckpointWithEveryEpochStoredOnce) {
@@ -442,8 +484,8 @@ TEST(Sweep, AKilledPopulationResumesFromItsCheckpointWithEveryEpochStoredOnce) {
   pid_t pid = spawn_run(dir, cfg);
   ASSERT_GE(pid, 0);
   auto checkpoint = [&] {
-    if (std::filesystem::exists(dir.file("checkpoints")))
-      for (const auto& f : std::filesystem::directory_iterator(dir.file("checkpoints")))
+    if (std::filesystem::exists(dir.file("checkpoints-r")))
+      for (const auto& f : std::filesystem::directory_iterator(dir.file("checkpoints-r")))
         if (f.path().filename().string().rfind("population-", 0) == 0 &&
             f.path().extension() == ".pt")
           return true;
@@ -560,9 +602,10 @@ TEST(Sweep, JobsAndShardsCoverEveryTrialOnce) {
   testing::TempDir dir;
   std::string cfg = dir.write("lab.json", kSweep);
   auto want = expand_trials(resolve_config(cfg, "", {}));
-  // Two trials at a time in one process.
-  Result jobs = empiric(dir, "run " + cfg + " --jobs 2");
+  // Two trials at a time in one process (alone: as one population they would be one unit).
+  Result jobs = empiric(dir, "run " + cfg + " --jobs 2 train.population=off");
   ASSERT_EQ(jobs.code, 0) << jobs.err;
+  EXPECT_NE(jobs.out.find("(2 at once)"), std::string::npos) << jobs.out;
   EXPECT_EQ(Store(dir.file("r.db")).trials().size(), want.size());
   // Two shards into two stores (two machines of a job array), merged into a third.
   for (int i = 0; i < 2; ++i) {
@@ -595,17 +638,26 @@ TEST(Sweep, ADivergingTrialIsRecordedAndTheSweepGoesOn) {
   json doc = json::parse(kSweep);
   doc["sweep"]["optim.lr"] = json::parse("[0.05, 100000.0]");
   doc["seeds"] = 1;
-  Result r = empiric(dir, "run " + dir.write("lab.json", doc.dump()));
-  ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.out.find("2 trials: 1 finished, 1 diverged"), std::string::npos) << r.out;
-  int diverged = 0;
-  for (const auto& t : Store(dir.file("r.db")).trials()) {
-    if (t.status != "diverged") continue;
-    ++diverged;
-    EXPECT_EQ(t.config["optim"]["lr"], 100000.0);
-    EXPECT_GE(t.diverged_step, 0);
+  const std::string cfg = dir.write("lab.json", doc.dump());
+  // As one population (the default), then alone: the same divergence, at the same step.
+  long long step[2] = {-1, -1};
+  for (int alone = 0; alone < 2; ++alone) {
+    Result r = empiric(dir, "run " + cfg + (alone ? " --force train.population=off" : ""));
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("2 trials: 1 finished, 1 diverged"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("batched population") == std::string::npos, alone == 1) << r.out;
+    int diverged = 0;
+    for (const auto& t : Store(dir.file("r.db")).trials()) {
+      if (t.status != "diverged") continue;
+      ++diverged;
+      EXPECT_EQ(t.config["optim"]["lr"], 100000.0);
+      EXPECT_EQ(t.summary["diverged_step"], t.diverged_step);
+      step[alone] = t.diverged_step;
+    }
+    EXPECT_EQ(diverged, 1);
   }
-  EXPECT_EQ(diverged, 1);
+  EXPECT_GE(step[0], 1);  // steps count from 1: the first step's loss was finite
+  EXPECT_EQ(step[0], step[1]);
 }
 
 TEST(Sweep, FailedTrialsAreStoredRetriedOnRerunAndExitStatusOne) {
@@ -637,7 +689,8 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
            "run " + cfg + " optim.lr=-1", "run " + dir.file("missing.json"), "show 103",
            "list --kind maybe", "run " + cfg + " --shard 3/2", "run " + cfg + " --jobs zero",
            "results --format xml", "results --question 999", "run " + cfg + " --shard 0/1x",
-           "show ''", "answer 9x", "list --section abc", "bench --binary " + dir.path()}) {
+           "show ''", "answer 9x", "list --section abc", "list --section 0",
+           "bench --binary " + dir.path()}) {
     Result r = empiric(dir, args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << r.err;
@@ -652,6 +705,13 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
                 "{\"data\": {\"name\": \"blobs\", \"n_train\": 8}, \"model\": {\"name\": \"mlp\"}");
   r = empiric(dir, "run " + broken);
   EXPECT_NE(r.err.find("broken.json: invalid JSON"), std::string::npos) << r.err;
+  // A mistyped source was reported after the store merged into had been created, empty.
+  const std::string fresh = std::string(EMPIRIC_BINARY) + " --db " + dir.file("fresh.db") +
+                            " results merge " + dir.file("nope.db") + " 2> " + dir.file("m.txt");
+  EXPECT_NE(std::system(fresh.c_str()), 0);
+  EXPECT_NE(slurp(dir.file("m.txt")).find("nope.db: no such file"), std::string::npos)
+      << slurp(dir.file("m.txt"));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("fresh.db")));
   // A store merged into itself waited a minute on its own lock, then blamed another process.
   { Store made(dir.file("r.db")); }
   r = empiric(dir, "results merge " + dir.file("r.db"));

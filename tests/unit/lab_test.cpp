@@ -804,6 +804,22 @@ TEST(Trainer, AKilledTrialResumesFromItsCheckpointToTheSameResult) {
   }
 }
 
+TEST(Trainer, AKeptCheckpointOutlivesTrainingSoAKillDuringTheMeasuresResumesFromIt) {
+  // The sweep keeps a trial's checkpoint until it has recorded the trial: killed while the
+  // measures run, the trial resumes from its last epoch end instead of starting over.
+  testing::TempDir dir;
+  json cfg = config(R"({"train": {"epochs": 4}})");
+  TrainHooks kept;
+  kept.checkpoint_path = dir.file("k.pt");
+  kept.keep_checkpoint = true;
+  const auto whole = train_cfg(cfg, kept);
+  ASSERT_TRUE(std::filesystem::exists(dir.file("k.pt")));
+  const auto again = train_cfg(cfg, kept);
+  EXPECT_EQ(again.resumed_from_epoch, 3);
+  EXPECT_EQ(again.summary["test_acc"], whole.summary["test_acc"]);
+  EXPECT_EQ(again.summary["train_loss"], whole.summary["train_loss"]);
+}
+
 TEST(Trainer, ATrialResumedThenDivergingKeepsItsLastEvaluationsValues) {
   // The LR warms up to a rate that diverges after a few epochs (16 steps each): killed in that
   // epoch before diverging and resumed from the previous epoch's checkpoint, the run's summary

@@ -255,6 +255,35 @@ TEST(Store, MergeAddsTrialsOfAnotherStoreOnce) {
   EXPECT_EQ(a.metrics("p1-4").size(), 2u);
 }
 
+TEST(Store, MergeReplacesATrialThatFailedHereWithItsResultThere) {
+  // A shard ran out of memory on one machine and finished on another.
+  testing::TempDir dir;
+  write_trials(dir.file("b.db"), 0, 2);
+  {
+    Store b(dir.file("b.db"));
+    auto failed = make_trial("p0-1", 1);
+    failed.status = "failed";
+    failed.summary = {{"error", "out of memory"}};
+    b.put_trial(failed);  // b: p0-0 finished, p0-1 failed
+  }
+  Store a(dir.file("a.db"));
+  auto failed = make_trial("p0-0", 0);
+  failed.status = "failed";
+  failed.summary = {{"error", "out of memory"}};
+  a.put_trial(failed);
+  a.put_metrics("p0-0", 1, 5, {{"train_loss", 9.0}});  // a killed attempt's row
+  write_trials(dir.file("c.db"), 0, 2);                // c: both finished
+  EXPECT_EQ(a.merge_from(dir.file("b.db")), 2);        // p0-0's result, and p0-1 (failed) is new
+  EXPECT_EQ(a.trial("p0-0")->status, "finished");
+  EXPECT_EQ(a.metrics("p0-0").size(), 2u);  // b's curve alone
+  EXPECT_EQ(a.trial("p0-1")->status, "failed");
+  EXPECT_EQ(a.merge_from(dir.file("c.db")), 1);  // p0-1 finished there
+  EXPECT_EQ(a.trial("p0-1")->status, "finished");
+  EXPECT_EQ(a.merge_from(dir.file("b.db")), 0);  // a failure never replaces a result
+  EXPECT_EQ(a.trial("p0-0")->status, "finished");
+  EXPECT_EQ(a.trials().size(), 2u);
+}
+
 TEST(Store, MergingAStoreTwiceAddsItsRunsBenchRecordsAndVerdictsOnce) {
   testing::TempDir dir;
   {
