@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <regex>
 #include <set>
@@ -432,16 +433,30 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
   for (char c : filter) quoted_filter += (c == '\'' ? std::string("'\\''") : std::string(1, c));
   std::string cmd = "'" + bin + "' --benchmark_format=json --benchmark_filter='" + quoted_filter +
                     "' --benchmark_repetitions=" + std::to_string(repetitions) +
-                    (repetitions > 1 ? " --benchmark_report_aggregates_only=true" : "") +
-                    " 2>/dev/null";
+                    (repetitions > 1 ? " --benchmark_report_aggregates_only=true" : "");
   fmt::print(stderr, "running {}\n", cmd);
+  // Its stderr kept aside: Google Benchmark says there why it ran nothing (a filter that is no
+  // regular expression, or that matches no benchmark).
+  const std::string err_file = (std::filesystem::temp_directory_path() /
+                                ("empiric-bench-" + std::to_string(getpid()) + ".err"))
+                                   .string();
   int rc = 0;
-  const std::string out = command_output(cmd, rc);
+  const std::string out = command_output(cmd + " 2>'" + err_file + "'", rc);
+  std::string why;
+  {
+    std::ifstream err(err_file);
+    for (std::string line; std::getline(err, line);)
+      if (line.find_first_not_of(" \t\r") != std::string::npos) why = line;
+    std::error_code ec;
+    std::filesystem::remove(err_file, ec);
+  }
   if (rc == -1) throw UserError(bin + ": cannot run");
   json doc = json::parse(out, nullptr, false);
   if (rc != 0 || doc.is_discarded() || !doc.contains("benchmarks"))
     throw UserError(bin + ": benchmark run failed (exit status " + std::to_string(rc) +
-                    ", no JSON report)");
+                    ", no JSON report" + (why.empty() ? "" : ": " + why) + "); --filter " +
+                    (filter.empty() ? "(none)" : "'" + filter + "'") +
+                    ": allowed: a regular expression matching a benchmark's name");
 
   json env = host_environment(ctx.home);
   env["benchmark_context"] = doc["context"];

@@ -1,8 +1,10 @@
 #include "core/config.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -189,7 +191,8 @@ void validate_section(const Section& s, json& obj, const std::string& source) {
       for (const auto& n : f->only_for) names += (names.empty() ? "" : ", ") + n;
       fail(source, base + "/" + key, value,
            "this key applies only when /" + s.name + "/" + s.variant_key + " is one of: " + names +
-               " (it is \"" + variant + "\")");
+               " (it is \"" + variant + "\"); remove it (on the command line: " + s.name + "." +
+               key + "=null)");
     }
     check_value(*f, value, source, base + "/" + key);
   }
@@ -274,6 +277,12 @@ const Field& field_for_dotted(const std::string& dotted, const std::string& sour
       fail(source, pointer, value,
            section + "." + map->key + " is set whole; allowed: " + section + "." + map->key +
                "={\"" + key.substr(inner + 1) + "\": " + value.dump() + "}");
+  // train.epochs.x=1: below a key that holds a value, not a section.
+  if (!f && inner != std::string::npos)
+    if (const Field* plain = s->find(key.substr(0, inner)))
+      fail(source, pointer, value,
+           section + "." + plain->key + " holds " + describe_allowed(*plain) +
+               ", not keys of its own; allowed: " + section + "." + plain->key + "=VALUE");
   if (!f)
     fail(source, pointer, json(json::value_t::discarded), unknown_key_message(key, keys_of(*s)));
   return *f;
@@ -362,8 +371,17 @@ json load_json_file(const std::string& path) {
     throw UserError(path + ": a directory; expected a JSON file");
   std::ifstream in(path);
   if (!in) throw UserError(path + ": cannot open: " + std::strerror(errno));
-  std::stringstream buf;
-  buf << in.rdbuf();
+  // At most 16 MiB (a config is a few KiB): /dev/zero, or a data file named by mistake, would
+  // be read until memory ran out. (A pipe, <(...), is read as a file.)
+  constexpr size_t kMaxBytes = 16 << 20;
+  std::string text;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof chunk) || in.gcount() > 0) {
+    text.append(chunk, size_t(in.gcount()));
+    if (text.size() > kMaxBytes)
+      throw UserError(path + ": larger than 16 MiB; expected a JSON config (a few KiB)");
+  }
+  std::stringstream buf(std::move(text));
   // JSON lets an object name a key twice and keeps the last; a config that sets optim.lr twice
   // is a mistake to name, not a choice to make silently. The parser's events track where it is.
   struct Frame {
@@ -423,8 +441,17 @@ void apply_override(json& config, const std::string& assignment) {
     throw UserError(source + ": expected key.path=value, e.g. optim.lr=0.05");
   std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
   json value = json::parse(text, nullptr, false);
-  if (value.is_discarded()) value = text;
   std::string ptr = dotted_to_pointer(key);
+  if (value.is_discarded()) {
+    // A number beyond a double's range (1e400) is no string to be checked as one.
+    char* end = nullptr;
+    errno = 0;
+    const double as_number = std::strtod(text.c_str(), &end);
+    if (!text.empty() && *end == '\0' && errno == ERANGE && std::isinf(as_number))
+      fail(source, ptr, json(json::value_t::discarded),
+           text + " is beyond a double's range (about 1.8e308); allowed: a finite number");
+    value = text;
+  }
 
   if (key.rfind("sweep.", 0) == 0) {  // sweep.optim.lr=[0.1,0.01]
     std::string axis = key.substr(6);
@@ -437,6 +464,11 @@ void apply_override(json& config, const std::string& assignment) {
     return;
   }
   const Field& f = field_for_dotted(key, source, ptr, value);
+  if (value.is_null()) {  // key=null: the key removed (optim.momentum when switching to adam)
+    const json::json_pointer at(ptr);
+    if (config.contains(at)) config[at.parent_pointer()].erase(at.back());
+    return;
+  }
   check_value(f, value, source, ptr);
   config[json::json_pointer(ptr)] = value;
 }
@@ -784,6 +816,10 @@ ResolvedConfig resolve(json doc, const std::string& source, const std::string& p
     }
     if (from_preset)
       throw ConfigError(source, "/presets/" + preset + e.pointer(), e.found(), e.allowed());
+    // A value an override set is named by the override (the last one to set it).
+    for (auto o = overrides.rbegin(); o != overrides.rend(); ++o)
+      if (dotted_to_pointer(o->substr(0, o->find('='))) == e.pointer())
+        throw ConfigError("override \"" + *o + "\"", e.pointer(), e.found(), e.allowed());
     throw;
   }
   return r;

@@ -591,7 +591,7 @@ std::string describe_allowed(const Field& f) {
     case FieldType::NumberMap:
       return "an object mapping names to numbers" + range;
     case FieldType::Seeds:
-      return "a seed count n in [1, 100000] or a list of integer seeds in [0, 2147483647]";
+      return "a seed count n in [1, 100000] or a list of distinct integer seeds in [0, 2147483647]";
   }
   return "";
 }

@@ -98,6 +98,9 @@ std::string axes_text(const json& axes) {
 }
 
 std::string outcome_text(const TrialRecord& r) {
+  if (r.status == "diverged" && r.summary.contains("not_trained"))  // a lottery round
+    return fmt::format("not trained ({}); recorded as diverged at that network's step {}",
+                       r.summary["not_trained"].get<std::string>(), r.diverged_step);
   if (r.status == "diverged") return fmt::format("diverged at step {}", r.diverged_step);
   if (r.status == "failed") return "failed: " + r.summary.value("error", std::string("?"));
   if (r.summary.contains("round") && r.status == "finished")
@@ -179,6 +182,11 @@ int run_config(const Context& ctx, const RunOptions& o) {
   for (const auto& t : mine) {
     if (store.has_trial(t.hash) && !o.force) continue;
     pending.push_back(&t);
+  }
+  {  // A data file or lr_mult that only some swept values name fails now, not midway.
+    std::vector<json> cfgs;
+    for (const Trial* t : pending) cfgs.push_back(t->config);
+    check_trials_start(cfgs, o.config);
   }
   fmt::print("{}{}: {} trials{} on {}, {} already in {}, {} to run{}\n", o.config,
              o.preset.empty() ? "" : " (preset " + o.preset + ")", mine.size(),

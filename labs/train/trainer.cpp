@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 #include <sstream>
 
 #include "core/errors.h"
@@ -1065,6 +1066,7 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
   }
   // torch's generators are global: trials that start at once (sweeps with --jobs) seed and draw
   // their data and init one at a time, so each gets exactly what it would alone.
+  // (check_trials_start, below, builds what this does for every distinct data set and model.)
   std::unique_lock<std::mutex> init_lock(init_mutex());
   torch::manual_seed(seed);
   Dataset data = load_dataset(cfg["data"], seed, device, source);
@@ -1133,6 +1135,32 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
     }
   }
   return out;
+}
+
+void check_trials_start(const std::vector<json>& cfgs, const std::string& source) {
+  std::set<std::string> seen;
+  for (const json& cfg : cfgs) {
+    if (cfg.value("lab", "train") == "implicit") continue;
+    const json key = {{"data", cfg["data"]},
+                      {"model", cfg["model"]},
+                      {"lr_mult", cfg["optim"].value("lr_mult", json())}};
+    if (!seen.insert(key.dump()).second) continue;
+    const uint64_t seed = cfg.value("seed", 0);
+    try {
+      std::unique_lock<std::mutex> init_lock(init_mutex());
+      torch::manual_seed(seed);
+      const Dataset data = load_dataset(cfg["data"], seed, torch::kCPU, source);
+      if (cfg["model"]["name"] == "tree") continue;
+      Net model = make_model(cfg["model"], data.input_shape, data.outputs, source);
+      init_lock.unlock();
+      check_lr_mult(cfg["optim"], *model, source);
+    } catch (const UserError&) {
+      throw;
+    } catch (const std::exception&) {
+      // Inside torch (a model too large to allocate): that trial fails when it runs, as a trial,
+      // and the sweep goes on.
+    }
+  }
 }
 
 }  // namespace empiric

@@ -78,6 +78,11 @@ torch::Tensor fixed_order(const std::string& order, const torch::Tensor& labels,
 TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
                          const torch::Device& device, const TrainHooks& hooks);
 
+// Before a sweep trains anything: loads each distinct data set of `cfgs` and builds each distinct
+// model, so that a data file or an lr_mult prefix that only some swept values name fails now,
+// with its UserError, not hours into the sweep. (The implicit lab has neither.)
+void check_trials_start(const std::vector<json>& cfgs, const std::string& source);
+
 // Seeds torch, builds the dataset and the model from `cfg`, then trains: one whole trial.
 // `source` names the config in error messages.
 TrainOutcome run_trial(const json& cfg, const torch::Device& device, const TrainHooks& hooks,

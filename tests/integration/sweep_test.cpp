@@ -660,6 +660,29 @@ TEST(Sweep, ADivergingTrialIsRecordedAndTheSweepGoesOn) {
   EXPECT_EQ(step[0], step[1]);
 }
 
+TEST(Sweep, ASweptValueThatCannotStartStopsTheSweepBeforeAnyTrialTrains) {
+  // The third lr_mult names no parameter, the second data path no file: found before the first
+  // trial trains, not when their trials start.
+  testing::TempDir dir;
+  json doc = json::parse(kSweep);
+  doc["sweep"] = {{"optim.lr_mult", json::parse(R"([{}, {"body.1": 2}, {"nosuch": 3}])")}};
+  Result r = empiric(dir, "run " + dir.write("lab.json", doc.dump()) + " train.population=off");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("/optim/lr_mult/nosuch: the prefix \"nosuch\" matches no parameter"),
+            std::string::npos)
+      << r.err;
+  EXPECT_TRUE(Store(dir.file("r.db")).trials().empty());
+  testing::TempDir images;
+  testing::write_tiny_mnist(images, 64, 32);
+  json files = json::parse(kSweep);
+  files["data"] = {{"name", "mnist"}, {"path", images.path()}};
+  files["sweep"] = {{"data.path", {images.path(), dir.file("nowhere")}}};
+  r = empiric(dir, "run " + dir.write("files.json", files.dump()) + " train.population=off");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("nowhere"), std::string::npos) << r.err;
+  EXPECT_TRUE(Store(dir.file("r.db")).trials().empty());
+}
+
 TEST(Sweep, FailedTrialsAreStoredRetriedOnRerunAndExitStatusOne) {
   // A hidden layer of 10^15 units (more bytes than an address space holds) cannot be allocated:
   // its trials fail (a diverged trial is a result; a failed one is not), so the run ends with
@@ -848,6 +871,14 @@ TEST(Cli, BenchStoresRecordsWithTheQuestionsTheyServe) {
   EXPECT_TRUE(store.bench_records(99).empty());
   EXPECT_NE(empiric(dir, "show 97").out.find("FusedAdam"), std::string::npos);
   EXPECT_EQ(empiric(dir, "bench --binary /no/such/bench").code, 2);
+  // A filter that matches nothing said only "no JSON report": the benchmark's reason, and the
+  // filter, are named.
+  const Result none = empiric(dir, "bench --binary " + bench + " --filter NoSuchBenchmark");
+  EXPECT_EQ(none.code, 2);
+  EXPECT_NE(none.err.find("Failed to match any benchmarks against regex: NoSuchBenchmark"),
+            std::string::npos)
+      << none.err;
+  EXPECT_NE(none.err.find("--filter 'NoSuchBenchmark'"), std::string::npos) << none.err;
 }
 
 TEST(Cli, ListAndShowAnswerFromTheBank) {

@@ -81,6 +81,15 @@ TEST(Config, OverridesOfTheSweepOrIntoAMapSayHowToWriteThem) {
             "override \"optim.lr_mult.body=2\": /optim/lr_mult/body = 2: optim.lr_mult is set "
             "whole; allowed: optim.lr_mult={\"body\": 2}");
   EXPECT_EQ(error_of(base(), {R"(optim.lr_mult={"body": 2})"}), "");
+  // A key below one that holds a value suggested that very key.
+  EXPECT_EQ(error_of(base(), {"train.epochs.x=1"}),
+            "override \"train.epochs.x=1\": /train/epochs/x = 1: train.epochs holds an integer "
+            ">= 0, not keys of its own; allowed: train.epochs=VALUE");
+  // A number beyond a double's range was checked as the string "1e400".
+  EXPECT_EQ(
+      error_of(base(), {"optim.lr=1e400"}),
+      "override \"optim.lr=1e400\": /optim/lr: 1e400 is beyond a double's range (about 1.8e308); "
+      "allowed: a finite number");
 }
 
 TEST(Config, CalibrationOfOutputsTrainedAsOneHotTargetsIsRefused) {
@@ -546,7 +555,8 @@ TEST(Config, ASectionAxisMergesEachPartialSectionOverTheBase) {
   }
   EXPECT_EQ(msg,
             "lab.json (sweep optim={\"name\":\"adam\"}): /optim/momentum = 0.9: this key applies "
-            "only when /optim/name is one of: sgd, rmsprop (it is \"adam\")");
+            "only when /optim/name is one of: sgd, rmsprop (it is \"adam\"); remove it (on the "
+            "command line: optim.momentum=null)");
 }
 
 TEST(Config, RangeTestNeedsEndAboveStart) {
@@ -587,6 +597,27 @@ TEST(Config, OverrideIsTypeCheckedAndNamed) {
   EXPECT_NE(msg.find("did you mean \"epochs\""), std::string::npos) << msg;
   EXPECT_NE(error_of(base(), {"no_equals_sign"}).find("expected key.path=value"),
             std::string::npos);
+}
+
+TEST(Config, AnOverrideRemovesAKeyWithNullAndIsNamedForWhatItSet) {
+  json momentum = base();
+  momentum["optim"]["momentum"] = 0.9;
+  // Switching to adam left the file's momentum, which no override could take away.
+  EXPECT_EQ(error_of(momentum, {"optim.name=adam"}),
+            "lab.json: /optim/momentum = 0.9: this key applies only when /optim/name is one of: "
+            "sgd, rmsprop (it is \"adam\"); remove it (on the command line: optim.momentum=null)");
+  EXPECT_EQ(error_of(momentum, {"optim.name=adam", "optim.momentum=null"}), "");
+  EXPECT_EQ(error_of(base(), {"optim.momentum=null"}), "");  // (not set: nothing to remove)
+  EXPECT_NE(error_of(base(), {"optim.momentom=null"}).find("did you mean \"momentum\""),
+            std::string::npos);
+  // A value only the override set was blamed on the file.
+  EXPECT_EQ(
+      error_of(base(), {"optim.betas=[0.9,0.99]"})
+          .rfind("override \"optim.betas=[0.9,0.99]\": /optim/betas = [0.9,0.99]: this key applies "
+                 "only when /optim/name",
+                 0),
+      0u)
+      << error_of(base(), {"optim.betas=[0.9,0.99]"});
 }
 
 TEST(Config, OverridesPresetsAndSweepApplyInOrder) {
@@ -647,6 +678,13 @@ TEST(Config, LoadReportsMissingFileAndSyntaxErrorWithLine) {
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("bad.json: invalid JSON"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("line 4"), std::string::npos) << e.what();
+  }
+  // /dev/zero was read until memory ran out.
+  try {
+    load_json_file("/dev/zero");
+    FAIL();
+  } catch (const UserError& e) {
+    EXPECT_STREQ(e.what(), "/dev/zero: larger than 16 MiB; expected a JSON config (a few KiB)");
   }
 }
 
