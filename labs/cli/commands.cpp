@@ -27,7 +27,15 @@
 namespace empiric::cli {
 namespace {
 
-std::string bank_path(const Context& ctx) { return ctx.home + "/questions/bank.json"; }
+std::string bank_path(const Context& ctx) {
+  const std::string path = ctx.home + "/questions/bank.json";
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec))
+    throw UserError(
+        path + ": no such file; expected --home " + ctx.home +
+        " (or EMPIRIC_HOME) to be the empiric checkout, which holds questions/bank.json");
+  return path;
+}
 
 // The configs q's claims read (their own and a "within" test's bounds), each once in claim order,
 // after checking every claim; paths as the bank writes them, relative to the checkout.
@@ -384,8 +392,10 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
     const std::string interval =
         v.ci.known() ? fmt::format("{:g}% CI [{:+.3g}, {:+.3g}]", v.level * 100, v.ci.lo, v.ci.hi)
                      : std::string("no interval");
-    fmt::print("{}\n  {}\n  verdict: {}  effect {:+.3g}  {}  n {}  diverged {}\n  {}\n\n",
-               c["id"].get<std::string>(), c["statement"].get<std::string>(), v.verdict, v.effect,
+    const std::string effect =
+        std::isnan(v.effect) ? std::string("not measured") : fmt::format("{:+.3g}", v.effect);
+    fmt::print("{}\n  {}\n  verdict: {}  effect {}  {}  n {}  diverged {}\n  {}\n\n",
+               c["id"].get<std::string>(), c["statement"].get<std::string>(), v.verdict, effect,
                interval, v.n, v.diverged, v.reason);
     outcomes.push_back(std::move(o));
   }

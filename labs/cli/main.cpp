@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdlib>
 #include <exception>
 #include <iostream>
@@ -39,6 +40,18 @@ CLI::Validator decimal_number(const std::string& what, const std::string& exampl
 }
 const CLI::Validator kQuestionNumber = decimal_number("question", "99");
 const CLI::Validator kSectionNumber = decimal_number("section", "15");
+
+// Ctrl-C (or a TERM) during a run: one line on what was kept, then the end the signal would
+// have made (a shell sees status 130). Only async-signal-safe calls.
+extern "C" void on_interrupt(int sig) {
+  static const char msg[] =
+      "\nempiric: interrupted; finished trials are in the store, and the same command again "
+      "resumes the others from their last checkpoints\n";
+  const ssize_t written = write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)written;
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
 
 // "2/8" -> {2, 8}: two whole numbers and nothing else.
 std::pair<int, int> parse_shard(const std::string& s) {
@@ -226,6 +239,10 @@ int main(int argc, char** argv) {
                               list_trials);
     if (*keys) return cli::print_keys(markdown);
     if (*merge) return cli::merge_results(ctx, merge_files);
+    if (*answer || *run) {
+      std::signal(SIGINT, on_interrupt);
+      std::signal(SIGTERM, on_interrupt);
+    }
     if (*answer || *report) {
       run_opts.progress = !no_progress && isatty(STDERR_FILENO) && !std::getenv("CI");
       return cli::answer_question(ctx, answer_q, run_opts, bool(*answer));

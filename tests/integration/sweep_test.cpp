@@ -58,13 +58,14 @@ pid_t spawn_run(const testing::TempDir& dir, const std::string& cfg) {
   return pid;
 }
 
-// Polls `ready` every 20 ms until it holds, lets the child run `settle_us` more, then kills it.
+// Polls `ready` every 20 ms until it holds, lets the child run `settle_us` more, then kills it
+// (with `sig`; its wait status into *status where given).
 // Returns "" when it held while the child still ran, or why not: the child ended first (with its
 // stderr), or ten minutes passed (a loaded machine is slow, not wrong; ctest's own timeout is
 // fifteen minutes).
 template <class Ready>
-std::string kill_when(pid_t pid, const testing::TempDir& dir, Ready ready,
-                      useconds_t settle_us = 0) {
+std::string kill_when(pid_t pid, const testing::TempDir& dir, Ready ready, useconds_t settle_us = 0,
+                      int sig = SIGKILL, int* status = nullptr) {
   std::string why = "the child did not get there in 600 s";
   for (int i = 0; i < 30000; ++i) {
     usleep(20000);
@@ -79,8 +80,8 @@ std::string kill_when(pid_t pid, const testing::TempDir& dir, Ready ready,
              std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) +
              "): " + slurp(dir.file("child_err.txt"));
   }
-  kill(pid, SIGKILL);
-  waitpid(pid, nullptr, 0);
+  kill(pid, sig);
+  waitpid(pid, status, 0);
   return why;
 }
 
@@ -471,6 +472,26 @@ TEST(Sweep, AnotherStoreInTheSameFolderDoesNotResumeThisOnesKilledTrial) {
   EXPECT_TRUE(std::filesystem::exists(dir.file("checkpoints-s")));
 }
 
+TEST(Sweep, AnInterruptedRunSaysWhatItKeptAndEndsAsInterrupted) {
+  testing::TempDir dir;
+  const std::string cfg = dir.write("lab.json", one_checkpointed_trial().dump());
+  pid_t pid = spawn_run(dir, cfg);
+  ASSERT_GE(pid, 0);
+  int status = 0;
+  ASSERT_EQ(kill_when(
+                pid, dir,
+                [&] {
+                  std::error_code ec;
+                  return !std::filesystem::is_empty(dir.file("checkpoints-r"), ec) && !ec;
+                },
+                0, SIGINT, &status),
+            "");
+  ASSERT_TRUE(WIFSIGNALED(status)) << status;  // as Ctrl-C ends a program: a shell sees 130
+  EXPECT_EQ(WTERMSIG(status), SIGINT);
+  EXPECT_NE(slurp(dir.file("child_err.txt")).find("empiric: interrupted; "), std::string::npos)
+      << slurp(dir.file("child_err.txt"));
+}
+
 TEST(Sweep, AKilledPopulationResumesFromItsCheckpointWithEveryEpochStoredOnce) {
   testing::TempDir dir;
   json doc = json::parse(kSweep);
@@ -728,6 +749,13 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
                 "{\"data\": {\"name\": \"blobs\", \"n_train\": 8}, \"model\": {\"name\": \"mlp\"}");
   r = empiric(dir, "run " + broken);
   EXPECT_NE(r.err.find("broken.json: invalid JSON"), std::string::npos) << r.err;
+  // A home that is no checkout named only the bank file it lacked.
+  const std::string nowhere = std::string(EMPIRIC_BINARY) + " --home " + dir.file("nowhere") +
+                              " list 2> " + dir.file("h.txt");
+  EXPECT_NE(std::system(nowhere.c_str()), 0);
+  EXPECT_NE(slurp(dir.file("h.txt")).find("(or EMPIRIC_HOME) to be the empiric checkout"),
+            std::string::npos)
+      << slurp(dir.file("h.txt"));
   // A mistyped source was reported after the store merged into had been created, empty.
   const std::string fresh = std::string(EMPIRIC_BINARY) + " --db " + dir.file("fresh.db") +
                             " results merge " + dir.file("nope.db") + " 2> " + dir.file("m.txt");
