@@ -26,16 +26,28 @@ namespace {
 namespace fs = std::filesystem;
 using Params = std::vector<torch::Tensor>;
 
+// A network's state: its parameters, then its buffers (batch norm's running statistics), which
+// a rewind, a round's start and its trained weights carry as much as the weights. Masks are one
+// per parameter.
+std::vector<std::pair<std::string, torch::Tensor>> state_of(Net& model, bool buffers = true) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& item : model->named_parameters()) out.emplace_back(item.key(), item.value());
+  if (buffers)
+    for (const auto& item : model->named_buffers()) out.emplace_back(item.key(), item.value());
+  return out;
+}
+
 Params snapshot(Net& model) {
   Params out;
-  for (const auto& p : model->parameters()) out.push_back(p.detach().clone());
+  for (const auto& [name, t] : state_of(model)) out.push_back(t.detach().clone());
   return out;
 }
 
 void restore(Net& model, const Params& values) {
   torch::NoGradGuard guard;
-  auto params = model->parameters();
-  for (size_t i = 0; i < params.size(); ++i) params[i].copy_(values[i]);
+  const auto state = state_of(model);
+  for (size_t i = 0; i < state.size() && i < values.size(); ++i)
+    if (values[i].defined()) state[i].second.copy_(values[i]);
 }
 
 // Zeroes the pruned weights.
@@ -49,9 +61,8 @@ void apply_masks(Net& model, const Params& masks) {
 void write_set(torch::serialize::OutputArchive& a, Net& model, const std::string& prefix,
                const Params& values) {
   size_t i = 0;
-  for (const auto& item : model->named_parameters()) {
-    if (i < values.size() && values[i].defined())
-      a.write(prefix + "." + item.key(), values[i].cpu());
+  for (const auto& [name, t] : state_of(model, prefix != "mask")) {
+    if (i < values.size() && values[i].defined()) a.write(prefix + "." + name, values[i].cpu());
     ++i;
   }
 }
@@ -59,9 +70,9 @@ void write_set(torch::serialize::OutputArchive& a, Net& model, const std::string
 bool read_set(torch::serialize::InputArchive& a, Net& model, const std::string& prefix,
               Params& out, bool all, const torch::Device& device) {
   out.clear();
-  for (const auto& item : model->named_parameters()) {
+  for (const auto& [name, like] : state_of(model, prefix != "mask")) {
     torch::Tensor t;
-    if (a.try_read(prefix + "." + item.key(), t))
+    if (a.try_read(prefix + "." + name, t))
       out.push_back(t.to(device));
     else if (all)
       return false;

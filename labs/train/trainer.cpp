@@ -238,6 +238,10 @@ std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
     if (mask.defined()) ++found;
     masks.push_back(mask.defined() ? mask.to(item.value().options()) : torch::Tensor());
   }
+  // Batch norm's running statistics start where the ticket's did (its rewind point's).
+  for (auto& item : model->named_buffers())
+    if (const torch::Tensor init = entry("init", item.key(), item.value()); init.defined())
+      item.value().copy_(init);
   if (found == 0)
     throw UserError(source + ": /train/mask_file = \"" + path +
                     "\": no mask matches a parameter of this model");

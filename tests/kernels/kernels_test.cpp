@@ -390,9 +390,17 @@ TEST_P(Selection, MaskedSelectionCountsOnlyTheRemainingWeights) {
 
 TEST_P(Selection, GlobalAndLayerwisePruningRemoveTheRequestedFraction) {
   std::vector<int64_t> sizes = {1000, 3000};
-  Lists w = randn(sizes, device_), masks;
+  Lists w = randn(sizes, device_), masks, before;
   for (auto n : sizes) masks.push_back(torch::ones({n}, torch::TensorOptions().device(device_)));
+  for (const auto& t : w) before.push_back(t.abs());  // (pruning zeroes w in place)
   EXPECT_EQ(prune_by_magnitude_(w, masks, 0.2, /*global=*/true), 3200);
+  {  // Global: every survivor was larger than every pruned weight, across the two layers.
+    const auto all_before = torch::cat({before[0], before[1]}),
+               all_mask = torch::cat({masks[0], masks[1]});
+    EXPECT_GT(all_before.masked_select(all_mask != 0).min().item<float>(),
+              all_before.masked_select(all_mask == 0).max().item<float>());
+  }
+  const Lists global_masks = {masks[0].clone(), masks[1].clone()};
   // Then half of each layer's remaining weights (rounded per layer).
   const int64_t a = int64_t(masks[0].sum().item<float>()),
                 b = int64_t(masks[1].sum().item<float>());
@@ -401,10 +409,12 @@ TEST_P(Selection, GlobalAndLayerwisePruningRemoveTheRequestedFraction) {
   EXPECT_EQ(int64_t(masks[0].sum().item<float>() + masks[1].sum().item<float>()), expected);
   for (size_t k = 0; k < w.size(); ++k) {
     EXPECT_EQ(w[k].masked_select(masks[k] == 0).abs().sum().item<float>(), 0.0f);
-    // Every surviving weight is at least as large as every pruned one in its layer (layer-wise
-    // last).
-    auto survivors = w[k].masked_select(masks[k] != 0).abs();
-    EXPECT_GT(survivors.min().item<float>(), 0.0f);
+    // Layer-wise: in each layer, every survivor was larger than every weight this round pruned,
+    // and no weight pruned before came back.
+    const auto newly = (global_masks[k] != 0).logical_and(masks[k] == 0);
+    EXPECT_GT(before[k].masked_select(masks[k] != 0).min().item<float>(),
+              before[k].masked_select(newly).max().item<float>());
+    EXPECT_EQ(masks[k].masked_select(global_masks[k] == 0).sum().item<float>(), 0.0f);
   }
 }
 

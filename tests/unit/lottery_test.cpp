@@ -196,22 +196,28 @@ TEST(Lottery, RewindingRestoresTheSavedValuesBitForBitAndControlsShareTheSparsit
 }
 
 TEST(Lottery, AChainResumesAtItsLastFinishedRoundWithTheSameResults) {
-  testing::TempDir whole, parts;
-  auto trials = trials_of(lottery_doc());
-  ChainRun full = run_chain(trials, whole.path());
-  // Interrupted after round 1: its trials are in the "store", its artifacts on disk.
-  std::vector<Trial> upto1;
-  for (const auto& t : trials)
-    if (t.config["lottery"]["round"].get<int>() <= 1) upto1.push_back(t);
-  ChainRun first = run_chain(upto1, parts.path());
-  EXPECT_EQ(first.order.size(), 4u);
-  ChainRun rest = run_chain(trials, parts.path(), first);
-  // Only rounds 2 and 3 ran again, and they match the uninterrupted chain exactly.
-  EXPECT_EQ(rest.order.size(), first.order.size() + 6u);
-  for (size_t i = first.order.size(); i < rest.order.size(); ++i) {
-    const std::string& h = rest.order[i];
-    EXPECT_EQ(rest.by_hash[h].summary["test_acc"], full.by_hash[h].summary["test_acc"]);
-    EXPECT_EQ(rest.by_hash[h].summary["layer_remaining"], full.by_hash[h].summary["layer_remaining"]);
+  // With batch norm too: its running statistics are part of what a round starts from (the
+  // rewind point's) and of what it leaves.
+  for (const char* patch : {"{}", R"({"model": {"batch_norm": true}})"}) {
+    SCOPED_TRACE(patch);
+    testing::TempDir whole, parts;
+    auto trials = trials_of(lottery_doc(patch));
+    ChainRun full = run_chain(trials, whole.path());
+    // Interrupted after round 1: its trials are in the "store", its artifacts on disk.
+    std::vector<Trial> upto1;
+    for (const auto& t : trials)
+      if (t.config["lottery"]["round"].get<int>() <= 1) upto1.push_back(t);
+    ChainRun first = run_chain(upto1, parts.path());
+    EXPECT_EQ(first.order.size(), 4u);
+    ChainRun rest = run_chain(trials, parts.path(), first);
+    // Only rounds 2 and 3 ran again, and they match the uninterrupted chain exactly.
+    EXPECT_EQ(rest.order.size(), first.order.size() + 6u);
+    for (size_t i = first.order.size(); i < rest.order.size(); ++i) {
+      const std::string& h = rest.order[i];
+      EXPECT_EQ(rest.by_hash[h].summary["test_acc"], full.by_hash[h].summary["test_acc"]);
+      EXPECT_EQ(rest.by_hash[h].summary["layer_remaining"],
+                full.by_hash[h].summary["layer_remaining"]);
+    }
   }
 }
 
@@ -376,13 +382,16 @@ TEST(Lottery, ATicketRetrainsFromItsMaskFile) {
   EXPECT_EQ(again.summary["test_acc"], ticket["test_acc"]);
   EXPECT_DOUBLE_EQ(again.summary["weights_remaining"].get<double>(),
                    ticket["weights_remaining"].get<double>());
-  {
-    // Rewound to step 3, not to the initialization: the biases too start from their step-3
-    // values, which the file holds beside the masked weights' (a fresh init would not match).
+  // Rewound to step 3, not to the initialization: the biases too start from their step-3
+  // values, which the file holds beside the masked weights' (a fresh init would not match), and
+  // so do batch norm's running statistics.
+  for (const char* patch : {R"({"lottery": {"rewind_step": 3}})",
+                            R"({"lottery": {"rewind_step": 3}, "model": {"batch_norm": true}})"}) {
+    SCOPED_TRACE(patch);
     testing::TempDir late;
-    auto rewound = trials_of(lottery_doc(R"({"lottery": {"rewind_step": 3}})"));
+    auto rewound = trials_of(lottery_doc(patch));
     ChainRun chain = run_chain(rewound, late.path());
-    json retrain = lottery_doc(R"({"lottery": {"rewind_step": 3}})");
+    json retrain = lottery_doc(patch);
     retrain["lab"] = "train";
     retrain.erase("sweep");
     retrain.erase("lottery");
