@@ -276,6 +276,43 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     identity.push_back(idx);
     sizes.push_back(int(g.size()));
   }
+  // An unpaired compare whose arm holds several trials of one seed (a lottery chain's rounds, the
+  // cells a "where" pools) resamples seeds, each with all its trials: those trials share the
+  // seed's initialization and data order (a chain's rounds descend from one another), so it is
+  // the seeds that vary independently, and a group's size is its number of seeds.
+  std::vector<std::vector<std::vector<int>>> units(groups.size());
+  bool by_seed = false;
+  if (t.kind == "compare" && !t.paired && !t.outcome) {
+    for (size_t g = 0; g < groups.size(); ++g) {
+      std::map<long long, std::vector<int>> of_seed;
+      for (size_t i = 0; i < groups[g].size(); ++i) {
+        const long long seed = groups[g][i]->pair;
+        if (seed >= 0)
+          of_seed[seed].push_back(int(i));
+        else
+          units[g].push_back({int(i)});  // (no seed known: a unit of its own)
+      }
+      for (auto& [seed, idx] : of_seed) {
+        by_seed = by_seed || idx.size() > 1;
+        units[g].push_back(idx);
+      }
+    }
+  }
+  if (by_seed)
+    for (size_t g = 0; g < groups.size(); ++g) sizes[g] = int(units[g].size());
+  auto resampled = [&](const std::vector<std::vector<int>>& pick) {
+    if (!by_seed) return statistic(pick);
+    std::vector<std::vector<int>> trials(pick.size());
+    for (size_t g = 0; g < pick.size(); ++g)
+      for (int u : pick[g])
+        for (int i : units[g][size_t(u)]) trials[g].push_back(i);
+    return statistic(trials);
+  };
+  const std::string seeds_note = by_seed
+                                     ? "; resampled by seed (" + std::to_string(units[0].size()) +
+                                           " and " + std::to_string(units[1].size()) +
+                                           " seeds in arms a and b, each with all its trials)"
+                                     : "";
   int smallest = obs.empty() ? 0 : int(obs.size());
   for (int s : sizes) smallest = std::min(smallest, s);
   // A percentile bootstrap over fewer than 3 values per group cannot say how much the groups vary.
@@ -302,6 +339,7 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     if (t.paired && t.kind == "compare")
       v.reason += "; paired by seed: " + std::to_string(groups[0].size()) +
                   " seed(s) with a usable trial in both arms" + paired_note;
+    if (by_seed) v.reason += "; counted in seeds, not trials" + seeds_note;
     if (v.n >= 2 && smallest >= 1 && groups.size() >= needed_groups) v.effect = statistic(identity);
     return v;
   }
@@ -311,7 +349,7 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     v.reason = unmeasured;
     return v;
   }
-  v.ci = bootstrap(sizes, statistic, t.bootstrap);
+  v.ci = bootstrap(sizes, resampled, t.bootstrap);
   // A threshold on a 0/1 outcome (diverged, failed): the exact binomial interval, which does not
   // shrink to a point when every trial came out alike. (Not for a metric that merely came out
   // 0 or 1 everywhere, a training accuracy of 1.0 say: its bootstrap interval is the answer.)
@@ -341,6 +379,7 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     v.ci = {p.lo + t.margin, p.hi + t.margin};
   }
   auto notes = [&]() {
+    v.reason += seeds_note;
     if (t.paired && t.kind == "compare")
       v.reason +=
           "; paired by seed over " + std::to_string(groups[0].size()) + " seeds" + paired_note;

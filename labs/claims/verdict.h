@@ -38,6 +38,10 @@
 //              is not positive, how far on x's own scale); resampled within each x. Supported
 //              when the interval is [0, 0] (inside in nearly every resample), refuted when it
 //              excludes 0. Needs two x at least.
+// An unpaired compare whose arms hold several trials of one seed (a lottery chain's rounds, the
+// cells a "where" pools) resamples seeds, each with all its trials, and counts its groups in
+// seeds: the trials of a seed share its initialization and data order. (An outcome's Newcombe
+// interval, below, counts trials.)
 // Intervals are expanded percentile bootstrap intervals (stats.h: with few seeds per group a plain
 // percentile interval is too narrow), at the level of the smallest group; a threshold on a 0/1
 // outcome (diverged) takes the exact binomial interval, which all-alike trials do not shrink to

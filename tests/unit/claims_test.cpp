@@ -263,6 +263,38 @@ TEST(Verdict, OneXValueIsTooFewXNotTooFewSeeds) {
   EXPECT_LT(v90.ci.hi - v90.ci.lo, v95.ci.hi - v95.ci.lo);
 }
 
+TEST(Verdict, ACompareOfSeveralTrialsPerSeedResamplesSeeds) {
+  // Three seeds per arm, six trials each (a lottery chain's rounds): the seeds differ by 5
+  // points, the trials of a seed hardly at all. As 18 independent trials per arm the 4-point
+  // difference looked certain; as 3 seeds per arm it is not.
+  std::vector<Observation> obs;
+  for (int seed = 0; seed < 3; ++seed)
+    for (int round = 0; round < 6; ++round)
+      for (const char* arm : {"a", "b"}) {
+        Observation o{0, 0.80 + 0.05 * seed + 0.001 * round + (arm[0] == 'b' ? 0.04 : 0.0), arm};
+        o.pair = seed;
+        obs.push_back(o);
+      }
+  const Verdict seeds = evaluate_claim(make("compare", +1, 0.0), obs);
+  EXPECT_NEAR(seeds.effect, 0.04, 1e-12);
+  EXPECT_EQ(seeds.verdict, "inconclusive") << seeds.reason;
+  EXPECT_NE(seeds.reason.find("resampled by seed (3 and 3 seeds in arms a and b"),
+            std::string::npos)
+      << seeds.reason;
+  EXPECT_LT(seeds.ci.lo, 0.0);
+  for (size_t i = 0; i < obs.size(); ++i) obs[i].pair = static_cast<long long>(i);  // its own
+  const Verdict trials = evaluate_claim(make("compare", +1, 0.0), obs);
+  EXPECT_NEAR(trials.effect, 0.04, 1e-12);
+  EXPECT_EQ(trials.verdict, "supported") << trials.reason;
+  EXPECT_EQ(trials.reason.find("resampled by seed"), std::string::npos);
+  // Two seeds per arm are too few, however many trials each holds.
+  std::vector<Observation> two = obs;  // (a and b alternate: trials 2k and 2k + 1 share a seed)
+  for (size_t i = 0; i < two.size(); ++i) two[i].pair = static_cast<long long>((i / 2) % 2);
+  const Verdict few = evaluate_claim(make("compare", +1, 0.0), two);
+  EXPECT_EQ(few.verdict, "inconclusive");
+  EXPECT_NE(few.reason.find("counted in seeds, not trials"), std::string::npos) << few.reason;
+}
+
 TEST(Verdict, InteractionIsTheGrowthOfTheDifferenceAcrossX) {
   // Warmup (b) gains 0 at x = 1 and 0.3 at x = 4; the middle x is ignored.
   std::vector<Observation> cells;
@@ -506,10 +538,12 @@ TEST(Claim, CompareByStringValueWithBestOverAndDivergedAs) {
       {"constant", 0.1, 0.80}, {"constant", 0.3, 0.70}, {"cosine", 0.1, 0.82},
       {"cosine", 0.3, 0.85},   {"cosine", 0.9, NAN}};
   for (const auto& [name, lr, acc] : cells)
-    for (int s = 0; s < 3; ++s)
+    for (int s = 0; s < 3; ++s) {
       trials.push_back(record(std::isnan(acc) ? "diverged" : "finished",
                               {{"schedule", {{"name", name}}}, {"optim", {{"lr", lr}}}},
                               {{"test_acc", std::isnan(acc) ? json() : json(acc + 0.001 * s)}}));
+      trials.back().seed = s;
+    }
   json claim = {{"test",
                  {{"kind", "compare"},
                   {"x", "schedule.name"},
@@ -873,6 +907,7 @@ TEST(Claim, TheIntervalDoesNotDependOnTheOrderTheStoreReturnsTrialsIn) {
       trials.push_back(record("finished", {{"arm", arm}, {"seed", s}},
                               {{"test_acc", arm[0] == 'a' ? a[size_t(s)] : b[size_t(s)]}}));
       trials.back().hash = std::string(arm) + std::to_string(s);
+      trials.back().seed = s;
     }
   json claim = {
       {"test",
