@@ -156,8 +156,12 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   } else if (t.kind == "interaction") {
     // Cells: (min x, a), (min x, b), (max x, a), (max x, b).
     std::map<std::pair<double, std::string>, std::vector<const Observation*>> cells;
+    // The ends are the swept ones, whether or not their trials finished: an end where every
+    // trial diverged leaves its cells empty (no verdict, its divergences counted), rather than
+    // the next x standing in for it.
     double lo_x = INFINITY, hi_x = -INFINITY;
-    for (const auto& o : obs) lo_x = std::min(lo_x, o.x), hi_x = std::max(hi_x, o.x);
+    for (const auto& o : all)
+      if (o.group == "a" || o.group == "b") lo_x = std::min(lo_x, o.x), hi_x = std::max(hi_x, o.x);
     for (const auto& o : obs)
       if (o.x == lo_x || o.x == hi_x) cells[{o.x, o.group}].push_back(&o);
     for (double x : {lo_x, hi_x})

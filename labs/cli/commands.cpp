@@ -464,9 +464,11 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
   json doc = json::parse(out, nullptr, false);
   if (rc != 0 || doc.is_discarded() || !doc.contains("benchmarks"))
     throw UserError(bin + ": benchmark run failed (exit status " + std::to_string(rc) +
-                    ", no JSON report" + (why.empty() ? "" : ": " + why) + "); --filter " +
-                    (filter.empty() ? "(none)" : "'" + filter + "'") +
-                    ": allowed: a regular expression matching a benchmark's name");
+                    ", no JSON report" + (why.empty() ? "" : ": " + why) + ")" +
+                    (why.find("regex") != std::string::npos || why.find(" re:") != std::string::npos
+                         ? "; --filter '" + filter +
+                               "': allowed: a regular expression matching a benchmark's name"
+                         : ""));
 
   json env = host_environment(ctx.home);
   env["benchmark_context"] = doc["context"];

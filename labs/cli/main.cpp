@@ -46,11 +46,10 @@ const CLI::Validator kSectionNumber = decimal_number("section", "15");
 extern "C" void on_interrupt(int sig) {
   static const char msg[] =
       "\nempiric: interrupted; finished trials are in the store, and the same command again "
-      "resumes the others from their last checkpoints\n";
+      "runs the others (from their last checkpoints where train.checkpoint is on)\n";
   const ssize_t written = write(STDERR_FILENO, msg, sizeof msg - 1);
   (void)written;
-  std::signal(sig, SIG_DFL);
-  std::raise(sig);
+  raise(sig);  // (SA_RESETHAND: the default action now)
 }
 
 // "2/8" -> {2, 8}: two whole numbers and nothing else.
@@ -239,10 +238,17 @@ int main(int argc, char** argv) {
                               list_trials);
     if (*keys) return cli::print_keys(markdown);
     if (*merge) return cli::merge_results(ctx, merge_files);
-    if (*answer || *run) {
-      std::signal(SIGINT, on_interrupt);
-      std::signal(SIGTERM, on_interrupt);
-    }
+    if (*answer || *run)
+      for (int sig : {SIGINT, SIGTERM}) {
+        struct sigaction old {};
+        sigaction(sig, nullptr, &old);
+        if (old.sa_handler == SIG_IGN) continue;  // (started with it ignored: left so)
+        struct sigaction act {};
+        act.sa_handler = on_interrupt;
+        sigemptyset(&act.sa_mask);
+        act.sa_flags = SA_RESETHAND;  // the handler runs once, then the default ends the process
+        sigaction(sig, &act, nullptr);
+      }
     if (*answer || *report) {
       run_opts.progress = !no_progress && isatty(STDERR_FILENO) && !std::getenv("CI");
       return cli::answer_question(ctx, answer_q, run_opts, bool(*answer));

@@ -442,14 +442,14 @@ void apply_override(json& config, const std::string& assignment) {
   std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
   json value = json::parse(text, nullptr, false);
   std::string ptr = dotted_to_pointer(key);
+  // A number beyond a double's range (1e400) is no string to be checked as one, where the key
+  // takes numbers (below).
+  bool overflowed = false;
   if (value.is_discarded()) {
-    // A number beyond a double's range (1e400) is no string to be checked as one.
     char* end = nullptr;
     errno = 0;
     const double as_number = std::strtod(text.c_str(), &end);
-    if (!text.empty() && *end == '\0' && errno == ERANGE && std::isinf(as_number))
-      fail(source, ptr, json(json::value_t::discarded),
-           text + " is beyond a double's range (about 1.8e308); allowed: a finite number");
+    overflowed = !text.empty() && *end == '\0' && errno == ERANGE && std::isinf(as_number);
     value = text;
   }
 
@@ -464,6 +464,9 @@ void apply_override(json& config, const std::string& assignment) {
     return;
   }
   const Field& f = field_for_dotted(key, source, ptr, value);
+  if (overflowed && f.type != FieldType::String && f.type != FieldType::StringList)
+    fail(source, ptr, json(json::value_t::discarded),
+         text + " is beyond a double's range (about 1.8e308); allowed: a finite number");
   if (value.is_null()) {  // key=null: the key removed (optim.momentum when switching to adam)
     const json::json_pointer at(ptr);
     if (config.contains(at)) config[at.parent_pointer()].erase(at.back());

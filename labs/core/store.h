@@ -111,7 +111,8 @@ class Store {
   std::vector<BenchRecord> bench_records(int question = 0);
 
   // Copies every run, trial, metric and benchmark record of another store into this one
-  // (trials already present by hash are kept). Returns the number of trials added.
+  // (trials already present by hash are kept, except a failed one the other store has a result
+  // for, which takes that result). Returns the number of trials taken.
   long long merge_from(const std::string& other_path);
 
  private:

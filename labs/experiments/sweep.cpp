@@ -376,7 +376,9 @@ int run_config(const Context& ctx, const RunOptions& o) {
       }
       store.put_trial(rec);
     }
-    if (checkpoints) {  // (kept by the trainer until now: a kill during the measures resumes)
+    // Kept by the trainer until now, so a kill during the measures resumes from it; a failed
+    // trial keeps it for the rerun that retries it.
+    if (checkpoints && rec.status != "failed") {
       std::error_code ec;
       std::filesystem::remove(ckpt_dir + "/" + trial.hash + ".pt", ec);
     }

@@ -627,6 +627,8 @@ TEST(Sweep, JobsAndShardsCoverEveryTrialOnce) {
   Result jobs = empiric(dir, "run " + cfg + " --jobs 2 train.population=off");
   ASSERT_EQ(jobs.code, 0) << jobs.err;
   EXPECT_NE(jobs.out.find("(2 at once)"), std::string::npos) << jobs.out;
+  // (As one population they were one unit, which one worker took: "so 1 at once".)
+  EXPECT_EQ(jobs.out.find("unit(s) of work"), std::string::npos) << jobs.out;
   EXPECT_EQ(Store(dir.file("r.db")).trials().size(), want.size());
   // Two shards into two stores (two machines of a job array), merged into a third.
   for (int i = 0; i < 2; ++i) {

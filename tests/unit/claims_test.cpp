@@ -315,6 +315,15 @@ TEST(Verdict, InteractionIsTheGrowthOfTheDifferenceAcrossX) {
   EXPECT_EQ(v.diverged, 0);
   cells.pop_back();
   EXPECT_EQ(evaluate_claim(make("interaction", -1, 0.0), cells).verdict, "refuted");
+  {  // Every trial at the largest x diverged: x = 2 did not stand in for it unannounced.
+    std::vector<Observation> dead = cells;
+    for (auto& o : dead)
+      if (o.x == 4) o.diverged = true;
+    const Verdict v4 = evaluate_claim(make("interaction", +1, 0.0), dead);
+    EXPECT_EQ(v4.verdict, "inconclusive");
+    EXPECT_EQ(v4.diverged, 8) << v4.reason;
+    EXPECT_NE(v4.reason.find("8 diverged"), std::string::npos) << v4.reason;
+  }
   std::vector<Observation> one_x;  // many seeds, but one x: nothing to compare across
   for (const auto& o : cells)
     if (o.x == 1) one_x.push_back(o);
