@@ -282,6 +282,10 @@ int run_config(const Context& ctx, const RunOptions& o) {
       (std::filesystem::path(ctx.db).parent_path() / "artifacts").string();
 
   const bool checkpoints = resolved.config["train"]["checkpoint"].get<bool>();
+  // A trial's own checkpoint ("" without checkpoints).
+  auto own_checkpoint = [&](const Trial& trial) {
+    return checkpoints ? ckpt_dir + "/" + trial.hash + ".pt" : std::string();
+  };
   // At the first epoch end this long after the last checkpoint (5 s by default): a killed trial
   // loses at most about this much training, and runs of many short epochs do not spend their
   // time writing checkpoints.
@@ -290,7 +294,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
   auto hooks_resuming = [&](const Trial& trial, const std::string& resume_from) {
     const std::string label = axes_text(trial.axes) + " seed=" + std::to_string(trial.seed);
     TrainHooks hooks;
-    hooks.checkpoint_path = checkpoints ? ckpt_dir + "/" + trial.hash + ".pt" : "";
+    hooks.checkpoint_path = own_checkpoint(trial);
     hooks.keep_checkpoint = true;  // removed once the trial is recorded (record, below)
     {
       std::lock_guard<std::mutex> lock(store_mu);
@@ -328,7 +332,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
     return hooks;
   };
   auto hooks_for = [&](const Trial& trial) {
-    const std::string own = checkpoints ? ckpt_dir + "/" + trial.hash + ".pt" : "";
+    const std::string own = own_checkpoint(trial);
     // --force trains again from the start: not from the checkpoint a killed run left (its
     // metrics are forgotten with the trial), as a population's is removed below.
     if (o.force && !own.empty()) std::filesystem::remove(own);
@@ -380,7 +384,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
     // trial keeps it for the rerun that retries it.
     if (checkpoints && rec.status != "failed") {
       std::error_code ec;
-      std::filesystem::remove(ckpt_dir + "/" + trial.hash + ".pt", ec);
+      std::filesystem::remove(own_checkpoint(trial), ec);
     }
     const std::string label = axes_text(trial.axes) + " seed=" + std::to_string(trial.seed);
     progress.line(fmt::format("  [{}/{}] {} {}: {}", ++done, pending.size(),

@@ -1341,19 +1341,14 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     }
   }
   if (hooks[0].on_progress) hooks[0].on_progress(step, total);
-  // As in train_model: a step's loss is checked before its update, so a member whose last update
-  // sent its weights to Inf is caught only by the evaluation after it.
+  // As in train_model: a member whose last update sent its weights to Inf (loss_not_finite).
   if (last_eval_step == step)
-    for (int64_t p = 0; p < P; ++p) {
-      if (ms[p].diverged_step >= 0) continue;
-      for (const auto& [name, value] : ms[p].last_values)
-        if ((name == "test_loss" || name == "train_loss") && !std::isfinite(value)) {
-          ms[p].diverged_step = ms[p].stopped_step = step;
-          ms[p].stopped_epoch = epoch, ms[p].stopped_samples = samples;
-          ms[p].stopped_compute_s = compute_s / double(P);
-          break;
-        }
-    }
+    for (int64_t p = 0; p < P; ++p)
+      if (ms[p].diverged_step < 0 && loss_not_finite(ms[p].last_values)) {
+        ms[p].diverged_step = ms[p].stopped_step = step;
+        ms[p].stopped_epoch = epoch, ms[p].stopped_samples = samples;
+        ms[p].stopped_compute_s = compute_s / double(P);
+      }
   tf32.reset();
 
   std::vector<TrainOutcome> outs(static_cast<size_t>(P));

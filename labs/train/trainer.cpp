@@ -777,14 +777,11 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     }
   }
   if (hooks.on_progress) hooks.on_progress(st.step, total);
-  // A step's loss is checked before its update, so the last update is checked only by the
-  // evaluation after it: weights it sent to Inf leave a loss that is not finite there.
-  if (outcome.status == "finished" && last_eval_step == st.step)
-    for (const auto& [name, value] : st.last_values)
-      if ((name == "test_loss" || name == "train_loss") && !std::isfinite(value)) {
-        outcome.status = "diverged";
-        outcome.diverged_step = st.step;
-      }
+  if (outcome.status == "finished" && last_eval_step == st.step &&
+      loss_not_finite(st.last_values)) {
+    outcome.status = "diverged";
+    outcome.diverged_step = st.step;
+  }
   // A run that stopped before its last step with held-out evaluations: the summary still gets
   // the training set's loss and accuracy, from one pass over it now.
   double last_test_acc = NAN;
@@ -1139,6 +1136,12 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
     }
   }
   return out;
+}
+
+bool loss_not_finite(const std::vector<std::pair<std::string, double>>& values) {
+  for (const auto& [name, value] : values)
+    if ((name == "test_loss" || name == "train_loss") && !std::isfinite(value)) return true;
+  return false;
 }
 
 void check_trials_start(const std::vector<json>& cfgs, const std::string& source) {

@@ -83,6 +83,11 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
 // with its UserError, not hours into the sweep. (The implicit lab has neither.)
 void check_trials_start(const std::vector<json>& cfgs, const std::string& source);
 
+// Whether an evaluation's losses are not finite. A step's loss is checked before its update, so
+// the last update is checked only by the evaluation after it: weights it sent to Inf leave a
+// loss that is not finite there (a trial alone and a population member alike).
+bool loss_not_finite(const std::vector<std::pair<std::string, double>>& values);
+
 // Seeds torch, builds the dataset and the model from `cfg`, then trains: one whole trial.
 // `source` names the config in error messages.
 TrainOutcome run_trial(const json& cfg, const torch::Device& device, const TrainHooks& hooks,
