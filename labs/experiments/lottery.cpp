@@ -485,6 +485,7 @@ std::vector<Result> train_together(const std::vector<const Member*>& members,
     TrainHooks h = m->recorded ? cb.hooks(*m->trial, checkpoint) : TrainHooks();
     if (!h.checkpoint_path.empty() && fs::exists(h.checkpoint_path)) fs::remove(h.checkpoint_path);
     h.checkpoint_path.clear();
+    h.keep_checkpoint = false;  // the population's is removed when it ends
     every = std::max(every, h.checkpoint_every_s);
     h.masks = m->masks;
     hooks.push_back(h);

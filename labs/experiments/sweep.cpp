@@ -463,6 +463,14 @@ int run_config(const Context& ctx, const RunOptions& o) {
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         for (size_t k = 0; k < units[i].size(); ++k)
           record(*units[i][k], outs[k], wall / double(units[i].size()));
+        // Kept by the population until its members are recorded (their hooks' keep_checkpoint);
+        // one that failed keeps it for the rerun that retries it, as a trial alone does.
+        if (!pop_checkpoint.empty() &&
+            std::none_of(outs.begin(), outs.end(),
+                         [](const TrainOutcome& o) { return o.status == "failed"; })) {
+          std::error_code ec;
+          std::filesystem::remove(pop_checkpoint, ec);
+        }
         continue;
       }
       const Trial& trial = *units[i][0];

@@ -1430,8 +1430,11 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       for (size_t i = 0; i < finished.size(); ++i) outs[finished[i]].measures = measures[i];
     }
   }
-  // Only now: measures that fail (a GPU out of memory) leave the checkpoint to resume from.
-  if (!checkpoint_path.empty()) std::filesystem::remove(checkpoint_path);
+  // Only now: measures that fail (a GPU out of memory) leave the checkpoint to resume from; and
+  // kept when the caller records the members first (TrainHooks::keep_checkpoint).
+  const bool keep = std::all_of(hooks.begin(), hooks.end(),
+                                [](const TrainHooks& h) { return h.keep_checkpoint; });
+  if (!checkpoint_path.empty() && !keep) std::filesystem::remove(checkpoint_path);
   return outs;
 }
 

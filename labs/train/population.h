@@ -66,8 +66,10 @@ std::vector<std::vector<size_t>> group_population(const std::vector<json>& cfgs,
 // Trains the members together; outcome i belongs to cfgs[i], hooks[i] receives its evaluations
 // (and its before_checkpoint call; the members' own checkpoint paths are not used). With a
 // `checkpoint_path` the population checkpoints at the first epoch end `checkpoint_every_s` after
-// the last, resumes from it when it holds these same members, and removes it at the end.
-// `source` names the config in messages.
+// the last, resumes from it when it holds these same members, and removes it at the end, unless
+// every member's hooks say keep_checkpoint: then the caller removes it once it has recorded the
+// members (a kill in between resumes them rather than training them again). `source` names the
+// config in messages.
 std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const torch::Device& device,
                                          const std::vector<TrainHooks>& hooks,
                                          const std::string& source,

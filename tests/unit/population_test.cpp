@@ -434,6 +434,20 @@ TEST(Population, AKilledPopulationResumesFromItsCheckpointToTheSameResults) {
     EXPECT_EQ(resumed[i].summary["steps"], whole[i].summary["steps"]);
   }
   EXPECT_FALSE(std::filesystem::exists(path));  // removed once the population ends
+  // Unless every member's hooks keep it, for the caller to remove once it has recorded them
+  // (the sweep): left at the end (it holds the last epoch end before the final one), it resumes
+  // a second call to the same results.
+  kill();
+  std::vector<TrainHooks> keeping(2);
+  for (auto& h : keeping) h.keep_checkpoint = true;
+  auto kept = run_population(cfgs, torch::kCPU, keeping, "test.json", path, 0);
+  EXPECT_TRUE(std::filesystem::exists(path));
+  auto again = run_population(cfgs, torch::kCPU, keeping, "test.json", path, 0);
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    EXPECT_EQ(again[i].resumed_from_epoch, 3);
+    EXPECT_EQ(again[i].summary["test_acc"], whole[i].summary["test_acc"]) << i;
+  }
+  std::filesystem::remove(path);
   // Another population does not take it: it starts over.
   kill();
   std::vector<json> others = {cfgs[0], trial(R"({"seed": 7, "train": {"epochs": 4}, "data": {"validation": 64}})")};
