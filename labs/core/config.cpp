@@ -493,6 +493,20 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
                         "statistics do not cancel alpha); allowed: 0, or a model without it"
                       : "the rescaled network is another function with activation " + act +
                             "; allowed: 0, or activation relu, leaky_relu or prelu");
+    // It scales the first weight layer by alpha and the second by 1 / alpha: refused here, not
+    // after the training it would otherwise end (unrecorded).
+    const std::string name = model.value("name", std::string("lenet_300_100"));
+    const size_t layers = name == "linear"    ? 1
+                          : name == "mlp"     ? model.value("widths", json::array()).size() + 1
+                          : name == "tree"    ? 0
+                          : name == "convnet" ? model.value("channels", json::array()).size() +
+                                                    model.value("dense", json::array()).size() + 1
+                                              : 3;
+    if (layers < 2)
+      fail(source, "/measure/dinh_alpha", m["dinh_alpha"],
+           "it rescales the first two weight layers, and model " + name +
+               (name == "mlp" ? " with no hidden widths" : "") + " has " + std::to_string(layers) +
+               "; allowed: 0, or a model with a hidden layer");
   }
   // Evaluated in eval mode, batch norm uses its running statistics: at initialization those
   // normalize nothing, and along the line they stay this network's, not the partner's.

@@ -83,7 +83,8 @@ std::vector<Section> build() {
            integer("test_subset", 0, 0, {}, "use n test examples (0: all)"),
            integer("validation", 0, 0, {},
                    "examples carved from the training split (after train_subset) for early "
-                   "stopping and validation metrics"),
+                   "stopping and validation metrics; their labels stay clean (label_noise and "
+                   "random_labels change the training examples left)"),
            num("label_noise", 0.0, 0.0, 1.0,
                "fraction of training labels flipped to a different class (recorded)"),
            num("random_labels", 0.0, 0.0, 1.0,
@@ -173,8 +174,10 @@ std::vector<Section> build() {
             0.0,
             {},
             {},
-            "per-layer LR multipliers: parameter-name prefix -> multiplier (the longest matching "
-            "prefix wins; one matching no parameter is refused)",
+            "per-layer LR multipliers: parameter-name prefix -> multiplier (whole name parts: "
+            "body.1 "
+            "holds body.1.weight, not body.11.weight; the longest matching prefix wins; one "
+            "matching no parameter is refused)",
             {}},
            choice("impl", "fused", {"fused", "torch"},
                   "fused: empiric's multi-tensor kernels (CPU or CUDA); torch: torch::optim",
@@ -191,13 +194,21 @@ std::vector<Section> build() {
                 "onecycle", "wsd"},
                "schedule after warmup (onecycle: torch's OneCycleLR for the LR only, its momentum "
                "not cycled)"),
-           num("warmup_epochs", 0.0, 0.0, {}, "linear warmup from 0 to the base LR"),
-           num("step_epochs", 30.0, kTiny, {}, "epochs between decays", {"step"}),
+           num("warmup_epochs", 0.0, 0.0, {},
+               "linear warmup from 0 to the base LR (step, multistep and exponential count their "
+               "epochs from the start of training, warmup included; the other schedules run over "
+               "the steps after it)"),
+           num("step_epochs", 30.0, kTiny, {}, "epochs between decays (a fraction: steps)",
+               {"step"}),
            num("gamma", 0.1, kTiny, 1.0, "decay factor (per step, milestone or epoch)",
                {"step", "multistep", "exponential"}),
            list("milestones", FieldType::NumberList, json::array(), 0.0,
-                "epochs at which the LR is multiplied by gamma", {"multistep"}),
-           num("min_lr_frac", 0.0, 0.0, 1.0, "final LR as a fraction of the base LR",
+                "epochs at which the LR is multiplied by gamma (a fraction: from that step on)",
+                {"multistep"}),
+           num("min_lr_frac", 0.0, 0.0, 1.0,
+               "final LR as a fraction of the base LR, reached at the end of the run (after its "
+               "last step, as torch's CosineAnnealingLR with T_max the run's steps: the last step "
+               "taken is one step of the decay above it)",
                {"cosine", "cosine_restarts", "wsd"}),
            num("restart_epochs", 1.0, kTiny, {}, "length of the first cosine period (SGDR)",
                {"cosine_restarts"}),
@@ -265,7 +276,8 @@ std::vector<Section> build() {
                    "stop after n evaluations without a better validation loss (0: off; needs "
                    "data.validation > 0)"),
            num("stop_train_loss", 0.0, 0.0, {},
-               "stop at the first epoch end whose training loss is at or below this, up to "
+               "stop at the first evaluated epoch end whose training loss is at or below this, up "
+               "to "
                "epochs (Jiang et al. 2020 train every model to the same loss; summary "
                "reached_train_loss says whether it got there; 0: off)"),
            num("target_train_loss", 0.0, 0.0, {},

@@ -102,19 +102,45 @@ Split load_idx(const std::string& dir, const std::string& prefix) {
 }
 
 Split load_cifar(const std::string& dir, bool train) {
-  std::string root = dir;
+  // The batches sit in data.path or in the folder the CIFAR-10 archive unpacks to inside it: that
+  // folder when it holds the split's first batch, else data.path.
+  const std::string first = train ? "data_batch_1.bin" : "test_batch.bin";
   const fs::path nested = fs::path(dir) / "cifar-10-batches-bin";
-  std::error_code ec;  // (an unreadable entry is named, not thrown as filesystem_error)
-  if (fs::is_directory(nested, ec))
-    root = nested.string();
-  else if (ec && ec != std::errc::no_such_file_or_directory)
+  auto holds_first = [&](const fs::path& folder) {
+    std::error_code ec;  // (an unreadable entry is named, not thrown as filesystem_error)
+    for (const std::string& name : {first, first + ".gz"})
+      if (fs::exists(fs::symlink_status(folder / name, ec))) return true;
+    if (ec && ec != std::errc::no_such_file_or_directory)
+      throw UserError((folder / first).string() + ": cannot read: " + ec.message());
+    return false;
+  };
+  std::error_code ec;
+  const bool has_nested = fs::is_directory(nested, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory)
     throw UserError(nested.string() + ": cannot read: " + ec.message());
+  std::string root = dir;
+  if (has_nested && holds_first(nested))
+    root = nested.string();
+  else if (has_nested && !holds_first(dir))
+    throw UserError(dir + ": neither " + first + " nor " + first +
+                    ".gz found, there or in its cifar-10-batches-bin folder (data.path must hold "
+                    "the dataset's files)");
   RawImages images;
   std::vector<uint8_t> labels;
   if (train) {
-    for (int i = 1; i <= 5; ++i)
-      read_cifar10_batch(find_file(root, "data_batch_" + std::to_string(i) + ".bin"), images,
-                         labels);
+    int64_t first_count = 0;
+    for (int i = 1; i <= 5; ++i) {
+      const std::string path = find_file(root, "data_batch_" + std::to_string(i) + ".bin");
+      const int64_t before = images.count;
+      read_cifar10_batch(path, images, labels);
+      // A copy cut short at a record's end reads as a smaller batch: the five are equal.
+      if (i == 1) first_count = images.count - before;
+      if (images.count - before != first_count)
+        throw UserError(path + ": " + std::to_string(images.count - before) +
+                        " records, where data_batch_1 has " + std::to_string(first_count) +
+                        "; expected the five training batches equal in size (10,000 records in "
+                        "CIFAR-10; a truncated copy?)");
+    }
   } else {
     read_cifar10_batch(find_file(root, "test_batch.bin"), images, labels);
   }
@@ -223,16 +249,26 @@ Dataset build_dataset(const json& d, uint64_t seed, const torch::Device& device,
 
   // A subset larger than the data takes all of it (a quick preset's 4,000 on a small file), and
   // says so once.
-  auto subset_of = [&](Split& split, const char* key, const char* which) {
+  auto draws = [&](const Split& split, const char* key, const char* which) {
     const int64_t subset = d[key];
     const int64_t n = split.x.size(0);
     if (subset > n)
       note_once(source + ": /data/" + key + " = " + std::to_string(subset) + ": there are only " +
                 std::to_string(n) + " " + which + " examples; taking all of them");
-    if (subset > 0 && subset < n) split = take(split, torch::randperm(n, gen).slice(0, 0, subset));
+    return subset > 0 && subset < n;
   };
-  subset_of(train, "train_subset", "training");
-  subset_of(test, "test_subset", "test");
+  const bool train_draws = draws(train, "train_subset", "training");
+  const bool test_draws = draws(test, "test_subset", "test");
+  // The training permutation is drawn for the test subset's sake too when all the training data
+  // is taken, so that a sweep of data.train_subset scores its every point, the whole set
+  // included, on the same test examples.
+  if (train_draws || test_draws) {
+    auto perm = torch::randperm(train.x.size(0), gen);
+    if (train_draws) train = take(train, perm.slice(0, 0, d["train_subset"].get<int64_t>()));
+  }
+  if (test_draws)
+    test = take(test,
+                torch::randperm(test.x.size(0), gen).slice(0, 0, d["test_subset"].get<int64_t>()));
 
   Split val;
   const int64_t n_val = d["validation"];

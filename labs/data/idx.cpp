@@ -2,9 +2,11 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <new>
 
 #include "core/errors.h"
 
@@ -22,36 +24,73 @@ std::string hex(uint32_t v) {
   return buf;
 }
 
-}  // namespace
-
-std::vector<uint8_t> read_file_maybe_gz(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::is_regular_file(path, ec))
-    throw UserError(path + (ec && ec != std::errc::no_such_file_or_directory
-                                ? ": cannot read: " + ec.message()
-                                : ": no such data file"));
-  gzFile f = gzopen(path.c_str(), "rb");  // reads plain files transparently
-  if (!f) throw UserError(path + ": cannot open: " + std::strerror(errno));
-  std::vector<uint8_t> out;
-  std::vector<uint8_t> chunk(1 << 20);
-  for (;;) {
-    int n = gzread(f, chunk.data(), unsigned(chunk.size()));
-    if (n < 0) {
-      int code = 0;
-      std::string msg = gzerror(f, &code);
-      gzclose(f);
-      throw UserError(path + ": corrupt or truncated gzip data (" + msg + ")");
-    }
-    if (n == 0) break;
-    out.insert(out.end(), chunk.begin(), chunk.begin() + n);
+// A data file, gunzipped as it is read when it is gzip (detected by content, so plain files read
+// the same): read in steps, so that a header is checked before the body is read and a file that
+// holds more than its header says (a wrong file; a gzip "bomb" that inflates to gigabytes) is
+// refused without being held in memory.
+class DataFile {
+ public:
+  explicit DataFile(const std::string& path) : path_(path) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec))
+      throw UserError(path + (ec && ec != std::errc::no_such_file_or_directory
+                                  ? ": cannot read: " + ec.message()
+                                  : ": no such data file"));
+    f_ = gzopen(path.c_str(), "rb");
+    if (!f_) throw UserError(path + ": cannot open: " + std::strerror(errno));
   }
-  // zlib reports a gzip stream cut short only at close.
-  if (gzclose(f) != Z_OK) throw UserError(path + ": truncated gzip data");
-  return out;
+  ~DataFile() {
+    if (f_) gzclose(f_);
+  }
+  DataFile(const DataFile&) = delete;
+  DataFile& operator=(const DataFile&) = delete;
+
+  // Appends at most n more bytes to `out`: fewer only at the end of the file.
+  void read(std::vector<uint8_t>& out, uint64_t n) {
+    while (n > 0) {
+      const size_t want = size_t(std::min<uint64_t>(n, 1 << 20)), at = out.size();
+      try {
+        out.resize(at + want);
+      } catch (const std::bad_alloc&) {
+        throw UserError(path_ + ": " + std::to_string(at) +
+                        " bytes read and its header promises more: more than this machine's "
+                        "memory holds");
+      }
+      const int got = gzread(f_, out.data() + at, unsigned(want));
+      if (got < 0) {
+        int code = 0;
+        const std::string msg = gzerror(f_, &code);
+        throw UserError(path_ + ": corrupt or truncated gzip data (" + msg + ")");
+      }
+      out.resize(at + size_t(got));
+      if (size_t(got) < want) return;  // the end of the file
+      n -= want;
+    }
+  }
+
+  // Called once the whole file has been read: zlib reports a gzip stream cut short only here.
+  void close() {
+    const int rc = gzclose(f_);
+    f_ = nullptr;
+    if (rc != Z_OK) throw UserError(path_ + ": truncated gzip data");
+  }
+
+ private:
+  std::string path_;
+  gzFile f_ = nullptr;
+};
+
+// What a header of `wanted` bytes allows reading: one byte more, to tell a longer file.
+uint64_t one_past(unsigned __int128 wanted) {
+  return wanted >= (unsigned __int128)UINT64_MAX ? UINT64_MAX : uint64_t(wanted) + 1;
 }
 
+}  // namespace
+
 RawImages read_idx_images(const std::string& path) {
-  auto b = read_file_maybe_gz(path);
+  DataFile file(path);
+  std::vector<uint8_t> b;
+  file.read(b, 16);
   if (b.size() < 4)
     throw UserError(path + ": " + std::to_string(b.size()) +
                     " bytes (after decompression): too short for an IDX header");
@@ -73,18 +112,26 @@ RawImages read_idx_images(const std::string& path) {
   // (In 64 bits the product of a header's three 32-bit counts can overflow and pass the check.)
   const unsigned __int128 wanted =
       (unsigned __int128)uint64_t(img.count) * uint64_t(img.rows) * uint64_t(img.cols) + 16;
-  if (wanted != (unsigned __int128)b.size())
-    throw UserError(path + ": header says " + std::to_string(img.count) + " images of " +
-                    std::to_string(img.rows) + "x" + std::to_string(img.cols) + " (" +
-                    (wanted >> 62 ? std::string("over 2^62") : std::to_string(uint64_t(wanted))) +
-                    " bytes), file has " + std::to_string(b.size()) +
-                    " bytes (truncated or wrong file)");
-  img.pixels.assign(b.begin() + 16, b.end());
+  const std::string says =
+      path + ": header says " + std::to_string(img.count) + " images of " +
+      std::to_string(img.rows) + "x" + std::to_string(img.cols) + " (" +
+      (wanted >> 62 ? std::string("over 2^62") : std::to_string(uint64_t(wanted))) +
+      " bytes), file has ";
+  file.read(b, one_past(wanted) - 16);
+  if ((unsigned __int128)b.size() > wanted)
+    throw UserError(says + "more (after decompression; a wrong file)");
+  file.close();
+  if ((unsigned __int128)b.size() != wanted)
+    throw UserError(says + std::to_string(b.size()) + " bytes (truncated or wrong file)");
+  b.erase(b.begin(), b.begin() + 16);
+  img.pixels = std::move(b);
   return img;
 }
 
 std::vector<uint8_t> read_idx_labels(const std::string& path) {
-  auto b = read_file_maybe_gz(path);
+  DataFile file(path);
+  std::vector<uint8_t> b;
+  file.read(b, 8);
   if (b.size() < 4)
     throw UserError(path + ": " + std::to_string(b.size()) +
                     " bytes (after decompression): too short for an IDX header");
@@ -95,18 +142,29 @@ std::vector<uint8_t> read_idx_labels(const std::string& path) {
   if (b.size() < 8)
     throw UserError(path + ": too short for an IDX label header (8 bytes), has " +
                     std::to_string(b.size()));
-  size_t count = big_endian(b, 4);
+  const uint64_t count = big_endian(b, 4);
   if (count == 0) throw UserError(path + ": header says 0 labels; expected at least one");
+  const std::string says = path + ": header says " + std::to_string(count) + " labels (" +
+                           std::to_string(8 + count) + " bytes), file has ";
+  file.read(b, count + 1);
+  if (b.size() > 8 + count) throw UserError(says + "more (after decompression; a wrong file)");
+  file.close();
   if (b.size() != 8 + count)
-    throw UserError(path + ": header says " + std::to_string(count) + " labels (" +
-                    std::to_string(8 + count) + " bytes), file has " + std::to_string(b.size()) +
-                    " bytes (truncated or wrong file)");
+    throw UserError(says + std::to_string(b.size()) + " bytes (truncated or wrong file)");
   return std::vector<uint8_t>(b.begin() + 8, b.end());
 }
 
 void read_cifar10_batch(const std::string& path, RawImages& images, std::vector<uint8_t>& labels) {
-  constexpr size_t kRecord = 1 + 3 * 32 * 32;
-  auto b = read_file_maybe_gz(path);
+  constexpr size_t kRecord = 1 + 3 * 32 * 32, kMaxRecords = 10000;
+  DataFile file(path);
+  std::vector<uint8_t> b;
+  file.read(b, kMaxRecords * kRecord + 1);
+  if (b.size() > kMaxRecords * kRecord)
+    throw UserError(path + ": more than " + std::to_string(kMaxRecords * kRecord) +
+                    " bytes (after decompression): a CIFAR-10 batch holds at most " +
+                    std::to_string(kMaxRecords) + " records of " + std::to_string(kRecord) +
+                    " bytes");
+  file.close();
   if (b.empty() || b.size() % kRecord != 0)
     throw UserError(path + ": " + std::to_string(b.size()) +
                     " bytes is not a whole number of CIFAR-10 records (" + std::to_string(kRecord) +

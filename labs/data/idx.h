@@ -14,13 +14,13 @@ struct RawImages {
   std::vector<uint8_t> pixels;  // count x channels x rows x cols
 };
 
-// The whole file, gunzipped when it is gzip (gzip is detected by content, not by name).
-std::vector<uint8_t> read_file_maybe_gz(const std::string& path);
-
+// Each reads plain or gzip files (gzip detected by content, not by name), the header first: a file
+// that holds more than its header says is refused before more than one byte past it is read.
 RawImages read_idx_images(const std::string& path);             // magic 0x00000803
 std::vector<uint8_t> read_idx_labels(const std::string& path);  // magic 0x00000801
 
-// One or more CIFAR-10 binary batches (data_batch_1.bin, ...): records of 1 label + 3072 pixels.
+// One CIFAR-10 binary batch (data_batch_1.bin, ...), appended: records of 1 label + 3072 pixels,
+// at most 10,000 of them.
 void read_cifar10_batch(const std::string& path, RawImages& images, std::vector<uint8_t>& labels);
 
 }  // namespace empiric

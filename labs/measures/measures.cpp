@@ -210,10 +210,14 @@ json interpolation_curve(Net& model, Net& partner, const Dataset& data, const Lo
     curve["t"].push_back(t);
     for (const auto& [name, x, y] : {std::tuple{"train", xtr, ytr}, std::tuple{"test", xte, yte}}) {
       auto out = model->forward(x);
-      curve[std::string(name) + "_loss"].push_back(finite(loss(out, y).item<double>()));
+      const double l = loss(out, y).item<double>();
+      curve[std::string(name) + "_loss"].push_back(finite(l));
+      // (argmax picks a class from NaN outputs too: where the loss is not finite, neither is
+      // the accuracy recorded.)
       if (!data.regression)
         curve[std::string(name) + "_acc"].push_back(
-            out.argmax(1).eq(y).to(torch::kFloat64).mean().item<double>());
+            std::isfinite(l) ? json(out.argmax(1).eq(y).to(torch::kFloat64).mean().item<double>())
+                             : json());
     }
   };
   along_line(params, here, there, t_lo, t_hi, points, point);

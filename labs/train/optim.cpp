@@ -42,12 +42,23 @@ std::unique_ptr<optim::Optimizer> build(std::vector<optim::OptimizerParamGroup> 
 
 }  // namespace
 
+namespace {
+
+// Whether an lr_mult prefix names this parameter: whole name components, so "body.1" holds
+// body.1.weight but not body.11.weight.
+bool prefix_names(const std::string& prefix, const std::string& name) {
+  return name.rfind(prefix, 0) == 0 && (prefix.empty() || name.size() == prefix.size() ||
+                                        name[prefix.size()] == '.' || prefix.back() == '.');
+}
+
+}  // namespace
+
 void check_lr_mult(const json& optim, torch::nn::Module& model, const std::string& source) {
   if (!optim.contains("lr_mult")) return;
   const auto named = model.named_parameters();
   for (const auto& [prefix, m] : optim["lr_mult"].items()) {
     bool matched = false;
-    for (const auto& item : named) matched = matched || item.key().rfind(prefix, 0) == 0;
+    for (const auto& item : named) matched = matched || prefix_names(prefix, item.key());
     if (matched) continue;
     std::string names;
     for (const auto& item : named) names += (names.empty() ? "" : ", ") + item.key();
@@ -81,7 +92,7 @@ Optimizer::Optimizer(const json& o, torch::nn::Module& model)
     std::string best;
     bool found = false;
     for (const auto& [prefix, m] : mult.items())
-      if (name.rfind(prefix, 0) == 0 && (!found || prefix.size() > best.size()))
+      if (prefix_names(prefix, name) && (!found || prefix.size() > best.size()))
         best = prefix, found = true;
     by_prefix[found ? best : std::string("\x01rest")].push_back(p);
     params_.push_back(p);

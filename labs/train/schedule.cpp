@@ -18,19 +18,21 @@ double lr_at(const json& s, double base, long long step, long long total, long l
   const long long warmup = std::llround(s.value("warmup_epochs", 0.0) * double(spe));
   if (step < warmup) return base * double(step + 1) / double(warmup);
 
-  // Decays counted in epochs use the absolute epoch; shapes over the run use the post-warmup part.
+  // Decays counted in epochs use the absolute epoch (a fractional milestone or period is a step
+  // within one); shapes over the run use the post-warmup part.
   const double epoch = std::floor(double(step) / double(spe));
   const double t = double(step - warmup);
   const double span = std::max(1.0, double(total - warmup));
   const double pi = std::acos(-1.0);
   if (name == "constant") return base;
   if (name == "step") {
-    const double every = s.value("step_epochs", 30.0);
-    return base * std::pow(s.value("gamma", 0.1), std::floor(epoch / every));
+    const double every = s.value("step_epochs", 30.0) * double(spe);
+    return base * std::pow(s.value("gamma", 0.1), std::floor(double(step) / every));
   }
   if (name == "multistep") {
     int passed = 0;
-    for (const auto& m : s.value("milestones", json::array())) passed += epoch >= m.get<double>();
+    for (const auto& m : s.value("milestones", json::array()))
+      passed += step >= std::llround(m.get<double>() * double(spe));
     return base * std::pow(s.value("gamma", 0.1), passed);
   }
   if (name == "exponential") return base * std::pow(s.value("gamma", 0.1), epoch);

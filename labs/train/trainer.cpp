@@ -467,7 +467,9 @@ std::vector<std::pair<long long, std::string>> schedule_marks(const json& sched,
       warm + (long long)std::ceil((1.0 - sched["decay_frac"].get<double>()) *
                                   double(std::max(1LL, total - warm)));
   const long long window = decay_start - (total - decay_start);
-  if (window > 0 && decay_start < total) return {{window, "window_start"}, {decay_start, "decay_start"}};
+  // The stable stretch as long as the decay, before it: after the warmup, or not measured.
+  if (window > 0 && window >= warm && decay_start < total)
+    return {{window, "window_start"}, {decay_start, "decay_start"}};
   return {};
 }
 
@@ -766,7 +768,8 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
       outcome.summary["early_stopped"] = true;
       stop = true;
     }
-    if (stop_train_loss > 0)
+    // (On the evaluation of this step only: one earlier, between epoch ends, is not this one's.)
+    if (stop_train_loss > 0 && last_eval_step == st.step)
       for (const auto& [name, value] : st.last_values)
         if (name == "train_loss" && value <= stop_train_loss) stop = true;
     if (!hooks.checkpoint_path.empty() && !stop && st.step < total &&
@@ -855,7 +858,9 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
         std::isnan(st.test_acc_at_best) ? json() : json(st.test_acc_at_best);
   }
   if (!regression) outcome.summary["chance_loss"] = loss.chance(data.outputs);
-  if (outcome.status == "finished" && !regression) summarize_schedule_marks(st.marks, outcome.summary);
+  // (Of a run that took every step: stopped early, its decay was cut short.)
+  if (outcome.status == "finished" && !regression && st.step == total)
+    summarize_schedule_marks(st.marks, outcome.summary);
   if (outcome.status == "diverged") outcome.summary["diverged_step"] = outcome.diverged_step;
   if (!hooks.checkpoint_path.empty() && !hooks.keep_checkpoint)
     std::filesystem::remove(hooks.checkpoint_path);

@@ -246,6 +246,17 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        "",
        "lab.json: /measure/dinh_alpha = 10.0: the rescaled network is another function with "
        "activation tanh"},
+      // (Refused before training: the measure would end the trial unrecorded after it.)
+      {with(R"({"model": {"name": "linear", "widths": null}, "measure": {"dinh_alpha": 10}})"),
+       {},
+       "",
+       "lab.json: /measure/dinh_alpha = 10.0: it rescales the first two weight layers, and model "
+       "linear has 1; allowed: 0, or a model with a hidden layer"},
+      {with(R"({"model": {"name": "mlp", "widths": []}, "measure": {"dinh_alpha": 10}})"),
+       {},
+       "",
+       "lab.json: /measure/dinh_alpha = 10.0: it rescales the first two weight layers, and model "
+       "mlp with no hidden widths has 1"},
       {with(R"({"model": {"batch_norm": true}, "measure": {"interpolate_batch": 512}})"),
        {},
        "",

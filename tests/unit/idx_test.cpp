@@ -120,6 +120,24 @@ TEST(Idx, EmptyOrOverflowingHeadersAreNamed) {
             std::string::npos);
 }
 
+TEST(Idx, AFileLongerThanItsHeaderSaysIsRefusedWithoutReadingItAll) {
+  testing::TempDir dir;
+  const std::string extra = idx_images(4, 2, 2) + "xyz";
+  EXPECT_NE(error_of([&] { read_idx_images(dir.write("img", extra)); })
+                .find("header says 4 images of 2x2 (32 bytes), file has more (after "
+                      "decompression; a wrong file)"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              read_idx_labels(dir.write("lab", idx_labels({1, 2, 3}) + "z"));
+            }).find("header says 3 labels (11 bytes), file has more"),
+            std::string::npos);
+  // A gzip file of 64 MiB of zeros behind a header of one 1x1 image (a "bomb": 64 KiB on disk)
+  // is refused at the byte past its header's 17, not inflated whole and measured.
+  write_gz(dir.file("bomb.gz"), idx_images(1, 1, 1) + std::string(size_t(64) << 20, '\0'));
+  EXPECT_NE(error_of([&] { read_idx_images(dir.file("bomb.gz")); }).find("file has more"),
+            std::string::npos);
+}
+
 TEST(Idx, TruncatedGzipIsAnError) {
   testing::TempDir dir;
   write_gz(dir.file("full.gz"), idx_images(50, 8, 8));
@@ -162,6 +180,13 @@ TEST(Cifar, ReadsRecordsAndChecksThem) {
   // Nothing of the refused file was taken (its first record had been appended, uncounted).
   EXPECT_EQ(labels, (std::vector<uint8_t>{3, 9}));
   EXPECT_EQ(img.pixels.size(), size_t(2 * 3072));
+  EXPECT_EQ(img.count, 2);
+  // More than a batch's 10,000 records: refused (a wrong file, or a gzip bomb) after 10,001.
+  write_gz(dir.file("big.gz"), std::string(size_t(10001) * 3073, '\0'));
+  EXPECT_NE(error_of([&] { read_cifar10_batch(dir.file("big.gz"), img, labels); })
+                .find("more than 30730000 bytes (after decompression): a CIFAR-10 batch holds at "
+                      "most 10000 records"),
+            std::string::npos);
   EXPECT_EQ(img.count, 2);
 }
 

@@ -1,6 +1,7 @@
 // Datasets, models and the trainer on tiny data.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 #include <thread>
 
@@ -95,6 +96,98 @@ TEST(Data, ValidationIsCarvedFromTraining) {
   EXPECT_EQ(d.x_val.size(0), 100);
   EXPECT_EQ(d.x_train.size(0), 412);
   EXPECT_EQ(d.x_test.size(0), 256);
+  // Standardized with the statistics of the 412 examples left, not of the 512.
+  const auto mean = d.x_train.mean(0);
+  EXPECT_TRUE(torch::allclose(mean, torch::zeros_like(mean), 0, 1e-5));
+  EXPECT_GT(d.x_val.mean(0).abs().max().item<double>(), 1e-3);
+  // Unstandardized, the two splits are the whole training set, each example in one of them.
+  const Dataset raw = data_of(config(R"({"data": {"validation": 100, "standardize": false}})"));
+  const Dataset all = data_of(config(R"({"data": {"standardize": false}})"));
+  auto sorted_rows = [](const torch::Tensor& x) {
+    return x.index_select(0, std::get<1>(x.select(1, 0).sort()));
+  };
+  EXPECT_TRUE(
+      torch::equal(sorted_rows(torch::cat({raw.x_val, raw.x_train})), sorted_rows(all.x_train)));
+}
+
+TEST(Data, TheTestSubsetIsTheSameWhetherOrNotTheTrainingSetIsCut) {
+  // The training permutation is drawn for it either way: a sweep of train_subset whose last
+  // point is the whole set scored that point on other test examples.
+  testing::TempDir dir;
+  testing::write_tiny_mnist(dir, 20, 10);
+  json cfg = config(testing::kTinyMnistData);
+  cfg["data"]["path"] = dir.path();
+  cfg["data"]["standardize"] = false;
+  cfg["data"]["test_subset"] = 5;
+  std::vector<torch::Tensor> tests;
+  for (int subset : {0, 20, 12, 6}) {  // 0 and 20: the whole set, not drawn
+    cfg["data"]["train_subset"] = subset;
+    const Dataset d = data_of(cfg);
+    EXPECT_EQ(d.x_train.size(0), subset == 0 ? 20 : subset);
+    tests.push_back(d.x_test);
+  }
+  for (size_t i = 1; i < tests.size(); ++i) EXPECT_TRUE(torch::equal(tests[i], tests[0])) << i;
+}
+
+// CIFAR-10's binary batches of `records` records each (label r % 10, pixels from r) in `folder`.
+void write_cifar(const testing::TempDir& dir, const std::string& folder,
+                 const std::vector<int>& records) {
+  std::filesystem::create_directories(dir.file(folder));
+  auto batch = [](int n, int first) {
+    std::string b;
+    for (int r = first; r < first + n; ++r) {
+      b += char(r % 10);
+      for (int i = 0; i < 3072; ++i) b += char((i * 3 + r) % 256);
+    }
+    return b;
+  };
+  int at = 0;
+  for (size_t i = 0; i < records.size(); ++i) {
+    dir.write(folder + "/data_batch_" + std::to_string(i + 1) + ".bin", batch(records[i], at));
+    at += records[i];
+  }
+  dir.write(folder + "/test_batch.bin", batch(3, 100));
+}
+
+TEST(Data, CifarLoadsFromItsFolderAndRefusesABatchCutShort) {
+  testing::TempDir dir;
+  json cfg = config(testing::kTinyMnistData);
+  cfg["data"]["name"] = "cifar10";
+  auto load = [&](const std::string& path) {
+    json c = cfg;
+    c["data"]["path"] = path;
+    return load_dataset(c["data"], 0, torch::kCPU, "test.json");
+  };
+  auto error_of = [&](const std::string& path) {
+    try {
+      load(path);
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  // The archive's folder inside data.path, or the batches in data.path itself beside an empty
+  // one.
+  write_cifar(dir, "a/cifar-10-batches-bin", {2, 2, 2, 2, 2});
+  const Dataset a = load(dir.file("a"));
+  EXPECT_EQ(a.x_train.size(0), 10);
+  EXPECT_EQ(a.x_test.size(0), 3);
+  EXPECT_EQ(a.input_shape, (std::vector<int64_t>{3, 32, 32}));
+  write_cifar(dir, "b", {2, 2, 2, 2, 2});
+  std::filesystem::create_directories(dir.file("b/cifar-10-batches-bin"));
+  EXPECT_EQ(load(dir.file("b")).x_train.size(0), 10);
+  // Neither: both places named.
+  std::filesystem::create_directories(dir.file("c/cifar-10-batches-bin"));
+  EXPECT_NE(error_of(dir.file("c"))
+                .find("neither data_batch_1.bin nor data_batch_1.bin.gz found, there or in its "
+                      "cifar-10-batches-bin folder"),
+            std::string::npos)
+      << error_of(dir.file("c"));
+  // A third batch cut at a record's end is a whole number of records, and refused all the same.
+  write_cifar(dir, "d", {2, 2, 1, 2, 2});
+  EXPECT_NE(error_of(dir.file("d")).find("data_batch_3.bin: 1 records, where data_batch_1 has 2"),
+            std::string::npos)
+      << error_of(dir.file("d"));
 }
 
 TEST(Data, StandardizesWithTrainingStatisticsOnly) {
@@ -598,6 +691,25 @@ TEST(Trainer, WsdRecordsTheGainOfItsDecayPhaseAndOfTheStretchBefore) {
                    out.summary["wsd_decay_gain"].get<double>() -
                        out.summary["wsd_stable_gain"].get<double>());
   EXPECT_FALSE(train_cfg(config("{}")).summary.contains("wsd_decay_gain"));
+  // The marks fall where the comment above says; a stable stretch that would start inside the
+  // warmup is not one (a decay of 55 % after 16 warmup steps: the window would start at step 14).
+  using Marks = std::vector<std::pair<long long, std::string>>;
+  EXPECT_EQ(schedule_marks(cfg["schedule"], 48, 16),
+            (Marks{{24, "window_start"}, {36, "decay_start"}}));
+  json warm = config(R"({"schedule": {"name": "wsd", "decay_frac": 0.55, "warmup_epochs": 1}})");
+  EXPECT_EQ(schedule_marks(warm["schedule"], 48, 16), Marks{});
+  EXPECT_FALSE(train_cfg(warm).summary.contains("wsd_decay_gain"));
+}
+
+TEST(Trainer, StopTrainLossStopsOnTheEvaluationOfThatStepNotAnEarlierOne) {
+  // 16 steps an epoch, 8 epochs, epoch ends evaluated every 4 (max_evals 2) and every 13 steps
+  // besides: the loss at step 13 is below chance's 1.386 already, and the stop waits for the
+  // evaluated epoch end at step 64, not the unevaluated one at step 16.
+  auto out = train_cfg(config(R"({"train": {"epochs": 8, "max_evals": 2, "eval_every_steps": 13,
+                                            "stop_train_loss": 1.3}})"));
+  EXPECT_EQ(out.summary["steps"], 64);
+  EXPECT_EQ(out.summary["reached_train_loss"], true);
+  EXPECT_LE(out.summary["train_loss"].get<double>(), 1.3);
 }
 
 TEST(LrRangeLab, OnAQuadraticTheLossFallsUpToTheStabilityEdgeAndBlowsUpAfter) {

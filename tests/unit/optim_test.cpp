@@ -177,6 +177,30 @@ TEST_P(Optim, LayerMultipliersAndSchedulesSetEachGroup) {
   expect_near(toy.b.detach(), b0 - 2.0);
 }
 
+TEST(OptimConfig, AnLrMultPrefixNamesWholeNameParts) {
+  // "body.1" is the layer body.1, not body.11 or body.13 as well (an eight-layer MLP's output).
+  struct Net : torch::nn::Module {
+    Net() {
+      one = register_module("one", torch::nn::Linear(1, 1));
+      one_more = register_module("one1", torch::nn::Linear(1, 1));
+    }
+    torch::nn::Linear one{nullptr}, one_more{nullptr};
+  } net;
+  const auto a0 = net.one->weight.detach().clone(), b0 = net.one_more->weight.detach().clone();
+  Optimizer opt(optim_cfg(R"({"name":"sgd","lr_mult":{"one":0.1}})"), net);
+  opt.set_lr(2.0);
+  opt.zero_grad();
+  (net.one->weight.sum() + net.one_more->weight.sum()).backward();  // gradient 1 on each
+  opt.step();
+  expect_near(net.one->weight.detach(), a0 - 0.2);
+  expect_near(net.one_more->weight.detach(), b0 - 2.0);
+  // A prefix ending in a dot, or naming one parameter whole, still matches.
+  EXPECT_NO_THROW(check_lr_mult(optim_cfg(R"({"name":"sgd","lr_mult":{"one1.":2,"one.bias":3}})"),
+                                net, "c.json"));
+  EXPECT_THROW(check_lr_mult(optim_cfg(R"({"name":"sgd","lr_mult":{"on":2}})"), net, "c.json"),
+               UserError);
+}
+
 TEST(OptimConfig, AnLrMultPrefixMatchingNoParameterIsRefused) {
   Toy toy;
   EXPECT_NO_THROW(check_lr_mult(optim_cfg(R"({"name":"sgd","lr_mult":{"w":0.1}})"), toy, "c.json"));

@@ -57,6 +57,19 @@ TEST(Schedule, MultistepAtMilestones) {
   EXPECT_DOUBLE_EQ(at(s, 50), 0.25);
 }
 
+TEST(Schedule, FractionalMilestonesAndPeriodsFallWithinAnEpoch) {
+  // Times in epochs: 0.5 of a 10-step epoch is step 5, not the next epoch end.
+  const char* m = R"({"name":"multistep","milestones":[0.5,1.25],"gamma":0.1})";
+  EXPECT_DOUBLE_EQ(at(m, 4), 1.0);
+  EXPECT_NEAR(at(m, 5), 0.1, 1e-15);
+  EXPECT_NEAR(at(m, 12), 0.1, 1e-15);
+  EXPECT_NEAR(at(m, 13), 0.01, 1e-15);
+  const char* s = R"({"name":"step","step_epochs":0.5,"gamma":0.1})";
+  EXPECT_DOUBLE_EQ(at(s, 4), 1.0);
+  EXPECT_NEAR(at(s, 5), 0.1, 1e-15);  // one decay at a time, not two at the epoch end
+  EXPECT_NEAR(at(s, 10), 0.01, 1e-15);
+}
+
 TEST(Schedule, ExponentialPerEpoch) {
   EXPECT_NEAR(at(R"({"name":"exponential","gamma":0.9})", 35), std::pow(0.9, 3), 1e-15);
 }
