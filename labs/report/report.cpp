@@ -68,8 +68,13 @@ std::string caveat(const json& test, const std::string& preset) {
         "The interval resamples only the seeds run: with a few per value, one of zero width says "
         "that no resampling of them reorders the values, not that the trend is certain.";
   else if (kind == "compare") {
-    text = "The comparison is between the two ends of `" + test["x"].get<std::string>() +
-           "` only, under this config's protocol; another learning rate or budget may change it.";
+    auto end = [](const json& s) { return s == "min" || s == "max"; };
+    const std::string x = test["x"];
+    text = (end(test["a"]) && end(test["b"])
+                ? "The comparison is between the two ends of `" + x + "` only"
+                : "The comparison is between the two arms selected only (of `" + x +
+                      "`, other values not tested against them)") +
+           ", under this config's protocol; another learning rate or budget may change it.";
     if (const double m = test.value("margin", 0.0); m != 0)
       text += fmt::format(
           " The effect and its interval are the difference b - a plus the claim's margin of {:g} "

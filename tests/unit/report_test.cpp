@@ -130,6 +130,22 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
     EXPECT_NE(text.find("| 2048 | 0.3333 | "), std::string::npos) << text;
     EXPECT_NE(text.find("| 32 | 0 | 0 | 3 | 0 |"), std::string::npos) << text;
   }
+  {  // A compare of two named values is not "between the two ends" of x.
+    ClaimOutcome named = o;
+    named.claim["test"] = {{"kind", "compare"}, {"x", "train.batch_size"}, {"a", 32},
+                           {"b", "max"},        {"metric", "test_acc"},    {"direction", 1}};
+    named.verdict = claims::evaluate(named.claim, named.trials);
+    std::string text = slurp(write_report(home.path(), q, "quick", {named}, store, ""));
+    EXPECT_NE(text.find("between the two arms selected only (of `train.batch_size`, other values "
+                        "not tested against them)"),
+              std::string::npos)
+        << text;
+    named.claim["test"]["a"] = "min";
+    named.verdict = claims::evaluate(named.claim, named.trials);
+    text = slurp(write_report(home.path(), q, "quick", {named}, store, ""));
+    EXPECT_NE(text.find("between the two ends of `train.batch_size` only"), std::string::npos)
+        << text;
+  }
   {  // A peak's caveat is a peak's (it printed the threshold kind's).
     ClaimOutcome peak = o;
     peak.claim["test"] = {
