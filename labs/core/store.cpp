@@ -3,9 +3,11 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "core/errors.h"
@@ -174,15 +176,38 @@ Store::Store(const std::string& path) : path_(path) {
     throw UserError(path + ": not an empiric results database (its tables: " + foreign +
                     "; no trials); allowed: a results database, or a new file");
   }
-  try {
-    exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA synchronous=NORMAL");
-    exec("PRAGMA foreign_keys=ON");
-    exec(kSchema);
-  } catch (const UserError& e) {
+  // The tables in one transaction: made one by one, a process opening the store at the same
+  // moment saw some of them and no trials, and refused it as someone else's database. Two
+  // openers of a new store can also deadlock on its locks (one switching the journal to WAL, the
+  // other committing the tables), and SQLite then answers one of them "busy" at once rather than
+  // after the timeout: that one tries again.
+  std::string error;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    int code = SQLITE_OK;
+    error.clear();
+    auto run = [&](const char* sql) {
+      if (code != SQLITE_OK) return;
+      char* err = nullptr;
+      code = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
+      if (code != SQLITE_OK) error = err ? err : sqlite3_errmsg(db_);
+      sqlite3_free(err);
+    };
+    run("PRAGMA journal_mode=WAL");
+    run("PRAGMA synchronous=NORMAL");
+    run("PRAGMA foreign_keys=ON");
+    run("BEGIN IMMEDIATE");
+    run(kSchema);
+    run("COMMIT");
+    if (code == SQLITE_OK) break;
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    if ((code & 0xff) != SQLITE_BUSY && (code & 0xff) != SQLITE_LOCKED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 + attempt));
+  }
+  if (!error.empty()) {
     sqlite3_close(db_);
     db_ = nullptr;
-    throw UserError(path + ": not a usable results database (" + e.what() + ")");
+    throw UserError(path + ": not a usable results database (" + path +
+                    ": database error: " + error + ")");
   }
 }
 

@@ -6,11 +6,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/environment.h"
 #include "core/errors.h"
@@ -64,6 +67,34 @@ TEST(Store, RoundTripsATrial) {
   EXPECT_EQ(store.trials(98).size(), 0u);
   store.forget_trial("abc");
   EXPECT_FALSE(store.has_trial("abc"));
+}
+
+TEST(Store, OpenedNewByManyAtOnceItIsEveryonesResultsDatabase) {
+  // Its tables are made in one transaction: made one by one, a second opener could see the
+  // first two alone and refuse the store as someone else's ("its tables: environments, runs"),
+  // as a killed-sweep test's probe once did to the sweep it watched.
+  testing::TempDir dir;
+  int refused = 0;
+  std::string why;
+  for (int round = 0; round < 40; ++round) {
+    const std::string path = dir.file("r" + std::to_string(round) + ".db");
+    std::atomic<int> ready{0};
+    std::mutex mu;
+    std::vector<std::thread> openers;
+    for (int t = 0; t < 6; ++t)
+      openers.emplace_back([&] {
+        ready.fetch_add(1);
+        while (ready.load() < 6) std::this_thread::yield();
+        try {
+          Store store(path);
+        } catch (const UserError& e) {
+          std::lock_guard<std::mutex> lock(mu);
+          ++refused, why = e.what();
+        }
+      });
+    for (auto& t : openers) t.join();
+  }
+  EXPECT_EQ(refused, 0) << why;
 }
 
 TEST(Store, ATrialThatFailedWithAnErrorIsRunAgain) {
