@@ -459,10 +459,11 @@ Result train_alone(const Member& m, const torch::Device& device, const LotteryCa
 }
 
 // Trains members as one population, each on its chain's data; each is given an even share of
-// the wall time.
+// the wall time. The population's checkpoint is left for the caller to remove once the round is
+// recorded (added to `kept`), unless the population failed (kept for the rerun that retries it).
 std::vector<Result> train_together(const std::vector<const Member*>& members,
                                    const torch::Device& device, const LotteryCallbacks& cb,
-                                   const std::string& source) {
+                                   const std::string& source, std::vector<std::string>& kept) {
   std::vector<json> cfgs;
   std::vector<const Dataset*> data;
   std::vector<Net> nets;
@@ -485,7 +486,7 @@ std::vector<Result> train_together(const std::vector<const Member*>& members,
     TrainHooks h = m->recorded ? cb.hooks(*m->trial, checkpoint) : TrainHooks();
     if (!h.checkpoint_path.empty() && fs::exists(h.checkpoint_path)) fs::remove(h.checkpoint_path);
     h.checkpoint_path.clear();
-    h.keep_checkpoint = false;  // the population's is removed when it ends
+    h.keep_checkpoint = true;  // the population's, removed once the round is recorded
     every = std::max(every, h.checkpoint_every_s);
     h.masks = m->masks;
     hooks.push_back(h);
@@ -499,6 +500,7 @@ std::vector<Result> train_together(const std::vector<const Member*>& members,
   } catch (const std::exception& e) {
     outs.assign(members.size(), failed_outcome(e));
   }
+  if (!checkpoint.empty() && outs[0].status != "failed") kept.push_back(checkpoint);
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::vector<Result> results;
   for (size_t k = 0; k < members.size(); ++k) {
@@ -513,7 +515,7 @@ std::vector<Result> train_together(const std::vector<const Member*>& members,
 // rewind point to keep trains alone); the rest one by one. results[k] is members[k]'s.
 std::vector<Result> train_round(const std::vector<const Member*>& members,
                                 const torch::Device& device, const LotteryCallbacks& cb,
-                                const std::string& source) {
+                                const std::string& source, std::vector<std::string>& kept) {
   std::vector<Result> results(members.size());
   std::vector<std::vector<size_t>> units;  // indices into members
   std::vector<json> cfgs;                  // of those that may join a population
@@ -536,7 +538,7 @@ std::vector<Result> train_round(const std::vector<const Member*>& members,
     }
     std::vector<const Member*> together;
     for (size_t i : unit) together.push_back(members[i]);
-    const auto outs = train_together(together, device, cb, source);
+    const auto outs = train_together(together, device, cb, source, kept);
     for (size_t k = 0; k < unit.size(); ++k) results[unit[k]] = outs[k];
   }
   return results;
@@ -576,7 +578,8 @@ void run_lottery_chains(const std::vector<const Trial*>& trials, const std::stri
       started[c] = !chains[c]->finished();
       for (const auto& m : members[c]) all.push_back(&m);
     }
-    const std::vector<Result> results = train_round(all, device, cb, source);
+    std::vector<std::string> kept;  // the round's population checkpoints
+    const std::vector<Result> results = train_round(all, device, cb, source, kept);
     size_t next = 0;
     for (size_t c = 0; c < chains.size(); ++c) {
       if (!started[c]) continue;
@@ -585,6 +588,12 @@ void run_lottery_chains(const std::vector<const Trial*>& trials, const std::stri
           r, members[c],
           std::vector<Result>(results.begin() + long(next), results.begin() + long(next + n)));
       next += n;
+    }
+    // Recorded: a kill before here resumed the round's populations from these, not from the
+    // start.
+    for (const auto& path : kept) {
+      std::error_code ignored;
+      fs::remove(path, ignored);
     }
   }
 }

@@ -5,6 +5,7 @@
 #include <fmt/core.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <map>
 #include <set>
 
@@ -219,6 +220,43 @@ TEST(Lottery, AChainResumesAtItsLastFinishedRoundWithTheSameResults) {
                 full.by_hash[h].summary["layer_remaining"]);
     }
   }
+}
+
+TEST(Lottery, ARoundsPopulationCheckpointStaysUntilTheRoundIsRecorded) {
+  // A store error (or a kill) between a round's training and its records used to find the
+  // population's checkpoint removed, and trained the round again from the start; now the rerun
+  // resumes it, and once the round is recorded the checkpoint is gone.
+  testing::TempDir artifacts, checkpoints;
+  auto trials = trials_of(lottery_doc(R"({"train": {"checkpoint": true}})"));
+  ChainRun run;
+  std::vector<const Trial*> chain;
+  for (const auto& t : trials) chain.push_back(&t);
+  bool fail_round_1 = true;
+  LotteryCallbacks cb;
+  cb.done = [&](const Trial& t) { return run.by_hash.count(t.hash) > 0; };
+  cb.hooks = [](const Trial&, const std::string&) { return TrainHooks(); };  // every epoch end
+  cb.checkpoint_dir = checkpoints.path();
+  cb.record = [&](const Trial& t, const TrainOutcome& out, double) {
+    if (fail_round_1 && t.config["lottery"]["round"] == 1)
+      throw std::runtime_error("database is locked");
+    run.by_hash[t.hash] = out;
+  };
+  auto populations = [&] {
+    int n = 0;
+    for (const auto& f : std::filesystem::directory_iterator(checkpoints.path()))
+      n += f.path().filename().string().rfind("population-", 0) == 0;
+    return n;
+  };
+  EXPECT_THROW(run_lottery_chains(chain, artifacts.path(), torch::kCPU, cb, "lottery.json"),
+               std::runtime_error);
+  EXPECT_EQ(run.by_hash.size(), 1u);  // the dense round only
+  EXPECT_EQ(populations(), 1);        // round 1's, for the rerun
+  fail_round_1 = false;
+  run_lottery_chains(chain, artifacts.path(), torch::kCPU, cb, "lottery.json");
+  EXPECT_EQ(run.by_hash.size(), trials.size());
+  EXPECT_EQ(run.by_hash[find(trials, 1, "ticket").hash].resumed_from_epoch, 3);
+  EXPECT_EQ(run.by_hash[find(trials, 2, "ticket").hash].resumed_from_epoch, 0);
+  EXPECT_EQ(populations(), 0);
 }
 
 TEST(Lottery, ARoundsTicketAndControlsTrainAsOnePopulationAsTheyWouldAlone) {
