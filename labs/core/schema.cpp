@@ -478,15 +478,16 @@ std::vector<Section> build() {
            integer("dim", 200, 1, {}, "input dimension"),
            integer("steps", 10000, 1, {}, "gradient-descent steps"),
            num("lr", 0.0, 0.0, {},
-               "step size (0: 1 / the loss's smoothness constant, the largest step the "
-               "convergence proofs allow)"),
+               "step size (0: 1 / the loss's smoothness constant L, a safe step: the "
+               "convergence proofs allow up to 2 / L)"),
            num("init_scale", 0.0, 0.0, {},
                "std of the Gaussian initial weights (0: start from zero, as the theorems do)"),
            num("noise", 0.1, 0.0, {}, "std of the label noise (least_squares)"),
            num("margin", 0.1, 0.0, {},
                "separable: points closer than this to the true separator are redrawn"),
            integer("log_points", 40, 2, 1000,
-                   "log-spaced steps at which the iterate is compared with the solution (fewer where rounding merges early steps)"),
+                   "log-spaced steps at which the iterate is compared with the solution (fewer "
+                   "where rounding merges early steps)"),
        }});
   s.push_back(
       {"range",
