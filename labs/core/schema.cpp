@@ -208,7 +208,8 @@ std::vector<Section> build() {
            num("min_lr_frac", 0.0, 0.0, 1.0,
                "final LR as a fraction of the base LR, reached at the end of the run (after its "
                "last step, as torch's CosineAnnealingLR with T_max the run's steps: the last step "
-               "taken is one step of the decay above it)",
+               "taken is one step of the decay above it; cosine_restarts: at the end of each "
+               "period, so a run that ends inside one ends above it)",
                {"cosine", "cosine_restarts", "wsd"}),
            num("restart_epochs", 1.0, kTiny, {}, "length of the first cosine period (SGDR)",
                {"cosine_restarts"}),

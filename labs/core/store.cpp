@@ -159,9 +159,9 @@ Store::Store(const std::string& path) : path_(path) {
   sqlite3_busy_timeout(db_, 60000);
   // Someone else's database gets no tables of ours, even from a command that only reads.
   std::string foreign;
+  bool ours = false;
   try {
     Stmt q(db_, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name", path);
-    bool ours = false;
     while (q.step()) {
       ours = ours || q.text(0) == "trials";
       foreign += (foreign.empty() ? "" : ", ") + q.text(0);
@@ -176,13 +176,15 @@ Store::Store(const std::string& path) : path_(path) {
     throw UserError(path + ": not an empiric results database (its tables: " + foreign +
                     "; no trials); allowed: a results database, or a new file");
   }
-  // The tables in one transaction: made one by one, a process opening the store at the same
-  // moment saw some of them and no trials, and refused it as someone else's database. Two
-  // openers of a new store can also deadlock on its locks (one switching the journal to WAL, the
-  // other committing the tables), and SQLite then answers one of them "busy" at once rather than
-  // after the timeout: that one tries again.
+  // A new store's tables in one transaction: made one by one, a process opening the store at the
+  // same moment saw some of them and no trials, and refused it as someone else's database. (An
+  // existing store's missing tables, an older empiric's, are added without it: an open that only
+  // reads takes no write lock.) Two openers of a new store can also deadlock on its locks (one
+  // switching the journal to WAL, the other committing the tables), and SQLite then answers one
+  // of them "busy" at once rather than after the timeout: that one, and only that, tries again.
   std::string error;
   for (int attempt = 0; attempt < 100; ++attempt) {
+    const auto started = std::chrono::steady_clock::now();
     int code = SQLITE_OK;
     error.clear();
     auto run = [&](const char* sql) {
@@ -195,12 +197,13 @@ Store::Store(const std::string& path) : path_(path) {
     run("PRAGMA journal_mode=WAL");
     run("PRAGMA synchronous=NORMAL");
     run("PRAGMA foreign_keys=ON");
-    run("BEGIN IMMEDIATE");
+    if (!ours) run("BEGIN IMMEDIATE");
     run(kSchema);
-    run("COMMIT");
+    if (!ours) run("COMMIT");
     if (code == SQLITE_OK) break;
-    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
-    if ((code & 0xff) != SQLITE_BUSY && (code & 0xff) != SQLITE_LOCKED) break;
+    if (!ours) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    const bool at_once = std::chrono::steady_clock::now() - started < std::chrono::seconds(1);
+    if (((code & 0xff) != SQLITE_BUSY && (code & 0xff) != SQLITE_LOCKED) || !at_once) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5 + attempt));
   }
   if (!error.empty()) {

@@ -112,11 +112,17 @@ RawImages read_idx_images(const std::string& path) {
   // (In 64 bits the product of a header's three 32-bit counts can overflow and pass the check.)
   const unsigned __int128 wanted =
       (unsigned __int128)uint64_t(img.count) * uint64_t(img.rows) * uint64_t(img.cols) + 16;
-  const std::string says =
+  const std::string header =
       path + ": header says " + std::to_string(img.count) + " images of " +
       std::to_string(img.rows) + "x" + std::to_string(img.cols) + " (" +
-      (wanted >> 62 ? std::string("over 2^62") : std::to_string(uint64_t(wanted))) +
-      " bytes), file has ";
+      (wanted >> 62 ? std::string("over 2^62") : std::to_string(uint64_t(wanted))) + " bytes)";
+  const std::string says = header + ", file has ";
+  // A header past any image set this lab can hold is refused before reading: behind it, a gzip
+  // bomb would be inflated whole.
+  if (wanted > ((unsigned __int128)1 << 32))
+    throw UserError(header +
+                    ": more than the 4 GiB an image file may hold here (Fashion-MNIST's "
+                    "training images are 47 MB); a wrong or corrupt header");
   file.read(b, one_past(wanted) - 16);
   if ((unsigned __int128)b.size() > wanted)
     throw UserError(says + "more (after decompression; a wrong file)");

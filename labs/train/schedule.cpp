@@ -26,8 +26,13 @@ double lr_at(const json& s, double base, long long step, long long total, long l
   const double pi = std::acos(-1.0);
   if (name == "constant") return base;
   if (name == "step") {
+    // The k-th decay at step llround(k * every), rounded as multistep's milestones are (and
+    // exact for whole epochs): 1.1 epochs of 50 steps is step 55, not 55.000000000000007.
     const double every = s.value("step_epochs", 30.0) * double(spe);
-    return base * std::pow(s.value("gamma", 0.1), std::floor(double(step) / every));
+    long long k = (long long)std::floor(double(step) / every);
+    while (std::llround(double(k + 1) * every) <= step) ++k;
+    while (k > 0 && std::llround(double(k) * every) > step) --k;
+    return base * std::pow(s.value("gamma", 0.1), double(k));
   }
   if (name == "multistep") {
     int passed = 0;

@@ -118,6 +118,14 @@ TEST(Idx, EmptyOrOverflowingHeadersAreNamed) {
   const std::string wrap = be32(0x803) + be32(1u << 22) + be32(1u << 22) + be32(1u << 22);
   EXPECT_NE(error_of([&] { read_idx_images(dir.write("wrap", wrap)); }).find("over 2^62 bytes"),
             std::string::npos);
+  // A header past 4 GiB is refused before a byte of the body is read: behind it a gzip bomb
+  // would otherwise be inflated whole (here 2^16 images of 2^9 x 2^9 = 2^34 bytes).
+  write_gz(dir.file("huge.gz"), be32(0x803) + be32(1u << 16) + be32(1u << 9) + be32(1u << 9) +
+                                    std::string(size_t(1) << 20, '\0'));
+  EXPECT_NE(error_of([&] {
+              read_idx_images(dir.file("huge.gz"));
+            }).find("(17179869200 bytes): more than the 4 GiB an image file may hold here"),
+            std::string::npos);
 }
 
 TEST(Idx, AFileLongerThanItsHeaderSaysIsRefusedWithoutReadingItAll) {

@@ -68,6 +68,11 @@ TEST(Schedule, FractionalMilestonesAndPeriodsFallWithinAnEpoch) {
   EXPECT_DOUBLE_EQ(at(s, 4), 1.0);
   EXPECT_NEAR(at(s, 5), 0.1, 1e-15);  // one decay at a time, not two at the epoch end
   EXPECT_NEAR(at(s, 10), 0.01, 1e-15);
+  // 1.1 epochs of 50 steps is step 55 (1.1 x 50 is 55.000000000000007 in doubles).
+  const json s11 = json::parse(R"({"name":"step","step_epochs":1.1,"gamma":0.1})");
+  EXPECT_DOUBLE_EQ(lr_at(s11, 1.0, 54, 500, 50), 1.0);
+  EXPECT_NEAR(lr_at(s11, 1.0, 55, 500, 50), 0.1, 1e-15);
+  EXPECT_NEAR(lr_at(s11, 1.0, 110, 500, 50), 0.01, 1e-15);
 }
 
 TEST(Schedule, ExponentialPerEpoch) {

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <future>
 #include <mutex>
 #include <set>
 #include <string>
@@ -95,6 +96,23 @@ TEST(Store, OpenedNewByManyAtOnceItIsEveryonesResultsDatabase) {
     for (auto& t : openers) t.join();
   }
   EXPECT_EQ(refused, 0) << why;
+}
+
+TEST(Store, OpeningAStoreThatExistsTakesNoWriteLock) {
+  // A command that only reads (results, report) opens the store while a sweep or a merge holds
+  // its write lock: it must not wait for it.
+  testing::TempDir dir;
+  const std::string path = dir.file("r.db");
+  { Store made(path); }
+  sqlite3* writer = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &writer), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(writer, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  auto reader = std::async(std::launch::async, [&] { return Store(path).trials().size(); });
+  const bool at_once = reader.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  sqlite3_exec(writer, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(writer);
+  EXPECT_TRUE(at_once) << "the open waited for the writer";
+  EXPECT_EQ(reader.get(), 0u);
 }
 
 TEST(Store, ATrialThatFailedWithAnErrorIsRunAgain) {
