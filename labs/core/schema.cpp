@@ -175,9 +175,8 @@ std::vector<Section> build() {
             {},
             {},
             "per-layer LR multipliers: parameter-name prefix -> multiplier (whole name parts: "
-            "body.1 "
-            "holds body.1.weight, not body.11.weight; the longest matching prefix wins; one "
-            "matching no parameter is refused)",
+            "body.1 holds body.1.weight, not body.11.weight; the longest matching prefix wins; "
+            "one matching no parameter is refused)",
             {}},
            choice("impl", "fused", {"fused", "torch"},
                   "fused: empiric's multi-tensor kernels (CPU or CUDA); torch: torch::optim",
@@ -278,8 +277,7 @@ std::vector<Section> build() {
                    "data.validation > 0)"),
            num("stop_train_loss", 0.0, 0.0, {},
                "stop at the first evaluated epoch end whose training loss is at or below this, up "
-               "to "
-               "epochs (Jiang et al. 2020 train every model to the same loss; summary "
+               "to epochs (Jiang et al. 2020 train every model to the same loss; summary "
                "reached_train_loss says whether it got there; 0: off)"),
            num("target_train_loss", 0.0, 0.0, {},
                "record the first evaluation whose training loss is at or below this: summary "

@@ -80,11 +80,6 @@ class DataFile {
   gzFile f_ = nullptr;
 };
 
-// What a header of `wanted` bytes allows reading: one byte more, to tell a longer file.
-uint64_t one_past(unsigned __int128 wanted) {
-  return wanted >= (unsigned __int128)UINT64_MAX ? UINT64_MAX : uint64_t(wanted) + 1;
-}
-
 }  // namespace
 
 RawImages read_idx_images(const std::string& path) {
@@ -123,7 +118,7 @@ RawImages read_idx_images(const std::string& path) {
     throw UserError(header +
                     ": more than the 4 GiB an image file may hold here (Fashion-MNIST's "
                     "training images are 47 MB); a wrong or corrupt header");
-  file.read(b, one_past(wanted) - 16);
+  file.read(b, uint64_t(wanted) - 16 + 1);  // one byte more, to tell a longer file
   if ((unsigned __int128)b.size() > wanted)
     throw UserError(says + "more (after decompression; a wrong file)");
   file.close();

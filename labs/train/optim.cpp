@@ -40,10 +40,6 @@ std::unique_ptr<optim::Optimizer> build(std::vector<optim::OptimizerParamGroup> 
   return std::make_unique<Opt>(std::move(groups), static_cast<const Options&>(base));
 }
 
-}  // namespace
-
-namespace {
-
 // Whether an lr_mult prefix names this parameter: whole name components, so "body.1" holds
 // body.1.weight but not body.11.weight.
 bool prefix_names(const std::string& prefix, const std::string& name) {
