@@ -482,8 +482,9 @@ std::vector<Section> build() {
            num("init_scale", 0.0, 0.0, {},
                "std of the Gaussian initial weights (0: start from zero, as the theorems do)"),
            num("noise", 0.1, 0.0, {}, "std of the label noise (least_squares)"),
-           num("margin", 0.1, 0.0, {},
-               "separable: points closer than this to the true separator are redrawn"),
+           num("margin", 0.1, 0.0, 3.0,
+               "separable: points closer than this to the true separator are redrawn (at most 3: "
+               "a Gaussian point lies that far 1 time in 370)"),
            integer("log_points", 40, 2, 1000,
                    "log-spaced steps at which the iterate is compared with the solution (fewer "
                    "where rounding merges early steps)"),

@@ -174,7 +174,10 @@ json run_separable(const json& s, std::mt19937_64& rng, const ImplicitPoint& on_
       Vec row(static_cast<size_t>(d), 0.0);
       for (auto& v : row) v = normal(rng);
       const double m = dot(row, w_true);
-      if (std::abs(m) >= margin || tries > 10000) {
+      if (tries == 100000)
+        throw std::runtime_error("no point " + std::to_string(margin) +
+                                 " or farther from the separator in 100,000 draws");
+      if (std::abs(m) >= margin) {
         for (int64_t c = 0; c < d; ++c) x(i, c) = row[size_t(c)];
         y[size_t(i)] = m >= 0 ? 1.0 : -1.0;
         break;

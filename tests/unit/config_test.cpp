@@ -413,6 +413,10 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        "",
        "lab.json: /sweep/data.n_train: the implicit lab reads only /implicit and /seeds; this "
        "axis would do nothing"},
+      {json::parse(R"({"lab": "implicit", "implicit": {"problem": "separable", "margin": 5}})"),
+       {},
+       "",
+       "lab.json: /implicit/margin = 5: expected"},
       {base(),
        {"optim={}"},
        "",
