@@ -193,8 +193,16 @@ json run_separable(const json& s, std::mt19937_64& rng, const ImplicitPoint& on_
   if (init > 0)
     for (auto& v : w) v = init * normal(rng);
 
-  std::vector<double> lnln, ln_angle, lnt, norms;
-  std::vector<std::pair<long long, double>> angles;
+  // Soudry et al. (2018): w(t) = w_svm ln t + rho(t) with rho(t) bounded, from which the angle to
+  // w_svm falls like 1 / ln t. The part of w off the SVM direction is rho's: it settles.
+  const double svm_norm = norm(svm);
+  const auto perp = [&](const Vec& v) {
+    Vec out = v;
+    const double a = dot(v, svm) / (svm_norm * svm_norm);
+    for (size_t c = 0; c < out.size(); ++c) out[c] -= a * svm[c];
+    return out;
+  };
+  std::vector<std::pair<long long, Vec>> kept;
   std::vector<std::pair<std::string, double>> last;
   long long done = 0;
   for (long long at : log_steps(steps, s["log_points"])) {
@@ -215,39 +223,53 @@ json run_separable(const json& s, std::mt19937_64& rng, const ImplicitPoint& on_
       const double z = y[size_t(i)] * m[size_t(i)];
       loss += (z > 0 ? std::log1p(std::exp(-z)) : -z + std::log1p(std::exp(z))) / double(n);
     }
-    const double angle = angle_degrees(w, svm);
-    last = {{"angle_deg", angle},
+    last = {{"angle_deg", angle_degrees(w, svm)},
             {"w_norm", norm(w)},
+            {"off_svm_norm", norm(perp(w))},
             {"margin_ratio", normalized_margin(x, y, w) / svm_margin},
             {"train_loss", loss}};
     if (!std::isfinite(norm(w))) return diverged(at);
-    angles.emplace_back(at, angle);
+    kept.emplace_back(at, w);
     if (on_point) on_point(at, last);
     if (on_progress) on_progress(at, steps);
-    // The asymptotic rates are fitted over the last two decades of steps.
-    if (at >= std::max<long long>(3, steps / 100) && angle > 0) {
-      lnln.push_back(std::log(std::log(double(at))));
-      ln_angle.push_back(std::log(angle));
-      lnt.push_back(std::log(double(at)));
-      norms.push_back(norm(w));
-    }
   }
-  // The recorded angle nearest step T / 100.
-  double angle_early = NAN;
-  long long best = -1;
-  for (const auto& [at, a] : angles)
-    if (best < 0 || std::abs(std::log(double(at) * 100.0 / double(steps))) <
-                        std::abs(std::log(double(best) * 100.0 / double(steps))))
-      best = at, angle_early = a;
+  // The recorded step nearest T / `factor`.
+  const auto nearest = [&](double factor) {
+    size_t best = 0;
+    for (size_t k = 1; k < kept.size(); ++k)
+      if (std::abs(std::log(double(kept[k].first) * factor / double(steps))) <
+          std::abs(std::log(double(kept[best].first) * factor / double(steps))))
+        best = k;
+    return best;
+  };
+  // How far rho(t) = w(t) - w_svm ln t moved from the k-th recorded step to the l-th, over how far
+  // w_svm ln t moved.
+  const auto drift = [&](size_t k, size_t l) {
+    const double ln_ratio = std::log(double(kept[l].first) / double(kept[k].first));
+    Vec moved = minus(kept[l].second, kept[k].second);
+    for (size_t c = 0; c < moved.size(); ++c) moved[c] -= svm[c] * ln_ratio;
+    return norm(moved) / (svm_norm * ln_ratio);
+  };
+  const size_t end = kept.size() - 1, early = nearest(100.0), middle = nearest(10.0);
+  // |w| against ln t over the last two decades.
+  std::vector<double> lnt, norms;
+  for (size_t k = early; k <= end; ++k) {
+    lnt.push_back(std::log(double(kept[k].first)));
+    norms.push_back(norm(kept[k].second));
+  }
+  const double angle_early = angle_degrees(kept[early].second, svm);
   json out;
   for (const auto& [k, v] : last) out[k == "angle_deg" ? "angle_end" : k] = finite_or_null(v);
   out["angle_at_1pct"] = finite_or_null(angle_early);
   out["angle_drop"] = finite_or_null(angle_early - last[0].second);
-  out["angle_loglog_slope"] = finite_or_null(slope(lnln, ln_angle));
   out["angle_x_log_t"] = finite_or_null(last[0].second * std::log(double(steps)));
+  out["residual_drift"] = finite_or_null(drift(early, end));
+  // A settling rho moves less in the last decade than in the one before; a w turning toward some
+  // other direction v than w_svm's would move as much (rho = (v - w_svm) ln t).
+  out["residual_drift_ratio"] = finite_or_null(drift(middle, end) / drift(early, middle));
   const double norm_slope = slope(lnt, norms);
   out["norm_log_slope"] = finite_or_null(norm_slope);
-  out["norm_slope_over_svm_norm"] = finite_or_null(norm_slope / norm(svm));
+  out["norm_slope_over_svm_norm"] = finite_or_null(norm_slope / svm_norm);
   out["svm_norm"] = norm(svm);
   out["svm_margin"] = svm_margin;
   out["steps"] = steps;
