@@ -1,5 +1,6 @@
 #include "common/dispatch.h"
 
+#include <sstream>
 #include <stdexcept>
 
 #ifdef EMPIRIC_WITH_CUDA
@@ -28,10 +29,12 @@ void check_lists(const char* op, const std::vector<const std::vector<at::Tensor>
       if (!t.is_contiguous()) fail(l, k, "is not contiguous");
       if (t.device() != params[0].device())
         fail(l, k, "is on " + t.device().str() + ", not " + params[0].device().str());
-      if (t.numel() != params[k].numel())
-        fail(l, k,
-             "has " + std::to_string(t.numel()) + " elements, its param " +
-                 std::to_string(params[k].numel()));
+      if (t.sizes() != params[k].sizes()) {
+        std::ostringstream why;
+        why << "has shape " << t.sizes() << ", its " << names[0] << "[" << k << "] "
+            << params[k].sizes();
+        fail(l, k, why.str());
+      }
     }
   }
 }

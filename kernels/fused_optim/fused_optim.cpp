@@ -58,6 +58,9 @@ void fused_adam_(const TensorList& params, const TensorList& grads, const Tensor
   std::vector<const char*> names = {"params", "grads", "exp_avgs", "exp_avg_sqs"};
   if (masked) lists.push_back(&masks), names.push_back("masks");
   check_lists("fused_adam_", lists, names);
+  if (step < 1 && !scalars.defined())  // step 0 would divide by 1 - beta1^0 = 0
+    throw std::invalid_argument("fused_adam_: step " + std::to_string(step) +
+                                "; the steps count from 1");
   AdamStep s;
   s.lr = float(c.lr);
   s.beta1 = float(c.beta1);

@@ -28,11 +28,14 @@ __device__ __forceinline__ float adam_update(float& w, float g, float& m, float&
   } else {
     g += s.weight_decay * w;
   }
-  g *= mask;  // a pruned weight gets no gradient, so its moments stay zero
+  // A pruned weight gets no gradient, so its moments stay zero. Selected, not multiplied: an Inf or
+  // NaN gradient times 0 would be NaN.
+  const bool keep = mask != 0.0f;
+  g = keep ? g : 0.0f;
   m = s.beta1 * m + s.one_minus_beta1 * g;
   v = s.beta2 * v + s.one_minus_beta2 * g * g;
   const float denom = sqrtf(v) / s.bc2_sqrt + s.eps;
-  w = (w - s.step_size * m / denom) * mask;
+  w = keep ? w - s.step_size * m / denom : 0.0f;
   return w;
 }
 
@@ -90,12 +93,13 @@ __global__ void __launch_bounds__(kThreads) adam_kernel(ChunkMeta<5> meta, AdamS
 
 __device__ __forceinline__ void sgd_update(float& w, float g, float& buf, float mask,
                                            const SgdStep& s) {
-  g = (g + s.weight_decay * w) * mask;
+  const bool keep = mask != 0.0f;  // selected, not multiplied (see adam_update)
+  g = keep ? g + s.weight_decay * w : 0.0f;
   if (s.momentum != 0.0f) {
     buf = s.first_step ? g : s.momentum * buf + g;
     g = s.nesterov ? g + s.momentum * buf : buf;
   }
-  w = (w - s.lr * g) * mask;
+  w = keep ? w - s.lr * g : 0.0f;
 }
 
 template <bool Masked, bool Members, bool Vec>

@@ -14,7 +14,9 @@
 //   weight_decay). SGD:  g = (grad + weight_decay * w) * mask;  buf = first ? g : momentum * buf +
 //   g;
 //         g = nesterov ? g + momentum * buf : buf  (when momentum != 0);  w = (w - lr * g) * mask
-//   With a mask, pruned weights (mask 0) end every step at exactly 0, and their moments stay at 0.
+//   With a mask, pruned weights (mask 0) end every step at exactly 0, and their moments stay at 0:
+//   "* mask" is a select (mask != 0 ? x : 0), not a product, so that an Inf or NaN gradient cannot
+//   reach a pruned weight (NaN * 0 is NaN).
 //
 // Reference: torch::optim::Adam / AdamW / SGD (dampening 0), followed by w.mul_(mask); the
 // reference_* functions below are that math as ATen composites, for tests and benchmarks.

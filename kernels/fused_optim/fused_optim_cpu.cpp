@@ -3,12 +3,16 @@
 //
 // Why it is shaped this way: with every list read once and written once, Adam on the CPU is bound
 // by the sqrt and the division per element, not by memory (measured: docs/PERFORMANCE.md). So the
-// span loops are branch-free (masking is a template parameter), use restrict-qualified pointers,
+// span loops are branch-free (masking is a template parameter, and a mask selects rather than
+// multiplies, so that an Inf or NaN gradient cannot reach a pruned weight: NaN * 0 is NaN), use
+// restrict-qualified pointers,
 // are built with -fno-math-errno so that sqrt vectorizes, and are cloned for AVX2 next to the
 // baseline x86-64 build (GCC's target_clones picks one at load time), which doubles the vector
 // width wherever the machine has it.
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 
 #include "common/cpu_spans.h"
 
@@ -21,6 +25,16 @@
 namespace empiric::kernels {
 namespace {
 
+// x where keep, else +0: a bitwise and, which the vectorizer takes where it will not take a select
+// between a quotient and 0 (and which, unlike x * 0, gives 0 for an Inf or NaN x).
+inline float zero_unless(bool keep, float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, sizeof bits);
+  bits &= 0u - uint32_t(keep);
+  std::memcpy(&x, &bits, sizeof x);
+  return x;
+}
+
 template <bool Masked>
 EMPIRIC_CLONES void adam_span(float* __restrict__ w, const float* __restrict__ g,
                               float* __restrict__ m, float* __restrict__ v,
@@ -29,13 +43,14 @@ EMPIRIC_CLONES void adam_span(float* __restrict__ w, const float* __restrict__ g
   const float decay = s.decoupled ? 1.0f - s.lr * s.weight_decay : 1.0f;
   const float l2 = s.decoupled ? 0.0f : s.weight_decay;
   for (int64_t i = begin; i < end; ++i) {
-    const float keep = Masked ? mask[i] : 1.0f;
-    const float gi = (g[i] + l2 * w[i]) * keep;
+    const bool keep = !Masked || mask[i] != 0.0f;
+    const float gi = zero_unless(keep, g[i] + l2 * w[i]);
     const float mi = s.beta1 * m[i] + s.one_minus_beta1 * gi;
     const float vi = s.beta2 * v[i] + s.one_minus_beta2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    w[i] = (w[i] * decay - s.step_size * mi / (std::sqrt(vi) / s.bc2_sqrt + s.eps)) * keep;
+    const float wi = w[i] * decay - s.step_size * mi / (std::sqrt(vi) / s.bc2_sqrt + s.eps);
+    w[i] = zero_unless(keep, wi);
   }
 }
 
@@ -44,14 +59,15 @@ EMPIRIC_CLONES void sgd_span(float* __restrict__ w, const float* __restrict__ g,
                              float* __restrict__ buf, const float* __restrict__ mask, int64_t begin,
                              int64_t end, SgdStep s) {
   for (int64_t i = begin; i < end; ++i) {
-    const float keep = Masked ? mask[i] : 1.0f;
-    float gi = (g[i] + s.weight_decay * w[i]) * keep;
+    const bool keep = !Masked || mask[i] != 0.0f;
+    float gi = zero_unless(keep, g[i] + s.weight_decay * w[i]);
     if (Momentum) {
       const float b = s.first_step ? gi : s.momentum * buf[i] + gi;
       buf[i] = b;
       gi = s.nesterov ? gi + s.momentum * b : b;
     }
-    w[i] = (w[i] - s.lr * gi) * keep;
+    const float wi = w[i] - s.lr * gi;
+    w[i] = zero_unless(keep, wi);
   }
 }
 

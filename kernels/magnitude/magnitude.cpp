@@ -60,6 +60,10 @@ int64_t prune_by_magnitude_(const std::vector<at::Tensor>& weights,
                             const std::vector<at::Tensor>& masks, double fraction, bool global) {
   if (masks.size() != weights.size())
     throw std::invalid_argument("prune_by_magnitude_: one mask per weight needed");
+  // Every list is checked before any is pruned: layer-wise pruning would otherwise have changed
+  // the layers before the one it throws at.
+  if (!weights.empty())
+    check_lists("prune_by_magnitude_", {&weights, &masks}, {"weights", "masks"});
   if (!(fraction >= 0.0 && fraction <= 1.0))
     throw std::invalid_argument("prune_by_magnitude_: fraction outside [0, 1]");
   c10::AutoGradMode no_grad(false);  // masks and weights change in place, outside autograd

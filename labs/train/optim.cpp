@@ -174,7 +174,7 @@ void Optimizer::set_masks(const std::vector<torch::Tensor>& masks) {
 void Optimizer::mask_grads() {
   torch::NoGradGuard guard;
   for (auto& [p, m] : torch_masks_)
-    if (p.grad().defined()) p.mutable_grad().mul_(m);
+    if (p.grad().defined()) p.mutable_grad().masked_fill_(m == 0, 0.0);  // (Inf * 0 is NaN)
 }
 
 void Optimizer::sam_regrade(const std::function<torch::Tensor()>& loss) {
@@ -242,7 +242,7 @@ void Optimizer::step() {
   if (opt_) {
     opt_->step();
     torch::NoGradGuard guard;
-    for (auto& [p, m] : torch_masks_) p.mul_(m);
+    for (auto& [p, m] : torch_masks_) p.masked_fill_(m == 0, 0.0);  // a NaN step stays out
   } else {
     fused_step();
   }

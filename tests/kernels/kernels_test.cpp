@@ -217,9 +217,23 @@ TEST(KernelContract, MismatchedListsAreRejectedWithTheirName) {
     fused_adam_(w, g, m, v, {}, AdamConfig{}, 1);
     FAIL();
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("fused_adam_: grads[0] has 5 elements"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("fused_adam_: grads[0] has shape [5], its params[0] [4]"),
+              std::string::npos)
         << e.what();
   }
+  // The same number of elements in another shape is another tensor, not this param's mask.
+  Lists square = {torch::zeros({2, 2})}, column = {torch::ones({4, 1})};
+  try {
+    fused_sgd_(square, square, square, column, SgdConfig{}, true);
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("masks[0] has shape [4, 1], its params[0] [2, 2]"),
+              std::string::npos)
+        << e.what();
+  }
+  // Adam's steps count from 1: step 0 would divide by 1 - beta1^0.
+  EXPECT_THROW(fused_adam_(w, w, m, v, {}, AdamConfig{}, 0), std::invalid_argument);
+  EXPECT_TRUE(torch::equal(w[0], torch::zeros({4})));
   Lists wd = {torch::zeros({4}, torch::kFloat64)};
   EXPECT_THROW(fused_adam_(wd, wd, wd, wd, {}, AdamConfig{}, 1), std::invalid_argument);
   Lists strided = {torch::zeros({4, 4}).t()};
@@ -431,6 +445,48 @@ TEST_P(Selection, PruningRefusesNonFiniteWeightsAndChangesNothing) {
       EXPECT_NE(std::string(e.what()).find("NaN or Inf"), std::string::npos) << e.what();
     }
     for (const auto& m : masks) EXPECT_EQ(m.sum().item<float>(), float(m.numel()));
+  }
+}
+
+TEST_P(Selection, LayerwisePruningChecksEveryLayerBeforePruningAny) {
+  std::vector<int64_t> sizes = {100, 50};
+  Lists w = randn(sizes, device_), masks;
+  for (auto n : {int64_t(100), int64_t(49)})
+    masks.push_back(torch::ones({n}, torch::TensorOptions().device(device_)));
+  EXPECT_THROW(prune_by_magnitude_(w, masks, 0.5, /*global=*/false), std::invalid_argument);
+  EXPECT_EQ(masks[0].sum().item<float>(), 100.0f);  // layer 0 untouched
+  EXPECT_EQ(w[0].eq(0).sum().item<int64_t>(), 0);
+}
+
+// A pruned weight stays exactly 0 whatever its gradient: an Inf or NaN there (a diverging step)
+// must not turn it, or its moments, into NaN.
+TEST_P(Selection, PrunedWeightsStayZeroUnderInfAndNanGradients) {
+  const auto opts = torch::TensorOptions().device(device_);
+  const float inf = std::numeric_limits<float>::infinity(),
+              nan = std::numeric_limits<float>::quiet_NaN();
+  // 13 elements: the CUDA float4 path and its scalar tail both see a pruned Inf and NaN.
+  auto grad = torch::randn({13}, opts);
+  auto mask = torch::ones({13}, opts);
+  for (int64_t i : {0, 1, 12}) mask[i] = 0.0f;
+  grad[0] = inf, grad[1] = nan, grad[12] = -inf;
+  const auto pruned = mask == 0;
+  for (bool decoupled : {false, true}) {
+    Lists w = {torch::randn({13}, opts) * mask}, m = {torch::zeros({13}, opts)},
+          v = {torch::zeros({13}, opts)};
+    fused_adam_(w, {grad}, m, v, {mask}, AdamConfig{1e-2, 0.9, 0.999, 1e-8, 0.1, decoupled}, 1);
+    for (const auto& t : {w[0], m[0], v[0]})
+      EXPECT_EQ(t.masked_select(pruned).ne(0).sum().item<int64_t>(), 0)
+          << (decoupled ? "adamw " : "adam ") << t.masked_select(pruned);
+    EXPECT_TRUE(w[0].masked_select(~pruned).isfinite().all().item<bool>());
+  }
+  for (double momentum : {0.0, 0.9}) {
+    Lists w = {torch::randn({13}, opts) * mask}, buf = {torch::zeros({13}, opts)};
+    fused_sgd_(w, {grad}, buf, {mask}, SgdConfig{0.1, momentum, 1e-3, false}, true);
+    EXPECT_EQ(w[0].masked_select(pruned).ne(0).sum().item<int64_t>(), 0)
+        << "sgd momentum " << momentum << ": " << w[0].masked_select(pruned);
+    if (momentum != 0) {
+      EXPECT_EQ(buf[0].masked_select(pruned).ne(0).sum().item<int64_t>(), 0) << buf[0];
+    }
   }
 }
 

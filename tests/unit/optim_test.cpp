@@ -164,6 +164,25 @@ TEST_P(Optim, ClippingAndSamSeeOnlyTheUnprunedGradient) {
   EXPECT_EQ(pruned_at_ascent, 0.0);
 }
 
+TEST_P(Optim, APrunedWeightStaysZeroUnderAnInfiniteGradient) {
+  // A diverging step's Inf gradient on a pruned weight: Inf * 0 is NaN, so a mask that multiplies
+  // would turn the pruned weight into NaN.
+  const auto grad = torch::tensor({{0.5f, std::numeric_limits<float>::infinity()}});
+  for (const char* name : {R"({"name":"sgd","momentum":0.9})", R"({"name":"adam","lr":0.01})",
+                           R"({"name":"adamw","lr":0.01,"weight_decay":0.1})"}) {
+    Toy toy;
+    Optimizer opt(optim_cfg(name), toy);
+    opt.set_masks({torch::tensor({{1.0f, 0.0f}}), torch::Tensor()});
+    for (int step = 0; step < 2; ++step) {
+      opt.zero_grad();
+      (toy.w * grad).sum().add(toy.b.sum()).backward();
+      opt.step();
+    }
+    EXPECT_EQ(toy.w[0][1].item<float>(), 0.0f) << name;
+    EXPECT_TRUE(std::isfinite(toy.w[0][0].item<float>())) << name;
+  }
+}
+
 TEST_P(Optim, LayerMultipliersAndSchedulesSetEachGroup) {
   Toy toy;
   auto w0 = toy.w.detach().clone();
