@@ -30,7 +30,7 @@ struct NvmlUtilization {
 };
 using NvmlDevice = void*;
 using NvmlInit = int (*)();
-using NvmlHandle = int (*)(unsigned int, NvmlDevice*);
+using NvmlHandle = int (*)(const char*, NvmlDevice*);
 using NvmlRates = int (*)(NvmlDevice, NvmlUtilization*);
 using NvmlShutdown = int (*)();
 
@@ -48,18 +48,20 @@ struct UtilizationSampler::Impl {
 };
 
 UtilizationSampler::UtilizationSampler() : impl_(std::make_unique<Impl>()) {
-  if (gpu_info().count == 0) return;
+  const GpuInfo gpu = gpu_info();
+  if (gpu.count == 0 || gpu.pci_bus_id.empty()) return;
   impl_->lib = dlopen("libnvidia-ml.so.1", RTLD_NOW | RTLD_LOCAL);
   if (!impl_->lib) return;
   auto init = reinterpret_cast<NvmlInit>(dlsym(impl_->lib, "nvmlInit_v2"));
-  auto handle = reinterpret_cast<NvmlHandle>(dlsym(impl_->lib, "nvmlDeviceGetHandleByIndex_v2"));
+  auto handle = reinterpret_cast<NvmlHandle>(dlsym(impl_->lib, "nvmlDeviceGetHandleByPciBusId_v2"));
   impl_->rates = reinterpret_cast<NvmlRates>(dlsym(impl_->lib, "nvmlDeviceGetUtilizationRates"));
   impl_->shutdown = reinterpret_cast<NvmlShutdown>(dlsym(impl_->lib, "nvmlShutdown"));
   if (!init || !handle || !impl_->rates || !impl_->shutdown || init() != 0) {
-    impl_->rates = nullptr;
+    impl_->rates = nullptr;  // (the destructor shuts NVML down only when rates is set)
     return;
   }
-  if (handle(0, &impl_->device) != 0) {
+  if (handle(gpu.pci_bus_id.c_str(), &impl_->device) != 0) {
+    impl_->shutdown();
     impl_->rates = nullptr;
     return;
   }

@@ -22,6 +22,11 @@ GpuInfo gpu_info() {
       info.sm_minor = prop.minor;
       info.memory_gib = double(prop.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0);
     }
+    char bus[64] = {0};
+    if (cudaDeviceGetPCIBusId(bus, sizeof bus, 0) == cudaSuccess)
+      info.pci_bus_id = bus;
+    else
+      cudaGetLastError();
   }
   return info;
 }

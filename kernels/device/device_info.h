@@ -13,6 +13,7 @@ struct GpuInfo {
   int sm_major = 0, sm_minor = 0;
   double memory_gib = 0;
   std::string runtime;  // CUDA runtime version, e.g. "13.0"
+  std::string pci_bus_id;  // of device 0, e.g. "0000:3B:00.0": how NVML finds the same card
 };
 
 GpuInfo gpu_info();
@@ -21,9 +22,11 @@ bool built_with_cuda();
 // -1 without CUDA or without that device.
 int64_t gpu_free_memory_bytes(int device);
 
-// GPU utilization (the driver's "percent of time a kernel was running") of device 0, sampled
+// GPU utilization (the driver's "percent of time a kernel was running") of CUDA device 0, sampled
 // every 50 ms on a thread between construction and mean(), through NVML loaded at run time
-// (libnvidia-ml.so.1, part of the driver). mean() is NaN where there is no NVML or no GPU.
+// (libnvidia-ml.so.1, part of the driver). NVML numbers the cards its own way, blind to
+// CUDA_VISIBLE_DEVICES, so the card is found by its PCI bus id. mean() is NaN where there is no
+// NVML or no GPU.
 class UtilizationSampler {
  public:
   UtilizationSampler();

@@ -8,7 +8,8 @@
 //   Returns a (B) float32 tensor of these squared norms. x, delta: float32, 2-D, contiguous, same
 //   device and batch size. Reference: the per-example gradients materialized with an einsum
 //   ("bo,bi->boi") and reduced, which needs B x out x in memory.
-//   Used for gradient-noise statistics (B_simple, Q99) and per-example clipping (Q100).
+//   Tested and benchmarked (kernels_bench) but not yet called by a lab: the gradient-noise scale
+//   (B_simple, Q99) is measured from two batch sizes' gradients, and no lab clips per example.
 #pragma once
 
 #include <ATen/core/Tensor.h>
