@@ -388,9 +388,9 @@ std::vector<Section> build() {
                "for a model with one weight matrix; kept for diverged trials too)"),
            boolean("dead_units", false,
                    "dead_unit_frac: the share of the hidden units after a ReLU-family activation "
-                   "(channels, in a convnet) whose input is at most 0 on every one of "
-                   "hessian_samples training examples, in eval mode: for ReLU, units that pass "
-                   "no gradient on any of them"),
+                   "(channels, in a convnet) whose input is at most 0 on every example of the "
+                   "training split, in eval mode: for ReLU, units that pass no gradient on any "
+                   "of them"),
            boolean("calibration", false,
                    "Guo et al. 2017 on the whole test set: the expected calibration error "
                    "test_ece (the examples' share-weighted gap between accuracy and mean "

@@ -474,31 +474,44 @@ NoisyLabelAccuracy noisy_label_accuracy(const torch::Tensor& logits, const torch
   return out;
 }
 
-double dead_unit_fraction(Net& model, const torch::Tensor& x) {
+double dead_unit_fraction(Net& model, const torch::Tensor& x, int64_t chunk) {
   const bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard guard;
-  torch::Tensor h = x;
-  double dead = 0, total = 0;
-  for (auto& m : *model->body) {
-    const auto* module = m.ptr().get();
-    if (dynamic_cast<const torch::nn::ReLUImpl*>(module) ||
-        dynamic_cast<const torch::nn::LeakyReLUImpl*>(module) ||
-        dynamic_cast<const torch::nn::PReLUImpl*>(module)) {
-      // units x (examples, and positions in a feature map)
-      const auto pre = h.transpose(0, 1).reshape({h.size(1), -1});
-      // A NaN input is not "never positive": such a network has no dead units to count.
-      if (!torch::isfinite(pre).all().item<bool>()) {
-        model->train(was_training);
-        return NAN;
+  // Per activation layer, which units some example has activated so far: the examples go through
+  // in chunks (a convnet's feature maps for a whole training set would not fit).
+  std::vector<torch::Tensor> alive;
+  bool finite_inputs = true;
+  for (const auto& part : x.split(std::max<int64_t>(1, chunk))) {
+    torch::Tensor h = part;
+    size_t layer = 0;
+    for (auto& m : *model->body) {
+      const auto* module = m.ptr().get();
+      if (dynamic_cast<const torch::nn::ReLUImpl*>(module) ||
+          dynamic_cast<const torch::nn::LeakyReLUImpl*>(module) ||
+          dynamic_cast<const torch::nn::PReLUImpl*>(module)) {
+        // units x (examples, and positions in a feature map)
+        const auto pre = h.transpose(0, 1).reshape({h.size(1), -1});
+        // A NaN input is not "never positive": such a network has no dead units to count.
+        finite_inputs = finite_inputs && torch::isfinite(pre).all().item<bool>();
+        const auto here = pre.gt(0).any(1);
+        if (layer == alive.size())
+          alive.push_back(here);
+        else
+          alive[layer].logical_or_(here);
+        ++layer;
       }
-      const auto alive = pre.gt(0).any(1);
-      dead += double(alive.numel()) - alive.sum().item<double>();
-      total += double(alive.numel());
+      h = m.forward(h);
     }
-    h = m.forward(h);
+    if (!finite_inputs) break;
   }
   model->train(was_training);
+  if (!finite_inputs) return NAN;
+  double dead = 0, total = 0;
+  for (const auto& a : alive) {
+    dead += double(a.numel()) - a.sum().item<double>();
+    total += double(a.numel());
+  }
   return total > 0 ? dead / total : NAN;
 }
 
@@ -634,7 +647,8 @@ json compute_measures(const json& m, Net& model, const Dataset& data, const Loss
     out["surface"] = {{"n", g}, {"span", span}, {"loss", values}};
   }
 
-  if (m.value("dead_units", false)) out["dead_unit_frac"] = finite(dead_unit_fraction(model, xs));
+  if (m.value("dead_units", false))
+    out["dead_unit_frac"] = finite(dead_unit_fraction(model, data.x_train));
 
   if (m.value("sparsity", false))
     out["weight_zero_frac"] = finite(zero_fraction(params, m.value("sparsity_tol", 1e-3)));

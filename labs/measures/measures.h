@@ -163,8 +163,9 @@ NoisyLabelAccuracy noisy_label_accuracy(const torch::Tensor& logits, const torch
                                         double rate, uint64_t seed);
 
 // The share of the units entering a ReLU-family activation (ReLU, LeakyReLU, PReLU; a channel
-// of a convolution's output) whose input is at most 0 for every example of x, in eval mode.
-double dead_unit_fraction(Net& model, const torch::Tensor& x);
+// of a convolution's output) whose input is at most 0 for every example of x, in eval mode; x goes
+// through the network `chunk` examples at a time.
+double dead_unit_fraction(Net& model, const torch::Tensor& x, int64_t chunk = 1024);
 
 // The share of the entries of the weight tensors (two or more dimensions: not biases, batch-norm
 // scales or PReLU slopes) whose magnitude is below `tol`.

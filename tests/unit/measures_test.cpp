@@ -244,6 +244,19 @@ TEST(Measures, DeadUnitsAreThoseNoExampleActivates) {
   }
   EXPECT_NEAR(dead_unit_fraction(model, x), 3.0 / 7, 1e-12);
   EXPECT_TRUE(model->is_training());
+  // Second-layer unit 1 made to fire on one example alone, x[5] (first-layer unit 1 passes x0,
+  // and unit 1 needs it above 50): alive, in whichever chunk that example is read.
+  {
+    torch::NoGradGuard guard;
+    auto params = model->named_parameters();
+    params["body.1.weight"][1][0] = 1.0;
+    params["body.1.bias"][1] = 0.0;
+    params["body.3.weight"][1][1] = 1.0;
+    params["body.3.bias"][1] = -50.0;
+  }
+  x[5][0] = 60.0;
+  for (int64_t chunk : {1, 16, 50, 1024})
+    EXPECT_NEAR(dead_unit_fraction(model, x, chunk), 2.0 / 7, 1e-12) << chunk;
   // NaN inputs to a ReLU are not "never positive" (NaN > 0 is false): no count.
   EXPECT_TRUE(std::isnan(dead_unit_fraction(model, torch::full({4, 2}, NAN))));
   EXPECT_TRUE(model->is_training());
