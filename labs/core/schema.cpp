@@ -128,7 +128,11 @@ std::vector<Section> build() {
            boolean("batch_norm", false, "batch norm before each hidden activation",
                    {"mlp", "lenet_300_100", "convnet"}),
            choice("init", "default", {"default", "xavier", "kaiming", "zeros", "normal"},
-                  "weight initialization (default: torch's)", kNetworks),
+                  "weight initialization (default: torch's; xavier: Glorot uniform; kaiming: He "
+                  "normal, fan-in, with ReLU's gain sqrt(2) whatever the activation; zeros; "
+                  "normal: N(0, init_scale^2)). Weights only: biases keep torch's default "
+                  "U(-1/sqrt(fan_in), 1/sqrt(fan_in)) except under zeros",
+                  kNetworks),
            num("init_scale", 1.0, 0.0, {},
                "multiplier on the initial weights; the std for init=normal", kNetworks),
            list("channels", FieldType::IntList, json::array({64, 64}), 1,
@@ -349,7 +353,9 @@ std::vector<Section> build() {
                    "Keskar et al. 2017: 100 (max loss in the box |d_i| <= eps (|w_i| + 1) - loss) "
                    "/ (1 + loss), by projected ascent"),
            num("eps", 1e-3, kTiny, 1.0, "the box's relative size"),
-           integer("eps_steps", 10, 1, {}, "projected sign-gradient ascent steps"),
+           integer("eps_steps", 10, 4, {},
+                   "projected sign-gradient ascent steps of half a box each (at least 4: from a "
+                   "random start in the box a corner can be 4 steps away)"),
            boolean("sigma_sharpness", false,
                    "mean loss rise under w_i + sigma |w_i| z_i, z ~ N(0, 1) (magnitude-aware, "
                    "PAC-Bayes style)"),

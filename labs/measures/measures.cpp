@@ -107,7 +107,8 @@ double eps_sharpness(const std::vector<torch::Tensor>& params, const LossFn& los
     worst = std::max(worst, value);
     if (k == steps) break;
     auto g = torch::autograd::grad({l}, params);
-    // Half a box per step: a convex quadratic reaches its maximizing corner in two steps.
+    // Half a box per step: from the random start anywhere in the box, a convex quadratic's
+    // maximizing corner is at most four steps away (two from the center).
     torch::NoGradGuard guard;
     for (size_t i = 0; i < params.size(); ++i)
       delta[i] = torch::clamp(delta[i] + 0.5 * box[i] * g[i].sign(), -box[i], box[i]);
