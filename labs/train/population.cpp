@@ -60,8 +60,10 @@ struct Layer {
 // A member's summary keys, as train_model writes them for a trial of its own.
 struct MemberState {
   long long diverged_step = -1;
-  // Where a trial alone would have stopped, had it diverged: the step, epochs and samples at the
-  // check that found it, and its share of the compute time until then.
+  bool reached = false;  // its training loss reached train.stop_train_loss: trained no further
+  bool done() const { return diverged_step >= 0 || reached; }
+  // Where a trial alone would have stopped, had it diverged or reached stop_train_loss: the step,
+  // epochs and samples at the check that found it, and its share of the compute time until then.
   long long stopped_step = -1, stopped_epoch = 0, stopped_samples = 0;
   double stopped_compute_s = 0;
   double base_lr = 0;
@@ -85,6 +87,7 @@ std::vector<std::pair<std::string, double>> values_from(const json& j) {
 
 json member_json(const MemberState& m) {
   return {{"diverged_step", m.diverged_step},
+          {"reached", m.reached},
           {"stopped", {m.stopped_step, m.stopped_epoch, m.stopped_samples, m.stopped_compute_s}},
           {"best_val", std::isfinite(m.best_val) ? json(m.best_val) : json()},
           {"best_val_step", m.best_val_step},
@@ -94,6 +97,7 @@ json member_json(const MemberState& m) {
 }
 void member_from(const json& j, MemberState& m) {  // at(): missing fields throw
   m.diverged_step = j.at("diverged_step");
+  m.reached = j.value("reached", false);
   if (j.contains("stopped")) {
     const json& s = j.at("stopped");
     m.stopped_step = s.at(0), m.stopped_epoch = s.at(1), m.stopped_samples = s.at(2);
@@ -793,7 +797,6 @@ std::string population_incompatibility(const json& c) {
   if (loss != "auto" && loss != "cross_entropy") return "train.loss is " + loss;
   if (t.value("class_weights", "none") != "none") return "train.class_weights is set";
   if (t.value("order", "reshuffle") != "reshuffle") return "train.order is not reshuffle";
-  if (t.value("stop_train_loss", 0.0) > 0) return "train.stop_train_loss > 0";
   for (const char* k : {"target_train_loss", "target_train_acc", "target_test_acc"})
     if (t.value(k, 0.0) > 0) return std::string("train.") + k + " > 0";
   if (!t.value("mask_file", std::string()).empty()) return "train.mask_file is set";
@@ -1030,6 +1033,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   const long long eval_every = t0["eval_every_steps"];
   const long long max_evals = t0.value("max_evals", 0LL);
   const bool evals_take_train = t0.value("eval_sets", "all") == "all";  // as in train_model
+  const double stop_train_loss = t0.value("stop_train_loss", 0.0);
 
   std::vector<MemberState> ms(static_cast<size_t>(P));
   std::vector<at::Generator> order;
@@ -1074,7 +1078,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     // Each member's share of the population's time, as a trial alone records its own.
     const double compute_share = compute_s / double(P), eval_share = eval_s / double(P);
     for (int64_t p = 0; p < P; ++p) {
-      if (ms[p].diverged_step >= 0) continue;
+      if (ms[p].done()) continue;
       const double lr = lr_at(*sched[p], ms[p].base_lr, std::max(0LL, step - 1), total, spe);
       Evaluation ev;
       ev.epoch = epoch;
@@ -1193,7 +1197,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   const long long first_opt_steps = opt_steps;  // captures wait for two eager steps in this run
   {
     std::vector<double> base;
-    for (const auto& m : ms) base.push_back(m.diverged_step < 0 ? m.base_lr : 0.0);
+    for (const auto& m : ms) base.push_back(m.done() ? 0.0 : m.base_lr);
     opt.set_bases(base);
   }
   auto last_checkpoint = Clock::now();
@@ -1219,8 +1223,11 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     return std::all_of(ms.begin(), ms.end(),
                        [](const MemberState& m) { return m.diverged_step >= 0; });
   };
+  auto every_member_done = [&] {
+    return std::all_of(ms.begin(), ms.end(), [](const MemberState& m) { return m.done(); });
+  };
   bool all_diverged = every_member_diverged();  // (a resumed population's members)
-  while (step < total && !all_diverged) {
+  while (step < total && !all_diverged && !every_member_done()) {
     auto t_start = Clock::now();
     batches.shuffle(order, device);
     epoch_steps = since_eval = 0;
@@ -1228,12 +1235,11 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     int64_t checked = 0;
     for (int64_t b = 0; b < spe && step < total; ++b) {
       const int64_t lo = b * batch, hi = std::min(n, (b + 1) * batch);
-      // Each member's LR this step (0 once diverged) and its schedule's factor.
+      // Each member's LR this step (0 once diverged or stopped) and its schedule's factor.
       std::vector<double> lrs, factors;
       for (int64_t p = 0; p < P; ++p) {
         factors.push_back(lr_at(*sched[p], 1.0, step, total, spe));
-        lrs.push_back(ms[p].diverged_step >= 0 ? 0.0
-                                               : lr_at(*sched[p], ms[p].base_lr, step, total, spe));
+        lrs.push_back(ms[p].done() ? 0.0 : lr_at(*sched[p], ms[p].base_lr, step, total, spe));
       }
       const bool alike = opt.schedule(lrs, factors);
       const bool full = hi - lo == batch;
@@ -1289,7 +1295,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
         auto bad = window.isnan().logical_or_(window.isinf()).logical_or_(window.gt(bound)).cpu();
         if (bad.any().item<bool>())
           for (int64_t p = 0; p < P; ++p) {
-            if (ms[p].diverged_step >= 0) continue;
+            if (ms[p].done()) continue;
             auto hits = bad[p].nonzero();
             if (hits.size(0) > 0) {
               ms[p].diverged_step = epoch_start + checked + hits[0][0].item<int64_t>();
@@ -1311,7 +1317,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
         const auto test = evaluate_all(&Dataset::x_test, &Dataset::y_test);
         for (int64_t p = 0; p < P; ++p)
           for (const auto& [at, name] : member_marks[p])
-            if (step == at && ms[p].diverged_step < 0 && !ms[p].marks.contains(name))
+            if (step == at && !ms[p].done() && !ms[p].marks.contains(name))
               ms[p].marks[name] = {{"step", at}, {"test_loss", test[p][0].item<double>()},
                                    {"test_acc", test[p][1].item<double>()}};
         eval_s += seconds_since(te);
@@ -1332,6 +1338,19 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
         (evaluates_epoch_end(epoch, step, total, spe, max_evals) ||
          (eval_every > 0 && step % eval_every == 0)))  // as in train_model
       take_evaluation(evals_take_train || step >= total);
+    // As in train_model, on the evaluation of this step only: a member whose training loss
+    // reached stop_train_loss stops here (frozen, its LR 0), where it would have stopped alone.
+    if (stop_train_loss > 0 && last_eval_step == step)
+      for (int64_t p = 0; p < P; ++p) {
+        if (ms[p].done()) continue;
+        for (const auto& [name, value] : ms[p].last_values)
+          if (name == "train_loss" && value <= stop_train_loss) ms[p].reached = true;
+        if (!ms[p].reached) continue;
+        ms[p].stopped_step = step, ms[p].stopped_epoch = epoch, ms[p].stopped_samples = samples;
+        ms[p].stopped_compute_s = compute_s / double(P);
+        opt.freeze(p);
+      }
+    if (every_member_done()) break;
     if (!checkpoint_path.empty() && step < total &&
         seconds_since(last_checkpoint) >= checkpoint_every_s) {
       for (const auto& h : hooks)
@@ -1344,7 +1363,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   // As in train_model: a member whose last update sent its weights to Inf (loss_not_finite).
   if (last_eval_step == step)
     for (int64_t p = 0; p < P; ++p)
-      if (ms[p].diverged_step < 0 && loss_not_finite(ms[p].last_values)) {
+      if (!ms[p].done() && loss_not_finite(ms[p].last_values)) {
         ms[p].diverged_step = ms[p].stopped_step = step;
         ms[p].stopped_epoch = epoch, ms[p].stopped_samples = samples;
         ms[p].stopped_compute_s = compute_s / double(P);
@@ -1359,12 +1378,18 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     TrainOutcome& out = outs[p];
     out.resumed_from_epoch = resumed_from;
     const Dataset& d = owned[data_of[p]];
-    // A diverged member's run ends where a trial alone would have stopped.
-    const bool stopped = ms[p].diverged_step >= 0;
+    // A diverged or stopped member's run ends where a trial alone would have stopped.
+    const bool stopped = ms[p].done();
     const double share = stopped ? ms[p].stopped_compute_s : compute_s / double(P);
     const long long member_samples = stopped ? ms[p].stopped_samples : samples;
     for (const auto& [k, v] : ms[p].last_values)
       out.summary[k] = std::isfinite(v) ? json(v) : json();
+    if (stop_train_loss > 0) {  // as train_model writes it, from the last training loss
+      double reached = NAN;
+      for (const auto& [name, value] : ms[p].last_values)
+        if (name == "train_loss") reached = value;
+      out.summary["reached_train_loss"] = reached <= stop_train_loss;
+    }
     out.summary["compute_s"] = share;
     out.summary["eval_s"] = eval_s / double(P);
     if (share > 0) out.summary["samples_per_s"] = double(member_samples) / share;
@@ -1399,7 +1424,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     out.summary["data"] = d.info;
     out.summary.update(flow_init[p]);
     summarize_initial_hessian(hessian_init[p], ms[p].base_lr, out.summary);
-    if (ms[p].diverged_step < 0) summarize_schedule_marks(ms[p].marks, out.summary);
+    // (As train_model: of a run that took every step; stopped early, its decay was cut short.)
+    if (!ms[p].done() && step == total) summarize_schedule_marks(ms[p].marks, out.summary);
     if (ms[p].diverged_step >= 0) {
       out.status = "diverged";
       out.diverged_step = ms[p].diverged_step;

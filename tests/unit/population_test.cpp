@@ -494,6 +494,33 @@ TEST(Population, AKilledPopulationResumesFromItsCheckpointToTheSameResults) {
   });
 }
 
+TEST(Population, MembersStopAtTheTrainingLossTheirSoloRunsStopAt) {
+  // train.stop_train_loss: each member stops at the first epoch end whose training loss is at or
+  // below it, frozen there while the others go on; one never gets there in its epochs.
+  const std::string stop = R"("train": {"epochs": 12, "stop_train_loss": 0.6})";
+  std::vector<json> cfgs = {trial(R"({"seed": 0, )" + stop + "}"),
+                            trial(R"({"seed": 1, "optim": {"lr": 0.02}, )" + stop + "}"),
+                            trial(R"({"seed": 2, "optim": {"lr": 0.001}, )" + stop + "}")};
+  EXPECT_EQ(population_incompatibility(cfgs[0]), "");
+  expect_members_equal_solo(cfgs);
+  auto outs = run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(3), "test.json");
+  std::set<long long> steps;
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    auto solo = run_trial(cfgs[i], torch::kCPU, {}, "test.json");
+    for (const char* key : {"reached_train_loss", "steps", "epochs", "samples"})
+      EXPECT_EQ(outs[i].summary[key], solo.summary[key]) << i << " " << key;
+    steps.insert(outs[i].summary["steps"].get<long long>());
+  }
+  EXPECT_EQ(outs[0].summary["reached_train_loss"], true);
+  EXPECT_EQ(outs[2].summary["reached_train_loss"], false);  // LR 0.001: not in 12 epochs
+  EXPECT_EQ(outs[2].summary["epochs"], 12);
+  EXPECT_EQ(steps.size(), 3u);  // three stopping points: the members did stop apart
+  // Every member stopped: the population ends there, not at its last epoch.
+  cfgs.pop_back();
+  auto two = run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(2), "test.json");
+  EXPECT_LT(std::max(two[0].summary["epochs"].get<int>(), two[1].summary["epochs"].get<int>()), 12);
+}
+
 TEST(Population, ADivergedMemberIsRecordedAndTheOthersGoOn) {
   json ok = trial(R"({"seed": 0})"), bad = trial(R"({"seed": 1, "optim": {"lr": 1000.0}})");
   std::vector<TrainHooks> hooks(2);
