@@ -355,6 +355,34 @@ TEST(CudaPopulation, MembersEqualTheirSoloGpuRunsAndADivergedOneIsFound) {
   EXPECT_EQ(outs[2].diverged_step, bad.diverged_step);
 }
 
+TEST(CudaPopulation, MembersStopAtTheTrainingLossTheirSoloGpuRunsStopAt) {
+  SKIP_WITHOUT_GPU();
+  // On the CPU these three stop at epochs 2, 3 and 9 of 10 (training loss 0.025, 0.052, 0.084;
+  // the epoch before each above 0.1 by 8 % or more): the captured step is captured again with
+  // the members' rows when the first one is frozen.
+  const torch::Device gpu(torch::kCUDA, 0);
+  std::vector<json> cfgs;
+  for (double lr : {0.05, 0.02, 0.005}) {
+    json cfg = trial_config(R"({"train": {"epochs": 10, "stop_train_loss": 0.1}})");
+    cfg["optim"]["lr"] = lr;
+    cfgs.push_back(cfg);
+  }
+  auto outs = run_population(cfgs, gpu, std::vector<TrainHooks>(cfgs.size()), "cuda_test.json");
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    auto solo = run_trial(cfgs[i], gpu, {}, "cuda_test.json");
+    ASSERT_EQ(outs[i].status, "finished");
+    EXPECT_EQ(outs[i].summary["reached_train_loss"], true) << i;
+    for (const char* key : {"steps", "epochs", "samples"})
+      EXPECT_EQ(outs[i].summary[key], solo.summary[key]) << "member " << i << " " << key;
+    for (const char* m : {"train_loss", "weight_norm"})
+      EXPECT_NEAR(outs[i].summary[m].get<double>(), solo.summary[m].get<double>(),
+                  1e-3 * std::max(1.0, solo.summary[m].get<double>()))
+          << "member " << i << " " << m;
+  }
+  EXPECT_LT(outs[0].summary["epochs"].get<int>(), outs[2].summary["epochs"].get<int>());
+  EXPECT_LT(outs[2].summary["epochs"].get<int>(), 10);  // the population ended with the last
+}
+
 TEST(CudaPopulation, AdamWMembersWithTheirOwnLrAndDecayEqualTheirSoloGpuRuns) {
   SKIP_WITHOUT_GPU();
   // Stepping apart under a cosine schedule: the captured step computes each member's row.
