@@ -1132,6 +1132,10 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
       curve["partner_batch"] = partner_batch;
       curve["partner_test_acc"] = po.summary.value("test_acc", json());
       curve["partner_train_loss"] = po.summary.value("train_loss", json());
+      // Whether the partner got to train.stop_train_loss too: "the same training loss" is the
+      // line's premise (Keskar et al.), which a claim can require of both ends.
+      if (po.summary.contains("reached_train_loss"))
+        out.measures["partner_reached_train_loss"] = po.summary["reached_train_loss"];
       out.measures["interp_rise_here"] = curve["rise_here"];
       out.measures["interp_rise_partner"] = curve["rise_partner"];
       if (curve["rise_here"].is_number() && curve["rise_partner"].is_number())

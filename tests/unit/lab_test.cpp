@@ -846,6 +846,19 @@ TEST(Trainer, InterpolationRunsThroughBothSolutions) {
               c["rise_partner"].get<double>() - c["rise_here"].get<double>(), 1e-12);
 }
 
+TEST(Trainer, TheInterpolationPartnerSaysWhetherItReachedTheStopLoss) {
+  // Keskar's line compares two solutions at the same training loss: the partner's reach is
+  // recorded beside this trial's own, so a claim can require both.
+  for (const std::string stop : {"10", "1e-9"}) {
+    auto out = train_cfg(config(R"({"train": {"epochs": 2, "stop_train_loss": )" + stop +
+                                R"(}, "measure": {"interpolate_batch": 128,
+        "interpolate_points": 3, "hessian_samples": 200}})"));
+    ASSERT_EQ(out.status, "finished");
+    EXPECT_EQ(out.summary["reached_train_loss"], stop == "10");
+    EXPECT_EQ(out.measures["partner_reached_train_loss"], stop == "10") << out.measures.dump();
+  }
+}
+
 TEST(Trainer, EarlyStoppingRecordsTheBestValidationStep) {
   auto out = train_cfg(config(
       R"({"data": {"validation": 128, "label_noise": 0.4}, "train": {"epochs": 60, "early_stop_patience": 3},
