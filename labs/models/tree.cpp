@@ -1,6 +1,7 @@
 #include "models/tree.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -47,7 +48,9 @@ struct Grower {
   }
 
   // The best split of rows[begin, end): feature and code (left: code <= split code), or
-  // feature -1 when no split both keeps min_leaf on each side and lowers the impurity.
+  // feature -1 when no split keeps min_leaf on each side. A split that does not lower the
+  // impurity is still taken, as scikit-learn's CART takes it: XOR's first split gains nothing and
+  // makes the second's whole gain possible.
   std::pair<int64_t, int> best_split(int64_t begin, int64_t end,
                                      const std::vector<int64_t>& total) {
     const int64_t count = end - begin;
@@ -63,7 +66,7 @@ struct Grower {
     // sum_k left_k^2 / n_left + sum_k right_k^2 / n_right.
     double parent_sq = 0;
     for (int64_t k = 0; k < classes; ++k) parent_sq += double(total[size_t(k)] * total[size_t(k)]);
-    double best = parent_sq / double(count) * (1 + 1e-12);
+    double best = -INFINITY;
     std::pair<int64_t, int> split = {-1, 0};
     std::vector<int64_t> left(static_cast<size_t>(classes));
     for (int64_t f = 0; f < d; ++f) {

@@ -56,6 +56,24 @@ TEST(Tree, LearnsAnAxisAlignedRuleThatOneSplitCannot) {
   EXPECT_EQ(one.leaves(), 2);
 }
 
+TEST(Tree, SplitsANodeNoSplitImprovesToReachTheSplitThatDoes) {
+  // XOR on the corners of the unit square, 25 copies each: every first split leaves both sides
+  // half and half (no gain), and only after one does the second separate the classes.
+  std::vector<float> x;
+  std::vector<int64_t> y;
+  for (int copy = 0; copy < 25; ++copy)
+    for (int a = 0; a < 2; ++a)
+      for (int b = 0; b < 2; ++b) {
+        x.push_back(float(a)), x.push_back(float(b));
+        y.push_back(a ^ b);
+      }
+  const ClassificationTree tree(x.data(), y.data(), 100, 2, 2, TreeOptions{});
+  const auto p = tree.predict(x.data(), 100);
+  for (size_t i = 0; i < y.size(); ++i) EXPECT_EQ(p[i], y[i]) << i;
+  EXPECT_EQ(tree.depth(), 2);
+  EXPECT_EQ(tree.leaves(), 4);
+}
+
 TEST(Tree, PredictionsDoNotChangeUnderIncreasingMapsOfTheFeatures) {
   const Table train = quadrants(3000, 6, 3), test = quadrants(1000, 6, 4);
   // Each feature rescaled by its own factor (1/128 to 1024: powers of two, exact in float, so no
