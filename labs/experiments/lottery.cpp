@@ -86,9 +86,7 @@ void save_archive(const fs::path& path, Net& model,
                   const std::vector<std::pair<std::string, const Params*>>& sets) {
   torch::serialize::OutputArchive a;
   for (const auto& [prefix, values] : sets) write_set(a, model, prefix, *values);
-  const std::string tmp = path.string() + ".tmp";
-  a.save_to(tmp);
-  fs::rename(tmp, path);  // a kill mid-save leaves no half-written artifact
+  save_archive_to(a, path.string());  // a kill mid-save leaves no half-written artifact
 }
 
 // Reads the named sets of an artifact; false when it is missing or unreadable.

@@ -564,9 +564,7 @@ void write_checkpoint(const std::string& path, PopulationCheckpoint c) {
     for (size_t i = 0; i < list.size(); ++i) archive.write(name + "." + std::to_string(i), list[i]);
   }
   archive.write("state", text_tensor(c.state.dump()));
-  const std::string tmp = path + ".tmp";
-  archive.save_to(tmp);
-  std::filesystem::rename(tmp, path);
+  save_archive_to(archive, path);
 }
 
 // The checkpoint at `path` when it is readable and holds these members; otherwise nothing, and
@@ -1201,6 +1199,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     opt.set_bases(base);
   }
   auto last_checkpoint = Clock::now();
+  bool checkpointing = !checkpoint_path.empty();
   // Every member's mean loss on its batch (P), after backward of their sum (so each member's
   // gradient is its own). fresh: gradients reset to undefined, so backward writes them instead of
   // zeroing and adding (every step but the eager ones between a graph's replays, which must keep
@@ -1351,11 +1350,15 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
         opt.freeze(p);
       }
     if (every_member_done()) break;
-    if (!checkpoint_path.empty() && step < total &&
-        seconds_since(last_checkpoint) >= checkpoint_every_s) {
+    if (checkpointing && step < total && seconds_since(last_checkpoint) >= checkpoint_every_s) {
       for (const auto& h : hooks)
         if (h.before_checkpoint) h.before_checkpoint();
-      save();
+      try {
+        save();
+      } catch (const UserError& e) {  // the population is worth more than its checkpoint
+        note_once(std::string(e.what()) + ": training goes on without checkpoints");
+        checkpointing = false;
+      }
       last_checkpoint = Clock::now();
     }
   }

@@ -2,14 +2,19 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/core.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "core/errors.h"
 #include "device/device_info.h"
@@ -112,10 +117,7 @@ void save_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
   archive.write("dropout_rng", dropout_gen.get_state());
   if (device.is_cuda()) archive.write("device_rng", device_generator(device).get_state());
   archive.write("state", text_tensor(state.to_json().dump()));
-  // Write then rename, so a kill mid-save leaves the previous checkpoint intact.
-  std::string tmp = path + ".tmp";
-  archive.save_to(tmp);
-  std::filesystem::rename(tmp, path);
+  save_archive_to(archive, path);  // (a kill mid-save leaves the previous checkpoint intact)
 }
 
 // Restores a checkpoint into a freshly built model and optimizer. One that cannot be restored (cut
@@ -198,9 +200,30 @@ void save_masks(const std::string& path, Net& model, const std::vector<torch::Te
     }
     ++i;
   }
-  const std::string tmp = path + ".tmp";
-  archive.save_to(tmp);
-  std::filesystem::rename(tmp, path);
+  save_archive_to(archive, path);
+}
+
+void save_archive_to(torch::serialize::OutputArchive& archive, const std::string& path) {
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
+                          std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
+  auto fail = [&](const std::string& why) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw UserError(path + ": could not be written (" + why + ")");
+  };
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) fail(std::strerror(errno));
+    const std::string data = bytes.str();
+    out.write(data.data(), std::streamsize(data.size()));
+    out.close();
+    if (!out) fail(errno ? std::strerror(errno) : "the write failed: is the disk full?");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) fail(ec.message());
 }
 
 std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
@@ -654,6 +677,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
 
   bool stop = false;
   auto last_checkpoint = Clock::now();
+  bool checkpointing = !hooks.checkpoint_path.empty();
   while (st.step < total && !stop) {
     auto t0 = Clock::now();
     auto perm = order.defined() ? order : torch::randperm(n, order_gen).to(device);
@@ -772,10 +796,15 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     if (stop_train_loss > 0 && last_eval_step == st.step)
       for (const auto& [name, value] : st.last_values)
         if (name == "train_loss" && value <= stop_train_loss) stop = true;
-    if (!hooks.checkpoint_path.empty() && !stop && st.step < total &&
+    if (checkpointing && !stop && st.step < total &&
         seconds_since(last_checkpoint) >= hooks.checkpoint_every_s) {
       if (hooks.before_checkpoint) hooks.before_checkpoint();
-      save_checkpoint(hooks.checkpoint_path, model, opt, order_gen, dropout_gen, st, device);
+      try {
+        save_checkpoint(hooks.checkpoint_path, model, opt, order_gen, dropout_gen, st, device);
+      } catch (const UserError& e) {  // the run is worth more than its checkpoint
+        note_once(std::string(e.what()) + ": training goes on without checkpoints");
+        checkpointing = false;
+      }
       last_checkpoint = Clock::now();
     }
   }

@@ -945,6 +945,36 @@ TEST(Trainer, AKeptCheckpointOutlivesTrainingSoAKillDuringTheMeasuresResumesFrom
   EXPECT_EQ(again.summary["train_loss"], whole.summary["train_loss"]);
 }
 
+TEST(Trainer, ACheckpointThatCannotBeWrittenLeavesTheRunGoingAndNoTemporaryFile) {
+  // A folder that is not there stands for a full disk or one not writable: torch's file writer
+  // would throw from its destructor there and end the process. The run goes on without
+  // checkpoints and ends as the run without them.
+  testing::TempDir dir;
+  json cfg = config(R"({"train": {"epochs": 3}})");
+  TrainHooks hooks;
+  hooks.checkpoint_path = dir.file("missing/t.pt");
+  hooks.checkpoint_every_s = 0;
+  const auto out = train_cfg(cfg, hooks);
+  EXPECT_EQ(out.status, "finished");
+  EXPECT_EQ(out.summary["test_acc"], train_cfg(cfg).summary["test_acc"]);
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+  // Written whole or not at all, and the error names the file.
+  torch::serialize::OutputArchive archive;
+  archive.write("x", torch::ones({3}));
+  try {
+    save_archive_to(archive, dir.file("missing/a.pt"));
+    ADD_FAILURE() << "wrote into a folder that is not there";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find(dir.file("missing/a.pt") + ": could not be written"),
+              std::string::npos)
+        << e.what();
+  }
+  save_archive_to(archive, dir.file("a.pt"));
+  EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()),
+                          std::filesystem::directory_iterator()),
+            1);  // a.pt alone: no temporary file left beside it
+}
+
 TEST(Trainer, ATrialResumedThenDivergingKeepsItsLastEvaluationsValues) {
   // The LR warms up to a rate that diverges after a few epochs (16 steps each): killed in that
   // epoch before diverging and resumed from the previous epoch's checkpoint, the run's summary
