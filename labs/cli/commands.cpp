@@ -211,11 +211,13 @@ int show_config(const Context& ctx, const std::string& file, const std::string& 
                 const std::vector<std::string>& overrides, bool trials) {
   (void)ctx;
   ResolvedConfig r = resolve_config(file, preset, overrides);
+  // Expanded either way: a sweep value can be wrong for the trial it makes (Adam's betas on an
+  // SGD arm) where the config as a whole is not.
+  auto list = expand_trials(r);
   if (!trials) {
     std::cout << r.config.dump(2) << "\n";
     return 0;
   }
-  auto list = expand_trials(r);
   for (const auto& t : list)
     fmt::print("{}  seed={}  {}\n", t.hash.substr(0, 12), t.seed, t.axes.dump());
   fmt::print("{} trials\n", list.size());
@@ -362,6 +364,17 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
     }
   }
 
+  // Answered with overrides, the verdicts and the report are not the protocol's: they are stored
+  // and written under a tag of their own (results/reports/<tag>/), never over reports/.
+  const std::string tag = opts.overrides.empty()
+                              ? opts.preset
+                              : (opts.preset.empty() ? "as-written" : opts.preset) + "+overrides";
+  if (!opts.overrides.empty()) {
+    std::string given;
+    for (const auto& o : opts.overrides) given += (given.empty() ? "" : " ") + o;
+    fmt::print("With overrides ({}): verdicts and report under \"{}\", not the protocol's\n\n",
+               given, tag);
+  }
   Store store(ctx.db);
   std::vector<ClaimOutcome> outcomes;
   for (const auto& c : q->claims) {
@@ -388,7 +401,7 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
     for (auto [key, value] :
          {std::pair<const char*, double>{"effect", v.effect}, {"lo", v.ci.lo}, {"hi", v.ci.hi}})
       if (std::isfinite(value)) details[key] = value;
-    if (!o.trials.empty()) store.put_verdict(number, c["id"], opts.preset, v.verdict, details);
+    if (!o.trials.empty()) store.put_verdict(number, c["id"], tag, v.verdict, details);
     const std::string interval =
         v.ci.known() ? fmt::format("{:g}% CI [{:+.3g}, {:+.3g}]", v.level * 100, v.ci.lo, v.ci.hi)
                      : std::string("no interval");
@@ -401,8 +414,8 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
   }
   const std::string python =
       std::filesystem::exists(ctx.home + "/.venv/bin/python") ? ctx.home + "/.venv/bin/python" : "";
-  std::string report = write_report(ctx.home, *q, opts.preset, outcomes, store, python);
-  write_report_index(ctx.home, bank, store, opts.preset);
+  std::string report = write_report(ctx.home, *q, tag, outcomes, store, python);
+  write_report_index(ctx.home, bank, store, tag);
   // Relative to where the user stands, when the report lies below it.
   const auto shown = std::filesystem::path(report).lexically_proximate(std::filesystem::current_path());
   fmt::print("Report: {}\n", shown.empty() || *shown.begin() == ".." ? report : shown.string());

@@ -105,7 +105,7 @@ std::vector<Section> build() {
            integer("n_train", 1000, 4, {}, "training examples of a synthetic task", kSynthetic),
            integer("n_test", 1000, 4, {}, "test examples of a synthetic task", kSynthetic),
            integer("dim", 2, 1, {}, "input dimension", {"blobs", "teacher", "linear"}),
-           integer("classes", 3, 2, {}, "number of classes", {"blobs", "spirals"}),
+           integer("classes", 3, 2, 1000, "number of classes", {"blobs", "spirals"}),
            num("noise", 0.1, 0.0, {}, "noise level of a synthetic task", kSynthetic),
            integer("teacher_width", 32, 1, {}, "hidden width of the teacher MLP", {"teacher"}),
        }});
@@ -457,7 +457,10 @@ std::vector<Section> build() {
            integer("rewind_step", 0, 0, {},
                    "surviving weights go back to their values after this many steps of the "
                    "dense run (0: the initialization, Frankle & Carbin 2019; > 0: late "
-                   "rewinding, Frankle et al. 2020)"),
+                   "rewinding, Frankle et al. 2020, except that the rewound network then "
+                   "trains the whole run again from step 0 of the schedule and data order, "
+                   "where Frankle et al. train steps k to T: under a constant LR only the "
+                   "step count and the data order differ)"),
            boolean("one_shot", false,
                    "prune the dense network's trained weights straight to each round's "
                    "sparsity instead of iteratively"),

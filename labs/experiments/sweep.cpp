@@ -176,7 +176,13 @@ int run_config(const Context& ctx, const RunOptions& o) {
 
   Store store(ctx.db);
   const std::string ckpt_dir = checkpoint_dir(ctx.db);
-  std::filesystem::create_directories(ckpt_dir);
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(ckpt_dir, ec);
+    if (ec)
+      throw UserError(ckpt_dir + ": cannot create the checkpoint folder (" + ec.message() +
+                      "); allowed: a writable folder beside the store (--db)");
+  }
 
   std::vector<const Trial*> pending;
   for (const auto& t : mine) {
@@ -275,6 +281,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
   long long run_id = -1;  // begun below, once the workers' threads are set
   std::mutex store_mu;
   std::map<std::string, std::function<void()>> flushes;  // buffered metrics, by trial hash
+  std::set<std::string> recorded_now;                    // trials this run has recorded
   std::atomic<size_t> next{0};
   std::atomic<int> done{0}, started{0};
   std::exception_ptr user_error;
@@ -296,7 +303,9 @@ int run_config(const Context& ctx, const RunOptions& o) {
     TrainHooks hooks;
     hooks.checkpoint_path = own_checkpoint(trial);
     hooks.keep_checkpoint = true;  // removed once the trial is recorded (record, below)
-    {
+    // --force keeps the stored trial and its curve until the new run is recorded (a run killed
+    // midway loses nothing): its evaluations wait in memory and replace the old ones at once.
+    if (!o.force) {
       std::lock_guard<std::mutex> lock(store_mu);
       // Metrics of a trial killed earlier are kept only when a checkpoint resumes it.
       if (resume_from.empty() || !std::filesystem::exists(resume_from))
@@ -310,16 +319,18 @@ int run_config(const Context& ctx, const RunOptions& o) {
     auto buffered = std::make_shared<PendingMetrics>();
     auto flush = [&, hash, buffered]() {
       std::lock_guard<std::mutex> lock(store_mu);
+      if (o.force) store.clear_metrics(hash);  // (flushed once, when the trial is recorded)
       store.put_metrics(hash, buffered->rows);
       buffered->rows.clear();
       buffered->last = std::chrono::steady_clock::now();
     };
-    hooks.on_eval = [buffered, flush](const Evaluation& ev) {
+    hooks.on_eval = [&, buffered, flush](const Evaluation& ev) {
       for (const auto& [name, value] : ev.values)
         buffered->rows.push_back({ev.epoch, ev.step, name, value});
-      if (std::chrono::steady_clock::now() - buffered->last >= std::chrono::seconds(2)) flush();
+      if (!o.force && std::chrono::steady_clock::now() - buffered->last >= std::chrono::seconds(2))
+        flush();
     };
-    hooks.before_checkpoint = flush;
+    if (!o.force) hooks.before_checkpoint = flush;
     hooks.checkpoint_every_s = checkpoint_every_s;
     {
       std::lock_guard<std::mutex> lock(store_mu);
@@ -379,6 +390,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
         }
       }
       store.put_trial(rec);
+      recorded_now.insert(trial.hash);
     }
     // Kept by the trainer until now, so a kill during the measures resumes from it; a failed
     // trial keeps it for the rerun that retries it.
@@ -402,7 +414,8 @@ int run_config(const Context& ctx, const RunOptions& o) {
         LotteryCallbacks cb;
         cb.done = [&](const Trial& t) {
           std::lock_guard<std::mutex> lock(store_mu);
-          return store.has_trial(t.hash);
+          // Under --force, only what this run has recorded (the old records stay until replaced).
+          return store.has_trial(t.hash) && (!o.force || recorded_now.count(t.hash) > 0);
         };
         cb.hooks = [&](const Trial& t, const std::string& resume_from) {
           return resume_from.empty() ? hooks_for(t) : hooks_resuming(t, resume_from);
@@ -410,10 +423,6 @@ int run_config(const Context& ctx, const RunOptions& o) {
         cb.checkpoint_dir = checkpoints ? ckpt_dir : "";
         cb.restart = o.force;
         cb.record = record;
-        if (o.force) {
-          std::lock_guard<std::mutex> lock(store_mu);
-          for (const Trial* t : units[i]) store.forget_trial(t->hash);
-        }
         try {
           run_lottery_chains(units[i], artifact_dir, device, cb, o.config);
         } catch (const UserError&) {
@@ -432,10 +441,6 @@ int run_config(const Context& ctx, const RunOptions& o) {
             population_checkpoint_path(checkpoints ? ckpt_dir : "", hashes);
         if (o.force && !pop_checkpoint.empty()) std::filesystem::remove(pop_checkpoint);
         for (const Trial* t : units[i]) {
-          if (o.force) {
-            std::lock_guard<std::mutex> lock(store_mu);
-            store.forget_trial(t->hash);
-          }
           TrainHooks h = hooks_resuming(*t, pop_checkpoint);
           if (!h.checkpoint_path.empty() && std::filesystem::exists(h.checkpoint_path)) {
             // A population does not resume a member's checkpoint of its own.
@@ -474,10 +479,6 @@ int run_config(const Context& ctx, const RunOptions& o) {
         continue;
       }
       const Trial& trial = *units[i][0];
-      if (o.force) {
-        std::lock_guard<std::mutex> lock(store_mu);
-        store.forget_trial(trial.hash);
-      }
       TrainHooks hooks = hooks_for(trial);
       auto t0 = std::chrono::steady_clock::now();
       TrainOutcome out;

@@ -33,6 +33,13 @@ bool protocol_preset(const std::string& preset) { return preset.empty() || prese
 
 namespace fs = std::filesystem;
 
+void make_folder(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec)
+    throw UserError(dir.string() + ": cannot create the report folder (" + ec.message() + ")");
+}
+
 // Four significant digits; a whole number up to a billion as itself (a batch of 10,000 read
 // "1e+04", a throughput "2.308e+04").
 std::string num(double v, const char* f = "{:.4g}") {
@@ -246,7 +253,7 @@ std::string write_report(const std::string& home, const Question& q, const std::
                          const std::vector<ClaimOutcome>& outcomes, Store& store,
                          const std::string& python) {
   const fs::path dir = fs::path(report_root(home, preset)) / fmt::format("q{:03d}", q.number);
-  fs::create_directories(dir);
+  make_folder(dir);
   std::ofstream md(dir / "README.md");
   if (!md) throw UserError((dir / "README.md").string() + ": cannot write the report");
 
@@ -562,7 +569,7 @@ std::string write_report(const std::string& home, const Question& q, const std::
 void write_report_index(const std::string& home, const Bank& bank, Store& store,
                         const std::string& preset) {
   const fs::path dir = report_root(home, preset);
-  fs::create_directories(dir);
+  make_folder(dir);
   // The rows already there, by question: kept for questions this store has no verdicts of.
   std::map<int, std::vector<std::string>> kept;
   {
