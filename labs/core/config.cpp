@@ -298,6 +298,11 @@ void validate_sweep(json& sweep, const std::string& source) {
     // Each lab reads its own sections, which are checked against the config's one lab.
     if (key == "lab")
       fail(source, ptr, values, "the lab is not a sweep axis; allowed: one config per lab");
+    // A trial is stored under its config's question; an axis over it would file them all under
+    // the first.
+    if (key == "question")
+      fail(source, ptr, values,
+           "the question is not a sweep axis; allowed: one config per question");
     if (const Section* sec = find_section(key); sec && !key.empty()) {
       // A whole-section axis: each value is a partial section merged over the base one, so that
       // keys that belong together (a schedule and its warmup) vary together.
@@ -755,6 +760,9 @@ ResolvedConfig resolve(json doc, const std::string& source, const std::string& p
       fail(source, "/presets/" + name, part,
            "expected an object: a partial config merged over the file's");
     check_shape(part, "/presets/" + name);
+    if (part.contains("presets"))  // (it would be merged in as a key of every trial's config)
+      fail(source, "/presets/" + name + "/presets", part["presets"],
+           "a preset cannot hold presets; allowed: the config's keys");
   }
   if (!preset.empty()) {
     std::string names;

@@ -108,6 +108,17 @@ TEST(Config, TheLabIsNoSweepAxis) {
       "the lab is not a sweep axis; allowed: one config per lab");
 }
 
+TEST(Config, TheQuestionIsNoSweepAxisAndAPresetHoldsNoPresets) {
+  // Trials are stored under their config's question: an axis over it filed all under one.
+  EXPECT_NE(error_of(base(), {"sweep.question=[1,2]"})
+                .find("/sweep/question = [1,2]: the question is not a sweep axis"),
+            std::string::npos);
+  // A preset inside a preset would have been merged into every trial's config (and hash).
+  json doc = base();
+  doc["presets"] = {{"quick", {{"presets", {{"x", {{"seeds", 1}}}}}}}};
+  EXPECT_NE(error_of(doc).find("/presets/quick/presets"), std::string::npos) << error_of(doc);
+}
+
 TEST(Config, UnknownKeyNamesPointerAndSuggests) {
   json doc = base();
   doc["optim"]["lrr"] = 0.1;
