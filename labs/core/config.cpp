@@ -682,6 +682,11 @@ void validate_and_fill(json& config, const std::string& source) {
     validate_section(s, config[s.name], source);
   }
   // Checked with every section's defaults filled in (a section left out still has its values).
+  if (config["schedule"].value("warmup_steps", 0LL) > 0 &&
+      config["schedule"].value("warmup_epochs", 0.0) > 0)
+    fail(source, "/schedule/warmup_steps", config["schedule"]["warmup_steps"],
+         "a warmup in steps or in epochs, not both; set schedule.warmup_epochs to 0 (it is " +
+             config["schedule"]["warmup_epochs"].dump() + ")");
   // A training lab trains for epochs or steps: neither leaves a "finished" trial with no metric.
   if (config.value("lab", "train") != "lr_range" && config["train"].value("epochs", 1) == 0 &&
       config["train"].value("steps", 0) == 0)
@@ -906,6 +911,7 @@ json trial_identity(const json& trial_config) {
       {json::json_pointer("/data/standardize_per"), "channel"},
       {json::json_pointer("/data/feature_scale"), 0.0},
       {json::json_pointer("/measure/auc"), false},
+      {json::json_pointer("/schedule/warmup_steps"), 0},
   };
   json identity = trial_config;
   for (const auto& [ptr, value] : later_keys)

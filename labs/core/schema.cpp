@@ -201,6 +201,9 @@ std::vector<Section> build() {
                "linear warmup from 0 to the base LR (step, multistep and exponential count their "
                "epochs from the start of training, warmup included; the other schedules run over "
                "the steps after it)"),
+           integer("warmup_steps", 0, 0, {},
+                   "the warmup counted in steps, the same at every batch size (0: warmup_epochs "
+                   "decides; setting both is refused)"),
            num("step_epochs", 30.0, kTiny, {}, "epochs between decays (a fraction: steps)",
                {"step"}),
            num("gamma", 0.1, kTiny, 1.0, "decay factor (per step, milestone or epoch)",

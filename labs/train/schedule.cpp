@@ -13,9 +13,14 @@ double scaled_base_lr(double lr, const std::string& rule, long long batch, long 
   return lr;
 }
 
+long long warmup_steps(const json& s, long long spe) {
+  const long long steps = s.value("warmup_steps", 0LL);
+  return steps > 0 ? steps : std::llround(s.value("warmup_epochs", 0.0) * double(spe));
+}
+
 double lr_at(const json& s, double base, long long step, long long total, long long spe) {
   const std::string name = s.value("name", "constant");
-  const long long warmup = std::llround(s.value("warmup_epochs", 0.0) * double(spe));
+  const long long warmup = warmup_steps(s, spe);
   if (step < warmup) return base * double(step + 1) / double(warmup);
 
   // Decays counted in epochs use the absolute epoch (a fractional milestone or period is a step

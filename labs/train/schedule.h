@@ -18,6 +18,9 @@ double scaled_base_lr(double lr, const std::string& rule, long long batch, long 
 double lr_at(const json& schedule, double base_lr, long long step, long long total_steps,
              long long steps_per_epoch);
 
+// The warmup's length in steps: schedule.warmup_steps where set, else warmup_epochs' steps.
+long long warmup_steps(const json& schedule, long long steps_per_epoch);
+
 // Whether a run evaluates at the end of its `epoch`-th epoch (1-based), having taken `step` of
 // its `total_steps` steps, when train.max_evals thins its epoch-end evaluations: every k-th epoch
 // end, k = ceil(epochs / max_evals), and always the run's last. max_evals 0: every epoch end.

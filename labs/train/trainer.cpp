@@ -485,7 +485,7 @@ std::pair<double, double> evaluate(Net& model, const torch::Tensor& x, const tor
 std::vector<std::pair<long long, std::string>> schedule_marks(const json& sched, long long total,
                                                               long long spe) {
   if (sched["name"] != "wsd") return {};
-  const long long warm = std::llround(sched["warmup_epochs"].get<double>() * double(spe));
+  const long long warm = warmup_steps(sched, spe);
   const long long decay_start =
       warm + (long long)std::ceil((1.0 - sched["decay_frac"].get<double>()) *
                                   double(std::max(1LL, total - warm)));

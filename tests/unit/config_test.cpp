@@ -119,6 +119,13 @@ TEST(Config, TheQuestionIsNoSweepAxisAndAPresetHoldsNoPresets) {
   EXPECT_NE(error_of(doc).find("/presets/quick/presets"), std::string::npos) << error_of(doc);
 }
 
+TEST(Config, AWarmupIsInStepsOrInEpochsNotBoth) {
+  EXPECT_EQ(error_of(base(), {"schedule.warmup_steps=100"}), "");
+  EXPECT_NE(error_of(base(), {"schedule.warmup_steps=100", "schedule.warmup_epochs=1"})
+                .find("/schedule/warmup_steps = 100: a warmup in steps or in epochs, not both"),
+            std::string::npos);
+}
+
 TEST(Config, UnknownKeyNamesPointerAndSuggests) {
   json doc = base();
   doc["optim"]["lrr"] = 0.1;

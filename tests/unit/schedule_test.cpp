@@ -42,6 +42,20 @@ TEST(Schedule, LinearWarmupEdges) {
   EXPECT_DOUBLE_EQ(at(s, 20), 1.0);
 }
 
+TEST(Schedule, AWarmupInStepsIsTheSameAtEveryBatchSize) {
+  // 15 steps of warmup whether an epoch is 10 steps or 1,000 (warmup_epochs would be 1.5 or
+  // 0.015 epochs), then the cosine over what is left.
+  const json s = json::parse(R"({"name": "cosine", "warmup_steps": 15})");
+  for (long long spe : {10LL, 1000LL}) {
+    EXPECT_EQ(warmup_steps(s, spe), 15);
+    EXPECT_DOUBLE_EQ(lr_at(s, 1.0, 0, 100, spe), 1.0 / 15);
+    EXPECT_DOUBLE_EQ(lr_at(s, 1.0, 14, 100, spe), 1.0);
+    EXPECT_DOUBLE_EQ(lr_at(s, 1.0, 15, 100, spe), 1.0);  // the cosine's first step
+    EXPECT_NEAR(lr_at(s, 1.0, 15 + 85 / 2, 100, spe), 0.5, 0.02);
+  }
+  EXPECT_EQ(warmup_steps(json::parse(R"({"warmup_epochs": 1.5})"), 10), 15);
+}
+
 TEST(Schedule, StepDecaysEveryStepEpochs) {
   const char* s = R"({"name":"step","step_epochs":3,"gamma":0.1})";
   EXPECT_DOUBLE_EQ(at(s, 29), 1.0);
