@@ -1225,8 +1225,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   auto every_member_done = [&] {
     return std::all_of(ms.begin(), ms.end(), [](const MemberState& m) { return m.done(); });
   };
-  bool all_diverged = every_member_diverged();  // (a resumed population's members)
-  while (step < total && !all_diverged && !every_member_done()) {
+  bool all_diverged = false;  // (set by the divergence checks; a resumed one is done already)
+  while (step < total && !every_member_done()) {  // (all diverged: all done)
     auto t_start = Clock::now();
     batches.shuffle(order, device);
     epoch_steps = since_eval = 0;
@@ -1341,10 +1341,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     // reached stop_train_loss stops here (frozen, its LR 0), where it would have stopped alone.
     if (stop_train_loss > 0 && last_eval_step == step)
       for (int64_t p = 0; p < P; ++p) {
-        if (ms[p].done()) continue;
-        for (const auto& [name, value] : ms[p].last_values)
-          if (name == "train_loss" && value <= stop_train_loss) ms[p].reached = true;
-        if (!ms[p].reached) continue;
+        if (ms[p].done() || !train_loss_at_most(ms[p].last_values, stop_train_loss)) continue;
+        ms[p].reached = true;
         ms[p].stopped_step = step, ms[p].stopped_epoch = epoch, ms[p].stopped_samples = samples;
         ms[p].stopped_compute_s = compute_s / double(P);
         opt.freeze(p);
@@ -1387,12 +1385,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     const long long member_samples = stopped ? ms[p].stopped_samples : samples;
     for (const auto& [k, v] : ms[p].last_values)
       out.summary[k] = std::isfinite(v) ? json(v) : json();
-    if (stop_train_loss > 0) {  // as train_model writes it, from the last training loss
-      double reached = NAN;
-      for (const auto& [name, value] : ms[p].last_values)
-        if (name == "train_loss") reached = value;
-      out.summary["reached_train_loss"] = reached <= stop_train_loss;
-    }
+    if (stop_train_loss > 0)  // as train_model writes it, from the last training loss
+      out.summary["reached_train_loss"] = train_loss_at_most(ms[p].last_values, stop_train_loss);
     out.summary["compute_s"] = share;
     out.summary["eval_s"] = eval_s / double(P);
     if (share > 0) out.summary["samples_per_s"] = double(member_samples) / share;

@@ -793,9 +793,9 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
       stop = true;
     }
     // (On the evaluation of this step only: one earlier, between epoch ends, is not this one's.)
-    if (stop_train_loss > 0 && last_eval_step == st.step)
-      for (const auto& [name, value] : st.last_values)
-        if (name == "train_loss" && value <= stop_train_loss) stop = true;
+    if (stop_train_loss > 0 && last_eval_step == st.step &&
+        train_loss_at_most(st.last_values, stop_train_loss))
+      stop = true;
     if (checkpointing && !stop && st.step < total &&
         seconds_since(last_checkpoint) >= hooks.checkpoint_every_s) {
       if (hooks.before_checkpoint) hooks.before_checkpoint();
@@ -836,12 +836,8 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
 
   for (const auto& [k, v] : st.last_values)
     outcome.summary[k] = std::isfinite(v) ? json(v) : json();
-  if (stop_train_loss > 0) {
-    double reached = NAN;
-    for (const auto& [name, value] : st.last_values)
-      if (name == "train_loss") reached = value;
-    outcome.summary["reached_train_loss"] = reached <= stop_train_loss;
-  }
+  if (stop_train_loss > 0)
+    outcome.summary["reached_train_loss"] = train_loss_at_most(st.last_values, stop_train_loss);
   if (device.is_cuda()) {
     if (graph_status == "captured" && !evaluate.failure().empty())
       graph_status = "step captured; evaluation eager: " + evaluate.failure();
@@ -1179,6 +1175,12 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
 bool loss_not_finite(const std::vector<std::pair<std::string, double>>& values) {
   for (const auto& [name, value] : values)
     if ((name == "test_loss" || name == "train_loss") && !std::isfinite(value)) return true;
+  return false;
+}
+
+bool train_loss_at_most(const std::vector<std::pair<std::string, double>>& values, double target) {
+  for (const auto& [name, value] : values)
+    if (name == "train_loss") return value <= target;
   return false;
 }
 

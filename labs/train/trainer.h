@@ -88,6 +88,10 @@ void check_trials_start(const std::vector<json>& cfgs, const std::string& source
 // loss that is not finite there (a trial alone and a population member alike).
 bool loss_not_finite(const std::vector<std::pair<std::string, double>>& values);
 
+// Whether an evaluation's training loss is at or below `target` (train.stop_train_loss); false
+// for an evaluation without one or with a NaN one.
+bool train_loss_at_most(const std::vector<std::pair<std::string, double>>& values, double target);
+
 // Seeds torch, builds the dataset and the model from `cfg`, then trains: one whole trial.
 // `source` names the config in error messages.
 TrainOutcome run_trial(const json& cfg, const torch::Device& device, const TrainHooks& hooks,
