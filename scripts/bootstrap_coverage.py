@@ -9,7 +9,8 @@ since 2026-11-27 (the level whose normal quantile is sqrt(n/(n-1)) t(n-1, 0.975)
 group); without it, the plain 2.5 and 97.5 percentiles.
 
 Normal noise; a compare claim (difference of two group means, true difference 0) at 3, 4, 5 and
-10 seeds per group, and a trend claim (tau over pairs at different x, 4 values x 3 seeds, a
+10 seeds per group, the mean of one sample (a threshold, a paired compare's differences) at as
+many seeds, alone and widened by Student's t interval, and a trend claim (tau over pairs at different x, 4 values x 3 seeds, a
 linear slope; its true value estimated from 4,000 fresh data sets), and a peak claim (the
 highest inner mean less the higher of the lowest means on its sides, re-found in every
 resample) on Q96's twelve test-loss means with 3 seeds at three noise levels. Prints the share
@@ -60,6 +61,20 @@ def compare_coverage(rng, n, reps, resamples):
         a, b = rng.normal(0, 1, n), rng.normal(0, 1, n)
         ia, ib = rng.integers(0, n, (resamples, n)), rng.integers(0, n, (resamples, n))
         lo, hi = percentile_interval(b[ib].mean(1) - a[ia].mean(1), n)
+        held += lo <= 0 <= hi
+    return held / reps
+
+
+def mean_coverage(rng, n, reps, resamples, with_t):
+    """A threshold's or a paired compare's interval: the mean of one sample (true mean 0); with_t,
+    the wider end on each side of it and Student's t interval, as verdict.cpp takes them."""
+    held, q = 0, t_quantile(0.975, n - 1)
+    for _ in range(reps):
+        y = rng.normal(0, 1, n)
+        lo, hi = percentile_interval(y[rng.integers(0, n, (resamples, n))].mean(1), n)
+        if with_t:
+            half = q * y.std(ddof=1) / math.sqrt(n)
+            lo, hi = min(lo, y.mean() - half), max(hi, y.mean() + half)
         held += lo <= 0 <= hi
     return held / reps
 
@@ -118,6 +133,11 @@ def main():
     for n in (3, 4, 5, 10):
         print(f"compare, {n} seeds per group: 95 % interval held the truth in "
               f"{compare_coverage(rng, n, args.reps, 1000):.0%} of {args.reps}")
+    for n in (3, 4, 5, 10):
+        alone = mean_coverage(rng, n, args.reps, 1000, False)
+        with_t = mean_coverage(rng, n, args.reps, 1000, True)
+        print(f"mean of one sample, {n} seeds: held the truth in {alone:.0%} of {args.reps} "
+              f"(bootstrap alone), {with_t:.0%} (and Student's t)")
     truth, held = trend_coverage(rng, 4, 3, 0.4, max(100, args.reps // 3), 400)
     print(f"trend, 4 values x 3 seeds (true tau {truth:.2f}): held the truth in {held:.0%} "
           f"of {max(100, args.reps // 3)}")

@@ -84,8 +84,9 @@ double metric_value(const TrialRecord& t, const std::string& name) {
   if (name == "failed") {
     if (t.status != "finished") return 1.0;
     const double loss = metric_value(t, "train_loss"), chance = metric_value(t, "chance_loss");
-    if (!std::isfinite(loss)) return 1.0;
-    return std::isfinite(chance) && loss >= chance ? 1.0 : 0.0;
+    // (A finished trial that recorded no training loss, or no chance level: not known.)
+    if (!std::isfinite(loss) || !std::isfinite(chance)) return NAN;
+    return loss >= chance ? 1.0 : 0.0;
   }
   for (const json* source : {&t.summary, &t.measures})
     if (source->contains(name)) {
@@ -158,6 +159,14 @@ void check_claim(const json& c, const std::string& where) {
   for (const char* key : {"min_effect", "threshold", "margin", "level", "resamples", "seed"})
     if (t.contains(key) && !t[key].is_number())
       throw ConfigError(where, std::string("/test/") + key, t[key].dump(), "expected a number");
+  if (t.contains("level") && !(t["level"].get<double>() > 0.5 && t["level"].get<double>() < 1))
+    throw ConfigError(where, "/test/level", t["level"].dump(),
+                      "expected a confidence level between 0.5 and 1 (0.95: a 95 % interval)");
+  if (t.contains("resamples") &&
+      !(t["resamples"].get<double>() >= 1000 && t["resamples"].get<double>() <= 1e6 &&
+        t["resamples"].get<double>() == std::floor(t["resamples"].get<double>())))
+    throw ConfigError(where, "/test/resamples", t["resamples"].dump(),
+                      "expected a whole number of resamples from 1000 to 1000000");
   if (t.contains("bounds") &&
       !(t["bounds"].is_object() && t["bounds"].value("config", json()).is_string()))
     throw ConfigError(where, "/test/bounds", t["bounds"].dump(),
@@ -224,6 +233,12 @@ void check_claim(const json& c, const std::string& where) {
     throw ConfigError(where, "/test/paired", t["paired"].dump(),
                       kind == "compare" ? "expected true or false"
                                         : "only a compare pairs its arms' trials by seed");
+  if ((t["metric"] == "diverged" || t["metric"] == "failed") && kind != "threshold" &&
+      kind != "compare")
+    throw ConfigError(where, "/test/metric", t["metric"].dump(),
+                      "a yes/no outcome is tested by a threshold or a compare (exact intervals); "
+                      "a " +
+                          kind + " would bootstrap groups that came out all alike to a point");
   if (t.contains("diverged_as") && !t["diverged_as"].is_number())
     throw ConfigError(where, "/test/diverged_as", t["diverged_as"].dump(), "expected a number");
 }
@@ -236,8 +251,25 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
   ObservationSet set;
 
   std::vector<size_t> kept;
-  for (size_t i = 0; i < trials.size(); ++i)
-    if (!t.contains("where") || matches(trials[i], t["where"])) kept.push_back(i);
+  int lacking = 0, lacking_diverged = 0;  // left out by "where" for want of its key's value
+  std::string lacked;
+  for (size_t i = 0; i < trials.size(); ++i) {
+    if (!t.contains("where") || matches(trials[i], t["where"])) {
+      kept.push_back(i);
+      continue;
+    }
+    for (const auto& [key, want] : t["where"].items())
+      if (trial_value(trials[i], key).is_null()) {
+        ++lacking, lacking_diverged += trials[i].status == "diverged";
+        if (lacked.empty()) lacked = key;
+        break;
+      }
+  }
+  // Counted, not dropped in silence: a metric in "where" that a trial did not record (it
+  // diverged, or an estimate did not converge) leaves it out of the claim.
+  if (lacking > 0)
+    set.notes["where_lacking"] = {
+        {"trials", lacking}, {"diverged", lacking_diverged}, {"key", lacked}};
 
   // compare / interaction: the key the groups are taken on, and "min"/"max" resolved over it.
   const std::string group_key =
@@ -399,7 +431,16 @@ Verdict evaluate(const json& c, const std::vector<TrialRecord>& given,
   test.min_effect = t.value("min_effect", 0.0);
   test.threshold = t.value("threshold", 0.0);
   test.best_is_max = t.value("best", std::string("max")) == "max";
-  test.outcome = t["metric"] == "diverged" || t["metric"] == "failed";
+  // A 0/1 outcome: diverged, failed, or a flag a trial records as true or false
+  // (reached_train_loss).
+  test.outcome = t["metric"] == "diverged" || t["metric"] == "failed" ||
+                 std::any_of(trials.begin(), trials.end(), [&](const TrialRecord& tr) {
+                   for (const json* source : {&tr.summary, &tr.measures})
+                     if (source->contains(t["metric"].get<std::string>()) &&
+                         (*source)[t["metric"].get<std::string>()].is_boolean())
+                       return true;
+                   return false;
+                 });
   test.paired = t.value("paired", false);
   test.margin = t.value("margin", 0.0);
   test.bootstrap.resamples = t.value("resamples", BootstrapOptions().resamples);
@@ -425,6 +466,13 @@ Verdict evaluate(const json& c, const std::vector<TrialRecord>& given,
   }
   const ObservationSet set = observations_for(c, trials);
   Verdict v = evaluate_claim(test, set.observations);
+  if (set.notes.contains("where_lacking")) {
+    const json& l = set.notes["where_lacking"];
+    const int n = l["trials"], diverged = l["diverged"];
+    v.reason += "; " + std::to_string(n) + " trial(s)" +
+                (diverged > 0 ? " (" + std::to_string(diverged) + " diverged)" : std::string()) +
+                " left out: no value for the \"where\" key \"" + l["key"].get<std::string>() + "\"";
+  }
   // Why nothing was measured, where the claim's own words are the likely cause (a misspelt key
   // in "where", or a metric no trial records) rather than too few runs.
   if (set.observations.empty() && !trials.empty()) {

@@ -101,6 +101,17 @@ double expanded_level(double level, int n) {
   return std::erf(z / std::sqrt(2.0));  // 2 * Phi(z) - 1
 }
 
+Interval student_t_interval(const std::vector<double>& v, double level) {
+  const size_t n = v.size();
+  if (n < 2) return {};
+  const double m = mean(v);
+  double ss = 0;
+  for (double x : v) ss += (x - m) * (x - m);
+  const double half = student_t_quantile((1 + level) / 2, double(n - 1)) *
+                      std::sqrt(ss / double(n - 1) / double(n));
+  return {m - half, m + half};
+}
+
 namespace {
 
 // An index in [0, n): the generator's output modulo n. std::uniform_int_distribution draws
@@ -214,6 +225,22 @@ double null_bootstrap_p(
       for (auto& y : sample[g]) y = centred[g][draw(rng, centred[g].size())];
     }
     const double v = statistic(sample);
+    if (!std::isfinite(v)) continue;
+    ++counted;
+    reached += v >= observed;
+  }
+  return double(1 + reached) / double(1 + counted);
+}
+
+double permutation_p(const std::vector<double>& y,
+                     const std::function<double(const std::vector<double>&)>& statistic,
+                     double observed, const BootstrapOptions& o) {
+  std::mt19937_64 rng(o.seed ^ 0x5851f42d4c957f2dULL);  // not the interval's draws
+  std::vector<double> shuffled = y;
+  int reached = 0, counted = 0;
+  for (int r = 0; r < o.resamples; ++r) {
+    for (size_t i = shuffled.size(); i > 1; --i) std::swap(shuffled[i - 1], shuffled[draw(rng, i)]);
+    const double v = statistic(shuffled);
     if (!std::isfinite(v)) continue;
     ++counted;
     reached += v >= observed;

@@ -5,7 +5,10 @@
 //              pairs of trials at different x (ordered_tau); the bootstrap resamples seeds within
 //              each swept value, so the design stays balanced. (Spearman's rho was used before
 //              2026-11-27: the ties that resampled duplicates make biased it, with 3 seeds per x
-//              far enough that an interval could miss its own estimate.)
+//              far enough that an interval could miss its own estimate.) An interval that
+//              excludes 0 decides only if the trials' values shuffled across x rarely order as
+//              strongly (permutation_p at the interval's one side): over 2 or 3 x by 3 seeds a
+//              perfect order by chance bootstraps to [1, 1].
 //   compare    mean(y | group b) - mean(y | group a); resampled within each group. With
 //              best_over (claim.cpp) each group's value is chosen once, on all its trials, and
 //              the interval does not carry that choice's luck: in simulation (no difference
@@ -43,7 +46,10 @@
 // seeds: the trials of a seed share its initialization and data order. (An outcome's Newcombe
 // interval, below, counts trials.)
 // Intervals are expanded percentile bootstrap intervals (stats.h: with few seeds per group a plain
-// percentile interval is too narrow), at the level of the smallest group; a threshold on a 0/1
+// percentile interval is too narrow), at the level of the smallest group; the mean of one sample
+// (a threshold, a paired compare's differences) takes the wider end on each side of that and
+// Student's t interval (a one-sample bootstrap never leaves the values' range: with 3 seeds it
+// is [min, max], "supported" 1 time in 8 on no effect); a threshold on a 0/1
 // outcome (diverged) takes the exact binomial interval, which all-alike trials do not shrink to
 // a point, and a compare of such an outcome Newcombe's interval built from the arms' exact ones
 // (proportion_difference; paired, from the pairs' two arms, which is wider than a paired
@@ -83,8 +89,8 @@ struct ClaimTest {
   double threshold = 0;        // threshold tests only
   double lo = 0, hi = 0;       // within tests: the range the best x should lie in
   bool best_is_max = true;     // within tests: the best x has the highest mean y (else lowest)
-  bool outcome = false;        // the metric is a 0/1 outcome (diverged, failed): a threshold on it
-                               // takes the exact binomial interval
+  bool outcome = false;  // the metric is a 0/1 outcome (diverged, failed, a flag): a threshold on
+                         // it takes the exact binomial interval
   bool paired = false;         // compare: the mean of the seeds' b - a differences (below)
   double margin = 0;           // compare: added to b - a (a non-inferiority margin, say)
   BootstrapOptions bootstrap;
@@ -98,7 +104,8 @@ struct Verdict {
   int n = 0;         // observations used
   int diverged = 0;  // observations left out because their trial diverged
   int missing = 0;   // observations left out because the metric was not recorded
-  double p_value = NAN;  // peak tests whose interval excludes 0: null_bootstrap_p
+  // Peak and trend tests whose interval excludes 0: null_bootstrap_p, permutation_p.
+  double p_value = NAN;
   int seeds_needed = 0;  // inconclusive only: seeds per group that would likely decide it, an upper
                          // estimate (0: none would)
   std::string reason;  // one line a reader can follow

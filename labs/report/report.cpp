@@ -350,7 +350,25 @@ std::string write_report(const std::string& home, const Question& q, const std::
         "supported only if, besides, a flat curve with the trials' spread rarely rises as high "
         "(a bootstrap test under that null, at the interval's one side); a threshold on a yes/no "
         "outcome (diverged) takes the exact binomial (Clopper-Pearson) interval, and a compare of "
-        "one Newcombe's interval built from the two arms' exact ones.\n\n";
+        "one Newcombe's interval built from the two arms' exact ones.";
+  // (Said where this report has such claims: the reports without them read as they did.)
+  bool one_mean = false, trend = false;
+  for (const auto& o : outcomes) {
+    const json& test = o.claim["test"];
+    one_mean = one_mean || test["kind"] == "threshold" || test.value("paired", false);
+    trend = trend || test["kind"] == "trend";
+  }
+  if (one_mean)
+    md << " A threshold's interval on a measured value, and a paired compare's (each the mean of "
+          "one sample), is the wider on each side of the bootstrap's and Student's t interval: a "
+          "one-sample bootstrap "
+          "never leaves the values' range (with 3 seeds it is [min, max]), and in simulation "
+          "held the truth 76 % of the time at 3 seeds, 87 % at 4, with t 95 %.";
+  if (trend)
+    md << " A trend whose interval excludes 0 decides only if, besides, the trials' values "
+          "shuffled across x rarely order as strongly (a permutation test at the interval's one "
+          "side): over 2 or 3 x values a perfect order by chance bootstraps to [1, 1].";
+  md << "\n\n";
   md << "| claim | verdict | effect | 95% interval | n | diverged "
         "|\n|---|---|---:|---|---:|---:|\n";
   for (const auto& o : outcomes) {

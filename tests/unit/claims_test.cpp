@@ -1147,5 +1147,143 @@ TEST(Claim, PeakNotesWhereTheMeanPeaksAndWhereTheMarkIsCrossed) {
   EXPECT_THROW(check_claim(claim, "bank.json"), std::exception);
 }
 
+TEST(Stats, StudentsTIntervalIsTheMeanPlusOrMinusTTimesItsStandardError) {
+  const Interval t = student_t_interval({1.0, 2.0, 3.0}, 0.95);  // s = 1, t(2) = 4.3027
+  EXPECT_NEAR(t.lo, 2.0 - 4.302653 / std::sqrt(3.0), 1e-5);
+  EXPECT_NEAR(t.hi, 2.0 + 4.302653 / std::sqrt(3.0), 1e-5);
+  const Interval same = student_t_interval({0.5, 0.5, 0.5}, 0.95);
+  EXPECT_EQ(same.lo, 0.5);
+  EXPECT_EQ(same.hi, 0.5);
+  EXPECT_FALSE(student_t_interval({1.0}, 0.95).known());
+}
+
+TEST(Verdict, AThresholdOrPairedCompareOnThreeSeedsIsNotDecidedByTheirSignsAlone) {
+  // Three values of one sign: the bootstrap of their mean is [min, max] = [0.01, 1], which
+  // excludes 0 as any three values of one sign do (1 time in 8 with no effect). Student's t
+  // interval (about [-1.07, 1.76]) does not.
+  ClaimTest above = make("threshold", +1, 0.0);
+  const Verdict t = evaluate_claim(above, {{0, 0.01, ""}, {0, 1.0, ""}, {0, 0.02, ""}});
+  EXPECT_EQ(t.verdict, "inconclusive") << t.reason;
+  EXPECT_LT(t.ci.lo, -1.0);
+  EXPECT_GT(t.ci.hi, 1.7);
+  ClaimTest paired = make("compare", +1, 0.0);
+  paired.paired = true;
+  std::vector<Observation> arms;
+  for (int seed = 0; seed < 3; ++seed) {
+    const double diff[] = {0.01, 1.0, 0.02};
+    Observation a{0, 0.5, "a"}, b{0, 0.5 + diff[seed], "b"};
+    a.pair = b.pair = seed;
+    arms.push_back(a), arms.push_back(b);
+  }
+  const Verdict p = evaluate_claim(paired, arms);
+  EXPECT_EQ(p.verdict, "inconclusive") << p.reason;
+  EXPECT_NEAR(p.ci.lo, t.ci.lo, 1e-9);
+  // Three values close together still decide it: t's interval is then narrow too.
+  const Verdict clear = evaluate_claim(above, {{0, 1.0, ""}, {0, 1.1, ""}, {0, 0.9, ""}});
+  EXPECT_EQ(clear.verdict, "supported") << clear.reason;
+  EXPECT_NEAR(clear.ci.lo, 1.0 - 4.302653 * 0.1 / std::sqrt(3.0), 1e-5);
+}
+
+TEST(Verdict, ATrendOverTwoXPerfectlyOrderedByChanceIsNotDecided) {
+  // 2 x by 3 seeds in perfect order: every resample's tau is 1, so the interval is [1, 1]; but
+  // 1 shuffle in 20 orders the six values as well, above the 2.5 % a side allows.
+  const std::vector<Observation> two = {{0, 0.10, ""}, {0, 0.11, ""}, {0, 0.12, ""},
+                                        {1, 0.13, ""}, {1, 0.50, ""}, {1, 0.14, ""}};
+  const Verdict v = evaluate_claim(make("trend", +1, 0.0), two);
+  EXPECT_EQ(v.effect, 1.0);
+  EXPECT_EQ(v.ci.lo, 1.0);
+  EXPECT_EQ(v.verdict, "inconclusive") << v.reason;
+  EXPECT_NEAR(v.p_value, 0.05, 0.015) << v.reason;
+  EXPECT_NE(v.reason.find("shuffled across x"), std::string::npos) << v.reason;
+  // The other side alike: a claim of a fall is not refuted by it either.
+  EXPECT_EQ(evaluate_claim(make("trend", -1, 0.0), two).verdict, "inconclusive");
+  // With 4 x by 3 seeds a clear order is rare among shuffles: decided.
+  const Verdict four = evaluate_claim(make("trend", +1, 0.0), trend_table(1.0, 0.1, 4, 3));
+  EXPECT_EQ(four.verdict, "supported") << four.reason;
+  EXPECT_LT(four.p_value, 0.001);
+}
+
+TEST(Stats, APermutationPValueCountsTheShufflesThatReachTheObservedValue) {
+  // The first value is the largest of four: 1 place in 4 puts it first.
+  BootstrapOptions o;
+  o.resamples = 4000;
+  const double p = permutation_p(
+      {4.0, 1.0, 2.0, 3.0}, [](const std::vector<double>& y) { return y[0]; }, 4.0, o);
+  EXPECT_NEAR(p, 0.25, 0.02);
+  EXPECT_EQ(p, permutation_p(
+                   {4.0, 1.0, 2.0, 3.0}, [](const std::vector<double>& y) { return y[0]; }, 4.0,
+                   o));  // deterministic for a seed
+}
+
+TEST(Claim, ALevelOrResamplesOutsideWhatAnIntervalNeedsIsRefused) {
+  json claim = {{"id", "c"},
+                {"statement", "s"},
+                {"config", "c.json"},
+                {"test", {{"kind", "threshold"}, {"metric", "test_acc"}, {"threshold", 0.5}}}};
+  claim["test"]["level"] = 0.9;
+  claim["test"]["resamples"] = 5000;
+  EXPECT_NO_THROW(check_claim(claim, "bank.json"));
+  expect_refused_at(claim, "/test/level", 0, "/test/level = 0: expected a confidence level");
+  expect_refused_at(claim, "/test/level", 95, "/test/level = 95: expected a confidence level");
+  expect_refused_at(claim, "/test/resamples", 1, "/test/resamples = 1: expected a whole number");
+  expect_refused_at(claim, "/test/resamples", -3, "/test/resamples = -3: expected a whole");
+  expect_refused_at(claim, "/test/resamples", 2000.5, "/test/resamples = 2000.5: expected a whole");
+  // A yes/no outcome goes to a threshold or a compare, whose intervals are exact.
+  json trend = claim;
+  trend["test"] = {{"kind", "trend"}, {"metric", "diverged"}, {"x", "optim.lr"}};
+  expect_refused_at(trend, "/test/metric", "diverged",
+                    "/test/metric = \"diverged\": a yes/no outcome is tested by a threshold");
+}
+
+TEST(Claim, TrialsThatAWhereLeavesOutForWantOfItsMetricAreCounted) {
+  // Three finished trials record the metric "where" selects on; three diverged ones do not.
+  std::vector<TrialRecord> trials;
+  for (int s = 0; s < 3; ++s)
+    trials.push_back(record("finished", json::object(),
+                            {{"test_acc", 0.8 + 0.01 * s}, {"lr_x_hessian_init", 1.0}}));
+  for (int s = 0; s < 3; ++s) trials.push_back(record("diverged", json::object(), json::object()));
+  json claim = {{"test",
+                 {{"kind", "threshold"},
+                  {"metric", "test_acc"},
+                  {"threshold", 0.5},
+                  {"where", {{"lr_x_hessian_init", {{"max", 1.9}}}}}}}};
+  const Verdict v = evaluate(claim, trials);
+  EXPECT_EQ(v.n, 3);
+  EXPECT_NE(v.reason.find("3 trial(s) (3 diverged) left out: no value for the \"where\" key "
+                          "\"lr_x_hessian_init\""),
+            std::string::npos)
+      << v.reason;
+  trials.resize(3);  // none lacks it: nothing to say
+  EXPECT_EQ(evaluate(claim, trials).reason.find("left out"), std::string::npos);
+}
+
+TEST(Claim, AFlagIsAnOutcomeAndAFinishedRunWithoutATrainingLossIsNotFailed) {
+  // reached_train_loss 0 of 3 against 3 of 3: Newcombe's interval, not the bootstrap's [1, 1].
+  std::vector<TrialRecord> trials;
+  for (int s = 0; s < 6; ++s) {
+    trials.push_back(record("finished", {{"train", {{"batch_size", s < 3 ? 64 : 512}}}},
+                            {{"reached_train_loss", s >= 3}, {"test_acc", 0.8}}));
+    trials.back().seed = s % 3;
+    trials.back().hash = std::to_string(s);
+  }
+  json claim = {{"test",
+                 {{"kind", "compare"},
+                  {"x", "train.batch_size"},
+                  {"a", 64},
+                  {"b", 512},
+                  {"metric", "reached_train_loss"}}}};
+  const Verdict v = evaluate(claim, trials);
+  EXPECT_EQ(v.effect, 1.0);
+  EXPECT_LT(v.ci.lo, 0.5) << v.reason;
+  EXPECT_EQ(v.verdict, "inconclusive") << v.reason;
+  claim["test"] = {{"kind", "trend"}, {"x", "train.batch_size"}, {"metric", "reached_train_loss"}};
+  const Verdict trend = evaluate(claim, trials);
+  EXPECT_EQ(trend.verdict, "inconclusive");
+  EXPECT_NE(trend.reason.find("yes/no outcome"), std::string::npos) << trend.reason;
+  // A finished run that recorded no training loss: not known to have failed.
+  EXPECT_TRUE(std::isnan(
+      metric_value(record("finished", json::object(), {{"chance_loss", 2.3}}), "failed")));
+}
+
 }  // namespace
 }  // namespace empiric::claims
