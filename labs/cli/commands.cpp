@@ -452,10 +452,9 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
     throw UserError(bin + ": not an executable file; expected the kernels_bench binary");
   if (repetitions < 1)
     throw UserError("--repetitions " + std::to_string(repetitions) + ": allowed: 1 or more");
-  std::string quoted_filter;
-  for (char c : filter) quoted_filter += (c == '\'' ? std::string("'\\''") : std::string(1, c));
-  std::string cmd = "'" + bin + "' --benchmark_format=json --benchmark_filter='" + quoted_filter +
-                    "' --benchmark_repetitions=" + std::to_string(repetitions) +
+  std::string cmd = shell_quoted(bin) +
+                    " --benchmark_format=json --benchmark_filter=" + shell_quoted(filter) +
+                    " --benchmark_repetitions=" + std::to_string(repetitions) +
                     (repetitions > 1 ? " --benchmark_report_aggregates_only=true" : "");
   fmt::print(stderr, "running {}\n", cmd);
   // Its stderr kept aside: Google Benchmark says there why it ran nothing (a filter that is no
@@ -464,7 +463,7 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
                                 ("empiric-bench-" + std::to_string(getpid()) + ".err"))
                                    .string();
   int rc = 0;
-  const std::string out = command_output(cmd + " 2>'" + err_file + "'", rc);
+  const std::string out = command_output(cmd + " 2>" + shell_quoted(err_file), rc);
   std::string why;
   {
     std::ifstream err(err_file);

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <exception>
 #include <iostream>
+#include <new>
 
 #include "cli/commands.h"
 #include "core/errors.h"
@@ -268,7 +269,21 @@ int main(int argc, char** argv) {
     std::cerr << "empiric: " << e.what() << "\n";
     return 2;
   } catch (const std::exception& e) {
-    std::cerr << "empiric: internal error: " << e.what() << "\n";
+    // torch's messages carry a stack trace after their first line: shown only when asked for.
+    const std::string what = e.what();
+    const std::string first = what.substr(0, what.find('\n'));
+    const bool full = std::getenv("EMPIRIC_BACKTRACE") != nullptr;
+    if (dynamic_cast<const std::bad_alloc*>(&e) ||
+        first.find("can't allocate memory") != std::string::npos ||
+        first.find("out of memory") != std::string::npos) {
+      std::cerr << "empiric: out of memory: " << (full ? what : first)
+                << "\n(a size in the config or on the command line may be too large for this "
+                   "machine: data.n_train, data.dim, model.widths, train.batch_size, ...)\n";
+      return 2;
+    }
+    std::cerr << "empiric: internal error: " << (full ? what : first)
+              << (full || first == what ? "" : "\n(EMPIRIC_BACKTRACE=1 shows torch's stack trace)")
+              << "\n";
     return 3;
   }
   return 0;

@@ -945,6 +945,21 @@ std::vector<Trial> expand_trials(const ResolvedConfig& resolved) {
 
   std::vector<std::pair<std::string, json>> axes;
   for (const auto& [key, values] : sweep.items()) axes.emplace_back(key, values);
+  // A grid too large to run (or to hold: a million trials' configs take gigabytes) is refused
+  // before it is built.
+  double count = seeds.is_array() ? double(seeds.size()) : 1.0;
+  for (const auto& [key, values] : axes) count *= double(values.size());
+  if (resolved.config.value("lab", "train") == "lottery")
+    count *= double(resolved.config["lottery"]["rounds"].get<int>() + 1);
+  if (count > double(kMaxTrials)) {
+    std::ostringstream n;
+    n.precision(3);
+    n << count << " trials";
+    throw ConfigError(resolved.file, "/sweep", n.str(),
+                      "expected at most " + std::to_string(kMaxTrials) +
+                          " trials per config (the sweep's values times the seeds); split the "
+                          "sweep into several configs");
+  }
   std::vector<json> combos = {json::object()};
   for (const auto& [key, values] : axes) {
     std::vector<json> next;

@@ -51,7 +51,9 @@ void validate_and_fill(json& config, const std::string& source);
 
 // Grid over the sweep axes times the seeds, each trial validated and hashed. Order: axes in
 // key order, values in listed order, seeds innermost.
+// Refused (ConfigError at /sweep) above kMaxTrials trials.
 std::vector<Trial> expand_trials(const ResolvedConfig& resolved);
+inline constexpr long long kMaxTrials = 100000;
 
 // Canonical text of a JSON value: object keys sorted, no whitespace, numbers in shortest
 // round-trip form (1.0 and 1 differ only when the schema types differ, and validation

@@ -21,16 +21,16 @@ std::string run_capture(const std::string& cmd) {
   return out;
 }
 
-std::string quoted(const std::string& s) {
+}  // namespace
+
+std::string shell_quoted(const std::string& s) {
   std::string q = "'";
   for (char c : s) q += (c == '\'' ? std::string("'\\''") : std::string(1, c));
   return q + "'";
 }
 
-}  // namespace
-
 std::string git_commit(const std::string& home) {
-  std::string dir = quoted(home);
+  std::string dir = shell_quoted(home);
   std::string commit = run_capture("git -C " + dir + " rev-parse HEAD 2>/dev/null");
   if (commit.empty()) return "unknown";
   // Changes under reports/ are outputs (an answer writes its report there), not code.

@@ -9,6 +9,9 @@ namespace empiric {
 
 using json = nlohmann::json;
 
+// `s` as one word for /bin/sh: in single quotes, a quote in it written '\''.
+std::string shell_quoted(const std::string& s);
+
 // The git commit of the checkout at `home` (with "-dirty" when it has uncommitted changes to
 // tracked files), or "unknown" outside a checkout.
 std::string git_commit(const std::string& home);

@@ -102,12 +102,12 @@ std::vector<Section> build() {
                "features in mixed units: input feature j (every pixel of an image) is "
                "multiplied by 10^u_j, u_j uniform in [-s, s] and drawn from the seed, before "
                "standardization; this is s (0: off)"),
-           integer("n_train", 1000, 4, {}, "training examples of a synthetic task", kSynthetic),
-           integer("n_test", 1000, 4, {}, "test examples of a synthetic task", kSynthetic),
-           integer("dim", 2, 1, {}, "input dimension", {"blobs", "teacher", "linear"}),
+           integer("n_train", 1000, 4, 1e7, "training examples of a synthetic task", kSynthetic),
+           integer("n_test", 1000, 4, 1e7, "test examples of a synthetic task", kSynthetic),
+           integer("dim", 2, 1, 1e5, "input dimension", {"blobs", "teacher", "linear"}),
            integer("classes", 3, 2, 1000, "number of classes", {"blobs", "spirals"}),
            num("noise", 0.1, 0.0, {}, "noise level of a synthetic task", kSynthetic),
-           integer("teacher_width", 32, 1, {}, "hidden width of the teacher MLP", {"teacher"}),
+           integer("teacher_width", 32, 1, 1e5, "hidden width of the teacher MLP", {"teacher"}),
        }});
   s.push_back(
       {"model",
@@ -485,8 +485,8 @@ std::vector<Section> build() {
                   "minimum-norm (pseudo-inverse) solution; separable: logistic loss on linearly "
                   "separable data, compared with the hard-margin SVM direction (Soudry et al. "
                   "2018)"),
-           integer("n", 50, 2, {}, "training examples"),
-           integer("dim", 200, 1, {}, "input dimension"),
+           integer("n", 50, 2, 1e5, "training examples"),
+           integer("dim", 200, 1, 1e5, "input dimension"),
            integer("steps", 10000, 1, {}, "gradient-descent steps"),
            num("lr", 0.0, 0.0, {},
                "step size (0: 1 / the loss's smoothness constant L, a safe step: the "

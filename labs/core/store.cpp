@@ -76,6 +76,7 @@ class Stmt {
     return p ? reinterpret_cast<const char*>(p) : "";
   }
   json js(int c) { return json::parse(text(c), nullptr, false); }
+  const std::string& where() const { return where_; }
 
  private:
   Stmt& check(int rc) {
@@ -132,6 +133,21 @@ TrialRecord read_trial(Stmt& q) {
   r.axes = q.js(8);
   r.summary = q.js(9);
   r.measures = q.js(10);
+  // A store edited by hand, or damaged: said here, naming the trial, not later as a crash.
+  // (NULL, SQL's or JSON's, reads as nothing recorded.)
+  for (const auto& [column, value] : {std::pair<const char*, json*>{"config", &r.config},
+                                      {"axes", &r.axes},
+                                      {"summary", &r.summary},
+                                      {"measures", &r.measures}})
+    if (value->is_null())
+      *value = json::object();
+    else if (!value->is_object())
+      throw UserError(
+          q.where() + ": trial " + r.hash + ": its " + column + " is not a JSON object (" +
+          (value->is_discarded() ? std::string("not JSON") : value->dump().substr(0, 40)) +
+          "); the store is damaged: delete that row (sqlite3 ... \"DELETE FROM trials "
+          "WHERE hash = '" +
+          r.hash + "'\") and run its config again");
   r.wall_s = q.f64(11);
   r.finished_at = q.text(12);
   return r;

@@ -72,9 +72,10 @@ bool read_set(torch::serialize::InputArchive& a, Net& model, const std::string& 
   out.clear();
   for (const auto& [name, like] : state_of(model, prefix != "mask")) {
     torch::Tensor t;
-    if (a.try_read(prefix + "." + name, t))
+    if (a.try_read(prefix + "." + name, t)) {
+      if (!archived_tensor_problem(t).empty()) return false;  // emptied or cut short: unreadable
       out.push_back(t.to(device));
-    else if (all)
+    } else if (all)
       return false;
     else
       out.emplace_back();

@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -673,6 +675,16 @@ std::string peer_recipe_mismatch(const json& c) {
 }  // namespace
 
 int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
+  // The profile's file, opened before the timed runs: one it cannot write fails now, not after.
+  std::ofstream profile_out;
+  if (!o.profile.empty()) {
+    if (std::filesystem::is_directory(o.profile))
+      throw UserError("--profile " + o.profile + ": a folder; expected a file to write (p.md)");
+    profile_out.open(o.profile);
+    if (!profile_out)
+      throw UserError("--profile " + o.profile + ": cannot write it (" + std::strerror(errno) +
+                      ")");
+  }
   const std::string path =
       std::filesystem::path(o.config).is_absolute() || std::filesystem::exists(o.config)
           ? o.config
@@ -775,19 +787,19 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
                  "peers skipped: {} trains other work than the PyTorch peer's fixed "
                  "recipe (bench/peers/lenet_fmnist.py): {}\n",
                  path, differs);
-    } else if (data_path.find('\'') != std::string::npos) {
-      fmt::print(stderr, "peers skipped: data.path {} holds a quote\n", data_path);
     } else if ((!env_python && !std::filesystem::exists(python)) ||
                !std::filesystem::exists(peer)) {
       fmt::print(stderr, "peers skipped: they need .venv/bin/python (or EMPIRIC_PYTHON) and {}\n",
                  peer);
     } else {
       const std::string cmd =
-          "'" + python + "' '" + peer + "' --epochs " + std::to_string(o.epochs) + " --batch " +
-          std::to_string(o.batch) + " --members " + std::to_string(o.members) + " --device " +
-          device.str() + " --lr " + resolved.config["optim"]["lr"].dump() + " --validation " +
+          shell_quoted(python) + " " + shell_quoted(peer) + " --epochs " +
+          std::to_string(o.epochs) + " --batch " + std::to_string(o.batch) + " --members " +
+          std::to_string(o.members) + " --device " + device.str() + " --lr " +
+          resolved.config["optim"]["lr"].dump() + " --validation " +
           cfgs[0]["data"]["validation"].dump() +
-          (data_path.empty() ? "" : " --data '" + data_path + "'") + (o.tf32 ? " --tf32" : "") +
+          (data_path.empty() ? "" : " --data " + shell_quoted(data_path)) +
+          (o.tf32 ? " --tf32" : "") +
           // The sequential peer is members x the tensor peer's epoch: run
           // it only where that takes little time.
           (o.members <= 16 ? " --modes tensor,ensemble,sequential" : " --modes tensor,ensemble") +
@@ -937,7 +949,10 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
     section(fmt::format("a population of {}", o.members), [&](const TrainHooks& h) {
       run_population(one, device, std::vector<TrainHooks>(one.size(), h), path);
     });
-    std::ofstream(o.profile) << md;
+    profile_out << md;
+    profile_out.close();
+    if (!profile_out)
+      throw UserError("--profile " + o.profile + ": could not be written (is the disk full?)");
     fmt::print("profile of one model and of the population written to {}\n", o.profile);
   }
   return 0;

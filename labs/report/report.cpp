@@ -12,6 +12,7 @@
 #include <set>
 
 #include "claims/claim.h"
+#include "core/environment.h"
 #include "core/errors.h"
 
 namespace empiric {
@@ -254,7 +255,17 @@ std::string write_report(const std::string& home, const Question& q, const std::
                          const std::string& python) {
   const fs::path dir = fs::path(report_root(home, preset)) / fmt::format("q{:03d}", q.number);
   make_folder(dir);
-  std::ofstream md(dir / "README.md");
+  // Written beside and renamed when whole: a report that fails halfway (a damaged store) leaves
+  // the one before it in place, not a README cut short.
+  const fs::path partial = dir / "README.md.partial";
+  struct Removed {  // (once renamed there is nothing left to remove)
+    fs::path path;
+    ~Removed() {
+      std::error_code ignored;
+      fs::remove(path, ignored);
+    }
+  } removed{partial};
+  std::ofstream md(partial);
   if (!md) throw UserError((dir / "README.md").string() + ": cannot write the report");
 
   md << fmt::format("# Q{}: {}\n\n", q.number, q.text);
@@ -559,15 +570,20 @@ std::string write_report(const std::string& home, const Question& q, const std::
   }
   write_curves(md, dir, outcomes, store);
   md.close();
+  if (!md) throw UserError(partial.string() + ": could not be written (is the disk full?)");
+  std::error_code renamed;
+  fs::rename(partial, dir / "README.md", renamed);
+  if (renamed) throw UserError((dir / "README.md").string() + ": " + renamed.message());
 
   // What went wrong, in the script's own words (its last line on stderr): a missing matplotlib
   // and a plot that failed (the others are still drawn) read differently.
   std::string why = "no python with matplotlib (run scripts/setup.sh)";
   if (!python.empty()) {
     const fs::path errors = dir / ".plot_errors";
-    const std::string cmd = "'" + python + "' '" +
-                            (fs::path(home) / "scripts" / "plot_report.py").string() + "' '" +
-                            dir.string() + "' >/dev/null 2>'" + errors.string() + "'";
+    const std::string cmd = shell_quoted(python) + " " +
+                            shell_quoted((fs::path(home) / "scripts" / "plot_report.py").string()) +
+                            " " + shell_quoted(dir.string()) + " >/dev/null 2>" +
+                            shell_quoted(errors.string());
     plots_ok = std::system(cmd.c_str()) == 0;
     std::ifstream in(errors);
     for (std::string line; std::getline(in, line);)
@@ -601,10 +617,10 @@ void write_report_index(const std::string& home, const Bank& bank, Store& store,
       protocol_preset(preset) ? std::vector<std::string>{"", "full"} : std::vector<std::string>{preset};
   std::ofstream md(dir / "README.md");
   md << "# Reports\n\nOne folder per question answered by a lab; the latest verdict of each claim "
-     << (protocol_preset(preset) ? "under the full protocol"
-                                 : "under the `" + preset + "` preset (smoke tests, not the protocol)")
-     << ". Regenerate with `empiric report Q"
-     << (protocol_preset(preset) ? std::string() : " --preset " + preset)
+     << (protocol_preset(preset)
+             ? "under the full protocol"
+             : "under the `" + preset + "` preset (smoke tests, not the protocol)")
+     << ". Regenerate with `empiric report Q --preset " << (preset.empty() ? "full" : preset)
      << "`.\n\n| question | claim | verdict | effect | interval | preset |\n"
         "|---|---|---|---:|---|---|\n";
   for (const auto& q : bank.questions) {

@@ -1,6 +1,8 @@
 #include "train/optim.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/EmptyTensor.h>
+#include <fmt/core.h>
 
 #include <map>
 #include <optional>
@@ -323,6 +325,16 @@ void Optimizer::clear_state() {
   if (opt_) opt_->state().clear();
 }
 
+std::string archived_tensor_problem(const torch::Tensor& t) {
+  if (!t.defined() || t.numel() == 0) return "";
+  if (!t.has_storage() || t.storage().data() == nullptr) return "its data are missing";
+  const size_t needed = at::detail::computeStorageNbytes(
+      t.sizes(), t.strides(), t.dtype().itemsize(), size_t(t.storage_offset()));
+  if (t.storage().nbytes() < needed)
+    return fmt::format("its data are cut short ({} of {} bytes)", t.storage().nbytes(), needed);
+  return "";
+}
+
 void Optimizer::load(torch::serialize::InputArchive& archive) {
   if (noise_eta_ > 0) {
     torch::Tensor t, rng;
@@ -337,15 +349,20 @@ void Optimizer::load(torch::serialize::InputArchive& archive) {
   steps_ = steps.item<int64_t>();
   if (t_device_.defined()) t_device_.fill_(double(steps_));
   torch::NoGradGuard guard;
+  // (A record emptied or cut short in the file: an error, which the checkpoint's reader takes as
+  // a checkpoint that cannot be restored.)
+  auto read = [&](const std::string& name, torch::Tensor& into) {
+    torch::Tensor t;
+    archive.read(name, t);
+    if (const std::string why = archived_tensor_problem(t); !why.empty())
+      throw std::runtime_error("optimizer state " + name + ": " + why);
+    into.copy_(t);
+  };
   for (size_t g = 0; g < group_state1_.size(); ++g)
     for (size_t k = 0; k < group_state1_[g].size(); ++k) {
-      torch::Tensor t;
-      archive.read("s1_" + std::to_string(g) + "_" + std::to_string(k), t);
-      group_state1_[g][k].copy_(t);
-      if (!group_state2_[g].empty()) {
-        archive.read("s2_" + std::to_string(g) + "_" + std::to_string(k), t);
-        group_state2_[g][k].copy_(t);
-      }
+      read("s1_" + std::to_string(g) + "_" + std::to_string(k), group_state1_[g][k]);
+      if (!group_state2_[g].empty())
+        read("s2_" + std::to_string(g) + "_" + std::to_string(k), group_state2_[g][k]);
     }
 }
 

@@ -13,6 +13,11 @@
 
 namespace empiric {
 
+// "" when a tensor read from a torch archive holds all its data, else why not: a record emptied
+// or cut short in the file reads as a tensor of the right shape over too few bytes (or none),
+// which using would read past (a segmentation fault, not an error).
+std::string archived_tensor_problem(const torch::Tensor& t);
+
 using json = nlohmann::json;
 
 // Refuses optim.lr_mult prefixes that match no parameter of `model` (a typo would otherwise leave

@@ -23,6 +23,7 @@
 #include "fused_optim/fused_optim.h"
 #include "graph/graph.h"
 #include "measures/measures.h"
+#include "train/optim.h"
 #include "train/schedule.h"
 
 namespace empiric {
@@ -585,6 +586,8 @@ std::optional<PopulationCheckpoint> read_checkpoint(const std::string& path,
         for (size_t i = 0; i < count.get<size_t>(); ++i) {
           torch::Tensor x;  // read() into a defined tensor would reuse its storage
           archive.read(name + "." + std::to_string(i), x);
+          if (!archived_tensor_problem(x).empty())  // (a record emptied or cut short)
+            throw std::runtime_error(name + "." + std::to_string(i) + " is not whole");
           c.lists[name].push_back(x);
         }
       return c;

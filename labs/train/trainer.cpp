@@ -159,6 +159,8 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
         if (item.value().sizes() != fresh_model[i++].sizes())
           throw std::runtime_error(item.key() + " has shape " + c10::str(item.value().sizes()) +
                                    " there, " + c10::str(fresh_model[i - 1].sizes()) + " here");
+        else if (const std::string why = archived_tensor_problem(item.value()); !why.empty())
+          throw std::runtime_error(item.key() + ": " + why);
     opt.load(optim_archive);
     order_gen.set_state(rng.cpu());
     dropout_gen.set_state(dropout_rng.cpu());
@@ -245,6 +247,10 @@ std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
   auto entry = [&](const std::string& kind, const std::string& name, const torch::Tensor& like) {
     torch::Tensor t;
     if (!archive.try_read(kind + "." + name, t)) return t;
+    if (const std::string why = archived_tensor_problem(t); !why.empty())
+      throw UserError(source + ": /train/mask_file = \"" + path + "\": " + kind + " of " + name +
+                      ": " + why +
+                      "; expected a whole mask file (rewrite it with the lottery lab)");
     if (t.sizes() != like.sizes())
       throw UserError(source + ": /train/mask_file = \"" + path + "\": " + kind + " of " + name +
                       " has shape " + c10::str(t.sizes()) + ", the model's is " +
@@ -257,6 +263,13 @@ std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
     // which differ from a fresh initialization when lottery.rewind_step > 0.
     const torch::Tensor mask = entry("mask", item.key(), item.value()),
                         init = entry("init", item.key(), item.value());
+    // A mask keeps (1) or prunes (0) a weight; a start is a number.
+    if (mask.defined() && !mask.eq(0).logical_or(mask.eq(1)).all().item<bool>())
+      throw UserError(source + ": /train/mask_file = \"" + path + "\": the mask of " + item.key() +
+                      " holds values other than 0 and 1; expected 0 (pruned) or 1");
+    if (init.defined() && !init.isfinite().all().item<bool>())
+      throw UserError(source + ": /train/mask_file = \"" + path + "\": the start (init) of " +
+                      item.key() + " holds NaN or infinite values; expected finite weights");
     if (init.defined()) item.value().copy_(init);
     if (mask.defined()) ++found;
     masks.push_back(mask.defined() ? mask.to(item.value().options()) : torch::Tensor());
@@ -317,7 +330,11 @@ std::string cuda_graph_blocker(const json& cfg, const torch::Device& device) {
 
 std::string failure_text(const std::exception& e) {
   const std::string what = e.what();
-  return what.substr(0, std::min<size_t>(what.find('\n'), 500));
+  const std::string first = what.substr(0, std::min<size_t>(what.find('\n'), 500));
+  const bool memory = dynamic_cast<const std::bad_alloc*>(&e) ||
+                      first.find("can't allocate memory") != std::string::npos ||
+                      first.find("out of memory") != std::string::npos;
+  return memory ? "out of memory (a size in the config may be too large): " + first : first;
 }
 
 void note_batch_exceeds_data(const json& cfg, int64_t examples, const std::string& source) {

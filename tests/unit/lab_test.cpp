@@ -10,6 +10,7 @@
 #include "data/datasets.h"
 #include "measures/measures.h"
 #include "models/models.h"
+#include "support/damaged_archive.h"
 #include "support/temp_dir.h"
 #include "support/tiny_idx.h"
 #include "train/optim.h"
@@ -1187,6 +1188,31 @@ TEST(Trainer, ACheckpointThatCannotBeRestoredIsRemovedAndTheTrialTrainsFromTheSt
     EXPECT_EQ(out.resumed_from_epoch, 0) << other;
     EXPECT_EQ(out.summary["train_loss"], train_cfg(cfg).summary["train_loss"]) << other;
     EXPECT_FALSE(std::filesystem::exists(path)) << other;
+  }
+  // This trial's own checkpoint with its tensors' data emptied on disk: their shapes read, their
+  // data missing (used, a segmentation fault or an error on every rerun). The same config, then
+  // SGD with momentum and Adam, whose state the fused optimizer reads itself.
+  for (const char* which :
+       {R"({"train": {"epochs": 4}, "optim": {"momentum": 0.9}})",
+        R"({"train": {"epochs": 4}, "optim": {"name": "adam", "lr": 0.01, "momentum": null}})"}) {
+    const json cfg = config(which);
+    const std::string path = dir.file("whole.pt"), emptied = dir.file("emptied.pt");
+    TrainHooks dying;
+    dying.checkpoint_path = path;
+    dying.on_eval = kill_at_epoch_3;
+    EXPECT_THROW(train_cfg(cfg, dying), std::runtime_error);
+    ASSERT_TRUE(std::filesystem::exists(path));
+    for (const std::string record : {"data/0", ""}) {  // the first tensor's data; every one's
+      testing::empty_records(path, emptied, record);
+      TrainHooks hooks;
+      hooks.checkpoint_path = emptied;
+      const auto out = train_cfg(cfg, hooks);
+      EXPECT_EQ(out.status, "finished") << which << " " << record;
+      EXPECT_EQ(out.resumed_from_epoch, 0) << which << " " << record;
+      EXPECT_EQ(out.summary["train_loss"], train_cfg(cfg).summary["train_loss"]) << which;
+      EXPECT_FALSE(std::filesystem::exists(emptied)) << which << " " << record;
+    }
+    std::filesystem::remove(path);
   }
 }
 

@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/errors.h"
 #include "data/datasets.h"
+#include "support/damaged_archive.h"
 #include "support/temp_dir.h"
 #include "train/trainer.h"
 
@@ -463,6 +464,50 @@ TEST(Lottery, ATicketRetrainsFromItsMaskFile) {
     ADD_FAILURE() << "expected a UserError";
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("/train/mask_file"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Lottery, ADamagedMaskFileIsRefusedNamingWhatIsWrong) {
+  testing::TempDir dir;
+  auto trials = trials_of(lottery_doc());
+  run_chain(trials, dir.path());
+  const std::string file = dir.file(lottery_chain_key(trials[0].config)) + "/round_2.pt";
+  json doc = lottery_doc();
+  doc["lab"] = "train";
+  doc.erase("sweep");
+  doc.erase("lottery");
+  auto refused = [&](const std::string& mask_file, const std::string& says) {
+    doc["train"]["mask_file"] = mask_file;
+    try {
+      run_trial(trials_of(doc).at(0).config, torch::kCPU, {}, "t.json");
+      ADD_FAILURE() << "expected a UserError: " << says;
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  };
+  // A tensor's record emptied: its shape is read, its data are not there (a segmentation fault
+  // once the mask was used).
+  testing::empty_records(file, dir.file("emptied.pt"), "data/0");
+  refused(dir.file("emptied.pt"), "its data are");
+  // A mask of 2s, or a start of NaN: read whole, but no mask and no start.
+  torch::serialize::InputArchive good;
+  good.load_from(file);
+  for (const std::string kind : {"mask", "init"}) {
+    torch::serialize::OutputArchive bad;
+    std::string name;
+    for (const auto& key : good.keys()) {
+      torch::Tensor t;
+      good.read(key, t);
+      if (name.empty() && key.rfind(kind + ".", 0) == 0 && t.dim() == 2) {
+        name = key;
+        t = kind == "mask" ? t * 2 : t.fill_(NAN);
+      }
+      bad.write(key, t);
+    }
+    ASSERT_FALSE(name.empty()) << kind;
+    bad.save_to(dir.file(kind + "_bad.pt"));
+    refused(dir.file(kind + "_bad.pt"),
+            kind == "mask" ? "holds values other than 0 and 1" : "holds NaN or infinite values");
   }
 }
 

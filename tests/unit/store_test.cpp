@@ -9,7 +9,10 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <future>
+#include <iterator>
 #include <mutex>
 #include <set>
 #include <string>
@@ -499,6 +502,43 @@ TEST(Environment, TheCommitIsDirtyForChangedCodeNotForAChangedReport) {
   EXPECT_EQ(git_commit(repo.path()), clean);
   repo.write("lab.cpp", "int y;\n");
   EXPECT_EQ(git_commit(repo.path()), clean + "-dirty");
+}
+
+TEST(Environment, AShellQuotedWordReachesTheCommandAsItIsQuotesAndAll) {
+  // A home or file name holding a quote ran as shell code in the report's plot command.
+  testing::TempDir dir;
+  for (const std::string word : {"plain", "it's", "a'; touch pwned; '", "$(touch pwned)", "''"}) {
+    const std::string out = dir.file("out.txt");
+    ASSERT_EQ(std::system(("printf %s " + shell_quoted(word) + " > " + shell_quoted(out)).c_str()),
+              0);
+    std::ifstream in(out);
+    std::string got((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(got, word);
+  }
+  EXPECT_FALSE(std::filesystem::exists("pwned"));
+}
+
+TEST(Store, ADamagedTrialRowIsNamedNotACrash) {
+  testing::TempDir dir;
+  const std::string path = dir.file("s.db");
+  {
+    Store store(path);
+    store.put_trial(make_trial("abc", 3));
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE trials SET summary = 'not json'", nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  Store store(path);
+  try {
+    store.trials(99);
+    ADD_FAILURE() << "expected a UserError";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("trial abc: its summary is not a JSON object (not JSON)"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

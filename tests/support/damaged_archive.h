@@ -1,0 +1,27 @@
+// Damaged torch archives for tests: a file whose tensors' records were emptied on disk.
+#pragma once
+
+#include <caffe2/serialize/inline_container.h>
+
+#include <string>
+
+namespace empiric::testing {
+
+// A copy of the torch archive `from` at `to` with its records named `record` ("data/0", a
+// tensor's data) emptied, or every tensor's data when `record` is empty: what a file damaged on
+// disk or cut short in a copy holds. Its tensors' shapes are still read.
+inline void empty_records(const std::string& from, const std::string& to,
+                          const std::string& record = "") {
+  caffe2::serialize::PyTorchStreamReader reader(from);
+  caffe2::serialize::PyTorchStreamWriter writer(to);
+  for (const auto& name : reader.getAllRecords()) {
+    if (writer.getAllWrittenRecords().count(name) || name == "version" || name == ".data/version")
+      continue;  // (the writer writes those itself)
+    auto [data, size] = reader.getRecord(name);
+    const bool emptied = record.empty() ? name.rfind("data/", 0) == 0 : name == record;
+    writer.writeRecord(name, data.get(), emptied ? 0 : size);
+  }
+  writer.writeEndOfFile();
+}
+
+}  // namespace empiric::testing
