@@ -826,6 +826,34 @@ ResolvedConfig resolve(json doc, const std::string& source, const std::string& p
           fail(source, "/sweep/" + axis, json(json::value_t::discarded),
                "the implicit lab reads only /implicit and /seeds; this axis would do nothing");
   }
+  // The range test runs range.steps steps at a rising LR: from /train it reads only how a step
+  // is taken; how long to train, evaluations, stopping, a schedule and measures would do nothing.
+  if (doc.value("lab", json()) == "lr_range") {
+    static const std::set<std::string> read = {"batch_size", "loss",      "class_weights",
+                                               "order",      "tf32",      "device",
+                                               "checkpoint", "population"};
+    const std::string why =
+        "the lr_range lab runs /range/steps steps at a rising LR and reads from /train only "
+        "batch_size, loss, class_weights, order and tf32 (no schedule, no measures); this ";
+    auto unread = [&](const std::string& key) {  // a dotted key or a section
+      const std::string section = key.substr(0, key.find('.'));
+      if (section == "measure" || section == "schedule") return true;
+      return section == "train" && key != "train" && !read.count(key.substr(6));
+    };
+    for (const auto& [key, value] : doc.items()) {
+      if (key == "train" && value.is_object()) {
+        for (const auto& [k, v] : value.items())
+          if (unread("train." + k)) fail(source, "/train/" + k, v, why + "key would do nothing");
+      } else if (unread(key)) {
+        fail(source, "/" + key, json(json::value_t::discarded), why + "section would do nothing");
+      }
+    }
+    if (doc.contains("sweep") && doc["sweep"].is_object())
+      for (const auto& [axis, values] : doc["sweep"].items())
+        if (unread(axis))
+          fail(source, "/sweep/" + axis, json(json::value_t::discarded),
+               why + "axis would do nothing");
+  }
   ResolvedConfig r;
   r.file = source;
   r.preset = preset;

@@ -366,7 +366,7 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        "",
        "lab.json: /measure/noisy_test_labels = 0.5: with 2 classes the correction needs a rate "
        "below (K - 1) / K = 0.50"},
-      {with(R"({"lab": "lr_range", "range": {}, "train": {"order": "by_class"}})"),
+      {with(R"({"lab": "lr_range", "range": {}, "train": {"order": "by_class", "epochs": null}})"),
        {},
        "",
        "lab.json: /train/order = \"by_class\": the lr_range lab takes each batch from a fresh "
@@ -420,6 +420,22 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        {},
        "",
        "lab.json: /data/feature_scale = 7: expected"},
+      // The range test reads from /train only how a step is taken: no length, no measures.
+      {with(R"({"lab": "lr_range", "range": {}, "train": {"epochs": 5}})"),
+       {},
+       "",
+       "lab.json: /train/epochs = 5: the lr_range lab runs /range/steps steps at a rising LR and "
+       "reads from /train only batch_size, loss, class_weights, order and tf32 (no schedule, no "
+       "measures); this key would do nothing"},
+      {with(R"({"lab": "lr_range", "range": {}, "measure": {"hessian_top": true}})"),
+       {},
+       "",
+       "lab.json: /measure: the lr_range lab runs"},
+      {with(
+           R"({"lab": "lr_range", "range": {}, "train": {"epochs": null}, "sweep": {"schedule.name": ["constant", "cosine"]}})"),
+       {},
+       "",
+       "lab.json: /sweep/schedule.name: the lr_range lab runs"},
       // The implicit lab reads only its own section: a training section, or an axis over one.
       {json::parse(R"({"lab": "implicit", "implicit": {}, "optim": {"lr": 0.5}})"),
        {},
@@ -595,6 +611,9 @@ TEST(Config, ASectionAxisMergesEachPartialSectionOverTheBase) {
 TEST(Config, RangeTestNeedsEndAboveStart) {
   json doc = base();
   doc["lab"] = "lr_range";
+  doc["train"].erase("epochs");  // (the range test takes its own length)
+  doc["presets"].erase("quick");
+  doc["presets"].erase("full");
   doc["range"] = json::parse(R"({"start_lr": 1.0, "end_lr": 0.1})");
   EXPECT_EQ(error_of(doc),
             "lab.json: /range/end_lr = 0.1: expected a number above /range/start_lr (1.0)");
