@@ -88,6 +88,29 @@ double metric_value(const TrialRecord& t, const std::string& name) {
     if (!std::isfinite(loss) || !std::isfinite(chance)) return NAN;
     return loss >= chance ? 1.0 : 0.0;
   }
+  // A top Hessian eigenvalue whose power iteration did not converge (|lambda_min| close to
+  // lambda_max stalls it) is no top eigenvalue: not known, so left out and counted, not averaged.
+  if (name.rfind("hessian_top", 0) == 0) {
+    std::vector<std::string> flags;
+    const bool diagnostic = name.find("_converged") != std::string::npos ||
+                            name.find("_iterations") != std::string::npos ||
+                            name.find("_residual") != std::string::npos ||
+                            name.find("_shift") != std::string::npos;
+    const bool dinh = name.find("_dinh") != std::string::npos;
+    if (name.rfind("hessian_top_init", 0) == 0)
+      flags = {"hessian_top_init_converged"};
+    else if (!diagnostic) {
+      if (!dinh || name.find("_ratio") != std::string::npos)
+        flags.push_back("hessian_top_converged");
+      if (dinh) flags.push_back("hessian_top_converged_dinh");
+    }
+    if (!diagnostic)
+      for (const auto& flag : flags)
+        for (const json* source : {&t.summary, &t.measures})
+          if (source->contains(flag) && (*source)[flag].is_boolean() &&
+              !(*source)[flag].get<bool>())
+            return NAN;
+  }
   for (const json* source : {&t.summary, &t.measures})
     if (source->contains(name)) {
       const json& v = (*source)[name];

@@ -34,9 +34,10 @@
 // object with other keys, or none, is a value to equal: optim.lr_mult's map); a key
 // is a dotted config key or, failing that, a metric. "diverged_as": v enters diverged trials
 // with metric value v (stated in the verdict) instead of leaving them out.
-// Metrics are looked up in a trial's summary, then its measures; "diverged" (1 for a diverged
-// trial, else 0) and "failed" (diverged, or a final training loss no better than chance) are
-// defined for every trial, and "<split>_error" is 1 - "<split>_acc".
+// Metrics are looked up in a trial's summary, then its measures (a top Hessian eigenvalue whose
+// power iteration did not converge, hessian_top_converged false, is missing); "diverged" (1 for a
+// diverged trial, else 0) and "failed" (diverged, or a final training loss no better than chance)
+// are defined for every trial, and "<split>_error" is 1 - "<split>_acc".
 #pragma once
 
 #include <nlohmann/json.hpp>

@@ -1285,5 +1285,25 @@ TEST(Claim, AFlagIsAnOutcomeAndAFinishedRunWithoutATrainingLossIsNotFailed) {
       metric_value(record("finished", json::object(), {{"chance_loss", 2.3}}), "failed")));
 }
 
+TEST(Claim, AnUnconvergedTopHessianEigenvalueIsMissingNotAveraged) {
+  TrialRecord r = record("finished", json::object(), json::object());
+  r.measures = {{"hessian_top", 5.0},
+                {"hessian_top_converged", false},
+                {"hessian_top_dinh", 50.0},
+                {"hessian_top_converged_dinh", true},
+                {"hessian_top_dinh_ratio", 10.0},
+                {"hessian_top_iterations", 500}};
+  r.summary = {{"hessian_top_init", 2.0}, {"hessian_top_init_converged", true}};
+  EXPECT_TRUE(std::isnan(metric_value(r, "hessian_top")));
+  EXPECT_TRUE(std::isnan(metric_value(r, "hessian_top_dinh_ratio")));  // one end unknown
+  EXPECT_EQ(metric_value(r, "hessian_top_dinh"), 50.0);
+  EXPECT_EQ(metric_value(r, "hessian_top_iterations"), 500.0);  // a diagnostic, as recorded
+  EXPECT_EQ(metric_value(r, "hessian_top_init"), 2.0);
+  r.measures["hessian_top_converged"] = true;
+  EXPECT_EQ(metric_value(r, "hessian_top"), 5.0);
+  r.summary["hessian_top_init_converged"] = false;
+  EXPECT_TRUE(std::isnan(metric_value(r, "hessian_top_init")));
+}
+
 }  // namespace
 }  // namespace empiric::claims
