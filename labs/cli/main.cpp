@@ -60,7 +60,8 @@ std::pair<int, int> parse_shard(const std::string& s) {
     const int i = std::stoi(s.substr(0, slash)), n = std::stoi(s.substr(slash + 1));
     if (n >= 1 && i < n) return {i, n};
   }
-  throw empiric::UserError("--shard " + s + ": expected i/n with 0 <= i < n, e.g. 0/4");
+  throw empiric::UserError("--shard " + s +
+                           ": expected i/n with 0 <= i < n <= 999999, e.g. 0/4 (whole numbers)");
 }
 
 // The first word of argv that is neither an option nor its value, when it names no subcommand
