@@ -528,6 +528,14 @@ class Batches {
     rows_.add_(device_offset_);
   }
 
+  // From now on only these of the current members (positions among them, in order) draw
+  // batches: the others have stopped. Their permutations' buffers are drawn anew.
+  void keep(const std::vector<int64_t>& members) {
+    row_offset_ = row_offset_.index_select(0, torch::tensor(members, torch::kInt64));
+    P_ = int64_t(members.size());
+    host_ = rows_ = device_offset_ = torch::Tensor();
+  }
+
   // The rows of x_all at positions [lo, hi) of every member's order, member-major.
   torch::Tensor rows(int64_t lo, int64_t hi) const { return rows_.slice(1, lo, hi).reshape({-1}); }
   // The same rows written into `into` (P * (hi - lo), a captured step's static buffer): one
@@ -1000,17 +1008,34 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   // set): P x 2, float64, on the CPU.
   const int64_t eval_batch = c0["train"]["eval_batch_size"];
   using Split = torch::Tensor Dataset::*;
+  // The members training now (`active`, indices into cfgs) and the net and optimizer they train
+  // in: every member at first; once some have stopped (diverged, or reached stop_train_loss),
+  // on a CPU, only those still training, stacked anew at the next epoch's start (see compact
+  // below), so a stopped member costs nothing from then on. The full stack (`net`, `stacked`,
+  // `opt`) gets their weights and state back before a checkpoint and at the end.
+  std::vector<int64_t> active(static_cast<size_t>(P));
+  for (int64_t p = 0; p < P; ++p) active[size_t(p)] = p;
+  std::vector<int64_t> local_of = active;  // a member's position in `active` (-1: not there)
+  StackedNet* train_net = &net;
+  // Every member's mean loss and accuracy (rows of members not training now: NaN).
   auto evaluate_all = [&](Split x_of, Split y_of) {
     std::vector<torch::Tensor> xs, ys;
-    for (int64_t p = 0; p < P; ++p) {
+    for (int64_t p : active) {
       const Dataset& d = owned[data_of[p]];
       xs.push_back((d.*x_of).flatten(1)), ys.push_back(d.*y_of);
     }
-    return net.evaluate(xs, ys, owned.size() == 1, eval_batch);
+    const auto some = train_net->evaluate(xs, ys, owned.size() == 1, eval_batch);
+    if (int64_t(active.size()) == P) return some;
+    auto all = torch::full({P, 2}, NAN, torch::kFloat64);
+    all.index_copy_(0, torch::tensor(active, torch::kInt64), some);
+    return all;
   };
 
   const std::vector<torch::Tensor> stacked = net.params();
   StackedOptimizer opt(cfgs, stacked, masks, device);
+  StackedOptimizer* train_opt = &opt;
+  std::optional<StackedNet> compact_net;  // the active members' stack, once compacted
+  std::optional<StackedOptimizer> compact_opt;
 
   const json& t0 = c0["train"];
   const int64_t n = d0.x_train.size(0);
@@ -1050,6 +1075,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   batch_sizes[spe - 1] = double(n - (spe - 1) * batch);
   int epoch = 0;
   long long step = 0, samples = 0, opt_steps = 0;
+  long long member_steps = 0;  // steps computed, summed over the members computing them
   double compute_s = 0, eval_s = 0;
   int64_t epoch_steps = 0;
   int64_t since_eval = 0;  // as in train_model
@@ -1137,9 +1163,15 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     PopulationCheckpoint c;
     c.lists = {{"param", stacked}, {"state1", opt.state1()}, {"state2", opt.state2()}};
     for (auto& g : order) c.lists["order"].push_back(g.get_state());
-    c.state = {{"members", member_hashes}, {"epoch", epoch},         {"step", step},
-               {"samples", samples},       {"opt_steps", opt_steps}, {"compute_s", compute_s},
-               {"eval_s", eval_s},         {"member_state", json::array()}};
+    c.state = {{"members", member_hashes},
+               {"epoch", epoch},
+               {"step", step},
+               {"samples", samples},
+               {"opt_steps", opt_steps},
+               {"compute_s", compute_s},
+               {"eval_s", eval_s},
+               {"member_steps", member_steps},
+               {"member_state", json::array()}};
     for (const auto& m : ms) c.state["member_state"].push_back(member_json(m));
     write_checkpoint(checkpoint_path, std::move(c));
   };
@@ -1192,6 +1224,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       opt_steps = state["opt_steps"];
       compute_s = state["compute_s"];
       eval_s = state["eval_s"];
+      member_steps = state.value("member_steps", 0LL);
       for (int64_t p = 0; p < P; ++p) ms[p] = restored[p];  // in place: ms[p] may be referenced
     }
   }
@@ -1208,17 +1241,67 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   // zeroing and adding (every step but the eager ones between a graph's replays, which must keep
   // the gradient tensors the graph captured; see train_model).
   auto losses_of = [&](const torch::Tensor& xb, const torch::Tensor& yb, bool fresh) {
-    for (auto s : stacked)
+    for (auto s : train_net->params())
       if (fresh)
         s.mutable_grad() = torch::Tensor();
       else if (s.mutable_grad().defined())
         s.mutable_grad().zero_();
-    auto out = net.forward(xb);
-    auto losses = torch::cross_entropy_loss(out.flatten(0, 1), yb.flatten(), {}, at::Reduction::None)
-                      .view({P, xb.size(1)})
-                      .mean(1);
+    auto out = train_net->forward(xb);
+    auto losses =
+        torch::cross_entropy_loss(out.flatten(0, 1), yb.flatten(), {}, at::Reduction::None)
+            .view({xb.size(0), xb.size(1)})
+            .mean(1);
     losses.sum().backward();
     return losses;
+  };
+
+  // The active members' weights and optimizer state back into the full stack (for a checkpoint,
+  // another compaction, and the end).
+  auto sync_full = [&] {
+    if (!compact_net) return;
+    torch::NoGradGuard guard;
+    const auto at = torch::tensor(active, torch::kInt64).to(device);
+    const auto from = compact_net->params();
+    for (size_t i = 0; i < stacked.size(); ++i) stacked[i].index_copy_(0, at, from[i]);
+    for (auto [full, part] : {std::pair{&opt.state1(), &compact_opt->state1()},
+                              std::pair{&opt.state2(), &compact_opt->state2()}})
+      for (size_t i = 0; i < full->size(); ++i) (*full)[i].index_copy_(0, at, (*part)[i]);
+  };
+  // On a CPU, where every member's matmuls cost their share (a GPU runs a few more members at
+  // almost no cost, and its captured step is shaped for them all): the members still training
+  // stacked anew, the others left behind with their weights as they stopped.
+  auto compact = [&] {
+    std::vector<int64_t> still, kept;  // members still training; their positions in `active`
+    for (size_t i = 0; i < active.size(); ++i)
+      if (!ms[active[i]].done()) still.push_back(active[i]), kept.push_back(int64_t(i));
+    if (device.is_cuda() || still.empty() || still.size() == active.size()) return;
+    sync_full();
+    active = still;
+    std::fill(local_of.begin(), local_of.end(), -1);
+    std::vector<json> their_cfgs;
+    std::vector<double> bases;
+    for (size_t i = 0; i < active.size(); ++i) {
+      local_of[active[i]] = int64_t(i);
+      their_cfgs.push_back(cfgs[active[i]]);
+      bases.push_back(ms[active[i]].base_lr);
+    }
+    const auto at = torch::tensor(active, torch::kInt64).to(device);
+    compact_net.reset();
+    compact_net.emplace(net.subset(active));
+    std::vector<torch::Tensor> their_masks;
+    for (const auto& m : masks)
+      their_masks.push_back(m.defined() ? m.index_select(0, at).contiguous() : m);
+    compact_opt.reset();
+    compact_opt.emplace(their_cfgs, compact_net->params(), their_masks, device);
+    {
+      torch::NoGradGuard guard;
+      for (auto [full, part] : {std::pair{&opt.state1(), &compact_opt->state1()},
+                                std::pair{&opt.state2(), &compact_opt->state2()}})
+        for (size_t i = 0; i < full->size(); ++i) (*part)[i].copy_((*full)[i].index_select(0, at));
+    }
+    compact_opt->set_bases(bases);
+    train_net = &*compact_net, train_opt = &*compact_opt;
+    batches.keep(kept);
   };
 
   auto every_member_diverged = [&] {
@@ -1231,7 +1314,10 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   bool all_diverged = false;  // (set by the divergence checks; a resumed one is done already)
   while (step < total && !every_member_done()) {  // (all diverged: all done)
     auto t_start = Clock::now();
-    batches.shuffle(order, device);
+    compact();
+    std::vector<at::Generator> their_order;  // (a stopped member draws no more permutations)
+    for (int64_t p : active) their_order.push_back(order[size_t(p)]);
+    batches.shuffle(their_order, device);
     epoch_steps = since_eval = 0;
     const long long epoch_start = step;
     int64_t checked = 0;
@@ -1239,11 +1325,11 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       const int64_t lo = b * batch, hi = std::min(n, (b + 1) * batch);
       // Each member's LR this step (0 once diverged or stopped) and its schedule's factor.
       std::vector<double> lrs, factors;
-      for (int64_t p = 0; p < P; ++p) {
+      for (int64_t p : active) {
         factors.push_back(lr_at(*sched[p], 1.0, step, total, spe));
         lrs.push_back(ms[p].done() ? 0.0 : lr_at(*sched[p], ms[p].base_lr, step, total, spe));
       }
-      const bool alike = opt.schedule(lrs, factors);
+      const bool alike = train_opt->schedule(lrs, factors);
       const bool full = hi - lo == batch;
       // Captured once two steps have run; again, with the members' rows, when members that were
       // captured stepping alike come to step apart (one diverged and was frozen).
@@ -1282,11 +1368,16 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
         auto [xb, yb] = batches.gather(lo, hi);
         auto losses = losses_of(xb, yb, !(graphs && step_graph.captured()));
         torch::NoGradGuard guard;
-        opt.step(!alike, ++opt_steps);
-        step_losses.select(1, b).copy_(losses.detach());
+        train_opt->step(!alike, ++opt_steps);
+        if (compact_net)  // (a member not training has no loss: 0, as it is done)
+          step_losses.select(1, b).zero_().index_copy_(
+              0, torch::tensor(active, torch::kInt64).to(device), losses.detach());
+        else
+          step_losses.select(1, b).copy_(losses.detach());
       }
       ++step;
       samples += hi - lo;
+      member_steps += (long long)active.size();
       epoch_steps = b + 1;
       // Divergence per member, from the losses kept on the device: every 25 steps (one
       // read-back, no sync in between) and at the epoch's end; the first bad step of each member
@@ -1304,7 +1395,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
               ms[p].stopped_step = step, ms[p].stopped_epoch = epoch;
               ms[p].stopped_samples = samples;
               ms[p].stopped_compute_s = (compute_s + seconds_since(t_start)) / double(P);
-              opt.freeze(p);
+              train_opt->freeze(local_of[p]);
             }
           }
         checked = b + 1;
@@ -1348,13 +1439,14 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
         ms[p].reached = true;
         ms[p].stopped_step = step, ms[p].stopped_epoch = epoch, ms[p].stopped_samples = samples;
         ms[p].stopped_compute_s = compute_s / double(P);
-        opt.freeze(p);
+        train_opt->freeze(local_of[p]);
       }
     if (every_member_done()) break;
     if (checkpointing && step < total && seconds_since(last_checkpoint) >= checkpoint_every_s) {
       for (const auto& h : hooks)
         if (h.before_checkpoint) h.before_checkpoint();
       try {
+        sync_full();
         save();
       } catch (const UserError& e) {  // the population is worth more than its checkpoint
         note_once(std::string(e.what()) + ": training goes on without checkpoints");
@@ -1372,6 +1464,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
         ms[p].stopped_epoch = epoch, ms[p].stopped_samples = samples;
         ms[p].stopped_compute_s = compute_s / double(P);
       }
+  sync_full();
   tf32.reset();
 
   std::vector<TrainOutcome> outs(static_cast<size_t>(P));
@@ -1414,6 +1507,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       out.summary["cuda_graph_replays"] = step_graph.replays();
     }
     out.summary["population_compute_s"] = compute_s;
+    // (A stopped member is computed until the epoch it stopped in ends, on a GPU to the end.)
+    out.summary["population_member_steps"] = member_steps;
     if (has_val) {
       out.summary["best_val_loss"] =
           std::isfinite(ms[p].best_val) ? json(ms[p].best_val) : json();

@@ -515,6 +515,11 @@ TEST(Population, MembersStopAtTheTrainingLossTheirSoloRunsStopAt) {
   EXPECT_EQ(outs[2].summary["reached_train_loss"], false);  // LR 0.001: not in 12 epochs
   EXPECT_EQ(outs[2].summary["epochs"], 12);
   EXPECT_EQ(steps.size(), 3u);  // three stopping points: the members did stop apart
+  // Each member is computed for its own steps only: one that stopped (at an epoch's end) is left
+  // out of the stack from the next epoch on, not carried along at LR 0.
+  long long own = 0;
+  for (const auto& out : outs) own += out.summary["steps"].get<long long>();
+  for (const auto& out : outs) EXPECT_EQ(out.summary["population_member_steps"], own);
   // Every member stopped: the population ends there, not at its last epoch.
   cfgs.pop_back();
   auto two = run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(2), "test.json");
@@ -537,6 +542,12 @@ TEST(Population, ADivergedMemberIsRecordedAndTheOthersGoOn) {
     EXPECT_TRUE(std::isnan(norm));
   else
     EXPECT_NEAR(norm, solo_norm, 1e-3 * solo_norm);
+  // It is computed to the end of the epoch it diverged in, no further.
+  const long long own =
+      outs[0].summary["steps"].get<long long>() + outs[1].summary["steps"].get<long long>();
+  EXPECT_GE(outs[0].summary["population_member_steps"].get<long long>(), own);
+  EXPECT_LT(outs[0].summary["population_member_steps"].get<long long>(),
+            own + outs[0].summary["steps_per_epoch"].get<long long>());
   auto solo_ok = run_trial(ok, torch::kCPU, {}, "test.json");
   EXPECT_EQ(outs[0].status, "finished");
   EXPECT_NEAR(outs[0].summary["train_loss"].get<double>(), solo_ok.summary["train_loss"].get<double>(), 1e-4);
