@@ -23,51 +23,73 @@ const BankSection* Bank::section(int number) const {
 Bank load_bank(const std::string& path) {
   json doc = load_json_file(path);
   Bank bank;
-  std::string ptr;
+  std::string ptr;  // the field being read: a type that does not fit is named there
+  // obj[key] at `where`, which must be an object holding it.
+  auto field = [&](const json& obj, const std::string& where, const char* key) -> const json& {
+    if (!obj.is_object())
+      throw ConfigError(path, where.empty() ? "/" : where, obj.dump().substr(0, 60),
+                        "expected an object");
+    ptr = where + "/" + key;
+    if (!obj.contains(key)) throw ConfigError(path, ptr, "", "missing: every entry needs it");
+    return obj[key];
+  };
+  auto list = [&](const json& obj, const std::string& where, const char* key) -> const json& {
+    const json& v = field(obj, where, key);
+    if (!v.is_array()) throw ConfigError(path, ptr, v.dump().substr(0, 60), "expected a list");
+    return v;
+  };
   try {
-    ptr = "/source";
-    bank.source = doc.at("source");
-    const json& sections = doc.at("sections");
+    bank.source = field(doc, "", "source");
+    const json& sections = list(doc, "", "sections");
     for (size_t i = 0; i < sections.size(); ++i) {
-      ptr = "/sections/" + std::to_string(i);
-      bank.sections.push_back(
-          {sections[i].at("number").get<int>(), sections[i].at("title").get<std::string>()});
+      const std::string at = "/sections/" + std::to_string(i);
+      const int number = field(sections[i], at, "number").get<int>();
+      bank.sections.push_back({number, field(sections[i], at, "title").get<std::string>()});
     }
-    const json& questions = doc.at("questions");
+    const json& questions = list(doc, "", "questions");
     std::set<int> seen;
     std::set<std::string> claim_ids;
     for (size_t i = 0; i < questions.size(); ++i) {
-      ptr = "/questions/" + std::to_string(i);
+      const std::string at = "/questions/" + std::to_string(i);
       const json& q = questions[i];
       Question out;
-      out.number = q.at("number").get<int>();
-      out.section = q.at("section").get<int>();
-      out.text = q.at("text").get<std::string>();
-      out.tags = q.at("tags").get<std::vector<std::string>>();
-      out.kind = q.at("kind").get<std::string>();
+      out.number = field(q, at, "number").get<int>();
+      out.section = field(q, at, "section").get<int>();
+      out.text = field(q, at, "text").get<std::string>();
+      out.tags = field(q, at, "tags").get<std::vector<std::string>>();
+      out.kind = field(q, at, "kind").get<std::string>();
+      ptr = at + "/informed_by";
       out.informed_by = q.value("informed_by", std::vector<int>{});
+      ptr = at;
       out.claims = q.value("claims", json::array());
       if (!out.claims.is_array() || !std::all_of(out.claims.begin(), out.claims.end(),
                                                  [](const json& c) { return c.is_object(); }))
-        throw ConfigError(path, ptr + "/claims", out.claims.dump().substr(0, 80),
+        throw ConfigError(path, at + "/claims", out.claims.dump().substr(0, 80),
                           "expected a list of claims (objects with id, statement, config, test)");
       if (out.kind != "empirical" && out.kind != "discussion")
-        throw ConfigError(path, ptr + "/kind", json(out.kind).dump(),
+        throw ConfigError(path, at + "/kind", json(out.kind).dump(),
                           "expected empirical or discussion");
       if (!bank.section(out.section))
-        throw ConfigError(path, ptr + "/section", std::to_string(out.section),
+        throw ConfigError(path, at + "/section", std::to_string(out.section),
                           "expected a section number listed in /sections");
       if (!seen.insert(out.number).second)
-        throw ConfigError(path, ptr + "/number", std::to_string(out.number),
+        throw ConfigError(path, at + "/number", std::to_string(out.number),
                           "expected a number not used before");
       // Verdicts are stored and found by claim id: two claims of one id would share them.
       for (size_t k = 0; k < out.claims.size(); ++k)
         if (out.claims[k].contains("id") && out.claims[k]["id"].is_string() &&
             !claim_ids.insert(out.claims[k]["id"].get<std::string>()).second)
-          throw ConfigError(path, ptr + "/claims/" + std::to_string(k) + "/id",
+          throw ConfigError(path, at + "/claims/" + std::to_string(k) + "/id",
                             out.claims[k]["id"].dump(), "expected an id no other claim has");
       bank.questions.push_back(std::move(out));
     }
+  } catch (const json::type_error& e) {  // a field of another type than it needs
+    std::string what = e.what();
+    auto pos = what.find("type must be ");
+    throw ConfigError(
+        path, ptr, "",
+        "malformed question bank: " +
+            (pos == std::string::npos ? what : "expected a value whose " + what.substr(pos)));
   } catch (const json::exception& e) {
     std::string what = e.what();
     auto pos = what.find("] ");

@@ -72,6 +72,37 @@ TEST(Bank, MalformedBankNamesThePointer) {
   }
 }
 
+TEST(Bank, AMissingFieldOrOneOfAnotherTypeIsNamedWhereItIs) {
+  // Each once read as torch-free library text ("cannot use operator[] with a numeric argument",
+  // "key 'sections' not found") at a pointer that did not exist or was not the field's.
+  testing::TempDir dir;
+  const std::string q =
+      R"({"number": 1, "section": 1, "text": "x", "tags": [], "kind": "empirical"})";
+  const std::string sections = R"("sections": [{"number": 1, "title": "A"}])";
+  for (const auto& [text, says] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"source": {}, )" + sections + R"(, "questions": 5})",
+            "bank.json: /questions = 5: expected a list"},
+           {R"({"source": {}, "questions": []})", "bank.json: /sections: missing"},
+           {R"({"source": {}, )" + sections + R"(, "questions": [{"number": "1", "section": 1,
+              "text": "x", "tags": [], "kind": "empirical"}]})",
+            "bank.json: /questions/0/number: malformed question bank: expected a value whose type "
+            "must be number, but is string"},
+           {R"({"source": {}, )" + sections + R"(, "questions": [)" + q + R"(, null]})",
+            "bank.json: /questions/1 = null: expected an object"},
+           {R"({"source": {}, )" + sections + R"(, "questions": [{"number": 1, "section": 1,
+              "text": "x", "tags": "x", "kind": "empirical"}]})",
+            "bank.json: /questions/0/tags: malformed question bank: expected a value whose type "
+            "must be array"}}) {
+    const std::string path = dir.write("bank.json", text);
+    try {
+      load_bank(path);
+      ADD_FAILURE() << text;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Bank, TwoClaimsOfOneIdAreRefused) {
   // Verdicts are found by claim id: two claims of one id would read each other's.
   testing::TempDir dir;
