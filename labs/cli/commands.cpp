@@ -42,10 +42,23 @@ std::string bank_path(const Context& ctx) {
 std::vector<std::string> claim_config_files(const Context& ctx, const Question& q) {
   std::vector<std::string> configs;
   for (size_t i = 0; i < q.claims.size(); ++i) {
-    claims::check_claim(q.claims[i],
-                        fmt::format("{}: question {} claim {}", bank_path(ctx), q.number, i));
-    for (const auto& cfg : claims::claim_configs(q.claims[i]))
+    const std::string where = fmt::format("{}: question {} claim {}", bank_path(ctx), q.number, i);
+    claims::check_claim(q.claims[i], where);
+    const auto files = claims::claim_configs(q.claims[i]);
+    for (size_t k = 0; k < files.size(); ++k) {
+      // A path inside the checkout, as the bank writes them: read relative to --home.
+      const std::string& cfg = files[k];
+      const std::string ptr = k == 0 ? "/config" : "/test/bounds/config";
+      const std::filesystem::path p(cfg);
+      if (p.is_absolute() || std::find(p.begin(), p.end(), "..") != p.end())
+        throw ConfigError(where, ptr, json(cfg).dump(),
+                          "expected a path inside the checkout, relative to it (configs/...)");
+      if (!std::filesystem::is_regular_file(std::filesystem::path(ctx.home) / p))
+        throw ConfigError(
+            where, ptr, json(cfg).dump(),
+            "no such file under " + ctx.home + "; expected one of its configs/*.json");
       if (std::find(configs.begin(), configs.end(), cfg) == configs.end()) configs.push_back(cfg);
+    }
   }
   return configs;
 }

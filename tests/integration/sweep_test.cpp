@@ -884,6 +884,36 @@ TEST(Cli, AnswerChecksEveryConfigWithItsOverridesBeforeRunningAny) {
               Store(home.file("r.db")).trials().empty());
 }
 
+TEST(Cli, AClaimsConfigOutsideTheCheckoutOrMissingIsNamedInTheBank) {
+  // "/etc/passwd" was read as <home>//etc/passwd, and a missing config said only "cannot open".
+  testing::TempDir home;
+  std::filesystem::create_directories(home.file("questions"));
+  std::filesystem::create_directories(home.file("configs"));
+  home.write("configs/tiny.json", kSweep);
+  for (const auto& [config, says] : std::vector<std::pair<std::string, std::string>>{
+           {"/etc/passwd",
+            "claim 0: /config = \"/etc/passwd\": expected a path inside the checkout"},
+           {"configs/../configs/tiny.json", "expected a path inside the checkout"},
+           {"configs/nope.json", "claim 0: /config = \"configs/nope.json\": no such file under"}}) {
+    home.write("questions/bank.json",
+               R"({"source": {}, "sections": [{"number": 1, "title": "T"}],
+      "questions": [{"number": 1, "section": 1, "text": "?", "tags": [], "kind": "empirical",
+        "claims": [{"id": "q1.a", "statement": "s", "config": ")" +
+                   config + R"(",
+          "test": {"kind": "trend", "x": "optim.lr", "metric": "train_loss", "direction": -1}}]}]})");
+    const std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + home.path() + " --db " +
+                            home.file("r.db") + " answer 1 > " + home.file("out.txt") + " 2> " +
+                            home.file("err.txt");
+    const int status = std::system(cmd.c_str());
+    EXPECT_EQ(WEXITSTATUS(status), 2) << config;
+    const std::string err = slurp(home.file("err.txt"));
+    EXPECT_NE(err.find(home.file("questions/bank.json") + ": question 1 claim 0: /config = "),
+              std::string::npos)
+        << err;
+    EXPECT_NE(err.find(says), std::string::npos) << err;
+  }
+}
+
 TEST(Cli, BenchStoresRecordsWithTheQuestionsTheyServe) {
   const std::string bench = EMPIRIC_BENCH_BINARY;
   if (bench.empty() || !std::filesystem::exists(bench))
