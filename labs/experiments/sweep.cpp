@@ -165,7 +165,15 @@ int run_config(const Context& ctx, const RunOptions& o) {
 
   const std::string requested =
       o.device != "auto" ? o.device : resolved.config["train"]["device"].get<std::string>();
-  const torch::Device device = pick_device(requested);
+  torch::Device device = torch::kCPU;
+  try {
+    device = pick_device(requested);
+  } catch (const UserError& e) {  // said of the key that asked for it, where the config did
+    if (o.device != "auto") throw;
+    const std::string what = e.what();
+    throw ConfigError(o.config, "/train/device", json(requested).dump(),
+                      what.substr(what.find(':') + 2));
+  }
   const int question = resolved.config["question"];
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
   // On a GPU trials run one at a time: several at once (each on its own stream) aborted with

@@ -884,6 +884,20 @@ TEST(Cli, AnswerChecksEveryConfigWithItsOverridesBeforeRunningAny) {
               Store(home.file("r.db")).trials().empty());
 }
 
+TEST(Cli, ACudaDeviceTheMachineLacksIsNamedWhereItWasAsked) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "this machine has a GPU";
+  testing::TempDir dir;
+  const std::string cfg = dir.write("lab.json", kSweep);
+  Result r = empiric(dir, "run " + cfg + " train.device=cuda");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find(cfg + ": /train/device = \"cuda\": torch sees no CUDA GPU"),
+            std::string::npos)
+      << r.err;
+  r = empiric(dir, "run " + cfg + " --device cuda");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--device cuda: "), std::string::npos) << r.err;
+}
+
 TEST(Cli, AClaimsConfigOutsideTheCheckoutOrMissingIsNamedInTheBank) {
   // "/etc/passwd" was read as <home>//etc/passwd, and a missing config said only "cannot open".
   testing::TempDir home;
