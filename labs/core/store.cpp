@@ -1,8 +1,11 @@
 #include "core/store.h"
 
+#include <signal.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -34,6 +37,8 @@ CREATE TABLE IF NOT EXISTS metrics (
 CREATE TABLE IF NOT EXISTS verdicts (
   id INTEGER PRIMARY KEY, question INTEGER NOT NULL, claim TEXT NOT NULL, preset TEXT,
   verdict TEXT NOT NULL, json TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS leases (
+  hash TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL, taken_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS bench_records (
   id INTEGER PRIMARY KEY, name TEXT NOT NULL, questions TEXT NOT NULL, time_s REAL,
   items_per_s REAL, bytes_per_s REAL, counters TEXT NOT NULL, env_id INTEGER, created_at TEXT NOT NULL);
@@ -279,6 +284,61 @@ void Store::end_run(long long run_id, const std::string& status) {
       .bind(1, status)
       .bind(2, run_id)
       .step();
+  txn.commit();
+}
+
+namespace {
+
+std::string this_host() {
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+}  // namespace
+
+std::string Store::take_leases(const std::vector<std::string>& hashes) {
+  const std::string host = this_host();
+  const long long pid = ::getpid();
+  WriteTxn txn(*this, db_);
+  for (const auto& hash : hashes) {
+    Stmt q(db_,
+           "SELECT host, pid, (julianday('now') - julianday(taken_at)) * 24 FROM leases "
+           "WHERE hash = ?",
+           path_);
+    if (!q.bind(1, hash).step()) continue;
+    const std::string holder = q.text(0);
+    const long long holder_pid = q.i64(1);
+    const double hours = q.f64(2);
+    // Held by a process that is still there: on this machine, one that kill(pid, 0) finds; on
+    // another (a store on a shared disk), a lease younger than a day.
+    const bool live =
+        holder == host ? holder_pid != pid && (::kill(pid_t(holder_pid), 0) == 0 || errno == EPERM)
+                       : hours < 24;
+    if (live) return holder + " pid " + std::to_string(holder_pid);  // (the txn rolls back)
+  }
+  for (const auto& hash : hashes)
+    Stmt(db_,
+         std::string("INSERT OR REPLACE INTO leases(hash, host, pid, taken_at) VALUES (?, ?, ?, ") +
+             kNow + ")",
+         path_)
+        .bind(1, hash)
+        .bind(2, host)
+        .bind(3, pid)
+        .step();
+  txn.commit();
+  return "";
+}
+
+void Store::release_leases(const std::vector<std::string>& hashes) {
+  const std::string host = this_host();
+  WriteTxn txn(*this, db_);
+  for (const auto& hash : hashes)
+    Stmt(db_, "DELETE FROM leases WHERE hash = ? AND host = ? AND pid = ?", path_)
+        .bind(1, hash)
+        .bind(2, host)
+        .bind(3, (long long)::getpid())
+        .step();
   txn.commit();
 }
 

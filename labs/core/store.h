@@ -77,6 +77,14 @@ class Store {
   // Whether the trial ran to an outcome (finished or diverged): one that failed with an error
   // (bad data, out of memory) is run again by the next sweep, its record replaced.
   bool has_trial(const std::string& hash);
+  // Leases: a run takes one on each trial it is about to train, so a second run on the same
+  // store (another terminal, a second `answer`) skips them rather than training them again and
+  // clearing their curves under the first. Takes a lease on every hash for this process, unless
+  // another live process (this machine's, that kill(pid, 0) finds; another machine's, younger
+  // than a day) holds one: then takes none and returns the holder ("host pid N"). A killed run's
+  // leases are taken over.
+  std::string take_leases(const std::vector<std::string>& hashes);
+  void release_leases(const std::vector<std::string>& hashes);
   std::optional<TrialRecord> trial(const std::string& hash);
   // All trials, newest first; question 0 means every question, config_file "" every file.
   std::vector<TrialRecord> trials(int question = 0, const std::string& config_file = "");

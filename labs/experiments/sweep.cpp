@@ -294,6 +294,8 @@ int run_config(const Context& ctx, const RunOptions& o) {
   std::set<std::string> recorded_now;                    // trials this run has recorded
   std::atomic<size_t> next{0};
   std::atomic<int> done{0}, started{0};
+  std::atomic<int> elsewhere{0};  // pending trials another empiric is running on this store
+  std::string elsewhere_by;       // which (under store_mu)
   std::exception_ptr user_error;
   const std::string artifact_dir =
       (std::filesystem::path(ctx.db).parent_path() / "artifacts").string();
@@ -418,8 +420,43 @@ int run_config(const Context& ctx, const RunOptions& o) {
     next = units.size();
   };
 
+  // The leases a unit holds on its pending trials, given back when it ends however it ends.
+  struct Leases {
+    Store& store;
+    std::mutex& mu;
+    std::vector<std::string> hashes;
+    ~Leases() {
+      if (hashes.empty()) return;
+      try {
+        std::lock_guard<std::mutex> lock(mu);
+        store.release_leases(hashes);
+      } catch (const std::exception&) {  // (a lease left behind is taken over by the next run)
+      }
+    }
+  };
   auto work = [&]() {
     for (size_t i; (i = next.fetch_add(1)) < units.size();) {
+      // A unit whose pending trials another empiric is running on this store right now (another
+      // terminal's run of the same config) is left to it: trained twice, each run would also
+      // clear the other's curves.
+      std::vector<std::string> hashes;
+      for (const Trial* t : units[i])
+        if (std::count(pending.begin(), pending.end(), t)) hashes.push_back(t->hash);
+      std::string holder;
+      {
+        std::lock_guard<std::mutex> lock(store_mu);
+        holder = store.take_leases(hashes);
+        if (!holder.empty()) elsewhere_by = holder;
+      }
+      if (!holder.empty()) {
+        elsewhere += int(hashes.size());
+        progress.line(
+            fmt::format("  {} trial(s) left to the empiric running them on this store "
+                        "({})",
+                        hashes.size(), holder));
+        continue;
+      }
+      Leases leases{store, store_mu, hashes};
       if (lottery) {
         LotteryCallbacks cb;
         cb.done = [&](const Trial& t) {
@@ -573,8 +610,14 @@ int run_config(const Context& ctx, const RunOptions& o) {
   if (failed == 0 && missing == 0) return 0;
   if (failed == 0) {
     std::fflush(stdout);
-    fmt::print(stderr, "empiric: {}: {} trial(s) not in the store {}; a rerun runs them\n",
-               o.config, missing, ctx.db);
+    if (elsewhere > 0)
+      fmt::print(stderr,
+                 "empiric: {}: {} trial(s) not in the store {}: another empiric ({}) is running "
+                 "them; run again (or report) once it is done\n",
+                 o.config, missing, ctx.db, elsewhere_by);
+    else
+      fmt::print(stderr, "empiric: {}: {} trial(s) not in the store {}; a rerun runs them\n",
+                 o.config, missing, ctx.db);
     return 1;
   }
   // A diverged trial is a result; a failed one is not, so the run did not finish its work.

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -882,6 +883,45 @@ TEST(Cli, AnswerChecksEveryConfigWithItsOverridesBeforeRunningAny) {
       << slurp(home.file("err.txt"));
   EXPECT_TRUE(!std::filesystem::exists(home.file("r.db")) ||
               Store(home.file("r.db")).trials().empty());
+}
+
+TEST(Sweep, TrialsAnotherRunIsTrainingOnTheStoreAreLeftToIt) {
+  // Two runs of one config on one store (a second terminal) trained every trial twice, each
+  // clearing the other's curves. This test's own process stands for the other run, holding the
+  // lease on one trial.
+  testing::TempDir dir;
+  const std::string cfg = dir.write("lab.json", kSweep);
+  const auto trials = expand_trials(resolve_config(cfg, "", {}));
+  ASSERT_EQ(trials.size(), 4u);
+  { Store create(dir.file("r.db")); }
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  const std::string holder = std::string(host) + " pid " + std::to_string(getpid());
+  auto lease = [&](const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir.file("r.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  };
+  lease("INSERT INTO leases VALUES ('" + trials[0].hash + "', '" + host + "', " +
+        std::to_string(getpid()) + ", 'now')");
+  Result r = empiric(dir, "run " + cfg + " train.population=off --no-progress");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("1 trial(s) left to the empiric running them on this store (" + holder),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("another empiric (" + holder + ") is running them"), std::string::npos)
+      << r.err;
+  {
+    Store store(dir.file("r.db"));
+    EXPECT_FALSE(store.has_trial(trials[0].hash));
+    for (size_t i = 1; i < trials.size(); ++i) EXPECT_TRUE(store.has_trial(trials[i].hash)) << i;
+    EXPECT_EQ(store.take_leases({trials[1].hash}), "");  // (given back when they were recorded)
+  }
+  lease("DELETE FROM leases");  // the other run is done (or gone)
+  r = empiric(dir, "run " + cfg + " train.population=off --no-progress");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(Store(dir.file("r.db")).has_trial(trials[0].hash));
 }
 
 TEST(Cli, ACudaDeviceTheMachineLacksIsNamedWhereItWasAsked) {

@@ -541,5 +541,46 @@ TEST(Store, ADamagedTrialRowIsNamedNotACrash) {
   }
 }
 
+// A lease row as another process would have written it.
+void put_lease(const std::string& db_path, const std::string& hash, const std::string& host,
+               long long pid, const char* taken_at = "strftime('%Y-%m-%dT%H:%M:%fZ','now')") {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+  const std::string sql = "INSERT OR REPLACE INTO leases VALUES ('" + hash + "', '" + host + "', " +
+                          std::to_string(pid) + ", " + taken_at + ")";
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+}
+
+TEST(Store, ALeaseHeldByALiveProcessKeepsItsTrialsAndADeadOnesIsTakenOver) {
+  testing::TempDir dir;
+  const std::string path = dir.file("s.db");
+  Store store(path);
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  EXPECT_EQ(store.take_leases({"a", "b"}), "");  // this process's
+  EXPECT_EQ(store.take_leases({"a"}), "");       // its own again: fine
+  // Another live process here (this one's parent) holds "c": none of the set is taken.
+  put_lease(path, "c", host, getppid());
+  EXPECT_EQ(store.take_leases({"d", "c"}), std::string(host) + " pid " + std::to_string(getppid()));
+  EXPECT_EQ(store.take_leases({"d"}), "");  // "d" was not taken with it: free
+  // A process that has exited: its lease is taken over.
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  waitpid(child, nullptr, 0);
+  put_lease(path, "e", host, child);
+  EXPECT_EQ(store.take_leases({"e"}), "");
+  // Another machine's: held for a day, then taken over.
+  put_lease(path, "f", "elsewhere", 1);
+  EXPECT_EQ(store.take_leases({"f"}), "elsewhere pid 1");
+  put_lease(path, "f", "elsewhere", 1, "strftime('%Y-%m-%dT%H:%M:%fZ','now','-2 days')");
+  EXPECT_EQ(store.take_leases({"f"}), "");
+  // Released: only this process's own.
+  store.release_leases({"a", "b", "c"});
+  put_lease(path, "g", host, getppid());
+  EXPECT_NE(store.take_leases({"c", "g"}), "");  // "c" is still the parent's
+  EXPECT_EQ(store.take_leases({"a", "b"}), "");
+}
+
 }  // namespace
 }  // namespace empiric
