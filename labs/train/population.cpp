@@ -67,6 +67,9 @@ struct MemberState {
   // epochs and samples at the check that found it, and its share of the compute time until then.
   long long stopped_step = -1, stopped_epoch = 0, stopped_samples = 0;
   double stopped_compute_s = 0;
+  // The steps computed for it: its share of the population's time is this over every member's
+  // (once stopped members leave the stack, those still training take more of each step).
+  long long computed = 0;
   double base_lr = 0;
   double best_val = INFINITY;
   long long best_val_step = -1;
@@ -90,6 +93,7 @@ json member_json(const MemberState& m) {
   return {{"diverged_step", m.diverged_step},
           {"reached", m.reached},
           {"stopped", {m.stopped_step, m.stopped_epoch, m.stopped_samples, m.stopped_compute_s}},
+          {"computed", m.computed},
           {"best_val", std::isfinite(m.best_val) ? json(m.best_val) : json()},
           {"best_val_step", m.best_val_step},
           {"test_acc_at_best", std::isnan(m.test_acc_at_best) ? json() : json(m.test_acc_at_best)},
@@ -99,6 +103,7 @@ json member_json(const MemberState& m) {
 void member_from(const json& j, MemberState& m) {  // at(): missing fields throw
   m.diverged_step = j.at("diverged_step");
   m.reached = j.value("reached", false);
+  m.computed = j.value("computed", -1LL);  // (-1: an older checkpoint's; set on resuming)
   if (j.contains("stopped")) {
     const json& s = j.at("stopped");
     m.stopped_step = s.at(0), m.stopped_epoch = s.at(1), m.stopped_samples = s.at(2);
@@ -1036,6 +1041,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   StackedOptimizer* train_opt = &opt;
   std::optional<StackedNet> compact_net;  // the active members' stack, once compacted
   std::optional<StackedOptimizer> compact_opt;
+  torch::Tensor active_rows;  // `active` on the device, once compacted
 
   const json& t0 = c0["train"];
   const int64_t n = d0.x_train.size(0);
@@ -1076,6 +1082,11 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   int epoch = 0;
   long long step = 0, samples = 0, opt_steps = 0;
   long long member_steps = 0;  // steps computed, summed over the members computing them
+  // A member's share of `seconds` of the population's time: its computed steps' share of all.
+  auto share_of = [&](int64_t p, double seconds) {
+    return member_steps > 0 ? seconds * double(ms[p].computed) / double(member_steps)
+                            : seconds / double(P);
+  };
   double compute_s = 0, eval_s = 0;
   int64_t epoch_steps = 0;
   int64_t since_eval = 0;  // as in train_model
@@ -1103,9 +1114,9 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     since_eval = epoch_steps;
     eval_s += seconds_since(te);
     // Each member's share of the population's time, as a trial alone records its own.
-    const double compute_share = compute_s / double(P), eval_share = eval_s / double(P);
     for (int64_t p = 0; p < P; ++p) {
       if (ms[p].done()) continue;
+      const double compute_share = share_of(p, compute_s), eval_share = share_of(p, eval_s);
       const double lr = lr_at(*sched[p], ms[p].base_lr, std::max(0LL, step - 1), total, spe);
       Evaluation ev;
       ev.epoch = epoch;
@@ -1224,8 +1235,13 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       opt_steps = state["opt_steps"];
       compute_s = state["compute_s"];
       eval_s = state["eval_s"];
-      member_steps = state.value("member_steps", 0LL);
-      for (int64_t p = 0; p < P; ++p) ms[p] = restored[p];  // in place: ms[p] may be referenced
+      // (A checkpoint of an empiric before stopped members left the stack: every member was
+      // computed at every step.)
+      member_steps = state.value("member_steps", step * P);
+      for (int64_t p = 0; p < P; ++p) {
+        ms[p] = restored[p];  // in place: ms[p] may be referenced
+        if (ms[p].computed < 0) ms[p].computed = step;
+      }
     }
   }
   const long long first_opt_steps = opt_steps;  // captures wait for two eager steps in this run
@@ -1276,6 +1292,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       if (!ms[active[i]].done()) still.push_back(active[i]), kept.push_back(int64_t(i));
     if (device.is_cuda() || still.empty() || still.size() == active.size()) return;
     sync_full();
+    for (auto s : stacked) s.mutable_grad() = torch::Tensor();  // (the full stack trains no more)
     active = still;
     std::fill(local_of.begin(), local_of.end(), -1);
     std::vector<json> their_cfgs;
@@ -1286,6 +1303,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       bases.push_back(ms[active[i]].base_lr);
     }
     const auto at = torch::tensor(active, torch::kInt64).to(device);
+    active_rows = at;
     compact_net.reset();
     compact_net.emplace(net.subset(active));
     std::vector<torch::Tensor> their_masks;
@@ -1370,14 +1388,14 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
         torch::NoGradGuard guard;
         train_opt->step(!alike, ++opt_steps);
         if (compact_net)  // (a member not training has no loss: 0, as it is done)
-          step_losses.select(1, b).zero_().index_copy_(
-              0, torch::tensor(active, torch::kInt64).to(device), losses.detach());
+          step_losses.select(1, b).zero_().index_copy_(0, active_rows, losses.detach());
         else
           step_losses.select(1, b).copy_(losses.detach());
       }
       ++step;
       samples += hi - lo;
       member_steps += (long long)active.size();
+      for (int64_t p : active) ++ms[p].computed;
       epoch_steps = b + 1;
       // Divergence per member, from the losses kept on the device: every 25 steps (one
       // read-back, no sync in between) and at the epoch's end; the first bad step of each member
@@ -1394,7 +1412,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
               ms[p].diverged_step = epoch_start + checked + hits[0][0].item<int64_t>();
               ms[p].stopped_step = step, ms[p].stopped_epoch = epoch;
               ms[p].stopped_samples = samples;
-              ms[p].stopped_compute_s = (compute_s + seconds_since(t_start)) / double(P);
+              ms[p].stopped_compute_s = share_of(p, compute_s + seconds_since(t_start));
               train_opt->freeze(local_of[p]);
             }
           }
@@ -1438,7 +1456,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
         if (ms[p].done() || !train_loss_at_most(ms[p].last_values, stop_train_loss)) continue;
         ms[p].reached = true;
         ms[p].stopped_step = step, ms[p].stopped_epoch = epoch, ms[p].stopped_samples = samples;
-        ms[p].stopped_compute_s = compute_s / double(P);
+        ms[p].stopped_compute_s = share_of(p, compute_s);
         train_opt->freeze(local_of[p]);
       }
     if (every_member_done()) break;
@@ -1462,7 +1480,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       if (!ms[p].done() && loss_not_finite(ms[p].last_values)) {
         ms[p].diverged_step = ms[p].stopped_step = step;
         ms[p].stopped_epoch = epoch, ms[p].stopped_samples = samples;
-        ms[p].stopped_compute_s = compute_s / double(P);
+        ms[p].stopped_compute_s = share_of(p, compute_s);
       }
   sync_full();
   tf32.reset();
@@ -1477,14 +1495,14 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     const Dataset& d = owned[data_of[p]];
     // A diverged or stopped member's run ends where a trial alone would have stopped.
     const bool stopped = ms[p].done();
-    const double share = stopped ? ms[p].stopped_compute_s : compute_s / double(P);
+    const double share = stopped ? ms[p].stopped_compute_s : share_of(p, compute_s);
     const long long member_samples = stopped ? ms[p].stopped_samples : samples;
     for (const auto& [k, v] : ms[p].last_values)
       out.summary[k] = std::isfinite(v) ? json(v) : json();
     if (stop_train_loss > 0)  // as train_model writes it, from the last training loss
       out.summary["reached_train_loss"] = train_loss_at_most(ms[p].last_values, stop_train_loss);
     out.summary["compute_s"] = share;
-    out.summary["eval_s"] = eval_s / double(P);
+    out.summary["eval_s"] = share_of(p, eval_s);
     if (share > 0) out.summary["samples_per_s"] = double(member_samples) / share;
     out.summary["epochs"] = stopped ? ms[p].stopped_epoch : epoch;
     out.summary["steps"] = stopped ? ms[p].stopped_step : step;

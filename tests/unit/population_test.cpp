@@ -526,6 +526,45 @@ TEST(Population, MembersStopAtTheTrainingLossTheirSoloRunsStopAt) {
   EXPECT_LT(std::max(two[0].summary["epochs"].get<int>(), two[1].summary["epochs"].get<int>()), 12);
 }
 
+TEST(Population, AdamMembersOnSchedulesOfTheirOwnStopAtTheLossTheirSoloRunsStopAt) {
+  // Members that leave the stack part way carry Adam's two moments and their own schedules'
+  // rows into the smaller one; those still training must go on as they would alone.
+  const std::string stop = R"("train": {"epochs": 10, "stop_train_loss": 0.6})";
+  const std::string adam =
+      R"("optim": {"name": "adamw", "lr": %s, "momentum": null, "weight_decay": 0.01})";
+  auto member = [&](int seed, const char* lr, const char* schedule) {
+    char opt[200];
+    std::snprintf(opt, sizeof opt, adam.c_str(), lr);
+    return trial(std::string(R"({"seed": )") + std::to_string(seed) + ", " + opt + ", " + stop +
+                 R"(, "schedule": )" + schedule + "}");
+  };
+  std::vector<json> cfgs = {member(0, "0.01", R"({"name": "cosine"})"),
+                            member(1, "0.003", R"({"name": "constant"})"),
+                            member(2, "0.0003", R"({"name": "wsd", "decay_frac": 0.2})")};
+  EXPECT_EQ(population_incompatibility(cfgs[0]), "");
+  expect_members_equal_solo(cfgs);
+  auto outs = run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(3), "test.json");
+  std::set<long long> steps;
+  long long own = 0;
+  for (const auto& out : outs) {
+    steps.insert(out.summary["steps"].get<long long>());
+    own += out.summary["steps"].get<long long>();
+  }
+  EXPECT_GE(steps.size(), 2u);  // they did stop apart
+  EXPECT_EQ(outs[0].summary["population_member_steps"], own);
+  // Each member's time is its own steps' share: the last to stop took the most.
+  size_t longest = 0;
+  for (size_t i = 1; i < outs.size(); ++i)
+    if (outs[i].summary["steps"] > outs[longest].summary["steps"]) longest = i;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (outs[i].summary["steps"] < outs[longest].summary["steps"]) {
+      EXPECT_LT(outs[i].summary["compute_s"].get<double>(),
+                outs[longest].summary["compute_s"].get<double>())
+          << i;
+    }
+  }
+}
+
 TEST(Population, ADivergedMemberIsRecordedAndTheOthersGoOn) {
   json ok = trial(R"({"seed": 0})"), bad = trial(R"({"seed": 1, "optim": {"lr": 1000.0}})");
   std::vector<TrainHooks> hooks(2);
