@@ -84,8 +84,10 @@ double metric_value(const TrialRecord& t, const std::string& name) {
   if (name == "failed") {
     if (t.status != "finished") return 1.0;
     const double loss = metric_value(t, "train_loss"), chance = metric_value(t, "chance_loss");
-    // (A finished trial that recorded no training loss, or no chance level: not known.)
-    if (!std::isfinite(loss) || !std::isfinite(chance)) return NAN;
+    // A regression has no chance level: failed is diverged there. A finished classifier that
+    // recorded no training loss: not known.
+    if (!std::isfinite(chance)) return 0.0;
+    if (!std::isfinite(loss)) return NAN;
     return loss >= chance ? 1.0 : 0.0;
   }
   // A top Hessian eigenvalue whose power iteration did not converge (|lambda_min| close to
@@ -190,6 +192,16 @@ void check_claim(const json& c, const std::string& where) {
         t["resamples"].get<double>() == std::floor(t["resamples"].get<double>())))
     throw ConfigError(where, "/test/resamples", t["resamples"].dump(),
                       "expected a whole number of resamples from 1000 to 1000000");
+  // A trend's or a peak's p-value is at least 1 / (resamples + 1): it must be able to pass the
+  // interval's one side, (1 - level) / 2.
+  if (t.contains("level") || t.contains("resamples")) {
+    const double level = t.value("level", 0.95), resamples = t.value("resamples", 2000.0);
+    if (1.0 / (resamples + 1.0) > (1.0 - level) / 2.0)
+      throw ConfigError(where, "/test/resamples", json(resamples).dump(),
+                        "at level " + json(level).dump() + " expected at least " +
+                            std::to_string(int(std::ceil(2.0 / (1.0 - level) - 1.0))) +
+                            " resamples, so that a p-value can pass (1 - level) / 2");
+  }
   if (t.contains("bounds") &&
       !(t["bounds"].is_object() && t["bounds"].value("config", json()).is_string()))
     throw ConfigError(where, "/test/bounds", t["bounds"].dump(),
@@ -281,12 +293,23 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
       kept.push_back(i);
       continue;
     }
-    for (const auto& [key, want] : t["where"].items())
-      if (trial_value(trials[i], key).is_null()) {
-        ++lacking, lacking_diverged += trials[i].status == "diverged";
-        if (lacked.empty()) lacked = key;
-        break;
+    // Counted when a metric it names (a key without a dot: config keys are dotted) has no value
+    // for the trial and every other condition holds: left out for want of that metric alone,
+    // not for a config value (a linear model has no model.widths) or another condition.
+    std::string missing_metric;
+    bool others_hold = true;
+    for (const auto& [key, want] : t["where"].items()) {
+      if (trial_value(trials[i], key).is_null() && key.find('.') == std::string::npos &&
+          key != "seed") {
+        if (missing_metric.empty()) missing_metric = key;
+      } else if (!matches(trials[i], json{{key, want}})) {
+        others_hold = false;
       }
+    }
+    if (!missing_metric.empty() && others_hold) {
+      ++lacking, lacking_diverged += trials[i].status == "diverged";
+      if (lacked.empty()) lacked = missing_metric;
+    }
   }
   // Counted, not dropped in silence: a metric in "where" that a trial did not record (it
   // diverged, or an estimate did not converge) leaves it out of the claim.

@@ -36,8 +36,9 @@
 // with metric value v (stated in the verdict) instead of leaving them out.
 // Metrics are looked up in a trial's summary, then its measures (a top Hessian eigenvalue whose
 // power iteration did not converge, hessian_top_converged false, is missing); "diverged" (1 for a
-// diverged trial, else 0) and "failed" (diverged, or a final training loss no better than chance)
-// are defined for every trial, and "<split>_error" is 1 - "<split>_acc".
+// diverged trial, else 0) and "failed" (diverged, or a final training loss no better than chance;
+// for a regression, which has no chance level, diverged) are defined for every trial that
+// recorded a training loss, and "<split>_error" is 1 - "<split>_acc".
 #pragma once
 
 #include <nlohmann/json.hpp>

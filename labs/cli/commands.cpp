@@ -39,7 +39,10 @@ std::string bank_path(const Context& ctx) {
 
 // The configs q's claims read (their own and a "within" test's bounds), each once in claim order,
 // after checking every claim; paths as the bank writes them, relative to the checkout.
-std::vector<std::string> claim_config_files(const Context& ctx, const Question& q) {
+// With `problems`, a config path outside the checkout or missing is said there and left out,
+// rather than refused (show lists the question all the same).
+std::vector<std::string> claim_config_files(const Context& ctx, const Question& q,
+                                            std::vector<std::string>* problems = nullptr) {
   std::vector<std::string> configs;
   for (size_t i = 0; i < q.claims.size(); ++i) {
     const std::string where = fmt::format("{}: question {} claim {}", bank_path(ctx), q.number, i);
@@ -50,13 +53,17 @@ std::vector<std::string> claim_config_files(const Context& ctx, const Question& 
       const std::string& cfg = files[k];
       const std::string ptr = k == 0 ? "/config" : "/test/bounds/config";
       const std::filesystem::path p(cfg);
+      std::string problem;
       if (p.is_absolute() || std::find(p.begin(), p.end(), "..") != p.end())
-        throw ConfigError(where, ptr, json(cfg).dump(),
-                          "expected a path inside the checkout, relative to it (configs/...)");
-      if (!std::filesystem::is_regular_file(std::filesystem::path(ctx.home) / p))
-        throw ConfigError(
-            where, ptr, json(cfg).dump(),
-            "no such file under " + ctx.home + "; expected one of its configs/*.json");
+        problem = "expected a path inside the checkout, relative to it (configs/...)";
+      else if (!std::filesystem::is_regular_file(std::filesystem::path(ctx.home) / p))
+        problem = "no such file under " + ctx.home + "; expected one of its configs/*.json";
+      if (!problem.empty()) {
+        const ConfigError e(where, ptr, json(cfg).dump(), problem);
+        if (!problems) throw e;
+        problems->push_back(e.what());
+        continue;
+      }
       if (std::find(configs.begin(), configs.end(), cfg) == configs.end()) configs.push_back(cfg);
     }
   }
@@ -132,7 +139,7 @@ int show_question(const Context& ctx, int number, bool as_json) {
     trials = store.trials(number);
     std::set<std::string> seen;
     for (const auto& t : trials) seen.insert(t.hash);
-    for (const auto& cfg : claim_config_files(ctx, *q)) {
+    for (const auto& cfg : claim_config_files(ctx, *q, &broken)) {
       const std::string path = ctx.home + "/" + cfg;
       // A config that no longer loads hides only its own trials: the question, its claims and
       // verdicts are still shown, with the config's error.

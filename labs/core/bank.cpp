@@ -30,7 +30,10 @@ Bank load_bank(const std::string& path) {
       throw ConfigError(path, where.empty() ? "/" : where, obj.dump().substr(0, 60),
                         "expected an object");
     ptr = where + "/" + key;
-    if (!obj.contains(key)) throw ConfigError(path, ptr, "", "missing: every entry needs it");
+    if (!obj.contains(key))
+      throw ConfigError(
+          path, ptr, "",
+          where.empty() ? "missing; the bank needs it" : "missing; every entry needs it");
     return obj[key];
   };
   auto list = [&](const json& obj, const std::string& where, const char* key) -> const json& {
@@ -53,6 +56,9 @@ Bank load_bank(const std::string& path) {
       const std::string at = "/questions/" + std::to_string(i);
       const json& q = questions[i];
       Question out;
+      for (const char* key : {"number", "section"})  // (get<int> would read 1.7 as 1)
+        if (!field(q, at, key).is_number_integer())
+          throw ConfigError(path, ptr, field(q, at, key).dump(), "expected a whole number");
       out.number = field(q, at, "number").get<int>();
       out.section = field(q, at, "section").get<int>();
       out.text = field(q, at, "text").get<std::string>();
@@ -75,6 +81,13 @@ Bank load_bank(const std::string& path) {
       if (!seen.insert(out.number).second)
         throw ConfigError(path, at + "/number", std::to_string(out.number),
                           "expected a number not used before");
+      // A claim's id names its verdicts: a string (the claims' other fields are checked where
+      // they are used, claims::check_claim).
+      for (size_t k = 0; k < out.claims.size(); ++k)
+        if (!out.claims[k].contains("id") || !out.claims[k]["id"].is_string())
+          throw ConfigError(path, at + "/claims/" + std::to_string(k) + "/id",
+                            out.claims[k].value("id", json()).dump(),
+                            "expected a claim id, a string (q99.a.gen_gap)");
       // Verdicts are stored and found by claim id: two claims of one id would share them.
       for (size_t k = 0; k < out.claims.size(); ++k)
         if (out.claims[k].contains("id") && out.claims[k]["id"].is_string() &&

@@ -829,12 +829,13 @@ ResolvedConfig resolve(json doc, const std::string& source, const std::string& p
   // The range test runs range.steps steps at a rising LR: from /train it reads only how a step
   // is taken; how long to train, evaluations, stopping, a schedule and measures would do nothing.
   if (doc.value("lab", json()) == "lr_range") {
-    static const std::set<std::string> read = {"batch_size", "loss",      "class_weights",
-                                               "order",      "tf32",      "device",
-                                               "checkpoint", "population"};
+    static const std::set<std::string> read = {"batch_size", "loss",       "class_weights",
+                                               "order",      "tf32",       "device",
+                                               "checkpoint", "population", "threads"};
     const std::string why =
         "the lr_range lab runs /range/steps steps at a rising LR and reads from /train only "
-        "batch_size, loss, class_weights, order and tf32 (no schedule, no measures); this ";
+        "batch_size, loss, class_weights, order, tf32 and threads (no schedule, no measures); "
+        "this ";
     auto unread = [&](const std::string& key) {  // a dotted key or a section
       const std::string section = key.substr(0, key.find('.'));
       if (section == "measure" || section == "schedule") return true;
@@ -985,8 +986,8 @@ std::vector<Trial> expand_trials(const ResolvedConfig& resolved) {
     n << count << " trials";
     throw ConfigError(resolved.file, "/sweep", n.str(),
                       "expected at most " + std::to_string(kMaxTrials) +
-                          " trials per config (the sweep's values times the seeds); split the "
-                          "sweep into several configs");
+                          " trials per config (the sweep's values times the seeds, times a "
+                          "lottery's rounds + 1); split the sweep into several configs");
   }
   std::vector<json> combos = {json::object()};
   for (const auto& [key, values] : axes) {

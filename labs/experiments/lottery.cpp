@@ -73,7 +73,7 @@ bool read_set(torch::serialize::InputArchive& a, Net& model, const std::string& 
   for (const auto& [name, like] : state_of(model, prefix != "mask")) {
     torch::Tensor t;
     if (a.try_read(prefix + "." + name, t)) {
-      if (!archived_tensor_problem(t).empty()) return false;  // emptied or cut short: unreadable
+      if (!archived_tensor_problem(t).empty()) return false;  // emptied: unreadable
       out.push_back(t.to(device));
     } else if (all)
       return false;

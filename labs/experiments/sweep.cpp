@@ -168,11 +168,13 @@ int run_config(const Context& ctx, const RunOptions& o) {
   torch::Device device = torch::kCPU;
   try {
     device = pick_device(requested);
-  } catch (const UserError& e) {  // said of the key that asked for it, where the config did
+  } catch (const UserError& e) {  // said of the key that asked for it: an override, or the file
     if (o.device != "auto") throw;
-    const std::string what = e.what();
-    throw ConfigError(o.config, "/train/device", json(requested).dump(),
-                      what.substr(what.find(':') + 2));
+    const std::string what = e.what(), why = what.substr(what.find(':') + 2);
+    std::string from = o.config;
+    for (const auto& ov : o.overrides)
+      if (ov.rfind("train.device=", 0) == 0) from = "override \"" + ov + "\"";
+    throw ConfigError(from, "/train/device", json(requested).dump(), why);
   }
   const int question = resolved.config["question"];
   const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
@@ -726,13 +728,13 @@ std::string peer_recipe_mismatch(const json& c) {
 }  // namespace
 
 int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
-  // The profile's file, opened before the timed runs: one it cannot write fails now, not after.
-  std::ofstream profile_out;
+  // The profile's file, tried before the timed runs (for appending: a profile already there is
+  // kept until the new one is written): one it cannot write fails now, not after.
   if (!o.profile.empty()) {
     if (std::filesystem::is_directory(o.profile))
       throw UserError("--profile " + o.profile + ": a folder; expected a file to write (p.md)");
-    profile_out.open(o.profile);
-    if (!profile_out)
+    std::ofstream probe(o.profile, std::ios::app);
+    if (!probe)
       throw UserError("--profile " + o.profile + ": cannot write it (" + std::strerror(errno) +
                       ")");
   }
@@ -1000,6 +1002,7 @@ int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
     section(fmt::format("a population of {}", o.members), [&](const TrainHooks& h) {
       run_population(one, device, std::vector<TrainHooks>(one.size(), h), path);
     });
+    std::ofstream profile_out(o.profile);
     profile_out << md;
     profile_out.close();
     if (!profile_out)

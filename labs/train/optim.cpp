@@ -336,20 +336,26 @@ std::string archived_tensor_problem(const torch::Tensor& t) {
 }
 
 void Optimizer::load(torch::serialize::InputArchive& archive) {
+  auto whole = [](const char* name, const torch::Tensor& t) {
+    if (const std::string why = archived_tensor_problem(t); !why.empty())
+      throw std::runtime_error(std::string("optimizer ") + name + ": " + why);
+  };
   if (noise_eta_ > 0) {
     torch::Tensor t, rng;
     archive.read("noise_steps", t);
     archive.read("noise_rng", rng);
+    whole("noise_steps", t), whole("noise_rng", rng);
     noise_steps_ = t.item<int64_t>();
     noise_gen_.set_state(rng.cpu());
   }
   if (opt_) return opt_->load(archive);
   torch::Tensor steps;
   archive.read("fused_steps", steps);
+  whole("fused_steps", steps);
   steps_ = steps.item<int64_t>();
   if (t_device_.defined()) t_device_.fill_(double(steps_));
   torch::NoGradGuard guard;
-  // (A record emptied or cut short in the file: an error, which the checkpoint's reader takes as
+  // (A record emptied in the file: an error, which the checkpoint's reader takes as
   // a checkpoint that cannot be restored.)
   auto read = [&](const std::string& name, torch::Tensor& into) {
     torch::Tensor t;

@@ -13,9 +13,11 @@
 
 namespace empiric {
 
-// "" when a tensor read from a torch archive holds all its data, else why not: a record emptied
-// or cut short in the file reads as a tensor of the right shape over too few bytes (or none),
-// which using would read past (a segmentation fault, not an error).
+// "" when a tensor read from a torch archive holds its data, else why not: a record emptied in
+// the file reads as a tensor of the right shape over no data, which using is a segmentation
+// fault, not an error (also a storage smaller than the shape needs). Not caught: a record cut
+// short inside an archive rewritten whole, since torch sizes the storage from the tensor's
+// metadata, not from the record.
 std::string archived_tensor_problem(const torch::Tensor& t);
 
 using json = nlohmann::json;

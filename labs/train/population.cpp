@@ -592,6 +592,7 @@ std::optional<PopulationCheckpoint> read_checkpoint(const std::string& path,
     archive.load_from(path, device);
     torch::Tensor t;
     archive.read("state", t);
+    if (!archived_tensor_problem(t).empty()) throw std::runtime_error("state is not whole");
     PopulationCheckpoint c;
     c.state = json::parse(tensor_text(t));
     if (c.state.value("members", json()) == members && c.state.contains("lists")) {
@@ -599,7 +600,7 @@ std::optional<PopulationCheckpoint> read_checkpoint(const std::string& path,
         for (size_t i = 0; i < count.get<size_t>(); ++i) {
           torch::Tensor x;  // read() into a defined tensor would reuse its storage
           archive.read(name + "." + std::to_string(i), x);
-          if (!archived_tensor_problem(x).empty())  // (a record emptied or cut short)
+          if (!archived_tensor_problem(x).empty())  // (a record emptied)
             throw std::runtime_error(name + "." + std::to_string(i) + " is not whole");
           c.lists[name].push_back(x);
         }

@@ -150,6 +150,12 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
     // A checkpoint taken on a CPU (train.device is not part of the trial's hash) has no device
     // generator to restore: the GPU's starts from its seed.
     if (device.is_cuda()) archive.try_read("device_rng", device_rng);
+    for (const auto& [name, t] : {std::pair<const char*, const torch::Tensor*>{"order_rng", &rng},
+                                  {"dropout_rng", &dropout_rng},
+                                  {"device_rng", &device_rng},
+                                  {"state", &s}})
+      if (const std::string why = archived_tensor_problem(*t); !why.empty())
+        throw std::runtime_error(std::string(name) + ": " + why);
     loaded.from_json(json::parse(tensor_text(s)));
     // Module::load adopts the stored tensors whatever their shapes.
     model->load(model_archive);

@@ -930,7 +930,16 @@ TEST(Cli, ACudaDeviceTheMachineLacksIsNamedWhereItWasAsked) {
   const std::string cfg = dir.write("lab.json", kSweep);
   Result r = empiric(dir, "run " + cfg + " train.device=cuda");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.err.find(cfg + ": /train/device = \"cuda\": torch sees no CUDA GPU"),
+  EXPECT_NE(r.err.find("override \"train.device=cuda\": /train/device = \"cuda\": torch sees no "
+                       "CUDA GPU"),
+            std::string::npos)
+      << r.err;
+  json in_file = json::parse(kSweep);
+  in_file["train"]["device"] = "cuda";
+  const std::string gpu_cfg = dir.write("gpu.json", in_file.dump());
+  r = empiric(dir, "run " + gpu_cfg);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find(gpu_cfg + ": /train/device = \"cuda\": torch sees no CUDA GPU"),
             std::string::npos)
       << r.err;
   r = empiric(dir, "run " + cfg + " --device cuda");
@@ -966,6 +975,15 @@ TEST(Cli, AClaimsConfigOutsideTheCheckoutOrMissingIsNamedInTheBank) {
         << err;
     EXPECT_NE(err.find(says), std::string::npos) << err;
   }
+  // show lists the question all the same, the claim's config among those that did not load.
+  { Store create(home.file("r.db")); }
+  const std::string show = std::string(EMPIRIC_BINARY) + " --home " + home.path() + " --db " +
+                           home.file("r.db") + " show 1 > " + home.file("out.txt") + " 2> " +
+                           home.file("err.txt");
+  const int shown = std::system(show.c_str());
+  EXPECT_EQ(WEXITSTATUS(shown), 0) << slurp(home.file("err.txt"));
+  EXPECT_NE(slurp(home.file("out.txt")).find("configs/nope.json"), std::string::npos)
+      << slurp(home.file("out.txt"));
 }
 
 TEST(Cli, BenchStoresRecordsWithTheQuestionsTheyServe) {

@@ -4,12 +4,22 @@
 #include <caffe2/serialize/inline_container.h>
 
 #include <string>
+#include <vector>
 
 namespace empiric::testing {
 
+// The names of the tensors' data records in the torch archive at `path` ("data/0", ...).
+inline std::vector<std::string> data_records(const std::string& path) {
+  caffe2::serialize::PyTorchStreamReader reader(path);
+  std::vector<std::string> out;
+  for (const auto& name : reader.getAllRecords())
+    if (name.rfind("data/", 0) == 0) out.push_back(name);
+  return out;
+}
+
 // A copy of the torch archive `from` at `to` with its records named `record` ("data/0", a
 // tensor's data) emptied, or every tensor's data when `record` is empty: what a file damaged on
-// disk or cut short in a copy holds. Its tensors' shapes are still read.
+// disk holds. Its tensors' shapes are still read.
 inline void empty_records(const std::string& from, const std::string& to,
                           const std::string& record = "") {
   caffe2::serialize::PyTorchStreamReader reader(from);

@@ -1228,6 +1228,10 @@ TEST(Claim, ALevelOrResamplesOutsideWhatAnIntervalNeedsIsRefused) {
   expect_refused_at(claim, "/test/resamples", 1, "/test/resamples = 1: expected a whole number");
   expect_refused_at(claim, "/test/resamples", -3, "/test/resamples = -3: expected a whole");
   expect_refused_at(claim, "/test/resamples", 2000.5, "/test/resamples = 2000.5: expected a whole");
+  // 1000 resamples cannot give a p-value under (1 - 0.999) / 2 = 0.0005.
+  json strict = claim;
+  strict["test"]["level"] = 0.999;
+  expect_refused_at(strict, "/test/resamples", 1000, "at level 0.999 expected at least 1999");
   // A yes/no outcome goes to a threshold or a compare, whose intervals are exact.
   json trend = claim;
   trend["test"] = {{"kind", "trend"}, {"metric", "diverged"}, {"x", "optim.lr"}};
@@ -1255,6 +1259,23 @@ TEST(Claim, TrialsThatAWhereLeavesOutForWantOfItsMetricAreCounted) {
       << v.reason;
   trials.resize(3);  // none lacks it: nothing to say
   EXPECT_EQ(evaluate(claim, trials).reason.find("left out"), std::string::npos);
+  // Only those another condition would have kept: trials at another LR, or a linear model
+  // without model.widths (a config key, not a metric), are no want of the metric.
+  trials.clear();
+  for (double lr : {0.1, 0.3})
+    for (int s = 0; s < 3; ++s)
+      trials.push_back(record("diverged", {{"optim", {{"lr", lr}}}, {"model", {{"name", "mlp"}}}},
+                              json::object()));
+  for (int s = 0; s < 3; ++s)
+    trials.push_back(record("finished", {{"optim", {{"lr", 0.3}}}, {"model", {{"name", "linear"}}}},
+                            {{"test_acc", 0.8}, {"lr_x_hessian_init", 1.0}}));
+  claim["test"]["where"] = {{"optim.lr", 0.3}, {"lr_x_hessian_init", {{"max", 1.9}}}};
+  EXPECT_NE(evaluate(claim, trials).reason.find("3 trial(s) (3 diverged) left out"),
+            std::string::npos)
+      << evaluate(claim, trials).reason;
+  claim["test"]["where"] = {{"model.widths", 2}};
+  EXPECT_EQ(evaluate(claim, trials).reason.find("left out: no value"), std::string::npos)
+      << evaluate(claim, trials).reason;
 }
 
 TEST(Claim, AFlagIsAnOutcomeAndAFinishedRunWithoutATrainingLossIsNotFailed) {
@@ -1283,6 +1304,9 @@ TEST(Claim, AFlagIsAnOutcomeAndAFinishedRunWithoutATrainingLossIsNotFailed) {
   // A finished run that recorded no training loss: not known to have failed.
   EXPECT_TRUE(std::isnan(
       metric_value(record("finished", json::object(), {{"chance_loss", 2.3}}), "failed")));
+  // A regression has no chance level: a finished run has not failed, a diverged one has.
+  EXPECT_EQ(metric_value(record("finished", json::object(), {{"train_loss", 0.4}}), "failed"), 0.0);
+  EXPECT_EQ(metric_value(record("diverged", json::object(), json::object()), "failed"), 1.0);
 }
 
 TEST(Claim, AnUnconvergedTopHessianEigenvalueIsMissingNotAveraged) {

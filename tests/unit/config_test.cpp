@@ -425,8 +425,8 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        {},
        "",
        "lab.json: /train/epochs = 5: the lr_range lab runs /range/steps steps at a rising LR and "
-       "reads from /train only batch_size, loss, class_weights, order and tf32 (no schedule, no "
-       "measures); this key would do nothing"},
+       "reads from /train only batch_size, loss, class_weights, order, tf32 and threads (no "
+       "schedule, no measures); this key would do nothing"},
       {with(R"({"lab": "lr_range", "range": {}, "measure": {"hessian_top": true}})"),
        {},
        "",

@@ -1202,15 +1202,24 @@ TEST(Trainer, ACheckpointThatCannotBeRestoredIsRemovedAndTheTrialTrainsFromTheSt
     dying.on_eval = kill_at_epoch_3;
     EXPECT_THROW(train_cfg(cfg, dying), std::runtime_error);
     ASSERT_TRUE(std::filesystem::exists(path));
-    for (const std::string record : {"data/0", ""}) {  // the first tensor's data; every one's
+    // Each tensor's data alone (weights, the optimizer's state and step count, the generators,
+    // the loop's state), then every tensor's at once. (A record cut short rather than emptied,
+    // inside an archive rewritten whole, is not caught: torch sizes a storage by the tensor's
+    // metadata, not by its record.)
+    const double fresh = train_cfg(cfg).summary["train_loss"];
+    std::vector<std::string> records = testing::data_records(path);
+    ASSERT_GT(records.size(), 5u);
+    records.push_back("");
+    for (const std::string& record : records) {
       testing::empty_records(path, emptied, record);
       TrainHooks hooks;
       hooks.checkpoint_path = emptied;
       const auto out = train_cfg(cfg, hooks);
-      EXPECT_EQ(out.status, "finished") << which << " " << record;
-      EXPECT_EQ(out.resumed_from_epoch, 0) << which << " " << record;
-      EXPECT_EQ(out.summary["train_loss"], train_cfg(cfg).summary["train_loss"]) << which;
-      EXPECT_FALSE(std::filesystem::exists(emptied)) << which << " " << record;
+      const std::string what = std::string(which) + " " + record;
+      EXPECT_EQ(out.status, "finished") << what;
+      EXPECT_EQ(out.resumed_from_epoch, 0) << what;
+      EXPECT_EQ(out.summary["train_loss"].get<double>(), fresh) << what;
+      EXPECT_FALSE(std::filesystem::exists(emptied)) << what;
     }
     std::filesystem::remove(path);
   }

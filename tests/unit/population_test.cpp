@@ -494,6 +494,32 @@ TEST(Population, AKilledPopulationResumesFromItsCheckpointToTheSameResults) {
   });
 }
 
+TEST(Population, APopulationKilledAfterAMemberLeftTheStackResumesToTheSameResults) {
+  // The checkpoint is of the full stack: the members still training write their weights and
+  // state back into it before it is saved, and the resumed run stacks them anew.
+  testing::TempDir dir;
+  const std::string path = dir.file("population.pt");
+  const std::string stop = R"("train": {"epochs": 12, "stop_train_loss": 0.6})";
+  std::vector<json> cfgs = {trial(R"({"seed": 0, )" + stop + "}"),
+                            trial(R"({"seed": 2, "optim": {"lr": 0.001}, )" + stop + "}")};
+  auto whole = run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(2), "test.json");
+  ASSERT_LT(whole[0].summary["epochs"].get<int>(), 7);  // member 0 left before the kill
+  std::vector<TrainHooks> dying(2);
+  dying[1].on_eval = [](const Evaluation& e) {
+    if (e.epoch == 8) throw std::runtime_error("killed");
+  };
+  EXPECT_THROW(run_population(cfgs, torch::kCPU, dying, "test.json", path, 0), std::runtime_error);
+  ASSERT_TRUE(std::filesystem::exists(path));
+  auto resumed =
+      run_population(cfgs, torch::kCPU, std::vector<TrainHooks>(2), "test.json", path, 0);
+  for (size_t i = 0; i < cfgs.size(); ++i) {
+    EXPECT_EQ(resumed[i].resumed_from_epoch, 7) << i;
+    for (const char* key : {"train_loss", "test_acc", "weight_norm", "steps", "epochs",
+                            "reached_train_loss", "population_member_steps"})
+      EXPECT_EQ(resumed[i].summary[key], whole[i].summary[key]) << i << " " << key;
+  }
+}
+
 TEST(Population, MembersStopAtTheTrainingLossTheirSoloRunsStopAt) {
   // train.stop_train_loss: each member stops at the first epoch end whose training loss is at or
   // below it, frozen there while the others go on; one never gets there in its epochs.
