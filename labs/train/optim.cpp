@@ -348,7 +348,24 @@ void Optimizer::load(torch::serialize::InputArchive& archive) {
     noise_steps_ = t.item<int64_t>();
     noise_gen_.set_state(rng.cpu());
   }
-  if (opt_) return opt_->load(archive);
+  if (opt_) {
+    opt_->load(archive);
+    // torch's optimizers keep their state per parameter: each tensor of it checked as ours are.
+    namespace o = torch::optim;
+    for (const auto& [key, state] : opt_->state()) {
+      std::vector<torch::Tensor> held;
+      if (auto* s = dynamic_cast<o::SGDParamState*>(state.get()))
+        held = {s->momentum_buffer()};
+      else if (auto* s = dynamic_cast<o::AdamParamState*>(state.get()))
+        held = {s->exp_avg(), s->exp_avg_sq(), s->max_exp_avg_sq()};
+      else if (auto* s = dynamic_cast<o::AdamWParamState*>(state.get()))
+        held = {s->exp_avg(), s->exp_avg_sq(), s->max_exp_avg_sq()};
+      else if (auto* s = dynamic_cast<o::RMSpropParamState*>(state.get()))
+        held = {s->square_avg(), s->momentum_buffer(), s->grad_avg()};
+      for (const auto& t : held) whole("state", t);
+    }
+    return;
+  }
   torch::Tensor steps;
   archive.read("fused_steps", steps);
   whole("fused_steps", steps);

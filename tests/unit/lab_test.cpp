@@ -1190,11 +1190,13 @@ TEST(Trainer, ACheckpointThatCannotBeRestoredIsRemovedAndTheTrialTrainsFromTheSt
     EXPECT_FALSE(std::filesystem::exists(path)) << other;
   }
   // This trial's own checkpoint with its tensors' data emptied on disk: their shapes read, their
-  // data missing (used, a segmentation fault or an error on every rerun). The same config, then
-  // SGD with momentum and Adam, whose state the fused optimizer reads itself.
+  // data missing (used, a segmentation fault or an error on every rerun). SGD with momentum and
+  // Adam, whose state the fused optimizer reads itself, and Adam in torch's own (optim.impl).
   for (const char* which :
        {R"({"train": {"epochs": 4}, "optim": {"momentum": 0.9}})",
-        R"({"train": {"epochs": 4}, "optim": {"name": "adam", "lr": 0.01, "momentum": null}})"}) {
+        R"({"train": {"epochs": 4}, "optim": {"name": "adam", "lr": 0.01, "momentum": null}})",
+        R"({"train": {"epochs": 4}, "optim": {"name": "adam", "lr": 0.01, "momentum": null,
+                                               "impl": "torch"}})"}) {
     const json cfg = config(which);
     const std::string path = dir.file("whole.pt"), emptied = dir.file("emptied.pt");
     TrainHooks dying;
