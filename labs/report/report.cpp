@@ -10,6 +10,7 @@
 #include <map>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include "claims/claim.h"
 #include "core/environment.h"
@@ -617,7 +618,7 @@ void write_report_index(const std::string& home, const Bank& bank, Store& store,
   }
   const std::vector<std::string> presets =
       protocol_preset(preset) ? std::vector<std::string>{"", "full"} : std::vector<std::string>{preset};
-  std::ofstream md(dir / "README.md");
+  std::ostringstream md;  // written whole below: a failure midway leaves the index before it
   md << "# Reports\n\nOne folder per question answered by a lab; the latest verdict of each claim "
      << (protocol_preset(preset)
              ? "under the full protocol"
@@ -639,6 +640,16 @@ void write_report_index(const std::string& home, const Bank& bank, Store& store,
                         interval({number(v.details, "lo"), number(v.details, "hi")}),
                         v.preset.empty() ? "–" : v.preset);
   }
+  const fs::path partial = dir / "README.md.partial";
+  {
+    std::ofstream out(partial);
+    out << md.str();
+    out.close();
+    if (!out) throw UserError(partial.string() + ": could not be written (is the disk full?)");
+  }
+  std::error_code renamed;
+  fs::rename(partial, dir / "README.md", renamed);
+  if (renamed) throw UserError((dir / "README.md").string() + ": " + renamed.message());
 }
 
 }  // namespace empiric
