@@ -92,26 +92,21 @@ double metric_value(const TrialRecord& t, const std::string& name) {
   }
   // A top Hessian eigenvalue whose power iteration did not converge (|lambda_min| close to
   // lambda_max stalls it) is no top eigenvalue: not known, so left out and counted, not averaged.
-  if (name.rfind("hessian_top", 0) == 0) {
+  // (Its diagnostics, _converged, _iterations, _residual and _shift, read as recorded.)
+  auto has = [&](const char* part) { return name.find(part) != std::string::npos; };
+  if (name.rfind("hessian_top", 0) == 0 &&
+      !(has("_converged") || has("_iterations") || has("_residual") || has("_shift"))) {
     std::vector<std::string> flags;
-    const bool diagnostic = name.find("_converged") != std::string::npos ||
-                            name.find("_iterations") != std::string::npos ||
-                            name.find("_residual") != std::string::npos ||
-                            name.find("_shift") != std::string::npos;
-    const bool dinh = name.find("_dinh") != std::string::npos;
     if (name.rfind("hessian_top_init", 0) == 0)
       flags = {"hessian_top_init_converged"};
-    else if (!diagnostic) {
-      if (!dinh || name.find("_ratio") != std::string::npos)
-        flags.push_back("hessian_top_converged");
-      if (dinh) flags.push_back("hessian_top_converged_dinh");
+    else {
+      if (!has("_dinh") || has("_ratio")) flags.push_back("hessian_top_converged");
+      if (has("_dinh")) flags.push_back("hessian_top_converged_dinh");
     }
-    if (!diagnostic)
-      for (const auto& flag : flags)
-        for (const json* source : {&t.summary, &t.measures})
-          if (source->contains(flag) && (*source)[flag].is_boolean() &&
-              !(*source)[flag].get<bool>())
-            return NAN;
+    for (const auto& flag : flags)
+      for (const json* source : {&t.summary, &t.measures})
+        if (source->contains(flag) && (*source)[flag].is_boolean() && !(*source)[flag].get<bool>())
+          return NAN;
   }
   for (const json* source : {&t.summary, &t.measures})
     if (source->contains(name)) {
@@ -479,12 +474,11 @@ Verdict evaluate(const json& c, const std::vector<TrialRecord>& given,
   test.best_is_max = t.value("best", std::string("max")) == "max";
   // A 0/1 outcome: diverged, failed, or a flag a trial records as true or false
   // (reached_train_loss).
-  test.outcome = t["metric"] == "diverged" || t["metric"] == "failed" ||
+  const std::string metric = t["metric"];
+  test.outcome = metric == "diverged" || metric == "failed" ||
                  std::any_of(trials.begin(), trials.end(), [&](const TrialRecord& tr) {
                    for (const json* source : {&tr.summary, &tr.measures})
-                     if (source->contains(t["metric"].get<std::string>()) &&
-                         (*source)[t["metric"].get<std::string>()].is_boolean())
-                       return true;
+                     if (source->contains(metric) && (*source)[metric].is_boolean()) return true;
                    return false;
                  });
   test.paired = t.value("paired", false);
@@ -528,7 +522,6 @@ Verdict evaluate(const json& c, const std::vector<TrialRecord>& given,
       v.reason += "; none of the " + std::to_string(trials.size()) +
                   " trials matches the claim's \"where\" " + t["where"].dump();
   }
-  const std::string metric = t["metric"];
   if (!trials.empty() && std::none_of(trials.begin(), trials.end(), [&](const TrialRecord& tr) {
         return std::isfinite(metric_value(tr, metric));
       }))

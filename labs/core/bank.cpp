@@ -57,8 +57,8 @@ Bank load_bank(const std::string& path) {
       const json& q = questions[i];
       Question out;
       for (const char* key : {"number", "section"})  // (get<int> would read 1.7 as 1)
-        if (!field(q, at, key).is_number_integer())
-          throw ConfigError(path, ptr, field(q, at, key).dump(), "expected a whole number");
+        if (const json& v = field(q, at, key); !v.is_number_integer())
+          throw ConfigError(path, ptr, v.dump(), "expected a whole number");
       out.number = field(q, at, "number").get<int>();
       out.section = field(q, at, "section").get<int>();
       out.text = field(q, at, "text").get<std::string>();
@@ -81,17 +81,15 @@ Bank load_bank(const std::string& path) {
       if (!seen.insert(out.number).second)
         throw ConfigError(path, at + "/number", std::to_string(out.number),
                           "expected a number not used before");
-      // A claim's id names its verdicts: a string (the claims' other fields are checked where
-      // they are used, claims::check_claim).
+      // A claim's id names its verdicts: a string, and no other claim's (two claims of one id
+      // would share them). The claims' other fields are checked where they are used
+      // (claims::check_claim).
       for (size_t k = 0; k < out.claims.size(); ++k)
         if (!out.claims[k].contains("id") || !out.claims[k]["id"].is_string())
           throw ConfigError(path, at + "/claims/" + std::to_string(k) + "/id",
                             out.claims[k].value("id", json()).dump(),
                             "expected a claim id, a string (q99.a.gen_gap)");
-      // Verdicts are stored and found by claim id: two claims of one id would share them.
-      for (size_t k = 0; k < out.claims.size(); ++k)
-        if (out.claims[k].contains("id") && out.claims[k]["id"].is_string() &&
-            !claim_ids.insert(out.claims[k]["id"].get<std::string>()).second)
+        else if (!claim_ids.insert(out.claims[k]["id"].get<std::string>()).second)
           throw ConfigError(path, at + "/claims/" + std::to_string(k) + "/id",
                             out.claims[k]["id"].dump(), "expected an id no other claim has");
       bank.questions.push_back(std::move(out));

@@ -1,5 +1,7 @@
 #include "core/config.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -11,6 +13,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "core/errors.h"
@@ -368,6 +371,26 @@ std::string dotted_to_pointer(const std::string& dotted) {
   std::string out = "/";
   for (char c : dotted) out += (c == '.' ? '/' : c);
   return out;
+}
+
+void write_file_whole(const std::string& path, const std::string& bytes) {
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
+                          std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
+  auto fail = [&](const std::string& why) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw UserError(path + ": could not be written (" + why + ")");
+  };
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) fail(std::strerror(errno));
+    out.write(bytes.data(), std::streamsize(bytes.size()));
+    out.close();
+    if (!out) fail(errno ? std::strerror(errno) : "the write failed: is the disk full?");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) fail(ec.message());
 }
 
 json load_json_file(const std::string& path) {

@@ -34,6 +34,12 @@ struct Trial {
 // Parses a JSON file; a missing file or a syntax error is a UserError naming the file (and line).
 json load_json_file(const std::string& path);
 
+// Writes `bytes` to `path` whole or not at all: to a temporary file of this process and thread
+// beside it (two writers never share one), then renamed over `path`, so a kill or a failure
+// midway leaves the file before it. A write that fails (a full disk, a folder that is not
+// writable) removes the temporary file and throws UserError naming `path` and the reason.
+void write_file_whole(const std::string& path, const std::string& bytes);
+
 // Applies `key.path=value` to `config`. The value is parsed as JSON when it parses, else taken
 // as a string. Unknown keys and wrong types are ConfigErrors naming the override.
 void apply_override(json& config, const std::string& assignment);

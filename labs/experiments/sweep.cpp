@@ -441,24 +441,24 @@ int run_config(const Context& ctx, const RunOptions& o) {
       // A unit whose pending trials another empiric is running on this store right now (another
       // terminal's run of the same config) is left to it: trained twice, each run would also
       // clear the other's curves.
-      std::vector<std::string> hashes;
+      std::vector<std::string> leased;
       for (const Trial* t : units[i])
-        if (std::count(pending.begin(), pending.end(), t)) hashes.push_back(t->hash);
+        if (std::count(pending.begin(), pending.end(), t)) leased.push_back(t->hash);
       std::string holder;
       {
         std::lock_guard<std::mutex> lock(store_mu);
-        holder = store.take_leases(hashes);
+        holder = store.take_leases(leased);
         if (!holder.empty()) elsewhere_by = holder;
       }
       if (!holder.empty()) {
-        elsewhere += int(hashes.size());
+        elsewhere += int(leased.size());
         progress.line(
             fmt::format("  {} trial(s) left to the empiric running them on this store "
                         "({})",
-                        hashes.size(), holder));
+                        leased.size(), holder));
         continue;
       }
-      Leases leases{store, store_mu, hashes};
+      Leases leases{store, store_mu, leased};
       if (lottery) {
         LotteryCallbacks cb;
         cb.done = [&](const Trial& t) {

@@ -336,9 +336,11 @@ std::string archived_tensor_problem(const torch::Tensor& t) {
 }
 
 void Optimizer::load(torch::serialize::InputArchive& archive) {
-  auto whole = [](const char* name, const torch::Tensor& t) {
+  // (A record emptied in the file: an error, which the checkpoint's reader takes as a
+  // checkpoint that cannot be restored.)
+  auto whole = [](const std::string& name, const torch::Tensor& t) {
     if (const std::string why = archived_tensor_problem(t); !why.empty())
-      throw std::runtime_error(std::string("optimizer ") + name + ": " + why);
+      throw std::runtime_error("optimizer " + name + ": " + why);
   };
   if (noise_eta_ > 0) {
     torch::Tensor t, rng;
@@ -372,13 +374,10 @@ void Optimizer::load(torch::serialize::InputArchive& archive) {
   steps_ = steps.item<int64_t>();
   if (t_device_.defined()) t_device_.fill_(double(steps_));
   torch::NoGradGuard guard;
-  // (A record emptied in the file: an error, which the checkpoint's reader takes as
-  // a checkpoint that cannot be restored.)
   auto read = [&](const std::string& name, torch::Tensor& into) {
     torch::Tensor t;
     archive.read(name, t);
-    if (const std::string why = archived_tensor_problem(t); !why.empty())
-      throw std::runtime_error("optimizer state " + name + ": " + why);
+    whole("state " + name, t);
     into.copy_(t);
   };
   for (size_t g = 0; g < group_state1_.size(); ++g)

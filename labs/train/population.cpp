@@ -1277,12 +1277,11 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   auto sync_full = [&] {
     if (!compact_net) return;
     torch::NoGradGuard guard;
-    const auto at = torch::tensor(active, torch::kInt64).to(device);
     const auto from = compact_net->params();
-    for (size_t i = 0; i < stacked.size(); ++i) stacked[i].index_copy_(0, at, from[i]);
+    for (size_t i = 0; i < stacked.size(); ++i) stacked[i].index_copy_(0, active_rows, from[i]);
     for (auto [full, part] : {std::pair{&opt.state1(), &compact_opt->state1()},
                               std::pair{&opt.state2(), &compact_opt->state2()}})
-      for (size_t i = 0; i < full->size(); ++i) (*full)[i].index_copy_(0, at, (*part)[i]);
+      for (size_t i = 0; i < full->size(); ++i) (*full)[i].index_copy_(0, active_rows, (*part)[i]);
   };
   // On a CPU, where every member's matmuls cost their share (a GPU runs a few more members at
   // almost no cost, and its captured step is shaped for them all): the members still training
@@ -1303,8 +1302,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       their_cfgs.push_back(cfgs[active[i]]);
       bases.push_back(ms[active[i]].base_lr);
     }
-    const auto at = torch::tensor(active, torch::kInt64).to(device);
-    active_rows = at;
+    active_rows = torch::tensor(active, torch::kInt64).to(device);
+    const auto& at = active_rows;
     compact_net.reset();
     compact_net.emplace(net.subset(active));
     std::vector<torch::Tensor> their_masks;

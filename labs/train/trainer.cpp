@@ -2,20 +2,16 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/core.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
 #include <sstream>
-#include <thread>
 
+#include "core/config.h"
 #include "core/errors.h"
 #include "device/device_info.h"
 #include "experiments/implicit.h"
@@ -212,26 +208,9 @@ void save_masks(const std::string& path, Net& model, const std::vector<torch::Te
 }
 
 void save_archive_to(torch::serialize::OutputArchive& archive, const std::string& path) {
-  std::ostringstream bytes;
+  std::ostringstream bytes;  // (torch's file writer throws from its destructor on a failed write)
   archive.save_to(bytes);
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
-                          std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
-  auto fail = [&](const std::string& why) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    throw UserError(path + ": could not be written (" + why + ")");
-  };
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) fail(std::strerror(errno));
-    const std::string data = bytes.str();
-    out.write(data.data(), std::streamsize(data.size()));
-    out.close();
-    if (!out) fail(errno ? std::strerror(errno) : "the write failed: is the disk full?");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) fail(ec.message());
+  write_file_whole(path, bytes.str());
 }
 
 std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,

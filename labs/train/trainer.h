@@ -102,15 +102,12 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
 // has it (the lottery lab's rounds do). load_masks sets the model's parameters to their init and
 // returns the masks in parameter order (undefined where none); errors name `source`.
 void save_masks(const std::string& path, Net& model, const std::vector<torch::Tensor>& masks);
-
-// Writes `archive` to `path` whole or not at all: serialized in memory first (torch's file writer
-// throws from its destructor when a write fails, which ends the process), then written to a
-// temporary file of this process and thread (two runs on one store never share one) and renamed
-// over `path`. A write that fails (a full disk, a folder that is not writable) removes the
-// temporary file and throws UserError naming the path and the reason.
-void save_archive_to(torch::serialize::OutputArchive& archive, const std::string& path);
 std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
                                       const std::string& source);
+
+// Writes `archive` to `path` whole or not at all (write_file_whole), serialized in memory first:
+// torch's file writer throws from its destructor when a write fails, which ends the process.
+void save_archive_to(torch::serialize::OutputArchive& archive, const std::string& path);
 // Kept fraction of the masked parameters' elements.
 double remaining_fraction(const std::vector<torch::Tensor>& masks);
 
