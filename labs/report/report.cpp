@@ -150,7 +150,7 @@ void write_curves(std::ostream& md, const fs::path& dir, const std::vector<Claim
   auto one = [&](const std::string& cfg, const std::vector<TrialRecord>& trials) {
     if (trials.empty() || !done.insert(cfg).second) return;
     const std::string base = "curves_" + slug(fs::path(cfg).stem().string());
-    std::ofstream csv(dir / (base + ".csv"));
+    std::ostringstream csv;
     csv << "trial,seed,status,label,step,name,value\n";
     json meta = {{"config", cfg}, {"lab", trials[0].config.value("lab", "train")},
                  {"ranges", json::array()}};
@@ -188,13 +188,14 @@ void write_curves(std::ostream& md, const fs::path& dir, const std::vector<Claim
                                   {"hi", t.summary["range_hi"]},
                                   {"steepest", t.summary["lr_steepest"]}});
     }
-    std::ofstream(dir / (base + ".json")) << meta.dump(2) << "\n";
+    write_file_whole((dir / (base + ".csv")).string(), csv.str());
+    write_file_whole((dir / (base + ".json")).string(), meta.dump(2) + "\n");
     if (!header) md << "\n## Curves\n\n";
     header = true;
     if (meta["lab"] == "lottery") {
       // One row per round and control: the paper's plots are drawn from these.
       const std::string lot = "lottery_" + slug(fs::path(cfg).stem().string());
-      std::ofstream rows(dir / (lot + ".csv"));
+      std::ostringstream rows;
       rows << "trial,seed,status,control,round,weights_remaining,test_acc,test_acc_at_best_val,"
               "best_val_step\n";
       for (const auto& t : trials)
@@ -205,6 +206,7 @@ void write_curves(std::ostream& md, const fs::path& dir, const std::vector<Claim
              << claims::metric_value(t, "test_acc") << ","
              << claims::metric_value(t, "test_acc_at_best_val") << ","
              << claims::metric_value(t, "best_val_step") << "\n";
+      write_file_whole((dir / (lot + ".csv")).string(), rows.str());
       md << "### Test accuracy and early-stopping iteration against the weights left\n\n![" << lot
          << "](" << lot << ".png)\n\nThe numbers: [" << lot << ".csv](" << lot << ".csv).\n\n";
     }
@@ -223,8 +225,8 @@ void write_curves(std::ostream& md, const fs::path& dir, const std::vector<Claim
                            {measure, t.measures[measure]}});
       if (items.empty()) return;
       const std::string name = prefix + "_" + slug(fs::path(cfg).stem().string());
-      std::ofstream(dir / (name + ".json"))
-          << json({{"config", cfg}, {"items", items}}).dump() << "\n";
+      write_file_whole((dir / (name + ".json")).string(),
+                       json({{"config", cfg}, {"items", items}}).dump() + "\n");
       md << text << "\n\n![" << name << "](" << name << ".png)\n\nThe numbers: [" << name
          << ".json](" << name << ".json).\n\n";
     };
@@ -389,7 +391,7 @@ std::string write_report(const std::string& home, const Question& q, const std::
     const std::string id = o.claim["id"], base = "claim_" + slug(id);
     const json& test = o.claim["test"];
     // The numbers behind the plot: one row per trial.
-    std::ofstream csv(dir / (base + ".csv"));
+    std::ostringstream csv;
     csv << "trial,seed,status,x,group,y\n";
     const std::string metric = test["metric"];
     const auto set = claims::observations_for(o.claim, o.trials);
@@ -474,7 +476,8 @@ std::string write_report(const std::string& home, const Question& q, const std::
       meta["bounds_lo"] = los;
       meta["bounds_hi"] = his;
     }
-    std::ofstream(dir / (base + ".json")) << meta.dump(2) << "\n";
+    write_file_whole((dir / (base + ".csv")).string(), csv.str());
+    write_file_whole((dir / (base + ".json")).string(), meta.dump(2) + "\n");
     md << "\n### " << id << "\n\n" << o.claim["statement"].get<std::string>() << "\n\n";
     md << "**" << o.verdict.verdict << "**: " << o.verdict.reason << ".";
     if (set.notes.contains("peak_x"))
@@ -586,8 +589,8 @@ std::string write_report(const std::string& home, const Question& q, const std::
     plots_ok = false;
   }
   if (!plots_ok)
-    std::ofstream(dir / "README.md", std::ios::app)
-        << "\n*Some or all plots were not drawn: " << why << ".*\n";
+    write_file_whole((dir / "README.md").string(),
+                     md.str() + "\n*Some or all plots were not drawn: " + why + ".*\n");
   return (dir / "README.md").string();
 }
 

@@ -114,6 +114,11 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
     EXPECT_NE(with.find("| 2048 | 0.4638 | "), std::string::npos)
         << with;  // (0.6952 + 0.6962 + 0) / 3
     EXPECT_NE(with.find("at the claim's `diverged_as` value (0)"), std::string::npos) << with;
+    // No python given: the report is whole and says, once, at its end, why it has no plots.
+    const std::string note = "\n*Some or all plots were not drawn: no python with matplotlib";
+    EXPECT_EQ(with.rfind(note), with.find(note)) << with;
+    EXPECT_NE(with.find(note), std::string::npos) << with;
+    EXPECT_EQ(with.substr(with.size() - 3), ".*\n") << with;
     entered.claim["test"]["diverged_as"] = 0.1;  // three alike: a spread of 0, not 1.7e-17
     for (auto& t : entered.trials)
       if (t.config["train"]["batch_size"] == 2048 && t.status == "finished") t.status = "diverged";
