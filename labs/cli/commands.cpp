@@ -385,10 +385,29 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
   }
 
   // Answered with overrides, the verdicts and the report are not the protocol's: they are stored
-  // and written under a tag of their own (results/reports/<tag>/), never over reports/.
-  const std::string tag = opts.overrides.empty()
-                              ? opts.preset
-                              : (opts.preset.empty() ? "as-written" : opts.preset) + "+overrides";
+  // and written under a tag of their own (results/reports/<tag>/), never over reports/. Nor are
+  // they without --preset where a config's full preset is not the config as written (Q39's
+  // full protocol has 10 seeds, its file 5): its report went over the committed one.
+  bool written_is_full = true;
+  if (opts.preset.empty())
+    for (const auto& cfg : configs) {
+      const std::string path = ctx.home + "/" + cfg;
+      const json doc = load_json_file(path);
+      if (!doc.contains("presets") || !doc["presets"].contains("full")) continue;
+      std::vector<std::string> written, full;
+      for (const auto& t : expand_trials(resolve_config(path, "", {}))) written.push_back(t.hash);
+      for (const auto& t : expand_trials(resolve_config(path, "full", {}))) full.push_back(t.hash);
+      written_is_full = written_is_full && written == full;
+    }
+  const std::string tag = !opts.overrides.empty()
+                              ? (opts.preset.empty() ? "as-written" : opts.preset) + "+overrides"
+                          : written_is_full ? opts.preset
+                                            : std::string("as-written");
+  if (opts.overrides.empty() && !written_is_full)
+    fmt::print(
+        "Without --preset full, some of Q{}'s configs are not the protocol: verdicts and "
+        "report under \"as-written\"\n\n",
+        number);
   if (!opts.overrides.empty()) {
     std::string given;
     for (const auto& o : opts.overrides) given += (given.empty() ? "" : " ") + o;

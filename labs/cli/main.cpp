@@ -182,7 +182,8 @@ int main(int argc, char** argv) {
       ->transform(kQuestionNumber);
   answer->add_option("--preset", run_opts.preset,
                      "preset to merge (quick: minutes on a CPU; full); without one, the config as "
-                     "written, which for most labs is the full protocol");
+                     "written, which for most labs is the full protocol (where it is not, the "
+                     "report goes to results/reports/as-written/)");
   answer->add_option("--device", run_opts.device, "auto, cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   answer
@@ -194,8 +195,10 @@ int main(int argc, char** argv) {
   answer->add_option("overrides", run_opts.overrides,
                      "key.path=value overrides, applied to every config behind the question");
   auto* report = app.add_subcommand(
-      "report", "evaluate a question's claims on the store and write its report (reports/qNNN/; a quick "
-      "preset's in results/reports/quick/qNNN/)");
+      "report",
+      "evaluate a question's claims on the store and write its report (reports/qNNN/ for "
+      "the full protocol; results/reports/TAG/qNNN/ for a quick preset, overrides, or configs as "
+      "written that are not their full preset)");
   report->add_option("question", answer_q, "question number")
       ->required()
       ->transform(kQuestionNumber);

@@ -197,9 +197,14 @@ int run_config(const Context& ctx, const RunOptions& o) {
   }
 
   std::vector<const Trial*> pending;
+  // The run that recorded each pending trial, as this run found it (0: none, or failed): one
+  // that differs when its unit's turn comes was recorded meanwhile by another run (below).
+  std::map<std::string, long long> found_by;
   for (const auto& t : mine) {
     if (store.has_trial(t.hash) && !o.force) continue;
     pending.push_back(&t);
+    const auto rec = o.force ? store.trial(t.hash) : std::nullopt;
+    found_by[t.hash] = rec && rec->status != "failed" ? rec->run_id : 0;
   }
   {  // A data file or lr_mult that only some swept values name fails now, not midway.
     std::vector<json> cfgs;
@@ -459,6 +464,28 @@ int run_config(const Context& ctx, const RunOptions& o) {
         continue;
       }
       Leases leases{store, store_mu, leased};
+      if (!lottery) {
+        // Pending when this run began, but recorded since by another run on this store (which
+        // held their leases until it had): trained again here, they would be recorded twice and
+        // lose the curve the other stored. (A lottery chain asks the store before each round.)
+        std::vector<const Trial*> left;
+        {
+          std::lock_guard<std::mutex> lock(store_mu);
+          for (const Trial* t : units[i]) {
+            const auto rec = store.trial(t->hash);
+            const bool meanwhile = rec && rec->status != "failed" &&
+                                   rec->run_id != found_by.at(t->hash) && rec->run_id != run_id;
+            if (!meanwhile) left.push_back(t);
+          }
+        }
+        if (left.size() < units[i].size())
+          progress.line(
+              fmt::format("  {} trial(s) recorded meanwhile by another empiric on this "
+                          "store: not trained again",
+                          units[i].size() - left.size()));
+        if (left.empty()) continue;
+        units[i] = left;
+      }
       if (lottery) {
         LotteryCallbacks cb;
         cb.done = [&](const Trial& t) {
