@@ -341,7 +341,8 @@ std::vector<Section> build() {
            integer("hessian_samples", 1000, 1, {},
                    "training examples the Hessian, sharpness and surface measures are taken on"),
            num("hessian_tol", 1e-3, kTiny, 1.0,
-               "stop when the estimate changes by less (relative)"),
+               "stop when the estimate changes by less (relative) and its residual is within "
+               "sqrt(tol) of it"),
            integer("hessian_max_iter", 100, 1, {}, "most power iterations"),
            boolean("noise_scale", false,
                    "gradient noise scale B_simple = tr(Sigma)/|G|^2 from two batch sizes"),

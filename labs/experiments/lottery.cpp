@@ -96,8 +96,8 @@ bool load_archive(const fs::path& path, Net& model, const torch::Device& device,
   if (!fs::exists(path)) return false;
   torch::serialize::InputArchive a;
   try {
-    a.load_from(path.string());
-  } catch (const c10::Error&) {
+    load_archive_from(a, path.string());
+  } catch (const std::exception&) {  // (unreadable, or damaged since written: made again)
     return false;
   }
   for (const auto& [prefix, values] : sets)

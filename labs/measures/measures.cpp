@@ -257,8 +257,16 @@ EigenEstimate top_hessian_eigenvalue(Net& model, const torch::Tensor& x, const t
   const bool was_training = model->is_training();
   model
       ->eval();  // dropout off, batch norm with running statistics: the Hessian of a fixed function
-  auto params = trainable(model);
-  auto loss = loss_on(model, x, y, loss_fn);
+  const EigenEstimate est = top_hessian_eigenvalue(
+      trainable(model), [&] { return loss_on(model, x, y, loss_fn); }, max_iterations, tol, seed);
+  model->train(was_training);
+  return est;
+}
+
+EigenEstimate top_hessian_eigenvalue(const std::vector<torch::Tensor>& params,
+                                     const LossFn& loss_of, int max_iterations, double tol,
+                                     uint64_t seed) {
+  auto loss = loss_of();
   auto grads =
       torch::autograd::grad({loss}, params, {}, /*retain_graph=*/true, /*create_graph=*/true);
 
@@ -291,9 +299,15 @@ EigenEstimate top_hessian_eigenvalue(Net& model, const torch::Tensor& x, const t
       est.residual = std::sqrt(dot(r, r));
       if (!std::isfinite(est.value) || norm == 0) break;
       for (size_t i = 0; i < v.size(); ++i) v[i] = hv[i].detach() / norm;
-      // Relative to the eigenvalue of H itself (est.value + shift), not to the shifted one.
+      // Relative to the eigenvalue of H itself (est.value + shift), not to the shifted one. A
+      // value that changes little is not enough: an iterate mixing the top eigenvector with a
+      // negative one of nearly its magnitude (1 and -0.999) turns so slowly that its value
+      // stalls anywhere between them (0.62 for a top of 1). It must be near an eigenvector too:
+      // a residual within sqrt(tol) of the value, as an eigenvalue within tol goes with an
+      // eigenvector within about sqrt(tol).
       if (std::isfinite(previous) &&
-          std::abs(est.value - previous) <= tol * std::abs(est.value + shift)) {
+          std::abs(est.value - previous) <= tol * std::abs(est.value + shift) &&
+          est.residual <= std::sqrt(tol) * std::abs(est.value + shift)) {
         est.converged = true;
         break;
       }
@@ -315,7 +329,6 @@ EigenEstimate top_hessian_eigenvalue(Net& model, const torch::Tensor& x, const t
     est.converged = est.converged && first.converged;
     est.shift = first.value;
   }
-  model->train(was_training);
   return est;
 }
 

@@ -45,15 +45,23 @@ struct EigenEstimate {
   double shift = 0;  // the negative eigenvalue of larger magnitude than the top, when there was one
   // |H v - value v| at the last iterate (|v| = 1): some eigenvalue of H (not always the top)
   // lies within it of the value, and it is near 0 only once v is an eigenvector. The iteration
-  // stops when the value changes little, which with close top eigenvalues can be percents below
-  // the top (tol 1e-2, eigenvalues 1, 0.9, 0.85: 4 % in the median of 20 starts); a residual
-  // that is not small says the stop came early.
+  // stops when the value changes by at most tol (relative) and the residual is at most
+  // sqrt(tol) of the value; with close top eigenvalues that can still be percents below the top
+  // (tol 1e-2, eigenvalues 1, 0.9, 0.85: 4 % in the median of 20 starts).
   double residual = NAN;
 };
 
+// The loss at the parameters' current values, with its autograd graph.
+using LossFn = std::function<torch::Tensor()>;
+
+// The top eigenvalue of the Hessian of `loss` in `params` by power iteration on Hessian-vector
+// products from a random start (seeded), shifted by a negative eigenvalue of larger magnitude
+// when the first iteration finds one. The model's own: in eval mode (dropout off).
 EigenEstimate top_hessian_eigenvalue(Net& model, const torch::Tensor& x, const torch::Tensor& y,
                                      const Loss& loss, int max_iterations, double tol,
                                      uint64_t seed);
+EigenEstimate top_hessian_eigenvalue(const std::vector<torch::Tensor>& params, const LossFn& loss,
+                                     int max_iterations, double tol, uint64_t seed);
 
 struct NoiseScale {
   double b_simple = 0, gradient_sq = 0, trace_sigma = 0;
@@ -72,9 +80,6 @@ NoiseScale noise_scale_from(double small_sq, double big_sq, int64_t small_batch,
 // The measures b_simple, gradient_sq and trace_sigma, into out (b_simple null where |G|^2 or
 // tr(Sigma) came out <= 0, non-finite values null).
 void put_noise_scale(const NoiseScale& ns, json& out);
-
-// The loss at the parameters' current values, with its autograd graph.
-using LossFn = std::function<torch::Tensor()>;
 
 struct TraceEstimate {
   double value = 0, std_error = 0;

@@ -398,7 +398,8 @@ std::vector<json> stacked_measures(StackedNet& net, const std::vector<const Data
           }
           active[p] = 1.0;
           if (std::isfinite(previous[p]) &&
-              std::abs(value[p] - previous[p]) <= tol * std::abs(value[p] + shift[p]))
+              std::abs(value[p] - previous[p]) <= tol * std::abs(value[p] + shift[p]) &&
+              est[p].residual <= std::sqrt(tol) * std::abs(value[p] + shift[p]))
             est[p].converged = true, done[p] = true;
           if (it >= budget[p]) done[p] = true;
           previous[p] = value[p];
@@ -589,7 +590,7 @@ std::optional<PopulationCheckpoint> read_checkpoint(const std::string& path,
   if (path.empty() || !std::filesystem::exists(path)) return std::nullopt;
   try {
     torch::serialize::InputArchive archive;
-    archive.load_from(path, device);
+    load_archive_from(archive, path, device);
     torch::Tensor t;
     archive.read("state", t);
     if (!archived_tensor_problem(t).empty()) throw std::runtime_error("state is not whole");
@@ -606,6 +607,8 @@ std::optional<PopulationCheckpoint> read_checkpoint(const std::string& path,
         }
       return c;
     }
+  } catch (const DamagedArchive& e) {
+    note_once(std::string(e.what()) + ": removed; the population trains from the start");
   } catch (const std::exception&) {
   }
   std::filesystem::remove(path);

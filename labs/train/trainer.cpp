@@ -2,14 +2,19 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/core.h>
+#include <zlib.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 #include "core/config.h"
 #include "core/errors.h"
@@ -137,7 +142,7 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
   try {
     torch::Tensor rng, dropout_rng, device_rng, s;
     torch::serialize::InputArchive archive, model_archive, optim_archive;
-    archive.load_from(path, device);
+    load_archive_from(archive, path, device);
     archive.read("model", model_archive);
     archive.read("optimizer", optim_archive);
     archive.read("order_rng", rng);
@@ -207,10 +212,52 @@ void save_masks(const std::string& path, Net& model, const std::vector<torch::Te
   save_archive_to(archive, path);
 }
 
+namespace {
+
+// Every archive empiric writes ends in "\nempiric-crc32 XXXXXXXX\n", the CRC-32 of the bytes
+// before it: torch's reader checks none (its zip reader is built without CRC checks), so a
+// flipped byte inside a tensor's record loaded as a wrong weight and a resumed trial trained on
+// from it.
+constexpr std::string_view kSumTag = "\nempiric-crc32 ";
+constexpr size_t kTrailer = kSumTag.size() + 9;
+
+std::string crc32_hex(std::string_view bytes) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (size_t at = 0; at < bytes.size();) {  // (zlib takes uInt lengths)
+    const size_t n = std::min<size_t>(bytes.size() - at, 1u << 30);
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + at), uInt(n));
+    at += n;
+  }
+  return fmt::format("{:08x}", crc);
+}
+
+}  // namespace
+
 void save_archive_to(torch::serialize::OutputArchive& archive, const std::string& path) {
-  std::ostringstream bytes;  // (torch's file writer throws from its destructor on a failed write)
-  archive.save_to(bytes);
-  write_file_whole(path, bytes.str());
+  std::ostringstream out;  // (torch's file writer throws from its destructor on a failed write)
+  archive.save_to(out);
+  std::string bytes = out.str();
+  bytes += std::string(kSumTag) + crc32_hex(bytes) + "\n";
+  write_file_whole(path, bytes);
+}
+
+void load_archive_from(torch::serialize::InputArchive& archive, const std::string& path,
+                       std::optional<torch::Device> device) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot be read (" + std::strerror(errno) + ")");
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.eof() && in.fail()) throw std::runtime_error(path + ": cannot be read");
+  const std::string_view all(bytes);
+  // (One written before the checksums has none: torch's own checks are all it gets.)
+  if (all.size() >= kTrailer && all.substr(all.size() - kTrailer, kSumTag.size()) == kSumTag) {
+    const std::string_view stored = all.substr(all.size() - 9, 8);
+    if (crc32_hex(all.substr(0, all.size() - kTrailer)) != stored)
+      throw DamagedArchive(path + ": damaged since it was written (its CRC-32 does not match " +
+                           "the one it was written with)");
+    bytes.resize(bytes.size() - kTrailer);
+  }
+  std::istringstream is(std::move(bytes));
+  archive.load_from(is, device);
 }
 
 std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
@@ -221,8 +268,12 @@ std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
                     "(results/artifacts/.../round_N.pt)");
   torch::serialize::InputArchive archive;
   try {
-    archive.load_from(path);
-  } catch (const c10::Error&) {
+    load_archive_from(archive, path);
+  } catch (const DamagedArchive& e) {
+    throw UserError(source + ": /train/mask_file = \"" + path +
+                    "\": " + std::string(e.what()).substr(path.size() + 2) +
+                    "; expected a whole mask file (rewrite it with the lottery lab)");
+  } catch (const std::exception&) {
     throw UserError(source + ": /train/mask_file = \"" + path +
                     "\": not a mask file (a torch archive with mask.<parameter> entries)");
   }

@@ -9,6 +9,8 @@
 #include <functional>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -107,7 +109,16 @@ std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
 
 // Writes `archive` to `path` whole or not at all (write_file_whole), serialized in memory first:
 // torch's file writer throws from its destructor when a write fails, which ends the process.
+// The file ends in a CRC-32 of the archive, which load_archive_from checks.
 void save_archive_to(torch::serialize::OutputArchive& archive, const std::string& path);
+// An archive whose bytes are not those it was written with (its CRC-32 differs).
+struct DamagedArchive : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+// Loads an archive save_archive_to wrote (or one without a checksum, written before them):
+// DamagedArchive when its checksum does not match, torch's errors when torch cannot read it.
+void load_archive_from(torch::serialize::InputArchive& archive, const std::string& path,
+                       std::optional<torch::Device> device = std::nullopt);
 // Kept fraction of the masked parameters' elements.
 double remaining_fraction(const std::vector<torch::Tensor>& masks);
 

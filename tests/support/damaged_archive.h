@@ -1,8 +1,11 @@
-// Damaged torch archives for tests: a file whose tensors' records were emptied on disk.
+// Damaged torch archives for tests: a file whose tensors' records were emptied on disk, or one
+// of whose bytes was flipped.
 #pragma once
 
 #include <caffe2/serialize/inline_container.h>
 
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -32,6 +35,22 @@ inline void empty_records(const std::string& from, const std::string& to,
     writer.writeRecord(name, data.get(), emptied ? 0 : size);
   }
   writer.writeEndOfFile();
+}
+
+// A copy of the archive `from` at `to` with one byte in the middle of its largest tensor's data
+// flipped, nothing else changed: a whole archive whose tensors read as finite, wrong values.
+inline void flip_a_data_byte(const std::string& from, const std::string& to) {
+  caffe2::serialize::PyTorchStreamReader reader(from);
+  std::string largest;
+  size_t largest_size = 0;
+  for (const auto& name : data_records(from))
+    if (const size_t n = reader.getRecordSize(name); n > largest_size)
+      largest = name, largest_size = n;
+  const size_t at = reader.getRecordOffset(largest) + largest_size / 2;
+  std::ifstream in(from, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  bytes.at(at) ^= 0x10;  // (a float's exponent or mantissa bit: finite still)
+  std::ofstream(to, std::ios::binary | std::ios::trunc) << bytes;
 }
 
 }  // namespace empiric::testing

@@ -1206,8 +1206,8 @@ TEST(Trainer, ACheckpointThatCannotBeRestoredIsRemovedAndTheTrialTrainsFromTheSt
     ASSERT_TRUE(std::filesystem::exists(path));
     // Each tensor's data alone (weights, the optimizer's state and step count, the generators,
     // the loop's state), then every tensor's at once. (A record cut short rather than emptied,
-    // inside an archive rewritten whole, is not caught: torch sizes a storage by the tensor's
-    // metadata, not by its record.)
+    // inside an archive rewritten whole by other software, is not caught: torch sizes a storage
+    // by the tensor's metadata, not by its record.)
     const double fresh = train_cfg(cfg).summary["train_loss"];
     std::vector<std::string> records = testing::data_records(path);
     ASSERT_GT(records.size(), 5u);
@@ -1222,6 +1222,21 @@ TEST(Trainer, ACheckpointThatCannotBeRestoredIsRemovedAndTheTrialTrainsFromTheSt
       EXPECT_EQ(out.resumed_from_epoch, 0) << what;
       EXPECT_EQ(out.summary["train_loss"].get<double>(), fresh) << what;
       EXPECT_FALSE(std::filesystem::exists(emptied)) << what;
+    }
+    {  // One byte of a tensor's data flipped on disk: every record whole, the values finite and
+       // wrong. The trial resumed from it and stored another result; the checkpoint's CRC-32
+       // says it is damaged, and the trial trains from the start.
+      const std::string flipped = dir.file("flipped.pt");
+      testing::flip_a_data_byte(path, flipped);
+      TrainHooks hooks;
+      hooks.checkpoint_path = flipped;
+      const auto out = train_cfg(cfg, hooks);
+      EXPECT_EQ(out.resumed_from_epoch, 0) << which;
+      EXPECT_EQ(out.summary["train_loss"].get<double>(), fresh) << which;
+      EXPECT_FALSE(std::filesystem::exists(flipped)) << which;
+      TrainHooks whole;  // (the checkpoint as written resumes)
+      whole.checkpoint_path = path;
+      EXPECT_EQ(train_cfg(cfg, whole).resumed_from_epoch, 2) << which;
     }
     std::filesystem::remove(path);
   }

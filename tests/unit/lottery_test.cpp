@@ -489,6 +489,11 @@ TEST(Lottery, ADamagedMaskFileIsRefusedNamingWhatIsWrong) {
   // once the mask was used).
   testing::empty_records(file, dir.file("emptied.pt"), "data/0");
   refused(dir.file("emptied.pt"), "its data are");
+  // A byte flipped: every record whole, a weight or mask value wrong. Its CRC-32 says so.
+  testing::flip_a_data_byte(file, dir.file("flipped.pt"));
+  refused(dir.file("flipped.pt"),
+          "\": damaged since it was written (its CRC-32 does not match the one it was written "
+          "with); expected a whole mask file");
   // A mask of 2s, or a start of NaN: read whole, but no mask and no start.
   torch::serialize::InputArchive good;
   good.load_from(file);
