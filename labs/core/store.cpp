@@ -9,7 +9,9 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <set>
+#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -295,6 +297,23 @@ std::string this_host() {
   return host;
 }
 
+// Seconds since process `pid` of this machine started (Linux's /proc), NaN where unknown.
+double process_age_s(long long pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat"), uptime("/proc/uptime");
+  std::string line;
+  double up = NAN;
+  if (!std::getline(stat, line) || !(uptime >> up)) return NAN;
+  // Fields after the command's closing parenthesis (a command may hold spaces and parentheses):
+  // the 3rd onwards; the 22nd is the start, in clock ticks after boot.
+  std::istringstream fields(line.substr(line.rfind(')') + 1));
+  std::string field;
+  for (int k = 3; k < 22 && fields >> field; ++k) {
+  }
+  double ticks = NAN;
+  if (!(fields >> ticks)) return NAN;
+  return up - ticks / double(::sysconf(_SC_CLK_TCK));
+}
+
 }  // namespace
 
 std::string Store::take_leases(const std::vector<std::string>& hashes) {
@@ -310,11 +329,15 @@ std::string Store::take_leases(const std::vector<std::string>& hashes) {
     const std::string holder = q.text(0);
     const long long holder_pid = q.i64(1);
     const double hours = q.f64(2);
-    // Held by a process that is still there: on this machine, one that kill(pid, 0) finds; on
-    // another (a store on a shared disk), a lease younger than a day.
+    // Held by a process that is still there: on this machine, one that kill(pid, 0) finds and
+    // that began before the lease was taken (a killed run's pid taken since by another process
+    // held its leases for good); on another (a store on a shared disk), a lease younger than a
+    // day.
     const bool live =
-        holder == host ? holder_pid != pid && (::kill(pid_t(holder_pid), 0) == 0 || errno == EPERM)
-                       : hours < 24;
+        holder == host
+            ? holder_pid != pid && (::kill(pid_t(holder_pid), 0) == 0 || errno == EPERM) &&
+                  !(process_age_s(holder_pid) < hours * 3600 - 2)  // (2 s: the clocks' grain)
+            : hours < 24;
     if (live) return holder + " pid " + std::to_string(holder_pid);  // (the txn rolls back)
   }
   for (const auto& hash : hashes)

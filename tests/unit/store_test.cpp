@@ -570,6 +570,20 @@ TEST(Store, ALeaseHeldByALiveProcessKeepsItsTrialsAndADeadOnesIsTakenOver) {
   waitpid(child, nullptr, 0);
   put_lease(path, "e", host, child);
   EXPECT_EQ(store.take_leases({"e"}), "");
+  // A live process that began after the lease was taken (a killed run's pid, taken since by
+  // another process): not the holder, and the lease is taken over (it was held for good). Taken
+  // after that process began, the same lease is its.
+  const pid_t later = fork();
+  if (later == 0) {
+    pause();
+    _exit(0);
+  }
+  put_lease(path, "h", host, later, "strftime('%Y-%m-%dT%H:%M:%fZ','now','-1 hour')");
+  EXPECT_EQ(store.take_leases({"h"}), "");
+  put_lease(path, "h", host, later);  // (taken now)
+  EXPECT_EQ(store.take_leases({"h"}), std::string(host) + " pid " + std::to_string(later));
+  kill(later, SIGKILL);
+  waitpid(later, nullptr, 0);
   // Another machine's: held for a day, then taken over.
   put_lease(path, "f", "elsewhere", 1);
   EXPECT_EQ(store.take_leases({"f"}), "elsewhere pid 1");
