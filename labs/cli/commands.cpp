@@ -349,6 +349,11 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
                     q->kind, with.empty() ? "none" : with));
   }
   const std::vector<std::string> configs = claim_config_files(ctx, *q);
+  // Every config with the preset and overrides first: one refused after the others had run
+  // would have cost their runs for nothing, and a report from an empty store said only that it
+  // was empty.
+  for (const auto& cfg : configs)
+    expand_trials(resolve_config(ctx.home + "/" + cfg, opts.preset, opts.overrides));
   // A report of no trials would be every claim inconclusive for want of runs.
   if (!run) {
     bool any = false;
@@ -359,19 +364,15 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
                  resolve_config(ctx.home + "/" + configs[i], opts.preset, opts.overrides)))
           if ((any = store.trial(t.hash).has_value())) break;
     }
+    std::string again = opts.preset.empty() ? "" : " --preset " + opts.preset;
+    for (const auto& o : opts.overrides) again += " " + shell_quoted(o);
     if (!any)
       throw UserError(fmt::format(
-          "{}: no trial of question {}'s configs{} is there; allowed: a store holding them (run "
+          "{}: no trial of question {}'s configs{}{} is there; allowed: a store holding them (run "
           "them with `empiric answer {}{}`, or name another with --db)",
-          ctx.db, number, opts.preset.empty() ? "" : " (preset " + opts.preset + ")", number,
-          opts.preset.empty() ? "" : " --preset " + opts.preset));
+          ctx.db, number, opts.preset.empty() ? "" : " (preset " + opts.preset + ")",
+          opts.overrides.empty() ? "" : " with these overrides", number, again));
   }
-
-  // Every config with the preset and overrides first: one refused after the others had run
-  // would have cost their runs for nothing.
-  if (run)
-    for (const auto& cfg : configs)
-      expand_trials(resolve_config(ctx.home + "/" + cfg, opts.preset, opts.overrides));
 
   fmt::print("Q{}: {}\n\n", q->number, q->text);
   int status = 0;  // 1 when a run left failed trials: the verdicts below lack them
@@ -527,25 +528,32 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
   if (gpu.count > 0) env["gpu"] = gpu.name;
   Store store(ctx.db);
   const long long env_id = store.put_environment(env);
-  const std::regex question("Q(\\d+)");
+  const std::regex question("Q(\\d{1,6})(?!\\d)");  // (Q99999999999 names no question)
+  // A field of the report that is not a number (a benchmark's "NaN" string) reads as `or`.
+  auto number = [](const json& b, const char* key, double or_) {
+    return b.contains(key) && b[key].is_number() ? b[key].get<double>() : or_;
+  };
   int stored = 0;
   fmt::print("{:<56} {:>12} {:>10} {:>12}  {}\n", "benchmark", "time", "GB/s", "items/s",
              "questions");
   for (const auto& b : doc["benchmarks"]) {
-    if (b.contains("error_occurred") && b["error_occurred"].get<bool>()) continue;
-    if (b.value("run_type", "") == "aggregate" && b.value("aggregate_name", "") != "median")
-      continue;
+    if (!b.is_object()) continue;
+    auto text = [&](const char* key, const std::string& or_) {
+      return b.contains(key) && b[key].is_string() ? b[key].get<std::string>() : or_;
+    };
+    if (b.contains("error_occurred") && b["error_occurred"] == true) continue;
+    if (text("run_type", "") == "aggregate" && text("aggregate_name", "") != "median") continue;
     BenchRecord r;
-    r.name = b.value("run_name", b.value("name", ""));
-    std::string label = b.value("label", "");
+    r.name = text("run_name", text("name", ""));
+    const std::string label = text("label", "");
     for (std::sregex_iterator it(label.begin(), label.end(), question), end; it != end; ++it)
       r.questions.push_back(std::stoi((*it)[1]));
-    const std::string unit = b.value("time_unit", "ns");
+    const std::string unit = text("time_unit", "ns");
     const double scale = unit == "ns" ? 1e-9 : unit == "us" ? 1e-6 : unit == "ms" ? 1e-3 : 1.0;
-    r.time_s = b.value("real_time", 0.0) * scale;
-    r.items_per_s = b.value("items_per_second", 0.0);
-    r.bytes_per_s = b.value("bytes_per_second", 0.0);
-    r.counters = {{"iterations", b.value("iterations", 0)}, {"repetitions", repetitions}};
+    r.time_s = number(b, "real_time", NAN) * scale;
+    r.items_per_s = number(b, "items_per_second", 0.0);
+    r.bytes_per_s = number(b, "bytes_per_second", 0.0);
+    r.counters = {{"iterations", number(b, "iterations", 0)}, {"repetitions", repetitions}};
     for (const char* unit : {"params", "examples"})
       if (b.contains(unit)) r.counters[unit] = b[unit];
     r.env_id = env_id;

@@ -4,7 +4,9 @@
 
 #include <CLI/CLI.hpp>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <iostream>
 #include <new>
@@ -143,7 +145,7 @@ int main(int argc, char** argv) {
                   "units of work (trials, populations, lottery chains) at once, sharing the CPU's "
                   "cores (a GPU runs one at a time)")
       ->check(CLI::Range(1, 64));
-  run->add_option("--shard", shard, "run only shard i of n of the trials (i/n)");
+  run->add_option("--shard", shard, "run only shard i of n of the trials (i/n, i from 0 to n-1)");
   run->add_flag("--no-progress", no_progress, "plain lines instead of a progress bar");
 
   std::string bench_filter = ".", bench_binary;
@@ -235,60 +237,74 @@ int main(int argc, char** argv) {
   }
   if (ctx.db.empty()) ctx.db = ctx.home + "/results/empiric.db";
 
-  try {
-    if (*list) return cli::list_questions(ctx, section, kind, as_json);
-    if (*show) return cli::show_question(ctx, question, as_json);
-    if (*config)
-      return cli::show_config(ctx, run_opts.config, run_opts.preset, run_opts.overrides,
-                              list_trials);
-    if (*keys) return cli::print_keys(markdown);
-    if (*merge) return cli::merge_results(ctx, merge_files);
-    if (*answer || *run)
-      for (int sig : {SIGINT, SIGTERM}) {
-        struct sigaction old {};
-        sigaction(sig, nullptr, &old);
-        if (old.sa_handler == SIG_IGN) continue;  // (started with it ignored: left so)
-        struct sigaction act {};
-        act.sa_handler = on_interrupt;
-        sigemptyset(&act.sa_mask);
-        act.sa_flags = SA_RESETHAND;  // the handler runs once, then the default ends the process
-        sigaction(sig, &act, nullptr);
+  const int status = [&]() -> int {
+    try {
+      if (*list) return cli::list_questions(ctx, section, kind, as_json);
+      if (*show) return cli::show_question(ctx, question, as_json);
+      if (*config)
+        return cli::show_config(ctx, run_opts.config, run_opts.preset, run_opts.overrides,
+                                list_trials);
+      if (*keys) return cli::print_keys(markdown);
+      if (*merge) return cli::merge_results(ctx, merge_files);
+      if (*answer || *run)
+        for (int sig : {SIGINT, SIGTERM}) {
+          struct sigaction old {};
+          sigaction(sig, nullptr, &old);
+          if (old.sa_handler == SIG_IGN) continue;  // (started with it ignored: left so)
+          struct sigaction act {};
+          act.sa_handler = on_interrupt;
+          sigemptyset(&act.sa_mask);
+          act.sa_flags = SA_RESETHAND;  // the handler runs once, then the default ends the process
+          sigaction(sig, &act, nullptr);
+        }
+      if (*answer || *report) {
+        run_opts.progress = !no_progress && isatty(STDERR_FILENO) && !std::getenv("CI");
+        return cli::answer_question(ctx, answer_q, run_opts, bool(*answer));
       }
-    if (*answer || *report) {
-      run_opts.progress = !no_progress && isatty(STDERR_FILENO) && !std::getenv("CI");
-      return cli::answer_question(ctx, answer_q, run_opts, bool(*answer));
-    }
-    if (*bench && bench_suite == "training") {
-      tb.peers = !no_peers;
-      return cli::run_training_bench(ctx, tb);
-    }
-    if (*bench) return cli::run_benchmarks(ctx, bench_filter, bench_reps, bench_binary);
-    if (*results) return cli::print_results(ctx, question, format);
-    if (*run) {
-      std::tie(run_opts.shard_index, run_opts.shard_count) = parse_shard(shard);
-      run_opts.progress = !no_progress && isatty(STDERR_FILENO) && !std::getenv("CI");
-      return cli::run_config(ctx, run_opts);
-    }
-  } catch (const UserError& e) {
-    std::cerr << "empiric: " << e.what() << "\n";
-    return 2;
-  } catch (const std::exception& e) {
-    // torch's messages carry a stack trace after their first line: shown only when asked for.
-    const std::string what = e.what();
-    const std::string first = what.substr(0, what.find('\n'));
-    const bool full = std::getenv("EMPIRIC_BACKTRACE") != nullptr;
-    if (dynamic_cast<const std::bad_alloc*>(&e) ||
-        first.find("can't allocate memory") != std::string::npos ||
-        first.find("out of memory") != std::string::npos) {
-      std::cerr << "empiric: out of memory: " << (full ? what : first)
-                << "\n(a size in the config or on the command line may be too large for this "
-                   "machine: data.n_train, data.dim, model.widths, train.batch_size, ...)\n";
+      if (*bench && bench_suite == "training") {
+        tb.peers = !no_peers;
+        return cli::run_training_bench(ctx, tb);
+      }
+      if (*bench) return cli::run_benchmarks(ctx, bench_filter, bench_reps, bench_binary);
+      if (*results) return cli::print_results(ctx, question, format);
+      if (*run) {
+        std::tie(run_opts.shard_index, run_opts.shard_count) = parse_shard(shard);
+        run_opts.progress = !no_progress && isatty(STDERR_FILENO) && !std::getenv("CI");
+        return cli::run_config(ctx, run_opts);
+      }
+    } catch (const UserError& e) {
+      std::cerr << "empiric: " << e.what() << "\n";
       return 2;
+    } catch (const std::exception& e) {
+      // torch's messages carry a stack trace after their first line: shown only when asked for.
+      const std::string what = e.what();
+      const std::string first = what.substr(0, what.find('\n'));
+      const bool full = std::getenv("EMPIRIC_BACKTRACE") != nullptr;
+      if (dynamic_cast<const std::bad_alloc*>(&e) ||
+          first.find("can't allocate memory") != std::string::npos ||
+          first.find("out of memory") != std::string::npos) {
+        std::cerr << "empiric: out of memory: " << (full ? what : first)
+                  << "\n(a size in the config or on the command line may be too large for this "
+                     "machine: data.n_train, data.dim, model.widths, train.batch_size, ...)\n";
+        return 2;
+      }
+      std::cerr << "empiric: internal error: " << (full ? what : first)
+                << (full || first == what ? ""
+                                          : "\n(EMPIRIC_BACKTRACE=1 shows torch's stack trace)")
+                << "\n";
+      return 3;
     }
-    std::cerr << "empiric: internal error: " << (full ? what : first)
-              << (full || first == what ? "" : "\n(EMPIRIC_BACKTRACE=1 shows torch's stack trace)")
-              << "\n";
-    return 3;
+    return 0;
+  }();
+  // Output that could not be written (a full disk, a closed pipe's reader gone) is an error, not
+  // a success with nothing in the file.
+  std::cout.flush();
+  const bool cout_failed = !std::cout;
+  if (std::fflush(stdout) != 0 || std::ferror(stdout) || cout_failed) {
+    const int err = errno;
+    std::cerr << "empiric: standard output could not be written"
+              << (err ? std::string(" (") + std::strerror(err) + ")" : std::string()) << "\n";
+    return status != 0 ? status : 2;
   }
-  return 0;
+  return status;
 }

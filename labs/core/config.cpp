@@ -118,6 +118,11 @@ void check_value(const Field& f, json& v, const std::string& source, const std::
     case FieldType::NumberList:
     case FieldType::StringList:
       if (!v.is_array()) bad();
+      // Layers: a network 300,000 deep ran out of memory freeing its autograd graph, where no
+      // error can be caught (std::terminate).
+      if ((f.key == "widths" || f.key == "channels" || f.key == "dense") && v.size() > kMaxLayers)
+        fail(source, ptr, json("a list of " + std::to_string(v.size()) + " layers"),
+             "expected at most " + std::to_string(kMaxLayers) + " layers");
       for (size_t i = 0; i < v.size(); ++i) {
         json& item = v[i];
         std::string item_ptr = ptr + "/" + std::to_string(i);
@@ -473,12 +478,28 @@ void apply_override(json& config, const std::string& assignment) {
   // A number beyond a double's range (1e400) is no string to be checked as one, where the key
   // takes numbers (below).
   bool overflowed = false;
-  if (value.is_discarded()) {
+  // Numbers as one may type them that JSON does not read (.5, 5., +0.5) or reads as another
+  // value (1e-400 as 0): said so where the key takes numbers, not "expected a number > 0" for
+  // what is one, nor a 0 taken silently.
+  std::string number_problem;
+  {
     char* end = nullptr;
     errno = 0;
     const double as_number = std::strtod(text.c_str(), &end);
-    overflowed = !text.empty() && *end == '\0' && errno == ERANGE && std::isinf(as_number);
-    value = text;
+    const bool whole = !text.empty() && *end == '\0' &&
+                       text.find_first_not_of("0123456789.eE+-") == std::string::npos;
+    if (value.is_discarded()) {
+      overflowed = whole && errno == ERANGE && std::isinf(as_number);
+      if (whole && std::isfinite(as_number))
+        number_problem = text +
+                         " is not a number as JSON writes it; allowed: " + json(as_number).dump() +
+                         " (or another number written as JSON does)";
+      value = text;
+    } else if (value.is_number_float() && value.get<double>() == 0.0 && errno == ERANGE) {
+      number_problem = text +
+                       " rounds to 0 in a double (the smallest is about 4.9e-324); "
+                       "allowed: 0 itself, or a number a double holds";
+    }
   }
 
   if (key.rfind("sweep.", 0) == 0) {  // sweep.optim.lr=[0.1,0.01]
@@ -492,9 +513,13 @@ void apply_override(json& config, const std::string& assignment) {
     return;
   }
   const Field& f = field_for_dotted(key, source, ptr, value);
-  if (overflowed && f.type != FieldType::String && f.type != FieldType::StringList)
+  const bool numeric =
+      f.type != FieldType::String && f.type != FieldType::StringList && f.type != FieldType::Bool;
+  if (overflowed && numeric)
     fail(source, ptr, json(json::value_t::discarded),
          text + " is beyond a double's range (about 1.8e308); allowed: a finite number");
+  if (!number_problem.empty() && numeric)
+    fail(source, ptr, json(json::value_t::discarded), number_problem);
   if (value.is_null()) {  // key=null: the key removed (optim.momentum when switching to adam)
     const json::json_pointer at(ptr);
     if (config.contains(at)) config[at.parent_pointer()].erase(at.back());
@@ -758,7 +783,16 @@ ResolvedConfig resolve_config_json(json doc, const std::string& source, const st
   // otherwise wait for the run that asks for it.
   if (doc.is_object() && doc.contains("presets") && doc["presets"].is_object())
     for (const auto& [name, part] : doc["presets"].items())
-      if (name != preset) resolve(doc, source, name, {});
+      if (name != preset) try {
+          resolve(doc, source, name, {});
+        } catch (const ConfigError& e) {
+          // A value of the file's that only this preset makes wrong (the file's optim.momentum
+          // under a preset's optim.name adam): the preset is named, since the config as written
+          // or asked for is fine.
+          if (e.source() != source || e.pointer().rfind("/presets/" + name, 0) == 0) throw;
+          throw ConfigError(source + " with preset \"" + name + "\"", e.pointer(), e.found(),
+                            e.allowed());
+        }
   return r;
 }
 
@@ -792,6 +826,7 @@ ResolvedConfig resolve(json doc, const std::string& source, const std::string& p
       fail(source, "/presets/" + name + "/presets", part["presets"],
            "a preset cannot hold presets; allowed: the config's keys");
   }
+  json as_written = doc;  // (without the preset)
   if (!preset.empty()) {
     std::string names;
     for (const auto& [k, v] : presets.items()) names += (names.empty() ? "" : ", ") + k;
@@ -892,7 +927,10 @@ ResolvedConfig resolve(json doc, const std::string& source, const std::string& p
       from_preset = from_preset && dotted_to_pointer(o.substr(0, o.find('='))) != e.pointer();
     try {
       const json::json_pointer at(e.pointer());
-      from_preset = from_preset && presets[preset].contains(at) && !presets[preset][at].is_object();
+      // (A section the preset sets a part of is the preset's only if the file has none: a key
+      // misspelt in the preset, {"trian": {...}}, was named at /trian.)
+      from_preset = from_preset && presets[preset].contains(at) &&
+                    (!presets[preset][at].is_object() || !as_written.contains(at));
     } catch (const json::exception&) {
       from_preset = false;
     }
@@ -1058,6 +1096,15 @@ std::vector<Trial> expand_trials(const ResolvedConfig& resolved) {
     if (!combo.empty()) where += ")";
     validate_and_fill(cfg, where);
     cfg.erase("seeds");
+    // A relative data.path or train.mask_file names a file from where empiric runs. Made
+    // absolute, a trial's identity names the file it read: two folders' "tiny" were one trial,
+    // and the second folder's run took the first one's results for its own.
+    for (const char* key : {"/data/path", "/train/mask_file"}) {
+      const json::json_pointer at(key);
+      if (cfg.contains(at) && cfg[at].is_string() && !cfg[at].get<std::string>().empty() &&
+          std::filesystem::path(cfg[at].get<std::string>()).is_relative())
+        cfg[at] = std::filesystem::absolute(cfg[at].get<std::string>()).lexically_normal().string();
+    }
     for (const auto& s : seeds) {
       Trial t;
       t.seed = s.get<int>();

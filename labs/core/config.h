@@ -60,6 +60,8 @@ void validate_and_fill(json& config, const std::string& source);
 // Refused (ConfigError at /sweep) above kMaxTrials trials.
 std::vector<Trial> expand_trials(const ResolvedConfig& resolved);
 inline constexpr long long kMaxTrials = 100000;
+// Refused in model.widths, channels and dense: longer lists of layers.
+inline constexpr size_t kMaxLayers = 1000;
 
 // Canonical text of a JSON value: object keys sorted, no whitespace, numbers in shortest
 // round-trip form (1.0 and 1 differ only when the schema types differ, and validation

@@ -1,6 +1,7 @@
 #include "core/schema.h"
 
 #include <algorithm>
+#include <map>
 #include <sstream>
 
 namespace empiric {
@@ -118,8 +119,8 @@ std::vector<Section> build() {
                   "model (tree: a CART classification tree on the flattened inputs, grown by "
                   "Gini impurity, trained by no optimizer: the optim, schedule and training "
                   "keys do nothing for it)"),
-           list("widths", FieldType::IntList, json::array({300, 100}), 1, "hidden layer widths",
-                {"mlp"}),
+           list("widths", FieldType::IntList, json::array({300, 100}), 1,
+                "hidden layer widths (at most 1,000 layers)", {"mlp"}),
            choice("activation", "relu", kActivations, "hidden activation",
                   {"mlp", "lenet_300_100", "convnet"}),
            boolean("bias", true, "layers have biases", kNetworks),
@@ -137,10 +138,10 @@ std::vector<Section> build() {
                "multiplier on the initial weights; the std for init=normal", kNetworks),
            list("channels", FieldType::IntList, json::array({64, 64}), 1,
                 "conv channels; a 2x2 max-pool follows every second conv (Conv-2: [64,64], "
-                "Conv-4: [64,64,128,128])",
+                "Conv-4: [64,64,128,128]; at most 1,000)",
                 {"convnet"}),
            list("dense", FieldType::IntList, json::array({256, 256}), 1,
-                "widths of the dense layers after the convs", {"convnet"}),
+                "widths of the dense layers after the convs (at most 1,000)", {"convnet"}),
            integer("max_depth", 12, 0, 64, "deepest a leaf may be (the root is depth 0)", {"tree"}),
            integer("min_leaf", 1, 1, {}, "fewest training examples a leaf may hold", {"tree"}),
            integer("bins", 32, 2, 256,
@@ -310,7 +311,8 @@ std::vector<Section> build() {
                 "model.init_scale, label noise, random labels and schedule as one batched model "
                 "(dense "
                 "stacks, "
-                "fused SGD or Adam; no interpolation partner, targets or early stopping; measures "
+                "fused SGD, Adam or AdamW; no interpolation partner, targets or early stopping; "
+                "measures "
                 "are taken per member): \"auto\" (up to 16 members "
                 "on a CPU, 64 on a GPU, fewer when their data sets would not fit in memory), "
                 "\"off\", or at most N members (refused when they would not fit); each "
@@ -589,6 +591,14 @@ const Section* find_section(const std::string& name) {
 }
 
 std::string describe_allowed(const Field& f) {
+  // Keys whose values config.cpp checks further than their type and bounds say.
+  static const std::map<std::string, std::string> checked_further = {
+      {"population", "\"auto\", \"off\" or a member count >= 1"},
+      {"betas", "two numbers in [0, 1)"},
+      {"noise_batches", "two integers >= 1, the first smaller"},
+      {"interpolate_range", "two numbers, the first smaller"},
+  };
+  if (auto it = checked_further.find(f.key); it != checked_further.end()) return it->second;
   std::string range;
   if (f.min && *f.min == kTiny && !f.max) {
     range = " > 0";

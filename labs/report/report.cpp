@@ -606,7 +606,7 @@ void write_report_index(const std::string& home, const Bank& bank, Store& store,
   std::map<int, std::vector<std::string>> kept;
   {
     std::ifstream old(dir / "README.md");
-    const std::regex row(R"(^\| \[Q(\d+)\]\()");
+    const std::regex row(R"(^\| \[Q(\d{1,6})\]\()");  // (a longer number is no question's)
     std::smatch m;
     for (std::string line; std::getline(old, line);)
       if (std::regex_search(line, m, row)) kept[std::stoi(m[1])].push_back(line);

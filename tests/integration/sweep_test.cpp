@@ -885,9 +885,22 @@ TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
   // A preset none of whose trials ran: no report of every claim inconclusive, one line instead.
   Result none = run("report 1 optim.momentum=0.5");
   EXPECT_EQ(none.code, 2);
-  EXPECT_NE(none.err.find("r.db: no trial of question 1's configs is there"), std::string::npos)
+  EXPECT_NE(none.err.find("r.db: no trial of question 1's configs with these overrides is there; "
+                          "allowed: a store holding them (run them with `empiric answer 1 "
+                          "'optim.momentum=0.5'`"),
+            std::string::npos)
       << none.err;
   EXPECT_EQ(none.out, "");
+  // From an empty store, a preset or override that no config takes is named as such (it said
+  // only that the store was empty).
+  std::filesystem::remove(home.file("r.db"));
+  Result bogus = run("report 1 --preset bogus");
+  EXPECT_EQ(bogus.code, 2);
+  EXPECT_NE(bogus.err.find("no such preset"), std::string::npos) << bogus.err;
+  Result unknown = run("report 1 optim.momentun=0.5");
+  EXPECT_EQ(unknown.code, 2);
+  EXPECT_NE(unknown.err.find("momentun"), std::string::npos) << unknown.err;
+  EXPECT_EQ(unknown.err.find("no trial"), std::string::npos) << unknown.err;
 }
 
 TEST(Cli, AnswerChecksEveryConfigWithItsOverridesBeforeRunningAny) {
@@ -1122,6 +1135,40 @@ TEST(Cli, BenchStoresRecordsWithTheQuestionsTheyServe) {
             std::string::npos)
       << none.err;
   EXPECT_NE(none.err.find("--filter 'NoSuchBenchmark'"), std::string::npos) << none.err;
+}
+
+TEST(Cli, BenchReadsAReportOfOddFieldsWithoutAnInternalError) {
+  // A label naming Q99999999999 (std::stoi threw: "internal error: stoi") and a time written as
+  // the string "NaN" (a JSON type error): the record is stored with what can be read.
+  testing::TempDir dir;
+  const std::string fake = dir.write("fake_bench.sh", R"(#!/bin/sh
+cat <<'JSON'
+{"context": {}, "benchmarks": [
+  {"name": "Odd", "run_name": "Odd", "run_type": "iteration", "label": "Q99999999999 Q7",
+   "real_time": "NaN", "time_unit": "ns", "iterations": "many"},
+  "not a benchmark"]}
+JSON
+)");
+  std::filesystem::permissions(fake, std::filesystem::perms::owner_exec,
+                               std::filesystem::perm_options::add);
+  const Result r = empiric(dir, "bench --binary " + fake);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("1 records stored"), std::string::npos) << r.out;
+  const auto records = Store(dir.file("r.db")).bench_records(7);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].questions, std::vector<int>{7});
+  EXPECT_TRUE(std::isnan(records[0].time_s));
+}
+
+TEST(Cli, OutputThatCannotBeWrittenIsAnError) {
+  // `list --json > /dev/full` exited 0 having written nothing.
+  testing::TempDir dir;
+  const std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + EMPIRIC_SOURCE_DIR + " --db " +
+                          dir.file("r.db") + " list --json > /dev/full 2> " + dir.file("err.txt");
+  const int status = std::system(cmd.c_str());
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  EXPECT_EQ(slurp(dir.file("err.txt")),
+            "empiric: standard output could not be written (No space left on device)\n");
 }
 
 TEST(Cli, ListAndShowAnswerFromTheBank) {

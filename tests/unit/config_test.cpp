@@ -51,6 +51,47 @@ TEST(Config, FillsDefaultsAndCoercesNumbers) {
   EXPECT_FALSE(r.config["model"].contains("channels"));
 }
 
+TEST(Config, ARelativeDataPathIsTheFileItNamesFromWhereEmpiricRuns) {
+  // Two folders' "tiny" made one trial (the path as written is in its identity): the second
+  // folder's run took the first one's results. Made absolute, they are two trials; an absolute
+  // path stays as written.
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.file("a"));
+  std::filesystem::create_directories(dir.file("b"));
+  const std::string cfg = dir.write(
+      "lab.json",
+      R"({"data": {"name": "mnist", "path": "tiny/../tiny"}, "train": {"mask_file": "m.pt"}})");
+  const auto here = std::filesystem::current_path();
+  auto trial_in = [&](const std::string& folder) {
+    std::filesystem::current_path(dir.file(folder));
+    const auto t = expand_trials(resolve_config(cfg, "", {})).at(0);
+    std::filesystem::current_path(here);
+    return t;
+  };
+  const Trial a = trial_in("a"), b = trial_in("b");
+  EXPECT_NE(a.hash, b.hash);
+  const std::string in_a = std::filesystem::canonical(dir.file("a")).string();
+  EXPECT_EQ(a.config["data"]["path"], in_a + "/tiny");
+  EXPECT_EQ(a.config["train"]["mask_file"], in_a + "/m.pt");
+  const std::string absolute =
+      dir.write("abs.json", R"({"data": {"name": "mnist", "path": "/data/../mnist"}})");
+  EXPECT_EQ(expand_trials(resolve_config(absolute, "", {})).at(0).config["data"]["path"],
+            "/data/../mnist");
+}
+
+TEST(Config, ANetworkOfMoreThanAThousandLayersIsRefused) {
+  // 300,000 layers ran out of memory while torch freed the autograd graph, where nothing can
+  // catch it: the process aborted.
+  json doc = base();
+  doc["model"] = {{"name", "mlp"}, {"widths", std::vector<int>(1000, 2)}};
+  EXPECT_EQ(error_of(doc), "");
+  doc["model"]["widths"].push_back(2);
+  EXPECT_EQ(error_of(doc),
+            "lab.json: /model/widths = \"a list of 1001 layers\": expected at most 1000 layers");
+  doc["model"] = {{"name", "convnet"}, {"dense", std::vector<int>(1001, 2)}};
+  EXPECT_NE(error_of(doc).find("/model/dense"), std::string::npos);
+}
+
 TEST(Config, TextThatIsNotUtf8IsRefusedBeforeAnythingRuns) {
   // An override (or a config's file name) in Latin-1: stored, it threw from nlohmann's dump after
   // the trial had trained.
@@ -90,6 +131,18 @@ TEST(Config, OverridesOfTheSweepOrIntoAMapSayHowToWriteThem) {
       error_of(base(), {"optim.lr=1e400"}),
       "override \"optim.lr=1e400\": /optim/lr: 1e400 is beyond a double's range (about 1.8e308); "
       "allowed: a finite number");
+  // Numbers JSON does not write so were refused as "expected a number > 0", and one that
+  // rounds to 0 was taken as 0.
+  EXPECT_EQ(error_of(base(), {"optim.lr=.5"}),
+            "override \"optim.lr=.5\": /optim/lr: .5 is not a number as JSON writes it; allowed: "
+            "0.5 (or another number written as JSON does)");
+  EXPECT_NE(error_of(base(), {"optim.lr=+0.5"}).find("allowed: 0.5 "), std::string::npos);
+  EXPECT_NE(error_of(base(), {"train.epochs=5."}).find("allowed: 5.0 "), std::string::npos);
+  EXPECT_EQ(error_of(base(), {"optim.lr=1e-400"}),
+            "override \"optim.lr=1e-400\": /optim/lr: 1e-400 rounds to 0 in a double (the "
+            "smallest is about 4.9e-324); allowed: 0 itself, or a number a double holds");
+  EXPECT_EQ(error_of(base(), {"optim.weight_decay=1e-300"}), "");
+  EXPECT_EQ(error_of(base(), {"description=.5"}), "");  // (a string: as written)
 }
 
 TEST(Config, CalibrationOfOutputsTrainedAsOneHotTargetsIsRefused) {
@@ -706,6 +759,21 @@ TEST(Config, EveryPresetIsCheckedNotOnlyTheOneAskedFor) {
       std::string::npos)
       << error_of(doc);
   EXPECT_NE(error_of(doc, {}, "quick").find("/presets/full/optim/lrr"), std::string::npos);
+}
+
+TEST(Config, AProblemOnlyAPresetMakesNamesThatPreset) {
+  // A key misspelt in a preset was named at /trian, as if the file had it.
+  json doc = base();
+  doc["presets"]["quick"]["trian"] = {{"epochs", 1}};
+  EXPECT_EQ(error_of(doc).rfind("lab.json: /presets/quick/trian: unknown key", 0), 0u)
+      << error_of(doc);
+  // The file's momentum is wrong only under the quick preset's Adam: checked as written, the
+  // message sent the user to remove it from the file.
+  doc = base();
+  doc["optim"]["momentum"] = 0.9;
+  doc["presets"]["quick"]["optim"] = {{"name", "adam"}};
+  EXPECT_EQ(error_of(doc).rfind("lab.json with preset \"quick\": /optim/momentum = 0.9", 0), 0u)
+      << error_of(doc);
 }
 
 TEST(Config, UnknownPresetListsTheOnesThere) {

@@ -465,6 +465,16 @@ TEST(Report, AStoreWithoutAQuestionKeepsItsRowsInTheIndex) {
   EXPECT_NE(md.find("| [Q97](q097/README.md) | q97.t | **refuted** |"), std::string::npos) << md;
   EXPECT_NE(md.find("| [Q99](q099/README.md) | q99.t | **supported** | -0.5 |"), std::string::npos) << md;
   EXPECT_EQ(md.find("not run yet"), std::string::npos) << md;
+  // A row edited by hand to a number no question has (std::stoi threw: "internal error: stoi",
+  // and the index was not written): left out.
+  {
+    std::ofstream(home.file("reports/README.md"), std::ios::app)
+        << "| [Q99999999999](q.md) | x | **supported** | | | |\n";
+  }
+  write_report_index(home.path(), bank, other, "full");
+  const std::string again = slurp(home.file("reports/README.md"));
+  EXPECT_EQ(again.find("Q99999999999"), std::string::npos) << again;
+  EXPECT_NE(again.find("| [Q99](q099/README.md) | q99.t | **supported** |"), std::string::npos);
 }
 
 }  // namespace
