@@ -199,7 +199,8 @@ std::vector<Section> build() {
                "schedule after warmup (onecycle: torch's OneCycleLR for the LR only, its momentum "
                "not cycled)"),
            num("warmup_epochs", 0.0, 0.0, {},
-               "linear warmup from 0 to the base LR (step, multistep and exponential count their "
+               "linear warmup: step k of w (from 0) at (k + 1) / w of the base LR (step, multistep "
+               "and exponential count their "
                "epochs from the start of training, warmup included; the other schedules run over "
                "the steps after it)"),
            integer("warmup_steps", 0, 0, {},

@@ -104,12 +104,17 @@ class WriteTxn {
  public:
   explicit WriteTxn(Store& s, sqlite3* db) : db_(db) {
     (void)s;
+    if (!sqlite3_get_autocommit(db_)) {  // inside a Store::Batch's: part of it
+      done_ = nested_ = true;
+      return;
+    }
     run("BEGIN IMMEDIATE");
   }
   ~WriteTxn() {
     if (!done_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   }
   void commit() {
+    if (nested_) return;
     run("COMMIT");
     done_ = true;
   }
@@ -124,7 +129,7 @@ class WriteTxn {
     }
   }
   sqlite3* db_;
-  bool done_ = false;
+  bool done_ = false, nested_ = false;
 };
 
 TrialRecord read_trial(Stmt& q) {
@@ -248,6 +253,17 @@ void Store::exec(const char* sql) {
     sqlite3_free(err);
     throw UserError(path_ + ": database error: " + msg);
   }
+}
+
+Store::Batch::Batch(Store& store) : store_(store) { store_.exec("BEGIN IMMEDIATE"); }
+
+Store::Batch::~Batch() {
+  if (!done_) sqlite3_exec(store_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+void Store::Batch::commit() {
+  store_.exec("COMMIT");
+  done_ = true;
 }
 
 long long Store::put_environment(const json& env) {
@@ -578,6 +594,11 @@ long long Store::merge_from(const std::string& other_path) {
       if (!tables.count(t))
         throw UserError(other_path + ": not an empiric results database (no table " + t +
                         "); expected one written by empiric");
+    // A damaged page was blamed on the store merged into and taken for tables of another shape.
+    Stmt check(db_, "PRAGMA other.quick_check(1)", other_path);
+    if (check.step() && check.text(0) != "ok")
+      throw UserError(other_path + ": damaged (SQLite's quick_check: " + check.text(0) +
+                      "); expected a whole results database");
   } catch (const UserError&) {
     Stmt(db_, "DETACH DATABASE other", path_).step();
     throw;

@@ -68,6 +68,21 @@ class Store {
 
   const std::string& path() const { return path_; }
 
+  // The writes made while a Batch lives go into one transaction, committed by commit() (rolled
+  // back if it ends first); the store's own transactions inside it join it.
+  class Batch {
+   public:
+    explicit Batch(Store& store);
+    ~Batch();
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+    void commit();
+
+   private:
+    Store& store_;
+    bool done_ = false;
+  };
+
   // Environments are deduplicated by their JSON; returns the row id.
   long long put_environment(const json& env);
   long long begin_run(const std::string& command, const std::string& config_file, int question,

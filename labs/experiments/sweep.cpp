@@ -296,7 +296,8 @@ int run_config(const Context& ctx, const RunOptions& o) {
 
   Progress progress(o.progress);
   long long run_id = -1;  // begun below, once the workers' threads are set
-  std::mutex store_mu;
+  // Recursive: a trial is recorded in one transaction under it, its buffered metrics included.
+  std::recursive_mutex store_mu;
   std::map<std::string, std::function<void()>> flushes;  // buffered metrics, by trial hash
   std::set<std::string> recorded_now;                    // trials this run has recorded
   std::atomic<size_t> next{0};
@@ -325,7 +326,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
     // --force keeps the stored trial and its curve until the new run is recorded (a run killed
     // midway loses nothing): its evaluations wait in memory and replace the old ones at once.
     if (!o.force) {
-      std::lock_guard<std::mutex> lock(store_mu);
+      std::lock_guard<std::recursive_mutex> lock(store_mu);
       // Metrics of a trial killed earlier are kept only when a checkpoint resumes it.
       if (resume_from.empty() || !std::filesystem::exists(resume_from))
         store.clear_metrics(trial.hash);
@@ -337,7 +338,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
     const std::string hash = trial.hash;
     auto buffered = std::make_shared<PendingMetrics>();
     auto flush = [&, hash, buffered]() {
-      std::lock_guard<std::mutex> lock(store_mu);
+      std::lock_guard<std::recursive_mutex> lock(store_mu);
       if (o.force) store.clear_metrics(hash);  // (flushed once, when the trial is recorded)
       store.put_metrics(hash, buffered->rows);
       buffered->rows.clear();
@@ -352,7 +353,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
     if (!o.force) hooks.before_checkpoint = flush;
     hooks.checkpoint_every_s = checkpoint_every_s;
     {
-      std::lock_guard<std::mutex> lock(store_mu);
+      std::lock_guard<std::recursive_mutex> lock(store_mu);
       flushes[hash] = flush;
     }
     const int number = ++started;
@@ -369,12 +370,13 @@ int run_config(const Context& ctx, const RunOptions& o) {
     return hooks_resuming(trial, own);
   };
   auto record = [&](const Trial& trial, const TrainOutcome& out, double wall_s) {
+    // Its last evaluations, its curve trimmed and its record in one transaction: under --force
+    // a kill between them left the old record with its curve cleared.
+    std::unique_lock<std::recursive_mutex> whole(store_mu);
+    Store::Batch batch(store);
     std::function<void()> flush;
-    {
-      std::lock_guard<std::mutex> lock(store_mu);
-      if (auto it = flushes.find(trial.hash); it != flushes.end())
-        flush = it->second, flushes.erase(it);
-    }
+    if (auto it = flushes.find(trial.hash); it != flushes.end())
+      flush = it->second, flushes.erase(it);
     if (flush) flush();
     TrialRecord rec;
     rec.hash = trial.hash;
@@ -391,7 +393,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
     if (out.resumed_from_epoch > 0) rec.summary["resumed_from_epoch"] = out.resumed_from_epoch;
     rec.wall_s = wall_s;
     {
-      std::lock_guard<std::mutex> lock(store_mu);
+      std::lock_guard<std::recursive_mutex> lock(store_mu);
       // The stored curve ends where the trial did (a resumed run may stop before the killed
       // one's last stored evaluation); from it (a resumed trial's evaluations before its kill
       // included), for trials alone and population members alike, the late jitter.
@@ -411,6 +413,8 @@ int run_config(const Context& ctx, const RunOptions& o) {
       store.put_trial(rec);
       recorded_now.insert(trial.hash);
     }
+    batch.commit();
+    whole.unlock();
     // Kept by the trainer until now, so a kill during the measures resumes from it; a failed
     // trial keeps it for the rerun that retries it.
     if (checkpoints && rec.status != "failed") {
@@ -422,7 +426,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
                               trial.hash.substr(0, 8), label, outcome_text(rec)));
   };
   auto stop_with = [&](std::exception_ptr e) {
-    std::lock_guard<std::mutex> lock(store_mu);
+    std::lock_guard<std::recursive_mutex> lock(store_mu);
     if (!user_error) user_error = e;
     next = units.size();
   };
@@ -430,12 +434,12 @@ int run_config(const Context& ctx, const RunOptions& o) {
   // The leases a unit holds on its pending trials, given back when it ends however it ends.
   struct Leases {
     Store& store;
-    std::mutex& mu;
+    std::recursive_mutex& mu;
     std::vector<std::string> hashes;
     ~Leases() {
       if (hashes.empty()) return;
       try {
-        std::lock_guard<std::mutex> lock(mu);
+        std::lock_guard<std::recursive_mutex> lock(mu);
         store.release_leases(hashes);
       } catch (const std::exception&) {  // (a lease left behind is taken over by the next run)
       }
@@ -451,7 +455,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
         if (std::count(pending.begin(), pending.end(), t)) leased.push_back(t->hash);
       std::string holder;
       {
-        std::lock_guard<std::mutex> lock(store_mu);
+        std::lock_guard<std::recursive_mutex> lock(store_mu);
         holder = store.take_leases(leased);
         if (!holder.empty()) elsewhere_by = holder;
       }
@@ -470,7 +474,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
         // lose the curve the other stored. (A lottery chain asks the store before each round.)
         std::vector<const Trial*> left;
         {
-          std::lock_guard<std::mutex> lock(store_mu);
+          std::lock_guard<std::recursive_mutex> lock(store_mu);
           for (const Trial* t : units[i]) {
             const auto rec = store.trial(t->hash);
             const bool meanwhile = rec && rec->status != "failed" &&
@@ -489,7 +493,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
       if (lottery) {
         LotteryCallbacks cb;
         cb.done = [&](const Trial& t) {
-          std::lock_guard<std::mutex> lock(store_mu);
+          std::lock_guard<std::recursive_mutex> lock(store_mu);
           // Under --force, only what this run has recorded (the old records stay until replaced).
           return store.has_trial(t.hash) && (!o.force || recorded_now.count(t.hash) > 0);
         };

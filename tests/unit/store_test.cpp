@@ -429,6 +429,59 @@ TEST(Store, AnotherProgramsDatabaseIsRefusedAndLeftAsItWas) {
   EXPECT_TRUE(store.trials().empty());
 }
 
+TEST(Store, ABatchsWritesLandTogetherOrNotAtAll) {
+  // A trial recorded under --force: its old curve cleared, the new one and its record written.
+  // A kill between them left the old record with no curve; in a Batch they are one write.
+  testing::TempDir dir;
+  Store store(dir.file("s.db"));
+  store.put_trial(make_trial("h", 0));
+  store.put_metrics("h", 1, 10, {{"train_loss", 1.0}});
+  {
+    Store::Batch batch(store);
+    store.clear_metrics("h");
+    store.put_metrics("h", 1, 20, {{"train_loss", 2.0}});
+    TrialRecord newer = make_trial("h", 0);
+    newer.wall_s = 99;
+    store.put_trial(newer);
+  }  // ended before its commit: none of it
+  ASSERT_EQ(store.metrics("h").size(), 1u);
+  EXPECT_EQ(store.metrics("h")[0].step, 10);
+  EXPECT_NE(store.trial("h")->wall_s, 99);
+  {
+    Store::Batch batch(store);
+    store.clear_metrics("h");
+    store.put_metrics("h", 1, 20, {{"train_loss", 2.0}});
+    batch.commit();
+  }
+  ASSERT_EQ(store.metrics("h").size(), 1u);
+  EXPECT_EQ(store.metrics("h")[0].step, 20);
+}
+
+TEST(Store, ADamagedStoreMergedFromIsNamedAsDamaged) {
+  // A page of the other store overwritten: the merge blamed the store merged into ("r.db:
+  // database error: database disk image is malformed") and said the other's tables were of
+  // another shape.
+  testing::TempDir dir;
+  write_trials(dir.file("b.db"), 1, 300);
+  {
+    std::fstream f(dir.file("b.db"), std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(4096 * 3);
+    const std::string junk(4096, '\x5a');
+    f.write(junk.data(), std::streamsize(junk.size()));
+  }
+  write_trials(dir.file("r.db"), 0, 2);
+  Store store(dir.file("r.db"));
+  try {
+    store.merge_from(dir.file("b.db"));
+    FAIL() << "merged";
+  } catch (const UserError& e) {
+    EXPECT_EQ(
+        std::string(e.what()).rfind(dir.file("b.db") + ": damaged (SQLite's quick_check: ", 0), 0u)
+        << e.what();
+  }
+  EXPECT_EQ(store.trials().size(), 2u);  // (nothing of it taken)
+}
+
 TEST(Store, TheLatestVerdictIsTheNewestEvenAfterMergingAnOlderStore) {
   // Merged verdicts get new ids: the newest by id was the older store's.
   testing::TempDir dir;
