@@ -10,6 +10,7 @@
 #include <exception>
 #include <iostream>
 #include <new>
+#include <regex>
 
 #include "cli/commands.h"
 #include "core/errors.h"
@@ -283,8 +284,21 @@ int main(int argc, char** argv) {
       if (dynamic_cast<const std::bad_alloc*>(&e) ||
           first.find("can't allocate memory") != std::string::npos ||
           first.find("out of memory") != std::string::npos) {
-        std::cerr << "empiric: out of memory: " << (full ? what : first)
-                  << "\n(a size in the config or on the command line may be too large for this "
+        // torch's CPU allocator says where it failed before what it was asked for: one line
+        // with the size, as a user reads it.
+        std::string said = full ? what : first;
+        std::smatch m;
+        if (!full && std::regex_search(first, m, std::regex("allocate (\\d+) bytes"))) {
+          double size = std::stod(m[1]);
+          const char* unit = "bytes";
+          for (const char* u : {"KiB", "MiB", "GiB", "TiB"})
+            if (size >= 1024) size /= 1024, unit = u;
+          char text[64];
+          std::snprintf(text, sizeof text, "%.1f %s", size, unit);
+          said = std::string("tried to allocate ") + text;
+        }
+        std::cerr << "empiric: out of memory: " << said
+                  << " (a size in the config or on the command line may be too large for this "
                      "machine: data.n_train, data.dim, model.widths, train.batch_size, ...)\n";
         return 2;
       }

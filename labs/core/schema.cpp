@@ -91,7 +91,9 @@ std::vector<Section> build() {
            num("random_labels", 0.0, 0.0, 1.0,
                "fraction of training labels replaced by uniformly random labels"),
            num("imbalance", 1.0, kTiny, 1.0,
-               "ratio of the rarest to the most frequent class count in training (1: as is)"),
+               "class c of K keeps imbalance^(c/(K-1)) of its training examples (at least one): "
+               "on classes of equal size, the rarest class count over the most frequent (1: as "
+               "is)"),
            boolean("standardize", true,
                    "standardize inputs with statistics of the training split only"),
            choice("standardize_per", "channel", {"channel", "feature"},

@@ -394,10 +394,15 @@ void check_batch_norm_batches(const json& cfg, Net& model, int64_t examples,
   for (const auto& [key, size] : sizes) {
     const int64_t batch = std::min(size, examples);
     if (batch != 1 && examples % batch != 1) continue;
-    throw UserError(fmt::format(
-        "{}: {} = {}: with {} training examples an epoch's last batch holds one example, and batch "
-        "norm cannot train on one; allowed: a batch size that leaves none or at least two",
-        source, key, size, examples));
+    throw UserError(
+        batch == 1
+            ? fmt::format("{}: {} = {}: every batch holds one example, and batch norm cannot "
+                          "train on one; allowed: a batch size of at least 2",
+                          source, key, size)
+            : fmt::format("{}: {} = {}: with {} training examples an epoch's last batch holds "
+                          "one example, and batch norm cannot train on one; allowed: a batch "
+                          "size that leaves none or at least two",
+                          source, key, size, examples));
   }
 }
 

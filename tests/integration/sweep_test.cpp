@@ -1160,6 +1160,21 @@ JSON
   EXPECT_TRUE(std::isnan(records[0].time_s));
 }
 
+TEST(Cli, DataTooLargeForTheMachineIsOneLineWithItsSize) {
+  // 4 TB of training inputs: torch's allocator message ("[enforce fail at alloc_cpu.cpp:127]
+  // err == 0. DefaultCPUAllocator: ...") and a second line; now one line with the size.
+  testing::TempDir dir;
+  const std::string cfg = dir.write("big.json", R"({"data": {"name": "blobs", "n_train": 10000000,
+    "n_test": 100, "classes": 3, "dim": 100000}, "model": {"name": "mlp", "widths": [4]},
+    "train": {"epochs": 1, "batch_size": 32}})");
+  const Result r = empiric(dir, "run " + cfg + " --no-progress");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(
+      r.err.rfind("empiric: out of memory: tried to allocate 3.6 TiB (a size in the config", 0), 0u)
+      << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
 TEST(Cli, OutputThatCannotBeWrittenIsAnError) {
   // `list --json > /dev/full` exited 0 having written nothing.
   testing::TempDir dir;

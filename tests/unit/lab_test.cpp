@@ -1138,8 +1138,15 @@ TEST(Trainer, BatchNormWithAnEpochEndingInABatchOfOneIsRefusedBeforeTraining) {
               0u)
         << e.what();
   }
-  EXPECT_THROW(train_cfg(config(R"({"model": {"batch_norm": true}, "train": {"batch_size": 1}})")),
-               UserError);
+  try {  // (every batch of one: not "an epoch's last batch")
+    train_cfg(config(R"({"model": {"batch_norm": true}, "train": {"batch_size": 1}})"));
+    FAIL() << "expected a UserError";
+  } catch (const UserError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "test.json: /train/batch_size = 1: every batch holds one "
+              "example, and batch norm cannot train on one; allowed: a "
+              "batch size of at least 2");
+  }
   // Without batch norm, or with a last batch of two, it trains.
   EXPECT_EQ(train_cfg(config(R"({"train": {"batch_size": 511, "epochs": 1}})")).status, "finished");
   EXPECT_EQ(
