@@ -30,7 +30,11 @@ LrRangeSuggestion suggest_lr_range(const std::vector<double>& lrs,
   // beta / (1 - beta) steps (9 at 0.9), which at 4 % more LR a step put the range's end ~1.45x
   // too high. The same average run backwards over it cancels the lag (a symmetric kernel), over
   // the curve up to the test's stop (the causal average past stop_factor times its lowest): the
-  // blow-up beyond it would bleed backwards into the minimum.
+  // blow-up beyond it would bleed backwards into the minimum. Without lag is not without bias:
+  // at a lopsided minimum (a flat bottom, then a steep rise) a symmetric kernel moves the lowest
+  // point toward the flat side, by up to its width (a review's noiseless curve with its minimum
+  // at 0.1 read 0.039 to 0.059; the causal average's, 0.104 to 0.113). docs/RESULTS.md (Q35)
+  // gives other readings of the stored curves.
   size_t m = s.smoothed.size();
   double low = s.smoothed[0];
   for (size_t i = 1; i < m; ++i) {
