@@ -10,6 +10,7 @@ seed's suggested range shaded.
     python3 scripts/plot_report.py reports/q099"""
 import csv
 import glob
+import gzip
 import json
 import math
 import os
@@ -410,7 +411,11 @@ def plot_interpolation(meta, path):
 
 
 def rows_of(path):
-    with open(path) as f:
+    """A CSV's rows; the file gzipped beside it (PATH.gz, the curves) if that is there."""
+    if os.path.exists(path + ".gz"):
+        with gzip.open(path + ".gz", "rt", newline="") as f:
+            return list(csv.DictReader(f))
+    with open(path, newline="") as f:
         return list(csv.DictReader(f))
 
 

@@ -39,6 +39,9 @@ json load_json_file(const std::string& path);
 // midway leaves the file before it. A write that fails (a full disk, a folder that is not
 // writable) removes the temporary file and throws UserError naming `path` and the reason.
 void write_file_whole(const std::string& path, const std::string& bytes);
+// The bytes gzip-compressed (zlib's own header: no name, no time), the same bytes for the same
+// input: for tables too large to keep in a repository plain (the reports' curves).
+std::string gzipped(const std::string& bytes);
 
 // Applies `key.path=value` to `config`. The value is parsed as JSON when it parses, else taken
 // as a string. Unknown keys and wrong types are ConfigErrors naming the override.
