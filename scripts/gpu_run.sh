@@ -7,7 +7,7 @@
 #   summary.md   environment, test results and every table
 #   tests.log    the CUDA tests' output
 #   bench.db     the training suite's records (merge with `empiric results merge`)
-#   q99.db       the answer's trials;  answer99.txt its output (likewise for each of ANSWERS)
+#   answers.db   the answers' trials;  answers.txt their output (every question of ANSWERS)
 #   kernels_cuda.json  Google Benchmark's output
 #   device run: bash scripts/gpu_run.sh        carry: [".deps"]
 # STEPS (default "tests lenet graphs suite kernels answer targets") picks and orders the parts
@@ -17,14 +17,25 @@
 # ANSWERS (default "99") the questions answered with the full preset, each within ANSWER_LIMIT
 # seconds (e.g. "99 76": Q76's 108 schedule trials train as two populations of 54 on a GPU; 97:
 # the three chains' rounds train as populations of 9);
-# ANSWER_JOBS sets their --jobs (trials at once on the GPU). Exits 1 when any step failed (each
-# failure is named in summary.md, with its log's tail where it has one).
+# ANSWER_JOBS sets their --jobs (trials at once on the GPU); STEP_LIMIT (240) the seconds any other
+# command may run. Exits 1 when any step failed (each failure is named in summary.md, with its
+# log's tail where it has one), 2 for an unknown step (before anything runs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/empiric-gpu}
 mkdir -p "$OUT"
 STEPS=${STEPS:-tests lenet graphs suite kernels answer targets}
 PY=${PY:-python3}
+STEP_LIMIT=${STEP_LIMIT:-240}  # seconds any one command of a step may run (a hang costs no more)
+for step in $STEPS; do  # a misspelt step was skipped without a word, after a paid start
+  case $step in
+  tests | lenet | graphs | suite | suite_tf32 | kernels | gemms | answer | targets) ;;
+  *)
+    echo "gpu_run.sh: STEPS: no step \"$step\"; allowed: tests lenet graphs suite suite_tf32 kernels gemms answer targets" >&2
+    exit 2
+    ;;
+  esac
+done
 deps=$PWD/.deps/gpu
 bin=/tmp/empiric-bin  # the binaries travel xz-packed (scripts/pack_gpu.sh); python unpacks them
 $PY - "$deps/bin" "$bin" <<'PY'
@@ -40,7 +51,8 @@ for f in os.listdir(src):
 PY
 summary=$OUT/summary.md
 torch_lib=$($PY -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
-export LD_LIBRARY_PATH="$torch_lib:$deps/lib:${LD_LIBRARY_PATH:-}"
+# (libcudart.so.13 from the wheel's nvidia/cu13 too: the image's toolkit is not to be relied on.)
+export LD_LIBRARY_PATH="$torch_lib:$torch_lib/../../nvidia/cu13/lib:$deps/lib:${LD_LIBRARY_PATH:-}"
 # The binaries carry absolute paths of the dev checkout (tests find questions/ and the binary
 # through them) and the default data directory: make both exist here. The data travels as xz.
 mkdir -p /work /usr/share/datasets /tmp/fmnist
@@ -59,6 +71,7 @@ PY
 {
   echo "# empiric on $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
   echo "torch $($PY -c 'import torch; print(torch.__version__)'), $(nproc) CPU cores, $(date -u)"
+  sed 's/^/    /' "$deps/STAMP" 2>/dev/null || echo "    (no STAMP: packed before pack_gpu.sh wrote one)"
   echo
 } | tee "$summary"
 
@@ -84,9 +97,11 @@ for step in $STEPS; do
   tests)
     section "CUDA tests"
     for t in core_tests lab_tests; do
-      "$bin/$t" --gtest_filter='*Cuda*:*cuda*' >"/tmp/$t.log" 2>&1 || status=1
+      timed "$t" timeout "$STEP_LIMIT" "$bin/$t" --gtest_filter='*Cuda*:*cuda*' >"/tmp/$t.log" 2>&1
+      rc=$?
       cat "/tmp/$t.log" >>"$OUT/tests.log"
       echo "$t: $(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ tests?' "/tmp/$t.log" | tr '\n' ' ')" | tee -a "$summary"
+      [ "$rc" = 0 ] || failed "$t" "$rc" "/tmp/$t.log"  # (a crash prints no gtest summary)
     done
     grep -E '^\[  FAILED  \]' "$OUT/tests.log" | sort -u | tee -a "$summary"
     ;;
@@ -111,11 +126,11 @@ for step in $STEPS; do
     ;;
   kernels)
     section "Kernels (kernels_bench, cuda)"
-    "$bin/kernels_bench" --benchmark_filter='cuda:1' --benchmark_repetitions=3 \
+    timed kernels_bench timeout "$STEP_LIMIT" "$bin/kernels_bench" --benchmark_filter='cuda:1' --benchmark_repetitions=3 \
       --benchmark_report_aggregates_only=true --benchmark_out="$OUT/kernels_cuda.json" \
       --benchmark_out_format=json >/tmp/kernels_cuda.txt 2>&1
     rc=$?; [ "$rc" = 0 ] || failed kernels_bench "$rc" /tmp/kernels_cuda.txt
-    $PY bench/peers/adam_step.py --device cuda >/tmp/adam_peer_cuda.jsonl 2>/tmp/adam_peer_cuda.err
+    timeout "$STEP_LIMIT" $PY bench/peers/adam_step.py --device cuda >/tmp/adam_peer_cuda.jsonl 2>/tmp/adam_peer_cuda.err
     rc=$?; [ "$rc" = 0 ] || failed adam_step.py "$rc" /tmp/adam_peer_cuda.err
     if [ -s "$OUT/kernels_cuda.json" ]; then
       $PY scripts/kernel_table.py "$OUT/kernels_cuda.json" /tmp/adam_peer_cuda.jsonl 2>&1 | tee -a "$summary"
@@ -128,7 +143,7 @@ for step in $STEPS; do
     # would skip it).
     for g in auto off auto off; do
       db=$(mktemp -d)/graphs.db
-      "$bin/empiric" --db "$db" run configs/fmnist_lenet.json --preset quick --device cuda \
+      timeout "$STEP_LIMIT" "$bin/empiric" --db "$db" run configs/fmnist_lenet.json --preset quick --device cuda \
         --no-progress train.cuda_graphs=$g >/tmp/graphs.log 2>&1
       rc=$?; [ "$rc" = 0 ] || { failed "graphs ($g)" "$rc" /tmp/graphs.log; continue; }
       "$bin/empiric" --db "$db" results --format jsonl | $PY -c "
@@ -142,7 +157,7 @@ for l in sys.stdin:
   gemms)
     section "A population step's matmuls, 64 members (bench/peers/population_gemms.py)"
     for tf32 in "" --tf32; do
-      $PY bench/peers/population_gemms.py --device cuda --members "${MEMBERS:-64}" $tf32 2>&1 | tee -a "$summary"
+      timed "gemms$tf32" timeout "$STEP_LIMIT" $PY bench/peers/population_gemms.py --device cuda --members "${MEMBERS:-64}" $tf32 2>&1 | tee -a "$summary"
       rc=${PIPESTATUS[0]}; [ "$rc" = 0 ] || failed "population_gemms.py $tf32" "$rc"
       echo | tee -a "$summary"
     done
@@ -156,12 +171,21 @@ for l in sys.stdin:
     jobs=${ANSWER_JOBS:-1}
     for q in ${ANSWERS:-99}; do
       section "empiric answer $q --preset full --device cuda --jobs $jobs (limit ${ANSWER_LIMIT:-200} s)"
-      timed answer$q timeout "${ANSWER_LIMIT:-200}" "$bin/empiric" --db "$OUT/q$q.db" answer "$q" \
-        --preset full --device cuda --jobs "$jobs" --no-progress 2>&1 | tee "$OUT/answer$q.txt" | tail -1 | tee -a "$summary"
+      # (One store and one text for every answer: few files come back from $OUT.)
+      timed answer$q timeout "${ANSWER_LIMIT:-200}" "$bin/empiric" --db "$OUT/answers.db" answer "$q" \
+        --preset full --device cuda --jobs "$jobs" --no-progress 2>&1 | tee /tmp/answer$q.txt | tail -1 | tee -a "$summary"
       rc=${PIPESTATUS[0]}; [ "$rc" = 0 ] || failed "answer $q" "$rc"
-      grep -E "supported|refuted|inconclusive|trials" "$OUT/answer$q.txt" | head -30 | tee -a "$summary"
+      cat /tmp/answer$q.txt >>"$OUT/answers.txt"
+      grep -E "supported|refuted|inconclusive|trials" /tmp/answer$q.txt | head -30 | tee -a "$summary"
     done
     ;;
   esac
+done
+# A store left mid-write by a timed-out answer keeps its last transactions in the -wal file:
+# folded in, so the .db that comes back is whole and no extra files are counted.
+# (The last connection to close removes the -wal and -shm files itself.)
+for db in "$OUT"/*.db; do
+  [ -e "$db" ] || continue
+  $PY -c "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA wal_checkpoint(TRUNCATE)'); c.close()" "$db"
 done
 exit $status

@@ -21,4 +21,19 @@ for f in "$src"/*.gz; do
   zcat "$f" | xz -9e -T2 >"$dest/data/$(basename "$f" .gz).xz"
 done
 du -sh "$dest"
-echo "working tree + $dest: $(( ($(git ls-files -z | xargs -0 du -cb | tail -1 | cut -f1) + $(du -sb "$dest" | cut -f1)) / 1048576 )) MiB (limit 64)"
+# What travels: tracked files and untracked ones git does not ignore, and $dest (carry). Over the
+# device tool's 64 MiB, a run is refused after the machine has started: fail here instead.
+tree=$(git ls-files -co --exclude-standard -z | xargs -0 du -cb 2>/dev/null | awk '/\ttotal$/ {s += $1} END {print s + 0}')
+total=$(( (tree + $(du -sb "$dest" | cut -f1)) / 1048576 ))
+echo "working tree $(( tree / 1048576 )) MiB + $dest: $total MiB (limit 64)"
+if [ "$total" -ge 64 ]; then
+  echo "pack_gpu.sh: $total MiB would not travel (the device tool takes 64 MiB): shrink the tree" >&2
+  exit 1
+fi
+# Which code the GPU will measure: printed there by gpu_run.sh.
+{ echo "commit $(git rev-parse HEAD)$(git diff --quiet HEAD -- . ':!reports' || echo ' (with uncommitted changes)')"
+  echo "packed $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  readelf -d "$BUILD_DIR/bin/empiric" | grep -q 'libcudart' && echo "build with CUDA kernels" ||
+    echo "build WITHOUT CUDA kernels (EMPIRIC_CUDA=OFF or no nvcc): --device cuda is refused"
+} >"$dest/STAMP"
+cat "$dest/STAMP"
