@@ -100,7 +100,7 @@ for step in $STEPS; do
       timed "$t" timeout "$STEP_LIMIT" "$bin/$t" --gtest_filter='*Cuda*:*cuda*' >"/tmp/$t.log" 2>&1
       rc=$?
       cat "/tmp/$t.log" >>"$OUT/tests.log"
-      echo "$t: $(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ tests?' "/tmp/$t.log" | tr '\n' ' ')" | tee -a "$summary"
+      echo "$t: $(grep -E '^\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ tests?' "/tmp/$t.log" | tr '\n' ' ')$(tail -1 "/tmp/$t.log" | grep -o ', [0-9]* s wall')" | tee -a "$summary"
       [ "$rc" = 0 ] || failed "$t" "$rc" "/tmp/$t.log"  # (a crash prints no gtest summary)
     done
     grep -E '^\[  FAILED  \]' "$OUT/tests.log" | sort -u | tee -a "$summary"
