@@ -23,6 +23,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.transforms as mtransforms  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def floats(rows, key):
@@ -270,6 +271,11 @@ def plot_curves(meta, rows, path):
         for lb in labels:
             head, rest = lb.split(" ", 1)
             facets.setdefault(head, []).append(lb)
+    # Runs of very different lengths (Q99: batch 32's 34,000 steps beside batch 4096's 270) on
+    # one linear step axis squeeze the short ones against 0: a log axis past 8x.
+    lasts = [max(st for st, _ in pts) for n in panels for by_seed in series[n].values()
+             for pts in by_seed.values() if pts]
+    log_x = implicit or (bool(lasts) and min(lasts) > 0 and max(lasts) / min(lasts) > 8)
     rows_n = len(facets)
     # (At least 6 inches wide: a single panel clipped the title.)
     fig, grid = plt.subplots(rows_n, len(panels),
@@ -286,12 +292,16 @@ def plot_curves(meta, rows, path):
                     # Past ten lines the cycle would repeat a color: a sequential map instead.
                     color = f"C{i}" if len(members) <= 10 else plt.cm.viridis(i / (len(members) - 1))
                     band(ax, series[name][lb], color, short or "all", statuses.get(lb, {}), log_y)
-            ax.set_xlabel("step")
+            ax.set_xlabel("step (log scale)" if log_x and not implicit else "step")
             ax.set_ylabel("train loss (steps since last eval)" if name == "train_loss_recent" else name)
             if log_y:
                 ax.set_yscale("log")
             if implicit:
                 ax.set_xscale("log")
+            elif log_x:
+                ax.set_xscale("log")  # (an evaluation at step 0, if any, is left off)
+            elif lasts and max(lasts) >= 10000:
+                ax.xaxis.set_major_locator(MaxNLocator(5))  # (five-digit steps overlapped)
             ax.grid(alpha=0.3)
             if head:
                 ax.set_title(head, fontsize=8)
