@@ -34,7 +34,9 @@ for i in $(seq "$REPS"); do
   part "empiric optim.impl=torch run $i" "$EMPIRIC" --db "$tmp/t$i.db" run configs/fmnist_lenet.json \
     optim.impl=torch --preset quick --device "$DEVICE" --no-progress >/dev/null &&
     "$EMPIRIC" --db "$tmp/t$i.db" results --format jsonl >>"$tmp/empiric_torch.jsonl"
-  for mode in dataloader tensor compile; do  # (each peer apart: one failing keeps the others)
+  modes="dataloader tensor compile"
+  [ "$DEVICE" = cuda ] && modes="$modes graphs"  # (the step captured as a CUDA graph, as empiric's)
+  for mode in $modes; do  # (each peer apart: one failing keeps the others)
     part "peer $mode run $i" "$PY" bench/peers/lenet_fmnist.py --epochs 3 --device "$DEVICE" \
       --modes "$mode" >>"$tmp/peers.jsonl"
   done
@@ -62,6 +64,7 @@ for name, r in rows.items():
     ratio = f"{e / base:.2f}x" if base else "-"
     print(f"| {name} | {e:.3f} | {len(r)} | {55000 / e:,.0f} | {acc:.4f} | {ratio} |")
 print()
-print("(pytorch-python-compile: its steady epochs, from the second on; the first compiles.)")
+print("(pytorch-python-compile: its steady epochs, from the second on; the first compiles."
+      " pytorch-python-graphs: every epoch, its capture before them, as empiric's.)")
 PY
 [ "$failures" = 0 ] || exit 1

@@ -11,6 +11,10 @@ Modes:
               and trained as one by vmap over functional_call, each member with its own data order
               (what a PyTorch user writes for an ensemble; empiric's train.population is the same idea)
   sequential  the same members trained one after another with the tensor loop (the ensemble's baseline)
+  graphs      the tensor loop with the whole step (forward, backward, SGD with momentum) captured once
+              as a CUDA graph and replayed, the batch fed through a static index buffer and the LR
+              through a device tensor: what empiric's train.cuda_graphs does, written in PyTorch
+              (on a CPU the same step runs eagerly, to check its arithmetic against the tensor loop)
 
 Prints one JSON line per mode: epoch time (training only), samples/s, final test accuracy.
 """
@@ -115,7 +119,70 @@ def run_ensemble(x, y, xt, yt, dev, args):
             "test_acc": sum(accs) / m, "threads": torch.get_num_threads(), "torch": torch.__version__}
 
 
+def run_graphs(x, y, xt, yt, dev, args):
+    torch.manual_seed(args.seed)
+    model = lenet().to(dev)
+    params = list(model.parameters())
+    bufs = [torch.zeros_like(p) for p in params]  # (torch's SGD: the first step's buffer is the gradient)
+    lr = torch.zeros((), device=dev)
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step(idx):
+        loss = loss_fn(model(x.index_select(0, idx)), y.index_select(0, idx))
+        grads = torch.autograd.grad(loss, params)
+        with torch.no_grad():
+            torch._foreach_mul_(bufs, 0.9)
+            torch._foreach_add_(bufs, grads)
+            torch._foreach_add_(params, torch._foreach_mul(bufs, -lr))
+
+    steps_per_epoch = math.ceil(len(x) / args.batch)
+    total = steps_per_epoch * args.epochs
+    schedule = cosine(total)
+    graph, static_idx, capture_s = None, None, 0.0
+    if dev.type == "cuda":
+        # Warm up on a side stream (as torch.cuda.graphs' docs ask), capture, then put the weights
+        # and buffers back: neither the warm-up nor the capture is part of the training.
+        t0 = time.perf_counter()
+        saved = [t.detach().clone() for t in params + bufs]
+        static_idx = torch.arange(args.batch, device=dev)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                step(static_idx)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            step(static_idx)
+        with torch.no_grad():
+            for t, v in zip(params + bufs, saved):
+                t.copy_(v)
+        sync(dev)
+        capture_s = time.perf_counter() - t0
+    epoch_times, k = [], 0
+    for _ in range(args.epochs):
+        t0 = time.perf_counter()
+        perm = torch.randperm(len(x), device=dev)
+        for idx in perm.split(args.batch):
+            lr.fill_(args.lr * schedule(k))  # (a kernel, no host sync)
+            if graph is not None and len(idx) == args.batch:
+                static_idx.copy_(idx)
+                graph.replay()
+            else:  # the last, smaller batch (and every batch on a CPU): the same step, eagerly
+                step(idx)
+            k += 1
+        sync(dev)
+        epoch_times.append(time.perf_counter() - t0)
+    epoch_s = sum(epoch_times) / len(epoch_times)
+    return {"peer": "pytorch-python-graphs" + ("" if graph is not None else "-eager-on-cpu"),
+            "epochs": args.epochs, "batch_size": args.batch, "epoch_s": epoch_s,
+            "samples_per_s": len(x) / epoch_s, "capture_s": capture_s,
+            "test_acc": accuracy(model, xt, yt), "threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
 def run(mode, x, y, xt, yt, dev, args):
+    if mode == "graphs":
+        return run_graphs(x, y, xt, yt, dev, args)
     if mode == "ensemble":
         return run_ensemble(x, y, xt, yt, dev, args)
     if mode == "sequential":
