@@ -603,6 +603,9 @@ int run_config(const Context& ctx, const RunOptions& o) {
   for (int j = 1; j < workers; ++j) pool.emplace_back(worker);
   worker();
   for (auto& th : pool) th.join();
+  if (checkpoints)  // (a killed population's, once its members are recorded: see the function)
+    remove_spent_population_checkpoints(ckpt_dir,
+                                        [&](const std::string& h) { return store.has_trial(h); });
   if (user_error) {
     store.end_run(run_id, "failed");
     std::rethrow_exception(user_error);

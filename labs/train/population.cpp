@@ -1636,6 +1636,33 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
                        checkpoint_every_s);
 }
 
+int remove_spent_population_checkpoints(const std::string& dir,
+                                        const std::function<bool(const std::string&)>& recorded) {
+  int removed = 0;
+  std::error_code ec;
+  if (dir.empty() || !std::filesystem::is_directory(dir, ec)) return 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("population-", 0) != 0 || entry.path().extension() != ".pt") continue;
+    try {
+      torch::serialize::InputArchive archive;
+      load_archive_from(archive, entry.path().string());
+      torch::Tensor t;
+      archive.read("state", t);
+      if (!archived_tensor_problem(t).empty()) continue;
+      const json members = json::parse(tensor_text(t)).value("members", json::array());
+      if (members.empty() || !std::all_of(members.begin(), members.end(), [&](const json& h) {
+            return h.is_string() && recorded(h.get<std::string>());
+          }))
+        continue;
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (std::filesystem::remove(entry.path(), ec)) ++removed;
+  }
+  return removed;
+}
+
 std::string population_checkpoint_path(const std::string& dir,
                                        const std::vector<std::string>& member_hashes) {
   if (dir.empty()) return "";

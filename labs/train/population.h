@@ -11,6 +11,7 @@
 
 #include <torch/torch.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -80,6 +81,12 @@ std::vector<TrainOutcome> run_population(const std::vector<json>& cfgs, const to
 // members, so the same pending trials find it again when a killed sweep runs again.
 std::string population_checkpoint_path(const std::string& dir,
                                        const std::vector<std::string>& member_hashes);
+// Removes the population checkpoints in `dir` whose members `recorded` says are all in the store:
+// left by a population killed after its members were recorded, or by one grouped otherwise on a
+// rerun (other memory, other --jobs), whose members then trained in other populations. Returns
+// how many it removed; one it cannot read is left (a population that tries it removes it).
+int remove_spent_population_checkpoints(const std::string& dir,
+                                        const std::function<bool(const std::string&)>& recorded);
 
 // Trains members whose start the caller builds (the lottery lab's rounds): nets[p] (on `device`)
 // holds the weights member p trains from and gets its trained weights back; member p trains on

@@ -448,6 +448,21 @@ TEST(Population, AKilledPopulationResumesFromItsCheckpointToTheSameResults) {
     EXPECT_EQ(again[i].summary["test_acc"], whole[i].summary["test_acc"]) << i;
   }
   std::filesystem::remove(path);
+  // Left behind once its members are recorded (a rerun grouped them otherwise), it is removed
+  // by the sweep's end; while one member is not, it stays.
+  {
+    kill();
+    const std::string spent = dir.file("population-0123456789abcdef.pt");
+    std::filesystem::rename(path, spent);
+    const std::string first = trial_hash(cfgs[0]);
+    auto recorded_but_first = [&](const std::string& h) { return h != first; };
+    EXPECT_EQ(remove_spent_population_checkpoints(dir.path(), recorded_but_first), 0);
+    EXPECT_TRUE(std::filesystem::exists(spent));
+    EXPECT_EQ(
+        remove_spent_population_checkpoints(dir.path(), [](const std::string&) { return true; }),
+        1);
+    EXPECT_FALSE(std::filesystem::exists(spent));
+  }
   // Another population does not take it: it starts over.
   kill();
   std::vector<json> others = {cfgs[0], trial(R"({"seed": 7, "train": {"epochs": 4}, "data": {"validation": 64}})")};
