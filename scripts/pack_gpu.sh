@@ -23,7 +23,11 @@ done
 du -sh "$dest"
 # What travels: tracked files and untracked ones git does not ignore, and $dest (carry). Over the
 # device tool's 64 MiB, a run is refused after the machine has started: fail here instead.
-tree=$(git ls-files -co --exclude-standard -z | xargs -0 du -cb 2>/dev/null | awk '/\ttotal$/ {s += $1} END {print s + 0}')
+# (Files deleted but still tracked are not there to travel: only those that exist are counted.)
+tree=0
+while IFS= read -r -d '' f; do
+  if [ -f "$f" ]; then tree=$((tree + $(stat -c %s "$f"))); fi
+done < <(git ls-files -co --exclude-standard -z)
 total=$(( (tree + $(du -sb "$dest" | cut -f1)) / 1048576 ))
 echo "working tree $(( tree / 1048576 )) MiB + $dest: $total MiB (limit 64)"
 if [ "$total" -ge 64 ]; then

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +12,7 @@
 #include <iostream>
 #include <new>
 #include <regex>
+#include <system_error>
 
 #include "cli/commands.h"
 #include "core/errors.h"
@@ -238,6 +240,7 @@ int main(int argc, char** argv) {
   }
   if (ctx.db.empty()) ctx.db = ctx.home + "/results/empiric.db";
 
+  int output_errno = 0;  // a write to stdout that failed inside a command (fmt::print's throw)
   const int status = [&]() -> int {
     try {
       if (*list) return cli::list_questions(ctx, section, kind, as_json);
@@ -277,6 +280,16 @@ int main(int argc, char** argv) {
       std::cerr << "empiric: " << e.what() << "\n";
       return 2;
     } catch (const std::exception& e) {
+      // fmt::print throws when stdout cannot take its text (a full disk): said below, as output
+      // that could not be written, not as an internal error.
+      if (const auto* se = dynamic_cast<const std::system_error*>(&e)) {
+        const int code = se->code().value();
+        if (code == ENOSPC || code == EPIPE || code == EBADF || code == EIO || code == EFBIG ||
+            code == EDQUOT) {
+          output_errno = code;
+          return 2;
+        }
+      }
       // torch's messages carry a stack trace after their first line: shown only when asked for.
       const std::string what = e.what();
       const std::string first = what.substr(0, what.find('\n'));
@@ -314,8 +327,8 @@ int main(int argc, char** argv) {
   // a success with nothing in the file.
   std::cout.flush();
   const bool cout_failed = !std::cout;
-  if (std::fflush(stdout) != 0 || std::ferror(stdout) || cout_failed) {
-    const int err = errno;
+  if (output_errno != 0 || std::fflush(stdout) != 0 || std::ferror(stdout) || cout_failed) {
+    const int err = output_errno != 0 ? output_errno : errno;
     std::cerr << "empiric: standard output could not be written"
               << (err ? std::string(" (") + std::strerror(err) + ")" : std::string()) << "\n";
     return status != 0 ? status : 2;

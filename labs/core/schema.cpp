@@ -76,7 +76,8 @@ std::vector<Section> build() {
            choice("name", "fashion_mnist", concat(kImageSets, kSynthetic), "dataset"),
            text("path", "",
                 "directory holding the dataset files (default for fashion_mnist: the "
-                "dataset-fashion-mnist package)",
+                "dataset-fashion-mnist package; a relative path is from where empiric runs, and "
+                "the trial stores it absolute)",
                 kImageSets),
            integer("train_subset", 0, 0, {},
                    "use n training examples, the first after a seeded shuffle (0: all); "

@@ -347,13 +347,14 @@ std::string Store::take_leases(const std::vector<std::string>& hashes) {
     const double hours = q.f64(2);
     // Held by a process that is still there: on this machine, one that kill(pid, 0) finds and
     // that began before the lease was taken (a killed run's pid taken since by another process
-    // held its leases for good); on another (a store on a shared disk), a lease younger than a
-    // day.
-    const bool live =
-        holder == host
-            ? holder_pid != pid && (::kill(pid_t(holder_pid), 0) == 0 || errno == EPERM) &&
-                  !(process_age_s(holder_pid) < hours * 3600 - 2)  // (2 s: the clocks' grain)
-            : hours < 24;
+    // held its leases for good), by a minute's margin: the lease's age is on the wall clock, the
+    // process's on the boot clock, and a clock set forward by a few seconds made a live run's
+    // first leases look taken before it began; on another machine (a store on a shared disk), a
+    // lease younger than a day.
+    const bool live = holder == host ? holder_pid != pid &&
+                                           (::kill(pid_t(holder_pid), 0) == 0 || errno == EPERM) &&
+                                           !(process_age_s(holder_pid) < hours * 3600 - 60)
+                                     : hours < 24;
     if (live) return holder + " pid " + std::to_string(holder_pid);  // (the txn rolls back)
   }
   for (const auto& hash : hashes)

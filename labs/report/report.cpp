@@ -615,11 +615,20 @@ void write_report_index(const std::string& home, const Bank& bank, Store& store,
   const std::vector<std::string> presets =
       protocol_preset(preset) ? std::vector<std::string>{"", "full"} : std::vector<std::string>{preset};
   std::ostringstream md;  // written whole: a failure midway leaves the index before it
+  // A tag of the configs as written or of overrides is no preset a command can name.
+  const bool named =
+      protocol_preset(preset) || (preset != "as-written" && preset.find('+') == std::string::npos);
   md << "# Reports\n\nOne folder per question answered by a lab; the latest verdict of each claim "
-     << (protocol_preset(preset)
-             ? "under the full protocol"
-             : "under the `" + preset + "` preset (smoke tests, not the protocol)")
-     << ". Regenerate with `empiric report Q --preset " << (preset.empty() ? "full" : preset)
+     << (protocol_preset(preset) ? "under the full protocol"
+         : named ? "under the `" + preset + "` preset (smoke tests, not the protocol)"
+                 : "under `" + preset + "` (not the protocol: " +
+                       (preset == "as-written" ? "configs as written whose full preset differs"
+                                               : "answers with overrides") +
+                       ")")
+     << ". Regenerate with `empiric report Q"
+     << (named                    ? " --preset " + (preset.empty() ? std::string("full") : preset)
+         : preset == "as-written" ? std::string()
+                                  : std::string(" ... (the same preset and overrides)"))
      << "`.\n\n| question | claim | verdict | effect | interval | preset |\n"
         "|---|---|---|---:|---|---|\n";
   for (const auto& q : bank.questions) {

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -243,10 +244,16 @@ void save_archive_to(torch::serialize::OutputArchive& archive, const std::string
 
 void load_archive_from(torch::serialize::InputArchive& archive, const std::string& path,
                        std::optional<torch::Device> device) {
-  std::ifstream in(path, std::ios::binary);
+  std::FILE* in = std::fopen(path.c_str(), "rb");
   if (!in) throw std::runtime_error(path + ": cannot be read (" + std::strerror(errno) + ")");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.eof() && in.fail()) throw std::runtime_error(path + ": cannot be read");
+  std::string bytes;
+  char buf[1 << 16];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, in)) > 0;) bytes.append(buf, n);
+  const bool failed = std::ferror(in) != 0;
+  const int err = errno;
+  std::fclose(in);
+  // (A read that fails midway says so: it is not a checksum that differs.)
+  if (failed) throw std::runtime_error(path + ": cannot be read (" + std::strerror(err) + ")");
   const std::string_view all(bytes);
   // (One written before the checksums has none: torch's own checks are all it gets.)
   if (all.size() >= kTrailer && all.substr(all.size() - kTrailer, kSumTag.size()) == kSumTag) {

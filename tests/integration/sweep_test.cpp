@@ -1184,6 +1184,13 @@ TEST(Cli, OutputThatCannotBeWrittenIsAnError) {
   EXPECT_EQ(WEXITSTATUS(status), 2);
   EXPECT_EQ(slurp(dir.file("err.txt")),
             "empiric: standard output could not be written (No space left on device)\n");
+  // Written by fmt (the plain list): it threw, "internal error: cannot write to file", exit 3.
+  const std::string plain = std::string(EMPIRIC_BINARY) + " --home " + EMPIRIC_SOURCE_DIR +
+                            " --db " + dir.file("r.db") + " list > /dev/full 2> " +
+                            dir.file("err.txt");
+  EXPECT_EQ(WEXITSTATUS(std::system(plain.c_str())), 2);
+  EXPECT_EQ(slurp(dir.file("err.txt")),
+            "empiric: standard output could not be written (No space left on device)\n");
 }
 
 TEST(Cli, ListAndShowAnswerFromTheBank) {

@@ -456,6 +456,14 @@ TEST(Report, IndexListsTheLatestVerdictsOfItsKindOfPreset) {
   const std::string quick = slurp(home.file("results/reports/quick/README.md"));
   EXPECT_NE(quick.find("| q99.t | **refuted** | 0.5 | [0.1, 0.9] | quick |"), std::string::npos)
       << quick;
+  EXPECT_NE(quick.find("Regenerate with `empiric report Q --preset quick`."), std::string::npos);
+  // A tag is no preset to name: "--preset as-written" was refused ("no such preset").
+  write_report_index(home.path(), bank, store, "as-written");
+  const std::string written = slurp(home.file("results/reports/as-written/README.md"));
+  EXPECT_NE(written.find("under `as-written` (not the protocol: configs as written whose full "
+                         "preset differs). Regenerate with `empiric report Q`."),
+            std::string::npos)
+      << written;
 }
 
 TEST(Report, AStoreWithoutAQuestionKeepsItsRowsInTheIndex) {

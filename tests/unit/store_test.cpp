@@ -635,6 +635,9 @@ TEST(Store, ALeaseHeldByALiveProcessKeepsItsTrialsAndADeadOnesIsTakenOver) {
   EXPECT_EQ(store.take_leases({"h"}), "");
   put_lease(path, "h", host, later);  // (taken now)
   EXPECT_EQ(store.take_leases({"h"}), std::string(host) + " pid " + std::to_string(later));
+  // Dated 10 s before the process began (the wall clock set forward since): still its.
+  put_lease(path, "h", host, later, "strftime('%Y-%m-%dT%H:%M:%fZ','now','-10 seconds')");
+  EXPECT_EQ(store.take_leases({"h"}), std::string(host) + " pid " + std::to_string(later));
   kill(later, SIGKILL);
   waitpid(later, nullptr, 0);
   // Another machine's: held for a day, then taken over.
