@@ -63,13 +63,6 @@ bool matches(const TrialRecord& t, const json& conditions) {
   return true;
 }
 
-double median(std::vector<double> v) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  const size_t h = v.size() / 2;
-  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
-}
-
 }  // namespace
 
 bool is_range(const json& want) {
@@ -503,6 +496,8 @@ Verdict evaluate(const json& c, const std::vector<TrialRecord>& given,
     }
     test.lo = median(los);
     test.hi = median(his);
+    test.bound_lo = los;
+    test.bound_hi = his;
   }
   const ObservationSet set = observations_for(c, trials);
   Verdict v = evaluate_claim(test, set.observations);

@@ -24,6 +24,8 @@ double kendall_tau(const std::vector<double>& x, const std::vector<double>& y);
 // itself, which Spearman's (biased by the ties the duplicates make) is not. 0 when x is constant.
 double ordered_tau(const std::vector<double>& x, const std::vector<double>& y);
 double mean(const std::vector<double>& v);
+// The middle value (the mean of the two middle ones for an even count); NaN for none.
+double median(std::vector<double> v);
 
 struct BootstrapOptions {
   // Not more: with 3 seeds the expanded level (below) is the resamples' range, which widens as

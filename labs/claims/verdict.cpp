@@ -222,6 +222,7 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
       within_logs = within_logs && x > 0;
     }
     within_logs = within_logs && t.lo > 0;
+    for (double lo : t.bound_lo) within_logs = within_logs && lo > 0;
   } else if (t.kind == "correlate" || t.kind == "threshold") {
     groups.emplace_back();
     for (const auto& o : obs) groups[0].push_back(&o);
@@ -271,9 +272,19 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
         if (std::isnan(best_y) || (t.best_is_max ? m > best_y : m < best_y))
           best_y = m, best_x = groups[g][0]->x;
       }
-      if (!within_logs) return best_x - std::clamp(best_x, t.lo, t.hi);
+      // The range: the bounds' medians, or (resampled with the sweep) those of a resample of
+      // the range trials, the pick after the sweep's groups.
+      double lo = t.lo, hi = t.hi;
+      if (pick.size() > groups.size()) {
+        std::vector<double> los, his;
+        for (int i : pick.back())
+          los.push_back(t.bound_lo[size_t(i)]), his.push_back(t.bound_hi[size_t(i)]);
+        lo = median(los), hi = median(his);
+        if (!(lo <= hi)) return double(NAN);  // (a resample whose range is empty says nothing)
+      }
+      if (!within_logs) return best_x - std::clamp(best_x, lo, hi);
       const double l = std::log10(best_x);
-      return l - std::clamp(l, std::log10(t.lo), std::log10(t.hi));
+      return l - std::clamp(l, std::log10(lo), std::log10(hi));
     }
     if (t.kind == "correlate") return kendall_tau(xs, ys);
     return mean(ys) - t.threshold;
@@ -359,6 +370,11 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     v.reason = unmeasured;
     return v;
   }
+  // A range read from a few seeds of its own test varies as the sweep does: its trials are
+  // resampled too (the medians were held fixed, as if the range were known exactly).
+  const bool resample_bounds = t.kind == "within" && t.bound_lo.size() >= size_t(kMinPerGroup) &&
+                               t.bound_lo.size() == t.bound_hi.size();
+  if (resample_bounds) sizes.push_back(int(t.bound_lo.size()));
   v.ci = bootstrap(sizes, resampled, t.bootstrap);
   // The mean of one sample (a threshold's values, a paired compare's differences): its resamples'
   // means never leave the values' own range, however far the expanded level reaches, so with 3
@@ -417,17 +433,23 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   };
   if (t.kind == "within") {
     const std::string range = "[" + fmt_num(t.lo) + ", " + fmt_num(t.hi) + "]";
+    const std::string resampled_too = resample_bounds
+                                          ? " (the range resampled too, from its " +
+                                                std::to_string(t.bound_lo.size()) + " trials)"
+                                          : "";
     if (v.ci.lo >= 0 && v.ci.hi <= 0) {
       v.verdict = "supported";
       v.reason = "the best x lies inside " + range + " in at least " +
-                 fmt_num(t.bootstrap.level * 100) + "% of the resamples";
+                 fmt_num(t.bootstrap.level * 100) + "% of the resamples" + resampled_too;
     } else if (v.ci.lo > 0 || v.ci.hi < 0) {
       v.verdict = "refuted";
       v.reason = "the best x lies " + std::string(v.ci.lo > 0 ? "above " : "below ") + range +
-                 " in at least " + fmt_num(t.bootstrap.level * 100) + "% of the resamples";
+                 " in at least " + fmt_num(t.bootstrap.level * 100) + "% of the resamples" +
+                 resampled_too;
     } else {
       v.verdict = "inconclusive";
-      v.reason = "the best x falls inside " + range + " in some resamples and outside in others";
+      v.reason = "the best x falls inside " + range + " in some resamples and outside in others" +
+                 resampled_too;
     }
     notes();
     return v;

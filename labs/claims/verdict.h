@@ -88,6 +88,10 @@ struct ClaimTest {
   double min_effect = 0;       // the smallest effect (in the claimed direction) that supports it
   double threshold = 0;        // threshold tests only
   double lo = 0, hi = 0;       // within tests: the range the best x should lie in
+  // within tests: each range trial's bounds (lo and hi are their medians). With kMinPerGroup or
+  // more they are resampled with the sweep, so the interval carries the range's seed-to-seed
+  // spread too; fewer, the medians are held fixed.
+  std::vector<double> bound_lo, bound_hi;
   bool best_is_max = true;     // within tests: the best x has the highest mean y (else lowest)
   bool outcome = false;  // the metric is a 0/1 outcome (diverged, failed, a flag): a threshold on
                          // it takes the exact binomial interval

@@ -1047,9 +1047,22 @@ TEST(Claim, WithinReadsItsBoundsFromTheOtherConfigsTrials) {
                   {"metric", "test_acc"},
                   {"bounds", {{"config", "r.json"}, {"lo", "range_lo"}, {"hi", "range_hi"}}}}}};
   EXPECT_EQ(claim_configs(claim), (std::vector<std::string>{"s.json", "r.json"}));
-  Verdict v = evaluate(claim, sweep, ranges);  // medians: [0.03, 0.3]
+  // Medians [0.03, 0.3], but the third range test's [0.5, 5] leaves 0.1 out: the range's
+  // trials resampled with the sweep's, it is out in some resamples (held at its medians, the
+  // range said "supported" whatever its seeds' spread).
+  Verdict v = evaluate(claim, sweep, ranges);
+  EXPECT_EQ(v.verdict, "inconclusive") << v.reason;
+  EXPECT_NE(v.reason.find("[0.03, 0.3]"), std::string::npos) << v.reason;
+  EXPECT_NE(v.reason.find("(the range resampled too, from its 3 trials)"), std::string::npos)
+      << v.reason;
+  ranges[2].summary = {{"range_lo", 0.04}, {"range_hi", 0.4}};  // every seed's range holds 0.1
+  v = evaluate(claim, sweep, ranges);
   EXPECT_EQ(v.verdict, "supported") << v.reason;
   EXPECT_NE(v.reason.find("[0.03, 0.3]"), std::string::npos) << v.reason;
+  ranges.pop_back();  // two: too few to resample, held at their medians
+  v = evaluate(claim, sweep, ranges);
+  EXPECT_EQ(v.verdict, "supported") << v.reason;
+  EXPECT_EQ(v.reason.find("resampled too"), std::string::npos) << v.reason;
   claim["test"]["bounds"]["where"] = {{"optim.name", "adam"}};
   EXPECT_EQ(evaluate(claim, sweep, ranges).verdict, "inconclusive");  // no bounds match
 }
