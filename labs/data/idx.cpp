@@ -86,9 +86,11 @@ RawImages read_idx_images(const std::string& path) {
   DataFile file(path);
   std::vector<uint8_t> b;
   file.read(b, 16);
-  if (b.size() < 4)
+  if (b.size() < 4) {
+    file.close();  // (a gzip stream cut short, even inside its own header, says so here)
     throw UserError(path + ": " + std::to_string(b.size()) +
                     " bytes (after decompression): too short for an IDX header");
+  }
   uint32_t magic = big_endian(b, 0);
   if (magic != 0x00000803)
     throw UserError(path + ": magic number " + hex(magic) +
@@ -133,9 +135,11 @@ std::vector<uint8_t> read_idx_labels(const std::string& path) {
   DataFile file(path);
   std::vector<uint8_t> b;
   file.read(b, 8);
-  if (b.size() < 4)
+  if (b.size() < 4) {
+    file.close();  // (a gzip stream cut short, even inside its own header, says so here)
     throw UserError(path + ": " + std::to_string(b.size()) +
                     " bytes (after decompression): too short for an IDX header");
+  }
   uint32_t magic = big_endian(b, 0);
   if (magic != 0x00000801)
     throw UserError(path + ": magic number " + hex(magic) +

@@ -153,6 +153,13 @@ TEST(Idx, TruncatedGzipIsAnError) {
   std::string gz((std::istreambuf_iterator<char>(in)), {});
   std::string path = dir.write("cut.gz", gz.substr(0, gz.size() / 2));
   EXPECT_FALSE(error_of([&] { read_idx_images(path); }).empty());
+  // Cut inside its 10-byte gzip header: it read as "0 bytes (after decompression): too short
+  // for an IDX header".
+  for (size_t keep : {5u, 12u}) {
+    const std::string head = dir.write("head" + std::to_string(keep) + ".gz", gz.substr(0, keep));
+    EXPECT_EQ(error_of([&] { read_idx_images(head); }), head + ": truncated gzip data") << keep;
+    EXPECT_EQ(error_of([&] { read_idx_labels(head); }), head + ": truncated gzip data") << keep;
+  }
 }
 
 TEST(Idx, MissingFileIsNamed) {
