@@ -1174,6 +1174,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   // ends. One whose members differ from these (another population) is not resumed.
   json member_hashes = json::array();
   for (const auto& c : cfgs) member_hashes.push_back(trial_hash(c));
+  const auto run_start = Clock::now();
+  double resumed_wall = 0;  // the killed run's wall time up to the checkpoint resumed from
   auto save = [&]() {
     PopulationCheckpoint c;
     c.lists = {{"param", stacked}, {"state1", opt.state1()}, {"state2", opt.state2()}};
@@ -1184,6 +1186,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
                {"samples", samples},
                {"opt_steps", opt_steps},
                {"compute_s", compute_s},
+               {"wall_s", resumed_wall + seconds_since(run_start)},
                {"eval_s", eval_s},
                {"member_steps", member_steps},
                {"member_state", json::array()}};
@@ -1239,6 +1242,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       opt_steps = state["opt_steps"];
       compute_s = state["compute_s"];
       eval_s = state["eval_s"];
+      resumed_wall = state.value("wall_s", 0.0);  // (an older checkpoint has none)
       // (A checkpoint of an empiric before stopped members left the stack: every member was
       // computed at every step.)
       member_steps = state.value("member_steps", step * P);
@@ -1495,6 +1499,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   for (int64_t p = 0; p < P; ++p) {
     TrainOutcome& out = outs[p];
     out.resumed_from_epoch = resumed_from;
+    out.resumed_wall_s = resumed_from > 0 ? resumed_wall / double(P) : 0.0;  // (each its share)
     const Dataset& d = owned[data_of[p]];
     // A diverged or stopped member's run ends where a trial alone would have stopped.
     const bool stopped = ms[p].done();

@@ -52,6 +52,7 @@ struct LoopState {
   double test_acc_at_best = NAN;
   int evals_since_best = 0;
   double compute_s = 0, eval_s = 0;
+  double wall_s = 0;            // the run's wall time at the checkpoint, earlier runs' included
   json marks = json::object();  // test metrics taken at schedule landmarks (wsd's decay start)
   // The last evaluation's values: the summary's, should the run stop (diverge) before the next.
   std::vector<std::pair<std::string, double>> last_values;
@@ -68,6 +69,7 @@ struct LoopState {
             {"evals_since_best", evals_since_best},
             {"compute_s", compute_s},
             {"eval_s", eval_s},
+            {"wall_s", wall_s},
             {"marks", marks},
             {"last_values", values}};
   }
@@ -83,6 +85,7 @@ struct LoopState {
     evals_since_best = j.at("evals_since_best");
     compute_s = j.at("compute_s");
     eval_s = j.at("eval_s");
+    wall_s = j.value("wall_s", 0.0);  // (an older checkpoint has none)
     marks = j.value("marks", json::object());
     last_values.clear();
     for (const auto& v : j.value("last_values", json::array()))
@@ -625,8 +628,11 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
 
   TrainOutcome outcome;
   LoopState st;
-  if (load_checkpoint(hooks.checkpoint_path, model, opt, order_gen, dropout_gen, st, device))
+  const auto run_start = Clock::now();
+  if (load_checkpoint(hooks.checkpoint_path, model, opt, order_gen, dropout_gen, st, device)) {
     outcome.resumed_from_epoch = st.epoch;
+    outcome.resumed_wall_s = st.wall_s;
+  }
 
   // CUDA graphs: the step is captured once, after two eager warm-up steps, reading its batch
   // indices from a static buffer and its LR and bias corrections from device scalars, then
@@ -865,6 +871,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
         seconds_since(last_checkpoint) >= hooks.checkpoint_every_s) {
       if (hooks.before_checkpoint) hooks.before_checkpoint();
       try {
+        st.wall_s = outcome.resumed_wall_s + seconds_since(run_start);
         save_checkpoint(hooks.checkpoint_path, model, opt, order_gen, dropout_gen, st, device);
       } catch (const UserError& e) {  // the run is worth more than its checkpoint
         note_once(std::string(e.what()) + ": training goes on without checkpoints");

@@ -63,6 +63,9 @@ struct TrainOutcome {
   json summary;                    // final metrics and timings
   json measures = json::object();  // the "measure" section's results (finished trials)
   int resumed_from_epoch = 0;      // 0: started fresh
+  // Resumed: the killed run's wall time up to the checkpoint it resumed from (its share, for a
+  // population's member), which the run's own wall time leaves out.
+  double resumed_wall_s = 0;
 };
 
 // Loss and accuracy of `model` on (x, y), evaluated in chunks without gradients.

@@ -1,6 +1,7 @@
 // Datasets, models and the trainer on tiny data.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -927,6 +928,24 @@ TEST(Trainer, AKilledTrialResumesFromItsCheckpointToTheSameResult) {
     EXPECT_EQ(out.summary["test_acc"], whole.summary["test_acc"]) << patch;
     EXPECT_EQ(out.summary["train_loss"], whole.summary["train_loss"]) << patch;
     EXPECT_FALSE(std::filesystem::exists(dir.file("t.pt")));  // removed once the trial ends
+  }
+  {  // The killed run's wall time up to its checkpoint is the resumed run's to report (the
+     // store's wall_s counted the resumed part only): here at least the 0.2 s it slept.
+    testing::TempDir dir;
+    const json cfg = config(R"({"train": {"epochs": 4, "checkpoint_every_s": 0}})");
+    EXPECT_EQ(train_cfg(cfg).resumed_wall_s, 0.0);
+    TrainHooks dying;
+    dying.checkpoint_path = dir.file("w.pt");
+    dying.on_eval = [](const Evaluation& e) {
+      if (e.epoch == 1) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      kill_at_epoch_3(e);
+    };
+    EXPECT_THROW(train_cfg(cfg, dying), std::runtime_error);
+    TrainHooks resumed;
+    resumed.checkpoint_path = dir.file("w.pt");
+    const auto out = train_cfg(cfg, resumed);
+    EXPECT_EQ(out.resumed_from_epoch, 2);
+    EXPECT_GE(out.resumed_wall_s, 0.2);
   }
 }
 

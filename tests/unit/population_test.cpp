@@ -429,6 +429,8 @@ TEST(Population, AKilledPopulationResumesFromItsCheckpointToTheSameResults) {
   ASSERT_EQ(resumed_evals.evals.size(), 2u);  // epochs 3 and 4 only
   for (size_t i = 0; i < cfgs.size(); ++i) {
     EXPECT_EQ(resumed[i].resumed_from_epoch, 2);
+    EXPECT_GT(resumed[i].resumed_wall_s, 0.0) << i;  // (its share of the killed run's wall time)
+    EXPECT_EQ(whole[i].resumed_wall_s, 0.0) << i;
     for (const char* key : {"train_loss", "test_acc", "val_loss", "best_val_loss", "best_val_step", "weight_norm"})
       EXPECT_EQ(resumed[i].summary[key], whole[i].summary[key]) << i << " " << key;
     EXPECT_EQ(resumed[i].summary["steps"], whole[i].summary["steps"]);
