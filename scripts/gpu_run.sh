@@ -57,7 +57,9 @@ export LD_LIBRARY_PATH="$torch_lib:$torch_lib/../../nvidia/cu13/lib:$deps/lib:${
 # through them) and the default data directory: make both exist here. The data travels as xz.
 mkdir -p /work /usr/share/datasets /tmp/fmnist
 [ -e /work/main ] || ln -s "$PWD" /work/main
-mkdir -p /work/main/build/bin && cp "$bin/empiric" /work/main/build/bin/empiric 2>/dev/null
+# (Not over a build that is there: run on the dev machine, this replaced its fresh binary with the
+# packed one.)
+[ -e /work/main/build/bin/empiric ] || { mkdir -p /work/main/build/bin && cp "$bin/empiric" /work/main/build/bin/empiric; }
 $PY - "$deps/data" /tmp/fmnist <<'PY'
 import gzip, lzma, os, sys
 src, dst = sys.argv[1:]
