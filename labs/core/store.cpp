@@ -382,6 +382,21 @@ void Store::release_leases(const std::vector<std::string>& hashes) {
   txn.commit();
 }
 
+void Store::refresh_leases(const std::vector<std::string>& hashes) {
+  const std::string host = this_host();
+  WriteTxn txn(*this, db_);
+  for (const auto& hash : hashes)
+    Stmt(db_,
+         std::string("UPDATE leases SET taken_at = ") + kNow +
+             " WHERE hash = ? AND host = ? AND pid = ?",
+         path_)
+        .bind(1, hash)
+        .bind(2, host)
+        .bind(3, (long long)::getpid())
+        .step();
+  txn.commit();
+}
+
 bool Store::has_trial(const std::string& hash) {
   Stmt q(db_, "SELECT 1 FROM trials WHERE hash = ? AND status != 'failed'", path_);
   return q.bind(1, hash).step();

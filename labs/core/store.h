@@ -100,6 +100,9 @@ class Store {
   // leases are taken over.
   std::string take_leases(const std::vector<std::string>& hashes);
   void release_leases(const std::vector<std::string>& hashes);
+  // Marks this process's leases on `hashes` as taken now: a unit that trains for more than a day
+  // stays its own to a run on another machine (which takes over leases a day old).
+  void refresh_leases(const std::vector<std::string>& hashes);
   std::optional<TrialRecord> trial(const std::string& hash);
   // All trials, newest first; question 0 means every question, config_file "" every file.
   std::vector<TrialRecord> trials(int question = 0, const std::string& config_file = "");

@@ -54,6 +54,7 @@ std::string checkpoint_dir(const std::string& db) {
 struct PendingMetrics {
   std::vector<MetricRow> rows;
   std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point lease_refreshed = std::chrono::steady_clock::now();
 };
 
 json run_environment(const std::string& home, const torch::Device& device) {
@@ -344,11 +345,17 @@ int run_config(const Context& ctx, const RunOptions& o) {
       buffered->rows.clear();
       buffered->last = std::chrono::steady_clock::now();
     };
-    hooks.on_eval = [&, buffered, flush](const Evaluation& ev) {
+    hooks.on_eval = [&, hash, buffered, flush](const Evaluation& ev) {
       for (const auto& [name, value] : ev.values)
         buffered->rows.push_back({ev.epoch, ev.step, name, value});
       if (!o.force && std::chrono::steady_clock::now() - buffered->last >= std::chrono::seconds(2))
         flush();
+      // Every hour: a run on another machine takes over leases a day old, not this one's.
+      if (std::chrono::steady_clock::now() - buffered->lease_refreshed >= std::chrono::hours(1)) {
+        std::lock_guard<std::recursive_mutex> lock(store_mu);
+        store.refresh_leases({hash});
+        buffered->lease_refreshed = std::chrono::steady_clock::now();
+      }
     };
     if (!o.force) hooks.before_checkpoint = flush;
     hooks.checkpoint_every_s = checkpoint_every_s;

@@ -645,6 +645,29 @@ TEST(Store, ALeaseHeldByALiveProcessKeepsItsTrialsAndADeadOnesIsTakenOver) {
   EXPECT_EQ(store.take_leases({"f"}), "elsewhere pid 1");
   put_lease(path, "f", "elsewhere", 1, "strftime('%Y-%m-%dT%H:%M:%fZ','now','-2 days')");
   EXPECT_EQ(store.take_leases({"f"}), "");
+  // Refreshed: this process's own lease is taken now again (another machine's run takes over a
+  // lease a day old, and a unit that trains longer stayed its own only until then).
+  put_lease(path, "r", host, getpid(), "strftime('%Y-%m-%dT%H:%M:%fZ','now','-2 days')");
+  put_lease(path, "s", host, getppid(), "strftime('%Y-%m-%dT%H:%M:%fZ','now','-2 days')");
+  store.refresh_leases({"r", "s"});
+  auto age_h = [&](const std::string& hash) {
+    sqlite3* db = nullptr;
+    double hours = -1;
+    sqlite3_open(path.c_str(), &db);
+    sqlite3_exec(
+        db,
+        ("SELECT (julianday('now') - julianday(taken_at)) * 24 FROM leases WHERE hash = '" + hash +
+         "'")
+            .c_str(),
+        [](void* h, int, char** v, char**) {
+          return *static_cast<double*>(h) = std::atof(v[0]), 0;
+        },
+        &hours, nullptr);
+    sqlite3_close(db);
+    return hours;
+  };
+  EXPECT_LT(age_h("r"), 0.01);
+  EXPECT_GT(age_h("s"), 47.0);  // (another process's: left as it was)
   // Released: only this process's own.
   store.release_leases({"a", "b", "c"});
   put_lease(path, "g", host, getppid());
