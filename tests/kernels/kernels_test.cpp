@@ -1,5 +1,6 @@
 // Every kernel, on every device present, against its ATen reference on fresh random inputs of
-// awkward sizes: 1, 3, 1023, 2^20 + 7, sixty small tensors, one large. CUDA cases skip cleanly
+// awkward sizes: 1, 3, 1023, 2^20 + 7, sixty and a hundred small tensors, one large, and on
+// CUDA three of 12M elements (past a launch's chunks). CUDA cases skip cleanly
 // without a GPU. float32 throughout; bounds are relative to the reference, plus a small absolute
 // floor for elements near zero.
 #include <gtest/gtest.h>
@@ -32,11 +33,31 @@ struct Case {
 void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 std::vector<Case> cases() {
-  std::vector<int64_t> many;
+  std::vector<int64_t> many, hundred;
   for (int i = 0; i < 60; ++i) many.push_back(1 + (i * 37) % 500);
-  return {{"one", {1}},          {"three", {3}},
-          {"n1023", {1023}},     {"n2p20p7", {(1 << 20) + 7}},
-          {"sixty_small", many}, {"mixed", {5, (1 << 18) + 1, 2, 70000}}};
+  // Past one CUDA launch's limits (kernels/common/multi_tensor.cuh: 96 tensors, 2048 chunks of
+  // 16,384 elements): a second launch after the 96th tensor, and one that carries a tensor's
+  // remaining chunks over (37.7M elements against a launch's 33.5M).
+  for (int i = 0; i < 100; ++i) hundred.push_back(1 + (i * 53) % 300);
+  const int64_t twelve_m = int64_t(12) << 20;
+  return {{"one", {1}},
+          {"three", {3}},
+          {"n1023", {1023}},
+          {"n2p20p7", {(1 << 20) + 7}},
+          {"sixty_small", many},
+          {"mixed", {5, (1 << 18) + 1, 2, 70000}},
+          {"hundred_small", hundred},
+          {"past_one_launch", {twelve_m, twelve_m, twelve_m + 5}}};
+}
+
+// Every case on every device, but the one past a CUDA launch's limits only on CUDA: the CPU path
+// has no launches, and its three steps of 38M elements took 25 s a test on two cores.
+std::vector<std::tuple<std::string, Case>> device_cases() {
+  std::vector<std::tuple<std::string, Case>> out;
+  for (const char* device : {"cpu", "cuda"})
+    for (const auto& c : cases())
+      if (std::string(device) == "cuda" || c.name != "past_one_launch") out.emplace_back(device, c);
+  return out;
 }
 
 Lists randn(const std::vector<int64_t>& sizes, const torch::Device& d, double scale = 1.0) {
@@ -148,12 +169,9 @@ TEST_P(Kernels, AxpbyWritesEveryElement) {
   expect_close(w0, want, 1e-6, 1e-6, "axpby in place");
 }
 
-INSTANTIATE_TEST_SUITE_P(Sizes, Kernels,
-                         ::testing::Combine(::testing::Values("cpu", "cuda"),
-                                            ::testing::ValuesIn(cases())),
-                         [](const auto& info) {
-                           return std::get<0>(info.param) + "_" + std::get<1>(info.param).name;
-                         });
+INSTANTIATE_TEST_SUITE_P(Sizes, Kernels, ::testing::ValuesIn(device_cases()), [](const auto& info) {
+  return std::get<0>(info.param) + "_" + std::get<1>(info.param).name;
+});
 
 // Restores torch's intra-op thread count (ctest sets it to 1) when a test ends.
 struct Threads {
