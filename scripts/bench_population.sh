@@ -19,8 +19,14 @@ for mode in off "$N"; do
     seeds="$N" train.epochs="$EPOCHS" train.batch_size="$BATCH" train.population="$mode" \
     train.checkpoint=false > "$tmp/$mode.log"
 done
+# (A peer that fails is named with its error's tail; empiric's table is printed all the same.)
+peers_failed=0
 "$PY" bench/peers/lenet_fmnist.py --epochs "$EPOCHS" --batch "$BATCH" --members "$N" --device "$DEVICE" \
-  --modes ensemble,sequential > "$tmp/peers.jsonl" 2>/dev/null
+  --modes ensemble,sequential > "$tmp/peers.jsonl" 2>"$tmp/peers.err" || {
+  peers_failed=1
+  echo "bench_population.sh: the PyTorch peers failed:" >&2
+  tail -5 "$tmp/peers.err" >&2
+}
 "$PY" - "$tmp" "$N" "$EPOCHS" "$BATCH" "$DEVICE" <<'PY'
 import json, sqlite3, sys
 tmp, n, epochs, batch, device = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
@@ -42,3 +48,4 @@ for line in open(f"{tmp}/peers.jsonl"):
     t = r["epoch_s"] * r["epochs"]
     print(f"| {r['peer']} | {t:.2f} | {r['models_epochs_per_s']:.2f} | {t_seq / t:.2f}x | {r['test_acc']:.4f} | |")
 PY
+exit "$peers_failed"
