@@ -447,7 +447,7 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
                      : std::string("no interval");
     const std::string effect =
         std::isnan(v.effect) ? std::string("not measured") : fmt::format("{:+.3g}", v.effect);
-    fmt::print("{}\n  {}\n  verdict: {}  effect {}  {}  n {}  diverged {}\n  {}\n\n",
+    fmt::print("{}\n  {}\n  verdict: {}  effect {}  {}  n {}  diverged (left out) {}\n  {}\n\n",
                c["id"].get<std::string>(), c["statement"].get<std::string>(), v.verdict, effect,
                interval, v.n, v.diverged, v.reason);
     outcomes.push_back(std::move(o));

@@ -382,7 +382,9 @@ std::string write_report(const std::string& home, const Question& q, const std::
           "shuffled across x rarely order as strongly (a permutation test at the interval's one "
           "side): over 2 or 3 x values a perfect order by chance bootstraps to [1, 1].";
   md << "\n\n";
-  md << "| claim | verdict | effect | 95% interval | n | diverged "
+  // (Diverged trials a claim counts, as an outcome or at its diverged_as value, are in n: the
+  // column is those it left out, which read as "0 diverged" beside 42 of 42 diverging.)
+  md << "| claim | verdict | effect | 95% interval | n | diverged (left out) "
         "|\n|---|---|---:|---|---:|---:|\n";
   for (const auto& o : outcomes) {
     const auto& v = o.verdict;
