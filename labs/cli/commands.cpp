@@ -77,8 +77,9 @@ std::string csv_cell(const std::string& s) {
   return out + "\"";
 }
 
-std::string summary_number(const json& summary, const char* key, const char* format) {
-  if (!summary.contains(key) || !summary[key].is_number()) return "-";
+std::string summary_number(const json& summary, const char* key, const char* format,
+                           const char* missing = "-") {
+  if (!summary.contains(key) || !summary[key].is_number()) return missing;
   return fmt::format(fmt::runtime(format), summary[key].get<double>());
 }
 
@@ -298,9 +299,11 @@ int print_results(const Context& ctx, int question, const std::string& format) {
       fmt::print("{},{},{},{},{},{},{},{},{},{},{},{}\n", t.hash, t.question,
                  csv_cell(t.config_file), t.status,
                  t.status == "diverged" ? std::to_string(t.diverged_step) : "", t.seed,
-                 csv_cell(t.axes.dump()), summary_number(t.summary, "test_acc", "{:.6f}"),
-                 summary_number(t.summary, "test_loss", "{:.6f}"),
-                 summary_number(t.summary, "train_loss", "{:.6f}"), t.wall_s, t.finished_at);
+                 // (Each number whole, as the store has it; a missing one an empty field, not
+                 // "-", which made the column text to a spreadsheet.)
+                 csv_cell(t.axes.dump()), summary_number(t.summary, "test_acc", "{}", ""),
+                 summary_number(t.summary, "test_loss", "{}", ""),
+                 summary_number(t.summary, "train_loss", "{}", ""), t.wall_s, t.finished_at);
     return 0;
   }
   fmt::print("{:<12} {:>3} {:<28} {:<9} {:>4} {:>8} {:>9} {:>8}  {}\n", "trial", "Q", "config",

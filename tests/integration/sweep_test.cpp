@@ -1160,6 +1160,48 @@ JSON
   EXPECT_TRUE(std::isnan(records[0].time_s));
 }
 
+TEST(Cli, ResultsAsCsvKeepEveryDigitAndLeaveMissingNumbersEmpty) {
+  // Six decimals (a training loss of 3e-7 read 0.000000) and "-" for a diverged trial's missing
+  // numbers (a text column to a spreadsheet).
+  testing::TempDir dir;
+  json lab = json::parse(kSweep);
+  lab["sweep"] = json::parse(R"({"optim.lr": [0.1, 1e6]})");
+  lab["seeds"] = 1;
+  const std::string cfg = dir.write("lab.json", lab.dump());
+  ASSERT_EQ(empiric(dir, "run " + cfg + " train.population=off --no-progress").code, 0);
+  const Result r = empiric(dir, "results --format csv");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  std::getline(lines, line);  // (the header)
+  int rows = 0;
+  Store store(dir.file("r.db"));
+  while (std::getline(lines, line)) {
+    ++rows;
+    const std::string hash = line.substr(0, line.find(','));
+    const auto rec = store.trial(hash);
+    ASSERT_TRUE(rec.has_value()) << line;
+    // The last fields: test_acc,test_loss,train_loss,wall_s,finished_at (axes are quoted).
+    std::vector<std::string> f;
+    std::string rest = line.substr(line.rfind('"') + 2), cell;
+    std::istringstream cells(rest);
+    while (std::getline(cells, cell, ',')) f.push_back(cell);
+    if (rest.back() == ',') f.push_back("");
+    ASSERT_GE(f.size(), 4u) << line;
+    if (rec->status == "finished") {
+      EXPECT_EQ(std::stod(f[2]), rec->summary["train_loss"].get<double>()) << line;
+      EXPECT_EQ(std::stod(f[0]), rec->summary["test_acc"].get<double>()) << line;
+    } else {
+      EXPECT_EQ(rec->status, "diverged");
+      for (int k : {0, 1, 2})
+        if (!rec->summary.contains(k == 0 ? "test_acc" : k == 1 ? "test_loss" : "train_loss"))
+          EXPECT_EQ(f[size_t(k)], "") << line;
+      EXPECT_EQ(line.find(",-,"), std::string::npos) << line;
+    }
+  }
+  EXPECT_EQ(rows, 2);
+}
+
 TEST(Cli, DataTooLargeForTheMachineIsOneLineWithItsSize) {
   // 4 TB of training inputs: torch's allocator message ("[enforce fail at alloc_cpu.cpp:127]
   // err == 0. DefaultCPUAllocator: ...") and a second line; now one line with the size.
