@@ -399,8 +399,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
     rec.measures = out.measures.is_null() ? json::object() : out.measures;
     if (out.resumed_from_epoch > 0) rec.summary["resumed_from_epoch"] = out.resumed_from_epoch;
     rec.wall_s = wall_s + out.resumed_wall_s;  // (a resumed trial's killed run counts too)
-    {
-      std::lock_guard<std::recursive_mutex> lock(store_mu);
+    {                                          // (under `whole`, taken above)
       // The stored curve ends where the trial did (a resumed run may stop before the killed
       // one's last stored evaluation); from it (a resumed trial's evaluations before its kill
       // included), for trials alone and population members alike, the late jitter.

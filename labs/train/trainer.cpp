@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -262,8 +261,9 @@ void load_archive_from(torch::serialize::InputArchive& archive, const std::strin
   if (all.size() >= kTrailer && all.substr(all.size() - kTrailer, kSumTag.size()) == kSumTag) {
     const std::string_view stored = all.substr(all.size() - 9, 8);
     if (crc32_hex(all.substr(0, all.size() - kTrailer)) != stored)
-      throw DamagedArchive(path + ": damaged since it was written (its CRC-32 does not match " +
-                           "the one it was written with)");
+      throw DamagedArchive(path,
+                           "damaged since it was written (its CRC-32 does not match the one "
+                           "it was written with)");
     bytes.resize(bytes.size() - kTrailer);
   }
   std::istringstream is(std::move(bytes));
@@ -280,8 +280,7 @@ std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
   try {
     load_archive_from(archive, path);
   } catch (const DamagedArchive& e) {
-    throw UserError(source + ": /train/mask_file = \"" + path +
-                    "\": " + std::string(e.what()).substr(path.size() + 2) +
+    throw UserError(source + ": /train/mask_file = \"" + path + "\": " + e.why +
                     "; expected a whole mask file (rewrite it with the lottery lab)");
   } catch (const std::exception&) {
     throw UserError(source + ": /train/mask_file = \"" + path +

@@ -116,7 +116,9 @@ std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
 void save_archive_to(torch::serialize::OutputArchive& archive, const std::string& path);
 // An archive whose bytes are not those it was written with (its CRC-32 differs).
 struct DamagedArchive : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  DamagedArchive(const std::string& path, const std::string& why_)
+      : std::runtime_error(path + ": " + why_), why(why_) {}
+  std::string why;  // what() without the path
 };
 // Loads an archive save_archive_to wrote (or one without a checksum, written before them):
 // DamagedArchive when its checksum does not match, torch's errors when torch cannot read it.
