@@ -52,6 +52,15 @@ std::string num(double v, const char* f = "{:.4g}") {
   return fmt::format(fmt::runtime(f), v);
 }
 
+// A swept value as the config has it, every digit (0.99999 beside 0.9999 must not read "1"):
+// the shortest text that reads back as the same double.
+std::string exact(double v) { return std::isfinite(v) ? fmt::format("{}", v) : "–"; }
+
+// Seconds: two significant digits under ten (a 0.4 s run read "0 s"), whole seconds above.
+std::string seconds(double s) {
+  return s < 9.95 ? fmt::format("{:.2g} s", s) : fmt::format("{:.0f} s", s);
+}
+
 double number(const json& j, const char* key) {
   return j.contains(key) && j[key].is_number() ? j[key].get<double>() : NAN;
 }
@@ -328,16 +337,15 @@ std::string write_report(const std::string& home, const Question& q, const std::
     // Labs that time no evaluation passes (or trials from before they were timed) say nothing of
     // it.
     std::string times;
-    if (timed_steps) times = fmt::format("{:.0f} s of training steps", steps);
-    if (timed_evals)
-      times += fmt::format("{}{:.0f} s of evaluation", times.empty() ? "" : ", ", evals);
+    if (timed_steps) times = seconds(steps) + " of training steps";
+    if (timed_evals) times += (times.empty() ? "" : ", ") + seconds(evals) + " of evaluation";
     md << fmt::format(
-        "{} trials ({} finished, {} diverged{}{}){}, {:.0f} s of wall time in all{}", trials.size(),
+        "{} trials ({} finished, {} diverged{}{}){}, {} of wall time in all{}", trials.size(),
         finished, diverged, failed ? fmt::format(", {} failed with an error", failed) : "",
         at_chance ? fmt::format("; {} finished no better than chance", at_chance) : "",
         batched ? fmt::format(", {} of them trained in populations of up to {}", batched, largest)
                 : "",
-        wall, times.empty() ? "" : " (" + times + ")");
+        seconds(wall), times.empty() ? "" : " (" + times + ")");
     if (!env.empty()) {
       md << fmt::format(", on {} ({}), commit `{}`, torch {}", env.value("device", "?"),
                         env.value("gpu", env.value("cpu", "?")), env.value("git_commit", "?"),
@@ -397,7 +405,7 @@ std::string write_report(const std::string& home, const Question& q, const std::
   for (const auto& o : outcomes) {
     const std::string id = o.claim["id"], base = "claim_" + slug(id);
     const json& test = o.claim["test"];
-    // The numbers behind the plot: one row per trial.
+    // The numbers behind the plot: one row per trial, every digit.
     std::ostringstream csv;
     csv << "trial,seed,status,x,group,y\n";
     const std::string metric = test["metric"];
@@ -406,8 +414,9 @@ std::string write_report(const std::string& home, const Question& q, const std::
     const auto& sources = set.sources;
     for (size_t i = 0; i < obs.size(); ++i) {
       const TrialRecord& t = o.trials[sources[i]];
-      csv << t.hash.substr(0, 12) << "," << t.seed << "," << t.status << "," << obs[i].x << ","
-          << obs[i].group << "," << (obs[i].diverged ? NAN : obs[i].y) << "\n";
+      csv << t.hash.substr(0, 12) << "," << t.seed << "," << t.status << ","
+          << fmt::format("{}", obs[i].x) << "," << obs[i].group << ","
+          << fmt::format("{}", obs[i].diverged ? NAN : obs[i].y) << "\n";
     }
     json meta = {{"id", id},
                  {"kind", test["kind"]},
@@ -489,15 +498,15 @@ std::string write_report(const std::string& home, const Question& q, const std::
     md << "**" << o.verdict.verdict << "**: " << o.verdict.reason << ".";
     if (set.notes.contains("peak_x"))
       md << " Among the inner values of " << test["x"].get<std::string>() << ", the mean " << metric
-         << " is highest at " << num(set.notes["peak_x"].get<double>()) << ".";
+         << " is highest at " << exact(set.notes["peak_x"].get<double>()) << ".";
     if (test.contains("mark")) {
       const json& mk = test["mark"];
       const bool least = mk.contains("at_least");
       md << " The mean " << mk["metric"].get<std::string>() << " first reaches "
          << (least ? ">= " : "<= ") << num((least ? mk["at_least"] : mk["at_most"]).get<double>());
       if (set.notes.contains("mark_x"))
-        md << " at " << test["x"].get<std::string>() << " = " << num(set.notes["mark_x"].get<double>())
-           << " (dashed line in the plot).";
+        md << " at " << test["x"].get<std::string>() << " = "
+           << exact(set.notes["mark_x"].get<double>()) << " (dashed line in the plot).";
       else
         md << " at no swept value.";
     }
@@ -512,7 +521,7 @@ std::string write_report(const std::string& home, const Question& q, const std::
       // per arm and value, below: pooled over its arms they mean nothing.)
       const std::string x = test["x"];
       std::map<double, std::vector<double>> by_x;
-      std::map<double, int> diverged_at, finished_at;
+      std::map<double, int> diverged_at, finished_at, failed_at;
       bool imputed = false;
       for (size_t k = 0; k < sources.size(); ++k) {
         const TrialRecord& t = o.trials[sources[k]];
@@ -520,14 +529,19 @@ std::string write_report(const std::string& home, const Question& q, const std::
         auto& ys = by_x[xv];
         if (t.status == "diverged") diverged_at[xv]++;
         if (t.status == "finished") finished_at[xv]++;
+        if (t.status == "failed") failed_at[xv]++;
         // As the test takes it: a diverged trial the claim enters at its diverged_as value, or
         // with a metric every trial has (diverged: 1); a failed one measured nothing.
         imputed = imputed || obs[k].imputed;
         if (!obs[k].diverged && !obs[k].missing && std::isfinite(obs[k].y)) ys.push_back(obs[k].y);
       }
       if (imputed) imputed_note();
-      md << "| " << x << " | mean " << metric
-         << " | std | finished | diverged |\n|---:|---:|---:|---:|---:|\n";
+      // n: the values in the mean (finished trials that measured it, and diverged ones where the
+      // claim enters them); failed trials, which measured nothing, only where there are some.
+      const bool any_failed = !failed_at.empty();
+      md << "| " << x << " | mean " << metric << " | std | n | finished | diverged |"
+         << (any_failed ? " failed |" : "") << "\n|---:|---:|---:|---:|---:|---:|"
+         << (any_failed ? "---:|" : "") << "\n";
       for (const auto& [xv, ys] : by_x) {
         double m = 0, sd = 0;
         for (double y : ys) m += y;
@@ -539,8 +553,9 @@ std::string write_report(const std::string& home, const Question& q, const std::
         if (ys.size() > 1 &&
             *std::min_element(ys.begin(), ys.end()) == *std::max_element(ys.begin(), ys.end()))
           sd = 0;
-        md << "| " << num(xv) << " | " << num(m) << " | " << num(sd) << " | " << finished_at[xv]
-           << " | " << diverged_at[xv] << " |\n";
+        md << "| " << exact(xv) << " | " << num(m) << " | " << num(sd) << " | " << ys.size()
+           << " | " << finished_at[xv] << " | " << diverged_at[xv] << " |"
+           << (any_failed ? " " + std::to_string(failed_at[xv]) + " |" : "") << "\n";
       }
       md << "\n";
     }
@@ -564,7 +579,7 @@ std::string write_report(const std::string& home, const Question& q, const std::
          << metric << " | n | diverged |\n|---|---:|---:|---:|---:|\n";
       for (const auto& [key, ys] : cells)
         md << "| " << key.first << ": " << meta.value(key.first + "_label", std::string()) << " | "
-           << (interaction ? num(key.second) : "") << " | "
+           << (interaction ? exact(key.second) : "") << " | "
            << (ys.empty() ? std::string("–") : num(claims::mean(ys))) << " | " << ys.size() << " | "
            << diverged_in[key] << " |\n";
       md << "\n";

@@ -77,7 +77,8 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
       t.status = batch == 2048 && seed == 2 ? "diverged" : "finished";
       t.seed = seed;
       t.config = {{"train", {{"batch_size", batch}, {"population", "auto"}}}};
-      t.summary = {{"test_acc", 0.9 - batch / 10000.0 + seed * 0.001},
+      // (Digits past the sixth: the claim's CSV keeps them.)
+      t.summary = {{"test_acc", 0.9 - batch / 10000.0 + seed * 0.001 + seed * 1.23456789e-8},
                    {"compute_s", 2.0},
                    {"eval_s", 0.4}};
       if (batch == 32) t.summary["population"] = 3;
@@ -111,13 +112,14 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   EXPECT_NE(md.find("| q99.t | **" + o.verdict.verdict + "** |"), std::string::npos) << md;
   EXPECT_NE(md.find("10 trials (8 finished, 1 diverged, 1 failed with an error; 1 finished no "
                     "better than chance), 3 of them trained in populations of up to 3, 27 s of "
-                    "wall time in all (18 s of training steps, 4 s of evaluation)"),
+                    "wall time in all (18 s of training steps, 3.6 s of evaluation)"),
             std::string::npos)
       << md;
-  // The per-x table counts the diverged trial as diverged, and leaves the failed one out.
-  EXPECT_NE(md.find("| 2048 | 0.6957 | "), std::string::npos) << md;
-  EXPECT_NE(md.find(" | 2 | 1 |\n"), std::string::npos) << md;
-  EXPECT_EQ(md.find(" | 2 | 2 |\n"), std::string::npos) << md;
+  // The per-x table counts the diverged trial as diverged and the failed one as failed, and
+  // takes the mean of the two finished ones (n).
+  EXPECT_NE(md.find("| n | finished | diverged | failed |\n"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 2048 | 0.6957 | 0.0007071 | 2 | 2 | 1 | 1 |\n"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 32 | 0.8978 | 0.001 | 3 | 3 | 0 | 0 |\n"), std::string::npos) << md;
   {  // A claim that enters diverged runs at a value: its table's means do too, as its test.
     ClaimOutcome entered = o;
     entered.claim["test"]["diverged_as"] = 0.0;
@@ -135,7 +137,7 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
     for (auto& t : entered.trials)
       if (t.config["train"]["batch_size"] == 2048 && t.status == "finished") t.status = "diverged";
     const std::string alike = slurp(write_report(home.path(), q, "quick", {entered}, store, ""));
-    EXPECT_NE(alike.find("| 2048 | 0.1 | 0 | 0 | 3 |"), std::string::npos) << alike;
+    EXPECT_NE(alike.find("| 2048 | 0.1 | 0 | 3 | 0 | 3 | 1 |"), std::string::npos) << alike;
   }
   {  // A metric every trial has (diverged: 1 or 0): the table counts the diverged trial as 1, as
      // the test does (it left it out, reading 0 at 2048), and the failed one not at all.
@@ -145,7 +147,7 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
     share.verdict = claims::evaluate(share.claim, share.trials);
     const std::string text = slurp(write_report(home.path(), q, "quick", {share}, store, ""));
     EXPECT_NE(text.find("| 2048 | 0.3333 | "), std::string::npos) << text;
-    EXPECT_NE(text.find("| 32 | 0 | 0 | 3 | 0 |"), std::string::npos) << text;
+    EXPECT_NE(text.find("| 32 | 0 | 0 | 3 | 3 | 0 | 0 |"), std::string::npos) << text;
   }
   {  // A compare of two named values is not "between the two ends" of x.
     ClaimOutcome named = o;
@@ -183,6 +185,22 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   const std::string csv = slurp(home.file("results/reports/quick/q099/claim_q99_t.csv"));
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 1 + 10);  // header + one row per trial
   EXPECT_NE(csv.find(",diverged,"), std::string::npos);
+  {  // Every digit: each finished trial's y reads back as the very double in the store.
+    std::map<std::string, double> stored;
+    for (const auto& t : o.trials)
+      if (t.status == "finished") stored[t.hash.substr(0, 12)] = t.summary["test_acc"];
+    std::istringstream rows(csv);
+    std::string line;
+    std::getline(rows, line);
+    int checked = 0;
+    while (std::getline(rows, line)) {
+      const std::string trial = line.substr(0, line.find(','));
+      if (!stored.count(trial)) continue;
+      EXPECT_EQ(std::stod(line.substr(line.rfind(',') + 1)), stored[trial]) << line;
+      ++checked;
+    }
+    EXPECT_EQ(checked, 8);
+  }
   if (!have_python) GTEST_SKIP() << "no .venv: plots not drawn (run scripts/setup.sh)";
   const std::string png = slurp(home.file("results/reports/quick/q099/claim_q99_t.png"));
   ASSERT_GT(png.size(), 1000u);
@@ -201,6 +219,41 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   EXPECT_NE(slurp(home.file("err.txt")).find("claim_q00_broken.png"), std::string::npos)
       << slurp(home.file("err.txt"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/claim_q99_t.png"));  // drawn after the broken one
+}
+
+TEST(Report, SweptValuesReadWithEveryDigitAndShortRunsInTenthsOfASecond) {
+  testing::TempDir home;
+  Store store = report_home(home);
+  Question q;
+  q.number = 9;
+  q.text = "Why momentum?";
+  ClaimOutcome o;
+  o.claim = json::parse(R"({"id": "q9.m", "statement": "loss falls with momentum",
+    "config": "configs/x.json", "test": {"kind": "trend", "x": "optim.momentum",
+    "metric": "train_loss", "direction": -1}})");
+  o.resolved_config = {{"lab", "train"}};
+  int i = 0;
+  for (double momentum : {0.9999, 0.99999})  // both read "1" at four digits
+    for (int seed = 0; seed < 2; ++seed) {
+      TrialRecord t;
+      t.hash = "m" + std::to_string(i++) + std::string(20, '0');
+      t.status = "finished";
+      t.seed = seed;
+      t.config = {{"optim", {{"momentum", momentum}}}};
+      t.summary = {{"train_loss", 1.0 - momentum + seed * 0.01}, {"compute_s", 0.05}};
+      t.wall_s = 0.12;
+      t.measures = json::object();
+      store.put_trial(t);
+      o.trials.push_back(*store.trial(t.hash));
+    }
+  o.verdict = claims::evaluate(o.claim, o.trials);
+  const std::string md = slurp(write_report(home.path(), q, "quick", {o}, store, ""));
+  EXPECT_NE(md.find("\n| 0.9999 | "), std::string::npos) << md;
+  EXPECT_NE(md.find("\n| 0.99999 | "), std::string::npos) << md;
+  // No failed trial: no failed column.
+  EXPECT_NE(md.find("| std | n | finished | diverged |\n"), std::string::npos) << md;
+  EXPECT_NE(md.find("0.48 s of wall time in all (0.2 s of training steps)"), std::string::npos)
+      << md;
 }
 
 TEST(Report, AnInteractionTabulatesEachArmAtEachValueNotTheArmsPooled) {
