@@ -473,6 +473,10 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        {},
        "",
        "lab.json: /data/feature_scale = 7: expected"},
+      {with(R"({"data": {"name": "linear", "noise": 1e7}})"),
+       {},
+       "",
+       "lab.json: /data/noise = 10000000.0: expected a number in [0, 1e+06]"},
       // The range test reads from /train only how a step is taken: no length, no measures.
       {with(R"({"lab": "lr_range", "range": {}, "train": {"epochs": 5}})"),
        {},
