@@ -150,10 +150,10 @@ void check_claim(const json& c, const std::string& where) {
         throw ConfigError(where, at + "/" + key, "", unknown_key_message(key, keys));
   };
   known_keys(c, "", {"id", "statement", "config", "test"});
-  known_keys(t, "/test", {"kind",  "metric",      "direction",  "x",        "a",         "b",
-                          "where", "threshold",   "min_effect", "margin",   "best_over", "best_by",
-                          "best",  "diverged_as", "paired",     "x_metric", "factor",    "bounds",
-                          "mark",  "level",       "resamples",  "seed"});
+  known_keys(t, "/test", {"kind",  "metric",      "direction",  "x",        "a",          "b",
+                          "where", "threshold",   "min_effect", "margin",   "best_over",  "best_by",
+                          "best",  "diverged_as", "paired",     "x_metric", "factor",     "bounds",
+                          "mark",  "level",       "resamples",  "seed",     "equivalence"});
   need(t, "kind", "/test");
   need(t, "metric", "/test");
   // Types, where they are given: names are strings, the test's numbers numbers.
@@ -169,7 +169,8 @@ void check_claim(const json& c, const std::string& where) {
     if (obj->contains(key) && !(*obj)[key].is_string())
       throw ConfigError(where, std::string(ptr) + "/" + key, (*obj)[key].dump(),
                         "expected a string");
-  for (const char* key : {"min_effect", "threshold", "margin", "level", "resamples", "seed"})
+  for (const char* key :
+       {"min_effect", "threshold", "margin", "level", "resamples", "seed", "equivalence"})
     if (t.contains(key) && !t[key].is_number())
       throw ConfigError(where, std::string("/test/") + key, t[key].dump(), "expected a number");
   if (t.contains("level") && !(t["level"].get<double>() > 0.5 && t["level"].get<double>() < 1))
@@ -224,6 +225,23 @@ void check_claim(const json& c, const std::string& where) {
     throw ConfigError(where, "/test/min_effect", t["min_effect"].dump(),
                       "expected a number >= 0 (the smallest effect in the claimed direction; a "
                       "non-inferiority claim takes a margin)");
+  if (t.contains("equivalence")) {
+    const json& e = t["equivalence"];
+    if (kind != "compare")
+      throw ConfigError(where, "/test/equivalence", e.dump(),
+                        "only a compare tests two arms for equivalence");
+    if (!(e.get<double>() > 0))
+      throw ConfigError(where, "/test/equivalence", e.dump(),
+                        "expected a number > 0: the half-width of the band b - a is claimed "
+                        "within");
+    // Two-sided: a claimed direction, a one-sided margin or a minimum would say the opposite.
+    for (const char* other : {"direction", "margin", "min_effect"})
+      if (t.contains(other))
+        throw ConfigError(where, std::string("/test/") + other, t[other].dump(),
+                          "an equivalence claim is two-sided (|b - a| < equivalence); allowed: "
+                          "no " +
+                              std::string(other) + " beside equivalence");
+  }
   if (t.contains("direction") && !(t["direction"] == 1 || t["direction"] == -1))
     throw ConfigError(where, "/test/direction", t["direction"].dump(), "expected 1 or -1");
   if (t.contains("where") && !t["where"].is_object())
@@ -476,6 +494,7 @@ Verdict evaluate(const json& c, const std::vector<TrialRecord>& given,
                  });
   test.paired = t.value("paired", false);
   test.margin = t.value("margin", 0.0);
+  test.equivalence = t.value("equivalence", 0.0);
   test.bootstrap.resamples = t.value("resamples", BootstrapOptions().resamples);
   test.bootstrap.level = t.value("level", 0.95);
   test.bootstrap.seed = t.value("seed", 0);

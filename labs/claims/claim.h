@@ -18,7 +18,11 @@
 //                tuned a meets a tuned b. "best_by": another metric that chooses (e.g. val_acc,
 //                so that the test metric is not also the one the choice was made on).
 //                "paired": true takes the mean of each seed's b - a (its trial in each arm)
-//                instead of the difference of the arms' means (verdict.h).
+//                instead of the difference of the arms' means (verdict.h). "equivalence": 0.01
+//                states "b is within 0.01 of a, either way": the effect is b - a, supported when
+//                its whole interval lies inside (-0.01, 0.01), refuted when wholly outside (two
+//                one-sided tests, each at the interval's one side); with no direction, margin or
+//                min_effect.
 //   correlate:   "x_metric" against metric across trials (Kendall's tau).
 //   threshold:   metric against "threshold".
 //   interaction: "factor" (a dotted key) with "a" and "b" selectors as in compare, across x: how

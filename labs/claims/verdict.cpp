@@ -455,6 +455,27 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     return v;
   }
 
+  if (t.kind == "compare" && t.equivalence > 0) {
+    // Equivalence, as two one-sided tests: b - a above -e at the interval's lower side and
+    // below +e at its upper one.
+    const double e = t.equivalence;
+    const std::string interval = "[" + fmt_num(v.ci.lo) + ", " + fmt_num(v.ci.hi) + "]",
+                      band = "(-" + fmt_num(e) + ", " + fmt_num(e) + ")";
+    if (v.ci.lo > -e && v.ci.hi < e) {
+      v.verdict = "supported";
+      v.reason = "the " + fmt_num(t.bootstrap.level * 100) + "% interval " + interval +
+                 " of b - a lies inside " + band;
+    } else if (v.ci.lo >= e || v.ci.hi <= -e) {
+      v.verdict = "refuted";
+      v.reason = "the interval " + interval + " of b - a lies wholly outside " + band;
+    } else {
+      v.verdict = "inconclusive";
+      v.reason = "the interval " + interval + " of b - a reaches outside " + band +
+                 (std::fabs(v.effect) < e ? "" : ", and the effect itself is outside it");
+    }
+    notes();
+    return v;
+  }
   const double d = t.direction >= 0 ? 1.0 : -1.0;
   const bool excludes_zero_claimed = d > 0 ? v.ci.lo > 0 : v.ci.hi < 0;
   // A peak is found again in every resampling, so on a flat curve the highest inner mean rises

@@ -97,6 +97,8 @@ struct ClaimTest {
                          // it takes the exact binomial interval
   bool paired = false;         // compare: the mean of the seeds' b - a differences (below)
   double margin = 0;           // compare: added to b - a (a non-inferiority margin, say)
+  double equivalence = 0;      // compare: the half-width of the band |b - a| is claimed within
+                               // (0: not an equivalence claim)
   BootstrapOptions bootstrap;
 };
 

@@ -851,6 +851,62 @@ TEST(Claim, AMarginOnACompareOfAnOutcomeMovesItsIntervalWithItsEffect) {
   EXPECT_EQ(three.verdict, "inconclusive") << three.reason;
 }
 
+TEST(Claim, AnEquivalenceIsSupportedOnlyWhenTheWholeIntervalLiesInsideTheBand) {
+  // Arm b at a + shift[seed], 5 seeds; "within 0.01 either way".
+  auto arms = [](std::vector<double> shift) {
+    std::vector<TrialRecord> trials;
+    for (int seed = 0; seed < int(shift.size()); ++seed)
+      for (bool fixed : {false, true}) {
+        const double acc = 0.85 + 0.003 * seed + (fixed ? shift[size_t(seed)] : 0.0);
+        TrialRecord r = record("finished", {{"train", {{"order", fixed ? "fixed" : "reshuffle"}}}},
+                               {{"test_acc", acc}});
+        r.seed = seed;
+        r.hash = std::to_string(seed) + (fixed ? "b" : "a");
+        trials.push_back(r);
+      }
+    return trials;
+  };
+  json claim = {{"id", "c"},
+                {"statement", "s"},
+                {"config", "c.json"},
+                {"test",
+                 {{"kind", "compare"},
+                  {"x", "train.order"},
+                  {"a", "reshuffle"},
+                  {"b", "fixed"},
+                  {"metric", "test_acc"},
+                  {"equivalence", 0.01}}}};
+  EXPECT_NO_THROW(check_claim(claim, "bank.json"));
+  const Verdict same = evaluate(claim, arms({0.001, -0.001, 0.0, 0.002, -0.002}));
+  EXPECT_EQ(same.verdict, "supported") << same.reason;
+  EXPECT_NEAR(same.effect, 0.0, 1e-12);  // b - a, no margin added
+  EXPECT_GT(same.ci.lo, -0.01);
+  EXPECT_LT(same.ci.hi, 0.01);
+  // b 0.03 above a: a one-sided "not worse by 0.01" would hold; "within 0.01" is refuted.
+  const Verdict above = evaluate(claim, arms({0.03, 0.031, 0.029, 0.03, 0.032}));
+  EXPECT_EQ(above.verdict, "refuted") << above.reason;
+  EXPECT_NEAR(above.effect, 0.0304, 1e-9);
+  // Small on average, but the seeds spread past the band: not decided.
+  const Verdict spread = evaluate(claim, arms({0.02, -0.02, 0.015, -0.012, 0.0}));
+  EXPECT_EQ(spread.verdict, "inconclusive") << spread.reason;
+  EXPECT_NE(spread.reason.find("reaches outside (-0.01, 0.01)"), std::string::npos)
+      << spread.reason;
+  // Paired by seed, the same seeds' differences: the spread of a's seeds cancels.
+  claim["test"]["paired"] = true;
+  EXPECT_EQ(evaluate(claim, arms({0.001, -0.001, 0.0, 0.002, -0.002})).verdict, "supported");
+  // Two-sided: no direction, margin or minimum beside it; a compare only; above 0.
+  for (const auto& [pointer, bad] : {std::pair<const char*, json>{"/test/direction", 1},
+                                     {"/test/margin", 0.01},
+                                     {"/test/min_effect", 0.01}})
+    expect_refused_at(claim, pointer, bad, "an equivalence claim is two-sided");
+  expect_refused_at(claim, "/test/equivalence", 0, "expected a number > 0");
+  expect_refused_at(claim, "/test/equivalence", "0.01", "expected a number");
+  json trend = claim;
+  trend["test"] = {
+      {"kind", "trend"}, {"x", "train.order"}, {"metric", "test_acc"}, {"equivalence", 0.01}};
+  expect_refused_at(trend, "/test/equivalence", 0.01, "only a compare");
+}
+
 TEST(Claim, ACorrelateEntersADivergedTrialOnlyWithItsX) {
   // diverged_as gives a diverged trial its y; without an x (a metric it never recorded) it is
   // left out as diverged, not as a trial without the metric.
