@@ -65,6 +65,6 @@ for name, r in rows.items():
     print(f"| {name} | {e:.3f} | {len(r)} | {55000 / e:,.0f} | {acc:.4f} | {ratio} |")
 print()
 print("(pytorch-python-compile: its steady epochs, from the second on; the first compiles."
-      " pytorch-python-graphs: every epoch, its capture before them, as empiric's.)")
+      " pytorch-python-graphs: every epoch, its warm-up and capture counted in them, as empiric's.)")
 PY
 [ "$failures" = 0 ] || exit 1

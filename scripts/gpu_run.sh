@@ -6,7 +6,8 @@
 # `empiric answer 99 --preset full`. Writes under $OUT (at most 8 files come back):
 #   summary.md   environment, test results and every table
 #   tests.log    the CUDA tests' output
-#   bench.db     the training suite's records (merge with `empiric results merge`)
+#   bench.db     the training suite's and the kernels' records, linked to their questions
+#                (merge with `empiric results merge`)
 #   answers.db   the answers' trials;  answers.txt their output (every question of ANSWERS)
 #   kernels_cuda.json  Google Benchmark's output
 #   device run: bash scripts/gpu_run.sh        carry: [".deps"]
@@ -18,7 +19,7 @@
 # seconds (e.g. "99 76": Q76's 108 schedule trials train as two populations of 54 on a GPU; 97:
 # the three chains' rounds train as populations of 9);
 # ANSWER_JOBS sets their --jobs (trials at once on the GPU); STEP_LIMIT (240) the seconds any other
-# command may run. Exits 1 when any step failed (each failure is named in summary.md, with its
+# command may run (lenet, REPS runs of six trainings, twice that). Exits 1 when any step failed (each failure is named in summary.md, with its
 # log's tail where it has one), 2 for an unknown step (before anything runs).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -57,9 +58,13 @@ export LD_LIBRARY_PATH="$torch_lib:$torch_lib/../../nvidia/cu13/lib:$deps/lib:${
 # through them) and the default data directory: make both exist here. The data travels as xz.
 mkdir -p /work /usr/share/datasets /tmp/fmnist
 [ -e /work/main ] || ln -s "$PWD" /work/main
-# (Not over a build that is there: run on the dev machine, this replaced its fresh binary with the
-# packed one.)
-[ -e /work/main/build/bin/empiric ] || { mkdir -p /work/main/build/bin && cp "$bin/empiric" /work/main/build/bin/empiric; }
+# Only where this script made the link (the GPU machine): on the dev machine it replaced a fresh
+# build with the packed binary. There, a binary left by an earlier call is replaced when it
+# differs: the CUDA tests run the CLI at that path.
+if [ -L /work/main ]; then
+  mkdir -p /work/main/build/bin
+  cmp -s "$bin/empiric" /work/main/build/bin/empiric || cp "$bin/empiric" /work/main/build/bin/empiric
+fi
 $PY - "$deps/data" /tmp/fmnist <<'PY'
 import gzip, lzma, os, sys
 src, dst = sys.argv[1:]
@@ -109,28 +114,31 @@ for step in $STEPS; do
     ;;
   lenet)
     section "One LeNet-300-100, 3 epochs, batch 128 (scripts/bench_lenet.sh --device cuda)"
-    EMPIRIC="$bin/empiric" PY=$PY REPS=${REPS:-2} timed bench_lenet scripts/bench_lenet.sh --device cuda 2>&1 | tee -a "$summary"
+    EMPIRIC="$bin/empiric" PY=$PY REPS=${REPS:-2} timed bench_lenet timeout "$((2 * STEP_LIMIT))" \
+      scripts/bench_lenet.sh --device cuda 2>&1 | tee -a "$summary"
     rc=${PIPESTATUS[0]}; [ "$rc" = 0 ] || failed bench_lenet "$rc"
     ;;
   suite)
     section "Training suite: 64 members (empiric bench --suite training --device cuda)"
     rm -f /tmp/profile.md  # (an earlier suite's profile must not stand in for this one's)
-    EMPIRIC_PYTHON=$PY timed suite "$bin/empiric" --db "$OUT/bench.db" bench --suite training \
+    EMPIRIC_PYTHON=$PY timed suite timeout "$STEP_LIMIT" "$bin/empiric" --db "$OUT/bench.db" bench --suite training \
       --device cuda --members "${MEMBERS:-64}" --epochs 2 --profile /tmp/profile.md 2>&1 | tee -a "$summary"
     rc=${PIPESTATUS[0]}; [ "$rc" = 0 ] || failed suite "$rc"
     cat /tmp/profile.md >>"$summary" 2>/dev/null  # where a step's time goes: kernels per step
     ;;
   suite_tf32)
     section "Training suite, TF32 matmuls: 64 members (empiric bench --suite training --tf32)"
-    EMPIRIC_PYTHON=$PY timed suite_tf32 "$bin/empiric" --db "$OUT/bench.db" bench --suite training \
+    EMPIRIC_PYTHON=$PY timed suite_tf32 timeout "$STEP_LIMIT" "$bin/empiric" --db "$OUT/bench.db" bench --suite training \
       --device cuda --members "${MEMBERS:-64}" --epochs 2 --tf32 2>&1 | tee -a "$summary"
     rc=${PIPESTATUS[0]}; [ "$rc" = 0 ] || failed suite_tf32 "$rc"
     ;;
   kernels)
     section "Kernels (kernels_bench, cuda)"
-    timed kernels_bench timeout "$STEP_LIMIT" "$bin/kernels_bench" --benchmark_filter='cuda:1' --benchmark_repetitions=3 \
-      --benchmark_report_aggregates_only=true --benchmark_out="$OUT/kernels_cuda.json" \
-      --benchmark_out_format=json >/tmp/kernels_cuda.txt 2>&1
+    # Through empiric bench: the records are stored, linked to their questions, and Google
+    # Benchmark's report kept for the table.
+    timed kernels_bench timeout "$STEP_LIMIT" "$bin/empiric" --db "$OUT/bench.db" bench \
+      --binary "$bin/kernels_bench" --filter 'cuda:1' --repetitions 3 \
+      --json "$OUT/kernels_cuda.json" >/tmp/kernels_cuda.txt 2>&1
     rc=$?; [ "$rc" = 0 ] || failed kernels_bench "$rc" /tmp/kernels_cuda.txt
     timeout "$STEP_LIMIT" $PY bench/peers/adam_step.py --device cuda >/tmp/adam_peer_cuda.jsonl 2>/tmp/adam_peer_cuda.err
     rc=$?; [ "$rc" = 0 ] || failed adam_step.py "$rc" /tmp/adam_peer_cuda.err

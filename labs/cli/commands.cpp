@@ -481,7 +481,7 @@ std::string command_output(const std::string& command, int& status) {
 }
 
 int run_benchmarks(const Context& ctx, const std::string& filter, int repetitions,
-                   const std::string& binary) {
+                   const std::string& binary, const std::string& json_out) {
   std::string bin = binary;
   if (bin.empty()) {
     std::error_code ec;
@@ -525,6 +525,7 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
                                "': allowed: a regular expression matching a benchmark's name"
                          : ""));
 
+  if (!json_out.empty()) write_file_whole(json_out, out);
   json env = host_environment(ctx.home);
   env["benchmark_context"] = doc["context"];
   GpuInfo gpu = gpu_info();
@@ -556,7 +557,9 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
     r.time_s = number(b, "real_time", NAN) * scale;
     r.items_per_s = number(b, "items_per_second", 0.0);
     r.bytes_per_s = number(b, "bytes_per_second", 0.0);
-    r.counters = {{"iterations", number(b, "iterations", 0)}, {"repetitions", repetitions}};
+    // (An aggregate's "iterations" is Google Benchmark's count of repetitions, not of calls.)
+    r.counters = {{"repetitions", repetitions}};
+    if (text("run_type", "") != "aggregate") r.counters["iterations"] = number(b, "iterations", 0);
     for (const char* unit : {"params", "examples"})
       if (b.contains(unit)) r.counters[unit] = b[unit];
     r.env_id = env_id;

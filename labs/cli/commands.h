@@ -19,9 +19,10 @@ int print_keys(bool markdown);
 int print_results(const Context& ctx, int question, const std::string& format);
 int merge_results(const Context& ctx, const std::vector<std::string>& others);
 // Runs the Google Benchmark suite (bench/kernels_bench) and stores every record, with the
-// question numbers it serves and the environment, in the results store.
+// question numbers it serves and the environment, in the results store; with `json_out`, also
+// writes Google Benchmark's own JSON report there (for scripts/kernel_table.py).
 int run_benchmarks(const Context& ctx, const std::string& filter, int repetitions,
-                   const std::string& binary);
+                   const std::string& binary, const std::string& json_out = "");
 
 // `empiric bench --suite training`: whole-run timings. One model, the same `members` models one
 // after another, and the same members as one batched population (train.population), each on

@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
   run->add_option("--shard", shard, "run only shard i of n of the trials (i/n, i from 0 to n-1)");
   run->add_flag("--no-progress", no_progress, "plain lines instead of a progress bar");
 
-  std::string bench_filter = ".", bench_binary;
+  std::string bench_filter = ".", bench_binary, bench_json;
   int bench_reps = 1;
   auto* bench = app.add_subcommand("bench", "run the kernel benchmarks and store their records");
   bench->add_option("--filter", bench_filter,
@@ -159,6 +159,8 @@ int main(int argc, char** argv) {
   bench->add_option("--repetitions", bench_reps, "repetitions (the median is stored)");
   bench->add_option("--binary", bench_binary,
                     "benchmark binary (default: BUILD/bench/kernels_bench)");
+  bench->add_option("--json", bench_json,
+                    "kernels suite: also write Google Benchmark's JSON report to this file");
   std::string bench_suite = "kernels";
   cli::TrainingBenchOptions tb;
   bool no_peers = false;
@@ -269,7 +271,8 @@ int main(int argc, char** argv) {
         tb.peers = !no_peers;
         return cli::run_training_bench(ctx, tb);
       }
-      if (*bench) return cli::run_benchmarks(ctx, bench_filter, bench_reps, bench_binary);
+      if (*bench)
+        return cli::run_benchmarks(ctx, bench_filter, bench_reps, bench_binary, bench_json);
       if (*results) return cli::print_results(ctx, question, format);
       if (*run) {
         std::tie(run_opts.shard_index, run_opts.shard_count) = parse_shard(shard);

@@ -1160,6 +1160,37 @@ JSON
   EXPECT_TRUE(std::isnan(records[0].time_s));
 }
 
+TEST(Cli, BenchKeepsTheReportItReadAndCountsNoCallsForAnAggregate) {
+  // A median over repetitions: Google Benchmark's "iterations" there is the repetitions (3),
+  // which read as 3 calls timed.
+  testing::TempDir dir;
+  const std::string fake = dir.write("fake_bench.sh", R"(#!/bin/sh
+cat <<'JSON'
+{"context": {"host_name": "h"}, "benchmarks": [
+  {"name": "K_median", "run_name": "K", "run_type": "aggregate", "aggregate_name": "median",
+   "label": "Q7", "real_time": 2.5, "time_unit": "us", "iterations": 3},
+  {"name": "L", "run_name": "L", "run_type": "iteration", "label": "Q7", "real_time": 1.0,
+   "time_unit": "us", "iterations": 4096}]}
+JSON
+)");
+  std::filesystem::permissions(fake, std::filesystem::perms::owner_exec,
+                               std::filesystem::perm_options::add);
+  const Result r =
+      empiric(dir, "bench --binary " + fake + " --repetitions 3 --json " + dir.file("k.json"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto records = Store(dir.file("r.db")).bench_records(7);
+  ASSERT_EQ(records.size(), 2u);
+  std::map<std::string, json> counters;
+  for (const auto& rec : records) counters[rec.name] = rec.counters;
+  EXPECT_FALSE(counters["K"].contains("iterations")) << counters["K"];
+  EXPECT_EQ(counters["K"]["repetitions"], 3);
+  EXPECT_EQ(counters["L"]["iterations"], 4096) << counters["L"];
+  // The report as the binary wrote it, for scripts/kernel_table.py.
+  const json kept = json::parse(slurp(dir.file("k.json")));
+  EXPECT_EQ(kept["context"]["host_name"], "h");
+  EXPECT_EQ(kept["benchmarks"].size(), 2u);
+}
+
 TEST(Cli, ResultsAsCsvKeepEveryDigitAndLeaveMissingNumbersEmpty) {
   // Six decimals (a training loss of 3e-7 read 0.000000) and "-" for a diverged trial's missing
   // numbers (a text column to a spreadsheet).
