@@ -752,6 +752,15 @@ void validate_and_fill(json& config, const std::string& source) {
     fail(source, "/schedule/warmup_steps", config["schedule"]["warmup_steps"],
          "a warmup in steps or in epochs, not both; set schedule.warmup_epochs to 0 (it is " +
              config["schedule"]["warmup_epochs"].dump() + ")");
+  // OneCycle rises from max_lr / div_factor by itself: after a warmup to the peak it fell by
+  // div_factor at once and rose again (a review).
+  if (config["schedule"].value("name", "") == "onecycle")
+    for (const char* key : {"warmup_epochs", "warmup_steps"})
+      if (config["schedule"].value(key, 0.0) > 0)
+        fail(source, std::string("/schedule/") + key, config["schedule"][key],
+             "onecycle warms up by itself (from lr / div_factor over pct_start of the run); a "
+             "warmup before it would reach the peak, drop by div_factor and rise again; allowed: 0 "
+             "with onecycle (set schedule.pct_start instead)");
   // A training lab trains for epochs or steps: neither leaves a "finished" trial with no metric.
   if (config.value("lab", "train") != "lr_range" && config["train"].value("epochs", 1) == 0 &&
       config["train"].value("steps", 0) == 0)

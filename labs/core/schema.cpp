@@ -208,7 +208,7 @@ std::vector<Section> build() {
                "linear warmup: step k of w (from 0) at (k + 1) / w of the base LR (step, multistep "
                "and exponential count their "
                "epochs from the start of training, warmup included; the other schedules run over "
-               "the steps after it)"),
+               "the steps after it; refused with onecycle, which warms up by itself)"),
            integer("warmup_steps", 0, 0, {},
                    "the warmup counted in steps, the same at every batch size (0: warmup_epochs "
                    "decides; setting both is refused)"),
