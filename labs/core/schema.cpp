@@ -107,7 +107,10 @@ std::vector<Section> build() {
                "multiplied by 10^u_j, u_j uniform in [-s, s] and drawn from the seed, before "
                "standardization; this is s (0: off)"),
            integer("n_train", 1000, 4, 1e7, "training examples of a synthetic task", kSynthetic),
-           integer("n_test", 1000, 4, 1e7, "test examples of a synthetic task", kSynthetic),
+           integer("n_test", 1000, 4, 1e7,
+                   "test examples of a synthetic task (drawn after the training examples from the "
+                   "same task: another n_train draws another test set of it)",
+                   kSynthetic),
            integer("dim", 2, 1, 1e5, "input dimension", {"blobs", "teacher", "linear"}),
            integer("classes", 3, 2, 1000, "number of classes", {"blobs", "spirals"}),
            num("noise", 0.1, 0.0, 1e6,
