@@ -6,8 +6,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -495,6 +497,13 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
     throw UserError(bin + ": not an executable file; expected the kernels_bench binary");
   if (repetitions < 1)
     throw UserError("--repetitions " + std::to_string(repetitions) + ": allowed: 1 or more");
+  if (!json_out.empty()) {  // tried before the run, not after it (a kept file stays until then)
+    if (std::filesystem::is_directory(json_out))
+      throw UserError("--json " + json_out + ": a folder; expected a file to write (k.json)");
+    std::ofstream probe(json_out, std::ios::app);
+    if (!probe)
+      throw UserError("--json " + json_out + ": cannot write it (" + std::strerror(errno) + ")");
+  }
   std::string cmd = shell_quoted(bin) +
                     " --benchmark_format=json --benchmark_filter=" + shell_quoted(filter) +
                     " --benchmark_repetitions=" + std::to_string(repetitions) +

@@ -113,10 +113,7 @@ std::vector<Section> build() {
                    kSynthetic),
            integer("dim", 2, 1, 1e5, "input dimension", {"blobs", "teacher", "linear"}),
            integer("classes", 3, 2, 1000, "number of classes", {"blobs", "spirals"}),
-           num("noise", 0.1, 0.0, 1e6,
-               "noise level of a synthetic task (at most 1e6: the inputs are float32, and a "
-               "larger draw overflowed them to inf, a run that read as diverged at step 0)",
-               kSynthetic),
+           num("noise", 0.1, 0.0, {}, "noise level of a synthetic task", kSynthetic),
            integer("teacher_width", 32, 1, 1e5, "hidden width of the teacher MLP", {"teacher"}),
        }});
   s.push_back(

@@ -94,13 +94,19 @@ std::string caveat(const json& test, const std::string& preset) {
                 : "The comparison is between the two arms selected only (of `" + x +
                       "`, other values not tested against them)") +
            ", under this config's protocol; another learning rate or budget may change it.";
-    if (const double e = test.value("equivalence", 0.0); e > 0)
+    if (const double e = test.value("equivalence", 0.0); e > 0) {
+      const double level = test.value("level", 0.95),
+                   side = std::round((1 - level) * 50 * 1e9) / 1e9;  // % per side ((1 - 0.9) * 50
+                                                                     // is 4.999...)
       text += fmt::format(
           " Equivalence is claimed within {:g} either way: the effect is b - a, and its whole "
-          "interval must lie inside (-{:g}, {:g}); a 95 % interval so placed is two one-sided "
-          "tests "
-          "at 2.5 % each, stricter than the usual 5 %.",
-          e, e, e);
+          "interval must lie inside (-{:g}, {:g}); a {:g} % interval so placed is two one-sided "
+          "tests at {:g} % each, {} than the usual 5 %.",
+          e, e, e, level * 100, side,
+          side < 5   ? "stricter"
+          : side > 5 ? "looser"
+                     : "no stricter");
+    }
     if (const double m = test.value("margin", 0.0); m != 0)
       text += fmt::format(
           " The effect and its interval are the difference b - a plus the claim's margin of {:g} "

@@ -1189,6 +1189,14 @@ JSON
   const json kept = json::parse(slurp(dir.file("k.json")));
   EXPECT_EQ(kept["context"]["host_name"], "h");
   EXPECT_EQ(kept["benchmarks"].size(), 2u);
+  // A file that cannot be written is named before the benchmarks run, not after.
+  const Result nowhere =
+      empiric(dir, "bench --binary " + fake + " --json " + dir.file("no/k.json"));
+  EXPECT_EQ(nowhere.code, 2);
+  EXPECT_NE(nowhere.err.find("--json " + dir.file("no/k.json") + ": cannot write it"),
+            std::string::npos)
+      << nowhere.err;
+  EXPECT_EQ(nowhere.err.find("running "), std::string::npos) << nowhere.err;
 }
 
 TEST(Cli, ResultsAsCsvKeepEveryDigitAndLeaveMissingNumbersEmpty) {

@@ -891,9 +891,18 @@ TEST(Claim, AnEquivalenceIsSupportedOnlyWhenTheWholeIntervalLiesInsideTheBand) {
   EXPECT_EQ(spread.verdict, "inconclusive") << spread.reason;
   EXPECT_NE(spread.reason.find("reaches outside (-0.01, 0.01)"), std::string::npos)
       << spread.reason;
-  // Paired by seed, the same seeds' differences: the spread of a's seeds cancels.
+  // Seeds 0.03 apart and b following each seed's a: unpaired, the arms' spread reaches past
+  // the band; paired by seed, the seeds' differences are small and the spread cancels.
+  auto spread_seeds = [&](std::vector<double> shift) {
+    auto trials = arms(shift);
+    for (auto& t : trials)
+      t.summary["test_acc"] = t.summary["test_acc"].get<double>() + 0.03 * t.seed;
+    return trials;
+  };
+  const std::vector<double> small = {0.001, -0.001, 0.0, 0.002, -0.002};
+  EXPECT_EQ(evaluate(claim, spread_seeds(small)).verdict, "inconclusive");
   claim["test"]["paired"] = true;
-  EXPECT_EQ(evaluate(claim, arms({0.001, -0.001, 0.0, 0.002, -0.002})).verdict, "supported");
+  EXPECT_EQ(evaluate(claim, spread_seeds(small)).verdict, "supported");
   // Two-sided: no direction, margin or minimum beside it; a compare only; above 0.
   for (const auto& [pointer, bad] : {std::pair<const char*, json>{"/test/direction", 1},
                                      {"/test/margin", 0.01},

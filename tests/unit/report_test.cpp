@@ -256,6 +256,40 @@ TEST(Report, SweptValuesReadWithEveryDigitAndShortRunsInTenthsOfASecond) {
       << md;
 }
 
+TEST(Report, AnEquivalenceSaysItsOwnLevelPerSide) {
+  testing::TempDir home;
+  Store store = report_home(home);
+  Question q;
+  q.number = 34;
+  q.text = "Why shuffle?";
+  ClaimOutcome o;
+  o.claim = json::parse(R"({"id": "q34.c", "statement": "a fixed order is as good",
+    "config": "configs/x.json", "test": {"kind": "compare", "x": "train.order",
+    "a": "reshuffle", "b": "fixed", "metric": "test_acc", "equivalence": 0.01, "level": 0.9}})");
+  o.resolved_config = {{"lab", "train"}};
+  int i = 0;
+  for (const char* order : {"reshuffle", "fixed"})
+    for (int seed = 0; seed < 3; ++seed) {
+      TrialRecord t;
+      t.hash = "e" + std::to_string(i++) + std::string(20, '0');
+      t.status = "finished";
+      t.seed = seed;
+      t.config = {{"train", {{"order", order}}}};
+      t.summary = {{"test_acc", 0.85 + 0.001 * seed}};
+      t.measures = json::object();
+      store.put_trial(t);
+      o.trials.push_back(*store.trial(t.hash));
+    }
+  o.verdict = claims::evaluate(o.claim, o.trials);
+  const std::string md = slurp(write_report(home.path(), q, "quick", {o}, store, ""));
+  EXPECT_NE(md.find("Equivalence is claimed within 0.01 either way"), std::string::npos) << md;
+  EXPECT_NE(md.find("a 90 % interval so placed is two one-sided tests at 5 % each, no stricter "
+                    "than the usual 5 %."),
+            std::string::npos)
+      << md;
+  EXPECT_EQ(md.find("plus the claim's margin"), std::string::npos) << md;
+}
+
 TEST(Report, AnInteractionTabulatesEachArmAtEachValueNotTheArmsPooled) {
   testing::TempDir home;
   Store store = report_home(home);
