@@ -405,21 +405,38 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
       for (const auto& t : expand_trials(resolve_config(path, "full", {}))) full.push_back(t.hash);
       written_is_full = written_is_full && written == full;
     }
-  const std::string tag = !opts.overrides.empty()
+  // Overrides that change no trial (train.threads, device, population ...: how trials run, not
+  // what they compute, so not part of their identity) leave the answer the protocol's: with
+  // train.threads=1, which the README suggests for sharing cores, it went under "+overrides".
+  bool overridden = false;
+  for (size_t i = 0; i < configs.size() && !opts.overrides.empty() && !overridden; ++i) {
+    const std::string path = ctx.home + "/" + configs[i];
+    std::vector<std::string> with, without;
+    for (const auto& t : expand_trials(resolve_config(path, opts.preset, opts.overrides)))
+      with.push_back(t.hash);
+    for (const auto& t : expand_trials(resolve_config(path, opts.preset, {})))
+      without.push_back(t.hash);
+    overridden = with != without;
+  }
+  std::string given;
+  for (const auto& o : opts.overrides) given += (given.empty() ? "" : " ") + o;
+  const std::string tag = overridden
                               ? (opts.preset.empty() ? "as-written" : opts.preset) + "+overrides"
                           : written_is_full ? opts.preset
                                             : std::string("as-written");
-  if (opts.overrides.empty() && !written_is_full)
+  if (!overridden && !written_is_full)
     fmt::print(
         "Without --preset full, some of Q{}'s configs are not the protocol: verdicts and "
         "report under \"as-written\"\n\n",
         number);
-  if (!opts.overrides.empty()) {
-    std::string given;
-    for (const auto& o : opts.overrides) given += (given.empty() ? "" : " ") + o;
+  if (overridden)
     fmt::print("With overrides ({}): verdicts and report under \"{}\", not the protocol's\n\n",
                given, tag);
-  }
+  else if (!opts.overrides.empty())
+    fmt::print(
+        "The overrides ({}) change how the trials run, not what they compute: the same "
+        "trials, verdicts and report\n\n",
+        given);
   Store store(ctx.db);
   std::vector<ClaimOutcome> outcomes;
   for (const auto& c : q->claims) {

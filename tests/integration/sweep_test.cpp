@@ -880,6 +880,18 @@ TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
               std::string::npos);
     home.write("configs/tiny.json", lab.dump());
   }
+  {  // Overrides of how trials run, not what they compute: the same trials, the protocol's
+     // report (train.threads=1 put it under "+overrides", beside the smoke tests).
+    std::filesystem::remove(home.file("reports/q001/README.md"));
+    Result neutral = run("report 1 train.threads=1 train.population=off");
+    EXPECT_EQ(neutral.code, 0) << neutral.err;
+    EXPECT_NE(neutral.out.find("The overrides (train.threads=1 train.population=off) change how "
+                               "the trials run, not what they compute"),
+              std::string::npos)
+        << neutral.out;
+    EXPECT_TRUE(std::filesystem::exists(home.file("reports/q001/README.md")));
+    EXPECT_FALSE(std::filesystem::exists(home.file("results/reports/as-written+overrides")));
+  }
   EXPECT_EQ(run("answer 3").code, 2);
   EXPECT_EQ(run("report 1").code, 0);  // from the store, without running
   // A preset none of whose trials ran: no report of every claim inconclusive, one line instead.
