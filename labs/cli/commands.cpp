@@ -161,12 +161,38 @@ int show_question(const Context& ctx, int number, bool as_json) {
     }
     bench = store.bench_records(number);
   }
+  std::vector<VerdictRecord> verdicts;
+  if (!q->claims.empty() && std::filesystem::exists(ctx.db))
+    verdicts = Store(ctx.db).latest_verdicts(number);
+  // The committed reports' verdicts (reports/README.md, the full protocol's), for claims this
+  // store has none of: a fresh store said "none yet" beside a committed answer.
+  std::map<std::string, json> committed;
+  {
+    std::ifstream index(std::filesystem::path(ctx.home) / "reports" / "README.md");
+    const std::regex row(
+        R"(^\| \[Q(\d{1,6})\]\([^)]*\) \| ([^ |]+) \| \*\*(\w+)\*\* \| ([^|]*) \| ([^|]*) \|)");
+    std::smatch m;
+    for (std::string line; std::getline(index, line);)
+      if (std::regex_search(line, m, row) && std::stoi(m[1]) == number)
+        committed[m[2]] = {{"verdict", m[3].str()},
+                           {"effect", m[4].str()},
+                           {"interval", m[5].str()},
+                           {"report", fmt::format("reports/q{:03d}/README.md", number)}};
+  }
   if (as_json) {
+    json latest = json::array();
+    for (const auto& v : verdicts)
+      latest.push_back({{"claim", v.claim},
+                        {"verdict", v.verdict},
+                        {"preset", v.preset},
+                        {"created_at", v.created_at},
+                        {"details", v.details}});
     json out = {{"number", q->number},     {"section", q->section},
                 {"text", q->text},         {"kind", q->kind},
                 {"tags", q->tags},         {"informed_by", q->informed_by},
                 {"claims", q->claims},     {"trials_in_store", trials.size()},
-                {"config_errors", broken}, {"bench_records", bench.size()}};
+                {"config_errors", broken}, {"bench_records", bench.size()},
+                {"verdicts", latest},      {"committed_verdicts", committed}};
     std::cout << out.dump(2) << "\n";
     return 0;
   }
@@ -183,10 +209,11 @@ int show_question(const Context& ctx, int number, bool as_json) {
     fmt::print("  labs that inform it: {}\n", refs);
   }
   if (q->claims.empty()) {
-    fmt::print("\nClaims: none yet{}\n", q->kind == "empirical" ? " (its lab has not landed)" : "");
+    fmt::print("\nClaims: {}\n", q->kind == "empirical"
+                                     ? "none yet (its lab has not landed)"
+                                     : "none: a discussion question, which no one experiment "
+                                       "settles (the labs that inform it are above)");
   } else {
-    std::vector<VerdictRecord> verdicts;
-    if (std::filesystem::exists(ctx.db)) verdicts = Store(ctx.db).latest_verdicts(number);
     fmt::print("\nClaims:\n");
     for (const auto& c : q->claims) {
       fmt::print("  - {}: {}\n    config: {}\n", c.value("id", "?"), c.value("statement", ""),
@@ -201,7 +228,16 @@ int show_question(const Context& ctx, int number, bool as_json) {
                    v.details.value("reason", ""), v.preset.empty() ? "-" : v.preset, v.created_at);
         shown = true;
       }
-      if (!shown) fmt::print("    latest verdict: none yet (empiric answer {})\n", number);
+      if (!shown && committed.count(c.value("id", "")))
+        fmt::print(
+            "    latest verdict: none in this store; the committed report's: {} (effect {}, "
+            "interval {}; {})\n",
+            committed[c.value("id", "")]["verdict"].get<std::string>(),
+            committed[c.value("id", "")]["effect"].get<std::string>(),
+            committed[c.value("id", "")]["interval"].get<std::string>(),
+            committed[c.value("id", "")]["report"].get<std::string>());
+      else if (!shown)
+        fmt::print("    latest verdict: none yet (empiric answer {})\n", number);
     }
   }
   fmt::print("\nTrials in {}: {}", ctx.db, trials.size());
@@ -345,6 +381,14 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
   if (!q)
     throw UserError(fmt::format("question {}: no such question; allowed: 1 to {}", number,
                                 bank.questions.size()));
+  if (q->claims.empty() && !q->informed_by.empty()) {
+    std::string refs;
+    for (int r : q->informed_by) refs += (refs.empty() ? "Q" : ", Q") + std::to_string(r);
+    throw UserError(fmt::format(
+        "question {} is a {} question with no claims of its own; the labs that inform it: {} "
+        "(empiric answer {})",
+        number, q->kind, refs, q->informed_by.front()));
+  }
   if (q->claims.empty()) {
     std::string with;
     for (const auto& other : bank.questions)

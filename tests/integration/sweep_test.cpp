@@ -1303,6 +1303,22 @@ TEST(Cli, ListAndShowAnswerFromTheBank) {
   EXPECT_EQ(json::parse(empiric(dir, "list --section 010 --json").out),
             json::parse(empiric(dir, "list --section 10 --json").out));
   EXPECT_EQ(json::parse(empiric(dir, "show 99 --json").out)["number"], 99);
+  // An empty store: each claim's verdict is the committed report's, named as such (it said
+  // "none yet" beside a committed answer).
+  EXPECT_NE(show.out.find("latest verdict: none in this store; the committed report's: "),
+            std::string::npos)
+      << show.out;
+  EXPECT_NE(show.out.find("; reports/q099/README.md)"), std::string::npos) << show.out;
+  const json committed = json::parse(empiric(dir, "show 99 --json").out)["committed_verdicts"];
+  ASSERT_TRUE(committed.contains("q99.b.gap_closes")) << committed;
+  EXPECT_EQ(committed["q99.b.gap_closes"]["verdict"], "refuted");
+  // A discussion question names the labs that inform it (it listed every lab's number).
+  const Result discussion = empiric(dir, "answer 38");
+  EXPECT_EQ(discussion.code, 2);
+  EXPECT_NE(discussion.err.find("question 38 is a discussion question with no claims of its "
+                                "own; the labs that inform it: Q39, Q40 (empiric answer 39)"),
+            std::string::npos)
+      << discussion.err;
 }
 
 }  // namespace
