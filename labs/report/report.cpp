@@ -140,6 +140,54 @@ std::string caveat(const json& test, const std::string& preset) {
   return text;
 }
 
+// What a claim's effect is and what the claim predicts of it, in a line under its verdict: the
+// table's effect read -0.12 with nothing to say that it was a mean less a bar of 0.95.
+std::string effect_meaning(const json& test, const claims::Verdict& v) {
+  const std::string kind = test["kind"], metric = test["metric"];
+  const int dir = test.value("direction", 1);
+  const double min = test.value("min_effect", 0.0);
+  const std::string sign = dir > 0 ? "above 0" : "below 0";
+  const std::string bar = min > 0 ? fmt::format(", by at least {:g} in the estimate", min) : "";
+  auto x = [&] { return "`" + test.value("x", std::string()) + "`"; };
+  std::string what, predicts = sign + bar;
+  if (kind == "trend") {
+    what = "Kendall's tau of `" + metric + "` against " + x() +
+           " over pairs of trials at different values (from -1, every pair falling, to 1)";
+  } else if (kind == "correlate") {
+    what = "Kendall's tau between `" + test.value("x_metric", std::string()) + "` and `" + metric +
+           "` across the trials";
+  } else if (kind == "compare") {
+    const double margin = test.value("margin", 0.0), e = test.value("equivalence", 0.0);
+    what = std::string(test.value("paired", false) ? "the mean over seeds of each seed's b - a"
+                                                   : "the mean of arm b less the mean of arm a") +
+           " in `" + metric + "`" +
+           (margin != 0 ? fmt::format(", plus the margin {:g}", margin) : std::string());
+    if (e > 0) predicts = fmt::format("within (-{:g}, {:g}), its whole interval too", e, e);
+  } else if (kind == "threshold") {
+    const double threshold = test.value("threshold", 0.0);
+    what = fmt::format("the mean `{}` less the threshold {:g}", metric, threshold);
+    if (std::isfinite(v.effect))
+      what += fmt::format(" (the mean itself: {:.4g})", v.effect + threshold);
+    predicts = dir > 0 ? "above 0 (the mean above the threshold)"
+                       : "below 0 (the mean below the threshold)";
+  } else if (kind == "interaction") {
+    what = "how much b - a in `" + metric + "` grows from the smallest " + x() +
+           " to the largest (its b - a at the largest less its b - a at the smallest)";
+  } else if (kind == "peak") {
+    what = "the highest mean `" + metric + "` among the inner values of " + x() +
+           " less the higher of the lowest means on each side of it";
+    predicts = "above 0";
+  } else if (kind == "within") {
+    what = "how far the value of " + x() +
+           " with the best mean lies outside the suggested range (0 inside it; in powers of ten "
+           "where every value is positive)";
+    predicts = "0";
+  } else {
+    return "";
+  }
+  return "*Effect*: " + what + "; the claim predicts it " + predicts + ".";
+}
+
 // A trial's sweep axes as one label, "key=value key=value"; a whole-section value reads
 // name(key=value,...), with no spaces, so labels split on them.
 std::string axes_label(const TrialRecord& t) {
@@ -523,6 +571,8 @@ std::string write_report(const std::string& home, const Question& q, const std::
       else
         md << " at no swept value.";
     }
+    if (const std::string meaning = effect_meaning(test, o.verdict); !meaning.empty())
+      md << "\n\n" << meaning;
     md << "\n\n";
     const bool interaction = test["kind"] == "interaction";
     auto imputed_note = [&] {  // above a table whose means take diverged trials at a value

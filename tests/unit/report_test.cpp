@@ -254,6 +254,11 @@ TEST(Report, SweptValuesReadWithEveryDigitAndShortRunsInTenthsOfASecond) {
   EXPECT_NE(md.find("| std | n | finished | diverged |\n"), std::string::npos) << md;
   EXPECT_NE(md.find("0.48 s of wall time in all (0.2 s of training steps)"), std::string::npos)
       << md;
+  EXPECT_NE(md.find("*Effect*: Kendall's tau of `train_loss` against `optim.momentum` over pairs "
+                    "of trials at different values (from -1, every pair falling, to 1); the claim "
+                    "predicts it below 0."),
+            std::string::npos)
+      << md;
 }
 
 TEST(Report, AnEquivalenceSaysItsOwnLevelPerSide) {
@@ -288,6 +293,18 @@ TEST(Report, AnEquivalenceSaysItsOwnLevelPerSide) {
             std::string::npos)
       << md;
   EXPECT_EQ(md.find("plus the claim's margin"), std::string::npos) << md;
+  EXPECT_NE(md.find("*Effect*: the mean of arm b less the mean of arm a in `test_acc`; the claim "
+                    "predicts it within (-0.01, 0.01), its whole interval too."),
+            std::string::npos)
+      << md;
+  // A threshold's effect is its mean less the bar: the report gives the mean itself.
+  o.claim["test"] = {{"kind", "threshold"}, {"metric", "test_acc"}, {"threshold", 0.9}};
+  o.verdict = claims::evaluate(o.claim, o.trials);
+  const std::string bar = slurp(write_report(home.path(), q, "quick", {o}, store, ""));
+  EXPECT_NE(bar.find("*Effect*: the mean `test_acc` less the threshold 0.9 (the mean itself: "
+                     "0.851); the claim predicts it above 0 (the mean above the threshold)."),
+            std::string::npos)
+      << bar;
 }
 
 TEST(Report, AnInteractionTabulatesEachArmAtEachValueNotTheArmsPooled) {
