@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <regex>
 #include <set>
 
@@ -125,6 +126,33 @@ int list_questions(const Context& ctx, int section, const std::string& kind, boo
   return 0;
 }
 
+// A question's trials in `store`: its own, and those of the configs its claims read (without a
+// preset and under each of theirs), which may belong to another question: Q46's claims read
+// Q44's sweep. By hash, since a trial records its config's path as it was given. A config that
+// no longer loads hides only its own trials; its error goes to `broken`.
+std::vector<TrialRecord> question_trials(const Context& ctx, const Question& q, Store& store,
+                                         std::vector<std::string>& broken) {
+  std::vector<TrialRecord> trials = store.trials(q.number);
+  std::set<std::string> seen;
+  for (const auto& t : trials) seen.insert(t.hash);
+  for (const auto& cfg : claim_config_files(ctx, q, &broken)) {
+    const std::string path = ctx.home + "/" + cfg;
+    try {
+      std::vector<std::string> presets = {""};
+      const json doc = load_json_file(path);
+      if (doc.contains("presets") && doc["presets"].is_object())
+        for (const auto& [name, _] : doc["presets"].items()) presets.push_back(name);
+      for (const auto& preset : presets)
+        for (const auto& t : expand_trials(resolve_config(path, preset, {})))
+          if (seen.insert(t.hash).second)
+            if (auto rec = store.trial(t.hash)) trials.push_back(std::move(*rec));
+    } catch (const UserError& e) {
+      broken.push_back(e.what());
+    }
+  }
+  return trials;
+}
+
 int show_question(const Context& ctx, int number, bool as_json) {
   Bank bank = load_bank(bank_path(ctx));
   const Question* q = bank.find(number);
@@ -136,29 +164,7 @@ int show_question(const Context& ctx, int number, bool as_json) {
   std::vector<std::string> broken;  // errors of claim configs that did not load
   if (std::filesystem::exists(ctx.db)) {
     Store store(ctx.db);
-    // The question's own trials, and those of the configs its claims read (without a preset
-    // and under each of theirs), which may belong to another question: Q46's claims read Q44's
-    // sweep. By hash, since a trial records its config's path as it was given.
-    trials = store.trials(number);
-    std::set<std::string> seen;
-    for (const auto& t : trials) seen.insert(t.hash);
-    for (const auto& cfg : claim_config_files(ctx, *q, &broken)) {
-      const std::string path = ctx.home + "/" + cfg;
-      // A config that no longer loads hides only its own trials: the question, its claims and
-      // verdicts are still shown, with the config's error.
-      try {
-        std::vector<std::string> presets = {""};
-        const json doc = load_json_file(path);
-        if (doc.contains("presets") && doc["presets"].is_object())
-          for (const auto& [name, _] : doc["presets"].items()) presets.push_back(name);
-        for (const auto& preset : presets)
-          for (const auto& t : expand_trials(resolve_config(path, preset, {})))
-            if (seen.insert(t.hash).second)
-              if (auto rec = store.trial(t.hash)) trials.push_back(std::move(*rec));
-      } catch (const UserError& e) {
-        broken.push_back(e.what());
-      }
-    }
+    trials = question_trials(ctx, *q, store, broken);
     bench = store.bench_records(number);
   }
   std::vector<VerdictRecord> verdicts;
@@ -299,16 +305,23 @@ int print_keys(bool markdown) {
 int print_results(const Context& ctx, int question, const std::string& format) {
   if (format != "table" && format != "jsonl" && format != "csv")
     throw UserError("--format " + format + ": allowed: table, jsonl, csv");
+  std::optional<Question> q;
   if (question != 0) {
     Bank bank = load_bank(bank_path(ctx));
     if (!bank.find(question))
       throw UserError(fmt::format("--question {}: no such question; allowed: 1 to {}", question,
                                   bank.questions.size()));
+    q = *bank.find(question);
   }
   if (!std::filesystem::exists(ctx.db))
     throw UserError(ctx.db + ": no results database yet (run a lab first, or pass --db)");
   Store store(ctx.db);
-  auto trials = store.trials(question);
+  // A question's trials are also those of the configs its claims read (Q33's are Q68's), as
+  // `show` counts them: --question 33 listed none.
+  std::vector<std::string> broken;
+  auto trials = q ? question_trials(ctx, *q, store, broken) : store.trials(0);
+  for (const auto& e : broken)
+    fmt::print(stderr, "not listed: the trials of a config that does not load: {}\n", e);
   if (format == "jsonl") {
     for (const auto& t : trials) {
       json row = {{"hash", t.hash},

@@ -840,6 +840,8 @@ TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
   // Q2's claim reads Q1's config: its trials are Q2's evidence too.
   Result shared = run("show 2");
   EXPECT_NE(shared.out.find("r.db: 9 (0 diverged"), std::string::npos) << shared.out;
+  Result listed = run("results --question 2 --format csv");  // as show counts them (it had none)
+  EXPECT_EQ(std::count(listed.out.begin(), listed.out.end(), '\n'), 1 + 9) << listed.out;
   {  // A config broken since: show still shows the question and its verdict, and says why its
      // trials are not counted.
     const std::string good = slurp(home.file("configs/tiny.json"));
