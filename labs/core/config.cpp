@@ -491,6 +491,17 @@ void apply_override(json& config, const std::string& assignment) {
     throw UserError(source + ": expected key.path=value, e.g. optim.lr=0.05");
   std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
   json value = json::parse(text, nullptr, false);
+  // A list or an object is JSON or nothing: [sgd,adam] was taken as the string "[sgd,adam]" and
+  // refused as "expected a non-empty list of values", which it looked like.
+  if (const size_t first = text.find_first_not_of(" \t");
+      value.is_discarded() && first != std::string::npos &&
+      (text[first] == '[' || text[first] == '{'))
+    throw UserError(source + ": " + text +
+                    " is not JSON; a list or an object is written as JSON, its strings in double "
+                    "quotes, e.g. " +
+                    key +
+                    "=[\"sgd\",\"adam\"] (in a shell, inside single "
+                    "quotes)");
   std::string ptr = dotted_to_pointer(key);
   // A number beyond a double's range (1e400) is no string to be checked as one, where the key
   // takes numbers (below).

@@ -710,6 +710,14 @@ TEST(Config, OverrideIsTypeCheckedAndNamed) {
   EXPECT_NE(msg.find("did you mean \"epochs\""), std::string::npos) << msg;
   EXPECT_NE(error_of(base(), {"no_equals_sign"}).find("expected key.path=value"),
             std::string::npos);
+  // A list of bare words is not JSON: said so, with the quoting (it read "expected a non-empty
+  // list of values" of what looked like one).
+  EXPECT_EQ(error_of(base(), {"sweep.optim.name=[sgd,adam]"}),
+            "UserError: override \"sweep.optim.name=[sgd,adam]\": [sgd,adam] is not JSON; a list "
+            "or an object "
+            "is written as JSON, its strings in double quotes, e.g. "
+            "sweep.optim.name=[\"sgd\",\"adam\"] (in a shell, inside single quotes)");
+  EXPECT_EQ(error_of(base(), {"sweep.optim.name=[\"sgd\",\"adam\"]"}), "");
 }
 
 TEST(Config, AnOverrideRemovesAKeyWithNullAndIsNamedForWhatItSet) {
