@@ -706,10 +706,10 @@ void write_report_index(const std::string& home, const Bank& bank, Store& store,
                                                : "answers with overrides") +
                        ")")
      << ". Regenerate with `empiric report Q"
-     << (named                    ? " --preset " + (preset.empty() ? std::string("full") : preset)
-         : preset == "as-written" ? std::string()
-                                  : std::string(" ... (the same preset and overrides)"))
-     << "`.\n\n| question | claim | verdict | effect | interval | preset |\n"
+     << (named ? " --preset " + (preset.empty() ? std::string("full") : preset) + "`"
+         : preset == "as-written" ? std::string("`")
+                                  : std::string(" ...` (the same preset and overrides)"))
+     << ".\n\n| question | claim | verdict | effect | interval | preset |\n"
         "|---|---|---|---:|---|---|\n";
   for (const auto& q : bank.questions) {
     if (q.claims.empty()) continue;
@@ -717,8 +717,12 @@ void write_report_index(const std::string& home, const Bank& bank, Store& store,
     const std::string link = fmt::format("[Q{}](q{:03d}/README.md)", q.number, q.number);
     if (verdicts.empty() && kept.count(q.number))
       for (const auto& line : kept[q.number]) md << line << "\n";
-    else if (verdicts.empty())
-      md << "| " << link << " | – | not run yet | | | |\n";
+    else if (verdicts.empty())  // (a link only where the report is: a tag's folder has few)
+      md << "| "
+         << (fs::exists(dir / fmt::format("q{:03d}", q.number) / "README.md")
+                 ? link
+                 : fmt::format("Q{}", q.number))
+         << " | – | not run yet | | | |\n";
     for (const auto& v : verdicts)
       md << fmt::format("| {} | {} | **{}** | {} | {} | {} |\n", link, v.claim, v.verdict,
                         num(number(v.details, "effect")),

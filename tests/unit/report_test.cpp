@@ -568,6 +568,9 @@ TEST(Report, IndexListsTheLatestVerdictsOfItsKindOfPreset) {
                          "preset differs). Regenerate with `empiric report Q`."),
             std::string::npos)
       << written;
+  // A question with no report under the tag is no link to a folder that is not there.
+  EXPECT_NE(written.find("| Q99 | – | not run yet |"), std::string::npos) << written;
+  EXPECT_EQ(written.find("[Q99](q099/README.md)"), std::string::npos) << written;
 }
 
 TEST(Report, AStoreWithoutAQuestionKeepsItsRowsInTheIndex) {
