@@ -233,7 +233,11 @@ int main(int argc, char** argv) {
       std::cerr << "empiric: " << word << ": no such command; allowed: " << names << "\n";
       return 2;
     }
-    std::cerr << "empiric: " << e.what() << " (see empiric --help)\n";
+    // The help of the command whose option it was (bench --members 0 pointed at the top-level
+    // help, which lists no subcommand's options).
+    std::string help = "empiric --help";
+    for (const auto* sub : app.get_subcommands()) help = "empiric " + sub->get_name() + " --help";
+    std::cerr << "empiric: " << e.what() << " (see " << help << ")\n";
     return 2;
   }
   if (ctx.db.empty() && app.get_option("--db")->count() > 0) {

@@ -783,7 +783,11 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
   // An empty question number was read as question 0.
   r = empiric(dir, "show ''");
   EXPECT_EQ(r.err,
-            "empiric: question: \"\": expected a question number, e.g. 99 (see empiric --help)\n");
+            "empiric: question: \"\": expected a question number, e.g. 99 (see empiric show "
+            "--help)\n");
+  // A subcommand's bad option points at that subcommand's help, which lists its options.
+  r = empiric(dir, "bench --members 0");
+  EXPECT_NE(r.err.find("(see empiric bench --help)"), std::string::npos) << r.err;
   // A subcommand's option before the subcommand is not taken for a command.
   r = empiric(dir, "--preset quick run " + cfg);
   EXPECT_EQ(r.code, 2);
