@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <iostream>
 #include <new>
 #include <regex>
@@ -245,6 +246,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (ctx.db.empty()) ctx.db = ctx.home + "/results/empiric.db";
+  // A config named from the checkout (configs/q39_xor.json) in another folder: read from --home
+  // when the current folder has no such file (answer and report always read from there).
+  if ((*config || *run) && std::filesystem::path(run_opts.config).is_relative()) {
+    std::error_code ec;
+    const auto in_home = std::filesystem::path(ctx.home) / run_opts.config;
+    if (!std::filesystem::exists(run_opts.config, ec) && std::filesystem::exists(in_home, ec))
+      run_opts.config = in_home.string();
+  }
 
   int output_errno = 0;  // a write to stdout that failed inside a command (fmt::print's throw)
   const int status = [&]() -> int {

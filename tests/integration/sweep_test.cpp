@@ -1318,6 +1318,12 @@ TEST(Cli, ListAndShowAnswerFromTheBank) {
   const json committed = json::parse(empiric(dir, "show 99 --json").out)["committed_verdicts"];
   ASSERT_TRUE(committed.contains("q99.b.gap_closes")) << committed;
   EXPECT_EQ(committed["q99.b.gap_closes"]["verdict"], "refuted");
+  {  // A config named from the checkout, in another folder: read from --home.
+    const std::string cmd = "cd '" + dir.path() + "' && '" + EMPIRIC_BINARY + "' --home '" +
+                            EMPIRIC_SOURCE_DIR + "' config configs/q39_xor.json > /dev/null 2> '" +
+                            dir.file("cfg_err.txt") + "'";
+    EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 0) << slurp(dir.file("cfg_err.txt"));
+  }
   // A discussion question names the labs that inform it (it listed every lab's number).
   const Result discussion = empiric(dir, "answer 38");
   EXPECT_EQ(discussion.code, 2);
