@@ -104,7 +104,21 @@ std::string outcome_text(const TrialRecord& r) {
   if (r.status == "diverged" && r.summary.contains("not_trained"))  // a lottery round
     return fmt::format("not trained ({}); recorded as diverged at that network's step {}",
                        r.summary["not_trained"].get<std::string>(), r.diverged_step);
-  if (r.status == "diverged") return fmt::format("diverged at step {}", r.diverged_step);
+  if (r.status == "diverged") {
+    // Why, where the run recorded it: a loss that is no number, or one over the bound (a task
+    // whose loss starts that high, a noisy regression's, needs a higher bound).
+    std::string why;
+    if (r.summary.contains("diverged_loss")) {
+      const json& loss = r.summary["diverged_loss"];
+      const json bound = r.config.value("train", json::object()).value("divergence_loss", json());
+      if (loss.is_string())
+        why = " (training loss " + loss.get<std::string>() + ")";
+      else if (loss.is_number() && bound.is_number())
+        why = fmt::format(" (training loss {:.4g}, over train.divergence_loss = {:g})",
+                          loss.get<double>(), bound.get<double>());
+    }
+    return fmt::format("diverged at step {}{}", r.diverged_step, why);
+  }
   if (r.status == "failed") return "failed: " + r.summary.value("error", std::string("?"));
   if (r.summary.contains("round") && r.status == "finished")
     return fmt::format("round {}, {:.1f}% of weights: test_acc {}  early stop at step {}  {:.1f}s",

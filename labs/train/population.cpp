@@ -61,6 +61,7 @@ struct Layer {
 // A member's summary keys, as train_model writes them for a trial of its own.
 struct MemberState {
   long long diverged_step = -1;
+  json diverged_loss;    // the training loss that diverged (diverged_loss_json), null if not
   bool reached = false;  // its training loss reached train.stop_train_loss: trained no further
   bool done() const { return diverged_step >= 0 || reached; }
   // Where a trial alone would have stopped, had it diverged or reached stop_train_loss: the step,
@@ -91,6 +92,7 @@ std::vector<std::pair<std::string, double>> values_from(const json& j) {
 
 json member_json(const MemberState& m) {
   return {{"diverged_step", m.diverged_step},
+          {"diverged_loss", m.diverged_loss},
           {"reached", m.reached},
           {"stopped", {m.stopped_step, m.stopped_epoch, m.stopped_samples, m.stopped_compute_s}},
           {"computed", m.computed},
@@ -102,6 +104,7 @@ json member_json(const MemberState& m) {
 }
 void member_from(const json& j, MemberState& m) {  // at(): missing fields throw
   m.diverged_step = j.at("diverged_step");
+  m.diverged_loss = j.value("diverged_loss", json());  // (null in an older checkpoint)
   m.reached = j.value("reached", false);
   m.computed = j.value("computed", -1LL);  // (-1: an older checkpoint's; set on resuming)
   if (j.contains("stopped")) {
@@ -1416,7 +1419,9 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
             if (ms[p].done()) continue;
             auto hits = bad[p].nonzero();
             if (hits.size(0) > 0) {
-              ms[p].diverged_step = epoch_start + checked + hits[0][0].item<int64_t>();
+              const int64_t first = hits[0][0].item<int64_t>();
+              ms[p].diverged_step = epoch_start + checked + first;
+              ms[p].diverged_loss = diverged_loss_json(window[p][first].item<double>());
               ms[p].stopped_step = step, ms[p].stopped_epoch = epoch;
               ms[p].stopped_samples = samples;
               ms[p].stopped_compute_s = share_of(p, compute_s + seconds_since(t_start));
@@ -1551,6 +1556,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       out.status = "diverged";
       out.diverged_step = ms[p].diverged_step;
       out.summary["diverged_step"] = ms[p].diverged_step;
+      if (!ms[p].diverged_loss.is_null()) out.summary["diverged_loss"] = ms[p].diverged_loss;
     } else if (cfgs[p].contains("measure") && !stacked_measures_cover(cfgs[p]["measure"])) {
       // The member's trained weights back in its own net, then the measures a trial alone takes.
       net.restore(p);

@@ -815,8 +815,10 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
         auto window = step_losses.slice(0, checked, b + 1);
         auto bad = window.isnan().logical_or_(window.isinf()).logical_or_(window.gt(bound));
         if (bad.any().item<bool>()) {
+          const int64_t first = bad.nonzero()[0][0].item<int64_t>();
           outcome.status = "diverged";
-          outcome.diverged_step = epoch_start + checked + bad.nonzero()[0][0].item<int64_t>();
+          outcome.diverged_step = epoch_start + checked + first;
+          outcome.summary["diverged_loss"] = diverged_loss_json(window[first].item<double>());
           stop = true;
           break;
         }
@@ -1241,6 +1243,12 @@ TrainOutcome run_trial(const json& cfg, const torch::Device& device, const Train
     }
   }
   return out;
+}
+
+json diverged_loss_json(double loss) {
+  if (std::isnan(loss)) return "nan";
+  if (std::isinf(loss)) return loss > 0 ? "inf" : "-inf";
+  return loss;
 }
 
 bool loss_not_finite(const std::vector<std::pair<std::string, double>>& values) {

@@ -93,6 +93,10 @@ void check_trials_start(const std::vector<json>& cfgs, const std::string& source
 // loss that is not finite there (a trial alone and a population member alike).
 bool loss_not_finite(const std::vector<std::pair<std::string, double>>& values);
 
+// The training loss that made a run diverged, as its summary's "diverged_loss": the number where
+// it is one (over train.divergence_loss), else "nan", "inf" or "-inf" (JSON has no such number).
+json diverged_loss_json(double loss);
+
 // Whether an evaluation's training loss is at or below `target` (train.stop_train_loss); false
 // for an evaluation without one or with a NaN one.
 bool train_loss_at_most(const std::vector<std::pair<std::string, double>>& values, double target);

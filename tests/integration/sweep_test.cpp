@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -1225,7 +1226,14 @@ TEST(Cli, ResultsAsCsvKeepEveryDigitAndLeaveMissingNumbersEmpty) {
   lab["sweep"] = json::parse(R"({"optim.lr": [0.1, 1e6]})");
   lab["seeds"] = 1;
   const std::string cfg = dir.write("lab.json", lab.dump());
-  ASSERT_EQ(empiric(dir, "run " + cfg + " train.population=off --no-progress").code, 0);
+  const Result ran = empiric(dir, "run " + cfg + " train.population=off --no-progress");
+  ASSERT_EQ(ran.code, 0) << ran.err;
+  // The diverged trial's line says which loss tripped it: a number over the bound, or none.
+  EXPECT_TRUE(std::regex_search(
+      ran.err,
+      std::regex(
+          R"(diverged at step \d+ \(training loss (nan|inf|[-+.e\d]+, over train\.divergence_loss = 1000)\))")))
+      << ran.err;
   const Result r = empiric(dir, "results --format csv");
   ASSERT_EQ(r.code, 0) << r.err;
   std::istringstream lines(r.out);

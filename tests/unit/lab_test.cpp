@@ -646,6 +646,19 @@ TEST(Trainer, DivergenceIsRecordedAtTheStepItHappened) {
     if (first_bad < 0 && !(loss <= 100.0)) first_bad = step;
   EXPECT_EQ(out.diverged_step, first_bad);
   EXPECT_GT(first_bad, 0);
+  // The loss that tripped it is recorded: over the bound, the one evaluated at that step.
+  ASSERT_TRUE(out.summary.contains("diverged_loss")) << out.summary;
+  const json& tripped = out.summary["diverged_loss"];
+  double evaluated = NAN;
+  for (const auto& [step, loss] : losses)
+    if (step == first_bad) evaluated = loss;
+  if (std::isfinite(evaluated)) {
+    ASSERT_TRUE(tripped.is_number()) << tripped;
+    EXPECT_GT(tripped.get<double>(), 100.0);
+    EXPECT_NEAR(tripped.get<double>(), evaluated, 1e-4 * evaluated);
+  } else {
+    EXPECT_TRUE(tripped == "nan" || tripped == "inf") << tripped;
+  }
 }
 
 TEST(Trainer, GdOnAQuadraticConvergesBelowTwoOverLambdaAndDivergesAbove) {

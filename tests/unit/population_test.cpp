@@ -615,6 +615,14 @@ TEST(Population, ADivergedMemberIsRecordedAndTheOthersGoOn) {
   EXPECT_EQ(outs[1].status, "diverged");
   auto solo_bad = run_trial(bad, torch::kCPU, {}, "test.json");
   EXPECT_EQ(outs[1].diverged_step, solo_bad.diverged_step);
+  // With the loss that tripped it, as alone (a number over the bound, or "nan"/"inf").
+  ASSERT_TRUE(outs[1].summary.contains("diverged_loss")) << outs[1].summary;
+  const json &mine = outs[1].summary["diverged_loss"], &alone = solo_bad.summary["diverged_loss"];
+  if (alone.is_number())
+    EXPECT_NEAR(mine.get<double>(), alone.get<double>(), 1e-3 * alone.get<double>());
+  else
+    EXPECT_EQ(mine, alone);
+  EXPECT_FALSE(outs[0].summary.contains("diverged_loss"));
   // Its run ends where the trial alone stopped, not where the population did.
   for (const char* key : {"steps", "epochs", "samples", "train_flops"})
     EXPECT_EQ(outs[1].summary[key], solo_bad.summary[key]) << key;
