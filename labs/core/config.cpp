@@ -530,9 +530,21 @@ void apply_override(json& config, const std::string& assignment) {
     }
   }
 
+  if (key == "presets" || key.rfind("presets.", 0) == 0)
+    throw UserError(source +
+                    ": a preset is chosen, not overridden; allowed: --preset NAME, then "
+                    "overrides of the keys it sets (e.g. train.epochs=5)");
   if (key.rfind("sweep.", 0) == 0) {  // sweep.optim.lr=[0.1,0.01]
     std::string axis = key.substr(6);
     json sweep = config.value("sweep", json::object());
+    if (value.is_null()) {  // sweep.model=null: the axis removed, as key=null removes a key
+      if (!sweep.contains(axis))
+        throw UserError(source + ": the sweep has no axis " + axis + " to remove" +
+                        (sweep.empty() ? std::string(" (it has none)") : ""));
+      sweep.erase(axis);
+      config["sweep"] = sweep;
+      return;
+    }
     sweep[axis] = value;
     json check = json::object({{axis, value}});
     validate_sweep(check, source);

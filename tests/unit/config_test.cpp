@@ -718,6 +718,21 @@ TEST(Config, OverrideIsTypeCheckedAndNamed) {
             "is written as JSON, its strings in double quotes, e.g. "
             "sweep.optim.name=[\"sgd\",\"adam\"] (in a shell, inside single quotes)");
   EXPECT_EQ(error_of(base(), {"sweep.optim.name=[\"sgd\",\"adam\"]"}), "");
+  // Presets are chosen, not overridden ("unknown key (did you mean \"presets\"?)" of presets).
+  EXPECT_EQ(error_of(base(), {"presets=null"}),
+            "UserError: override \"presets=null\": a preset is chosen, not overridden; allowed: "
+            "--preset NAME, then overrides of the keys it sets (e.g. train.epochs=5)");
+  // A sweep axis is removed with null, as a key is.
+  json swept = base();
+  swept["sweep"] = {{"optim.lr", {0.1, 0.01}}};
+  swept["seeds"] = 1;
+  EXPECT_EQ(expand_trials(resolve_config_json(swept, "lab.json", "", {})).size(), 2u);
+  EXPECT_EQ(
+      expand_trials(resolve_config_json(swept, "lab.json", "", {"sweep.optim.lr=null"})).size(),
+      1u);
+  EXPECT_EQ(
+      error_of(swept, {"sweep.optim.wd=null"}),
+      "UserError: override \"sweep.optim.wd=null\": the sweep has no axis optim.wd to remove");
 }
 
 TEST(Config, AnOverrideRemovesAKeyWithNullAndIsNamedForWhatItSet) {
