@@ -296,8 +296,14 @@ int print_keys(bool markdown) {
   }
   for (const auto& s : config_schema()) {
     fmt::print("{}\n", s.name.empty() ? "(top level)" : s.name);
-    for (const auto& f : s.fields)
-      fmt::print("  {:<22} default {:<16} {}\n", f.key, f.default_value.dump(), f.doc);
+    for (const auto& f : s.fields) {
+      // A choice's allowed values too (data.name read only "dataset"); the types and ranges
+      // of the others are in --markdown.
+      std::string choices;
+      for (const auto& c : f.choices) choices += (choices.empty() ? "" : ", ") + c;
+      fmt::print("  {:<22} default {:<16} {}{}\n", f.key, f.default_value.dump(), f.doc,
+                 choices.empty() ? "" : " (one of: " + choices + ")");
+    }
   }
   return 0;
 }

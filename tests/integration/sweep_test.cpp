@@ -1332,6 +1332,12 @@ TEST(Cli, ListAndShowAnswerFromTheBank) {
                             dir.file("cfg_err.txt") + "'";
     EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 0) << slurp(dir.file("cfg_err.txt"));
   }
+  // keys names a choice's allowed values (data.name read only "dataset").
+  const Result keys = empiric(dir, "keys");
+  EXPECT_EQ(keys.code, 0) << keys.err;
+  EXPECT_NE(keys.out.find("dataset (one of: fashion_mnist, mnist, cifar10, xor,"),
+            std::string::npos)
+      << keys.out.substr(0, 2000);
   // A discussion question names the labs that inform it (it listed every lab's number).
   const Result discussion = empiric(dir, "answer 38");
   EXPECT_EQ(discussion.code, 2);
