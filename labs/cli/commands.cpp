@@ -215,8 +215,10 @@ int show_question(const Context& ctx, int number, bool as_json) {
     fmt::print("  labs that inform it: {}\n", refs);
   }
   if (q->claims.empty()) {
-    fmt::print("\nClaims: {}\n", q->kind == "empirical"
-                                     ? "none yet (its lab has not landed)"
+    fmt::print("\nClaims: {}\n", q->kind == "empirical" ? "none yet (its lab has not landed)"
+                                 : q->informed_by.empty()
+                                     ? "none: a discussion question, which no one experiment "
+                                       "settles, and no lab informs yet"
                                      : "none: a discussion question, which no one experiment "
                                        "settles (the labs that inform it are above)");
   } else {
@@ -412,9 +414,11 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
     std::string with;
     for (const auto& other : bank.questions)
       if (!other.claims.empty()) with += (with.empty() ? "" : ", ") + std::to_string(other.number);
-    throw UserError(
-        fmt::format("question {} has no lab with claims yet ({}); questions with labs: {}", number,
-                    q->kind, with.empty() ? "none" : with));
+    throw UserError(fmt::format("question {} {}; questions with labs: {}", number,
+                                q->kind == "discussion"
+                                    ? "is a discussion question, which no lab informs yet"
+                                    : "has no lab with claims yet (" + q->kind + ")",
+                                with.empty() ? "none" : with));
   }
   const std::vector<std::string> configs = claim_config_files(ctx, *q);
   // Every config with the preset and overrides first: one refused after the others had run
@@ -468,19 +472,16 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
       for (const auto& t : expand_trials(resolve_config(path, "full", {}))) full.push_back(t.hash);
       written_is_full = written_is_full && written == full;
     }
-  // Overrides that change no trial (train.threads, device, population ...: how trials run, not
-  // what they compute, so not part of their identity) leave the answer the protocol's: with
-  // train.threads=1, which the README suggests for sharing cores, it went under "+overrides".
+  // Overrides of how trials run, not what they compute (kept out of a trial's hash) leave the
+  // answer the protocol's: with train.threads=1, which the README suggests for sharing cores, it
+  // went under "+overrides". Any other key is the answer's own, though it change no hash (a
+  // description, written into the report).
+  static const std::set<std::string> run_only = {"train.device",     "train.threads",
+                                                 "train.checkpoint", "train.checkpoint_every_s",
+                                                 "train.population", "train.cuda_graphs"};
   bool overridden = false;
-  for (size_t i = 0; i < configs.size() && !opts.overrides.empty() && !overridden; ++i) {
-    const std::string path = ctx.home + "/" + configs[i];
-    std::vector<std::string> with, without;
-    for (const auto& t : expand_trials(resolve_config(path, opts.preset, opts.overrides)))
-      with.push_back(t.hash);
-    for (const auto& t : expand_trials(resolve_config(path, opts.preset, {})))
-      without.push_back(t.hash);
-    overridden = with != without;
-  }
+  for (const auto& o : opts.overrides)
+    overridden = overridden || !run_only.count(o.substr(0, o.find('=')));
   std::string given;
   for (const auto& o : opts.overrides) given += (given.empty() ? "" : " ") + o;
   const std::string tag = overridden

@@ -236,8 +236,14 @@ int main(int argc, char** argv) {
     }
     // The help of the command whose option it was (bench --members 0 pointed at the top-level
     // help, which lists no subcommand's options).
-    std::string help = "empiric --help";
-    for (const auto* sub : app.get_subcommands()) help = "empiric " + sub->get_name() + " --help";
+    // (Down to a nested one: results merge.)
+    std::string path = "empiric";
+    for (const CLI::App* at = &app; at != nullptr;) {
+      const auto subs = at->get_subcommands();
+      at = subs.empty() ? nullptr : subs.back();
+      if (at) path += " " + at->get_name();
+    }
+    const std::string help = path + " --help";
     std::cerr << "empiric: " << e.what() << " (see " << help << ")\n";
     return 2;
   }
@@ -251,8 +257,13 @@ int main(int argc, char** argv) {
   if ((*config || *run) && std::filesystem::path(run_opts.config).is_relative()) {
     std::error_code ec;
     const auto in_home = std::filesystem::path(ctx.home) / run_opts.config;
-    if (!std::filesystem::exists(run_opts.config, ec) && std::filesystem::exists(in_home, ec))
+    if (!std::filesystem::exists(run_opts.config, ec) && std::filesystem::exists(in_home, ec)) {
       run_opts.config = in_home.string();
+      // (A relative data.path or train.mask_file in it is still read from here.)
+      std::cerr << "empiric: " << in_home.string()
+                << ": read from --home (a relative data.path in it is still from the current "
+                   "folder)\n";
+    }
   }
 
   int output_errno = 0;  // a write to stdout that failed inside a command (fmt::print's throw)

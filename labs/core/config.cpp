@@ -491,17 +491,18 @@ void apply_override(json& config, const std::string& assignment) {
     throw UserError(source + ": expected key.path=value, e.g. optim.lr=0.05");
   std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
   json value = json::parse(text, nullptr, false);
-  // A list or an object is JSON or nothing: [sgd,adam] was taken as the string "[sgd,adam]" and
-  // refused as "expected a non-empty list of values", which it looked like.
-  if (const size_t first = text.find_first_not_of(" \t");
-      value.is_discarded() && first != std::string::npos &&
-      (text[first] == '[' || text[first] == '{'))
-    throw UserError(source + ": " + text +
-                    " is not JSON; a list or an object is written as JSON, its strings in double "
-                    "quotes, e.g. " +
-                    key +
-                    "=[\"sgd\",\"adam\"] (in a shell, inside single "
-                    "quotes)");
+  // A list or an object is JSON or nothing: [sgd,adam] for a sweep axis or a list key was taken
+  // as the string "[sgd,adam]" and refused as "expected a non-empty list of values", which it
+  // looked like. (A string key keeps such text as it is: description=[draft] ...)
+  const size_t first = text.find_first_not_of(" \t");
+  const bool bracketed = value.is_discarded() && first != std::string::npos &&
+                         (text[first] == '[' || text[first] == '{');
+  auto not_json = [&] {
+    return UserError(source + ": " + text +
+                     " is not JSON; a list or an object is written as JSON, its strings in double "
+                     "quotes (in a shell, the whole override inside single quotes: '" +
+                     key + "=[\"a\",\"b\"]')");
+  };
   std::string ptr = dotted_to_pointer(key);
   // A number beyond a double's range (1e400) is no string to be checked as one, where the key
   // takes numbers (below).
@@ -535,6 +536,7 @@ void apply_override(json& config, const std::string& assignment) {
                     ": a preset is chosen, not overridden; allowed: --preset NAME, then "
                     "overrides of the keys it sets (e.g. train.epochs=5)");
   if (key.rfind("sweep.", 0) == 0) {  // sweep.optim.lr=[0.1,0.01]
+    if (bracketed) throw not_json();
     std::string axis = key.substr(6);
     json sweep = config.value("sweep", json::object());
     if (value.is_null()) {  // sweep.model=null: the axis removed, as key=null removes a key
@@ -553,6 +555,7 @@ void apply_override(json& config, const std::string& assignment) {
     return;
   }
   const Field& f = field_for_dotted(key, source, ptr, value);
+  if (bracketed && f.type != FieldType::String) throw not_json();
   const bool numeric =
       f.type != FieldType::String && f.type != FieldType::StringList && f.type != FieldType::Bool;
   if (overflowed && numeric)

@@ -111,7 +111,10 @@ std::string outcome_text(const TrialRecord& r) {
     if (r.summary.contains("diverged_loss")) {
       const json& loss = r.summary["diverged_loss"];
       const json bound = r.config.value("train", json::object()).value("divergence_loss", json());
-      if (loss.is_string())
+      if (r.summary.value("diverged_at_evaluation", false))
+        why = " (" + (loss.is_string() ? loss.get<std::string>() : loss.dump()) +
+              " loss at the evaluation after the last update)";
+      else if (loss.is_string())
         why = " (training loss " + loss.get<std::string>() + ")";
       else if (loss.is_number() && bound.is_number())
         why = fmt::format(" (training loss {:.4g}, over train.divergence_loss = {:g})",

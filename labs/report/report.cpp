@@ -168,15 +168,15 @@ std::string effect_meaning(const json& test, const claims::Verdict& v) {
     what = fmt::format("the mean `{}` less the threshold {:g}", metric, threshold);
     if (std::isfinite(v.effect))
       what += fmt::format(" (the mean itself: {:.4g})", v.effect + threshold);
-    predicts = dir > 0 ? "above 0 (the mean above the threshold)"
-                       : "below 0 (the mean below the threshold)";
+    predicts = (dir > 0 ? "above 0 (the mean above the threshold)"
+                        : "below 0 (the mean below the threshold)") +
+               bar;
   } else if (kind == "interaction") {
     what = "how much b - a in `" + metric + "` grows from the smallest " + x() +
            " to the largest (its b - a at the largest less its b - a at the smallest)";
   } else if (kind == "peak") {
     what = "the highest mean `" + metric + "` among the inner values of " + x() +
            " less the higher of the lowest means on each side of it";
-    predicts = "above 0";
   } else if (kind == "within") {
     what = "how far the value of " + x() +
            " with the best mean lies outside the suggested range (0 inside it; in powers of ten "

@@ -62,6 +62,7 @@ struct Layer {
 struct MemberState {
   long long diverged_step = -1;
   json diverged_loss;    // the training loss that diverged (diverged_loss_json), null if not
+  bool diverged_at_evaluation = false;  // found by the evaluation after the last update
   bool reached = false;  // its training loss reached train.stop_train_loss: trained no further
   bool done() const { return diverged_step >= 0 || reached; }
   // Where a trial alone would have stopped, had it diverged or reached stop_train_loss: the step,
@@ -93,6 +94,7 @@ std::vector<std::pair<std::string, double>> values_from(const json& j) {
 json member_json(const MemberState& m) {
   return {{"diverged_step", m.diverged_step},
           {"diverged_loss", m.diverged_loss},
+          {"diverged_at_evaluation", m.diverged_at_evaluation},
           {"reached", m.reached},
           {"stopped", {m.stopped_step, m.stopped_epoch, m.stopped_samples, m.stopped_compute_s}},
           {"computed", m.computed},
@@ -105,6 +107,7 @@ json member_json(const MemberState& m) {
 void member_from(const json& j, MemberState& m) {  // at(): missing fields throw
   m.diverged_step = j.at("diverged_step");
   m.diverged_loss = j.value("diverged_loss", json());  // (null in an older checkpoint)
+  m.diverged_at_evaluation = j.value("diverged_at_evaluation", false);
   m.reached = j.value("reached", false);
   m.computed = j.value("computed", -1LL);  // (-1: an older checkpoint's; set on resuming)
   if (j.contains("stopped")) {
@@ -1491,6 +1494,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     for (int64_t p = 0; p < P; ++p)
       if (!ms[p].done() && loss_not_finite(ms[p].last_values)) {
         ms[p].diverged_step = ms[p].stopped_step = step;
+        ms[p].diverged_loss = nonfinite_eval_loss(ms[p].last_values);
+        ms[p].diverged_at_evaluation = true;
         ms[p].stopped_epoch = epoch, ms[p].stopped_samples = samples;
         ms[p].stopped_compute_s = share_of(p, compute_s);
       }
@@ -1557,6 +1562,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       out.diverged_step = ms[p].diverged_step;
       out.summary["diverged_step"] = ms[p].diverged_step;
       if (!ms[p].diverged_loss.is_null()) out.summary["diverged_loss"] = ms[p].diverged_loss;
+      if (ms[p].diverged_at_evaluation) out.summary["diverged_at_evaluation"] = true;
     } else if (cfgs[p].contains("measure") && !stacked_measures_cover(cfgs[p]["measure"])) {
       // The member's trained weights back in its own net, then the measures a trial alone takes.
       net.restore(p);

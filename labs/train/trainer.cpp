@@ -886,6 +886,9 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
       loss_not_finite(st.last_values)) {
     outcome.status = "diverged";
     outcome.diverged_step = st.step;
+    // (Found by the evaluation after the last update, not by a step's loss.)
+    outcome.summary["diverged_loss"] = nonfinite_eval_loss(st.last_values);
+    outcome.summary["diverged_at_evaluation"] = true;
   }
   // A run that stopped before its last step with held-out evaluations: the summary still gets
   // the training set's loss and accuracy, from one pass over it now.
@@ -1249,6 +1252,13 @@ json diverged_loss_json(double loss) {
   if (std::isnan(loss)) return "nan";
   if (std::isinf(loss)) return loss > 0 ? "inf" : "-inf";
   return loss;
+}
+
+json nonfinite_eval_loss(const std::vector<std::pair<std::string, double>>& values) {
+  for (const char* which : {"train_loss", "test_loss"})
+    for (const auto& [name, value] : values)
+      if (name == which && !std::isfinite(value)) return diverged_loss_json(value);
+  return json();
 }
 
 bool loss_not_finite(const std::vector<std::pair<std::string, double>>& values) {

@@ -96,6 +96,9 @@ bool loss_not_finite(const std::vector<std::pair<std::string, double>>& values);
 // The training loss that made a run diverged, as its summary's "diverged_loss": the number where
 // it is one (over train.divergence_loss), else "nan", "inf" or "-inf" (JSON has no such number).
 json diverged_loss_json(double loss);
+// Of an evaluation whose losses are not all finite (loss_not_finite): the first such one, its
+// training loss before its test loss, as diverged_loss_json gives it.
+json nonfinite_eval_loss(const std::vector<std::pair<std::string, double>>& values);
 
 // Whether an evaluation's training loss is at or below `target` (train.stop_train_loss); false
 // for an evaluation without one or with a NaN one.

@@ -789,6 +789,8 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
   // A subcommand's bad option points at that subcommand's help, which lists its options.
   r = empiric(dir, "bench --members 0");
   EXPECT_NE(r.err.find("(see empiric bench --help)"), std::string::npos) << r.err;
+  r = empiric(dir, "results merge");  // a nested one: its own help, which names its files
+  EXPECT_NE(r.err.find("(see empiric results merge --help)"), std::string::npos) << r.err;
   // A subcommand's option before the subcommand is not taken for a command.
   r = empiric(dir, "--preset quick run " + cfg);
   EXPECT_EQ(r.code, 2);
@@ -898,6 +900,14 @@ TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
         << neutral.out;
     EXPECT_TRUE(std::filesystem::exists(home.file("reports/q001/README.md")));
     EXPECT_FALSE(std::filesystem::exists(home.file("results/reports/as-written+overrides")));
+    // A description changes no trial's hash, but it is written into the report: not the
+    // protocol's (it rewrote reports/ with the overridden text).
+    const std::string before = slurp(home.file("reports/q001/README.md"));
+    Result described = run("report 1 'description=another text'");
+    EXPECT_EQ(described.code, 0) << described.err;
+    EXPECT_NE(described.out.find("With overrides (description=another text)"), std::string::npos)
+        << described.out;
+    EXPECT_EQ(slurp(home.file("reports/q001/README.md")), before);
   }
   EXPECT_EQ(run("answer 3").code, 2);
   EXPECT_EQ(run("report 1").code, 0);  // from the store, without running

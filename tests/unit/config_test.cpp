@@ -714,9 +714,11 @@ TEST(Config, OverrideIsTypeCheckedAndNamed) {
   // list of values" of what looked like one).
   EXPECT_EQ(error_of(base(), {"sweep.optim.name=[sgd,adam]"}),
             "UserError: override \"sweep.optim.name=[sgd,adam]\": [sgd,adam] is not JSON; a list "
-            "or an object "
-            "is written as JSON, its strings in double quotes, e.g. "
-            "sweep.optim.name=[\"sgd\",\"adam\"] (in a shell, inside single quotes)");
+            "or an object is written as JSON, its strings in double quotes (in a shell, the whole "
+            "override inside single quotes: 'sweep.optim.name=[\"a\",\"b\"]')");
+  EXPECT_NE(error_of(base(), {"model.widths=[a,b]"}).find("[a,b] is not JSON"), std::string::npos);
+  // A string key keeps such text as it is.
+  EXPECT_EQ(error_of(base(), {"description=[draft] fewer seeds"}), "");
   EXPECT_EQ(error_of(base(), {"sweep.optim.name=[\"sgd\",\"adam\"]"}), "");
   // Presets are chosen, not overridden ("unknown key (did you mean \"presets\"?)" of presets).
   EXPECT_EQ(error_of(base(), {"presets=null"}),

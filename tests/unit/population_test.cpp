@@ -665,6 +665,13 @@ TEST(Population, AMemberWhoseLastUpdateDivergesIsDivergedAsAlone) {
   EXPECT_EQ(outs[1].diverged_step, solo.diverged_step);
   for (const char* key : {"steps", "epochs", "samples", "diverged_step"})
     EXPECT_EQ(outs[1].summary[key], solo.summary[key]) << key;
+  // Found by the evaluation after the update, with the loss that was not finite there.
+  for (const auto* out : {&outs[1], &solo}) {
+    EXPECT_EQ(out->summary.value("diverged_at_evaluation", false), true) << out->summary;
+    ASSERT_TRUE(out->summary.contains("diverged_loss")) << out->summary;
+    EXPECT_TRUE(out->summary["diverged_loss"].is_string()) << out->summary["diverged_loss"];
+  }
+  EXPECT_EQ(outs[1].summary["diverged_loss"], solo.summary["diverged_loss"]);
   EXPECT_EQ(outs[0].status, "finished");
 }
 

@@ -298,11 +298,13 @@ TEST(Report, AnEquivalenceSaysItsOwnLevelPerSide) {
             std::string::npos)
       << md;
   // A threshold's effect is its mean less the bar: the report gives the mean itself.
-  o.claim["test"] = {{"kind", "threshold"}, {"metric", "test_acc"}, {"threshold", 0.9}};
+  o.claim["test"] = {
+      {"kind", "threshold"}, {"metric", "test_acc"}, {"threshold", 0.9}, {"min_effect", 0.01}};
   o.verdict = claims::evaluate(o.claim, o.trials);
   const std::string bar = slurp(write_report(home.path(), q, "quick", {o}, store, ""));
   EXPECT_NE(bar.find("*Effect*: the mean `test_acc` less the threshold 0.9 (the mean itself: "
-                     "0.851); the claim predicts it above 0 (the mean above the threshold)."),
+                     "0.851); the claim predicts it above 0 (the mean above the threshold), by at "
+                     "least 0.01 in the estimate."),
             std::string::npos)
       << bar;
 }
