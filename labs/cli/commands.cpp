@@ -344,6 +344,9 @@ int print_results(const Context& ctx, int question, const std::string& format) {
                   {"wall_s", t.wall_s},
                   {"finished_at", t.finished_at},
                   {"config", t.config}};
+      const auto [preset, command] = store.run_preset_and_command(t.run_id);
+      row["preset"] = preset;
+      row["command"] = command;
       if (t.status == "diverged") row["diverged_step"] = t.diverged_step;
       // (A store written before configs had to be UTF-8 may hold a file name that is not.)
       std::cout << row.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
@@ -351,18 +354,25 @@ int print_results(const Context& ctx, int question, const std::string& format) {
     return 0;
   }
   if (format == "csv") {
+    // The preset and the command of the run that trained each trial tell apart trials of one
+    // config run with other overrides (the axes alone do not).
     fmt::print(
         "hash,question,config_file,status,diverged_step,seed,axes,test_acc,test_loss,train_loss,"
-        "wall_s,finished_at\n");
-    for (const auto& t : trials)
-      fmt::print("{},{},{},{},{},{},{},{},{},{},{},{}\n", t.hash, t.question,
+        "train_acc,gen_gap,wall_s,finished_at,preset,command\n");
+    for (const auto& t : trials) {
+      const auto [preset, command] = store.run_preset_and_command(t.run_id);
+      fmt::print("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", t.hash, t.question,
                  csv_cell(t.config_file), t.status,
                  t.status == "diverged" ? std::to_string(t.diverged_step) : "", t.seed,
                  // (Each number whole, as the store has it; a missing one an empty field, not
                  // "-", which made the column text to a spreadsheet.)
                  csv_cell(t.axes.dump()), summary_number(t.summary, "test_acc", "{}", ""),
                  summary_number(t.summary, "test_loss", "{}", ""),
-                 summary_number(t.summary, "train_loss", "{}", ""), t.wall_s, t.finished_at);
+                 summary_number(t.summary, "train_loss", "{}", ""),
+                 summary_number(t.summary, "train_acc", "{}", ""),
+                 summary_number(t.summary, "gen_gap", "{}", ""), t.wall_s, t.finished_at,
+                 csv_cell(preset), csv_cell(command));
+    }
     return 0;
   }
   fmt::print("{:<12} {:>3} {:<28} {:<9} {:>4} {:>8} {:>9} {:>8}  {}\n", "trial", "Q", "config",

@@ -553,6 +553,12 @@ json Store::run_environment(long long run_id) {
   return q.js(0);
 }
 
+std::pair<std::string, std::string> Store::run_preset_and_command(long long run_id) {
+  Stmt q(db_, "SELECT preset, command FROM runs WHERE id = ?", path_);
+  if (!q.bind(1, run_id).step()) return {"", ""};
+  return {q.text(0), q.text(1)};
+}
+
 void Store::put_verdict(int question, const std::string& claim, const std::string& preset,
                         const std::string& verdict, const json& details) {
   WriteTxn txn(*this, db_);

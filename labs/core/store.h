@@ -127,6 +127,8 @@ class Store {
 
   // The environment a run was recorded with (empty object if unknown).
   json run_environment(long long run_id);
+  // The preset ("" as written) and the command line of a run; both "" if unknown.
+  std::pair<std::string, std::string> run_preset_and_command(long long run_id);
 
   // Verdicts are appended; the latest per (question, claim) is the current one.
   void put_verdict(int question, const std::string& claim, const std::string& preset,

@@ -1249,6 +1249,13 @@ TEST(Cli, ResultsAsCsvKeepEveryDigitAndLeaveMissingNumbersEmpty) {
   std::istringstream lines(r.out);
   std::string line;
   std::getline(lines, line);  // (the header)
+  EXPECT_NE(line.find(",train_loss,train_acc,gen_gap,wall_s,finished_at,preset,command"),
+            std::string::npos)
+      << line;
+  // Each row names the run that trained it: its preset (none here) and its command.
+  EXPECT_NE(r.out.find(",," + std::string("empiric run ") + cfg + " train.population=off"),
+            std::string::npos)
+      << r.out;
   int rows = 0;
   Store store(dir.file("r.db"));
   while (std::getline(lines, line)) {
