@@ -637,7 +637,8 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
   auto number = [](const json& b, const char* key, double or_) {
     return b.contains(key) && b[key].is_number() ? b[key].get<double>() : or_;
   };
-  int stored = 0;
+  int stored = 0, errored = 0;
+  std::string first_error;  // a benchmark that reported an error (no CUDA GPU) stores nothing
   fmt::print("{:<56} {:>12} {:>10} {:>12}  {}\n", "benchmark", "time", "GB/s", "items/s",
              "questions");
   for (const auto& b : doc["benchmarks"]) {
@@ -645,7 +646,10 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
     auto text = [&](const char* key, const std::string& or_) {
       return b.contains(key) && b[key].is_string() ? b[key].get<std::string>() : or_;
     };
-    if (b.contains("error_occurred") && b["error_occurred"] == true) continue;
+    if (b.contains("error_occurred") && b["error_occurred"] == true) {
+      if (errored++ == 0) first_error = text("name", "?") + ": " + text("error_message", "?");
+      continue;
+    }
     if (text("run_type", "") == "aggregate" && text("aggregate_name", "") != "median") continue;
     BenchRecord r;
     r.name = text("run_name", text("name", ""));
@@ -671,6 +675,14 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
                r.bytes_per_s / 1e9, r.items_per_s, qs);
   }
   fmt::print("{} records stored in {}\n", stored, ctx.db);
+  // Every benchmark that ran reported an error: a run that measured nothing is no success.
+  if (errored > 0 && stored == 0)
+    throw UserError(
+        fmt::format("{}: every benchmark run reported an error ({} runs; the first: {})", bin,
+                    errored, first_error));
+  if (errored > 0)
+    fmt::print(stderr, "{} benchmark runs reported an error and were not stored (the first: {})\n",
+               errored, first_error);
   return 0;
 }
 

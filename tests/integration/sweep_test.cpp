@@ -1228,6 +1228,39 @@ JSON
   EXPECT_EQ(nowhere.err.find("running "), std::string::npos) << nowhere.err;
 }
 
+TEST(Cli, BenchThatMeasuredNothingFails) {
+  // Every run reported an error (the CUDA benchmarks without a GPU): it said "0 records stored"
+  // and succeeded.
+  testing::TempDir dir;
+  auto fake = [&](const std::string& name, const std::string& benchmarks) {
+    const std::string path = dir.write(name,
+                                       "#!/bin/sh\ncat <<'JSON'\n{\"context\": {}, "
+                                       "\"benchmarks\": [" +
+                                           benchmarks + "]}\nJSON\n");
+    std::filesystem::permissions(path, std::filesystem::perms::owner_exec,
+                                 std::filesystem::perm_options::add);
+    return path;
+  };
+  const std::string broken =
+      R"({"name": "K/cuda:1", "run_name": "K/cuda:1", "run_type": "iteration",
+    "error_occurred": true, "error_message": "no CUDA GPU"})";
+  const Result none = empiric(dir, "bench --binary " + fake("none.sh", broken + "," + broken));
+  EXPECT_EQ(none.code, 2);
+  EXPECT_NE(none.err.find("every benchmark run reported an error (2 runs; the first: K/cuda:1: no "
+                          "CUDA GPU)"),
+            std::string::npos)
+      << none.err;
+  const Result some = empiric(
+      dir, "bench --binary " +
+               fake("some.sh", broken + R"(, {"name": "L", "run_name": "L", "run_type": "iteration",
+                 "label": "Q7", "real_time": 1.0, "time_unit": "us", "iterations": 10})"));
+  EXPECT_EQ(some.code, 0) << some.err;
+  EXPECT_NE(some.out.find("1 records stored"), std::string::npos) << some.out;
+  EXPECT_NE(some.err.find("1 benchmark runs reported an error and were not stored"),
+            std::string::npos)
+      << some.err;
+}
+
 TEST(Cli, ResultsAsCsvKeepEveryDigitAndLeaveMissingNumbersEmpty) {
   // Six decimals (a training loss of 3e-7 read 0.000000) and "-" for a diverged trial's missing
   // numbers (a text column to a spreadsheet).
