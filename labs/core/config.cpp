@@ -1146,7 +1146,27 @@ std::vector<Trial> expand_trials(const ResolvedConfig& resolved) {
       where += (where == resolved.file ? " (sweep " : ", ") + key + "=" + v.dump();
     }
     if (!combo.empty()) where += ")";
-    validate_and_fill(cfg, where);
+    try {
+      validate_and_fill(cfg, where);
+    } catch (const ConfigError& e) {
+      // A key its own axis sets, refused because a section axis's value in the same trial does
+      // not take it (sweep.model.activation beside sweep.model's {"name": "linear"}): the
+      // "remove it with key=null" that the refusal suggests only led to another refusal.
+      const std::string section = e.pointer().size() > 1
+                                      ? e.pointer().substr(1, e.pointer().find('/', 1) - 1)
+                                      : std::string();
+      std::string dotted = e.pointer().substr(e.pointer().empty() ? 0 : 1);
+      std::replace(dotted.begin(), dotted.end(), '/', '.');
+      if (combo.contains(dotted) && combo.contains(section) && combo[section].is_object() &&
+          e.allowed().find("this key applies only when") != std::string::npos)
+        throw ConfigError(e.source(), e.pointer(), e.found(),
+                          e.allowed().substr(0, e.allowed().find("; remove it")) +
+                              "; the axis sweep." + dotted + " crosses every value of sweep." +
+                              section + ", and this one does not take it: set " + dotted +
+                              " inside the values of sweep." + section +
+                              " that take it instead of as an axis of its own");
+      throw;
+    }
     cfg.erase("seeds");
     // A relative data.path or train.mask_file names a file from where empiric runs. Made
     // absolute, a trial's identity names the file it read: two folders' "tiny" were one trial,

@@ -720,6 +720,24 @@ TEST(Config, OverrideIsTypeCheckedAndNamed) {
   // A string key keeps such text as it is.
   EXPECT_EQ(error_of(base(), {"description=[draft] fewer seeds"}), "");
   EXPECT_EQ(error_of(base(), {"sweep.optim.name=[\"sgd\",\"adam\"]"}), "");
+  {  // A key axis beside a section axis one of whose values does not take it: said so, not
+     // "remove it (model.activation=null)", which only led to another refusal.
+    json crossed = base();
+    crossed["sweep"] = json::parse(
+        R"({"model": [{"name": "linear"}, {"name": "mlp", "widths": [8]}],
+            "model.activation": ["tanh"]})");
+    std::string why;
+    try {
+      expand_trials(resolve_config_json(crossed, "lab.json", "", {}));
+    } catch (const ConfigError& e) {
+      why = e.what();
+    }
+    EXPECT_NE(why.find("the axis sweep.model.activation crosses every value of sweep.model, and "
+                       "this one does not take it"),
+              std::string::npos)
+        << why;
+    EXPECT_EQ(why.find("remove it"), std::string::npos) << why;
+  }
   // Presets are chosen, not overridden ("unknown key (did you mean \"presets\"?)" of presets).
   EXPECT_EQ(error_of(base(), {"presets=null"}),
             "UserError: override \"presets=null\": a preset is chosen, not overridden; allowed: "
