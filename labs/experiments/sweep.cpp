@@ -386,11 +386,34 @@ int run_config(const Context& ctx, const RunOptions& o) {
     };
     return hooks;
   };
+  // A checkpoint whose trial has no evaluation in this store was left by a run into another
+  // store (one of the same name, or this one deleted since): resumed, its trial was recorded
+  // with the first epochs' curve missing. Removed, and the trial trains from its start.
+  // (Evaluations are stored before every checkpoint; one written before any evaluation is
+  // retrained too, which costs time, not correctness.)
+  auto foreign = [&](const std::string& checkpoint, const std::vector<std::string>& hashes) {
+    std::error_code ec;
+    if (checkpoint.empty() || !std::filesystem::exists(checkpoint, ec)) return false;
+    std::lock_guard<std::recursive_mutex> lock(store_mu);
+    for (const auto& h : hashes)
+      if (!store.metrics(h).empty()) return false;
+    std::filesystem::remove(checkpoint, ec);
+    progress.line(
+        fmt::format("  {}: a checkpoint whose trials have no evaluation in {} (left by "
+                    "another store, or one deleted since){}; training from the start",
+                    checkpoint, ctx.db, ec ? ", which cannot be removed" : ": removed"));
+    return true;
+  };
   auto hooks_for = [&](const Trial& trial) {
     const std::string own = own_checkpoint(trial);
     // --force trains again from the start: not from the checkpoint a killed run left (its
     // metrics are forgotten with the trial), as a population's is removed below.
     if (o.force && !own.empty()) std::filesystem::remove(own);
+    if (!o.force && foreign(own, {trial.hash}) && std::filesystem::exists(own)) {
+      TrainHooks hooks = hooks_resuming(trial, "");
+      hooks.checkpoint_path.clear();  // (one it cannot remove is neither resumed nor written)
+      return hooks;
+    }
     return hooks_resuming(trial, own);
   };
   auto record = [&](const Trial& trial, const TrainOutcome& out, double wall_s) {
@@ -540,9 +563,11 @@ int run_config(const Context& ctx, const RunOptions& o) {
         // sweep runs again).
         std::vector<std::string> hashes;
         for (const Trial* t : units[i]) hashes.push_back(t->hash);
-        const std::string pop_checkpoint =
+        std::string pop_checkpoint =
             population_checkpoint_path(checkpoints ? ckpt_dir : "", hashes);
         if (o.force && !pop_checkpoint.empty()) std::filesystem::remove(pop_checkpoint);
+        if (!o.force && foreign(pop_checkpoint, hashes) && std::filesystem::exists(pop_checkpoint))
+          pop_checkpoint.clear();
         for (const Trial* t : units[i]) {
           TrainHooks h = hooks_resuming(*t, pop_checkpoint);
           if (!h.checkpoint_path.empty() && std::filesystem::exists(h.checkpoint_path)) {

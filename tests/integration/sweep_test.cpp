@@ -479,6 +479,38 @@ TEST(Sweep, AnotherStoreInTheSameFolderDoesNotResumeThisOnesKilledTrial) {
   EXPECT_TRUE(std::filesystem::exists(dir.file("checkpoints-s")));
 }
 
+TEST(Sweep, AStoreDeletedSinceDoesNotResumeTheCheckpointItsKilledRunLeft) {
+  // A killed run into r.db, r.db deleted, a fresh run into r.db: it resumed the old checkpoint
+  // without a word and recorded a curve without its first epochs.
+  testing::TempDir dir;
+  std::string cfg = dir.write("lab.json", one_checkpointed_trial().dump());
+  pid_t pid = spawn_run(dir, cfg);
+  ASSERT_GE(pid, 0);
+  ASSERT_EQ(kill_when(pid, dir,
+                      [&] {
+                        std::error_code ec;
+                        for (const auto& f :
+                             std::filesystem::directory_iterator(dir.file("checkpoints-r"), ec))
+                          if (f.path().extension() == ".pt") return true;
+                        return false;
+                      }),
+            "");
+  for (const char* f : {"r.db", "r.db-wal", "r.db-shm"}) std::filesystem::remove(dir.file(f));
+  Result fresh = empiric(dir, "run " + cfg + " --no-progress");
+  ASSERT_EQ(fresh.code, 0) << fresh.err;
+  EXPECT_NE(fresh.err.find("(left by another store, or one deleted since): removed; training from "
+                           "the start"),
+            std::string::npos)
+      << fresh.err;
+  Store store(dir.file("r.db"));
+  const auto trials = store.trials();
+  ASSERT_EQ(trials.size(), 1u);
+  EXPECT_FALSE(trials[0].summary.contains("resumed_from_epoch")) << trials[0].summary.dump();
+  long long evals = 0;
+  for (const auto& m : store.metrics(trials[0].hash)) evals += m.name == "test_acc";
+  EXPECT_EQ(evals, 40);
+}
+
 TEST(Sweep, AnInterruptedRunSaysWhatItKeptAndEndsAsInterrupted) {
   testing::TempDir dir;
   const std::string cfg = dir.write("lab.json", one_checkpointed_trial().dump());
