@@ -82,7 +82,20 @@ class Stmt {
     auto p = sqlite3_column_text(st_, c);
     return p ? reinterpret_cast<const char*>(p) : "";
   }
-  json js(int c) { return json::parse(text(c), nullptr, false); }
+  // A value nested deeper than anything empiric writes (a row edited by hand) reads as damaged,
+  // as text that is no JSON does: printed back, 100,000 levels overflowed the stack.
+  json js(int c) {
+    bool too_deep = false;
+    json::parser_callback_t limit = [&](int depth, json::parse_event_t event, json&) {
+      if ((event == json::parse_event_t::object_start ||
+           event == json::parse_event_t::array_start) &&
+          depth >= 256)
+        too_deep = true;
+      return !too_deep;
+    };
+    json parsed = json::parse(text(c), limit, false);
+    return too_deep ? json(json::value_t::discarded) : parsed;
+  }
   const std::string& where() const { return where_; }
 
  private:

@@ -592,6 +592,20 @@ TEST(Store, ADamagedTrialRowIsNamedNotACrash) {
               std::string::npos)
         << e.what();
   }
+  // Nested 100,000 deep: JSON, but printed back it overflowed the stack (a segfault).
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  const std::string deep = "UPDATE trials SET summary = '{\"x\": " + std::string(100000, '[') +
+                           std::string(100000, ']') + "}'";
+  ASSERT_EQ(sqlite3_exec(db, deep.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  try {
+    store.trials(99);
+    ADD_FAILURE() << "expected a UserError";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("trial abc: its summary is not a JSON object"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 // A lease row as another process would have written it.
