@@ -614,10 +614,16 @@ std::optional<PopulationCheckpoint> read_checkpoint(const std::string& path,
       return c;
     }
   } catch (const DamagedArchive& e) {
-    note_once(std::string(e.what()) + ": removed; the population trains from the start");
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    note_once(std::string(e.what()) + ": " +
+              (ec ? "it cannot be removed (" + ec.message() + "; delete it)" : "removed") +
+              "; the population trains from the start");
+    return std::nullopt;
   } catch (const std::exception&) {
   }
-  std::filesystem::remove(path);
+  std::error_code ignored;  // (one that cannot be removed is left: the population starts over)
+  std::filesystem::remove(path, ignored);
   return std::nullopt;
 }
 
@@ -1231,7 +1237,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       mismatch = e.what();
     }
     if (!mismatch.empty()) {
-      std::filesystem::remove(checkpoint_path);
+      std::error_code ignored;  // (as a trial's: one that cannot be removed is left, not fatal)
+      std::filesystem::remove(checkpoint_path, ignored);
       note_once("checkpoint " + checkpoint_path + " could not be restored (" + mismatch +
                 "): removed; the population trains from the start");
     } else {
@@ -1593,7 +1600,10 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
   // kept when the caller records the members first (TrainHooks::keep_checkpoint).
   const bool keep = std::all_of(hooks.begin(), hooks.end(),
                                 [](const TrainHooks& h) { return h.keep_checkpoint; });
-  if (!checkpoint_path.empty() && !keep) std::filesystem::remove(checkpoint_path);
+  if (!checkpoint_path.empty() && !keep) {
+    std::error_code ignored;
+    std::filesystem::remove(checkpoint_path, ignored);
+  }
   return outs;
 }
 

@@ -191,9 +191,13 @@ bool load_checkpoint(const std::string& path, Net& model, Optimizer& opt, at::Ge
     fresh.load_from(bytes, device);
     opt.clear_state();  // torch::optim's load adds state and never removes any
     opt.load(fresh);
-    std::filesystem::remove(path);
+    // (One that cannot be removed, in a folder this user cannot write, failed the trial with a
+    // raw filesystem error on every rerun.)
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
     note_once("checkpoint " + path + " could not be restored (" + failure_text(e) +
-              "): removed; the trial trains from the start");
+              "): " + (ec ? "it cannot be removed (" + ec.message() + "; delete it)" : "removed") +
+              "; the trial trains from the start");
     return false;
   }
   state = loaded;
@@ -963,8 +967,10 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   if (outcome.status == "finished" && !regression && st.step == total)
     summarize_schedule_marks(st.marks, outcome.summary);
   if (outcome.status == "diverged") outcome.summary["diverged_step"] = outcome.diverged_step;
-  if (!hooks.checkpoint_path.empty() && !hooks.keep_checkpoint)
-    std::filesystem::remove(hooks.checkpoint_path);
+  if (!hooks.checkpoint_path.empty() && !hooks.keep_checkpoint) {
+    std::error_code ignored;  // (a trained trial is worth more than its checkpoint's removal)
+    std::filesystem::remove(hooks.checkpoint_path, ignored);
+  }
   return outcome;
 }
 

@@ -978,6 +978,23 @@ TEST(Trainer, AKeptCheckpointOutlivesTrainingSoAKillDuringTheMeasuresResumesFrom
   EXPECT_EQ(again.summary["train_loss"], whole.summary["train_loss"]);
 }
 
+TEST(Trainer, ADamagedCheckpointThatCannotBeRemovedLeavesTheTrialToTrainFromItsStart) {
+  // A folder with a file in it where the checkpoint should be: not a checkpoint, and not
+  // removable (as one in a folder this user cannot write). It failed the trial with a raw
+  // filesystem error, on every rerun.
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir.file("t.pt"));
+  std::ofstream(dir.file("t.pt/junk")) << "x";
+  json cfg = config(R"({"train": {"epochs": 3}})");
+  TrainHooks hooks;
+  hooks.checkpoint_path = dir.file("t.pt");
+  hooks.checkpoint_every_s = 0;
+  const auto out = train_cfg(cfg, hooks);
+  EXPECT_EQ(out.status, "finished");
+  EXPECT_FALSE(out.summary.contains("resumed_from_epoch"));
+  EXPECT_EQ(out.summary["test_acc"], train_cfg(cfg).summary["test_acc"]);
+}
+
 TEST(Trainer, ACheckpointThatCannotBeWrittenLeavesTheRunGoingAndNoTemporaryFile) {
   // A folder that is not there stands for a full disk or one not writable: torch's file writer
   // would throw from its destructor there and end the process. The run goes on without
