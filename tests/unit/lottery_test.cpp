@@ -197,6 +197,29 @@ TEST(Lottery, RewindingRestoresTheSavedValuesBitForBitAndControlsShareTheSparsit
   }
 }
 
+TEST(Lottery, ARandomPruningControlKeepsEachTensorsCountButNotTheTicketsMask) {
+  // The control's name is its promise: the ticket's sparsity per tensor, its kept weights drawn
+  // at random (a mask equal to the ticket's would still have passed the sparsity checks above).
+  torch::manual_seed(3);
+  std::vector<torch::Tensor> ticket = {(torch::rand({30, 40}) < 0.3).to(torch::kFloat32),
+                                       torch::Tensor(),  // (a bias: no mask)
+                                       (torch::rand({10, 30}) < 0.6).to(torch::kFloat32)};
+  const auto a = random_masks_like(ticket, 11), again = random_masks_like(ticket, 11),
+             other = random_masks_like(ticket, 12);
+  ASSERT_EQ(a.size(), ticket.size());
+  EXPECT_FALSE(a[1].defined());
+  for (size_t i : {size_t(0), size_t(2)}) {
+    EXPECT_EQ(a[i].sizes(), ticket[i].sizes());
+    EXPECT_EQ(a[i].sum().item<double>(), ticket[i].sum().item<double>()) << i;
+    EXPECT_TRUE(((a[i] == 0) | (a[i] == 1)).all().item<bool>()) << i;
+    // Not the ticket's: about as much overlap as chance gives, far from all of it.
+    const double shared = (a[i] * ticket[i]).sum().item<double>();
+    EXPECT_LT(shared, 0.8 * ticket[i].sum().item<double>()) << i;
+    EXPECT_TRUE(torch::equal(a[i], again[i])) << i;  // drawn from its seed
+    EXPECT_FALSE(torch::equal(a[i], other[i])) << i;
+  }
+}
+
 TEST(Lottery, AChainResumesAtItsLastFinishedRoundWithTheSameResults) {
   // With batch norm too: its running statistics are part of what a round starts from (the
   // rewind point's) and of what it leaves.
