@@ -184,6 +184,34 @@ constexpr const char* kTrialColumns =
 
 }  // namespace
 
+// The columns this empiric reads and writes, per table: a store another version wrote (a
+// column fewer or more) is named as such, not met with "no such column" from SQLite or, merged,
+// blamed on the wrong file. "" where `schema` ("main", "other") has them all.
+std::string column_mismatch(sqlite3* db, const std::string& schema, const std::string& where) {
+  static const std::vector<std::pair<std::string, std::vector<std::string>>> expected = {
+      {"trials",
+       {"hash", "run_id", "question", "config_file", "status", "diverged_step", "seed", "config",
+        "axes", "summary", "measures", "wall_s", "finished_at"}},
+      {"runs",
+       {"id", "started_at", "ended_at", "command", "config_file", "question", "preset", "env_id",
+        "status"}},
+      {"metrics", {"trial_hash", "epoch", "step", "name", "value"}},
+      {"verdicts", {"id", "question", "claim", "preset", "verdict", "json", "created_at"}}};
+  for (const auto& [table, columns] : expected) {
+    std::vector<std::string> have;
+    Stmt q(db, "PRAGMA " + schema + ".table_info(" + table + ")", where);
+    while (q.step()) have.push_back(q.text(1));
+    if (have.empty()) continue;  // (a table an older store lacked is added: CREATE IF NOT EXISTS)
+    for (const auto& c : columns)
+      if (std::find(have.begin(), have.end(), c) == have.end())
+        return "its table " + table + " has no column " + c;
+    for (const auto& c : have)
+      if (std::find(columns.begin(), columns.end(), c) == columns.end())
+        return "its table " + table + " has a column " + c + " this empiric does not know";
+  }
+  return "";
+}
+
 Store::Store(const std::string& path) : path_(path) {
   auto parent = std::filesystem::path(path).parent_path();
   std::error_code ec;
@@ -252,6 +280,12 @@ Store::Store(const std::string& path) : path_(path) {
     db_ = nullptr;
     throw UserError(path + ": not a usable results database (" + path +
                     ": database error: " + error + ")");
+  }
+  if (const std::string odd = column_mismatch(db_, "main", path); !odd.empty()) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw UserError(path + ": a results database of another empiric version (" + odd +
+                    "); allowed: one this empiric wrote (answer again into a new --db)");
   }
 }
 
@@ -634,6 +668,9 @@ long long Store::merge_from(const std::string& other_path) {
     if (check.step() && check.text(0) != "ok")
       throw UserError(other_path + ": damaged (SQLite's quick_check: " + check.text(0) +
                       "); expected a whole results database");
+    if (const std::string odd = column_mismatch(db_, "other", other_path); !odd.empty())
+      throw UserError(other_path + ": a results database of another empiric version (" + odd +
+                      "); allowed: one this empiric wrote");
   } catch (const UserError&) {
     Stmt(db_, "DETACH DATABASE other", path_).step();
     throw;

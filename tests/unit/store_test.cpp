@@ -571,6 +571,47 @@ TEST(Environment, AShellQuotedWordReachesTheCommandAsItIsQuotesAndAll) {
   EXPECT_FALSE(std::filesystem::exists("pwned"));
 }
 
+TEST(Store, AStoreOfAnotherVersionIsNamedAsSuchOpenedOrMerged) {
+  // A column fewer read "database error: no such column: diverged_step"; a column more, merged,
+  // was blamed on the store merged from when the odd one was the store merged into.
+  testing::TempDir dir;
+  auto with_sql = [&](const std::string& name, const char* sql) {
+    { Store store(dir.file(name)); }
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open(dir.file(name).c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+    return dir.file(name);
+  };
+  const std::string newer = with_sql("newer.db", "ALTER TABLE trials ADD COLUMN extra TEXT");
+  const std::string older = with_sql("older.db", "ALTER TABLE trials DROP COLUMN diverged_step");
+  auto error_opening = [](const std::string& path) {
+    try {
+      Store store(path);
+    } catch (const UserError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(error_opening(newer),
+            newer +
+                ": a results database of another empiric version (its table trials has a "
+                "column extra this empiric does not know); allowed: one this empiric wrote "
+                "(answer again into a new --db)");
+  EXPECT_NE(error_opening(older).find("(its table trials has no column diverged_step)"),
+            std::string::npos)
+      << error_opening(older);
+  Store here(dir.file("here.db"));
+  try {
+    here.merge_from(newer);
+    ADD_FAILURE() << "merged a store of another version";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find(newer + ": a results database of another empiric version"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(Store, ADamagedTrialRowIsNamedNotACrash) {
   testing::TempDir dir;
   const std::string path = dir.file("s.db");
