@@ -377,6 +377,18 @@ double process_age_s(long long pid) {
   return up - ticks / double(::sysconf(_SC_CLK_TCK));
 }
 
+// Whether process `pid` of this machine has ended but not yet been reaped (a zombie, state Z or
+// X in /proc): kill(pid, 0) still finds it, and a run killed by SIGKILL held its leases until
+// its parent reaped it (for good in a container whose first process reaps nothing).
+bool process_defunct(long long pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line) || line.rfind(')') == std::string::npos) return false;
+  std::istringstream fields(line.substr(line.rfind(')') + 1));
+  std::string state;
+  return (fields >> state) && (state == "Z" || state == "X");
+}
+
 }  // namespace
 
 std::string Store::take_leases(const std::vector<std::string>& hashes) {
@@ -400,6 +412,7 @@ std::string Store::take_leases(const std::vector<std::string>& hashes) {
     // lease younger than a day.
     const bool live = holder == host ? holder_pid != pid &&
                                            (::kill(pid_t(holder_pid), 0) == 0 || errno == EPERM) &&
+                                           !process_defunct(holder_pid) &&
                                            !(process_age_s(holder_pid) < hours * 3600 - 60)
                                      : hours < 24;
     if (live) return holder + " pid " + std::to_string(holder_pid);  // (the txn rolls back)

@@ -678,6 +678,21 @@ TEST(Store, ALeaseHeldByALiveProcessKeepsItsTrialsAndADeadOnesIsTakenOver) {
   waitpid(child, nullptr, 0);
   put_lease(path, "e", host, child);
   EXPECT_EQ(store.take_leases({"e"}), "");
+  {  // One that has exited but is not reaped yet (a zombie, as a run killed by SIGKILL is until
+     // its parent waits for it): kill(pid, 0) finds it, yet it holds nothing.
+    const pid_t zombie = fork();
+    if (zombie == 0) _exit(0);
+    for (int i = 0; i < 200; ++i) {  // until it has exited (its /proc state says Z)
+      std::ifstream stat("/proc/" + std::to_string(zombie) + "/stat");
+      std::string line;
+      std::getline(stat, line);
+      if (line.find(") Z") != std::string::npos) break;
+      usleep(5000);
+    }
+    put_lease(path, "z", host, zombie, "strftime('%Y-%m-%dT%H:%M:%fZ','now','+1 minute')");
+    EXPECT_EQ(store.take_leases({"z"}), "");
+    waitpid(zombie, nullptr, 0);
+  }
   // A live process that began after the lease was taken (a killed run's pid, taken since by
   // another process): not the holder, and the lease is taken over (it was held for good). Taken
   // after that process began, the same lease is its.
