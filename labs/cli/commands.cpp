@@ -397,10 +397,22 @@ int merge_results(const Context& ctx, const std::vector<std::string>& others) {
       throw UserError(o + (std::filesystem::exists(o, ec) ? ": not a file" : ": no such file") +
                       "; expected a results database to merge into " + ctx.db);
   }
-  Store store(ctx.db);
-  for (const auto& o : others) {
-    long long added = store.merge_from(o);
-    fmt::print("{}: {} trials added to {}\n", o, added, ctx.db);
+  std::error_code ec;
+  const bool existed = std::filesystem::exists(ctx.db, ec);
+  bool merged_any = false;
+  try {
+    Store store(ctx.db);
+    for (const auto& o : others) {
+      long long added = store.merge_from(o);
+      merged_any = true;
+      fmt::print("{}: {} trials added to {}\n", o, added, ctx.db);
+    }
+  } catch (const UserError&) {
+    // A first source that fails (not a store, another version's) left an empty store behind,
+    // made for it.
+    if (!existed && !merged_any)
+      for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(ctx.db + suffix, ec);
+    throw;
   }
   return 0;
 }

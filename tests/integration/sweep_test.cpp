@@ -804,6 +804,14 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
   EXPECT_NE(slurp(dir.file("m.txt")).find("nope.db: no such file"), std::string::npos)
       << slurp(dir.file("m.txt"));
   EXPECT_FALSE(std::filesystem::exists(dir.file("fresh.db")));
+  // A source that is a file but no store: refused, and the store made for it is gone again.
+  const std::string text = dir.write("notes.txt", "not a database\n");
+  const std::string odd = std::string(EMPIRIC_BINARY) + " --db " + dir.file("fresh2.db") +
+                          " results merge " + text + " 2> " + dir.file("m2.txt");
+  EXPECT_NE(std::system(odd.c_str()), 0);
+  EXPECT_NE(slurp(dir.file("m2.txt")).find("notes.txt"), std::string::npos)
+      << slurp(dir.file("m2.txt"));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("fresh2.db")));
   // A store merged into itself waited a minute on its own lock, then blamed another process.
   { Store made(dir.file("r.db")); }
   r = empiric(dir, "results merge " + dir.file("r.db"));
