@@ -6,10 +6,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -236,14 +234,12 @@ int show_question(const Context& ctx, int number, bool as_json) {
                    v.details.value("reason", ""), v.preset.empty() ? "-" : v.preset, v.created_at);
         shown = true;
       }
-      if (!shown && committed.count(c.value("id", "")))
+      if (const auto it = committed.find(c.value("id", "")); !shown && it != committed.end())
         fmt::print(
             "    latest verdict: none in this store; the committed report's: {} (effect {}, "
             "interval {}; {})\n",
-            committed[c.value("id", "")]["verdict"].get<std::string>(),
-            committed[c.value("id", "")]["effect"].get<std::string>(),
-            committed[c.value("id", "")]["interval"].get<std::string>(),
-            committed[c.value("id", "")]["report"].get<std::string>());
+            it->second["verdict"].get<std::string>(), it->second["effect"].get<std::string>(),
+            it->second["interval"].get<std::string>(), it->second["report"].get<std::string>());
       else if (!shown)
         fmt::print("    latest verdict: none yet (empiric answer {})\n", number);
     }
@@ -498,12 +494,13 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
   // answer the protocol's: with train.threads=1, which the README suggests for sharing cores, it
   // went under "+overrides". Any other key is the answer's own, though it change no hash (a
   // description, written into the report).
-  static const std::set<std::string> run_only = {"train.device",     "train.threads",
-                                                 "train.checkpoint", "train.checkpoint_every_s",
-                                                 "train.population", "train.cuda_graphs"};
+  const auto& run_only = run_only_train_keys();
   bool overridden = false;
-  for (const auto& o : opts.overrides)
-    overridden = overridden || !run_only.count(o.substr(0, o.find('=')));
+  for (const auto& o : opts.overrides) {
+    const std::string key = o.substr(0, o.find('='));
+    overridden = overridden || key.rfind("train.", 0) != 0 ||
+                 std::find(run_only.begin(), run_only.end(), key.substr(6)) == run_only.end();
+  }
   std::string given;
   for (const auto& o : opts.overrides) given += (given.empty() ? "" : " ") + o;
   const std::string tag = overridden
@@ -600,13 +597,7 @@ int run_benchmarks(const Context& ctx, const std::string& filter, int repetition
     throw UserError(bin + ": not an executable file; expected the kernels_bench binary");
   if (repetitions < 1)
     throw UserError("--repetitions " + std::to_string(repetitions) + ": allowed: 1 or more");
-  if (!json_out.empty()) {  // tried before the run, not after it (a kept file stays until then)
-    if (std::filesystem::is_directory(json_out))
-      throw UserError("--json " + json_out + ": a folder; expected a file to write (k.json)");
-    std::ofstream probe(json_out, std::ios::app);
-    if (!probe)
-      throw UserError("--json " + json_out + ": cannot write it (" + std::strerror(errno) + ")");
-  }
+  if (!json_out.empty()) check_writable_file("--json", json_out, "k.json");
   std::string cmd = shell_quoted(bin) +
                     " --benchmark_format=json --benchmark_filter=" + shell_quoted(filter) +
                     " --benchmark_repetitions=" + std::to_string(repetitions) +

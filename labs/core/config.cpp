@@ -379,6 +379,15 @@ std::string dotted_to_pointer(const std::string& dotted) {
   return out;
 }
 
+void check_writable_file(const std::string& option, const std::string& path,
+                         const std::string& example) {
+  if (std::filesystem::is_directory(path))
+    throw UserError(option + " " + path + ": a folder; expected a file to write (" + example + ")");
+  std::ofstream probe(path, std::ios::app);
+  if (!probe)
+    throw UserError(option + " " + path + ": cannot write it (" + std::strerror(errno) + ")");
+}
+
 void write_file_whole(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." +
                           std::to_string(std::hash<std::thread::id>()(std::this_thread::get_id()));
@@ -1063,15 +1072,17 @@ json trial_identity(const json& trial_config) {
   if (identity.value("lab", "train") != "implicit") identity.erase("implicit");
   identity.erase("title");  // words about a trial are not part of what it computes
   identity.erase("description");
-  if (identity.contains("train")) {  // where and how fast it runs is not what it computes
-    identity["train"].erase("device");
-    identity["train"].erase("threads");
-    identity["train"].erase("checkpoint");
-    identity["train"].erase("checkpoint_every_s");
-    identity["train"].erase("population");  // batched or alone: the same run to float rounding
-    identity["train"].erase("cuda_graphs");  // replayed or eager: the same kernels
-  }
+  if (identity.contains("train"))  // where and how fast it runs is not what it computes
+    for (const auto& key : run_only_train_keys()) identity["train"].erase(key);
   return identity;
+}
+
+const std::vector<std::string>& run_only_train_keys() {
+  // (population: batched or alone, the same run to float rounding; cuda_graphs: replayed or
+  // eager, the same kernels.)
+  static const std::vector<std::string> keys = {
+      "device", "threads", "checkpoint", "checkpoint_every_s", "population", "cuda_graphs"};
+  return keys;
 }
 
 std::string trial_hash(const json& trial_config) {

@@ -39,6 +39,11 @@ json load_json_file(const std::string& path);
 // midway leaves the file before it. A write that fails (a full disk, a folder that is not
 // writable) removes the temporary file and throws UserError naming `path` and the reason.
 void write_file_whole(const std::string& path, const std::string& bytes);
+// Tries `path` for appending before a long command writes it at its end, so that one it cannot
+// write fails at once: a UserError naming `option` ("--json") and the path, a folder as such
+// (`example`: a file name to suggest). A file already there is left as it is.
+void check_writable_file(const std::string& option, const std::string& path,
+                         const std::string& example);
 // The bytes gzip-compressed (zlib's own header: no name, no time), the same bytes for the same
 // input: for tables too large to keep in a repository plain (the reports' curves).
 std::string gzipped(const std::string& bytes);
@@ -74,6 +79,9 @@ std::string canonical_json(const json& value);
 // runs (device, threads, checkpoints, population, CUDA graphs), a section only another lab reads,
 // and keys added later that sit at their defaults (so stored trials keep their hashes).
 json trial_identity(const json& trial_config);
+// The train keys of where and how fast a trial runs, which trial_identity leaves out: device,
+// threads, checkpoint, checkpoint_every_s, population, cuda_graphs.
+const std::vector<std::string>& run_only_train_keys();
 // sha256 of the identity's canonical text and the lab version: a trial's key in the store.
 std::string trial_hash(const json& trial_config);
 

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -182,26 +183,36 @@ constexpr const char* kTrialColumns =
     "hash, run_id, question, config_file, status, diverged_step, seed, config, axes, summary, "
     "measures, wall_s, finished_at";
 
-}  // namespace
-
-// The columns this empiric reads and writes, per table: a store another version wrote (a
-// column fewer or more) is named as such, not met with "no such column" from SQLite or, merged,
-// blamed on the wrong file. "" where `schema` ("main", "other") has them all.
-std::string column_mismatch(sqlite3* db, const std::string& schema, const std::string& where) {
-  static const std::vector<std::pair<std::string, std::vector<std::string>>> expected = {
-      {"trials",
-       {"hash", "run_id", "question", "config_file", "status", "diverged_step", "seed", "config",
-        "axes", "summary", "measures", "wall_s", "finished_at"}},
-      {"runs",
-       {"id", "started_at", "ended_at", "command", "config_file", "question", "preset", "env_id",
-        "status"}},
-      {"metrics", {"trial_hash", "epoch", "step", "name", "value"}},
-      {"verdicts", {"id", "question", "claim", "preset", "verdict", "json", "created_at"}}};
-  for (const auto& [table, columns] : expected) {
-    std::vector<std::string> have;
+// The columns of each table, in `schema` ("main", "other") of `db`.
+std::map<std::string, std::vector<std::string>> table_columns(sqlite3* db,
+                                                              const std::string& schema,
+                                                              const std::string& where) {
+  std::map<std::string, std::vector<std::string>> out;
+  Stmt tables(db, "SELECT name FROM " + schema + ".sqlite_master WHERE type = 'table'", where);
+  while (tables.step()) {
+    const std::string table = tables.text(0);
     Stmt q(db, "PRAGMA " + schema + ".table_info(" + table + ")", where);
-    while (q.step()) have.push_back(q.text(1));
-    if (have.empty()) continue;  // (a table an older store lacked is added: CREATE IF NOT EXISTS)
+    while (q.step()) out[table].push_back(q.text(1));
+  }
+  return out;
+}
+
+// The columns this empiric reads and writes (kSchema's, read from a store made in memory): a
+// store another version wrote (a column fewer or more) is named as such, not met with "no such
+// column" from SQLite or, merged, blamed on the wrong file. "" where `schema` has them all.
+std::string column_mismatch(sqlite3* db, const std::string& schema, const std::string& where) {
+  static const auto expected = [] {
+    sqlite3* fresh = nullptr;
+    sqlite3_open(":memory:", &fresh);
+    sqlite3_exec(fresh, kSchema, nullptr, nullptr, nullptr);
+    auto columns = table_columns(fresh, "main", ":memory:");
+    sqlite3_close(fresh);
+    return columns;
+  }();
+  const auto present = table_columns(db, schema, where);
+  for (const auto& [table, columns] : expected) {
+    if (!present.count(table)) continue;  // (one an older store lacked is added: IF NOT EXISTS)
+    const std::vector<std::string>& have = present.at(table);
     for (const auto& c : columns)
       if (std::find(have.begin(), have.end(), c) == have.end())
         return "its table " + table + " has no column " + c;
@@ -211,6 +222,8 @@ std::string column_mismatch(sqlite3* db, const std::string& schema, const std::s
   }
   return "";
 }
+
+}  // namespace
 
 Store::Store(const std::string& path) : path_(path) {
   auto parent = std::filesystem::path(path).parent_path();
@@ -360,20 +373,26 @@ std::string this_host() {
   return host;
 }
 
+// The fields of /proc/PID/stat from the 3rd on (after the command's closing parenthesis: a
+// command may hold spaces and parentheses); none where there is no such process.
+std::vector<std::string> proc_stat_fields(long long pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line, field;
+  std::vector<std::string> fields;
+  if (!std::getline(stat, line) || line.rfind(')') == std::string::npos) return fields;
+  std::istringstream rest(line.substr(line.rfind(')') + 1));
+  while (rest >> field) fields.push_back(field);
+  return fields;
+}
+
 // Seconds since process `pid` of this machine started (Linux's /proc), NaN where unknown.
 double process_age_s(long long pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat"), uptime("/proc/uptime");
-  std::string line;
+  const auto fields = proc_stat_fields(pid);  // the 22nd: the start, in clock ticks after boot
+  std::ifstream uptime("/proc/uptime");
   double up = NAN;
-  if (!std::getline(stat, line) || !(uptime >> up)) return NAN;
-  // Fields after the command's closing parenthesis (a command may hold spaces and parentheses):
-  // the 3rd onwards; the 22nd is the start, in clock ticks after boot.
-  std::istringstream fields(line.substr(line.rfind(')') + 1));
-  std::string field;
-  for (int k = 3; k < 22 && fields >> field; ++k) {
-  }
   double ticks = NAN;
-  if (!(fields >> ticks)) return NAN;
+  if (fields.size() < 20 || !(uptime >> up) || !(std::istringstream(fields[22 - 3]) >> ticks))
+    return NAN;
   return up - ticks / double(::sysconf(_SC_CLK_TCK));
 }
 
@@ -381,12 +400,8 @@ double process_age_s(long long pid) {
 // X in /proc): kill(pid, 0) still finds it, and a run killed by SIGKILL held its leases until
 // its parent reaped it (for good in a container whose first process reaps nothing).
 bool process_defunct(long long pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  if (!std::getline(stat, line) || line.rfind(')') == std::string::npos) return false;
-  std::istringstream fields(line.substr(line.rfind(')') + 1));
-  std::string state;
-  return (fields >> state) && (state == "Z" || state == "X");
+  const auto fields = proc_stat_fields(pid);  // the 3rd: the state
+  return !fields.empty() && (fields[0] == "Z" || fields[0] == "X");
 }
 
 }  // namespace

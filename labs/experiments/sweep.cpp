@@ -6,11 +6,9 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -832,14 +830,7 @@ std::string peer_recipe_mismatch(const json& c) {
 int run_training_bench(const Context& ctx, const TrainingBenchOptions& o) {
   // The profile's file, tried before the timed runs (for appending: a profile already there is
   // kept until the new one is written): one it cannot write fails now, not after.
-  if (!o.profile.empty()) {
-    if (std::filesystem::is_directory(o.profile))
-      throw UserError("--profile " + o.profile + ": a folder; expected a file to write (p.md)");
-    std::ofstream probe(o.profile, std::ios::app);
-    if (!probe)
-      throw UserError("--profile " + o.profile + ": cannot write it (" + std::strerror(errno) +
-                      ")");
-  }
+  if (!o.profile.empty()) check_writable_file("--profile", o.profile, "p.md");
   const std::string path =
       std::filesystem::path(o.config).is_absolute() || std::filesystem::exists(o.config)
           ? o.config

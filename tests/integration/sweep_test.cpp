@@ -427,17 +427,20 @@ json one_checkpointed_trial() {
   return doc;
 }
 
+// Whether `folder` in `dir` holds a checkpoint (a .pt file) yet.
+bool has_checkpoint(const testing::TempDir& dir, const std::string& folder) {
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator(dir.file(folder), ec))
+    if (f.path().extension() == ".pt") return true;
+  return false;
+}
+
 TEST(Sweep, ForceTrainsAKilledTrialAgainFromItsStartNotFromItsCheckpoint) {
   testing::TempDir dir;
   std::string cfg = dir.write("lab.json", one_checkpointed_trial().dump());
   pid_t pid = spawn_run(dir, cfg);
   ASSERT_GE(pid, 0);
-  std::string why = kill_when(pid, dir, [&] {
-    std::error_code ec;
-    for (const auto& f : std::filesystem::directory_iterator(dir.file("checkpoints-r"), ec))
-      if (f.path().extension() == ".pt") return true;
-    return false;
-  });
+  std::string why = kill_when(pid, dir, [&] { return has_checkpoint(dir, "checkpoints-r"); });
   ASSERT_EQ(why, "");
   Result forced = empiric(dir, "run " + cfg + " --force");
   ASSERT_EQ(forced.code, 0) << forced.err;
@@ -451,15 +454,7 @@ TEST(Sweep, AnotherStoreInTheSameFolderDoesNotResumeThisOnesKilledTrial) {
   std::string cfg = dir.write("lab.json", one_checkpointed_trial().dump());
   pid_t pid = spawn_run(dir, cfg);  // into r.db
   ASSERT_GE(pid, 0);
-  ASSERT_EQ(kill_when(pid, dir,
-                      [&] {
-                        std::error_code ec;
-                        for (const auto& f :
-                             std::filesystem::directory_iterator(dir.file("checkpoints-r"), ec))
-                          if (f.path().extension() == ".pt") return true;
-                        return false;
-                      }),
-            "");
+  ASSERT_EQ(kill_when(pid, dir, [&] { return has_checkpoint(dir, "checkpoints-r"); }), "");
   const std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + EMPIRIC_SOURCE_DIR + " --db " +
                           dir.file("s.db") + " run " + cfg + " --no-progress > " +
                           dir.file("s.txt") + " 2>&1";
@@ -486,15 +481,7 @@ TEST(Sweep, AStoreDeletedSinceDoesNotResumeTheCheckpointItsKilledRunLeft) {
   std::string cfg = dir.write("lab.json", one_checkpointed_trial().dump());
   pid_t pid = spawn_run(dir, cfg);
   ASSERT_GE(pid, 0);
-  ASSERT_EQ(kill_when(pid, dir,
-                      [&] {
-                        std::error_code ec;
-                        for (const auto& f :
-                             std::filesystem::directory_iterator(dir.file("checkpoints-r"), ec))
-                          if (f.path().extension() == ".pt") return true;
-                        return false;
-                      }),
-            "");
+  ASSERT_EQ(kill_when(pid, dir, [&] { return has_checkpoint(dir, "checkpoints-r"); }), "");
   for (const char* f : {"r.db", "r.db-wal", "r.db-shm"}) std::filesystem::remove(dir.file(f));
   Result fresh = empiric(dir, "run " + cfg + " --no-progress");
   ASSERT_EQ(fresh.code, 0) << fresh.err;

@@ -49,6 +49,21 @@ std::string plot_python() {
   return std::filesystem::exists(venv_python) ? venv_python : "";
 }
 
+// A finished trial put in `store` and read back, as a report reads it.
+TrialRecord stored(Store& store, const std::string& hash, int seed, json config, json summary,
+                   double wall_s = 0) {
+  TrialRecord t;
+  t.hash = hash + std::string(20, '0');
+  t.status = "finished";
+  t.seed = seed;
+  t.config = std::move(config);
+  t.summary = std::move(summary);
+  t.measures = json::object();
+  t.wall_s = wall_s;
+  store.put_trial(t);
+  return *store.trial(t.hash);
+}
+
 TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   testing::TempDir home;
   Store store = report_home(home);
@@ -234,18 +249,10 @@ TEST(Report, SweptValuesReadWithEveryDigitAndShortRunsInTenthsOfASecond) {
   o.resolved_config = {{"lab", "train"}};
   int i = 0;
   for (double momentum : {0.9999, 0.99999})  // both read "1" at four digits
-    for (int seed = 0; seed < 2; ++seed) {
-      TrialRecord t;
-      t.hash = "m" + std::to_string(i++) + std::string(20, '0');
-      t.status = "finished";
-      t.seed = seed;
-      t.config = {{"optim", {{"momentum", momentum}}}};
-      t.summary = {{"train_loss", 1.0 - momentum + seed * 0.01}, {"compute_s", 0.05}};
-      t.wall_s = 0.12;
-      t.measures = json::object();
-      store.put_trial(t);
-      o.trials.push_back(*store.trial(t.hash));
-    }
+    for (int seed = 0; seed < 2; ++seed)
+      o.trials.push_back(
+          stored(store, "m" + std::to_string(i++), seed, {{"optim", {{"momentum", momentum}}}},
+                 {{"train_loss", 1.0 - momentum + seed * 0.01}, {"compute_s", 0.05}}, 0.12));
   o.verdict = claims::evaluate(o.claim, o.trials);
   const std::string md = slurp(write_report(home.path(), q, "quick", {o}, store, ""));
   EXPECT_NE(md.find("\n| 0.9999 | "), std::string::npos) << md;
@@ -274,17 +281,10 @@ TEST(Report, AnEquivalenceSaysItsOwnLevelPerSide) {
   o.resolved_config = {{"lab", "train"}};
   int i = 0;
   for (const char* order : {"reshuffle", "fixed"})
-    for (int seed = 0; seed < 3; ++seed) {
-      TrialRecord t;
-      t.hash = "e" + std::to_string(i++) + std::string(20, '0');
-      t.status = "finished";
-      t.seed = seed;
-      t.config = {{"train", {{"order", order}}}};
-      t.summary = {{"test_acc", 0.85 + 0.001 * seed}};
-      t.measures = json::object();
-      store.put_trial(t);
-      o.trials.push_back(*store.trial(t.hash));
-    }
+    for (int seed = 0; seed < 3; ++seed)
+      o.trials.push_back(stored(store, "e" + std::to_string(i++), seed,
+                                {{"train", {{"order", order}}}},
+                                {{"test_acc", 0.85 + 0.001 * seed}}));
   o.verdict = claims::evaluate(o.claim, o.trials);
   const std::string md = slurp(write_report(home.path(), q, "quick", {o}, store, ""));
   EXPECT_NE(md.find("Equivalence is claimed within 0.01 either way"), std::string::npos) << md;
