@@ -258,6 +258,16 @@ Store::Store(const std::string& path) : path_(path) {
     throw UserError(path + ": not an empiric results database (its tables: " + foreign +
                     "; no trials); allowed: a results database, or a new file");
   }
+  // An existing store of another version is named before kSchema meets its odd columns (an index
+  // on a column it lacks failed as "no such column"); the tables kSchema adds are this version's.
+  if (ours) {
+    if (const std::string odd = column_mismatch(db_, "main", path); !odd.empty()) {
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw UserError(path + ": a results database of another empiric version (" + odd +
+                      "); allowed: one this empiric wrote (answer again into a new --db)");
+    }
+  }
   // A new store's tables in one transaction: made one by one, a process opening the store at the
   // same moment saw some of them and no trials, and refused it as someone else's database. (An
   // existing store's missing tables, an older empiric's, are added without it: an open that only
@@ -293,12 +303,6 @@ Store::Store(const std::string& path) : path_(path) {
     db_ = nullptr;
     throw UserError(path + ": not a usable results database (" + path +
                     ": database error: " + error + ")");
-  }
-  if (const std::string odd = column_mismatch(db_, "main", path); !odd.empty()) {
-    sqlite3_close(db_);
-    db_ = nullptr;
-    throw UserError(path + ": a results database of another empiric version (" + odd +
-                    "); allowed: one this empiric wrote (answer again into a new --db)");
   }
 }
 

@@ -585,6 +585,9 @@ TEST(Store, AStoreOfAnotherVersionIsNamedAsSuchOpenedOrMerged) {
   };
   const std::string newer = with_sql("newer.db", "ALTER TABLE trials ADD COLUMN extra TEXT");
   const std::string older = with_sql("older.db", "ALTER TABLE trials DROP COLUMN diverged_step");
+  // One lacking an indexed column failed on the index before the columns were compared.
+  const std::string unindexed = with_sql(
+      "unindexed.db", "DROP INDEX trials_question; ALTER TABLE trials DROP COLUMN question");
   auto error_opening = [](const std::string& path) {
     try {
       Store store(path);
@@ -601,6 +604,9 @@ TEST(Store, AStoreOfAnotherVersionIsNamedAsSuchOpenedOrMerged) {
   EXPECT_NE(error_opening(older).find("(its table trials has no column diverged_step)"),
             std::string::npos)
       << error_opening(older);
+  EXPECT_NE(error_opening(unindexed).find("(its table trials has no column question)"),
+            std::string::npos)
+      << error_opening(unindexed);
   Store here(dir.file("here.db"));
   try {
     here.merge_from(newer);
