@@ -278,7 +278,7 @@ int show_config(const Context& ctx, const std::string& file, const std::string& 
   // SGD arm) where the config as a whole is not.
   auto list = expand_trials(r);
   if (!trials) {
-    std::cout << r.config.dump(2) << "\n";
+    std::cout << printable_config(r).dump(2) << "\n";
     return 0;
   }
   for (const auto& t : list)

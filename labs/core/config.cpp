@@ -738,7 +738,61 @@ void check_tree(const json& config, const std::string& source) {
                allowed.dump());
 }
 
+// The sections only one lab reads, with that lab.
+constexpr std::pair<const char*, const char*> kLabSections[] = {
+    {"range", "lr_range"}, {"lottery", "lottery"}, {"implicit", "implicit"}};
+
 }  // namespace
+
+bool lab_reads(const std::string& lab, const std::string& key) {
+  const std::string section = key.substr(0, key.find('.'));
+  for (const auto& [own, owner] : kLabSections)
+    if (section == own) return lab == owner;
+  // The implicit lab's linear model reads its section only.
+  if (lab == "implicit")
+    for (const char* s : {"data", "model", "optim", "schedule", "measure"})
+      if (section == s) return false;
+  // The range test reads from /train only how a step is taken.
+  if (lab == "lr_range") {
+    static const std::set<std::string> read = {"batch_size", "loss",       "class_weights",
+                                               "order",      "tf32",       "device",
+                                               "checkpoint", "population", "threads"};
+    if (section == "measure" || section == "schedule") return false;
+    return section != "train" || key == "train" || read.count(key.substr(6));
+  }
+  return true;
+}
+
+json printable_config(const ResolvedConfig& resolved) {
+  json out = resolved.config;
+  const std::string lab = out.value("lab", std::string("train"));
+  for (auto it = out.begin(); it != out.end();) {
+    if (!lab_reads(lab, it.key())) {
+      it = out.erase(it);
+      continue;
+    }
+    if (it.key() == "train" && it->is_object())
+      for (auto k = it->begin(); k != it->end();)
+        k = lab_reads(lab, "train." + k.key()) ? std::next(k) : it->erase(k);
+    ++it;
+  }
+  // A section whose variant the sweep picks (sweep.optim's objects, sweep.optim.name) takes its
+  // defaults from each trial's variant: it is printed as written (the base's defaults for SGD
+  // would put a momentum under every Adam arm).
+  if (resolved.raw.contains("sweep") && resolved.raw["sweep"].is_object())
+    for (const auto& [axis, values] : resolved.raw["sweep"].items()) {
+      const std::string section = axis.substr(0, axis.find('.'));
+      const Section* s = find_section(section);
+      if (!s || section.empty() || !out.contains(section)) continue;
+      if (axis == section || axis == section + "." + s->variant_key) {
+        if (resolved.raw.contains(section))
+          out[section] = resolved.raw[section];
+        else
+          out.erase(section);
+      }
+    }
+  return out;
+}
 
 void validate_and_fill(json& config, const std::string& source) {
   if (!config.is_object())
@@ -751,9 +805,7 @@ void validate_and_fill(json& config, const std::string& source) {
                               : std::string();
   const bool known_lab =
       lab == "train" || lab == "lr_range" || lab == "lottery" || lab == "implicit";
-  for (const auto& [section, owner] : {std::pair<const char*, const char*>{"range", "lr_range"},
-                                       {"lottery", "lottery"},
-                                       {"implicit", "implicit"}})
+  for (const auto& [section, owner] : kLabSections)
     if (known_lab && config.contains(section) && lab != owner)
       fail(source, std::string("/") + section, json(json::value_t::discarded),
            std::string("this section applies only when /lab is \"") + owner + "\" (it is \"" + lab +
@@ -929,12 +981,7 @@ ResolvedConfig resolve(json doc, const std::string& source, const std::string& p
   // The implicit lab's linear model reads its section only: the training sections would be
   // read by nothing (their defaults are filled in all the same).
   if (doc.value("lab", json()) == "implicit") {
-    auto unread = [](const std::string& key) {
-      const std::string section = key.substr(0, key.find('.'));
-      for (const char* s : {"data", "model", "optim", "schedule", "measure"})
-        if (section == s) return true;
-      return false;
-    };
+    auto unread = [](const std::string& key) { return !lab_reads("implicit", key); };
     for (const auto& [key, value] : doc.items())
       if (unread(key))
         fail(source, "/" + key, json(json::value_t::discarded),
@@ -948,18 +995,11 @@ ResolvedConfig resolve(json doc, const std::string& source, const std::string& p
   // The range test runs range.steps steps at a rising LR: from /train it reads only how a step
   // is taken; how long to train, evaluations, stopping, a schedule and measures would do nothing.
   if (doc.value("lab", json()) == "lr_range") {
-    static const std::set<std::string> read = {"batch_size", "loss",       "class_weights",
-                                               "order",      "tf32",       "device",
-                                               "checkpoint", "population", "threads"};
     const std::string why =
         "the lr_range lab runs /range/steps steps at a rising LR and reads from /train only "
         "batch_size, loss, class_weights, order, tf32 and threads (no schedule, no measures); "
         "this ";
-    auto unread = [&](const std::string& key) {  // a dotted key or a section
-      const std::string section = key.substr(0, key.find('.'));
-      if (section == "measure" || section == "schedule") return true;
-      return section == "train" && key != "train" && !read.count(key.substr(6));
-    };
+    auto unread = [](const std::string& key) { return !lab_reads("lr_range", key); };
     for (const auto& [key, value] : doc.items()) {
       if (key == "train" && value.is_object()) {
         for (const auto& [k, v] : value.items())

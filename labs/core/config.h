@@ -63,6 +63,15 @@ ResolvedConfig resolve_config_json(json doc, const std::string& source, const st
 // defaults. Throws ConfigError with the file, JSON pointer, value and what is allowed.
 void validate_and_fill(json& config, const std::string& source);
 
+// Whether lab `lab` reads `key`, a section ("measure") or a dotted key ("train.epochs"): the
+// sections of other labs, and for the implicit and lr_range labs the training keys they ignore,
+// are refused in a config (their defaults are filled in all the same).
+bool lab_reads(const std::string& lab, const std::string& key);
+
+// A resolved config as `empiric config` prints it: every key its lab reads, defaults included,
+// and no other; a file holding it resolves to the same trials.
+json printable_config(const ResolvedConfig& resolved);
+
 // Grid over the sweep axes times the seeds, each trial validated and hashed. Order: axes in
 // key order, values in listed order, seeds innermost.
 // Refused (ConfigError at /sweep) above kMaxTrials trials.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -983,6 +984,47 @@ TEST(ConfigHash, SweepingAMapValuedKeySetsEachMapWhole) {
   EXPECT_EQ(trials[0].config["optim"]["lr_mult"], json::object());
   EXPECT_EQ(trials[2].config["optim"]["lr_mult"], json::parse(R"({"body.1": 0})"));
   EXPECT_FALSE(trials[0].config.contains("optim.lr_mult"));
+}
+
+TEST(PrintableConfig, EveryShippedConfigPrintedResolvesToTheSameTrials) {
+  // `empiric config` printed every section's defaults: the other labs' sections, the training
+  // keys an lr_range lab ignores, and an SGD momentum under a sweep's Adam arm, each refused when
+  // the printed config was read back.
+  int checked = 0;
+  for (const auto& f :
+       std::filesystem::directory_iterator(std::string(EMPIRIC_SOURCE_DIR) + "/configs")) {
+    const json doc = load_json_file(f.path().string());
+    for (const std::string preset : {"", "quick"}) {
+      if (!preset.empty() && !doc.contains("presets")) continue;
+      SCOPED_TRACE(f.path().filename().string() + " preset " + preset);
+      const ResolvedConfig r = resolve_config_json(doc, f.path().string(), preset, {});
+      std::vector<std::string> want, got;
+      for (const auto& t : expand_trials(r)) want.push_back(t.hash);
+      try {
+        const ResolvedConfig back = resolve_config_json(printable_config(r), "printed", "", {});
+        for (const auto& t : expand_trials(back)) got.push_back(t.hash);
+      } catch (const ConfigError& e) {
+        ADD_FAILURE() << e.what();
+      }
+      EXPECT_EQ(got, want);
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 100);
+}
+
+TEST(PrintableConfig, KeepsOnlyWhatTheLabReads) {
+  json doc = base();
+  doc["lab"] = "lr_range";
+  doc["train"].erase("epochs");
+  doc.erase("presets");
+  const json printed = printable_config(resolve_config_json(doc, "x", "", {}));
+  EXPECT_TRUE(printed.contains("range"));
+  EXPECT_FALSE(printed.contains("lottery"));
+  EXPECT_FALSE(printed.contains("measure"));
+  EXPECT_TRUE(printed["train"].contains("batch_size"));
+  EXPECT_FALSE(printed["train"].contains("epochs"));
+  EXPECT_TRUE(printed["optim"].contains("momentum"));  // (defaults filled where they apply)
 }
 
 TEST(Sha256, MatchesFipsTestVectors) {
