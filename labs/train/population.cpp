@@ -620,6 +620,10 @@ std::optional<PopulationCheckpoint> read_checkpoint(const std::string& path,
               (ec ? "it cannot be removed (" + ec.message() + "; delete it)" : "removed") +
               "; the population trains from the start");
     return std::nullopt;
+  } catch (const c10::OutOfMemoryError&) {
+    throw;  // a full device, not a bad checkpoint: keep the file for the next run (as a trial's)
+  } catch (const std::bad_alloc&) {
+    throw;
   } catch (const std::exception&) {
   }
   std::error_code ignored;  // (one that cannot be removed is left: the population starts over)
@@ -1562,8 +1566,10 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     out.summary["data"] = d.info;
     out.summary.update(flow_init[p]);
     summarize_initial_hessian(hessian_init[p], ms[p].base_lr, out.summary);
-    // (As train_model: of a run that took every step; stopped early, its decay was cut short.)
-    if (!ms[p].done() && step == total) summarize_schedule_marks(ms[p].marks, out.summary);
+    // (As train_model: of a run that took every step, stopped at the last one or not; stopped
+    // early, its decay was cut short.)
+    if (ms[p].diverged_step < 0 && (ms[p].reached ? ms[p].stopped_step : step) == total)
+      summarize_schedule_marks(ms[p].marks, out.summary);
     if (ms[p].diverged_step >= 0) {
       out.status = "diverged";
       out.diverged_step = ms[p].diverged_step;

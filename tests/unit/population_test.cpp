@@ -569,6 +569,26 @@ TEST(Population, MembersStopAtTheTrainingLossTheirSoloRunsStopAt) {
   EXPECT_LT(std::max(two[0].summary["epochs"].get<int>(), two[1].summary["epochs"].get<int>()), 12);
 }
 
+TEST(Population, AMemberStoppingAtItsLastEvaluationKeepsItsWsdLandmarksAsAlone) {
+  // Stopped by train.stop_train_loss at the last epoch's end, a member had taken every step, as
+  // its solo run had, yet lost the wsd gains its solo run records.
+  const std::string base =
+      R"({"schedule": {"name": "wsd", "decay_frac": 0.3}, "train": {"epochs": 4}})";
+  Stream probe;
+  run_trial(trial(base), torch::kCPU, probe.hooks(), "test.json");
+  ASSERT_EQ(probe.evals.size(), 4u);
+  const double last = value(probe.evals[3], "train_loss"),
+               before = value(probe.evals[2], "train_loss");
+  ASSERT_LT(last, before);  // a threshold between them stops seed 0 at its last evaluation only
+  json a = trial(base), b = trial(base);
+  a["train"]["stop_train_loss"] = b["train"]["stop_train_loss"] = (last + before) / 2;
+  b["seed"] = 1, b["optim"]["lr"] = 0.003;
+  auto solo = run_trial(a, torch::kCPU, {}, "test.json");
+  ASSERT_EQ(solo.summary["reached_train_loss"], true);
+  ASSERT_TRUE(solo.summary.contains("wsd_decay_gain"));
+  expect_members_equal_solo({a, b});
+}
+
 TEST(Population, AdamMembersOnSchedulesOfTheirOwnStopAtTheLossTheirSoloRunsStopAt) {
   // Members that leave the stack part way carry Adam's two moments and their own schedules'
   // rows into the smaller one; those still training must go on as they would alone.
