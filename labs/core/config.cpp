@@ -1221,12 +1221,30 @@ std::vector<Trial> expand_trials(const ResolvedConfig& resolved) {
     cfg.erase("seeds");
     // A relative data.path or train.mask_file names a file from where empiric runs. Made
     // absolute, a trial's identity names the file it read: two folders' "tiny" were one trial,
-    // and the second folder's run took the first one's results for its own.
+    // and the second folder's run took the first one's results for its own. One folder spelt
+    // two ways ("/data/x/", "/data//x/.") is one trial, not two; an absolute path's ".." stays
+    // (through a link it is not the lexical parent).
     for (const char* key : {"/data/path", "/train/mask_file"}) {
       const json::json_pointer at(key);
-      if (cfg.contains(at) && cfg[at].is_string() && !cfg[at].get<std::string>().empty() &&
-          std::filesystem::path(cfg[at].get<std::string>()).is_relative())
-        cfg[at] = std::filesystem::absolute(cfg[at].get<std::string>()).lexically_normal().string();
+      if (!cfg.contains(at) || !cfg[at].is_string() || cfg[at].get<std::string>().empty()) continue;
+      const std::string given = cfg[at];
+      std::filesystem::path p;
+      if (std::filesystem::path(given).is_relative()) {
+        p = std::filesystem::absolute(given).lexically_normal();
+      } else {
+        for (const auto& part : std::filesystem::path(given))
+          if (!part.empty() && part != ".") p /= part;
+      }
+      if (!p.has_filename() && p.has_relative_path()) p = p.parent_path();  // (a trailing "/")
+      try {
+        (void)json(p.string()).dump();
+      } catch (const json::type_error&) {  // (the current folder's name, joined to it)
+        throw ConfigError(where, key, json(given).dump(),
+                          "made absolute from the current folder it is \"" + escaped(p.string()) +
+                              "\", not valid UTF-8; allowed: an absolute path, or run from a "
+                              "folder whose name is UTF-8");
+      }
+      cfg[at] = p.string();
     }
     for (const auto& s : seeds) {
       Trial t;

@@ -55,7 +55,8 @@ TEST(Config, FillsDefaultsAndCoercesNumbers) {
 TEST(Config, ARelativeDataPathIsTheFileItNamesFromWhereEmpiricRuns) {
   // Two folders' "tiny" made one trial (the path as written is in its identity): the second
   // folder's run took the first one's results. Made absolute, they are two trials; an absolute
-  // path stays as written.
+  // path keeps its ".." (through a link it is not the lexical parent) but one folder spelt two
+  // ways, "/data/x/" and "/data//x/.", is one trial.
   testing::TempDir dir;
   std::filesystem::create_directories(dir.file("a"));
   std::filesystem::create_directories(dir.file("b"));
@@ -78,6 +79,33 @@ TEST(Config, ARelativeDataPathIsTheFileItNamesFromWhereEmpiricRuns) {
       dir.write("abs.json", R"({"data": {"name": "mnist", "path": "/data/../mnist"}})");
   EXPECT_EQ(expand_trials(resolve_config(absolute, "", {})).at(0).config["data"]["path"],
             "/data/../mnist");
+  for (const char* spelt : {"/data/x/", "/data//x/.", "/data/./x"})
+    EXPECT_EQ(expand_trials(resolve_config(absolute, "", {std::string("data.path=") + spelt}))
+                  .at(0)
+                  .config["data"]["path"],
+              "/data/x")
+        << spelt;
+}
+
+TEST(Config, ARelativePathFromAFolderWhoseNameIsNotUtf8IsNamedNotAnInternalError) {
+  testing::TempDir dir;
+  const std::string odd = dir.file("u\xffx");
+  std::filesystem::create_directories(odd);
+  const std::string cfg = dir.write("lab.json", R"({"data": {"name": "mnist", "path": "."}})");
+  const auto here = std::filesystem::current_path();
+  std::filesystem::current_path(odd);
+  std::string error;
+  try {
+    expand_trials(resolve_config(cfg, "", {}));
+  } catch (const UserError& e) {
+    error = e.what();
+  } catch (const std::exception& e) {
+    error = std::string("not a UserError: ") + e.what();
+  }
+  std::filesystem::current_path(here);
+  EXPECT_EQ(error, cfg + ": /data/path = \".\": made absolute from the current folder it is \"" +
+                       dir.path() + "/u\\xFFx\", not valid UTF-8; allowed: an absolute path, or " +
+                       "run from a folder whose name is UTF-8");
 }
 
 TEST(Config, ANetworkOfMoreThanAThousandLayersIsRefused) {
