@@ -12,7 +12,6 @@
 #include <filesystem>
 #include <iostream>
 #include <new>
-#include <regex>
 #include <system_error>
 
 #include "cli/commands.h"
@@ -321,25 +320,9 @@ int main(int argc, char** argv) {
       const std::string what = e.what();
       const std::string first = what.substr(0, what.find('\n'));
       const bool full = std::getenv("EMPIRIC_BACKTRACE") != nullptr;
-      if (dynamic_cast<const std::bad_alloc*>(&e) ||
-          first.find("can't allocate memory") != std::string::npos ||
-          first.find("out of memory") != std::string::npos) {
-        // torch's CPU allocator says where it failed before what it was asked for: one line
-        // with the size, as a user reads it.
-        std::string said = full ? what : first;
-        std::smatch m;
-        if (!full && std::regex_search(first, m, std::regex("allocate (\\d+) bytes"))) {
-          double size = std::stod(m[1]);
-          const char* unit = "bytes";
-          for (const char* u : {"KiB", "MiB", "GiB", "TiB"})
-            if (size >= 1024) size /= 1024, unit = u;
-          char text[64];
-          std::snprintf(text, sizeof text, "%.1f %s", size, unit);
-          said = std::string("tried to allocate ") + text;
-        }
-        std::cerr << "empiric: out of memory: " << said
-                  << " (a size in the config or on the command line may be too large for this "
-                     "machine: data.n_train, data.dim, model.widths, train.batch_size, ...)\n";
+      if (const std::string memory = out_of_memory_text(e); !memory.empty()) {
+        std::cerr << "empiric: out of memory: " << (full ? what : memory) << " (" << kTooLarge
+                  << ")\n";
         return 2;
       }
       std::cerr << "empiric: internal error: " << (full ? what : first)

@@ -2,6 +2,7 @@
 // one line and exits with status 2. Everything else that escapes is a bug in empiric.
 #pragma once
 
+#include <exception>
 #include <stdexcept>
 #include <string>
 
@@ -36,5 +37,17 @@ class ConfigError : public UserError {
   std::string found_;
   std::string allowed_;
 };
+
+// Whether `e` is an allocation that failed (std::bad_alloc, or torch's "can't allocate memory" or
+// "out of memory"), and if so what was asked for, as a user reads it: "tried to allocate 71.5 GiB"
+// from torch's CPU allocator's first line (which says where it failed before that), else that
+// line. "" when `e` is not one.
+std::string out_of_memory_text(const std::exception& e);
+
+// What to try after one.
+inline constexpr const char* kTooLarge =
+    "a size in the config or on the command line may be too large for this machine: "
+    "data.n_train, data.dim, model.widths, train.batch_size, train.population, the data files' "
+    "images, ...";
 
 }  // namespace empiric

@@ -379,11 +379,9 @@ std::string cuda_graph_blocker(const json& cfg, const torch::Device& device) {
 
 std::string failure_text(const std::exception& e) {
   const std::string what = e.what();
-  const std::string first = what.substr(0, std::min<size_t>(what.find('\n'), 500));
-  const bool memory = dynamic_cast<const std::bad_alloc*>(&e) ||
-                      first.find("can't allocate memory") != std::string::npos ||
-                      first.find("out of memory") != std::string::npos;
-  return memory ? "out of memory (a size in the config may be too large): " + first : first;
+  if (const std::string memory = out_of_memory_text(e); !memory.empty())
+    return "out of memory: " + memory + " (" + kTooLarge + ")";
+  return what.substr(0, std::min<size_t>(what.find('\n'), 500));
 }
 
 void note_batch_exceeds_data(const json& cfg, int64_t examples, const std::string& source) {

@@ -1359,6 +1359,21 @@ TEST(Cli, DataTooLargeForTheMachineIsOneLineWithItsSize) {
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }
 
+TEST(Cli, ATrialOutOfMemoryIsRecordedWithTheSizeItAskedFor) {
+  // A trial's failure kept torch's allocator line ("[enforce fail at alloc_cpu.cpp:127] err ==
+  // 0. DefaultCPUAllocator: can't allocate memory: you tried to allocate 640000000000 bytes. Error
+  // code 12 ...") where the run as a whole says the size as a user reads it.
+  testing::TempDir dir;
+  const std::string cfg = dir.write("wide.json", R"({"data": {"name": "blobs", "n_train": 64,
+    "n_test": 32, "classes": 3, "dim": 4}, "model": {"name": "mlp", "widths": [400000, 400000]},
+    "train": {"epochs": 1, "batch_size": 32}})");
+  const Result r = empiric(dir, "run " + cfg + " --no-progress");
+  const std::string said =
+      "failed: out of memory: tried to allocate 596.0 GiB (a size in the config";
+  EXPECT_NE((r.out + r.err).find(said), std::string::npos) << r.out << r.err;
+  EXPECT_EQ((r.out + r.err).find("enforce fail"), std::string::npos) << r.out << r.err;
+}
+
 TEST(Cli, OutputThatCannotBeWrittenIsAnError) {
   // `list --json > /dev/full` exited 0 having written nothing.
   testing::TempDir dir;
