@@ -60,11 +60,7 @@ Split read_idx_split(const std::string& dir, const std::string& prefix) {
   const std::string image_path = find_file(dir, prefix + "-images-idx3-ubyte");
   auto images = read_idx_images(image_path);
   std::string label_path = find_file(dir, prefix + "-labels-idx1-ubyte");
-  auto labels = read_idx_labels(label_path);
-  if (int64_t(labels.size()) != images.count)
-    throw UserError(label_path + ": " + std::to_string(labels.size()) + " labels, but " +
-                    image_path + " has " + std::to_string(images.count) +
-                    " images; expected one label per image");
+  auto labels = read_idx_labels(label_path, images.count, image_path);
   for (size_t i = 0; i < labels.size(); ++i)
     if (labels[i] > 9)
       throw UserError(label_path + ": label " + std::to_string(labels[i]) + " at index " +

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <new>
 
+#include "core/environment.h"
 #include "core/errors.h"
 
 namespace empiric {
@@ -83,6 +84,10 @@ class DataFile {
 }  // namespace
 
 RawImages read_idx_images(const std::string& path) {
+  return read_idx_images(path, available_memory_bytes());
+}
+
+RawImages read_idx_images(const std::string& path, int64_t memory_bytes) {
   DataFile file(path);
   std::vector<uint8_t> b;
   file.read(b, 16);
@@ -120,6 +125,24 @@ RawImages read_idx_images(const std::string& path) {
     throw UserError(header +
                     ": more than the 4 GiB an image file may hold here (Fashion-MNIST's "
                     "training images are 47 MB); a wrong or corrupt header");
+  // As floats (4 bytes a pixel), held about three times while the data set is made (decoded,
+  // cached, each trial's copy): a header past this machine's free memory would be read whole
+  // before the allocation failed, or the kernel ended empiric without a word.
+  const double float_copies = 3.0 * 4.0 * double(uint64_t(wanted) - 16);
+  if (memory_bytes >= 0 && float_copies > double(memory_bytes)) {
+    auto size = [](double bytes) {
+      char text[32];
+      if (bytes >= double(1 << 30))
+        std::snprintf(text, sizeof text, "%.1f GiB", bytes / (1 << 30));
+      else
+        std::snprintf(text, sizeof text, "%.1f MiB", bytes / (1 << 20));
+      return std::string(text);
+    };
+    throw UserError(header + ": " + size(float_copies / 3) + " as floats, about " +
+                    size(float_copies) + " while loading, more than the " +
+                    size(double(memory_bytes)) +
+                    " this machine has free; a smaller image set (or a wrong header)");
+  }
   file.read(b, uint64_t(wanted) - 16 + 1);  // one byte more, to tell a longer file
   if ((unsigned __int128)b.size() > wanted)
     throw UserError(says + "more (after decompression; a wrong file)");
@@ -131,7 +154,8 @@ RawImages read_idx_images(const std::string& path) {
   return img;
 }
 
-std::vector<uint8_t> read_idx_labels(const std::string& path) {
+std::vector<uint8_t> read_idx_labels(const std::string& path, int64_t images,
+                                     const std::string& image_path) {
   DataFile file(path);
   std::vector<uint8_t> b;
   file.read(b, 8);
@@ -149,6 +173,9 @@ std::vector<uint8_t> read_idx_labels(const std::string& path) {
                     std::to_string(b.size()));
   const uint64_t count = big_endian(b, 4);
   if (count == 0) throw UserError(path + ": header says 0 labels; expected at least one");
+  if (images >= 0 && int64_t(count) != images)
+    throw UserError(path + ": " + std::to_string(count) + " labels, but " + image_path + " has " +
+                    std::to_string(images) + " images; expected one label per image");
   const std::string says = path + ": header says " + std::to_string(count) + " labels (" +
                            std::to_string(8 + count) + " bytes), file has ";
   file.read(b, count + 1);

@@ -128,6 +128,33 @@ TEST(Idx, EmptyOrOverflowingHeadersAreNamed) {
             std::string::npos);
 }
 
+TEST(Idx, ImagesPastTheFreeMemoryAreRefusedBeforeTheBodyIsRead) {
+  // Under the 4 GiB cap, a header's floats (and their copies while a data set is made) could
+  // still be past this machine's memory: read whole, then the kernel ended empiric.
+  testing::TempDir dir;
+  const std::string bare = dir.write("bare", be32(0x803) + be32(1000) + be32(32) + be32(32));
+  EXPECT_EQ(error_of([&] { read_idx_images(bare, int64_t(8) << 20); }),
+            bare +
+                ": header says 1000 images of 32x32 (1024016 bytes): 3.9 MiB as floats, about "
+                "11.7 MiB while loading, more than the 8.0 MiB this machine has free; a "
+                "smaller image set (or a wrong header)");
+  EXPECT_NE(error_of([&] {
+              read_idx_images(bare, int64_t(16) << 20);
+            }).find("file has 16 bytes (truncated or wrong file)"),
+            std::string::npos);
+}
+
+TEST(Idx, LabelsCountedOtherThanTheImagesAreRefusedBeforeTheyAreRead) {
+  // A header of 4e9 labels beside 3 images was read (up to 4 GB) before the counts were
+  // compared, and a machine short of memory blamed the memory.
+  testing::TempDir dir;
+  const std::string lab = dir.write("lab", be32(0x801) + be32(4000000000u) + std::string(3, '\1'));
+  EXPECT_EQ(error_of([&] { read_idx_labels(lab, 3, "img"); }),
+            lab + ": 4000000000 labels, but img has 3 images; expected one label per image");
+  const std::string three = dir.write("three", idx_labels({1, 2, 3}));
+  EXPECT_EQ(read_idx_labels(three, 3, "img").size(), 3u);
+}
+
 TEST(Idx, AFileLongerThanItsHeaderSaysIsRefusedWithoutReadingItAll) {
   testing::TempDir dir;
   const std::string extra = idx_images(4, 2, 2) + "xyz";
