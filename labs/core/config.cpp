@@ -687,6 +687,11 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
       config["train"].value("order", "reshuffle") != "reshuffle")
     fail(source, "/train/order", config["train"]["order"],
          "the lr_range lab takes each batch from a fresh permutation; allowed: reshuffle");
+  // Keskar's line runs to a partner trained alongside a trial alone; a lottery round has none (it
+  // was read by nothing, and kept the round's members from training as a population).
+  if (config.value("lab", std::string("train")) == "lottery" && m.value("interpolate_batch", 0) > 0)
+    fail(source, "/measure/interpolate_batch", m["interpolate_batch"],
+         "the lottery lab trains no partner network for the interpolation line; allowed: 0");
   // A mask keeps pruned weights at zero while training; these measures would count them as free.
   const bool masked = !config["train"].value("mask_file", std::string()).empty() ||
                       config.value("lab", std::string("train")) == "lottery";

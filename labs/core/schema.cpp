@@ -388,7 +388,7 @@ std::vector<Section> build() {
                    "hessian_samples examples each) on the line from this solution (t = 0) through "
                    "that one (t = 1) as the measure interpolation, with interp_rise_here and "
                    "interp_rise_partner, the training-loss rises a quarter segment beyond each "
-                   "end (0: off)"),
+                   "end (0: off; refused with model.batch_norm and in the lottery lab)"),
            integer("interpolate_points", 25, 2, 1001, "points on the line"),
            list("interpolate_range", FieldType::NumberList, json::array({-0.5, 1.5}), {},
                 "[t_lo, t_hi]"),

@@ -484,6 +484,12 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        {},
        "",
        "lab.json: /model/name = \"tree\": the lottery lab trains networks"},
+      // Read by nothing in a lottery round, it kept the round's members from a population.
+      {with(R"({"lab": "lottery", "lottery": {}, "measure": {"interpolate_batch": 100}})"),
+       {},
+       "",
+       "lab.json: /measure/interpolate_batch = 100: the lottery lab trains no partner network "
+       "for the interpolation line; allowed: 0"},
       {with(R"({"data": {"name": "teacher"}, "model": {"name": "tree", "widths": null}})"),
        {},
        "",
