@@ -749,7 +749,7 @@ TEST(Sweep, FailedTrialsAreStoredRetriedOnRerunAndExitStatusOne) {
     // After the progress lines, one line that says so.
     EXPECT_NE(r.err.find("\nempiric: " + cfg + ": 2 trial(s) failed (first "), std::string::npos)
         << r.err;
-    EXPECT_NE(r.err.find("can't allocate memory"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("failed: out of memory: tried to allocate "), std::string::npos) << r.err;
   }
   for (const auto& t : Store(dir.file("r.db")).trials()) EXPECT_EQ(t.status, "failed");
 }
