@@ -403,6 +403,7 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
     Observation o;
     o.diverged = tr.status != "finished";
     o.y = y_of(tr);
+    o.pair = tr.seed;  // (a group's trials of one seed are resampled together)
     if (o.diverged && (always_defined || t.contains("diverged_as"))) {
       o.imputed = !always_defined;
       o.diverged = false;
@@ -417,7 +418,6 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
       o.group = group_of(tr);
       if (o.group.empty()) continue;  // in neither group: not part of this comparison
       if (kind == "compare") {
-        o.pair = tr.seed;
         const double x = config_value(tr.config, group_key);
         o.x = std::isfinite(x) ? x : 0.0;
         if (best_value.count(o.group) &&

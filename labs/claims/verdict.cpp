@@ -297,13 +297,14 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     identity.push_back(idx);
     sizes.push_back(int(g.size()));
   }
-  // An unpaired compare whose arm holds several trials of one seed (a lottery chain's rounds, the
-  // cells a "where" pools) resamples seeds, each with all its trials: those trials share the
-  // seed's initialization and data order (a chain's rounds descend from one another), so it is
-  // the seeds that vary independently, and a group's size is its number of seeds.
+  // A group holding several trials of one seed (a lottery chain's rounds, the cells a "where" or
+  // a threshold over a grid pools) resamples seeds, each with all its trials: those trials share
+  // the seed's initialization, data subset and order (a chain's rounds descend from one
+  // another), so it is the seeds that vary independently, and a group's size is its number of
+  // seeds. (Not a paired compare's differences, one a seed; not a 0/1 outcome's exact interval.)
   std::vector<std::vector<std::vector<int>>> units(groups.size());
   bool by_seed = false;
-  if (t.kind == "compare" && !t.paired && !t.outcome) {
+  if (!(t.kind == "compare" && t.paired) && !t.outcome) {
     for (size_t g = 0; g < groups.size(); ++g) {
       std::map<long long, std::vector<int>> of_seed;
       for (size_t i = 0; i < groups[g].size(); ++i) {
@@ -329,11 +330,14 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
         for (int i : units[g][size_t(u)]) trials[g].push_back(i);
     return statistic(trials);
   };
-  const std::string seeds_note = by_seed
-                                     ? "; resampled by seed (" + std::to_string(units[0].size()) +
-                                           " and " + std::to_string(units[1].size()) +
-                                           " seeds in arms a and b, each with all its trials)"
-                                     : "";
+  std::string seeds_note;
+  if (by_seed && t.kind == "compare")
+    seeds_note = "; resampled by seed (" + std::to_string(units[0].size()) + " and " +
+                 std::to_string(units[1].size()) +
+                 " seeds in arms a and b, each with all its trials)";
+  else if (by_seed)
+    seeds_note = "; resampled by seed (" + std::to_string(units[0].size()) + " seeds" +
+                 (groups.size() > 1 ? " at each x" : "") + ", each with all its trials)";
   int smallest = obs.empty() ? 0 : int(obs.size());
   for (int s : sizes) smallest = std::min(smallest, s);
   // A percentile bootstrap over fewer than 3 values per group cannot say how much the groups vary.
@@ -383,8 +387,15 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   // is taken as well, and of the two the wider end on each side: the t interval's width where
   // seeds are few, the bootstrap's skew where a tail is long.
   if ((t.kind == "threshold" || (t.kind == "compare" && t.paired)) && !t.outcome) {
-    std::vector<double> ys;
-    for (const Observation* o : groups[0]) ys.push_back(o->y);
+    std::vector<double> ys;  // (by seed: the seeds' means, as many as vary independently)
+    if (by_seed)
+      for (const auto& unit : units[0]) {
+        double sum = 0;
+        for (int i : unit) sum += groups[0][size_t(i)]->y;
+        ys.push_back(sum / double(unit.size()));
+      }
+    else
+      for (const Observation* o : groups[0]) ys.push_back(o->y);
     const Interval s = student_t_interval(ys, t.bootstrap.level);
     const double shift = v.effect - mean(ys);  // the threshold or the margin
     if (s.known()) v.ci = {std::min(v.ci.lo, s.lo + shift), std::max(v.ci.hi, s.hi + shift)};

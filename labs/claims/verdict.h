@@ -23,7 +23,7 @@
 //              a trial in one arm only, or whose either trial diverged (without diverged_as),
 //              is left out; two trials of one seed in one arm (another swept axis) give no
 //              verdict: restrict the comparison with "where".
-//   correlate  Kendall's tau between two metrics (x, y) across trials; trials resampled.
+//   correlate  Kendall's tau between two metrics (x, y) across trials; resampled.
 //   threshold  mean(y) - threshold; resampled.
 //   peak       a rise and fall of y across x (double descent's peak): the highest mean y at an
 //              inner x, minus the higher of the lowest means to its left and to its right; the
@@ -41,10 +41,13 @@
 //              is not positive, how far on x's own scale); resampled within each x. Supported
 //              when the interval is [0, 0] (inside in nearly every resample), refuted when it
 //              excludes 0. Needs two x at least.
-// An unpaired compare whose arms hold several trials of one seed (a lottery chain's rounds, the
-// cells a "where" pools) resamples seeds, each with all its trials, and counts its groups in
-// seeds: the trials of a seed share its initialization and data order. (An outcome's Newcombe
-// interval, below, counts trials.)
+// A group (an arm, an x, a threshold's or a correlation's trials) holding several trials of one
+// seed (a lottery chain's rounds, the cells a "where" or a grid pools) resamples seeds, each with
+// all its trials, and counts its size in seeds: the trials of a seed share its initialization,
+// data subset and order. A threshold's t interval is then over the seeds' means. (Until
+// 2026-11-29 thresholds, correlations and trends resampled such trials one by one, as if each
+// were a seed: Q98 (c)'s 16 trials a seed counted as 48 seeds. A paired compare's differences
+// are one a seed; an outcome's exact or Newcombe interval, below, counts trials.)
 // Intervals are expanded percentile bootstrap intervals (stats.h: with few seeds per group a plain
 // percentile interval is too narrow), at the level of the smallest group; the mean of one sample
 // (a threshold, a paired compare's differences) takes the wider end on each side of that and
@@ -79,7 +82,8 @@ struct Observation {
   bool diverged = false;  // then x and y are ignored
   bool missing = false;   // finished, but without the metric (ignored too, and reported)
   bool imputed = false;   // diverged, entered with the claim's diverged_as value (reported)
-  long long pair = -1;    // paired compare: the trial's seed, which matches an a with a b
+  long long pair = -1;    // the trial's seed: a paired compare matches an a with a b by it,
+                          // and a group's trials of one seed are resampled together
 };
 
 struct ClaimTest {

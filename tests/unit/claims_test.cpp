@@ -295,6 +295,42 @@ TEST(Verdict, ACompareOfSeveralTrialsPerSeedResamplesSeeds) {
   EXPECT_NE(few.reason.find("counted in seeds, not trials"), std::string::npos) << few.reason;
 }
 
+TEST(Verdict, AThresholdOrACorrelationOverSeveralTrialsPerSeedResamplesSeeds) {
+  // Q98 (c)'s threshold pooled 16 trials of each of 3 seeds and counted them as 48 seeds: its
+  // bootstrap and its t interval (47 degrees of freedom) were far too narrow for what 3 seeds
+  // say. Here 3 seeds 5 points apart, 16 trials each within 0.1 point of their seed's value.
+  std::vector<Observation> obs;
+  for (int seed = 0; seed < 3; ++seed)
+    for (int cell = 0; cell < 16; ++cell) {
+      Observation o{0.01 * cell + 0.05 * seed, 0.03 + 0.05 * seed + 0.0001 * cell};
+      o.pair = seed;
+      obs.push_back(o);
+    }
+  ClaimTest threshold = make("threshold", +1, 0.0);
+  const Verdict seeds = evaluate_claim(threshold, obs);
+  EXPECT_EQ(seeds.verdict, "inconclusive") << seeds.reason;  // seed means 0.03, 0.08, 0.13
+  EXPECT_NE(seeds.reason.find("resampled by seed (3 seeds, each with all its trials)"),
+            std::string::npos)
+      << seeds.reason;
+  // The t interval is the seeds' means': mean 0.0808, sd 0.05, t(2) = 4.30, half-width 0.124.
+  EXPECT_LT(seeds.ci.lo, 0.0808 - 0.12);
+  std::vector<Observation> own = obs;
+  for (size_t i = 0; i < own.size(); ++i) own[i].pair = static_cast<long long>(i);
+  EXPECT_EQ(evaluate_claim(threshold, own).verdict, "supported");  // as 48 seeds
+  // A correlation that only the seeds make: within a seed x and y are unrelated noise, and the
+  // seeds move both. Resampled by seed, 3 clusters say less than 48 independent points would.
+  std::mt19937_64 rng(3);
+  std::normal_distribution<double> noise(0.0, 0.5);
+  for (auto& o : obs) o.x = double(o.pair) + noise(rng), o.y = double(o.pair) + noise(rng);
+  for (size_t i = 0; i < own.size(); ++i) own[i].x = obs[i].x, own[i].y = obs[i].y;
+  const Verdict tau = evaluate_claim(make("correlate", +1, 0.0), obs);
+  const Verdict tau_own = evaluate_claim(make("correlate", +1, 0.0), own);
+  EXPECT_EQ(tau_own.verdict, "supported") << tau_own.reason;
+  EXPECT_NEAR(tau.effect, tau_own.effect, 1e-12);
+  EXPECT_GT(tau.ci.hi - tau.ci.lo, tau_own.ci.hi - tau_own.ci.lo);
+  EXPECT_NE(tau.reason.find("resampled by seed"), std::string::npos) << tau.reason;
+}
+
 TEST(Verdict, InteractionIsTheGrowthOfTheDifferenceAcrossX) {
   // Warmup (b) gains 0 at x = 1 and 0.3 at x = 4; the middle x is ignored.
   std::vector<Observation> cells;
@@ -519,8 +555,10 @@ TEST(Claim, AMisspeltKeyOrANegativeMinimumIsRefusedWhereItIsWritten) {
 
 TEST(Claim, NothingMeasuredSaysWhetherTheWhereOrTheMetricMatchedNoTrial) {
   std::vector<TrialRecord> trials;
-  for (int s = 0; s < 3; ++s)
+  for (int s = 0; s < 3; ++s) {
     trials.push_back(record("finished", {{"model", {{"name", "linear"}}}}, {{"test_acc", 0.8}}));
+    trials.back().seed = s;
+  }
   json claim = {{"test",
                  {{"kind", "threshold"},
                   {"metric", "test_acc"},
@@ -999,8 +1037,10 @@ TEST(Claim, AMetricThatCameOutOneEverywhereIsNoOutcomeCount) {
   // interval taken for any all-0/1 metric said inconclusive ("183 trials would decide it"),
   // while 0.999, 1, 1 said supported.
   std::vector<TrialRecord> trials;
-  for (int s = 0; s < 3; ++s)
+  for (int s = 0; s < 3; ++s) {
     trials.push_back(record("finished", {{"seed", s}}, {{"train_acc", 1.0}}));
+    trials.back().seed = s;
+  }
   json claim = {{"test", {{"kind", "threshold"}, {"metric", "train_acc"}, {"threshold", 0.98}}}};
   Verdict v = evaluate(claim, trials, {});
   EXPECT_EQ(v.verdict, "supported") << v.reason;
@@ -1099,9 +1139,11 @@ TEST(Claim, BestByCountsADivergedRunAsTheWorstWhereTheClaimEntersDivergedRuns) {
 TEST(Claim, WithinReadsItsBoundsFromTheOtherConfigsTrials) {
   std::vector<TrialRecord> sweep, ranges;
   for (double lr : {0.01, 0.1, 1.0})
-    for (int s = 0; s < 3; ++s)
+    for (int s = 0; s < 3; ++s) {
       sweep.push_back(record("finished", {{"optim", {{"lr", lr}, {"name", "sgd"}}}},
                              {{"test_acc", lr == 0.1 ? 0.9 : 0.5}}));
+      sweep.back().seed = s;
+    }
   for (double lo : {0.02, 0.03, 0.5})
     ranges.push_back(record("finished", {{"optim", {{"name", "sgd"}}}},
                             {{"range_lo", lo}, {"range_hi", lo * 10}}));
