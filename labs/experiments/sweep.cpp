@@ -239,9 +239,11 @@ int run_config(const Context& ctx, const RunOptions& o) {
   // lowered it.
   auto population_limit_here = [&] {
     std::string why;
-    const json& first = pending.empty() ? resolved.config : pending[0]->config;
+    std::vector<const json*> cfgs;
+    for (const Trial* t : pending) cfgs.push_back(&t->config);
+    if (cfgs.empty()) cfgs.push_back(&resolved.config);
     const int64_t available = pending.empty() ? -1 : population_memory_available(device);
-    const int limit = population_limit(first, device, jobs, available, o.config, &why);
+    const int limit = population_limit(cfgs, device, jobs, available, o.config, &why);
     if (!why.empty()) fmt::print("population: {}\n", why);
     return limit;
   };

@@ -933,6 +933,14 @@ int population_limit(const json& cfg, const torch::Device& device, int jobs, int
   return lowered;
 }
 
+int population_limit(const std::vector<const json*>& cfgs, const torch::Device& device, int jobs,
+                     int64_t available, const std::string& source, std::string* why) {
+  const auto own = std::find_if(cfgs.begin(), cfgs.end(),
+                                [](const json* c) { return !seed_independent_data((*c)["data"]); });
+  return population_limit(own == cfgs.end() ? *cfgs.at(0) : **own, device, jobs, available, source,
+                          why);
+}
+
 std::vector<std::vector<size_t>> group_population(const std::vector<json>& cfgs, int limit) {
   std::vector<std::vector<size_t>> units;
   std::map<std::string, size_t> open;  // group key -> the unit still taking members

@@ -58,6 +58,10 @@ int64_t population_memory_available(const torch::Device& device);
 // When memory lowered the limit, `why` (if given) says so in one line.
 int population_limit(const json& cfg, const torch::Device& device, int jobs, int64_t available,
                      const std::string& source, std::string* why = nullptr);
+// The same for a sweep's trials: the first whose members each have a data set of their own
+// decides (a sweep of label noise 0 first and then 0.1 had no limit at all).
+int population_limit(const std::vector<const json*>& cfgs, const torch::Device& device, int jobs,
+                     int64_t available, const std::string& source, std::string* why = nullptr);
 
 // Splits trials (by index into cfgs) into units: populations of compatible trials (at most
 // `limit` each, in order of first appearance) and single trials (incompatible ones, and groups of

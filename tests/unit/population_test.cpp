@@ -812,6 +812,10 @@ TEST(Population, AutoOnACpuTakesNoMoreMembersThanTheirDataSetsFitInMemory) {
   json shared = cfg;  // one data set for every seed: memory does not grow with the members
   shared["data"]["validation"] = 0;
   EXPECT_EQ(population_limit(shared, torch::kCPU, 1, six, "t.json"), 16);
+  // A sweep whose first trials share one data set and whose later ones do not: the later ones
+  // decide (the first one's data said "no limit").
+  EXPECT_EQ(population_limit({&shared, &shared, &cfg}, torch::kCPU, 1, six, "t.json"), 4);
+  EXPECT_EQ(population_limit({&shared, &shared}, torch::kCPU, 1, six, "t.json"), 16);
   EXPECT_EQ(population_members_fitting(bytes, six), 4);
 }
 
