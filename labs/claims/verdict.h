@@ -44,7 +44,9 @@
 // A group (an arm, an x, a threshold's or a correlation's trials) holding several trials of one
 // seed (a lottery chain's rounds, the cells a "where" or a grid pools) resamples seeds, each with
 // all its trials, and counts its size in seeds: the trials of a seed share its initialization,
-// data subset and order. A threshold's t interval is then over the seeds' means. (Until
+// data subset and order. A threshold's t interval is then over the seeds' means, and a
+// correlation takes the wider of its bootstrap and Student's t interval over the seeds' own taus
+// (3 seeds' resamples only mix their taus: three of one sign would decide it alone). (Until
 // 2026-11-29 thresholds, correlations and trends resampled such trials one by one, as if each
 // were a seed: Q98 (c)'s 16 trials a seed counted as 48 seeds. A paired compare's differences
 // are one a seed; an outcome's exact or Newcombe interval, below, counts trials.)

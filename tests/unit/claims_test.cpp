@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <random>
 
 #include "claims/claim.h"
@@ -329,6 +330,42 @@ TEST(Verdict, AThresholdOrACorrelationOverSeveralTrialsPerSeedResamplesSeeds) {
   EXPECT_NEAR(tau.effect, tau_own.effect, 1e-12);
   EXPECT_GT(tau.ci.hi - tau.ci.lo, tau_own.ci.hi - tau_own.ci.lo);
   EXPECT_NE(tau.reason.find("resampled by seed"), std::string::npos) << tau.reason;
+  // Within each seed x and y are unrelated: 3 seeds' own taus near 0 decide nothing.
+  EXPECT_EQ(tau.verdict, "inconclusive") << tau.reason;
+  EXPECT_LT(tau.ci.lo, 0.0);
+  // Three seeds whose own correlations share a sign but hardly agree (taus of 0.1, 0.2 and 0.6:
+  // y a permutation of 16 x with 54, 48 and 24 of its 120 pairs inverted): resampling the seeds
+  // only mixes them, so the bootstrap alone said "supported"; the t interval of the three taus
+  // reaches below 0.
+  std::vector<Observation> weak;
+  for (int seed = 0; seed < 3; ++seed) {
+    int inversions = seed == 0 ? 54 : seed == 1 ? 48 : 24;
+    std::vector<int> left(16);
+    std::iota(left.begin(), left.end(), 0);
+    for (int cell = 0; cell < 16; ++cell) {  // each pick jumps over `skip` smaller ones
+      const int skip = std::min(inversions, int(left.size()) - 1);
+      inversions -= skip;
+      Observation o{double(cell), double(left[size_t(skip)])};
+      left.erase(left.begin() + skip);
+      o.pair = seed;
+      weak.push_back(o);
+    }
+  }
+  std::vector<double> taus;
+  for (int seed = 0; seed < 3; ++seed) {
+    std::vector<double> xs, ys;
+    for (const auto& o : weak)
+      if (o.pair == seed) xs.push_back(o.x), ys.push_back(o.y);
+    taus.push_back(kendall_tau(xs, ys));
+  }
+  EXPECT_GT(*std::min_element(taus.begin(), taus.end()), 0.0);
+  const Verdict mixed = evaluate_claim(make("correlate", +1, 0.0), weak);
+  EXPECT_NEAR(taus[0], 0.1, 1e-12);
+  EXPECT_NEAR(taus[2], 0.6, 1e-12);
+  EXPECT_EQ(mixed.verdict, "inconclusive") << mixed.reason;
+  // A correlation every seed shows on its own is still found: y follows x within each seed.
+  for (auto& o : obs) o.y = o.x + 0.2 * noise(rng);
+  EXPECT_EQ(evaluate_claim(make("correlate", +1, 0.0), obs).verdict, "supported");
 }
 
 TEST(Verdict, InteractionIsTheGrowthOfTheDifferenceAcrossX) {
