@@ -414,7 +414,9 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     }
     const Interval s = student_t_interval(taus, t.bootstrap.level);
     const double shift = v.effect - mean(taus);
-    if (s.known()) v.ci = {std::min(v.ci.lo, s.lo + shift), std::max(v.ci.hi, s.hi + shift)};
+    if (s.known())  // (a tau lies in [-1, 1])
+      v.ci = {std::max(-1.0, std::min(v.ci.lo, s.lo + shift)),
+              std::min(1.0, std::max(v.ci.hi, s.hi + shift))};
   }
   // A threshold on a 0/1 outcome (diverged, failed): the exact binomial interval, which does not
   // shrink to a point when every trial came out alike. (Not for a metric that merely came out

@@ -363,6 +363,8 @@ TEST(Verdict, AThresholdOrACorrelationOverSeveralTrialsPerSeedResamplesSeeds) {
   EXPECT_NEAR(taus[0], 0.1, 1e-12);
   EXPECT_NEAR(taus[2], 0.6, 1e-12);
   EXPECT_EQ(mixed.verdict, "inconclusive") << mixed.reason;
+  EXPECT_LE(mixed.ci.hi, 1.0);  // (the t interval of 0.1, 0.2, 0.6 reaches 0.96 + its shift)
+  EXPECT_GE(mixed.ci.lo, -1.0);
   // A correlation every seed shows on its own is still found: y follows x within each seed.
   for (auto& o : obs) o.y = o.x + 0.2 * noise(rng);
   EXPECT_EQ(evaluate_claim(make("correlate", +1, 0.0), obs).verdict, "supported");
