@@ -138,7 +138,8 @@ std::vector<Section> build() {
                   "weight initialization (default: torch's; xavier: Glorot uniform; kaiming: He "
                   "normal, fan-in, with ReLU's gain sqrt(2) whatever the activation; zeros; "
                   "normal: N(0, init_scale^2)). Weights only: biases keep torch's default "
-                  "U(-1/sqrt(fan_in), 1/sqrt(fan_in)) except under zeros",
+                  "U(-1/sqrt(fan_in), 1/sqrt(fan_in)) except under zeros, and batch norm's "
+                  "scale and PReLU's slope keep theirs (1, 0.25) under every choice",
                   kNetworks),
            num("init_scale", 1.0, 0.0, {},
                "multiplier on the initial weights; the std for init=normal", kNetworks),

@@ -91,7 +91,11 @@ void initialize(nn::Module& model, const json& m) {
     auto& p = item.value();
     const bool weight = p.dim() >= 2;
     if (!weight) {
-      if (init == "zeros") p.zero_();
+      // Under zeros a layer's bias too; batch norm's scale and PReLU's slope (one-dimensional
+      // "weight"s) keep their defaults: a zero scale passes no gradient back through its layer.
+      const std::string& name = item.key();
+      if (init == "zeros" && name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0)
+        p.zero_();
       continue;
     }
     if (init == "xavier")

@@ -442,6 +442,24 @@ TEST(Models, InitZerosAndNormalScale) {
   m["init"] = "zeros";
   for (const auto& p : make_model(m, {5}, 4)->parameters())
     EXPECT_EQ(p.abs().sum().item<float>(), 0.0f);
+  // Batch norm's scale and PReLU's slope keep their defaults: a zero scale passed no gradient
+  // back through its layer, so the layers before it never trained.
+  m["batch_norm"] = true;
+  m["activation"] = "prelu";
+  int kept = 0;
+  for (const auto& item : make_model(m, {5}, 4)->named_parameters()) {
+    const std::string& name = item.key();
+    const torch::Tensor& p = item.value();
+    const bool bias = name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0;
+    if (p.dim() >= 2 || bias)
+      EXPECT_EQ(p.abs().sum().item<float>(), 0.0f) << name;
+    else
+      EXPECT_GT(p.abs().min().item<float>(), 0.2f) << name;  // 1 or 0.25
+    kept += p.dim() < 2 && !bias;
+  }
+  EXPECT_GE(kept, 2);
+  m.erase("batch_norm");
+  m.erase("activation");
   m["init"] = "normal";
   m["init_scale"] = 0.01;
   auto w = make_model(m, {500}, 400)->parameters()[0];
