@@ -64,12 +64,15 @@ double lr_at(const json& s, double base, long long step, long long total, long l
     // momentum stays where the optimizer sets it): base is the peak.
     const double start = base / s.value("div_factor", 25.0);
     const double end = start / s.value("final_div_factor", 1e4);
-    const double rise = std::max(1.0, s.value("pct_start", 0.3) * span - 1.0);
+    // The rise ends at step pct_start * span - 1 and the fall at span - 1, as torch's phases
+    // (a rise shorter than a step is skipped, as there; a rise of exactly one point, which torch
+    // divides 0 by 0 at, holds the start).
+    const double rise = s.value("pct_start", 0.3) * span - 1.0;
     auto cos_anneal = [&](double from, double to, double frac) {
       return to + (from - to) * 0.5 * (1.0 + std::cos(pi * std::clamp(frac, 0.0, 1.0)));
     };
-    if (t <= rise) return cos_anneal(start, base, t / rise);
-    return cos_anneal(base, end, (t - rise) / std::max(1.0, span - 1.0 - rise));
+    if (t <= rise) return rise > 0 ? cos_anneal(start, base, t / rise) : start;
+    return cos_anneal(base, end, (t - rise) / (span - 1.0 - rise));
   }
   if (name == "wsd") {
     const double lo = base * s.value("min_lr_frac", 0.0);

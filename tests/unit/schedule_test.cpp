@@ -115,6 +115,28 @@ TEST(Schedule, OneCyclePeaksAtPctStart) {
   EXPECT_GT(at(s, 40), at(s, 80));
 }
 
+TEST(Schedule, OneCycleOnShortPhasesIsTorchs) {
+  // A rise or a fall shorter than two steps was clamped to one, where torch's OneCycleLR skips a
+  // rise under a step and reaches the final LR on the last step whatever pct_start. The values
+  // are torch 2.11's (cos annealing, div_factor 25, final_div_factor 1e4, max_lr 1).
+  const json s = json::parse(R"({"name":"onecycle","div_factor":25,"final_div_factor":10000})");
+  auto lr = [&](double pct, long long step, long long total) {
+    json c = s;
+    c["pct_start"] = pct;
+    return lr_at(c, 1.0, step, total, 10);
+  };
+  EXPECT_NEAR(lr(0.0, 0, 100), 0.999753281169745, 1e-12);
+  EXPECT_NEAR(lr(0.0, 1, 100), 0.9990133681606789, 1e-12);
+  EXPECT_NEAR(lr(0.0, 50, 100), 0.484296683282454, 1e-12);
+  EXPECT_NEAR(lr(0.99, 1, 37), 0.041864652717576556, 1e-12);
+  EXPECT_NEAR(lr(0.99, 18, 37), 0.5278293869290196, 1e-12);
+  EXPECT_NEAR(lr(0.99, 36, 37), 4e-06, 1e-15);
+  EXPECT_NEAR(lr(0.15, 1, 10), 0.9914865838957516, 1e-12);
+  EXPECT_NEAR(lr(0.15, 5, 10), 0.45386800480506795, 1e-12);
+  EXPECT_NEAR(lr(0.3, 1, 100), 0.042813780565907456, 1e-12);
+  EXPECT_NEAR(lr(0.3, 50, 100), 0.793893450575732, 1e-12);
+}
+
 TEST(Schedule, WsdIsStableThenDecaysLinearly) {
   const char* s = R"({"name":"wsd","decay_frac":0.2,"min_lr_frac":0.0})";
   EXPECT_DOUBLE_EQ(at(s, 79), 1.0);  // decay starts at 80
