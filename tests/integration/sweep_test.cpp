@@ -302,6 +302,12 @@ TEST(Bench, TheTrainingSuiteSetsEachRunBesideEachPeer) {
         << run;
   }
   EXPECT_FALSE(by_name["training/peer/pytorch-python-tensor"].counters.contains("vs_peers"));
+  // Members at their own LRs are timed against the peers, but their accuracy is not the peers'
+  // recipe's: no accuracy difference is stored or printed for them.
+  const json& own = by_name["training/empiric/population-own-lrs"].counters;
+  EXPECT_TRUE(own.contains("vs_peers"));
+  EXPECT_FALSE(own.contains("test_acc_vs_peers"));
+  EXPECT_NE(r.out.find("(LRs)"), std::string::npos) << r.out;
 }
 
 TEST(Bench, APeerThatFailsOrTrainsOtherWorkCostsNoRecordOfEmpirics) {
