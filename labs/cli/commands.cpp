@@ -306,7 +306,37 @@ int print_keys(bool markdown) {
   return 0;
 }
 
-int print_results(const Context& ctx, int question, const std::string& format) {
+namespace {
+
+// The trials among `trials` that their config resolved with `preset` expands to: one config's
+// trials under its quick and its full preset are told apart by their hashes (a trial both
+// presets make is in both). A config that is gone, or has no such preset, is named once.
+std::vector<TrialRecord> of_preset(const Context& ctx, std::vector<TrialRecord> trials,
+                                   const std::string& preset) {
+  std::map<std::string, std::set<std::string>> hashes;  // config file -> its trials' hashes
+  for (const auto& t : trials) {
+    if (hashes.count(t.config_file)) continue;
+    auto& set = hashes[t.config_file];
+    std::string path = t.config_file;
+    if (!std::filesystem::exists(path) && std::filesystem::path(path).is_relative())
+      path = ctx.home + "/" + path;
+    try {
+      for (const auto& e : expand_trials(resolve_config(path, preset, {}))) set.insert(e.hash);
+    } catch (const UserError& e) {
+      fmt::print(stderr, "not listed: {}'s trials ({})\n", t.config_file, e.what());
+    }
+  }
+  trials.erase(
+      std::remove_if(trials.begin(), trials.end(),
+                     [&](const TrialRecord& t) { return !hashes[t.config_file].count(t.hash); }),
+      trials.end());
+  return trials;
+}
+
+}  // namespace
+
+int print_results(const Context& ctx, int question, const std::string& format,
+                  const std::string& preset) {
   if (format != "table" && format != "jsonl" && format != "csv")
     throw UserError("--format " + format + ": allowed: table, jsonl, csv");
   std::optional<Question> q;
@@ -326,6 +356,7 @@ int print_results(const Context& ctx, int question, const std::string& format) {
   auto trials = q ? question_trials(ctx, *q, store, broken) : store.trials(0);
   for (const auto& e : broken)
     fmt::print(stderr, "not listed: the trials of a config that does not load: {}\n", e);
+  if (!preset.empty()) trials = of_preset(ctx, std::move(trials), preset);
   if (format == "jsonl") {
     for (const auto& t : trials) {
       json row = {{"hash", t.hash},

@@ -16,7 +16,8 @@ int show_question(const Context& ctx, int number, bool as_json);
 int show_config(const Context& ctx, const std::string& file, const std::string& preset,
                 const std::vector<std::string>& overrides, bool trials);
 int print_keys(bool markdown);
-int print_results(const Context& ctx, int question, const std::string& format);
+int print_results(const Context& ctx, int question, const std::string& format,
+                  const std::string& preset = "");
 int merge_results(const Context& ctx, const std::vector<std::string>& others);
 // Runs the Google Benchmark suite (bench/kernels_bench) and stores every record, with the
 // question numbers it serves and the environment, in the results store; with `json_out`, also

@@ -216,6 +216,9 @@ int main(int argc, char** argv) {
   auto* results = app.add_subcommand("results", "query the results store");
   results->add_option("--question", question, "only this question")->transform(kQuestionNumber);
   results->add_option("--format", format, "table, jsonl or csv");
+  std::string results_preset;
+  results->add_option("--preset", results_preset,
+                      "only the trials their config makes with this preset (quick, full, ...)");
   auto* merge = results->add_subcommand("merge", "merge other stores (e.g. from shards) into --db");
   merge->add_option("files", merge_files, "databases to merge")->required();
 
@@ -296,7 +299,7 @@ int main(int argc, char** argv) {
       }
       if (*bench)
         return cli::run_benchmarks(ctx, bench_filter, bench_reps, bench_binary, bench_json);
-      if (*results) return cli::print_results(ctx, question, format);
+      if (*results) return cli::print_results(ctx, question, format, results_preset);
       if (*run) {
         std::tie(run_opts.shard_index, run_opts.shard_count) = parse_shard(shard);
         run_opts.progress = !no_progress && isatty(STDERR_FILENO) && !std::getenv("CI");

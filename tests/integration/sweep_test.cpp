@@ -125,6 +125,32 @@ TEST(Sweep, RunsEveryTrialOnceAndSkipsThemOnRerun) {
   EXPECT_EQ(Store(dir.file("r.db")).trials(99).size(), 4u);
 }
 
+TEST(Cli, ResultsOfOnePresetAreTheTrialsItsConfigMakesWithIt) {
+  // A store holding a config's quick and full trials could not list one preset's: the axes and
+  // the config file are the same for both.
+  testing::TempDir dir;
+  json doc = json::parse(kSweep);
+  doc["train"]["epochs"] = 1;
+  doc["presets"] = {{"quick", {{"sweep", {{"optim.lr", {0.1}}}}, {"seeds", 1}}},
+                    {"full", json::object()}};
+  const std::string cfg = dir.write("lab.json", doc.dump());
+  ASSERT_EQ(empiric(dir, "run " + cfg + " --preset quick --no-progress").code, 0);
+  ASSERT_EQ(empiric(dir, "run " + cfg + " --preset full --no-progress").code, 0);
+  auto rows = [&](const std::string& args) {
+    const Result r = empiric(dir, "results --format csv " + args);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return std::count(r.out.begin(), r.out.end(), '\n') - 1;  // less the header
+  };
+  EXPECT_EQ(rows(""), 4);
+  EXPECT_EQ(rows("--preset full"), 4);
+  EXPECT_EQ(rows("--preset quick"), 1);  // (one of full's four, made by quick too)
+  EXPECT_EQ(rows("--preset quick --question 99"), 1);
+  const Result none = empiric(dir, "results --preset fast");
+  EXPECT_NE(none.err.find("not listed: " + cfg + "'s trials ("), std::string::npos) << none.err;
+  EXPECT_NE(none.err.find("no such preset"), std::string::npos) << none.err;
+  EXPECT_NE(none.out.find("0 trials"), std::string::npos) << none.out;
+}
+
 TEST(Sweep, APopulationStoresEveryMemberAsTheTrialItWouldBeAlone) {
   testing::TempDir solo_dir, pop_dir;
   json doc = json::parse(kSweep);
