@@ -40,7 +40,8 @@
 // with metric value v (stated in the verdict) instead of leaving them out.
 // Metrics are looked up in a trial's summary, then its measures (a top Hessian eigenvalue whose
 // power iteration did not converge, hessian_top_converged false, is missing); "diverged" (1 for a
-// diverged trial, else 0) and "failed" (diverged, or a final training loss no better than chance;
+// diverged trial, else 0) and "failed" (diverged, or a final training loss no better than chance,
+// within kChanceTolerance of it;
 // for a regression, which has no chance level, diverged) are defined for every trial that
 // recorded a training loss, and "<split>_error" is 1 - "<split>_acc".
 #pragma once
@@ -53,6 +54,10 @@
 #include "core/store.h"
 
 namespace empiric::claims {
+
+// A finished classifier's final training loss within this fraction below the chance loss (ln K)
+// is no better than chance: it learned nothing ("failed").
+constexpr double kChanceTolerance = 1e-3;
 
 using json = nlohmann::json;
 
