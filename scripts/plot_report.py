@@ -62,6 +62,10 @@ def plot(meta, rows, path):
         # (In data coordinates: marks placed in the axes' own widened no limits, so the diverged
         # x past the measured ones, LR 1 to 10 after 0.3, fell outside the plot, and the legend
         # could sit on them.)
+        # A rank correlation over values spanning decades: on a linear axis a few far points
+        # looked like they carried it while the rest sat squeezed together.
+        if kind == "correlate" and xs and min(xs) > 0 and max(xs) / min(xs) > 8:
+            ax.set_xscale("log")
         out = [float(r["x"]) for r in rows if r["status"] == "diverged" and math.isnan(float(r["y"] or "nan"))]
         if out and kind != "correlate":
             low = min(ys) - 0.06 * ((max(ys) - min(ys)) or 1.0) if ys else 0.0
@@ -159,20 +163,31 @@ def below_title(fig, inches=0.2):
     return (0, 0, 1, 1 - inches / fig.get_figheight())
 
 
-def band(ax, series, color, label, statuses, positive=False):
+def band(ax, series, color, label, statuses, positive=False, counts=None):
     """series: {seed: [(step, value)]} -> the mean line and the min-max band over the seeds that
     ran to the end (a mean over whichever seeds are still running would change what it averages
     as they drop out); a seed that stopped before them (diverged, or stopped early) is drawn
     alone, thin and dashed, a diverged one ending in an x. `positive`: a log axis, which cannot
-    show values <= 0."""
+    show values <= 0 (how many there were is said). `counts`: (trials, diverged) of this label
+    from the report's list of trials, which holds those that diverged before any evaluation and
+    so have no curve; else counted from `series`."""
     def usable(v):
         return math.isfinite(v) and (v > 0 or not positive)
     last = {seed: max(st for st, _ in pts) for seed, pts in series.items() if pts}
     end = max(last.values(), default=None)
     whole = [seed for seed, st in last.items() if st == end and statuses.get(seed) != "diverged"]
-    diverged = sum(1 for seed in series if statuses.get(seed) == "diverged")
+    total, diverged = counts or (len(series), sum(1 for seed in series if statuses.get(seed) == "diverged"))
+    notes = []
     if diverged:
-        label = f"{label} ({diverged} of {len(series)} diverged)"
+        notes.append(f"{diverged} of {total} diverged")
+    stopped = sum(1 for seed in series if seed not in whole and statuses.get(seed) != "diverged")
+    if whole and stopped:  # the solid line is not every seed's
+        notes.append(f"line: {len(whole)} of {len(whole) + stopped} to the end")
+    hidden = sum(1 for pts in series.values() for _, v in pts if positive and math.isfinite(v) and v <= 0)
+    if hidden:
+        notes.append(f"{hidden} values <= 0 off the log axis")
+    if notes:
+        label = f"{label} ({'; '.join(notes)})"
     by_step = {}
     for seed in whole:
         for st, v in series[seed]:
@@ -233,6 +248,14 @@ def plot_curves(meta, rows, path):
         series.setdefault(r["name"], {}).setdefault(r["label"], {}).setdefault(r["seed"], []).append(
             (int(r["step"]), float(r["value"])))
         statuses.setdefault(r["label"], {})[r["seed"]] = r.get("status", "")
+    # Each label's trials and divergences from the report's list, which has the trials that
+    # diverged before their first evaluation (no curve: a legend that counted curves said 3 of 9
+    # where 4 of 10 diverged, and an arm whose every seed diverged vanished).
+    counts = {}
+    for t in meta.get("trials", []):
+        n, d = counts.get(t["label"], (0, 0))
+        counts[t["label"]] = (n + 1, d + (t["status"] == "diverged"))
+    curveless = {lb: n for lb, (n, d) in counts.items() if n == d and lb not in statuses}
     # A mean over the steps since the evaluation before estimates the loss halfway through them:
     # drawn at the window's end, a long window would lag a short one and draw a false step.
     for by_seed in series.get("train_loss_recent", {}).values():
@@ -263,7 +286,7 @@ def plot_curves(meta, rows, path):
     panels = [n for n in names if n in series]
     if not panels:
         return
-    labels = sorted(set(lb for n in panels for lb in series[n]), key=natural)
+    labels = sorted(set(lb for n in panels for lb in series[n]) | set(curveless), key=natural)
     # Many runs varying on two or more axes: one row per value of the first axis, so that each
     # row's lines (the other axes) stay few enough to tell apart.
     facets = {"": labels}
@@ -288,11 +311,15 @@ def plot_curves(meta, rows, path):
             log_y = name.startswith("train_loss") or name == "test_loss" or (
                 implicit and name != "margin_ratio")
             for i, lb in enumerate(members):
+                short = lb[len(head):].strip() if head else lb
+                # Past ten lines the cycle would repeat a color: a sequential map instead.
+                color = f"C{i}" if len(members) <= 10 else plt.cm.viridis(i / (len(members) - 1))
                 if lb in series[name]:
-                    short = lb[len(head):].strip() if head else lb
-                    # Past ten lines the cycle would repeat a color: a sequential map instead.
-                    color = f"C{i}" if len(members) <= 10 else plt.cm.viridis(i / (len(members) - 1))
-                    band(ax, series[name][lb], color, short or "all", statuses.get(lb, {}), log_y)
+                    band(ax, series[name][lb], color, short or "all", statuses.get(lb, {}), log_y,
+                         counts.get(lb))
+                elif lb in curveless:  # named in the legend, with nothing to draw
+                    ax.plot([], [], color=color, marker="x", linestyle="none",
+                            label=f"{short or 'all'} (all {curveless[lb]} diverged before an evaluation)")
             ax.set_xlabel("step (log scale)" if log_x and not implicit else "step")
             ax.set_ylabel("train loss (steps since last eval)" if name == "train_loss_recent" else name)
             if log_y:
@@ -307,7 +334,10 @@ def plot_curves(meta, rows, path):
             if head:
                 ax.set_title(head, fontsize=8)
         grid[row][-1].legend(fontsize=6, loc="best")
-    fig.suptitle(meta["config"] + " (mean over seeds, band: min to max)", fontsize=9)
+    thinned = meta.get("stride", 1) > 1
+    fig.suptitle(meta["config"] + " (solid: mean over the seeds that ran to the end, band: their min "
+                 "to max; dashed: a seed that stopped early" +
+                 (f"; one evaluation in {meta['stride']} drawn" if thinned else "") + ")", fontsize=8)
     fig.tight_layout(rect=below_title(fig))
     fig.savefig(path)
     plt.close(fig)

@@ -222,8 +222,10 @@ void write_curves(std::ostream& md, const fs::path& dir, const std::vector<Claim
     const std::string base = "curves_" + slug(fs::path(cfg).stem().string());
     std::ostringstream csv;
     csv << "trial,seed,status,label,step,name,value\n";
-    json meta = {{"config", cfg}, {"lab", trials[0].config.value("lab", "train")},
-                 {"ranges", json::array()}};
+    json meta = {{"config", cfg},
+                 {"lab", trials[0].config.value("lab", "train")},
+                 {"ranges", json::array()},
+                 {"trials", json::array()}};
     static const std::set<std::string> timings = {"compute_s", "eval_s", "samples_per_s"};
     std::vector<std::vector<MetricRow>> rows;
     size_t most_steps = 0, learning_rows = 0;
@@ -252,12 +254,19 @@ void write_curves(std::ostream& md, const fs::path& dir, const std::vector<Claim
         if (kept.count(m.step) && !timings.count(m.name))
           csv << t.hash.substr(0, 12) << "," << t.seed << "," << t.status << ",\"" << label
               << "\"," << m.step << "," << m.name << "," << m.value << "\n";
+      // Every trial, with the evaluations it recorded: one that diverged before its first has
+      // no row above, and the plots count it from here.
+      meta["trials"].push_back({{"label", axes_label(t)},
+                                {"seed", t.seed},
+                                {"status", t.status},
+                                {"evaluations", steps.size()}});
       if (t.summary.contains("range_hi"))
         meta["ranges"].push_back({{"seed", t.seed},
                                   {"lo", t.summary["range_lo"]},
                                   {"hi", t.summary["range_hi"]},
                                   {"steepest", t.summary["lr_steepest"]}});
     }
+    meta["stride"] = stride;
     // Gzipped: plain, the curves were 35 MB of the committed reports' 54 (13x smaller so).
     write_file_whole((dir / (base + ".csv.gz")).string(), gzipped(csv.str()));
     write_file_whole((dir / (base + ".json")).string(), meta.dump(2) + "\n");
@@ -282,7 +291,12 @@ void write_curves(std::ostream& md, const fs::path& dir, const std::vector<Claim
          << "](" << lot << ".png)\n\nThe numbers: [" << lot << ".csv](" << lot << ".csv).\n\n";
     }
     md << "### `" << cfg << "`\n\n![" << base << "](" << base << ".png)\n\nThe numbers: [" << base
-       << ".csv.gz](" << base << ".csv.gz) (gzipped CSV).\n\n";
+       << ".csv.gz](" << base << ".csv.gz) (gzipped CSV"
+       << (stride > 1 ? fmt::format("; one recorded evaluation in {} and each trial's last, of up "
+                                    "to {} a trial: what happens between them is not drawn",
+                                    stride, most_steps)
+                      : std::string())
+       << ").\n\n";
     // Per-trial measures that are figures (a surface, a line), gathered into one JSON per
     // config for scripts/plot_report.py, with a heading and a link.
     auto figure = [&](const std::string& measure, const std::string& prefix, const std::string& text) {

@@ -535,6 +535,63 @@ TEST(Report, CurvesKeepLearningMetricsAtAlignedThinnedSteps) {
   for (long long s : steps["l20000000000"])  // the same steps as the full runs, plus its last
     EXPECT_TRUE(full.count(s) || s == 1001) << s;
   EXPECT_TRUE(steps["l20000000000"].count(1001));
+  // Thinned, the report says so: a claim about every step (Q31's rises) was read against curves
+  // drawn from one evaluation in 11 without a word.
+  const std::string md = slurp(home.file("results/reports/quick/q035/README.md"));
+  EXPECT_NE(md.find("gzipped CSV; one recorded evaluation in 10 and each trial's last, of up to "
+                    "3000 a trial: what happens between them is not drawn)"),
+            std::string::npos)
+      << md;
+  EXPECT_EQ(json::parse(slurp(home.file("results/reports/quick/q035/curves_long.json")))["stride"],
+            10);
+}
+
+TEST(Report, CurvesListEveryTrialWithTheEvaluationsItRecorded) {
+  // A trial that diverged before its first evaluation wrote no curve: the plots' legends counted
+  // "3 of 9 diverged" where 4 of 10 had, and an arm whose every seed diverged vanished.
+  testing::TempDir home;
+  Store store = report_home(home);
+  Question q;
+  q.number = 70;
+  q.text = "clipping";
+  json claim = json::parse(
+      R"({"id": "q70.t", "statement": "s", "config": "configs/clip.json",
+    "test": {"kind": "threshold", "metric": "test_acc", "threshold": 0.0, "direction": 1}})");
+  ClaimOutcome o;
+  o.claim = claim;
+  o.resolved_config = {{"description", "two LRs, the larger diverging at once"}};
+  for (int i = 0; i < 4; ++i) {
+    TrialRecord t;
+    t.hash = "c" + std::to_string(i) + std::string(20, '0');
+    t.seed = i % 2;
+    t.status = i < 2 ? "finished" : "diverged";
+    t.config = json::object();
+    t.axes = {{"optim.lr", i < 2 ? 0.1 : 1.0}};
+    t.summary = i < 2 ? json{{"test_acc", 0.8}} : json::object();
+    t.measures = json::object();
+    store.put_trial(t);
+    if (i < 2)
+      for (long long step = 1; step <= 3; ++step)
+        store.put_metrics(t.hash, 0, step, {{"train_loss", 1.0 / step}, {"test_acc", 0.8}});
+    o.trials.push_back(*store.trial(t.hash));
+  }
+  o.verdict = claims::evaluate(claim, o.trials);
+  const std::string python = plot_python();
+  write_report(home.path(), q, "quick", {o}, store, python);
+  const json meta = json::parse(slurp(home.file("results/reports/quick/q070/curves_clip.json")));
+  ASSERT_EQ(meta["trials"].size(), 4u);
+  int curveless = 0;
+  for (const auto& t : meta["trials"]) {
+    EXPECT_EQ(t["evaluations"], t["status"] == "finished" ? 3 : 0) << t;
+    curveless += t["label"] == "lr=1.0" && t["status"] == "diverged";
+  }
+  EXPECT_EQ(curveless, 2) << meta["trials"];
+  EXPECT_EQ(meta["stride"], 1);
+  const std::string md = slurp(home.file("results/reports/quick/q070/README.md"));
+  EXPECT_NE(md.find("(gzipped CSV)"), std::string::npos) << md;  // nothing thinned
+  if (python.empty()) GTEST_SKIP() << "no .venv: plots not drawn (run scripts/setup.sh)";
+  EXPECT_TRUE(std::filesystem::exists(home.file("results/reports/quick/q070/curves_clip.png")));
+  EXPECT_EQ(md.find("plots were not drawn"), std::string::npos) << md;
 }
 
 TEST(Report, IndexListsTheLatestVerdictsOfItsKindOfPreset) {
