@@ -64,6 +64,20 @@ TrialRecord stored(Store& store, const std::string& hash, int seed, json config,
   return *store.trial(t.hash);
 }
 
+// A threshold claim on `metric` over the trials of `config`, as a report is handed it (trials
+// to be added).
+ClaimOutcome threshold_outcome(const std::string& id, const std::string& config,
+                               const std::string& metric, const std::string& description) {
+  ClaimOutcome o;
+  o.claim = {
+      {"id", id},
+      {"statement", "s"},
+      {"config", config},
+      {"test", {{"kind", "threshold"}, {"metric", metric}, {"threshold", 0.0}, {"direction", 1}}}};
+  o.resolved_config = {{"description", description}};
+  return o;
+}
+
 TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   testing::TempDir home;
   Store store = report_home(home);
@@ -446,12 +460,8 @@ TEST(Report, DrawsTheSurfacesAndLinesThatTrialsMeasured) {
   Question q;
   q.number = 98;
   q.text = "Why do flat minima generalize better?";
-  json claim = json::parse(
-      R"({"id": "q98.t", "statement": "s", "config": "configs/flat.json",
-    "test": {"kind": "threshold", "metric": "interp_rise_here", "threshold": 0.0, "direction": 1}})");
-  ClaimOutcome o;
-  o.claim = claim;
-  o.resolved_config = {{"description", "surfaces and lines"}};
+  ClaimOutcome o =
+      threshold_outcome("q98.t", "configs/flat.json", "interp_rise_here", "surfaces and lines");
   for (int seed = 0; seed < 3; ++seed) {
     TrialRecord t;
     t.hash = "s" + std::to_string(seed) + std::string(20, '0');
@@ -467,7 +477,7 @@ TEST(Report, DrawsTheSurfacesAndLinesThatTrialsMeasured) {
     store.put_trial(t);
     o.trials.push_back(*store.trial(t.hash));
   }
-  o.verdict = claims::evaluate(claim, o.trials);
+  o.verdict = claims::evaluate(o.claim, o.trials);
   const std::string python = plot_python();
   const bool have_python = !python.empty();
   const std::string md = slurp(write_report(home.path(), q, "quick", {o}, store, python));
@@ -490,12 +500,8 @@ TEST(Report, CurvesKeepLearningMetricsAtAlignedThinnedSteps) {
   Question q;
   q.number = 35;
   q.text = "long runs";
-  json claim = json::parse(
-      R"({"id": "q35.t", "statement": "s", "config": "configs/long.json",
-    "test": {"kind": "threshold", "metric": "test_acc", "threshold": 0.0, "direction": 1}})");
-  ClaimOutcome o;
-  o.claim = claim;
-  o.resolved_config = {{"description", "3,000 recorded steps, one run stopped early"}};
+  ClaimOutcome o = threshold_outcome("q35.t", "configs/long.json", "test_acc",
+                                     "3,000 recorded steps, one run stopped early");
   for (int seed = 0; seed < 3; ++seed) {
     TrialRecord t;
     t.hash = "l" + std::to_string(seed) + std::string(20, '0');
@@ -510,7 +516,7 @@ TEST(Report, CurvesKeepLearningMetricsAtAlignedThinnedSteps) {
       store.put_metrics(t.hash, 0, step, {{"train_loss", 1.0 / step}, {"compute_s", 0.1}});
     o.trials.push_back(*store.trial(t.hash));
   }
-  o.verdict = claims::evaluate(claim, o.trials);
+  o.verdict = claims::evaluate(o.claim, o.trials);
   write_report(home.path(), q, "quick", {o}, store, "");
   // (Gzipped: the committed reports' curves were 35 MB plain.)
   EXPECT_FALSE(std::filesystem::exists(home.file("results/reports/quick/q035/curves_long.csv")));
@@ -554,12 +560,8 @@ TEST(Report, CurvesListEveryTrialWithTheEvaluationsItRecorded) {
   Question q;
   q.number = 70;
   q.text = "clipping";
-  json claim = json::parse(
-      R"({"id": "q70.t", "statement": "s", "config": "configs/clip.json",
-    "test": {"kind": "threshold", "metric": "test_acc", "threshold": 0.0, "direction": 1}})");
-  ClaimOutcome o;
-  o.claim = claim;
-  o.resolved_config = {{"description", "two LRs, the larger diverging at once"}};
+  ClaimOutcome o = threshold_outcome("q70.t", "configs/clip.json", "test_acc",
+                                     "two LRs, the larger diverging at once");
   for (int i = 0; i < 4; ++i) {
     TrialRecord t;
     t.hash = "c" + std::to_string(i) + std::string(20, '0');
@@ -575,7 +577,7 @@ TEST(Report, CurvesListEveryTrialWithTheEvaluationsItRecorded) {
         store.put_metrics(t.hash, 0, step, {{"train_loss", 1.0 / step}, {"test_acc", 0.8}});
     o.trials.push_back(*store.trial(t.hash));
   }
-  o.verdict = claims::evaluate(claim, o.trials);
+  o.verdict = claims::evaluate(o.claim, o.trials);
   const std::string python = plot_python();
   write_report(home.path(), q, "quick", {o}, store, python);
   const json meta = json::parse(slurp(home.file("results/reports/quick/q070/curves_clip.json")));
