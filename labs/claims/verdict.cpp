@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <set>
 #include <sstream>
@@ -286,7 +287,10 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
       const double l = std::log10(best_x);
       return l - std::clamp(l, std::log10(lo), std::log10(hi));
     }
-    if (t.kind == "correlate") return kendall_tau(xs, ys);
+    if (t.kind == "correlate")  // (one x, a lone trial drawn again and again: says nothing)
+      return std::adjacent_find(xs.begin(), xs.end(), std::not_equal_to<>()) == xs.end()
+                 ? double(NAN)
+                 : kendall_tau(xs, ys);
     return mean(ys) - t.threshold;
   };
   std::vector<std::vector<int>> identity;
@@ -324,10 +328,12 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     for (size_t g = 0; g < groups.size(); ++g) sizes[g] = int(units[g].size());
   auto resampled = [&](const std::vector<std::vector<int>>& pick) {
     if (!by_seed) return statistic(pick);
-    std::vector<std::vector<int>> trials(pick.size());
-    for (size_t g = 0; g < pick.size(); ++g)
+    std::vector<std::vector<int>> trials(pick);   // (a within's range trials, after the groups,
+    for (size_t g = 0; g < groups.size(); ++g) {  // stay as drawn)
+      trials[g].clear();
       for (int u : pick[g])
         for (int i : units[g][size_t(u)]) trials[g].push_back(i);
+    }
     return statistic(trials);
   };
   std::string seeds_note;
@@ -406,11 +412,12 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   // taken as well, centred on the effect, and of the two the wider end on each side.
   if (t.kind == "correlate" && by_seed) {
     std::vector<double> taus;
-    for (const auto& unit : units[0]) {
+    for (const auto& unit : units[0]) {  // (a seed of one trial, or of one x, has no tau)
       std::vector<double> xs, ys;
       for (int i : unit)
         xs.push_back(groups[0][size_t(i)]->x), ys.push_back(groups[0][size_t(i)]->y);
-      if (const double tau = kendall_tau(xs, ys); std::isfinite(tau)) taus.push_back(tau);
+      if (std::adjacent_find(xs.begin(), xs.end(), std::not_equal_to<>()) != xs.end())
+        taus.push_back(kendall_tau(xs, ys));
     }
     const Interval s = student_t_interval(taus, t.bootstrap.level);
     const double shift = v.effect - mean(taus);

@@ -749,14 +749,25 @@ constexpr std::pair<const char*, const char*> kLabSections[] = {
 
 }  // namespace
 
+bool lab_section(const std::string& key) {
+  const std::string section = key.substr(0, key.find('.'));
+  for (const auto& [own, owner] : kLabSections)
+    if (section == own) return true;
+  return false;
+}
+
 bool lab_reads(const std::string& lab, const std::string& key) {
   const std::string section = key.substr(0, key.find('.'));
   for (const auto& [own, owner] : kLabSections)
     if (section == own) return lab == owner;
-  // The implicit lab's linear model reads its section only.
-  if (lab == "implicit")
+  // The implicit lab's linear model reads its section only, and from /train how its runs run.
+  if (lab == "implicit") {
     for (const char* s : {"data", "model", "optim", "schedule", "measure"})
       if (section == s) return false;
+    const auto& run_only = run_only_train_keys();
+    return section != "train" || key == "train" ||
+           std::find(run_only.begin(), run_only.end(), key.substr(6)) != run_only.end();
+  }
   // The range test reads from /train only how a step is taken.
   if (lab == "lr_range") {
     static const std::set<std::string> read = {"batch_size", "loss",       "class_weights",
@@ -983,28 +994,21 @@ ResolvedConfig resolve(json doc, const std::string& source, const std::string& p
     fail(source, "/seed", doc["seed"],
          "trials take their seeds from \"seeds\": a count (seeds 0..n-1) or a list, e.g. "
          "\"seeds\": [" + doc["seed"].dump() + "]");
-  // The implicit lab's linear model reads its section only: the training sections would be
-  // read by nothing (their defaults are filled in all the same).
-  if (doc.value("lab", json()) == "implicit") {
-    auto unread = [](const std::string& key) { return !lab_reads("implicit", key); };
-    for (const auto& [key, value] : doc.items())
-      if (unread(key))
-        fail(source, "/" + key, json(json::value_t::discarded),
-             "the implicit lab reads only /implicit and /seeds; this section would do nothing");
-    if (doc.contains("sweep") && doc["sweep"].is_object())
-      for (const auto& [axis, values] : doc["sweep"].items())
-        if (unread(axis))
-          fail(source, "/sweep/" + axis, json(json::value_t::discarded),
-               "the implicit lab reads only /implicit and /seeds; this axis would do nothing");
-  }
-  // The range test runs range.steps steps at a rising LR: from /train it reads only how a step
-  // is taken; how long to train, evaluations, stopping, a schedule and measures would do nothing.
-  if (doc.value("lab", json()) == "lr_range") {
+  // The implicit lab's linear model reads its section only, and the range test runs range.steps
+  // steps at a rising LR, reading from /train only how a step is taken: the other training keys
+  // and sections would be read by nothing (their defaults are filled in all the same). (Another
+  // lab's section is named as such by validate_and_fill.)
+  if (const json lab = doc.value("lab", json()); lab == "implicit" || lab == "lr_range") {
     const std::string why =
-        "the lr_range lab runs /range/steps steps at a rising LR and reads from /train only "
-        "batch_size, loss, class_weights, order, tf32 and threads (no schedule, no measures); "
-        "this ";
-    auto unread = [](const std::string& key) { return !lab_reads("lr_range", key); };
+        lab == "implicit"
+            ? "the implicit lab reads only /implicit and /seeds (and from /train only how its runs "
+              "run: device, threads); this "
+            : "the lr_range lab runs /range/steps steps at a rising LR and reads from /train only "
+              "batch_size, loss, class_weights, order, tf32 and threads (no schedule, no "
+              "measures); this ";
+    auto unread = [&](const std::string& key) {  // a dotted key or a section
+      return !lab_reads(lab.get<std::string>(), key) && !lab_section(key);
+    };
     for (const auto& [key, value] : doc.items()) {
       if (key == "train" && value.is_object()) {
         for (const auto& [k, v] : value.items())

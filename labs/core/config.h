@@ -67,6 +67,8 @@ void validate_and_fill(json& config, const std::string& source);
 // sections of other labs, and for the implicit and lr_range labs the training keys they ignore,
 // are refused in a config (their defaults are filled in all the same).
 bool lab_reads(const std::string& lab, const std::string& key);
+// Whether `key` is in (or is) a section only one lab reads: range, lottery, implicit.
+bool lab_section(const std::string& key);
 
 // A resolved config as `empiric config` prints it: every key its lab reads, defaults included,
 // and no other; a file holding it resolves to the same trials.

@@ -380,7 +380,7 @@ std::string cuda_graph_blocker(const json& cfg, const torch::Device& device) {
 std::string failure_text(const std::exception& e) {
   const std::string what = e.what();
   if (const std::string memory = out_of_memory_text(e); !memory.empty())
-    return "out of memory: " + memory + " (" + kTooLarge + ")";
+    return "out of memory: " + memory.substr(0, 500) + " (" + kTooLarge + ")";
   return what.substr(0, std::min<size_t>(what.find('\n'), 500));
 }
 

@@ -469,6 +469,47 @@ TEST(Verdict, WithinSaysWhereTheBestXLiesAgainstARange) {
   EXPECT_NE(crossed.reason.find("is empty"), std::string::npos) << crossed.reason;
 }
 
+TEST(Verdict, AWithinOfSeveralTrialsPerSeedResamplesItsRangeToo) {
+  // Seeds resampled at each x (two trials a seed: a second swept axis), and the range's own 3
+  // trials resampled after them: the resampling read one group past the x's (a crash).
+  std::vector<Observation> sweep;
+  for (double x : {0.01, 0.1, 1.0})
+    for (int seed = 0; seed < 3; ++seed)
+      for (int cell = 0; cell < 2; ++cell) {
+        Observation o{x, (x == 0.1 ? 0.9 : 0.5) + 0.01 * seed + 0.001 * cell};
+        o.pair = seed;
+        sweep.push_back(o);
+      }
+  ClaimTest t = make("within", +1, 0.0);
+  t.bound_lo = {0.02, 0.03, 0.04};
+  t.bound_hi = {0.3, 0.4, 0.5};
+  t.lo = 0.03, t.hi = 0.4;
+  const Verdict v = evaluate_claim(t, sweep);
+  EXPECT_EQ(v.verdict, "supported") << v.reason;
+  EXPECT_NE(v.reason.find("resampled by seed (3 seeds at each x"), std::string::npos) << v.reason;
+}
+
+TEST(Verdict, ASeedOfOneTrialGivesACorrelationNoTauOfZero) {
+  // Its tau over no pairs read 0 and entered the seeds' t interval: one such seed beside three
+  // that agreed at +0.6 turned "supported" into [0, 1].
+  std::vector<Observation> obs;
+  std::mt19937_64 rng(5);
+  std::normal_distribution<double> noise(0.0, 0.3);
+  for (int seed = 0; seed < 3; ++seed)
+    for (int cell = 0; cell < 8; ++cell) {
+      Observation o{double(cell), double(cell) + 3 * noise(rng)};
+      o.pair = seed;
+      obs.push_back(o);
+    }
+  const Verdict three = evaluate_claim(make("correlate", +1, 0.0), obs);
+  ASSERT_EQ(three.verdict, "supported") << three.reason;
+  Observation lone{4.0, 4.0};
+  lone.pair = 3;
+  obs.push_back(lone);
+  const Verdict four = evaluate_claim(make("correlate", +1, 0.0), obs);
+  EXPECT_EQ(four.verdict, "supported") << four.reason;
+}
+
 TEST(Verdict, WithinMeasuresOnXsOwnScaleWhereAnXIsZeroAndNeedsTwoX) {
   // Weight decay 0 is best: on a log scale its distance is -inf, and resamples that chose it
   // were dropped; on x's own scale it lies 0.001 below [0.001, 0.1].

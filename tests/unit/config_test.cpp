@@ -536,13 +536,24 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
       {json::parse(R"({"lab": "implicit", "implicit": {}, "optim": {"lr": 0.5}})"),
        {},
        "",
-       "lab.json: /optim: the implicit lab reads only /implicit and /seeds; this section would "
-       "do nothing"},
+       "lab.json: /optim: the implicit lab reads only /implicit and /seeds (and from /train "
+       "only how its runs run: device, threads); this section would do nothing"},
       {json::parse(R"({"lab": "implicit", "sweep": {"data.n_train": [8, 16]}})"),
        {},
        "",
-       "lab.json: /sweep/data.n_train: the implicit lab reads only /implicit and /seeds; this "
-       "axis would do nothing"},
+       "lab.json: /sweep/data.n_train: the implicit lab reads only /implicit and /seeds (and "
+       "from /train only how its runs run: device, threads); this axis would do nothing"},
+      // Nor how long to train: a training key was read by nothing (and printed by `config`).
+      {json::parse(R"({"lab": "implicit", "implicit": {}, "train": {"epochs": 3}})"),
+       {},
+       "",
+       "lab.json: /train/epochs = 3: the implicit lab reads only /implicit and /seeds"},
+      // Another lab's section is named as such, not as a section the range test ignores.
+      {with(R"({"lab": "lr_range", "range": {}, "train": {"epochs": null}, "lottery": {}})"),
+       {},
+       "",
+       "lab.json: /lottery: this section applies only when /lab is \"lottery\" (it is "
+       "\"lr_range\")"},
       {json::parse(R"({"lab": "implicit", "implicit": {"problem": "separable", "margin": 5}})"),
        {},
        "",
