@@ -22,7 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 
 def floats(rows, key):
@@ -66,6 +66,10 @@ def plot(meta, rows, path):
         # looked like they carried it while the rest sat squeezed together.
         if kind == "correlate" and xs and min(xs) > 0 and max(xs) / min(xs) > 8:
             ax.set_xscale("log")
+            # 1, 2, 5 a decade, written plainly (matplotlib labelled every minor tick, overlapping).
+            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            ax.xaxis.set_minor_formatter(NullFormatter())
         out = [float(r["x"]) for r in rows if r["status"] == "diverged" and math.isnan(float(r["y"] or "nan"))]
         if out and kind != "correlate":
             low = min(ys) - 0.06 * ((max(ys) - min(ys)) or 1.0) if ys else 0.0
