@@ -270,8 +270,8 @@ void write_curves(std::ostream& md, const fs::path& dir, const std::vector<Claim
     // Gzipped: plain, the curves were 35 MB of the committed reports' 54 (13x smaller so).
     write_file_whole((dir / (base + ".csv.gz")).string(), gzipped(csv.str()));
     // A trial a line (indented whole, the list ran to 2,900 lines for one config).
-    json listed = json::array();
-    std::swap(listed, meta["trials"]);
+    const json listed = meta["trials"];
+    meta.erase("trials");
     std::string text = meta.dump(2);
     text.erase(text.rfind('\n'));  // (the closing brace's line)
     text += ",\n  \"trials\": [";

@@ -580,7 +580,14 @@ TEST(Report, CurvesListEveryTrialWithTheEvaluationsItRecorded) {
   o.verdict = claims::evaluate(o.claim, o.trials);
   const std::string python = plot_python();
   write_report(home.path(), q, "quick", {o}, store, python);
-  const json meta = json::parse(slurp(home.file("results/reports/quick/q070/curves_clip.json")));
+  const std::string text = slurp(home.file("results/reports/quick/q070/curves_clip.json"));
+  EXPECT_EQ(text.find("\"trials\""), text.rfind("\"trials\"")) << text;  // (once: no [] first)
+  EXPECT_NE(
+      text.find(
+          "\n    {\"evaluations\":3,\"label\":\"lr=0.1\",\"seed\":0,\"status\":\"finished\"},\n"),
+      std::string::npos)
+      << text;  // a trial a line
+  const json meta = json::parse(text);
   ASSERT_EQ(meta["trials"].size(), 4u);
   int curveless = 0;
   for (const auto& t : meta["trials"]) {
