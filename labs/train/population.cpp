@@ -935,10 +935,19 @@ int population_limit(const json& cfg, const torch::Device& device, int jobs, int
 
 int population_limit(const std::vector<const json*>& cfgs, const torch::Device& device, int jobs,
                      int64_t available, const std::string& source, std::string* why) {
-  const auto own = std::find_if(cfgs.begin(), cfgs.end(),
-                                [](const json* c) { return !seed_independent_data((*c)["data"]); });
-  return population_limit(own == cfgs.end() ? *cfgs.at(0) : **own, device, jobs, available, source,
-                          why);
+  // The largest of the data sets drawn per seed decides, read from the config without loading
+  // it: an image set's examples kept (all of them without train_subset), a synthetic task's
+  // examples times its features.
+  auto size_of = [](const json& d) -> double {
+    if (image_data(d)) return d["train_subset"] == 0 ? 1e18 : d["train_subset"].get<double>();
+    return (d.value("n_train", 0.0) + d.value("n_test", 0.0)) * std::max(1.0, d.value("dim", 1.0));
+  };
+  const json* largest = nullptr;
+  for (const json* c : cfgs)
+    if (!seed_independent_data((*c)["data"]) &&
+        (!largest || size_of((*c)["data"]) > size_of((*largest)["data"])))
+      largest = c;
+  return population_limit(largest ? *largest : *cfgs.at(0), device, jobs, available, source, why);
 }
 
 std::vector<std::vector<size_t>> group_population(const std::vector<json>& cfgs, int limit) {

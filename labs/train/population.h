@@ -58,8 +58,9 @@ int64_t population_memory_available(const torch::Device& device);
 // When memory lowered the limit, `why` (if given) says so in one line.
 int population_limit(const json& cfg, const torch::Device& device, int jobs, int64_t available,
                      const std::string& source, std::string* why = nullptr);
-// The same for a sweep's trials: the first whose members each have a data set of their own
-// decides (a sweep of label noise 0 first and then 0.1 had no limit at all).
+// The same for a sweep's trials: of those whose members each have a data set of their own, the
+// one with the largest (by its config) decides (a sweep of label noise 0 first and then 0.1 had
+// no limit at all; one of train_subset 1,000 first set the limit for the full set after it).
 int population_limit(const std::vector<const json*>& cfgs, const torch::Device& device, int jobs,
                      int64_t available, const std::string& source, std::string* why = nullptr);
 

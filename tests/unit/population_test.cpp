@@ -816,6 +816,12 @@ TEST(Population, AutoOnACpuTakesNoMoreMembersThanTheirDataSetsFitInMemory) {
   // decide (the first one's data said "no limit").
   EXPECT_EQ(population_limit({&shared, &shared, &cfg}, torch::kCPU, 1, six, "t.json"), 4);
   EXPECT_EQ(population_limit({&shared, &shared}, torch::kCPU, 1, six, "t.json"), 16);
+  // Of the per-seed data sets the largest decides: a small subset first set the limit for the
+  // whole set after it.
+  json small = cfg;
+  small["data"]["train_subset"] = 100;
+  EXPECT_EQ(population_limit({&small, &cfg}, torch::kCPU, 1, six, "t.json"), 4);
+  EXPECT_GT(population_limit({&small}, torch::kCPU, 1, six, "t.json"), 4);
   EXPECT_EQ(population_members_fitting(bytes, six), 4);
 }
 
