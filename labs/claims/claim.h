@@ -41,7 +41,7 @@
 // Metrics are looked up in a trial's summary, then its measures (a top Hessian eigenvalue whose
 // power iteration did not converge, hessian_top_converged false, is missing); "diverged" (1 for a
 // diverged trial, else 0) and "failed" (diverged, or a final training loss no better than chance,
-// within kChanceTolerance of it;
+// within kChanceTolerance of it or within what the class frequencies alone gain, (K - 1) / N;
 // for a regression, which has no chance level, diverged) are defined for every trial that
 // recorded a training loss, and "<split>_error" is 1 - "<split>_acc".
 #pragma once

@@ -1267,6 +1267,18 @@ TEST(Claim, FailedMeansDivergedOrNoBetterThanChance) {
   // 2.29, half a percent below, is counted as learning a little.
   EXPECT_EQ(failed_at(2.3016), 1.0);
   EXPECT_EQ(failed_at(2.29), 0.0);
+  // On 1,000 examples the class frequencies alone sit about 0.0045 below ln 10: zero-initialized
+  // networks that learned only them ended at 2.2960 to 2.3000 (test accuracy 0.100).
+  auto failed_on = [](double loss, double examples) {
+    return metric_value(record("finished", json::object(),
+                               {{"train_loss", loss},
+                                {"chance_loss", std::log(10.0)},
+                                {"data", {{"train", examples}}}}),
+                        "failed");
+  };
+  EXPECT_EQ(failed_on(2.2960, 1000), 1.0);
+  EXPECT_EQ(failed_on(2.2960, 55000), 0.0);  // (0.00016 there: the 0.1 % band decides)
+  EXPECT_EQ(failed_on(2.29, 1000), 0.0);
 }
 
 TEST(Verdict, PeakFindsARiseAndFallAndRefutesAMonotoneCurve) {
