@@ -317,9 +317,18 @@ std::vector<TrialRecord> of_preset(const Context& ctx, std::vector<TrialRecord> 
   for (const auto& t : trials) {
     if (hashes.count(t.config_file)) continue;
     auto& set = hashes[t.config_file];
+    // As stored, else from --home (a relative path; or configs/NAME, for a store made in another
+    // checkout or machine, whose absolute path is not here): the hashes tell a stranger apart.
     std::string path = t.config_file;
-    if (!std::filesystem::exists(path) && std::filesystem::path(path).is_relative())
-      path = ctx.home + "/" + path;
+    if (!std::filesystem::exists(path)) {
+      const std::string relative = ctx.home + "/" + path,
+                        named = ctx.home + "/configs/" +
+                                std::filesystem::path(path).filename().string();
+      if (std::filesystem::path(path).is_relative() && std::filesystem::exists(relative))
+        path = relative;
+      else if (std::filesystem::exists(named))
+        path = named;
+    }
     try {
       for (const auto& e : expand_trials(resolve_config(path, preset, {}))) set.insert(e.hash);
     } catch (const UserError& e) {

@@ -149,6 +149,25 @@ TEST(Cli, ResultsOfOnePresetAreTheTrialsItsConfigMakesWithIt) {
   EXPECT_NE(none.err.find("not listed: " + cfg + "'s trials ("), std::string::npos) << none.err;
   EXPECT_NE(none.err.find("no such preset"), std::string::npos) << none.err;
   EXPECT_NE(none.out.find("0 trials"), std::string::npos) << none.out;
+  // A store made in another checkout names a config path that is not here: the config of that
+  // name under --home is read (its hashes tell whether it is the same config).
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(dir.file("r.db").c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, "UPDATE trials SET config_file = '/elsewhere/configs/lab.json'",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+    std::filesystem::create_directories(dir.file("home/configs"));
+    std::filesystem::copy_file(cfg, dir.file("home/configs/lab.json"));
+    const std::string out = dir.file("moved.txt");
+    ASSERT_EQ(std::system((std::string(EMPIRIC_BINARY) + " --home " + dir.file("home") + " --db " +
+                           dir.file("r.db") + " results --format csv --preset quick > " + out)
+                              .c_str()),
+              0);
+    const std::string moved = slurp(out);
+    EXPECT_EQ(std::count(moved.begin(), moved.end(), '\n') - 1, 1) << moved;
+  }
 }
 
 TEST(Sweep, APopulationStoresEveryMemberAsTheTrialItWouldBeAlone) {
