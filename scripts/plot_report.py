@@ -66,9 +66,11 @@ def plot(meta, rows, path):
         # looked like they carried it while the rest sat squeezed together.
         if kind == "correlate" and xs and min(xs) > 0 and max(xs) / min(xs) > 8:
             ax.set_xscale("log")
-            # 1, 2, 5 a decade, written plainly (matplotlib labelled every minor tick, overlapping).
-            ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            # Over two decades at most, 1, 2, 5 a decade written plainly (matplotlib labelled
+            # every minor tick, overlapping); wider, its own decades.
+            if max(xs) / min(xs) <= 100:
+                ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+                ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
             ax.xaxis.set_minor_formatter(NullFormatter())
         out = [float(r["x"]) for r in rows if r["status"] == "diverged" and math.isnan(float(r["y"] or "nan"))]
         if out and kind != "correlate":
@@ -255,11 +257,18 @@ def plot_curves(meta, rows, path):
     # Each label's trials and divergences from the report's list, which has the trials that
     # diverged before their first evaluation (no curve: a legend that counted curves said 3 of 9
     # where 4 of 10 diverged, and an arm whose every seed diverged vanished).
-    counts = {}
+    counts, failed = {}, {}
     for t in meta.get("trials", []):
         n, d = counts.get(t["label"], (0, 0))
         counts[t["label"]] = (n + 1, d + (t["status"] == "diverged"))
-    curveless = {lb: n for lb, (n, d) in counts.items() if n == d and lb not in statuses}
+        failed[t["label"]] = failed.get(t["label"], 0) + (t["status"] == "failed")
+    # Arms with no curve at all: every trial diverged before an evaluation, or failed.
+    curveless = {}
+    for lb, (n, d) in counts.items():
+        if lb not in statuses:
+            what = [f"{k} {word}" for k, word in ((d, "diverged before an evaluation"),
+                                                   (failed[lb], "failed with an error")) if k]
+            curveless[lb] = f"all {n}: " + ", ".join(what) if what else f"all {n}: no evaluation"
     # A mean over the steps since the evaluation before estimates the loss halfway through them:
     # drawn at the window's end, a long window would lag a short one and draw a false step.
     for by_seed in series.get("train_loss_recent", {}).values():
@@ -289,6 +298,15 @@ def plot_curves(meta, rows, path):
             names = tuple(n for n in names if n != "lr")
     panels = [n for n in names if n in series]
     if not panels:
+        # Every trial ended before an evaluation: the report links a figure, which says so.
+        fig, ax = plt.subplots(figsize=(6, 2.4), dpi=110)
+        ax.axis("off")
+        lines = [f"{lb or 'all'}: {what}" for lb, what in sorted(curveless.items())] or ["no evaluations"]
+        ax.text(0.02, 0.9, "no curve to draw: every trial ended before an evaluation\n" + "\n".join(lines[:12]),
+                va="top", fontsize=8, transform=ax.transAxes)
+        ax.set_title(meta["config"], fontsize=9)
+        fig.savefig(path)
+        plt.close(fig)
         return
     labels = sorted(set(lb for n in panels for lb in series[n]) | set(curveless), key=natural)
     # Many runs varying on two or more axes: one row per value of the first axis, so that each
@@ -323,7 +341,7 @@ def plot_curves(meta, rows, path):
                          counts.get(lb))
                 elif lb in curveless:  # named in the legend, with nothing to draw
                     ax.plot([], [], color=color, marker="x", linestyle="none",
-                            label=f"{short or 'all'} (all {curveless[lb]} diverged before an evaluation)")
+                            label=f"{short or 'all'} ({curveless[lb]})")
             ax.set_xlabel("step (log scale)" if log_x and not implicit else "step")
             ax.set_ylabel("train loss (steps since last eval)" if name == "train_loss_recent" else name)
             if log_y:
@@ -339,10 +357,10 @@ def plot_curves(meta, rows, path):
                 ax.set_title(head, fontsize=8)
         grid[row][-1].legend(fontsize=6, loc="best")
     thinned = meta.get("stride", 1) > 1
-    fig.suptitle(meta["config"] + " (solid: mean over the seeds that ran to the end, band: their min "
-                 "to max; dashed: a seed that stopped early" +
-                 (f"; one evaluation in {meta['stride']} drawn" if thinned else "") + ")", fontsize=8)
-    fig.tight_layout(rect=below_title(fig))
+    fig.suptitle(meta["config"] + "\nsolid: mean over the seeds that ran to the last step, band: their min to "
+                 "max; dashed: a seed that stopped before them" +
+                 (f"; one evaluation in {meta['stride']} drawn" if thinned else ""), fontsize=8)
+    fig.tight_layout(rect=below_title(fig, 0.4))
     fig.savefig(path)
     plt.close(fig)
 
