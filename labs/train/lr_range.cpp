@@ -35,11 +35,14 @@ LrRangeSuggestion suggest_lr_range(const std::vector<double>& lrs,
   // point toward the flat side, by up to its width (a review's noiseless curve with its minimum
   // at 0.1 read 0.039 to 0.059; the causal average's, 0.104 to 0.113). docs/RESULTS.md (Q35)
   // gives other readings of the stored curves.
+  // (The step that crossed it is left out too: its one exploded loss, 1,240 against a minimum
+  // near 1, carried back by the backward average over some 60 steps, read an SGD range's end at
+  // 0.120 where the same seed's curve without it reads 0.206.)
   size_t m = s.smoothed.size();
   double low = s.smoothed[0];
   for (size_t i = 1; i < m; ++i) {
     if (s.smoothed[i] > stop_factor * low) {
-      m = i + 1;
+      m = i;
       break;
     }
     low = std::min(low, s.smoothed[i]);

@@ -72,6 +72,28 @@ TEST(LrRange, WithoutNoiseTheMinimumNeverPrecedesTheStabilityEdge) {
   EXPECT_DOUBLE_EQ(smooth.smoothed.front(), run.losses.front());
 }
 
+TEST(LrRange, TheLossThatStoppedTheTestDoesNotMoveTheSuggestion) {
+  // A V of losses over 300 steps, then the step that blows up: its loss, however large, is past
+  // the test's end. Carried back by the backward average it moved the range's end by ~60 steps.
+  std::vector<double> lrs, losses;
+  for (int i = 0; i < 300; ++i) {
+    lrs.push_back(range_test_lr(1e-4, 10.0, i, 400));
+    losses.push_back(1.0 + std::abs(i - 200) / 100.0);
+  }
+  lrs.push_back(range_test_lr(1e-4, 10.0, 300, 400));
+  auto with_stop = [&](double exploded) {
+    std::vector<double> l = losses;
+    l.push_back(exploded);
+    return suggest_lr_range(lrs, l, 0.9);
+  };
+  const auto mild = with_stop(100.0), wild = with_stop(1e6);
+  ASSERT_TRUE(mild.valid && wild.valid);
+  EXPECT_EQ(mild.min_step, wild.min_step);
+  EXPECT_EQ(mild.lr_min_loss, wild.lr_min_loss);
+  EXPECT_EQ(mild.centred.size(), 300u);  // (the curve read ends before the step that stopped it)
+  EXPECT_NEAR(double(wild.min_step), 200.0, 3.0);
+}
+
 TEST(LrRange, TheSmoothedSuggestionHasNoLag) {
   // A V of losses, lowest at step 200 of 400, with a little noise: the loss there was taken
   // after the update at lrs[199], where the range ends. The causal average alone lagged by ~9
