@@ -214,7 +214,11 @@ class Chain {
     const json& cfg0 = dense_->config;
     seed_ = cfg0.value("seed", 0);
     dir_ = fs::path(artifact_dir) / lottery_chain_key(cfg0);
-    fs::create_directories(dir_);
+    std::error_code ec;
+    fs::create_directories(dir_, ec);
+    if (ec)
+      throw UserError(dir_.string() + ": cannot create the chain's artifacts folder (" +
+                      ec.message() + "); allowed: a writable folder beside the store (--db)");
     // Seeded draws from torch's global generator, as run_trial makes them: under the lock that
     // keeps another worker's (--jobs) from interleaving.
     std::lock_guard<std::mutex> lock(init_mutex());

@@ -42,11 +42,15 @@ namespace {
 // A store's checkpoints: beside it, in a folder of its own, so that two stores in one folder do
 // not resume each other's killed trials (results/checkpoints for empiric.db, checkpoints-NAME
 // for NAME.db).
-std::string checkpoint_dir(const std::string& db) {
+// A folder of the store's own beside it: KIND for the default results/empiric.db, KIND-NAME for a
+// store NAME.db, so two stores in one folder never read each other's checkpoints or artifacts.
+std::string beside_store(const std::string& db, const std::string& kind) {
   const std::filesystem::path p(db);
   const std::string stem = p.stem().string();
-  return (p.parent_path() / (stem == "empiric" ? "checkpoints" : "checkpoints-" + stem)).string();
+  return (p.parent_path() / (stem == "empiric" ? kind : kind + "-" + stem)).string();
 }
+
+std::string checkpoint_dir(const std::string& db) { return beside_store(db, "checkpoints"); }
 
 // Evaluations of a running trial not yet in the store.
 struct PendingMetrics {
@@ -323,8 +327,14 @@ int run_config(const Context& ctx, const RunOptions& o) {
   std::atomic<int> elsewhere{0};  // pending trials another empiric is running on this store
   std::string elsewhere_by;       // which (under store_mu)
   std::exception_ptr user_error;
-  const std::string artifact_dir =
-      (std::filesystem::path(ctx.db).parent_path() / "artifacts").string();
+  const std::string artifact_dir = beside_store(ctx.db, "artifacts");
+  if (lottery) {
+    std::error_code ec;
+    std::filesystem::create_directories(artifact_dir, ec);
+    if (ec)
+      throw UserError(artifact_dir + ": cannot create the lottery chains' artifacts folder (" +
+                      ec.message() + "); allowed: a writable folder beside the store (--db)");
+  }
 
   const bool checkpoints = resolved.config["train"]["checkpoint"].get<bool>();
   // A trial's own checkpoint ("" without checkpoints).

@@ -660,6 +660,29 @@ json small_chain() {
   })");
 }
 
+TEST(Sweep, ALotteryStoreKeepsItsArtifactsBesideItAndAnUnusableFolderIsNamed) {
+  // Every store in a folder shared artifacts/, and one that could not be made was an internal
+  // error (exit 3) where the checkpoint folder's was named.
+  testing::TempDir dir;
+  json doc = small_chain();
+  doc["lottery"] = {{"rounds", 1}};
+  const std::string cfg = dir.write("lab.json", doc.dump());
+  ASSERT_EQ(empiric(dir, "run " + cfg + " --no-progress").code, 0);
+  EXPECT_TRUE(std::filesystem::is_directory(dir.file("artifacts-r")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("artifacts")));
+  dir.write("artifacts-x", "a file where the folder goes");
+  const std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + EMPIRIC_SOURCE_DIR + " --db " +
+                          dir.file("x.db") + " run " + cfg + " --no-progress 2> " +
+                          dir.file("x.txt");
+  const int status = std::system(cmd.c_str());
+  EXPECT_EQ(WEXITSTATUS(status), 2);
+  const std::string err = slurp(dir.file("x.txt"));
+  EXPECT_NE(
+      err.find(dir.file("artifacts-x") + ": cannot create the lottery chains' artifacts folder ("),
+      std::string::npos)
+      << err;
+}
+
 TEST(Sweep, ALotteryShardWithNoChainOfItsOwnRunsNothing) {
   // One chain, two shards: the second has none, and divided by its count of controls (SIGFPE).
   testing::TempDir dir;
