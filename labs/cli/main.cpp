@@ -305,6 +305,10 @@ int main(int argc, char** argv) {
         run_opts.progress = !no_progress && isatty(STDERR_FILENO) && !std::getenv("CI");
         return cli::run_config(ctx, run_opts);
       }
+    } catch (const Interrupted& e) {  // (a child stopped by Ctrl-C: as the signal would end us)
+      std::signal(e.signal(), SIG_DFL);
+      on_interrupt(e.signal());
+      return 128 + e.signal();
     } catch (const UserError& e) {
       std::cerr << "empiric: " << e.what() << "\n";
       return 2;

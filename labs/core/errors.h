@@ -38,6 +38,17 @@ class ConfigError : public UserError {
   std::string allowed_;
 };
 
+// A child the user stopped with Ctrl-C (or a TERM), which a parent inside std::system does not see
+// itself: main ends as the signal would have, with its "interrupted" line.
+class Interrupted : public std::runtime_error {
+ public:
+  explicit Interrupted(int signal) : std::runtime_error("interrupted"), signal_(signal) {}
+  int signal() const { return signal_; }
+
+ private:
+  int signal_;
+};
+
 // Whether `e` is an allocation that failed (std::bad_alloc, or torch's "can't allocate memory" or
 // "out of memory"), and if so what was asked for, as a user reads it: "tried to allocate 71.5 GiB"
 // from torch's CPU allocator's first line (which says where it failed before that), else that

@@ -1,9 +1,11 @@
 #include "report/report.h"
 
 #include <fmt/core.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -686,7 +688,14 @@ std::string write_report(const std::string& home, const Question& q, const std::
                             shell_quoted((fs::path(home) / "scripts" / "plot_report.py").string()) +
                             " " + shell_quoted(dir.string()) + " >/dev/null 2>" +
                             shell_quoted(errors.string());
-    plots_ok = std::system(cmd.c_str()) == 0;
+    const int status = std::system(cmd.c_str());
+    // Ctrl-C while the plots were drawn stopped the script (std::system ignores it here): the
+    // command stops too, as it would have, rather than call half the figures a report.
+    for (const int sig : {SIGINT, SIGTERM})
+      if ((WIFSIGNALED(status) && WTERMSIG(status) == sig) ||
+          (WIFEXITED(status) && WEXITSTATUS(status) == 128 + sig))
+        throw Interrupted(sig);
+    plots_ok = status == 0;
     std::ifstream in(errors);
     for (std::string line; std::getline(in, line);)
       if (!line.empty()) why = line;

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "claims/claim.h"
+#include "core/errors.h"
 #include "support/temp_dir.h"
 
 namespace empiric {
@@ -248,6 +249,28 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   EXPECT_NE(slurp(home.file("err.txt")).find("claim_q00_broken.png"), std::string::npos)
       << slurp(home.file("err.txt"));
   EXPECT_TRUE(std::filesystem::exists(dir + "/claim_q99_t.png"));  // drawn after the broken one
+}
+
+TEST(Report, CtrlCWhileThePlotsAreDrawnStopsTheCommand) {
+  // The script died of Ctrl-C, std::system ignored it in empiric, and the report said 0-2 of 4
+  // figures were a report, exit 0.
+  testing::TempDir home;
+  Store store = report_home(home);
+  Question q;
+  q.number = 9;
+  q.text = "stopped";
+  ClaimOutcome o = threshold_outcome("q9.t", "configs/x.json", "test_acc", "one trial");
+  o.trials.push_back(stored(store, "i0", 0, json::object(), {{"test_acc", 0.5}}));
+  o.verdict = claims::evaluate(o.claim, o.trials);
+  for (const char* exit_by : {"exit 130", "kill -INT $$", "exit 143"}) {
+    const std::string python = home.file("python");
+    std::ofstream(python) << "#!/bin/sh\n" << exit_by << "\n";
+    std::filesystem::permissions(python, std::filesystem::perms::owner_all);
+    EXPECT_THROW(write_report(home.path(), q, "quick", {o}, store, python), Interrupted) << exit_by;
+  }
+  const std::string python = home.file("python");
+  std::ofstream(python) << "#!/bin/sh\nexit 1\n";  // a plot that failed is no interrupt
+  EXPECT_NO_THROW(write_report(home.path(), q, "quick", {o}, store, python));
 }
 
 TEST(Report, SweptValuesReadWithEveryDigitAndShortRunsInTenthsOfASecond) {
