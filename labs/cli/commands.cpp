@@ -314,6 +314,8 @@ namespace {
 std::vector<TrialRecord> of_preset(const Context& ctx, std::vector<TrialRecord> trials,
                                    const std::string& preset) {
   std::map<std::string, std::set<std::string>> hashes;  // config file -> its trials' hashes
+  int resolved = 0;
+  std::string first_error;
   for (const auto& t : trials) {
     if (hashes.count(t.config_file)) continue;
     auto& set = hashes[t.config_file];
@@ -331,10 +333,16 @@ std::vector<TrialRecord> of_preset(const Context& ctx, std::vector<TrialRecord> 
     }
     try {
       for (const auto& e : expand_trials(resolve_config(path, preset, {}))) set.insert(e.hash);
+      ++resolved;
     } catch (const UserError& e) {
+      if (first_error.empty()) first_error = e.what();
       fmt::print(stderr, "not listed: {}'s trials ({})\n", t.config_file, e.what());
     }
   }
+  // A preset no config has (a typo) is bad input, not an empty answer.
+  if (resolved == 0 && !hashes.empty())
+    throw UserError("--preset " + preset +
+                    ": none of the listed trials' configs resolves with it (" + first_error + ")");
   trials.erase(
       std::remove_if(trials.begin(), trials.end(),
                      [&](const TrialRecord& t) { return !hashes[t.config_file].count(t.hash); }),
