@@ -13,6 +13,11 @@ namespace {
 
 constexpr int kMinPerGroup = 3;
 
+// Whether the values are not all one: a correlation over one x has no pairs to order.
+bool varies(const std::vector<double>& v) {
+  return std::adjacent_find(v.begin(), v.end(), std::not_equal_to<>()) != v.end();
+}
+
 std::string fmt_num(double v) {
   std::ostringstream os;
   os.precision(3);
@@ -288,9 +293,7 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
       return l - std::clamp(l, std::log10(lo), std::log10(hi));
     }
     if (t.kind == "correlate")  // (one x, a lone trial drawn again and again: says nothing)
-      return std::adjacent_find(xs.begin(), xs.end(), std::not_equal_to<>()) == xs.end()
-                 ? double(NAN)
-                 : kendall_tau(xs, ys);
+      return varies(xs) ? kendall_tau(xs, ys) : double(NAN);
     return mean(ys) - t.threshold;
   };
   std::vector<std::vector<int>> identity;
@@ -416,8 +419,7 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
       std::vector<double> xs, ys;
       for (int i : unit)
         xs.push_back(groups[0][size_t(i)]->x), ys.push_back(groups[0][size_t(i)]->y);
-      if (std::adjacent_find(xs.begin(), xs.end(), std::not_equal_to<>()) != xs.end())
-        taus.push_back(kendall_tau(xs, ys));
+      if (varies(xs)) taus.push_back(kendall_tau(xs, ys));
     }
     const Interval s = student_t_interval(taus, t.bootstrap.level);
     const double shift = v.effect - mean(taus);

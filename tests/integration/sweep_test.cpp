@@ -490,6 +490,18 @@ bool has_checkpoint(const testing::TempDir& dir, const std::string& folder) {
   return false;
 }
 
+// The store `db`'s one trial of one_checkpointed_trial() trained from step 0, not resumed: every
+// epoch's evaluation is its own.
+void expect_trained_from_the_start(const std::string& db) {
+  Store store(db);
+  const auto trials = store.trials();
+  ASSERT_EQ(trials.size(), 1u);
+  EXPECT_FALSE(trials[0].summary.contains("resumed_from_epoch")) << trials[0].summary.dump();
+  long long evals = 0;
+  for (const auto& m : store.metrics(trials[0].hash)) evals += m.name == "test_acc";
+  EXPECT_EQ(evals, 40);
+}
+
 TEST(Sweep, ForceTrainsAKilledTrialAgainFromItsStartNotFromItsCheckpoint) {
   testing::TempDir dir;
   std::string cfg = dir.write("lab.json", one_checkpointed_trial().dump());
@@ -514,14 +526,7 @@ TEST(Sweep, AnotherStoreInTheSameFolderDoesNotResumeThisOnesKilledTrial) {
                           dir.file("s.db") + " run " + cfg + " --no-progress > " +
                           dir.file("s.txt") + " 2>&1";
   ASSERT_EQ(std::system(cmd.c_str()), 0) << slurp(dir.file("s.txt"));
-  Store other(dir.file("s.db"));
-  const auto trials = other.trials();
-  ASSERT_EQ(trials.size(), 1u);
-  EXPECT_FALSE(trials[0].summary.contains("resumed_from_epoch")) << trials[0].summary.dump();
-  // Every epoch's evaluation is its own, from step 0.
-  long long evals = 0;
-  for (const auto& m : other.metrics(trials[0].hash)) evals += m.name == "test_acc";
-  EXPECT_EQ(evals, 40);
+  expect_trained_from_the_start(dir.file("s.db"));
   // Its checkpoint, kept through its measures, is gone once it is recorded.
   std::error_code ec;
   for (const auto& f : std::filesystem::directory_iterator(dir.file("checkpoints-s"), ec))
@@ -544,13 +549,7 @@ TEST(Sweep, AStoreDeletedSinceDoesNotResumeTheCheckpointItsKilledRunLeft) {
                            "the start"),
             std::string::npos)
       << fresh.err;
-  Store store(dir.file("r.db"));
-  const auto trials = store.trials();
-  ASSERT_EQ(trials.size(), 1u);
-  EXPECT_FALSE(trials[0].summary.contains("resumed_from_epoch")) << trials[0].summary.dump();
-  long long evals = 0;
-  for (const auto& m : store.metrics(trials[0].hash)) evals += m.name == "test_acc";
-  EXPECT_EQ(evals, 40);
+  expect_trained_from_the_start(dir.file("r.db"));
 }
 
 TEST(Sweep, AnInterruptedRunSaysWhatItKeptAndEndsAsInterrupted) {

@@ -65,6 +65,14 @@ TrialRecord stored(Store& store, const std::string& hash, int seed, json config,
   return *store.trial(t.hash);
 }
 
+// A question of the bank, as a report is handed it.
+Question question(int number, const std::string& text) {
+  Question q;
+  q.number = number;
+  q.text = text;
+  return q;
+}
+
 // A threshold claim on `metric` over the trials of `config`, as a report is handed it (trials
 // to be added).
 ClaimOutcome threshold_outcome(const std::string& id, const std::string& config,
@@ -83,9 +91,7 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   testing::TempDir home;
   Store store = report_home(home);
 
-  Question q;
-  q.number = 99;
-  q.text = "How does batch size affect generalization?";
+  const Question q = question(99, "How does batch size affect generalization?");
   json claim = json::parse(
       R"({"id": "q99.t", "statement": "accuracy falls with batch size", "config": "configs/x.json",
     "test": {"kind": "trend", "x": "train.batch_size", "metric": "test_acc", "direction": -1, "min_effect": 0.3}})");
@@ -256,9 +262,7 @@ TEST(Report, CtrlCWhileThePlotsAreDrawnStopsTheCommand) {
   // figures were a report, exit 0.
   testing::TempDir home;
   Store store = report_home(home);
-  Question q;
-  q.number = 9;
-  q.text = "stopped";
+  const Question q = question(9, "stopped");
   ClaimOutcome o = threshold_outcome("q9.t", "configs/x.json", "test_acc", "one trial");
   o.trials.push_back(stored(store, "i0", 0, json::object(), {{"test_acc", 0.5}}));
   o.verdict = claims::evaluate(o.claim, o.trials);
@@ -276,9 +280,7 @@ TEST(Report, CtrlCWhileThePlotsAreDrawnStopsTheCommand) {
 TEST(Report, SweptValuesReadWithEveryDigitAndShortRunsInTenthsOfASecond) {
   testing::TempDir home;
   Store store = report_home(home);
-  Question q;
-  q.number = 9;
-  q.text = "Why momentum?";
+  const Question q = question(9, "Why momentum?");
   ClaimOutcome o;
   o.claim = json::parse(R"({"id": "q9.m", "statement": "loss falls with momentum",
     "config": "configs/x.json", "test": {"kind": "trend", "x": "optim.momentum",
@@ -308,9 +310,7 @@ TEST(Report, SweptValuesReadWithEveryDigitAndShortRunsInTenthsOfASecond) {
 TEST(Report, AnEquivalenceSaysItsOwnLevelPerSide) {
   testing::TempDir home;
   Store store = report_home(home);
-  Question q;
-  q.number = 34;
-  q.text = "Why shuffle?";
+  const Question q = question(34, "Why shuffle?");
   ClaimOutcome o;
   o.claim = json::parse(R"({"id": "q34.c", "statement": "a fixed order is as good",
     "config": "configs/x.json", "test": {"kind": "compare", "x": "train.order",
@@ -349,9 +349,7 @@ TEST(Report, AnEquivalenceSaysItsOwnLevelPerSide) {
 TEST(Report, AnInteractionTabulatesEachArmAtEachValueNotTheArmsPooled) {
   testing::TempDir home;
   Store store = report_home(home);
-  Question q;
-  q.number = 76;
-  q.text = "Why do learning-rate schedules matter?";
+  const Question q = question(76, "Why do learning-rate schedules matter?");
   ClaimOutcome o;
   o.claim = json::parse(R"({"id": "q76.i", "statement": "warmup helps more at large batch",
     "config": "configs/x.json", "test": {"kind": "interaction", "x": "train.batch_size",
@@ -403,9 +401,7 @@ TEST(Report, AnInteractionTabulatesEachArmAtEachValueNotTheArmsPooled) {
 TEST(Report, APairedCompareNamesItsArmsByTheirConditionsAndSaysItIsPaired) {
   testing::TempDir home;
   Store store = report_home(home);
-  Question q;
-  q.number = 21;
-  q.text = "How do you compare two models?";
+  const Question q = question(21, "How do you compare two models?");
   json claim = json::parse(
       R"({"id": "q21.p", "statement": "b below a", "config": "configs/x.json",
     "test": {"kind": "compare", "x": "model.widths", "a": {"model.widths": 100, "optim.name": "sgd"},
@@ -446,9 +442,7 @@ TEST(Report, APairedCompareNamesItsArmsByTheirConditionsAndSaysItIsPaired) {
 TEST(Report, AnArmTunedOverASectionNamesOnlyWhatVaries) {
   testing::TempDir home;
   Store store = report_home(home);
-  Question q;
-  q.number = 59;
-  q.text = "L1 or L2?";
+  const Question q = question(59, "L1 or L2?");
   json claim = json::parse(
       R"({"id": "q59.s", "statement": "b above a", "config": "configs/x.json",
     "test": {"kind": "compare", "x": "model.widths", "a": "min", "b": "max", "best_over": "optim",
@@ -480,9 +474,7 @@ TEST(Report, AnArmTunedOverASectionNamesOnlyWhatVaries) {
 TEST(Report, DrawsTheSurfacesAndLinesThatTrialsMeasured) {
   testing::TempDir home;
   Store store = report_home(home);
-  Question q;
-  q.number = 98;
-  q.text = "Why do flat minima generalize better?";
+  const Question q = question(98, "Why do flat minima generalize better?");
   ClaimOutcome o =
       threshold_outcome("q98.t", "configs/flat.json", "interp_rise_here", "surfaces and lines");
   for (int seed = 0; seed < 3; ++seed) {
@@ -520,9 +512,7 @@ TEST(Report, DrawsTheSurfacesAndLinesThatTrialsMeasured) {
 TEST(Report, CurvesKeepLearningMetricsAtAlignedThinnedSteps) {
   testing::TempDir home;
   Store store = report_home(home);
-  Question q;
-  q.number = 35;
-  q.text = "long runs";
+  const Question q = question(35, "long runs");
   ClaimOutcome o = threshold_outcome("q35.t", "configs/long.json", "test_acc",
                                      "3,000 recorded steps, one run stopped early");
   for (int seed = 0; seed < 3; ++seed) {
@@ -580,9 +570,7 @@ TEST(Report, CurvesListEveryTrialWithTheEvaluationsItRecorded) {
   // "3 of 9 diverged" where 4 of 10 had, and an arm whose every seed diverged vanished.
   testing::TempDir home;
   Store store = report_home(home);
-  Question q;
-  q.number = 70;
-  q.text = "clipping";
+  const Question q = question(70, "clipping");
   ClaimOutcome o = threshold_outcome("q70.t", "configs/clip.json", "test_acc",
                                      "two LRs, the larger diverging at once");
   for (int i = 0; i < 4; ++i) {
