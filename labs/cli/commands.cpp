@@ -151,27 +151,47 @@ std::vector<TrialRecord> question_trials(const Context& ctx, const Question& q, 
   return trials;
 }
 
-int show_question(const Context& ctx, int number, bool as_json) {
+namespace {
+std::vector<TrialRecord> of_preset(const Context& ctx, std::vector<TrialRecord> trials,
+                                   const std::string& preset);
+}  // namespace
+
+int show_question(const Context& ctx, int number, bool as_json, const std::string& preset) {
   Bank bank = load_bank(bank_path(ctx));
   const Question* q = bank.find(number);
   if (!q)
     throw UserError(fmt::format("question {}: no such question; allowed: 1 to {}", number,
                                 bank.questions.size()));
+  if (!preset.empty() && !q->claims.empty()) {  // a preset none of its configs has: a typo
+    std::string first_error;
+    bool any = false;
+    for (const auto& cfg : claim_config_files(ctx, *q)) try {
+        resolve_config(ctx.home + "/" + cfg, preset, {});
+        any = true;
+      } catch (const UserError& e) {
+        if (first_error.empty()) first_error = e.what();
+      }
+    if (!any && !first_error.empty())
+      throw UserError("--preset " + preset + ": none of Q" + std::to_string(number) +
+                      "'s configs resolves with it (" + first_error + ")");
+  }
   std::vector<TrialRecord> trials;
   std::vector<BenchRecord> bench;
   std::vector<std::string> broken;  // errors of claim configs that did not load
   if (std::filesystem::exists(ctx.db)) {
     Store store(ctx.db);
     trials = question_trials(ctx, *q, store, broken);
+    if (!preset.empty()) trials = of_preset(ctx, std::move(trials), preset);
     bench = store.bench_records(number);
   }
   std::vector<VerdictRecord> verdicts;
   if (!q->claims.empty() && std::filesystem::exists(ctx.db))
-    verdicts = Store(ctx.db).latest_verdicts(number);
+    verdicts = Store(ctx.db).latest_verdicts(
+        number, preset.empty() ? std::vector<std::string>{} : std::vector<std::string>{preset});
   // The committed reports' verdicts (reports/README.md, the full protocol's), for claims this
   // store has none of: a fresh store said "none yet" beside a committed answer.
   std::map<std::string, json> committed;
-  {
+  if (preset.empty() || preset == "full") {
     std::ifstream index(std::filesystem::path(ctx.home) / "reports" / "README.md");
     const std::regex row(
         R"(^\| \[Q(\d{1,6})\]\([^)]*\) \| ([^ |]+) \| \*\*(\w+)\*\* \| ([^|]*) \| ([^|]*) \|)");
@@ -191,12 +211,19 @@ int show_question(const Context& ctx, int number, bool as_json) {
                         {"preset", v.preset},
                         {"created_at", v.created_at},
                         {"details", v.details}});
-    json out = {{"number", q->number},     {"section", q->section},
-                {"text", q->text},         {"kind", q->kind},
-                {"tags", q->tags},         {"informed_by", q->informed_by},
-                {"claims", q->claims},     {"trials_in_store", trials.size()},
-                {"config_errors", broken}, {"bench_records", bench.size()},
-                {"verdicts", latest},      {"committed_verdicts", committed}};
+    json out = {{"number", q->number},
+                {"section", q->section},
+                {"preset", preset},
+                {"text", q->text},
+                {"kind", q->kind},
+                {"tags", q->tags},
+                {"informed_by", q->informed_by},
+                {"claims", q->claims},
+                {"trials_in_store", trials.size()},
+                {"config_errors", broken},
+                {"bench_records", bench.size()},
+                {"verdicts", latest},
+                {"committed_verdicts", committed}};
     std::cout << out.dump(2) << "\n";
     return 0;
   }
@@ -241,10 +268,13 @@ int show_question(const Context& ctx, int number, bool as_json) {
             it->second["verdict"].get<std::string>(), it->second["effect"].get<std::string>(),
             it->second["interval"].get<std::string>(), it->second["report"].get<std::string>());
       else if (!shown)
-        fmt::print("    latest verdict: none yet (empiric answer {})\n", number);
+        fmt::print("    latest verdict: none yet{} (empiric answer {}{})\n",
+                   preset.empty() ? "" : " with preset " + preset, number,
+                   preset.empty() ? "" : " --preset " + preset);
     }
   }
-  fmt::print("\nTrials in {}: {}", ctx.db, trials.size());
+  fmt::print("\nTrials in {}{}: {}", ctx.db, preset.empty() ? "" : " (preset " + preset + ")",
+             trials.size());
   if (!trials.empty()) {
     int diverged = 0;
     std::string latest;

@@ -12,7 +12,7 @@ struct Context {
 };
 
 int list_questions(const Context& ctx, int section, const std::string& kind, bool as_json);
-int show_question(const Context& ctx, int number, bool as_json);
+int show_question(const Context& ctx, int number, bool as_json, const std::string& preset);
 int show_config(const Context& ctx, const std::string& file, const std::string& preset,
                 const std::vector<std::string>& overrides, bool trials);
 int print_keys(bool markdown);

@@ -117,6 +117,9 @@ int main(int argc, char** argv) {
   auto* show = app.add_subcommand("show", "a question, its claims, verdicts and benchmarks");
   show->add_option("question", question, "question number")->required()->transform(kQuestionNumber);
   show->add_flag("--json", as_json, "JSON output");
+  std::string show_preset;
+  show->add_option("--preset", show_preset,
+                   "only the verdicts and trials of this preset (quick, full, ...)");
 
   cli::RunOptions run_opts;
   auto* config = app.add_subcommand("config", "validate a config and print it resolved");
@@ -272,7 +275,7 @@ int main(int argc, char** argv) {
   const int status = [&]() -> int {
     try {
       if (*list) return cli::list_questions(ctx, section, kind, as_json);
-      if (*show) return cli::show_question(ctx, question, as_json);
+      if (*show) return cli::show_question(ctx, question, as_json, show_preset);
       if (*config)
         return cli::show_config(ctx, run_opts.config, run_opts.preset, run_opts.overrides,
                                 list_trials);
