@@ -517,19 +517,40 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
                                 with.empty() ? "none" : with));
   }
   const std::vector<std::string> configs = claim_config_files(ctx, *q);
+  // An override goes to the configs whose lab reads its key: `answer 35 range.steps=10` shrinks
+  // Q35's range test, where every other config of Q35 refused it and nothing ran. One that no
+  // config reads is refused as the first config refuses it.
+  std::map<std::string, std::vector<std::string>> overrides_of;  // config (as the bank names it)
+  {
+    std::map<std::string, std::string> lab_of;
+    for (const auto& cfg : configs)
+      lab_of[cfg] = resolve_config(ctx.home + "/" + cfg, opts.preset, {})
+                        .config.value("lab", std::string("train"));
+    for (const auto& o : opts.overrides) {
+      const std::string key = o.substr(0, o.find('='));
+      std::vector<std::string> readers;
+      for (const auto& cfg : configs)
+        if (lab_reads(lab_of[cfg], key)) readers.push_back(cfg);
+      for (const auto& cfg : readers.empty() ? configs : readers) overrides_of[cfg].push_back(o);
+    }
+  }
+  const auto overrides_for = [&](const std::string& cfg) {
+    const auto it = overrides_of.find(cfg);
+    return it == overrides_of.end() ? std::vector<std::string>{} : it->second;
+  };
   // Every config with the preset and overrides first: one refused after the others had run
   // would have cost their runs for nothing, and a report from an empty store said only that it
   // was empty.
   for (const auto& cfg : configs)
-    expand_trials(resolve_config(ctx.home + "/" + cfg, opts.preset, opts.overrides));
+    expand_trials(resolve_config(ctx.home + "/" + cfg, opts.preset, overrides_for(cfg)));
   // A report of no trials would be every claim inconclusive for want of runs.
   if (!run) {
     bool any = false;
     if (std::filesystem::exists(ctx.db)) {
       Store store(ctx.db);
       for (size_t i = 0; i < configs.size() && !any; ++i)
-        for (const auto& t : expand_trials(
-                 resolve_config(ctx.home + "/" + configs[i], opts.preset, opts.overrides)))
+        for (const auto& t : expand_trials(resolve_config(ctx.home + "/" + configs[i], opts.preset,
+                                                          overrides_for(configs[i]))))
           if ((any = store.trial(t.hash).has_value())) break;
     }
     std::string again = opts.preset.empty() ? "" : " --preset " + opts.preset;
@@ -548,6 +569,7 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
     for (const auto& cfg : configs) {
       RunOptions o = opts;
       o.config = ctx.home + "/" + cfg;
+      o.overrides = overrides_for(cfg);
       status = std::max(status, run_config(ctx, o));
       fmt::print("\n");
     }
@@ -604,14 +626,14 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
     ClaimOutcome o;
     o.claim = c;
     ResolvedConfig resolved = resolve_config(ctx.home + "/" + c["config"].get<std::string>(),
-                                             opts.preset, opts.overrides);
+                                             opts.preset, overrides_for(c["config"]));
     o.resolved_config = resolved.config;
     for (const auto& t : expand_trials(resolved))
       if (auto rec = store.trial(t.hash)) o.trials.push_back(*rec);
     const auto sources = claims::claim_configs(c);
     if (sources.size() > 1) {
       ResolvedConfig bounds =
-          resolve_config(ctx.home + "/" + sources[1], opts.preset, opts.overrides);
+          resolve_config(ctx.home + "/" + sources[1], opts.preset, overrides_for(sources[1]));
       for (const auto& t : expand_trials(bounds))
         if (auto rec = store.trial(t.hash)) o.bound_trials.push_back(*rec);
     }

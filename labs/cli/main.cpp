@@ -203,7 +203,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 64));
   answer->add_flag("--no-progress", no_progress, "plain lines instead of a progress bar");
   answer->add_option("overrides", run_opts.overrides,
-                     "key.path=value overrides, applied to every config behind the question");
+                     "key.path=value overrides, applied to every config behind the question whose "
+                     "lab reads the key");
   auto* report = app.add_subcommand(
       "report",
       "evaluate a question's claims on the store and write its report (reports/qNNN/ for "

@@ -1051,14 +1051,15 @@ TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
 
 TEST(Cli, AnswerChecksEveryConfigWithItsOverridesBeforeRunningAny) {
   // Q1's claims read a training config and an implicit-lab config, which has no train section:
-  // model.widths=[8] is refused for the second, and the first must not have run by then.
+  // sweep.optim.lr (a sweep both read) is refused for the second, and the first must not have run
+  // by then.
   testing::TempDir home;
   std::filesystem::create_directories(home.file("questions"));
   std::filesystem::create_directories(home.file("configs"));
   home.write("configs/tiny.json", kSweep);
   home.write("configs/implicit.json",
              R"({"question": 1, "lab": "implicit", "implicit": {"problem": "separable", "n": 20,
-                 "dim": 2, "steps": 100}, "seeds": 3})");
+                 "dim": 2, "steps": 100}, "seeds": 2})");
   home.write("questions/bank.json",
              R"({"source": {}, "sections": [{"number": 1, "title": "Training"}],
     "questions": [{"number": 1, "section": 1, "text": "Two labs?", "tags": [], "kind": "empirical",
@@ -1067,15 +1068,42 @@ TEST(Cli, AnswerChecksEveryConfigWithItsOverridesBeforeRunningAny) {
          "test": {"kind": "trend", "x": "optim.lr", "metric": "train_loss", "direction": -1}},
         {"id": "q1.b", "statement": "s", "config": "configs/implicit.json",
          "test": {"kind": "threshold", "metric": "angle_final", "threshold": 1, "direction": -1}}]}]})");
-  const std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + home.path() + " --db " +
-                          home.file("r.db") + " answer 1 'model.widths=[8]' > " +
-                          home.file("out.txt") + " 2> " + home.file("err.txt");
-  const int status = std::system(cmd.c_str());
-  EXPECT_EQ(WEXITSTATUS(status), 2);
-  EXPECT_NE(slurp(home.file("err.txt")).find("implicit.json"), std::string::npos)
-      << slurp(home.file("err.txt"));
+  auto answer = [&](const std::string& overrides) {
+    const std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + home.path() + " --db " +
+                            home.file("r.db") + " answer 1 " + overrides + " > " +
+                            home.file("out.txt") + " 2> " + home.file("err.txt");
+    const int status = std::system(cmd.c_str());
+    return Result{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(home.file("out.txt")),
+                  slurp(home.file("err.txt"))};
+  };
+  const Result refused = answer("'sweep.optim.lr=[0.1,1]'");
+  EXPECT_EQ(refused.code, 2);
+  EXPECT_NE(refused.err.find("implicit.json"), std::string::npos) << refused.err;
   EXPECT_TRUE(!std::filesystem::exists(home.file("r.db")) ||
               Store(home.file("r.db")).trials().empty());
+  // An override no config's lab reads is refused as the first config refuses it.
+  const Result unread = answer("range.steps=10");
+  EXPECT_EQ(unread.code, 2);
+  EXPECT_NE(unread.err.find("tiny.json: /range"), std::string::npos) << unread.err;
+  // One only the training config's lab reads goes to it alone (the implicit config refused it,
+  // and a question of two labs could not be shrunk): its trials have one unit, the implicit
+  // lab's are as written.
+  const Result shrunk = answer("'model.widths=[1]' --no-progress");
+  EXPECT_EQ(shrunk.code, 0) << shrunk.err << shrunk.out;
+  Store store(home.file("r.db"));
+  int training = 0, implicit = 0;
+  for (const auto& t : store.trials()) {
+    if (t.config.value("lab", std::string("train")) == "implicit") {
+      ++implicit;
+      EXPECT_FALSE(t.config.contains("model") &&
+                   t.config["model"].value("widths", json()) == json::parse("[1]"));
+    } else {
+      ++training;
+      EXPECT_EQ(t.config["model"]["widths"], json::parse("[1]")) << t.config.dump();
+    }
+  }
+  EXPECT_EQ(training, 4);
+  EXPECT_EQ(implicit, 2);
 }
 
 TEST(Sweep, TrialsAnotherRunIsTrainingOnTheStoreAreLeftToIt) {
