@@ -77,6 +77,9 @@ struct MemberState {
   long long best_val_step = -1;
   double test_acc_at_best = NAN;
   std::vector<std::pair<std::string, double>> last_values;
+  // The evaluation before the last (not checkpointed: the last at a resume), the summary of a
+  // member its last evaluation finds diverged.
+  std::vector<std::pair<std::string, double>> previous_values;
   json marks = json::object();  // test metrics at the schedule's landmarks (wsd)
 };
 
@@ -119,7 +122,7 @@ void member_from(const json& j, MemberState& m) {  // at(): missing fields throw
   m.best_val_step = j.at("best_val_step");
   m.test_acc_at_best =
       j.at("test_acc_at_best").is_null() ? NAN : j.at("test_acc_at_best").get<double>();
-  m.last_values = values_from(j.at("last_values"));
+  m.last_values = m.previous_values = values_from(j.at("last_values"));
   m.marks = j.value("marks", json::object());
 }
 
@@ -1179,6 +1182,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       ev.values.push_back({"eval_s", eval_share});
       if (compute_share > 0)
         ev.values.push_back({"samples_per_s", double(samples) / compute_share});
+      ms[p].previous_values = std::move(ms[p].last_values);
       ms[p].last_values = ev.values;
       if (hooks[p].on_eval) hooks[p].on_eval(ev);
     }
@@ -1517,13 +1521,15 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     }
   }
   if (hooks[0].on_progress) hooks[0].on_progress(step, total);
-  // As in train_model: a member whose last update sent its weights to Inf (loss_not_finite).
+  // As in train_model: a member whose last update sent its loss to Inf or over the bound
+  // (evaluation_diverged), its summary the evaluation before.
   if (last_eval_step == step)
     for (int64_t p = 0; p < P; ++p)
-      if (!ms[p].done() && loss_not_finite(ms[p].last_values)) {
+      if (!ms[p].done() && evaluation_diverged(ms[p].last_values, bound)) {
         ms[p].diverged_step = ms[p].stopped_step = step;
-        ms[p].diverged_loss = nonfinite_eval_loss(ms[p].last_values);
+        ms[p].diverged_loss = evaluation_diverged_loss(ms[p].last_values, bound);
         ms[p].diverged_at_evaluation = true;
+        ms[p].last_values = ms[p].previous_values;
         ms[p].stopped_epoch = epoch, ms[p].stopped_samples = samples;
         ms[p].stopped_compute_s = share_of(p, compute_s);
       }

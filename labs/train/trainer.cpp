@@ -567,7 +567,10 @@ std::vector<std::pair<long long, std::string>> schedule_marks(const json& sched,
 
 void summarize_schedule_marks(const json& marks, json& summary) {
   if (!marks.contains("decay_start") || !marks.contains("window_start")) return;
-  const double end = summary.value("test_acc", NAN);
+  // (A double's NaN: value("test_acc", NAN) read it as a float, 1e-8 off in every gain.)
+  const double end = summary.contains("test_acc") && summary["test_acc"].is_number()
+                         ? summary["test_acc"].get<double>()
+                         : std::numeric_limits<double>::quiet_NaN();
   const double at_decay = marks["decay_start"]["test_acc"];
   const double at_window = marks["window_start"]["test_acc"];
   summary["test_acc_decay_start"] = at_decay;
@@ -671,6 +674,8 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
     return ((step_losses.slice(0, from, to) * w).sum() / w.sum()).item<double>();
   };
   long long last_eval_step = -1;  // an epoch end that was just evaluated is not again
+  // The evaluation before the last: the summary of a run its last evaluation finds diverged.
+  std::vector<std::pair<std::string, double>> previous_values = st.last_values;
   auto take_evaluation = [&](bool with_train) {
     last_eval_step = st.step;
     auto t0 = Clock::now();
@@ -719,6 +724,7 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
         if (name == metric && (at_least ? value >= target : value <= target))
           st.marks[key] = {{"step", st.step}, {"samples", st.samples}};
     }
+    previous_values = std::move(st.last_values);
     st.last_values = ev.values;
     if (hooks.on_eval) hooks.on_eval(ev);
   };
@@ -885,12 +891,15 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
   }
   if (hooks.on_progress) hooks.on_progress(st.step, total);
   if (outcome.status == "finished" && last_eval_step == st.step &&
-      loss_not_finite(st.last_values)) {
+      evaluation_diverged(st.last_values, bound)) {
     outcome.status = "diverged";
     outcome.diverged_step = st.step;
     // (Found by the evaluation after the last update, not by a step's loss.)
-    outcome.summary["diverged_loss"] = nonfinite_eval_loss(st.last_values);
+    outcome.summary["diverged_loss"] = evaluation_diverged_loss(st.last_values, bound);
     outcome.summary["diverged_at_evaluation"] = true;
+    // The summary is the evaluation before, as where a step's loss found it: this one's accuracy
+    // is the argmax of Inf outputs.
+    st.last_values = previous_values;
   }
   // A run that stopped before its last step with held-out evaluations: the summary still gets
   // the training set's loss and accuracy, from one pass over it now.
@@ -1258,17 +1267,18 @@ json diverged_loss_json(double loss) {
   return loss;
 }
 
-json nonfinite_eval_loss(const std::vector<std::pair<std::string, double>>& values) {
+json evaluation_diverged_loss(const std::vector<std::pair<std::string, double>>& values,
+                              double bound) {
   for (const char* which : {"train_loss", "test_loss"})
     for (const auto& [name, value] : values)
       if (name == which && !std::isfinite(value)) return diverged_loss_json(value);
+  for (const auto& [name, value] : values)
+    if (name == "train_loss" && value > bound) return value;
   return json();
 }
 
-bool loss_not_finite(const std::vector<std::pair<std::string, double>>& values) {
-  for (const auto& [name, value] : values)
-    if ((name == "test_loss" || name == "train_loss") && !std::isfinite(value)) return true;
-  return false;
+bool evaluation_diverged(const std::vector<std::pair<std::string, double>>& values, double bound) {
+  return !evaluation_diverged_loss(values, bound).is_null();
 }
 
 bool train_loss_at_most(const std::vector<std::pair<std::string, double>>& values, double target) {

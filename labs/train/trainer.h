@@ -88,17 +88,20 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
 // with its UserError, not hours into the sweep. (The implicit lab has neither.)
 void check_trials_start(const std::vector<json>& cfgs, const std::string& source);
 
-// Whether an evaluation's losses are not finite. A step's loss is checked before its update, so
-// the last update is checked only by the evaluation after it: weights it sent to Inf leave a
-// loss that is not finite there (a trial alone and a population member alike).
-bool loss_not_finite(const std::vector<std::pair<std::string, double>>& values);
+// Whether an evaluation shows a diverged run: a loss that is not finite, or a training loss over
+// `bound` (train.divergence_loss). A step's loss is checked before its update, so the last update
+// is checked only by the evaluation after it (a trial alone and a population member alike): a run
+// whose last step sent it over the bound finished, where one a step longer diverged.
+bool evaluation_diverged(const std::vector<std::pair<std::string, double>>& values, double bound);
 
 // The training loss that made a run diverged, as its summary's "diverged_loss": the number where
 // it is one (over train.divergence_loss), else "nan", "inf" or "-inf" (JSON has no such number).
 json diverged_loss_json(double loss);
-// Of an evaluation whose losses are not all finite (loss_not_finite): the first such one, its
-// training loss before its test loss, as diverged_loss_json gives it.
-json nonfinite_eval_loss(const std::vector<std::pair<std::string, double>>& values);
+// Of an evaluation that shows a diverged run (evaluation_diverged): the first loss that is not
+// finite, its training loss before its test loss, else the training loss over the bound, as
+// diverged_loss_json gives it.
+json evaluation_diverged_loss(const std::vector<std::pair<std::string, double>>& values,
+                              double bound);
 
 // Whether an evaluation's training loss is at or below `target` (train.stop_train_loss); false
 // for an evaluation without one or with a NaN one.

@@ -732,6 +732,14 @@ TEST(Trainer, WsdRecordsTheGainOfItsDecayPhaseAndOfTheStretchBefore) {
   json warm = config(R"({"schedule": {"name": "wsd", "decay_frac": 0.55, "warmup_epochs": 1}})");
   EXPECT_EQ(schedule_marks(warm["schedule"], 48, 16), Marks{});
   EXPECT_FALSE(train_cfg(warm).summary.contains("wsd_decay_gain"));
+  // An accuracy a float cannot hold (118 of 300): the gains in double (they were 1.2e-8 off).
+  json summary = {{"test_acc", 118.0 / 300}};
+  summarize_schedule_marks(
+      {{"window_start", {{"test_acc", 0.3}}}, {"decay_start", {{"test_acc", 110.0 / 300}}}},
+      summary);
+  EXPECT_EQ(summary["wsd_decay_gain"].get<double>(), 118.0 / 300 - 110.0 / 300);
+  EXPECT_EQ(summary["wsd_decay_minus_stable"].get<double>(),
+            (118.0 / 300 - 110.0 / 300) - (110.0 / 300 - 0.3));
 }
 
 TEST(Trainer, StopTrainLossStopsOnTheEvaluationOfThatStepNotAnEarlierOne) {

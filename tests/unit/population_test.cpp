@@ -695,6 +695,42 @@ TEST(Population, AMemberWhoseLastUpdateDivergesIsDivergedAsAlone) {
   EXPECT_EQ(outs[0].status, "finished");
 }
 
+TEST(Population, AMemberWhoseLastUpdateCrossesTheBoundIsDivergedAsAlone) {
+  // LR 10: the steps' losses (taken before their updates) stay under 100; the last update sends
+  // the training loss to about 700, finite, which only the evaluation after it shows. It finished
+  // (train.divergence_loss promises a diverged run), where a run one step longer diverged.
+  const std::string patch =
+      R"({"seed": 0, "optim": {"lr": 10}, "train": {"steps": 3, "eval_every_steps": 1,
+          "divergence_loss": %s}})";
+  char buf[512];
+  std::snprintf(buf, sizeof buf, patch.c_str(), "1e30");
+  const auto unbounded = run_trial(trial(buf), torch::kCPU, {}, "test.json");
+  ASSERT_EQ(unbounded.status, "finished");
+  ASSERT_GT(unbounded.summary["train_loss"].get<double>(), 100.0) << unbounded.summary;
+  ASSERT_LT(unbounded.summary["train_loss_running"].get<double>() * 3, 100.0) << unbounded.summary;
+
+  std::snprintf(buf, sizeof buf, patch.c_str(), "100");
+  const json over = trial(buf);
+  Stream alone;
+  auto solo = run_trial(over, torch::kCPU, alone.hooks(), "test.json");
+  const json ok =
+      trial(R"({"seed": 1, "train": {"steps": 3, "eval_every_steps": 1, "divergence_loss": 100}})");
+  auto outs = run_population({ok, over}, torch::kCPU, std::vector<TrainHooks>(2), "test.json");
+  ASSERT_EQ(alone.evals.size(), 3u);
+  for (const auto* out : {&solo, &outs[1]}) {
+    EXPECT_EQ(out->status, "diverged") << out->summary;
+    EXPECT_EQ(out->diverged_step, 3);
+    EXPECT_EQ(out->summary.value("diverged_at_evaluation", false), true) << out->summary;
+    // The loss over the bound, a number; the summary the evaluation before (step 2's), not the
+    // accuracy of the diverged weights.
+    EXPECT_NEAR(out->summary["diverged_loss"].get<double>(),
+                unbounded.summary["train_loss"].get<double>(), 1e-3 * 700);
+    EXPECT_EQ(out->summary["test_acc"].get<double>(), value(alone.evals[1], "test_acc"));
+    EXPECT_EQ(out->summary["train_loss"].get<double>(), value(alone.evals[1], "train_loss"));
+  }
+  EXPECT_EQ(outs[0].status, "finished");
+}
+
 TEST(Population, ClassImbalanceOnASplitDrawnBySeedTrainsAlone) {
   // Blobs' labels are drawn by seed, so a share of each class leaves sets of other sizes.
   const json blobs = trial(R"({"data": {"imbalance": 0.5}})");
