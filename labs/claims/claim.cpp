@@ -94,17 +94,21 @@ double metric_value(const TrialRecord& t, const std::string& name) {
     return loss >= chance - slack ? 1.0 : 0.0;
   }
   // A top Hessian eigenvalue whose power iteration did not converge (|lambda_min| close to
-  // lambda_max stalls it) is no top eigenvalue: not known, so left out and counted, not averaged.
-  // (Its diagnostics, _converged, _iterations, _residual and _shift, read as recorded.)
+  // lambda_max stalls it) is no top eigenvalue, nor an eps-sharpness whose ascent still climbed at
+  // its last step the largest rise: not known, so left out and counted, not averaged. (Their
+  // diagnostics, _converged, _iterations, _steps, _residual and _shift, read as recorded.)
   auto has = [&](const char* part) { return name.find(part) != std::string::npos; };
-  if (name.rfind("hessian_top", 0) == 0 &&
-      !(has("_converged") || has("_iterations") || has("_residual") || has("_shift"))) {
+  const bool diagnostic =
+      has("_converged") || has("_iterations") || has("_steps") || has("_residual") || has("_shift");
+  for (const char* measure : {"hessian_top", "eps_sharpness"}) {
+    const std::string m = measure;
+    if (diagnostic || name.rfind(m, 0) != 0) continue;
     std::vector<std::string> flags;
     if (name.rfind("hessian_top_init", 0) == 0)
       flags = {"hessian_top_init_converged"};
     else {
-      if (!has("_dinh") || has("_ratio")) flags.push_back("hessian_top_converged");
-      if (has("_dinh")) flags.push_back("hessian_top_converged_dinh");
+      if (!has("_dinh") || has("_ratio")) flags.push_back(m + "_converged");
+      if (has("_dinh")) flags.push_back(m + "_converged_dinh");
     }
     for (const auto& flag : flags)
       for (const json* source : {&t.summary, &t.measures})

@@ -1114,6 +1114,11 @@ json trial_identity(const json& trial_config) {
       {json::json_pointer("/schedule/warmup_steps"), 0},
   };
   json identity = trial_config;
+  // The ascent's settings compute nothing without eps_sharpness (eps_tol came later, and
+  // eps_steps' default went from 10 to 100 with it: trials without the measure keep their hashes).
+  if (identity.contains("measure") && identity["measure"].is_object() &&
+      identity["measure"].value("eps_sharpness", false) != true)
+    for (const char* key : {"eps", "eps_steps", "eps_tol"}) identity["measure"].erase(key);
   for (const auto& [ptr, value] : later_keys)
     if (identity.contains(ptr) && identity[ptr] == value)
       identity[ptr.parent_pointer()].erase(ptr.back());

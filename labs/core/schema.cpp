@@ -367,9 +367,12 @@ std::vector<Section> build() {
                    "Keskar et al. 2017: 100 (max loss in the box |d_i| <= eps (|w_i| + 1) - loss) "
                    "/ (1 + loss), by projected ascent"),
            num("eps", 1e-3, kTiny, 1.0, "the box's relative size"),
-           integer("eps_steps", 10, 4, {},
-                   "projected sign-gradient ascent steps of half a box each (at least 4: from a "
-                   "random start in the box a corner can be 4 steps away)"),
+           integer("eps_steps", 100, 4, {},
+                   "most projected sign-gradient ascent steps, of half a box each (a convex "
+                   "quadratic's corner is 4 away; a trained network's ascent climbs for tens)"),
+           num("eps_tol", 1e-3, 0.0, 1.0,
+               "the ascent stops once its largest rise grew by no more than this share over the "
+               "last 10 steps (eps_sharpness_converged); 0: every one of eps_steps"),
            boolean("sigma_sharpness", false,
                    "mean loss rise under w_i + sigma |w_i| z_i, z ~ N(0, 1) (magnitude-aware, "
                    "PAC-Bayes style)"),

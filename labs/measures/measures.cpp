@@ -81,8 +81,8 @@ TraceEstimate hutchinson_trace(const std::vector<torch::Tensor>& params, const L
   return {mean, se, samples};
 }
 
-double eps_sharpness(const std::vector<torch::Tensor>& params, const LossFn& loss, double eps,
-                     int steps, uint64_t seed) {
+EpsSharpness eps_sharpness(const std::vector<torch::Tensor>& params, const LossFn& loss, double eps,
+                           int max_steps, double tol, uint64_t seed) {
   const auto w0 = copies(params);
   const double base = value_of(loss);
   at::Generator gen = at::detail::createCPUGenerator(seed);
@@ -92,8 +92,10 @@ double eps_sharpness(const std::vector<torch::Tensor>& params, const LossFn& los
     delta.push_back((torch::rand(w.sizes(), gen, torch::kFloat32).to(w.device()) * 2 - 1) *
                     box.back());
   }
+  EpsSharpness out;
   double worst = base;
-  for (int k = 0; k <= steps; ++k) {
+  std::vector<double> history;  // the largest loss after each step
+  for (int k = 0; k <= max_steps; ++k) {
     {
       torch::NoGradGuard guard;
       for (size_t i = 0; i < params.size(); ++i) params[i].copy_(w0[i] + delta[i]);
@@ -105,16 +107,22 @@ double eps_sharpness(const std::vector<torch::Tensor>& params, const LossFn& los
       break;
     }
     worst = std::max(worst, value);
-    if (k == steps) break;
+    history.push_back(worst);
+    out.steps = k;
+    if (tol > 0 && k >= kEpsWindow &&
+        worst - history[size_t(k - kEpsWindow)] <= tol * (worst - base)) {
+      out.converged = true;
+      break;
+    }
+    if (k == max_steps) break;
     auto g = torch::autograd::grad({l}, params);
-    // Half a box per step: from the random start anywhere in the box, a convex quadratic's
-    // maximizing corner is at most four steps away (two from the center).
     torch::NoGradGuard guard;
     for (size_t i = 0; i < params.size(); ++i)
       delta[i] = torch::clamp(delta[i] + 0.5 * box[i] * g[i].sign(), -box[i], box[i]);
   }
   assign(params, w0);
-  return 100.0 * (worst - base) / (1.0 + base);
+  out.value = 100.0 * (worst - base) / (1.0 + base);
+  return out;
 }
 
 SigmaSharpness sigma_sharpness(const std::vector<torch::Tensor>& params, const LossFn& loss,
@@ -613,9 +621,12 @@ json compute_measures(const json& m, Net& model, const Dataset& data, const Loss
       out["hessian_trace" + suffix] = finite(tr.value);
       out["hessian_trace_se" + suffix] = finite(tr.std_error);
     }
-    if (m.value("eps_sharpness", false))
-      out["eps_sharpness" + suffix] =
-          finite(eps_sharpness(params, loss, m["eps"], m["eps_steps"], seed + 3));
+    if (m.value("eps_sharpness", false)) {
+      const auto es = eps_sharpness(params, loss, m["eps"], m["eps_steps"], m["eps_tol"], seed + 3);
+      out["eps_sharpness" + suffix] = finite(es.value);
+      out["eps_sharpness_steps" + suffix] = es.steps;
+      if (m["eps_tol"].get<double>() > 0) out["eps_sharpness_converged" + suffix] = es.converged;
+    }
     if (m.value("sigma_sharpness", false)) {
       auto ss = sigma_sharpness(params, loss, m["sigma"], m["sigma_samples"], seed + 4);
       out["sigma_sharpness" + suffix] = finite(ss.mean_rise);

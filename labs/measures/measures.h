@@ -12,7 +12,8 @@
 //                           standard error of the mean over its samples.
 //   eps_sharpness           Keskar et al. 2017: the largest loss rise in the box
 //                           |delta_i| <= eps (|w_i| + 1), found by projected sign-gradient ascent
-//                           from a random point of the box, as 100 (L_max - L) / (1 + L).
+//                           from a random point of the box until the largest rise stops
+//                           growing, as 100 (L_max - L) / (1 + L).
 //   sigma_sharpness         the mean loss rise under w_i + sigma |w_i| z_i, z ~ N(0, 1): a
 //                           magnitude-aware PAC-Bayes style measure (Jiang et al. 2020). It is
 //                           unchanged by the ReLU rescaling of Dinh et al. 2017; the Hessian
@@ -89,9 +90,20 @@ struct TraceEstimate {
 TraceEstimate hutchinson_trace(const std::vector<torch::Tensor>& params, const LossFn& loss,
                                int samples, uint64_t seed);
 
-// Leaves the parameters as they were.
-double eps_sharpness(const std::vector<torch::Tensor>& params, const LossFn& loss, double eps,
-                     int steps, uint64_t seed);
+// Projected sign-gradient ascent of half a box a step, from a random point of the box, for at
+// most `max_steps` steps; with tol > 0 it stops once the largest loss found has risen by no more
+// than tol times the rise so far over the last kEpsWindow steps (converged). A corner of a convex
+// quadratic is four steps away, but a trained ReLU network's ascent climbs for tens of steps: at
+// a fixed 10 steps Q98's sharpest networks measured 7 to 30 % low. Leaves the parameters as they
+// were.
+struct EpsSharpness {
+  double value = NAN;  // 100 (L_max - L) / (1 + L); NaN where a loss was not finite
+  int steps = 0;       // ascent steps taken
+  bool converged = false;
+};
+constexpr int kEpsWindow = 10;
+EpsSharpness eps_sharpness(const std::vector<torch::Tensor>& params, const LossFn& loss, double eps,
+                           int max_steps, double tol, uint64_t seed);
 
 struct SigmaSharpness {
   double mean_rise = 0, std_error = 0;

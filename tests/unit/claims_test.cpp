@@ -1542,6 +1542,19 @@ TEST(Claim, AnUnconvergedTopHessianEigenvalueIsMissingNotAveraged) {
   EXPECT_EQ(metric_value(r, "hessian_top"), 5.0);
   r.summary["hessian_top_init_converged"] = false;
   EXPECT_TRUE(std::isnan(metric_value(r, "hessian_top_init")));
+  // Likewise an eps-sharpness whose ascent was still climbing when its steps ran out.
+  r.measures.update({{"eps_sharpness", 3.0},
+                     {"eps_sharpness_converged", false},
+                     {"eps_sharpness_steps", 100},
+                     {"eps_sharpness_dinh", 4.0},
+                     {"eps_sharpness_converged_dinh", true},
+                     {"eps_sharpness_dinh_ratio", 4.0 / 3}});
+  EXPECT_TRUE(std::isnan(metric_value(r, "eps_sharpness")));
+  EXPECT_TRUE(std::isnan(metric_value(r, "eps_sharpness_dinh_ratio")));
+  EXPECT_EQ(metric_value(r, "eps_sharpness_dinh"), 4.0);
+  EXPECT_EQ(metric_value(r, "eps_sharpness_steps"), 100.0);
+  r.measures["eps_sharpness_converged"] = true;
+  EXPECT_EQ(metric_value(r, "eps_sharpness"), 3.0);
 }
 
 }  // namespace
