@@ -324,7 +324,9 @@ std::vector<Section> build() {
                 "are taken per member): \"auto\" (up to 16 members "
                 "on a CPU, 64 on a GPU, fewer when their data sets would not fit in memory), "
                 "\"off\", or at most N members (refused when they would not fit); each "
-                "member's results equal training it alone to float rounding"),
+                "member's results equal training it alone to float rounding (which thousands of "
+                "steps, or "
+                "Adam's first steps, can amplify)"),
            choice("cuda_graphs", "auto", {"auto", "off"},
                   "on a GPU, capture the training step (forward, backward, fused optimizer step) "
                   "and each evaluation pass as CUDA graphs and replay them; \"auto\" falls back "

@@ -43,6 +43,25 @@ struct ChainRun {
   std::vector<std::string> order;
 };
 
+// Every round's mask under `artifacts` (one chain's folder of round_R.pt files), by round and
+// parameter: "round_2.pt mask.0.weight".
+std::map<std::string, torch::Tensor> masks_under(const std::string& artifacts) {
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& f : std::filesystem::recursive_directory_iterator(artifacts)) {
+    const std::string name = f.path().filename().string();
+    if (name.rfind("round_", 0) != 0) continue;
+    torch::serialize::InputArchive a;
+    a.load_from(f.path().string());
+    for (const auto& key : a.keys())
+      if (key.rfind("mask.", 0) == 0) {
+        torch::Tensor t;
+        a.read(key, t);
+        out[name + " " + key] = t;
+      }
+  }
+  return out;
+}
+
 ChainRun run_chain(const std::vector<Trial>& trials, const std::string& artifacts,
                    ChainRun previous = {}) {
   ChainRun run = previous;
@@ -286,7 +305,8 @@ TEST(Lottery, ARoundsPopulationCheckpointStaysUntilTheRoundIsRecorded) {
 TEST(Lottery, ARoundsTicketAndControlsTrainAsOnePopulationAsTheyWouldAlone) {
   // Each round's ticket, reinit and random_prune (their own start and mask, one data set) train
   // as one population by default; every trial equals its run alone (train.population=off) to
-  // float rounding, and the masks, which come from the trained tickets, are the same.
+  // float rounding, and the masks, which come from the trained tickets, are the same: compared
+  // weight by weight (equal layer fractions, all it compared, hold by construction).
   testing::TempDir together_dir, alone_dir;
   const std::string eval =
       R"({"train": {"eval_every_steps": 5}, "data": {"validation": 100}, "measure": {"per_class": true}})";
@@ -315,6 +335,14 @@ TEST(Lottery, ARoundsTicketAndControlsTrainAsOnePopulationAsTheyWouldAlone) {
     ASSERT_TRUE(ma.contains("test_balanced_acc") && mb.contains("test_balanced_acc")) << i;
     EXPECT_NEAR(ma["test_balanced_acc"].get<double>(), mb["test_balanced_acc"].get<double>(), 0.01)
         << i;
+  }
+  const auto masks = masks_under(together_dir.path()), solo_masks = masks_under(alone_dir.path());
+  ASSERT_EQ(masks.size(), solo_masks.size());
+  EXPECT_EQ(masks.size(), 3u * 3u);  // rounds 1-3, three weight matrices each
+  for (const auto& [key, mask] : masks) {
+    ASSERT_TRUE(solo_masks.count(key)) << key;
+    EXPECT_TRUE(torch::equal(mask, solo_masks.at(key)))
+        << key << ": " << mask.ne(solo_masks.at(key)).sum().item<int64_t>() << " weights apart";
   }
 }
 
