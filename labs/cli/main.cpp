@@ -49,11 +49,18 @@ const CLI::Validator kSectionNumber = decimal_number("section", "15");
 
 // Ctrl-C (or a TERM) during a run: one line on what was kept, then the end the signal would
 // have made (a shell sees status 130). Only async-signal-safe calls.
+const char kInterruptedRun[] =
+    "\nempiric: interrupted; finished trials are in the store, and the same command again "
+    "runs the others (from their last checkpoints where train.checkpoint is on)\n";
+// With --force: the trials it trained replaced their records, the others kept theirs.
+const char kInterruptedForce[] =
+    "\nempiric: interrupted; the trials this run finished replaced their records, the others "
+    "keep their earlier ones; the same command again (--force) trains every trial afresh, "
+    "without --force it keeps them\n";
+const char* interrupted_text = kInterruptedRun;  // (chosen before the handler is installed)
+
 extern "C" void on_interrupt(int sig) {
-  static const char msg[] =
-      "\nempiric: interrupted; finished trials are in the store, and the same command again "
-      "runs the others (from their last checkpoints where train.checkpoint is on)\n";
-  const ssize_t written = write(STDERR_FILENO, msg, sizeof msg - 1);
+  const ssize_t written = write(STDERR_FILENO, interrupted_text, std::strlen(interrupted_text));
   (void)written;
   raise(sig);  // (SA_RESETHAND: the default action now)
 }
@@ -282,6 +289,7 @@ int main(int argc, char** argv) {
                                 list_trials);
       if (*keys) return cli::print_keys(markdown);
       if (*merge) return cli::merge_results(ctx, merge_files);
+      if (run_opts.force) interrupted_text = kInterruptedForce;
       if (*answer || *run)
         for (int sig : {SIGINT, SIGTERM}) {
           struct sigaction old {};
@@ -310,8 +318,15 @@ int main(int argc, char** argv) {
         return cli::run_config(ctx, run_opts);
       }
     } catch (const Interrupted& e) {  // (a child stopped by Ctrl-C: as the signal would end us)
+      std::fflush(stdout);  // (what was printed before, the verdicts, is not lost in its buffer)
+      std::cout.flush();
       std::signal(e.signal(), SIG_DFL);
-      on_interrupt(e.signal());
+      if (*e.what()) {
+        std::cerr << "\nempiric: " << e.what() << "\n";
+        raise(e.signal());
+      } else {
+        on_interrupt(e.signal());
+      }
       return 128 + e.signal();
     } catch (const UserError& e) {
       std::cerr << "empiric: " << e.what() << "\n";

@@ -42,7 +42,9 @@ class ConfigError : public UserError {
 // itself: main ends as the signal would have, with its "interrupted" line.
 class Interrupted : public std::runtime_error {
  public:
-  explicit Interrupted(int signal) : std::runtime_error("interrupted"), signal_(signal) {}
+  // `what`: what was kept and how to go on, where it is not a run's trials ("" for those).
+  explicit Interrupted(int signal, const std::string& what = "")
+      : std::runtime_error(what), signal_(signal) {}
   int signal() const { return signal_; }
 
  private:

@@ -555,21 +555,37 @@ TEST(Sweep, AStoreDeletedSinceDoesNotResumeTheCheckpointItsKilledRunLeft) {
 TEST(Sweep, AnInterruptedRunSaysWhatItKeptAndEndsAsInterrupted) {
   testing::TempDir dir;
   const std::string cfg = dir.write("lab.json", one_checkpointed_trial().dump());
-  pid_t pid = spawn_run(dir, cfg);
-  ASSERT_GE(pid, 0);
-  int status = 0;
-  ASSERT_EQ(kill_when(
-                pid, dir,
-                [&] {
-                  std::error_code ec;
-                  return !std::filesystem::is_empty(dir.file("checkpoints-r"), ec) && !ec;
-                },
-                0, SIGINT, &status),
-            "");
-  ASSERT_TRUE(WIFSIGNALED(status)) << status;  // as Ctrl-C ends a program: a shell sees 130
-  EXPECT_EQ(WTERMSIG(status), SIGINT);
-  EXPECT_NE(slurp(dir.file("child_err.txt")).find("empiric: interrupted; "), std::string::npos)
-      << slurp(dir.file("child_err.txt"));
+  // Ctrl-C once the run has written its checkpoint; what it said.
+  auto interrupt = [&](const std::vector<std::string>& more) {
+    const pid_t pid = spawn_run(dir, cfg, more);
+    EXPECT_GE(pid, 0);
+    int status = 0;
+    EXPECT_EQ(kill_when(
+                  pid, dir,
+                  [&] {
+                    std::error_code ec;
+                    return !std::filesystem::is_empty(dir.file("checkpoints-r"), ec) && !ec;
+                  },
+                  0, SIGINT, &status),
+              "");
+    EXPECT_TRUE(WIFSIGNALED(status)) << status;  // as Ctrl-C ends a program: a shell sees 130
+    EXPECT_EQ(WTERMSIG(status), SIGINT);
+    return slurp(dir.file("child_err.txt"));
+  };
+  const std::string plain = interrupt({});
+  EXPECT_NE(plain.find("empiric: interrupted; finished trials are in the store, and the same "
+                       "command again runs the others"),
+            std::string::npos)
+      << plain;
+  // With --force the same command starts every trial over: it does not run "the others" from
+  // their checkpoints (it removes them first). (The first run's checkpoint goes first: waiting
+  // for one, the kill came before the handler was set.)
+  std::filesystem::remove_all(dir.file("checkpoints-r"));
+  const std::string forced = interrupt({"--force"});
+  EXPECT_NE(forced.find("the same command again (--force) trains every trial afresh"),
+            std::string::npos)
+      << forced;
+  EXPECT_EQ(forced.find("runs the others"), std::string::npos) << forced;
 }
 
 TEST(Sweep, AKilledPopulationResumesFromItsCheckpointWithEveryEpochStoredOnce) {
@@ -1028,6 +1044,19 @@ TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
   }
   EXPECT_EQ(run("answer 3").code, 2);
   EXPECT_EQ(run("report 1").code, 0);  // from the store, without running
+  {  // Ctrl-C while the plots are drawn: the verdicts printed before reach the output (they sat
+     // in its buffer), and the message names what was kept, not trials to run again.
+    std::filesystem::create_directories(home.file(".venv/bin"));
+    std::ofstream(home.file(".venv/bin/python")) << "#!/bin/sh\nkill -INT $$\n";
+    std::filesystem::permissions(home.file(".venv/bin/python"), std::filesystem::perms::owner_all);
+    Result stopped = run("report 1");
+    EXPECT_NE(stopped.code, 0);
+    EXPECT_NE(stopped.out.find("verdict: supported"), std::string::npos) << stopped.out;
+    EXPECT_NE(stopped.err.find("interrupted while drawing the plots of"), std::string::npos)
+        << stopped.err;
+    EXPECT_EQ(stopped.err.find("runs the others"), std::string::npos) << stopped.err;
+    std::filesystem::remove_all(home.file(".venv"));
+  }
   // A preset none of whose trials ran: no report of every claim inconclusive, one line instead.
   Result none = run("report 1 optim.momentum=0.5");
   EXPECT_EQ(none.code, 2);

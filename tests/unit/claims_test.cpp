@@ -303,7 +303,7 @@ TEST(Verdict, AThresholdOrACorrelationOverSeveralTrialsPerSeedResamplesSeeds) {
   std::vector<Observation> obs;
   for (int seed = 0; seed < 3; ++seed)
     for (int cell = 0; cell < 16; ++cell) {
-      Observation o{0.01 * cell + 0.05 * seed, 0.03 + 0.05 * seed + 0.0001 * cell};
+      Observation o{0.01 * cell + 0.05 * seed, 0.03 + 0.05 * seed + 0.0001 * cell, ""};
       o.pair = seed;
       obs.push_back(o);
     }
@@ -345,7 +345,7 @@ TEST(Verdict, AThresholdOrACorrelationOverSeveralTrialsPerSeedResamplesSeeds) {
     for (int cell = 0; cell < 16; ++cell) {  // each pick jumps over `skip` smaller ones
       const int skip = std::min(inversions, int(left.size()) - 1);
       inversions -= skip;
-      Observation o{double(cell), double(left[size_t(skip)])};
+      Observation o{double(cell), double(left[size_t(skip)]), ""};
       left.erase(left.begin() + skip);
       o.pair = seed;
       weak.push_back(o);
@@ -476,7 +476,7 @@ TEST(Verdict, AWithinOfSeveralTrialsPerSeedResamplesItsRangeToo) {
   for (double x : {0.01, 0.1, 1.0})
     for (int seed = 0; seed < 3; ++seed)
       for (int cell = 0; cell < 2; ++cell) {
-        Observation o{x, (x == 0.1 ? 0.9 : 0.5) + 0.01 * seed + 0.001 * cell};
+        Observation o{x, (x == 0.1 ? 0.9 : 0.5) + 0.01 * seed + 0.001 * cell, ""};
         o.pair = seed;
         sweep.push_back(o);
       }
@@ -497,13 +497,13 @@ TEST(Verdict, ASeedOfOneTrialGivesACorrelationNoTauOfZero) {
   std::normal_distribution<double> noise(0.0, 0.3);
   for (int seed = 0; seed < 3; ++seed)
     for (int cell = 0; cell < 8; ++cell) {
-      Observation o{double(cell), double(cell) + 3 * noise(rng)};
+      Observation o{double(cell), double(cell) + 3 * noise(rng), ""};
       o.pair = seed;
       obs.push_back(o);
     }
   const Verdict three = evaluate_claim(make("correlate", +1, 0.0), obs);
   ASSERT_EQ(three.verdict, "supported") << three.reason;
-  Observation lone{4.0, 4.0};
+  Observation lone{4.0, 4.0, ""};
   lone.pair = 3;
   obs.push_back(lone);
   const Verdict four = evaluate_claim(make("correlate", +1, 0.0), obs);

@@ -266,11 +266,29 @@ TEST(Report, CtrlCWhileThePlotsAreDrawnStopsTheCommand) {
   ClaimOutcome o = threshold_outcome("q9.t", "configs/x.json", "test_acc", "one trial");
   o.trials.push_back(stored(store, "i0", 0, json::object(), {{"test_acc", 0.5}}));
   o.verdict = claims::evaluate(o.claim, o.trials);
+  const std::string dir = home.file("results/reports/quick/q009");
   for (const char* exit_by : {"exit 130", "kill -INT $$", "exit 143"}) {
     const std::string python = home.file("python");
     std::ofstream(python) << "#!/bin/sh\n" << exit_by << "\n";
     std::filesystem::permissions(python, std::filesystem::perms::owner_all);
-    EXPECT_THROW(write_report(home.path(), q, "quick", {o}, store, python), Interrupted) << exit_by;
+    // A figure of the report before: not left beside the new numbers, as if drawn from them.
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir + "/claim_q9_t.png") << "an earlier report's figure";
+    try {
+      write_report(home.path(), q, "quick", {o}, store, python);
+      ADD_FAILURE() << exit_by << ": no Interrupted";
+    } catch (const Interrupted& e) {
+      EXPECT_NE(std::string(e.what()).find("the verdicts are stored"), std::string::npos);
+      EXPECT_NE(std::string(e.what()).find("empiric report 9 --preset quick draws them"),
+                std::string::npos)
+          << e.what();
+    }
+    EXPECT_FALSE(std::filesystem::exists(dir + "/claim_q9_t.png")) << exit_by;
+    EXPECT_NE(slurp(dir + "/README.md")
+                  .find("*The plots were interrupted: some or all were not drawn (`empiric report "
+                        "9 --preset quick` draws them).*"),
+              std::string::npos)
+        << exit_by;
   }
   const std::string python = home.file("python");
   std::ofstream(python) << "#!/bin/sh\nexit 1\n";  // a plot that failed is no interrupt
