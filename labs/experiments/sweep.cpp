@@ -229,7 +229,22 @@ int run_config(const Context& ctx, const RunOptions& o) {
   {  // A data file or lr_mult that only some swept values name fails now, not midway.
     std::vector<json> cfgs;
     for (const Trial* t : pending) cfgs.push_back(t->config);
-    check_trials_start(cfgs, o.config);
+    try {
+      check_trials_start(cfgs, o.config);
+    } catch (const ConfigError& e) {
+      // A value the command line gave is said of its override, not of a file that lacks it
+      // (data.path=... was "fmnist_lenet.json: /data/path").
+      if (e.source() != o.config) throw;
+      std::string dotted = e.pointer().substr(e.pointer().empty() ? 0 : 1);
+      std::replace(dotted.begin(), dotted.end(), '/', '.');
+      for (auto it = o.overrides.rbegin(); it != o.overrides.rend(); ++it) {
+        std::string key = it->substr(0, it->find('='));
+        if (key.rfind("sweep.", 0) == 0) key = key.substr(6);
+        if (key == dotted || dotted.rfind(key + ".", 0) == 0)
+          throw ConfigError("override \"" + *it + "\"", e.pointer(), e.found(), e.allowed());
+      }
+      throw;
+    }
   }
   fmt::print("{}{}: {} trials{} on {}, {} already in {}, {} to run{}\n", o.config,
              o.preset.empty() ? "" : " (preset " + o.preset + ")", mine.size(),

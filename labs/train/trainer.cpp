@@ -277,18 +277,18 @@ void load_archive_from(torch::serialize::InputArchive& archive, const std::strin
 std::vector<torch::Tensor> load_masks(const std::string& path, Net& model,
                                       const std::string& source) {
   if (!std::filesystem::exists(path))
-    throw UserError(source + ": /train/mask_file = \"" + path +
-                    "\": no such file; expected a mask file written by the lottery lab "
-                    "(results/artifacts/.../round_N.pt)");
+    throw ConfigError(source, "/train/mask_file", json(path).dump(),
+                      "no such file; expected a mask file written by the lottery lab "
+                      "(results/artifacts/.../round_N.pt)");
   torch::serialize::InputArchive archive;
   try {
     load_archive_from(archive, path);
   } catch (const DamagedArchive& e) {
-    throw UserError(source + ": /train/mask_file = \"" + path + "\": " + e.why +
-                    "; expected a whole mask file (rewrite it with the lottery lab)");
+    throw ConfigError(source, "/train/mask_file", json(path).dump(),
+                      e.why + "; expected a whole mask file (rewrite it with the lottery lab)");
   } catch (const std::exception&) {
-    throw UserError(source + ": /train/mask_file = \"" + path +
-                    "\": not a mask file (a torch archive with mask.<parameter> entries)");
+    throw ConfigError(source, "/train/mask_file", json(path).dump(),
+                      "not a mask file (a torch archive with mask.<parameter> entries)");
   }
   std::vector<torch::Tensor> masks;
   torch::NoGradGuard guard;
@@ -405,15 +405,18 @@ void check_batch_norm_batches(const json& cfg, Net& model, int64_t examples,
   for (const auto& [key, size] : sizes) {
     const int64_t batch = std::min(size, examples);
     if (batch != 1 && examples % batch != 1) continue;
-    throw UserError(
-        batch == 1
-            ? fmt::format("{}: {} = {}: every batch holds one example, and batch norm cannot "
-                          "train on one; allowed: a batch size of at least 2",
-                          source, key, size)
-            : fmt::format("{}: {} = {}: with {} training examples an epoch's last batch holds "
-                          "one example, and batch norm cannot train on one; allowed: a batch "
-                          "size that leaves none or at least two",
-                          source, key, size, examples));
+    throw ConfigError(
+        source, key, std::to_string(size),
+        examples == 1
+            ? "the training set holds one example, and batch norm cannot train on one; allowed: "
+              "a data set of at least two (data.train_subset, data.validation)"
+        : batch == 1
+            ? "every batch holds one example, and batch norm cannot train on one; allowed: a "
+              "batch size of at least 2"
+            : fmt::format("with {} training examples an epoch's last batch holds one example, "
+                          "and batch norm cannot train on one; allowed: a batch size that leaves "
+                          "none or at least two",
+                          examples));
   }
 }
 
@@ -421,10 +424,10 @@ void check_measure_batches(const json& cfg, int64_t examples, const std::string&
   if (!cfg.contains("measure") || !cfg["measure"].value("noise_scale", false)) return;
   const json& batches = cfg["measure"]["noise_batches"];
   if (batches[0].get<int64_t>() < examples) return;
-  throw UserError(fmt::format(
-      "{}: /measure/noise_batches = {}: with {} training examples both batches are all of them, "
-      "and the noise scale compares two sizes; allowed: a small batch below {}",
-      source, batches.dump(), examples, examples));
+  throw ConfigError(source, "/measure/noise_batches", batches.dump(),
+                    fmt::format("with {} training examples both batches are all of them, and the "
+                                "noise scale compares two sizes; allowed: a small batch below {}",
+                                examples, examples));
 }
 
 void check_rewind_step(const json& cfg, int64_t examples, const std::string& source) {
@@ -1293,7 +1296,10 @@ void check_trials_start(const std::vector<json>& cfgs, const std::string& source
     if (cfg.value("lab", "train") == "implicit") continue;
     const json key = {{"data", cfg["data"]},
                       {"model", cfg["model"]},
-                      {"lr_mult", cfg["optim"].value("lr_mult", json())}};
+                      {"lr_mult", cfg["optim"].value("lr_mult", json())},
+                      {"batch_size", cfg["train"]["batch_size"]},
+                      {"mask_file", cfg["train"].value("mask_file", json())},
+                      {"measure", cfg.value("measure", json())}};
     if (!seen.insert(key.dump()).second) continue;
     const uint64_t seed = cfg.value("seed", 0);
     try {
@@ -1304,6 +1310,12 @@ void check_trials_start(const std::vector<json>& cfgs, const std::string& source
       Net model = make_model(cfg["model"], data.input_shape, data.outputs, source);
       init_lock.unlock();
       check_lr_mult(cfg["optim"], *model, source);
+      if (cfg.value("lab", "train") != "lr_range") {  // (its batches are all full)
+        check_batch_norm_batches(cfg, model, data.x_train.size(0), source);
+        check_measure_batches(cfg, data.x_train.size(0), source);
+      }
+      if (const std::string masks = cfg["train"].value("mask_file", std::string()); !masks.empty())
+        load_masks(masks, model, source);
     } catch (const UserError&) {
       throw;
     } catch (const std::exception&) {

@@ -84,8 +84,9 @@ TrainOutcome train_model(const json& cfg, const Dataset& data, Net& model,
                          const torch::Device& device, const TrainHooks& hooks);
 
 // Before a sweep trains anything: loads each distinct data set of `cfgs` and builds each distinct
-// model, so that a data file or an lr_mult prefix that only some swept values name fails now,
-// with its UserError, not hours into the sweep. (The implicit lab has neither.)
+// model, so that a data file, an lr_mult prefix, a mask file or a batch that batch norm cannot
+// train on, which only some swept values name, fails now, with its ConfigError or UserError, not
+// hours into the sweep. (The implicit lab has neither.)
 void check_trials_start(const std::vector<json>& cfgs, const std::string& source);
 
 // Whether an evaluation shows a diverged run: a loss that is not finite, or a training loss over

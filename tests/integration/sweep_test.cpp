@@ -552,6 +552,40 @@ TEST(Sweep, AStoreDeletedSinceDoesNotResumeTheCheckpointItsKilledRunLeft) {
   expect_trained_from_the_start(dir.file("r.db"));
 }
 
+TEST(Sweep, AValueAnOverrideGaveIsBlamedOnTheOverrideWhenTheTrialsStart) {
+  // Found when the trials start (a data set, a model, a mask file): the file has no such value.
+  testing::TempDir dir;
+  const std::string cfg = dir.write("lab.json", kSweep);
+  const std::string junk = dir.write("junk.pt", "not a torch archive");
+  Result masked = empiric(dir, "run " + cfg + " train.mask_file=" + junk);
+  EXPECT_EQ(masked.code, 2);
+  EXPECT_NE(masked.err.find("empiric: override \"train.mask_file=" + junk +
+                            "\": /train/mask_file = \"" + junk + "\": not a mask file"),
+            std::string::npos)
+      << masked.err;
+  Result one = empiric(dir, "run " + cfg + " model.batch_norm=true train.batch_size=1");
+  EXPECT_EQ(one.code, 2);
+  EXPECT_NE(one.err.find("empiric: override \"train.batch_size=1\": /train/batch_size = 1: every "
+                         "batch holds one example"),
+            std::string::npos)
+      << one.err;
+  // As a sweep's value too.
+  Result swept =
+      empiric(dir, "run " + cfg + " model.batch_norm=true 'sweep.train.batch_size=[1,8]'");
+  EXPECT_EQ(swept.code, 2);
+  EXPECT_NE(swept.err.find("empiric: override \"sweep.train.batch_size=[1,8]\": /train/batch_size"),
+            std::string::npos)
+      << swept.err;
+  // A value of the file is the file's.
+  json doc = json::parse(kSweep);
+  doc["model"]["batch_norm"] = true;
+  doc["train"]["batch_size"] = 1;
+  Result own = empiric(dir, "run " + dir.write("bn.json", doc.dump()));
+  EXPECT_NE(own.err.find("bn.json: /train/batch_size = 1"), std::string::npos) << own.err;
+  EXPECT_TRUE(!std::filesystem::exists(dir.file("r.db")) ||
+              Store(dir.file("r.db")).trials().empty());
+}
+
 TEST(Sweep, AnInterruptedRunSaysWhatItKeptAndEndsAsInterrupted) {
   testing::TempDir dir;
   const std::string cfg = dir.write("lab.json", one_checkpointed_trial().dump());
