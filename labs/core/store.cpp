@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -145,6 +146,22 @@ class WriteTxn {
   sqlite3* db_;
   bool done_ = false, nested_ = false;
 };
+
+// A JSON column of a row edited by hand, or damaged, that is not of the kind `ok` accepts: said
+// naming the row and how to drop it, not later as a crash. (NULL reads as `empty`.)
+json checked_json(Stmt& q, int c, const char* column, const std::string& table,
+                  const std::string& row, bool (*ok)(const json&), const json& empty,
+                  const std::string& redo) {
+  json value = q.js(c);
+  if (value.is_null()) return empty;
+  if (ok(value)) return value;
+  throw UserError(q.where() + ": " + table + " row " + row + ": its " + column + " is not " +
+                  (value.is_discarded()
+                       ? std::string("JSON")
+                       : "what empiric writes (" + value.dump().substr(0, 40) + ")") +
+                  "; the store is damaged: delete that row (sqlite3 ... \"DELETE FROM " + table +
+                  " WHERE id = " + row + "\") and " + redo);
+}
 
 TrialRecord read_trial(Stmt& q) {
   TrialRecord r;
@@ -604,18 +621,31 @@ long long Store::put_bench(const BenchRecord& r) {
 
 std::vector<BenchRecord> Store::bench_records(int question) {
   Stmt q(db_,
-         "SELECT name, questions, time_s, items_per_s, bytes_per_s, counters, env_id, created_at "
-         "FROM bench_records ORDER BY id",
+         "SELECT name, questions, time_s, items_per_s, bytes_per_s, counters, env_id, created_at, "
+         "id FROM bench_records ORDER BY id",
          path_);
   std::vector<BenchRecord> out;
   while (q.step()) {
     BenchRecord r;
+    const std::string row = std::to_string(q.i64(8));
+    const std::string redo = "run the benchmark again (empiric bench)";
     r.name = q.text(0);
-    r.questions = q.js(1).get<std::vector<int>>();
+    r.questions = checked_json(
+                      q, 1, "questions", "bench_records", row,
+                      [](const json& v) {
+                        return v.is_array() && std::all_of(v.begin(), v.end(), [](const json& e) {
+                                 return e.is_number_integer() && e.get<long long>() >= INT_MIN &&
+                                        e.get<long long>() <= INT_MAX;
+                               });
+                      },
+                      json::array(), redo)
+                      .get<std::vector<int>>();
     r.time_s = q.f64(2);
     r.items_per_s = q.f64(3);
     r.bytes_per_s = q.f64(4);
-    r.counters = q.js(5);
+    r.counters = checked_json(
+        q, 5, "counters", "bench_records", row, [](const json& v) { return v.is_object(); },
+        json::object(), redo);
     r.env_id = q.i64(6);
     r.created_at = q.text(7);
     if (question == 0 ||
@@ -629,7 +659,9 @@ json Store::run_environment(long long run_id) {
   Stmt q(db_, "SELECT e.json FROM runs r JOIN environments e ON e.id = r.env_id WHERE r.id = ?",
          path_);
   if (!q.bind(1, run_id).step()) return json::object();
-  return q.js(0);
+  // (A damaged one, edited by hand, is no machine known: reports say nothing of it.)
+  const json env = q.js(0);
+  return env.is_object() ? env : json::object();
 }
 
 std::pair<std::string, std::string> Store::run_preset_and_command(long long run_id) {
@@ -663,7 +695,7 @@ std::vector<VerdictRecord> Store::latest_verdicts(int question,
                            : " AND " + table + ".preset IN (SELECT value FROM json_each(?2))";
   };
   Stmt q(db_,
-         "SELECT claim, preset, verdict, json, created_at FROM verdicts v WHERE question = ?1" +
+         "SELECT claim, preset, verdict, json, created_at, id FROM verdicts v WHERE question = ?1" +
              only("v") +
              // The newest by time, not by id: a merged store's older verdicts get the larger ids.
              " AND id = (SELECT id FROM verdicts w WHERE w.question = v.question AND "
@@ -673,7 +705,14 @@ std::vector<VerdictRecord> Store::latest_verdicts(int question,
   q.bind(1, question);
   if (!presets.empty()) q.bind(2, json(presets).dump());
   std::vector<VerdictRecord> out;
-  while (q.step()) out.push_back({q.text(0), q.text(1), q.text(2), q.js(3), q.text(4)});
+  while (q.step())
+    out.push_back(
+        {q.text(0), q.text(1), q.text(2),
+         checked_json(
+             q, 3, "json", "verdicts", std::to_string(q.i64(5)),
+             [](const json& v) { return v.is_object(); }, json::object(),
+             "answer the question again (empiric report " + std::to_string(question) + ")"),
+         q.text(4)});
   return out;
 }
 

@@ -11,6 +11,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <iterator>
 #include <mutex>
@@ -653,6 +654,54 @@ TEST(Store, ADamagedTrialRowIsNamedNotACrash) {
               std::string::npos)
         << e.what();
   }
+}
+
+TEST(Store, ADamagedVerdictOrBenchmarkRowIsNamedNotACrash) {
+  // `show` ended in "internal error: [json.exception.type_error.302]" (exit 3), or printed
+  // <discarded> as JSON.
+  testing::TempDir dir;
+  const std::string path = dir.file("s.db");
+  {
+    Store store(path);
+    store.put_verdict(7, "q7.a", "full", "supported", {{"effect", 0.5}});
+    BenchRecord b;
+    b.name = "kernel/x";
+    b.questions = {7};
+    store.put_bench(b);
+  }
+  auto damage = [&](const char* sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  };
+  auto expect_named = [](const std::function<void()>& read, const std::string& text) {
+    try {
+      read();
+      ADD_FAILURE() << "expected a UserError: " << text;
+    } catch (const UserError& e) {
+      EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+    }
+  };
+  damage("UPDATE verdicts SET json = 'not json'");
+  expect_named([&] { Store(path).latest_verdicts(7); },
+               "verdicts row 1: its json is not JSON; the store is damaged: delete that row "
+               "(sqlite3 ... \"DELETE FROM verdicts WHERE id = 1\")");
+  damage("UPDATE verdicts SET json = '[1]'");
+  expect_named([&] { Store(path).latest_verdicts(7); },
+               "its json is not what empiric writes ([1])");
+  damage("UPDATE verdicts SET json = '{\"effect\": 0.5}'");
+  EXPECT_EQ(Store(path).latest_verdicts(7).at(0).details, json({{"effect", 0.5}}));
+  damage("UPDATE bench_records SET questions = 'not json'");
+  expect_named([&] { Store(path).bench_records(7); },
+               "bench_records row 1: its questions is not JSON");
+  damage("UPDATE bench_records SET questions = '[\"7\"]'");
+  expect_named([&] { Store(path).bench_records(7); }, "its questions is not what empiric writes");
+  damage("UPDATE bench_records SET questions = '[7]', counters = '3'");
+  expect_named([&] { Store(path).bench_records(7); },
+               "its counters is not what empiric writes (3)");
+  damage("UPDATE bench_records SET counters = '{}'");
+  EXPECT_EQ(Store(path).bench_records(7).size(), 1u);
 }
 
 // A lease row as another process would have written it.
