@@ -292,9 +292,10 @@ Store::Store(const std::string& path) : path_(path) {
   // switching the journal to WAL, the other committing the tables), and SQLite then answers one
   // of them "busy" at once rather than after the timeout: that one, and only that, tries again.
   std::string error;
+  int code = SQLITE_OK;
   for (int attempt = 0; attempt < 100; ++attempt) {
     const auto started = std::chrono::steady_clock::now();
-    int code = SQLITE_OK;
+    code = SQLITE_OK;
     error.clear();
     auto run = [&](const char* sql) {
       if (code != SQLITE_OK) return;
@@ -318,6 +319,15 @@ Store::Store(const std::string& path) : path_(path) {
   if (!error.empty()) {
     sqlite3_close(db_);
     db_ = nullptr;
+    // A store in a folder this user cannot write to: SQLite writes its -wal and -shm files
+    // beside the store even to read it (it read as a store that is not one).
+    const std::string folder = std::filesystem::absolute(path).parent_path().string();
+    if (((code & 0xff) == SQLITE_READONLY || (code & 0xff) == SQLITE_CANTOPEN) &&
+        access(folder.c_str(), W_OK) != 0)
+      throw UserError(path + ": its folder " + folder +
+                      " is not writable, and SQLite writes the store's -wal and -shm files "
+                      "beside it, even to read it; allowed: a store in a writable folder (copy "
+                      "it there, with any -wal file beside it, and pass --db)");
     throw UserError(path + ": not a usable results database (" + path +
                     ": database error: " + error + ")");
   }

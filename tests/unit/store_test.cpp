@@ -704,6 +704,49 @@ TEST(Store, ADamagedVerdictOrBenchmarkRowIsNamedNotACrash) {
   EXPECT_EQ(Store(path).bench_records(7).size(), 1u);
 }
 
+TEST(Store, AStoreInAFolderItsUserCannotWriteSaysSo) {
+  // SQLite writes the -wal and -shm files beside a store even to read it: as another user, a
+  // store in a folder of root's read as "not a usable results database".
+  testing::TempDir dir;
+  const std::string path = dir.file("s.db");
+  { Store store(path); }
+  std::filesystem::permissions(
+      dir.path(), std::filesystem::perms::owner_all | std::filesystem::perms::group_read |
+                      std::filesystem::perms::group_exec | std::filesystem::perms::others_read |
+                      std::filesystem::perms::others_exec);
+  std::filesystem::remove(path + "-wal");
+  std::filesystem::remove(path + "-shm");
+  const uid_t other = getuid() == 0 ? 65534 : getuid();  // root: "nobody"; else ourselves
+  if (getuid() != 0 && access(dir.path().c_str(), W_OK) == 0)
+    GTEST_SKIP() << "not root: no other user to be, and the folder is ours to write";
+  int pipe_fds[2];
+  ASSERT_EQ(pipe(pipe_fds), 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(pipe_fds[0]);
+    std::string said = "opened";
+    if (setgid(other) != 0 || setuid(other) != 0)
+      said = "setuid failed";
+    else
+      try {
+        Store store(path);
+      } catch (const UserError& e) {
+        said = e.what();
+      }
+    const ssize_t n = write(pipe_fds[1], said.data(), said.size());
+    _exit(n == ssize_t(said.size()) ? 0 : 1);
+  }
+  close(pipe_fds[1]);
+  std::string said;
+  char buf[512];
+  for (ssize_t n; (n = read(pipe_fds[0], buf, sizeof buf)) > 0;) said.append(buf, size_t(n));
+  close(pipe_fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_NE(said.find("s.db: its folder " + dir.path() + " is not writable"), std::string::npos)
+      << said;
+}
+
 // A lease row as another process would have written it.
 void put_lease(const std::string& db_path, const std::string& hash, const std::string& host,
                long long pid, const char* taken_at = "strftime('%Y-%m-%dT%H:%M:%fZ','now')") {
