@@ -275,8 +275,8 @@ const Field& field_for_dotted(const std::string& dotted, const std::string& sour
     std::vector<std::string> names;
     for (const auto& sec : config_schema())
       if (!sec.name.empty()) names.push_back(sec.name);
-    fail(source, "/" + section, json(json::value_t::discarded),
-         unknown_key_message(section, names));
+    // (At the key as given: a sweep axis's is /sweep/nope.lr, and the file has no /nope.)
+    fail(source, pointer, json(json::value_t::discarded), unknown_key_message(section, names));
   }
   const Field* f = s->find(key);
   // optim.lr_mult.body=2: a key inside a map-valued field, which is set whole.

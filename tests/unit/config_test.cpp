@@ -677,6 +677,11 @@ TEST(Config, SweepAxisMustBeAKnownKeyWithValidValues) {
   EXPECT_EQ(error_of(doc), "lab.json: /sweep/optim.lr/1 = -1: expected a number > 0");
   doc["sweep"] = json::parse(R"({"optim.learning_rate": [0.1]})");
   EXPECT_NE(error_of(doc).find("/sweep/optim.learning_rate"), std::string::npos);
+  // An unknown section: the axis's path, not /nope, which the file does not have.
+  doc["sweep"] = json::parse(R"({"nope.lr": [0.1]})");
+  EXPECT_EQ(error_of(doc).rfind("lab.json: /sweep/nope.lr: unknown key; allowed: data, model", 0),
+            0u)
+      << error_of(doc);
 }
 
 TEST(Config, ASectionAxisMergesEachPartialSectionOverTheBase) {
