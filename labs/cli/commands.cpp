@@ -382,17 +382,17 @@ std::vector<TrialRecord> of_preset(const Context& ctx, std::vector<TrialRecord> 
 
 }  // namespace
 
-int print_results(const Context& ctx, int question, const std::string& format,
+int print_results(const Context& ctx, std::optional<int> question, const std::string& format,
                   const std::string& preset) {
   if (format != "table" && format != "jsonl" && format != "csv")
     throw UserError("--format " + format + ": allowed: table, jsonl, csv");
   std::optional<Question> q;
-  if (question != 0) {
+  if (question) {  // (--question 0 listed every question's trials)
     Bank bank = load_bank(bank_path(ctx));
-    if (!bank.find(question))
-      throw UserError(fmt::format("--question {}: no such question; allowed: 1 to {}", question,
+    if (!bank.find(*question))
+      throw UserError(fmt::format("--question {}: no such question; allowed: 1 to {}", *question,
                                   bank.questions.size()));
-    q = *bank.find(question);
+    q = *bank.find(*question);
   }
   if (!std::filesystem::exists(ctx.db))
     throw UserError(ctx.db + ": no results database yet (run a lab first, or pass --db)");

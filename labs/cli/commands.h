@@ -1,6 +1,7 @@
 // The CLI's commands, one function each; main.cpp only parses arguments and calls them.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,7 +17,8 @@ int show_question(const Context& ctx, int number, bool as_json, const std::strin
 int show_config(const Context& ctx, const std::string& file, const std::string& preset,
                 const std::vector<std::string>& overrides, bool trials);
 int print_keys(bool markdown);
-int print_results(const Context& ctx, int question, const std::string& format,
+// question: none for every question's trials.
+int print_results(const Context& ctx, std::optional<int> question, const std::string& format,
                   const std::string& preset = "");
 int merge_results(const Context& ctx, const std::vector<std::string>& others);
 // Runs the Google Benchmark suite (bench/kernels_bench) and stores every record, with the

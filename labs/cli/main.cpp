@@ -225,7 +225,8 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> merge_files;
   auto* results = app.add_subcommand("results", "query the results store");
-  results->add_option("--question", question, "only this question")->transform(kQuestionNumber);
+  auto* results_question =
+      results->add_option("--question", question, "only this question")->transform(kQuestionNumber);
   results->add_option("--format", format, "table, jsonl or csv");
   std::string results_preset;
   results->add_option("--preset", results_preset,
@@ -311,7 +312,10 @@ int main(int argc, char** argv) {
       }
       if (*bench)
         return cli::run_benchmarks(ctx, bench_filter, bench_reps, bench_binary, bench_json);
-      if (*results) return cli::print_results(ctx, question, format, results_preset);
+      if (*results)
+        return cli::print_results(
+            ctx, results_question->count() > 0 ? std::optional<int>(question) : std::nullopt,
+            format, results_preset);
       if (*run) {
         std::tie(run_opts.shard_index, run_opts.shard_count) = parse_shard(shard);
         run_opts.progress = !no_progress && isatty(STDERR_FILENO) && !std::getenv("CI");

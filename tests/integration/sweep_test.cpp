@@ -887,14 +887,17 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
   for (const std::string& args : std::vector<std::string>{
            "run " + cfg + " optim.lr=-1", "run " + dir.file("missing.json"), "show 103",
            "list --kind maybe", "run " + cfg + " --shard 3/2", "run " + cfg + " --jobs zero",
-           "results --format xml", "results --question 999", "run " + cfg + " --shard 0/1x",
-           "show ''", "answer 9x", "list --section abc", "list --section 0",
-           "bench --binary " + dir.path()}) {
+           "results --format xml", "results --question 999", "results --question 0",
+           "run " + cfg + " --shard 0/1x", "show ''", "answer 9x", "list --section abc",
+           "list --section 0", "bench --binary " + dir.path()}) {
     Result r = empiric(dir, args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << r.err;
     EXPECT_EQ(r.err.rfind("empiric: ", 0), 0u) << r.err;
   }
+  // Question 0 is none (it listed every question's trials).
+  EXPECT_NE(empiric(dir, "results --question 0").err.find("--question 0: no such question"),
+            std::string::npos);
   Result r = empiric(dir, "run " + cfg + " optim.lr=-1");
   EXPECT_NE(r.err.find("override \"optim.lr=-1\": /optim/lr = -1: expected a number > 0"),
             std::string::npos)
