@@ -466,8 +466,10 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
       v.reason += "; " + std::to_string(imputed) +
                   " diverged trial(s) entered with the claim's diverged_as value";
     if (v.missing > 0)
-      v.reason += "; " + std::to_string(v.missing) +
-                  " trial(s) without the metric (or that failed with an error) left out";
+      v.reason +=
+          "; " + std::to_string(v.missing) +
+          " trial(s) without the metric (not recorded, an estimate that did not converge, or a "
+          "trial that failed with an error) left out";
   };
   if (t.kind == "within") {
     const std::string range = "[" + fmt_num(t.lo) + ", " + fmt_num(t.hi) + "]";
