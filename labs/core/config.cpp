@@ -965,6 +965,17 @@ ResolvedConfig resolve(json doc, const std::string& source, const std::string& p
                          : "no such preset; this config has: " + names);
     deep_merge(doc, presets[preset]);
   }
+  // A key given twice (seeds=3 seeds=5) is a slip, as a duplicate key in a file is: the last
+  // silently won.
+  for (size_t i = 0; i < overrides.size(); ++i)
+    for (size_t j = 0; j < i; ++j) {
+      const std::string key = overrides[i].substr(0, overrides[i].find('='));
+      if (key != overrides[j].substr(0, overrides[j].find('='))) continue;
+      std::string ptr = key.rfind("sweep.", 0) == 0 ? "sweep/" + key.substr(6) : key;
+      if (key.rfind("sweep.", 0) != 0) std::replace(ptr.begin(), ptr.end(), '.', '/');
+      throw ConfigError("override \"" + overrides[i] + "\"", "/" + ptr, "",
+                        "given again (\"" + overrides[j] + "\" before it); keep one");
+    }
   for (const auto& o : overrides) apply_override(doc, o);
   // An override of a key the sweep sets would be replaced in every trial without a word.
   for (const auto& o : overrides) {

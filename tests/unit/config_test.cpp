@@ -761,6 +761,14 @@ TEST(Config, OverrideIsTypeCheckedAndNamed) {
   EXPECT_NE(msg.find("did you mean \"epochs\""), std::string::npos) << msg;
   EXPECT_NE(error_of(base(), {"no_equals_sign"}).find("expected key.path=value"),
             std::string::npos);
+  // A key given twice: a slip to name, as a duplicate key in a file is (the last won).
+  EXPECT_EQ(error_of(base(), {"seeds=3", "optim.lr=0.1", "seeds=5"}),
+            "override \"seeds=5\": /seeds: given again (\"seeds=3\" before it); keep one");
+  EXPECT_EQ(error_of(base(), {"sweep.optim.lr=[1]", "sweep.optim.lr=[2]"}),
+            "override \"sweep.optim.lr=[2]\": /sweep/optim.lr: given again "
+            "(\"sweep.optim.lr=[1]\" before it); keep one");
+  EXPECT_EQ(error_of(base(), {"optim.lr=0.1", "sweep.optim.lr=[0.2]"}).find("given again"),
+            std::string::npos);
   // A list of bare words is not JSON: said so, with the quoting (it read "expected a non-empty
   // list of values" of what looked like one).
   EXPECT_EQ(error_of(base(), {"sweep.optim.name=[sgd,adam]"}),
