@@ -268,6 +268,11 @@ int main(int argc, char** argv) {
   if (ctx.db.empty()) ctx.db = ctx.home + "/results/empiric.db";
   // A config named from the checkout (configs/q39_xor.json) in another folder: read from --home
   // when the current folder has no such file (answer and report always read from there).
+  if ((*config || *run) && run_opts.config.empty()) {  // (it read as --home, a folder)
+    std::cerr << "empiric: config \"\": expected a config file's path, e.g. "
+                 "configs/q99_same_epochs.json\n";
+    return 2;
+  }
   if ((*config || *run) && std::filesystem::path(run_opts.config).is_relative()) {
     std::error_code ec;
     const auto in_home = std::filesystem::path(ctx.home) / run_opts.config;

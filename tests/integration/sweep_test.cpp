@@ -889,7 +889,7 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
            "list --kind maybe", "run " + cfg + " --shard 3/2", "run " + cfg + " --jobs zero",
            "results --format xml", "results --question 999", "results --question 0",
            "run " + cfg + " --shard 0/1x", "show ''", "answer 9x", "list --section abc",
-           "list --section 0", "bench --binary " + dir.path()}) {
+           "list --section 0", "bench --binary " + dir.path(), "config ''", "run ''"}) {
     Result r = empiric(dir, args);
     EXPECT_EQ(r.code, 2) << args << "\n" << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << args << "\n" << r.err;
