@@ -186,8 +186,12 @@ int show_question(const Context& ctx, int number, bool as_json, const std::strin
   }
   std::vector<VerdictRecord> verdicts;
   if (!q->claims.empty() && std::filesystem::exists(ctx.db))
-    verdicts = Store(ctx.db).latest_verdicts(
-        number, preset.empty() ? std::vector<std::string>{} : std::vector<std::string>{preset});
+    // (The full protocol's are also those of configs as written that are their full preset,
+    // stored without a preset, as reports/README.md counts them.)
+    verdicts = Store(ctx.db).latest_verdicts(number, preset.empty() ? std::vector<std::string>{}
+                                                     : preset == "full"
+                                                         ? std::vector<std::string>{"", "full"}
+                                                         : std::vector<std::string>{preset});
   // The committed reports' verdicts (reports/README.md, the full protocol's), for claims this
   // store has none of: a fresh store said "none yet" beside a committed answer.
   std::map<std::string, json> committed;
@@ -527,7 +531,8 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
       lab_of[cfg] = resolve_config(ctx.home + "/" + cfg, opts.preset, {})
                         .config.value("lab", std::string("train"));
     for (const auto& o : opts.overrides) {
-      const std::string key = o.substr(0, o.find('='));
+      std::string key = o.substr(0, o.find('='));
+      if (key.rfind("sweep.", 0) == 0) key = key.substr(6);  // (an axis: the key it sweeps)
       std::vector<std::string> readers;
       for (const auto& cfg : configs)
         if (lab_reads(lab_of[cfg], key)) readers.push_back(cfg);

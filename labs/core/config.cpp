@@ -245,6 +245,12 @@ void validate_section(const Section& s, json& obj, const std::string& source) {
              std::string("expected \"all\": /train/") + key +
                  " reads the training set's metrics at every evaluation, and \"held_out\" "
                  "takes them at the last only");
+  if (s.name == "measure" && obj["eps_sharpness"] == true && obj["eps_tol"].get<double>() > 0 &&
+      obj["eps_steps"].get<long long>() <= kEpsSharpnessWindow)
+    fail(source, base + "/eps_steps", obj["eps_steps"],
+         "expected more than " + std::to_string(kEpsSharpnessWindow) +
+             ": the ascent stops only once its rise held still over that many steps "
+             "(/measure/eps_tol); allowed: more steps, or eps_tol 0 for exactly this many");
   if (s.name == "implicit" && obj["problem"] == "least_squares" &&
       obj["n"].get<long long>() >= obj["dim"].get<long long>())
     fail(source, base + "/n", obj["n"],
@@ -275,8 +281,9 @@ const Field& field_for_dotted(const std::string& dotted, const std::string& sour
     std::vector<std::string> names;
     for (const auto& sec : config_schema())
       if (!sec.name.empty()) names.push_back(sec.name);
-    // (At the key as given: a sweep axis's is /sweep/nope.lr, and the file has no /nope.)
-    fail(source, pointer, json(json::value_t::discarded), unknown_key_message(section, names));
+    // (A sweep axis's at the axis, /sweep/nope.lr: the file has no /nope.)
+    fail(source, pointer.rfind("/sweep/", 0) == 0 ? pointer : "/" + section,
+         json(json::value_t::discarded), unknown_key_message(section, names));
   }
   const Field* f = s->find(key);
   // optim.lr_mult.body=2: a key inside a map-valued field, which is set whole.

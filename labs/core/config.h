@@ -63,6 +63,10 @@ ResolvedConfig resolve_config_json(json doc, const std::string& source, const st
 // defaults. Throws ConfigError with the file, JSON pointer, value and what is allowed.
 void validate_and_fill(json& config, const std::string& source);
 
+// The eps-sharpness ascent stops once its largest rise grew by at most measure.eps_tol of itself
+// over this many steps (measures.cpp), so with eps_tol > 0 it needs more steps than this.
+constexpr int kEpsSharpnessWindow = 10;
+
 // Whether lab `lab` reads `key`, a section ("measure") or a dotted key ("train.epochs"): the
 // sections of other labs, and for the implicit and lr_range labs the training keys they ignore,
 // are refused in a config (their defaults are filled in all the same).

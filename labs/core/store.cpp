@@ -720,7 +720,16 @@ std::vector<VerdictRecord> Store::latest_verdicts(int question,
         {q.text(0), q.text(1), q.text(2),
          checked_json(
              q, 3, "json", "verdicts", std::to_string(q.i64(5)),
-             [](const json& v) { return v.is_object(); }, json::object(),
+             [](const json& v) {
+               // (show reads these as numbers and strings.)
+               if (!v.is_object()) return false;
+               for (const char* k : {"effect", "lo", "hi", "n", "diverged", "missing"})
+                 if (v.contains(k) && !v[k].is_number()) return false;
+               for (const char* k : {"reason", "statement"})
+                 if (v.contains(k) && !v[k].is_string()) return false;
+               return true;
+             },
+             json::object(),
              "answer the question again (empiric report " + std::to_string(question) + ")"),
          q.text(4)});
   return out;

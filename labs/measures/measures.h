@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/config.h"
 #include "data/datasets.h"
 #include "models/models.h"
 #include "train/loss.h"
@@ -101,7 +102,7 @@ struct EpsSharpness {
   int steps = 0;       // ascent steps taken
   bool converged = false;
 };
-constexpr int kEpsWindow = 10;
+constexpr int kEpsWindow = kEpsSharpnessWindow;
 EpsSharpness eps_sharpness(const std::vector<torch::Tensor>& params, const LossFn& loss, double eps,
                            int max_steps, double tol, uint64_t seed);
 

@@ -592,6 +592,22 @@ TEST(Config, SweepValuesThatMakeTheSameTrialAreRefused) {
   }
 }
 
+TEST(Config, AnEpsSharpnessAscentThatCouldNeverConvergeIsRefused) {
+  // It stops once its rise held still over 10 steps: with 10 or fewer every value was marked
+  // unconverged and left out of claims.
+  EXPECT_EQ(error_of(base(), {"measure.eps_sharpness=true", "measure.eps_steps=8"})
+                .rfind("override \"measure.eps_steps=8\": /measure/eps_steps = 8: expected more "
+                       "than 10",
+                       0),
+            0u)
+      << error_of(base(), {"measure.eps_sharpness=true", "measure.eps_steps=8"});
+  EXPECT_EQ(
+      error_of(base(), {"measure.eps_sharpness=true", "measure.eps_steps=8", "measure.eps_tol=0"}),
+      "");  // exactly 8 steps, asked for
+  EXPECT_EQ(error_of(base(), {"measure.eps_sharpness=true", "measure.eps_steps=11"}), "");
+  EXPECT_EQ(error_of(base(), {"measure.eps_steps=8"}), "");  // (the measure is off)
+}
+
 TEST(Config, NoEpochsAndNoStepsIsRefused) {
   json doc = base();
   doc["train"] = {{"epochs", 0}};
@@ -677,7 +693,11 @@ TEST(Config, SweepAxisMustBeAKnownKeyWithValidValues) {
   EXPECT_EQ(error_of(doc), "lab.json: /sweep/optim.lr/1 = -1: expected a number > 0");
   doc["sweep"] = json::parse(R"({"optim.learning_rate": [0.1]})");
   EXPECT_NE(error_of(doc).find("/sweep/optim.learning_rate"), std::string::npos);
-  // An unknown section: the axis's path, not /nope, which the file does not have.
+  // An override of an unknown section names the section; a sweep axis's, the axis (not /nope,
+  // which the file does not have).
+  EXPECT_EQ(error_of(base(), {"nope.lr=1"}).rfind("override \"nope.lr=1\": /nope: unknown key", 0),
+            0u)
+      << error_of(base(), {"nope.lr=1"});
   doc["sweep"] = json::parse(R"({"nope.lr": [0.1]})");
   EXPECT_EQ(error_of(doc).rfind("lab.json: /sweep/nope.lr: unknown key; allowed: data, model", 0),
             0u)

@@ -238,6 +238,10 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
     EXPECT_EQ(checked, 8);
   }
   if (!have_python) GTEST_SKIP() << "no .venv: plots not drawn (run scripts/setup.sh)";
+  // The reports above, written without a python, removed the first one's figures (none is left
+  // beside numbers it was not drawn from): this one draws them again.
+  EXPECT_FALSE(std::filesystem::exists(home.file("results/reports/quick/q099/claim_q99_t.png")));
+  write_report(home.path(), q, "quick", {o}, store, python);
   const std::string png = slurp(home.file("results/reports/quick/q099/claim_q99_t.png"));
   ASSERT_GT(png.size(), 1000u);
   EXPECT_EQ(png.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
@@ -279,7 +283,7 @@ TEST(Report, CtrlCWhileThePlotsAreDrawnStopsTheCommand) {
       ADD_FAILURE() << exit_by << ": no Interrupted";
     } catch (const Interrupted& e) {
       EXPECT_NE(std::string(e.what()).find("the verdicts are stored"), std::string::npos);
-      EXPECT_NE(std::string(e.what()).find("empiric report 9 --preset quick draws them"),
+      EXPECT_NE(std::string(e.what()).find("`empiric report 9 --preset quick` draws them"),
                 std::string::npos)
           << e.what();
     }
@@ -289,6 +293,19 @@ TEST(Report, CtrlCWhileThePlotsAreDrawnStopsTheCommand) {
                         "9 --preset quick` draws them).*"),
               std::string::npos)
         << exit_by;
+  }
+  {  // A report of overrides: the bare command would write another one.
+    const std::string python = home.file("python");
+    std::ofstream(python) << "#!/bin/sh\nexit 130\n";
+    try {
+      write_report(home.path(), q, "quick+overrides", {o}, store, python);
+      ADD_FAILURE() << "no Interrupted";
+    } catch (const Interrupted& e) {
+      EXPECT_NE(std::string(e.what()).find(
+                    "`empiric report 9` with the same preset and overrides draws them"),
+                std::string::npos)
+          << e.what();
+    }
   }
   const std::string python = home.file("python");
   std::ofstream(python) << "#!/bin/sh\nexit 1\n";  // a plot that failed is no interrupt

@@ -690,6 +690,10 @@ TEST(Store, ADamagedVerdictOrBenchmarkRowIsNamedNotACrash) {
   damage("UPDATE verdicts SET json = '[1]'");
   expect_named([&] { Store(path).latest_verdicts(7); },
                "its json is not what empiric writes ([1])");
+  damage("UPDATE verdicts SET json = '{\"effect\": \"big\"}'");  // show reads a number
+  expect_named([&] { Store(path).latest_verdicts(7); }, "its json is not what empiric writes");
+  damage("UPDATE verdicts SET json = '{\"reason\": 5}'");
+  expect_named([&] { Store(path).latest_verdicts(7); }, "its json is not what empiric writes");
   damage("UPDATE verdicts SET json = '{\"effect\": 0.5}'");
   EXPECT_EQ(Store(path).latest_verdicts(7).at(0).details, json({{"effect", 0.5}}));
   damage("UPDATE bench_records SET questions = 'not json'");
