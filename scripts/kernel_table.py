@@ -17,10 +17,11 @@ def main():
         if b.get("aggregate_name", "median") != "median" or "error_occurred" in b:
             continue
         m = re.match(r"BM_(\w+)/cuda:(\d)/shape:(\d)(?:/masked:(\d))?", b["name"])
-        pe = re.match(r"BM_PerExampleNorms/cuda:(\d)/materialized:(\d)", b["name"])
+        pe = re.match(r"BM_PerExampleNorms/cuda:(\d)/baseline:(\d)", b["name"])
         if pe:
             t = b["real_time"] * {"ns": 1e-9, "us": 1e-6, "ms": 1e-3}[b["time_unit"]]
-            name = "PerExampleNorms" + (" (materialized reference)" if pe.group(2) == "1" else "")
+            name = "PerExampleNorms" + {"0": "", "1": " (materialized reference)",
+                                        "2": " (the formula in ATen)"}[pe.group(2)]
             rows.append((name, "cuda" if pe.group(1) == "1" else "cpu", "256x784/300", t, b.get("bytes_per_second", 0)))
             continue
         if not m:

@@ -226,6 +226,33 @@ TEST(CpuSpans, KernelsGiveTheSameBitsOnAnyNumberOfThreads) {
     }
     for (size_t k = 0; k < sizes.size(); ++k) EXPECT_TRUE(torch::equal(out[k], one[k])) << threads;
   }
+  // The optimizer steps (masked, with momentum and decay) and the k-th magnitude likewise: ctest
+  // runs every other kernel test on one thread.
+  const Lists grads = randn(sizes, torch::kCPU), masks = masks_for(sizes, torch::kCPU);
+  Lists adam_one, sgd_one;
+  float kth_one = 0;
+  for (int threads : {1, 2, 3}) {
+    Threads scope(threads);
+    Lists w = clone(w0), m = clone(d1), v = clone(d2), buf = clone(d1);
+    for (auto& t : v) t.abs_();
+    AdamConfig adam;
+    adam.weight_decay = 0.01, adam.decoupled = true;
+    fused_adam_(w, grads, m, v, masks, adam, 7);
+    Lists s = clone(w0);
+    SgdConfig sgd;
+    sgd.momentum = 0.9, sgd.weight_decay = 1e-3, sgd.nesterov = true;
+    fused_sgd_(s, grads, buf, masks, sgd, false);
+    const float kth = kth_smallest_magnitude(w0, 12345);
+    if (threads == 1) {
+      adam_one = w, sgd_one = s, kth_one = kth;
+      continue;
+    }
+    for (size_t k = 0; k < sizes.size(); ++k) {
+      EXPECT_TRUE(torch::equal(w[k], adam_one[k])) << "adam, " << threads << " threads";
+      EXPECT_TRUE(torch::equal(s[k], sgd_one[k])) << "sgd, " << threads << " threads";
+    }
+    EXPECT_EQ(kth, kth_one) << threads << " threads";
+  }
 }
 
 TEST(KernelContract, MismatchedListsAreRejectedWithTheirName) {
@@ -518,6 +545,19 @@ TEST_P(Selection, PerExampleNormsMatchTheMaterializedGradients) {
            want = reference_per_example_sq_norms(x, delta, bias);
       expect_close({got}, {want}, 1e-5, 1e-6, "per-example norms");
     }
+  }
+}
+
+TEST(PerExampleNorms, WideRowsKeepFloatPrecisionOnTheCpu) {
+  // One running float sum per row lost precision with the width (1.6e-5 of a 65,536-wide row,
+  // 3.9e-4 of a million-wide one): the blocked sums stay near float rounding at any width.
+  torch::manual_seed(5);
+  for (int64_t in : {65536, 1000003}) {
+    auto x = torch::randn({3, in}), delta = torch::randn({3, 10});
+    auto got = per_example_sq_norms(x, delta, true).to(torch::kFloat64);
+    auto want = delta.to(torch::kFloat64).pow(2).sum(1) * (x.to(torch::kFloat64).pow(2).sum(1) + 1);
+    const double worst = ((got - want).abs() / want).max().item<double>();
+    EXPECT_LT(worst, 1e-6) << in << " inputs";
   }
 }
 
