@@ -259,10 +259,13 @@ int show_question(const Context& ctx, int number, bool as_json, const std::strin
       for (const auto& v : verdicts) {
         if (v.claim != c.value("id", "")) continue;
         fmt::print("    latest verdict: {} (effect {}; {}; preset {}, {})\n", v.verdict,
-                   v.details.contains("effect")
+                   v.details.contains("effect") && v.details["effect"].is_number()
                        ? fmt::format("{:+.3g}", v.details["effect"].get<double>())
                        : "-",
-                   v.details.value("reason", ""), v.preset.empty() ? "-" : v.preset, v.created_at);
+                   v.details.contains("reason") && v.details["reason"].is_string()
+                       ? v.details["reason"].get<std::string>()
+                       : "",
+                   v.preset.empty() ? "-" : v.preset, v.created_at);
         shown = true;
       }
       if (const auto it = committed.find(c.value("id", "")); !shown && it != committed.end())

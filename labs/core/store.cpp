@@ -723,10 +723,11 @@ std::vector<VerdictRecord> Store::latest_verdicts(int question,
              [](const json& v) {
                // (show reads these as numbers and strings.)
                if (!v.is_object()) return false;
+               // (null: a number not measured, as an older empiric wrote a NaN.)
                for (const char* k : {"effect", "lo", "hi", "n", "diverged", "missing"})
-                 if (v.contains(k) && !v[k].is_number()) return false;
+                 if (v.contains(k) && !v[k].is_number() && !v[k].is_null()) return false;
                for (const char* k : {"reason", "statement"})
-                 if (v.contains(k) && !v[k].is_string()) return false;
+                 if (v.contains(k) && !v[k].is_string() && !v[k].is_null()) return false;
                return true;
              },
              json::object(),

@@ -694,6 +694,8 @@ TEST(Store, ADamagedVerdictOrBenchmarkRowIsNamedNotACrash) {
   expect_named([&] { Store(path).latest_verdicts(7); }, "its json is not what empiric writes");
   damage("UPDATE verdicts SET json = '{\"reason\": 5}'");
   expect_named([&] { Store(path).latest_verdicts(7); }, "its json is not what empiric writes");
+  damage("UPDATE verdicts SET json = '{\"effect\": null, \"reason\": null}'");  // not measured
+  EXPECT_EQ(Store(path).latest_verdicts(7).size(), 1u);
   damage("UPDATE verdicts SET json = '{\"effect\": 0.5}'");
   EXPECT_EQ(Store(path).latest_verdicts(7).at(0).details, json({{"effect", 0.5}}));
   damage("UPDATE bench_records SET questions = 'not json'");
