@@ -249,8 +249,11 @@ void validate_section(const Section& s, json& obj, const std::string& source) {
       obj["eps_steps"].get<long long>() <= kEpsSharpnessWindow)
     fail(source, base + "/eps_steps", obj["eps_steps"],
          "expected more than " + std::to_string(kEpsSharpnessWindow) +
-             ": the ascent stops only once its rise held still over that many steps "
-             "(/measure/eps_tol); allowed: more steps, or eps_tol 0 for exactly this many");
+             ": the ascent stops once its rise held still over that many steps (/measure/eps_tol "
+             "is " +
+             obj["eps_tol"].dump() +
+             "), so it would end before it could tell; allowed: more steps, or eps_tol 0 for "
+             "exactly this many");
   if (s.name == "implicit" && obj["problem"] == "least_squares" &&
       obj["n"].get<long long>() >= obj["dim"].get<long long>())
     fail(source, base + "/n", obj["n"],

@@ -605,6 +605,11 @@ TEST(Config, AnEpsSharpnessAscentThatCouldNeverConvergeIsRefused) {
       error_of(base(), {"measure.eps_sharpness=true", "measure.eps_steps=8", "measure.eps_tol=0"}),
       "");  // exactly 8 steps, asked for
   EXPECT_EQ(error_of(base(), {"measure.eps_sharpness=true", "measure.eps_steps=11"}), "");
+  // Where eps_tol came from elsewhere than eps_steps, its value is in the message.
+  EXPECT_NE(error_of(base(),
+                     {"measure.eps_sharpness=true", "measure.eps_steps=8", "measure.eps_tol=0.01"})
+                .find("(/measure/eps_tol is 0.01)"),
+            std::string::npos);
   EXPECT_EQ(error_of(base(), {"measure.eps_steps=8"}), "");  // (the measure is off)
 }
 
