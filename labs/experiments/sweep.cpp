@@ -356,6 +356,19 @@ int run_config(const Context& ctx, const RunOptions& o) {
   auto own_checkpoint = [&](const Trial& trial) {
     return checkpoints ? ckpt_dir + "/" + trial.hash + ".pt" : std::string();
   };
+  // A checkpoint of a trial the store holds was left by a --force run stopped while training it
+  // again (or a kill between a record and its checkpoint's removal): nothing would resume it, and
+  // it stayed for good. Removed, unless a live run holds the trial (training it again now).
+  if (checkpoints && !o.force)
+    for (const auto& t : mine) {
+      std::error_code ec;
+      const std::string own = own_checkpoint(t);
+      if (std::find(pending.begin(), pending.end(), &t) != pending.end() ||
+          !std::filesystem::exists(own, ec) || !store.take_leases({t.hash}).empty())
+        continue;
+      std::filesystem::remove(own, ec);
+      store.release_leases({t.hash});
+    }
   // At the first epoch end this long after the last checkpoint (5 s by default): a killed trial
   // loses at most about this much training, and runs of many short epochs do not spend their
   // time writing checkpoints.

@@ -1183,6 +1183,32 @@ TEST(Cli, AnswerChecksEveryConfigWithItsOverridesBeforeRunningAny) {
   EXPECT_EQ(implicit, 2);
 }
 
+TEST(Sweep, ACheckpointOfATrialTheStoreHoldsIsRemovedUnlessARunHoldsIt) {
+  // A --force run stopped while training a stored trial again left its checkpoint, which no run
+  // would resume, for good. This test's own process stands for a live run holding the second.
+  testing::TempDir dir;
+  const std::string cfg = dir.write("lab.json", kSweep);
+  const auto trials = expand_trials(resolve_config(cfg, "", {}));
+  ASSERT_EQ(empiric(dir, "run " + cfg + " --no-progress").code, 0);
+  const std::string stale = dir.file("checkpoints-r/" + trials[0].hash + ".pt"),
+                    held = dir.file("checkpoints-r/" + trials[1].hash + ".pt");
+  std::ofstream(stale) << "left by a stopped --force run";
+  std::ofstream(held) << "being written by a live run";
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("r.db").c_str(), &db), SQLITE_OK);
+  const std::string sql = "INSERT INTO leases VALUES ('" + trials[1].hash + "', '" + host + "', " +
+                          std::to_string(getpid()) + ", 'now')";
+  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  const Result again = empiric(dir, "run " + cfg + " --no-progress");
+  EXPECT_EQ(again.code, 0) << again.err;
+  EXPECT_NE(again.out.find("4 already in"), std::string::npos) << again.out;
+  EXPECT_FALSE(std::filesystem::exists(stale));
+  EXPECT_TRUE(std::filesystem::exists(held));
+}
+
 TEST(Sweep, TrialsAnotherRunIsTrainingOnTheStoreAreLeftToIt) {
   // Two runs of one config on one store (a second terminal) trained every trial twice, each
   // clearing the other's curves. This test's own process stands for the other run, holding the
