@@ -130,7 +130,9 @@ std::vector<Section> build() {
            choice("activation", "relu", kActivations, "hidden activation",
                   {"mlp", "lenet_300_100", "convnet"}),
            boolean("bias", true, "layers have biases", kNetworks),
-           num("dropout", 0.0, 0.0, 0.95, "dropout probability after each hidden activation",
+           num("dropout", 0.0, 0.0, 0.95,
+               "dropout probability after each hidden activation (in a convnet, its dense "
+               "layers' only)",
                {"mlp", "lenet_300_100", "convnet"}),
            boolean("batch_norm", false, "batch norm before each hidden activation",
                    {"mlp", "lenet_300_100", "convnet"}),

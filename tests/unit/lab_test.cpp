@@ -466,6 +466,26 @@ TEST(Models, InitZerosAndNormalScale) {
   EXPECT_NEAR(w.std().item<double>(), 0.01, 0.001);
 }
 
+TEST(Models, EachInitDrawsItsVarianceAndInitScaleScalesTheWeightsOnly) {
+  // One 500 -> 400 layer: torch's default U(+-1/sqrt(fan_in)) has variance 1/(3 fan_in), Glorot
+  // 2/(fan_in + fan_out), He 2/fan_in; init_scale multiplies the weights, the biases keep torch's.
+  json m = config("{}")["model"];
+  m["widths"] = json::array({400});
+  for (const auto& [init, variance] : std::vector<std::pair<std::string, double>>{
+           {"default", 1.0 / 1500}, {"xavier", 2.0 / 900}, {"kaiming", 2.0 / 500}})
+    for (double scale : {1.0, 2.0}) {
+      m["init"] = init;
+      m["init_scale"] = scale;
+      torch::manual_seed(11);
+      const auto params = make_model(m, {500}, 10)->named_parameters();
+      const torch::Tensor w = params["body.1.weight"], b = params["body.1.bias"];
+      ASSERT_EQ(w.sizes(), (std::vector<int64_t>{400, 500})) << init;
+      EXPECT_NEAR(w.var().item<double>(), variance * scale * scale, 0.05 * variance * scale * scale)
+          << init << " x" << scale;
+      EXPECT_NEAR(b.var().item<double>(), 1.0 / 1500, 0.25 / 1500) << init << " x" << scale;
+    }
+}
+
 TrainOutcome train_cfg(const json& cfg, const TrainHooks& hooks = {}) {
   return run_trial(cfg, torch::kCPU, hooks, "test.json");
 }
