@@ -33,6 +33,12 @@ set(USE_CUDSS OFF)
 set(USE_CUFILE OFF)
 
 find_package(CUDAToolkit QUIET)
+# Without a CUDA toolkit (a machine with none; EMPIRIC_CUDA=OFF), torch's config still loads its
+# cuda.cmake, which fails unless torch::cudart exists: an empty stand-in lets the CPU build
+# configure (libtorch_cuda.so finds the wheel's own CUDA runtime when it loads).
+if(NOT CUDAToolkit_FOUND AND NOT TARGET torch::cudart)
+  add_library(torch::cudart INTERFACE IMPORTED)
+endif()
 if(CUDAToolkit_FOUND AND NOT TARGET CUDA::nvtx3)
   add_library(CUDA::nvtx3 INTERFACE IMPORTED)
   target_include_directories(CUDA::nvtx3 INTERFACE "${CUDAToolkit_INCLUDE_DIRS}")
