@@ -13,6 +13,14 @@
 
 #include "common/multi_tensor.h"
 
+// A CPU loop built for the baseline x86-64 target and for AVX2 beside it (GCC's target_clones
+// picks one at load time), which doubles the vector width wherever the machine has it.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define EMPIRIC_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define EMPIRIC_CLONES
+#endif
+
 namespace empiric::kernels {
 
 constexpr int64_t kCpuGrain = 1 << 15;

@@ -7,20 +7,13 @@
 // multiplies, so that an Inf or NaN gradient cannot reach a pruned weight: NaN * 0 is NaN), use
 // restrict-qualified pointers,
 // are built with -fno-math-errno so that sqrt vectorizes, and are cloned for AVX2 next to the
-// baseline x86-64 build (GCC's target_clones picks one at load time), which doubles the vector
-// width wherever the machine has it.
+// baseline x86-64 build (EMPIRIC_CLONES, common/cpu_spans.h).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
 #include "common/cpu_spans.h"
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define EMPIRIC_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define EMPIRIC_CLONES
-#endif
 
 namespace empiric::kernels {
 namespace {

@@ -5,15 +5,7 @@
 // must keep scalar, and was half the speed of ATen's two reductions), and the blocks' sums are
 // added in double. The error then no longer grows with the row's width: one float sum of a
 // 65,536-wide row was 1.6e-5 off, of a million-wide row 3.9e-4.
-#include <ATen/Parallel.h>
-
-#include "common/multi_tensor.h"
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define EMPIRIC_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define EMPIRIC_CLONES
-#endif
+#include "common/cpu_spans.h"
 
 namespace empiric::kernels {
 namespace {

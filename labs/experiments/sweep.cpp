@@ -39,11 +39,9 @@
 namespace empiric::cli {
 namespace {
 
-// A store's checkpoints: beside it, in a folder of its own, so that two stores in one folder do
-// not resume each other's killed trials (results/checkpoints for empiric.db, checkpoints-NAME
-// for NAME.db).
 // A folder of the store's own beside it: KIND for the default results/empiric.db, KIND-NAME for a
-// store NAME.db, so two stores in one folder never read each other's checkpoints or artifacts.
+// store NAME.db, so two stores in one folder never read each other's checkpoints or artifacts
+// (nor resume each other's killed trials).
 std::string beside_store(const std::string& db, const std::string& kind) {
   const std::filesystem::path p(db);
   const std::string stem = p.stem().string();

@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "axpby/axpby.h"
+#include "core/config.h"
 #include "core/errors.h"
 
 namespace empiric {
@@ -109,8 +110,8 @@ EpsSharpness eps_sharpness(const std::vector<torch::Tensor>& params, const LossF
     worst = std::max(worst, value);
     history.push_back(worst);
     out.steps = k;
-    if (tol > 0 && k >= kEpsWindow &&
-        worst - history[size_t(k - kEpsWindow)] <= tol * (worst - base)) {
+    if (tol > 0 && k >= kEpsSharpnessWindow &&
+        worst - history[size_t(k - kEpsSharpnessWindow)] <= tol * (worst - base)) {
       out.converged = true;
       break;
     }

@@ -31,7 +31,6 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "core/config.h"
 #include "data/datasets.h"
 #include "models/models.h"
 #include "train/loss.h"
@@ -93,16 +92,15 @@ TraceEstimate hutchinson_trace(const std::vector<torch::Tensor>& params, const L
 
 // Projected sign-gradient ascent of half a box a step, from a random point of the box, for at
 // most `max_steps` steps; with tol > 0 it stops once the largest loss found has risen by no more
-// than tol times the rise so far over the last kEpsWindow steps (converged). A corner of a convex
-// quadratic is four steps away, but a trained ReLU network's ascent climbs for tens of steps: at
-// a fixed 10 steps Q98's sharpest networks measured 7 to 30 % low. Leaves the parameters as they
-// were.
+// than tol times the rise so far over the last kEpsSharpnessWindow steps (core/config.h):
+// converged. A corner of a convex quadratic is four steps away, but a trained ReLU network's
+// ascent climbs for tens of steps: at a fixed 10 steps Q98's sharpest networks measured 7 to 30 %
+// low. Leaves the parameters as they were.
 struct EpsSharpness {
   double value = NAN;  // 100 (L_max - L) / (1 + L); NaN where a loss was not finite
   int steps = 0;       // ascent steps taken
   bool converged = false;
 };
-constexpr int kEpsWindow = kEpsSharpnessWindow;
 EpsSharpness eps_sharpness(const std::vector<torch::Tensor>& params, const LossFn& loss, double eps,
                            int max_steps, double tol, uint64_t seed);
 
