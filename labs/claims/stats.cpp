@@ -242,11 +242,21 @@ double null_bootstrap_p(
 double permutation_p(const std::vector<double>& y,
                      const std::function<double(const std::vector<double>&)>& statistic,
                      double observed, const BootstrapOptions& o) {
+  std::vector<int> all(y.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = int(i);
+  return permutation_p(y, {all}, statistic, observed, o);
+}
+
+double permutation_p(const std::vector<double>& y, const std::vector<std::vector<int>>& blocks,
+                     const std::function<double(const std::vector<double>&)>& statistic,
+                     double observed, const BootstrapOptions& o) {
   std::mt19937_64 rng(o.seed ^ 0x5851f42d4c957f2dULL);  // not the interval's draws
   std::vector<double> shuffled = y;
   int reached = 0, counted = 0;
   for (int r = 0; r < o.resamples; ++r) {
-    for (size_t i = shuffled.size(); i > 1; --i) std::swap(shuffled[i - 1], shuffled[draw(rng, i)]);
+    for (const auto& block : blocks)  // (one block of every place: a plain Fisher-Yates shuffle)
+      for (size_t i = block.size(); i > 1; --i)
+        std::swap(shuffled[size_t(block[i - 1])], shuffled[size_t(block[draw(rng, i)])]);
     const double v = statistic(shuffled);
     if (!std::isfinite(v)) continue;
     ++counted;

@@ -96,5 +96,12 @@ double null_bootstrap_p(
 double permutation_p(const std::vector<double>& y,
                      const std::function<double(const std::vector<double>&)>& statistic,
                      double observed, const BootstrapOptions& options);
+// The same with the values shuffled only within each of `blocks` (places in `y`; a place in no
+// block stays put): the null that where a value fell within its block says nothing of it, as for
+// a correlation over several seeds' trials, where the seeds' own levels are no evidence. One
+// block of every place is the plain shuffle above, draw for draw.
+double permutation_p(const std::vector<double>& y, const std::vector<std::vector<int>>& blocks,
+                     const std::function<double(const std::vector<double>&)>& statistic,
+                     double observed, const BootstrapOptions& options);
 
 }  // namespace empiric::claims

@@ -383,6 +383,38 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     v.reason = unmeasured;
     return v;
   }
+  // A correlation's first metric must vary to order anything: its tau is otherwise undefined
+  // (and its interval [nan, nan] read as one that contains 0).
+  std::vector<double> seed_taus;  // correlate by seed: the taus of the seeds whose x varies
+  if (t.kind == "correlate") {
+    std::vector<double> xs;
+    for (const Observation* o : groups[0]) xs.push_back(o->x);
+    if (!varies(xs)) {
+      v.verdict = "inconclusive";
+      v.reason = "x_metric has one value (" + fmt_num(xs[0]) + ") across the " +
+                 std::to_string(v.n) + " usable trials: it orders nothing";
+      return v;
+    }
+    // Over several trials of each seed the seeds' own taus decide (below); where x varies only
+    // between seeds there are none, and 3 seeds would be 3 points that the bootstrap reads alone.
+    if (by_seed) {
+      for (const auto& unit : units[0]) {  // (a seed of one trial, or of one x, has no tau)
+        std::vector<double> sx, sy;
+        for (int i : unit)
+          sx.push_back(groups[0][size_t(i)]->x), sy.push_back(groups[0][size_t(i)]->y);
+        if (varies(sx)) seed_taus.push_back(kendall_tau(sx, sy));
+      }
+      if (seed_taus.size() < size_t(kMinPerGroup)) {
+        v.verdict = "inconclusive";
+        v.reason = "x_metric varies within " + std::to_string(seed_taus.size()) + " of the " +
+                   std::to_string(units[0].size()) +
+                   " seeds: a correlation over trials that share seeds is read within each "
+                   "seed, and needs at least " +
+                   std::to_string(kMinPerGroup) + " seeds whose trials' x differ" + seeds_note;
+        return v;
+      }
+    }
+  }
   // A range read from a few seeds of its own test varies as the sweep does: its trials are
   // resampled too (the medians were held fixed, as if the range were known exactly).
   const bool resample_bounds = t.kind == "within" && t.bound_lo.size() >= size_t(kMinPerGroup) &&
@@ -414,15 +446,8 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   // problem above, 1 time in 8 on no effect). Student's t interval of the seeds' own taus is
   // taken as well, centred on the effect, and of the two the wider end on each side.
   if (t.kind == "correlate" && by_seed) {
-    std::vector<double> taus;
-    for (const auto& unit : units[0]) {  // (a seed of one trial, or of one x, has no tau)
-      std::vector<double> xs, ys;
-      for (int i : unit)
-        xs.push_back(groups[0][size_t(i)]->x), ys.push_back(groups[0][size_t(i)]->y);
-      if (varies(xs)) taus.push_back(kendall_tau(xs, ys));
-    }
-    const Interval s = student_t_interval(taus, t.bootstrap.level);
-    const double shift = v.effect - mean(taus);
+    const Interval s = student_t_interval(seed_taus, t.bootstrap.level);
+    const double shift = v.effect - mean(seed_taus);
     if (s.known())  // (a tau lies in [-1, 1])
       v.ci = {std::max(-1.0, std::min(v.ci.lo, s.lo + shift)),
               std::min(1.0, std::max(v.ci.hi, s.hi + shift))};
@@ -527,12 +552,18 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   // claim of no peak as often.)
   // Whether the p-value of the null (`null`, what reaches the effect as often) fails the
   // interval's one side: then the verdict is inconclusive, and says so.
+  // The p-value as computed, (1 + those that reach the effect) / (1 + all), with how many: not a
+  // share of them (none of 2,000 reaching it is p = 0.0005).
+  auto null_p = [&](const std::string& unit) {
+    return "p = " + fmt_num(v.p_value) + " over " + std::to_string(t.bootstrap.resamples) + " " +
+           unit;
+  };
   auto fails_null = [&](const std::string& null, const std::string& unit) {
     if (v.p_value <= (1.0 - t.bootstrap.level) / 2.0) return false;
     v.verdict = "inconclusive";
     v.reason = "the interval " + fmt_num(v.ci.lo) + " to " + fmt_num(v.ci.hi) +
-               " excludes 0, but " + null + " in " + fmt_num(v.p_value * 100) + "% of " + unit +
-               " (a " + t.kind + " needs under " + fmt_num((1.0 - t.bootstrap.level) * 50) + "%)";
+               " excludes 0, but " + null + ": " + null_p(unit) + " (a " + t.kind +
+               " needs p under " + fmt_num((1.0 - t.bootstrap.level) / 2.0) + ")";
     notes();
     return true;
   };
@@ -565,6 +596,28 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
         side * v.effect, t.bootstrap);
     if (fails_null("the trials' values shuffled across x order as strongly", "shuffles")) return v;
   }
+  // A correlation over few trials orders them perfectly by chance as a trend does (3 trials: 1
+  // time in 6, and every resample then has tau 1: "supported" 17 % of the time on no relation, 4 %
+  // over 4 trials, in simulation), and 3 seeds' taus can agree closely by chance, which narrows
+  // their t interval: y shuffled across the trials (by seed: within each seed, whose own level
+  // is no evidence) must rarely correlate as strongly, at the interval's one side.
+  const std::string correlate_null = by_seed
+                                         ? "y shuffled within each seed correlates as strongly"
+                                         : "y shuffled across the trials correlates as strongly";
+  if (t.kind == "correlate" && (v.ci.lo > 0 || v.ci.hi < 0)) {
+    std::vector<double> xs, ys;
+    for (const Observation* o : groups[0]) xs.push_back(o->x), ys.push_back(o->y);
+    const double side = v.ci.lo > 0 ? 1.0 : -1.0;
+    std::vector<std::vector<int>> blocks = units[0];
+    if (!by_seed) {
+      blocks.assign(1, std::vector<int>(ys.size()));
+      for (size_t i = 0; i < ys.size(); ++i) blocks[0][i] = int(i);
+    }
+    v.p_value = permutation_p(
+        ys, blocks, [&](const std::vector<double>& y) { return side * kendall_tau(xs, y); },
+        side * v.effect, t.bootstrap);
+    if (fails_null(correlate_null, "shuffles")) return v;
+  }
   const bool excludes_zero_other = d > 0 ? v.ci.hi < 0 : v.ci.lo > 0;
   const std::string interval = "[" + fmt_num(v.ci.lo) + ", " + fmt_num(v.ci.hi) + "]";
   if (excludes_zero_claimed && d * v.effect >= t.min_effect) {
@@ -572,11 +625,13 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     v.reason = "the " + fmt_num(t.bootstrap.level * 100) + "% interval " + interval +
                " excludes 0 in the claimed direction";
     if (std::isfinite(v.p_value) && t.kind == "peak")
-      v.reason += " (and flat curves with the trials' spread rise as high in " +
-                  fmt_num(v.p_value * 100) + "% of resamples)";
+      v.reason +=
+          " (and flat curves with the trials' spread rise as high: " + null_p("resamples") + ")";
     if (std::isfinite(v.p_value) && t.kind == "trend" && v.p_value > 1e-3)
-      v.reason += " (and the values shuffled across x order as strongly in " +
-                  fmt_num(v.p_value * 100) + "% of shuffles)";
+      v.reason +=
+          " (and the values shuffled across x order as strongly: " + null_p("shuffles") + ")";
+    if (std::isfinite(v.p_value) && t.kind == "correlate" && v.p_value > 1e-3)
+      v.reason += " (and " + correlate_null + ": " + null_p("shuffles") + ")";
     // The minimum is a bar for the estimate; say so where the interval reaches below it.
     const double near_end = d > 0 ? v.ci.lo : v.ci.hi;
     if (t.min_effect > 0 && d * near_end < t.min_effect)
@@ -607,7 +662,7 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
       else {
         // What the count counts: trials pooled in one group, seeds paired, or seeds per group.
         const bool pooled = t.kind == "correlate" || t.kind == "threshold";
-        const std::string unit = pooled     ? " trials in all"
+        const std::string unit = pooled     ? (by_seed ? " seeds in all" : " trials in all")
                                  : t.paired ? " seeds (pairs)"
                                             : " seeds per group";
         more = (v.seeds_needed == 0 ? "not even a million" + unit

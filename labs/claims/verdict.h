@@ -23,7 +23,12 @@
 //              a trial in one arm only, or whose either trial diverged (without diverged_as),
 //              is left out; two trials of one seed in one arm (another swept axis) give no
 //              verdict: restrict the comparison with "where".
-//   correlate  Kendall's tau between two metrics (x, y) across trials; resampled.
+//   correlate  Kendall's tau between two metrics (x, y) across trials; resampled. Like a
+//              trend's, an interval that excludes 0 decides only if y shuffled across the trials
+//              (by seed: within each seed) rarely correlates as strongly (permutation_p at the
+//              interval's one side): 3 or 4 trials in order bootstrap to [1, 1], and 3 seeds'
+//              taus that agree by chance give a narrow t interval. An x that does not vary, or
+//              (by seed) varies within fewer than 3 seeds, gives no verdict.
 //   threshold  mean(y) - threshold; resampled.
 //   peak       a rise and fall of y across x (double descent's peak): the highest mean y at an
 //              inner x, minus the higher of the lowest means to its left and to its right; the
@@ -116,7 +121,7 @@ struct Verdict {
   int n = 0;         // observations used
   int diverged = 0;  // observations left out because their trial diverged
   int missing = 0;   // observations left out because the metric was not recorded
-  // Peak and trend tests whose interval excludes 0: null_bootstrap_p, permutation_p.
+  // Peak, trend and correlate tests whose interval excludes 0: null_bootstrap_p, permutation_p.
   double p_value = NAN;
   int seeds_needed = 0;  // inconclusive only: seeds per group that would likely decide it, an upper
                          // estimate (0: none would)

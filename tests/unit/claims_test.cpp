@@ -1430,6 +1430,111 @@ TEST(Stats, APermutationPValueCountsTheShufflesThatReachTheObservedValue) {
                    o));  // deterministic for a seed
 }
 
+TEST(Stats, APermutationWithinBlocksKeepsEachValueInItsBlock) {
+  // Blocks {0, 1} and {2, 3}: the first place holds 1 or 2, never 3 or 4; place 4 (no block) stays.
+  BootstrapOptions o;
+  o.resamples = 2000;
+  int seen_other = 0;
+  const double p = permutation_p(
+      {1.0, 2.0, 3.0, 4.0, 9.0}, {{0, 1}, {2, 3}},
+      [&](const std::vector<double>& y) {
+        seen_other += y[0] > 2.0 || y[4] != 9.0;
+        return y[0];
+      },
+      2.0, o);
+  EXPECT_EQ(seen_other, 0);
+  EXPECT_NEAR(p, 0.5, 0.04);  // 2 first half the time
+  // One block of every place is the plain shuffle, draw for draw.
+  auto first = [](const std::vector<double>& y) { return y[0]; };
+  EXPECT_EQ(permutation_p({4.0, 1.0, 2.0, 3.0}, first, 4.0, o),
+            permutation_p({4.0, 1.0, 2.0, 3.0}, {{0, 1, 2, 3}}, first, 4.0, o));
+}
+
+TEST(Verdict, ACorrelationOverFewTrialsInOrderByChanceIsNotSupported) {
+  // 3 trials in order: every resample has tau 1, the interval [1, 1]; 1 shuffle in 6 is in order
+  // too. On no relation that was "supported" 17 % of the time (4 trials: 4 %).
+  const std::vector<Observation> three = {{0.1, 1, ""}, {0.2, 2, ""}, {0.3, 3, ""}};
+  const Verdict v = evaluate_claim(make("correlate", +1, 0.0), three);
+  EXPECT_EQ(v.effect, 1.0);
+  EXPECT_EQ(v.verdict, "inconclusive") << v.reason;
+  EXPECT_NEAR(v.p_value, 1.0 / 6.0, 0.03) << v.reason;
+  EXPECT_NE(v.reason.find("y shuffled across the trials correlates as strongly: p = "),
+            std::string::npos)
+      << v.reason;
+  std::vector<Observation> four = three;
+  four.push_back({0.4, 4, ""});
+  EXPECT_EQ(evaluate_claim(make("correlate", +1, 0.0), four).verdict, "inconclusive");
+  EXPECT_EQ(evaluate_claim(make("correlate", -1, 0.0), four).verdict, "inconclusive");
+  // Twelve in order are rare among shuffles: decided, and the p-value not claimed as a share.
+  std::vector<Observation> twelve;
+  for (int i = 0; i < 12; ++i) twelve.push_back({double(i), double(i), ""});
+  const Verdict many = evaluate_claim(make("correlate", +1, 0.0), twelve);
+  EXPECT_EQ(many.verdict, "supported") << many.reason;
+  EXPECT_LT(many.p_value, 0.001);
+}
+
+TEST(Verdict, ACorrelationBySeedIsShuffledWithinEachSeed) {
+  // 3 seeds whose own taus agree closely by chance: (0.2, 0.2, 0.2) over 6 trials each. Their t
+  // interval is a point, the bootstrap's narrow; within each seed a tau of 0.2 over 6 trials is
+  // reached by 1 shuffle in 4 or so, and by all three seeds together far more often than 2.5 %.
+  std::vector<Observation> obs;
+  const double ys[6] = {0, 1, 5, 4, 3, 2};  // tau(0..5, ys) = (9 - 6) / 15
+  for (int seed = 0; seed < 3; ++seed)
+    for (int i = 0; i < 6; ++i) {
+      Observation o{double(i), ys[i] + 10.0 * seed, ""};
+      o.pair = seed;
+      obs.push_back(o);
+    }
+  std::vector<double> xs, y1;
+  for (int i = 0; i < 6; ++i) xs.push_back(i), y1.push_back(ys[i]);
+  ASSERT_NEAR(kendall_tau(xs, y1), 0.2, 1e-12);
+  const Verdict v = evaluate_claim(make("correlate", +1, 0.0), obs);
+  EXPECT_EQ(v.verdict, "inconclusive") << v.reason;
+  EXPECT_GT(v.p_value, 0.025) << v.reason;
+  EXPECT_NE(v.reason.find("y shuffled within each seed"), std::string::npos) << v.reason;
+}
+
+TEST(Verdict, ACorrelationWhoseXDoesNotVaryWithinSeedsGivesNoVerdict) {
+  // x is constant: the tau is undefined, and no interval [nan, nan] is read.
+  std::vector<Observation> flat;
+  for (int i = 0; i < 5; ++i) flat.push_back({1.0, double(i), ""});
+  const Verdict f = evaluate_claim(make("correlate", +1, 0.0), flat);
+  EXPECT_EQ(f.verdict, "inconclusive");
+  EXPECT_NE(f.reason.find("x_metric has one value (1) across the 5 usable trials"),
+            std::string::npos)
+      << f.reason;
+  // x set once per seed (measured at initialization, say), y noise: 3 seeds are 3 points, and
+  // their bootstrap alone decided (7 % supported, 7 % refuted on no relation).
+  std::vector<Observation> per_seed;
+  for (int seed = 0; seed < 3; ++seed)
+    for (int i = 0; i < 2; ++i) {
+      Observation o{double(seed), double(seed) + 0.01 * i, ""};
+      o.pair = seed;
+      per_seed.push_back(o);
+    }
+  const Verdict s = evaluate_claim(make("correlate", +1, 0.0), per_seed);
+  EXPECT_EQ(s.verdict, "inconclusive") << s.reason;
+  EXPECT_NE(s.reason.find("x_metric varies within 0 of the 3 seeds"), std::string::npos)
+      << s.reason;
+}
+
+TEST(Verdict, SeedsNeededCountsSeedsWhereTheTrialsShareThem) {
+  // A threshold over 3 seeds of 4 trials each, undecided: the count is in seeds, not trials.
+  std::vector<Observation> obs;
+  const double means[3] = {0.02, -0.01, 0.05};
+  for (int seed = 0; seed < 3; ++seed)
+    for (int i = 0; i < 4; ++i) {
+      Observation o{0, means[seed] + 0.001 * i, ""};
+      o.pair = seed;
+      obs.push_back(o);
+    }
+  const Verdict v = evaluate_claim(make("threshold", +1, 0.0), obs);
+  ASSERT_EQ(v.verdict, "inconclusive") << v.reason;
+  ASSERT_GT(v.seeds_needed, 3) << v.reason;
+  EXPECT_NE(v.reason.find(" seeds in all would decide it"), std::string::npos) << v.reason;
+  EXPECT_EQ(v.reason.find("trials in all"), std::string::npos) << v.reason;
+}
+
 TEST(Claim, ALevelOrResamplesOutsideWhatAnIntervalNeedsIsRefused) {
   json claim = {{"id", "c"},
                 {"statement", "s"},
