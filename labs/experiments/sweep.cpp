@@ -286,21 +286,41 @@ int run_config(const Context& ctx, const RunOptions& o) {
         limit >= 2 && why.empty() && !controls.empty()  // (a shard may hold no chain)
             ? std::max<size_t>(1, size_t(limit) / controls.size())
             : 1;
-    size_t pending_chains = 0;
+    // Only chains whose networks may share a population (they differ in member keys alone: a
+    // swept batch size, say, splits them) are put in one unit; others would only train apart in
+    // it, one unit's chains held back from the other workers (--jobs).
+    std::map<std::string, std::vector<std::string>> kin;  // population key -> pending chains
+    std::vector<std::string> kin_order;
     for (const auto& key : order) {
       bool any = false;
       for (const Trial* t : chains[key]) any = any || std::count(pending.begin(), pending.end(), t);
       if (!any) continue;
-      if (pending_chains++ % per_unit == 0) units.emplace_back();
-      units.back().insert(units.back().end(), chains[key].begin(), chains[key].end());
+      json c = chains[key][0]->config;
+      c["lottery"].erase("round"), c["lottery"].erase("control");
+      const std::string group = population_group_key(c);
+      if (!kin.count(group)) kin_order.push_back(group);
+      kin[group].push_back(key);
+    }
+    size_t pending_chains = 0, largest = 0;
+    for (const auto& group : kin_order) {
+      for (size_t i = 0; i < kin[group].size(); ++i) {
+        if (i % per_unit == 0) units.emplace_back();
+        const auto& chain = chains[kin[group][i]];
+        units.back().insert(units.back().end(), chain.begin(), chain.end());
+      }
+      pending_chains += kin[group].size(), largest = std::max(largest, kin[group].size());
     }
     if (pending_chains > 0 && limit >= 2) {
-      fmt::print("population: {}\n",
-                 !why.empty() ? "the rounds train one network at a time: " + why
-                 : per_unit == 1
-                     ? std::string("each round's ticket and controls train as one")
-                     : fmt::format("each round's networks of {} chain(s) at a time train as one",
-                                   std::min(per_unit, pending_chains)));
+      fmt::print(
+          "population: {}{}\n",
+          !why.empty() ? "the rounds train one network at a time: " + why
+          : per_unit == 1
+              ? std::string("each round's ticket and controls train as one")
+              : fmt::format("each round's networks of {} chain(s) at a time train as one",
+                            std::min(per_unit, largest)),
+          why.empty() && kin.size() > 1
+              ? fmt::format(" (the chains fall in {} groups that cannot share one)", kin.size())
+              : "");
       std::fflush(stdout);
     }
   } else {

@@ -983,7 +983,7 @@ void check_members(const std::vector<json>& cfgs, const std::string& source) {
       throw UserError(source + ": trials cannot train as one population" +
                       (why.empty() ? std::string(": they differ in more than ") +
                                          "seed, optim.lr/momentum/weight_decay, model.init_scale, "
-                                         "label noise and schedule"
+                                         "data.label_noise/random_labels and schedule"
                                    : ": " + why));
   }
 }
@@ -1231,6 +1231,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     write_checkpoint(checkpoint_path, std::move(c));
   };
   int resumed_from = 0;
+  std::vector<bool> done_before_resume(static_cast<size_t>(P),
+                                       false);  // (stopped in the killed run)
   if (auto c = read_checkpoint(checkpoint_path, device, member_hashes)) {
     // Checked whole before anything is restored: one these members cannot take (an older
     // empiric's, its tensors shaped otherwise) is removed and the population trains from the start,
@@ -1287,6 +1289,7 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
       for (int64_t p = 0; p < P; ++p) {
         ms[p] = restored[p];  // in place: ms[p] may be referenced
         if (ms[p].computed < 0) ms[p].computed = step;
+        done_before_resume[size_t(p)] = ms[p].done();
       }
     }
   }
@@ -1542,7 +1545,9 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     for (int64_t p = 0; p < P; ++p) net.restore(p);
   for (int64_t p = 0; p < P; ++p) {
     TrainOutcome& out = outs[p];
-    out.resumed_from_epoch = resumed_from;
+    // A member that had stopped before the checkpoint trained wholly in the killed run: not
+    // resumed (a trial alone would have been stored then), though it shares that run's time.
+    out.resumed_from_epoch = done_before_resume[size_t(p)] ? 0 : resumed_from;
     out.resumed_wall_s = resumed_from > 0 ? resumed_wall / double(P) : 0.0;  // (each its share)
     const Dataset& d = owned[data_of[p]];
     // A diverged or stopped member's run ends where a trial alone would have stopped.

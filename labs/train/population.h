@@ -1,12 +1,11 @@
 // Batched populations: trials that differ only in per-member keys (seed, learning rate, momentum,
-// weight decay, init scale, label-noise draws, learning-rate schedule) train as one model with a
-// leading population dimension: every dense layer is one batched matmul over the members, each
-// member keeps its own data (drawn from its seed), data order, learning rate and schedule and
-// optimizer state, and its results are
-// those of training it alone, to float tolerance (the batched matmul may sum in another order).
-// Each member is stored as its own trial, with the measures a trial alone takes.
-// `train.population`: "auto" (the default: up to 16 members on a CPU, 64 on a GPU), "off" or a
-// number N (at most N members).
+// weight decay, init scale, label-noise draws, random labels, learning-rate schedule) train as one
+// model with a leading population dimension: every dense layer is one batched matmul over the
+// members, each member keeps its own data (drawn from its seed), data order, learning rate and
+// schedule and optimizer state, and its results are those of training it alone, to float tolerance
+// (the batched matmul may sum in another order). Each member is stored as its own trial, with the
+// measures a trial alone takes. `train.population`: "auto" (the default: up to 16 members on a CPU,
+// 64 on a GPU), "off" or a number N (at most N members).
 #pragma once
 
 #include <torch/torch.h>

@@ -772,6 +772,31 @@ TEST(Sweep, LotteryChainsRunRoundByRoundAsOneUnitWithEveryCore) {
   EXPECT_EQ(store.run_environment(trials[0].run_id)["torch_threads"], torch::get_num_threads());
 }
 
+TEST(Sweep, LotteryChainsThatCannotShareAPopulationAreSeparateUnits) {
+  // A swept batch size splits the chains: cut in order of appearance, a unit held chains of
+  // both sizes, whose rounds then trained apart within it (batch 25's seed 1 chain alone), and
+  // the sweep said each round's networks of 4 chains trained as one.
+  testing::TempDir dir;
+  json doc = small_chain();
+  doc["lottery"] = {{"rounds", 1}};
+  doc["sweep"] = {{"lottery.control", {"ticket", "reinit"}}, {"train.batch_size", {25, 50}}};
+  doc["seeds"] = 2;
+  std::string cfg = dir.write("lab.json", doc.dump());
+  Result r = empiric(dir, "run " + cfg + " --jobs 2 --no-progress");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("12 to run (2 at once)"), std::string::npos) << r.out;  // 2 units
+  EXPECT_NE(r.out.find("networks of 2 chain(s) at a time train as one (the chains fall in 2 "
+                       "groups that cannot share one)"),
+            std::string::npos)
+      << r.out;
+  Store store(dir.file("r.db"));
+  const auto trials = store.trials();
+  ASSERT_EQ(trials.size(), 2u * 2u * (1u + 2u));
+  for (const auto& t : trials)  // each round: the 2 seeds' chains of one batch size together
+    EXPECT_EQ(t.summary.value("population", 1), t.summary["round"] == 0 ? 2 : 4)
+        << t.summary.dump();
+}
+
 TEST(Sweep, JobsAndShardsCoverEveryTrialOnce) {
   testing::TempDir dir;
   std::string cfg = dir.write("lab.json", kSweep);
