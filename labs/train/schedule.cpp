@@ -13,9 +13,21 @@ double scaled_base_lr(double lr, const std::string& rule, long long batch, long 
   return lr;
 }
 
+namespace {
+
+// A step count in epochs rounded to a step, saturated: past 2^62 steps (an epoch count of 1e30,
+// meaning "never") llround is undefined (x86 gives LLONG_MIN, a milestone already passed at step
+// 0), and no run reaches such a step anyway.
+constexpr long long kNever = 1LL << 62;
+long long rounded_steps(double steps) {
+  return steps >= double(kNever) ? kNever : std::llround(steps);
+}
+
+}  // namespace
+
 long long warmup_steps(const json& s, long long spe) {
   const long long steps = s.value("warmup_steps", 0LL);
-  return steps > 0 ? steps : std::llround(s.value("warmup_epochs", 0.0) * double(spe));
+  return steps > 0 ? steps : rounded_steps(s.value("warmup_epochs", 0.0) * double(spe));
 }
 
 double lr_at(const json& s, double base, long long step, long long total, long long spe) {
@@ -33,16 +45,22 @@ double lr_at(const json& s, double base, long long step, long long total, long l
   if (name == "step") {
     // The k-th decay at step llround(k * every), rounded as multistep's milestones are (and
     // exact for whole epochs): 1.1 epochs of 50 steps is step 55, not 55.000000000000007.
+    // (k * every rounds to at most `step` exactly when it lies below step + 0.5: the estimate
+    // below is off by float rounding only, which the loops mend; floor(step / every) was off by
+    // up to 0.5 / every, a loop of 1e11 turns a step at step_epochs 1e-12.)
     const double every = s.value("step_epochs", 30.0) * double(spe);
-    long long k = (long long)std::floor(double(step) / every);
-    while (std::llround(double(k + 1) * every) <= step) ++k;
-    while (k > 0 && std::llround(double(k) * every) > step) --k;
+    if (every >= double(kNever)) return base;  // (never decays within a run)
+    const double estimate = std::ceil((double(step) + 0.5) / every) - 1.0;
+    if (estimate >= double(kNever)) return 0.0;  // (decayed more often than gamma^k keeps a value)
+    long long k = std::max(0LL, (long long)estimate);
+    while (rounded_steps(double(k + 1) * every) <= step) ++k;
+    while (k > 0 && rounded_steps(double(k) * every) > step) --k;
     return base * std::pow(s.value("gamma", 0.1), double(k));
   }
   if (name == "multistep") {
     int passed = 0;
     for (const auto& m : s.value("milestones", json::array()))
-      passed += step >= std::llround(m.get<double>() * double(spe));
+      passed += step >= rounded_steps(m.get<double>() * double(spe));
     return base * std::pow(s.value("gamma", 0.1), passed);
   }
   if (name == "exponential") return base * std::pow(s.value("gamma", 0.1), epoch);
@@ -56,8 +74,17 @@ double lr_at(const json& s, double base, long long step, long long total, long l
     const double lo = base * s.value("min_lr_frac", 0.0);
     const double mult = s.value("restart_mult", 1.0);
     double period = std::max(1.0, s.value("restart_epochs", 1.0) * double(spe)), start = 0;
-    while (t >= start + period) start += period, period *= mult;
-    return lo + (base - lo) * 0.5 * (1.0 + std::cos(pi * (t - start) / period));
+    if (mult == 1.0) {  // (periods of one length: no walk through them, which at a period of a
+                        // step took the run's length every step)
+      double k = std::floor(t / period);
+      // A step on a boundary that float rounding puts a hair short of it (0.1 epochs of 469
+      // steps, 100 periods: 4690 / 46.900000000000006) starts the next period.
+      if ((k + 1.0) * period - t <= 1e-9 * period) k += 1.0;
+      start = k * period;
+    } else {
+      while (t >= start + period) start += period, period *= mult;
+    }
+    return lo + (base - lo) * 0.5 * (1.0 + std::cos(pi * std::max(0.0, t - start) / period));
   }
   if (name == "onecycle") {
     // As torch.optim.lr_scheduler.OneCycleLR with cosine annealing and cycle_momentum=False (the

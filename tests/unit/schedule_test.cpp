@@ -89,6 +89,39 @@ TEST(Schedule, FractionalMilestonesAndPeriodsFallWithinAnEpoch) {
   EXPECT_NEAR(lr_at(s11, 1.0, 110, 500, 50), 0.01, 1e-15);
 }
 
+TEST(Schedule, EpochCountsPastAnyRunMeanNeverAndSmallOnesDoNotHang) {
+  // 1e30 epochs times the steps an epoch overflowed llround (LLONG_MIN on x86): a milestone or a
+  // step decay "passed" at step 0, a warmup that was no warmup at all.
+  const long long spe = 469;
+  EXPECT_DOUBLE_EQ(
+      lr_at(json::parse(R"({"name":"multistep","milestones":[1e30]})"), 1.0, 0, 1000, spe), 1.0);
+  EXPECT_DOUBLE_EQ(
+      lr_at(json::parse(R"({"name":"step","step_epochs":1e30})"), 1.0, 1000000, 2000000, spe), 1.0);
+  const json warm = json::parse(R"({"warmup_epochs":1e30})");
+  EXPECT_GT(warmup_steps(warm, spe), 1000000000000LL);
+  EXPECT_LT(lr_at(warm, 1.0, 10, 1000, spe), 1e-9);
+  // A decay every 1e-12 epochs: the estimate of k was off by 0.5 / every, walked one by one.
+  EXPECT_EQ(
+      lr_at(json::parse(R"({"name":"step","step_epochs":1e-12,"gamma":0.5})"), 1.0, 100, 1000, spe),
+      0.0);
+  // Periods of a step each (restart_epochs at its minimum), a run of 1e9 steps: one look, not a
+  // walk through every period before.
+  const json sgdr = json::parse(R"({"name":"cosine_restarts","restart_epochs":1e-12})");
+  EXPECT_DOUBLE_EQ(lr_at(sgdr, 1.0, 999999999, 1000000000, spe), 1.0);
+  // Periods of 46.9 steps: step s lies in period floor(10 s / 469), counted in integers, also at
+  // the boundaries that 46.9 in doubles (46.900000000000006) puts a hair away (469, 4690: new
+  // periods, the LR back at its base).
+  const json tenth = json::parse(R"({"name":"cosine_restarts","restart_epochs":0.1})");
+  const double pi = std::acos(-1.0);
+  for (long long step : {0LL, 46LL, 47LL, 93LL, 94LL, 468LL, 469LL, 4689LL, 4690LL}) {
+    const long long k = 10 * step / 469;
+    const double into = (double(10 * step - 469 * k) / 10.0) / 46.9;
+    EXPECT_NEAR(lr_at(tenth, 1.0, step, 5000, spe), 0.5 * (1.0 + std::cos(pi * into)), 1e-9)
+        << step;
+  }
+  EXPECT_DOUBLE_EQ(lr_at(tenth, 1.0, 4690, 5000, spe), 1.0);
+}
+
 TEST(Schedule, ExponentialPerEpoch) {
   EXPECT_NEAR(at(R"({"name":"exponential","gamma":0.9})", 35), std::pow(0.9, 3), 1e-15);
 }
