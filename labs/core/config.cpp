@@ -434,6 +434,81 @@ std::string gzipped(const std::string& bytes) {
   return out;
 }
 
+namespace {
+
+// Numbers a double cannot hold, named where they are written: one beyond its range (1e309) was
+// "invalid JSON: number overflow" with no place, and one below it (1e-400) read as 0 without a
+// word (weight_decay 1e-400 ran as none). A SAX pass over the text, which sees each number's
+// lexeme; a syntax error it leaves to the parse that follows, which names it.
+// `base`: the pointer of the text's value (an override's key), "" for a whole file.
+void check_numbers(const std::string& text, const std::string& path, const std::string& base = "") {
+  struct Check : json::json_sax_t {
+    const std::string& path;
+    const std::string& base;
+    std::vector<std::pair<bool, std::string>> frames;  // (object, its key) or (array, index)
+    Check(const std::string& p, const std::string& b) : path(p), base(b) {}
+    std::string pointer() const {
+      std::string out = base;
+      for (const auto& f : frames) out += "/" + f.second;
+      return out;
+    }
+    bool element() {  // a value begins: an array's next index
+      if (!frames.empty() && !frames.back().first)
+        frames.back().second = std::to_string(std::stoll(frames.back().second) + 1);
+      return true;
+    }
+    bool null() override { return element(); }
+    bool boolean(bool) override { return element(); }
+    bool number_integer(number_integer_t) override { return element(); }
+    bool number_unsigned(number_unsigned_t) override { return element(); }
+    bool number_float(number_float_t value, const string_t& lexeme) override {
+      element();
+      const std::string mantissa = lexeme.substr(0, lexeme.find_first_of("eE"));
+      if (value == 0.0 && mantissa.find_first_of("123456789") != std::string::npos)
+        throw UserError(path + ": " + pointer() + " = " + lexeme +
+                        ": below a double's range, it would read as 0; allowed: 0 itself, or a "
+                        "magnitude of at least 4.9e-324");
+      return true;
+    }
+    bool string(string_t&) override { return element(); }
+    bool binary(binary_t&) override { return element(); }
+    bool start_object(std::size_t) override {
+      element();
+      frames.push_back({true, ""});
+      return true;
+    }
+    bool end_object() override {
+      frames.pop_back();
+      return true;
+    }
+    bool start_array(std::size_t) override {
+      element();
+      frames.push_back({false, "-1"});
+      return true;
+    }
+    bool end_array() override {
+      frames.pop_back();
+      return true;
+    }
+    bool key(string_t& k) override {
+      frames.back().second = k;
+      return true;
+    }
+    bool parse_error(std::size_t, const std::string& token, const json::exception& e) override {
+      if (e.id == 406) {  // (out_of_range.406: a number overflow)
+        element();
+        throw UserError(path + ": " + pointer() + " = " + token +
+                        ": beyond a double's range; allowed: a magnitude below 1.8e308");
+      }
+      return false;  // (the parse names it)
+    }
+  } check(path, base);
+  // (Nesting deeper than the parse allows is refused by it; this pass is iterative, no risk.)
+  json::sax_parse(text, &check);
+}
+
+}  // namespace
+
 json load_json_file(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
@@ -492,9 +567,10 @@ json load_json_file(const std::string& path) {
     }
     return true;
   };
+  check_numbers(buf.str(), path);
   try {
     return json::parse(buf.str(), track);
-  } catch (const json::exception& e) {  // syntax, or a number beyond a double's range (1e400)
+  } catch (const json::exception& e) {  // syntax
     std::string what = e.what();
     auto pos = what.find("] ");
     throw UserError(path +
@@ -514,8 +590,13 @@ void apply_override(json& config, const std::string& assignment) {
   // as the string "[sgd,adam]" and refused as "expected a non-empty list of values", which it
   // looked like. (A string key keeps such text as it is: description=[draft] ...)
   const size_t first = text.find_first_not_of(" \t");
-  const bool bracketed = value.is_discarded() && first != std::string::npos &&
-                         (text[first] == '[' || text[first] == '{');
+  const bool brackets = first != std::string::npos && (text[first] == '[' || text[first] == '{');
+  // A number in a list or an object that a double cannot hold is named, not "not JSON" (1e400)
+  // or read as 0 (1e-400).
+  if (brackets)
+    check_numbers(text, source,
+                  key.rfind("sweep.", 0) == 0 ? "/sweep/" + key.substr(6) : dotted_to_pointer(key));
+  const bool bracketed = value.is_discarded() && brackets;
   auto not_json = [&] {
     return UserError(source + ": " + text +
                      " is not JSON; a list or an object is written as JSON, its strings in double "
@@ -1014,42 +1095,45 @@ ResolvedConfig resolve(json doc, const std::string& source, const std::string& p
   if (doc.contains("seed"))
     fail(source, "/seed", doc["seed"],
          "trials take their seeds from \"seeds\": a count (seeds 0..n-1) or a list, e.g. "
-         "\"seeds\": [" + doc["seed"].dump() + "]");
-  // The implicit lab's linear model reads its section only, and the range test runs range.steps
-  // steps at a rising LR, reading from /train only how a step is taken: the other training keys
-  // and sections would be read by nothing (their defaults are filled in all the same). (Another
-  // lab's section is named as such by validate_and_fill.)
-  if (const json lab = doc.value("lab", json()); lab == "implicit" || lab == "lr_range") {
-    const std::string why =
-        lab == "implicit"
-            ? "the implicit lab reads only /implicit and /seeds (and from /train only how its runs "
-              "run: device, threads); this "
-            : "the lr_range lab runs /range/steps steps at a rising LR and reads from /train only "
-              "batch_size, loss, class_weights, order, tf32 and threads (no schedule, no "
-              "measures); this ";
-    auto unread = [&](const std::string& key) {  // a dotted key or a section
-      return !lab_reads(lab.get<std::string>(), key) && !lab_section(key);
-    };
-    for (const auto& [key, value] : doc.items()) {
-      if (key == "train" && value.is_object()) {
-        for (const auto& [k, v] : value.items())
-          if (unread("train." + k)) fail(source, "/train/" + k, v, why + "key would do nothing");
-      } else if (unread(key)) {
-        fail(source, "/" + key, json(json::value_t::discarded), why + "section would do nothing");
-      }
-    }
-    if (doc.contains("sweep") && doc["sweep"].is_object())
-      for (const auto& [axis, values] : doc["sweep"].items())
-        if (unread(axis))
-          fail(source, "/sweep/" + axis, json(json::value_t::discarded),
-               why + "axis would do nothing");
-  }
+         "\"seeds\": [" +
+             doc["seed"].dump() + "]");
   ResolvedConfig r;
   r.file = source;
   r.preset = preset;
   r.raw = doc;
   r.config = doc;
   try {
+    // The implicit lab's linear model reads its section only, and the range test runs range.steps
+    // steps at a rising LR, reading from /train only how a step is taken: the other training keys
+    // and sections would be read by nothing (their defaults are filled in all the same). (Another
+    // lab's section is named as such by validate_and_fill.)
+    if (const json lab = doc.value("lab", json()); lab == "implicit" || lab == "lr_range") {
+      const std::string why =
+          lab == "implicit"
+              ? "the implicit lab reads only /implicit and /seeds (and from /train only how its "
+                "runs "
+                "run: device, threads); this "
+              : "the lr_range lab runs /range/steps steps at a rising LR and reads from /train "
+                "only "
+                "batch_size, loss, class_weights, order, tf32 and threads (no schedule, no "
+                "measures); this ";
+      auto unread = [&](const std::string& key) {  // a dotted key or a section
+        return !lab_reads(lab.get<std::string>(), key) && !lab_section(key);
+      };
+      for (const auto& [key, value] : doc.items()) {
+        if (key == "train" && value.is_object()) {
+          for (const auto& [k, v] : value.items())
+            if (unread("train." + k)) fail(source, "/train/" + k, v, why + "key would do nothing");
+        } else if (unread(key)) {
+          fail(source, "/" + key, json(json::value_t::discarded), why + "section would do nothing");
+        }
+      }
+      if (doc.contains("sweep") && doc["sweep"].is_object())
+        for (const auto& [axis, values] : doc["sweep"].items())
+          if (unread(axis))
+            fail(source, "/sweep/" + axis, json(json::value_t::discarded),
+                 why + "axis would do nothing");
+    }
     validate_and_fill(r.config, source);
   } catch (const ConfigError& e) {
     // A value the preset set (and no override replaced) is named where it is written.
@@ -1067,10 +1151,23 @@ ResolvedConfig resolve(json doc, const std::string& source, const std::string& p
     }
     if (from_preset)
       throw ConfigError(source, "/presets/" + preset + e.pointer(), e.found(), e.allowed());
-    // A value an override set is named by the override (the last one to set it).
-    for (auto o = overrides.rbegin(); o != overrides.rend(); ++o)
-      if (dotted_to_pointer(o->substr(0, o->find('='))) == e.pointer())
+    // A value an override set is named by the override (the last one to set it), and a
+    // section (another lab's, one this lab does not read) that only overrides put there.
+    auto pointer_of = [](const std::string& o) {
+      const std::string key = o.substr(0, o.find('='));
+      return key.rfind("sweep.", 0) == 0 ? "/sweep/" + key.substr(6) : dotted_to_pointer(key);
+    };
+    bool written = false;
+    try {
+      written = !e.pointer().empty() && as_written.contains(json::json_pointer(e.pointer()));
+    } catch (const json::exception&) {
+    }
+    for (auto o = overrides.rbegin(); o != overrides.rend(); ++o) {
+      const std::string at = pointer_of(*o);
+      if (at == e.pointer() ||
+          (!written && !e.pointer().empty() && at.rfind(e.pointer() + "/", 0) == 0))
         throw ConfigError("override \"" + *o + "\"", e.pointer(), e.found(), e.allowed());
+    }
     throw;
   }
   return r;

@@ -548,6 +548,30 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        {},
        "",
        "lab.json: /train/epochs = 3: the implicit lab reads only /implicit and /seeds"},
+      // Put there by an override: the override is named, not the file that has no such key.
+      {with(R"({"lab": "lr_range", "range": {}, "train": {"epochs": null}})"),
+       {"train.epochs=3"},
+       "",
+       "override \"train.epochs=3\": /train/epochs = 3: the lr_range lab runs"},
+      {with(R"({"lab": "lr_range", "range": {}, "train": {"epochs": null}})"),
+       {"measure.hessian_top=true"},
+       "",
+       "override \"measure.hessian_top=true\": /measure: the lr_range lab runs"},
+      {with(R"({"lab": "lr_range", "range": {}, "train": {"epochs": null}})"),
+       {"sweep.schedule.name=[\"constant\",\"cosine\"]"},
+       "",
+       "override \"sweep.schedule.name=[\"constant\",\"cosine\"]\": /sweep/schedule.name: the "
+       "lr_range lab runs"},
+      {base(),
+       {"range.steps=100"},
+       "",
+       "override \"range.steps=100\": /range: this section applies only when /lab is "
+       "\"lr_range\""},
+      // (A section the file has is the file's, whatever an override adds to it.)
+      {with(R"({"range": {"steps": 5}})"),
+       {"range.steps=100"},
+       "",
+       "lab.json: /range: this section applies only when /lab is \"lr_range\""},
       // Another lab's section is named as such, not as a section the range test ignores.
       {with(R"({"lab": "lr_range", "range": {}, "train": {"epochs": null}, "lottery": {}})"),
        {},
@@ -801,6 +825,14 @@ TEST(Config, OverrideIsTypeCheckedAndNamed) {
             "or an object is written as JSON, its strings in double quotes (in a shell, the whole "
             "override inside single quotes: 'sweep.optim.name=[\"a\",\"b\"]')");
   EXPECT_NE(error_of(base(), {"model.widths=[a,b]"}).find("[a,b] is not JSON"), std::string::npos);
+  // Nor is a number beyond a double's range "not JSON", nor one below it 0.
+  EXPECT_EQ(error_of(base(), {"model.widths=[8,1e400]"}),
+            "UserError: override \"model.widths=[8,1e400]\": /model/widths/1 = 1e400: beyond a "
+            "double's range; allowed: a magnitude below 1.8e308");
+  EXPECT_NE(error_of(base(), {"sweep.optim.weight_decay=[0,1e-400]"})
+                .find("override \"sweep.optim.weight_decay=[0,1e-400]\": "
+                      "/sweep/optim.weight_decay/1 = 1e-400: below a double's range"),
+            std::string::npos);
   // A string key keeps such text as it is.
   EXPECT_EQ(error_of(base(), {"description=[draft] fewer seeds"}), "");
   EXPECT_EQ(error_of(base(), {"sweep.optim.name=[\"sgd\",\"adam\"]"}), "");
@@ -946,12 +978,24 @@ TEST(Config, LoadReportsMissingFileAndSyntaxErrorWithLine) {
 TEST(Config, LoadNamesOverflowingNumbersDeepNestingAndDirectories) {
   testing::TempDir dir;
   const std::string big = dir.write("big.json", R"({"optim": {"lr": 1e400}})");
+  // In a list, at its place; and one below a double's range, which read as 0 without a word (a
+  // weight decay of 1e-400 ran as none), where 0 written as 0e5 is 0.
+  const std::string listed = dir.write("list.json", R"({"model": {"widths": [8, -2e999]}})");
+  const std::string tiny = dir.write("tiny.json", R"({"optim": {"weight_decay": 1e-400}})");
+  EXPECT_EQ(load_json_file(dir.write("zero.json", R"({"a": [0e5, 0.000e-999, 4.9e-324]})"))["a"][0],
+            0.0);
   std::string deep = "{\"title\": ";
   for (int i = 0; i < 100000; ++i) deep += "[";
   for (int i = 0; i < 100000; ++i) deep += "]";
   const std::string nested = dir.write("deep.json", deep + "}");
   for (const auto& [path, want] : std::vector<std::pair<std::string, std::string>>{
-           {big, "big.json: invalid JSON: number overflow parsing '1e400'"},
+           {big,
+            "big.json: /optim/lr = 1e400: beyond a double's range; allowed: a magnitude "
+            "below 1.8e308"},
+           {listed, "list.json: /model/widths/1 = -2e999: beyond a double's range"},
+           {tiny,
+            "tiny.json: /optim/weight_decay = 1e-400: below a double's range, it would read "
+            "as 0; allowed: 0 itself, or a magnitude of at least 4.9e-324"},
            {nested, "deep.json: /title/0/0"},
            {dir.path(), ": a directory; expected a JSON file"}}) {
     try {
