@@ -6,9 +6,11 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -72,10 +74,23 @@ json run_environment(const std::string& home, const torch::Device& device) {
   return env;
 }
 
+// The command as a shell would take it back: a word with a space, a quote or a ';' quoted
+// (pasted, "title=a b; rm -rf x" ran the rm), and every option that changes which trials ran
+// or how (--shard, --force, --device, --jobs).
 std::string command_line(const RunOptions& o) {
-  std::string cmd = "empiric run " + o.config;
-  if (!o.preset.empty()) cmd += " --preset " + o.preset;
-  for (const auto& v : o.overrides) cmd += " " + v;
+  auto word = [](const std::string& w) {
+    const bool plain = !w.empty() && std::all_of(w.begin(), w.end(), [](unsigned char c) {
+      return std::isalnum(c) || std::strchr("_./=:,+-@%", c) != nullptr;
+    });
+    return plain ? w : shell_quoted(w);
+  };
+  std::string cmd = "empiric run " + word(o.config);
+  if (!o.preset.empty()) cmd += " --preset " + word(o.preset);
+  for (const auto& v : o.overrides) cmd += " " + word(v);
+  if (o.shard_count > 1) cmd += fmt::format(" --shard {}/{}", o.shard_index, o.shard_count);
+  if (o.jobs > 1) cmd += fmt::format(" --jobs {}", o.jobs);
+  if (o.device != "auto") cmd += " --device " + word(o.device);
+  if (o.force) cmd += " --force";
   return cmd;
 }
 

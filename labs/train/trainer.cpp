@@ -1291,21 +1291,31 @@ bool train_loss_at_most(const std::vector<std::pair<std::string, double>>& value
 }
 
 void check_trials_start(const std::vector<json>& cfgs, const std::string& source) {
-  std::set<std::string> seen;
+  std::map<std::string, int64_t> examples;  // training examples by what the checks read (-1: none)
   for (const json& cfg : cfgs) {
     if (cfg.value("lab", "train") == "implicit") continue;
+    // A lottery chain's rewind point must lie within its dense run, which the epochs (or steps)
+    // and the batch size of each sweep point set: checked for every trial, here before any
+    // trains, not when its chain's turn comes (hours into a lab, the earlier chains stored).
+    const bool lottery = cfg.value("lab", "train") == "lottery";
     const json key = {{"data", cfg["data"]},
                       {"model", cfg["model"]},
                       {"lr_mult", cfg["optim"].value("lr_mult", json())},
                       {"batch_size", cfg["train"]["batch_size"]},
                       {"mask_file", cfg["train"].value("mask_file", json())},
                       {"measure", cfg.value("measure", json())}};
-    if (!seen.insert(key.dump()).second) continue;
+    if (const auto known = examples.find(key.dump()); known != examples.end()) {
+      if (lottery && known->second >= 0) check_rewind_step(cfg, known->second, source);
+      continue;
+    }
+    int64_t& n = examples[key.dump()] = -1;
     const uint64_t seed = cfg.value("seed", 0);
     try {
       std::unique_lock<std::mutex> init_lock(init_mutex());
       torch::manual_seed(seed);
       const Dataset data = load_dataset(cfg["data"], seed, torch::kCPU, source);
+      n = data.x_train.size(0);
+      if (lottery) check_rewind_step(cfg, n, source);
       if (cfg["model"]["name"] == "tree") continue;
       Net model = make_model(cfg["model"], data.input_shape, data.outputs, source);
       init_lock.unlock();

@@ -797,6 +797,25 @@ TEST(Sweep, LotteryChainsThatCannotShareAPopulationAreSeparateUnits) {
         << t.summary.dump();
 }
 
+TEST(Sweep, ARewindPointPastOneSweepPointsDenseRunFailsBeforeAnyChainTrains) {
+  // Batch 400 on 400 examples: 2 steps in the dense run, fewer than rewind_step 5. The batch-50
+  // chain trained and was stored first, the lab failing when the other's turn came.
+  testing::TempDir dir;
+  json doc = small_chain();
+  doc["lottery"] = {{"rounds", 1}, {"rewind_step", 5}};
+  doc["sweep"] = {{"train.batch_size", {50, 400}}};
+  doc["train"]["population"] = "off";
+  std::string cfg = dir.write("lab.json", doc.dump());
+  Result r = empiric(dir, "run " + cfg + " --no-progress");
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("/lottery/rewind_step = 5: the dense run takes 2 steps (400 training "
+                       "examples in batches of 400); allowed: 0 to 1"),
+            std::string::npos)
+      << r.err;
+  if (std::filesystem::exists(dir.file("r.db")))
+    EXPECT_TRUE(Store(dir.file("r.db")).trials().empty());
+}
+
 TEST(Sweep, JobsAndShardsCoverEveryTrialOnce) {
   testing::TempDir dir;
   std::string cfg = dir.write("lab.json", kSweep);
@@ -1590,6 +1609,20 @@ TEST(Cli, ResultsAsCsvKeepEveryDigitAndLeaveMissingNumbersEmpty) {
     }
   }
   EXPECT_EQ(rows, 2);
+  // As a shell takes it back, with the options that chose what ran: a title with a space and a
+  // ';' was stored bare ("title=a b; rm -rf x" would run the rm), and --force left out.
+  const Result again =
+      empiric(dir, "run " + cfg + " train.population=off 'title=a b; rm x' --force --no-progress");
+  ASSERT_EQ(again.code, 0) << again.err;
+  std::set<std::string> commands;
+  {
+    Store runs(dir.file("r.db"));
+    for (const auto& t : runs.trials())
+      commands.insert(runs.run_preset_and_command(t.run_id).second);
+  }
+  EXPECT_EQ(
+      commands.count("empiric run " + cfg + " train.population=off 'title=a b; rm x' --force"), 1u)
+      << *commands.begin();
 }
 
 TEST(Cli, DataTooLargeForTheMachineIsOneLineWithItsSize) {
