@@ -99,8 +99,10 @@ Split load_idx(const std::string& dir, const std::string& prefix) {
 
 Split load_cifar(const std::string& dir, bool train) {
   // The batches sit in data.path or in the folder the CIFAR-10 archive unpacks to inside it: that
-  // folder when it holds the split's first batch, else data.path.
-  const std::string first = train ? "data_batch_1.bin" : "test_batch.bin";
+  // folder when it holds the first training batch, else data.path; both splits from the one
+  // folder (chosen by each split's own first file, a stray test batch in the archive's folder
+  // made the test split another copy's, silently).
+  const std::string first = "data_batch_1.bin";
   const fs::path nested = fs::path(dir) / "cifar-10-batches-bin";
   auto holds_first = [&](const fs::path& folder) {
     std::error_code ec;  // (an unreadable entry is named, not thrown as filesystem_error)

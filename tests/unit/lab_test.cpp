@@ -178,6 +178,11 @@ TEST(Data, CifarLoadsFromItsFolderAndRefusesABatchCutShort) {
   write_cifar(dir, "b", {2, 2, 2, 2, 2});
   std::filesystem::create_directories(dir.file("b/cifar-10-batches-bin"));
   EXPECT_EQ(load(dir.file("b")).x_train.size(0), 10);
+  // Both splits from the folder that holds the training batches: a stray test batch in the
+  // archive's folder beside them (1 record) made the test split its own, silently.
+  write_cifar(dir, "e", {2, 2, 2, 2, 2});
+  dir.write("e/cifar-10-batches-bin/test_batch.bin", std::string(3073, '\0'));
+  EXPECT_EQ(load(dir.file("e")).x_test.size(0), 3);
   // Neither: both places named.
   std::filesystem::create_directories(dir.file("c/cifar-10-batches-bin"));
   EXPECT_NE(error_of(dir.file("c"))
