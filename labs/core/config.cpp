@@ -704,6 +704,23 @@ void check_measures_fit_the_model(const json& config, const std::string& source)
                (name == "mlp" ? " with no hidden widths" : "") + " has " + std::to_string(layers) +
                "; allowed: 0, or a model with a hidden layer");
   }
+  // Dead units are counted after a ReLU-family activation: a model without one (tanh, GELU, no
+  // hidden layer) stored null without a word, and a sweep over activations lost those arms
+  // from a claim quietly.
+  if (m.value("dead_units", false)) {
+    const std::string act = model.value("activation", std::string("relu"));
+    const std::string name = model.value("name", std::string("lenet_300_100"));
+    const bool hidden = name == "lenet_300_100" || name == "convnet" ||
+                        (name == "mlp" && !model.value("widths", json::array()).empty());
+    if (!hidden || (act != "relu" && act != "leaky_relu" && act != "prelu"))
+      fail(source, "/measure/dead_units", m["dead_units"],
+           !hidden ? "model " + name + (name == "mlp" ? " with no hidden widths" : "") +
+                         " has no hidden units to count; allowed: false, or a model with a "
+                         "hidden layer"
+                   : "dead units are counted after a ReLU-family activation, and this model's "
+                     "is " +
+                         act + "; allowed: false, or activation relu, leaky_relu or prelu");
+  }
   // Evaluated in eval mode, batch norm uses its running statistics: at initialization those
   // normalize nothing, and along the line they stay this network's, not the partner's.
   if (batch_norm && m.value("hessian_init", false))

@@ -341,6 +341,17 @@ TEST(Config, MalformedShapesAndMeaninglessValuesAreNamed) {
        "",
        "lab.json: /range: this section applies only when /lab is \"lr_range\" (it is \"train\")"},
       // Measures whose meaning the model or a mask would change.
+      // Dead units are counted after a ReLU-family activation (null was stored without a word).
+      {with(R"({"model": {"activation": "gelu"}, "measure": {"dead_units": true}})"),
+       {},
+       "",
+       "lab.json: /measure/dead_units = true: dead units are counted after a ReLU-family "
+       "activation, and this model's is gelu; allowed: false, or activation relu, leaky_relu or "
+       "prelu"},
+      {with(R"({"model": {"name": "linear", "widths": null}, "measure": {"dead_units": true}})"),
+       {},
+       "",
+       "lab.json: /measure/dead_units = true: model linear has no hidden units to count"},
       {with(R"({"model": {"activation": "tanh"}, "measure": {"dinh_alpha": 10}})"),
        {},
        "",
