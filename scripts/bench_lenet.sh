@@ -37,8 +37,10 @@ for i in $(seq "$REPS"); do
   modes="dataloader tensor compile"
   [ "$DEVICE" = cuda ] && modes="$modes graphs"  # (the step captured as a CUDA graph, as empiric's)
   for mode in $modes; do  # (each peer apart: one failing keeps the others)
+    # (--warmup-steps 0: the empiric runs above are fresh processes that pay their one-time costs
+    # in their timed steps; the peers, warmed up, would be timed warm against them.)
     part "peer $mode run $i" "$PY" bench/peers/lenet_fmnist.py --epochs 3 --device "$DEVICE" \
-      --modes "$mode" >>"$tmp/peers.jsonl"
+      --warmup-steps 0 --modes "$mode" >>"$tmp/peers.jsonl"
   done
 done
 "$PY" - "$tmp" "$DEVICE" <<'PY'

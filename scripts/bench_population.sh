@@ -21,8 +21,9 @@ for mode in off "$N"; do
 done
 # (A peer that fails is named with its error's tail; empiric's table is printed all the same.)
 peers_failed=0
+# (--warmup-steps 0: cold, as the fresh empiric processes above are.)
 "$PY" bench/peers/lenet_fmnist.py --epochs "$EPOCHS" --batch "$BATCH" --members "$N" --device "$DEVICE" \
-  --modes ensemble,sequential > "$tmp/peers.jsonl" 2>"$tmp/peers.err" || {
+  --warmup-steps 0 --modes ensemble,sequential > "$tmp/peers.jsonl" 2>"$tmp/peers.err" || {
   peers_failed=1
   echo "bench_population.sh: the PyTorch peers failed:" >&2
   tail -5 "$tmp/peers.err" >&2

@@ -14,7 +14,10 @@ def main():
     bench = json.load(open(sys.argv[1]))
     rows, copy_bw = [], {}
     for b in bench["benchmarks"]:
-        if b.get("aggregate_name", "median") != "median" or "error_occurred" in b:
+        # With --benchmark_repetitions each repetition is a row of its own (run_type "iteration",
+        # no aggregate_name) beside the aggregates: only the median is tabled.
+        repeated = b.get("repetitions", 1) > 1 and b.get("run_type") == "iteration"
+        if repeated or b.get("aggregate_name", "median") != "median" or "error_occurred" in b:
             continue
         m = re.match(r"BM_(\w+)/cuda:(\d)/shape:(\d)(?:/masked:(\d))?", b["name"])
         pe = re.match(r"BM_PerExampleNorms/cuda:(\d)/baseline:(\d)", b["name"])

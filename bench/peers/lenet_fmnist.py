@@ -17,9 +17,11 @@ Modes:
               (on a CPU the same step runs eagerly, to check its arithmetic against the tensor loop)
 
 Prints one JSON line per mode: epoch time (training only), samples/s, final test accuracy.
-Before the first mode a throwaway model takes 20 untimed steps on the device (the cuBLAS handle,
-kernels loaded on first use, the allocator's first blocks), as empiric's suite warms up before it
-times; the random state is restored after it, so the modes train as they would without it.
+Before the first mode a throwaway model takes --warmup-steps (20) untimed steps on the device (the
+cuBLAS handle, kernels loaded on first use, the allocator's first blocks), as empiric's suite warms
+up before it times; the random state is restored after it, so the modes train as they would
+without it. Timed against a fresh `empiric run` process, which pays those costs in its own timed
+steps, pass --warmup-steps 0 (scripts/bench_lenet.sh and bench_population.sh do): cold against cold.
 """
 import argparse
 import gzip
@@ -261,12 +263,15 @@ def main():
     p.add_argument("--members", type=int, default=8, help="models in the ensemble and sequential modes")
     p.add_argument("--device", default="cpu")
     p.add_argument("--tf32", action="store_true", help="on a GPU, TF32 matmuls (as empiric's train.tf32)")
+    p.add_argument("--warmup-steps", type=int, default=20,
+                   help="untimed steps of a throwaway model first (0: none, as a fresh `empiric run` has)")
     args = p.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     if args.threads:
         torch.set_num_threads(args.threads)
     data = load(args.data, args.validation, args.seed)
-    warm_up(data[0], data[1], torch.device(args.device), args.batch)
+    if args.warmup_steps > 0:
+        warm_up(data[0], data[1], torch.device(args.device), args.batch, args.warmup_steps)
     for mode in args.modes.split(","):
         # The plain loop keeps the data on the host and copies each batch, as DataLoader code does;
         # the tensor mode keeps the whole dataset on the device.
