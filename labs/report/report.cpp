@@ -254,8 +254,9 @@ void write_curves(std::ostream& md, const fs::path& dir, const std::vector<Claim
       if (!steps.empty()) kept.insert(steps.back());
       for (const auto& m : rows[i])
         if (kept.count(m.step) && !timings.count(m.name))
-          csv << t.hash.substr(0, 12) << "," << t.seed << "," << t.status << ",\"" << label
-              << "\"," << m.step << "," << m.name << "," << m.value << "\n";
+          csv << t.hash.substr(0, 12) << "," << t.seed << "," << t.status << ",\"" << label << "\","
+              << m.step << "," << m.name << "," << fmt::format("{}", m.value)
+              << "\n";  // (every digit, as the claims' CSVs and `results`: the stream kept 6)
       // Every trial, with the evaluations it recorded: one that diverged before its first has
       // no row above, and the plots count it from here.
       meta["trials"].push_back({{"label", axes_label(t)},
@@ -430,7 +431,9 @@ std::string write_report(const std::string& home, const Question& q, const std::
     md << fmt::format(
         "{} trials ({} finished, {} diverged{}{}){}, {} of wall time in all{}", trials.size(),
         finished, diverged, failed ? fmt::format(", {} failed with an error", failed) : "",
-        at_chance ? fmt::format("; {} finished no better than chance", at_chance) : "",
+        at_chance ? fmt::format("; {} finished with a training loss no better than chance (ln K)",
+                                at_chance)
+                  : "",
         batched ? fmt::format(", {} of them trained in populations of up to {}", batched, largest)
                 : "",
         seconds(wall), times.empty() ? "" : " (" + times + ")");

@@ -146,8 +146,9 @@ TEST(Report, WritesReadmeCsvAndPlotsThatMatchTheStore) {
   const std::string md = slurp(readme);
   EXPECT_NE(md.find("# Q99: How does batch size affect generalization?"), std::string::npos);
   EXPECT_NE(md.find("| q99.t | **" + o.verdict.verdict + "** |"), std::string::npos) << md;
-  EXPECT_NE(md.find("10 trials (8 finished, 1 diverged, 1 failed with an error; 1 finished no "
-                    "better than chance), 3 of them trained in populations of up to 3, 27 s of "
+  EXPECT_NE(md.find("10 trials (8 finished, 1 diverged, 1 failed with an error; 1 finished with "
+                    "a training loss no better than chance (ln K)), 3 of them trained in "
+                    "populations of up to 3, 27 s of "
                     "wall time in all (18 s of training steps, 3.6 s of evaluation)"),
             std::string::npos)
       << md;
@@ -579,7 +580,10 @@ TEST(Report, CurvesKeepLearningMetricsAtAlignedThinnedSteps) {
               std::string::npos)
         << line;
     const auto step_at = line.find("\",") + 2;
-    steps[line.substr(0, 12)].insert(std::stoll(line.substr(step_at, line.find(',', step_at) - step_at)));
+    const long long step = std::stoll(line.substr(step_at, line.find(',', step_at) - step_at));
+    steps[line.substr(0, 12)].insert(step);
+    // Every digit of the stored value (the stream wrote 0.333333 for 1/3).
+    EXPECT_EQ(std::stod(line.substr(line.rfind(',') + 1)), 1.0 / double(step)) << line;
   }
   ASSERT_EQ(steps.size(), 3u);
   const auto& full = steps["l00000000000"];
