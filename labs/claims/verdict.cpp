@@ -608,14 +608,9 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
     std::vector<double> xs, ys;
     for (const Observation* o : groups[0]) xs.push_back(o->x), ys.push_back(o->y);
     const double side = v.ci.lo > 0 ? 1.0 : -1.0;
-    std::vector<std::vector<int>> blocks = units[0];
-    if (!by_seed) {
-      blocks.assign(1, std::vector<int>(ys.size()));
-      for (size_t i = 0; i < ys.size(); ++i) blocks[0][i] = int(i);
-    }
-    v.p_value = permutation_p(
-        ys, blocks, [&](const std::vector<double>& y) { return side * kendall_tau(xs, y); },
-        side * v.effect, t.bootstrap);
+    auto tau = [&](const std::vector<double>& y) { return side * kendall_tau(xs, y); };
+    v.p_value = by_seed ? permutation_p(ys, units[0], tau, side * v.effect, t.bootstrap)
+                        : permutation_p(ys, tau, side * v.effect, t.bootstrap);
     if (fails_null(correlate_null, "shuffles")) return v;
   }
   const bool excludes_zero_other = d > 0 ? v.ci.hi < 0 : v.ci.lo > 0;

@@ -389,6 +389,16 @@ std::string dotted_to_pointer(const std::string& dotted) {
   return out;
 }
 
+namespace {
+
+// Where an override's key points: /sweep/optim.lr for an axis (its name keeps its dots),
+// /optim/lr for a key.
+std::string override_pointer(const std::string& key) {
+  return key.rfind("sweep.", 0) == 0 ? "/sweep/" + key.substr(6) : dotted_to_pointer(key);
+}
+
+}  // namespace
+
 void check_writable_file(const std::string& option, const std::string& path,
                          const std::string& example) {
   if (std::filesystem::is_directory(path))
@@ -593,9 +603,7 @@ void apply_override(json& config, const std::string& assignment) {
   const bool brackets = first != std::string::npos && (text[first] == '[' || text[first] == '{');
   // A number in a list or an object that a double cannot hold is named, not "not JSON" (1e400)
   // or read as 0 (1e-400).
-  if (brackets)
-    check_numbers(text, source,
-                  key.rfind("sweep.", 0) == 0 ? "/sweep/" + key.substr(6) : dotted_to_pointer(key));
+  if (brackets) check_numbers(text, source, override_pointer(key));
   const bool bracketed = value.is_discarded() && brackets;
   auto not_json = [&] {
     return UserError(source + ": " + text +
@@ -1079,9 +1087,7 @@ ResolvedConfig resolve(json doc, const std::string& source, const std::string& p
     for (size_t j = 0; j < i; ++j) {
       const std::string key = overrides[i].substr(0, overrides[i].find('='));
       if (key != overrides[j].substr(0, overrides[j].find('='))) continue;
-      std::string ptr = key.rfind("sweep.", 0) == 0 ? "sweep/" + key.substr(6) : key;
-      if (key.rfind("sweep.", 0) != 0) std::replace(ptr.begin(), ptr.end(), '.', '/');
-      throw ConfigError("override \"" + overrides[i] + "\"", "/" + ptr, "",
+      throw ConfigError("override \"" + overrides[i] + "\"", override_pointer(key), "",
                         "given again (\"" + overrides[j] + "\" before it); keep one");
     }
   for (const auto& o : overrides) apply_override(doc, o);
@@ -1127,12 +1133,10 @@ ResolvedConfig resolve(json doc, const std::string& source, const std::string& p
     if (const json lab = doc.value("lab", json()); lab == "implicit" || lab == "lr_range") {
       const std::string why =
           lab == "implicit"
-              ? "the implicit lab reads only /implicit and /seeds (and from /train only how its "
-                "runs "
-                "run: device, threads); this "
+              ? "the implicit lab reads only /implicit and /seeds (and from /train only how "
+                "its runs run: device, threads); this "
               : "the lr_range lab runs /range/steps steps at a rising LR and reads from /train "
-                "only "
-                "batch_size, loss, class_weights, order, tf32 and threads (no schedule, no "
+                "only batch_size, loss, class_weights, order, tf32 and threads (no schedule, no "
                 "measures); this ";
       auto unread = [&](const std::string& key) {  // a dotted key or a section
         return !lab_reads(lab.get<std::string>(), key) && !lab_section(key);
@@ -1170,17 +1174,13 @@ ResolvedConfig resolve(json doc, const std::string& source, const std::string& p
       throw ConfigError(source, "/presets/" + preset + e.pointer(), e.found(), e.allowed());
     // A value an override set is named by the override (the last one to set it), and a
     // section (another lab's, one this lab does not read) that only overrides put there.
-    auto pointer_of = [](const std::string& o) {
-      const std::string key = o.substr(0, o.find('='));
-      return key.rfind("sweep.", 0) == 0 ? "/sweep/" + key.substr(6) : dotted_to_pointer(key);
-    };
     bool written = false;
     try {
       written = !e.pointer().empty() && as_written.contains(json::json_pointer(e.pointer()));
     } catch (const json::exception&) {
     }
     for (auto o = overrides.rbegin(); o != overrides.rend(); ++o) {
-      const std::string at = pointer_of(*o);
+      const std::string at = override_pointer(o->substr(0, o->find('=')));
       if (at == e.pointer() ||
           (!written && !e.pointer().empty() && at.rfind(e.pointer() + "/", 0) == 0))
         throw ConfigError("override \"" + *o + "\"", e.pointer(), e.found(), e.allowed());

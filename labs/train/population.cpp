@@ -1231,8 +1231,8 @@ std::vector<TrainOutcome> train_members(const std::vector<json>& cfgs, std::vect
     write_checkpoint(checkpoint_path, std::move(c));
   };
   int resumed_from = 0;
-  std::vector<bool> done_before_resume(static_cast<size_t>(P),
-                                       false);  // (stopped in the killed run)
+  // Members that had stopped in the killed run, before its checkpoint.
+  std::vector<bool> done_before_resume(static_cast<size_t>(P), false);
   if (auto c = read_checkpoint(checkpoint_path, device, member_hashes)) {
     // Checked whole before anything is restored: one these members cannot take (an older
     // empiric's, its tensors shaped otherwise) is removed and the population trains from the start,

@@ -1298,17 +1298,18 @@ void check_trials_start(const std::vector<json>& cfgs, const std::string& source
     // and the batch size of each sweep point set: checked for every trial, here before any
     // trains, not when its chain's turn comes (hours into a lab, the earlier chains stored).
     const bool lottery = cfg.value("lab", "train") == "lottery";
-    const json key = {{"data", cfg["data"]},
-                      {"model", cfg["model"]},
-                      {"lr_mult", cfg["optim"].value("lr_mult", json())},
-                      {"batch_size", cfg["train"]["batch_size"]},
-                      {"mask_file", cfg["train"].value("mask_file", json())},
-                      {"measure", cfg.value("measure", json())}};
-    if (const auto known = examples.find(key.dump()); known != examples.end()) {
+    const std::string key = json{{"data", cfg["data"]},
+                                 {"model", cfg["model"]},
+                                 {"lr_mult", cfg["optim"].value("lr_mult", json())},
+                                 {"batch_size", cfg["train"]["batch_size"]},
+                                 {"mask_file", cfg["train"].value("mask_file", json())},
+                                 {"measure", cfg.value("measure", json())}}
+                                .dump();
+    if (const auto known = examples.find(key); known != examples.end()) {
       if (lottery && known->second >= 0) check_rewind_step(cfg, known->second, source);
       continue;
     }
-    int64_t& n = examples[key.dump()] = -1;
+    int64_t& n = examples[key] = -1;
     const uint64_t seed = cfg.value("seed", 0);
     try {
       std::unique_lock<std::mutex> init_lock(init_mutex());
