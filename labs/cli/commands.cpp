@@ -636,15 +636,21 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
     ResolvedConfig resolved = resolve_config(ctx.home + "/" + c["config"].get<std::string>(),
                                              opts.preset, overrides_for(c["config"]));
     o.resolved_config = resolved.config;
-    for (const auto& t : expand_trials(resolved))
-      if (auto rec = store.trial(t.hash)) o.trials.push_back(*rec);
+    // A trial two configs share (a sweep's baseline) is stored with the axes of the one that ran
+    // it first: here it carries this config's, or the report labels Q100's gradient-noise
+    // baseline "label_noise=0".
+    auto stored = [&](const ResolvedConfig& cfg, std::vector<TrialRecord>& into) {
+      for (const auto& t : expand_trials(cfg))
+        if (auto rec = store.trial(t.hash)) {
+          rec->axes = t.axes;
+          into.push_back(std::move(*rec));
+        }
+    };
+    stored(resolved, o.trials);
     const auto sources = claims::claim_configs(c);
-    if (sources.size() > 1) {
-      ResolvedConfig bounds =
-          resolve_config(ctx.home + "/" + sources[1], opts.preset, overrides_for(sources[1]));
-      for (const auto& t : expand_trials(bounds))
-        if (auto rec = store.trial(t.hash)) o.bound_trials.push_back(*rec);
-    }
+    if (sources.size() > 1)
+      stored(resolve_config(ctx.home + "/" + sources[1], opts.preset, overrides_for(sources[1])),
+             o.bound_trials);
     o.verdict = claims::evaluate(c, o.trials, o.bound_trials);
     const auto& v = o.verdict;
     json details = {{"statement", c["statement"]},    {"n", v.n},

@@ -1160,6 +1160,49 @@ TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
   EXPECT_EQ(unknown.err.find("no trial"), std::string::npos) << unknown.err;
 }
 
+TEST(Cli, AReportLabelsATrialTwoConfigsShareWithTheAxesOfItsOwnConfig) {
+  // Q100's baseline without noise is one trial of its label-noise, gradient-noise and dropout
+  // sweeps; the store keeps the axes of the sweep that ran it first, and the gradient-noise
+  // curves labelled it "label_noise=0".
+  testing::TempDir home;
+  for (const char* dir : {"questions", "configs", "scripts"})
+    std::filesystem::create_directories(home.file(dir));
+  json lab = json::parse(kSweep);
+  lab["question"] = 1;
+  lab["seeds"] = 1;
+  lab["train"]["epochs"] = 1;
+  home.write("configs/by_lr.json", lab.dump());  // lr 0.1 and 0.03 at batch 32
+  lab["sweep"] = json::parse(R"({"train.batch_size": [32, 64]})");
+  home.write("configs/by_batch.json", lab.dump());  // batch 32 and 64 at lr 0.1
+  home.write("questions/bank.json",
+             R"({"source": {}, "sections": [{"number": 1, "title": "Training"}],
+    "questions": [{"number": 1, "section": 1, "text": "Does a larger batch train worse here?",
+      "tags": ["batch"], "kind": "empirical", "claims": [{"id": "q1.batch",
+      "statement": "final training loss rises with the batch", "config": "configs/by_batch.json",
+      "test": {"kind": "trend", "x": "train.batch_size", "metric": "train_loss",
+      "direction": 1}}]}]})");
+  auto run = [&](const std::string& args) {
+    std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + home.path() + " --db " +
+                      home.file("r.db") + " " + args + " > " + home.file("out.txt") + " 2> " +
+                      home.file("err.txt");
+    int status = std::system(cmd.c_str());
+    return Result{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(home.file("out.txt")),
+                  slurp(home.file("err.txt"))};
+  };
+  Result first = run("run " + home.file("configs/by_lr.json"));
+  ASSERT_EQ(first.code, 0) << first.err;
+  Result second = run("run " + home.file("configs/by_batch.json"));
+  ASSERT_EQ(second.code, 0) << second.err;
+  EXPECT_NE(second.out.find("1 already in"), std::string::npos) << second.out;
+  Result report = run("report 1");
+  ASSERT_EQ(report.code, 0) << report.err;
+  const json meta = json::parse(slurp(home.file("reports/q001/curves_by_batch.json")));
+  std::multiset<std::string> labels;
+  for (const auto& t : meta["trials"]) labels.insert(t["label"].get<std::string>());
+  EXPECT_EQ(labels, (std::multiset<std::string>{"batch_size=32", "batch_size=64"}))
+      << meta["trials"];
+}
+
 TEST(Cli, AnswerChecksEveryConfigWithItsOverridesBeforeRunningAny) {
   // Q1's claims read two training configs (Adam, SGD) and an implicit-lab config, which has no
   // train section: optim.betas is refused for the SGD one, and the Adam one, before it, must not
