@@ -15,7 +15,8 @@
 //                above a by more than 0.05"). "best_over": a dotted key (or a section, whose
 //                whole object is then the value); within each group only the trials at
 //                its value with the best mean metric ("best": "max" or "min") are kept, so a
-//                tuned a meets a tuned b. "best_by": another metric that chooses (e.g. val_acc,
+//                tuned a meets a tuned b (a tie goes to the smaller value, noted as
+//                best_a_tied / best_b_tied). "best_by": another metric that chooses (e.g. val_acc,
 //                so that the test metric is not also the one the choice was made on).
 //                "paired": true takes the mean of each seed's b - a (its trial in each arm)
 //                instead of the difference of the arms' means (verdict.h). "equivalence": 0.01

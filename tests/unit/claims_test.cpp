@@ -1182,6 +1182,35 @@ TEST(Claim, BestByChoosesOnAnotherMetric) {
     expect_refused_at(claim, pointer, bad, std::string(pointer) + " = " + bad.dump());
 }
 
+TEST(Claim, BestOverBreaksATieOnTheMeanByTheSmallerValueAndNotesIt) {
+  // Accuracies are counts: two learning rates can average the same validation accuracy exactly.
+  // The tie went to the first value in text order ("0.0001" before "1e-05"), unremarked.
+  std::vector<TrialRecord> trials;
+  for (const char* name : {"constant", "cosine"})
+    for (double lr : {1e-5, 1e-4, 1e-3})
+      for (int s = 0; s < 3; ++s) {
+        const double val = std::string(name) == "cosine" ? (lr == 1e-3 ? 0.9 : 0.8)
+                           : lr == 1e-3                  ? 0.7
+                                                         : 0.88 + 0.01 * (lr == 1e-5 ? s : 2 - s);
+        trials.push_back(record("finished",
+                                {{"schedule", {{"name", name}}}, {"optim", {{"lr", lr}}}},
+                                {{"test_acc", 0.8}, {"val_acc", val}}));
+      }
+  json claim = {{"test",
+                 {{"kind", "compare"},
+                  {"x", "schedule.name"},
+                  {"a", "constant"},
+                  {"b", "cosine"},
+                  {"best_over", "optim.lr"},
+                  {"best_by", "val_acc"},
+                  {"metric", "test_acc"}}}};
+  auto set = observations_for(claim, trials);
+  EXPECT_EQ(set.notes["best_a"], 1e-5);
+  EXPECT_EQ(set.notes["best_a_tied"], json::array({1e-4}));
+  EXPECT_EQ(set.notes["best_b"], 1e-3);
+  EXPECT_FALSE(set.notes.contains("best_b_tied")) << set.notes;
+}
+
 TEST(Claim, BestByCountsADivergedRunAsTheWorstWhereTheClaimEntersDivergedRuns) {
   // lr 0.3: three survivors with the better validation accuracy, two runs that diverged (no
   // validation accuracy); lr 0.1: five finished runs.
