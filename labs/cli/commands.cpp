@@ -72,7 +72,7 @@ std::vector<std::string> claim_config_files(const Context& ctx, const Question& 
 }
 
 std::string csv_cell(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;  // (RFC 4180: CR too)
   std::string out = "\"";
   for (char c : s) out += (c == '"' ? std::string("\"\"") : std::string(1, c));
   return out + "\"";
@@ -154,6 +154,26 @@ std::vector<TrialRecord> question_trials(const Context& ctx, const Question& q, 
 namespace {
 std::vector<TrialRecord> of_preset(const Context& ctx, std::vector<TrialRecord> trials,
                                    const std::string& preset);
+
+// A --preset with no trial or claim config to check it against: some config of the checkout
+// must have it (`results --preset bogus` on a store without the question's trials listed none,
+// exit 0, as if the typo were an answer).
+void check_some_config_has(const Context& ctx, const std::string& preset) {
+  std::set<std::string> known;
+  std::error_code ec;
+  for (const auto& f : std::filesystem::directory_iterator(ctx.home + "/configs", ec)) try {
+      if (f.path().extension() != ".json") continue;
+      const json doc = load_json_file(f.path().string());
+      if (doc.contains("presets") && doc["presets"].is_object())
+        for (const auto& [name, _] : doc["presets"].items()) known.insert(name);
+    } catch (const UserError&) {  // (a broken config is named where it is used)
+    }
+  if (known.count(preset)) return;
+  std::string allowed;
+  for (const auto& k : known) allowed += (allowed.empty() ? "" : ", ") + k;
+  throw UserError("--preset " + preset + ": no config in " + ctx.home +
+                  "/configs has it; allowed: " + (allowed.empty() ? "none" : allowed));
+}
 }  // namespace
 
 int show_question(const Context& ctx, int number, bool as_json, const std::string& preset) {
@@ -162,6 +182,7 @@ int show_question(const Context& ctx, int number, bool as_json, const std::strin
   if (!q)
     throw UserError(fmt::format("question {}: no such question; allowed: 1 to {}", number,
                                 bank.questions.size()));
+  if (!preset.empty() && q->claims.empty()) check_some_config_has(ctx, preset);
   if (!preset.empty() && !q->claims.empty()) {  // a preset none of its configs has: a typo
     std::string first_error;
     bool any = false;
@@ -266,6 +287,12 @@ int show_question(const Context& ctx, int number, bool as_json, const std::strin
                        ? v.details["reason"].get<std::string>()
                        : "",
                    v.preset.empty() ? "-" : v.preset, v.created_at);
+        if (v.details.contains("overrides") && v.details["overrides"].is_array()) {
+          std::string given;
+          for (const auto& o : v.details["overrides"])
+            if (o.is_string()) given += " " + shell_quoted(o.get<std::string>());
+          fmt::print("      answered with overrides:{}\n", given);
+        }
         shown = true;
       }
       if (const auto it = committed.find(c.value("id", "")); !shown && it != committed.end())
@@ -377,6 +404,7 @@ std::vector<TrialRecord> of_preset(const Context& ctx, std::vector<TrialRecord> 
     }
   }
   // A preset no config has (a typo) is bad input, not an empty answer.
+  if (hashes.empty()) check_some_config_has(ctx, preset);
   if (resolved == 0 && !hashes.empty())
     throw UserError("--preset " + preset +
                     ": none of the listed trials' configs resolves with it (" + first_error + ")");
@@ -551,6 +579,9 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
   // was empty.
   for (const auto& cfg : configs)
     expand_trials(resolve_config(ctx.home + "/" + cfg, opts.preset, overrides_for(cfg)));
+  // The options that answer the question again (a store without some of its trials).
+  std::string again = opts.preset.empty() ? "" : " --preset " + opts.preset;
+  for (const auto& o : opts.overrides) again += " " + shell_quoted(o);
   // A report of no trials would be every claim inconclusive for want of runs.
   if (!run) {
     bool any = false;
@@ -561,8 +592,6 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
                                                           overrides_for(configs[i]))))
           if ((any = store.trial(t.hash).has_value())) break;
     }
-    std::string again = opts.preset.empty() ? "" : " --preset " + opts.preset;
-    for (const auto& o : opts.overrides) again += " " + shell_quoted(o);
     if (!any)
       throw UserError(fmt::format(
           "{}: no trial of question {}'s configs{}{} is there; allowed: a store holding them (run "
@@ -640,23 +669,30 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
     // it first: here it carries this config's, or the report labels Q100's gradient-noise
     // baseline "label_noise=0".
     auto stored = [&](const ResolvedConfig& cfg, std::vector<TrialRecord>& into) {
-      for (const auto& t : expand_trials(cfg))
+      const auto trials = expand_trials(cfg);
+      for (const auto& t : trials)
         if (auto rec = store.trial(t.hash)) {
           rec->axes = t.axes;
           into.push_back(std::move(*rec));
         }
+      return trials.size();
     };
-    stored(resolved, o.trials);
+    o.expected = stored(resolved, o.trials);
     const auto sources = claims::claim_configs(c);
     if (sources.size() > 1)
-      stored(resolve_config(ctx.home + "/" + sources[1], opts.preset, overrides_for(sources[1])),
-             o.bound_trials);
+      o.bound_expected = stored(
+          resolve_config(ctx.home + "/" + sources[1], opts.preset, overrides_for(sources[1])),
+          o.bound_trials);
+    // A store that lacks some of the trials (a run interrupted, or one still running elsewhere)
+    // gives verdicts on the rest: said, and recorded with the verdict (it read as the whole).
+    const size_t absent = o.expected - o.trials.size() + o.bound_expected - o.bound_trials.size();
     o.verdict = claims::evaluate(c, o.trials, o.bound_trials);
     const auto& v = o.verdict;
     json details = {{"statement", c["statement"]},    {"n", v.n},
                     {"diverged", v.diverged},         {"missing", v.missing},
                     {"seeds_needed", v.seeds_needed}, {"reason", v.reason},
-                    {"trials", o.trials.size()}};
+                    {"trials", o.trials.size()},      {"absent", absent}};
+    if (!opts.overrides.empty()) details["overrides"] = opts.overrides;  // (the tag names none)
     for (auto [key, value] :
          {std::pair<const char*, double>{"effect", v.effect}, {"lo", v.ci.lo}, {"hi", v.ci.hi}})
       if (std::isfinite(value)) details[key] = value;
@@ -669,11 +705,16 @@ int answer_question(const Context& ctx, int number, const RunOptions& opts, bool
     fmt::print("{}\n  {}\n  verdict: {}  effect {}  {}  n {}  diverged (left out) {}\n  {}\n\n",
                c["id"].get<std::string>(), c["statement"].get<std::string>(), v.verdict, effect,
                interval, v.n, v.diverged, v.reason);
+    if (absent > 0)
+      fmt::print(
+          "  ({} of its config's {} trials are not in the store: the verdict is on the "
+          "rest; `empiric answer {}{}` runs them)\n\n",
+          absent, o.expected + o.bound_expected, number, again);
     outcomes.push_back(std::move(o));
   }
   const std::string python =
       std::filesystem::exists(ctx.home + "/.venv/bin/python") ? ctx.home + "/.venv/bin/python" : "";
-  std::string report = write_report(ctx.home, *q, tag, outcomes, store, python);
+  std::string report = write_report(ctx.home, *q, tag, outcomes, store, python, again);
   write_report_index(ctx.home, bank, store, tag);
   // Relative to where the user stands, when the report lies below it.
   const auto shown = std::filesystem::path(report).lexically_proximate(std::filesystem::current_path());

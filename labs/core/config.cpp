@@ -1,10 +1,12 @@
 #include "core/config.h"
 
+#include <signal.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -12,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -426,6 +429,28 @@ void write_file_whole(const std::string& path, const std::string& bytes) {
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   if (ec) fail(ec.message());
+}
+
+int remove_abandoned_writes(const std::string& dir) {
+  namespace fs = std::filesystem;
+  static const std::regex temporary(R"(.+\.tmp\.(\d{1,9})\.\d+)");
+  int removed = 0;
+  std::error_code ec;
+  const auto now = fs::file_time_type::clock::now();
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    std::smatch m;
+    const std::string name = entry.path().filename().string();
+    if (!std::regex_match(name, m, temporary) || !entry.is_regular_file(ec)) continue;
+    const pid_t pid = pid_t(std::stol(m[1]));
+    const auto written = fs::last_write_time(entry.path(), ec);
+    // (A pid on another machine sharing the folder is not known here: the minute spares its
+    // writes in progress.)
+    if (ec || pid == ::getpid() || ::kill(pid, 0) == 0 || errno != ESRCH ||
+        now - written < std::chrono::minutes(1))
+      continue;
+    removed += fs::remove(entry.path(), ec);
+  }
+  return removed;
 }
 
 std::string gzipped(const std::string& bytes) {

@@ -39,6 +39,10 @@ json load_json_file(const std::string& path);
 // midway leaves the file before it. A write that fails (a full disk, a folder that is not
 // writable) removes the temporary file and throws UserError naming `path` and the reason.
 void write_file_whole(const std::string& path, const std::string& bytes);
+// Removes the temporary files write_file_whole left in `dir` when a kill stopped their writer
+// midway: those of a process no longer on this machine, untouched for a minute (a checkpoint
+// cut short stayed beside the checkpoints for good, tens of MB each). Returns how many.
+int remove_abandoned_writes(const std::string& dir);
 // Tries `path` for appending before a long command writes it at its end, so that one it cannot
 // write fails at once: a UserError naming `option` ("--json") and the path, a folder as such
 // (`example`: a file name to suggest). A file already there is left as it is.

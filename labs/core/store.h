@@ -53,7 +53,7 @@ struct BenchRecord {
 
 struct VerdictRecord {
   std::string claim, preset, verdict;
-  json details;  // effect, ci, n, diverged, seeds_needed, reason, statement
+  json details;  // effect, ci, n, diverged, seeds_needed, reason, statement, trials, absent
   std::string created_at;
 };
 

@@ -471,18 +471,23 @@ std::vector<Result> train_together(const std::vector<const Member*>& members,
   std::vector<const Dataset*> data;
   std::vector<Net> nets;
   std::vector<TrainHooks> hooks;
-  std::vector<std::string> hashes;
+  std::vector<std::string> hashes, recorded;
   for (const Member* m : members) {
     cfgs.push_back(m->trial->config);
     data.push_back(&m->chain->data());
     nets.push_back(m->net);
     hashes.push_back(m->trial->hash);
+    if (m->recorded) recorded.push_back(m->trial->hash);
   }
-  // The population's checkpoint, beside the members' own (which it does not resume).
-  const std::string checkpoint = population_checkpoint_path(cb.checkpoint_dir, hashes);
+  // The population's checkpoint, beside the members' own (which it does not resume); one whose
+  // trials this store has no evaluation of is another store's, as for any population.
+  std::string checkpoint = population_checkpoint_path(cb.checkpoint_dir, hashes);
   if (cb.restart && !checkpoint.empty()) {
     std::error_code ignored;
     fs::remove(checkpoint, ignored);
+  } else if (cb.foreign && !recorded.empty() && cb.foreign(checkpoint, recorded) &&
+             fs::exists(checkpoint)) {
+    checkpoint.clear();  // (one it cannot remove is neither resumed nor written)
   }
   double every = 0;
   for (const Member* m : members) {

@@ -33,6 +33,11 @@ struct LotteryCallbacks {
   // Progress, metrics, checkpoint; resume_from: the checkpoint that resumes the trial ("": its
   // own; a population's when the trial trains in one), whose absence means starting afresh.
   std::function<TrainHooks(const Trial&, const std::string& resume_from)> hooks;
+  // Removes `checkpoint` when none of `hashes` (trials the store records) has an evaluation in
+  // the store: left by a run into another store, its trials would be recorded with the first
+  // epochs' curve missing. True when it did, or could not.
+  std::function<bool(const std::string& checkpoint, const std::vector<std::string>& hashes)>
+      foreign;
   std::string checkpoint_dir;  // where a round's population checkpoints ("": it does not)
   bool restart = false;        // --force: a round's population checkpoint is not resumed
   // A trial's outcome (status finished/diverged/failed, summary with round and sparsity).

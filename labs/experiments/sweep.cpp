@@ -227,6 +227,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
     if (ec)
       throw UserError(ckpt_dir + ": cannot create the checkpoint folder (" + ec.message() +
                       "); allowed: a writable folder beside the store (--db)");
+    remove_abandoned_writes(ckpt_dir);  // (checkpoints a kill cut short)
   }
 
   std::vector<const Trial*> pending;
@@ -382,6 +383,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
     if (ec)
       throw UserError(artifact_dir + ": cannot create the lottery chains' artifacts folder (" +
                       ec.message() + "); allowed: a writable folder beside the store (--db)");
+    remove_abandoned_writes(artifact_dir);
   }
 
   const bool checkpoints = resolved.config["train"]["checkpoint"].get<bool>();
@@ -617,6 +619,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
         cb.hooks = [&](const Trial& t, const std::string& resume_from) {
           return resume_from.empty() ? hooks_for(t) : hooks_resuming(t, resume_from);
         };
+        cb.foreign = foreign;
         cb.checkpoint_dir = checkpoints ? ckpt_dir : "";
         cb.restart = o.force;
         cb.record = record;
@@ -768,7 +771,7 @@ int run_config(const Context& ctx, const RunOptions& o) {
     if (elsewhere > 0)
       fmt::print(stderr,
                  "empiric: {}: {} trial(s) not in the store {}: another empiric ({}) is running "
-                 "them; run again (or report) once it is done\n",
+                 "them, or others they train with; run again once it is done\n",
                  o.config, missing, ctx.db, elsewhere_by);
     else
       fmt::print(stderr, "empiric: {}: {} trial(s) not in the store {}; a rerun runs them\n",

@@ -35,10 +35,11 @@ std::string slurp(const std::string& path) {
   return s.str();
 }
 
-Result empiric(const testing::TempDir& dir, const std::string& args) {
-  std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + EMPIRIC_SOURCE_DIR + " --db " +
-                    dir.file("r.db") + " " + args + " > " + dir.file("out.txt") + " 2> " +
-                    dir.file("err.txt");
+// `empiric --home HOME --db DIR/r.db ARGS`, its output kept in DIR.
+Result empiric(const testing::TempDir& dir, const std::string& args,
+               const std::string& home = EMPIRIC_SOURCE_DIR) {
+  std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + home + " --db " + dir.file("r.db") +
+                    " " + args + " > " + dir.file("out.txt") + " 2> " + dir.file("err.txt");
   int status = std::system(cmd.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir.file("out.txt")),
           slurp(dir.file("err.txt"))};
@@ -490,16 +491,37 @@ bool has_checkpoint(const testing::TempDir& dir, const std::string& folder) {
   return false;
 }
 
-// The store `db`'s one trial of one_checkpointed_trial() trained from step 0, not resumed: every
-// epoch's evaluation is its own.
-void expect_trained_from_the_start(const std::string& db) {
+// The store `db`'s `count` trials of one_checkpointed_trial() (a sweep of it) trained from step 0,
+// not resumed: every epoch's evaluation is their own.
+void expect_trained_from_the_start(const std::string& db, size_t count = 1) {
   Store store(db);
   const auto trials = store.trials();
-  ASSERT_EQ(trials.size(), 1u);
-  EXPECT_FALSE(trials[0].summary.contains("resumed_from_epoch")) << trials[0].summary.dump();
-  long long evals = 0;
-  for (const auto& m : store.metrics(trials[0].hash)) evals += m.name == "test_acc";
-  EXPECT_EQ(evals, 40);
+  ASSERT_EQ(trials.size(), count);
+  for (const auto& t : trials) {
+    EXPECT_FALSE(t.summary.contains("resumed_from_epoch")) << t.summary.dump();
+    long long evals = 0;
+    for (const auto& m : store.metrics(t.hash)) evals += m.name == "test_acc";
+    EXPECT_EQ(evals, 40) << t.summary.dump();
+  }
+}
+
+// A run of `doc` into r.db killed once it checkpointed, r.db deleted, a fresh run into r.db: it
+// must not resume the old checkpoint (it did without a word, and recorded curves without their
+// first epochs), and says so.
+void expect_a_deleted_stores_checkpoint_not_resumed(const testing::TempDir& dir, const json& doc,
+                                                    size_t count) {
+  std::string cfg = dir.write("lab.json", doc.dump());
+  pid_t pid = spawn_run(dir, cfg);
+  ASSERT_GE(pid, 0);
+  ASSERT_EQ(kill_when(pid, dir, [&] { return has_checkpoint(dir, "checkpoints-r"); }), "");
+  for (const char* f : {"r.db", "r.db-wal", "r.db-shm"}) std::filesystem::remove(dir.file(f));
+  Result fresh = empiric(dir, "run " + cfg + " --no-progress");
+  ASSERT_EQ(fresh.code, 0) << fresh.err;
+  EXPECT_NE(fresh.err.find("(left by another store, or one deleted since): removed; training from "
+                           "the start"),
+            std::string::npos)
+      << fresh.err;
+  expect_trained_from_the_start(dir.file("r.db"), count);
 }
 
 TEST(Sweep, ForceTrainsAKilledTrialAgainFromItsStartNotFromItsCheckpoint) {
@@ -535,21 +557,21 @@ TEST(Sweep, AnotherStoreInTheSameFolderDoesNotResumeThisOnesKilledTrial) {
 }
 
 TEST(Sweep, AStoreDeletedSinceDoesNotResumeTheCheckpointItsKilledRunLeft) {
-  // A killed run into r.db, r.db deleted, a fresh run into r.db: it resumed the old checkpoint
-  // without a word and recorded a curve without its first epochs.
   testing::TempDir dir;
-  std::string cfg = dir.write("lab.json", one_checkpointed_trial().dump());
-  pid_t pid = spawn_run(dir, cfg);
-  ASSERT_GE(pid, 0);
-  ASSERT_EQ(kill_when(pid, dir, [&] { return has_checkpoint(dir, "checkpoints-r"); }), "");
-  for (const char* f : {"r.db", "r.db-wal", "r.db-shm"}) std::filesystem::remove(dir.file(f));
-  Result fresh = empiric(dir, "run " + cfg + " --no-progress");
-  ASSERT_EQ(fresh.code, 0) << fresh.err;
-  EXPECT_NE(fresh.err.find("(left by another store, or one deleted since): removed; training from "
-                           "the start"),
-            std::string::npos)
-      << fresh.err;
-  expect_trained_from_the_start(dir.file("r.db"));
+  expect_a_deleted_stores_checkpoint_not_resumed(dir, one_checkpointed_trial(), 1);
+}
+
+TEST(Sweep, AStoreDeletedSinceDoesNotResumeTheLotteryPopulationCheckpointItsKilledRunLeft) {
+  // A lottery round's population resumed it without the check every other population makes.
+  testing::TempDir dir;
+  json doc = one_checkpointed_trial();
+  doc["question"] = 97;
+  doc["lab"] = "lottery";
+  doc["lottery"] = {{"rounds", 1}};
+  doc["train"].erase("population");  // round 0's two dense networks train as one population
+  doc["seeds"] = 2;
+  // Two chains' dense networks and round-1 tickets.
+  expect_a_deleted_stores_checkpoint_not_resumed(dir, doc, 4);
 }
 
 TEST(Sweep, AValueAnOverrideGaveIsBlamedOnTheOverrideWhenTheTrialsStart) {
@@ -979,6 +1001,15 @@ TEST(Cli, BadInputIsOneLineAndExitStatusTwo) {
   EXPECT_NE(r.err.find("r.db: the database merged into (--db); expected another one"),
             std::string::npos)
       << r.err;
+  // A mistyped preset with no trial there to check it against: no config has it (it listed
+  // none, exit 0, as if that were the answer).
+  r = empiric(dir, "results --question 99 --preset bogus");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--preset bogus: no config in " + std::string(EMPIRIC_SOURCE_DIR) +
+                       "/configs has it; allowed: full, quick"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(empiric(dir, "results --question 99 --preset quick").code, 0);
   // A directory as the benchmark binary was run, and its failure reported as a raw wait status.
   r = empiric(dir, "bench --binary " + dir.path());
   EXPECT_NE(r.err.find(dir.path() + ": not an executable file"), std::string::npos) << r.err;
@@ -1026,14 +1057,7 @@ TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
       "kind": "empirical", "claims": [{"id": "q2.lr", "statement": "final training accuracy rises with the LR",
       "config": "configs/tiny.json",
       "test": {"kind": "trend", "x": "optim.lr", "metric": "train_acc", "direction": 1}}]}]})");
-  auto run = [&](const std::string& args) {
-    std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + home.path() + " --db " +
-                      home.file("r.db") + " " + args + " > " + home.file("out.txt") + " 2> " +
-                      home.file("err.txt");
-    int status = std::system(cmd.c_str());
-    return Result{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(home.file("out.txt")),
-                  slurp(home.file("err.txt"))};
-  };
+  auto run = [&](const std::string& args) { return empiric(home, args, home.path()); };
   Result a = run("answer 1");
   ASSERT_EQ(a.code, 0) << a.err << a.out;
   EXPECT_NE(a.out.find("q1.lr"), std::string::npos);
@@ -1123,6 +1147,17 @@ TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
     EXPECT_NE(described.out.find("With overrides (description=another text)"), std::string::npos)
         << described.out;
     EXPECT_EQ(slurp(home.file("reports/q001/README.md")), before);
+    // Its header names the command that writes it again, overrides and all (it said `empiric
+    // report 1`, which writes another), and the verdict keeps them for `show`.
+    EXPECT_NE(slurp(home.file("results/reports/as-written+overrides/q001/README.md"))
+                  .find("Generated by `empiric report 1 'description=another text'` from the "
+                        "results store, under `as-written+overrides`."),
+              std::string::npos);
+    Result shown = run("show 1");
+    EXPECT_NE(shown.out.find("preset as-written+overrides, "), std::string::npos) << shown.out;
+    EXPECT_NE(shown.out.find("answered with overrides: 'description=another text'"),
+              std::string::npos)
+        << shown.out;
   }
   EXPECT_EQ(run("answer 3").code, 2);
   EXPECT_EQ(run("report 1").code, 0);  // from the store, without running
@@ -1181,14 +1216,7 @@ TEST(Cli, AReportLabelsATrialTwoConfigsShareWithTheAxesOfItsOwnConfig) {
       "statement": "final training loss rises with the batch", "config": "configs/by_batch.json",
       "test": {"kind": "trend", "x": "train.batch_size", "metric": "train_loss",
       "direction": 1}}]}]})");
-  auto run = [&](const std::string& args) {
-    std::string cmd = std::string(EMPIRIC_BINARY) + " --home " + home.path() + " --db " +
-                      home.file("r.db") + " " + args + " > " + home.file("out.txt") + " 2> " +
-                      home.file("err.txt");
-    int status = std::system(cmd.c_str());
-    return Result{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(home.file("out.txt")),
-                  slurp(home.file("err.txt"))};
-  };
+  auto run = [&](const std::string& args) { return empiric(home, args, home.path()); };
   Result first = run("run " + home.file("configs/by_lr.json"));
   ASSERT_EQ(first.code, 0) << first.err;
   Result second = run("run " + home.file("configs/by_batch.json"));
@@ -1201,6 +1229,44 @@ TEST(Cli, AReportLabelsATrialTwoConfigsShareWithTheAxesOfItsOwnConfig) {
   for (const auto& t : meta["trials"]) labels.insert(t["label"].get<std::string>());
   EXPECT_EQ(labels, (std::multiset<std::string>{"batch_size=32", "batch_size=64"}))
       << meta["trials"];
+}
+
+TEST(Cli, AReportFromAStoreLackingSomeOfItsTrialsSaysSo) {
+  // A run interrupted (or still running elsewhere) left 3 of 4 trials: the verdicts were stored
+  // and the report written as if they were all.
+  testing::TempDir home;
+  for (const char* dir : {"questions", "configs", "scripts"})
+    std::filesystem::create_directories(home.file(dir));
+  json lab = json::parse(kSweep);
+  lab["question"] = 1;
+  home.write("configs/tiny.json", lab.dump());  // 2 LRs x 2 seeds
+  home.write("questions/bank.json",
+             R"({"source": {}, "sections": [{"number": 1, "title": "Training"}],
+    "questions": [{"number": 1, "section": 1, "text": "Does a larger learning rate train faster?",
+      "tags": ["lr"], "kind": "empirical", "claims": [{"id": "q1.lr",
+      "statement": "final training loss falls as the LR rises", "config": "configs/tiny.json",
+      "test": {"kind": "trend", "x": "optim.lr", "metric": "train_loss", "direction": -1}}]}]})");
+  auto run = [&](const std::string& args) { return empiric(home, args, home.path()); };
+  ASSERT_EQ(run("answer 1").code, 0);
+  EXPECT_EQ(run("answer 1").out.find("not in the store"), std::string::npos);
+  {
+    Store store(home.file("r.db"));
+    store.forget_trial(store.trials().front().hash);
+  }
+  Result partial = run("report 1");
+  ASSERT_EQ(partial.code, 0) << partial.err;
+  EXPECT_NE(partial.out.find("(1 of its config's 4 trials are not in the store: the verdict is "
+                             "on the rest; `empiric answer 1` runs them)"),
+            std::string::npos)
+      << partial.out;
+  EXPECT_NE(slurp(home.file("reports/q001/README.md"))
+                .find("**1 of the config's 4 trials are not in the store**: the verdicts below "
+                      "are on the other 3. 3 trials (3 finished"),
+            std::string::npos);
+  const auto verdicts = Store(home.file("r.db")).latest_verdicts(1, {""});
+  ASSERT_EQ(verdicts.size(), 1u);
+  EXPECT_EQ(verdicts[0].details["absent"], 1) << verdicts[0].details;
+  EXPECT_EQ(verdicts[0].details["trials"], 3) << verdicts[0].details;
 }
 
 TEST(Cli, AnswerChecksEveryConfigWithItsOverridesBeforeRunningAny) {
@@ -1670,6 +1736,16 @@ TEST(Cli, ResultsAsCsvKeepEveryDigitAndLeaveMissingNumbersEmpty) {
   EXPECT_EQ(
       commands.count("empiric run " + cfg + " train.population=off 'title=a b; rm x' --force"), 1u)
       << *commands.begin();
+  // A carriage return in a cell is quoted as a line feed is: a CSV reader split the row at it.
+  const Result cr = empiric(dir, "run " + cfg +
+                                     " train.population=off 'title=a'\"$(printf '\\r')\"'b' "
+                                     "--force --no-progress");
+  ASSERT_EQ(cr.code, 0) << cr.err;
+  const Result listed = empiric(dir, "results --format csv");
+  EXPECT_NE(
+      listed.out.find(",\"empiric run " + cfg + " train.population=off 'title=a\rb' --force\""),
+      std::string::npos)
+      << listed.out;
 }
 
 TEST(Cli, DataTooLargeForTheMachineIsOneLineWithItsSize) {

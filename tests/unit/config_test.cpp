@@ -1,6 +1,8 @@
 #include "core/config.h"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -1181,6 +1183,36 @@ TEST(Schema, DocsMatchTheDeclaration) {
   text << in.rdbuf();
   EXPECT_EQ(text.str(), schema_markdown())
       << "regenerate with: empiric keys --markdown > docs/CONFIG.md";
+}
+
+}  // namespace
+}  // namespace empiric
+
+namespace empiric {
+namespace {
+
+TEST(WriteFileWhole, TheTemporaryFilesOfAKilledWriterAreRemovedAndNoOneElses) {
+  testing::TempDir dir;
+  const pid_t gone = fork();  // a process that has ended (and been reaped)
+  if (gone == 0) _exit(0);
+  ASSERT_GT(gone, 0);
+  waitpid(gone, nullptr, 0);
+  const auto old = std::filesystem::file_time_type::clock::now() - std::chrono::minutes(5);
+  auto temporary = [&](const std::string& name, pid_t pid, bool stale) {
+    const std::string path = dir.write(name + ".tmp." + std::to_string(pid) + ".7", "half");
+    if (stale) std::filesystem::last_write_time(path, old);
+    return path;
+  };
+  const std::string killed = temporary("population-1.pt", gone, true),
+                    fresh = temporary("population-2.pt", gone, false),  // (another machine's?)
+      mine = temporary("population-3.pt", getpid(), true),
+                    kept = dir.write("population-4.pt", "whole");
+  write_file_whole(dir.file("done.pt"), "whole");
+  EXPECT_EQ(remove_abandoned_writes(dir.path()), 1);
+  EXPECT_FALSE(std::filesystem::exists(killed));
+  for (const auto& path : {fresh, mine, kept, dir.file("done.pt")})
+    EXPECT_TRUE(std::filesystem::exists(path)) << path;
+  EXPECT_EQ(remove_abandoned_writes(dir.file("no such folder")), 0);
 }
 
 }  // namespace
