@@ -182,12 +182,25 @@ int show_question(const Context& ctx, int number, bool as_json, const std::strin
   if (!q)
     throw UserError(fmt::format("question {}: no such question; allowed: 1 to {}", number,
                                 bank.questions.size()));
-  if (!preset.empty() && q->claims.empty()) check_some_config_has(ctx, preset);
-  if (!preset.empty() && !q->claims.empty()) {  // a preset none of its configs has: a typo
+  // Verdicts of configs answered as written where that is not their full preset are stored
+  // under "as-written", as show prints them: --preset as-written shows those, with the trials
+  // of the configs as written (it was refused as a preset no config has). A tag of overrides
+  // names no set of trials: refused, saying what it is.
+  const std::string suffix = "+overrides";
+  if (preset.size() > suffix.size() &&
+      preset.compare(preset.size() - suffix.size(), suffix.size(), suffix) == 0)
+    throw UserError(fmt::format(
+        "--preset {}: the tag of verdicts answered with overrides, not a preset; allowed: a "
+        "config's preset (quick, full) or as-written (`empiric show {}` without --preset prints "
+        "the latest verdict of every tag)",
+        preset, number));
+  const std::string config_preset = preset == "as-written" ? "" : preset;
+  if (!config_preset.empty() && q->claims.empty()) check_some_config_has(ctx, config_preset);
+  if (!config_preset.empty() && !q->claims.empty()) {  // a preset none of its configs has: a typo
     std::string first_error;
     bool any = false;
     for (const auto& cfg : claim_config_files(ctx, *q)) try {
-        resolve_config(ctx.home + "/" + cfg, preset, {});
+        resolve_config(ctx.home + "/" + cfg, config_preset, {});
         any = true;
       } catch (const UserError& e) {
         if (first_error.empty()) first_error = e.what();
@@ -202,7 +215,7 @@ int show_question(const Context& ctx, int number, bool as_json, const std::strin
   if (std::filesystem::exists(ctx.db)) {
     Store store(ctx.db);
     trials = question_trials(ctx, *q, store, broken);
-    if (!preset.empty()) trials = of_preset(ctx, std::move(trials), preset);
+    if (!preset.empty()) trials = of_preset(ctx, std::move(trials), config_preset);
     bench = store.bench_records(number);
   }
   std::vector<VerdictRecord> verdicts;
@@ -404,7 +417,7 @@ std::vector<TrialRecord> of_preset(const Context& ctx, std::vector<TrialRecord> 
     }
   }
   // A preset no config has (a typo) is bad input, not an empty answer.
-  if (hashes.empty()) check_some_config_has(ctx, preset);
+  if (hashes.empty() && !preset.empty()) check_some_config_has(ctx, preset);
   if (resolved == 0 && !hashes.empty())
     throw UserError("--preset " + preset +
                     ": none of the listed trials' configs resolves with it (" + first_error + ")");

@@ -125,8 +125,10 @@ int main(int argc, char** argv) {
   show->add_option("question", question, "question number")->required()->transform(kQuestionNumber);
   show->add_flag("--json", as_json, "JSON output");
   std::string show_preset;
-  show->add_option("--preset", show_preset,
-                   "only the verdicts and trials of this preset (quick, full, ...)");
+  show->add_option(
+      "--preset", show_preset,
+      "only the verdicts and trials of this preset (quick, full, ...), or of the configs "
+      "as written where that is not their full preset (as-written)");
 
   cli::RunOptions run_opts;
   auto* config = app.add_subcommand("config", "validate a config and print it resolved");

@@ -1158,6 +1158,19 @@ TEST(Cli, AnswerRunsTheLabEvaluatesItsClaimAndWritesTheReport) {
     EXPECT_NE(shown.out.find("answered with overrides: 'description=another text'"),
               std::string::npos)
         << shown.out;
+    // The tags show prints: as-written selects its verdicts and the trials of the configs as
+    // written; a tag of overrides is named as such (both were refused as presets no config has).
+    Result written = run("show 1 --preset as-written");
+    EXPECT_EQ(written.code, 0) << written.err;
+    EXPECT_NE(written.out.find("r.db (preset as-written): 9"), std::string::npos) << written.out;
+    EXPECT_NE(written.out.find("latest verdict: supported ("), std::string::npos) << written.out;
+    EXPECT_NE(written.out.find("preset as-written, "), std::string::npos) << written.out;
+    Result tag = run("show 1 --preset as-written+overrides");
+    EXPECT_EQ(tag.code, 2);
+    EXPECT_NE(tag.err.find("--preset as-written+overrides: the tag of verdicts answered with "
+                           "overrides, not a preset"),
+              std::string::npos)
+        << tag.err;
   }
   EXPECT_EQ(run("answer 3").code, 2);
   EXPECT_EQ(run("report 1").code, 0);  // from the store, without running
