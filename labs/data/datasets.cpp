@@ -213,6 +213,14 @@ Dataset build_dataset(const json& d, uint64_t seed, const torch::Device& device,
             source, "/data/path", "\"\"",
             name + " has no embedded copy: set data.path to the directory with its files");
       dir = default_dir;
+      std::error_code ec;
+      if (!fs::is_directory(dir, ec))  // (the value is not the user's: said as the default's)
+        throw ConfigError(source, "/data/path", "\"\"",
+                          "fashion_mnist's embedded copy (Debian's dataset-fashion-mnist, in " +
+                              dir +
+                              ") is not installed; allowed: install it (scripts/setup.sh does), "
+                              "or set data.path to a directory with train-images-idx3-ubyte[.gz] "
+                              "and the other three IDX files");
     }
     std::error_code ec;
     if (!fs::is_directory(dir, ec))

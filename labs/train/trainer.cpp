@@ -1298,13 +1298,19 @@ void check_trials_start(const std::vector<json>& cfgs, const std::string& source
     // and the batch size of each sweep point set: checked for every trial, here before any
     // trains, not when its chain's turn comes (hours into a lab, the earlier chains stored).
     const bool lottery = cfg.value("lab", "train") == "lottery";
-    const std::string key = json{{"data", cfg["data"]},
-                                 {"model", cfg["model"]},
-                                 {"lr_mult", cfg["optim"].value("lr_mult", json())},
-                                 {"batch_size", cfg["train"]["batch_size"]},
-                                 {"mask_file", cfg["train"].value("mask_file", json())},
-                                 {"measure", cfg.value("measure", json())}}
-                                .dump();
+    const std::string key = json{
+        {"data", cfg["data"]},
+        {"model", cfg["model"]},
+        {"lr_mult", cfg["optim"].value("lr_mult", json())},
+        {"batch_size", cfg["train"]["batch_size"]},
+        {"mask_file", cfg["train"].value("mask_file", json())},
+        {"measure", cfg.value("measure", json())},
+        // The classes an imbalance thins are counted in a draw (a subset,
+        // a validation split, a synthetic task's labels): how many
+        // training examples remain is each seed's own.
+        {"seed", cfg["data"].value("imbalance", 1.0) < 1.0
+                     ? cfg.value("seed", json())
+                     : json()}}.dump();
     if (const auto known = examples.find(key); known != examples.end()) {
       if (lottery && known->second >= 0) check_rewind_step(cfg, known->second, source);
       continue;

@@ -351,6 +351,27 @@ TEST(Data, ASubsetLargerThanTheDataTakesAllOfItAndSaysSo) {
   EXPECT_EQ(said.find("test_subset"), std::string::npos) << said;
 }
 
+TEST(Data, AMissingEmbeddedCopyIsSaidAsTheDefaultNotAsTheUsersPath) {
+  // It was "/data/path = \"/usr/share/datasets/fashion-mnist\": expected an existing directory",
+  // a value the config never held, with no word of the package or of data.path.
+  testing::TempDir dir;
+  json cfg = config(
+      R"({"data": {"name": "fashion_mnist", "n_train": null, "n_test": null, "classes": null, "dim": null, "noise": null}})");
+  try {
+    load_dataset(cfg["data"], 0, torch::kCPU, "test.json", dir.file("not-installed"));
+    FAIL() << "expected a ConfigError";
+  } catch (const UserError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.rfind("test.json: /data/path = \"\": fashion_mnist's embedded copy (Debian's "
+                         "dataset-fashion-mnist, in " +
+                             dir.file("not-installed") + ") is not installed; allowed:",
+                         0),
+              0u)
+        << what;
+    EXPECT_NE(what.find("or set data.path"), std::string::npos) << what;
+  }
+}
+
 TEST(Data, LoadsAnMnistDirectoryOfTinyIdxFiles) {
   testing::TempDir dir;
   testing::write_tiny_mnist(dir, 20, 10);  // gzip images, plain labels: they may mix
@@ -1222,6 +1243,39 @@ TEST(Trainer, EveryLossTrainsAndReportsItsOwnChanceLevel) {
     EXPECT_EQ(out.summary["chance_loss"].get<double>(), loss.chance(4)) << name;
     EXPECT_LT(out.summary["train_loss"].get<double>(), loss.chance(4)) << name;
     EXPECT_GT(out.summary["test_acc"].get<double>(), 0.9) << name;
+  }
+}
+
+TEST(Trainer, TheStartChecksCountEachSeedsExamplesWhenAnImbalanceThinsADraw) {
+  // The checks before a sweep's trials start loaded the first seed's data alone for every seed;
+  // with an imbalance over a subset, another seed keeps another number of examples, and its epoch
+  // could end in a batch of one that was refused midway through the sweep, not before it.
+  json cfg = config(R"({"data": {"imbalance": 0.5, "train_subset": 300},
+                        "model": {"batch_norm": true}})");
+  std::map<int64_t, int> seed_of;  // training examples -> a seed keeping that many
+  for (int seed = 0; seed < 40; ++seed) {
+    cfg["seed"] = seed;
+    seed_of.emplace(data_of(cfg).x_train.size(0), seed);
+  }
+  ASSERT_GE(seed_of.size(), 2u);
+  const auto [fewest, s0] = *seed_of.begin();
+  const auto [most, s1] = *seed_of.rbegin();
+  ASSERT_GE(most - fewest, 2);
+  // Batches of most - 1: the seed keeping the most ends each epoch in a batch of one; the one
+  // keeping the fewest fits its epoch in one batch.
+  cfg["train"]["batch_size"] = most - 1;
+  json first = cfg, second = cfg;
+  first["seed"] = s0;
+  second["seed"] = s1;
+  EXPECT_NO_THROW(check_trials_start({first}, "test.json"));
+  try {
+    check_trials_start({first, second}, "test.json");
+    FAIL() << "expected a ConfigError";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("/train/batch_size = " + std::to_string(most - 1) +
+                                         ": with " + std::to_string(most) + " training examples"),
+              std::string::npos)
+        << e.what();
   }
 }
 
