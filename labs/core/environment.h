@@ -20,7 +20,9 @@ std::string git_commit(const std::string& home);
 json host_environment(const std::string& home);
 
 // The memory the kernel reckons a process can still take without swapping (Linux's MemAvailable),
-// in bytes; -1 where it cannot be read.
-int64_t available_memory_bytes();
+// less where a memory cgroup holding the process (a container's limit) leaves less, in bytes; -1
+// where it cannot be read. The roots are for tests.
+int64_t available_memory_bytes(const std::string& proc_root = "/proc",
+                               const std::string& cgroup_root = "/sys/fs/cgroup");
 
 }  // namespace empiric

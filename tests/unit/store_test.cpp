@@ -57,6 +57,42 @@ void write_trials(const std::string& db, int p, int n) {
   store.end_run(run, "finished");
 }
 
+TEST(Environment, AvailableMemoryIsTheLeastOfTheHostsAndTheCgroupsLimits) {
+  // In a container limited to 4 GiB on a 64 GiB host, MemAvailable is the host's: a data set
+  // that fit it passed the guard, and the kernel ended empiric without a word.
+  testing::TempDir dir;
+  namespace fs = std::filesystem;
+  const std::string proc = dir.file("proc"), cg = dir.file("cg");
+  fs::create_directories(fs::path(proc) / "self");
+  auto put = [&](const std::string& rel, const std::string& text) {
+    fs::create_directories(fs::path(dir.file(rel)).parent_path());
+    dir.write(rel, text);
+  };
+  const int64_t GiB = int64_t(1) << 30;
+  put("proc/meminfo",
+      "MemTotal:       67108864 kB\nMemAvailable:   67108864 kB\nHugePages_Total: 0\n");
+  put("proc/self/cgroup", "0::/box/job\n");
+  EXPECT_EQ(available_memory_bytes(proc, cg), 64 * GiB);  // no cgroup files: the host's
+  // v2: 4 GiB allowed, 1.5 GiB in use of which 0.5 GiB inactive page cache: 3 GiB left.
+  put("cg/box/memory.max", std::to_string(4 * GiB) + "\n");
+  put("cg/box/memory.current", std::to_string(3 * GiB / 2) + "\n");
+  put("cg/box/memory.stat",
+      "anon 1\ninactive_file " + std::to_string(GiB / 2) + "\nactive_file 7\n");
+  put("cg/box/job/memory.max", "max\n");  // unlimited itself; its parent limits it
+  EXPECT_EQ(available_memory_bytes(proc, cg), 3 * GiB);
+  // v1, as in a container whose /proc/self/cgroup names the host's path: the mount is the
+  // container's own cgroup, reached at the root of the walk.
+  put("proc/self/cgroup", "5:cpu,cpuacct:/x\n4:memory:/host/path/e6ab\n0::/\n");
+  put("cg/memory/memory.limit_in_bytes", std::to_string(2 * GiB) + "\n");
+  put("cg/memory/memory.usage_in_bytes", std::to_string(GiB) + "\n");
+  EXPECT_EQ(available_memory_bytes(proc, cg), GiB);
+  // Unlimited (v1 writes a number near 2^63): the host's again.
+  put("cg/memory/memory.limit_in_bytes", "9223372036854771712\n");
+  EXPECT_EQ(available_memory_bytes(proc, cg), 64 * GiB);
+  // Nothing readable at all: unknown.
+  EXPECT_EQ(available_memory_bytes(dir.file("none"), dir.file("none")), -1);
+}
+
 TEST(Store, RoundTripsATrial) {
   testing::TempDir dir;
   Store store(dir.file("r.db"));
