@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "core/errors.h"
+#include "core/note.h"
 
 namespace empiric {
 namespace {
@@ -47,6 +48,13 @@ CREATE TABLE IF NOT EXISTS bench_records (
   id INTEGER PRIMARY KEY, name TEXT NOT NULL, questions TEXT NOT NULL, time_s REAL,
   items_per_s REAL, bytes_per_s REAL, counters TEXT NOT NULL, env_id INTEGER, created_at TEXT NOT NULL);
 )sql";
+
+// A JSON value as stored: a string that is not UTF-8 (an error message cut mid-character, a
+// file name in another encoding) has its bad bytes replaced, where dump() would throw and lose
+// the record.
+std::string stored(const json& value) {
+  return value.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 constexpr const char* kNow = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 
@@ -207,9 +215,11 @@ std::map<std::string, std::vector<std::string>> table_columns(sqlite3* db,
   std::map<std::string, std::vector<std::string>> out;
   Stmt tables(db, "SELECT name FROM " + schema + ".sqlite_master WHERE type = 'table'", where);
   while (tables.step()) {
+    // (Bound, not spliced: a table someone added by hand may be named "run notes" or "order".)
     const std::string table = tables.text(0);
-    Stmt q(db, "PRAGMA " + schema + ".table_info(" + table + ")", where);
-    while (q.step()) out[table].push_back(q.text(1));
+    Stmt q(db, "SELECT name FROM pragma_table_info(?, ?)", where);
+    q.bind(1, table).bind(2, schema);
+    while (q.step()) out[table].push_back(q.text(0));
   }
   return out;
 }
@@ -278,7 +288,15 @@ Store::Store(const std::string& path) : path_(path) {
   // An existing store of another version is named before kSchema meets its odd columns (an index
   // on a column it lacks failed as "no such column"); the tables kSchema adds are this version's.
   if (ours) {
-    if (const std::string odd = column_mismatch(db_, "main", path); !odd.empty()) {
+    std::string odd;
+    try {
+      odd = column_mismatch(db_, "main", path);
+    } catch (...) {  // (a store that cannot be read: the handle is closed, not left open)
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw;
+    }
+    if (!odd.empty()) {
       sqlite3_close(db_);
       db_ = nullptr;
       throw UserError(path + ": a results database of another empiric version (" + odd +
@@ -358,7 +376,7 @@ void Store::Batch::commit() {
 }
 
 long long Store::put_environment(const json& env) {
-  std::string text = env.dump();
+  std::string text = stored(env);
   WriteTxn txn(*this, db_);
   Stmt(db_, "INSERT OR IGNORE INTO environments(json) VALUES (?)", path_).bind(1, text).step();
   Stmt q(db_, "SELECT id FROM environments WHERE json = ?", path_);
@@ -435,6 +453,18 @@ bool process_defunct(long long pid) {
   return !fields.empty() && (fields[0] == "Z" || fields[0] == "X");
 }
 
+// Whether a lease (its holder, pid and age in hours) is held by another process that is still
+// there: on this machine, one that kill(pid, 0) finds and that began before the lease was taken (a
+// killed run's pid taken since by another process held its leases for good), by a minute's
+// margin: the lease's age is on the wall clock, the process's on the boot clock, and a clock set
+// forward by a few seconds made a live run's first leases look taken before it began; on another
+// machine (a store on a shared disk), a lease younger than a day.
+bool held_by_another(const std::string& holder, long long holder_pid, double hours) {
+  if (holder != this_host()) return hours < 24;
+  return holder_pid != ::getpid() && (::kill(pid_t(holder_pid), 0) == 0 || errno == EPERM) &&
+         !process_defunct(holder_pid) && !(process_age_s(holder_pid) < hours * 3600 - 60);
+}
+
 }  // namespace
 
 std::string Store::take_leases(const std::vector<std::string>& hashes) {
@@ -449,19 +479,8 @@ std::string Store::take_leases(const std::vector<std::string>& hashes) {
     if (!q.bind(1, hash).step()) continue;
     const std::string holder = q.text(0);
     const long long holder_pid = q.i64(1);
-    const double hours = q.f64(2);
-    // Held by a process that is still there: on this machine, one that kill(pid, 0) finds and
-    // that began before the lease was taken (a killed run's pid taken since by another process
-    // held its leases for good), by a minute's margin: the lease's age is on the wall clock, the
-    // process's on the boot clock, and a clock set forward by a few seconds made a live run's
-    // first leases look taken before it began; on another machine (a store on a shared disk), a
-    // lease younger than a day.
-    const bool live = holder == host ? holder_pid != pid &&
-                                           (::kill(pid_t(holder_pid), 0) == 0 || errno == EPERM) &&
-                                           !process_defunct(holder_pid) &&
-                                           !(process_age_s(holder_pid) < hours * 3600 - 60)
-                                     : hours < 24;
-    if (live) return holder + " pid " + std::to_string(holder_pid);  // (the txn rolls back)
+    if (held_by_another(holder, holder_pid, q.f64(2)))
+      return holder + " pid " + std::to_string(holder_pid);  // (the txn rolls back)
   }
   for (const auto& hash : hashes)
     Stmt(db_,
@@ -599,10 +618,10 @@ void Store::put_trial(const TrialRecord& r) {
       .bind(5, r.status)
       .bind(6, r.diverged_step)
       .bind(7, r.seed)
-      .bind(8, r.config.dump())
-      .bind(9, r.axes.dump())
-      .bind(10, r.summary.dump())
-      .bind(11, r.measures.dump())
+      .bind(8, stored(r.config))
+      .bind(9, stored(r.axes))
+      .bind(10, stored(r.summary))
+      .bind(11, stored(r.measures))
       .bind(12, r.wall_s)
       .step();
   txn.commit();
@@ -617,11 +636,11 @@ long long Store::put_bench(const BenchRecord& r) {
            kNow + ")",
        path_)
       .bind(1, r.name)
-      .bind(2, qs.dump())
+      .bind(2, stored(qs))
       .bind(3, r.time_s)
       .bind(4, r.items_per_s)
       .bind(5, r.bytes_per_s)
-      .bind(6, r.counters.dump())
+      .bind(6, stored(r.counters))
       .bind(7, r.env_id)
       .step();
   long long id = sqlite3_last_insert_rowid(db_);
@@ -692,7 +711,7 @@ void Store::put_verdict(int question, const std::string& claim, const std::strin
       .bind(2, claim)
       .bind(3, preset)
       .bind(4, verdict)
-      .bind(5, details.dump())
+      .bind(5, stored(details))
       .step();
   txn.commit();
 }
@@ -825,10 +844,34 @@ long long Store::merge_from(const std::string& other_path) {
     // the same trial, which may have stopped elsewhere) would be mixed into it. A trial it takes
     // comes with the other's curve alone (rows a killed run left here are dropped). One that
     // failed here (out of memory, say) and has a result there takes that result.
+    // A trial a live run on this store is training now (its lease held) is not taken: the run
+    // would go on writing its evaluations over the other's curve, and its record over the
+    // other's, one curve of two runs.
+    exec("CREATE TEMP TABLE held(hash TEXT PRIMARY KEY)");
+    long long held = 0;
+    {
+      Stmt leases(db_,
+                  "SELECT hash, host, pid, (julianday('now') - julianday(taken_at)) * 24 FROM "
+                  "main.leases WHERE hash IN (SELECT hash FROM other.trials)",
+                  path_);
+      Stmt hold(db_, "INSERT OR IGNORE INTO held(hash) VALUES (?)", path_);
+      while (leases.step())
+        if (held_by_another(leases.text(1), leases.i64(2), leases.f64(3))) {
+          hold.bind(1, leases.text(0)).step();
+          hold.reset();
+          ++held;
+        }
+    }
     exec(
-        "CREATE TEMP TABLE taken AS SELECT hash FROM other.trials WHERE hash NOT IN "
+        "CREATE TEMP TABLE taken AS SELECT hash FROM other.trials WHERE (hash NOT IN "
         "(SELECT hash FROM main.trials) OR (status != 'failed' AND hash IN "
-        "(SELECT hash FROM main.trials WHERE status = 'failed'))");
+        "(SELECT hash FROM main.trials WHERE status = 'failed'))) AND hash NOT IN "
+        "(SELECT hash FROM held)");
+    exec("DROP TABLE held");
+    if (held > 0)
+      note_once(other_path + ": " + std::to_string(held) + " of its trials not taken: a run on " +
+                path_ +
+                " is training them now (it holds their leases); merge again once it has ended");
     {
       Stmt c(db_, "SELECT count(*) FROM taken", path_);
       c.step();
@@ -839,7 +882,8 @@ long long Store::merge_from(const std::string& other_path) {
     exec(
         "INSERT OR IGNORE INTO main.trials SELECT t.hash, m.new_id, t.question, t.config_file, "
         "t.status, t.diverged_step, t.seed, t.config, t.axes, t.summary, t.measures, t.wall_s, "
-        "t.finished_at FROM other.trials t LEFT JOIN run_map m ON m.old_id = t.run_id");
+        "t.finished_at FROM other.trials t LEFT JOIN run_map m ON m.old_id = t.run_id WHERE "
+        "t.hash IN (SELECT hash FROM taken)");
     exec(
         "INSERT OR IGNORE INTO main.metrics SELECT * FROM other.metrics WHERE trial_hash IN "
         "(SELECT hash FROM taken)");
@@ -860,9 +904,12 @@ long long Store::merge_from(const std::string& other_path) {
         "m.json = v.json)");
     exec("DROP TABLE run_map");
     txn.commit();
-  } catch (const UserError& e) {  // tables of another shape: the other database's fault
+  } catch (const UserError& e) {
+    // Its tables were found to be this empiric's above: what fails here is more likely this
+    // store's (a full disk, a read-only file, a lock held past the timeout), and is said as it
+    // came, naming the file.
     sqlite3_exec(db_, "DETACH DATABASE other", nullptr, nullptr, nullptr);
-    throw UserError(other_path + ": cannot be merged, its tables are not those of this empiric (" +
+    throw UserError(other_path + ": not merged into " + path_ + ", nothing of it taken (" +
                     e.what() + ")");
   } catch (...) {
     sqlite3_exec(db_, "DETACH DATABASE other", nullptr, nullptr, nullptr);

@@ -655,6 +655,69 @@ TEST(Store, AStoreOfAnotherVersionIsNamedAsSuchOpenedOrMerged) {
   }
 }
 
+TEST(Store, ATableAddedByHandWithAnOddNameIsLeftAloneOpenedOrMerged) {
+  // Its name was spliced into "PRAGMA table_info(run notes)": every command on the store failed
+  // with "near \"notes\": syntax error" (and the constructor left the database open).
+  testing::TempDir dir;
+  write_trials(dir.file("b.db"), 1, 2);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(dir.file("b.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE \"run notes\"(text TEXT); CREATE TABLE \"order\"(x)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  EXPECT_EQ(Store(dir.file("b.db")).trials().size(), 2u);
+  Store a(dir.file("a.db"));
+  EXPECT_EQ(a.merge_from(dir.file("b.db")), 2);
+}
+
+TEST(Store, AMergeThatThisStoreRefusesNamesThisStoreNotTheOtherAsForeign) {
+  // A full disk or a read-only --db was said as "OTHER: cannot be merged, its tables are not
+  // those of this empiric": a good shard blamed, perhaps thrown away.
+  testing::TempDir dir;
+  write_trials(dir.file("b.db"), 1, 2);
+  const std::string here = dir.file("a.db");
+  { Store a(here); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(here.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TRIGGER refuse BEFORE INSERT ON trials BEGIN SELECT "
+                         "RAISE(ABORT, 'this store refuses'); END",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  Store a(here);
+  try {
+    a.merge_from(dir.file("b.db"));
+    FAIL() << "expected a UserError";
+  } catch (const UserError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(
+        what.rfind(dir.file("b.db") + ": not merged into " + here + ", nothing of it taken (", 0),
+        0u)
+        << what;
+    EXPECT_NE(what.find("this store refuses"), std::string::npos) << what;
+    EXPECT_EQ(what.find("not those of this empiric"), std::string::npos) << what;
+  }
+  EXPECT_EQ(a.trials().size(), 0u);
+}
+
+TEST(Store, ATrialWhoseTextIsNotUtf8IsStoredNotLost) {
+  // An error message cut at 500 bytes mid-character made dump() throw: the failed trial was never
+  // recorded and the sweep stopped.
+  testing::TempDir dir;
+  Store store(dir.file("s.db"));
+  TrialRecord r = make_trial("bad-utf8", 0);
+  r.status = "failed";
+  r.summary = {{"error", std::string(499, 'a') + "\xC3"}};
+  store.put_trial(r);
+  const auto back = store.trials();
+  ASSERT_EQ(back.size(), 1u);
+  const std::string error = back[0].summary["error"];
+  EXPECT_EQ(error.substr(0, 499), std::string(499, 'a'));
+  EXPECT_EQ(error.substr(499), "\xEF\xBF\xBD");  // U+FFFD, the replacement character
+}
+
 TEST(Store, ADamagedTrialRowIsNamedNotACrash) {
   testing::TempDir dir;
   const std::string path = dir.file("s.db");
@@ -798,6 +861,36 @@ void put_lease(const std::string& db_path, const std::string& hash, const std::s
                           std::to_string(pid) + ", " + taken_at + ")";
   ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
   sqlite3_close(db);
+}
+
+TEST(Store, AMergeLeavesATrialThatALiveRunHereIsTrainingToThatRun) {
+  // It was taken with the other store's curve, and the live run went on writing its evaluations
+  // and then its record over it: one curve of two runs.
+  testing::TempDir dir;
+  write_trials(dir.file("b.db"), 1, 2);  // p1-0 and p1-1, finished there
+  const std::string here = dir.file("a.db");
+  {
+    Store a(here);
+    a.put_metrics("p1-0", 1, 5, {{"train_loss", 2.0}});  // the live run's evaluation so far
+  }
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  put_lease(here, "p1-0", host, getppid());  // held by a live process of this machine
+  Store a(here);
+  EXPECT_EQ(a.merge_from(dir.file("b.db")), 1);  // p1-1 alone
+  EXPECT_EQ(a.trials().size(), 1u);
+  const auto rows = a.metrics("p1-0");
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].step, 5);
+  // The run ended without recording it (killed): its lease is another's no longer, and the trial
+  // comes with the other store's curve alone.
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  waitpid(child, nullptr, 0);
+  put_lease(here, "p1-0", host, child);
+  EXPECT_EQ(a.merge_from(dir.file("b.db")), 1);
+  EXPECT_EQ(a.trials().size(), 2u);
+  EXPECT_EQ(a.metrics("p1-0").size(), 2u);
 }
 
 TEST(Store, ALeaseHeldByALiveProcessKeepsItsTrialsAndADeadOnesIsTakenOver) {
