@@ -612,6 +612,11 @@ std::string describe_allowed(const Field& f) {
       {"betas", "two numbers in [0, 1)"},
       {"noise_batches", "two integers >= 1, the first smaller"},
       {"interpolate_range", "two numbers, the first smaller"},
+      {"eps_steps", "an integer >= 4 (more than 10 while eps_sharpness is on and eps_tol > 0)"},
+      {"milestones", "a list of numbers >= 0, none below the one before"},
+      {"end_lr", "a number above start_lr"},
+      {"epochs", "an integer >= 0 (0 only with steps > 0, or in lab lr_range)"},
+      {"nesterov", "true or false (true only with momentum > 0)"},
   };
   if (auto it = checked_further.find(f.key); it != checked_further.end()) return it->second;
   std::string range;

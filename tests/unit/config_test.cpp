@@ -156,7 +156,8 @@ TEST(Config, OverridesOfTheSweepOrIntoAMapSayHowToWriteThem) {
   // A key below one that holds a value suggested that very key.
   EXPECT_EQ(error_of(base(), {"train.epochs.x=1"}),
             "override \"train.epochs.x=1\": /train/epochs/x = 1: train.epochs holds an integer "
-            ">= 0, not keys of its own; allowed: train.epochs=VALUE");
+            ">= 0 (0 only with steps > 0, or in lab lr_range), not keys of its own; allowed: "
+            "train.epochs=VALUE");
   // A number beyond a double's range was checked as the string "1e400".
   EXPECT_EQ(
       error_of(base(), {"optim.lr=1e400"}),
@@ -918,7 +919,8 @@ TEST(Config, ABadValueAPresetSetsIsNamedInThePreset) {
   json doc = base();
   doc["presets"]["quick"]["train"]["epochs"] = -1;
   EXPECT_EQ(error_of(doc, {}, "quick"),
-            "lab.json: /presets/quick/train/epochs = -1: expected an integer >= 0");
+            "lab.json: /presets/quick/train/epochs = -1: expected an integer >= 0 (0 only with "
+            "steps > 0, or in lab lr_range)");
   doc["presets"]["quick"]["optim"] = {{"lr", "fast"}};
   // With an override beside it, the preset's bad value is still the one named.
   EXPECT_EQ(error_of(doc, {"train.epochs=3"}, "quick"),
