@@ -9,7 +9,8 @@ since 2026-11-27 (the level whose normal quantile is sqrt(n/(n-1)) t(n-1, 0.975)
 group); without it, the plain 2.5 and 97.5 percentiles.
 
 Normal noise; a compare claim (difference of two group means, true difference 0) at 3, 4, 5 and
-10 seeds per group, the mean of one sample (a threshold, a paired compare's differences) at as
+10 seeds per group, with equal spreads and with one arm's 4x the other's, alone and widened by
+Welch's t interval, the mean of one sample (a threshold, a paired compare's differences) at as
 many seeds, alone and widened by Student's t interval, and a trend claim (tau over pairs at different x, 4 values x 3 seeds, a
 linear slope; its true value estimated from 4,000 fresh data sets), and a peak claim (the
 highest inner mean less the higher of the lowest means on its sides, re-found in every
@@ -55,12 +56,26 @@ def percentile_interval(stats, n, level=0.95):
     return np.percentile(stats, [50 * (1 - level), 50 * (1 + level)])
 
 
-def compare_coverage(rng, n, reps, resamples):
+def welch_interval(a, b, level=0.95):
+    """Welch's t interval for mean(b) - mean(a), Satterthwaite's degrees of freedom."""
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    df = (va + vb) ** 2 / (va * va / (a.size - 1) + vb * vb / (b.size - 1))
+    half = t_quantile((1 + level) / 2, df) * math.sqrt(va + vb)
+    d = b.mean() - a.mean()
+    return d - half, d + half
+
+
+def compare_coverage(rng, n, reps, resamples, with_welch, sd_b=1.0):
+    """An unpaired compare (true difference 0; arm b's spread sd_b); with_welch, the wider end on
+    each side of it and Welch's interval, as verdict.cpp takes them."""
     held = 0
     for _ in range(reps):
-        a, b = rng.normal(0, 1, n), rng.normal(0, 1, n)
+        a, b = rng.normal(0, 1, n), rng.normal(0, sd_b, n)
         ia, ib = rng.integers(0, n, (resamples, n)), rng.integers(0, n, (resamples, n))
         lo, hi = percentile_interval(b[ib].mean(1) - a[ia].mean(1), n)
+        if with_welch:
+            wlo, whi = welch_interval(a, b)
+            lo, hi = min(lo, wlo), max(hi, whi)
         held += lo <= 0 <= hi
     return held / reps
 
@@ -131,8 +146,11 @@ def main():
     EXPANDED = args.expanded
     rng = np.random.default_rng(args.seed)
     for n in (3, 4, 5, 10):
-        print(f"compare, {n} seeds per group: 95 % interval held the truth in "
-              f"{compare_coverage(rng, n, args.reps, 1000):.0%} of {args.reps}")
+        for sd_b, spread in ((1.0, "equal spreads"), (4.0, "b's spread 4x a's")):
+            alone = compare_coverage(rng, n, args.reps, 1000, False, sd_b)
+            with_welch = compare_coverage(rng, n, args.reps, 1000, True, sd_b)
+            print(f"compare, {n} seeds per group, {spread}: 95 % interval held the truth in "
+                  f"{alone:.0%} of {args.reps} (bootstrap alone), {with_welch:.0%} (and Welch's t)")
     for n in (3, 4, 5, 10):
         alone = mean_coverage(rng, n, args.reps, 1000, False)
         with_t = mean_coverage(rng, n, args.reps, 1000, True)

@@ -408,18 +408,29 @@ ObservationSet observations_for(const json& c, const std::vector<TrialRecord>& t
         const json x = json::parse(a), y = json::parse(b);
         return x.is_number() && y.is_number() ? x.get<double>() < y.get<double>() : a < b;
       };
+      // Ranked by the runs that diverged (entered as the worst: fewer first), then by the mean of
+      // the others: where every value had a run diverge, each mean was the worst there is, no
+      // two compared (their difference NaN), and the first in text order won unnoted.
       double best = NAN;
+      size_t best_worst = 0;
       std::vector<std::string> tied;
       for (auto& [value, list] : by_value) {
         if (list.empty() || list.size() < enough) continue;
-        const double m = mean(list);
-        if (!std::isnan(best) && std::abs(m - best) <= 1e-12 * std::max(1.0, std::abs(best))) {
+        std::vector<double> finite;
+        for (double y : list)
+          if (std::isfinite(y)) finite.push_back(y);
+        const size_t worst = list.size() - finite.size();
+        const double m = finite.empty() ? (best_max ? -INFINITY : INFINITY) : mean(finite);
+        const bool first = best_value.count(g) == 0;
+        if (!first && worst == best_worst &&
+            (m == best || std::abs(m - best) <= 1e-12 * std::max(1.0, std::abs(best)))) {
           if (before(value, best_value[g]))
             std::swap(best_value[g], tied.emplace_back(value));
           else
             tied.push_back(value);
-        } else if (std::isnan(best) || (best_max ? m > best : m < best)) {
-          best = m, best_value[g] = value;
+        } else if (first || worst < best_worst ||
+                   (worst == best_worst && (best_max ? m > best : m < best))) {
+          best = m, best_worst = worst, best_value[g] = value;
           tied.clear();
         }
       }

@@ -119,6 +119,22 @@ Interval student_t_interval(const std::vector<double>& v, double level) {
   return {m - half, m + half};
 }
 
+Interval welch_interval(const std::vector<double>& a, const std::vector<double>& b, double level) {
+  if (a.size() < 2 || b.size() < 2) return {};
+  auto squared_error = [](const std::vector<double>& v) {  // the variance of v's mean
+    const double m = mean(v);
+    double ss = 0;
+    for (double x : v) ss += (x - m) * (x - m);
+    return ss / double(v.size() - 1) / double(v.size());
+  };
+  const double va = squared_error(a), vb = squared_error(b), d = mean(b) - mean(a);
+  if (va + vb == 0) return {d, d};
+  const double df =
+      (va + vb) * (va + vb) / (va * va / double(a.size() - 1) + vb * vb / double(b.size() - 1));
+  const double half = student_t_quantile((1 + level) / 2, df) * std::sqrt(va + vb);
+  return {d - half, d + half};
+}
+
 namespace {
 
 // An index in [0, n): the generator's output modulo n. std::uniform_int_distribution draws

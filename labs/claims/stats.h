@@ -53,6 +53,10 @@ double expanded_level(double level, int n);
 // sqrt(n). Unknown (NaN) for fewer than 2 values; the point [mean, mean] when they are all equal.
 Interval student_t_interval(const std::vector<double>& v, double level);
 
+// Welch's t interval for mean(b) - mean(a) at `level`, with Satterthwaite's degrees of freedom.
+// Unknown (NaN) for fewer than 2 values in either; the point when both are constant.
+Interval welch_interval(const std::vector<double>& a, const std::vector<double>& b, double level);
+
 // Expanded percentile bootstrap: `statistic` is called with a resampling (a vector of indices
 // into each of `group_sizes` groups, drawn with replacement within its group) and its result's
 // quantiles at expanded_level(level, smallest group) form the interval. Deterministic for a

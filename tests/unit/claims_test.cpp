@@ -469,6 +469,27 @@ TEST(Verdict, WithinSaysWhereTheBestXLiesAgainstARange) {
   EXPECT_NE(crossed.reason.find("is empty"), std::string::npos) << crossed.reason;
 }
 
+TEST(Verdict, AWithinWhoseRangeHoldsNoSweptXRefutesNothing) {
+  // No x tried inside the range: the best of those tried lies outside it in every resample, and
+  // that was "refuted", a verdict the grid made, not the data.
+  const auto falling = three_seeds_at({{0.1, 0.9}, {0.3, 0.7}, {1.0, 0.5}});
+  ClaimTest t = make("within", +1, 0.0);
+  t.lo = 0.001, t.hi = 0.01;  // below the grid, where the data even point
+  const Verdict below = evaluate_claim(t, falling);
+  EXPECT_EQ(below.verdict, "inconclusive") << below.reason;
+  EXPECT_NEAR(below.effect, 1.0, 1e-12);  // (the distance is still shown)
+  EXPECT_NE(below.reason.find("no swept x lies inside [0.001, 0.01]: that the best of those swept "
+                              "lies above it says nothing of a value inside it"),
+            std::string::npos)
+      << below.reason;
+  // A narrow range between two grid points alike.
+  t.lo = 0.12, t.hi = 0.25;
+  EXPECT_EQ(evaluate_claim(t, falling).verdict, "inconclusive");
+  // With an x tried inside and beaten, refuted.
+  t.lo = 0.2, t.hi = 0.5;
+  EXPECT_EQ(evaluate_claim(t, falling).verdict, "refuted");
+}
+
 TEST(Verdict, AWithinOfSeveralTrialsPerSeedResamplesItsRangeToo) {
   // Seeds resampled at each x (two trials a seed: a second swept axis), and the range's own 3
   // trials resampled after them: the resampling read one group past the x's (a crash).
@@ -694,6 +715,47 @@ TEST(Claim, CompareByStringValueWithBestOverAndDivergedAs) {
   Verdict all = evaluate(claim, trials);
   EXPECT_EQ(all.diverged, 3);
   EXPECT_NEAR(all.effect, (0.82 + 0.85) / 2 - (0.80 + 0.70) / 2, 1e-9);
+}
+
+TEST(Claim, BestOverWhereEveryValueHadARunDivergeRanksByDivergencesThenTheOthersMean) {
+  // Each value's mean, a diverged run entered as the worst there is, was -inf: no two compared,
+  // and the first in text order won unnoted (0.0001, whose survivors validated at 0.50, over
+  // 1e-05's 0.95).
+  std::vector<TrialRecord> trials;
+  auto add = [&](const char* arm, double lr, int seed, double val) {
+    const bool diverged = std::isnan(val);
+    trials.push_back(record(diverged ? "diverged" : "finished",
+                            {{"arm", arm}, {"optim", {{"lr", lr}}}},
+                            {{"val_acc", diverged ? json() : json(val)},
+                             {"test_acc", diverged ? json() : json(val - 0.01)}}));
+    trials.back().seed = seed;
+  };
+  for (int s = 0; s < 3; ++s) add("a", 0.001, s, 0.8 + 0.001 * s);
+  for (int s = 0; s < 3; ++s) add("b", 1e-05, s, s == 2 ? NAN : 0.95);
+  for (int s = 0; s < 3; ++s) add("b", 1e-04, s, s == 0 ? NAN : 0.50);
+  json claim = {{"test",
+                 {{"kind", "compare"},
+                  {"x", "arm"},
+                  {"a", "a"},
+                  {"b", "b"},
+                  {"best_over", "optim.lr"},
+                  {"best_by", "val_acc"},
+                  {"metric", "test_acc"},
+                  {"diverged_as", 0.1}}}};
+  auto set = observations_for(claim, trials);
+  EXPECT_EQ(set.notes["best_b"], 1e-05);
+  EXPECT_FALSE(set.notes.contains("best_b_tied"));
+  // Fewer divergences rank first whatever the others' mean.
+  trials.back() = record("finished", {{"arm", "b"}, {"optim", {{"lr", 1e-04}}}},
+                         {{"val_acc", 0.50}, {"test_acc", 0.49}});
+  trials.back().seed = 2;
+  trials[trials.size() - 2] = record("finished", {{"arm", "b"}, {"optim", {{"lr", 1e-04}}}},
+                                     {{"val_acc", 0.50}, {"test_acc", 0.49}});
+  trials[trials.size() - 2].seed = 1;
+  trials[trials.size() - 3] = record("finished", {{"arm", "b"}, {"optim", {{"lr", 1e-04}}}},
+                                     {{"val_acc", 0.50}, {"test_acc", 0.49}});
+  trials[trials.size() - 3].seed = 0;
+  EXPECT_EQ(observations_for(claim, trials).notes["best_b"], 1e-04);
 }
 
 TEST(Claim, MinAndMaxSelectorsResolveOverAMetricKeyToo) {
@@ -1426,6 +1488,50 @@ TEST(Verdict, AThresholdOrPairedCompareOnThreeSeedsIsNotDecidedByTheirSignsAlone
   const Verdict clear = evaluate_claim(above, {{0, 1.0, ""}, {0, 1.1, ""}, {0, 0.9, ""}});
   EXPECT_EQ(clear.verdict, "supported") << clear.reason;
   EXPECT_NEAR(clear.ci.lo, 1.0 - 4.302653 * 0.1 / std::sqrt(3.0), 1e-5);
+}
+
+TEST(Stats, WelchsIntervalTakesEachArmsOwnSpreadAndSatterthwaitesDegreesOfFreedom) {
+  // b - a = 3, standard error sqrt(1/3 + 5/3), df = 4.0755 (R's t.test(b, a) says the same).
+  const Interval w = welch_interval({1, 2, 3}, {2, 4, 6, 8}, 0.95);
+  EXPECT_NEAR(w.lo, -0.89798, 1e-4);
+  EXPECT_NEAR(w.hi, 6.89798, 1e-4);
+  EXPECT_FALSE(welch_interval({1}, {2, 3}, 0.95).known());  // one value has no spread
+  const Interval flat = welch_interval({1, 1}, {3, 3, 3}, 0.95);
+  EXPECT_EQ(flat.lo, 2.0);
+  EXPECT_EQ(flat.hi, 2.0);
+}
+
+TEST(Verdict, AnUnpairedCompareOnThreeSeedsAnArmIsNotDecidedByTheirOrderAlone) {
+  // Every b above every a: each arm's resampled mean stays within its values, so the bootstrap
+  // interval was about [min b - max a, max b - min a] = [+0.01, +0.40], "supported", which three
+  // values in each arm from one distribution reach 1 time in 20 (5 % a side, not 2.5 %). The same
+  // six values as a trend over 2 x were held inconclusive. Welch's interval is about
+  // [-0.38, +0.67].
+  const std::vector<Observation> arms = {{0, 0.10, "a"}, {0, 0.11, "a"}, {0, 0.12, "a"},
+                                         {0, 0.13, "b"}, {0, 0.50, "b"}, {0, 0.14, "b"}};
+  const Verdict v = evaluate_claim(make("compare", +1, 0.0), arms);
+  EXPECT_EQ(v.verdict, "inconclusive") << v.reason;
+  const Interval w = welch_interval({0.10, 0.11, 0.12}, {0.13, 0.50, 0.14}, 0.95);
+  EXPECT_NEAR(v.ci.lo, w.lo, 1e-12);
+  EXPECT_NEAR(w.lo, -0.376, 0.002);
+  EXPECT_EQ(evaluate_claim(make("compare", -1, 0.0), arms).verdict, "inconclusive");
+  // On no effect at all, 3 seeds an arm: supported about 2.5 % of the time (it was 5 %).
+  std::mt19937_64 rng(11);
+  std::normal_distribution<double> noise(0.0, 1.0);
+  ClaimTest c = make("compare", +1, 0.0);
+  c.bootstrap.resamples = 1000;
+  int supported = 0;
+  const int draws = 1000;
+  for (int i = 0; i < draws; ++i) {
+    std::vector<Observation> null;
+    for (const char* arm : {"a", "a", "a", "b", "b", "b"}) null.push_back({0, noise(rng), arm});
+    supported += evaluate_claim(c, null).verdict == "supported";
+  }
+  EXPECT_LT(supported, 37) << supported << " of " << draws;  // (5 % is 50 +- 7; 2.5 % 25 +- 5)
+  // Arms far apart still decide it.
+  const std::vector<Observation> apart = {{0, 0.10, "a"}, {0, 0.11, "a"}, {0, 0.12, "a"},
+                                          {0, 0.30, "b"}, {0, 0.31, "b"}, {0, 0.32, "b"}};
+  EXPECT_EQ(evaluate_claim(make("compare", +1, 0.0), apart).verdict, "supported");
 }
 
 TEST(Verdict, ATrendOverTwoXPerfectlyOrderedByChanceIsNotDecided) {
