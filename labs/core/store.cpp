@@ -268,12 +268,22 @@ Store::Store(const std::string& path) : path_(path) {
   sqlite3_busy_timeout(db_, 60000);
   // Someone else's database gets no tables of ours, even from a command that only reads.
   std::string foreign;
-  bool ours = false;
+  bool ours = false, has_trials = false;
   try {
     Stmt q(db_, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name", path);
     while (q.step()) {
       ours = ours || q.text(0) == "trials";
       foreign += (foreign.empty() ? "" : ", ") + q.text(0);
+    }
+    // Another program's table of trials (Optuna's, say) is not ours: every empiric store's has
+    // had a hash and measures, which no such table was found with (it read as "a results
+    // database of another empiric version").
+    has_trials = ours;
+    if (ours) {
+      Stmt c(db_,
+             "SELECT count(*) FROM pragma_table_info('trials') WHERE name IN ('hash', 'measures')",
+             path);
+      ours = c.step() && c.i64(0) == 2;
     }
     if (ours) foreign.clear();
   } catch (const UserError&) {
@@ -283,7 +293,10 @@ Store::Store(const std::string& path) : path_(path) {
     sqlite3_close(db_);
     db_ = nullptr;
     throw UserError(path + ": not an empiric results database (its tables: " + foreign +
-                    "; no trials); allowed: a results database, or a new file");
+                    (!has_trials
+                         ? std::string("; no trials")
+                         : std::string("; its trials not empiric's, with no hash and measures")) +
+                    "); allowed: a results database, or a new file");
   }
   // An existing store of another version is named before kSchema meets its odd columns (an index
   // on a column it lacks failed as "no such column"); the tables kSchema adds are this version's.

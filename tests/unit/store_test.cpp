@@ -466,6 +466,33 @@ TEST(Store, AnotherProgramsDatabaseIsRefusedAndLeftAsItWas) {
   EXPECT_TRUE(store.trials().empty());
 }
 
+TEST(Store, AnotherProgramsTableOfTrialsDoesNotMakeItAStore) {
+  // Optuna keeps its trials in a table of that name: the file was called "a results database of
+  // another empiric version (its table trials has no column hash)", and to answer again.
+  testing::TempDir dir;
+  const std::string optuna = dir.file("optuna.db");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(optuna.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE studies(study_id INTEGER PRIMARY KEY, study_name TEXT); "
+                         "CREATE TABLE trials(trial_id INTEGER PRIMARY KEY, number INTEGER, "
+                         "study_id INTEGER, state TEXT)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  try {
+    Store store(optuna);
+    FAIL() << "opened";
+  } catch (const UserError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              optuna +
+                  ": not an empiric results database (its tables: studies, trials; its trials "
+                  "not empiric's, with no hash and measures); allowed: a results database, or a "
+                  "new file");
+  }
+  EXPECT_EQ(tables_of(optuna), (std::set<std::string>{"studies", "trials"}));
+}
+
 TEST(Store, ABatchsWritesLandTogetherOrNotAtAll) {
   // A trial recorded under --force: its old curve cleared, the new one and its record written.
   // A kill between them left the old record with no curve; in a Batch they are one write.
