@@ -1553,6 +1553,28 @@ TEST(Verdict, ATrendOverTwoXPerfectlyOrderedByChanceIsNotDecided) {
   EXPECT_LT(four.p_value, 0.001);
 }
 
+TEST(Stats, ANullBootstrapPValueResamplesGroupsCentredOnTheGrandMean) {
+  BootstrapOptions o;
+  o.resamples = 2000;
+  auto difference = [](const std::vector<std::vector<double>>& g) {
+    return mean(g[1]) - mean(g[0]);
+  };
+  const std::vector<std::vector<double>> apart = {{1, 2, 3}, {11, 12, 13}};
+  // Centred on 7, each group spans 7 -+ 1.22 (its spread, scaled by sqrt(3 / 2)): no resample's
+  // difference reaches the observed 10, and p is (1 + 0) / (1 + 2000), not 0.
+  EXPECT_DOUBLE_EQ(null_bootstrap_p(apart, difference, 10.0, o), 1.0 / 2001.0);
+  // A difference of 0 is reached about half the time (and at ties), the same for the same seed.
+  const double half = null_bootstrap_p(apart, difference, 0.0, o);
+  EXPECT_GT(half, 0.45);
+  EXPECT_LT(half, 0.65);
+  EXPECT_EQ(half, null_bootstrap_p(apart, difference, 0.0, o));
+  // A group of one value has no spread to keep: every draw of it is the grand mean.
+  const double alone = null_bootstrap_p(
+      {{5.0}, {1.0, 3.0}}, [](const std::vector<std::vector<double>>& g) { return g[0][0]; }, 3.0,
+      o);
+  EXPECT_DOUBLE_EQ(alone, 1.0);
+}
+
 TEST(Stats, APermutationPValueCountsTheShufflesThatReachTheObservedValue) {
   // The first value is the largest of four: 1 place in 4 puts it first.
   BootstrapOptions o;
