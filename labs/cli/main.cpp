@@ -13,6 +13,7 @@
 #include <iostream>
 #include <new>
 #include <system_error>
+#include <vector>
 
 #include "cli/commands.h"
 #include "core/errors.h"
@@ -312,6 +313,25 @@ int main(int argc, char** argv) {
       if (*answer || *report) {
         run_opts.progress = !no_progress && isatty(STDERR_FILENO) && !std::getenv("CI");
         return cli::answer_question(ctx, answer_q, run_opts, bool(*answer));
+      }
+      if (*bench) {
+        // Each suite's options are its own: given to the other suite they were ignored without a
+        // word (`--suite training --json x.json` wrote nothing).
+        const bool training = bench_suite == "training";
+        const std::vector<std::string> kernels_only = {"--filter", "--repetitions", "--binary",
+                                                       "--json"},
+                                       training_only = {"--config", "--members", "--epochs",
+                                                        "--batch",  "--device",  "--no-peers",
+                                                        "--tf32",   "--profile"};
+        const auto& mine = training ? training_only : kernels_only;
+        for (const std::string& name : training ? kernels_only : training_only)
+          if (bench->get_option(name)->count() > 0) {
+            std::string allowed;
+            for (const std::string& m : mine) allowed += (allowed.empty() ? "" : ", ") + m;
+            throw UserError("bench " + name + ": an option of the " +
+                            (training ? "kernels" : "training") + " suite, not of --suite " +
+                            bench_suite + "; allowed with it: " + allowed);
+          }
       }
       if (*bench && bench_suite == "training") {
         tb.peers = !no_peers;

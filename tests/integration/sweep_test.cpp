@@ -253,6 +253,25 @@ TEST(Sweep, ABatchLargerThanTheDataIsNotedOnceAloneOrInAPopulation) {
   }
 }
 
+TEST(Bench, ASuitesOptionGivenToTheOtherSuiteIsRefusedNotIgnored) {
+  // `--suite training --json x.json` wrote no JSON and said nothing; `--members` went unread by
+  // the kernels suite.
+  testing::TempDir dir;
+  Result json_file = empiric(dir, "bench --suite training --json " + dir.file("x.json"));
+  EXPECT_EQ(json_file.code, 2);
+  EXPECT_NE(json_file.err.find("empiric: bench --json: an option of the kernels suite, not of "
+                               "--suite training; allowed with it: --config, --members"),
+            std::string::npos)
+      << json_file.err;
+  EXPECT_FALSE(std::filesystem::exists(dir.file("r.db")));  // nothing ran
+  Result members = empiric(dir, "bench --members 4");
+  EXPECT_EQ(members.code, 2);
+  EXPECT_NE(members.err.find("bench --members: an option of the training suite, not of --suite "
+                             "kernels; allowed with it: --filter, --repetitions, --binary, --json"),
+            std::string::npos)
+      << members.err;
+}
+
 TEST(Bench, TheTrainingSuiteStoresSingleSequentialAndPopulationsRecords) {
   testing::TempDir dir;
   json doc = json::parse(kSweep);
