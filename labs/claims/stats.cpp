@@ -108,25 +108,29 @@ double expanded_level(double level, int n) {
   return std::erf(z / std::sqrt(2.0));  // 2 * Phi(z) - 1
 }
 
+namespace {
+
+// The squared standard error of v's mean, s^2 / n (at least 2 values).
+double squared_error(const std::vector<double>& v) {
+  const double m = mean(v);
+  double ss = 0;
+  for (double x : v) ss += (x - m) * (x - m);
+  return ss / double(v.size() - 1) / double(v.size());
+}
+
+}  // namespace
+
 Interval student_t_interval(const std::vector<double>& v, double level) {
   const size_t n = v.size();
   if (n < 2) return {};
   const double m = mean(v);
-  double ss = 0;
-  for (double x : v) ss += (x - m) * (x - m);
-  const double half = student_t_quantile((1 + level) / 2, double(n - 1)) *
-                      std::sqrt(ss / double(n - 1) / double(n));
+  const double half =
+      student_t_quantile((1 + level) / 2, double(n - 1)) * std::sqrt(squared_error(v));
   return {m - half, m + half};
 }
 
 Interval welch_interval(const std::vector<double>& a, const std::vector<double>& b, double level) {
   if (a.size() < 2 || b.size() < 2) return {};
-  auto squared_error = [](const std::vector<double>& v) {  // the variance of v's mean
-    const double m = mean(v);
-    double ss = 0;
-    for (double x : v) ss += (x - m) * (x - m);
-    return ss / double(v.size() - 1) / double(v.size());
-  };
   const double va = squared_error(a), vb = squared_error(b), d = mean(b) - mean(a);
   if (va + vb == 0) return {d, d};
   const double df =

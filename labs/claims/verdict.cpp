@@ -427,16 +427,21 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   // no effect at all (13 % in simulation, against the 2.5 % a side claimed). Student's t interval
   // is taken as well, and of the two the wider end on each side: the t interval's width where
   // seeds are few, the bootstrap's skew where a tail is long.
-  if ((t.kind == "threshold" || (t.kind == "compare" && t.paired)) && !t.outcome) {
-    std::vector<double> ys;  // (by seed: the seeds' means, as many as vary independently)
+  // A group's values for a t interval: by seed, the seeds' means, as many as vary independently.
+  auto values_of = [&](size_t g) {
+    std::vector<double> ys;
     if (by_seed)
-      for (const auto& unit : units[0]) {
+      for (const auto& unit : units[g]) {
         double sum = 0;
-        for (int i : unit) sum += groups[0][size_t(i)]->y;
+        for (int i : unit) sum += groups[g][size_t(i)]->y;
         ys.push_back(sum / double(unit.size()));
       }
     else
-      for (const Observation* o : groups[0]) ys.push_back(o->y);
+      for (const Observation* o : groups[g]) ys.push_back(o->y);
+    return ys;
+  };
+  if ((t.kind == "threshold" || (t.kind == "compare" && t.paired)) && !t.outcome) {
+    const std::vector<double> ys = values_of(0);
     const Interval s = student_t_interval(ys, t.bootstrap.level);
     const double shift = v.effect - mean(ys);  // the threshold or the margin
     if (s.known()) v.ci = {std::min(v.ci.lo, s.lo + shift), std::max(v.ci.hi, s.hi + shift)};
@@ -447,19 +452,9 @@ Verdict evaluate_claim(const ClaimTest& t, const std::vector<Observation>& all) 
   // claimed). Welch's t interval is taken as well, and of the two the wider end on each side.
   // (Resampled by seed: over the seeds' means.)
   if (t.kind == "compare" && !t.paired && !t.outcome) {
-    std::vector<double> arm[2];
-    for (size_t g = 0; g < 2; ++g) {
-      if (by_seed)
-        for (const auto& unit : units[g]) {
-          double sum = 0;
-          for (int i : unit) sum += groups[g][size_t(i)]->y;
-          arm[g].push_back(sum / double(unit.size()));
-        }
-      else
-        for (const Observation* o : groups[g]) arm[g].push_back(o->y);
-    }
-    const Interval w = welch_interval(arm[0], arm[1], t.bootstrap.level);
-    const double shift = v.effect - (mean(arm[1]) - mean(arm[0]));  // the margin
+    const std::vector<double> a = values_of(0), b = values_of(1);
+    const Interval w = welch_interval(a, b, t.bootstrap.level);
+    const double shift = v.effect - (mean(b) - mean(a));  // the margin
     if (w.known()) v.ci = {std::min(v.ci.lo, w.lo + shift), std::max(v.ci.hi, w.hi + shift)};
   }
   // A correlation resampled by seed: with 3 seeds its resamples only mix the seeds' own

@@ -1305,9 +1305,8 @@ void check_trials_start(const std::vector<json>& cfgs, const std::string& source
         {"batch_size", cfg["train"]["batch_size"]},
         {"mask_file", cfg["train"].value("mask_file", json())},
         {"measure", cfg.value("measure", json())},
-        // The classes an imbalance thins are counted in a draw (a subset,
-        // a validation split, a synthetic task's labels): how many
-        // training examples remain is each seed's own.
+        // The classes an imbalance thins are counted in a draw (a subset, a validation split, a
+        // synthetic task's labels): how many training examples remain is each seed's own.
         {"seed", cfg["data"].value("imbalance", 1.0) < 1.0
                      ? cfg.value("seed", json())
                      : json()}}.dump();

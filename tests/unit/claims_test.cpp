@@ -746,15 +746,8 @@ TEST(Claim, BestOverWhereEveryValueHadARunDivergeRanksByDivergencesThenTheOthers
   EXPECT_EQ(set.notes["best_b"], 1e-05);
   EXPECT_FALSE(set.notes.contains("best_b_tied"));
   // Fewer divergences rank first whatever the others' mean.
-  trials.back() = record("finished", {{"arm", "b"}, {"optim", {{"lr", 1e-04}}}},
-                         {{"val_acc", 0.50}, {"test_acc", 0.49}});
-  trials.back().seed = 2;
-  trials[trials.size() - 2] = record("finished", {{"arm", "b"}, {"optim", {{"lr", 1e-04}}}},
-                                     {{"val_acc", 0.50}, {"test_acc", 0.49}});
-  trials[trials.size() - 2].seed = 1;
-  trials[trials.size() - 3] = record("finished", {{"arm", "b"}, {"optim", {{"lr", 1e-04}}}},
-                                     {{"val_acc", 0.50}, {"test_acc", 0.49}});
-  trials[trials.size() - 3].seed = 0;
+  trials.resize(trials.size() - 3);  // 1e-04's three runs, none diverged now
+  for (int s = 0; s < 3; ++s) add("b", 1e-04, s, 0.50);
   EXPECT_EQ(observations_for(claim, trials).notes["best_b"], 1e-04);
 }
 

@@ -57,6 +57,14 @@ void write_trials(const std::string& db, int p, int n) {
   store.end_run(run, "finished");
 }
 
+// Runs `sql` on the database at `path` as another program (or a hand) would, without a Store.
+void exec_sql(const std::string& path, const char* sql) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  EXPECT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+}
+
 TEST(Environment, AvailableMemoryIsTheLeastOfTheHostsAndTheCgroupsLimits) {
   // In a container limited to 4 GiB on a 64 GiB host, MemAvailable is the host's: a data set
   // that fit it passed the guard, and the kernel ended empiric without a word.
@@ -471,15 +479,11 @@ TEST(Store, AnotherProgramsTableOfTrialsDoesNotMakeItAStore) {
   // another empiric version (its table trials has no column hash)", and to answer again.
   testing::TempDir dir;
   const std::string optuna = dir.file("optuna.db");
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(optuna.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "CREATE TABLE studies(study_id INTEGER PRIMARY KEY, study_name TEXT); "
-                         "CREATE TABLE trials(trial_id INTEGER PRIMARY KEY, number INTEGER, "
-                         "study_id INTEGER, state TEXT)",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  ASSERT_NO_FATAL_FAILURE(
+      exec_sql(optuna,
+               "CREATE TABLE studies(study_id INTEGER PRIMARY KEY, study_name TEXT); "
+               "CREATE TABLE trials(trial_id INTEGER PRIMARY KEY, number INTEGER, "
+               "study_id INTEGER, state TEXT)"));
   try {
     Store store(optuna);
     FAIL() << "opened";
@@ -687,12 +691,8 @@ TEST(Store, ATableAddedByHandWithAnOddNameIsLeftAloneOpenedOrMerged) {
   // with "near \"notes\": syntax error" (and the constructor left the database open).
   testing::TempDir dir;
   write_trials(dir.file("b.db"), 1, 2);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(dir.file("b.db").c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE \"run notes\"(text TEXT); CREATE TABLE \"order\"(x)",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  ASSERT_NO_FATAL_FAILURE(exec_sql(
+      dir.file("b.db"), "CREATE TABLE \"run notes\"(text TEXT); CREATE TABLE \"order\"(x)"));
   EXPECT_EQ(Store(dir.file("b.db")).trials().size(), 2u);
   Store a(dir.file("a.db"));
   EXPECT_EQ(a.merge_from(dir.file("b.db")), 2);
@@ -705,14 +705,9 @@ TEST(Store, AMergeThatThisStoreRefusesNamesThisStoreNotTheOtherAsForeign) {
   write_trials(dir.file("b.db"), 1, 2);
   const std::string here = dir.file("a.db");
   { Store a(here); }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(here.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db,
-                         "CREATE TRIGGER refuse BEFORE INSERT ON trials BEGIN SELECT "
-                         "RAISE(ABORT, 'this store refuses'); END",
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  ASSERT_NO_FATAL_FAILURE(exec_sql(here,
+                                   "CREATE TRIGGER refuse BEFORE INSERT ON trials BEGIN SELECT "
+                                   "RAISE(ABORT, 'this store refuses'); END"));
   Store a(here);
   try {
     a.merge_from(dir.file("b.db"));
